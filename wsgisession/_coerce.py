@@ -1,0 +1,327 @@
+"""The checks and parsers that :mod:`wsgisession.config`'s schema is made of.
+
+A check takes ``(key, value)`` with a Python value and returns it
+normalized, or raises :class:`ConfigError` naming the key, the value and
+what was expected. A parser takes ``(key, text)`` with an ini string and
+returns the Python value that the check then sees. Parsers are strict:
+they never guess, so a value means one thing whichever key it is given to.
+Also here: importing ``package.module:Name`` values, and the "did you
+mean" hint for unknown keys.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import math
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from .errors import ConfigError
+
+Check = Callable[[str, Any], Any]
+Parse = Callable[[str, str], Any]
+
+#: ``package.module:Name`` with an optionally dotted ``Name``.
+DOTTED = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+
+#: RFC 6265 cookie-name: an RFC 7230 token.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_DOMAIN = re.compile(r"\.?[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
+_PATH = re.compile(r"/[!-:<-~]*")  # printable ASCII without space or ';'
+_PRINTABLE = re.compile(r"[!-~]+")  # printable ASCII without space
+_INT = re.compile(r"[+-]?[0-9]+")
+_FLOAT = re.compile(r"[+-]?[0-9]+(\.[0-9]*)?|[+-]?\.[0-9]+")
+
+#: A guard against durations that would overflow date arithmetic later.
+MAX_SECONDS = 100 * 366 * 86400
+
+_TRUE = ("true", "yes", "on")
+_FALSE = ("false", "no", "off")
+_SAMESITE = ("Lax", "Strict", "None")
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+BUILTIN_STORES = ("memory", "file", "sqlite", "memcached", "redis", "cookie")
+
+#: Names people bring from Beaker and Django, and what they are called here.
+_RENAMED = {
+    "type": "store",
+    "data_dir": "file_path",
+    "key": "cookie_name",
+    "secret": "secret_key",
+    "validate_key": "secret_key",
+    "timeout": "cookie_age",
+    "cookie_expires": "cookie_age",
+    "secure": "cookie_secure",
+    "httponly": "cookie_httponly",
+    "samesite": "cookie_samesite",
+    "auto": "save_every_request",
+    "data_serializer": "serializer",
+    "url": "redis_url",
+}
+
+
+def invalid(key: str, value: object, expected: str) -> ConfigError:
+    """The ConfigError for a bad value: names the key, value and expectation."""
+    return ConfigError(f"invalid value for {key!r}: {value!r}; expected {expected}")
+
+
+def has_dumps_loads(obj: object) -> bool:
+    """Whether ``obj`` looks like a serializer (callable ``dumps`` and ``loads``)."""
+    return callable(getattr(obj, "dumps", None)) and callable(
+        getattr(obj, "loads", None)
+    )
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# -- checks of Python values ------------------------------------------------
+
+
+def boolean(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise invalid(key, value, "True or False")
+    return value
+
+
+def seconds(minimum: int, *, optional: bool = False) -> Check:
+    """A check for whole seconds from ``minimum`` (or None if ``optional``)."""
+    expected = f"a whole number of seconds from {minimum} to {MAX_SECONDS}"
+    if optional:
+        expected += ", or None"
+
+    def check(key: str, value: Any) -> int | None:
+        if value is None and optional:
+            return None
+        if not _is_int(value) or not minimum <= value <= MAX_SECONDS:
+            raise invalid(key, value, expected)
+        return int(value)
+
+    return check
+
+
+def non_negative_float(key: str, value: Any) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise invalid(key, value, "a finite number of seconds >= 0")
+    return float(value)
+
+
+def _matching(pattern: re.Pattern[str], expected: str, *, optional: bool) -> Check:
+    """A check for a string matching ``pattern`` (or None if ``optional``)."""
+    if optional:
+        expected += ", or None"
+
+    def check(key: str, value: Any) -> str | None:
+        if value is None and optional:
+            return None
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            raise invalid(key, value, expected)
+        return value
+
+    return check
+
+
+cookie_name = _matching(
+    _TOKEN, "a cookie name: letters, digits and !#$%&'*+-.^_`|~", optional=False
+)
+cookie_domain = _matching(_DOMAIN, "a domain name such as example.com", optional=True)
+cookie_path = _matching(
+    _PATH, "a path starting with '/' without spaces or ';'", optional=False
+)
+environ_key = _matching(
+    re.compile(r".+", re.DOTALL), "a non-empty string", optional=False
+)
+key_prefix = _matching(_PRINTABLE, "printable ASCII without spaces", optional=True)
+secret = _matching(re.compile(r".+", re.DOTALL), "a non-empty string", optional=True)
+
+
+def secure(key: str, value: Any) -> bool | str:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() == "auto":
+        return "auto"
+    raise invalid(key, value, "True, False or 'auto'")
+
+
+def samesite(key: str, value: Any) -> Any:
+    if value is False:
+        return False
+    if isinstance(value, str):
+        for choice in _SAMESITE:
+            if value.lower() == choice.lower():
+                return choice
+    hint = " (False omits the attribute; 'None' sends SameSite=None)"
+    raise invalid(key, value, "'Lax', 'Strict', 'None' or False" + hint)
+
+
+def path(key: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str) or not value:
+        raise invalid(key, value, "a file system path, or None")
+    return value
+
+
+def redis_url(key: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.startswith(_REDIS_SCHEMES):
+        raise invalid(key, value, "a URL starting with redis://, rediss:// or unix://")
+    return value
+
+
+def word_list(key: str, value: Any) -> tuple[str, ...]:
+    expected = "a list of strings without spaces"
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise invalid(key, value, expected + ", not one string")
+    for item in value:
+        if not isinstance(item, str) or not _PRINTABLE.fullmatch(item):
+            raise invalid(key, value, expected)
+    return tuple(value)
+
+
+def import_dotted(path: str, *, key: str = "") -> Any:
+    """Import ``"package.module:Name"`` (``Name`` may be dotted); else ConfigError."""
+    where = f"{key}: " if key else ""
+    if not DOTTED.fullmatch(path):
+        raise ConfigError(f"{where}{path!r} is not of the form 'package.module:Name'")
+    module_name, _, attribute = path.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"{where}cannot import {path!r}: {exc}") from exc
+    return obj
+
+
+def serializer(key: str, value: Any) -> Any:
+    if isinstance(value, str):
+        if value.lower() in ("json", "pickle"):
+            return value.lower()
+        if DOTTED.fullmatch(value):
+            target = import_dotted(value, key=key)
+            if has_dumps_loads(target):
+                return value
+            raise invalid(key, value, "an importable object with dumps() and loads()")
+    elif has_dumps_loads(value):
+        return value
+    raise invalid(
+        key,
+        value,
+        "'json', 'pickle', 'package.module:Name' or an object with callable "
+        "dumps(obj) -> bytes and loads(bytes) -> obj",
+    )
+
+
+def store_name(key: str, value: Any) -> str:
+    if isinstance(value, str):
+        if value.lower() in BUILTIN_STORES:
+            return value.lower()
+        if DOTTED.fullmatch(value):
+            return value
+    raise invalid(
+        key, value, f"one of {', '.join(BUILTIN_STORES)} or 'package.module:Class'"
+    )
+
+
+def unknown_key(
+    key: str, name: str, prefix: str, schema: Mapping[str, Any]
+) -> ConfigError:
+    """ConfigError for an unknown key, with the nearest valid name as a hint."""
+    guess = _RENAMED.get(name.lower())
+    if guess is None:
+        close = difflib.get_close_matches(name, list(schema), n=1, cutoff=0.6)
+        guess = close[0] if close else None
+    if guess is not None:
+        return ConfigError(f"unknown option {key!r}; did you mean {prefix + guess!r}?")
+    names = ", ".join(prefix + known for known in schema)
+    return ConfigError(f"unknown option {key!r}; the options are: {names}")
+
+
+# -- parsers of ini strings -------------------------------------------------
+
+
+def parse_text(key: str, raw: str) -> str:
+    text = raw.strip()
+    if not text:
+        raise ConfigError(f"empty value for {key!r}")
+    return text
+
+
+def parse_optional_text(key: str, raw: str) -> str | None:
+    text = raw.strip()
+    if not text:
+        raise ConfigError(f"empty value for {key!r}; write 'none' for no value")
+    return None if text.lower() == "none" else text
+
+
+def parse_int(key: str, raw: str) -> int:
+    text = raw.strip()
+    if not _INT.fullmatch(text):
+        raise invalid(
+            key, raw, "a whole number of seconds written in digits, e.g. 3600"
+        )
+    return int(text)
+
+
+def parse_optional_int(key: str, raw: str) -> int | None:
+    return None if raw.strip().lower() == "none" else parse_int(key, raw)
+
+
+def parse_float(key: str, raw: str) -> float:
+    text = raw.strip()
+    if not _FLOAT.fullmatch(text):
+        raise invalid(key, raw, "a number of seconds written in digits, e.g. 2.5")
+    return float(text)
+
+
+def parse_bool(key: str, raw: str) -> bool:
+    word = raw.strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    if word in ("1", "0"):
+        raise ConfigError(
+            f"invalid value for {key!r}: {raw!r}; write true or false. Digits are "
+            "refused for booleans: Beaker reads '0' as false for some keys and as "
+            "a number of seconds for others, so here a boolean is only "
+            "true/false, yes/no or on/off"
+        )
+    raise invalid(key, raw, "true or false (or yes/no, on/off)")
+
+
+def parse_secure(key: str, raw: str) -> bool | str:
+    if raw.strip().lower() == "auto":
+        return "auto"
+    try:
+        return parse_bool(key, raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc} (or auto, for Secure over https only)") from None
+
+
+def parse_samesite(key: str, raw: str) -> Any:
+    word = raw.strip().lower()
+    if word in _FALSE:
+        return False
+    if word not in ("lax", "strict", "none"):
+        raise invalid(
+            key, raw, "lax, strict, none (SameSite=None) or false (no attribute)"
+        )
+    return word
+
+
+def parse_list(key: str, raw: str) -> tuple[str, ...]:
+    return tuple(raw.split())

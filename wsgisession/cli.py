@@ -1,0 +1,215 @@
+"""The ``wsgisession`` command: ``demo``, ``clear-expired`` and ``check``."""
+
+from __future__ import annotations
+
+import argparse
+import configparser
+import os
+import secrets
+import sys
+import threading
+import time
+from collections.abc import Sequence
+
+from .config import parse_settings
+from .errors import ConfigError, SessionError
+from .keys import generate_key
+from .stores.base import Store
+
+PREFIX = "wsgisession."
+
+STORE_OPTIONS = {
+    "store": "store kind: memory, file, sqlite, memcached, redis, cookie or package.module:Class",
+    "file_path": "directory of the file store",
+    "sqlite_path": "database file of the SQLite store",
+    "memcached_servers": "memcached servers, whitespace-separated host:port",
+    "redis_url": "Redis URL (redis://, rediss://, unix://)",
+    "key_prefix": "key prefix for memcached and Redis",
+    "secret_key": "secret key of the signed cookie store",
+}
+
+
+def read_section(location: str) -> tuple[dict[str, str], dict[str, str], str]:
+    """The keys of ``FILE[#section]`` as Paste Deploy sees them: (local, globals, prefix).
+
+    A bare section name is looked up as ``filter:NAME`` then ``app:NAME``;
+    without one, the single section that uses ``egg:wsgisession`` is taken.
+    An ``app:`` section holds prefixed keys (``wsgisession.store``), as in Pyramid.
+    """
+    path, _, name = location.partition("#")
+    path = os.path.abspath(path)
+    here = {"here": os.path.dirname(path), "__file__": path}
+    parser = configparser.ConfigParser(defaults=here)
+    raw = configparser.ConfigParser(default_section="\0", interpolation=None)
+    # Paste Deploy keeps the case of keys: so must we, or check would accept
+    # a "Cookie_Age" that loadapp() then rejects.
+    parser.optionxform = raw.optionxform = str  # type: ignore[assignment,method-assign]
+    try:
+        if not parser.read(path) or not raw.read(path):
+            raise SessionError(f"cannot read configuration file {path}")
+        section = _find_section(raw, name, path)
+        local = {key: parser.get(section, key) for key in raw.options(section)}
+    except configparser.Error as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    globals_ = dict(parser.defaults())
+    prefix = PREFIX if section.startswith("app:") else ""
+    return local, globals_, prefix
+
+
+def _find_section(raw: configparser.ConfigParser, name: str, path: str) -> str:
+    if name:
+        for candidate in (name, f"filter:{name}", f"app:{name}"):
+            if raw.has_section(candidate):
+                return candidate
+        raise SessionError(
+            f"{path} has no section [{name}], [filter:{name}] or [app:{name}]"
+        )
+    using = [
+        s for s in raw.sections() if "wsgisession" in raw.get(s, "use", fallback="")
+    ]
+    if len(using) == 1:
+        return using[0]
+    raise SessionError(
+        f"{path}: name the section, as in {path}#filter:session "
+        f"(sections: {', '.join(raw.sections()) or 'none'})"
+    )
+
+
+def store_from_arguments(args: argparse.Namespace) -> Store:
+    """Build the store from ``--config`` or from the store options given."""
+    given = {
+        key: value
+        for key in STORE_OPTIONS
+        if (value := getattr(args, key, None)) is not None
+    }
+    if args.config:
+        if given:
+            options = ", ".join("--" + key.replace("_", "-") for key in given)
+            raise ConfigError(f"give either --config or {options}, not both")
+        local, globals_, prefix = read_section(args.config)
+        _, spec = parse_settings(local, prefix, global_conf=globals_)
+    else:
+        _, spec = parse_settings(given or {"store": "sqlite"})
+    return spec.build()
+
+
+def _add_store_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        metavar="FILE[#SECTION]",
+        help="ini file and section holding the wsgisession keys, e.g. app.ini#session",
+    )
+    for key, text in STORE_OPTIONS.items():
+        parser.add_argument("--" + key.replace("_", "-"), dest=key, help=text)
+
+
+def command_clear_expired(args: argparse.Namespace) -> int:
+    store = store_from_arguments(args)
+    done = threading.Event()
+    if sys.stderr.isatty():
+        threading.Thread(target=_show_progress, args=(store, done), daemon=True).start()
+    try:
+        removed = store.clear_expired()
+    finally:
+        done.set()
+    print(
+        f"removed {removed} expired session{'s' if removed != 1 else ''} from {store!r}"
+    )
+    return 0
+
+
+def _show_progress(store: Store, done: threading.Event) -> None:
+    """A spinner with the elapsed time, on a terminal, for long runs."""
+    start = time.monotonic()
+    frames = "|/-\\"
+    count = 0
+    while not done.wait(0.2):
+        elapsed = time.monotonic() - start
+        if elapsed > 1:
+            sys.stderr.write(
+                f"\r{frames[count % 4]} clearing {store!r}: {elapsed:.0f} s"
+            )
+            sys.stderr.flush()
+        count += 1
+    if time.monotonic() - start > 1:
+        sys.stderr.write("\n")
+
+
+def command_check(args: argparse.Namespace) -> int:
+    store = store_from_arguments(args)
+    if args.config:
+        local, globals_, prefix = read_section(args.config)
+        options, _ = parse_settings(local, prefix, global_conf=globals_)
+        print(f"configuration ok: {options}")
+    store.exists(generate_key())
+    print(f"store reached: {store!r}")
+    return 0
+
+
+def command_demo(args: argparse.Namespace) -> int:
+    from wsgiref.simple_server import make_server
+
+    from .demo import demo_app
+    from .middleware import SessionMiddleware
+
+    settings: dict[str, str] = {"store": args.store}
+    if args.store == "cookie":
+        settings["secret_key"] = secrets.token_urlsafe(32)
+    if args.store == "memcached":
+        settings["memcached_servers"] = args.memcached_servers
+    if args.store == "redis":
+        settings["redis_url"] = args.redis_url
+    _, spec = parse_settings(settings)
+    app = SessionMiddleware(demo_app, store=spec.build())
+    with make_server(args.host, args.port, app) as server:
+        print(
+            f"wsgisession demo on http://{args.host}:{server.server_port}/ ({app.store!r})"
+        )
+        print("press Ctrl-C to stop", flush=True)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wsgisession", description="Server-side sessions for WSGI apps."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    demo = commands.add_parser("demo", help="serve a small app that shows its session")
+    demo.add_argument("--store", default="sqlite", help="store kind (default: sqlite)")
+    demo.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    demo.add_argument(
+        "--port", type=int, default=8080, help="port (0 picks a free one)"
+    )
+    demo.add_argument(
+        "--memcached-servers", default="127.0.0.1:11211", help="for --store memcached"
+    )
+    demo.add_argument(
+        "--redis-url", default="redis://127.0.0.1:6379/0", help="for --store redis"
+    )
+    demo.set_defaults(handler=command_demo)
+    clear = commands.add_parser(
+        "clear-expired", help="remove expired sessions and print how many (for cron)"
+    )
+    _add_store_arguments(clear)
+    clear.set_defaults(handler=command_clear_expired)
+    check = commands.add_parser(
+        "check", help="validate a configuration and reach its store once"
+    )
+    _add_store_arguments(check)
+    check.set_defaults(handler=command_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        status: int = args.handler(args)
+    except SessionError as exc:
+        print(f"wsgisession {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    return status

@@ -1,0 +1,103 @@
+"""Reading the session cookie and writing ``Set-Cookie`` and ``Vary``.
+
+Parsing and formatting are werkzeug's; this module decides which
+attributes a session cookie carries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from werkzeug.http import dump_cookie
+from werkzeug.sansio.http import parse_cookie
+
+from .config import Settings
+from .errors import SessionCookieTooLarge
+
+__all__ = [
+    "COOKIE_SIZE_LIMIT",
+    "cookie_values",
+    "deleting_cookie",
+    "merge_vary",
+    "session_cookie",
+]
+
+#: The largest ``Set-Cookie`` value (name, value and attributes) browsers keep.
+COOKIE_SIZE_LIMIT = 4093
+
+
+def cookie_values(header: str | None, name: str) -> list[str]:
+    """Every value the ``Cookie`` header gives for ``name``, in order.
+
+    Malformed pairs elsewhere in the header are skipped by the parser, so
+    they never hide the session cookie. WSGI gives the header as latin-1;
+    bytes that are not UTF-8 become U+FFFD rather than an error.
+    """
+    if not header or name not in header:
+        return []
+    text = header.encode("latin-1", "replace").decode("utf-8", "replace")
+    return parse_cookie(text).getlist(name)
+
+
+def is_secure(settings: Settings, environ: Mapping[str, object]) -> bool:
+    """Whether the cookie gets ``Secure`` on this request."""
+    if settings.cookie_samesite == "None" or settings.cookie_partitioned:
+        return True
+    if settings.cookie_secure == "auto":
+        return environ.get("wsgi.url_scheme") == "https"
+    return bool(settings.cookie_secure)
+
+
+def session_cookie(
+    settings: Settings, value: str, max_age: int | None, secure: bool
+) -> tuple[str, str]:
+    """The ``Set-Cookie`` header carrying ``value``; no ``Max-Age`` means browser close.
+
+    Raises :class:`SessionCookieTooLarge` if browsers would drop it.
+    """
+    header = dump_cookie(
+        settings.cookie_name,
+        value,
+        max_age=max_age,
+        path=settings.cookie_path,
+        domain=settings.cookie_domain,
+        secure=secure,
+        httponly=settings.cookie_httponly,
+        samesite=settings.cookie_samesite or None,
+        partitioned=settings.cookie_partitioned,
+        max_size=0,
+    )
+    size = len(header.encode("latin-1", "replace"))
+    if size > COOKIE_SIZE_LIMIT:
+        raise SessionCookieTooLarge(size, COOKIE_SIZE_LIMIT)
+    return ("Set-Cookie", header)
+
+
+def deleting_cookie(settings: Settings, secure: bool) -> tuple[str, str]:
+    """A ``Set-Cookie`` that removes the session cookie: same Domain, Path, SameSite."""
+    header = dump_cookie(
+        settings.cookie_name,
+        "",
+        max_age=0,
+        expires=0,
+        path=settings.cookie_path,
+        domain=settings.cookie_domain,
+        secure=secure,
+        samesite=settings.cookie_samesite or None,
+        partitioned=settings.cookie_partitioned,
+        max_size=0,
+    )
+    return ("Set-Cookie", header)
+
+
+def merge_vary(headers: list[tuple[str, str]]) -> None:
+    """Add ``Cookie`` to the response's ``Vary`` header, in place, once."""
+    for index, (name, value) in enumerate(headers):
+        if name.lower() != "vary":
+            continue
+        tokens = [token.strip() for token in value.split(",") if token.strip()]
+        if "*" in tokens or any(token.lower() == "cookie" for token in tokens):
+            return
+        headers[index] = (name, ", ".join([*tokens, "Cookie"]))
+        return
+    headers.append(("Vary", "Cookie"))

@@ -1,0 +1,82 @@
+"""Expiry arithmetic, kept apart from the session so that it reads as rules.
+
+A session's custom expiry is stored as Django stores it: None (the global
+policy), an int of seconds of inactivity (0 = browser close), or an ISO-8601
+string for a fixed moment. All datetimes here are aware, in UTC.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+Expiry = None | int | str
+
+UTC = datetime.UTC
+
+
+def utcnow() -> datetime.datetime:
+    """The current time, aware, in UTC."""
+    return datetime.datetime.now(UTC)
+
+
+def as_utc(moment: datetime.datetime) -> datetime.datetime:
+    """``moment`` as an aware UTC datetime; a naive one is taken to be UTC."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def encode_expiry(value: object) -> Expiry:
+    """The stored form of a ``set_expiry()`` argument."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise TypeError(
+            "set_expiry() takes seconds, a datetime, a timedelta or None, not a bool"
+        )
+    if isinstance(value, int):
+        return value
+    if isinstance(value, datetime.timedelta):
+        return (utcnow() + value).isoformat()
+    if isinstance(value, datetime.datetime):
+        return as_utc(value).isoformat()
+    raise TypeError(
+        f"set_expiry() takes seconds, a datetime, a timedelta or None, not {type(value).__name__}"
+    )
+
+
+def decode_moment(expiry: object) -> datetime.datetime | None:
+    """The fixed moment a stored expiry names, or None if it names none."""
+    if isinstance(expiry, datetime.datetime):
+        return as_utc(expiry)
+    if isinstance(expiry, str):
+        return as_utc(datetime.datetime.fromisoformat(expiry))
+    return None
+
+
+def expiry_age(expiry: object, modification: datetime.datetime, cookie_age: int) -> int:
+    """Seconds from ``modification`` until the session expires (Django's rule).
+
+    No custom expiry, or browser-close (0), gives ``cookie_age``; an int is
+    returned as it is; a moment gives the whole seconds left until it.
+    """
+    if not expiry:
+        return cookie_age
+    if isinstance(expiry, int):
+        return expiry
+    moment = decode_moment(expiry)
+    if moment is None:
+        raise TypeError(f"unusable expiry {expiry!r}")
+    delta = moment - as_utc(modification)
+    return delta.days * 86400 + delta.seconds
+
+
+def expiry_date(
+    expiry: object, modification: datetime.datetime, cookie_age: int
+) -> datetime.datetime:
+    """The moment the session expires if saved at ``modification``."""
+    moment = decode_moment(expiry)
+    if moment is not None:
+        return moment
+    seconds = expiry if isinstance(expiry, int) and expiry else cookie_age
+    return as_utc(modification) + datetime.timedelta(seconds=seconds)

@@ -1,0 +1,36 @@
+"""Session ids: how they are made, checked, and turned into storage keys.
+
+An id is 32 random bytes from :mod:`secrets` (256 bits), URL-safe base64
+without padding: always 43 characters. Stores never see raw ids as storage
+keys: they use :func:`storage_key`, a SHA-256 of the id, so a dump of the
+store or a directory listing yields nothing a client could present.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+
+KEY_BYTES = 32
+KEY_LENGTH = 43
+_KEY_FORMAT = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
+def generate_key() -> str:
+    """Return a fresh session id with 256 bits of randomness."""
+    return secrets.token_urlsafe(KEY_BYTES)
+
+
+def is_valid_key(value: object) -> bool:
+    """Whether ``value`` has the exact shape of an id :func:`generate_key` makes."""
+    return (
+        type(value) is str
+        and len(value) == KEY_LENGTH
+        and _KEY_FORMAT.fullmatch(value) is not None
+    )
+
+
+def storage_key(session_key: str) -> str:
+    """The name a server-side store files a session under (hex SHA-256)."""
+    return hashlib.sha256(session_key.encode("ascii")).hexdigest()

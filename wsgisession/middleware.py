@@ -1,0 +1,78 @@
+"""SessionMiddleware: puts a lazily loaded session into each request's environ."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from .config import Settings
+from .errors import ConfigError
+from .response import ResponseHook
+from .serializers import PickleSerializer, resolve_serializer
+from .session import Session
+from .stores.base import Store
+
+__all__ = ["SessionMiddleware"]
+
+logger = logging.getLogger(__name__)
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+_default_store_logged = False
+
+
+def default_store() -> Store:
+    """The store used when none is given: SQLite at its documented default path."""
+    global _default_store_logged
+    from .stores.sqlite import SQLiteStore
+
+    store = SQLiteStore()
+    if not _default_store_logged:
+        _default_store_logged = True
+        logger.info("no store given; using %r", store)
+    return store
+
+
+class SessionMiddleware:
+    """WSGI middleware giving each request ``environ["wsgisession"]``.
+
+    Nothing is read from the store until the app first uses the session,
+    and nothing is written unless it changed (or ``save_every_request``).
+    Options are those of :class:`~wsgisession.config.Settings`; an unknown
+    or invalid one raises :class:`~wsgisession.errors.ConfigError` here.
+    """
+
+    def __init__(
+        self, app: WSGIApp, store: Store | None = None, **options: Any
+    ) -> None:
+        self.app = app
+        self.settings = Settings.from_options(options)
+        self.store = store if store is not None else default_store()
+        self.serializer = resolve_serializer(self.settings.serializer)
+        if self.store.client_side and isinstance(self.serializer, PickleSerializer):
+            raise ConfigError(
+                f"serializer: 'pickle' is refused with {type(self.store).__name__}: "
+                "a client-side store must not unpickle what a client sends"
+            )
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        hook = ResponseHook(self, environ, start_response)
+        environ[self.settings.environ_key] = Session(
+            self.store,
+            self.settings,
+            serializer=self.serializer,
+            key_source=hook.read_key if "HTTP_COOKIE" in environ else None,
+        )
+        return hook.respond(self.app(environ, hook.start_response))
+
+    def open_session(self, session_key: str | None = None) -> Session:
+        """A session on this middleware's store and options, bound to no request."""
+        return Session(
+            self.store, self.settings, session_key or None, serializer=self.serializer
+        )
+
+    def __repr__(self) -> str:
+        return f"SessionMiddleware({self.app!r}, store={self.store!r})"

@@ -1,0 +1,155 @@
+"""Serializers turn the session envelope into bytes and back.
+
+The default, :class:`TaggedJSONSerializer`, is JSON with a small tag scheme
+so that the types a web app commonly keeps in a session round-trip:
+datetime, date, time, timedelta, UUID, Decimal, bytes, tuple and set. A
+value of any other type is refused at save time, naming its key. Pickle is
+available for server-side stores only, and only when asked for by name.
+
+A serializer is any object with ``dumps(obj) -> bytes`` and
+``loads(bytes) -> obj``.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import decimal
+import json
+import pickle
+import uuid
+from collections.abc import Callable
+from typing import Any, Protocol
+
+__all__ = [
+    "PickleSerializer",
+    "Serializer",
+    "TaggedJSONSerializer",
+    "resolve_serializer",
+]
+
+
+class Serializer(Protocol):
+    """What a serializer must provide."""
+
+    def dumps(self, obj: Any) -> bytes: ...
+
+    def loads(self, data: bytes) -> Any: ...
+
+
+# A tagged value is a one-item dict whose key starts with a space, which no
+# ordinary session key is expected to do; a real dict of that shape is
+# itself wrapped in the " dict" tag, as a [key, value] pair rather than a
+# dict, since JSON decoding sees inner objects before outer ones.
+_ENCODERS: list[tuple[type, str, Callable[[Any], Any]]] = [
+    (datetime.datetime, " dt", lambda v: v.isoformat()),
+    (datetime.date, " d", lambda v: v.isoformat()),
+    (datetime.time, " t", lambda v: v.isoformat()),
+    (datetime.timedelta, " td", lambda v: [v.days, v.seconds, v.microseconds]),
+    (uuid.UUID, " u", lambda v: v.hex),
+    (decimal.Decimal, " dec", str),
+    (bytes, " b", lambda v: base64.b64encode(v).decode("ascii")),
+]
+
+_DECODERS: dict[str, Callable[[Any], Any]] = {
+    " dt": datetime.datetime.fromisoformat,
+    " d": datetime.date.fromisoformat,
+    " t": datetime.time.fromisoformat,
+    " td": lambda v: datetime.timedelta(days=v[0], seconds=v[1], microseconds=v[2]),
+    " u": uuid.UUID,
+    " dec": decimal.Decimal,
+    " b": base64.b64decode,
+}
+
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _tag(value: Any) -> Any:
+    """Return ``value`` rewritten so that plain JSON can carry it."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind is dict:
+        tagged = {key: _tag(item) for key, item in value.items()}
+        if len(tagged) == 1:
+            ((key, item),) = tagged.items()
+            if isinstance(key, str) and key.startswith(" "):
+                return {" dict": [key, item]}
+        return tagged
+    if kind is list:
+        return [_tag(item) for item in value]
+    if kind is tuple:
+        return {" tuple": [_tag(item) for item in value]}
+    if kind is set or kind is frozenset:
+        return {" set": [_tag(item) for item in value]}
+    for base, tag, encode in _ENCODERS:
+        if isinstance(value, base):
+            return {tag: encode(value)}
+    raise TypeError(f"values of type {kind.__name__} are not JSON serializable")
+
+
+def _untag(obj: dict[str, Any]) -> Any:
+    if len(obj) != 1:
+        return obj
+    ((tag, value),) = obj.items()
+    if not tag.startswith(" "):
+        return obj
+    if tag == " dict":
+        return {value[0]: value[1]}
+    if tag == " tuple":
+        return tuple(value)
+    if tag == " set":
+        return set(value)
+    decode = _DECODERS.get(tag)
+    return obj if decode is None else decode(value)
+
+
+class TaggedJSONSerializer:
+    """Compact JSON, with tags for the common non-JSON types (the default)."""
+
+    def dumps(self, obj: Any) -> bytes:
+        text = json.dumps(_tag(obj), separators=(",", ":"), ensure_ascii=False)
+        return text.encode("utf-8")
+
+    def loads(self, data: bytes) -> Any:
+        return json.loads(data, object_hook=_untag)
+
+    def __repr__(self) -> str:
+        return "TaggedJSONSerializer()"
+
+
+class PickleSerializer:
+    """Pickle, for server-side stores only: loading runs code named by the data."""
+
+    def dumps(self, obj: Any) -> bytes:
+        return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def loads(self, data: bytes) -> Any:
+        return pickle.loads(data)
+
+    def __repr__(self) -> str:
+        return "PickleSerializer()"
+
+
+def resolve_serializer(value: Any) -> Serializer:
+    """Turn the ``serializer`` option ("json", "pickle", a dotted path or an object) into an object."""
+    if value == "json":
+        return TaggedJSONSerializer()
+    if value == "pickle":
+        return PickleSerializer()
+    if isinstance(value, str):
+        from .config import import_dotted
+
+        value = import_dotted(value)
+        if isinstance(value, type):
+            value = value()
+    if callable(getattr(value, "dumps", None)) and callable(
+        getattr(value, "loads", None)
+    ):
+        return value  # type: ignore[no-any-return]
+    from .errors import ConfigError
+
+    raise ConfigError(
+        f"serializer: {value!r} has no dumps() and loads(); expected 'json', 'pickle', "
+        "'package.module:Name' or an object with dumps(obj) -> bytes and loads(bytes) -> obj"
+    )

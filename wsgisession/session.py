@@ -1,0 +1,404 @@
+"""The session object: a lazily loaded mapping with Django's semantics.
+
+A :class:`Session` loads its record on first use, records which keys this
+request set or deleted, and on save applies only those changes to the
+record as it is now in the store (inside the store's atomic section), so
+that concurrent requests changing different keys never undo each other.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import time
+from collections.abc import (
+    Callable,
+    ItemsView,
+    Iterator,
+    KeysView,
+    MutableMapping,
+    ValuesView,
+)
+from typing import (
+    Any,
+)
+
+from . import expiry as rules
+from . import saving
+from .config import Settings
+from .serializers import Serializer, resolve_serializer
+from .stores.base import Record, Store
+
+__all__ = ["Session"]
+
+logger = logging.getLogger(__name__)
+
+TEST_COOKIE_NAME = "testcookie"
+TEST_COOKIE_VALUE = "worked"
+
+_UNSET: Any = object()
+_IMMUTABLE = (str, int, float, bool, type(None), bytes)
+
+
+class Session(MutableMapping[str, Any]):
+    """A session bound to a store. ``environ["wsgisession"]`` is one of these.
+
+    ``accessed`` and ``modified`` are plain attributes, as in Django: any
+    use of the mapping sets ``accessed``; a change sets ``modified``, and an
+    app may set it itself after changing a nested value (wsgisession also
+    notices such changes on its own).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings | None = None,
+        session_key: str | None = None,
+        *,
+        serializer: Serializer | None = None,
+        key_source: Callable[[], str | None] | None = None,
+    ) -> None:
+        self._store = store
+        self._settings = settings if settings is not None else Settings()
+        self._serializer = serializer or resolve_serializer(self._settings.serializer)
+        self._key_source = key_source
+        self._session_key = session_key if store.is_valid_key(session_key) else None
+        self._data: dict[str, Any] | None = None
+        self._record: Record | None = None
+        self._stored = False
+        self._created: float | None = None
+        self._expiry: rules.Expiry = None
+        self._expiry_changed = False
+        self._changed: set[str] = set()
+        self._deleted: set[str] = set()
+        self._cleared = False
+        self._snapshots: dict[str, bytes] = {}
+        self.accessed = False
+        self.modified = False
+
+    # -- key and loading ---------------------------------------------------
+
+    @property
+    def session_key(self) -> str | None:
+        """The session's id, or None until it is first saved."""
+        if self._key_source is not None:
+            self._resolve_key()
+        return self._session_key
+
+    def _resolve_key(self) -> None:
+        source, self._key_source = self._key_source, None
+        if source is not None:
+            candidate = source()
+            if self._store.is_valid_key(candidate):
+                self._session_key = candidate
+
+    def _get_data(self) -> dict[str, Any]:
+        self.accessed = True
+        data = self._data
+        return data if data is not None else self._load()
+
+    def _load(self) -> dict[str, Any]:
+        self._resolve_key()
+        data: dict[str, Any] = {}
+        if self._session_key is not None:
+            record = self._store.load(self._session_key)
+            envelope = None if record is None else self._decode(record.payload)
+            if record is None or (envelope and self._timed_out(envelope[1])):
+                self._session_key = None
+            else:
+                if envelope is not None:
+                    data, self._created, self._expiry = envelope
+                self._stored, self._record = True, record
+        if self._created is None:
+            self._created = time.time()
+        self._data = data
+        self._take_snapshots()
+        return data
+
+    def _decode(
+        self, payload: bytes
+    ) -> tuple[dict[str, Any], float, rules.Expiry] | None:
+        """The envelope's parts (data, created, expiry), or None for a corrupt record."""
+        try:
+            envelope = self._serializer.loads(payload)
+            if envelope.get("v") != saving.FORMAT_VERSION:
+                raise ValueError(f"unknown record format {envelope.get('v')!r}")
+            data, created, expiry = (
+                envelope["data"],
+                envelope["created"],
+                envelope["expiry"],
+            )
+            if not isinstance(data, dict) or not isinstance(created, (int, float)):
+                raise TypeError("malformed envelope")
+            if not (expiry is None or type(expiry) is int or isinstance(expiry, str)):
+                raise TypeError(f"malformed expiry {expiry!r}")
+            rules.decode_moment(expiry)
+        except Exception as exc:  # noqa: BLE001 - any decoding failure means corrupt
+            logger.warning(
+                "corrupt session record in %r (%s: %s); starting an empty session",
+                self._store,
+                type(exc).__name__,
+                exc,
+            )
+            return None
+        return data, float(created), expiry
+
+    def _timed_out(self, created: float) -> bool:
+        """Whether ``absolute_timeout`` has passed since the session was created."""
+        timeout = self._settings.absolute_timeout
+        return timeout is not None and created + timeout <= time.time()
+
+    def _take_snapshots(self) -> None:
+        dumps = self._serializer.dumps
+        assert self._data is not None
+        self._snapshots = {
+            key: dumps(value)
+            for key, value in self._data.items()
+            if type(value) not in _IMMUTABLE
+        }
+
+    def load(self) -> None:
+        """Load the record now rather than on first use (sets ``accessed``)."""
+        self._get_data()
+
+    def has_unsaved_changes(self) -> bool:
+        """Whether something changed since the last save (or load)."""
+        return bool(
+            self._changed or self._deleted or self._cleared or self._expiry_changed
+        ) or (self._data is not None and not self._stored)
+
+    def detect_changes(self) -> bool:
+        """Notice values changed in place since they were loaded; True if any were."""
+        data = self._data
+        if data is None or not self._snapshots:
+            return False
+        dumps = self._serializer.dumps
+        found = False
+        for key, snapshot in self._snapshots.items():
+            if (
+                key in data
+                and key not in self._changed
+                and dumps(data[key]) != snapshot
+            ):
+                self._changed.add(key)
+                found = True
+        if found:
+            self.modified = True
+        return found
+
+    # -- mapping -----------------------------------------------------------
+
+    def __getitem__(self, key: str) -> Any:
+        return self._get_data()[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._get_data()[key] = value
+        self._changed.add(key)
+        self._deleted.discard(key)
+        self.modified = True
+
+    def __delitem__(self, key: str) -> None:
+        del self._get_data()[key]
+        self._deleted.add(key)
+        self._changed.discard(key)
+        self.modified = True
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._get_data()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._get_data())
+
+    def __len__(self) -> int:
+        return len(self._get_data())
+
+    def __bool__(self) -> bool:
+        return not self.is_empty()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._get_data().get(key, default)
+
+    def pop(self, key: str, default: Any = _UNSET) -> Any:
+        data = self._get_data()
+        if key in data:
+            value = data.pop(key)
+            self._deleted.add(key)
+            self._changed.discard(key)
+            self.modified = True
+            return value
+        if default is _UNSET:
+            raise KeyError(key)
+        return default
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        data = self._get_data()
+        if key in data:
+            return data[key]
+        self[key] = default
+        return default
+
+    def update(self, other: Any = (), /, **kwargs: Any) -> None:
+        data = self._get_data()
+        incoming = dict(other, **kwargs)
+        data.update(incoming)
+        self._changed.update(incoming)
+        self._deleted.difference_update(incoming)
+        self.modified = True
+
+    def keys(self) -> KeysView[str]:
+        return self._get_data().keys()
+
+    def values(self) -> ValuesView[Any]:
+        return self._get_data().values()
+
+    def items(self) -> ItemsView[str, Any]:
+        return self._get_data().items()
+
+    def clear(self) -> None:
+        """Empty the session; the record stays (emptied) until the next save."""
+        self._get_data()
+        self._data = {}
+        self._cleared = True
+        self._changed.clear()
+        self._deleted.clear()
+        self._snapshots.clear()
+        self.modified = True
+
+    def is_empty(self) -> bool:
+        """True when the session has neither a key nor any data."""
+        if self.session_key is not None:
+            return False
+        return not self._data
+
+    # -- expiry ------------------------------------------------------------
+
+    def _current_expiry(self) -> rules.Expiry:
+        self._get_data()
+        return self._expiry
+
+    def set_expiry(
+        self, value: int | datetime.datetime | datetime.timedelta | None
+    ) -> None:
+        """Set when the session expires: seconds of inactivity, 0 for browser
+        close, a datetime or timedelta for a fixed moment, None for the default."""
+        encoded = rules.encode_expiry(value)
+        if encoded is None and self._current_expiry() is None:
+            return
+        self._current_expiry()
+        self._expiry = encoded
+        self._expiry_changed = True
+        self.modified = True
+
+    def get_session_cookie_age(self) -> int:
+        """The default expiry in seconds (the ``cookie_age`` option)."""
+        return self._settings.cookie_age
+
+    def get_expiry_age(
+        self, *, modification: datetime.datetime | None = None, expiry: Any = _UNSET
+    ) -> int:
+        """Seconds from ``modification`` (default: now) until the session expires."""
+        if expiry is _UNSET:
+            expiry = self._current_expiry()
+        moment = rules.utcnow() if modification is None else modification
+        return rules.expiry_age(expiry, moment, self.get_session_cookie_age())
+
+    def get_expiry_date(
+        self, *, modification: datetime.datetime | None = None, expiry: Any = _UNSET
+    ) -> datetime.datetime:
+        """The moment (aware, UTC) the session expires if saved at ``modification``."""
+        if expiry is _UNSET:
+            expiry = self._current_expiry()
+        moment = rules.utcnow() if modification is None else modification
+        return rules.expiry_date(expiry, moment, self.get_session_cookie_age())
+
+    def get_expire_at_browser_close(self) -> bool:
+        """Whether the cookie should last only until the browser closes."""
+        expiry = self._current_expiry()
+        if expiry is None:
+            return bool(self._settings.expire_at_browser_close)
+        return expiry == 0
+
+    def cookie_max_age(self) -> int | None:
+        """The cookie's ``Max-Age``: None for browser close, capped by ``absolute_timeout``."""
+        if self.get_expire_at_browser_close():
+            return None
+        age = self.get_expiry_age()
+        return min(age, self._absolute_remaining(time.time()))
+
+    def _absolute_remaining(self, now: float) -> int:
+        timeout = self._settings.absolute_timeout
+        if timeout is None or self._created is None:
+            return 1 << 62
+        return int(self._created + timeout - now)
+
+    def _expires_at(self, expiry: rules.Expiry, created: float, now: float) -> float:
+        moment = datetime.datetime.fromtimestamp(now, rules.UTC)
+        age = rules.expiry_age(expiry, moment, self.get_session_cookie_age())
+        timeout = self._settings.absolute_timeout
+        limit = created + timeout if timeout is not None else now + age
+        return min(now + age, limit)
+
+    # -- test cookie -------------------------------------------------------
+
+    def set_test_cookie(self) -> None:
+        """Store a marker to check, on the next request, that cookies work."""
+        self[TEST_COOKIE_NAME] = TEST_COOKIE_VALUE
+
+    def test_cookie_worked(self) -> bool:
+        """Whether the marker of :meth:`set_test_cookie` came back."""
+        return bool(self.get(TEST_COOKIE_NAME) == TEST_COOKIE_VALUE)
+
+    def delete_test_cookie(self) -> None:
+        """Remove the marker; KeyError if it is absent."""
+        del self[TEST_COOKIE_NAME]
+
+    # -- persistence -------------------------------------------------------
+
+    def save(self) -> None:
+        """Write this request's changes to the store, creating the record if needed.
+
+        Raises :class:`~wsgisession.errors.SessionInterrupted` if another
+        request deleted the session meanwhile, and
+        :class:`~wsgisession.errors.UnserializableValue` for a value the
+        serializer refuses; in both cases the stored session is untouched.
+        """
+        saving.save(self)
+
+    def flush(self) -> None:
+        """Empty the session, delete its record and drop its key (logout)."""
+        self.accessed = True
+        key = self.session_key
+        self._data = {}
+        self._cleared = True
+        self._changed.clear()
+        self._deleted.clear()
+        self._snapshots.clear()
+        self._expiry, self._expiry_changed = None, False
+        self._created = time.time()
+        if key is not None:
+            self._store.delete(key)
+        self._session_key, self._stored, self._record = None, False, None
+        self.modified = True
+
+    def cycle_key(self) -> None:
+        """Move the data to a new key at once and delete the old record (login)."""
+        self._get_data()
+        old_key, was_stored = self._session_key, self._stored
+        self._session_key, self._stored, self._record = None, False, None
+        saving.create(self)
+        if old_key is not None and was_stored:
+            self._store.delete(old_key)
+        self.modified = True
+
+    def reserve_key(self) -> str:
+        """Give a new session its key before it is saved (headers sent early)."""
+        if self.session_key is None:
+            self._session_key = self._store.generate_key()
+        return self._session_key  # type: ignore[return-value]
+
+    def __repr__(self) -> str:
+        state = "unloaded" if self._data is None else f"{len(self._data)} keys"
+        key = "no key" if self._session_key is None else "keyed"
+        return (
+            f"<Session {key}, {state}, modified={self.modified}, store={self._store!r}>"
+        )

@@ -1,0 +1,109 @@
+"""The store protocol: the few operations a session needs from its storage.
+
+A store moves opaque records. A record is the serialized session (bytes,
+made and read by the session's serializer) plus ``expires_at``, a Unix
+time after which the store must treat the record as absent. Stores never
+look inside the bytes.
+
+The one operation that needs care is :meth:`Store.update`: the store reads
+the record as it is now, hands it to ``merge`` and writes what ``merge``
+returns, all inside its atomic section (a lock, a transaction, a CAS loop),
+so that two requests changing different keys of one session both survive.
+
+Ids passed to a store are checked with :meth:`Store.is_valid_key` by the
+session before any other method sees them; stores still never trust them
+as file names or raw keys, and file records under :func:`storage_key`.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from ..keys import generate_key, is_valid_key, storage_key
+
+__all__ = ["Merge", "Record", "Store", "generate_key", "storage_key"]
+
+
+class Record(NamedTuple):
+    """A stored session as loaded: its bytes, when it expires, and a version.
+
+    ``version`` is an opaque token the store may use to skip a re-read on
+    save (a memcached CAS id, say); stores that do not need one use None.
+    """
+
+    payload: bytes
+    expires_at: float
+    version: Any = None
+
+
+#: ``merge(current)`` gets the stored payload as it is inside the atomic
+#: section (None if the record is gone or expired) and returns the payload
+#: to write and its ``expires_at``. It may raise (``SessionInterrupted``,
+#: ``UnserializableValue``) and the store then writes nothing.
+Merge = Callable[[bytes | None], "tuple[bytes, float]"]
+
+
+class Store(abc.ABC):
+    """Base class of every store; subclasses fill in the abstract methods."""
+
+    #: True for stores that keep the whole session in the cookie, so that
+    #: the cookie value is the session key and changes with every save.
+    client_side: bool = False
+
+    #: True for stores whose keys are hashed ids: pickle is allowed there.
+    server_side: bool = True
+
+    def generate_key(self) -> str:
+        """A fresh session id for a new record."""
+        return generate_key()
+
+    def is_valid_key(self, session_key: object) -> bool:
+        """Whether ``session_key`` has the shape of an id this store issues."""
+        return is_valid_key(session_key)
+
+    @abc.abstractmethod
+    def load(self, session_key: str) -> Record | None:
+        """The live record of ``session_key``, or None if absent or expired."""
+
+    @abc.abstractmethod
+    def create(self, session_key: str, payload: bytes, expires_at: float) -> str | None:
+        """Store a new record; never overwrite a live one.
+
+        Returns the key the record is now known by (``session_key`` for
+        server-side stores), or None when that key is already taken.
+        """
+
+    @abc.abstractmethod
+    def update(self, session_key: str, merge: Merge, loaded: Record | None) -> str:
+        """Atomically read the record, call ``merge`` on it, write the result.
+
+        ``loaded`` is the record as this request loaded it (or None); a store
+        may use its ``version`` to skip the re-read when nothing changed in
+        between. Returns the key the record is now known by. A result whose
+        ``expires_at`` is already past deletes the record.
+        """
+
+    @abc.abstractmethod
+    def delete(self, session_key: str) -> None:
+        """Remove the record; removing an absent record is not an error."""
+
+    def exists(self, session_key: str) -> bool:
+        """Whether ``session_key`` names a live session; never raises for bad input."""
+        if not self.is_valid_key(session_key):
+            return False
+        return self.load(session_key) is not None
+
+    @abc.abstractmethod
+    def clear_expired(self) -> int:
+        """Remove expired records; return how many were removed."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def now() -> float:
+    """The current Unix time; one place so that tests and stores agree."""
+    return time.time()

@@ -1,0 +1,276 @@
+"""SignedCookieStore: the whole session travels in the cookie, signed.
+
+There is no server-side record: the cookie value *is* the session key, and
+it changes with every save. The value is URL-safe base64 of a small binary
+record (a format byte, ``expires_at`` and the payload, zlib-compressed when
+that makes it shorter, or AES-GCM encrypted with ``encrypt=True``), then
+``.`` and an HMAC-SHA256 signature made with :mod:`itsdangerous`. The
+signed ``expires_at`` is checked on every load, so an expired cookie is
+refused even if the browser keeps sending it.
+
+What this store cannot do, and when to choose a server-side store instead:
+
+* It cannot revoke a cookie before it expires. Logging out only stops the
+  browser from sending it; a copy taken earlier (stolen, or kept by the
+  user) still loads until its ``expires_at``. Rotating the secret key
+  without fallbacks is the only way to kill every cookie at once.
+* The client can read the data unless ``encrypt=True``: it is signed, not
+  hidden. Never put secrets in it without encryption.
+* Browsers drop cookies over about 4 KB, so the session must stay small;
+  :class:`~wsgisession.errors.SessionCookieTooLarge` is raised rather than
+  letting the browser drop it silently.
+* Every saving response carries the whole session, and two concurrent
+  requests cannot merge their changes: the last response wins.
+
+Choose a server-side store (file, SQLite, Redis, memcached) when logout
+must end the session everywhere, when the data is large or sensitive, or
+when concurrent requests change the session.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import math
+import os
+import re
+import struct
+import zlib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from itsdangerous import BadSignature, Signer
+
+from ..errors import ConfigError, SessionCookieTooLarge
+from .base import Merge, Record, Store, now
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+__all__ = ["MAX_VALUE_SIZE", "SignedCookieStore"]
+
+logger = logging.getLogger(__name__)
+
+#: The largest cookie value :meth:`SignedCookieStore.create` and ``update``
+#: produce; the middleware checks the whole ``Set-Cookie`` header as well.
+MAX_VALUE_SIZE = 4093
+
+_SALT = b"wsgisession.cookie"
+_CIPHER_INFO = b"wsgisession.cookie.aes-256-gcm"
+_VALUE_SHAPE = re.compile(r"[A-Za-z0-9_.\-]+")
+_MAX_KEY_LENGTH = 4096
+_HEADER = struct.Struct(">Bd")  # format byte, expires_at
+_PLAIN, _ZLIB, _SEALED = 1, 2, 3  # format bytes
+_NONCE_SIZE = 12
+_NO_CRYPTO = "encrypt = true needs the 'crypto' extra: pip install wsgisession[crypto]"
+
+
+class _Cipher:
+    """AES-256-GCM, one key per secret: seal with the newest, open with any.
+
+    Keys come from HKDF-SHA256 over each secret, so they are independent of
+    the signing keys. Each value gets a random 96-bit nonce.
+    """
+
+    def __init__(self, secrets: Sequence[bytes]) -> None:
+        try:
+            from cryptography.exceptions import InvalidTag
+            from cryptography.hazmat.primitives import hashes
+            from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+            from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+        except ImportError as exc:
+            raise ConfigError(_NO_CRYPTO) from exc
+        self._invalid_tag = InvalidTag
+        self._aeads: list[AESGCM] = [
+            AESGCM(
+                HKDF(
+                    algorithm=hashes.SHA256(), length=32, salt=_SALT, info=_CIPHER_INFO
+                ).derive(secret)
+            )
+            for secret in secrets
+        ]
+
+    def seal(self, plaintext: bytes, header: bytes) -> bytes:
+        nonce = os.urandom(_NONCE_SIZE)
+        return nonce + self._aeads[0].encrypt(nonce, plaintext, header)
+
+    def open(self, sealed: bytes, header: bytes) -> bytes | None:
+        nonce, ciphertext = sealed[:_NONCE_SIZE], sealed[_NONCE_SIZE:]
+        if len(nonce) != _NONCE_SIZE:
+            return None
+        for aead in self._aeads:
+            try:
+                return aead.decrypt(nonce, ciphertext, header)
+            except self._invalid_tag:
+                continue
+        return None
+
+
+def _secrets(
+    secret_key: str | bytes | None, fallbacks: Sequence[str | bytes]
+) -> list[bytes]:
+    """The secret and its fallbacks as bytes, newest first; ConfigError if bad."""
+    if isinstance(fallbacks, (str, bytes)):
+        raise ConfigError("fallbacks must be a list of secret keys, not one string")
+    result = []
+    for name, secret in [("secret_key", secret_key)] + [
+        ("a fallback secret key", key) for key in fallbacks or ()
+    ]:
+        if not isinstance(secret, (str, bytes)) or not secret:
+            raise ConfigError(f"SignedCookieStore needs {name}: a non-empty string")
+        result.append(secret.encode("utf-8") if isinstance(secret, str) else secret)
+    return result
+
+
+def _b64decode(text: bytes) -> bytes:
+    return base64.urlsafe_b64decode(text + b"=" * (-len(text) % 4))
+
+
+class SignedCookieStore(Store):
+    """Keeps the session in the signed cookie value itself; see the module doc.
+
+    ``secret_key`` signs every new value; ``fallbacks`` (older keys) are
+    still accepted when verifying, so keys can be rotated without logging
+    everyone out. ``encrypt=True`` also encrypts the payload (AES-256-GCM,
+    needs ``cryptography``); encrypted values are never compressed, so
+    their length says nothing about how repetitive the data is. Unencrypted
+    payloads of ``compress_threshold`` bytes or more are zlib-compressed
+    when that makes them shorter. A store with ``encrypt=True`` still reads
+    signed unencrypted values (so turning encryption on logs nobody out)
+    and encrypts them on their next save.
+    """
+
+    client_side = True
+    server_side = False
+
+    def __init__(
+        self,
+        secret_key: str | bytes,
+        fallbacks: Sequence[str | bytes] = (),
+        *,
+        encrypt: bool = False,
+        compress_threshold: int = 64,
+    ) -> None:
+        secrets = _secrets(secret_key, fallbacks)
+        if not isinstance(encrypt, bool):
+            raise ConfigError(f"encrypt must be True or False, not {encrypt!r}")
+        if type(compress_threshold) is not int or compress_threshold < 0:
+            raise ConfigError(
+                f"compress_threshold must be an int >= 0, not {compress_threshold!r}"
+            )
+        # itsdangerous verifies newest (last) first and signs with the last.
+        self._signer = Signer(
+            list(reversed(secrets)),
+            salt=_SALT,
+            sep=".",
+            key_derivation="hmac",
+            digest_method=hashlib.sha256,
+        )
+        self._cipher = _Cipher(secrets) if encrypt else None
+        self._fallback_count = len(secrets) - 1
+        self.encrypt = encrypt
+        self.compress_threshold = compress_threshold
+
+    def is_valid_key(self, session_key: object) -> bool:
+        """Whether ``session_key`` has the characters and length of a value."""
+        return (
+            type(session_key) is str
+            and 0 < len(session_key) <= _MAX_KEY_LENGTH
+            and _VALUE_SHAPE.fullmatch(session_key) is not None
+        )
+
+    def load(self, session_key: str) -> Record | None:
+        record, reason = self._open(session_key)
+        if record is None:
+            logger.warning("%r rejected a session cookie: %s", self, reason)
+        return record
+
+    def exists(self, session_key: str) -> bool:
+        return self._open(session_key)[0] is not None
+
+    def create(self, session_key: str, payload: bytes, expires_at: float) -> str:
+        """Sign ``payload`` into a new value; ``session_key`` is not used."""
+        return self._seal(payload, expires_at)
+
+    def update(self, session_key: str, merge: Merge, loaded: Record | None) -> str:
+        """Sign what ``merge`` makes of the loaded payload into a new value.
+
+        The cookie the request brought is the only copy there is, so
+        ``loaded`` is the current record. A result that is already expired
+        still gets a value, which every later load refuses.
+        """
+        payload, expires_at = merge(None if loaded is None else loaded.payload)
+        return self._seal(payload, expires_at)
+
+    def delete(self, session_key: str) -> None:
+        """Nothing to delete: dropping the cookie is the middleware's job."""
+
+    def clear_expired(self) -> int:
+        """Expired cookies live in browsers only; nothing to remove here."""
+        return 0
+
+    def _seal(self, payload: bytes, expires_at: float) -> str:
+        kind, data = _PLAIN, payload
+        if self._cipher is not None:
+            kind = _SEALED
+        elif len(payload) >= self.compress_threshold:
+            packed = zlib.compress(payload)
+            if len(packed) < len(payload):
+                kind, data = _ZLIB, packed
+        header = _HEADER.pack(kind, expires_at)
+        if self._cipher is not None:
+            data = self._cipher.seal(payload, header)
+        body = base64.urlsafe_b64encode(header + data).rstrip(b"=")
+        value = self._signer.sign(body).decode("ascii")
+        if len(value) > MAX_VALUE_SIZE:
+            raise SessionCookieTooLarge(len(value), MAX_VALUE_SIZE)
+        return value
+
+    def _open(self, value: object) -> tuple[Record | None, str]:
+        """The live record in ``value``, or None and why it was refused."""
+        if not isinstance(value, str) or not self.is_valid_key(value):
+            return None, "malformed value"
+        try:
+            body = self._signer.unsign(value)
+        except BadSignature:
+            return None, "bad signature (tampered, or signed with another key)"
+        try:
+            blob = _b64decode(body)
+        except ValueError:
+            return None, "malformed value (bad base64)"
+        if len(blob) < _HEADER.size:
+            return None, "malformed value (too short)"
+        kind, expires_at = _HEADER.unpack_from(blob)
+        if not math.isfinite(expires_at):
+            return None, "malformed value (bad expiry)"
+        if expires_at <= now():
+            return None, "expired"
+        header, data = blob[: _HEADER.size], blob[_HEADER.size :]
+        payload, reason = self._unpack(kind, header, data)
+        if payload is None:
+            return None, f"malformed value ({reason})"
+        return Record(payload, expires_at), ""
+
+    def _unpack(
+        self, kind: int, header: bytes, data: bytes
+    ) -> tuple[bytes | None, str]:
+        if kind == _PLAIN:
+            return data, ""
+        if kind == _ZLIB:
+            try:
+                return zlib.decompress(data), ""
+            except zlib.error:
+                return None, "bad compressed data"
+        if kind == _SEALED:
+            if self._cipher is None:
+                return None, "encrypted, but this store has encrypt=False"
+            payload = self._cipher.open(data, header)
+            return payload, "" if payload is not None else "cannot decrypt"
+        return None, f"unknown format {kind}"
+
+    def __repr__(self) -> str:
+        return (
+            f"SignedCookieStore(<{self._fallback_count} fallbacks>, "
+            f"encrypt={self.encrypt})"
+        )

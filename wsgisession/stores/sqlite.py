@@ -1,0 +1,212 @@
+"""SQLiteStore: sessions in one SQLite database file, shared by a host's processes.
+
+Records live in one table keyed by :func:`storage_key` (hex SHA-256 of the
+id), with an index on ``expires_at`` for :meth:`SQLiteStore.clear_expired`.
+The database runs in WAL mode, so loads never wait for a save, and saves
+are short ``BEGIN IMMEDIATE`` transactions that wait up to ``busy_timeout``
+for one another.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import math
+import os
+import sqlite3
+import tempfile
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from ..errors import ConfigError, StoreUnavailable
+from .base import Merge, Record, Store, now, storage_key
+from .file import ensure_private_directory
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    StrPath: TypeAlias = str | os.PathLike[str]
+
+__all__ = ["SQLiteStore", "default_path"]
+
+_CREATE_TABLE = (
+    "CREATE TABLE IF NOT EXISTS wsgisession_sessions ("
+    " key TEXT PRIMARY KEY, payload BLOB NOT NULL, expires_at REAL NOT NULL"
+    ") WITHOUT ROWID"
+)
+_CREATE_INDEX = (
+    "CREATE INDEX IF NOT EXISTS wsgisession_sessions_expires_at"
+    " ON wsgisession_sessions (expires_at)"
+)
+_PRAGMAS = ("PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL")
+_LOAD = (
+    "SELECT payload, expires_at FROM wsgisession_sessions"
+    " WHERE key = ? AND expires_at > ?"
+)
+_UPSERT = (
+    "INSERT INTO wsgisession_sessions (key, payload, expires_at) VALUES (?, ?, ?)"
+    " ON CONFLICT (key) DO UPDATE"
+    " SET payload = excluded.payload, expires_at = excluded.expires_at"
+)
+# Insert, or take over the key only if its record has expired (4th parameter: now).
+_CREATE = _UPSERT + " WHERE wsgisession_sessions.expires_at <= ?"
+_DELETE = "DELETE FROM wsgisession_sessions WHERE key = ?"
+_CLEAR_BATCH = (
+    "DELETE FROM wsgisession_sessions WHERE key IN ("
+    " SELECT key FROM wsgisession_sessions WHERE expires_at <= ? LIMIT ?)"
+)
+_BATCH = 1000  # rows per DELETE in clear_expired(): keeps each write lock short
+
+
+def default_path() -> str:
+    """The database ``SQLiteStore()`` uses without a path.
+
+    ``<tempdir>/wsgisession-<uid>/sessions.sqlite3``; the directory is
+    created with mode 0700 on first use and refused if another user owns
+    it or can write to it.
+    """
+    user = str(os.getuid()) if hasattr(os, "getuid") else getpass.getuser()
+    return os.path.join(
+        tempfile.gettempdir(), f"wsgisession-{user}", "sessions.sqlite3"
+    )
+
+
+class SQLiteStore(Store):
+    """Sessions in an SQLite database at ``path`` (default: :func:`default_path`).
+
+    The file is created with mode 0600. Each thread gets its own connection,
+    reopened in a forked child. ``busy_timeout`` is how many seconds a save
+    waits for another writer before raising :class:`StoreUnavailable`.
+    """
+
+    def __init__(
+        self, path: StrPath | None = None, *, busy_timeout: float = 5.0
+    ) -> None:
+        if path is not None and os.fspath(path) in ("", ":memory:"):
+            raise ConfigError(
+                "SQLiteStore needs a file path; use MemoryStore in memory"
+            )
+        if not isinstance(busy_timeout, (int, float)) or not busy_timeout >= 0:
+            raise ConfigError(
+                f"busy_timeout must be a number >= 0, not {busy_timeout!r}"
+            )
+        if math.isinf(busy_timeout):
+            raise ConfigError("busy_timeout must be finite")
+        self._default = path is None
+        self.path = os.path.abspath(os.fspath(default_path() if path is None else path))
+        self.busy_timeout = float(busy_timeout)
+        self._local = threading.local()
+        self._pid = os.getpid()
+
+    # -- the store protocol -------------------------------------------------
+
+    def load(self, session_key: str) -> Record | None:
+        with self._translate("load a session"):
+            rows = self._connection().execute(_LOAD, (storage_key(session_key), now()))
+            row = rows.fetchone()
+            rows.close()
+        return None if row is None else Record(bytes(row[0]), row[1])
+
+    def create(self, session_key: str, payload: bytes, expires_at: float) -> str | None:
+        params = (storage_key(session_key), payload, expires_at, now())
+        with self._translate("create a session"):
+            written = self._connection().execute(_CREATE, params).rowcount
+        return session_key if written == 1 else None
+
+    def update(self, session_key: str, merge: Merge, loaded: Record | None) -> str:
+        """Read, merge and write in one ``BEGIN IMMEDIATE`` transaction."""
+        name = storage_key(session_key)
+        with self._transaction() as conn:
+            with self._translate("update a session"):
+                row = conn.execute(_LOAD, (name, now())).fetchone()
+            payload, expires_at = merge(None if row is None else bytes(row[0]))
+            with self._translate("update a session"):
+                if expires_at <= now():
+                    conn.execute(_DELETE, (name,))
+                else:
+                    conn.execute(_UPSERT, (name, payload, expires_at))
+        return session_key
+
+    def delete(self, session_key: str) -> None:
+        with self._translate("delete a session"):
+            self._connection().execute(_DELETE, (storage_key(session_key),))
+
+    def clear_expired(self) -> int:
+        """Delete expired rows, at most ``_BATCH`` per transaction."""
+        removed = 0
+        with self._translate("clear expired sessions"):
+            conn = self._connection()
+            moment = now()
+            while True:
+                count = conn.execute(_CLEAR_BATCH, (moment, _BATCH)).rowcount
+                removed += count
+                if count < _BATCH:
+                    return removed
+
+    def close(self) -> None:
+        """Close this thread's connection; the next use opens a new one."""
+        conn = getattr(self._local, "connection", None)
+        self._local.connection = None
+        if conn is not None and self._pid == os.getpid():
+            conn.close()
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.path!r})"
+
+    # -- connections ----------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        """This thread's connection, opened on first use and after a fork."""
+        if self._pid != os.getpid():  # never use a connection across fork()
+            self._local = threading.local()
+            self._pid = os.getpid()
+        conn: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if conn is None:
+            conn = self._open()
+            self._local.connection = conn
+        return conn
+
+    def _open(self) -> sqlite3.Connection:
+        if self._default:
+            ensure_private_directory(os.path.dirname(self.path))
+        # Create the file ourselves so that it gets mode 0600 (SQLite would
+        # use 0644); the -wal and -shm files copy the database's mode.
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        conn = sqlite3.connect(
+            self.path, timeout=self.busy_timeout, isolation_level=None
+        )
+        try:
+            for statement in (*_PRAGMAS, _CREATE_TABLE, _CREATE_INDEX):
+                conn.execute(statement).close()
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT``; ROLLBACK if anything raises."""
+        with self._translate("update a session"):
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            with self._translate("update a session"):
+                conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            raise
+
+    @contextlib.contextmanager
+    def _translate(self, action: str) -> Iterator[None]:
+        """Turn database and filesystem errors into StoreUnavailable."""
+        try:
+            yield
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreUnavailable(
+                f"SQLiteStore at {self.path!r} could not {action}: {exc}",
+                store=repr(self),
+            ) from exc
