@@ -96,6 +96,7 @@ def test_defaults_are_the_documented_ones() -> None:
         "environ_key": "wsgisession",
         "lock": False,
         "lock_timeout": 10.0,
+        "lock_ttl": 60.0,
     }
 
 
@@ -175,6 +176,8 @@ PY_BAD = [
     ("environ_key", ""),
     ("environ_key", 5),
     ("lock_timeout", -1),
+    ("lock_ttl", -1),
+    ("lock_ttl", "60"),
     ("lock_timeout", float("inf")),
     ("lock_timeout", float("nan")),
     ("lock_timeout", True),

@@ -158,6 +158,12 @@ class Settings:
         10.0, "seconds (number >= 0)", c.non_negative_float, c.parse_float,
         "How long a request waits for the session lock before LockTimeout.",
     )  # fmt: skip
+    lock_ttl: float = _option(
+        60.0, "seconds (number >= 0)", c.non_negative_float, c.parse_float,
+        "How long a lock outlives a holder that died without releasing it "
+        "(SQLite, memcached, Redis; file locks die with their process). "
+        "Keep it above your longest request.",
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         _validate_fields(self)

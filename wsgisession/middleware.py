@@ -50,6 +50,11 @@ class SessionMiddleware:
         self.settings = Settings.from_options(options)
         self.store = store if store is not None else default_store()
         self.serializer = resolve_serializer(self.settings.serializer)
+        if self.settings.lock and not self.store.supports_locking:
+            raise ConfigError(
+                f"lock: {type(self.store).__name__} cannot lock sessions; "
+                "use a server-side store or lock = false"
+            )
         if self.store.client_side and isinstance(self.serializer, PickleSerializer):
             raise ConfigError(
                 f"serializer: 'pickle' is refused with {type(self.store).__name__}: "
@@ -60,13 +65,18 @@ class SessionMiddleware:
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
         hook = ResponseHook(self, environ, start_response)
-        environ[self.settings.environ_key] = Session(
+        hook.session = environ[self.settings.environ_key] = Session(
             self.store,
             self.settings,
             serializer=self.serializer,
             key_source=hook.read_key if "HTTP_COOKIE" in environ else None,
         )
-        return hook.respond(self.app(environ, hook.start_response))
+        try:
+            result = self.app(environ, hook.start_response)
+        except BaseException:
+            hook.session.release_lock()
+            raise
+        return hook.respond(result)
 
     def open_session(self, session_key: str | None = None) -> Session:
         """A session on this middleware's store and options, bound to no request."""

@@ -47,6 +47,7 @@ class ResponseHook:
         self.middleware = middleware
         self.environ = environ
         self.server_start_response = start_response
+        self.session: Session
         self.server_write: Callable[[bytes], Any] | None = None
         self.status: str | None = None
         self.headers: Headers = []
@@ -85,8 +86,11 @@ class ResponseHook:
         anything but a list or tuple is wrapped, whatever the status.
         """
         if isinstance(result, (list, tuple)) or self._is_file_wrapper(result):
-            if self.status is not None:
-                self.complete()
+            try:
+                if self.status is not None:
+                    self.complete()
+            finally:
+                self.session.release_lock()
             return result
         return Body(self, result)
 
@@ -109,7 +113,7 @@ class ResponseHook:
     def send_headers(self, *, final: bool) -> None:
         assert self.status is not None
         headers = self.headers
-        session: Session = self.environ[self.middleware.settings.environ_key]
+        session = self.session
         settings = self.middleware.settings
         if session.accessed or session.modified or settings.save_every_request:
             cookies = self.session_cookies(session, final)
@@ -163,7 +167,7 @@ class ResponseHook:
 
     def save_late(self) -> None:
         """Save what changed after the headers went out (streamed bodies, ``close()``)."""
-        session: Session = self.environ[self.middleware.settings.environ_key]
+        session = self.session
         if self.failed or not session.accessed:
             return
         session.detect_changes()
@@ -182,9 +186,12 @@ class ResponseHook:
         self.save(session)
 
     def close(self) -> None:
-        """The server closed the response: save anything left unsaved."""
-        if not self.failed and self.server_write is not None:
-            self.save_late()
+        """The server closed the response: save anything left, release the lock."""
+        try:
+            if not self.failed and self.server_write is not None:
+                self.save_late()
+        finally:
+            self.session.release_lock()
 
 
 class Body:

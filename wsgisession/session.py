@@ -19,6 +19,7 @@ from collections.abc import (
     MutableMapping,
     ValuesView,
 )
+from contextlib import AbstractContextManager
 from typing import (
     Any,
 )
@@ -73,6 +74,7 @@ class Session(MutableMapping[str, Any]):
         self._deleted: set[str] = set()
         self._cleared = False
         self._snapshots: dict[str, bytes] = {}
+        self._held_lock: AbstractContextManager[None] | None = None
         self.accessed = False
         self.modified = False
 
@@ -101,6 +103,8 @@ class Session(MutableMapping[str, Any]):
         self._resolve_key()
         data: dict[str, Any] = {}
         if self._session_key is not None:
+            if self._settings.lock and self._held_lock is None:
+                self._acquire_lock(self._session_key)
             record = self._store.load(self._session_key)
             envelope = None if record is None else self._decode(record.payload)
             if record is None or (envelope and self._timed_out(envelope[1])):
@@ -156,6 +160,21 @@ class Session(MutableMapping[str, Any]):
             for key, value in self._data.items()
             if type(value) not in _IMMUTABLE
         }
+
+    def _acquire_lock(self, session_key: str) -> None:
+        settings = self._settings
+        lock = self._store.lock(session_key, settings.lock_timeout, settings.lock_ttl)
+        lock.__enter__()
+        self._held_lock = lock
+
+    def release_lock(self) -> None:
+        """Release the request lock (``lock = true``); the middleware calls this.
+
+        A script that opens a session with locking on calls it after ``save()``.
+        """
+        lock, self._held_lock = self._held_lock, None
+        if lock is not None:
+            lock.__exit__(None, None, None)
 
     def load(self) -> None:
         """Load the record now rather than on first use (sets ``accessed``)."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 import abc
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any, NamedTuple
 
 from ..keys import generate_key, is_valid_key, storage_key
@@ -99,6 +100,20 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def clear_expired(self) -> int:
         """Remove expired records; return how many were removed."""
+
+    #: Whether :meth:`lock` is implemented (``lock = true`` needs it).
+    supports_locking: bool = True
+
+    def lock(
+        self, session_key: str, timeout: float, ttl: float
+    ) -> AbstractContextManager[None]:
+        """A context manager holding the request lock of ``session_key``.
+
+        Entering waits at most ``timeout`` seconds, then raises
+        :class:`~wsgisession.errors.LockTimeout`. A holder that dies without
+        releasing loses the lock after ``ttl`` seconds at the latest.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot lock sessions")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

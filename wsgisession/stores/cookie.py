@@ -142,6 +142,7 @@ class SignedCookieStore(Store):
     """
 
     client_side = True
+    supports_locking = False
     server_side = False
 
     def __init__(

@@ -5,8 +5,9 @@ inside a subdirectory named by its first two hex digits. The file holds a
 one-line ASCII header (a format tag, ``expires_at`` and the payload length)
 followed by the payload bytes. Readers take no lock: writers replace files
 atomically. Writers serialise on a fixed pool of at most 256 lock files,
-one per subdirectory, so the number of lock files never grows with the
-number of sessions.
+one per subdirectory; the opt-in request lock (``lock = true``) uses a
+second pool of at most 4096. The number of lock files never grows with
+the number of sessions.
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ import stat
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import filelock
 
-from ..errors import ConfigError, StoreUnavailable
+from ..errors import ConfigError, LockTimeout, StoreUnavailable
 from .base import Merge, Record, Store, now, storage_key
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ _HEADER_MAX = 64  # bytes; the longest header is about 45
 _TEMP_PREFIX = ".tmp-"
 _TEMP_MAX_AGE = 60.0  # seconds before clear_expired() treats a temp file as orphaned
 _LOCK_DIR = ".locks"
+_REQUEST_LOCK_PREFIX = "request-"  # + 3 hex digits: at most 4096 request lock files
 _HEX = frozenset("0123456789abcdef")
 _O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
 _O_CREATE_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY
@@ -279,7 +281,7 @@ class FileStore(Store):
     # -- locks and errors -----------------------------------------------------
 
     def _lock_for(self, shard: str) -> _ShardLock:
-        """The cached lock pair of a shard, made on first use."""
+        """The cached lock pair named ``shard``, made on first use."""
         with self._locks_guard:
             if self._pid != os.getpid():  # forked: drop the parent's lock objects
                 self._locks.clear()
@@ -298,30 +300,54 @@ class FileStore(Store):
 
     @contextlib.contextmanager
     def _locked(self, shard: str) -> Iterator[None]:
-        """Hold a shard's lock; only acquiring it is translated to StoreUnavailable.
+        """Hold a shard's lock for one operation; failing to get it is StoreUnavailable."""
+        try:
+            release = self._acquire(shard, self.lock_timeout)
+        except OSError as exc:  # filelock.Timeout is a TimeoutError
+            raise self._unavailable("lock", exc) from exc
+        try:
+            yield
+        finally:
+            release()
+
+    def _acquire(self, name: str, timeout: float) -> Callable[[], None]:
+        """Take the lock pair ``name`` within ``timeout``; return its release.
 
         Threads of this process queue on a ``threading.Lock`` (no polling);
-        the file lock behind it excludes other processes.
+        the file lock behind it excludes other processes, and the system
+        drops it when a holder dies.
         """
-        deadline = time.monotonic() + self.lock_timeout
+        deadline = time.monotonic() + timeout
+        local, shared = self._lock_for(name)
+        if not local.acquire(timeout=timeout):
+            raise filelock.Timeout(shared.lock_file)
         try:
-            local, shared = self._lock_for(shard)
-            if not local.acquire(timeout=self.lock_timeout):
-                raise filelock.Timeout(shared.lock_file)
+            remaining = max(deadline - time.monotonic(), 0.0)
+            shared.acquire(timeout=remaining, poll_interval=_POLL_INTERVAL)
+        except BaseException:
+            local.release()
+            raise
+
+        def release() -> None:
+            shared.release()
+            local.release()
+
+        return release
+
+    @contextlib.contextmanager
+    def lock(self, session_key: str, timeout: float, ttl: float) -> Iterator[None]:
+        """Hold one of at most 4096 request lock files (the system frees a dead holder's)."""
+        name = _REQUEST_LOCK_PREFIX + storage_key(session_key)[:3]
+        try:
+            release = self._acquire(name, timeout)
+        except filelock.Timeout as exc:
+            raise LockTimeout(f"session lock not obtained within {timeout} s") from exc
         except OSError as exc:
             raise self._unavailable("lock", exc) from exc
         try:
-            try:
-                remaining = max(deadline - time.monotonic(), 0.0)
-                shared.acquire(timeout=remaining, poll_interval=_POLL_INTERVAL)
-            except OSError as exc:  # filelock.Timeout is a TimeoutError
-                raise self._unavailable("lock", exc) from exc
-            try:
-                yield
-            finally:
-                shared.release()
+            yield
         finally:
-            local.release()
+            release()
 
     @contextlib.contextmanager
     def _translate(self, action: str) -> Iterator[None]:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 
+from ..errors import LockTimeout
 from .base import Merge, Record, Store, now, storage_key
+
+_LOCK_SLOTS = 256
 
 
 class MemoryStore(Store):
@@ -18,6 +23,7 @@ class MemoryStore(Store):
     def __init__(self) -> None:
         self._records: dict[str, tuple[bytes, float]] = {}
         self._lock = threading.Lock()
+        self._request_locks = [threading.Lock() for _ in range(_LOCK_SLOTS)]
 
     def _live(self, name: str) -> tuple[bytes, float] | None:
         record = self._records.get(name)
@@ -59,6 +65,18 @@ class MemoryStore(Store):
             for name in expired:
                 del self._records[name]
         return len(expired)
+
+    @contextlib.contextmanager
+    def lock(self, session_key: str, timeout: float, ttl: float) -> Iterator[None]:
+        """Hold one of a fixed pool of thread locks (``ttl`` is moot in one process)."""
+        slot = int(storage_key(session_key)[:8], 16) % _LOCK_SLOTS
+        request_lock = self._request_locks[slot]
+        if not request_lock.acquire(timeout=timeout):
+            raise LockTimeout(f"session lock not obtained within {timeout} s")
+        try:
+            yield
+        finally:
+            request_lock.release()
 
     def __len__(self) -> int:
         return len(self._records)

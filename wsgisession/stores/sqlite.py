@@ -13,13 +13,15 @@ import contextlib
 import getpass
 import math
 import os
+import secrets
 import sqlite3
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from ..errors import ConfigError, StoreUnavailable
+from ..errors import ConfigError, LockTimeout, StoreUnavailable
 from .base import Merge, Record, Store, now, storage_key
 from .file import ensure_private_directory
 
@@ -57,6 +59,21 @@ _CLEAR_BATCH = (
     " SELECT key FROM wsgisession_sessions WHERE expires_at <= ? LIMIT ?)"
 )
 _BATCH = 1000  # rows per DELETE in clear_expired(): keeps each write lock short
+_CREATE_LOCKS = (
+    "CREATE TABLE IF NOT EXISTS wsgisession_locks ("
+    " key TEXT PRIMARY KEY, token TEXT NOT NULL, expires_at REAL NOT NULL"
+    ") WITHOUT ROWID"
+)
+# Take the request lock, or take it over from a holder whose ttl ran out.
+_TAKE_LOCK = (
+    "INSERT INTO wsgisession_locks (key, token, expires_at) VALUES (?, ?, ?)"
+    " ON CONFLICT (key) DO UPDATE"
+    " SET token = excluded.token, expires_at = excluded.expires_at"
+    " WHERE wsgisession_locks.expires_at <= ?"
+)
+_DROP_LOCK = "DELETE FROM wsgisession_locks WHERE key = ? AND token = ?"
+_CLEAR_LOCKS = "DELETE FROM wsgisession_locks WHERE expires_at <= ?"
+_LOCK_POLL = (0.002, 0.05)  # seconds: first and longest wait between tries
 
 
 def default_path() -> str:
@@ -138,11 +155,38 @@ class SQLiteStore(Store):
         with self._translate("clear expired sessions"):
             conn = self._connection()
             moment = now()
+            conn.execute(_CLEAR_LOCKS, (moment,))
             while True:
                 count = conn.execute(_CLEAR_BATCH, (moment, _BATCH)).rowcount
                 removed += count
                 if count < _BATCH:
                     return removed
+
+    @contextlib.contextmanager
+    def lock(self, session_key: str, timeout: float, ttl: float) -> Iterator[None]:
+        """Hold a row of ``wsgisession_locks``; a dead holder's row expires after ``ttl``."""
+        name, token = storage_key(session_key), secrets.token_hex(16)
+        deadline = time.monotonic() + timeout
+        wait = _LOCK_POLL[0]
+        while True:
+            moment = now()
+            with self._translate("lock a session"):
+                taken = (
+                    self._connection()
+                    .execute(_TAKE_LOCK, (name, token, moment + ttl, moment))
+                    .rowcount
+                )
+            if taken == 1:
+                break
+            if time.monotonic() + wait > deadline:
+                raise LockTimeout(f"session lock not obtained within {timeout} s")
+            time.sleep(wait)
+            wait = min(wait * 2, _LOCK_POLL[1])
+        try:
+            yield
+        finally:
+            with self._translate("unlock a session"):
+                self._connection().execute(_DROP_LOCK, (name, token))
 
     def close(self) -> None:
         """Close this thread's connection; the next use opens a new one."""
@@ -177,7 +221,7 @@ class SQLiteStore(Store):
             self.path, timeout=self.busy_timeout, isolation_level=None
         )
         try:
-            for statement in (*_PRAGMAS, _CREATE_TABLE, _CREATE_INDEX):
+            for statement in (*_PRAGMAS, _CREATE_TABLE, _CREATE_INDEX, _CREATE_LOCKS):
                 conn.execute(statement).close()
         except BaseException:
             conn.close()

@@ -1,0 +1,162 @@
+"""The opt-in request lock (``lock = true``) on the local stores.
+
+memcached and Redis have the same tests in their own modules, next to the
+servers they need.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from test_concurrency import call, increment_app, new_session
+
+from wsgisession import SessionMiddleware
+from wsgisession.errors import ConfigError, LockTimeout
+from wsgisession.stores import FileStore, MemoryStore, SignedCookieStore, SQLiteStore
+from wsgisession.stores.base import Store
+
+THREADS = 6
+REQUESTS = 20
+
+
+def make_store(kind: str, tmp_path: Path) -> Store:
+    if kind == "memory":
+        return MemoryStore()
+    if kind == "file":
+        return FileStore(tmp_path / "sessions")
+    return SQLiteStore(tmp_path / "sessions.sqlite3")
+
+
+@pytest.mark.parametrize("kind", ["memory", "file", "sqlite"])
+def test_same_key_increments_lose_nothing_with_lock(kind: str, tmp_path: Path) -> None:
+    app = SessionMiddleware(increment_app, store=make_store(kind, tmp_path), lock=True)
+    cookie = new_session(app)
+    errors: list[Exception] = []
+
+    def worker() -> None:
+        try:
+            for _ in range(REQUESTS):
+                call(app, "counter", cookie)
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    total = app.open_session(cookie.split("=", 1)[1])["counter"]
+    print(f"{kind} lock=true: {THREADS * REQUESTS + 1} increments, final {total}")
+    assert total == THREADS * REQUESTS + 1
+
+
+@pytest.mark.parametrize("kind", ["memory", "file", "sqlite"])
+def test_lock_timeout_raises_named_error(kind: str, tmp_path: Path) -> None:
+    store = make_store(kind, tmp_path)
+    app = SessionMiddleware(increment_app, store=store, lock=True, lock_timeout=0.2)
+    cookie = new_session(app)
+    key = cookie.split("=", 1)[1]
+    held, done = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with store.lock(key, 1.0, 60.0):
+            held.set()
+            done.wait(5)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    try:
+        assert held.wait(5)
+        started = time.monotonic()
+        with pytest.raises(LockTimeout):
+            call(app, "counter", cookie)
+        assert time.monotonic() - started < 2
+    finally:
+        done.set()
+        thread.join()
+    assert call(app, "counter", cookie), "the lock must be free again"
+
+
+@pytest.mark.parametrize("kind", ["memory", "file", "sqlite"])
+def test_lock_released_when_app_raises(kind: str, tmp_path: Path) -> None:
+    store = make_store(kind, tmp_path)
+    good = SessionMiddleware(increment_app, store=store, lock=True, lock_timeout=0.5)
+    cookie = new_session(good)
+
+    def failing(environ, start_response):
+        environ["wsgisession"]["x"] = 1
+        raise RuntimeError("boom")
+
+    bad = SessionMiddleware(failing, store=store, lock=True, lock_timeout=0.5)
+    with pytest.raises(RuntimeError):
+        call(bad, "", cookie)
+    call(good, "counter", cookie)
+    assert good.open_session(cookie.split("=", 1)[1])["counter"] == 2
+
+
+HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from wsgisession.stores import FileStore, SQLiteStore
+    kind, path, key = sys.argv[1:4]
+    store = FileStore(path) if kind == "file" else SQLiteStore(path)
+    with store.lock(key, 5.0, float(sys.argv[4])):
+        print("locked", flush=True)
+        time.sleep(60)
+    """
+)
+
+
+@pytest.mark.parametrize("kind", ["file", "sqlite"])
+def test_crashed_holder_loses_its_lock(kind: str, tmp_path: Path) -> None:
+    path = tmp_path / ("sessions" if kind == "file" else "sessions.sqlite3")
+    store = FileStore(path) if kind == "file" else SQLiteStore(path)
+    app = SessionMiddleware(increment_app, store=store, lock=True, lock_timeout=3.0)
+    cookie = new_session(app)
+    key = cookie.split("=", 1)[1]
+    ttl = "1.0"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, kind, str(path), key, ttl],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert (
+            holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        )
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait(5)
+        started = time.monotonic()
+        call(app, "counter", cookie)
+        waited = time.monotonic() - started
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+    print(f"{kind}: lock of a killed holder obtained after {waited:.2f} s")
+    assert waited < 3.0
+    assert app.open_session(key)["counter"] == 2
+
+
+def test_lock_is_refused_for_the_cookie_store() -> None:
+    with pytest.raises(ConfigError, match="lock"):
+        SessionMiddleware(increment_app, store=SignedCookieStore("s" * 32), lock=True)
+
+
+def test_lock_off_by_default_never_blocks(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.sqlite3")
+    app = SessionMiddleware(increment_app, store=store)
+    cookie = new_session(app)
+    key = cookie.split("=", 1)[1]
+    with store.lock(key, 1.0, 60.0):
+        started = time.monotonic()
+        call(app, "counter", cookie)
+        assert time.monotonic() - started < 1.0
