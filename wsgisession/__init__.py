@@ -10,6 +10,7 @@ from .errors import (
     StoreUnavailable,
 )
 from .middleware import SessionMiddleware
+from .paste import make_middleware
 from .session import Session
 
 __version__ = "0.1.0.dev0"
@@ -23,4 +24,5 @@ __all__ = [
     "SessionMiddleware",
     "StoreUnavailable",
     "__version__",
+    "make_middleware",
 ]

@@ -283,6 +283,13 @@ class Session(MutableMapping[str, Any]):
         self._snapshots.clear()
         self.modified = True
 
+    @property
+    def created(self) -> float:
+        """When the session was first saved, as a Unix time (now, for a new one)."""
+        self._get_data()
+        assert self._created is not None
+        return self._created
+
     def is_empty(self) -> bool:
         """True when the session has neither a key nor any data."""
         if self.session_key is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import logging
 import math
 import os
 import secrets
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
     StrPath: TypeAlias = str | os.PathLike[str]
 
 __all__ = ["SQLiteStore", "default_path"]
+
+logger = logging.getLogger(__name__)
 
 _CREATE_TABLE = (
     "CREATE TABLE IF NOT EXISTS wsgisession_sessions ("
@@ -58,6 +61,9 @@ _CLEAR_BATCH = (
     "DELETE FROM wsgisession_sessions WHERE key IN ("
     " SELECT key FROM wsgisession_sessions WHERE expires_at <= ? LIMIT ?)"
 )
+# Text and blobs sort after every number, so this range finds damaged
+# expiries through the index.
+_CLEAR_DAMAGED = "DELETE FROM wsgisession_sessions WHERE expires_at >= ''"
 _BATCH = 1000  # rows per DELETE in clear_expired(): keeps each write lock short
 _CREATE_LOCKS = (
     "CREATE TABLE IF NOT EXISTS wsgisession_locks ("
@@ -74,6 +80,11 @@ _TAKE_LOCK = (
 _DROP_LOCK = "DELETE FROM wsgisession_locks WHERE key = ? AND token = ?"
 _CLEAR_LOCKS = "DELETE FROM wsgisession_locks WHERE expires_at <= ?"
 _LOCK_POLL = (0.002, 0.05)  # seconds: first and longest wait between tries
+
+
+def _is_sound(row: tuple[object, object]) -> bool:
+    """Whether a row has the column types this store writes (damage otherwise)."""
+    return isinstance(row[0], bytes) and isinstance(row[1], (int, float))
 
 
 def default_path() -> str:
@@ -123,7 +134,12 @@ class SQLiteStore(Store):
             rows = self._connection().execute(_LOAD, (storage_key(session_key), now()))
             row = rows.fetchone()
             rows.close()
-        return None if row is None else Record(bytes(row[0]), row[1])
+        if row is None:
+            return None
+        if not _is_sound(row):
+            logger.warning("%r: ignoring a damaged session row", self)
+            return None
+        return Record(row[0], row[1])
 
     def create(self, session_key: str, payload: bytes, expires_at: float) -> str | None:
         params = (storage_key(session_key), payload, expires_at, now())
@@ -137,7 +153,9 @@ class SQLiteStore(Store):
         with self._transaction() as conn:
             with self._translate("update a session"):
                 row = conn.execute(_LOAD, (name, now())).fetchone()
-            payload, expires_at = merge(None if row is None else bytes(row[0]))
+            if row is not None and not _is_sound(row):
+                row = None  # a damaged row is as good as absent
+            payload, expires_at = merge(None if row is None else row[0])
             with self._translate("update a session"):
                 if expires_at <= now():
                     conn.execute(_DELETE, (name,))
@@ -156,6 +174,7 @@ class SQLiteStore(Store):
             conn = self._connection()
             moment = now()
             conn.execute(_CLEAR_LOCKS, (moment,))
+            removed += conn.execute(_CLEAR_DAMAGED).rowcount
             while True:
                 count = conn.execute(_CLEAR_BATCH, (moment, _BATCH)).rowcount
                 removed += count
