@@ -1,0 +1,379 @@
+"""The ``wsgisession`` command: clear-expired, check, --help and the demo server."""
+
+from __future__ import annotations
+
+import http.cookiejar
+import os
+import re
+import select
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+from paste.deploy import loadfilter
+
+from wsgisession import SessionMiddleware
+from wsgisession.cli import main
+from wsgisession.errors import ConfigError
+from wsgisession.stores import FileStore, SQLiteStore
+from wsgisession.stores.base import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def no_app(environ: object, start_response: object) -> list[bytes]:
+    return []
+
+
+def populate(store: Store, live: int, expired: int) -> tuple[list[str], list[str]]:
+    """Save ``live`` sessions and ``expired`` already-expired ones; their keys."""
+    middleware = SessionMiddleware(no_app, store=store)
+    keys: tuple[list[str], list[str]] = ([], [])
+    for count, bucket in ((live, keys[0]), (expired, keys[1])):
+        for number in range(count):
+            session = middleware.open_session()
+            session["number"] = number
+            if bucket is keys[1]:
+                session.set_expiry(-10)
+            session.save()
+            assert session.session_key is not None
+            bucket.append(session.session_key)
+    return keys
+
+
+def sqlite_rows(path: Path) -> int:
+    """The records in an SQLite store's file, expired ones included."""
+    connection = sqlite3.connect(path)
+    try:
+        (count,) = connection.execute(
+            "SELECT COUNT(*) FROM wsgisession_sessions"
+        ).fetchone()
+    finally:
+        connection.close()
+    return int(count)
+
+
+def session_files(path: Path) -> int:
+    """The record files in a file store's directory, expired ones included."""
+    return sum(
+        1 for item in path.glob("*/*") if re.fullmatch(r"[0-9a-f]{64}", item.name)
+    )
+
+
+def write_ini(directory: Path, text: str, name: str = "app.ini") -> Path:
+    path = directory / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    status = main(argv)
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def assert_cleared(
+    store: Store, live: list[str], expired: list[str], out: str, status: int
+) -> None:
+    assert status == 0
+    assert f"removed {len(expired)} expired sessions from {store!r}" in out
+    middleware = SessionMiddleware(no_app, store=store)
+    for number, key in enumerate(live):
+        assert store.exists(key)
+        assert middleware.open_session(key)["number"] == number
+    for key in expired:
+        assert not store.exists(key)
+
+
+def test_clear_expired_sqlite_from_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ini = write_ini(
+        tmp_path,
+        """
+        [filter:session]
+        use = egg:wsgisession#session
+        store = sqlite
+        sqlite_path = %(here)s/sessions.sqlite3
+
+        [app:main]
+        use = egg:myapp
+        """,
+    )
+    store = SQLiteStore(tmp_path / "sessions.sqlite3")
+    live, expired = populate(store, live=3, expired=4)
+    assert sqlite_rows(tmp_path / "sessions.sqlite3") == 7
+    status, out, _ = run(["clear-expired", "--config", f"{ini}#session"], capsys)
+    assert_cleared(store, live, expired, out, status)
+    assert sqlite_rows(tmp_path / "sessions.sqlite3") == 3
+    status, out, _ = run(["clear-expired", "--config", f"{ini}#session"], capsys)
+    assert "removed 0 expired sessions" in out
+
+
+def test_clear_expired_file_store_from_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ini = write_ini(
+        tmp_path,
+        """
+        [filter:session]
+        use = egg:wsgisession#session
+        store = file
+        file_path = %(here)s/sessions
+        cookie_age = 3600
+        """,
+    )
+    store = FileStore(tmp_path / "sessions")
+    live, expired = populate(store, live=2, expired=3)
+    assert session_files(tmp_path / "sessions") == 5
+    argv = ["clear-expired", "--config", f"{ini}#filter:session"]
+    status, out, _ = run(argv, capsys)
+    assert_cleared(store, live, expired, out, status)
+    assert session_files(tmp_path / "sessions") == 2
+
+
+@pytest.mark.parametrize("kind", ["file", "sqlite"])
+def test_clear_expired_with_store_options(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    if kind == "file":
+        store: Store = FileStore(tmp_path / "sessions")
+        argv = ["--store", "file", "--file-path", str(tmp_path / "sessions")]
+    else:
+        store = SQLiteStore(tmp_path / "s.sqlite3")
+        argv = ["--store", "sqlite", "--sqlite-path", str(tmp_path / "s.sqlite3")]
+    live, expired = populate(store, live=2, expired=2)
+    status, out, _ = run(["clear-expired", *argv], capsys)
+    assert_cleared(store, live, expired, out, status)
+
+
+def test_clear_expired_from_a_pyramid_app_section(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ini = write_ini(
+        tmp_path,
+        """
+        [DEFAULT]
+        debug = true
+
+        [app:main]
+        use = egg:myapp
+        pyramid.reload_templates = true
+        sqlalchemy.url = sqlite:///%(here)s/app.sqlite
+        wsgisession.store = file
+        wsgisession.file_path = %(here)s/sessions
+        wsgisession.cookie_age = 600
+
+        [server:main]
+        use = egg:waitress#main
+        """,
+    )
+    store = FileStore(tmp_path / "sessions")
+    live, expired = populate(store, live=1, expired=2)
+    status, out, _ = run(["clear-expired", "--config", f"{ini}#main"], capsys)
+    assert_cleared(store, live, expired, out, status)
+
+
+def test_check_ok_prints_the_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ini = write_ini(
+        tmp_path,
+        """
+        [DEFAULT]
+        debug = true
+
+        [filter:session]
+        use = egg:wsgisession#session
+        set debug = false
+        store = file
+        file_path = %(here)s/sessions
+        cookie_age = 3600
+        """,
+    )
+    status, out, err = run(["check", "--config", f"{ini}#session"], capsys)
+    assert status == 0, err
+    assert "cookie_age=3600" in out
+    assert f"store reached: FileStore({str(tmp_path / 'sessions')!r})" in out
+
+
+def test_check_without_a_section_name_finds_the_only_filter(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ini = write_ini(
+        tmp_path,
+        """
+        [filter:sess]
+        use = egg:wsgisession#session
+        store = memory
+
+        [app:main]
+        use = egg:myapp
+        """,
+    )
+    status, out, _ = run(["check", "--config", str(ini)], capsys)
+    assert status == 0
+    assert "store reached: MemoryStore" in out
+
+
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [("filter:session", "cookie_agee"), ("app:session", "wsgisession.cookie_agee")],
+)
+def test_check_reports_a_misspelled_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], section: str, key: str
+) -> None:
+    ini = write_ini(
+        tmp_path,
+        f"""
+        [{section}]
+        use = egg:wsgisession#session
+        {key.replace("cookie_agee", "store")} = memory
+        {key} = 60
+        """,
+    )
+    status, out, err = run(["check", "--config", f"{ini}#session"], capsys)
+    assert status == 1
+    assert key in err
+    assert "store reached" not in out
+
+
+def test_check_and_loadapp_agree_on_the_case_of_keys(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ini = write_ini(
+        tmp_path,
+        """
+        [filter:session]
+        use = egg:wsgisession#session
+        store = memory
+        Cookie_Age = 60
+        """,
+    )
+    wrap = loadfilter(f"config:{ini}", name="session")
+    with pytest.raises(ConfigError, match="Cookie_Age"):
+        wrap(no_app)
+    status, _, err = run(["check", "--config", f"{ini}#session"], capsys)
+    assert status == 1
+    assert "Cookie_Age" in err
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("store = memory\n", "no section headers"),
+        ("[filter:session]\nfile_path = %(nowhere)s\n", "nowhere"),
+        ("[filter:other]\nstore = memory\n", "[filter:session]"),
+    ],
+    ids=["no-section", "interpolation", "missing-section"],
+)
+def test_check_reports_an_unusable_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, message: str
+) -> None:
+    ini = write_ini(tmp_path, text)
+    status, _, err = run(["check", "--config", f"{ini}#session"], capsys)
+    assert status == 1
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_config_and_store_options_together_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ini = write_ini(tmp_path, "[filter:session]\nstore = memory\n")
+    argv = ["clear-expired", "--config", f"{ini}#session", "--store", "file"]
+    status, _, err = run(argv, capsys)
+    assert status == 1
+    assert "--store" in err
+
+
+def test_missing_config_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, _, err = run(["check", "--config", str(tmp_path / "nope.ini")], capsys)
+    assert status == 1
+    assert "nope.ini" in err
+
+
+def command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "wsgisession", *args]
+
+
+def test_python_m_wsgisession_help() -> None:
+    done = subprocess.run(
+        command("--help"), capture_output=True, text=True, timeout=30, check=False
+    )
+    assert done.returncode == 0
+    for name in ("demo", "clear-expired", "check"):
+        assert name in done.stdout
+
+
+def test_console_script_runs_check(tmp_path: Path) -> None:
+    script = Path(sys.executable).with_name("wsgisession")
+    assert script.exists(), "the package's console script is not installed"
+    done = subprocess.run(
+        [str(script), "check", "--store", "file", "--file-path", str(tmp_path / "s")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "store reached: FileStore" in done.stdout
+
+
+def read_line(process: subprocess.Popen[str], timeout: float = 20.0) -> str:
+    """The next line the process prints, or a failure after ``timeout`` seconds."""
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([process.stdout], [], [], 0.1)
+        if ready:
+            return process.stdout.readline()
+        if process.poll() is not None:
+            break
+    pytest.fail(f"the demo printed nothing (exit status {process.poll()})")
+
+
+def test_demo_serves_and_keeps_a_session() -> None:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        command("demo", "--store", "memory", "--port", "0"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+    try:
+        match = re.search(r"http://127\.0\.0\.1:\d+/", read_line(process))
+        assert match, "the demo did not print its URL"
+        url = match.group(0)
+        jar = http.cookiejar.CookieJar()
+        opener = urllib.request.build_opener(
+            urllib.request.ProxyHandler({}), urllib.request.HTTPCookieProcessor(jar)
+        )
+
+        def page(action: str | None = None) -> str:
+            data = None
+            if action is not None:
+                data = urllib.parse.urlencode({"action": action}).encode()
+            with opener.open(url, data=data, timeout=10) as response:
+                return str(response.read().decode("utf-8"))
+
+        assert "Visits in this session: <strong>0</strong>" in page()
+        assert "Visits in this session: <strong>1</strong>" in page("visit")
+        assert [cookie.name for cookie in jar] == ["sessionid"]
+        assert "Visits in this session: <strong>1</strong>" in page()
+        assert "Visits in this session: <strong>2</strong>" in page("visit")
+        assert "Visits in this session: <strong>0</strong>" in page("flush")
+        assert list(jar) == []
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)

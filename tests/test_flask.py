@@ -1,0 +1,325 @@
+"""Flask with ``wsgisession.contrib.flask``: the real Flask, driven by WebTest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import flask
+import pytest
+import webtest
+
+from wsgisession import Session, SessionMiddleware
+from wsgisession.contrib.flask import (
+    FlaskSession,
+    WsgiSessionInterface,
+    find_middleware,
+    init_app,
+)
+from wsgisession.stores import MemoryStore, SQLiteStore
+from wsgisession.stores.base import Store
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    if request.param == "memory":
+        return MemoryStore()
+    return SQLiteStore(tmp_path / "sessions.sqlite3")
+
+
+def make_app(store: Store, **options: Any) -> tuple[flask.Flask, SessionMiddleware]:
+    """A Flask app with views for visits, login, logout, flash and permanence."""
+    app = flask.Flask(__name__)
+    middleware = init_app(app, store=store, **options)
+    session: Any = flask.session
+
+    @app.get("/visit")
+    def visit() -> str:
+        session["visits"] = session.get("visits", 0) + 1
+        return str(session["visits"])
+
+    @app.post("/login")
+    def login() -> str:
+        session.cycle_key()
+        session["user"] = flask.request.form["user"]
+        return "welcome"
+
+    @app.post("/logout")
+    def logout() -> str:
+        session.flush()
+        return "bye"
+
+    @app.get("/whoami")
+    def whoami() -> str:
+        return str(session.get("user"))
+
+    @app.get("/nothing")
+    def nothing() -> str:
+        return "no session here"
+
+    @app.post("/flash")
+    def add_flash() -> str:
+        flask.flash(flask.request.form["message"], flask.request.form["category"])
+        return "flashed"
+
+    @app.get("/flashes")
+    def show_flashes() -> str:
+        return repr(flask.get_flashed_messages(with_categories=True))
+
+    @app.post("/permanent/<value>")
+    def set_permanent(value: str) -> str:
+        session.permanent = value == "yes"
+        return repr(session.permanent)
+
+    @app.get("/cart/add/<item>")
+    def add_to_cart(item: str) -> str:
+        session.setdefault("cart", [])
+        session["cart"].append(item)  # changed in place: no modified = True
+        return repr(session["cart"])
+
+    return app, middleware
+
+
+def session_cookie(response: webtest.TestResponse, name: str = "sessionid") -> str:
+    """The ``Set-Cookie`` header for ``name``; fails if there is none."""
+    headers = [
+        header
+        for header in response.headers.getall("Set-Cookie")
+        if header.startswith(name + "=")
+    ]
+    assert len(headers) == 1, response.headers.getall("Set-Cookie")
+    return headers[0]
+
+
+def cookie_value(response: webtest.TestResponse, name: str = "sessionid") -> str:
+    return session_cookie(response, name).split(";", 1)[0].split("=", 1)[1]
+
+
+def test_visits_are_counted_across_requests(store: Store) -> None:
+    app, _ = make_app(store)
+    client = webtest.TestApp(app)
+    assert [client.get("/visit").text for _ in range(3)] == ["1", "2", "3"]
+
+
+def test_flask_session_is_the_wsgisession_session(store: Store) -> None:
+    app, _ = make_app(store)
+    seen: list[Any] = []
+
+    @app.get("/same")
+    def same() -> str:
+        proxy = flask.session._get_current_object()  # type: ignore[attr-defined]
+        seen.append((proxy, flask.request.environ["wsgisession"]))
+        flask.session["a"] = 1
+        return str(flask.request.environ["wsgisession"]["a"])
+
+    assert webtest.TestApp(app).get("/same").text == "1"
+    proxy, raw = seen[0]
+    assert isinstance(proxy, FlaskSession)
+    assert isinstance(raw, Session)
+    assert proxy.wsgisession is raw
+
+
+def test_login_cycles_the_key_and_the_old_one_no_longer_loads(store: Store) -> None:
+    app, middleware = make_app(store)
+    client = webtest.TestApp(app)
+    old_key = cookie_value(client.get("/visit"))
+    response = client.post("/login", {"user": "ada"})
+    new_key = cookie_value(response)
+    assert new_key != old_key
+    assert client.get("/whoami").text == "ada"
+    assert client.get("/visit").text == "2"  # the data moved to the new key
+    assert not store.exists(old_key)
+    stale = middleware.open_session(old_key)
+    assert stale.get("user") is None
+    assert stale.session_key is None
+    replay = webtest.TestApp(app)
+    replay.set_cookie("sessionid", old_key)
+    assert replay.get("/whoami").text == "None"
+
+
+def test_logout_flushes_and_the_old_cookie_no_longer_loads(store: Store) -> None:
+    app, middleware = make_app(store)
+    client = webtest.TestApp(app)
+    key = cookie_value(client.post("/login", {"user": "ada"}))
+    response = client.post("/logout")
+    deleting = session_cookie(response)
+    assert deleting.startswith("sessionid=;")
+    assert "Max-Age=0" in deleting
+    assert client.get("/whoami").text == "None"
+    assert not store.exists(key)
+    assert middleware.open_session(key).get("user") is None
+    replay = webtest.TestApp(app)
+    replay.set_cookie("sessionid", key)
+    assert replay.get("/whoami").text == "None"
+
+
+def test_cookie_attributes_reflect_the_options(store: Store) -> None:
+    app, _ = make_app(
+        store,
+        cookie_name="app_sid",
+        cookie_age=3600,
+        cookie_domain="example.com",
+        cookie_path="/app",
+        cookie_secure=True,
+        cookie_samesite="Strict",
+    )
+    response = webtest.TestApp(app).get("/visit")
+    header = session_cookie(response, "app_sid")
+    parts = {part.strip().split("=")[0]: part.strip() for part in header.split(";")}
+    assert parts["Max-Age"] == "Max-Age=3600"
+    assert parts["Domain"] == "Domain=example.com"
+    assert parts["Path"] == "Path=/app"
+    assert parts["SameSite"] == "SameSite=Strict"
+    assert "Secure" in parts
+    assert "HttpOnly" in parts
+    assert "Cookie" in response.headers["Vary"]
+    assert "session=" not in " ".join(response.headers.getall("Set-Cookie"))
+
+
+def test_untouched_request_sets_no_cookie(store: Store) -> None:
+    app, _ = make_app(store)
+    client = webtest.TestApp(app)
+    client.get("/visit")
+    response = client.get("/nothing")
+    assert response.headers.getall("Set-Cookie") == []
+    assert "Vary" not in response.headers
+
+
+def test_flash_messages_round_trip(store: Store) -> None:
+    app, _ = make_app(store)
+    client = webtest.TestApp(app)
+    client.post("/flash", {"message": "saved", "category": "info"})
+    client.post("/flash", {"message": "careful", "category": "warning"})
+    shown = client.get("/flashes").text
+    assert shown == repr([("info", "saved"), ("warning", "careful")])
+    assert client.get("/flashes").text == "[]"
+
+
+def test_nested_change_is_saved_without_setting_modified(store: Store) -> None:
+    app, _ = make_app(store)
+    client = webtest.TestApp(app)
+    client.get("/cart/add/apple")
+    assert client.get("/cart/add/pear").text == repr(["apple", "pear"])
+    assert client.get("/cart/add/fig").text == repr(["apple", "pear", "fig"])
+
+
+def test_permanent_false_is_a_browser_session_cookie(store: Store) -> None:
+    app, _ = make_app(store, cookie_age=600)
+    client = webtest.TestApp(app)
+    first = session_cookie(client.get("/visit"))
+    assert "Max-Age=600" in first  # wsgisession's default policy: permanent
+    response = client.post("/permanent/no")
+    assert response.text == "False"
+    header = session_cookie(response)
+    assert "Max-Age" not in header
+    assert "Expires" not in header
+    response = client.post("/permanent/yes")
+    assert response.text == "True"
+    assert "Max-Age=600" in session_cookie(response)
+
+
+def test_permanent_true_overrides_expire_at_browser_close(store: Store) -> None:
+    app, _ = make_app(store, cookie_age=600, expire_at_browser_close=True)
+    client = webtest.TestApp(app)
+    assert "Max-Age" not in session_cookie(client.get("/visit"))
+    response = client.post("/permanent/yes")
+    assert response.text == "True"
+    assert "Max-Age=600" in session_cookie(response)
+
+
+def test_setting_permanent_to_its_value_changes_nothing(store: Store) -> None:
+    app, _ = make_app(store)
+    client = webtest.TestApp(app)
+    client.get("/visit")
+    response = client.post("/permanent/yes")  # already permanent
+    assert response.text == "True"
+    assert response.headers.getall("Set-Cookie") == []
+
+
+def test_flags_new_modified_accessed(store: Store) -> None:
+    app, _ = make_app(store)
+    flags: list[tuple[bool, bool, bool]] = []
+
+    @app.get("/flags")
+    def flags_view() -> str:
+        session: Any = flask.session
+        before = session.new
+        session["x"] = 1
+        flags.append((before, session.modified, session.accessed))
+        return "ok"
+
+    @app.get("/read")
+    def read() -> str:
+        session: Any = flask.session
+        session.get("x")
+        flags.append((session.new, session.modified, session.accessed))
+        return "ok"
+
+    client = webtest.TestApp(app)
+    client.get("/flags")
+    client.get("/read")
+    assert flags == [(True, True, True), (False, False, True)]
+
+
+def test_test_client_session_transaction(store: Store) -> None:
+    app, _ = make_app(store)
+    client = app.test_client()
+    with client.session_transaction() as session:
+        assert isinstance(session, FlaskSession)
+        session["visits"] = 41
+    assert client.get("/visit").text == "42"
+    with client.session_transaction() as session:
+        assert session["visits"] == 42
+        session.flush()  # type: ignore[attr-defined]
+    assert client.get("/visit").text == "1"
+
+
+def test_test_request_context_opens_a_session_from_the_cookie(store: Store) -> None:
+    app, middleware = make_app(store)
+    stored = middleware.open_session()
+    stored["user"] = "ada"
+    stored.save()
+    cookie = f"sessionid={stored.session_key}"
+    with app.test_request_context("/", headers={"Cookie": cookie}):
+        assert flask.session["user"] == "ada"
+
+
+def test_wrapping_the_whole_app_works_too(store: Store) -> None:
+    app = flask.Flask(__name__)
+    app.session_interface = WsgiSessionInterface()
+
+    @app.get("/")
+    def index() -> str:
+        flask.session["n"] = flask.session.get("n", 0) + 1
+        return str(flask.session["n"])
+
+    client = webtest.TestApp(SessionMiddleware(app, store=store))
+    assert [client.get("/").text for _ in range(2)] == ["1", "2"]
+
+
+def test_custom_environ_key_is_followed(store: Store) -> None:
+    app, _ = make_app(store, environ_key="my.session")
+    client = webtest.TestApp(app)
+    assert [client.get("/visit").text for _ in range(2)] == ["1", "2"]
+
+
+def test_missing_middleware_fails_on_write_with_the_fix() -> None:
+    app = flask.Flask(__name__)
+    app.session_interface = WsgiSessionInterface()
+
+    @app.get("/")
+    def index() -> str:
+        assert flask.session.get("x") is None  # reading an empty session is fine
+        flask.session["x"] = 1
+        return "unreachable"
+
+    app.testing = True
+    with pytest.raises(RuntimeError, match="init_app"):
+        app.test_client().get("/")
+
+
+def test_init_app_twice_is_refused(store: Store) -> None:
+    app, middleware = make_app(store)
+    assert find_middleware(app) is middleware
+    with pytest.raises(RuntimeError, match="already"):
+        init_app(app, store=store)

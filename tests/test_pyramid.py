@@ -1,0 +1,308 @@
+"""Pyramid with ``wsgisession.contrib.pyramid``: the real Pyramid, driven by WebTest."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import webtest
+from pyramid.config import Configurator
+from pyramid.csrf import SessionCSRFStoragePolicy
+from pyramid.interfaces import ISession
+from pyramid.response import Response
+from zope.interface.verify import verifyObject
+
+from wsgisession import SessionMiddleware
+from wsgisession.contrib.pyramid import (
+    PyramidSession,
+    WsgiSessionFactory,
+    make_wsgi_app,
+)
+from wsgisession.errors import ConfigError
+from wsgisession.stores import MemoryStore, SQLiteStore
+from wsgisession.stores.base import Store
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    if request.param == "memory":
+        return MemoryStore()
+    return SQLiteStore(tmp_path / "sessions.sqlite3")
+
+
+def visit(request: Any) -> Response:
+    session = request.session
+    session["visits"] = session.get("visits", 0) + 1
+    return Response(str(session["visits"]))
+
+
+def login(request: Any) -> Response:
+    request.session.cycle_key()
+    request.session["user"] = request.POST["user"]
+    return Response("welcome")
+
+
+def logout(request: Any) -> Response:
+    request.session.invalidate()
+    return Response("bye")
+
+
+def whoami(request: Any) -> Response:
+    return Response(str(request.session.get("user")))
+
+
+def flash(request: Any) -> Response:
+    request.session.flash(
+        request.POST["message"],
+        queue=request.POST.get("queue", ""),
+        allow_duplicate=request.POST.get("dup", "yes") == "yes",
+    )
+    return Response("flashed")
+
+
+def peek(request: Any) -> Response:
+    return Response(repr(request.session.peek_flash(request.GET.get("queue", ""))))
+
+
+def pop(request: Any) -> Response:
+    return Response(repr(request.session.pop_flash(request.GET.get("queue", ""))))
+
+
+def token(request: Any) -> Response:
+    from pyramid.csrf import get_csrf_token
+
+    return Response(get_csrf_token(request))
+
+
+def submit(request: Any) -> Response:
+    return Response("accepted")
+
+
+def info(request: Any) -> Response:
+    session = request.session
+    verifyObject(ISession, session)
+    return Response(f"{session.new} {session.created!r}")
+
+
+def configure(config: Configurator) -> None:
+    """Routes and views shared by every test app."""
+    config.include("wsgisession.contrib.pyramid")
+    views = {
+        "visit": ("/visit", visit, "GET"),
+        "login": ("/login", login, "POST"),
+        "logout": ("/logout", logout, "POST"),
+        "whoami": ("/whoami", whoami, "GET"),
+        "flash": ("/flash", flash, "POST"),
+        "peek": ("/peek", peek, "GET"),
+        "pop": ("/pop", pop, "GET"),
+        "token": ("/token", token, "GET"),
+        "submit": ("/submit", submit, "POST"),
+        "info": ("/info", info, "GET"),
+    }
+    for name, (path, view, method) in views.items():
+        config.add_route(name, path)
+        config.add_view(view, route_name=name, request_method=method)
+
+
+def make_app(
+    store: Store, *, csrf_policy: Any = None, **options: Any
+) -> tuple[webtest.TestApp, SessionMiddleware]:
+    with Configurator() as config:
+        configure(config)
+        if csrf_policy is not None:
+            config.set_csrf_storage_policy(csrf_policy)
+        config.set_default_csrf_options(require_csrf=True)
+        middleware = SessionMiddleware(config.make_wsgi_app(), store=store, **options)
+    return webtest.TestApp(middleware), middleware
+
+
+def session_cookie(response: webtest.TestResponse, name: str = "sessionid") -> str:
+    headers = [
+        header
+        for header in response.headers.getall("Set-Cookie")
+        if header.startswith(name + "=")
+    ]
+    assert len(headers) == 1, response.headers.getall("Set-Cookie")
+    return headers[0]
+
+
+def cookie_value(response: webtest.TestResponse, name: str = "sessionid") -> str:
+    return session_cookie(response, name).split(";", 1)[0].split("=", 1)[1]
+
+
+def login_as(client: webtest.TestApp, user: str) -> webtest.TestResponse:
+    csrf = client.get("/token").text
+    return client.post("/login", {"user": user, "csrf_token": csrf})
+
+
+def test_visits_are_counted_across_requests(store: Store) -> None:
+    client, _ = make_app(store)
+    assert [client.get("/visit").text for _ in range(3)] == ["1", "2", "3"]
+
+
+def test_request_session_provides_isession(store: Store) -> None:
+    client, _ = make_app(store)
+    new, created = client.get("/info").text.split()
+    assert new == "True"
+    assert float(created) == pytest.approx(time.time(), abs=60)
+    client.get("/visit")
+    stored_new, stored_created = client.get("/info").text.split()
+    assert stored_new == "False"
+    time.sleep(0.01)
+    client.get("/visit")
+    assert client.get("/info").text.split() == ["False", stored_created]
+
+
+def test_login_cycles_the_key_and_the_old_one_no_longer_loads(store: Store) -> None:
+    client, middleware = make_app(store)
+    old_key = cookie_value(client.get("/visit"))
+    new_key = cookie_value(login_as(client, "ada"))
+    assert new_key != old_key
+    assert client.get("/whoami").text == "ada"
+    assert client.get("/visit").text == "2"
+    assert not store.exists(old_key)
+    stale = middleware.open_session(old_key)
+    assert stale.get("user") is None
+    assert stale.session_key is None
+    replay = webtest.TestApp(middleware)
+    replay.set_cookie("sessionid", old_key)
+    assert replay.get("/whoami").text == "None"
+
+
+def test_logout_invalidates_and_the_old_cookie_no_longer_loads(store: Store) -> None:
+    client, middleware = make_app(store)
+    key = cookie_value(login_as(client, "ada"))
+    csrf = client.get("/token").text
+    response = client.post("/logout", {"csrf_token": csrf})
+    deleting = session_cookie(response)
+    assert deleting.startswith("sessionid=;")
+    assert "Max-Age=0" in deleting
+    assert client.get("/whoami").text == "None"
+    assert not store.exists(key)
+    assert middleware.open_session(key).get("user") is None
+    replay = webtest.TestApp(middleware)
+    replay.set_cookie("sessionid", key)
+    assert replay.get("/whoami").text == "None"
+
+
+def test_cookie_attributes_reflect_the_options(store: Store) -> None:
+    client, _ = make_app(
+        store,
+        cookie_name="app_sid",
+        cookie_age=3600,
+        cookie_domain="example.com",
+        cookie_path="/",
+        cookie_secure=True,
+        cookie_samesite="Strict",
+        cookie_httponly=False,
+    )
+    response = client.get("/visit")
+    header = session_cookie(response, "app_sid")
+    parts = {part.strip().split("=")[0]: part.strip() for part in header.split(";")}
+    assert parts["Max-Age"] == "Max-Age=3600"
+    assert parts["Domain"] == "Domain=example.com"
+    assert parts["Path"] == "Path=/"
+    assert parts["SameSite"] == "SameSite=Strict"
+    assert "Secure" in parts
+    assert "HttpOnly" not in parts
+    assert "Cookie" in response.headers["Vary"]
+
+
+def test_flash_queues(store: Store) -> None:
+    client, _ = make_app(store)
+    csrf = client.get("/token").text
+    client.post("/flash", {"message": "one", "csrf_token": csrf})
+    client.post("/flash", {"message": "one", "csrf_token": csrf})
+    client.post("/flash", {"message": "err", "queue": "error", "csrf_token": csrf})
+    client.post(
+        "/flash",
+        {"message": "err", "queue": "error", "dup": "no", "csrf_token": csrf},
+    )
+    assert client.get("/peek").text == repr(["one", "one"])
+    assert client.get("/peek").text == repr(["one", "one"])  # peeking keeps them
+    assert client.get("/pop", {"queue": "error"}).text == repr(["err"])
+    assert client.get("/pop", {"queue": "error"}).text == "[]"
+    assert client.get("/pop").text == repr(["one", "one"])
+    assert client.get("/peek").text == "[]"
+
+
+@pytest.mark.parametrize(
+    "policy", [None, SessionCSRFStoragePolicy()], ids=["legacy", "session-policy"]
+)
+def test_csrf_token_is_checked_on_post(store: Store, policy: Any) -> None:
+    client, _ = make_app(store, csrf_policy=policy)
+    csrf = client.get("/token").text
+    assert len(csrf) >= 32
+    assert client.get("/token").text == csrf  # kept in the session
+    assert client.post("/submit", {"csrf_token": csrf}).text == "accepted"
+    client.post("/submit", {}, status=400)
+    client.post("/submit", {"csrf_token": "forged"}, status=400)
+    stranger = webtest.TestApp(client.app)
+    stranger.post("/submit", {"csrf_token": csrf}, status=400)
+
+
+def test_changed_marks_the_session_modified(store: Store) -> None:
+    middleware = SessionMiddleware(lambda environ, start_response: [], store=store)
+    session = PyramidSession(middleware.open_session())
+    session["nested"] = {"a": 1}
+    session.wsgisession.save()
+    session.wsgisession.modified = False
+    session.changed()
+    assert session.wsgisession.modified is True
+
+
+def test_invalidated_session_can_start_a_new_one(store: Store) -> None:
+    def relogin(request: Any) -> Response:
+        request.session.invalidate()
+        request.session["user"] = "grace"
+        return Response("ok")
+
+    with Configurator() as config:
+        configure(config)
+        config.add_route("relogin", "/relogin")
+        config.add_view(relogin, route_name="relogin")
+        middleware = SessionMiddleware(config.make_wsgi_app(), store=store)
+    client = webtest.TestApp(middleware)
+    key = cookie_value(login_as(client, "ada"))
+    new_key = cookie_value(client.get("/relogin"))
+    assert new_key != key
+    assert not store.exists(key)
+    assert client.get("/whoami").text == "grace"
+
+
+def test_make_wsgi_app_reads_prefixed_settings(tmp_path: Path) -> None:
+    settings = {
+        "wsgisession.store": "sqlite",
+        "wsgisession.sqlite_path": str(tmp_path / "s.sqlite3"),
+        "wsgisession.cookie_age": "3600",
+        "wsgisession.environ_key": "pyramid.wsgisession",
+        "pyramid.reload_templates": "false",
+    }
+    with Configurator(settings=settings) as config:
+        configure(config)
+        app = make_wsgi_app(config)
+    assert isinstance(app.store, SQLiteStore)
+    client = webtest.TestApp(app)
+    response = client.get("/visit")
+    assert "Max-Age=3600" in session_cookie(response)
+    assert client.get("/visit").text == "2"
+
+
+def test_make_wsgi_app_rejects_a_misspelled_key() -> None:
+    settings = {"wsgisession.store": "memory", "wsgisession.cookie_agee": "60"}
+    with Configurator(settings=settings) as config:
+        configure(config)
+        with pytest.raises(ConfigError, match="cookie_agee"):
+            make_wsgi_app(config)
+
+
+def test_factory_without_middleware_says_so() -> None:
+    with Configurator() as config:
+        configure(config)
+        app = config.make_wsgi_app()
+    client = webtest.TestApp(app)
+    with pytest.raises(RuntimeError, match="SessionMiddleware"):
+        client.get("/visit")
+    assert "environ_key='x'" in repr(WsgiSessionFactory("x"))

@@ -1,0 +1,139 @@
+"""Framework adapters: Flask (:mod:`.flask`) and Pyramid (:mod:`.pyramid`).
+
+Both give the framework a thin view of the request's
+:class:`~wsgisession.Session` (the one :class:`~wsgisession.SessionMiddleware`
+put in the environ), so that the middleware stays the only thing that loads,
+saves and sets the cookie. :class:`SessionProxy` is that shared view: the
+mapping API and Django's session methods, passed straight through. Bottle and
+plain WSGI apps need no adapter: they read ``environ["wsgisession"]``.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import (
+    ItemsView,
+    Iterator,
+    KeysView,
+    MutableMapping,
+    ValuesView,
+)
+from typing import Any
+
+from ..session import Session
+
+__all__ = ["SessionProxy"]
+
+_MISSING: Any = object()
+
+
+class SessionProxy(MutableMapping[str, Any]):
+    """A mapping view of a :class:`~wsgisession.Session` for a framework's API.
+
+    Every read and write goes to the wrapped session (``.wsgisession``), so
+    ``environ["wsgisession"]`` and the framework's session object are always
+    the same data. Framework adapters subclass it and add their attributes.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    @property
+    def wsgisession(self) -> Session:
+        """The wrapped session, for the parts of its API not passed through."""
+        return self._session
+
+    # -- mapping -----------------------------------------------------------
+
+    def __getitem__(self, key: str) -> Any:
+        return self._session[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._session[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._session[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._session
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._session)
+
+    def __len__(self) -> int:
+        return len(self._session)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._session.get(key, default)
+
+    def pop(self, key: str, default: Any = _MISSING) -> Any:
+        if default is _MISSING:
+            return self._session.pop(key)
+        return self._session.pop(key, default)
+
+    def popitem(self) -> tuple[str, Any]:
+        return self._session.popitem()
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        return self._session.setdefault(key, default)
+
+    def update(self, other: Any = (), /, **kwargs: Any) -> None:
+        self._session.update(other, **kwargs)
+
+    def clear(self) -> None:
+        self._session.clear()
+
+    def keys(self) -> KeysView[str]:
+        return self._session.keys()
+
+    def values(self) -> ValuesView[Any]:
+        return self._session.values()
+
+    def items(self) -> ItemsView[str, Any]:
+        return self._session.items()
+
+    # -- Django's session API ------------------------------------------------
+
+    @property
+    def session_key(self) -> str | None:
+        """The session's id, or None until it is first saved."""
+        return self._session.session_key
+
+    @property
+    def new(self) -> bool:
+        """True while the session has no stored record (loads it to find out).
+
+        That is: the request brought no live session and none has been
+        saved yet; after a login's :meth:`cycle_key` it is False.
+        """
+        self._session.load()
+        return self._session.session_key is None
+
+    def flush(self) -> None:
+        """Empty the session, delete its record and drop its key (logout)."""
+        self._session.flush()
+
+    def cycle_key(self) -> None:
+        """Move the data to a new key and delete the old record (login)."""
+        self._session.cycle_key()
+
+    def set_expiry(
+        self, value: int | datetime.datetime | datetime.timedelta | None
+    ) -> None:
+        """Seconds of inactivity, 0 for browser close, a moment, or None (default)."""
+        self._session.set_expiry(value)
+
+    def get_expiry_age(self) -> int:
+        """Seconds from now until the session expires."""
+        return self._session.get_expiry_age()
+
+    def get_expiry_date(self) -> datetime.datetime:
+        """The moment (aware, UTC) the session expires if saved now."""
+        return self._session.get_expiry_date()
+
+    def get_expire_at_browser_close(self) -> bool:
+        """Whether the cookie lasts only until the browser closes."""
+        return self._session.get_expire_at_browser_close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} of {self._session!r}>"

@@ -1,0 +1,154 @@
+"""Pyramid integration: ``request.session`` is the request's wsgisession session.
+
+::
+
+    from wsgisession.contrib.pyramid import make_wsgi_app
+
+    with Configurator(settings=settings) as config:
+        config.include("wsgisession.contrib.pyramid")
+        ...
+        app = make_wsgi_app(config)
+
+``config.include`` sets the session factory (:class:`WsgiSessionFactory`);
+:func:`make_wsgi_app` wraps the Pyramid app in
+:class:`~wsgisession.SessionMiddleware` configured by the ``wsgisession.``
+keys of the settings (see :func:`wsgisession.paste.make_middleware`). The
+session object (:class:`PyramidSession`) provides Pyramid's ``ISession``:
+``new``, ``created``, ``changed()``, ``invalidate()`` (a flush: the record
+is deleted and the cookie with it), flash queues, and the session CSRF
+methods, so Pyramid's default CSRF storage policy and
+``SessionCSRFStoragePolicy`` both work.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import TYPE_CHECKING, Any
+
+from pyramid.interfaces import ISession  # type: ignore[import-untyped]
+from zope.interface import classImplements  # type: ignore[import-untyped]
+
+from ..paste import make_middleware
+from ..session import Session
+from . import SessionProxy
+
+if TYPE_CHECKING:
+    from ..middleware import SessionMiddleware
+
+__all__ = ["PyramidSession", "WsgiSessionFactory", "includeme", "make_wsgi_app"]
+
+logger = logging.getLogger(__name__)
+
+#: Session keys of the flash queues and the CSRF token, as Pyramid's own session.
+FLASH_PREFIX = "_f_"
+CSRF_KEY = "_csrft_"
+
+
+class PyramidSession(SessionProxy):
+    """``request.session``: Pyramid's ``ISession`` over a wsgisession session.
+
+    Django's methods (``flush``, ``cycle_key``, ``set_expiry``, ...) are
+    passed through, and ``.wsgisession`` is the wrapped session itself.
+    """
+
+    @property
+    def created(self) -> float:
+        """When the session was created, in seconds since the epoch (loads it)."""
+        return self._session.created
+
+    def changed(self) -> None:
+        """Mark the session modified, after changing a value in place.
+
+        Not needed with wsgisession, which notices such changes, but part
+        of ``ISession``.
+        """
+        self._session.modified = True
+
+    def invalidate(self) -> None:
+        """Drop the session: delete its record and key (the cookie goes too).
+
+        Data set afterwards starts a new session with a new key.
+        """
+        self._session.flush()
+
+    # -- flash messages ------------------------------------------------------
+
+    def flash(self, msg: Any, queue: str = "", allow_duplicate: bool = True) -> None:
+        """Append ``msg`` to the flash queue ``queue``."""
+        messages = list(self.get(FLASH_PREFIX + queue, []))
+        if allow_duplicate or msg not in messages:
+            messages.append(msg)
+            self[FLASH_PREFIX + queue] = messages
+
+    def pop_flash(self, queue: str = "") -> list[Any]:
+        """The messages of ``queue``, removing them from the session."""
+        messages: list[Any] = self.pop(FLASH_PREFIX + queue, [])
+        return messages
+
+    def peek_flash(self, queue: str = "") -> list[Any]:
+        """The messages of ``queue``, leaving them in the session."""
+        messages: list[Any] = self.get(FLASH_PREFIX + queue, [])
+        return messages
+
+    # -- CSRF (for Pyramid's LegacySessionCSRFStoragePolicy) -------------------
+
+    def new_csrf_token(self) -> str:
+        """Store and return a new random CSRF token."""
+        token = secrets.token_hex(20)
+        self[CSRF_KEY] = token
+        return token
+
+    def get_csrf_token(self) -> str:
+        """The session's CSRF token, made on first use."""
+        token = self.get(CSRF_KEY)
+        if not isinstance(token, str) or not token:
+            token = self.new_csrf_token()
+        return token
+
+
+classImplements(PyramidSession, ISession)
+
+
+class WsgiSessionFactory:
+    """Pyramid's session factory: ``config.set_session_factory(WsgiSessionFactory())``.
+
+    Called by Pyramid on the first use of ``request.session``; it wraps the
+    session the middleware put in the environ and does no I/O itself.
+    """
+
+    def __init__(self, environ_key: str = "wsgisession") -> None:
+        self.environ_key = environ_key
+
+    def __call__(self, request: Any) -> PyramidSession:
+        session = request.environ.get(self.environ_key)
+        if isinstance(session, Session):
+            return PyramidSession(session)
+        raise RuntimeError(
+            "request.session is unavailable: no wsgisession SessionMiddleware "
+            f"put a session in environ[{self.environ_key!r}]. Wrap the app, "
+            "e.g. app = wsgisession.contrib.pyramid.make_wsgi_app(config)."
+        )
+
+    def __repr__(self) -> str:
+        return f"WsgiSessionFactory(environ_key={self.environ_key!r})"
+
+
+def includeme(config: Any) -> None:
+    """``config.include("wsgisession.contrib.pyramid")``: set the session factory.
+
+    The environ key is the ``wsgisession.environ_key`` setting, if given.
+    """
+    settings = config.get_settings() or {}
+    environ_key = settings.get("wsgisession.environ_key") or "wsgisession"
+    config.set_session_factory(WsgiSessionFactory(environ_key))
+
+
+def make_wsgi_app(config: Any, prefix: str = "wsgisession.") -> SessionMiddleware:
+    """``config.make_wsgi_app()`` wrapped in the middleware its settings describe.
+
+    The settings' keys starting with ``prefix`` are the middleware's options
+    and store keys; an unknown one raises ConfigError here, at startup.
+    """
+    settings = config.get_settings() or {}
+    return make_middleware(config.make_wsgi_app(), settings, prefix)
