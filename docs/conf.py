@@ -11,11 +11,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "_ext"))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from wsgisession import __version__  # noqa: E402
+from wsgisession import __version__
 
 project = "wsgisession"
 author = "the wsgisession developers"
-copyright = "2026, the wsgisession developers"  # noqa: A001
+copyright = "2026, the wsgisession developers"
 release = __version__
 version = ".".join(__version__.split(".")[:2])
 
@@ -23,19 +23,32 @@ extensions = ["sphinx.ext.autodoc", "optionstable"]
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
+autodoc_preserve_defaults = True
 # Session inherits MutableMapping's terse docstrings ("D.get(k[,d]) -> ..."),
 # which autodoc would misread as signatures; its mapping methods are
 # described in api.rst instead.
 autodoc_inherit_docstrings = False
 
 # Every cross-reference must resolve (-W turns a miss into an error), except
-# the standard library (no intersphinx: the build needs no network) and the
-# private type aliases and relative names that appear in signatures and
-# docstrings.
+# those into the standard library and third-party packages (no intersphinx:
+# the build needs no network), and the private type aliases and relative
+# names that appear in signatures and docstrings.
+_EXTERNAL = sorted(sys.stdlib_module_names) + [
+    "cryptography",
+    "filelock",
+    "flask",
+    "itsdangerous",
+    "markupsafe",
+    "pymemcache",
+    "pyramid",
+    "redis",
+    "werkzeug",
+    "zope",
+]
 nitpicky = True
 nitpick_ignore_regex = [
-    (r"py:.*", r"(datetime|collections\.abc|typing|os|pathlib)\..*"),
-    (r"py:class", r"WSGIApp|StrPath|RedisClient|StoreUnavailable"),
+    (r"py:.*", rf"({'|'.join(_EXTERNAL)})(\..*)?"),
+    (r"py:class", r"WSGIApp|StrPath|RedisClient|StoreUnavailable|Flask|ResponseHook"),
     (r"py:mod", r"base"),
     (r"py:func", r"default_path"),
 ]

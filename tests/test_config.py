@@ -409,6 +409,18 @@ def test_paste_keys_and_globals_are_not_options() -> None:
     assert settings.cookie_age == 60
 
 
+def test_default_section_options_flow_in_and_section_wins() -> None:
+    settings, spec = parse_settings(
+        {"cookie_age": "60"},
+        global_conf={"cookie_age": "99", "cookie_path": "/app", "store": "memory"},
+    )
+    assert (settings.cookie_age, settings.cookie_path, spec.store) == (
+        60,
+        "/app",
+        "memory",
+    )
+
+
 def test_without_global_conf_an_unknown_key_is_still_an_error() -> None:
     with pytest.raises(ConfigError, match="'debug'"):
         parse_settings({"debug": "true"})

@@ -48,10 +48,15 @@ def read_section(location: str) -> tuple[dict[str, str], dict[str, str], str]:
         if not parser.read(path) or not raw.read(path):
             raise SessionError(f"cannot read configuration file {path}")
         section = _find_section(raw, name, path)
-        local = {key: parser.get(section, key) for key in raw.options(section)}
+        globals_ = dict(parser.defaults())
+        # As Paste Deploy: a key [DEFAULT] also has is a global, not a local.
+        local = {
+            key: parser.get(section, key)
+            for key in raw.options(section)
+            if key not in globals_
+        }
     except configparser.Error as exc:
         raise ConfigError(f"{path}: {exc}") from exc
-    globals_ = dict(parser.defaults())
     prefix = PREFIX if section.startswith("app:") else ""
     return local, globals_, prefix
 

@@ -239,6 +239,12 @@ class StoreSpec:
         "verifying, so that keys can be rotated.",
         stores=("cookie",),
     )  # fmt: skip
+    encrypt: bool = _option(
+        False, "bool", c.boolean, c.parse_bool,
+        "Encrypt the cookie with AES-GCM (needs the crypto extra); "
+        "startup fails without it, never storing plaintext.",
+        stores=("cookie",),
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         _validate_fields(self)
@@ -283,7 +289,9 @@ class StoreSpec:
             return stores.SQLiteStore(self.sqlite_path)
         if self.store == "cookie":
             assert self.secret_key is not None  # checked by check()
-            return stores.SignedCookieStore(self.secret_key, self.secret_key_fallbacks)
+            return stores.SignedCookieStore(
+                self.secret_key, self.secret_key_fallbacks, encrypt=self.encrypt
+            )
         if self.store == "memcached":
             servers = list(self.memcached_servers)
             if self.key_prefix is None:
@@ -322,11 +330,11 @@ class StoreSpec:
         return f"StoreSpec({', '.join(parts)})"
 
 
-def _option_name(key: str, prefix: str, ignored: Mapping[str, Any]) -> str | None:
+def _option_name(key: str, prefix: str) -> str | None:
     """The option a settings key names, or None for keys that are not ours."""
     if prefix:
         return key[len(prefix) :] if key.startswith(prefix) else None
-    if key in PASTE_KEYS or key in ignored or key.startswith(("set ", "get ")):
+    if key in PASTE_KEYS or key.startswith(("set ", "get ")):
         return None
     return key
 
@@ -341,18 +349,23 @@ def parse_settings(
 
     With a ``prefix`` (``"wsgisession."``) only keys carrying it are read,
     so other settings of the app may share the mapping; without one, Paste
-    Deploy's own keys and the keys of ``global_conf`` (its ``[DEFAULT]``
-    globals, which Paste also leaves out of a section) are skipped. Values
-    that are already not strings (Pyramid settings built in Python) are
-    checked as Python values.
+    Deploy's own keys are skipped. Of ``global_conf`` (Paste's ``[DEFAULT]``
+    globals, which Paste leaves out of a section), the keys that name an
+    option flow in as defaults and the rest are ignored. Values that are
+    already not strings (Pyramid settings built in Python) are checked as
+    Python values.
     """
     options = _schema(Settings)
     store_keys = _schema(StoreSpec)
     schema = {**options, **store_keys}
     values: dict[str, Any] = {}
-    for key, raw in settings.items():
-        name = _option_name(key, prefix, global_conf or {})
-        if name is None:
+    globals_ = global_conf or {}
+    given = dict(settings)
+    if not prefix:
+        given = {key: raw for key, raw in globals_.items() if key in schema} | given
+    for key, raw in given.items():
+        name = _option_name(key, prefix)
+        if name is None or (key in globals_ and key not in schema):
             continue
         option = schema.get(name)
         if option is None:

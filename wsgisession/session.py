@@ -235,9 +235,11 @@ class Session(MutableMapping[str, Any]):
         return not self.is_empty()
 
     def get(self, key: str, default: Any = None) -> Any:
+        """The value of ``key``, or ``default``; does not mark the session modified."""
         return self._get_data().get(key, default)
 
     def pop(self, key: str, default: Any = _UNSET) -> Any:
+        """Remove ``key`` and return its value; KeyError if absent and no default."""
         data = self._get_data()
         if key in data:
             value = data.pop(key)
@@ -250,6 +252,7 @@ class Session(MutableMapping[str, Any]):
         return default
 
     def setdefault(self, key: str, default: Any = None) -> Any:
+        """The value of ``key``, storing ``default`` first if it is absent."""
         data = self._get_data()
         if key in data:
             return data[key]
@@ -257,6 +260,7 @@ class Session(MutableMapping[str, Any]):
         return default
 
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
+        """Set several keys; always marks the session modified, as in Django."""
         data = self._get_data()
         incoming = dict(other, **kwargs)
         data.update(incoming)
@@ -265,12 +269,15 @@ class Session(MutableMapping[str, Any]):
         self.modified = True
 
     def keys(self) -> KeysView[str]:
+        """A live view of the keys (loads the session)."""
         return self._get_data().keys()
 
     def values(self) -> ValuesView[Any]:
+        """A live view of the values (loads the session)."""
         return self._get_data().values()
 
     def items(self) -> ItemsView[str, Any]:
+        """A live view of the items (loads the session)."""
         return self._get_data().items()
 
     def clear(self) -> None:

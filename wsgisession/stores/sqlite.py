@@ -168,7 +168,7 @@ class SQLiteStore(Store):
             self._connection().execute(_DELETE, (storage_key(session_key),))
 
     def clear_expired(self) -> int:
-        """Delete expired rows, at most ``_BATCH`` per transaction."""
+        """Delete expired rows in batches of 1000, each its own short transaction."""
         removed = 0
         with self._translate("clear expired sessions"):
             conn = self._connection()
