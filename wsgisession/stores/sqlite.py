@@ -18,11 +18,11 @@ import secrets
 import sqlite3
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from ..errors import ConfigError, LockTimeout, StoreUnavailable
+from ..errors import ConfigError, StoreUnavailable
+from ._shared import poll_lock
 from .base import Merge, Record, Store, now, storage_key
 from .file import ensure_private_directory
 
@@ -79,7 +79,6 @@ _TAKE_LOCK = (
 )
 _DROP_LOCK = "DELETE FROM wsgisession_locks WHERE key = ? AND token = ?"
 _CLEAR_LOCKS = "DELETE FROM wsgisession_locks WHERE expires_at <= ?"
-_LOCK_POLL = (0.002, 0.05)  # seconds: first and longest wait between tries
 
 
 def _is_sound(row: tuple[object, object]) -> bool:
@@ -123,6 +122,10 @@ class SQLiteStore(Store):
             raise ConfigError("busy_timeout must be finite")
         self._default = path is None
         self.path = os.path.abspath(os.fspath(default_path() if path is None else path))
+        if os.path.isdir(self.path):
+            raise ConfigError(
+                f"SQLiteStore path {self.path!r} is a directory, not a file"
+            )
         self.busy_timeout = float(busy_timeout)
         self._local = threading.local()
         self._pid = os.getpid()
@@ -185,22 +188,16 @@ class SQLiteStore(Store):
     def lock(self, session_key: str, timeout: float, ttl: float) -> Iterator[None]:
         """Hold a row of ``wsgisession_locks``; a dead holder's row expires after ``ttl``."""
         name, token = storage_key(session_key), secrets.token_hex(16)
-        deadline = time.monotonic() + timeout
-        wait = _LOCK_POLL[0]
-        while True:
+
+        def take() -> bool:
             moment = now()
             with self._translate("lock a session"):
-                taken = (
-                    self._connection()
-                    .execute(_TAKE_LOCK, (name, token, moment + ttl, moment))
-                    .rowcount
+                cursor = self._connection().execute(
+                    _TAKE_LOCK, (name, token, moment + ttl, moment)
                 )
-            if taken == 1:
-                break
-            if time.monotonic() + wait > deadline:
-                raise LockTimeout(f"session lock not obtained within {timeout} s")
-            time.sleep(wait)
-            wait = min(wait * 2, _LOCK_POLL[1])
+            return cursor.rowcount == 1
+
+        poll_lock(take, timeout)
         try:
             yield
         finally:

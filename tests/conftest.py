@@ -1,0 +1,80 @@
+"""Shared fixtures: real memcached and redis-server processes on loopback.
+
+``memcached_server`` / ``redis_server`` live for the whole run;
+``clean_memcached`` / ``clean_redis`` hand out the same servers emptied, so
+tests do not see each other's records. ``fresh_memcached`` / ``fresh_redis``
+start a private server for one test, which may stop and restart it
+(``stop(crash=True)`` kills it at once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import servers
+from servers import MissingBinary, ServerProcess
+
+
+def _started(factory: Callable[[Path], ServerProcess], workdir: Path) -> ServerProcess:
+    try:
+        server = factory(workdir)
+    except MissingBinary as exc:
+        pytest.fail(str(exc), pytrace=False)
+    server.start()
+    return server
+
+
+@pytest.fixture(scope="session")
+def memcached_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ServerProcess]:
+    server = _started(servers.memcached, tmp_path_factory.mktemp("memcached"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    server = _started(servers.redis_server, tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def clean_memcached(memcached_server: ServerProcess) -> ServerProcess:
+    from pymemcache.client.base import Client  # type: ignore[import-untyped]
+
+    client = Client((memcached_server.host, memcached_server.port), timeout=5)
+    try:
+        client.flush_all(noreply=False)
+    finally:
+        client.close()
+    return memcached_server
+
+
+@pytest.fixture
+def clean_redis(redis_server: ServerProcess) -> ServerProcess:
+    import redis
+
+    client = redis.Redis(host=redis_server.host, port=redis_server.port)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+    return redis_server
+
+
+@pytest.fixture
+def fresh_memcached(tmp_path: Path) -> Iterator[ServerProcess]:
+    server = _started(servers.memcached, tmp_path)
+    yield server
+    server.stop(crash=True)  # private to the test: nothing to shut down cleanly
+
+
+@pytest.fixture
+def fresh_redis(tmp_path: Path) -> Iterator[ServerProcess]:
+    server = _started(servers.redis_server, tmp_path)
+    yield server
+    server.stop(crash=True)

@@ -1,0 +1,557 @@
+"""RedisStore against a real redis-server (see conftest.py)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import socket
+import struct
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, contextmanager
+
+import pytest
+import redis
+from servers import ServerProcess
+
+import wsgisession.stores.redis as redis_module
+from wsgisession.errors import (
+    ConfigError,
+    SessionInterrupted,
+    StoreUnavailable,
+)
+from wsgisession.keys import generate_key, storage_key
+from wsgisession.stores.base import Record
+from wsgisession.stores.redis import RedisStore, redact_url, ttl_ms
+
+DAY = 24 * 3600
+_END_MARK = "wsgisession-test-end"
+
+
+@pytest.fixture
+def raw(clean_redis: ServerProcess) -> Iterator[redis.Redis]:
+    client = redis.Redis(host=clean_redis.host, port=clean_redis.port)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def store(clean_redis: ServerProcess) -> RedisStore:
+    return RedisStore(clean_redis.url)
+
+
+def later(seconds: float = 600) -> float:
+    return time.time() + seconds
+
+
+def name_of(key: str, prefix: str = "wsgisession:") -> str:
+    return prefix + storage_key(key)
+
+
+# Commands of the test's own watching clients, left out of command_calls().
+_WATCHING = {"info", "config|resetstat", "monitor", "hello", "echo", "client|setinfo"}
+
+
+def command_calls(raw: redis.Redis) -> dict[str, int]:
+    """Calls per command since CONFIG RESETSTAT (INFO commandstats)."""
+    stats = raw.info("commandstats")
+    return {
+        name[len("cmdstat_") :]: int(value["calls"])
+        for name, value in stats.items()
+        if name[len("cmdstat_") :] not in _WATCHING
+    }
+
+
+@pytest.fixture
+def sent_by_clients(
+    clean_redis: ServerProcess,
+) -> Iterator[Callable[[], AbstractContextManager[list[str]]]]:
+    """Use as ``with sent_by_clients() as sent:``: afterwards ``sent`` lists the
+    commands clients sent meanwhile (MONITOR), those run by scripts left out."""
+    watcher = redis.Redis(host=clean_redis.host, port=clean_redis.port)
+    marker = redis.Redis(host=clean_redis.host, port=clean_redis.port)
+    marker_address = marker.client_info()["addr"]  # connects before MONITOR
+
+    @contextmanager
+    def watch() -> Iterator[list[str]]:
+        sent: list[str] = []
+        with watcher.monitor() as monitor:  # type: ignore[no-untyped-call]
+            yield sent
+            marker.echo(_END_MARK)
+            while True:
+                entry = monitor.next_command()
+                address = f"{entry['client_address']}:{entry['client_port']}"
+                if address == marker_address:
+                    break
+                if entry["client_type"] != "lua":
+                    sent.append(entry["command"].split()[0].upper())
+
+    yield watch
+    watcher.close()
+    marker.close()
+
+
+# -- the expiry arithmetic -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("remaining", "expected"),
+    [(0.0001, 1), (0.5, 500), (1.0, 1000), (1.0004, 1001), (40 * DAY, 40 * DAY * 1000)],
+)
+def test_ttl_is_milliseconds_left_rounded_up(remaining: float, expected: int) -> None:
+    assert ttl_ms(1_700_000_000.0 + remaining, 1_700_000_000.0) == expected
+
+
+@pytest.mark.parametrize("expires_at", [1_699_999_999.0, 1_700_000_000.0, math.nan])
+def test_ttl_of_a_past_record_is_zero(expires_at: float) -> None:
+    assert ttl_ms(expires_at, 1_700_000_000.0) == 0
+
+
+def test_ttl_is_capped() -> None:
+    assert 0 < ttl_ms(math.inf, 1_700_000_000.0) < 2**62
+
+
+# -- construction ----------------------------------------------------------
+
+
+def test_constructor_does_not_connect() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens there
+    store = RedisStore(f"redis://127.0.0.1:{port}/0")
+    assert repr(store) == (
+        f"RedisStore(redis://127.0.0.1:{port}/0, key_prefix='wsgisession:')"
+    )
+    with pytest.raises(StoreUnavailable, match=f"127.0.0.1:{port}"):
+        store.load(generate_key())
+
+
+def test_password_never_shows() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    store = RedisStore(f"redis://user:s3cret@127.0.0.1:{port}/0?password=s3cret")
+    assert "s3cret" not in repr(store)
+    with pytest.raises(StoreUnavailable) as caught:
+        store.load(generate_key())
+    assert "s3cret" not in str(caught.value)
+    assert "s3cret" not in caught.value.store
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://h:1/0", "redis://h:1/0"),
+        ("redis://:pw@h:1/2", "redis://***@h:1/2"),
+        ("rediss://user:pw@h:1/0", "rediss://***@h:1/0"),
+        ("unix:///run/r.sock?db=1&password=pw", "unix:///run/r.sock?db=1&password=***"),
+        (
+            "redis://h:1/0?password=a&password=b",
+            "redis://h:1/0?password=***&password=***",
+        ),
+    ],
+)
+def test_redact_url(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://h", "redis://h/", "redis://h:1/15", "rediss://u:p@h:1/0?db=2"]
+)
+def test_good_urls(url: str) -> None:
+    assert repr(RedisStore(url)).startswith("RedisStore(redis")
+
+
+def test_unix_socket_url_is_accepted() -> None:
+    store = RedisStore("unix:///nonexistent/redis.sock?db=0")
+    with pytest.raises(StoreUnavailable, match="unix:///nonexistent/redis.sock"):
+        store.load(generate_key())
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"url": "redis://h:1/0", "client": redis.Redis()},
+        {"url": "http://h:1/0"},
+        {"url": "h:1"},
+        {"url": "redis://127.0.0.1:6379/notadb"},
+        {"url": "redis://127.0.0.1:notaport/0"},
+        {"url": "redis://127.0.0.1:6379/0?db=x"},
+        {"url": 42},
+        {"url": "redis://h:1/0", "key_prefix": b"x"},
+        {"url": "redis://h:1/0", "socket_timeout": 0},
+        {"client": redis.Redis(decode_responses=True)},
+    ],
+)
+def test_bad_arguments_are_config_errors(kwargs: dict[str, object]) -> None:
+    with pytest.raises(ConfigError):
+        RedisStore(**kwargs)  # type: ignore[arg-type]
+
+
+def test_a_client_object_can_be_passed(clean_redis: ServerProcess) -> None:
+    client = redis.Redis(host=clean_redis.host, port=clean_redis.port)
+    store = RedisStore(client=client, key_prefix="c:")
+    assert repr(store) == "RedisStore(<Redis>, key_prefix='c:')"
+    key = generate_key()
+    assert store.create(key, b"via client", later()) == key
+    store.update(key, lambda current: (b"updated", later()), store.load(key))
+    assert client.exists(name_of(key, "c:")) == 1
+    record = store.load(key)
+    assert record is not None and record.payload == b"updated"
+
+
+# -- records ---------------------------------------------------------------
+
+
+def test_round_trip(store: RedisStore) -> None:
+    key = generate_key()
+    payload = bytes(range(256)) + b"\r\n" + b"x" * 100_000
+    expires_at = later()
+    assert store.create(key, payload, expires_at) == key
+    record = store.load(key)
+    assert record is not None
+    assert (record.payload, record.expires_at) == (payload, expires_at)
+    assert record.version is not None
+
+    def merge(current: bytes | None) -> tuple[bytes, float]:
+        assert current == payload
+        return b"second", expires_at + 60
+
+    assert store.update(key, merge, record) == key
+    again = store.load(key)
+    assert again is not None
+    assert (again.payload, again.expires_at) == (b"second", expires_at + 60)
+    assert again.version != record.version
+
+
+def test_load_of_an_unknown_key_is_none(store: RedisStore) -> None:
+    assert store.load(generate_key()) is None
+
+
+def test_create_refuses_a_live_key(store: RedisStore) -> None:
+    key = generate_key()
+    assert store.create(key, b"first", later()) == key
+    assert store.create(key, b"second", later()) is None
+    record = store.load(key)
+    assert record is not None and record.payload == b"first"
+
+
+def test_corrupt_record_loads_as_none_with_one_warning(
+    store: RedisStore, raw: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    key = generate_key()
+    raw.set(name_of(key), b"garbage", ex=60)
+    with caplog.at_level(logging.WARNING, logger="wsgisession"):
+        assert store.load(key) is None
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "RedisStore" in warnings[0].getMessage()
+    assert key not in warnings[0].getMessage()
+
+
+def test_record_past_its_header_expiry_is_absent(
+    store: RedisStore, raw: redis.Redis
+) -> None:
+    key = generate_key()
+    raw.set(name_of(key), struct.pack(">Bd", 1, time.time() - 1) + b"old", ex=60)
+    assert store.load(key) is None
+    seen: list[bytes | None] = []
+
+    def merge(current: bytes | None) -> tuple[bytes, float]:
+        seen.append(current)
+        return b"new", later()
+
+    store.update(key, merge, None)  # overwrites the dead value
+    assert seen == [None]
+    record = store.load(key)
+    assert record is not None and record.payload == b"new"
+
+
+def test_record_expires(store: RedisStore, raw: redis.Redis) -> None:
+    key = generate_key()
+    store.create(key, b"brief", later(1))
+    assert 900 < raw.pttl(name_of(key)) <= 1000
+    time.sleep(1.2)
+    assert store.load(key) is None
+    assert raw.exists(name_of(key)) == 0
+
+
+def test_record_beyond_30_days(store: RedisStore, raw: redis.Redis) -> None:
+    key = generate_key()
+    expires_at = later(40 * DAY)
+    store.create(key, b"long", expires_at)
+    record = store.load(key)
+    assert record is not None and record.expires_at == expires_at
+    assert abs(raw.pttl(name_of(key)) - 40 * DAY * 1000) < 2000
+
+
+def test_update_sets_the_new_ttl(store: RedisStore, raw: redis.Redis) -> None:
+    key = generate_key()
+    store.create(key, b"x", later(60))
+    store.update(key, lambda current: (b"y", later(3600)), store.load(key))
+    assert abs(raw.pttl(name_of(key)) - 3600 * 1000) < 2000
+
+
+def test_update_to_a_past_expiry_deletes(store: RedisStore, raw: redis.Redis) -> None:
+    key = generate_key()
+    store.create(key, b"doomed", later())
+    store.update(key, lambda current: (b"gone", time.time() - 1), store.load(key))
+    assert store.load(key) is None
+    assert raw.exists(name_of(key)) == 0
+
+
+def test_create_with_a_past_expiry_stores_nothing(
+    store: RedisStore, raw: redis.Redis
+) -> None:
+    key = generate_key()
+    assert store.create(key, b"stillborn", time.time() - 1) == key
+    assert raw.exists(name_of(key)) == 0
+
+
+def test_update_without_a_loaded_record_reads_first(store: RedisStore) -> None:
+    key = generate_key()
+    store.create(key, b"stored", later())
+    seen: list[bytes | None] = []
+
+    def merge(current: bytes | None) -> tuple[bytes, float]:
+        seen.append(current)
+        return b"merged", later()
+
+    store.update(key, merge, None)
+    store.update(key, merge, Record(b"stale", later()))  # no version either
+    assert seen == [b"stored", b"merged"]
+
+
+def test_update_of_a_vanished_record_asks_merge(store: RedisStore) -> None:
+    key = generate_key()
+    store.create(key, b"here", later())
+    loaded = store.load(key)
+    store.delete(key)
+
+    def interrupted(current: bytes | None) -> tuple[bytes, float]:
+        if current is None:
+            raise SessionInterrupted()
+        return current, later()
+
+    with pytest.raises(SessionInterrupted):
+        store.update(key, interrupted, loaded)
+    assert store.load(key) is None
+    store.update(key, lambda current: (b"revived", later()), loaded)
+    record = store.load(key)
+    assert record is not None and record.payload == b"revived"
+
+
+def test_merge_that_raises_writes_nothing(store: RedisStore) -> None:
+    key = generate_key()
+    store.create(key, b"kept", later())
+
+    def broken(current: bytes | None) -> tuple[bytes, float]:
+        raise ValueError("unserializable")
+
+    with pytest.raises(ValueError):
+        store.update(key, broken, store.load(key))
+    record = store.load(key)
+    assert record is not None and record.payload == b"kept"
+
+
+def test_conflicting_save_merges_with_the_newer_record(store: RedisStore) -> None:
+    key = generate_key()
+    store.create(key, b"v1", later())
+    mine = store.load(key)
+    theirs = store.load(key)
+    store.update(key, lambda current: (b"v2-theirs", later()), theirs)
+    seen: list[bytes | None] = []
+
+    def merge(current: bytes | None) -> tuple[bytes, float]:
+        seen.append(current)
+        return (current or b"") + b"+mine", later()
+
+    store.update(key, merge, mine)
+    assert seen == [b"v1", b"v2-theirs"]
+    record = store.load(key)
+    assert record is not None and record.payload == b"v2-theirs+mine"
+
+
+def test_endless_contention_gives_up(
+    store: RedisStore, clean_redis: ServerProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(redis_module, "MAX_ATTEMPTS", 3)
+    key = generate_key()
+    store.create(key, b"0", later())
+    rival = RedisStore(clean_redis.url)
+    calls = []
+
+    def merge(current: bytes | None) -> tuple[bytes, float]:
+        calls.append(current)
+        # Another request saves in between, every time.
+        rival.update(key, lambda c: (str(len(calls)).encode(), later()), None)
+        return b"mine", later()
+
+    with pytest.raises(StoreUnavailable, match="contention"):
+        store.update(key, merge, store.load(key))
+    assert len(calls) == 3
+
+
+def test_delete(store: RedisStore) -> None:
+    key = generate_key()
+    store.delete(key)
+    store.create(key, b"x", later())
+    store.delete(key)
+    assert store.load(key) is None
+
+
+def test_clear_expired_returns_zero(store: RedisStore) -> None:
+    store.create(generate_key(), b"x", later(0.1))
+    assert store.clear_expired() == 0
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "x",
+        "a" * 42,
+        "a" * 44,
+        "a" * 42 + "!",
+        "é" * 43,
+        "\x00" * 43,
+        "a" * 10_000,
+        None,
+        42,
+        b"a" * 43,
+    ],
+)
+def test_exists_is_false_for_garbage_and_never_raises(
+    store: RedisStore, bad: object
+) -> None:
+    assert store.exists(bad) is False  # type: ignore[arg-type]
+
+
+def test_exists(store: RedisStore) -> None:
+    key = generate_key()
+    assert not store.exists(key)
+    store.create(key, b"x", later())
+    assert store.exists(key)
+
+
+def test_raw_ids_never_reach_the_server(store: RedisStore, raw: redis.Redis) -> None:
+    keys = [generate_key() for _ in range(5)]
+    for key in keys:
+        store.create(key, b"payload", later())
+        store.update(key, lambda current: (b"more", later()), store.load(key))
+    names = sorted(name.decode() for name in raw.keys("*") if isinstance(name, bytes))
+    assert names == sorted(name_of(k) for k in keys)
+    for key in keys:
+        assert all(key not in name for name in names)
+
+
+def test_key_prefixes_separate_stores(clean_redis: ServerProcess) -> None:
+    one = RedisStore(clean_redis.url, key_prefix="one:")
+    two = RedisStore(clean_redis.url, key_prefix="two:")
+    key = generate_key()
+    assert one.create(key, b"for one", later()) == key
+    assert two.load(key) is None
+    assert two.create(key, b"for two", later()) == key
+    one.delete(key)
+    record = two.load(key)
+    assert one.load(key) is None
+    assert record is not None and record.payload == b"for two"
+
+
+def test_load_and_save_cost_two_round_trips(
+    store: RedisStore,
+    raw: redis.Redis,
+    sent_by_clients: Callable[[], AbstractContextManager[list[str]]],
+) -> None:
+    warm = generate_key()  # loads the script and opens the connection
+    store.create(warm, b"{}", later())
+    store.update(warm, lambda current: (b"{}", later()), store.load(warm))
+    key = generate_key()
+    store.create(key, b"{}", later())
+    raw.config_resetstat()
+    with sent_by_clients() as sent:
+        record = store.load(key)
+        store.update(key, lambda current: (b'{"a": 1}', later()), record)
+    assert sent == ["GET", "EVALSHA"]
+    # The server also counts the GET and SET the script runs inside EVALSHA.
+    assert command_calls(raw) == {"get": 2, "evalsha": 1, "set": 1}
+
+
+def test_create_is_one_command(
+    store: RedisStore,
+    raw: redis.Redis,
+    sent_by_clients: Callable[[], AbstractContextManager[list[str]]],
+) -> None:
+    store.load(generate_key())  # opens the connection
+    raw.config_resetstat()
+    with sent_by_clients() as sent:
+        store.create(generate_key(), b"{}", later())
+    assert sent == ["SET"]
+    assert command_calls(raw) == {"set": 1}
+
+
+# -- concurrency -----------------------------------------------------------
+
+
+def _increment(store: RedisStore, key: str, field: str, times: int) -> None:
+    """``times`` requests, each loading the session and adding 1 to ``field``."""
+
+    def merge(current: bytes | None) -> tuple[bytes, float]:
+        data = json.loads(current) if current is not None else {}
+        data[field] = data.get(field, 0) + 1
+        return json.dumps(data).encode(), later()
+
+    for _ in range(times):
+        store.update(key, merge, store.load(key))
+
+
+def _run_threads(store: RedisStore, key: str, fields: list[str]) -> None:
+    """One thread per field, 30 requests each; re-raises any thread's error."""
+    with ThreadPoolExecutor(max_workers=len(fields)) as pool:
+        futures = [pool.submit(_increment, store, key, f, 30) for f in fields]
+    for future in futures:
+        future.result()
+
+
+def test_threads_updating_different_fields_lose_nothing(store: RedisStore) -> None:
+    key = generate_key()
+    store.create(key, b"{}", later())
+    fields = [f"t{i}" for i in range(8)]
+    _run_threads(store, key, fields)
+    record = store.load(key)
+    assert record is not None
+    assert json.loads(record.payload) == {field: 30 for field in fields}
+
+
+def test_threads_updating_the_same_field_lose_nothing(store: RedisStore) -> None:
+    key = generate_key()
+    store.create(key, b"{}", later())
+    _run_threads(store, key, ["n"] * 8)
+    record = store.load(key)
+    assert record is not None
+    assert json.loads(record.payload) == {"n": 240}
+
+
+def test_a_forked_child_uses_its_own_connections(store: RedisStore) -> None:
+    key = generate_key()
+    store.create(key, b"parent", later())
+    assert store.load(key) is not None  # the parent has a connection open now
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        code = 1
+        try:
+            for _ in range(500):
+                store.update(key, lambda current: (b"child", later()), store.load(key))
+            code = 0
+        finally:
+            os._exit(code)
+    for _ in range(500):
+        assert store.load(key) is not None
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    record = store.load(key)
+    assert record is not None and record.payload == b"child"

@@ -1,0 +1,52 @@
+"""Pieces the networked stores share: value framing, retry back-off, lock polling."""
+
+from __future__ import annotations
+
+import math
+import random
+import struct
+import time
+from collections.abc import Callable
+
+from ..errors import LockTimeout
+
+_HEADER = struct.Struct(">Bd")  # format byte, expires_at
+_FORMAT = 1
+_BACKOFF_BASE = 0.001  # seconds
+_BACKOFF_CAP = 0.05  # seconds
+_LOCK_POLL = (0.002, 0.02)  # seconds between tries for a held lock
+
+#: Request locks live next to their record, under this suffix.
+LOCK_SUFFIX = ":lock"
+
+
+def pack(payload: bytes, expires_at: float) -> bytes:
+    """A stored value: a 9-byte header carrying ``expires_at``, then the payload."""
+    return _HEADER.pack(_FORMAT, expires_at) + payload
+
+
+def unpack(value: object) -> tuple[bytes, float] | None:
+    """Payload and ``expires_at`` of a stored value, or None if it is not ours."""
+    if not isinstance(value, bytes) or len(value) < _HEADER.size:
+        return None
+    fmt, expires_at = _HEADER.unpack_from(value)
+    if fmt != _FORMAT or math.isnan(expires_at):
+        return None
+    return value[_HEADER.size :], expires_at
+
+
+def pause(conflicts: int) -> None:
+    """Back off, with jitter, after the second conflict in a row, so that
+    writers hammering one record take turns instead of starving each other."""
+    if conflicts > 1:
+        cap = min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** (conflicts - 2))
+        time.sleep(random.uniform(0, cap))
+
+
+def poll_lock(take: Callable[[], bool], timeout: float) -> None:
+    """Call ``take`` until it returns True; LockTimeout after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not take():
+        if time.monotonic() >= deadline:
+            raise LockTimeout(f"session lock not obtained within {timeout} s")
+        time.sleep(random.uniform(*_LOCK_POLL))
