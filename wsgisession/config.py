@@ -274,9 +274,24 @@ class StoreSpec:
                     f"it is for {prefix}store = {' or '.join(sorted(stores))}"
                 )
 
-    def build(self) -> Store:
-        """Construct the store; ConfigError for missing or misplaced keys."""
-        self.check()
+    def build(self, prefix: str = "") -> Store:
+        """Construct the store; ConfigError for missing, misplaced or bad keys.
+
+        An error from the store's constructor is reported with the keys
+        that were given to it, so that the message points into the ini file.
+        """
+        self.check(prefix)
+        try:
+            return self._construct()
+        except ConfigError as exc:
+            keys = ", ".join(f"{prefix}{name}" for name in self.given())
+            raise ConfigError(
+                f"{prefix}store = {self.store}"
+                + (f" ({keys})" if keys else "")
+                + f": {exc}"
+            ) from exc
+
+    def _construct(self) -> Store:
         if self.store not in c.BUILTIN_STORES:
             return self._build_custom()
         from . import stores

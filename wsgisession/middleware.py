@@ -48,6 +48,10 @@ class SessionMiddleware:
     ) -> None:
         self.app = app
         self.settings = Settings.from_options(options)
+        if store is not None and not isinstance(store, Store):
+            raise ConfigError(
+                f"store: expected a Store instance such as SQLiteStore(path), not {store!r}"
+            )
         self.store = store if store is not None else default_store()
         self.serializer = resolve_serializer(self.settings.serializer)
         if self.settings.lock and not self.store.supports_locking:
@@ -65,11 +69,11 @@ class SessionMiddleware:
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
         hook = ResponseHook(self, environ, start_response)
-        hook.session = environ[self.settings.environ_key] = Session(
+        hook.session = environ[self.settings.environ_key] = Session._for_request(
             self.store,
             self.settings,
-            serializer=self.serializer,
-            key_source=hook.read_key if "HTTP_COOKIE" in environ else None,
+            self.serializer,
+            hook.read_key if "HTTP_COOKIE" in environ else None,
         )
         try:
             result = self.app(environ, hook.start_response)

@@ -36,7 +36,7 @@ def make_middleware(
     from .middleware import SessionMiddleware
 
     options, spec = parse_settings(settings, prefix)
-    return SessionMiddleware(app, store=spec.build(), **options.as_options())
+    return SessionMiddleware(app, store=spec.build(prefix), **options.as_options())
 
 
 def filter_app_factory(

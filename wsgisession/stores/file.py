@@ -129,6 +129,10 @@ class FileStore(Store):
         self._locks: dict[str, _ShardLock] = {}
         self._locks_guard = threading.Lock()
         self._pid = os.getpid()
+        if os.path.exists(self.path) and not os.path.isdir(self.path):
+            raise ConfigError(
+                f"FileStore path {self.path!r} exists and is not a directory"
+            )
         with self._translate("create the directory"):
             if path is None:
                 ensure_private_directory(self.path)
