@@ -38,6 +38,17 @@ _END: Any = object()
 class ResponseHook:
     """The state of one request/response pair as it passes the middleware."""
 
+    # Defaults on the class: a request that never touches its session sets
+    # only what __init__ and start_response set.
+    session: Session
+    server_write: Callable[[bytes], Any] | None = None
+    status: str | None = None
+    headers: Headers = []  # noqa: RUF012 - replaced, never mutated
+    exc_info: Any = None
+    had_cookie = False
+    saved = False
+    failed = False
+
     def __init__(
         self,
         middleware: SessionMiddleware,
@@ -47,14 +58,6 @@ class ResponseHook:
         self.middleware = middleware
         self.environ = environ
         self.server_start_response = start_response
-        self.session: Session
-        self.server_write: Callable[[bytes], Any] | None = None
-        self.status: str | None = None
-        self.headers: Headers = []
-        self.exc_info: Any = None
-        self.had_cookie = False
-        self.saved = False
-        self.failed = False
 
     def read_key(self) -> str | None:
         """The session key the request's cookie offers (first well-formed one)."""
@@ -69,7 +72,7 @@ class ResponseHook:
     ) -> Callable[[bytes], Any]:
         if exc_info is not None and self.server_write is not None:
             raise exc_info[1].with_traceback(exc_info[2])
-        self.status, self.headers, self.exc_info = status, list(headers), exc_info
+        self.status, self.headers, self.exc_info = status, headers, exc_info
         return self.write
 
     def write(self, data: bytes) -> Any:
@@ -86,11 +89,22 @@ class ResponseHook:
         anything but a list or tuple is wrapped, whatever the status.
         """
         if isinstance(result, (list, tuple)) or self._is_file_wrapper(result):
-            try:
-                if self.status is not None:
+            session = self.session
+            untouched = not (session.accessed or session.modified)
+            every = self.middleware.settings.save_every_request
+            if untouched and not every and self.status is not None:
+                # The common case, decided without further calls.
+                self.server_write = self.server_start_response(
+                    self.status, self.headers, self.exc_info
+                )
+                return result
+            if session._held_lock is None:
+                self.complete()
+            else:
+                try:
                     self.complete()
-            finally:
-                self.session.release_lock()
+                finally:
+                    session.release_lock()
             return result
         return Body(self, result)
 

@@ -50,6 +50,42 @@ class Session(MutableMapping[str, Any]):
     notices such changes on its own).
     """
 
+    # Defaults live on the class so that a request that never touches its
+    # session pays only for the few attributes __init__ sets.
+    accessed = False
+    modified = False
+    _data: dict[str, Any] | None = None
+    _record: Record | None = None
+    _stored = False
+    _created: float | None = None
+    _expiry: rules.Expiry = None
+    _expiry_changed = False
+    _cleared = False
+    _held_lock: AbstractContextManager[None] | None = None
+    # Made by _load() and flush(), before anything can change.
+    _changed: set[str]
+    _deleted: set[str]
+    _snapshots: dict[str, bytes]
+
+    @classmethod
+    def _for_request(
+        cls,
+        store: Store,
+        settings: Settings,
+        serializer: Serializer,
+        key_source: Callable[[], str | None] | None,
+    ) -> Session:
+        """The middleware's constructor: its arguments are already checked.
+
+        Every request gets a session, touched or not, so this skips the
+        checks ``__init__`` makes on arguments given by hand.
+        """
+        session = object.__new__(cls)
+        session._store, session._settings = store, settings
+        session._serializer, session._key_source = serializer, key_source
+        session._session_key = None
+        return session
+
     def __init__(
         self,
         store: Store,
@@ -63,20 +99,11 @@ class Session(MutableMapping[str, Any]):
         self._settings = settings if settings is not None else Settings()
         self._serializer = serializer or resolve_serializer(self._settings.serializer)
         self._key_source = key_source
-        self._session_key = session_key if store.is_valid_key(session_key) else None
-        self._data: dict[str, Any] | None = None
-        self._record: Record | None = None
-        self._stored = False
-        self._created: float | None = None
-        self._expiry: rules.Expiry = None
-        self._expiry_changed = False
-        self._changed: set[str] = set()
-        self._deleted: set[str] = set()
-        self._cleared = False
-        self._snapshots: dict[str, bytes] = {}
-        self._held_lock: AbstractContextManager[None] | None = None
-        self.accessed = False
-        self.modified = False
+        self._session_key = (
+            session_key
+            if session_key is not None and store.is_valid_key(session_key)
+            else None
+        )
 
     # -- key and loading ---------------------------------------------------
 
@@ -101,6 +128,7 @@ class Session(MutableMapping[str, Any]):
 
     def _load(self) -> dict[str, Any]:
         self._resolve_key()
+        self._changed, self._deleted = set(), set()
         data: dict[str, Any] = {}
         if self._session_key is not None:
             if self._settings.lock and self._held_lock is None:
@@ -182,9 +210,14 @@ class Session(MutableMapping[str, Any]):
 
     def has_unsaved_changes(self) -> bool:
         """Whether something changed since the last save (or load)."""
-        return bool(
-            self._changed or self._deleted or self._cleared or self._expiry_changed
-        ) or (self._data is not None and not self._stored)
+        if self._data is None:
+            return False
+        return (
+            bool(
+                self._changed or self._deleted or self._cleared or self._expiry_changed
+            )
+            or not self._stored
+        )
 
     def detect_changes(self) -> bool:
         """Notice values changed in place since they were loaded; True if any were."""
@@ -403,9 +436,7 @@ class Session(MutableMapping[str, Any]):
         key = self.session_key
         self._data = {}
         self._cleared = True
-        self._changed.clear()
-        self._deleted.clear()
-        self._snapshots.clear()
+        self._changed, self._deleted, self._snapshots = set(), set(), {}
         self._expiry, self._expiry_changed = None, False
         self._created = time.time()
         if key is not None:
