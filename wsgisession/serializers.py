@@ -61,7 +61,7 @@ _DECODERS: dict[str, Callable[[Any], Any]] = {
     " b": base64.b64decode,
 }
 
-_PLAIN = (str, int, float, bool, type(None))
+_PLAIN = frozenset((str, int, float, bool, type(None)))
 
 
 def _tag(value: Any) -> Any:
@@ -70,7 +70,10 @@ def _tag(value: Any) -> Any:
     if kind in _PLAIN:
         return value
     if kind is dict:
-        tagged = {key: _tag(item) for key, item in value.items()}
+        tagged = {
+            key: item if type(item) in _PLAIN else _tag(item)
+            for key, item in value.items()
+        }
         if len(tagged) == 1:
             ((key, item),) = tagged.items()
             if isinstance(key, str) and key.startswith(" "):
@@ -104,15 +107,20 @@ def _untag(obj: dict[str, Any]) -> Any:
     return obj if decode is None else decode(value)
 
 
+# Made once: json.dumps() and json.loads() build a new coder on every call
+# that passes options.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_DECODER = json.JSONDecoder(object_hook=_untag)
+
+
 class TaggedJSONSerializer:
     """Compact JSON, with tags for the common non-JSON types (the default)."""
 
     def dumps(self, obj: Any) -> bytes:
-        text = json.dumps(_tag(obj), separators=(",", ":"), ensure_ascii=False)
-        return text.encode("utf-8")
+        return _ENCODER.encode(_tag(obj)).encode("utf-8")
 
     def loads(self, data: bytes) -> Any:
-        return json.loads(data, object_hook=_untag)
+        return _DECODER.decode(data.decode("utf-8"))
 
     def __repr__(self) -> str:
         return "TaggedJSONSerializer()"

@@ -388,7 +388,11 @@ class Session(MutableMapping[str, Any]):
         """The cookie's ``Max-Age``: None for browser close, capped by ``absolute_timeout``."""
         if self.get_expire_at_browser_close():
             return None
-        age = self.get_expiry_age()
+        expiry = self._expiry
+        if isinstance(expiry, str):
+            age = self.get_expiry_age()
+        else:  # seconds, or the default: no datetime needed
+            age = expiry or self.get_session_cookie_age()
         return min(age, self._absolute_remaining(time.time()))
 
     def _absolute_remaining(self, now: float) -> int:
@@ -398,8 +402,11 @@ class Session(MutableMapping[str, Any]):
         return int(self._created + timeout - now)
 
     def _expires_at(self, expiry: rules.Expiry, created: float, now: float) -> float:
-        moment = datetime.datetime.fromtimestamp(now, rules.UTC)
-        age = rules.expiry_age(expiry, moment, self.get_session_cookie_age())
+        if isinstance(expiry, str):
+            moment = datetime.datetime.fromtimestamp(now, rules.UTC)
+            age = rules.expiry_age(expiry, moment, self.get_session_cookie_age())
+        else:  # seconds, or the default: no datetime needed
+            age = expiry or self.get_session_cookie_age()
         timeout = self._settings.absolute_timeout
         limit = created + timeout if timeout is not None else now + age
         return min(now + age, limit)

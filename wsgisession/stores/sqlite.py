@@ -57,6 +57,13 @@ _UPSERT = (
 # Insert, or take over the key only if its record has expired (4th parameter: now).
 _CREATE = _UPSERT + " WHERE wsgisession_sessions.expires_at <= ?"
 _DELETE = "DELETE FROM wsgisession_sessions WHERE key = ?"
+# Write only if the row is still what this request loaded and still live:
+# one statement, with no transaction around it (parameters: payload,
+# expires_at, key, loaded payload, now).
+_UPDATE_IF_UNCHANGED = (
+    "UPDATE wsgisession_sessions SET payload = ?, expires_at = ?"
+    " WHERE key = ? AND payload = ? AND expires_at > ?"
+)
 _CLEAR_BATCH = (
     "DELETE FROM wsgisession_sessions WHERE key IN ("
     " SELECT key FROM wsgisession_sessions WHERE expires_at <= ? LIMIT ?)"
@@ -151,8 +158,23 @@ class SQLiteStore(Store):
         return session_key if written == 1 else None
 
     def update(self, session_key: str, merge: Merge, loaded: Record | None) -> str:
-        """Read, merge and write in one ``BEGIN IMMEDIATE`` transaction."""
+        """Merge and write; ``loaded`` lets the common case skip the transaction.
+
+        When the row still holds what this request loaded, one conditional
+        UPDATE writes the merge of it. Otherwise (someone wrote meanwhile,
+        or the record goes) the row is read, merged and written in one
+        ``BEGIN IMMEDIATE`` transaction.
+        """
         name = storage_key(session_key)
+        if loaded is not None:
+            payload, expires_at = merge(loaded.payload)
+            moment = now()
+            if expires_at > moment:
+                params = (payload, expires_at, name, loaded.payload, moment)
+                with self._translate("update a session"):
+                    cursor = self._connection().execute(_UPDATE_IF_UNCHANGED, params)
+                if cursor.rowcount == 1:
+                    return session_key
         with self._transaction() as conn:
             with self._translate("update a session"):
                 row = conn.execute(_LOAD, (name, now())).fetchone()
