@@ -1,0 +1,191 @@
+"""The raw cost of each store on this machine ("floors"), timed in the same run.
+
+Each floor is four operations on a ~1 KB opaque blob, the least a session
+layer can do per request: ``get`` (read), ``set`` (overwrite), ``getset``
+(read then overwrite: a write request) and ``new`` (a small record under a
+fresh random key: a new session). No session serialization is involved, except
+for the cookie floor, where signing and JSON are the work itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from _systems import Ctx
+from _wsgi import PRIME_DATA
+
+Ops = dict[str, Callable[[], Any]]
+Closer = Callable[[], None] | None
+
+OPS = ("get", "set", "getset", "new")
+#: Which floor operation a workload is compared with.
+WORKLOAD_OP = {"read": "get", "write": "getset", "new": "new"}
+#: What each floor does, for the report.
+DESCRIPTIONS = {
+    "sqlite": "sqlite3: SELECT / INSERT OR REPLACE in a transaction, WAL, "
+    "synchronous=NORMAL",
+    "file": "file: read / write a temp file + os.replace",
+    "memcached": "pymemcache: get / set (acknowledged, TCP_NODELAY)",
+    "redis": "redis-py: GET / SET with EX",
+    "cookie": "itsdangerous URLSafeTimedSerializer: loads / dumps",
+}
+
+BLOB_DATA = dict(PRIME_DATA, counter=0)
+BLOB = json.dumps(BLOB_DATA).encode()
+SMALL_DATA = {"newkey": "v-new"}
+SMALL = json.dumps(SMALL_DATA).encode()
+KEY = "floor:" + "0" * 64
+
+
+def _fresh_keys(prefix: str) -> Callable[[], str]:
+    """Random 64-hex-digit names, like the stores' hashed keys: a B-tree sees
+    them land anywhere, as real session keys do, not appended in order."""
+    return lambda: prefix + secrets.token_hex(32)
+
+
+def sqlite_floor(directory: Path) -> tuple[Ops, Closer]:
+    conn = sqlite3.connect(directory / "floor.sqlite3", isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS t"
+        " (k TEXT PRIMARY KEY, v BLOB, e REAL) WITHOUT ROWID"
+    )
+    select, upsert = (
+        "SELECT v, e FROM t WHERE k = ?",
+        "INSERT OR REPLACE INTO t VALUES (?, ?, ?)",
+    )
+    execute, key, row = conn.execute, (KEY,), (KEY, BLOB, 2e9)
+    execute(upsert, row)
+    fresh = _fresh_keys("new:")
+
+    def get() -> Any:
+        return execute(select, key).fetchone()
+
+    def set_() -> None:
+        execute("BEGIN IMMEDIATE")
+        execute(upsert, row)
+        execute("COMMIT")
+
+    def getset() -> None:
+        execute("BEGIN IMMEDIATE")
+        execute(select, key).fetchone()
+        execute(upsert, row)
+        execute("COMMIT")
+
+    def new() -> None:
+        execute("BEGIN IMMEDIATE")
+        execute(upsert, (fresh(), SMALL, 2e9))
+        execute("COMMIT")
+
+    return {"get": get, "set": set_, "getset": getset, "new": new}, conn.close
+
+
+def file_floor(directory: Path) -> tuple[Ops, Closer]:
+    path, temp = os.fspath(directory / "record"), os.fspath(directory / "temp")
+    with open(path, "wb") as f:
+        f.write(BLOB)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    fresh = _fresh_keys(os.fspath(directory / "new-"))
+
+    def get() -> bytes:
+        with open(path, "rb") as f:
+            return f.read()
+
+    def write(data: bytes, target: str) -> None:
+        fd = os.open(temp, flags, 0o600)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+        os.replace(temp, target)
+
+    def getset() -> None:
+        get()
+        write(BLOB, path)
+
+    return {
+        "get": get,
+        "set": lambda: write(BLOB, path),
+        "getset": getset,
+        "new": lambda: write(SMALL, fresh()),
+    }, None
+
+
+def memcached_floor(address: str) -> tuple[Ops, Closer]:
+    from pymemcache.client.base import Client
+
+    client = Client(address, no_delay=True, default_noreply=False)
+    client.set(KEY, BLOB, expire=3600)
+    fresh = _fresh_keys("floor:new:")
+
+    def getset() -> None:
+        client.get(KEY)
+        client.set(KEY, BLOB, expire=3600)
+
+    return {
+        "get": lambda: client.get(KEY),
+        "set": lambda: client.set(KEY, BLOB, expire=3600),
+        "getset": getset,
+        "new": lambda: client.set(fresh(), SMALL, expire=3600),
+    }, client.close
+
+
+def redis_floor(url: str) -> tuple[Ops, Closer]:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    client.set(KEY, BLOB, ex=3600)
+    fresh = _fresh_keys("floor:new:")
+
+    def getset() -> None:
+        client.get(KEY)
+        client.set(KEY, BLOB, ex=3600)
+
+    return {
+        "get": lambda: client.get(KEY),
+        "set": lambda: client.set(KEY, BLOB, ex=3600),
+        "getset": getset,
+        "new": lambda: client.set(fresh(), SMALL, ex=3600),
+    }, client.close
+
+
+def cookie_floor(secret: str) -> tuple[Ops, Closer]:
+    from itsdangerous import URLSafeTimedSerializer
+
+    signer = URLSafeTimedSerializer(secret, salt="floor")
+    token = signer.dumps(BLOB_DATA)
+
+    def getset() -> str:
+        data = signer.loads(token, max_age=3600)
+        data["counter"] += 1
+        return signer.dumps(data)
+
+    return {
+        "get": lambda: signer.loads(token, max_age=3600),
+        "set": lambda: signer.dumps(BLOB_DATA),
+        "getset": getset,
+        "new": lambda: signer.dumps(SMALL_DATA),
+    }, None
+
+
+def build_floor(kind: str, ctx: Ctx) -> tuple[Ops, Closer] | None:
+    """The floor of a store kind, or None (memory has none; a server is missing)."""
+    services = ctx.services
+    if kind == "sqlite":
+        return sqlite_floor(ctx.directory("floor", "sqlite"))
+    if kind == "file":
+        return file_floor(ctx.directory("floor", "file"))
+    if kind == "memcached" and services.memcached is not None:
+        return memcached_floor(services.memcached_address)
+    if kind == "redis" and services.redis is not None:
+        return redis_floor(services.redis_url)
+    if kind == "cookie":
+        return cookie_floor(ctx.secret)
+    return None

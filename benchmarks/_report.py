@@ -1,0 +1,218 @@
+"""The markdown report: environment, floors, the main table and the targets."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import importlib.metadata
+import os
+import platform
+import subprocess
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+from _floors import DESCRIPTIONS, OPS, WORKLOAD_OP
+from _results import Results, fmt, pct, ratio
+from _systems import BEAKER_NOTES, KINDS
+from _targets import main_targets, target_table
+from _timing import Case
+
+PACKAGES = (
+    "wsgisession",
+    "beaker",
+    "sqlalchemy",
+    "pymemcache",
+    "python-memcached",
+    "redis",
+    "itsdangerous",
+    "werkzeug",
+    "filelock",
+)
+
+
+def environment(servers: dict[str, str], machine: str, source: str) -> list[str]:
+    """Lines describing the machine, the versions and the date."""
+    versions = []
+    for name in PACKAGES:
+        try:
+            versions.append(f"{name} {importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            versions.append(f"{name} (not installed)")
+    versions += [f"{name} {version}" for name, version in servers.items()]
+    uname = subprocess.run(
+        ["uname", "-a"], check=False, capture_output=True, text=True
+    ).stdout
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return [
+        f"- Date: {now}",
+        f"- Machine: `{uname.strip()}`; {os.cpu_count()} CPUs (nproc); {machine}",
+        f"- Python {platform.python_version()} ({sys.executable})",
+        f"- Code: {source}",
+        "- Versions: " + ", ".join(versions),
+    ]
+
+
+def source_fingerprint() -> str:
+    """Which wsgisession code was measured: a hash of its sources and their age."""
+    import wsgisession
+
+    root = Path(wsgisession.__file__).parent
+    digest = hashlib.sha256()
+    newest = 0.0
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes())
+        newest = max(newest, path.stat().st_mtime)
+    stamp = datetime.datetime.fromtimestamp(newest, datetime.UTC)
+    return (
+        f"wsgisession sources at {root}: sha256 {digest.hexdigest()[:12]}, "
+        f"newest file modified {stamp:%Y-%m-%d %H:%M:%S} UTC"
+    )
+
+
+def server_versions() -> dict[str, str]:
+    """memcached and redis-server versions as their binaries report them."""
+    found = {}
+    for name, argv in (
+        ("memcached", ["memcached", "-V"]),
+        ("redis-server", ["redis-server", "--version"]),
+    ):
+        try:
+            out = subprocess.run(
+                argv, check=False, capture_output=True, text=True, timeout=5
+            )
+        except OSError:
+            continue
+        words = out.stdout.split()
+        version = next((w for w in words if w[:1].isdigit() or w.startswith("v=")), "")
+        found[name] = version.removeprefix("v=")
+    return found
+
+
+METHOD = """\
+- Method: in-process WSGI calls (an environ dict handed to the app, the body
+  consumed and `close()` called; no HTTP, no server), one thread. Every case
+  is warmed up and calibrated to a batch of ~{target:g} ms, then timed in
+  {rounds} rounds that interleave all cases (order reversed on odd rounds).
+  Figure = median of the per-round means, µs per request; *spread* =
+  (max − min) / median. `os.sync()` and a GC run before every batch, outside
+  the timing. Ratios come from the same run: ×bare = ÷ the bare hello app,
+  ×Beaker = ÷ Beaker 1.14 on the same store (< 1 is faster), ×floor = ÷ the
+  store's raw floor (read ÷ get, write ÷ get+set, new ÷ new).
+- Workloads: *untouched* = middleware present, no cookie, the app never looks
+  at the session; *read* = existing 10-key ~1 KB session, read one key;
+  *write* = same session, increment a counter; *new* = no cookie, set one key.
+- Checks inside the run, after every batch: *write*'s counter grew by exactly
+  the batch size, *read* returned the stored value, *new* set a cookie whose
+  session reads back, *untouched* set no cookie. A failing row says INVALID.
+- *store writes*: measured over 20 requests before timing: files changed
+  under the store's directory (SQLite's `-shm` index excluded), memcached
+  storage/delete/touch counters (`cmd_set` includes add and cas), Redis
+  write commands from `INFO commandstats` (commands run inside a Lua script
+  count too, so one compare-and-set shows as `evalsha` + `set`), or
+  responses carrying Set-Cookie for the cookie store."""
+
+
+def main_table(results: Results) -> list[str]:
+    lines = [
+        (
+            "| store | workload | wsgisession µs | spread | ×bare | Beaker µs | spread "
+            "| ×Beaker | floor µs | ×floor | store writes (wsgisession) | check |"
+        ),
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
+    bare = results.median("bare", "-", "bare")
+    for kind in results.kinds:
+        for workload in ("untouched", "read", "write", "new"):
+            ours = results.get("wsgisession", kind, workload)
+            theirs = results.get("beaker", kind, workload)
+            op = WORKLOAD_OP.get(workload)
+            floor = results.median("floor", kind, op) if op else None
+            mine = results.median("wsgisession", kind, workload)
+            cells = [
+                kind,
+                workload,
+                fmt(mine),
+                pct(ours.spread if ours else None),
+                fmt(ratio(mine, bare)),
+                fmt(results.median("beaker", kind, workload)),
+                pct(theirs.spread if theirs else None),
+                fmt(ratio(mine, results.median("beaker", kind, workload)), 2),
+                fmt(floor),
+                fmt(ratio(mine, floor), 2),
+                ours.writes.text if ours and ours.writes else "—",
+                _check(ours, theirs),
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _check(*cases: Case | None) -> str:
+    problems = [
+        f"{c.system}: {c.invalid}" for c in cases if c is not None and c.invalid
+    ]
+    return "; ".join(problems) if problems else "ok"
+
+
+def floor_table(results: Results) -> list[str]:
+    lines = [
+        "| floor | get µs | set µs | get+set µs | new µs | max spread |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for kind in KINDS:
+        cases = [results.get("floor", kind, op) for op in OPS]
+        if not any(cases):
+            continue
+        spreads = [c.spread for c in cases if c is not None and c.spread is not None]
+        cells = [DESCRIPTIONS[kind]]
+        cells += [fmt(results.median("floor", kind, op)) for op in OPS]
+        cells.append(pct(max(spreads) if spreads else None))
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def render(results: Results, extra: Iterable[str] = ()) -> str:
+    """The whole report as markdown."""
+    bare = results.get("bare", "-", "bare")
+    lines = ["# wsgisession benchmark", ""]
+    lines += environment(results.servers, results.machine, results.source)
+    lines += [f"- Settings: {results.settings}; wall time {results.seconds:.0f} s"]
+    lines += [METHOD.format(**_method_args(results)), ""]
+    if bare is not None:
+        lines += [
+            (
+                f"Bare hello app (no middleware): **{fmt(bare.median)} µs** "
+                f"(spread {pct(bare.spread)})."
+            ),
+            "",
+        ]
+    if results.cases:
+        lines += ["## Results (µs per request)", ""] + main_table(results) + [""]
+        lines += ["## Store floors (same run)", ""] + floor_table(results) + [""]
+        lines += ["## Targets", ""] + target_table(main_targets(results)) + [""]
+    lines += list(extra)
+    if results.cases:
+        lines += configuration(results)
+    lines += [f"- Skipped: {name}: {why}" for name, why in results.skipped.items()]
+    return "\n".join(lines) + "\n"
+
+
+def configuration(results: Results) -> list[str]:
+    """How each system was set up."""
+    lines = ["## Configuration", ""]
+    lines += [f"- Beaker / {k}: {BEAKER_NOTES[k]}" for k in results.kinds]
+    lines += [
+        (
+            "- Beaker: `session.secret` set for server-side stores (signed id "
+            "cookie), auto=False + `session.save()` after a change, other options "
+            "at their defaults (`save_accessed_time=True`)."
+        ),
+        "- wsgisession: `SessionMiddleware(app, store=...)` with default options.",
+    ]
+    return lines
+
+
+def _method_args(results: Results) -> dict[str, object]:
+    rounds = max((len(c.samples) for c in results.cases), default=0)
+    return {"rounds": rounds, "target": results.target * 1000}

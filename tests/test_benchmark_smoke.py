@@ -1,0 +1,62 @@
+"""The benchmark still runs: its quick mode on the memory and SQLite stores.
+
+This keeps ``benchmarks/bench.py`` from rotting: every wsgisession row must
+be measured and pass the checks made inside the run (the write counter
+grows by the batch size, reads return the stored value, new sessions read
+back). Beaker rows are checked too when Beaker (the ``bench`` extra) is
+installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "benchmarks" / "bench.py"
+WORKLOADS = ("untouched", "read", "write", "new")
+STORES = ("memory", "sqlite")
+NUMBER = re.compile(r"\d+(\.\d+)?")
+
+
+def _rows(report: str) -> dict[tuple[str, str], list[str]]:
+    """The main table's cells, by (store, workload)."""
+    section = report.split("## Results", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 12 and cells[0] in STORES:
+            rows[(cells[0], cells[1])] = cells
+    return rows
+
+
+def test_quick_benchmark_produces_valid_rows(tmp_path: Path) -> None:
+    out = tmp_path / "results.md"
+    done = subprocess.run(
+        [sys.executable, str(BENCH), "--quick", "--only", ",".join(STORES)]
+        + ["--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = out.read_text(encoding="utf-8")
+    assert report == done.stdout.rstrip("\n") + "\n"
+    rows = _rows(report)
+    assert set(rows) == {(s, w) for s in STORES for w in WORKLOADS}
+    with_beaker = importlib.util.find_spec("beaker") is not None
+    for (store, workload), cells in rows.items():
+        assert cells[-1] == "ok", (store, workload, cells[-1])
+        assert NUMBER.fullmatch(cells[2]), ("wsgisession µs", store, workload)
+        assert float(cells[2]) > 0
+        if with_beaker:
+            assert NUMBER.fullmatch(cells[5]), ("Beaker µs", store, workload)
+    assert rows[("sqlite", "read")][10] == "0 files changed in 20 req"
+    assert NUMBER.fullmatch(rows[("sqlite", "write")][9]), "no ×floor for write"
+    assert "## Targets" in report
+    assert "all rows valid | all | every row passed its checks | met" in report
