@@ -190,26 +190,34 @@ def test_default_path_refuses_a_directory_others_can_write(
         FileStore()
 
 
-def test_file_lock_object_excludes_other_threads(store: FileStore) -> None:
-    """The cached FileLock is thread-local: a second thread cannot share a hold."""
+def test_shard_lock_excludes_other_threads(store: FileStore) -> None:
+    """A second thread of the process cannot take a shard lock that is held."""
     import filelock
 
-    _, shared = store._lock_for("ab")
     held, release = threading.Event(), threading.Event()
 
     def holder() -> None:
-        with shared:
-            held.set()
-            release.wait(5)
+        unlock = store._acquire("ab", 1.0)
+        held.set()
+        release.wait(5)
+        unlock()
 
     thread = threading.Thread(target=holder)
     thread.start()
     try:
         assert held.wait(5)
         with pytest.raises(filelock.Timeout):
-            shared.acquire(timeout=0.1)
+            store._acquire("ab", 0.1)
     finally:
         release.set()
         thread.join()
-    with shared.acquire(timeout=1):
-        assert shared.is_locked
+    store._acquire("ab", 1.0)()
+
+
+def test_a_replaced_lock_file_is_reopened(store: FileStore) -> None:
+    """Locking an unlinked lock file would exclude nobody: the path is re-checked."""
+    store._acquire("ab", 1.0)()
+    lock_file = os.path.join(store.path, ".locks", "ab.lock")
+    os.unlink(lock_file)
+    store._acquire("ab", 1.0)()
+    assert os.path.exists(lock_file), "the lock was taken on a file no one else sees"

@@ -16,7 +16,6 @@ import contextlib
 import logging
 import math
 import os
-import secrets
 import stat
 import tempfile
 import threading
@@ -26,6 +25,11 @@ from typing import TYPE_CHECKING
 
 import filelock
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: filelock does the locking
+    fcntl = None  # type: ignore[assignment]
+
 from ..errors import ConfigError, LockTimeout, StoreUnavailable
 from .base import Merge, Record, Store, now, storage_key
 
@@ -33,7 +37,8 @@ if TYPE_CHECKING:
     from typing import TypeAlias
 
     StrPath: TypeAlias = str | os.PathLike[str]
-    _ShardLock = tuple[threading.Lock, filelock.BaseFileLock]
+    _ProcessLock: TypeAlias = "_FlockLock | filelock.BaseFileLock"
+    _ShardLock = tuple[threading.Lock, _ProcessLock]
 
 __all__ = ["FileStore", "default_path", "ensure_private_directory"]
 
@@ -47,7 +52,7 @@ _LOCK_DIR = ".locks"
 _REQUEST_LOCK_PREFIX = "request-"  # + 3 hex digits: at most 4096 request lock files
 _HEX = frozenset("0123456789abcdef")
 _O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
-_O_CREATE_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY
+_O_WRITE_TEMP = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _O_BINARY
 _POLL_INTERVAL = 0.005  # seconds between tries for a lock held by another process
 
 
@@ -99,6 +104,75 @@ def _decode(data: bytes) -> tuple[bytes, float] | None:
     if header is None or len(data) != header[2] + header[1]:
         return None
     return data[header[2] :], header[0]
+
+
+class _FlockLock:
+    """An exclusive ``flock`` on one lock file, held by this process.
+
+    The descriptor stays open between uses: taking the lock is one system
+    call. Threads of the process queue on a ``threading.Lock`` in front of
+    it, so one descriptor per process is enough; a child process drops the
+    inherited one (see :meth:`forget`) and opens its own.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.lock_file = path
+        self._fd: int | None = None
+
+    def acquire(self, timeout: float, poll_interval: float) -> None:
+        """Lock within ``timeout`` seconds, else raise ``filelock.Timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._fd is None:
+                self._fd = self._open()
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise filelock.Timeout(self.lock_file) from None
+                time.sleep(poll_interval)
+                continue
+            if self._still_linked():
+                return
+            self.release()  # the file was replaced: lock the one at the path
+            self.forget()
+
+    def _open(self) -> int:
+        """Open the lock file, creating it and, if it was removed, its directory."""
+        try:
+            return os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(self.lock_file), mode=0o700, exist_ok=True)
+            return os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+
+    def _still_linked(self) -> bool:
+        """Whether the locked descriptor is still the file at the path.
+
+        Someone may have removed or replaced the lock file; a lock on the old
+        one would exclude nobody who opens the path now.
+        """
+        assert self._fd is not None
+        try:
+            return os.path.samestat(os.fstat(self._fd), os.stat(self.lock_file))
+        except FileNotFoundError:
+            return False
+        except OSError:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        assert self._fd is not None
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def forget(self) -> None:
+        """Close the descriptor, as after ``fork()`` or a replaced lock file.
+
+        After a fork the parent's lock lives on in the parent's descriptor;
+        the inherited one must not be used, as its lock would be the parent's.
+        """
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def _is_shard_name(name: str) -> bool:
@@ -210,12 +284,19 @@ class FileStore(Store):
         return record if record[1] > now() else None
 
     def _write(self, name: str, payload: bytes, expires_at: float) -> None:
-        """Replace the record atomically: write a temporary file, then rename it."""
+        """Replace the record atomically: write a temporary file, then rename it.
+
+        Writers of one record hold its shard's lock, so the temporary file
+        can have a fixed name; a crash leaves it for ``clear_expired()``.
+        """
         directory = os.path.join(self.path, name[:2])
+        temp = os.path.join(directory, _TEMP_PREFIX + name)
         with self._translate("write"):
-            self._make_dirs(directory)
-            temp = os.path.join(directory, _TEMP_PREFIX + secrets.token_hex(8))
-            fd = os.open(temp, _O_CREATE_NEW, 0o600)
+            try:
+                fd = os.open(temp, _O_WRITE_TEMP, 0o600)
+            except FileNotFoundError:  # the first record of this shard
+                self._make_dirs(directory)
+                fd = os.open(temp, _O_WRITE_TEMP, 0o600)
             try:
                 with open(fd, "wb") as f:
                     f.write(_encode(payload, expires_at))
@@ -256,31 +337,32 @@ class FileStore(Store):
     def _clear_shard(self, shard: str) -> int:
         directory = os.path.join(self.path, shard)
         moment = now()
-        candidates = []
+        candidates, orphans = [], []
         with self._translate("list"), os.scandir(directory) as entries:
             for entry in entries:
                 if entry.name.startswith(_TEMP_PREFIX):
-                    self._remove_orphan(entry, moment)
+                    orphans.append(entry.path)
                 elif _is_record_name(entry.name, shard):
                     expires_at = self._expiry(entry.path)
                     if expires_at is not None and expires_at <= moment:
                         candidates.append(entry.name)
-        if not candidates:
+        if not candidates and not orphans:
             return 0
         removed = 0
-        with self._locked(shard):
+        with self._locked(shard):  # no writer of this shard runs meanwhile
+            for path in orphans:
+                self._remove_orphan(path, moment)
             for name in candidates:  # re-check: a writer may have renewed it
                 expires_at = self._expiry(self._file(name))
                 if expires_at is not None and expires_at <= now():
                     removed += self._unlink(name)
         return removed
 
-    def _remove_orphan(self, entry: os.DirEntry[str], moment: float) -> None:
-        try:
-            if entry.stat().st_mtime < moment - _TEMP_MAX_AGE:
-                os.unlink(entry.path)
-        except FileNotFoundError:
-            pass
+    def _remove_orphan(self, path: str, moment: float) -> None:
+        """Remove a temporary file a crashed writer left, once it is old enough."""
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(path).st_mtime < moment - _TEMP_MAX_AGE:
+                os.unlink(path)
 
     # -- locks and errors -----------------------------------------------------
 
@@ -288,6 +370,9 @@ class FileStore(Store):
         """The cached lock pair named ``shard``, made on first use."""
         with self._locks_guard:
             if self._pid != os.getpid():  # forked: drop the parent's lock objects
+                for _, inherited in self._locks.values():
+                    if isinstance(inherited, _FlockLock):
+                        inherited.forget()
                 self._locks.clear()
                 self._pid = os.getpid()
             pair = self._locks.get(shard)
@@ -295,9 +380,11 @@ class FileStore(Store):
                 directory = os.path.join(self.path, _LOCK_DIR)
                 self._make_dirs(directory)
                 path = os.path.join(directory, shard + ".lock")
-                # thread_local=True: each thread takes its own flock, so the
-                # file lock excludes threads too, not only other processes.
-                shared = filelock.FileLock(path, mode=0o600, thread_local=True)
+                shared: _ProcessLock
+                if fcntl is not None:
+                    shared = _FlockLock(path)
+                else:  # pragma: no cover - systems without fcntl (Windows)
+                    shared = filelock.FileLock(path, mode=0o600, thread_local=True)
                 pair = threading.Lock(), shared
                 self._locks[shard] = pair
             return pair
