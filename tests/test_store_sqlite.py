@@ -13,6 +13,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -28,11 +29,10 @@ def mode(path: Path | str) -> int:
 
 
 def run_threads(count: int, target: Callable[[int], object]) -> None:
-    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    """Run ``target(i)`` in ``count`` threads at once; re-raise the first failure."""
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        for future in [pool.submit(target, i) for i in range(count)]:
+            future.result()
 
 
 @pytest.fixture
@@ -127,6 +127,32 @@ def test_forked_child_opens_its_own_connection(store: SQLiteStore) -> None:
 def appending(suffix: bytes) -> Merge:
     """A merge that appends ``suffix`` to the stored payload."""
     return lambda current: ((current or b"") + suffix, later())
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["one store", "a store each"])
+def test_many_threads_open_a_fresh_database_at_once(
+    tmp_path: Path, shared: bool
+) -> None:
+    """The WAL switch ignores busy_timeout: the first connections must not fail.
+
+    Separate store objects stand for separate processes. Two connections
+    switching to WAL at once make SQLite's deadlock check fail one of them
+    without waiting: rare, so the test tries many fresh databases.
+    """
+    for attempt in range(20):
+        open_all_at_once(tmp_path / f"fresh-{attempt}.sqlite3", shared)
+
+
+def open_all_at_once(path: Path, shared: bool, count: int = 8) -> None:
+    common = SQLiteStore(path)
+    start = threading.Barrier(count)
+
+    def first_use(i: int) -> None:
+        store = common if shared else SQLiteStore(path)
+        start.wait()
+        store.create(store.generate_key(), b"x", later())
+
+    run_threads(count, first_use)
 
 
 def test_each_thread_has_its_own_connection(store: SQLiteStore) -> None:

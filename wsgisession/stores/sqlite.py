@@ -18,6 +18,7 @@ import secrets
 import sqlite3
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -44,7 +45,10 @@ _CREATE_INDEX = (
     "CREATE INDEX IF NOT EXISTS wsgisession_sessions_expires_at"
     " ON wsgisession_sessions (expires_at)"
 )
-_PRAGMAS = ("PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL")
+# Once per database (WAL mode is stored in the file), then on every connection.
+_SETUP = ("PRAGMA journal_mode = WAL",)
+_CONNECTION_PRAGMAS = ("PRAGMA synchronous = NORMAL",)
+_SETUP_RETRY = 0.01  # seconds between tries while another connection sets up
 _LOAD = (
     "SELECT payload, expires_at FROM wsgisession_sessions"
     " WHERE key = ? AND expires_at > ?"
@@ -136,6 +140,8 @@ class SQLiteStore(Store):
         self.busy_timeout = float(busy_timeout)
         self._local = threading.local()
         self._pid = os.getpid()
+        self._setup_lock = threading.Lock()
+        self._set_up = False
 
     # -- the store protocol -------------------------------------------------
 
@@ -259,12 +265,35 @@ class SQLiteStore(Store):
             self.path, timeout=self.busy_timeout, isolation_level=None
         )
         try:
-            for statement in (*_PRAGMAS, _CREATE_TABLE, _CREATE_INDEX, _CREATE_LOCKS):
+            if not self._set_up:
+                with self._setup_lock:
+                    if not self._set_up:
+                        self._set_up_database(conn)
+                        self._set_up = True
+            for statement in _CONNECTION_PRAGMAS:
                 conn.execute(statement).close()
         except BaseException:
             conn.close()
             raise
         return conn
+
+    def _set_up_database(self, conn: sqlite3.Connection) -> None:
+        """WAL mode and the tables, retried while another process does the same.
+
+        Switching to WAL takes a lock for which SQLite does not wait
+        (``busy_timeout`` does not apply), so a fresh database opened by
+        several processes at once would fail all but one without a retry.
+        """
+        deadline = time.monotonic() + self.busy_timeout
+        for statement in (*_SETUP, _CREATE_TABLE, _CREATE_INDEX, _CREATE_LOCKS):
+            while True:
+                try:
+                    conn.execute(statement).close()
+                    break
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or time.monotonic() >= deadline:
+                        raise
+                    time.sleep(_SETUP_RETRY)
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
