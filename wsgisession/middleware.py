@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -54,6 +55,12 @@ class SessionMiddleware:
             )
         self.store = store if store is not None else default_store()
         self.serializer = resolve_serializer(self.settings.serializer)
+        # Used on every request: bound once.
+        self._new_session = functools.partial(
+            Session._for_request, self.store, self.settings, self.serializer
+        )
+        self._environ_key = self.settings.environ_key
+        self.save_every_request = self.settings.save_every_request
         if self.settings.lock and not self.store.supports_locking:
             raise ConfigError(
                 f"lock: {type(self.store).__name__} cannot lock sessions; "
@@ -69,11 +76,8 @@ class SessionMiddleware:
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
         hook = ResponseHook(self, environ, start_response)
-        hook.session = environ[self.settings.environ_key] = Session._for_request(
-            self.store,
-            self.settings,
-            self.serializer,
-            hook.read_key if "HTTP_COOKIE" in environ else None,
+        hook.session = environ[self._environ_key] = self._new_session(
+            hook.read_key if "HTTP_COOKIE" in environ else None
         )
         try:
             result = self.app(environ, hook.start_response)

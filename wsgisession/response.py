@@ -91,7 +91,7 @@ class ResponseHook:
         if isinstance(result, (list, tuple)) or self._is_file_wrapper(result):
             session = self.session
             untouched = not (session.accessed or session.modified)
-            every = self.middleware.settings.save_every_request
+            every = self.middleware.save_every_request
             if untouched and not every and self.status is not None:
                 # The common case, decided without further calls.
                 self.server_write = self.server_start_response(
