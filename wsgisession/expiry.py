@@ -80,3 +80,20 @@ def expiry_date(
         return moment
     seconds = expiry if isinstance(expiry, int) and expiry else cookie_age
     return as_utc(modification) + datetime.timedelta(seconds=seconds)
+
+
+def seconds_left(expiry: Expiry, now: float, cookie_age: int) -> int:
+    """:func:`expiry_age` seen from the Unix time ``now``; datetimes only for a moment."""
+    if isinstance(expiry, str):
+        return expiry_age(expiry, datetime.datetime.fromtimestamp(now, UTC), cookie_age)
+    return expiry or cookie_age
+
+
+def cut_by_absolute_timeout(
+    seconds: float, created: float, absolute_timeout: int | None, now: float
+) -> float:
+    """``seconds``, shortened so that the session ends ``absolute_timeout``
+    after ``created`` whatever its activity."""
+    if absolute_timeout is None:
+        return seconds
+    return min(seconds, created + absolute_timeout - now)

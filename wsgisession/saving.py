@@ -10,15 +10,18 @@ applied on top of what the store holds.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import TYPE_CHECKING, Any
 
 from .errors import SessionError, SessionInterrupted, UnserializableValue
-from .expiry import Expiry
+from .expiry import Expiry, decode_moment
 from .stores.base import Record
 
 if TYPE_CHECKING:
     from .session import Session
+
+logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 _CREATE_ATTEMPTS = 5
@@ -82,7 +85,7 @@ def update(session: Session) -> None:
 def _apply_changes(
     session: Session, current: bytes
 ) -> tuple[dict[str, Any], float, Expiry]:
-    decoded = session._decode(current)
+    decoded = decode(session, current)
     if isinstance(decoded, tuple):
         base, created, expiry = decoded
     else:
@@ -114,6 +117,35 @@ def encode(
             except Exception:  # noqa: BLE001 - whatever the serializer raises
                 raise UnserializableValue(key, value, str(exc)) from exc
         raise
+
+
+def decode(
+    session: Session, payload: bytes
+) -> tuple[dict[str, Any], float, Expiry] | None:
+    """The record's parts (data, created, expiry), or None, logged, if it is corrupt."""
+    try:
+        envelope = session._serializer.loads(payload)
+        if envelope.get("v") != FORMAT_VERSION:
+            raise ValueError(f"unknown record format {envelope.get('v')!r}")
+        data, created, expiry = (
+            envelope["data"],
+            envelope["created"],
+            envelope["expiry"],
+        )
+        if not isinstance(data, dict) or not isinstance(created, (int, float)):
+            raise TypeError("malformed envelope")
+        if not (expiry is None or type(expiry) is int or isinstance(expiry, str)):
+            raise TypeError(f"malformed expiry {expiry!r}")
+        decode_moment(expiry)
+    except Exception as exc:  # noqa: BLE001 - any decoding failure means corrupt
+        logger.warning(
+            "corrupt session record in %r (%s: %s); starting an empty session",
+            session._store,
+            type(exc).__name__,
+            exc,
+        )
+        return None
+    return data, float(created), expiry
 
 
 def _saved(session: Session, key: str, state: State) -> None:

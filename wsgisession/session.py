@@ -134,7 +134,7 @@ class Session(MutableMapping[str, Any]):
             if self._settings.lock and self._held_lock is None:
                 self._acquire_lock(self._session_key)
             record = self._store.load(self._session_key)
-            envelope = None if record is None else self._decode(record.payload)
+            envelope = None if record is None else saving.decode(self, record.payload)
             if record is None or (envelope and self._timed_out(envelope[1])):
                 self._session_key = None
             else:
@@ -146,34 +146,6 @@ class Session(MutableMapping[str, Any]):
         self._data = data
         self._take_snapshots()
         return data
-
-    def _decode(
-        self, payload: bytes
-    ) -> tuple[dict[str, Any], float, rules.Expiry] | None:
-        """The envelope's parts (data, created, expiry), or None for a corrupt record."""
-        try:
-            envelope = self._serializer.loads(payload)
-            if envelope.get("v") != saving.FORMAT_VERSION:
-                raise ValueError(f"unknown record format {envelope.get('v')!r}")
-            data, created, expiry = (
-                envelope["data"],
-                envelope["created"],
-                envelope["expiry"],
-            )
-            if not isinstance(data, dict) or not isinstance(created, (int, float)):
-                raise TypeError("malformed envelope")
-            if not (expiry is None or type(expiry) is int or isinstance(expiry, str)):
-                raise TypeError(f"malformed expiry {expiry!r}")
-            rules.decode_moment(expiry)
-        except Exception as exc:  # noqa: BLE001 - any decoding failure means corrupt
-            logger.warning(
-                "corrupt session record in %r (%s: %s); starting an empty session",
-                self._store,
-                type(exc).__name__,
-                exc,
-            )
-            return None
-        return data, float(created), expiry
 
     def _timed_out(self, created: float) -> bool:
         """Whether ``absolute_timeout`` has passed since the session was created."""
@@ -388,28 +360,17 @@ class Session(MutableMapping[str, Any]):
         """The cookie's ``Max-Age``: None for browser close, capped by ``absolute_timeout``."""
         if self.get_expire_at_browser_close():
             return None
-        expiry = self._expiry
-        if isinstance(expiry, str):
-            age = self.get_expiry_age()
-        else:  # seconds, or the default: no datetime needed
-            age = expiry or self.get_session_cookie_age()
-        return min(age, self._absolute_remaining(time.time()))
-
-    def _absolute_remaining(self, now: float) -> int:
+        now = time.time()
+        age = rules.seconds_left(self._expiry, now, self.get_session_cookie_age())
+        created = self._created if self._created is not None else now
         timeout = self._settings.absolute_timeout
-        if timeout is None or self._created is None:
-            return 1 << 62
-        return int(self._created + timeout - now)
+        return int(rules.cut_by_absolute_timeout(age, created, timeout, now))
 
     def _expires_at(self, expiry: rules.Expiry, created: float, now: float) -> float:
-        if isinstance(expiry, str):
-            moment = datetime.datetime.fromtimestamp(now, rules.UTC)
-            age = rules.expiry_age(expiry, moment, self.get_session_cookie_age())
-        else:  # seconds, or the default: no datetime needed
-            age = expiry or self.get_session_cookie_age()
+        """When the store must drop the record if it is saved ``now``."""
+        age = rules.seconds_left(expiry, now, self.get_session_cookie_age())
         timeout = self._settings.absolute_timeout
-        limit = created + timeout if timeout is not None else now + age
-        return min(now + age, limit)
+        return now + rules.cut_by_absolute_timeout(age, created, timeout, now)
 
     # -- test cookie -------------------------------------------------------
 

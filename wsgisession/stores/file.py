@@ -25,19 +25,15 @@ from typing import TYPE_CHECKING
 
 import filelock
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: filelock does the locking
-    fcntl = None  # type: ignore[assignment]
-
 from ..errors import ConfigError, LockTimeout, StoreUnavailable
+from ._flock import FlockLock, flock_available
 from .base import Merge, Record, Store, now, storage_key
 
 if TYPE_CHECKING:
     from typing import TypeAlias
 
     StrPath: TypeAlias = str | os.PathLike[str]
-    _ProcessLock: TypeAlias = "_FlockLock | filelock.BaseFileLock"
+    _ProcessLock: TypeAlias = "FlockLock | filelock.BaseFileLock"
     _ShardLock = tuple[threading.Lock, _ProcessLock]
 
 __all__ = ["FileStore", "default_path", "ensure_private_directory"]
@@ -104,75 +100,6 @@ def _decode(data: bytes) -> tuple[bytes, float] | None:
     if header is None or len(data) != header[2] + header[1]:
         return None
     return data[header[2] :], header[0]
-
-
-class _FlockLock:
-    """An exclusive ``flock`` on one lock file, held by this process.
-
-    The descriptor stays open between uses: taking the lock is one system
-    call. Threads of the process queue on a ``threading.Lock`` in front of
-    it, so one descriptor per process is enough; a child process drops the
-    inherited one (see :meth:`forget`) and opens its own.
-    """
-
-    def __init__(self, path: str) -> None:
-        self.lock_file = path
-        self._fd: int | None = None
-
-    def acquire(self, timeout: float, poll_interval: float) -> None:
-        """Lock within ``timeout`` seconds, else raise ``filelock.Timeout``."""
-        deadline = time.monotonic() + timeout
-        while True:
-            if self._fd is None:
-                self._fd = self._open()
-            try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise filelock.Timeout(self.lock_file) from None
-                time.sleep(poll_interval)
-                continue
-            if self._still_linked():
-                return
-            self.release()  # the file was replaced: lock the one at the path
-            self.forget()
-
-    def _open(self) -> int:
-        """Open the lock file, creating it and, if it was removed, its directory."""
-        try:
-            return os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
-        except FileNotFoundError:
-            os.makedirs(os.path.dirname(self.lock_file), mode=0o700, exist_ok=True)
-            return os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
-
-    def _still_linked(self) -> bool:
-        """Whether the locked descriptor is still the file at the path.
-
-        Someone may have removed or replaced the lock file; a lock on the old
-        one would exclude nobody who opens the path now.
-        """
-        assert self._fd is not None
-        try:
-            return os.path.samestat(os.fstat(self._fd), os.stat(self.lock_file))
-        except FileNotFoundError:
-            return False
-        except OSError:
-            self.release()
-            raise
-
-    def release(self) -> None:
-        assert self._fd is not None
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
-
-    def forget(self) -> None:
-        """Close the descriptor, as after ``fork()`` or a replaced lock file.
-
-        After a fork the parent's lock lives on in the parent's descriptor;
-        the inherited one must not be used, as its lock would be the parent's.
-        """
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
 
 
 def _is_shard_name(name: str) -> bool:
@@ -371,7 +298,7 @@ class FileStore(Store):
         with self._locks_guard:
             if self._pid != os.getpid():  # forked: drop the parent's lock objects
                 for _, inherited in self._locks.values():
-                    if isinstance(inherited, _FlockLock):
+                    if isinstance(inherited, FlockLock):
                         inherited.forget()
                 self._locks.clear()
                 self._pid = os.getpid()
@@ -381,8 +308,8 @@ class FileStore(Store):
                 self._make_dirs(directory)
                 path = os.path.join(directory, shard + ".lock")
                 shared: _ProcessLock
-                if fcntl is not None:
-                    shared = _FlockLock(path)
+                if flock_available:
+                    shared = FlockLock(path)
                 else:  # pragma: no cover - systems without fcntl (Windows)
                     shared = filelock.FileLock(path, mode=0o600, thread_local=True)
                 pair = threading.Lock(), shared
