@@ -16,6 +16,7 @@ from .errors import SessionCookieTooLarge
 
 __all__ = [
     "COOKIE_SIZE_LIMIT",
+    "check_cookie_size",
     "cookie_values",
     "deleting_cookie",
     "merge_vary",
@@ -71,6 +72,22 @@ def session_cookie(
     if size > COOKIE_SIZE_LIMIT:
         raise SessionCookieTooLarge(size, COOKIE_SIZE_LIMIT)
     return ("Set-Cookie", header)
+
+
+# More than the fixed attributes can take: Expires, Max-Age, Secure,
+# HttpOnly, SameSite=Strict, Partitioned and their separators.
+_FIXED_ATTRIBUTES = 200
+
+
+def check_cookie_size(settings: Settings, value: str, max_age: int | None) -> None:
+    """Raise :class:`SessionCookieTooLarge` if the cookie carrying ``value`` would be.
+
+    The header is only built when a bound on its size says it might be.
+    """
+    bound = len(value) + len(settings.cookie_name) + _FIXED_ATTRIBUTES
+    bound += len(settings.cookie_domain or "") + len(settings.cookie_path)
+    if bound > COOKIE_SIZE_LIMIT:
+        session_cookie(settings, value, max_age, secure=True)
 
 
 def deleting_cookie(settings: Settings, secure: bool) -> tuple[str, str]:

@@ -14,6 +14,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from .cookies import check_cookie_size
 from .errors import SessionError, SessionInterrupted, UnserializableValue
 from .expiry import Expiry, decode_moment
 from .stores.base import Record
@@ -37,6 +38,11 @@ def save(session: Session) -> None:
         create(session)
     else:
         update(session)
+    if session._store.client_side:  # the key is the cookie: it must fit
+        assert session._session_key is not None
+        check_cookie_size(
+            session._settings, session._session_key, session.cookie_max_age()
+        )
 
 
 def create(session: Session) -> None:
