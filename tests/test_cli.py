@@ -377,3 +377,39 @@ def test_demo_serves_and_keeps_a_session() -> None:
     finally:
         process.terminate()
         process.communicate(timeout=10)
+
+
+@pytest.mark.parametrize("kind", ["file", "sqlite"])
+def test_clear_expired_reports_its_progress(kind: str, tmp_path: Path) -> None:
+    store: Store = (
+        FileStore(tmp_path / "s") if kind == "file" else SQLiteStore(tmp_path / "s.db")
+    )
+    populate(store, live=3, expired=40)
+    calls: list[tuple[int, int]] = []
+    assert (
+        store.clear_expired(progress=lambda done, total: calls.append((done, total)))
+        == 40
+    )
+    assert calls, "no progress reported"
+    assert all(0 <= done <= total for done, total in calls)
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+    done, total = calls[-1]
+    assert done == total and total == (40 if kind == "sqlite" else len(calls))
+
+
+def test_progress_bar_draws_only_for_long_runs() -> None:
+    import io
+
+    from wsgisession.cli import ProgressBar
+
+    quick, slow = io.StringIO(), io.StringIO()
+    bar = ProgressBar(quick)  # a run shorter than its one-second delay
+    bar.update(5, 10)
+    bar.finish()
+    assert quick.getvalue() == ""
+    bar = ProgressBar(slow, delay=0)
+    bar.update(5, 10)
+    bar.update(10, 10)
+    bar.finish()
+    assert "[###############---------------]  50% (5/10)" in slow.getvalue()
+    assert slow.getvalue().endswith("100% (10/10)\n")

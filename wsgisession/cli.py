@@ -7,9 +7,9 @@ import configparser
 import os
 import secrets
 import sys
-import threading
 import time
 from collections.abc import Sequence
+from typing import TextIO
 
 from .config import parse_settings
 from .errors import ConfigError, SessionError
@@ -110,34 +110,42 @@ def _add_store_arguments(parser: argparse.ArgumentParser) -> None:
 
 def command_clear_expired(args: argparse.Namespace) -> int:
     store = store_from_arguments(args)
-    done = threading.Event()
-    if sys.stderr.isatty():
-        threading.Thread(target=_show_progress, args=(store, done), daemon=True).start()
+    bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
     try:
-        removed = store.clear_expired()
+        removed = store.clear_expired(progress=bar.update if bar else None)
     finally:
-        done.set()
+        if bar is not None:
+            bar.finish()
     print(
         f"removed {removed} expired session{'s' if removed != 1 else ''} from {store!r}"
     )
     return 0
 
 
-def _show_progress(store: Store, done: threading.Event) -> None:
-    """A spinner with the elapsed time, on a terminal, for long runs."""
-    start = time.monotonic()
-    frames = "|/-\\"
-    count = 0
-    while not done.wait(0.2):
-        elapsed = time.monotonic() - start
-        if elapsed > 1:
-            sys.stderr.write(
-                f"\r{frames[count % 4]} clearing {store!r}: {elapsed:.0f} s"
-            )
-            sys.stderr.flush()
-        count += 1
-    if time.monotonic() - start > 1:
-        sys.stderr.write("\n")
+class ProgressBar:
+    """A one-line bar on a terminal, drawn once a run has lasted a second."""
+
+    WIDTH = 30
+
+    def __init__(self, stream: TextIO, delay: float = 1.0) -> None:
+        self.stream = stream
+        self.start = time.monotonic()
+        self.delay = delay
+        self.drawn = False
+
+    def update(self, done: int, total: int) -> None:
+        if time.monotonic() - self.start < self.delay or total <= 0:
+            return
+        filled = self.WIDTH * min(done, total) // total
+        bar = "#" * filled + "-" * (self.WIDTH - filled)
+        self.stream.write(f"\r[{bar}] {100 * done // total:3d}% ({done}/{total})")
+        self.stream.flush()
+        self.drawn = True
+
+    def finish(self) -> None:
+        if self.drawn:
+            self.stream.write("\n")
+            self.stream.flush()
 
 
 def command_check(args: argparse.Namespace) -> int:

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 
 from ..keys import generate_key, is_valid_key, storage_key
 
-__all__ = ["Merge", "Record", "Store", "generate_key", "storage_key"]
+__all__ = ["Merge", "Progress", "Record", "Store", "generate_key", "storage_key"]
 
 
 class Record(NamedTuple):
@@ -45,6 +45,9 @@ class Record(NamedTuple):
 #: to write and its ``expires_at``. It may raise (``SessionInterrupted``,
 #: ``UnserializableValue``) and the store then writes nothing.
 Merge = Callable[[bytes | None], "tuple[bytes, float]"]
+
+#: ``progress(done, total)``: how far :meth:`Store.clear_expired` has got.
+Progress = Callable[[int, int], None]
 
 
 class Store(abc.ABC):
@@ -98,8 +101,13 @@ class Store(abc.ABC):
         return self.load(session_key) is not None
 
     @abc.abstractmethod
-    def clear_expired(self) -> int:
-        """Remove expired records; return how many were removed."""
+    def clear_expired(self, progress: Progress | None = None) -> int:
+        """Remove expired records; return how many were removed.
+
+        A store that works through its records in steps calls
+        ``progress(done, total)`` after each (the command line draws a bar
+        with it); stores that expire records natively never call it.
+        """
 
     #: Whether :meth:`lock` is implemented (``lock = true`` needs it).
     supports_locking: bool = True

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING
 from itsdangerous import BadSignature, Signer
 
 from ..errors import ConfigError, SessionCookieTooLarge
-from .base import Merge, Record, Store, now
+from .base import Merge, Progress, Record, Store, now
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -215,7 +215,7 @@ class SignedCookieStore(Store):
     def delete(self, session_key: str) -> None:
         """Nothing to delete: dropping the cookie is the middleware's job."""
 
-    def clear_expired(self) -> int:
+    def clear_expired(self, progress: Progress | None = None) -> int:
         """Expired cookies live in browsers only; nothing to remove here."""
         return 0
 

@@ -27,7 +27,7 @@ import filelock
 
 from ..errors import ConfigError, LockTimeout, StoreUnavailable
 from ._flock import FlockLock, flock_available
-from .base import Merge, Record, Store, now, storage_key
+from .base import Merge, Progress, Record, Store, now, storage_key
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -171,7 +171,7 @@ class FileStore(Store):
         with self._locked(name[:2]):
             self._unlink(name)
 
-    def clear_expired(self) -> int:
+    def clear_expired(self, progress: Progress | None = None) -> int:
         """Remove expired records and orphaned temporary files.
 
         Records whose header cannot be read count as expired: they can never
@@ -184,7 +184,12 @@ class FileStore(Store):
             return 0
         except OSError as exc:
             raise self._unavailable("list", exc) from exc
-        return sum(self._clear_shard(shard) for shard in sorted(shards))
+        removed = 0
+        for done, shard in enumerate(sorted(shards), 1):
+            removed += self._clear_shard(shard)
+            if progress is not None:
+                progress(done, len(shards))
+        return removed
 
     def __repr__(self) -> str:
         return f"FileStore({self.path!r})"

@@ -46,7 +46,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from ..errors import ConfigError, StoreUnavailable
 from ._shared import LOCK_SUFFIX, pack, pause, poll_lock, unpack
-from .base import Merge, Record, Store, now, storage_key
+from .base import Merge, Progress, Record, Store, now, storage_key
 
 __all__ = ["MemcachedStore", "memcached_expire"]
 
@@ -323,7 +323,7 @@ class MemcachedStore(Store):
         name = self._name(session_key)
         self._call("delete", name)
 
-    def clear_expired(self) -> int:
+    def clear_expired(self, progress: Progress | None = None) -> int:
         """memcached expires records by itself: nothing to do."""
         return 0
 

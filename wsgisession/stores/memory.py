@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterator
 
 from ..errors import LockTimeout
-from .base import Merge, Record, Store, now, storage_key
+from .base import Merge, Progress, Record, Store, now, storage_key
 
 _LOCK_SLOTS = 256
 
@@ -58,7 +58,7 @@ class MemoryStore(Store):
         with self._lock:
             self._records.pop(storage_key(session_key), None)
 
-    def clear_expired(self) -> int:
+    def clear_expired(self, progress: Progress | None = None) -> int:
         with self._lock:
             moment = now()
             expired = [name for name, (_, at) in self._records.items() if at <= moment]

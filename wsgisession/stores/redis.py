@@ -34,7 +34,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from ..errors import ConfigError, StoreUnavailable
 from ._shared import LOCK_SUFFIX, pack, pause, poll_lock, unpack
-from .base import Merge, Record, Store, now, storage_key
+from .base import Merge, Progress, Record, Store, now, storage_key
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -253,7 +253,7 @@ class RedisStore(Store):
         name = self._name(session_key)
         self._call(self._client.delete, name)
 
-    def clear_expired(self) -> int:
+    def clear_expired(self, progress: Progress | None = None) -> int:
         """Redis expires records by itself: nothing to do."""
         return 0
 

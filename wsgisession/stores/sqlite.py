@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, StoreUnavailable
 from ._shared import poll_lock
-from .base import Merge, Record, Store, now, storage_key
+from .base import Merge, Progress, Record, Store, now, storage_key
 from .file import ensure_private_directory
 
 if TYPE_CHECKING:
@@ -72,6 +72,7 @@ _CLEAR_BATCH = (
     "DELETE FROM wsgisession_sessions WHERE key IN ("
     " SELECT key FROM wsgisession_sessions WHERE expires_at <= ? LIMIT ?)"
 )
+_COUNT_EXPIRED = "SELECT count(*) FROM wsgisession_sessions WHERE expires_at <= ?"
 # Text and blobs sort after every number, so this range finds damaged
 # expiries through the index.
 _CLEAR_DAMAGED = "DELETE FROM wsgisession_sessions WHERE expires_at >= ''"
@@ -198,7 +199,7 @@ class SQLiteStore(Store):
         with self._translate("delete a session"):
             self._connection().execute(_DELETE, (storage_key(session_key),))
 
-    def clear_expired(self) -> int:
+    def clear_expired(self, progress: Progress | None = None) -> int:
         """Delete expired rows in batches of 1000, each its own short transaction."""
         removed = 0
         with self._translate("clear expired sessions"):
@@ -206,9 +207,14 @@ class SQLiteStore(Store):
             moment = now()
             conn.execute(_CLEAR_LOCKS, (moment,))
             removed += conn.execute(_CLEAR_DAMAGED).rowcount
+            total = 0
+            if progress is not None:  # an index range count: cheap
+                total = conn.execute(_COUNT_EXPIRED, (moment,)).fetchone()[0]
             while True:
                 count = conn.execute(_CLEAR_BATCH, (moment, _BATCH)).rowcount
                 removed += count
+                if progress is not None:
+                    progress(removed, max(total, removed))
                 if count < _BATCH:
                     return removed
 
