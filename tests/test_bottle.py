@@ -7,18 +7,16 @@ from typing import Any
 
 import bottle
 import pytest
+import session_flows as flows
 import webtest
 
 from wsgisession import Session, SessionMiddleware
-from wsgisession.stores import MemoryStore, SQLiteStore
 from wsgisession.stores.base import Store
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=flows.STORE_KINDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    if request.param == "memory":
-        return MemoryStore()
-    return SQLiteStore(tmp_path / "sessions.sqlite3")
+    return flows.make_store(request.param, tmp_path)
 
 
 def session() -> Session:
@@ -58,53 +56,19 @@ def make_app(store: Store, **options: Any) -> tuple[webtest.TestApp, SessionMidd
     return webtest.TestApp(middleware), middleware
 
 
-def session_cookie(response: webtest.TestResponse, name: str = "sessionid") -> str:
-    headers = [
-        header
-        for header in response.headers.getall("Set-Cookie")
-        if header.startswith(name + "=")
-    ]
-    assert len(headers) == 1, response.headers.getall("Set-Cookie")
-    return headers[0]
-
-
-def cookie_value(response: webtest.TestResponse, name: str = "sessionid") -> str:
-    return session_cookie(response, name).split(";", 1)[0].split("=", 1)[1]
-
-
 def test_visits_are_counted_across_requests(store: Store) -> None:
     client, _ = make_app(store)
-    assert [client.get("/visit").text for _ in range(3)] == ["1", "2", "3"]
+    flows.check_visits_are_counted(client)
 
 
 def test_login_cycles_the_key_and_the_old_one_no_longer_loads(store: Store) -> None:
     client, middleware = make_app(store)
-    old_key = cookie_value(client.get("/visit"))
-    new_key = cookie_value(client.post("/login", {"user": "ada"}))
-    assert new_key != old_key
-    assert client.get("/whoami").text == "ada"
-    assert client.get("/visit").text == "2"
-    assert not store.exists(old_key)
-    stale = middleware.open_session(old_key)
-    assert stale.get("user") is None
-    assert stale.session_key is None
-    replay = webtest.TestApp(middleware)
-    replay.set_cookie("sessionid", old_key)
-    assert replay.get("/whoami").text == "None"
+    flows.check_login_cycles_the_key(client, middleware, store)
 
 
 def test_logout_flushes_and_the_old_cookie_no_longer_loads(store: Store) -> None:
     client, middleware = make_app(store)
-    key = cookie_value(client.post("/login", {"user": "ada"}))
-    deleting = session_cookie(client.post("/logout"))
-    assert deleting.startswith("sessionid=;")
-    assert "Max-Age=0" in deleting
-    assert client.get("/whoami").text == "None"
-    assert not store.exists(key)
-    assert middleware.open_session(key).get("user") is None
-    replay = webtest.TestApp(middleware)
-    replay.set_cookie("sessionid", key)
-    assert replay.get("/whoami").text == "None"
+    flows.check_logout_deletes_the_cookie(client, middleware, store)
 
 
 def test_cookie_attributes_reflect_the_options(store: Store) -> None:
@@ -119,20 +83,23 @@ def test_cookie_attributes_reflect_the_options(store: Store) -> None:
         cookie_partitioned=True,
     )
     response = client.get("/visit")
-    header = session_cookie(response, "app_sid")
-    parts = {part.strip().split("=")[0]: part.strip() for part in header.split(";")}
-    assert parts["Max-Age"] == "Max-Age=3600"
-    assert parts["Domain"] == "Domain=example.com"
-    assert parts["Path"] == "Path=/shop"
-    assert parts["SameSite"] == "SameSite=None"
-    assert "Secure" in parts  # SameSite=None forces it, even over http
-    assert "Partitioned" in parts
-    assert "HttpOnly" in parts
+    flows.assert_cookie_attributes(
+        flows.session_cookie(response, "app_sid"),
+        [
+            "Max-Age=3600",
+            "Domain=example.com",
+            "Path=/shop",
+            "SameSite=None",
+            "Secure",  # SameSite=None forces it, even over http
+            "Partitioned",
+            "HttpOnly",
+        ],
+    )
 
 
 def test_app_cookies_are_kept_beside_the_session_cookie(store: Store) -> None:
     client, _ = make_app(store)
     response = client.get("/theme/dark")
-    assert session_cookie(response, "theme").startswith("theme=dark")
-    assert cookie_value(response)  # the session cookie too
+    assert flows.session_cookie(response, "theme").startswith("theme=dark")
+    assert flows.cookie_value(response)  # the session cookie too
     assert client.get("/visit").text == "1"

@@ -66,36 +66,60 @@ def session_files(path: Path) -> int:
     )
 
 
-def write_ini(directory: Path, text: str, name: str = "app.ini") -> Path:
-    path = directory / name
-    path.write_text(textwrap.dedent(text))
-    return path
+class Cli:
+    """The ``wsgisession`` command run in-process, with a folder for its ini file."""
+
+    def __init__(self, directory: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        self.directory = directory
+        self.capsys = capsys
+
+    def __repr__(self) -> str:
+        return f"Cli({str(self.directory)!r})"
+
+    def ini(self, text: str) -> Path:
+        """``text``, dedented, written as ``app.ini`` in the folder."""
+        path = self.directory / "app.ini"
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    def run(self, argv: list[str]) -> tuple[int, str, str]:
+        """The exit status, stdout and stderr of ``wsgisession argv``."""
+        status = main(argv)
+        out, err = self.capsys.readouterr()
+        return status, out, err
+
+    def fails(self, argv: list[str], *messages: str) -> str:
+        """Run expecting status 1 and ``messages`` on stderr, no traceback; the stdout."""
+        status, out, err = self.run(argv)
+        assert status == 1
+        for message in messages:
+            assert message in err
+        assert "Traceback" not in err
+        return out
+
+    def clear_and_check(
+        self, store: Store, keys: tuple[list[str], list[str]], argv: list[str]
+    ) -> None:
+        """Run ``clear-expired argv``: the expired ``keys`` go, the live ones load."""
+        live, expired = keys
+        status, out, _ = self.run(["clear-expired", *argv])
+        assert status == 0
+        assert f"removed {len(expired)} expired sessions from {store!r}" in out
+        middleware = SessionMiddleware(no_app, store=store)
+        for number, key in enumerate(live):
+            assert store.exists(key)
+            assert middleware.open_session(key)["number"] == number
+        for key in expired:
+            assert not store.exists(key)
 
 
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    status = main(argv)
-    out, err = capsys.readouterr()
-    return status, out, err
+@pytest.fixture
+def cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Cli:
+    return Cli(tmp_path, capsys)
 
 
-def assert_cleared(
-    store: Store, live: list[str], expired: list[str], out: str, status: int
-) -> None:
-    assert status == 0
-    assert f"removed {len(expired)} expired sessions from {store!r}" in out
-    middleware = SessionMiddleware(no_app, store=store)
-    for number, key in enumerate(live):
-        assert store.exists(key)
-        assert middleware.open_session(key)["number"] == number
-    for key in expired:
-        assert not store.exists(key)
-
-
-def test_clear_expired_sqlite_from_config(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    ini = write_ini(
-        tmp_path,
+def test_clear_expired_sqlite_from_config(tmp_path: Path, cli: Cli) -> None:
+    ini = cli.ini(
         """
         [filter:session]
         use = egg:wsgisession#session
@@ -104,60 +128,47 @@ def test_clear_expired_sqlite_from_config(
 
         [app:main]
         use = egg:myapp
-        """,
+        """
     )
     store = SQLiteStore(tmp_path / "sessions.sqlite3")
     live, expired = populate(store, live=3, expired=4)
     assert sqlite_rows(tmp_path / "sessions.sqlite3") == 7
-    status, out, _ = run(["clear-expired", "--config", f"{ini}#session"], capsys)
-    assert_cleared(store, live, expired, out, status)
+    argv = ["--config", f"{ini}#session"]
+    cli.clear_and_check(store, (live, expired), argv)
     assert sqlite_rows(tmp_path / "sessions.sqlite3") == 3
-    status, out, _ = run(["clear-expired", "--config", f"{ini}#session"], capsys)
-    assert "removed 0 expired sessions" in out
+    cli.clear_and_check(store, (live, []), argv)  # "removed 0 expired sessions"
 
 
-def test_clear_expired_file_store_from_config(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    ini = write_ini(
-        tmp_path,
+def test_clear_expired_file_store_from_config(tmp_path: Path, cli: Cli) -> None:
+    ini = cli.ini(
         """
         [filter:session]
         use = egg:wsgisession#session
         store = file
         file_path = %(here)s/sessions
         cookie_age = 3600
-        """,
+        """
     )
     store = FileStore(tmp_path / "sessions")
-    live, expired = populate(store, live=2, expired=3)
+    keys = populate(store, live=2, expired=3)
     assert session_files(tmp_path / "sessions") == 5
-    argv = ["clear-expired", "--config", f"{ini}#filter:session"]
-    status, out, _ = run(argv, capsys)
-    assert_cleared(store, live, expired, out, status)
+    cli.clear_and_check(store, keys, ["--config", f"{ini}#filter:session"])
     assert session_files(tmp_path / "sessions") == 2
 
 
 @pytest.mark.parametrize("kind", ["file", "sqlite"])
-def test_clear_expired_with_store_options(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
-) -> None:
+def test_clear_expired_with_store_options(tmp_path: Path, cli: Cli, kind: str) -> None:
     if kind == "file":
         store: Store = FileStore(tmp_path / "sessions")
         argv = ["--store", "file", "--file-path", str(tmp_path / "sessions")]
     else:
         store = SQLiteStore(tmp_path / "s.sqlite3")
         argv = ["--store", "sqlite", "--sqlite-path", str(tmp_path / "s.sqlite3")]
-    live, expired = populate(store, live=2, expired=2)
-    status, out, _ = run(["clear-expired", *argv], capsys)
-    assert_cleared(store, live, expired, out, status)
+    cli.clear_and_check(store, populate(store, live=2, expired=2), argv)
 
 
-def test_clear_expired_from_a_pyramid_app_section(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    ini = write_ini(
-        tmp_path,
+def test_clear_expired_from_a_pyramid_app_section(tmp_path: Path, cli: Cli) -> None:
+    ini = cli.ini(
         """
         [DEFAULT]
         debug = true
@@ -172,19 +183,15 @@ def test_clear_expired_from_a_pyramid_app_section(
 
         [server:main]
         use = egg:waitress#main
-        """,
+        """
     )
     store = FileStore(tmp_path / "sessions")
-    live, expired = populate(store, live=1, expired=2)
-    status, out, _ = run(["clear-expired", "--config", f"{ini}#main"], capsys)
-    assert_cleared(store, live, expired, out, status)
+    keys = populate(store, live=1, expired=2)
+    cli.clear_and_check(store, keys, ["--config", f"{ini}#main"])
 
 
-def test_check_ok_prints_the_store(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    ini = write_ini(
-        tmp_path,
+def test_check_ok_prints_the_store(tmp_path: Path, cli: Cli) -> None:
+    ini = cli.ini(
         """
         [DEFAULT]
         debug = true
@@ -195,19 +202,16 @@ def test_check_ok_prints_the_store(
         store = file
         file_path = %(here)s/sessions
         cookie_age = 3600
-        """,
+        """
     )
-    status, out, err = run(["check", "--config", f"{ini}#session"], capsys)
+    status, out, err = cli.run(["check", "--config", f"{ini}#session"])
     assert status == 0, err
     assert "cookie_age=3600" in out
     assert f"store reached: FileStore({str(tmp_path / 'sessions')!r})" in out
 
 
-def test_check_without_a_section_name_finds_the_only_filter(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    ini = write_ini(
-        tmp_path,
+def test_check_without_a_section_name_finds_the_only_filter(cli: Cli) -> None:
+    ini = cli.ini(
         """
         [filter:sess]
         use = egg:wsgisession#session
@@ -215,9 +219,9 @@ def test_check_without_a_section_name_finds_the_only_filter(
 
         [app:main]
         use = egg:myapp
-        """,
+        """
     )
-    status, out, _ = run(["check", "--config", str(ini)], capsys)
+    status, out, _ = cli.run(["check", "--config", str(ini)])
     assert status == 0
     assert "store reached: MemoryStore" in out
 
@@ -226,42 +230,32 @@ def test_check_without_a_section_name_finds_the_only_filter(
     ("section", "key"),
     [("filter:session", "cookie_agee"), ("app:session", "wsgisession.cookie_agee")],
 )
-def test_check_reports_a_misspelled_key(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], section: str, key: str
-) -> None:
-    ini = write_ini(
-        tmp_path,
+def test_check_reports_a_misspelled_key(cli: Cli, section: str, key: str) -> None:
+    ini = cli.ini(
         f"""
         [{section}]
         use = egg:wsgisession#session
         {key.replace("cookie_agee", "store")} = memory
         {key} = 60
-        """,
+        """
     )
-    status, out, err = run(["check", "--config", f"{ini}#session"], capsys)
-    assert status == 1
-    assert key in err
+    out = cli.fails(["check", "--config", f"{ini}#session"], key)
     assert "store reached" not in out
 
 
-def test_check_and_loadapp_agree_on_the_case_of_keys(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    ini = write_ini(
-        tmp_path,
+def test_check_and_loadapp_agree_on_the_case_of_keys(cli: Cli) -> None:
+    ini = cli.ini(
         """
         [filter:session]
         use = egg:wsgisession#session
         store = memory
         Cookie_Age = 60
-        """,
+        """
     )
     wrap = loadfilter(f"config:{ini}", name="session")
     with pytest.raises(ConfigError, match="Cookie_Age"):
         wrap(no_app)
-    status, _, err = run(["check", "--config", f"{ini}#session"], capsys)
-    assert status == 1
-    assert "Cookie_Age" in err
+    cli.fails(["check", "--config", f"{ini}#session"], "Cookie_Age")
 
 
 @pytest.mark.parametrize(
@@ -273,32 +267,19 @@ def test_check_and_loadapp_agree_on_the_case_of_keys(
     ],
     ids=["no-section", "interpolation", "missing-section"],
 )
-def test_check_reports_an_unusable_file(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, message: str
-) -> None:
-    ini = write_ini(tmp_path, text)
-    status, _, err = run(["check", "--config", f"{ini}#session"], capsys)
-    assert status == 1
-    assert message in err
-    assert "Traceback" not in err
+def test_check_reports_an_unusable_file(cli: Cli, text: str, message: str) -> None:
+    ini = cli.ini(text)
+    cli.fails(["check", "--config", f"{ini}#session"], message)
 
 
-def test_config_and_store_options_together_are_refused(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    ini = write_ini(tmp_path, "[filter:session]\nstore = memory\n")
+def test_config_and_store_options_together_are_refused(cli: Cli) -> None:
+    ini = cli.ini("[filter:session]\nstore = memory\n")
     argv = ["clear-expired", "--config", f"{ini}#session", "--store", "file"]
-    status, _, err = run(argv, capsys)
-    assert status == 1
-    assert "--store" in err
+    cli.fails(argv, "--store")
 
 
-def test_missing_config_file(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    status, _, err = run(["check", "--config", str(tmp_path / "nope.ini")], capsys)
-    assert status == 1
-    assert "nope.ini" in err
+def test_missing_config_file(tmp_path: Path, cli: Cli) -> None:
+    cli.fails(["check", "--config", str(tmp_path / "nope.ini")], "nope.ini")
 
 
 def command(*args: str) -> list[str]:

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import webtest
 from paste.deploy import loadapp
+from session_flows import cookie_value, session_cookie
 
 from wsgisession import SessionMiddleware
 from wsgisession.contrib.flask import find_middleware
@@ -42,20 +43,6 @@ def load_example(name: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     monkeypatch.setitem(sys.modules, module_name, module)
     spec.loader.exec_module(module)
     return module
-
-
-def session_cookie(response: webtest.TestResponse, name: str = "sessionid") -> str:
-    headers = [
-        header
-        for header in response.headers.getall("Set-Cookie")
-        if header.startswith(name + "=")
-    ]
-    assert len(headers) == 1, response.headers.getall("Set-Cookie")
-    return headers[0]
-
-
-def cookie_value(response: webtest.TestResponse, name: str = "sessionid") -> str:
-    return session_cookie(response, name).split(";", 1)[0].split("=", 1)[1]
 
 
 def csrf_token(page: webtest.TestResponse) -> dict[str, str]:

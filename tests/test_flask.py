@@ -7,6 +7,7 @@ from typing import Any
 
 import flask
 import pytest
+import session_flows as flows
 import webtest
 
 from wsgisession import Session, SessionMiddleware
@@ -16,15 +17,12 @@ from wsgisession.contrib.flask import (
     find_middleware,
     init_app,
 )
-from wsgisession.stores import MemoryStore, SQLiteStore
 from wsgisession.stores.base import Store
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=flows.STORE_KINDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    if request.param == "memory":
-        return MemoryStore()
-    return SQLiteStore(tmp_path / "sessions.sqlite3")
+    return flows.make_store(request.param, tmp_path)
 
 
 def make_app(store: Store, **options: Any) -> tuple[flask.Flask, SessionMiddleware]:
@@ -80,25 +78,9 @@ def make_app(store: Store, **options: Any) -> tuple[flask.Flask, SessionMiddlewa
     return app, middleware
 
 
-def session_cookie(response: webtest.TestResponse, name: str = "sessionid") -> str:
-    """The ``Set-Cookie`` header for ``name``; fails if there is none."""
-    headers = [
-        header
-        for header in response.headers.getall("Set-Cookie")
-        if header.startswith(name + "=")
-    ]
-    assert len(headers) == 1, response.headers.getall("Set-Cookie")
-    return headers[0]
-
-
-def cookie_value(response: webtest.TestResponse, name: str = "sessionid") -> str:
-    return session_cookie(response, name).split(";", 1)[0].split("=", 1)[1]
-
-
 def test_visits_are_counted_across_requests(store: Store) -> None:
     app, _ = make_app(store)
-    client = webtest.TestApp(app)
-    assert [client.get("/visit").text for _ in range(3)] == ["1", "2", "3"]
+    flows.check_visits_are_counted(webtest.TestApp(app))
 
 
 def test_flask_session_is_the_wsgisession_session(store: Store) -> None:
@@ -121,36 +103,12 @@ def test_flask_session_is_the_wsgisession_session(store: Store) -> None:
 
 def test_login_cycles_the_key_and_the_old_one_no_longer_loads(store: Store) -> None:
     app, middleware = make_app(store)
-    client = webtest.TestApp(app)
-    old_key = cookie_value(client.get("/visit"))
-    response = client.post("/login", {"user": "ada"})
-    new_key = cookie_value(response)
-    assert new_key != old_key
-    assert client.get("/whoami").text == "ada"
-    assert client.get("/visit").text == "2"  # the data moved to the new key
-    assert not store.exists(old_key)
-    stale = middleware.open_session(old_key)
-    assert stale.get("user") is None
-    assert stale.session_key is None
-    replay = webtest.TestApp(app)
-    replay.set_cookie("sessionid", old_key)
-    assert replay.get("/whoami").text == "None"
+    flows.check_login_cycles_the_key(webtest.TestApp(app), middleware, store)
 
 
 def test_logout_flushes_and_the_old_cookie_no_longer_loads(store: Store) -> None:
     app, middleware = make_app(store)
-    client = webtest.TestApp(app)
-    key = cookie_value(client.post("/login", {"user": "ada"}))
-    response = client.post("/logout")
-    deleting = session_cookie(response)
-    assert deleting.startswith("sessionid=;")
-    assert "Max-Age=0" in deleting
-    assert client.get("/whoami").text == "None"
-    assert not store.exists(key)
-    assert middleware.open_session(key).get("user") is None
-    replay = webtest.TestApp(app)
-    replay.set_cookie("sessionid", key)
-    assert replay.get("/whoami").text == "None"
+    flows.check_logout_deletes_the_cookie(webtest.TestApp(app), middleware, store)
 
 
 def test_cookie_attributes_reflect_the_options(store: Store) -> None:
@@ -164,14 +122,17 @@ def test_cookie_attributes_reflect_the_options(store: Store) -> None:
         cookie_samesite="Strict",
     )
     response = webtest.TestApp(app).get("/visit")
-    header = session_cookie(response, "app_sid")
-    parts = {part.strip().split("=")[0]: part.strip() for part in header.split(";")}
-    assert parts["Max-Age"] == "Max-Age=3600"
-    assert parts["Domain"] == "Domain=example.com"
-    assert parts["Path"] == "Path=/app"
-    assert parts["SameSite"] == "SameSite=Strict"
-    assert "Secure" in parts
-    assert "HttpOnly" in parts
+    flows.assert_cookie_attributes(
+        flows.session_cookie(response, "app_sid"),
+        [
+            "Max-Age=3600",
+            "Domain=example.com",
+            "Path=/app",
+            "SameSite=Strict",
+            "Secure",
+            "HttpOnly",
+        ],
+    )
     assert "Cookie" in response.headers["Vary"]
     assert "session=" not in " ".join(response.headers.getall("Set-Cookie"))
 
@@ -206,25 +167,25 @@ def test_nested_change_is_saved_without_setting_modified(store: Store) -> None:
 def test_permanent_false_is_a_browser_session_cookie(store: Store) -> None:
     app, _ = make_app(store, cookie_age=600)
     client = webtest.TestApp(app)
-    first = session_cookie(client.get("/visit"))
+    first = flows.session_cookie(client.get("/visit"))
     assert "Max-Age=600" in first  # wsgisession's default policy: permanent
     response = client.post("/permanent/no")
     assert response.text == "False"
-    header = session_cookie(response)
+    header = flows.session_cookie(response)
     assert "Max-Age" not in header
     assert "Expires" not in header
     response = client.post("/permanent/yes")
     assert response.text == "True"
-    assert "Max-Age=600" in session_cookie(response)
+    assert "Max-Age=600" in flows.session_cookie(response)
 
 
 def test_permanent_true_overrides_expire_at_browser_close(store: Store) -> None:
     app, _ = make_app(store, cookie_age=600, expire_at_browser_close=True)
     client = webtest.TestApp(app)
-    assert "Max-Age" not in session_cookie(client.get("/visit"))
+    assert "Max-Age" not in flows.session_cookie(client.get("/visit"))
     response = client.post("/permanent/yes")
     assert response.text == "True"
-    assert "Max-Age=600" in session_cookie(response)
+    assert "Max-Age=600" in flows.session_cookie(response)
 
 
 def test_setting_permanent_to_its_value_changes_nothing(store: Store) -> None:

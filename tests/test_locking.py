@@ -11,23 +11,14 @@ import time
 from pathlib import Path
 
 import pytest
-from test_concurrency import call, increment_app, new_session
+from test_concurrency import call, increment_app, make_store, new_session
 
 from wsgisession import SessionMiddleware
 from wsgisession.errors import ConfigError, LockTimeout
-from wsgisession.stores import FileStore, MemoryStore, SignedCookieStore, SQLiteStore
-from wsgisession.stores.base import Store
+from wsgisession.stores import SignedCookieStore, SQLiteStore
 
 THREADS = 6
 REQUESTS = 20
-
-
-def make_store(kind: str, tmp_path: Path) -> Store:
-    if kind == "memory":
-        return MemoryStore()
-    if kind == "file":
-        return FileStore(tmp_path / "sessions")
-    return SQLiteStore(tmp_path / "sessions.sqlite3")
 
 
 @pytest.mark.parametrize("kind", ["memory", "file", "sqlite"])

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import session_flows as flows
 import webtest
 from pyramid.config import Configurator
 from pyramid.csrf import SessionCSRFStoragePolicy
@@ -21,15 +22,13 @@ from wsgisession.contrib.pyramid import (
     make_wsgi_app,
 )
 from wsgisession.errors import ConfigError
-from wsgisession.stores import MemoryStore, SQLiteStore
+from wsgisession.stores import SQLiteStore
 from wsgisession.stores.base import Store
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=flows.STORE_KINDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    if request.param == "memory":
-        return MemoryStore()
-    return SQLiteStore(tmp_path / "sessions.sqlite3")
+    return flows.make_store(request.param, tmp_path)
 
 
 def visit(request: Any) -> Response:
@@ -118,28 +117,19 @@ def make_app(
     return webtest.TestApp(middleware), middleware
 
 
-def session_cookie(response: webtest.TestResponse, name: str = "sessionid") -> str:
-    headers = [
-        header
-        for header in response.headers.getall("Set-Cookie")
-        if header.startswith(name + "=")
-    ]
-    assert len(headers) == 1, response.headers.getall("Set-Cookie")
-    return headers[0]
-
-
-def cookie_value(response: webtest.TestResponse, name: str = "sessionid") -> str:
-    return session_cookie(response, name).split(";", 1)[0].split("=", 1)[1]
-
-
 def login_as(client: webtest.TestApp, user: str) -> webtest.TestResponse:
     csrf = client.get("/token").text
     return client.post("/login", {"user": user, "csrf_token": csrf})
 
 
+def logout_with_token(client: webtest.TestApp) -> webtest.TestResponse:
+    csrf = client.get("/token").text
+    return client.post("/logout", {"csrf_token": csrf})
+
+
 def test_visits_are_counted_across_requests(store: Store) -> None:
     client, _ = make_app(store)
-    assert [client.get("/visit").text for _ in range(3)] == ["1", "2", "3"]
+    flows.check_visits_are_counted(client)
 
 
 def test_request_session_provides_isession(store: Store) -> None:
@@ -157,34 +147,14 @@ def test_request_session_provides_isession(store: Store) -> None:
 
 def test_login_cycles_the_key_and_the_old_one_no_longer_loads(store: Store) -> None:
     client, middleware = make_app(store)
-    old_key = cookie_value(client.get("/visit"))
-    new_key = cookie_value(login_as(client, "ada"))
-    assert new_key != old_key
-    assert client.get("/whoami").text == "ada"
-    assert client.get("/visit").text == "2"
-    assert not store.exists(old_key)
-    stale = middleware.open_session(old_key)
-    assert stale.get("user") is None
-    assert stale.session_key is None
-    replay = webtest.TestApp(middleware)
-    replay.set_cookie("sessionid", old_key)
-    assert replay.get("/whoami").text == "None"
+    flows.check_login_cycles_the_key(client, middleware, store, login_as)
 
 
 def test_logout_invalidates_and_the_old_cookie_no_longer_loads(store: Store) -> None:
     client, middleware = make_app(store)
-    key = cookie_value(login_as(client, "ada"))
-    csrf = client.get("/token").text
-    response = client.post("/logout", {"csrf_token": csrf})
-    deleting = session_cookie(response)
-    assert deleting.startswith("sessionid=;")
-    assert "Max-Age=0" in deleting
-    assert client.get("/whoami").text == "None"
-    assert not store.exists(key)
-    assert middleware.open_session(key).get("user") is None
-    replay = webtest.TestApp(middleware)
-    replay.set_cookie("sessionid", key)
-    assert replay.get("/whoami").text == "None"
+    flows.check_logout_deletes_the_cookie(
+        client, middleware, store, login_as, logout_with_token
+    )
 
 
 def test_cookie_attributes_reflect_the_options(store: Store) -> None:
@@ -199,14 +169,11 @@ def test_cookie_attributes_reflect_the_options(store: Store) -> None:
         cookie_httponly=False,
     )
     response = client.get("/visit")
-    header = session_cookie(response, "app_sid")
-    parts = {part.strip().split("=")[0]: part.strip() for part in header.split(";")}
-    assert parts["Max-Age"] == "Max-Age=3600"
-    assert parts["Domain"] == "Domain=example.com"
-    assert parts["Path"] == "Path=/"
-    assert parts["SameSite"] == "SameSite=Strict"
-    assert "Secure" in parts
-    assert "HttpOnly" not in parts
+    flows.assert_cookie_attributes(
+        flows.session_cookie(response, "app_sid"),
+        ["Max-Age=3600", "Domain=example.com", "Path=/", "SameSite=Strict", "Secure"],
+        absent=["HttpOnly"],
+    )
     assert "Cookie" in response.headers["Vary"]
 
 
@@ -265,8 +232,8 @@ def test_invalidated_session_can_start_a_new_one(store: Store) -> None:
         config.add_view(relogin, route_name="relogin")
         middleware = SessionMiddleware(config.make_wsgi_app(), store=store)
     client = webtest.TestApp(middleware)
-    key = cookie_value(login_as(client, "ada"))
-    new_key = cookie_value(client.get("/relogin"))
+    key = flows.cookie_value(login_as(client, "ada"))
+    new_key = flows.cookie_value(client.get("/relogin"))
     assert new_key != key
     assert not store.exists(key)
     assert client.get("/whoami").text == "grace"
@@ -286,7 +253,7 @@ def test_make_wsgi_app_reads_prefixed_settings(tmp_path: Path) -> None:
     assert isinstance(app.store, SQLiteStore)
     client = webtest.TestApp(app)
     response = client.get("/visit")
-    assert "Max-Age=3600" in session_cookie(response)
+    assert "Max-Age=3600" in flows.session_cookie(response)
     assert client.get("/visit").text == "2"
 
 
