@@ -84,6 +84,14 @@ class SessionMiddleware:
         except BaseException:
             hook.session.release_lock()
             raise
+        session = hook.session
+        if (
+            type(result) is list
+            and not (session.accessed or session.modified or self.save_every_request)
+            and hook.status is not None
+        ):  # untouched, the most common case: the headers go through as they are
+            hook.server_write = start_response(hook.status, hook.headers, hook.exc_info)
+            return result
         return hook.respond(result)
 
     def open_session(self, session_key: str | None = None) -> Session:

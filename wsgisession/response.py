@@ -89,22 +89,10 @@ class ResponseHook:
         anything but a list or tuple is wrapped, whatever the status.
         """
         if isinstance(result, (list, tuple)) or self._is_file_wrapper(result):
-            session = self.session
-            untouched = not (session.accessed or session.modified)
-            every = self.middleware.save_every_request
-            if untouched and not every and self.status is not None:
-                # The common case, decided without further calls.
-                self.server_write = self.server_start_response(
-                    self.status, self.headers, self.exc_info
-                )
-                return result
-            if session._held_lock is None:
+            try:
                 self.complete()
-            else:
-                try:
-                    self.complete()
-                finally:
-                    session.release_lock()
+            finally:
+                self.session.release_lock()
             return result
         return Body(self, result)
 

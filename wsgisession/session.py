@@ -54,6 +54,7 @@ class Session(MutableMapping[str, Any]):
     # session pays only for the few attributes __init__ sets.
     accessed = False
     modified = False
+    _session_key: str | None = None
     _data: dict[str, Any] | None = None
     _record: Record | None = None
     _stored = False
@@ -83,7 +84,6 @@ class Session(MutableMapping[str, Any]):
         session = object.__new__(cls)
         session._store, session._settings = store, settings
         session._serializer, session._key_source = serializer, key_source
-        session._session_key = None
         return session
 
     def __init__(
