@@ -145,17 +145,24 @@ class _Server:
             return f"{host}:{port}"
         return str(self.address)
 
-    @contextmanager
-    def client(self) -> Iterator[Any]:
+    def run(self, command: str, name: str, *args: Any, **kwargs: Any) -> Any:
+        """Run a pymemcache ``command`` with a pooled client; a client that
+        failed is dropped, not returned to the pool."""
         if self._pid != os.getpid():
             # A forked child must not talk over its parent's sockets.
             self._new_pool()
-        with self._pool.get_and_release(destroy_on_fail=True) as client:
+        client = self._pool.get()
+        try:
             # A restarted server closed our idle connections; reconnect
             # before sending rather than fail the first command after it.
             if client.sock is not None and _readable(client.sock):
                 client.close()
-            yield client
+            result = getattr(client, command)(name, *args, **kwargs)
+        except BaseException:
+            self._pool.destroy(client)
+            raise
+        self._pool.release(client)
+        return result
 
 
 def _server_specs(servers: str | Sequence[str]) -> list[str]:
@@ -236,8 +243,7 @@ class MemcachedStore(Store):
             kwargs["noreply"] = False
         server = self._server_for(name)
         try:
-            with server.client() as client:
-                return getattr(client, command)(name, *args, **kwargs)
+            return server.run(command, name, *args, **kwargs)
         except (MemcacheError, OSError) as exc:
             raise StoreUnavailable(
                 f"memcached server {server.spec} failed: {type(exc).__name__}: {exc}",
