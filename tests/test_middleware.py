@@ -505,3 +505,32 @@ def test_open_session_for_scripts(store: Store) -> None:
     client.set_cookie("sessionid", session.session_key)
     assert client.get("/").text == "42"
     assert middleware.open_session("").session_key is None
+
+
+def test_a_saving_request_serializes_each_unchanged_value_once_per_step() -> None:
+    """The hook detects in-place changes once; save() must not serialize again."""
+    from wsgisession.serializers import TaggedJSONSerializer
+
+    cart = ["apple", "pear"]
+    seen: list[object] = []
+
+    class Counting(TaggedJSONSerializer):
+        def dumps(self, obj: object) -> bytes:
+            if obj == cart:
+                seen.append(obj)
+            return super().dumps(obj)
+
+    store = MemoryStore()
+    middleware = SessionMiddleware(
+        view_app(counter), store=store, serializer=Counting()
+    )
+    session = middleware.open_session()
+    session["cart"] = list(cart)
+    session.save()
+    client = webtest.TestApp(middleware)
+    client.set_cookie("sessionid", session.session_key)
+    seen.clear()
+    assert client.get("/").text == "1"
+    # snapshot at load, one comparison before saving, snapshot after the save
+    assert len(seen) == 3
+    assert middleware.open_session(session.session_key)["cart"] == cart

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from . import saving
 from .cookies import (
     cookie_values,
     deleting_cookie,
@@ -157,8 +158,8 @@ class ResponseHook:
     def save(self, session: Session) -> bool:
         """Save; False if another request deleted the session meanwhile."""
         self.saved = True
-        try:
-            session.save()
+        try:  # every caller has just run detect_changes()
+            saving.save(session, detect=False)
         except SessionInterrupted:
             logger.warning(
                 "session deleted by a concurrent request (a logout in another tab?); "

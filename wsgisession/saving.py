@@ -30,10 +30,15 @@ _CREATE_ATTEMPTS = 5
 State = tuple[dict[str, Any], float, Expiry, Record]
 
 
-def save(session: Session) -> None:
-    """Persist ``session``: create its record, or merge its changes into it."""
+def save(session: Session, *, detect: bool = True) -> None:
+    """Persist ``session``: create its record, or merge its changes into it.
+
+    ``detect=False`` is for a caller that has just run
+    ``session.detect_changes()`` itself, so values are not serialized twice.
+    """
     session._get_data()
-    session.detect_changes()
+    if detect:
+        session.detect_changes()
     if session._session_key is None or not session._stored:
         create(session)
     else:
