@@ -11,10 +11,9 @@ import time
 from collections.abc import Sequence
 from typing import TextIO
 
-from .config import parse_settings
+from .config import Settings, StoreSpec, parse_settings
 from .errors import ConfigError, SessionError
 from .keys import generate_key
-from .stores.base import Store
 
 PREFIX = "wsgisession."
 
@@ -80,8 +79,8 @@ def _find_section(raw: configparser.ConfigParser, name: str, path: str) -> str:
     )
 
 
-def store_from_arguments(args: argparse.Namespace) -> Store:
-    """Build the store from ``--config`` or from the store options given."""
+def settings_from_arguments(args: argparse.Namespace) -> tuple[Settings, StoreSpec]:
+    """The options and store keys of ``--config``, or of the store options given."""
     given = {
         key: value
         for key in STORE_OPTIONS
@@ -92,10 +91,8 @@ def store_from_arguments(args: argparse.Namespace) -> Store:
             options = ", ".join("--" + key.replace("_", "-") for key in given)
             raise ConfigError(f"give either --config or {options}, not both")
         local, globals_, prefix = read_section(args.config)
-        _, spec = parse_settings(local, prefix, global_conf=globals_)
-    else:
-        _, spec = parse_settings(given or {"store": "sqlite"})
-    return spec.build()
+        return parse_settings(local, prefix, global_conf=globals_)
+    return parse_settings(given or {"store": "sqlite"})
 
 
 def _add_store_arguments(parser: argparse.ArgumentParser) -> None:
@@ -109,7 +106,7 @@ def _add_store_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def command_clear_expired(args: argparse.Namespace) -> int:
-    store = store_from_arguments(args)
+    store = settings_from_arguments(args)[1].build()
     bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
     try:
         removed = store.clear_expired(progress=bar.update if bar else None)
@@ -149,10 +146,9 @@ class ProgressBar:
 
 
 def command_check(args: argparse.Namespace) -> int:
-    store = store_from_arguments(args)
+    options, spec = settings_from_arguments(args)
+    store = spec.build()
     if args.config:
-        local, globals_, prefix = read_section(args.config)
-        options, _ = parse_settings(local, prefix, global_conf=globals_)
         print(f"configuration ok: {options}")
     store.exists(generate_key())
     print(f"store reached: {store!r}")
