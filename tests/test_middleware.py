@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
 import webtest
+from werkzeug.http import parse_date
 
-from wsgisession import SessionMiddleware
+from wsgisession import SessionMiddleware, cookies
+from wsgisession.config import Settings
 from wsgisession.keys import generate_key
 from wsgisession.stores import FileStore, MemoryStore, SQLiteStore
 from wsgisession.stores.base import Store
@@ -152,6 +155,17 @@ def test_new_session_cookie_attributes(store: Store) -> None:
     assert "HttpOnly" in header and "Path=/" in header and "SameSite=Lax" in header
     assert "Secure" not in header and "Domain" not in header
     assert response.headers["Vary"] == "Cookie"
+
+
+def test_expires_matches_max_age_across_seconds() -> None:
+    """The cached Expires date follows the clock and the age it is asked for."""
+    before = int(time.time())
+    for max_age in (60, 1209600, 60):
+        header = cookies.session_cookie(Settings(), "x" * 43, max_age, secure=False)[1]
+        expires = header.split("Expires=")[1].split(";")[0]
+        moment = parse_date(expires)
+        assert moment is not None
+        assert before + max_age <= moment.timestamp() <= time.time() + max_age
 
 
 def test_cookie_options() -> None:

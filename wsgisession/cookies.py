@@ -6,9 +6,10 @@ attributes a session cookie carries.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 
-from werkzeug.http import dump_cookie
+from werkzeug.http import dump_cookie, http_date
 from werkzeug.sansio.http import parse_cookie
 
 from .config import Settings
@@ -49,6 +50,22 @@ def is_secure(settings: Settings, environ: Mapping[str, object]) -> bool:
     return bool(settings.cookie_secure)
 
 
+# The last Expires date formatted, as (Unix second, HTTP date): every cookie
+# saved within one second with the same age shares it.
+_last_expires: tuple[int, str] = (0, "")
+
+
+def expires_date(max_age: int) -> str:
+    """The ``Expires`` attribute matching ``Max-Age=max_age`` sent now."""
+    global _last_expires
+    moment = int(time.time()) + max_age
+    cached_moment, text = _last_expires
+    if moment != cached_moment:
+        text = http_date(moment)
+        _last_expires = (moment, text)
+    return text
+
+
 def session_cookie(
     settings: Settings, value: str, max_age: int | None, secure: bool
 ) -> tuple[str, str]:
@@ -60,6 +77,7 @@ def session_cookie(
         settings.cookie_name,
         value,
         max_age=max_age,
+        expires=None if max_age is None else expires_date(max_age),
         path=settings.cookie_path,
         domain=settings.cookie_domain,
         secure=secure,
