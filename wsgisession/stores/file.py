@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 _MAGIC = b"wss1"
 _HEADER_MAX = 64  # bytes; the longest header is about 45
+_READ_SIZE = 65536  # bytes per read: a typical record in one call
 _TEMP_PREFIX = ".tmp-"
 _TEMP_MAX_AGE = 60.0  # seconds before clear_expired() treats a temp file as orphaned
 _LOCK_DIR = ".locks"
@@ -102,6 +103,25 @@ def _decode(data: bytes) -> tuple[bytes, float] | None:
     return data[header[2] :], header[0]
 
 
+def _read_whole(fd: int) -> bytes:
+    """The whole file: one read when the header's length says it is complete."""
+    data = os.read(fd, _READ_SIZE)
+    header = _parse_header(data)
+    if header is not None and len(data) == header[2] + header[1]:
+        return data
+    chunks = [data]
+    while chunk := os.read(fd, _READ_SIZE):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _write_whole(fd: int, data: bytes) -> None:
+    """Write all of ``data`` (``os.write`` may write less than asked)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def _is_shard_name(name: str) -> bool:
     return len(name) == 2 and _HEX.issuperset(name)
 
@@ -149,7 +169,8 @@ class FileStore(Store):
     def create(self, session_key: str, payload: bytes, expires_at: float) -> str | None:
         name = storage_key(session_key)
         with self._locked(name[:2]):
-            if self._read_live(name) is not None:
+            # A fresh key's file does not exist: ask without raising first.
+            if os.access(self._file(name), os.F_OK) and self._read_live(name):
                 return None
             self._write(name, payload, expires_at)
         return session_key
@@ -203,12 +224,17 @@ class FileStore(Store):
         """The record's payload and expiry if it is live; None otherwise."""
         path = self._file(name)
         try:
-            with open(path, "rb") as f:
-                data = f.read()
+            fd = os.open(path, os.O_RDONLY | _O_BINARY)
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise self._unavailable("read", exc) from exc
+        try:
+            data = _read_whole(fd)
+        except OSError as exc:
+            raise self._unavailable("read", exc) from exc
+        finally:
+            os.close(fd)
         record = _decode(data)
         if record is None:
             logger.warning("%r: ignoring unreadable session file %s", self, path)
@@ -230,8 +256,10 @@ class FileStore(Store):
                 self._make_dirs(directory)
                 fd = os.open(temp, _O_WRITE_TEMP, 0o600)
             try:
-                with open(fd, "wb") as f:
-                    f.write(_encode(payload, expires_at))
+                try:
+                    _write_whole(fd, _encode(payload, expires_at))
+                finally:
+                    os.close(fd)
                 os.replace(temp, self._file(name))
             except BaseException:
                 with contextlib.suppress(OSError):
