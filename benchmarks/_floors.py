@@ -5,6 +5,12 @@ layer can do per request: ``get`` (read), ``set`` (overwrite), ``getset``
 (read then overwrite: a write request) and ``new`` (a small record under a
 fresh random key: a new session). No session serialization is involved, except
 for the cookie floor, where signing and JSON are the work itself.
+
+A fifth, ``paced``, is ``getset`` with :data:`PACE_US` of busy CPU work
+before each of its two operations, as a request does between its load and
+its save; the work is subtracted again in the report. It shows what the
+store costs when it is not called back to back in a tight loop (a server
+that went idle for a few microseconds takes longer to answer).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import json
 import os
 import secrets
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,7 +30,9 @@ from _wsgi import PRIME_DATA
 Ops = dict[str, Callable[[], Any]]
 Closer = Callable[[], None] | None
 
-OPS = ("get", "set", "getset", "new")
+OPS = ("get", "set", "getset", "new", "paced")
+#: Busy work (µs) before each operation of the ``paced`` floor.
+PACE_US = 15.0
 #: Which floor operation a workload is compared with.
 WORKLOAD_OP = {"read": "get", "write": "getset", "new": "new"}
 #: What each floor does, for the report.
@@ -175,17 +184,40 @@ def cookie_floor(secret: str) -> tuple[Ops, Closer]:
     }, None
 
 
+def _busy(microseconds: float) -> None:
+    """Keep the CPU busy (no sleep: the thread stays runnable) for a while."""
+    end = time.perf_counter() + microseconds / 1e6
+    while time.perf_counter() < end:
+        pass
+
+
+def paced(ops: Ops) -> Callable[[], None]:
+    """``getset`` with PACE_US of work before the get and before the set."""
+    get, set_ = ops["get"], ops["set"]
+
+    def step() -> None:
+        _busy(PACE_US)
+        get()
+        _busy(PACE_US)
+        set_()
+
+    return step
+
+
 def build_floor(kind: str, ctx: Ctx) -> tuple[Ops, Closer] | None:
     """The floor of a store kind, or None (memory has none; a server is missing)."""
     services = ctx.services
+    built: tuple[Ops, Closer] | None = None
     if kind == "sqlite":
-        return sqlite_floor(ctx.directory("floor", "sqlite"))
-    if kind == "file":
-        return file_floor(ctx.directory("floor", "file"))
-    if kind == "memcached" and services.memcached is not None:
-        return memcached_floor(services.memcached_address)
-    if kind == "redis" and services.redis is not None:
-        return redis_floor(services.redis_url)
-    if kind == "cookie":
-        return cookie_floor(ctx.secret)
-    return None
+        built = sqlite_floor(ctx.directory("floor", "sqlite"))
+    elif kind == "file":
+        built = file_floor(ctx.directory("floor", "file"))
+    elif kind == "memcached" and services.memcached is not None:
+        built = memcached_floor(services.memcached_address)
+    elif kind == "redis" and services.redis is not None:
+        built = redis_floor(services.redis_url)
+    elif kind == "cookie":
+        built = cookie_floor(ctx.secret)
+    if built is not None:
+        built[0]["paced"] = paced(built[0])
+    return built

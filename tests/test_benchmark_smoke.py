@@ -58,5 +58,13 @@ def test_quick_benchmark_produces_valid_rows(tmp_path: Path) -> None:
             assert NUMBER.fullmatch(cells[5]), ("Beaker µs", store, workload)
     assert rows[("sqlite", "read")][10] == "0 files changed in 20 req"
     assert NUMBER.fullmatch(rows[("sqlite", "write")][9]), "no ×floor for write"
+    breakdown = report.split("## Where write and new", 1)[1].split("\n## ", 1)[0]
+    sqlite_write = next(
+        line for line in breakdown.splitlines() if line.startswith("| sqlite | write |")
+    )
+    cells = [cell.strip() for cell in sqlite_write.strip("|").split("|")]
+    assert all(NUMBER.fullmatch(cell) for cell in cells[2:]), cells
+    total, layer, part = (float(cell) for cell in cells[2:5])
+    assert abs(total - layer - part) <= 0.02 * total, "layer + store part != total"
     assert "## Targets" in report
     assert "all rows valid | all | every row passed its checks | met" in report
