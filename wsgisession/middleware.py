@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -56,8 +55,8 @@ class SessionMiddleware:
         self.store = store if store is not None else default_store()
         self.serializer = resolve_serializer(self.settings.serializer)
         # Used on every request: bound once.
-        self._new_session = functools.partial(
-            Session._for_request, self.store, self.settings, self.serializer
+        self._new_session = Session._request_factory(
+            self.store, self.settings, self.serializer
         )
         self._environ_key = self.settings.environ_key
         self.save_every_request = self.settings.save_every_request

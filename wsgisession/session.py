@@ -69,22 +69,25 @@ class Session(MutableMapping[str, Any]):
     _snapshots: dict[str, bytes]
 
     @classmethod
-    def _for_request(
-        cls,
-        store: Store,
-        settings: Settings,
-        serializer: Serializer,
-        key_source: Callable[[], str | None] | None,
-    ) -> Session:
-        """The middleware's constructor: its arguments are already checked.
+    def _request_factory(
+        cls, store: Store, settings: Settings, serializer: Serializer
+    ) -> Callable[[Callable[[], str | None] | None], Session]:
+        """The middleware's constructor, bound once: its arguments are already checked.
 
-        Every request gets a session, touched or not, so this skips the
-        checks ``__init__`` makes on arguments given by hand.
+        Every request gets a session, touched or not, so the sessions it
+        makes skip the checks ``__init__`` makes on arguments given by hand.
         """
-        session = object.__new__(cls)
-        session._store, session._settings = store, settings
-        session._serializer, session._key_source = serializer, key_source
-        return session
+        new = object.__new__
+
+        def for_request(key_source: Callable[[], str | None] | None) -> Session:
+            session = new(cls)
+            session._store = store
+            session._settings = settings
+            session._serializer = serializer
+            session._key_source = key_source
+            return session
+
+        return for_request
 
     def __init__(
         self,
