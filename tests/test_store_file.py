@@ -128,6 +128,39 @@ def test_corrupt_file_loads_as_none_with_one_warning(
     assert payload_of(store, key) == b"repaired"
 
 
+FAR_EXPIRY = 4102444800.0  # 2100-01-01: a header of fixed width
+
+
+def payload_filling(file_size: int) -> bytes:
+    """A payload whose record file (header included) is ``file_size`` bytes."""
+    header = len(f"wss1 {FAR_EXPIRY!r} ") + 1  # + the length digits and newline
+    length = next(
+        n for n in range(file_size - header - 10, file_size)
+        if n + header + len(str(n)) == file_size
+    )  # fmt: skip
+    return (bytes(range(256)) * (length // 256 + 1))[:length]
+
+
+@pytest.mark.parametrize("file_size", [65535, 65536, 65537, 200_000])
+def test_records_around_one_read_load_whole(store: FileStore, file_size: int) -> None:
+    """A record is read in one call when it fits, and in several when it does not."""
+    key, payload = store.generate_key(), payload_filling(file_size)
+    store.create(key, payload, FAR_EXPIRY)
+    assert record_path(store, key).stat().st_size == file_size
+    assert payload_of(store, key) == payload
+
+
+@pytest.mark.parametrize("file_size", [65536, 200_000])
+def test_bytes_after_a_long_record_make_it_corrupt(
+    store: FileStore, file_size: int
+) -> None:
+    key, payload = store.generate_key(), payload_filling(file_size)
+    store.create(key, payload, FAR_EXPIRY)
+    path = record_path(store, key)
+    path.write_bytes(path.read_bytes() + b"trailing")
+    assert store.load(key) is None
+
+
 def test_clear_expired_removes_corrupt_records(store: FileStore) -> None:
     key = store.generate_key()
     store.create(key, b"data", later())

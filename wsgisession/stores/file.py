@@ -95,24 +95,25 @@ def _parse_header(data: bytes) -> tuple[float, int, int] | None:
     return expires_at, length, end + 1
 
 
-def _decode(data: bytes) -> tuple[bytes, float] | None:
-    """``(payload, expires_at)`` of a whole file, or None if malformed."""
-    header = _parse_header(data)
-    if header is None or len(data) != header[2] + header[1]:
-        return None
-    return data[header[2] :], header[0]
+def _read_record(fd: int) -> tuple[bytes, float] | None:
+    """``(payload, expires_at)`` of an open record file, or None if malformed.
 
-
-def _read_whole(fd: int) -> bytes:
-    """The whole file: one read when the header's length says it is complete."""
+    A record shorter than one read takes one ``os.read``: the header says
+    how long the file must be.
+    """
     data = os.read(fd, _READ_SIZE)
     header = _parse_header(data)
-    if header is not None and len(data) == header[2] + header[1]:
-        return data
-    chunks = [data]
-    while chunk := os.read(fd, _READ_SIZE):
-        chunks.append(chunk)
-    return b"".join(chunks)
+    if header is None:
+        return None
+    expires_at, length, offset = header
+    if len(data) < offset + length or len(data) == _READ_SIZE:  # maybe more
+        chunks = [data]
+        while chunk := os.read(fd, _READ_SIZE):
+            chunks.append(chunk)
+        data = b"".join(chunks)
+    if len(data) != offset + length:
+        return None
+    return data[offset:], expires_at
 
 
 def _write_whole(fd: int, data: bytes) -> None:
@@ -230,12 +231,11 @@ class FileStore(Store):
         except OSError as exc:
             raise self._unavailable("read", exc) from exc
         try:
-            data = _read_whole(fd)
+            record = _read_record(fd)
         except OSError as exc:
             raise self._unavailable("read", exc) from exc
         finally:
             os.close(fd)
-        record = _decode(data)
         if record is None:
             logger.warning("%r: ignoring unreadable session file %s", self, path)
             return None
