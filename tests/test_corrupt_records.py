@@ -254,6 +254,16 @@ def _value(expires_at: float, payload: bytes = GOOD_PAYLOAD, fmt: int = 1) -> by
     return VALUE_HEADER.pack(fmt, expires_at) + payload
 
 
+# memcached and Redis frame values alike (stores/_shared.py: pack/unpack).
+FRAMED_DAMAGE: list[tuple[str, Any]] = [
+    ("empty value", b""),
+    ("one byte", b"\x01"),
+    ("header cut short", _value(NOW + 3600)[:5]),
+    ("unknown format byte", _value(NOW + 3600, fmt=9)),
+    ("expiry nan", _value(math.nan)),
+    ("no header at all", GOOD_PAYLOAD),
+]
+
 FRAMINGS: dict[str, list[tuple[str, Any]]] = {
     "file": [
         ("empty file", b""),
@@ -276,22 +286,8 @@ FRAMINGS: dict[str, list[tuple[str, Any]]] = {
         ("expires_at stored as TEXT", ("expires_at", "soon")),
         ("expires_at stored as BLOB", ("expires_at", b"\x00\x01")),
     ],
-    "memcached": [
-        ("empty value", b""),
-        ("one byte", b"\x01"),
-        ("header cut short", _value(NOW + 3600)[:5]),
-        ("unknown format byte", _value(NOW + 3600, fmt=9)),
-        ("expiry nan", _value(math.nan)),
-        ("no header at all", GOOD_PAYLOAD),
-    ],
-    "redis": [
-        ("empty value", b""),
-        ("one byte", b"\x01"),
-        ("header cut short", _value(NOW + 3600)[:5]),
-        ("unknown format byte", _value(NOW + 3600, fmt=9)),
-        ("expiry nan", _value(math.nan)),
-        ("no header at all", GOOD_PAYLOAD),
-    ],
+    "memcached": FRAMED_DAMAGE,
+    "redis": FRAMED_DAMAGE,
 }
 
 

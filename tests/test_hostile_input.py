@@ -293,15 +293,23 @@ def session_cookies(headers: list[tuple[str, str]]) -> list[str]:
     return values
 
 
-def check_read(h: Harness, header: str) -> None:
-    before_count, before_tree = h.count(), tree(h.root)
-    status, headers, body = call(h.reader, header)
+def call_counted(
+    h: Harness, app: Any, header: str
+) -> tuple[list[tuple[str, str]], bytes]:
+    """Call ``app`` with ``header``, count it, and require a non-5xx answer."""
+    status, headers, body = call(app, header)
     h.totals.inputs += 1
     if int(status[:3]) >= 500:
         h.totals.server_errors += 1
+    assert int(status[:3]) < 500, f"{status} for Cookie: {header!r}"
+    return headers, body
+
+
+def check_read(h: Harness, header: str) -> None:
+    before_count, before_tree = h.count(), tree(h.root)
+    headers, body = call_counted(h, h.reader, header)
     created = h.count() - before_count
     h.totals.records_created_by_reads += max(created, 0)
-    assert int(status[:3]) < 500, f"{status} for Cookie: {header!r}"
     assert created == 0, f"a read created {created} record(s) for {header!r}"
     assert tree(h.root) == before_tree, f"a read changed the files for {header!r}"
     assert [v for v in session_cookies(headers) if v] == [], header
@@ -311,11 +319,7 @@ def check_read(h: Harness, header: str) -> None:
 
 def check_write(h: Harness, header: str) -> None:
     before_count, before_tree = h.count(), tree(h.root)
-    status, headers, body = call(h.writer, header)
-    h.totals.inputs += 1
-    if int(status[:3]) >= 500:
-        h.totals.server_errors += 1
-    assert int(status[:3]) < 500, f"{status} for Cookie: {header!r}"
+    headers, body = call_counted(h, h.writer, header)
     assert not body.startswith(b"victim"), f"{header!r} loaded the victim's session"
     assert_clean_headers(headers)
     (value,) = session_cookies(headers)

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 from pymemcache.client.base import Client  # type: ignore[import-untyped]
 from pymemcache.client.hash import HashClient  # type: ignore[import-untyped]
-from servers import ServerProcess
+from servers import ServerProcess, free_port
 
 from wsgisession.errors import (
     ConfigError,
@@ -99,9 +99,7 @@ def test_expire_is_capped_at_32_bits() -> None:
 
 
 def test_constructor_does_not_connect() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # nothing listens there
+    port = free_port()  # nothing listens there
     store = MemcachedStore(f"127.0.0.1:{port}")
     assert repr(store) == (
         f"MemcachedStore(servers=['127.0.0.1:{port}'], key_prefix='wsgisession:')"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import math
-import socket
 import struct
 import time
 from collections.abc import Callable, Iterator
@@ -16,7 +15,7 @@ from contextlib import AbstractContextManager, contextmanager
 
 import pytest
 import redis
-from servers import ServerProcess
+from servers import ServerProcess, free_port
 
 from wsgisession.errors import (
     ConfigError,
@@ -116,9 +115,7 @@ def test_ttl_is_capped() -> None:
 
 
 def test_constructor_does_not_connect() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # nothing listens there
+    port = free_port()  # nothing listens there
     store = RedisStore(f"redis://127.0.0.1:{port}/0")
     assert repr(store) == (
         f"RedisStore(redis://127.0.0.1:{port}/0, key_prefix='wsgisession:')"
@@ -128,9 +125,7 @@ def test_constructor_does_not_connect() -> None:
 
 
 def test_password_never_shows() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     store = RedisStore(f"redis://user:s3cret@127.0.0.1:{port}/0?password=s3cret")
     assert "s3cret" not in repr(store)
     with pytest.raises(StoreUnavailable) as caught:
