@@ -96,6 +96,18 @@ def sqlite_floor(directory: Path) -> tuple[Ops, Closer]:
     return {"get": get, "set": set_, "getset": getset, "new": new}, conn.close
 
 
+def _sequential_ops(
+    get: Callable[[], Any], set_: Callable[[], Any], new: Callable[[], Any]
+) -> Ops:
+    """A floor whose get+set is its get and its set back to back (no transaction)."""
+
+    def getset() -> None:
+        get()
+        set_()
+
+    return {"get": get, "set": set_, "getset": getset, "new": new}
+
+
 def file_floor(directory: Path) -> tuple[Ops, Closer]:
     path, temp = os.fspath(directory / "record"), os.fspath(directory / "temp")
     with open(path, "wb") as f:
@@ -115,16 +127,9 @@ def file_floor(directory: Path) -> tuple[Ops, Closer]:
             os.close(fd)
         os.replace(temp, target)
 
-    def getset() -> None:
-        get()
-        write(BLOB, path)
-
-    return {
-        "get": get,
-        "set": lambda: write(BLOB, path),
-        "getset": getset,
-        "new": lambda: write(SMALL, fresh()),
-    }, None
+    return _sequential_ops(
+        get, lambda: write(BLOB, path), lambda: write(SMALL, fresh())
+    ), None
 
 
 def memcached_floor(address: str) -> tuple[Ops, Closer]:
@@ -133,17 +138,11 @@ def memcached_floor(address: str) -> tuple[Ops, Closer]:
     client = Client(address, no_delay=True, default_noreply=False)
     client.set(KEY, BLOB, expire=3600)
     fresh = _fresh_keys("floor:new:")
-
-    def getset() -> None:
-        client.get(KEY)
-        client.set(KEY, BLOB, expire=3600)
-
-    return {
-        "get": lambda: client.get(KEY),
-        "set": lambda: client.set(KEY, BLOB, expire=3600),
-        "getset": getset,
-        "new": lambda: client.set(fresh(), SMALL, expire=3600),
-    }, client.close
+    return _sequential_ops(
+        lambda: client.get(KEY),
+        lambda: client.set(KEY, BLOB, expire=3600),
+        lambda: client.set(fresh(), SMALL, expire=3600),
+    ), client.close
 
 
 def redis_floor(url: str) -> tuple[Ops, Closer]:
@@ -152,17 +151,11 @@ def redis_floor(url: str) -> tuple[Ops, Closer]:
     client = redis.Redis.from_url(url)
     client.set(KEY, BLOB, ex=3600)
     fresh = _fresh_keys("floor:new:")
-
-    def getset() -> None:
-        client.get(KEY)
-        client.set(KEY, BLOB, ex=3600)
-
-    return {
-        "get": lambda: client.get(KEY),
-        "set": lambda: client.set(KEY, BLOB, ex=3600),
-        "getset": getset,
-        "new": lambda: client.set(fresh(), SMALL, ex=3600),
-    }, client.close
+    return _sequential_ops(
+        lambda: client.get(KEY),
+        lambda: client.set(KEY, BLOB, ex=3600),
+        lambda: client.set(fresh(), SMALL, ex=3600),
+    ), client.close
 
 
 def cookie_floor(secret: str) -> tuple[Ops, Closer]:
