@@ -238,9 +238,8 @@ class MemcachedStore(Store):
 
     def _call(self, command: str, name: str, *args: Any, **kwargs: Any) -> Any:
         """Run a pymemcache ``command`` on ``name``, on the server that holds it;
-        failures become ``StoreUnavailable``. Writes wait for the server's reply."""
-        if command in ("add", "cas", "delete"):
-            kwargs["noreply"] = False
+        failures become ``StoreUnavailable``. Writes wait for the server's reply
+        (the clients are made with ``default_noreply=False``)."""
         server = self._server_for(name)
         try:
             return server.run(command, name, *args, **kwargs)
