@@ -6,12 +6,12 @@ attributes a session cookie carries.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 
 from werkzeug.http import dump_cookie, http_date
 from werkzeug.sansio.http import parse_cookie
 
+from . import clock
 from .config import Settings
 from .errors import SessionCookieTooLarge
 
@@ -58,7 +58,7 @@ _last_expires: tuple[int, str] = (0, "")
 def expires_date(max_age: int) -> str:
     """The ``Expires`` attribute matching ``Max-Age=max_age`` sent now."""
     global _last_expires
-    moment = int(time.time()) + max_age
+    moment = int(clock.now()) + max_age
     cached_moment, text = _last_expires
     if moment != cached_moment:
         text = http_date(moment)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Self, Unpack
 
-from .config import Settings
+from .config import Options, Settings
 from .errors import ConfigError
 from .response import ResponseHook
 from .serializers import PickleSerializer, resolve_serializer
@@ -39,15 +39,28 @@ class SessionMiddleware:
 
     Nothing is read from the store until the app first uses the session,
     and nothing is written unless it changed (or ``save_every_request``).
-    Options are those of :class:`~wsgisession.config.Settings`; an unknown
-    or invalid one raises :class:`~wsgisession.errors.ConfigError` here.
+    Options are the keyword arguments typed in
+    :class:`~wsgisession.config.Options` (the fields of
+    :class:`~wsgisession.config.Settings`), or ``settings=`` a Settings
+    already checked (keywords given as well override its values); an
+    unknown or invalid one raises :class:`~wsgisession.errors.ConfigError`
+    here. The middleware is a context manager: :meth:`close` closes its store.
     """
 
     def __init__(
-        self, app: WSGIApp, store: Store | None = None, **options: Any
+        self,
+        app: WSGIApp,
+        store: Store | None = None,
+        *,
+        settings: Settings | None = None,
+        **options: Unpack[Options],
     ) -> None:
         self.app = app
-        self.settings = Settings.from_options(options)
+        if settings is not None and not isinstance(settings, Settings):
+            raise ConfigError(
+                f"settings: expected a Settings instance, not {settings!r}"
+            )
+        self.settings = Settings.from_options(options, settings)
         if store is not None and not isinstance(store, Store):
             raise ConfigError(
                 f"store: expected a Store instance such as SQLiteStore(path), not {store!r}"
@@ -98,6 +111,16 @@ class SessionMiddleware:
         return Session(
             self.store, self.settings, session_key or None, serializer=self.serializer
         )
+
+    def close(self) -> None:
+        """Close the store (its connections, handles); the middleware is not used again."""
+        self.store.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def __repr__(self) -> str:
         return f"SessionMiddleware({self.app!r}, store={self.store!r})"

@@ -11,9 +11,9 @@ applied on top of what the store holds.
 from __future__ import annotations
 
 import logging
-import time
 from typing import TYPE_CHECKING, Any
 
+from . import clock
 from .cookies import check_cookie_size
 from .errors import SessionError, SessionInterrupted, UnserializableValue
 from .expiry import Expiry, decode_moment
@@ -53,7 +53,7 @@ def save(session: Session, *, detect: bool = True) -> None:
 def create(session: Session) -> None:
     """Store the session's data as a new record under a new (or reserved) key."""
     data = session._get_data()
-    now = time.time()
+    now = clock.now()
     created = session._created if session._created is not None else now
     expiry = session._expiry
     payload = encode(session, data, created, expiry)
@@ -84,7 +84,7 @@ def update(session: Session) -> None:
         else:
             data, created, expiry = _apply_changes(session, current)
         payload = encode(session, data, created, expiry)
-        expires_at = session._expires_at(expiry, created, time.time())
+        expires_at = session._expires_at(expiry, created, clock.now())
         outcome[:] = [(data, created, expiry, Record(payload, expires_at))]
         return payload, expires_at
 
@@ -100,7 +100,7 @@ def _apply_changes(
     if isinstance(decoded, tuple):
         base, created, expiry = decoded
     else:
-        base, created, expiry = {}, session._created or time.time(), None
+        base, created, expiry = {}, session._created or clock.now(), None
     if session._cleared:
         base = {}
     assert session._data is not None

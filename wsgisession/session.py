@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime
 import logging
-import time
 from collections.abc import (
     Callable,
     ItemsView,
@@ -24,8 +23,8 @@ from typing import (
     Any,
 )
 
+from . import clock, saving
 from . import expiry as rules
-from . import saving
 from .config import Settings
 from .serializers import Serializer, resolve_serializer
 from .stores.base import Record, Store
@@ -145,7 +144,7 @@ class Session(MutableMapping[str, Any]):
                     data, self._created, self._expiry = envelope
                 self._stored, self._record = True, record
         if self._created is None:
-            self._created = time.time()
+            self._created = clock.now()
         self._data = data
         self._take_snapshots()
         return data
@@ -153,7 +152,7 @@ class Session(MutableMapping[str, Any]):
     def _timed_out(self, created: float) -> bool:
         """Whether ``absolute_timeout`` has passed since the session was created."""
         timeout = self._settings.absolute_timeout
-        return timeout is not None and created + timeout <= time.time()
+        return timeout is not None and created + timeout <= clock.now()
 
     def _take_snapshots(self) -> None:
         dumps = self._serializer.dumps
@@ -363,7 +362,7 @@ class Session(MutableMapping[str, Any]):
         """The cookie's ``Max-Age``: None for browser close, capped by ``absolute_timeout``."""
         if self.get_expire_at_browser_close():
             return None
-        now = time.time()
+        now = clock.now()
         age = rules.seconds_left(self._expiry, now, self.get_session_cookie_age())
         created = self._created if self._created is not None else now
         timeout = self._settings.absolute_timeout
@@ -409,7 +408,7 @@ class Session(MutableMapping[str, Any]):
         self._cleared = True
         self._changed, self._deleted, self._snapshots = set(), set(), {}
         self._expiry, self._expiry_changed = None, False
-        self._created = time.time()
+        self._created = clock.now()
         if key is not None:
             self._store.delete(key)
         self._session_key, self._stored, self._record = None, False, None

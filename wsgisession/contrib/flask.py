@@ -27,7 +27,7 @@ policy. Unlike Flask, sessions are permanent unless made otherwise; pass
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, Unpack
 
 from flask.sessions import NullSession, SessionInterface, SessionMixin
 
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from flask import Flask
     from flask.wrappers import Request, Response
 
+    from ..config import Options
     from ..stores.base import Store
 
 __all__ = ["FlaskSession", "WsgiSessionInterface", "find_middleware", "init_app"]
@@ -190,7 +191,7 @@ def _no_start_response(*args: Any) -> NoReturn:
 
 
 def init_app(
-    app: Flask, store: Store | None = None, **options: Any
+    app: Flask, store: Store | None = None, **options: Unpack[Options]
 ) -> SessionMiddleware:
     """Give ``app`` wsgisession sessions: wrap ``app.wsgi_app``, set the interface.
 
