@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from servers import ServerProcess
 
+from wsgisession import SessionMiddleware
 from wsgisession.config import (
     Settings,
     StoreSpec,
@@ -777,3 +778,50 @@ def test_lock_durations_must_be_positive_and_finite(name: str, value: float) -> 
     """Issue 19.3: a zero lock_ttl made the lock do nothing; refused at startup."""
     with pytest.raises(ConfigError, match=name):
         Settings(**{name: value})
+
+
+def test_typed_options_match_the_settings_fields() -> None:
+    """Options (what mypy and IDEs see) names every field of Settings, no more."""
+    from typing import get_type_hints
+
+    from wsgisession.config import Options
+
+    assert list(Options.__annotations__) == [
+        f.name for f in dataclasses.fields(Settings)
+    ]
+    assert get_type_hints(Options)
+
+
+def test_middleware_takes_checked_settings_as_they_are() -> None:
+    settings = Settings(cookie_age=60)
+    middleware = SessionMiddleware(lambda e, s: [], MemoryStore(), settings=settings)
+    assert middleware.settings is settings
+    overridden = SessionMiddleware(
+        lambda e, s: [], MemoryStore(), settings=settings, cookie_name="sid"
+    )
+    assert overridden.settings.cookie_age == 60
+    assert overridden.settings.cookie_name == "sid"
+    with pytest.raises(ConfigError, match="settings"):
+        SessionMiddleware(lambda e, s: [], MemoryStore(), settings={"cookie_age": 1})  # type: ignore[arg-type]
+
+
+def test_pyramid_errors_name_the_prefixed_key() -> None:
+    with pytest.raises(ConfigError, match="'wsgisession.cookie_age'"):
+        make_middleware(lambda e, s: [], {"wsgisession.cookie_age": "-1"})
+
+
+class ClosingStore(MemoryStore):
+    closed = 0
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_store_and_middleware_close_as_context_managers() -> None:
+    with ClosingStore() as store:
+        assert isinstance(store, ClosingStore)
+    assert store.closed == 1
+    MemoryStore().close()  # the base close is a no-op
+    with SessionMiddleware(lambda e, s: [], ClosingStore()) as middleware:
+        pass
+    assert isinstance(middleware.store, ClosingStore) and middleware.store.closed == 1

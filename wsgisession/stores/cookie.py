@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING
 from itsdangerous import BadSignature, Signer
 
 from .. import _coerce as c
-from ..errors import ConfigError, SessionCookieTooLarge
+from ..errors import COOKIE_SIZE_LIMIT, ConfigError, SessionCookieTooLarge
 from .base import IniOption, Merge, Progress, Record, Store, now
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ logger = logging.getLogger(__name__)
 
 #: The largest cookie value :meth:`SignedCookieStore.create` and ``update``
 #: produce; the middleware checks the whole ``Set-Cookie`` header as well.
-MAX_VALUE_SIZE = 4093
+MAX_VALUE_SIZE = COOKIE_SIZE_LIMIT  # the cookie value alone must fit too
 
 _SALT = b"wsgisession.cookie"
 _CIPHER_INFO = b"wsgisession.cookie.aes-256-gcm"
