@@ -42,6 +42,7 @@ PAGES = (
     "configuration",
     "session",
     "stores",
+    "architecture",
     "security",
     "migrating",
     "api",
