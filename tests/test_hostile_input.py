@@ -434,6 +434,7 @@ def corpus(h: Harness) -> list[str]:
     return headers
 
 
+@pytest.mark.slow  # hundreds of requests per store
 def test_corpus_of_hostile_cookies(harness: Harness) -> None:
     """Every header of the corpus, all checked before reporting what failed."""
     failures = []
@@ -512,6 +513,7 @@ HYPOTHESIS = settings(
 
 
 @HYPOTHESIS
+@pytest.mark.slow  # hypothesis: many examples per store
 @given(data=st.data())
 def test_generated_structured_cookies(harness: Harness, data: st.DataObject) -> None:
     header = data.draw(structured_headers(harness), label="Cookie")
@@ -520,6 +522,7 @@ def test_generated_structured_cookies(harness: Harness, data: st.DataObject) -> 
 
 
 @HYPOTHESIS
+@pytest.mark.slow  # hypothesis: many examples per store
 @given(header=free_text_headers())
 def test_generated_free_text_cookies(harness: Harness, header: str) -> None:
     check_read(harness, header)

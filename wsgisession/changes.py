@@ -16,11 +16,20 @@ from typing import Any
 from .envelope import Envelope
 from .expiry import Expiry
 
-__all__ = ["ChangeSet"]
+__all__ = ["ChangeSet", "snapshot"]
 
 _IMMUTABLE = (str, int, float, bool, type(None), bytes)
 
 Dumps = Callable[[Any], bytes]
+
+
+def snapshot(data: dict[str, Any], dumps: Dumps) -> dict[str, bytes]:
+    """The serialized form of each value of a mutable type, to compare later."""
+    return {
+        key: dumps(value)
+        for key, value in data.items()
+        if type(value) not in _IMMUTABLE
+    }
 
 
 class ChangeSet:
@@ -28,12 +37,12 @@ class ChangeSet:
 
     __slots__ = ("changed", "cleared", "deleted", "expiry_changed", "snapshots")
 
-    def __init__(self) -> None:
+    def __init__(self, snapshots: dict[str, bytes] | None = None) -> None:
         self.changed: set[str] = set()
         self.deleted: set[str] = set()
         self.cleared = False
         self.expiry_changed = False
-        self.snapshots: dict[str, bytes] = {}
+        self.snapshots: dict[str, bytes] = {} if snapshots is None else snapshots
 
     def __bool__(self) -> bool:
         return bool(self.changed or self.deleted or self.cleared or self.expiry_changed)
@@ -58,11 +67,7 @@ class ChangeSet:
         self.changed.clear()
         self.deleted.clear()
         self.cleared = self.expiry_changed = False
-        self.snapshots = {
-            key: dumps(value)
-            for key, value in data.items()
-            if type(value) not in _IMMUTABLE
-        }
+        self.snapshots = snapshot(data, dumps)
 
     def detect(self, data: dict[str, Any], dumps: Dumps) -> bool:
         """Mark the values changed in place since the snapshot; True if any were."""

@@ -27,7 +27,7 @@ from typing import (
 
 from . import clock, envelope
 from . import expiry as rules
-from .changes import ChangeSet
+from .changes import ChangeSet, snapshot
 from .config import Settings
 from .cookies import check_cookie_size
 from .envelope import CorruptRecord, Envelope
@@ -132,7 +132,6 @@ class Session(MutableMapping[str, Any]):
 
     def _load(self) -> dict[str, Any]:
         self._resolve_key()
-        self._changes = ChangeSet()
         data: dict[str, Any] = {}
         if self._session_key is not None:
             if self._settings.lock and self._held_lock is None:
@@ -147,8 +146,8 @@ class Session(MutableMapping[str, Any]):
                 self._stored, self._record = True, record
         if self._created is None:
             self._created = clock.now()
+        self._changes = ChangeSet(snapshot(data, self._serializer.dumps))
         self._data = data
-        self._changes.watch(data, self._serializer.dumps)
         return data
 
     def _decode(self, payload: bytes) -> Envelope | None:
