@@ -22,8 +22,8 @@ __all__ = ["STORE_KEY", "StoreSpec", "store_keys"]
 #: The ``store`` key itself: a built-in name or ``package.module:Class``.
 STORE_KEY = IniOption(
     "store", "store name or package.module:Class", "sqlite",
-    "memory, file, sqlite, memcached, redis, cookie, or a Store subclass "
-    "to import and call with the store keys that are set.",
+    "A built-in store's name (each key below says which stores take it), "
+    "or a Store subclass to import and call with the store keys that are set.",
     lambda key, value: store_name(key, value), c.parse_text,
 )  # fmt: skip
 
