@@ -19,6 +19,7 @@ keeps one of them), so that workload is not run on the cookie store.
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 import time
@@ -216,6 +217,7 @@ def concurrency_run(
             if run.invalid is None:
                 if sync:
                     os.sync()
+                gc.collect()
                 _guarded(run, _timed_round, run)
         spent = time.perf_counter() - started
         progress(f"concurrency round {number + 1}/{rounds}: {spent:.1f} s")

@@ -62,12 +62,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="expired sessions for the clear_expired() timing (100000; 10000 quick)",
     )
-    parser.add_argument(
+    threads = parser.add_mutually_exclusive_group()
+    threads.add_argument(
         "--concurrency-only",
         action="store_true",
         help="run the 4-thread concurrency part alone",
     )
-    parser.add_argument(
+    threads.add_argument(
         "--no-concurrency", action="store_true", help="skip the concurrency part"
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
