@@ -21,8 +21,9 @@ BENCH = ROOT / "benchmarks" / "bench.py"
 WORKLOADS = ("untouched", "read", "write", "new")
 STORES = ("memory", "sqlite")
 NUMBER = re.compile(r"\d+(\.\d+)?")
+SIGNED = re.compile(r"-?\d+(\.\d+)?")
 LOST_NONE = re.compile(r"0 of [1-9][\d,]*")
-LOST = re.compile(r"[\d,]+ of [1-9][\d,]*( \(\d+%\))?")
+LOST = re.compile(r"-?[\d,]+ of [1-9][\d,]*( \(\d+%\))?")
 
 
 def _rows(
@@ -68,7 +69,8 @@ def test_quick_benchmark_produces_valid_rows(tmp_path: Path) -> None:
         line for line in breakdown.splitlines() if line.startswith("| sqlite | write |")
     )
     cells = [cell.strip() for cell in sqlite_write.strip("|").split("|")]
-    assert all(NUMBER.fullmatch(cell) for cell in cells[2:]), cells
+    # --quick's 3 short rounds are noisy: the store part may come out negative.
+    assert all(SIGNED.fullmatch(cell) for cell in cells[2:]), cells
     total, layer, part = (float(cell) for cell in cells[2:5])
     assert abs(total - layer - part) <= 0.02 * total, "layer + store part != total"
     assert "## Targets" in report
@@ -82,7 +84,9 @@ def _check_concurrency(report: str, with_beaker: bool) -> None:
     workloads = ("own sessions", "one session")
     assert set(rows) == {(s, w) for s in STORES for w in workloads}
     for key, cells in rows.items():
-        assert cells[-1] == "ok", (key, cells[-1])
+        # Beaker's own failed requests are reported, not a failure of the run.
+        assert cells[-1] == "ok" or cells[-1].startswith("beaker: "), (key, cells[-1])
+        assert "INVALID" not in cells[-1], (key, cells[-1])
         assert NUMBER.fullmatch(cells[2]) and float(cells[2]) > 0, key
         assert LOST_NONE.fullmatch(cells[7]), ("wsgisession lost updates", key)
         if with_beaker:
