@@ -78,7 +78,7 @@ def _lost(run: ConcurrentRun | None) -> str:
     if run is None or run.lost is None:
         return "—"
     total = sum(run.succeeded)
-    share = f" ({run.lost / total:.0%})" if run.lost and total else ""
+    share = f" ({run.lost / total:.0%})" if run.lost > 0 and total else ""
     return f"{run.lost:,} of {total:,}{share}"
 
 
