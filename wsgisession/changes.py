@@ -5,7 +5,10 @@ request changed the record meanwhile, only the keys this request set or
 deleted (or a ``clear()``, or a new expiry) are applied on top of what the
 store holds, so that concurrent requests changing different keys both
 survive. Values of mutable types are also compared with their serialized
-form at load time, so that ``session["cart"].append(x)`` counts as a change.
+form as the request received them, so that ``session["cart"].append(x)``
+counts as a change. That snapshot is taken lazily, when the session first
+hands the value out (the request cannot change a value it never saw), so a
+request that reads one string serializes nothing.
 """
 
 from __future__ import annotations
@@ -16,33 +19,38 @@ from typing import Any
 from .envelope import Envelope
 from .expiry import Expiry
 
-__all__ = ["ChangeSet", "snapshot"]
+__all__ = ["IMMUTABLE_TYPES", "ChangeSet"]
 
-_IMMUTABLE = (str, int, float, bool, type(None), bytes)
+#: Types whose values cannot change in place: never snapshotted.
+IMMUTABLE_TYPES = frozenset((str, int, float, bool, type(None), bytes))
 
 Dumps = Callable[[Any], bytes]
 
 
-def snapshot(data: dict[str, Any], dumps: Dumps) -> dict[str, bytes]:
-    """The serialized form of each value of a mutable type, to compare later."""
-    return {
-        key: dumps(value)
-        for key, value in data.items()
-        if type(value) not in _IMMUTABLE
-    }
-
-
 class ChangeSet:
-    """The keys set and deleted, a clear, a new expiry; and the load-time snapshots."""
+    """The keys set and deleted, a clear, a new expiry; and the values' snapshots.
 
-    __slots__ = ("changed", "cleared", "deleted", "expiry_changed", "snapshots")
+    ``snapshots`` holds the serialized form of each mutable value the
+    session handed out, as it was then; ``all_handed_out`` says that the
+    request was given every value (``values()``, ``items()``).
+    """
 
-    def __init__(self, snapshots: dict[str, bytes] | None = None) -> None:
+    __slots__ = (
+        "all_handed_out",
+        "changed",
+        "cleared",
+        "deleted",
+        "expiry_changed",
+        "snapshots",
+    )
+
+    def __init__(self) -> None:
         self.changed: set[str] = set()
         self.deleted: set[str] = set()
         self.cleared = False
         self.expiry_changed = False
-        self.snapshots: dict[str, bytes] = {} if snapshots is None else snapshots
+        self.all_handed_out = False
+        self.snapshots: dict[str, bytes] = {}
 
     def __bool__(self) -> bool:
         return bool(self.changed or self.deleted or self.cleared or self.expiry_changed)
@@ -61,13 +69,41 @@ class ChangeSet:
         self.changed.clear()
         self.deleted.clear()
         self.snapshots.clear()
+        self.all_handed_out = False
+
+    def hand_out(self, key: str, value: Any, dumps: Dumps) -> None:
+        """Snapshot ``value`` (of a mutable type) as the request first receives it."""
+        if key not in self.snapshots and key not in self.changed:
+            self.snapshots[key] = dumps(value)
+
+    def hand_out_all(self, data: dict[str, Any], dumps: Dumps) -> None:
+        """The request receives every value (a values or items view)."""
+        snapshots, changed = self.snapshots, self.changed
+        for key, value in data.items():
+            if (
+                type(value) not in IMMUTABLE_TYPES
+                and key not in snapshots
+                and key not in changed
+            ):
+                snapshots[key] = dumps(value)
+        self.all_handed_out = True
 
     def watch(self, data: dict[str, Any], dumps: Dumps) -> None:
-        """Start afresh (after a load or save): snapshot the mutable values of ``data``."""
+        """Start afresh after a save: snapshot again the mutable values the
+        request holds (those handed out or set), so later in-place changes
+        are still seen."""
+        held = (
+            data.keys() if self.all_handed_out else self.snapshots.keys() | self.changed
+        )
+        snapshots = {}
+        for key in held:
+            value = data.get(key)
+            if type(value) not in IMMUTABLE_TYPES:
+                snapshots[key] = dumps(value)
+        self.snapshots = snapshots
         self.changed.clear()
         self.deleted.clear()
         self.cleared = self.expiry_changed = False
-        self.snapshots = snapshot(data, dumps)
 
     def detect(self, data: dict[str, Any], dumps: Dumps) -> bool:
         """Mark the values changed in place since the snapshot; True if any were."""

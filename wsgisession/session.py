@@ -27,7 +27,7 @@ from typing import (
 
 from . import clock, envelope
 from . import expiry as rules
-from .changes import ChangeSet, snapshot
+from .changes import IMMUTABLE_TYPES, ChangeSet
 from .config import Settings
 from .cookies import check_cookie_size
 from .envelope import CorruptRecord, Envelope
@@ -62,6 +62,9 @@ class Session(MutableMapping[str, Any]):
     _session_key: str | None = None
     _data: dict[str, Any] | None = None
     _record: Record | None = None
+    # The stored bytes that encode the session exactly as loaded or last
+    # saved: a save that changes nothing writes them back as they are.
+    _clean_payload: bytes | None = None
     _stored = False
     _created: float | None = None
     _expiry: rules.Expiry = None
@@ -143,10 +146,11 @@ class Session(MutableMapping[str, Any]):
             else:
                 if parts is not None:
                     data, self._created, self._expiry = parts
+                    self._clean_payload = record.payload
                 self._stored, self._record = True, record
         if self._created is None:
             self._created = clock.now()
-        self._changes = ChangeSet(snapshot(data, self._serializer.dumps))
+        self._changes = ChangeSet()
         self._data = data
         return data
 
@@ -204,8 +208,17 @@ class Session(MutableMapping[str, Any]):
 
     # -- mapping -----------------------------------------------------------
 
+    # Every accessor that hands a value to the request snapshots it first if
+    # it is of a mutable type (ChangeSet.hand_out), so that a change made to
+    # it in place is noticed; a value never handed out is never serialized.
+
     def __getitem__(self, key: str) -> Any:
-        return self._get_data()[key]
+        self.accessed = True
+        data = self._data
+        value = (data if data is not None else self._load())[key]
+        if type(value) not in IMMUTABLE_TYPES:
+            self._changes.hand_out(key, value, self._serializer.dumps)
+        return value
 
     def __setitem__(self, key: str, value: Any) -> None:
         self._get_data()[key] = value
@@ -231,7 +244,14 @@ class Session(MutableMapping[str, Any]):
 
     def get(self, key: str, default: Any = None) -> Any:
         """The value of ``key``, or ``default``; does not mark the session modified."""
-        return self._get_data().get(key, default)
+        self.accessed = True
+        data = self._data
+        value = (data if data is not None else self._load()).get(key, _UNSET)
+        if value is _UNSET:
+            return default
+        if type(value) not in IMMUTABLE_TYPES:
+            self._changes.hand_out(key, value, self._serializer.dumps)
+        return value
 
     def pop(self, key: str, default: Any = _UNSET) -> Any:
         """Remove ``key`` and return its value; KeyError if absent and no default."""
@@ -247,9 +267,8 @@ class Session(MutableMapping[str, Any]):
 
     def setdefault(self, key: str, default: Any = None) -> Any:
         """The value of ``key``, storing ``default`` first if it is absent."""
-        data = self._get_data()
-        if key in data:
-            return data[key]
+        if key in self._get_data():
+            return self[key]
         self[key] = default
         return default
 
@@ -268,11 +287,15 @@ class Session(MutableMapping[str, Any]):
 
     def values(self) -> ValuesView[Any]:
         """A live view of the values (loads the session)."""
-        return self._get_data().values()
+        data = self._get_data()
+        self._changes.hand_out_all(data, self._serializer.dumps)
+        return data.values()
 
     def items(self) -> ItemsView[str, Any]:
         """A live view of the items (loads the session)."""
-        return self._get_data().items()
+        data = self._get_data()
+        self._changes.hand_out_all(data, self._serializer.dumps)
+        return data.items()
 
     def clear(self) -> None:
         """Empty the session; the record stays (emptied) until the next save."""
@@ -407,11 +430,13 @@ class Session(MutableMapping[str, Any]):
         if key is not None:
             self._store.delete(key)
         self._session_key, self._stored, self._record = None, False, None
+        self._clean_payload = None
         self.modified = True
 
     def cycle_key(self) -> None:
         """Move the data to a new key at once and delete the old record (login)."""
         self._get_data()
+        self.detect_changes()  # the new record must carry changes made in place
         old_key, was_stored = self._session_key, self._stored
         self._session_key, self._stored, self._record = None, False, None
         self._create()
@@ -423,11 +448,18 @@ class Session(MutableMapping[str, Any]):
         assert self._data is not None and self._created is not None
         return Envelope(self._data, self._created, self._expiry)
 
+    def _payload(self, parts: Envelope) -> bytes:
+        """The bytes of ``parts``, the session as it is now (unchanged: as loaded)."""
+        clean = self._clean_payload
+        if clean is not None and not self._changes:
+            return clean
+        return envelope.encode(self._serializer, parts)
+
     def _create(self) -> None:
         """Store the data as a new record under a new (or reserved) key."""
         self._get_data()
         parts = self._current_envelope()
-        payload = envelope.encode(self._serializer, parts)
+        payload = self._payload(parts)
         expires_at = self._expires_at(parts.expiry, parts.created, clock.now())
         store = self._store
         key = self._session_key or store.generate_key()
@@ -452,9 +484,10 @@ class Session(MutableMapping[str, Any]):
                 raise SessionInterrupted()
             if loaded is not None and current == loaded.payload:
                 parts = self._current_envelope()  # nobody changed it meanwhile
+                payload = self._payload(parts)
             else:
                 parts = self._merged_with(current)
-            payload = envelope.encode(self._serializer, parts)
+                payload = envelope.encode(self._serializer, parts)
             expires_at = self._expires_at(parts.expiry, parts.created, clock.now())
             outcome[:] = [(parts, Record(payload, expires_at))]
             return payload, expires_at
@@ -473,6 +506,7 @@ class Session(MutableMapping[str, Any]):
 
     def _saved(self, key: str, parts: Envelope, record: Record) -> None:
         self._session_key, self._stored, self._record = key, True, record
+        self._clean_payload = record.payload
         self._data, self._created, self._expiry = parts
         self._changes.watch(parts.data, self._serializer.dumps)
 
