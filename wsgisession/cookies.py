@@ -10,8 +10,9 @@ formatting are werkzeug's.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from werkzeug.http import dump_cookie, http_date
 from werkzeug.sansio.http import parse_cookie
@@ -80,6 +81,12 @@ def decide(state: SessionState, settings: Settings, status: str) -> CookieAction
     return CookieAction.NOTHING
 
 
+# A header of plain ``name=value`` pairs joined by "; ", as browsers send
+# it: no quotes, no stray spaces or semicolons. werkzeug's parser reads
+# such a header as exactly these pairs, so it is split without it.
+_PLAIN_PAIRS = re.compile(r'[^ \t=";]+=[^ \t";]*(?:; [^ \t=";]+=[^ \t";]*)*')
+
+
 def cookie_values(header: str | None, name: str) -> list[str]:
     """Every value the ``Cookie`` header gives for ``name``, in order.
 
@@ -89,7 +96,14 @@ def cookie_values(header: str | None, name: str) -> list[str]:
     """
     if not header or name not in header:
         return []
-    text = header.encode("latin-1", "replace").decode("utf-8", "replace")
+    if header.isascii():
+        text = header
+    else:
+        text = header.encode("latin-1", "replace").decode("utf-8", "replace")
+    if _PLAIN_PAIRS.fullmatch(text):
+        prefix = name + "="
+        start = len(prefix)
+        return [pair[start:] for pair in text.split("; ") if pair.startswith(prefix)]
     return parse_cookie(text).getlist(name)
 
 
@@ -118,6 +132,19 @@ def expires_date(max_age: int) -> str:
     return text
 
 
+def cookie_attributes(settings: Settings, secure: bool) -> dict[str, Any]:
+    """The session cookie's attributes, as :func:`dump_cookie` keywords."""
+    return {
+        "path": settings.cookie_path,
+        "domain": settings.cookie_domain,
+        "secure": secure,
+        "httponly": settings.cookie_httponly,
+        "samesite": settings.cookie_samesite or None,
+        "partitioned": settings.cookie_partitioned,
+        "max_size": 0,
+    }
+
+
 def session_cookie(
     settings: Settings, value: str, max_age: int | None, secure: bool
 ) -> tuple[str, str]:
@@ -125,23 +152,103 @@ def session_cookie(
 
     Raises :class:`SessionCookieTooLarge` if browsers would drop it.
     """
-    header = dump_cookie(
-        settings.cookie_name,
-        value,
-        max_age=max_age,
-        expires=None if max_age is None else expires_date(max_age),
-        path=settings.cookie_path,
-        domain=settings.cookie_domain,
-        secure=secure,
-        httponly=settings.cookie_httponly,
-        samesite=settings.cookie_samesite or None,
-        partitioned=settings.cookie_partitioned,
-        max_size=0,
-    )
-    size = len(header.encode("latin-1", "replace"))
+    template = cookie_template(settings, secure)
+    if template is not None and _NEEDS_NO_QUOTES.fullmatch(value):
+        header = template.render(value, max_age)
+    else:
+        header = dump_cookie(
+            settings.cookie_name,
+            value,
+            max_age=max_age,
+            expires=None if max_age is None else expires_date(max_age),
+            **cookie_attributes(settings, secure),
+        )
+    size = len(header)  # its latin-1 bytes: one per character
     if size > COOKIE_SIZE_LIMIT:
         raise SessionCookieTooLarge(size, COOKIE_SIZE_LIMIT)
     return ("Set-Cookie", header)
+
+
+# werkzeug's rule: a value of these characters only is sent unquoted.
+_NEEDS_NO_QUOTES = re.compile(r"[\w!#$%&'()*+\-./:<=>?@\[\]^`{|}~]*", re.ASCII)
+# Placeholders in the headers dump_cookie makes for a template.
+_VALUE_MARK = "wsgisessionvaluemark"
+_EXPIRES_MARK = "wsgisessionexpiresmark"
+_AGE_MARK = 7_777_777_777_777_777
+
+
+class CookieTemplate(NamedTuple):
+    """The ``Set-Cookie`` headers of one settings object, cut where values go.
+
+    Made once by :func:`dump_cookie` with placeholders, so a header is one
+    string join, formatted exactly as :func:`dump_cookie` would.
+    """
+
+    #: "name=", then the value; then what follows it for a lasting cookie,
+    #: with the Expires date and the Max-Age in between.
+    head: str
+    before_expires: str
+    before_age: str
+    after_age: str
+    #: What follows the value for a browser-session cookie (no Max-Age).
+    session_tail: str
+    #: The whole header that deletes the cookie.
+    deleting: str
+
+    def render(self, value: str, max_age: int | None) -> str:
+        """The header carrying ``value`` (it must need no quoting)."""
+        if max_age is None:
+            return f"{self.head}{value}{self.session_tail}"
+        return (
+            f"{self.head}{value}{self.before_expires}{expires_date(max_age)}"
+            f"{self.before_age}{max_age}{self.after_age}"
+        )
+
+
+def _cut(header: str, *marks: str) -> list[str] | None:
+    """``header`` split at each mark, in order; None if a mark is not there exactly once."""
+    pieces = []
+    for mark in marks:
+        if header.count(mark) != 1:
+            return None
+        piece, _, header = header.partition(mark)
+        pieces.append(piece)
+    return [*pieces, header]
+
+
+def make_template(settings: Settings, secure: bool) -> CookieTemplate | None:
+    """The template of ``settings``; None if its headers cannot be cut safely."""
+    attributes = cookie_attributes(settings, secure)
+    name = settings.cookie_name
+    lasting = dump_cookie(
+        name, _VALUE_MARK, max_age=_AGE_MARK, expires=_EXPIRES_MARK, **attributes
+    )
+    lasting_cut = _cut(lasting, _VALUE_MARK, _EXPIRES_MARK, str(_AGE_MARK))
+    session_cut = _cut(dump_cookie(name, _VALUE_MARK, **attributes), _VALUE_MARK)
+    if lasting_cut is None or session_cut is None or lasting_cut[0] != session_cut[0]:
+        return None
+    head, before_expires, before_age, after_age = lasting_cut
+    deleting = _deleting(settings, secure)
+    return CookieTemplate(
+        head, before_expires, before_age, after_age, session_cut[1], deleting
+    )
+
+
+# Templates by settings object and secure flag; each entry holds its
+# settings, so that the id cannot be reused while the entry lives.
+_templates: dict[tuple[int, bool], tuple[Settings, CookieTemplate | None]] = {}
+_MAX_TEMPLATES = 64
+
+
+def cookie_template(settings: Settings, secure: bool) -> CookieTemplate | None:
+    """The cached template of ``settings`` (made on first use)."""
+    cache_key = (id(settings), secure)
+    entry = _templates.get(cache_key)
+    if entry is None or entry[0] is not settings:
+        if len(_templates) >= _MAX_TEMPLATES:
+            _templates.clear()
+        entry = _templates[cache_key] = (settings, make_template(settings, secure))
+    return entry[1]
 
 
 # More than the fixed attributes can take: Expires, Max-Age, Secure,
@@ -162,19 +269,15 @@ def check_cookie_size(settings: Settings, value: str, max_age: int | None) -> No
 
 def deleting_cookie(settings: Settings, secure: bool) -> tuple[str, str]:
     """A ``Set-Cookie`` that removes the session cookie: same Domain, Path, SameSite."""
-    header = dump_cookie(
-        settings.cookie_name,
-        "",
-        max_age=0,
-        expires=0,
-        path=settings.cookie_path,
-        domain=settings.cookie_domain,
-        secure=secure,
-        samesite=settings.cookie_samesite or None,
-        partitioned=settings.cookie_partitioned,
-        max_size=0,
-    )
+    template = cookie_template(settings, secure)
+    header = _deleting(settings, secure) if template is None else template.deleting
     return ("Set-Cookie", header)
+
+
+def _deleting(settings: Settings, secure: bool) -> str:
+    """The header that removes the cookie: expired, its attributes but HttpOnly."""
+    attributes = cookie_attributes(settings, secure) | {"httponly": False}
+    return dump_cookie(settings.cookie_name, "", max_age=0, expires=0, **attributes)
 
 
 def merge_vary(headers: list[tuple[str, str]]) -> None:

@@ -1,0 +1,158 @@
+"""The cookie fast paths give exactly what werkzeug gives.
+
+``Set-Cookie`` headers come from a template made once per settings object,
+and plain ``Cookie`` headers are split without werkzeug's parser; both
+must agree with werkzeug on every input, the odd ones included.
+"""
+
+from __future__ import annotations
+
+import pytest
+from helpers import fake_clock
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+from werkzeug.http import dump_cookie, http_date
+from werkzeug.sansio.http import parse_cookie
+
+from wsgisession import cookies
+from wsgisession.config import Settings
+
+NAMES = st.from_regex(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,12}", fullmatch=True)
+PATHS = st.from_regex(r"/[!-:<-~]{0,12}", fullmatch=True)
+DOMAINS = st.none() | st.from_regex(
+    r"\.?[A-Za-z0-9_-]{1,8}(\.[a-z]{1,4}){0,2}", fullmatch=True
+)
+ALL_SETTINGS = st.builds(
+    Settings,
+    cookie_name=NAMES,
+    cookie_path=PATHS,
+    cookie_domain=DOMAINS,
+    cookie_httponly=st.booleans(),
+    cookie_samesite=st.sampled_from(["Lax", "Strict", "None", False]),
+    cookie_partitioned=st.booleans(),
+)
+VALUES = st.one_of(
+    st.from_regex(r"[A-Za-z0-9_-]{43}", fullmatch=True),
+    st.from_regex(r"[A-Za-z0-9_.-]{1,80}", fullmatch=True),  # signed cookies
+    st.text(st.characters(min_codepoint=0, max_codepoint=0x2FF), max_size=20),
+)
+AGES = st.none() | st.integers(-100, 10**9)
+
+
+def werkzeug_header(
+    settings: Settings, value: str, max_age: int | None, secure: bool
+) -> str:
+    return dump_cookie(
+        settings.cookie_name,
+        value,
+        max_age=max_age,
+        expires=None if max_age is None else http_date(1_700_000_000 + max_age),
+        path=settings.cookie_path,
+        domain=settings.cookie_domain,
+        secure=secure,
+        httponly=settings.cookie_httponly,
+        samesite=settings.cookie_samesite or None,
+        partitioned=settings.cookie_partitioned,
+        max_size=0,
+    )
+
+
+@pytest.mark.slow  # hypothesis: many examples
+@hypothesis_settings(max_examples=150)
+@given(ALL_SETTINGS, VALUES, AGES, st.booleans())
+def test_set_cookie_is_what_dump_cookie_makes(settings, value, max_age, secure):
+    expected = werkzeug_header(settings, value, max_age, secure)
+    with fake_clock(1_700_000_000.0):
+        header = cookies.session_cookie(settings, value, max_age, secure)
+    assert header == ("Set-Cookie", expected)
+
+
+@given(ALL_SETTINGS, st.booleans())
+def test_deleting_cookie_is_what_dump_cookie_makes(settings, secure):
+    expected = dump_cookie(
+        settings.cookie_name,
+        "",
+        max_age=0,
+        expires=0,
+        path=settings.cookie_path,
+        domain=settings.cookie_domain,
+        secure=secure,
+        samesite=settings.cookie_samesite or None,
+        partitioned=settings.cookie_partitioned,
+        max_size=0,
+    )
+    assert cookies.deleting_cookie(settings, secure) == ("Set-Cookie", expected)
+
+
+@pytest.mark.parametrize("max_age", [None, 0, 60, 1209600])
+@pytest.mark.parametrize("secure", [False, True])
+def test_default_set_cookie_is_what_dump_cookie_makes(max_age, secure):
+    settings = Settings(cookie_domain="example.com", cookie_partitioned=secure)
+    with fake_clock(1_700_000_000.0):
+        header = cookies.session_cookie(settings, "k" * 43, max_age, secure)
+    assert header == (
+        "Set-Cookie",
+        werkzeug_header(settings, "k" * 43, max_age, secure),
+    )
+
+
+def test_the_template_is_made_once_per_settings_object():
+    settings = Settings()
+    template = cookies.cookie_template(settings, False)
+    assert template is not None
+    assert cookies.cookie_template(settings, False) is template
+    assert cookies.cookie_template(settings, True) is not template
+
+
+def test_a_new_settings_object_never_gets_another_ones_template():
+    """Settings dropped (the cache is emptied when full) may share an id: never a header."""
+    for number in range(3 * cookies._MAX_TEMPLATES):
+        name = f"sid{number}"
+        header = cookies.session_cookie(Settings(cookie_name=name), "v", 60, False)[1]
+        assert header.startswith(f"{name}=v; ")
+
+
+def test_a_name_containing_a_placeholder_falls_back_to_werkzeug():
+    settings = Settings(cookie_name="wsgisessionvaluemark")
+    assert cookies.cookie_template(settings, False) is None
+    with fake_clock(1_700_000_000.0):
+        header = cookies.session_cookie(settings, "abc", 60, False)[1]
+    assert header == werkzeug_header(settings, "abc", 60, False)
+
+
+# -- reading --------------------------------------------------------------------
+
+LATIN_1 = st.characters(min_codepoint=0, max_codepoint=255)
+PAIR_NAMES = st.sampled_from(["sessionid", "sessionid", "other", "x", "sessionidx"])
+PAIR_VALUES = st.one_of(
+    st.from_regex(r"[A-Za-z0-9_-]{43}", fullmatch=True),
+    st.text(st.sampled_from('ab=; \t"\\,é\x00'), max_size=8),
+    st.text(LATIN_1, max_size=10),
+)
+SEPARATORS = st.sampled_from(["; ", "; ", ";", " ; ", ";;", "\t; ", ", "])
+HEADERS = st.one_of(
+    st.builds(
+        lambda sep, pairs: sep.join(f"{n}={v}" for n, v in pairs),
+        SEPARATORS,
+        st.lists(st.tuples(PAIR_NAMES, PAIR_VALUES), max_size=6),
+    ),
+    st.text(LATIN_1, max_size=60),
+    st.text(st.sampled_from("sessionid=; \t\"'x"), max_size=30),
+)
+
+
+@pytest.mark.slow  # hypothesis: many examples
+@hypothesis_settings(max_examples=200)
+@given(HEADERS, st.sampled_from(["sessionid", "x", "other"]))
+def test_cookie_values_are_what_werkzeug_parses(header, name):
+    text = header.encode("latin-1").decode("utf-8", "replace")
+    expected = parse_cookie(text).getlist(name) if name in header else []
+    assert cookies.cookie_values(header, name) == expected
+
+
+def test_plain_headers_take_the_fast_path_with_the_same_result():
+    header = "a=1; sessionid=abc; b=x=y; sessionid=def"
+    assert cookies._PLAIN_PAIRS.fullmatch(header)
+    assert cookies.cookie_values(header, "sessionid") == ["abc", "def"]
+    assert parse_cookie(header).getlist("sessionid") == ["abc", "def"]
