@@ -151,6 +151,16 @@ def test_cookie_values_are_what_werkzeug_parses(header, name):
     assert cookies.cookie_values(header, name) == expected
 
 
+@pytest.mark.parametrize(
+    "header",
+    ["sessionid=abc", "sessionid=", "sessionid=a=b", "sessionid=a,b\x00", "sessionid"],
+)
+def test_a_lone_pair_reads_as_werkzeug_reads_it(header):
+    assert cookies.cookie_values(header, "sessionid") == parse_cookie(header).getlist(
+        "sessionid"
+    )
+
+
 def test_plain_headers_take_the_fast_path_with_the_same_result():
     header = "a=1; sessionid=abc; b=x=y; sessionid=def"
     assert cookies._PLAIN_PAIRS.fullmatch(header)

@@ -16,13 +16,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .envelope import Envelope
+from .envelope import IMMUTABLE_TYPES, Envelope
 from .expiry import Expiry
 
-__all__ = ["IMMUTABLE_TYPES", "ChangeSet"]
-
-#: Types whose values cannot change in place: never snapshotted.
-IMMUTABLE_TYPES = frozenset((str, int, float, bool, type(None), bytes))
+__all__ = ["ChangeSet"]
 
 Dumps = Callable[[Any], bytes]
 

@@ -100,8 +100,16 @@ def cookie_values(header: str | None, name: str) -> list[str]:
         text = header
     else:
         text = header.encode("latin-1", "replace").decode("utf-8", "replace")
+    prefix = name + "="
+    if (
+        text.startswith(prefix)
+        and ";" not in text
+        and " " not in text
+        and '"' not in text
+        and "\t" not in text
+    ):  # the one plain pair of a client with no other cookie
+        return [text[len(prefix) :]]
     if _PLAIN_PAIRS.fullmatch(text):
-        prefix = name + "="
         start = len(prefix)
         return [pair[start:] for pair in text.split("; ") if pair.startswith(prefix)]
     return parse_cookie(text).getlist(name)

@@ -4,6 +4,13 @@ A stored record is the serializer's encoding of
 ``{"v": 1, "data": {...}, "created": <unix time>, "expiry": <Expiry>}``.
 Both functions are pure: the serializer in, bytes or parts out. Changing
 the layout means a new ``v`` and a decoder that still reads version 1.
+
+Decoding is the largest cost of a request that reads its session, and the
+same record is read again and again (one user's requests, served by this
+process) until it changes; so the records decoded or saved lately are kept,
+by their bytes, and decoded once. Only small records of the default
+serializer (its ``loads()`` depends on the bytes alone) whose values are
+all immutable are kept; each request receives its own copy of the dict.
 """
 
 from __future__ import annotations
@@ -12,11 +19,22 @@ from typing import Any, NamedTuple
 
 from .errors import UnserializableValue
 from .expiry import Expiry, decode_moment
-from .serializers import Serializer
+from .serializers import Serializer, TaggedJSONSerializer
 
-__all__ = ["FORMAT_VERSION", "CorruptRecord", "Envelope", "decode", "encode"]
+__all__ = [
+    "FORMAT_VERSION",
+    "IMMUTABLE_TYPES",
+    "CorruptRecord",
+    "Envelope",
+    "decode",
+    "encode",
+    "remember",
+]
 
 FORMAT_VERSION = 1
+
+#: Types whose values cannot change in place.
+IMMUTABLE_TYPES = frozenset((str, int, float, bool, type(None), bytes))
 
 
 class Envelope(NamedTuple):
@@ -49,16 +67,45 @@ def encode(serializer: Serializer, envelope: Envelope) -> bytes:
 
 def decode(serializer: Serializer, payload: bytes) -> Envelope:
     """The record's parts; :class:`CorruptRecord` saying why if it is damaged."""
+    if type(serializer) is TaggedJSONSerializer and len(payload) <= _KEPT_RECORD_BYTES:
+        kept = _decoded.get(payload)
+        if kept is not None:
+            data, created, expiry = kept
+            return Envelope(dict(data), created, expiry)
     try:
         record = serializer.loads(payload)
-        if record.get("v") != FORMAT_VERSION:
-            raise ValueError(f"unknown record format {record.get('v')!r}")
+        version = record.get("v")
+        if version != FORMAT_VERSION:
+            raise ValueError(f"unknown record format {version!r}")
         data, created, expiry = record["data"], record["created"], record["expiry"]
         if not isinstance(data, dict) or not isinstance(created, (int, float)):
             raise TypeError("malformed envelope")
-        if not (expiry is None or type(expiry) is int or isinstance(expiry, str)):
-            raise TypeError(f"malformed expiry {expiry!r}")
-        decode_moment(expiry)
+        if expiry is not None and type(expiry) is not int:
+            if not isinstance(expiry, str):
+                raise TypeError(f"malformed expiry {expiry!r}")
+            decode_moment(expiry)
     except Exception as exc:
         raise CorruptRecord(f"{type(exc).__name__}: {exc}") from exc
-    return Envelope(data, float(created), expiry)
+    parts = Envelope(data, float(created), expiry)
+    remember(serializer, payload, parts)
+    return parts
+
+
+# The records decoded or saved lately: bytes -> (data, created, expiry).
+_decoded: dict[bytes, tuple[dict[str, Any], float, Expiry]] = {}
+_KEPT_RECORDS = 256
+_KEPT_RECORD_BYTES = 4096
+
+
+def remember(serializer: Serializer, payload: bytes, parts: Envelope) -> None:
+    """Keep ``parts`` as the decoding of ``payload``, if it may be (see above)."""
+    data = parts.data
+    if (
+        type(serializer) is TaggedJSONSerializer
+        and len(payload) <= _KEPT_RECORD_BYTES
+        and payload not in _decoded
+        and IMMUTABLE_TYPES.issuperset(map(type, data.values()))
+    ):
+        if len(_decoded) >= _KEPT_RECORDS:
+            _decoded.clear()
+        _decoded[payload] = (dict(data), parts.created, parts.expiry)

@@ -70,10 +70,13 @@ def _tag(value: Any) -> Any:
     if kind in _PLAIN:
         return value
     if kind is dict:
-        tagged = {
-            key: item if type(item) in _PLAIN else _tag(item)
-            for key, item in value.items()
-        }
+        if _PLAIN.issuperset(map(type, value.values())):
+            tagged = value  # nothing to rewrite inside: no copy
+        else:
+            tagged = {
+                key: item if type(item) in _PLAIN else _tag(item)
+                for key, item in value.items()
+            }
         if len(tagged) == 1:
             ((key, item),) = tagged.items()
             if isinstance(key, str) and key.startswith(" "):

@@ -27,10 +27,10 @@ from typing import (
 
 from . import clock, envelope
 from . import expiry as rules
-from .changes import IMMUTABLE_TYPES, ChangeSet
+from .changes import ChangeSet
 from .config import Settings
 from .cookies import check_cookie_size
-from .envelope import CorruptRecord, Envelope
+from .envelope import IMMUTABLE_TYPES, CorruptRecord, Envelope
 from .errors import SessionError, SessionInterrupted
 from .serializers import Serializer, resolve_serializer
 from .stores.base import Record, Store
@@ -507,6 +507,7 @@ class Session(MutableMapping[str, Any]):
     def _saved(self, key: str, parts: Envelope, record: Record) -> None:
         self._session_key, self._stored, self._record = key, True, record
         self._clean_payload = record.payload
+        envelope.remember(self._serializer, record.payload, parts)
         self._data, self._created, self._expiry = parts
         self._changes.watch(parts.data, self._serializer.dumps)
 

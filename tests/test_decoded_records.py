@@ -1,0 +1,75 @@
+"""Records decoded lately are kept by their bytes; no request sees another's changes."""
+
+from __future__ import annotations
+
+from helpers import fake_clock
+
+from wsgisession import Session, envelope
+from wsgisession.config import Settings
+from wsgisession.envelope import Envelope
+from wsgisession.serializers import TaggedJSONSerializer
+from wsgisession.stores import MemoryStore
+
+JSON = TaggedJSONSerializer()
+
+
+def test_the_same_bytes_decode_to_equal_parts_in_separate_dicts() -> None:
+    payload = envelope.encode(JSON, Envelope({"user": "alice", "n": 1}, 5.0, 60))
+    first = envelope.decode(JSON, payload)
+    assert payload in envelope._decoded
+    first.data["user"] = "mallory"
+    first.data["extra"] = True
+    second = envelope.decode(JSON, bytes(payload))  # equal bytes, another object
+    assert second == Envelope({"user": "alice", "n": 1}, 5.0, 60)
+    assert second.data is not first.data
+
+
+def test_records_with_mutable_values_are_decoded_afresh() -> None:
+    payload = envelope.encode(JSON, Envelope({"cart": ["book"]}, 5.0, None))
+    first = envelope.decode(JSON, payload)
+    first.data["cart"].append("pen")
+    assert payload not in envelope._decoded
+    assert envelope.decode(JSON, payload).data == {"cart": ["book"]}
+
+
+def test_large_records_and_other_serializers_are_not_kept() -> None:
+    large = envelope.encode(JSON, Envelope({"blob": "x" * 5000}, 5.0, None))
+    assert envelope.decode(JSON, large).data == {"blob": "x" * 5000}
+    assert large not in envelope._decoded
+
+    class Custom(TaggedJSONSerializer):
+        pass
+
+    payload = envelope.encode(Custom(), Envelope({"custom": 1}, 5.0, None))
+    assert envelope.decode(Custom(), payload).data == {"custom": 1}
+    assert payload not in envelope._decoded
+
+
+def test_sessions_of_one_record_never_share_changes() -> None:
+    store = MemoryStore()
+    session = Session(store)
+    session.update(user="alice", n=1)
+    session.save()
+    key = session.session_key
+    assert store.load(key).payload in envelope._decoded  # kept when saved
+    one, two = Session(store, session_key=key), Session(store, session_key=key)
+    one["n"] = 2
+    del one["user"]
+    assert dict(two) == {"user": "alice", "n": 1}
+    one.save()
+    assert dict(Session(store, session_key=key)) == {"n": 2}
+    assert dict(two) == {"user": "alice", "n": 1}
+
+
+def test_a_kept_record_is_still_checked_for_its_absolute_timeout() -> None:
+    store = MemoryStore()
+    with fake_clock(1_000_000.0) as clock:
+        session = Session(store, Settings(absolute_timeout=60))
+        session["n"] = 1
+        session.save()
+        key = session.session_key
+        assert Session(store, Settings(absolute_timeout=60), key).get("n") == 1
+        clock.advance(61)
+        late = Session(store, Settings(absolute_timeout=60), key)
+        assert late.get("n") is None
+        assert late.session_key is None
