@@ -74,9 +74,9 @@ def decode(serializer: Serializer, payload: bytes) -> Envelope:
             return Envelope(dict(data), created, expiry)
     try:
         record = serializer.loads(payload)
-        version = record.get("v")
-        if version != FORMAT_VERSION:
-            raise ValueError(f"unknown record format {version!r}")
+        format_version = record.get("v")
+        if format_version != FORMAT_VERSION:
+            raise ValueError(f"unknown record format {format_version!r}")
         data, created, expiry = record["data"], record["created"], record["expiry"]
         if not isinstance(data, dict) or not isinstance(created, (int, float)):
             raise TypeError("malformed envelope")
