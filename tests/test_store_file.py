@@ -230,7 +230,7 @@ def test_shard_lock_excludes_other_threads(store: FileStore) -> None:
     held, release = threading.Event(), threading.Event()
 
     def holder() -> None:
-        unlock = store._acquire("ab", 1.0)
+        unlock = store._shard_locks.acquire("ab", 1.0)
         held.set()
         release.wait(5)
         unlock()
@@ -240,17 +240,17 @@ def test_shard_lock_excludes_other_threads(store: FileStore) -> None:
     try:
         assert held.wait(5)
         with pytest.raises(filelock.Timeout):
-            store._acquire("ab", 0.1)
+            store._shard_locks.acquire("ab", 0.1)
     finally:
         release.set()
         thread.join()
-    store._acquire("ab", 1.0)()
+    store._shard_locks.acquire("ab", 1.0)()
 
 
 def test_a_replaced_lock_file_is_reopened(store: FileStore) -> None:
     """Locking an unlinked lock file would exclude nobody: the path is re-checked."""
-    store._acquire("ab", 1.0)()
+    store._shard_locks.acquire("ab", 1.0)()
     lock_file = os.path.join(store.path, ".locks", "ab.lock")
     os.unlink(lock_file)
-    store._acquire("ab", 1.0)()
+    store._shard_locks.acquire("ab", 1.0)()
     assert os.path.exists(lock_file), "the lock was taken on a file no one else sees"
