@@ -33,6 +33,7 @@ import secrets
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
+from ._flock import make_private_dirs
 from ._shared import poll_lock
 from .base import now
 
@@ -144,7 +145,7 @@ class RequestLocks:
         try:
             fd = open_new_file(temp)
         except FileNotFoundError:  # the first lock, or the directory was removed
-            os.makedirs(self.directory, mode=0o700, exist_ok=True)
+            make_private_dirs(os.path.dirname(self.directory), self.directory)
             fd = open_new_file(temp)
         try:
             try:

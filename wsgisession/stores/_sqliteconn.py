@@ -29,7 +29,6 @@ logger = logging.getLogger(__name__)
 
 _RECHECK = 1.0  # seconds between checks of the file before reads
 _OPEN_TRIES = 3  # the file may be replaced while a connection opens
-_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 #: ``set_up(connection)``: make the tables; runs on every new connection.
 SetUp = Callable[[sqlite3.Connection], None]
@@ -160,6 +159,5 @@ class Connections:
                 for suffix in ("-wal", "-shm"):
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(self.path + suffix)
-                flags = os.O_RDWR | os.O_CREAT | _O_NOFOLLOW
-                os.close(os.open(self.path, flags, 0o600))
+                os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
             return _identity(self.path)
