@@ -5,6 +5,8 @@ memcached and Redis run against the real servers of the fixtures.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -237,3 +239,35 @@ def test_a_killed_holder_loses_its_lock(
             holder.wait(5)
     print(f"{kind}: the lock of a killed holder was free after {waited:.2f} s")
     assert waited < 2.5  # a 1 s ttl (memcached counts whole seconds)
+
+
+def lock_entries(store: Store) -> int:
+    """How many request locks the store keeps, held or stale."""
+    if isinstance(store, MemoryStore):
+        return len(store._held)
+    if isinstance(store, FileStore):
+        directory = Path(store.path, ".locks", "requests")
+        return len(list(directory.iterdir())) if directory.exists() else 0
+    assert isinstance(store, SQLiteStore)
+    with contextlib.closing(sqlite3.connect(store.path)) as db:
+        return int(db.execute("SELECT count(*) FROM wsgisession_locks").fetchone()[0])
+
+
+@pytest.mark.parametrize("kind", ["memory", "file", "sqlite"])
+def test_lock_entries_do_not_pile_up(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Released locks leave nothing; abandoned ones go with the next sweep."""
+    store = build(kind, store_argument(kind, request, tmp_path))
+    for _ in range(100):
+        with store.lock(generate_key(), 1.0, 60.0):
+            assert lock_entries(store) == 1
+    assert lock_entries(store) == 0
+    abandoned = [store.lock(generate_key(), 1.0, 0.05) for _ in range(3)]
+    for context in abandoned:  # entered, never exited: as a killed holder
+        context.__enter__()
+    assert lock_entries(store) == 3
+    time.sleep(0.1)
+    store.sweep_expired(1000)
+    store.sweep_expired(1000)  # the file store removes them after a round
+    assert lock_entries(store) == 0

@@ -6,8 +6,10 @@ many records there are; successive sweeps reach every expired record.
 
 from __future__ import annotations
 
+import gc
 import os
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -110,3 +112,21 @@ def test_file_sweep_removes_orphaned_temp_files(tmp_path: Path) -> None:
         store.sweep_expired(1000)
     assert not orphan.exists()
     assert store.load(key) is not None
+
+
+def test_close_releases_everything_and_the_store_reopens(store: Store) -> None:
+    """No ResourceWarning when a used store is closed and dropped."""
+    key = store.generate_key()
+    store.create(key, b"x", later())
+    with store.lock(key, 1.0, 60.0):
+        store.sweep_expired(10)
+    gc.collect()  # other tests' garbage first: only ours is judged
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        store.close()
+        gc.collect()
+        record = store.load(key)  # reopens what it needs
+        assert record is not None and record.payload == b"x"
+        store.close()
+        del store
+        gc.collect()

@@ -76,6 +76,9 @@ class ShardWalk:
             self._entries.close()
             self._entries = None
 
+    def __del__(self) -> None:  # a store dropped without close(): no warning
+        self.close()
+
     def _advance(self) -> bool:
         """Move on to the next shard; True when that completes a round."""
         self.close()

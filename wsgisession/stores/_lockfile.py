@@ -45,6 +45,8 @@ _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_BINARY = getattr(os, "O_BINARY", 0)
 _O_CREATE_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_BINARY
 _READ_MAX = 128  # bytes: a token, a float and a space
+_NAME_LENGTH = 64  # a lock file is named by the session's storage key
+_HEX = frozenset("0123456789abcdef")
 
 #: ``guard(shard)``: the store's short lock of one shard (two hex digits).
 Guard = Callable[[str], AbstractContextManager[None]]
@@ -124,6 +126,8 @@ class RequestLocks:
             if name.startswith(_TEMP_PREFIX):
                 removed += _remove_if_older(path, moment - _TEMP_MAX_AGE)
                 continue
+            if len(name) != _NAME_LENGTH or not _HEX.issuperset(name):
+                continue  # not a lock file of ours
             held = _read_lock(path)
             if held is not None and held[1] <= moment:
                 removed += self._break(name, path)

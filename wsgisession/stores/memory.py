@@ -82,9 +82,7 @@ class MemoryStore(Store):
             expired = [name for name, (_, at) in self._records.items() if at <= moment]
             for name in expired:
                 del self._records[name]
-        with self._released:  # locks of holders that never released them
-            for name in [n for n, (_, at) in self._held.items() if at <= moment]:
-                del self._held[name]
+        self._drop_stale_locks()
         return len(expired)
 
     def sweep_expired(self, limit: int) -> int:
@@ -102,7 +100,18 @@ class MemoryStore(Store):
                 if record is not None and record[1] == expires_at:
                     del self._records[name]
                     removed += 1
+        self._drop_stale_locks()
         return removed
+
+    def _drop_stale_locks(self) -> None:
+        """Forget locks whose holders never released them, once past their ttl.
+
+        There are at most as many as requests were running at once.
+        """
+        with self._released:
+            moment = now()
+            for name in [n for n, (_, at) in self._held.items() if at <= moment]:
+                del self._held[name]
 
     @contextlib.contextmanager
     def lock(self, session_key: str, timeout: float, ttl: float) -> Iterator[None]:
