@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from test_store_contract import increment, later, payload_of
+from helpers import FakeClock, increment, later, payload_of
 
 from wsgisession.errors import ConfigError, StoreUnavailable
 from wsgisession.stores.base import storage_key
@@ -274,18 +274,20 @@ def test_request_lock_files_exist_only_while_held(store: FileStore) -> None:
     assert request_lock_files(store) == []
 
 
-def test_stale_request_lock_files_are_swept(store: FileStore) -> None:
+def test_stale_request_lock_files_are_swept(
+    store: FileStore, frozen_clock: FakeClock
+) -> None:
     """A crashed holder leaves its lock file; sweeps remove it once expired."""
     names = [storage_key(store.generate_key()) for _ in range(3)]
     for name in names:  # taken and never released, as by a killed process
-        store._request_locks.acquire(name, 1.0, 0.05)
+        store._request_locks.acquire(name, 1.0, 5.0)
     live = storage_key(store.generate_key())
     store._request_locks.acquire(live, 1.0, 600.0)
-    time.sleep(0.1)
+    frozen_clock.advance(10)
     assert store.sweep_expired(1000) == 0  # lock files are not sessions
     assert [p.name for p in request_lock_files(store)] == [live]
-    store._request_locks.acquire(names[0], 1.0, 0.01)
-    time.sleep(0.05)
+    store._request_locks.acquire(names[0], 1.0, 5.0)
+    frozen_clock.advance(10)
     store.clear_expired()
     assert [p.name for p in request_lock_files(store)] == [live]
 

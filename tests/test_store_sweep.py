@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import gc
 import os
-import time
 import warnings
 from pathlib import Path
 
 import pytest
-from test_store_contract import later
+from helpers import FakeClock, later
 
 from wsgisession.keys import storage_key
 from wsgisession.stores import FileStore, MemoryStore, SQLiteStore
@@ -29,23 +28,25 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
     return MemoryStore()
 
 
-def fill(store: Store, live: int, dead: int) -> tuple[list[str], list[str]]:
-    """``live`` records and ``dead`` ones that have just expired."""
-    soon = time.time() + 0.2
+def fill(
+    store: Store, clock: FakeClock, live: int, dead: int
+) -> tuple[list[str], list[str]]:
+    """``live`` records and ``dead`` ones that have just expired (by ``clock``)."""
+    soon = later(10)
     dead_keys = [store.generate_key() for _ in range(dead)]
     for key in dead_keys:
         store.create(key, b"dead", soon)
     live_keys = [store.generate_key() for _ in range(live)]
     for key in live_keys:
         store.create(key, b"live", later())
-    time.sleep(max(0.0, soon - time.time()) + 0.05)
+    clock.advance(20)
     return live_keys, dead_keys
 
 
 def test_sweeps_remove_at_most_limit_and_in_the_end_every_expired(
-    store: Store,
+    store: Store, frozen_clock: FakeClock
 ) -> None:
-    live, dead = fill(store, live=40, dead=60)
+    live, dead = fill(store, frozen_clock, live=40, dead=60)
     counts = []
     for _ in range(300):  # the file store walks 256 shards, a bounded step each
         count = store.sweep_expired(7)
@@ -59,21 +60,25 @@ def test_sweeps_remove_at_most_limit_and_in_the_end_every_expired(
     assert store.sweep_expired(100) == 0
 
 
-def test_a_sweep_touches_only_expired_records(store: Store) -> None:
-    live, _ = fill(store, live=30, dead=0)
+def test_a_sweep_touches_only_expired_records(
+    store: Store, frozen_clock: FakeClock
+) -> None:
+    live, _ = fill(store, frozen_clock, live=30, dead=0)
     assert store.sweep_expired(1000) == 0
     assert all(store.load(key) is not None for key in live)
 
 
-def test_a_zero_limit_does_nothing(store: Store) -> None:
-    fill(store, live=0, dead=5)
+def test_a_zero_limit_does_nothing(store: Store, frozen_clock: FakeClock) -> None:
+    fill(store, frozen_clock, live=0, dead=5)
     assert store.sweep_expired(0) == 0
     assert store.clear_expired() == 5
 
 
-def test_a_renewed_record_survives_the_sweep(store: Store) -> None:
+def test_a_renewed_record_survives_the_sweep(
+    store: Store, frozen_clock: FakeClock
+) -> None:
     """A record rewritten with a later expiry is not swept by its old one."""
-    _, dead = fill(store, live=0, dead=3)
+    _, dead = fill(store, frozen_clock, live=0, dead=3)
     store.update(dead[0], lambda current: (b"renewed", later()), None)
     assert store.sweep_expired(1000) == 2
     record = store.load(dead[0])
@@ -81,11 +86,11 @@ def test_a_renewed_record_survives_the_sweep(store: Store) -> None:
 
 
 def test_file_sweeps_of_one_file_each_resume_and_reach_every_record(
-    tmp_path: Path,
+    tmp_path: Path, frozen_clock: FakeClock
 ) -> None:
     """Each sweep reads at most ``limit`` headers and resumes where the last stopped."""
     store = FileStore(tmp_path / "sessions")
-    _, dead = fill(store, live=0, dead=40)
+    _, dead = fill(store, frozen_clock, live=0, dead=40)
     shard = storage_key(dead[0])[:2]
     first = store.sweep_expired(1)
     assert first <= 1
@@ -106,7 +111,7 @@ def test_file_sweep_removes_orphaned_temp_files(tmp_path: Path) -> None:
     shard = Path(store.path, storage_key(key)[:2])
     orphan = shard / (".tmp-" + "0" * 64)
     orphan.write_bytes(b"half")
-    an_hour_ago = time.time() - 3600
+    an_hour_ago = later(-3600)
     os.utime(orphan, (an_hour_ago, an_hour_ago))
     for _ in range(2):  # a round of all shards, wherever this process starts
         store.sweep_expired(1000)

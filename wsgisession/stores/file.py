@@ -28,12 +28,13 @@ import tempfile
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from .. import _coerce as c
 from ..errors import ConfigError, StoreUnavailable
 from ._fileformat import HEADER_MAX, encode, parse_header, read_record, write_whole
 from ._filesweep import ShardWalk, is_record_name, is_shard_name
 from ._flock import ShardLocks, make_private_dirs
 from ._lockfile import RequestLocks, open_new_file
-from .base import Merge, Progress, Record, Store, now, storage_key
+from .base import IniOption, Merge, Progress, Record, Store, now, storage_key
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -91,6 +92,16 @@ class FileStore(Store):
     so a power loss may still lose or truncate recent writes (a truncated
     record then loads as absent). Several processes may share a directory.
     """
+
+    ini_name = "file"
+    ini_options = (
+        IniOption(
+            "file_path", "path or none", None,
+            "Directory of the file store; none for a private directory under "
+            "the system's temporary directory.",
+            c.path, c.parse_optional_text, argument="path",
+        ),
+    )  # fmt: skip
 
     #: Seconds to wait for a shard's lock before giving up with StoreUnavailable.
     lock_timeout: float = 30.0

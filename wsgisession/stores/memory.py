@@ -25,6 +25,8 @@ class MemoryStore(Store):
     and a waiter takes over a lock whose holder is past its ``ttl``.
     """
 
+    ini_name = "memory"
+
     def __init__(self) -> None:
         self._records: dict[str, tuple[bytes, float]] = {}
         self._lock = threading.Lock()
