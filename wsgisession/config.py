@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
+from . import _beaker
 from . import _coerce as c
 from ._coerce import import_dotted
 from .errors import ConfigError
@@ -378,6 +379,7 @@ def parse_settings(
     given = dict(settings)
     if not prefix:
         given = {key: raw for key, raw in globals_.items() if key in schema} | given
+    _beaker.refuse_beaker_keys([*given, *globals_], prefix)
     for key, raw in given.items():
         name = _option_name(key, prefix)
         if name is None or (key in globals_ and key not in schema):
