@@ -1,10 +1,15 @@
 """The documentation: it builds without warnings, it is complete, its examples run.
 
 * ``sphinx-build -W`` (warnings are errors, cross-references are checked)
-  builds every page.
+  builds every page, and every page is in the table of contents.
 * Every option of :func:`wsgisession.config.describe_options` appears in the
   built configuration page, and every public name has a docstring and an
   entry in the built API page.
+* Docs and code cannot drift: every error class has its section on the
+  troubleshooting page and every error the pages name exists; every
+  ``--flag`` the pages mention exists in the command's parser and every
+  parser flag is in the built command reference; the Beaker table of the
+  migrating page lists exactly the Beaker keys the configuration knows.
 * Every Python example in ``docs/*.rst`` runs. ``.. code-block:: python``
   blocks are executed and ``.. code-block:: pycon`` blocks are run as
   doctests, in page order, sharing one namespace per page (as a reader
@@ -19,6 +24,7 @@ from __future__ import annotations
 import doctest
 import importlib
 import inspect
+import itertools
 import os
 import re
 import runpy
@@ -36,17 +42,22 @@ from wsgisession.config import describe_options
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
-PAGES = (
-    "index",
-    "quickstart",
-    "configuration",
-    "session",
-    "stores",
-    "security",
-    "migrating",
-    "api",
-    "changes",
-)
+
+
+def toctree_pages() -> list[str]:
+    """The pages listed in the table of contents of ``index.rst``, in order."""
+    lines = (DOCS / "index.rst").read_text(encoding="utf-8").splitlines()
+    start = lines.index(".. toctree::") + 1
+    pages = []
+    for line in lines[start:]:
+        if line.strip() and not line.startswith("   "):
+            break
+        if line.strip() and not line.strip().startswith(":"):
+            pages.append(line.strip())
+    return pages
+
+
+PAGES = ("index", *toctree_pages())
 #: Modules whose ``__all__`` must be documented in the API page.
 PUBLIC_MODULES = (
     "wsgisession",
@@ -338,7 +349,127 @@ def test_no_python_hides_in_plain_literal_blocks() -> None:
     assert counts["python"] and counts["pycon"]
 
 
-def test_build_instructions_in_index() -> None:
-    index = (DOCS / "index.rst").read_text(encoding="utf-8")
-    assert "python -m sphinx -W -b html docs docs/_build/html" in index
+def test_build_instructions_for_contributors() -> None:
+    contributing = (DOCS / "contributing.rst").read_text(encoding="utf-8")
+    assert "python -m sphinx -W -b html docs docs/_build/html" in contributing
     assert os.path.exists(DOCS / "conf.py")
+    index = (DOCS / "index.rst").read_text(encoding="utf-8")
+    assert "test_docs" not in index and "sphinx" not in index
+
+
+# -- docs and code cannot drift: errors, CLI flags, Beaker keys -------------------
+
+
+def headings(path: Path) -> list[str]:
+    """The section titles of an .rst file (a line underlined with - = or ~)."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [
+        title
+        for title, under in itertools.pairwise(lines)
+        if title.strip()
+        and len(under) >= len(title)
+        and len(set(under)) == 1
+        and under[0] in "-=~"
+    ]
+
+
+#: A word that names an exception class of wsgisession's kind.
+_ERROR_NAME = re.compile(
+    r"\b([A-Z][a-z]+(?:[A-Z][a-z]*)*(?:Error|Unavailable|Timeout|TooLarge"
+    r"|Interrupted|Value))\b"
+)
+
+
+def test_every_error_has_a_troubleshooting_section() -> None:
+    from wsgisession import errors
+
+    sections = set(headings(DOCS / "troubleshooting.rst"))
+    classes = list(errors.__all__)
+    missing = [name for name in classes if name not in sections]
+    print(f"errors with a troubleshooting section: {len(classes) - len(missing)}")
+    assert not missing, f"errors without a section in troubleshooting.rst: {missing}"
+
+
+def test_every_error_the_docs_name_exists() -> None:
+    import builtins
+
+    from wsgisession import errors
+
+    named: dict[str, str] = {}
+    for path in [*rst_pages(), ROOT / "README.rst"]:
+        for name in _ERROR_NAME.findall(path.read_text(encoding="utf-8")):
+            named.setdefault(name, path.name)
+    ours = {name: page for name, page in named.items() if not hasattr(builtins, name)}
+    print(f"error names in the docs: {sorted(ours)}")
+    unknown = {name: page for name, page in ours.items() if name not in errors.__all__}
+    assert not unknown, f"errors the docs name but wsgisession.errors lacks: {unknown}"
+    assert set(errors.__all__) <= set(ours)
+
+
+#: ``--flags`` of other programs that the pages may show (none yet).
+OTHER_PROGRAMS_FLAGS: set[str] = set()
+_FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
+
+
+def parser_flags() -> dict[str, set[str]]:
+    """Every subcommand of ``wsgisession`` and its ``--flags``."""
+    sys.path.insert(0, str(DOCS / "_ext"))
+    try:
+        from clireference import commands, flags
+    finally:
+        sys.path.remove(str(DOCS / "_ext"))
+    return {
+        name: {option for action in flags(parser) for option in action.option_strings}
+        for name, parser in commands().items()
+    }
+
+
+def test_every_flag_the_docs_mention_exists() -> None:
+    known = set().union(*parser_flags().values()) | {"--help"}
+    mentioned: dict[str, str] = {}
+    for path in [*rst_pages(), ROOT / "README.rst"]:
+        for flag in _FLAG.findall(path.read_text(encoding="utf-8")):
+            mentioned.setdefault(flag, path.name)
+    unknown = {
+        flag: page
+        for flag, page in mentioned.items()
+        if flag not in known | OTHER_PROGRAMS_FLAGS
+    }
+    print(f"flags the docs mention: {sorted(mentioned)}")
+    assert not unknown, f"flags the docs mention but no parser has: {unknown}"
+
+
+def test_every_parser_flag_is_in_the_command_reference(site: Path) -> None:
+    page = (site / "cli.html").read_text(encoding="utf-8")
+    missing = []
+    count = 0
+    for command, options in parser_flags().items():
+        if f'id="cli-{command}"' not in page:
+            missing.append(command)
+        for flag in options:
+            if flag.startswith("--"):
+                count += 1
+                if f'id="cli-{command}-{flag[2:]}"' not in page:
+                    missing.append(f"{command} {flag}")
+    print(f"commands and flags in the command reference: {count} flags")
+    assert count > 0
+    assert not missing, f"missing from the command reference: {missing}"
+
+
+def beaker_table_keys() -> set[str]:
+    """The Beaker keys in the first column of migrating.rst's key-by-key table."""
+    text = (DOCS / "migrating.rst").read_text(encoding="utf-8")
+    table = text[text.index("   * - Beaker ``session.*``") :]
+    table = table[: table.index("\nThe session API")]
+    keys: set[str] = set()
+    for cell in re.findall(r"^   \* - (.+(?:\n       .+)*)", table, re.MULTILINE):
+        keys.update(re.findall(r"``([\w.]+)``", cell))
+    return keys
+
+
+def test_the_beaker_table_lists_every_beaker_key() -> None:
+    from wsgisession._beaker import BEAKER_KEYS
+
+    documented = beaker_table_keys() - {"session.*"}
+    print(f"Beaker keys in migrating.rst: {len(documented)} of {len(BEAKER_KEYS)}")
+    assert documented == set(BEAKER_KEYS), documented ^ set(BEAKER_KEYS)
