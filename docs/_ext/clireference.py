@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from doctable import cell, table
 from docutils import nodes
 from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
@@ -48,12 +49,6 @@ def flags(parser: argparse.ArgumentParser) -> list[argparse.Action]:
     ]
 
 
-def _cell(*children: nodes.Node) -> nodes.entry:
-    entry = nodes.entry()
-    entry += nodes.paragraph("", "", *children)
-    return entry
-
-
 def _default(action: argparse.Action) -> str:
     if action.default is None or action.default == argparse.SUPPRESS:
         return ""
@@ -79,33 +74,21 @@ class CliReference(SphinxDirective):
         return result
 
     def _table(self, command: str, actions: list[argparse.Action]) -> nodes.table:
-        table = nodes.table(classes=["wsgisession-cli"])
-        group = nodes.tgroup(cols=len(HEADERS))
-        table += group
-        for width in WIDTHS:
-            group += nodes.colspec(colwidth=width)
-        head = nodes.thead()
-        row = nodes.row()
-        for title in HEADERS:
-            row += _cell(nodes.Text(title))
-        head += row
-        group += head
-        body = nodes.tbody()
+        rows = []
         for action in actions:
             flag = action.option_strings[-1]
             metavar = (
                 "" if action.nargs == 0 else f" {action.metavar or action.dest.upper()}"
             )
-            name_cell = _cell(nodes.literal(flag + metavar, flag + metavar))
+            name_cell = cell(nodes.literal(flag + metavar, flag + metavar))
             name_cell["ids"].append(f"cli-{command}-{flag.lstrip('-')}")
             row = nodes.row()
             row += name_cell
             default = _default(action)
-            row += _cell(nodes.literal(default, default)) if default else _cell()
-            row += _cell(nodes.Text(action.help or ""))
-            body += row
-        group += body
-        return table
+            row += cell(nodes.literal(default, default)) if default else cell()
+            row += cell(nodes.Text(action.help or ""))
+            rows.append(row)
+        return table(HEADERS, WIDTHS, rows, "wsgisession-cli")
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
