@@ -473,3 +473,31 @@ def test_the_beaker_table_lists_every_beaker_key() -> None:
     documented = beaker_table_keys() - {"session.*"}
     print(f"Beaker keys in migrating.rst: {len(documented)} of {len(BEAKER_KEYS)}")
     assert documented == set(BEAKER_KEYS), documented ^ set(BEAKER_KEYS)
+
+
+# -- the README, which is also the package's long description ---------------------
+
+
+def test_readme_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    blocks = [b for b in code_blocks(ROOT / "README.rst") if b.language == "python"]
+    assert blocks, "the README has no Python example"
+    namespace: dict[str, Any] = {"__name__": "docs_readme"}
+    for block in blocks:
+        block.text = block.text.replace(DATA_DIR, str(tmp_path))
+        _run_python(block, "../README", namespace)
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "wsgi.url_scheme": "http"}
+    body = b"".join(namespace["app"](environ, lambda *args: None))
+    assert body == b"visits: 1"
+
+
+def test_readme_starts_with_the_library_and_keeps_the_two_commands() -> None:
+    text = (ROOT / "README.rst").read_text(encoding="utf-8")
+    first_command = text.index("python3 -m venv .venv")
+    assert text.index(".. code-block:: python") < first_command
+    assert (
+        "    python3 -m venv .venv && .venv/bin/pip install -q -e . "
+        "&& .venv/bin/wsgisession demo\n" in text
+    )
+    assert "    bash .ci/test.sh\n" in text
+    assert first_command < len(text) // 2, "the set-up commands belong near the top"
