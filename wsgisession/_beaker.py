@@ -2,10 +2,11 @@
 
 People who move from Beaker bring its keys along: ``session.timeout`` in a
 Paste filter, ``beaker.session.secure`` in a Pyramid ``[app:]`` section.
-None of them is mapped onto an option silently: Beaker parsed its values by
-other rules (``cookie_expires = 0`` meant "2038", ``secure = 1`` meant true)
-and several keys changed meaning, so each one stops startup with a
-:class:`~wsgisession.errors.ConfigError` that says what to write instead.
+None of them is mapped onto an option silently: Beaker parsed some values by
+other rules (``cookie_expires = 0`` meant "until 2038", ``invalidate_corrupt
+= false`` was true) and several keys changed meaning, so each one stops
+startup with a :class:`~wsgisession.errors.ConfigError` that says what to
+write instead.
 ``docs/migrating.rst`` has the same table, checked against this one by the
 tests.
 """
