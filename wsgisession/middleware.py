@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -94,9 +95,17 @@ class SessionMiddleware:
         return hook.respond(result)
 
     def open_session(self, session_key: str | None = None) -> Session:
-        """A session on this middleware's store and options, bound to no request."""
+        """A session on this middleware's store and options, bound to no request.
+
+        It never takes the request lock of ``lock = true``: nothing would
+        release it (a test helper, a script), and every later request of
+        the session would wait for it. Its save merges by key as usual.
+        """
+        settings = self.settings
+        if settings.lock:
+            settings = dataclasses.replace(settings, lock=False)
         return Session(
-            self.store, self.settings, session_key or None, serializer=self.serializer
+            self.store, settings, session_key or None, serializer=self.serializer
         )
 
     def __repr__(self) -> str:
