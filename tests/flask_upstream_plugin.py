@@ -41,7 +41,9 @@ def app(request: pytest.FixtureRequest, tmp_path: Path) -> flask.Flask:
     """Flask's ``app`` fixture, then ``init_app`` with the chosen store."""
     app = flask.Flask("flask_test", root_path=str(request.path.parent))
     app.config.update(TESTING=True, SECRET_KEY="test key")
-    init_app(app, store=make_store(request.config.getoption("wsgisession_store"), tmp_path))
+    init_app(
+        app, store=make_store(request.config.getoption("wsgisession_store"), tmp_path)
+    )
     return app
 
 

@@ -20,7 +20,9 @@ import pytest
 
 def pinned_version(project: str) -> str:
     """The ``project==X`` pin of wsgisession's ``test`` extra; fails if it is not installed."""
-    pattern = re.compile(rf"^{re.escape(project)}==([^;\s]+)\s*;.*extra == .test.", re.I)
+    pattern = re.compile(
+        rf"^{re.escape(project)}==([^;\s]+)\s*;.*extra == .test.", re.IGNORECASE
+    )
     for requirement in importlib.metadata.requires("wsgisession") or []:
         match = pattern.match(requirement)
         if match:
@@ -61,8 +63,7 @@ def sdist(project: str, cache: Path) -> Path:
     return unpacked
 
 
-@pytest.fixture(scope="session")
-def sdist_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Where sdists are kept between runs: beside pytest's numbered temp dirs."""
     cache = tmp_path_factory.getbasetemp().parent / "wsgisession-sdists"
     cache.mkdir(parents=True, exist_ok=True)
