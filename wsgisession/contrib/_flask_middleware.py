@@ -67,11 +67,12 @@ class FlaskSessionMiddleware(SessionMiddleware):
     Flask reads its session settings on every request, and apps (Flask's
     own tests among them) change ``app.config`` after setup. So before each
     request the settings are compared with those last read and, when one
-    changed, the middleware is configured again. The app is held weakly.
+    changed, the middleware is configured again (with the same store). A
+    change is meant for setup and tests: requests already running keep the
+    settings they started with. The app is held weakly.
     """
 
     def __init__(self, app: Flask, store: Store | None = None, **options: Any) -> None:
-        Settings.from_options(options)  # a mistake of the caller's, named plainly
         #: The options passed to :func:`init_app`; they win over ``app.config``.
         self.explicit = options
         self.flask_app = weakref.ref(app)
@@ -85,6 +86,7 @@ class FlaskSessionMiddleware(SessionMiddleware):
         try:
             SessionMiddleware.__init__(self, wsgi_app, store, **options)
         except ConfigError as exc:
+            Settings.from_options(self.explicit)  # the caller's own mistake: plainly
             raise config_error(exc, self.explicit) from exc
         self.refresh_each_request = refresh_each_request(config, self.explicit)
         self._snapshot = config_snapshot(config)
