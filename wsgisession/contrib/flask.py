@@ -237,8 +237,6 @@ class WsgiSessionInterface(SessionInterface):
 
     def open_session(self, app: Flask, request: Request) -> FlaskSession | None:
         middleware = find_middleware(app)
-        if isinstance(middleware, FlaskSessionMiddleware):
-            middleware.follow_config()
         key = self.environ_key
         if key is None:
             key = (
@@ -249,6 +247,8 @@ class WsgiSessionInterface(SessionInterface):
             return FlaskSession(session)
         if middleware is None:
             return None
+        if isinstance(middleware, FlaskSessionMiddleware):
+            middleware.follow_config()  # no request passed it: the cookie's name
         hook = ResponseHook(middleware, request.environ, _no_start_response)
         hook.session = middleware.open_session(hook.read_key())
         return FlaskSession(hook.session, hook)
@@ -262,10 +262,11 @@ class WsgiSessionInterface(SessionInterface):
         _drop_if_emptied(raw)
         hook = session.detached_hook
         if hook is None:  # the middleware saves and sets the cookie
-            if _refreshes(app):
-                middleware = find_middleware(app)
-                lock = middleware is not None and middleware.settings.lock
-                _refresh_if_permanent(raw, keep_accessed=lock)
+            middleware = find_middleware(app)
+            if isinstance(middleware, FlaskSessionMiddleware) and (
+                middleware.refresh_each_request
+            ):
+                _refresh_if_permanent(raw, keep_accessed=middleware.settings.lock)
             return
         if not (raw.accessed or hook.middleware.settings.save_every_request):
             return
