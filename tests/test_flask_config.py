@@ -234,6 +234,16 @@ def test_the_app_is_freed_without_the_garbage_collector() -> None:
         gc.enable()
 
 
+def test_the_middleware_names_its_app_and_store() -> None:
+    app = flask.Flask("shop")
+    middleware = init_app(app, store=MemoryStore())
+    assert (
+        repr(middleware)
+        == f"FlaskSessionMiddleware(<Flask 'shop'>, store={middleware.store!r})"
+    )
+    assert repr(middleware.app) == "<wsgi_app of <Flask 'shop'>>"
+
+
 def test_lock_is_not_left_behind_by_test_helpers(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "s.sqlite3")
     app = make_app(store, lock=True, lock_timeout=0.5)

@@ -102,3 +102,8 @@ class FlaskSessionMiddleware(SessionMiddleware):
     ) -> Iterable[bytes]:
         self.follow_config()
         return super().__call__(environ, start_response)
+
+    def __repr__(self) -> str:
+        app = self.flask_app()
+        shown = "a freed app" if app is None else repr(app)
+        return f"FlaskSessionMiddleware({shown}, store={self.store!r})"

@@ -321,7 +321,7 @@ def _no_start_response(*args: Any) -> NoReturn:
 
 def init_app(
     app: Flask, store: Store | None = None, **options: Any
-) -> SessionMiddleware:
+) -> FlaskSessionMiddleware:
     """Give ``app`` wsgisession sessions: wrap ``app.wsgi_app``, set the interface.
 
     ``store`` and ``options`` are those of
