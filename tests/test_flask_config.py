@@ -17,6 +17,7 @@ import pytest
 import session_flows as flows
 import webtest
 
+from wsgisession.contrib._flask_config import options_from_config, refresh_each_request
 from wsgisession.contrib.flask import init_app
 from wsgisession.errors import ConfigError
 from wsgisession.stores import MemoryStore, SQLiteStore
@@ -258,3 +259,38 @@ def test_lock_is_not_left_behind_by_test_helpers(tmp_path: Path) -> None:
     with app.test_request_context("/", headers={"Cookie": f"session={cookie.value}"}):
         assert flask.session["value"] == "b"
     assert client.get("/get").text == "b"  # no LockTimeout: nothing holds the lock
+
+
+def test_a_config_without_flasks_keys_gets_flasks_defaults() -> None:
+    assert options_from_config({}, {}) == {
+        "cookie_name": "session",
+        "cookie_domain": None,
+        "cookie_path": "/",
+        "cookie_httponly": True,
+        "cookie_secure": False,
+        "cookie_samesite": False,
+        "cookie_partitioned": False,
+        "cookie_age": MONTH,
+        "expire_at_browser_close": True,
+    }
+    assert refresh_each_request({}, {}) is True
+
+
+def test_none_means_what_it_means_to_flask() -> None:
+    config = {"SESSION_COOKIE_HTTPONLY": None, "SESSION_REFRESH_EACH_REQUEST": None}
+    assert options_from_config(config, {})["cookie_httponly"] is False
+    assert refresh_each_request(config, {}) is False
+
+
+def test_lifetime_in_seconds_or_a_timedelta() -> None:
+    for lifetime in (90, 90.5, datetime.timedelta(seconds=90)):
+        config = {"PERMANENT_SESSION_LIFETIME": lifetime}
+        assert options_from_config(config, {})["cookie_age"] == 90
+    with pytest.raises(ConfigError, match="PERMANENT_SESSION_LIFETIME"):
+        options_from_config({"PERMANENT_SESSION_LIFETIME": "a month"}, {})
+
+
+def test_explicit_options_replace_the_config_values() -> None:
+    options = options_from_config({"SESSION_COOKIE_NAME": "x"}, {"cookie_name": "y"})
+    assert options["cookie_name"] == "y"
+    assert refresh_each_request({}, {"save_every_request": True}) is False

@@ -61,35 +61,35 @@ def config_snapshot(config: Mapping[str, Any]) -> tuple[Any, ...]:
 
 
 def _setting(config: Mapping[str, Any], key: str) -> Any:
-    value = config.get(key)
-    return _FLASK_DEFAULTS[key] if value is None and key in _FLASK_DEFAULTS else value
+    """The value of ``key``, Flask's default if it is missing (not if it is None)."""
+    return config.get(key, _FLASK_DEFAULTS[key])
 
 
 def _seconds(key: str, value: Any) -> int:
     if isinstance(value, datetime.timedelta):
         return int(value.total_seconds())
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return int(value)
     raise ConfigError(
         f"app.config[{key!r}] = {value!r}: expected a timedelta or a number of seconds"
     )
 
 
 def _from_flask(config: Mapping[str, Any]) -> dict[str, Any]:
-    """Every option as Flask's settings say it (defaults for missing keys)."""
-    samesite = config.get("SESSION_COOKIE_SAMESITE")
+    """Every option as Flask's settings say it, with Flask's meaning of None."""
+    samesite = _setting(config, "SESSION_COOKIE_SAMESITE")
+    lifetime = _setting(config, "PERMANENT_SESSION_LIFETIME")
     return {
-        "cookie_name": _setting(config, "SESSION_COOKIE_NAME"),
-        "cookie_domain": config.get("SESSION_COOKIE_DOMAIN") or None,
-        "cookie_path": config.get("SESSION_COOKIE_PATH")
-        or _setting(config, "APPLICATION_ROOT"),
+        "cookie_name": _setting(config, "SESSION_COOKIE_NAME") or "session",
+        "cookie_domain": _setting(config, "SESSION_COOKIE_DOMAIN") or None,
+        "cookie_path": _setting(config, "SESSION_COOKIE_PATH")
+        or _setting(config, "APPLICATION_ROOT")
+        or "/",
         "cookie_httponly": bool(_setting(config, "SESSION_COOKIE_HTTPONLY")),
-        "cookie_secure": bool(config.get("SESSION_COOKIE_SECURE")),
+        "cookie_secure": bool(_setting(config, "SESSION_COOKIE_SECURE")),
         "cookie_samesite": False if samesite is None else samesite,
-        "cookie_partitioned": bool(config.get("SESSION_COOKIE_PARTITIONED")),
-        "cookie_age": _seconds(
-            "PERMANENT_SESSION_LIFETIME", _setting(config, "PERMANENT_SESSION_LIFETIME")
-        ),
+        "cookie_partitioned": bool(_setting(config, "SESSION_COOKIE_PARTITIONED")),
+        "cookie_age": _seconds("PERMANENT_SESSION_LIFETIME", lifetime),
         "expire_at_browser_close": not _setting(config, "SESSION_PERMANENT"),
     }
 
