@@ -29,6 +29,10 @@ class Size(enum.IntEnum):
     LARGE = 3
 
 
+class Price(float):
+    """A float subclass, as a units library might make."""
+
+
 class Widget:
     """Not a str: any object that renders itself as HTML."""
 
@@ -63,10 +67,12 @@ def test_markup_inside_containers() -> None:
 
 @pytest.mark.parametrize(
     ("member", "plain"),
-    [(Colour.RED, "red"), (Size.LARGE, 3)],
-    ids=["StrEnum", "IntEnum"],
+    [(Colour.RED, "red"), (Size.LARGE, 3), (Price(2.5), 2.5)],
+    ids=["StrEnum", "IntEnum", "float subclass"],
 )
-def test_enum_members_are_stored_as_their_plain_value(member: Any, plain: Any) -> None:
+def test_subclass_members_are_stored_as_their_plain_value(
+    member: Any, plain: Any
+) -> None:
     loaded = round_trip(member)
     assert loaded == plain
     assert type(loaded) is type(plain)

@@ -46,21 +46,6 @@ class Serializer(Protocol):
     def loads(self, data: bytes) -> Any: ...
 
 
-# A tagged value is a one-item dict whose key starts with a space, which no
-# ordinary session key is expected to do; a real dict of that shape is
-# itself wrapped in the " dict" tag, as a [key, value] pair rather than a
-# dict, since JSON decoding sees inner objects before outer ones.
-_ENCODERS: list[tuple[type, str, Callable[[Any], Any]]] = [
-    (datetime.datetime, " dt", lambda v: v.isoformat()),
-    (datetime.date, " d", lambda v: v.isoformat()),
-    (datetime.time, " t", lambda v: v.isoformat()),
-    (datetime.timedelta, " td", lambda v: [v.days, v.seconds, v.microseconds]),
-    (uuid.UUID, " u", lambda v: v.hex),
-    (decimal.Decimal, " dec", str),
-    (bytes, " b", lambda v: base64.b64encode(v).decode("ascii")),
-]
-
-
 class HTMLText(str):
     """Markup loaded where markupsafe is not installed: text already safe as HTML.
 
@@ -79,6 +64,23 @@ class HTMLText(str):
 
 def _markup(text: str) -> Any:
     return HTMLText(text) if _Markup is None else _Markup(text)
+
+
+# A tagged value is a one-item dict whose key starts with a space, which no
+# ordinary session key is expected to do; a real dict of that shape is
+# itself wrapped in the " dict" tag, as a [key, value] pair rather than a
+# dict, since JSON decoding sees inner objects before outer ones. Markup
+# (" m") is its HTML text; other str, int and float subclasses need no tag:
+# they are stored as the plain value, and so load as plain str, int, float.
+_ENCODERS: list[tuple[type, str, Callable[[Any], Any]]] = [
+    (datetime.datetime, " dt", lambda v: v.isoformat()),
+    (datetime.date, " d", lambda v: v.isoformat()),
+    (datetime.time, " t", lambda v: v.isoformat()),
+    (datetime.timedelta, " td", lambda v: [v.days, v.seconds, v.microseconds]),
+    (uuid.UUID, " u", lambda v: v.hex),
+    (decimal.Decimal, " dec", str),
+    (bytes, " b", lambda v: base64.b64encode(v).decode("ascii")),
+]
 
 
 _DECODERS: dict[str, Callable[[Any], Any]] = {
@@ -124,7 +126,9 @@ def _tag(value: Any) -> Any:
     if isinstance(value, str):  # a StrEnum member...: its plain text
         return str.__str__(value)
     if isinstance(value, (int, float)):  # an IntEnum member...: its number
-        return int.__index__(value) if isinstance(value, int) else float(value)
+        return (
+            int.__index__(value) if isinstance(value, int) else float.__float__(value)
+        )
     raise TypeError(f"values of type {kind.__name__} are not JSON serializable")
 
 
