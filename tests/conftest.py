@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import servers
+from helpers import FakeClock, fake_clock
 from servers import MissingBinary, ServerProcess
 
 
@@ -78,3 +79,10 @@ def fresh_redis(tmp_path: Path) -> Iterator[ServerProcess]:
     server = _started(servers.redis_server, tmp_path)
     yield server
     server.stop(crash=True)
+
+
+@pytest.fixture
+def frozen_clock() -> Iterator[FakeClock]:
+    """The one clock of wsgisession, standing still until the test moves it."""
+    with fake_clock() as fake:
+        yield fake

@@ -8,8 +8,8 @@ that holds the app only weakly.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Unpack
 
 from ..config import Settings
 from ..errors import ConfigError
@@ -24,6 +24,7 @@ from ._flask_config import (
 if TYPE_CHECKING:
     from flask import Flask
 
+    from ..config import Options
     from ..stores.base import Store
 
 __all__ = ["FlaskSessionMiddleware", "WeakWsgiApp"]
@@ -72,30 +73,37 @@ class FlaskSessionMiddleware(SessionMiddleware):
     settings they started with. The app is held weakly.
     """
 
-    def __init__(self, app: Flask, store: Store | None = None, **options: Any) -> None:
+    def __init__(
+        self, app: Flask, store: Store | None = None, **options: Unpack[Options]
+    ) -> None:
         #: The options passed to :func:`init_app`; they win over ``app.config``.
-        self.explicit = options
+        self.explicit: Options = options
         self.flask_app = weakref.ref(app)
+        settings = self._settings_from(app.config)
+        super().__init__(_wrappable(app), store, settings=settings)
         #: ``SESSION_REFRESH_EACH_REQUEST``: re-save permanent sessions each request.
-        self.refresh_each_request = False
-        self._snapshot: tuple[Any, ...] | None = None
-        self._configure(_wrappable(app), store, app.config)
+        self.refresh_each_request = refresh_each_request(app.config, options)
+        self._snapshot = config_snapshot(app.config)
 
-    def _configure(self, wsgi_app: Any, store: Store | None, config: Any) -> None:
-        options = options_from_config(config, self.explicit)
+    def _settings_from(self, config: Mapping[str, Any]) -> Settings:
+        """The settings ``config`` gives, the explicit options winning."""
         try:
-            SessionMiddleware.__init__(self, wsgi_app, store, **options)
+            return Settings.from_options(options_from_config(config, self.explicit))
         except ConfigError as exc:
             Settings.from_options(self.explicit)  # the caller's own mistake: plainly
             raise config_error(exc, self.explicit) from exc
-        self.refresh_each_request = refresh_each_request(config, self.explicit)
-        self._snapshot = config_snapshot(config)
 
     def follow_config(self) -> None:
         """Read Flask's settings again if ``app.config`` changed since last time."""
         app = self.flask_app()
-        if app is not None and config_snapshot(app.config) != self._snapshot:
-            self._configure(self.app, self.store, app.config)
+        if app is None:
+            return
+        snapshot = config_snapshot(app.config)
+        if snapshot == self._snapshot:
+            return
+        self.use_settings(self._settings_from(app.config))
+        self.refresh_each_request = refresh_each_request(app.config, self.explicit)
+        self._snapshot = snapshot
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]

@@ -35,14 +35,14 @@ from __future__ import annotations
 
 import datetime
 import logging
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, Unpack
 
 from flask import has_request_context, request
 from flask.sessions import NullSession, SessionInterface, SessionMixin
 
 from ..config import Settings
 from ..middleware import SessionMiddleware
-from ..response import ResponseHook
+from ..response import Response as SessionResponse
 from ..session import Session
 from . import SessionProxy
 from ._flask_middleware import FlaskSessionMiddleware
@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from flask import Flask
     from flask.wrappers import Request, Response
 
+    from ..config import Options
     from ..stores.base import Store
 
 __all__ = [
@@ -78,11 +79,13 @@ class FlaskSession(SessionProxy, SessionMixin):  # type: ignore[override]
     ``.wsgisession`` is the wrapped session itself.
     """
 
-    def __init__(self, session: Session, hook: ResponseHook | None = None) -> None:
+    def __init__(
+        self, session: Session, detached: SessionResponse | None = None
+    ) -> None:
         super().__init__(session)
         #: Set when no middleware saw this request (test contexts): then
-        #: :meth:`WsgiSessionInterface.save_session` saves, with this hook.
-        self.detached_hook = hook
+        #: :meth:`WsgiSessionInterface.save_session` saves, with this response.
+        self.detached_response = detached
 
     @property
     def permanent(self) -> bool:
@@ -249,9 +252,8 @@ class WsgiSessionInterface(SessionInterface):
             return None
         if isinstance(middleware, FlaskSessionMiddleware):
             middleware.follow_config()  # no request passed it: the cookie's name
-        hook = ResponseHook(middleware, request.environ, _no_start_response)
-        hook.session = middleware.open_session(hook.read_key())
-        return FlaskSession(hook.session, hook)
+        detached = middleware.detached_response(request.environ)
+        return FlaskSession(detached.session, detached)
 
     def save_session(
         self, app: Flask, session: SessionMixin, response: Response
@@ -260,20 +262,17 @@ class WsgiSessionInterface(SessionInterface):
             return
         raw = session.wsgisession
         _drop_if_emptied(raw)
-        hook = session.detached_hook
-        if hook is None:  # the middleware saves and sets the cookie
+        detached = session.detached_response
+        if detached is None:  # the middleware saves and sets the cookie
             middleware = find_middleware(app)
             if isinstance(middleware, FlaskSessionMiddleware) and (
                 middleware.refresh_each_request
             ):
                 _refresh_if_permanent(raw, keep_accessed=middleware.settings.lock)
             return
-        if not (raw.accessed or hook.middleware.settings.save_every_request):
-            return
-        hook.status = response.status
-        for name, value in hook.session_cookies(raw, final=True):
+        for name, value in detached.finish(response.status):
             response.headers.add(name, value)
-        if raw.accessed:
+        if detached.session.accessed:
             response.vary.add("Cookie")
 
     def __repr__(self) -> str:
@@ -315,12 +314,8 @@ def _refresh_if_permanent(session: Session, *, keep_accessed: bool) -> None:
         session.accessed = accessed
 
 
-def _no_start_response(*args: Any) -> NoReturn:
-    raise AssertionError("a detached session's hook never starts a response")
-
-
 def init_app(
-    app: Flask, store: Store | None = None, **options: Any
+    app: Flask, store: Store | None = None, **options: Unpack[Options]
 ) -> FlaskSessionMiddleware:
     """Give ``app`` wsgisession sessions: wrap ``app.wsgi_app``, set the interface.
 
