@@ -7,6 +7,7 @@ never from one another. Server fixtures live in ``conftest.py``.
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -61,6 +62,35 @@ STORE_FACTORIES: dict[str, Callable[..., Store]] = {
     "sqlite": stores.SQLiteStore,
     "memcached": stores.MemcachedStore,
     "redis": stores.RedisStore,
+}
+
+
+def _dump_memory(store: Store, argument: str) -> bytes:
+    assert isinstance(store, MemoryStore)
+    return repr((store._records, store._users, store._owners)).encode()
+
+
+def _dump_directory(store: Store, argument: str) -> bytes:
+    root = Path(argument)
+    return b"".join(
+        str(path.relative_to(root)).encode()
+        + (path.read_bytes() if path.is_file() else b"")
+        for path in sorted(root.rglob("*"))
+    )
+
+
+def _dump_sqlite(store: Store, argument: str) -> bytes:
+    with sqlite3.connect(argument) as conn:
+        return "\n".join(conn.iterdump()).encode()
+
+
+#: The stores that support a user's sessions (``supports_user_sessions``):
+#: kind (a key of STORE_FACTORIES) -> ``dump(store, argument)``, every byte
+#: the backing holds, records and user index alike (the user-session suite
+#: greps it for raw ids). A store joins tests/test_user_sessions.py with
+#: one entry here.
+USER_SESSION_STORES: dict[str, Callable[[Store, str], bytes]] = {
+    "memory": _dump_memory,
 }
 
 

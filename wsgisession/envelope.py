@@ -1,7 +1,10 @@
 """The record format: a session's data, creation time and expiry as bytes.
 
 A stored record is the serializer's encoding of
-``{"v": 1, "data": {...}, "created": <unix time>, "expiry": <Expiry>}``.
+``{"v": 1, "data": {...}, "created": <unix time>, "expiry": <Expiry>}``,
+plus ``"user"`` (the owner's id, for a bound session) and ``"saved"`` (the
+Unix time of the last save) when known: records without them (older ones)
+still read, and older readers ignore them.
 Both functions are pure: the serializer in, bytes or parts out. Changing
 the layout means a new ``v`` and a decoder that still reads version 1.
 """
@@ -20,11 +23,14 @@ FORMAT_VERSION = 1
 
 
 class Envelope(NamedTuple):
-    """A record's parts: the session's data, when it was created, its expiry."""
+    """A record's parts: the session's data, when it was created, its expiry,
+    its owner (None for a session bound to no user) and when it was last saved."""
 
     data: dict[str, Any]
     created: float
     expiry: Expiry
+    user: str | None = None
+    saved: float | None = None
 
 
 class CorruptRecord(ValueError):
@@ -33,8 +39,12 @@ class CorruptRecord(ValueError):
 
 def encode(serializer: Serializer, envelope: Envelope) -> bytes:
     """The record's bytes; an unserializable value is reported by its key."""
-    data, created, expiry = envelope
+    data, created, expiry, user, saved = envelope
     record = {"v": FORMAT_VERSION, "data": data, "created": created, "expiry": expiry}
+    if user is not None:
+        record["user"] = user
+    if saved is not None:
+        record["saved"] = saved
     dumps = serializer.dumps
     try:
         return dumps(record)
@@ -59,6 +69,13 @@ def decode(serializer: Serializer, payload: bytes) -> Envelope:
         if not (expiry is None or type(expiry) is int or isinstance(expiry, str)):
             raise TypeError(f"malformed expiry {expiry!r}")
         decode_moment(expiry)
+        user, saved = record.get("user"), record.get("saved")
+        if not (user is None or (isinstance(user, str) and user)):
+            raise TypeError(f"malformed user {user!r}")
+        if not (saved is None or isinstance(saved, (int, float))):
+            raise TypeError(f"malformed saved time {saved!r}")
     except Exception as exc:
         raise CorruptRecord(f"{type(exc).__name__}: {exc}") from exc
-    return Envelope(data, float(created), expiry)
+    return Envelope(
+        data, float(created), expiry, user, None if saved is None else float(saved)
+    )

@@ -13,6 +13,7 @@ from .response import Response, ResponseSetup
 from .serializers import PickleSerializer, Serializer, resolve_serializer
 from .session import Session
 from .stores.base import Store
+from .usersessions import UserSession, UserSessions
 
 __all__ = ["SessionMiddleware"]
 
@@ -98,6 +99,7 @@ class SessionMiddleware:
         # Used on every request: bound once.
         self._setup = self._response_setup(settings, serializer)
         self._environ_key = settings.environ_key
+        self._users = UserSessions(self.store, settings, serializer)
 
     def _response_setup(
         self, settings: Settings, serializer: Serializer
@@ -147,6 +149,31 @@ class SessionMiddleware:
             session_key or None,
             serializer=self.serializer,
         )
+
+    # -- a user's sessions ----------------------------------------------------
+
+    def user_sessions(self, user_id: str | int) -> list[UserSession]:
+        """The live sessions bound to ``user_id``, the most recently saved first.
+
+        One store read per listed session; NotImplementedError on a store
+        without user sessions.
+        """
+        return self._users.list(user_id)
+
+    def revoke_user_sessions(
+        self, user_id: str | int, *, keep: Session | str | None = None
+    ) -> int:
+        """End every session of ``user_id`` except ``keep`` (a Session or a handle).
+
+        Returns how many were ended. Their next request finds an empty
+        session; a save already in flight cannot bring one back.
+        """
+        handle = keep.handle if isinstance(keep, Session) else keep
+        return self._users.revoke_all(user_id, handle)
+
+    def revoke_user_session(self, user_id: str | int, handle: str) -> bool:
+        """End the session of ``user_id`` named ``handle``; False if there was none."""
+        return self._users.revoke_one(user_id, handle)
 
     def close(self) -> None:
         """Close the store (its connections, handles); the middleware is not used again."""
