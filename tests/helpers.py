@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
@@ -91,6 +92,8 @@ def _dump_sqlite(store: Store, argument: str) -> bytes:
 #: one entry here.
 USER_SESSION_STORES: dict[str, Callable[[Store, str], bytes]] = {
     "memory": _dump_memory,
+    "file": _dump_directory,
+    "sqlite": _dump_sqlite,
 }
 
 
@@ -178,6 +181,26 @@ def call(app, query: str, cookie: str | None) -> list[tuple[str, str]]:
     b"".join(body)
     getattr(body, "close", lambda: None)()
     return captured
+
+
+def user_app(environ, start_response):
+    """``?login=U`` binds, ``?cycle`` cycles, ``?set=V`` stores V; the body
+    is ``user_id handle value``."""
+    session = environ["wsgisession"]
+    query = environ["QUERY_STRING"]
+    action, _, value = unquote(query).partition("=")
+    if action == "login":
+        session["agent"] = environ.get("HTTP_USER_AGENT", "")
+        session.bind_user(value)
+    elif action == "cycle":
+        session.cycle_key()
+    elif action == "set":
+        session["value"] = value
+    elif action == "logout":
+        session.flush()
+    body = f"{session.user_id} {session.handle} {session.get('value')}"
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [body.encode()]
 
 
 def new_session(app) -> str:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple, Self
 
 from ..clock import now
-from ..keys import generate_key, is_valid_key, storage_key
+from ..keys import generate_key, is_valid_key, storage_key, user_storage_key
 
 __all__ = [
     "PENDING_GRACE",
@@ -40,6 +40,7 @@ __all__ = [
     "generate_key",
     "now",
     "storage_key",
+    "user_storage_key",
 ]
 
 
