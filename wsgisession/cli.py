@@ -15,6 +15,7 @@ from .config import Settings, StoreSpec, parse_settings
 from .errors import ConfigError, SessionError
 from .keys import generate_key
 from .storespec import store_keys
+from .usercli import add_user_commands
 
 PREFIX = "wsgisession."
 
@@ -204,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_store_arguments(check)
     check.set_defaults(handler=command_check)
+    add_user_commands(commands, _add_store_arguments, settings_from_arguments)
     return parser
 
 

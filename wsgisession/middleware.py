@@ -13,7 +13,7 @@ from .response import Response, ResponseSetup
 from .serializers import PickleSerializer, Serializer, resolve_serializer
 from .session import Session
 from .stores.base import Store
-from .usersessions import UserSession, UserSessions
+from .usersessions import HasHandle, UserSession, UserSessions
 
 __all__ = ["SessionMiddleware"]
 
@@ -161,14 +161,16 @@ class SessionMiddleware:
         return self._users.list(user_id)
 
     def revoke_user_sessions(
-        self, user_id: str | int, *, keep: Session | str | None = None
+        self, user_id: str | int, *, keep: HasHandle | str | None = None
     ) -> int:
         """End every session of ``user_id`` except ``keep`` (a Session or a handle).
 
-        Returns how many were ended. Their next request finds an empty
-        session; a save already in flight cannot bring one back.
+        ``keep`` may also be a framework's session object (Flask's, Pyramid's).
+        Returns how many records were deleted (a session caught changing
+        keys counts twice). Their next request finds an empty session; a
+        save already in flight cannot bring one back.
         """
-        handle = keep.handle if isinstance(keep, Session) else keep
+        handle = keep if keep is None or isinstance(keep, str) else keep.handle
         return self._users.revoke_all(user_id, handle)
 
     def revoke_user_session(self, user_id: str | int, handle: str) -> bool:

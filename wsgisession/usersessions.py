@@ -21,7 +21,7 @@ import hashlib
 import logging
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 from . import clock, envelope
 from .config import Settings
@@ -30,7 +30,7 @@ from .errors import SessionError
 from .serializers import Serializer
 from .stores.base import Record, Store
 
-__all__ = ["UserSession", "UserSessions", "handle_of", "user_key"]
+__all__ = ["HasHandle", "UserSession", "UserSessions", "handle_of", "user_key"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +38,13 @@ _HANDLE_SALT = b"wsgisession-handle:"
 _HANDLE_LENGTH = 22  # 132 bits of the SHA-256
 #: Rounds of a revocation racing with sessions that change keys meanwhile.
 _REVOKE_ROUNDS = 20
+
+
+class HasHandle(Protocol):
+    """A session, or a framework's view of one: what ``keep=`` takes."""
+
+    @property
+    def handle(self) -> str | None: ...
 
 
 def user_key(user_id: object) -> str:
@@ -103,6 +110,8 @@ class UserSessions:
         until a round deletes everything it lists, so none escapes.
         """
         user, revoked = user_key(user_id), 0
+        if keep is not None and not isinstance(keep, str):
+            raise TypeError(f"keep must be a Session or a handle, not {keep!r}")
         for _ in range(_REVOKE_ROUNDS):
             vanished = False
             for name, session in self._indexed(user).items():

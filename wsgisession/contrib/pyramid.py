@@ -18,6 +18,11 @@ session object (:class:`PyramidSession`) provides Pyramid's ``ISession``:
 is deleted and the cookie with it), flash queues, and the session CSRF
 methods, so Pyramid's default CSRF storage policy and
 ``SessionCSRFStoragePolicy`` both work.
+
+A user's sessions: ``request.session.bind_user(user_id)``, ``.user_id`` and
+``.handle`` are passed through, and the middleware (for
+``user_sessions()``, ``revoke_user_sessions()``, ``revoke_user_session()``)
+is ``request.registry["wsgisession"]``.
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ logger = logging.getLogger(__name__)
 #: Session keys of the flash queues and the CSRF token, as Pyramid's own session.
 FLASH_PREFIX = "_f_"
 CSRF_KEY = "_csrft_"
+#: Where :func:`make_wsgi_app` keeps the middleware in the registry.
+REGISTRY_KEY = "wsgisession"
 
 
 class PyramidSession(SessionProxy):
@@ -148,7 +155,11 @@ def make_wsgi_app(config: Any, prefix: str = "wsgisession.") -> SessionMiddlewar
     """``config.make_wsgi_app()`` wrapped in the middleware its settings describe.
 
     The settings' keys starting with ``prefix`` are the middleware's options
-    and store keys; an unknown one raises ConfigError here, at startup.
+    and store keys; an unknown one raises ConfigError here, at startup. The
+    middleware is also kept as ``request.registry["wsgisession"]``, for its
+    ``user_sessions()`` and ``revoke_user_session(s)()`` methods.
     """
     settings = config.get_settings() or {}
-    return make_middleware(config.make_wsgi_app(), settings, prefix)
+    middleware = make_middleware(config.make_wsgi_app(), settings, prefix)
+    config.registry[REGISTRY_KEY] = middleware
+    return middleware

@@ -216,7 +216,7 @@ class Store(abc.ABC):
         later) or both in one step (a column of the record's row), and never
         let a concurrent pruning drop the entry of a create in progress (hold
         the index's lock across both, or prune an entry without a record only
-        once it is older than :data:`PENDING_GRACE` seconds). Entries of dead
+        once it is older than ``PENDING_GRACE`` seconds). Entries of dead
         records are pruned here and at listing, so the index never grows
         without bound. The index keeps ``storage_key(session_key)``, never the
         key itself.
