@@ -489,8 +489,12 @@ class Session(MutableMapping[str, Any]):
     def _current_envelope(self) -> Envelope:
         assert self._data is not None and self._created is not None
         return Envelope(
-            self._data, self._created, self._expiry, self._user, clock.now()
+            self._data, self._created, self._expiry, self._user, self._save_time()
         )
+
+    def _save_time(self) -> float | None:
+        """The envelope's ``saved`` (for listings); a cookie has no room to spare."""
+        return None if self._store.client_side else clock.now()
 
     def _create(self, user: str | None, *, fresh: bool = False) -> None:
         """Store the data as a new record under a new (or reserved) key."""
@@ -526,7 +530,7 @@ class Session(MutableMapping[str, Any]):
                 parts = self._current_envelope()  # nobody changed it meanwhile
             else:
                 parts = self._merged_with(current)._replace(
-                    user=self._user, saved=clock.now()
+                    user=self._user, saved=self._save_time()
                 )
             payload = envelope.encode(self._serializer, parts)
             expires_at = self._expires_at(parts.expiry, parts.created, clock.now())
