@@ -202,6 +202,9 @@ def test_revoke_all_ends_every_session_of_the_user(site: Site) -> None:
     devices = [login(site) for _ in range(3)]
     bystander = login(site, "bob")
     assert site.middleware.revoke_user_sessions(USER) == 3
+    response = devices[0].get("/")
+    assert response.text == "None None None"
+    assert response.headers["Set-Cookie"].startswith("sessionid=; ")  # deleted
     for device in devices:
         assert state(device) == ["None", "None", "None"]
     assert site.middleware.user_sessions(USER) == []

@@ -174,7 +174,12 @@ class SessionMiddleware:
         return self._users.revoke_all(user_id, handle)
 
     def revoke_user_session(self, user_id: str | int, handle: str) -> bool:
-        """End the session of ``user_id`` named ``handle``; False if there was none."""
+        """End the session of ``user_id`` named ``handle``; False if there was none.
+
+        A session changing keys at that very moment (its own ``cycle_key()``)
+        gets a new handle and may escape; :meth:`revoke_user_sessions` lets
+        none escape.
+        """
         return self._users.revoke_one(user_id, handle)
 
     def close(self) -> None:
