@@ -1,7 +1,8 @@
 """The store protocol (``stores/base.py``) of every server-side store, tested once.
 
 Each test runs against the memory, file, SQLite, memcached and Redis stores
-(the last two on the real servers of conftest.py) through the protocol,
+(the last two on the real servers of conftest.py, each also as a pool of
+three memcached servers and a three-master Redis Cluster) through the protocol,
 and checks the backing from outside through a :class:`View`. What only one
 store does lives in its own ``test_store_<name>.py``.
 """
@@ -23,18 +24,18 @@ from urllib.parse import unquote
 import pytest
 import redis
 from pymemcache.client.base import Client  # type: ignore[import-untyped]
-from servers import ServerProcess
 
 from wsgisession import stores
 from wsgisession.errors import SessionInterrupted, StoreUnavailable
 from wsgisession.keys import generate_key, storage_key
 from wsgisession.stores.base import Merge, Record, Store, now
 
-KINDS = ["memory", "file", "sqlite", "memcached", "redis"]
+SCALED = ["memcached-pool", "redis-cluster"]  # several servers
+KINDS = ["memory", "file", "sqlite", "memcached", "redis", *SCALED]
 LOCAL = ["memory", "file", "sqlite"]  # clear_expired() does the expiring
-NATIVE = ["memcached", "redis"]  # the server expires records
-OPTIMISTIC = ["sqlite", "memcached", "redis"]  # save the loaded record if unchanged
-SHARED = ["file", "sqlite", "memcached", "redis"]  # one store for many processes
+NATIVE = ["memcached", "redis", *SCALED]  # the server expires records
+OPTIMISTIC = ["sqlite", *NATIVE]  # save the loaded record if unchanged
+SHARED = ["file", "sqlite", *NATIVE]  # one store for many processes
 PREFIX = "wsgisession:"
 PAYLOAD = bytes(range(256)) + b"\r\nEND\r\n" + b"x" * 100_000
 _MISSHAPEN = ["", "x", "a" * 42, "a" * 44, "a" * 42 + "!", "a b" * 15, "a" * 5000]
@@ -52,6 +53,8 @@ STORES: dict[str, Callable[..., Store]] = {
     "sqlite": stores.SQLiteStore,
     "memcached": stores.MemcachedStore,
     "redis": stores.RedisStore,
+    "memcached-pool": stores.MemcachedStore,
+    "redis-cluster": stores.RedisStore,
 }
 
 
@@ -136,6 +139,46 @@ class RedisView(MemcachedView):
         return {name.decode(): self.raw.get(name) for name in self.raw.keys("*")}
 
 
+class GroupView(View):
+    """Several servers: what each holds (a record never on two of them)."""
+
+    def __init__(self, kind: str, argument: str, views: list[View]) -> None:
+        super().__init__(kind, argument)
+        self.views = views
+        # Connect first: a cluster client maps the slots on its first command,
+        # which must not eat into the timings of the tests.
+        self.store.load(generate_key())
+
+    def name_of(self, key: str) -> str:
+        return self.views[0].name_of(key)
+
+    def records(self) -> dict[str, bytes]:
+        held = [view.records() for view in self.views]
+        assert sum(map(len, held)) == len({name for part in held for name in part})
+        return {name: data for part in held for name, data in part.items()}
+
+    def dump(self) -> bytes:
+        return b"".join(view.dump() for view in self.views)
+
+
+def server_views(kind: str, request: pytest.FixtureRequest) -> Iterator[View]:
+    """Views of the one server, or of each server of the group, of ``kind``."""
+    group: Any = request.getfixturevalue(f"clean_{kind.replace('-', '_')}")
+    raws: list[Any] = []
+    try:
+        if kind.startswith("memcached"):
+            for server in getattr(group, "servers", [group]):
+                raws.append(Client((server.host, server.port), timeout=5))
+                yield MemcachedView(kind, server.address, raws[-1])
+        else:
+            for server in getattr(group, "nodes", [group]):
+                raws.append(redis.Redis(host=server.host, port=server.port))
+                yield RedisView(kind, server.url, raws[-1])
+    finally:
+        for raw in raws:
+            raw.close()
+
+
 LOCAL_VIEWS = {"memory": View, "file": FileView, "sqlite": SQLiteView}
 
 
@@ -146,14 +189,14 @@ def view(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[View]:
         path = tmp_path / ("sessions.sqlite3" if kind == "sqlite" else "sessions")
         yield LOCAL_VIEWS[kind](kind, str(path))
         return
-    server: ServerProcess = request.getfixturevalue(f"clean_{kind}")
-    if kind == "memcached":
-        raw = Client((server.host, server.port), timeout=5)
-        yield MemcachedView(kind, server.address, raw)
+    views = server_views(kind, request)
+    if kind not in SCALED:
+        yield next(views)
     else:
-        raw = redis.Redis(host=server.host, port=server.port)
-        yield RedisView(kind, server.url, raw)
-    raw.close()
+        group = request.getfixturevalue(f"clean_{kind.replace('-', '_')}")
+        argument = group.url if kind == "redis-cluster" else group.spec
+        yield GroupView(kind, argument, list(views))
+    views.close()
 
 
 def payload_of(store: Store, key: str) -> bytes:
@@ -358,7 +401,7 @@ def test_clear_expired_counts_exactly(view: View) -> None:
 def test_endless_contention_gives_up(
     view: View, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    module = importlib.import_module(f"wsgisession.stores.{view.kind}")
+    module = importlib.import_module(f"wsgisession.stores.{view.kind.split('-')[0]}")
     monkeypatch.setattr(module, "MAX_ATTEMPTS", 3)
     store, key = view.store, generate_key()
     calls: list[bytes | None] = []

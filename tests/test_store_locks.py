@@ -26,6 +26,7 @@ from wsgisession.stores import (
 from wsgisession.stores.base import Store
 
 KINDS = ["memory", "file", "sqlite", "memcached", "redis"]
+KINDS += ["memcached-pool", "redis-cluster"]  # three servers, three masters
 
 
 def store_argument(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
@@ -38,6 +39,10 @@ def store_argument(kind: str, request: pytest.FixtureRequest, tmp_path: Path) ->
         return str(request.getfixturevalue("clean_memcached").address)
     if kind == "redis":
         return str(request.getfixturevalue("clean_redis").url)
+    if kind == "memcached-pool":
+        return str(request.getfixturevalue("clean_memcached_pool").spec)
+    if kind == "redis-cluster":
+        return str(request.getfixturevalue("clean_redis_cluster").url)
     return ""
 
 
@@ -48,6 +53,8 @@ def build(kind: str, argument: str) -> Store:
         "sqlite": lambda: SQLiteStore(argument),
         "memcached": lambda: MemcachedStore(argument),
         "redis": lambda: RedisStore(argument),
+        "memcached-pool": lambda: MemcachedStore(argument),
+        "redis-cluster": lambda: RedisStore(argument),
     }
     return makers[kind]()
 
