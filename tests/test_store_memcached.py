@@ -6,20 +6,23 @@ every store, in test_store_contract.py.
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import socket
 import struct
 import time
+import warnings
 from collections.abc import Iterator
 
 import pytest
 from pymemcache.client.base import Client  # type: ignore[import-untyped]
 from pymemcache.client.hash import HashClient  # type: ignore[import-untyped]
-from servers import ServerProcess, free_port
+from servers import MemcachedPool, ServerProcess, free_port
 
 from wsgisession.errors import (
     ConfigError,
+    LockTimeout,
     StoreUnavailable,
 )
 from wsgisession.keys import generate_key
@@ -34,8 +37,10 @@ DAY = 24 * 3600
 
 
 @pytest.fixture
-def store(clean_memcached: ServerProcess) -> MemcachedStore:
-    return MemcachedStore(clean_memcached.address)
+def store(clean_memcached: ServerProcess) -> Iterator[MemcachedStore]:
+    store = MemcachedStore(clean_memcached.address)
+    yield store
+    store.close()
 
 
 @pytest.fixture
@@ -279,3 +284,117 @@ def test_a_value_over_the_item_limit_is_store_unavailable(
     with pytest.raises(StoreUnavailable, match="too large"):
         store.create(key, b"x" * 2_000_000, later())
     assert store.create(key, b"small", later()) == key  # the store still works
+
+
+# -- expiry: the header is the only judge ----------------------------------
+
+
+def sleep_until(moment: float) -> None:
+    time.sleep(max(0.0, moment - time.time()))
+
+
+@pytest.mark.slow
+def test_a_record_lives_exactly_until_its_expires_at(store: MemcachedStore) -> None:
+    """memcached's clock lags by up to 1 s: its own TTL must not end it early."""
+    key, created = generate_key(), time.time()
+    store.create(key, b"two seconds", created + 2)
+    sleep_until(created + 1.9)
+    assert store.load(key) is not None
+    sleep_until(created + 2.02)
+    assert store.load(key) is None
+
+
+@pytest.mark.slow
+def test_a_lock_lives_exactly_until_its_ttl(store: MemcachedStore) -> None:
+    key, taken = generate_key(), time.time()
+    holder = store.lock(key, 1.0, 2.0)
+    holder.__enter__()  # a holder that never lets go
+    sleep_until(taken + 1.85)
+    with pytest.raises(LockTimeout), store.lock(key, 0.1, 2.0):
+        pass  # pragma: no cover - never reached
+    sleep_until(taken + 2.02)
+    successor = store.lock(key, 0.1, 60.0)
+    successor.__enter__()  # the holder's time is up: taken over at once
+    holder.__exit__(None, None, None)  # the late holder frees nothing of its successor
+    with pytest.raises(LockTimeout), store.lock(key, 0.1, 60.0):
+        pass  # pragma: no cover - never reached
+    successor.__exit__(None, None, None)
+    with store.lock(key, 0.1, 60.0):
+        pass
+
+
+def test_an_expired_loaded_copy_is_never_written_back(
+    store: MemcachedStore, raw: Client
+) -> None:
+    """The item outlives its header (the clock margin): its CAS token still
+    matches, but the copy is dead, and merge must see that."""
+    key = generate_key()
+    store.create(key, b"brief", time.time() + 0.2)
+    loaded = store.load(key)
+    assert loaded is not None
+    time.sleep(0.3)
+    assert raw.get(store._name(key)) is not None  # memcached still holds it
+    seen: list[bytes | None] = []
+
+    def merge(current: bytes | None) -> tuple[bytes, float]:
+        seen.append(current)
+        return b"fresh", later()
+
+    store.update(key, merge, loaded)
+    assert seen == [None]
+    record = store.load(key)
+    assert record is not None and record.payload == b"fresh"
+
+
+def test_create_is_one_add(store: MemcachedStore, raw: Client) -> None:
+    store.load(generate_key())  # opens the connection
+    before = counts(raw)
+    store.create(generate_key(), b"{}", later())
+    after = counts(raw)
+    delta = {name: after[name] - before[name] for name in after}
+    assert delta == {
+        "cmd_get": 0,
+        "cmd_set": 1,
+        "cas_hits": 0,
+        "cas_misses": 0,
+        "delete_hits": 0,
+    }
+
+
+def test_a_restarted_server_costs_no_error(fresh_memcached: ServerProcess) -> None:
+    """Pooled connections to the old process fail once, then run again anew."""
+    store, key = MemcachedStore(fresh_memcached.address), generate_key()
+    store.create(key, b"before", later())
+    fresh_memcached.stop()
+    fresh_memcached.start()
+    assert store.load(key) is None  # the restart emptied it; no error
+    assert store.create(key, b"after", later()) == key
+    record = store.load(key)
+    assert record is not None and record.payload == b"after"
+    store.close()
+
+
+def test_close_leaves_no_open_socket(clean_memcached: ServerProcess) -> None:
+    store = MemcachedStore(clean_memcached.address)
+    store.create(generate_key(), b"x", later())
+    (client,) = store._servers[0]._pool.free
+    store.close()
+    assert client.sock is None
+    assert store.load(generate_key()) is None  # reconnects if used again
+    store.close()
+
+
+def test_no_resource_warning_after_close(
+    clean_memcached: ServerProcess, clean_memcached_pool: MemcachedPool
+) -> None:
+    gc.collect()  # what earlier tests left behind is not this test's business
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        for servers in (clean_memcached.address, clean_memcached_pool.spec):
+            store = MemcachedStore(servers)
+            for _ in range(5):
+                store.create(generate_key(), b"x", later())
+            store.close()
+            del store
+            gc.collect()
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
