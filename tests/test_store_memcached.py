@@ -249,7 +249,7 @@ def test_load_and_save_cost_two_round_trips(store: MemcachedStore, raw: Client) 
 
 def test_sockets_have_tcp_nodelay(store: MemcachedStore) -> None:
     store.load(generate_key())
-    (client,) = store._servers[0]._pool.free
+    (client,) = store._servers[0]._free
     assert client.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
 
 
@@ -377,7 +377,7 @@ def test_a_restarted_server_costs_no_error(fresh_memcached: ServerProcess) -> No
 def test_close_leaves_no_open_socket(clean_memcached: ServerProcess) -> None:
     store = MemcachedStore(clean_memcached.address)
     store.create(generate_key(), b"x", later())
-    (client,) = store._servers[0]._pool.free
+    (client,) = store._servers[0]._free
     store.close()
     assert client.sock is None
     assert store.load(generate_key()) is None  # reconnects if used again

@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 import re
 import time
+import weakref
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,7 +26,6 @@ from pymemcache.client.base import (  # type: ignore[import-untyped]
 from pymemcache.exceptions import (  # type: ignore[import-untyped]
     MemcacheUnexpectedCloseError,
 )
-from pymemcache.pool import ObjectPool  # type: ignore[import-untyped]
 
 from ..errors import ConfigError
 
@@ -77,12 +78,16 @@ class Server:
 
         self._create = create
         self._down_until = 0.0
-        self._new_pool()
+        # Idle clients; deque's pop and append are atomic, so no lock is
+        # needed. Clients connect on first use and after an error closed them.
+        self._free: deque[Any] = deque()
+        # A forked child must not talk over its parent's sockets.
+        forget = weakref.WeakMethod(self._forget_inherited)
+        os.register_at_fork(after_in_child=lambda: (forget() or _ignore)())
 
-    def _new_pool(self) -> None:
-        # Clients connect on first use and reconnect after an error closed them.
-        self._pool = ObjectPool(self._create, after_remove=lambda c: c.close())
-        self._pid = os.getpid()
+    def _forget_inherited(self) -> None:
+        """In a forked child: drop the clients inherited from the parent."""
+        self.close()
 
     @property
     def node(self) -> str:
@@ -100,18 +105,18 @@ class Server:
     def run(self, command: str, name: str, *args: Any, **kwargs: Any) -> Any:
         """Run a pymemcache ``command`` with a pooled client; a client that
         failed is dropped, not returned to the pool."""
-        if self._pid != os.getpid():
-            # A forked child must not talk over its parent's sockets.
-            self._new_pool()
-        client = self._pool.get()
+        try:
+            client = self._free.pop()
+        except IndexError:
+            client = self._create()
         try:
             result = self._send(client, command, name, *args, **kwargs)
         except BaseException as exc:
-            self._pool.destroy(client)
+            client.close()
             if isinstance(exc, OSError | MemcacheUnexpectedCloseError):
                 self._down_until = time.monotonic() + DOWN_FOR
             raise
-        self._pool.release(client)
+        self._free.append(client)
         self._down_until = 0.0
         return result
 
@@ -129,11 +134,19 @@ class Server:
         return getattr(client, command)(name, *args, **kwargs)
 
     def close(self) -> None:
-        """Close every pooled connection; the next command opens a new one."""
-        self._pool.clear()
+        """Close every idle connection; the next command opens a new one."""
+        while self._free:
+            try:
+                self._free.pop().close()
+            except IndexError:  # another thread took the last one
+                break
 
     def __repr__(self) -> str:
         return f"<memcached server {self.spec}>"
+
+
+def _ignore() -> None:
+    """What the fork hook calls once its server is gone."""
 
 
 def server_specs(servers: str | Sequence[str]) -> list[str]:
