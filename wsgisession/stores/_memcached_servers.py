@@ -102,15 +102,24 @@ class Server:
         """Whether the server failed to answer in the last few seconds."""
         return self._down_until > time.monotonic()
 
-    def run(self, command: str, name: str, *args: Any, **kwargs: Any) -> Any:
-        """Run a pymemcache ``command`` with a pooled client; a client that
-        failed is dropped, not returned to the pool."""
+    def run(self, command: str, name: str, *args: Any) -> Any:
+        """Run a pymemcache ``command`` with an idle client (a new one if none
+        is idle); a client that failed is closed, not kept. A pooled
+        connection the server closed meanwhile (it restarted) fails on its
+        first command, which then runs once more on a new connection."""
         try:
             client = self._free.pop()
         except IndexError:
             client = self._create()
+        reused = client.sock is not None
         try:
-            result = self._send(client, command, name, *args, **kwargs)
+            try:
+                result = getattr(client, command)(name, *args)
+            except _STALE:
+                if not reused:
+                    raise
+                client.close()
+                result = getattr(client, command)(name, *args)
         except BaseException as exc:
             client.close()
             if isinstance(exc, OSError | MemcacheUnexpectedCloseError):
@@ -119,19 +128,6 @@ class Server:
         self._free.append(client)
         self._down_until = 0.0
         return result
-
-    @staticmethod
-    def _send(client: Any, command: str, name: str, *args: Any, **kwargs: Any) -> Any:
-        """The command's reply; once more on a new connection if the pooled one
-        turns out to be closed by the server (it restarted since)."""
-        reused = client.sock is not None
-        try:
-            return getattr(client, command)(name, *args, **kwargs)
-        except _STALE:
-            if not reused:
-                raise
-        client.close()
-        return getattr(client, command)(name, *args, **kwargs)
 
     def close(self) -> None:
         """Close every idle connection; the next command opens a new one."""

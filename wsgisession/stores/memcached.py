@@ -134,6 +134,7 @@ class MemcachedStore(Store):
         self._key_prefix = key_prefix
         self._servers = [Server(spec, connect, io) for spec in self._specs]
         self._by_node = {server.node: server for server in self._servers}
+        self._single = self._servers[0] if len(self._servers) == 1 else None
         self._ring = RendezvousHash()
         for server in self._servers:
             self._ring.add_node(server.node)
@@ -142,24 +143,32 @@ class MemcachedStore(Store):
         return self._key_prefix + storage_key(session_key)
 
     def _server_for(self, name: str) -> Server:
-        if len(self._servers) == 1:
-            return self._servers[0]
+        if self._single is not None:
+            return self._single
         return self._by_node[self._ring.get_node(name)]
 
-    def _call(
-        self, command: str, name: str, *args: Any, route: str = "", **kwargs: Any
-    ) -> Any:
+    def _call(self, command: str, name: str, *args: Any) -> Any:
         """Run a pymemcache ``command`` on ``name``, on the server that holds
-        the record ``route`` (default: ``name`` itself); failures become
-        ``StoreUnavailable``. Writes wait for the server's reply."""
-        server = self._server_for(route or name)
+        it; failures become ``StoreUnavailable``. Writes wait for the reply."""
+        server = self._single or self._by_node[self._ring.get_node(name)]
         try:
-            return server.run(command, name, *args, **kwargs)
+            return server.run(command, name, *args)
         except (MemcacheError, OSError) as exc:
-            raise StoreUnavailable(
-                f"memcached server {server.spec} failed: {type(exc).__name__}: {exc}",
-                store=repr(self),
-            ) from exc
+            raise self._unavailable(server, exc) from exc
+
+    def _call_beside(self, record: str, command: str, name: str, *args: Any) -> Any:
+        """:meth:`_call` for an item kept on the server of ``record`` (its lock)."""
+        server = self._server_for(record)
+        try:
+            return server.run(command, name, *args)
+        except (MemcacheError, OSError) as exc:
+            raise self._unavailable(server, exc) from exc
+
+    def _unavailable(self, server: Server, exc: Exception) -> StoreUnavailable:
+        return StoreUnavailable(
+            f"memcached server {server.spec} failed: {type(exc).__name__}: {exc}",
+            store=repr(self),
+        )
 
     def generate_key(self) -> str:
         """A fresh id, on a server that is up if one of them is down: new
@@ -202,11 +211,12 @@ class MemcachedStore(Store):
         """One ``add``; None if the key is live, or if its server is down while
         another is up (the session then asks :meth:`generate_key` again)."""
         name = self._name(session_key)
-        if memcached_expire(expires_at, now()) is None:
+        expire = memcached_expire(expires_at, now())
+        if expire is None:
             # Born expired: nothing to store, but a live record still wins.
             return None if self.load(session_key) is not None else session_key
         try:
-            if self._write(name, payload, expires_at, None):
+            if self._call("add", name, pack(payload, expires_at), expire):
                 return session_key
         except StoreUnavailable:
             if self._server_for(name).down and not all(
@@ -258,8 +268,8 @@ class MemcachedStore(Store):
             return True
         value = pack(payload, expires_at)
         if cas is None:
-            return bool(self._call("add", name, value, expire=expire))
-        return bool(self._call("cas", name, value, cas, expire=expire))
+            return bool(self._call("add", name, value, expire))
+        return bool(self._call("cas", name, value, cas, expire))
 
     def delete(self, session_key: str) -> None:
         name = self._name(session_key)
@@ -290,25 +300,25 @@ class MemcachedStore(Store):
         moment = now()
         value = pack(token, moment + ttl)
         expire = memcached_expire(moment + ttl, moment) or CLOCK_MARGIN
-        if self._call("add", name, value, expire=expire, route=record):
+        if self._call_beside(record, "add", name, value, expire):
             return True
-        held, cas = self._call("gets", name, route=record)
+        held, cas = self._call_beside(record, "gets", name)
         if held is None:  # released meanwhile: the next poll adds it
             return False
         holder = unpack(held)
         if holder is not None and holder[1] > now():
             return False
         # The holder's time is up (or the item is not ours): take it over.
-        return bool(self._call("cas", name, value, cas, expire=expire, route=record))
+        return bool(self._call_beside(record, "cas", name, value, cas, expire))
 
     def _unlock(self, record: str, name: str, token: bytes) -> None:
         """Remove the lock item if it is still ours; failures are only logged,
         since the item expires anyway and must not mask the request's error."""
         try:
-            held, cas = self._call("gets", name, route=record)
+            held, cas = self._call_beside(record, "gets", name)
             holder = unpack(held)
             if holder is not None and holder[0] == token:  # unless taken over
-                self._call("cas", name, b"", cas, expire=-1, route=record)
+                self._call_beside(record, "cas", name, b"", cas, -1)
         except StoreUnavailable:
             logger.warning("%r: could not release the lock %s", self, name)
 
