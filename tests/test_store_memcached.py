@@ -6,19 +6,17 @@ every store, in test_store_contract.py.
 
 from __future__ import annotations
 
-import gc
 import logging
 import math
 import socket
 import struct
 import time
-import warnings
 from collections.abc import Iterator
 
 import pytest
 from pymemcache.client.base import Client  # type: ignore[import-untyped]
 from pymemcache.client.hash import HashClient  # type: ignore[import-untyped]
-from servers import MemcachedPool, ServerProcess, free_port
+from servers import ServerProcess, free_port
 
 from wsgisession.errors import (
     ConfigError,
@@ -382,19 +380,3 @@ def test_close_leaves_no_open_socket(clean_memcached: ServerProcess) -> None:
     assert client.sock is None
     assert store.load(generate_key()) is None  # reconnects if used again
     store.close()
-
-
-def test_no_resource_warning_after_close(
-    clean_memcached: ServerProcess, clean_memcached_pool: MemcachedPool
-) -> None:
-    gc.collect()  # what earlier tests left behind is not this test's business
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ResourceWarning)
-        for servers in (clean_memcached.address, clean_memcached_pool.spec):
-            store = MemcachedStore(servers)
-            for _ in range(5):
-                store.create(generate_key(), b"x", later())
-            store.close()
-            del store
-            gc.collect()
-    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []

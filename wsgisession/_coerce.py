@@ -41,7 +41,13 @@ MAX_SECONDS = 100 * 366 * 86400
 _TRUE = ("true", "yes", "on")
 _FALSE = ("false", "no", "off")
 _SAMESITE = ("Lax", "Strict", "None")
-_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+_REDIS_SCHEMES = (
+    "redis://",
+    "rediss://",
+    "unix://",
+    "redis+cluster://",
+    "rediss+cluster://",
+)
 
 BUILTIN_STORES = ("memory", "file", "sqlite", "memcached", "redis", "cookie")
 
@@ -177,7 +183,11 @@ def redis_url(key: str, value: Any) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not value.startswith(_REDIS_SCHEMES):
-        raise invalid(key, value, "a URL starting with redis://, rediss:// or unix://")
+        raise invalid(
+            key,
+            value,
+            "a URL starting with redis://, rediss://, unix:// or redis+cluster://",
+        )
     return value
 
 

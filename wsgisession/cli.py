@@ -22,7 +22,7 @@ STORE_OPTIONS = {
     "file_path": "directory of the file store",
     "sqlite_path": "database file of the SQLite store",
     "memcached_servers": "memcached servers, whitespace-separated host:port",
-    "redis_url": "Redis URL (redis://, rediss://, unix://)",
+    "redis_url": "Redis URL (redis://, rediss://, unix://, redis+cluster://)",
     "key_prefix": "key prefix for memcached and Redis",
     "secret_key": "secret key of the signed cookie store",
 }

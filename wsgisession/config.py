@@ -220,7 +220,8 @@ class StoreSpec:
     )  # fmt: skip
     redis_url: str | None = _option(
         None, "redis:// URL", c.redis_url, c.parse_optional_text,
-        "URL of the Redis server (redis://, rediss:// or unix://).",
+        "URL of the Redis server (redis://, rediss:// or unix://), or "
+        "redis+cluster://host:port for a Redis Cluster.",
         stores=("redis",), required_by=("redis",),
     )  # fmt: skip
     key_prefix: str | None = _option(

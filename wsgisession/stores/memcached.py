@@ -115,7 +115,7 @@ class MemcachedStore(Store):
     a server that cannot be reached raises ``StoreUnavailable`` within
     ``connect_timeout`` (or ``timeout`` for a stalled one) for the sessions
     it holds, new sessions go to the other servers meanwhile, and the store
-    reconnects by itself once the server is back. :meth:`close` closes the
+    reconnects by itself once the server is back. ``close()`` closes the
     pooled connections.
     """
 

@@ -214,7 +214,7 @@ class RedisStore(Store):
     until first use; a server that cannot be reached raises
     ``StoreUnavailable`` (in a cluster: only for the sessions whose slots it
     serves), and the connection pool reconnects by itself once it is back.
-    :meth:`close` closes the connections of a client the store made from
+    ``close()`` closes the connections of a client the store made from
     ``url``; a ``client`` passed in is the caller's to close.
     """
 
@@ -377,6 +377,16 @@ class RedisStore(Store):
         a client passed in is left open. The store reconnects if used again."""
         if self._owns_client and self._client is not None:
             self._client.close()
+            # RedisCluster.close() leaves its nodes' pools connected (redis-py
+            # closes a pool only with the client that created it).
+            manager = getattr(self._client, "nodes_manager", None)
+            if manager is not None:
+                nodes = [*manager.nodes_cache.values(), *manager.startup_nodes.values()]
+                for node in nodes:
+                    if node.redis_connection is not None:
+                        node.redis_connection.connection_pool.disconnect()
+        if self._connect is not None:  # a cluster is mapped again if used again
+            self._client = None
 
     def __repr__(self) -> str:
         return f"RedisStore({self._where}, key_prefix={self._key_prefix!r})"
