@@ -24,24 +24,21 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import re
 import secrets
 import threading
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NamedTuple
-from urllib.parse import urlsplit
 
 try:
     import redis
-    from redis.backoff import NoBackoff
     from redis.exceptions import NoScriptError, RedisClusterException, RedisError
-    from redis.retry import Retry
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
         "RedisStore needs redis-py: pip install 'wsgisession[redis]'"
     ) from exc
 
 from ..errors import ConfigError, StoreUnavailable
+from ._redis_clients import check_bytes_client, client_from_url, redact_url
 from ._shared import LOCK_SUFFIX, pack, pause, poll_lock, unpack
 from .base import Merge, Progress, Record, Store, now, storage_key
 
@@ -60,10 +57,6 @@ logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 50
 #: Longest TTL handed to Redis (100 years); the header keeps the real expiry.
 _MAX_TTL_MS = 100 * 365 * 24 * 3600 * 1000
-_SCHEMES = ("redis", "rediss", "unix")
-#: ``redis+cluster://host:port``: a Redis Cluster reached through one node.
-_CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
-_DB_PATH = re.compile(r"(/[0-9]*)?")  # redis-py ignores any other path
 
 
 # KEYS[1]: the record. ARGV[1]: SHA-1 (hex) of the value the caller read, or
@@ -130,80 +123,6 @@ def _digest(value: bytes | None) -> str:
     return "" if value is None else hashlib.sha1(value).hexdigest()
 
 
-def redact_url(url: str) -> str:
-    """``url`` without its credentials, for messages and ``repr``."""
-    parts = urlsplit(url)
-    redacted = url
-    if "@" in parts.netloc:
-        host = parts.netloc.rsplit("@", 1)[1]
-        redacted = redacted.replace(parts.netloc, "***@" + host, 1)
-    if parts.query:
-        query = "&".join(
-            "password=***" if pair.partition("=")[0] == "password" else pair
-            for pair in parts.query.split("&")
-        )
-        redacted = redacted.replace("?" + parts.query, "?" + query, 1)
-    return redacted
-
-
-def _client_from_url(url: str, socket_timeout: float) -> Any:
-    """A client for ``url``: a ``redis.Redis``, or for ``redis+cluster://`` a
-    factory that builds the ``RedisCluster`` on first use (its constructor
-    connects, and the store must not connect before it is used)."""
-    scheme = urlsplit(url).scheme if isinstance(url, str) else None
-    if scheme in _CLUSTER_SCHEMES:
-        return _cluster_factory(url, socket_timeout)
-    if scheme not in _SCHEMES:
-        raise ConfigError(
-            f"RedisStore url must start with redis://, rediss://, unix:// or "
-            f"redis+cluster://: "
-            f"{redact_url(url) if isinstance(url, str) else url!r}"
-        )
-    parts = urlsplit(url)
-    if parts.scheme != "unix" and not _DB_PATH.fullmatch(parts.path):
-        raise ConfigError(
-            f"invalid RedisStore url {redact_url(url)}: the path must be a "
-            "database number, as in redis://host:6379/0"
-        )
-    try:
-        return redis.Redis.from_url(
-            url,
-            socket_timeout=socket_timeout,
-            socket_connect_timeout=socket_timeout,
-            # One attempt per command: a failed write is not blindly replayed,
-            # and an outage is reported at once. The pool still replaces
-            # connections that a restarted server closed before using them.
-            retry=Retry(NoBackoff(), 0),
-        )
-    except ValueError as exc:
-        raise ConfigError(f"invalid RedisStore url {redact_url(url)}: {exc}") from exc
-
-
-def _cluster_factory(url: str, socket_timeout: float) -> Callable[[], RedisCluster]:
-    from redis.cluster import RedisCluster
-
-    parts = urlsplit(url)
-    if parts.path not in ("", "/", "/0") or not parts.hostname:
-        raise ConfigError(
-            f"invalid RedisStore url {redact_url(url)}: a cluster URL names one "
-            "node and database 0 at most, as in redis+cluster://host:6379"
-        )
-    try:
-        parts.port  # noqa: B018 - raises ValueError for a bad port
-    except ValueError as exc:
-        raise ConfigError(f"invalid RedisStore url {redact_url(url)}: {exc}") from exc
-    plain = parts._replace(scheme=_CLUSTER_SCHEMES[parts.scheme], path="").geturl()
-
-    def connect() -> RedisCluster:
-        return RedisCluster.from_url(
-            plain,
-            socket_timeout=socket_timeout,
-            socket_connect_timeout=socket_timeout,
-        )
-
-    return connect
-
-
 class RedisStore(Store):
     """Sessions in Redis, from a ``url`` or a ready ``client``.
 
@@ -245,7 +164,7 @@ class RedisStore(Store):
         self._connecting = threading.Lock()
         if url is not None:
             self._where = redact_url(url) if isinstance(url, str) else repr(url)
-            made = _client_from_url(url, float(socket_timeout))
+            made = client_from_url(url, float(socket_timeout))
             if isinstance(made, redis.Redis):
                 self._client: Any = made
             else:  # a cluster, built on first use
@@ -253,7 +172,7 @@ class RedisStore(Store):
         else:
             self._where = f"<{type(client).__name__}>"
             self._client = client
-            _check_bytes_client(client)
+            check_bytes_client(client)
 
     def _name(self, session_key: str) -> str:
         return self._key_prefix + storage_key(session_key)
@@ -401,14 +320,3 @@ def _trusted(loaded: Record | None) -> bool:
         and isinstance(loaded.version, str)
         and loaded.expires_at > now()
     )
-
-
-def _check_bytes_client(client: Any) -> None:
-    """Refuse a client that decodes replies to str: records are bytes."""
-    get_encoder = getattr(client, "get_encoder", None)
-    encoder = get_encoder() if callable(get_encoder) else None
-    if getattr(encoder, "decode_responses", False):
-        raise ConfigError(
-            "RedisStore needs a client with decode_responses=False: "
-            "session records are bytes"
-        )
