@@ -363,7 +363,7 @@ def test_a_restarted_server_costs_no_error(fresh_memcached: ServerProcess) -> No
     """Pooled connections to the old process fail once, then run again anew."""
     store, key = MemcachedStore(fresh_memcached.address), generate_key()
     store.create(key, b"before", later())
-    fresh_memcached.stop()
+    fresh_memcached.stop(crash=True)
     fresh_memcached.start()
     assert store.load(key) is None  # the restart emptied it; no error
     assert store.create(key, b"after", later()) == key
