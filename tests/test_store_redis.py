@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 import math
 import struct
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 
 import pytest
@@ -24,6 +26,7 @@ from wsgisession.errors import (
     StoreUnavailable,
 )
 from wsgisession.keys import generate_key, storage_key
+from wsgisession.stores._redis_clients import POOL_SIZE
 from wsgisession.stores.redis import RedisStore, redact_url, slot_mate, ttl_ms
 
 DAY = 24 * 3600
@@ -436,11 +439,36 @@ def test_close_closes_the_stores_own_client_only(
     own.close()
     theirs.close()
     pool = own._client.connection_pool
-    assert all(c._sock is None for c in pool._available_connections)
+    assert pool._connections
+    assert all(c._sock is None for c in pool._connections)
     assert given.ping()  # the caller's client is still theirs to use
     assert payload(own, key) == b"x"  # a closed store reconnects if used
     own.close()
     given.close()
+
+
+@pytest.mark.slow
+def test_more_threads_than_pooled_connections_wait_for_one(
+    store: RedisStore, raw: redis.Redis
+) -> None:
+    """150 threads whose commands the paused server holds: past the pool's 100
+    connections a thread waits for one (redis-py 8's plain pool would fail)."""
+    key = generate_key()
+    store.create(key, b"shared", later())
+    threads = 150
+    start = threading.Barrier(threads + 1)
+
+    def load() -> bytes:
+        start.wait()
+        return payload(store, key)
+
+    with ThreadPoolExecutor(threads) as executor:
+        loads = [executor.submit(load) for _ in range(threads)]
+        raw.execute_command("CLIENT", "PAUSE", 300, "ALL")
+        start.wait()
+        results = [future.result() for future in loads]
+    assert results == [b"shared"] * threads
+    assert len(store._client.connection_pool._connections) == POOL_SIZE
 
 
 def test_the_ini_takes_a_cluster_url(clean_redis_cluster: RedisCluster) -> None:

@@ -22,7 +22,21 @@ from ..errors import ConfigError
 if TYPE_CHECKING:
     from redis.cluster import RedisCluster
 
-__all__ = ["check_bytes_client", "client_from_url", "redact_url"]
+__all__ = [
+    "POOL_SIZE",
+    "POOL_WAIT",
+    "check_bytes_client",
+    "client_from_url",
+    "redact_url",
+]
+
+#: Connections the store's pool opens at most (per node of a cluster); more
+#: threads than this wait for a free one instead of failing at once (redis-py
+#: 8's plain pool raises "Too many connections" past 100).
+POOL_SIZE = 100
+#: Seconds a thread waits for a free pooled connection before the store
+#: raises ``StoreUnavailable``.
+POOL_WAIT = 10.0
 
 _SCHEMES = ("redis", "rediss", "unix")
 #: ``redis+cluster://host:port``: a Redis Cluster reached through one node.
@@ -66,8 +80,10 @@ def client_from_url(url: str, socket_timeout: float) -> Any:
             "database number, as in redis://host:6379/0"
         )
     try:
-        return redis.Redis.from_url(
+        pool = redis.BlockingConnectionPool.from_url(
             url,
+            max_connections=POOL_SIZE,
+            timeout=POOL_WAIT,
             socket_timeout=socket_timeout,
             socket_connect_timeout=socket_timeout,
             # One attempt per command: a failed write is not blindly replayed,
@@ -77,6 +93,9 @@ def client_from_url(url: str, socket_timeout: float) -> Any:
         )
     except ValueError as exc:
         raise ConfigError(f"invalid RedisStore url {redact_url(url)}: {exc}") from exc
+    client = redis.Redis(connection_pool=pool)
+    client.auto_close_connection_pool = True  # close() closes the pool too
+    return client
 
 
 def _cluster_factory(url: str, socket_timeout: float) -> Callable[[], RedisCluster]:
@@ -99,6 +118,11 @@ def _cluster_factory(url: str, socket_timeout: float) -> Callable[[], RedisClust
             plain,
             socket_timeout=socket_timeout,
             socket_connect_timeout=socket_timeout,
+            # Each node's pool waits for a free connection: a full plain pool
+            # raises ConnectionError, which the cluster takes for a lost node.
+            connection_pool_class=redis.BlockingConnectionPool,
+            max_connections=POOL_SIZE,
+            timeout=POOL_WAIT,
         )
 
     return connect
