@@ -133,12 +133,17 @@ def _plain(start_response: StartResponse, status: str, text: str) -> list[bytes]
     body = text.encode("utf-8")
     start_response(
         status,
-        [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
+        [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+        ],
     )
     return [body]
 
 
-def _call(app: Callable[..., Iterable[bytes]], environ: dict[str, Any]) -> tuple[str, Headers, bytes]:
+def _call(
+    app: Callable[..., Iterable[bytes]], environ: dict[str, Any]
+) -> tuple[str, Headers, bytes]:
     """Run a WSGI app to the end: its status, headers and whole body."""
     seen: dict[str, Any] = {}
 
@@ -204,7 +209,9 @@ class DemoApp:
             return self.action(environ, start_response)
         return self.page(environ, start_response)
 
-    def action(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+    def action(
+        self, environ: dict[str, Any], start_response: StartResponse
+    ) -> list[bytes]:
         outcome: dict[str, str] = {}
         environ[OUTCOME_KEY] = outcome
         try:
@@ -233,7 +240,9 @@ class DemoApp:
         start_response(status, headers)
         return [body]
 
-    def page(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+    def page(
+        self, environ: dict[str, Any], start_response: StartResponse
+    ) -> list[bytes]:
         token = parse_qs(environ.get("QUERY_STRING", "")).get("done", [""])[0]
         environ[REPORT_KEY] = self.reports.take(token) if token else None
         try:
@@ -247,14 +256,19 @@ class DemoApp:
             )
         wire = self.wire(environ, headers).encode("utf-8")
         body = body.replace(WIRE_MARK.encode("utf-8"), wire, 1)
-        headers = [(k, str(len(body)) if k.lower() == "content-length" else v) for k, v in headers]
+        headers = [
+            (k, str(len(body)) if k.lower() == "content-length" else v)
+            for k, v in headers
+        ]
         start_response(status, headers)
         return [body]
 
     def set_cookie(self, headers: Headers) -> str:
         """The session's ``Set-Cookie`` in ``headers``, key hidden; "" if none."""
         for name, value in headers:
-            if name.lower() == "set-cookie" and value.startswith(self.cookie_name + "="):
+            if name.lower() == "set-cookie" and value.startswith(
+                self.cookie_name + "="
+            ):
                 return facts.summarize_set_cookie(value, self.cookie_name)
         return ""
 
@@ -263,14 +277,16 @@ class DemoApp:
         import html
 
         for name, value in headers:
-            if name.lower() == "set-cookie" and value.startswith(self.cookie_name + "="):
+            if name.lower() == "set-cookie" and value.startswith(
+                self.cookie_name + "="
+            ):
                 cookie = value.split(";", 1)[0].split("=", 1)[1]
                 return (
                     "This page's response re-sent the cookie (the visit changed the "
                     f"session): <code>{html.escape(facts.summarize_set_cookie(value, self.cookie_name))}"
-                    f"</code><br>Your browser now holds key <strong id=\"fingerprint\">"
+                    f'</code><br>Your browser now holds key <strong id="fingerprint">'
                     f"{facts.fingerprint(cookie)}</strong> (a short hash of it: the page "
-                    f"never shows the key), a cookie of <strong id=\"cookie-size\">"
+                    f'never shows the key), a cookie of <strong id="cookie-size">'
                     f"{len(value)}</strong> of the {facts.COOKIE_SIZE_LIMIT} bytes "
                     "browsers accept."
                 )

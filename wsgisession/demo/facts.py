@@ -97,7 +97,6 @@ def describe_store(spec: StoreSpec, store: Store) -> str:
     if kind == "cookie":
         sealed = "signed and encrypted" if spec.encrypt else "signed, readable by you"
         return (
-            f"the cookie itself, {sealed} (SignedCookieStore): "
-            "the server keeps nothing"
+            f"the cookie itself, {sealed} (SignedCookieStore): the server keeps nothing"
         )
     return f"{type(store).__name__} ({kind})"

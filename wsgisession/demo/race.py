@@ -106,7 +106,9 @@ def _request(
     setup_testing_defaults(environ)
     seen: dict[str, Any] = {}
 
-    def start_response(status: str, headers: list[tuple[str, str]], exc: Any = None) -> Any:
+    def start_response(
+        status: str, headers: list[tuple[str, str]], exc: Any = None
+    ) -> Any:
         seen["status"], seen["headers"] = status, headers
         return lambda data: None
 
@@ -136,7 +138,12 @@ def run_race(
     threads = [
         threading.Thread(
             target=_request,
-            args=(app, cookie_header, RaceSlot(n, result.run, barrier, scratch), result),
+            args=(
+                app,
+                cookie_header,
+                RaceSlot(n, result.run, barrier, scratch),
+                result,
+            ),
             name=f"demo-race-{n}",
         )
         for n in range(racers)
@@ -147,7 +154,9 @@ def run_race(
         thread.join()
     final = scratch.read()
     result.scratch_survivors = sum(
-        1 for key, value in final.items() if key.startswith("race-") and value == result.run
+        1
+        for key, value in final.items()
+        if key.startswith("race-") and value == result.run
     )
     return result
 

@@ -170,7 +170,9 @@ def _survivors(context: Context, result: race.RaceResult) -> int:
     if value is None:
         return 0
     survived = context.middleware.open_session(value)
-    return sum(1 for key in survived if key.startswith("race-") and survived[key] == result.run)
+    return sum(
+        1 for key in survived if key.startswith("race-") and survived[key] == result.run
+    )
 
 
 SECTIONS: tuple[Section, ...] = (
@@ -216,4 +218,3 @@ SECTIONS: tuple[Section, ...] = (
 ACTIONS: dict[str, Action] = {
     action.name: action for section in SECTIONS for action in section.actions
 }
-
