@@ -178,6 +178,7 @@ STORE_HINT = (
 
 def command_clear_expired(args: argparse.Namespace) -> int:
     store = build_store(settings_from_arguments(args)[1])
+    reach_store(store, STORE_HINT)  # a store with native expiry would not notice
     bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
     try:
         try:
@@ -257,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_store_arguments(clear)
-    clear.set_defaults(handler=command_clear_expired)
+    clear.set_defaults(handler=command_clear_expired, command_parser=clear)
     check = commands.add_parser(
         "check",
         help="validate a configuration and reach its store once",
@@ -270,13 +271,15 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_store_arguments(check)
-    check.set_defaults(handler=command_check)
+    check.set_defaults(handler=command_check, command_parser=check)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    args, unknown = build_parser().parse_known_args(argv)
+    if unknown:  # reported by the command's parser, which names the command
+        args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         status: int = args.handler(args)
     except SessionError as exc:

@@ -60,7 +60,7 @@ def add_demo_parser(commands: Any, epilog: str) -> None:
         help=f"for --store cookie: file holding the key (else ${secretkey.ENV_VAR}, "
         f"else one kept in {secretkey.demo_secret_path()})",
     )
-    demo.set_defaults(handler=run)
+    demo.set_defaults(handler=run, command_parser=demo)
 
 
 def demo_secret(args: argparse.Namespace) -> secretkey.SecretKey:

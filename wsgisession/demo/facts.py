@@ -84,9 +84,9 @@ def describe_store(spec: StoreSpec, store: Store) -> str:
     """Where this demo's sessions live, in words (never a secret or a password)."""
     kind = spec.store
     if kind == "memory":
-        return "in this process's memory (MemoryStore): they end when the demo stops"
+        return "this process's memory (MemoryStore): they end when the demo stops"
     if kind == "file":
-        return f"one file each in {getattr(store, 'path', '?')} (FileStore)"
+        return f"files in {getattr(store, 'path', '?')}, one per session (FileStore)"
     if kind == "sqlite":
         return f"an SQLite database, {getattr(store, 'path', '?')} (SQLiteStore)"
     if kind == "memcached":
