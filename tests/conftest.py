@@ -78,3 +78,17 @@ def fresh_redis(tmp_path: Path) -> Iterator[ServerProcess]:
     server = _started(servers.redis_server, tmp_path)
     yield server
     server.stop(crash=True)
+
+
+@pytest.fixture
+def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A fresh headless Chromium (selenium WebDriver) with an empty profile."""
+    import browser
+
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    try:
+        driver = browser.start_chromium(profile)
+    except browser.MissingBrowser as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield driver
+    browser.stop_chromium(driver, profile)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
@@ -24,7 +24,7 @@ from ..middleware import SessionMiddleware
 from ..session import Session
 from ..stores.base import Store
 from . import facts, race
-from .page import WIRE_MARK, PageFacts, Report, render
+from .page import WIRE_MARK, PageFacts, Report, render, wire_rows
 from .tour import ACTIONS, SECTIONS, Context
 
 __all__ = ["DemoApp", "TourPages"]
@@ -51,12 +51,18 @@ def _form(environ: dict[str, Any]) -> dict[str, list[str]]:
 
 
 def _shown_data(session: Session) -> str:
-    parts = []
+    """The session's data, with the padding and the race's 20 keys summed up."""
+    parts: list[str] = []
+    runs: Counter[str] = Counter()
     for key, value in session.items():
         if key == "padding" and isinstance(value, str):
             parts.append(f"padding: {len(value) // 1024} KB of random text")
+        elif key.startswith("race-"):
+            runs[str(value)] += 1
         else:
             parts.append(f"{key}: {value!r}")
+    for run, count in runs.items():
+        parts.append(f"race-*: {count} of the {race.RACERS} keys of run {run}")
     return "{" + ", ".join(parts) + "}"
 
 
@@ -263,37 +269,26 @@ class DemoApp:
         start_response(status, headers)
         return [body]
 
+    def session_cookie(self, headers: Headers) -> str | None:
+        """The ``Set-Cookie`` header of the session cookie in ``headers``, if any."""
+        prefix = self.cookie_name + "="
+        for name, value in headers:
+            if name.lower() == "set-cookie" and value.startswith(prefix):
+                return value
+        return None
+
     def set_cookie(self, headers: Headers) -> str:
         """The session's ``Set-Cookie`` in ``headers``, key hidden; "" if none."""
-        for name, value in headers:
-            if name.lower() == "set-cookie" and value.startswith(
-                self.cookie_name + "="
-            ):
-                return facts.summarize_set_cookie(value, self.cookie_name)
-        return ""
+        header = self.session_cookie(headers)
+        return (
+            ""
+            if header is None
+            else facts.summarize_set_cookie(header, self.cookie_name)
+        )
 
     def wire(self, environ: dict[str, Any], headers: Headers) -> str:
         """What this page's own response sends: the cookie the browser ends up with."""
-        import html
-
-        for name, value in headers:
-            if name.lower() == "set-cookie" and value.startswith(
-                self.cookie_name + "="
-            ):
-                cookie = value.split(";", 1)[0].split("=", 1)[1]
-                return (
-                    "This page's response re-sent the cookie (the visit changed the "
-                    f"session): <code>{html.escape(facts.summarize_set_cookie(value, self.cookie_name))}"
-                    f'</code><br>Your browser now holds key <strong id="fingerprint">'
-                    f"{facts.fingerprint(cookie)}</strong> (a short hash of it: the page "
-                    f'never shows the key), a cookie of <strong id="cookie-size">'
-                    f"{len(value)}</strong> of the {facts.COOKIE_SIZE_LIMIT} bytes "
-                    "browsers accept."
-                )
         sent = cookie_values(environ.get("HTTP_COOKIE"), self.cookie_name)
-        if not sent:
-            return "no Set-Cookie: nothing changed, and your browser holds no session cookie."
-        return (
-            "no Set-Cookie: nothing changed. Your browser keeps key "
-            f'<strong id="fingerprint">{facts.fingerprint(sent[0])}</strong>.'
+        return wire_rows(
+            self.session_cookie(headers), sent[0] if sent else None, self.cookie_name
         )

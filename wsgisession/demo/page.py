@@ -10,9 +10,10 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
+from . import facts as words
 from .tour import Section
 
-__all__ = ["WIRE_MARK", "PageFacts", "Report", "render"]
+__all__ = ["WIRE_MARK", "PageFacts", "Report", "render", "wire_rows"]
 
 WIRE_MARK = "<!--wsgisession-demo-wire-->"
 
@@ -49,7 +50,6 @@ h1 { margin-bottom: 0.2em; } h2 { margin: 1.3em 0 0.3em; font-size: 1.15em; }
 code { background: #eef1f6; padding: 0 0.25em; border-radius: 3px; }
 .report { border-left: 4px solid #2f6fde; background: #f2f6ff; padding: 0.6em 0.9em; }
 .report.error { border-color: #c62828; background: #fff2f2; }
-.wire { color: #444; font-size: 0.92em; }
 .facts td { padding: 0.1em 0.8em 0.1em 0; vertical-align: top; }
 button { margin: 0.15em 0.3em 0.15em 0; padding: 0.35em 0.8em; }
 .intro { color: #444; margin: 0.2em 0 0.4em; }
@@ -130,8 +130,8 @@ def _session(facts: PageFacts) -> str:
 this page adds one, as the README's example does: reload to see it)</td></tr>
 <tr><td>Expires</td><td id="expiry">{_expiry(facts)}</td></tr>
 <tr><td>Data</td><td><code id="data">{html.escape(facts.data)}</code></td></tr>
+{WIRE_MARK}
 </table>
-<div class="wire" id="wire">{WIRE_MARK}</div>
 """
 
 
@@ -168,3 +168,32 @@ def render(
 <script>{SCRIPT}</script>
 </body></html>
 """
+
+
+def wire_rows(header: str | None, sent: str | None, cookie_name: str) -> str:
+    """Table rows: the key the browser holds after this response, and the cookie.
+
+    ``header`` is the response's ``Set-Cookie`` for the session (None if it
+    sent none), ``sent`` the value the browser sent with the request.
+    """
+    if header is not None:
+        value = header.split(";", 1)[0].split("=", 1)[1].strip('"')
+        shown = html.escape(words.summarize_set_cookie(header, cookie_name))
+        cookie = (
+            f"this page's response re-sent it, as the visit changed the session: "
+            f'<code>{shown}</code>, <strong id="cookie-size">{len(header)}</strong> '
+            f"of the {words.COOKIE_SIZE_LIMIT} bytes browsers accept"
+        )
+    elif sent is not None:
+        value, cookie = (
+            sent,
+            "no Set-Cookie: nothing changed; your browser keeps its own",
+        )
+    else:
+        return '<tr><td>Cookie</td><td id="cookie">none</td></tr>'
+    return (
+        f'<tr><td>Key</td><td><strong id="fingerprint">{words.fingerprint(value)}'
+        "</strong> (a short hash of the key your browser holds; the page never "
+        "shows the key itself)</td></tr>\n"
+        f'<tr><td>Cookie</td><td id="cookie">{cookie}</td></tr>'
+    )
