@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -78,3 +81,19 @@ def cookie(driver: WebDriver, name: str) -> dict[str, Any] | None:
     """The browser's cookie ``name`` for the current page (with its flags), or None."""
     found: dict[str, Any] | None = driver.get_cookie(name)
     return found
+
+
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """Serve a WSGI app on a free loopback port in a thread; yields its base URL."""
+    from wsgisession.demo.serve import listen
+
+    server = listen("127.0.0.1", 0, app)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)

@@ -19,6 +19,8 @@ from browser import cookie
 from demo_process import DemoProcess
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.webdriver.support.wait import WebDriverWait
 
 pytestmark = pytest.mark.slow
 
@@ -48,13 +50,7 @@ def click(driver: WebDriver, action: str) -> str:
     """Click the button of ``action``; the report the next page shows."""
     old = driver.find_element(By.ID, "report")
     driver.find_element(By.ID, action).click()
-    for _ in range(100):  # the click posts, then the redirect loads the page
-        try:
-            if driver.find_element(By.ID, "report") != old:
-                break
-        except Exception:  # noqa: BLE001 - the page is being replaced
-            pass
-        time.sleep(0.05)
+    WebDriverWait(driver, 10).until(staleness_of(old))  # the next page replaced it
     return text(driver, "report")
 
 
