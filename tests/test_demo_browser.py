@@ -54,9 +54,17 @@ def click(driver: WebDriver, action: str) -> str:
     return text(driver, "report")
 
 
-def screenshot(driver: WebDriver, name: str, tmp_path: Path) -> None:
-    """Keep a screenshot: in the test's folder, and in $WSGISESSION_SCREENSHOTS if set."""
-    png = driver.get_screenshot_as_png()
+def screenshot(
+    driver: WebDriver, name: str, tmp_path: Path, *, whole: bool = False
+) -> None:
+    """Keep a screenshot: in the test's folder, and in $WSGISESSION_SCREENSHOTS if set.
+
+    Of the whole window with ``whole``, else of the report and the session.
+    """
+    if whole:
+        png = driver.get_screenshot_as_png()
+    else:
+        png = driver.find_element(By.ID, "now").screenshot_as_png
     assert png.startswith(b"\x89PNG")
     (tmp_path / f"{name}.png").write_bytes(png)
     folder = os.environ.get("WSGISESSION_SCREENSHOTS")
@@ -86,7 +94,7 @@ def test_first_visit_then_reload(
     assert (
         "Sessions live in this process's memory (MemoryStore)" in chromium.page_source
     )
-    screenshot(chromium, "demo-1-first-visit", tmp_path)
+    screenshot(chromium, "demo-1-first-visit", tmp_path, whole=True)
 
 
 def test_expiry_steps(

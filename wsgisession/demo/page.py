@@ -162,8 +162,10 @@ def render(
 <body>
 <h1>wsgisession demo</h1>
 <p>Sessions live in {html.escape(facts.store)}.</p>
+<div id="now">
 {_report(report)}
 {_session(facts)}
+</div>
 {tour}
 <script>{SCRIPT}</script>
 </body></html>
