@@ -317,3 +317,14 @@ def test_the_page_names_the_store_in_words(cookie_tour: Tour) -> None:
     text = cookie_tour.load()
     assert "Sessions live in the cookie itself, signed" in text
     assert "SignedCookieStore(&lt;" not in text and SECRET not in text
+
+
+def test_a_store_that_goes_away_is_a_readable_503(fresh_redis: ServerProcess) -> None:
+    tour = Tour(RedisStore(fresh_redis.url))
+    tour.load()
+    fresh_redis.stop(crash=True)
+    response = tour.browser.get("/", status=503)
+    assert "The session store is unreachable" in response.text
+    assert "Start it again, then reload this page." in response.text
+    response = tour.browser.post("/", {"action": "cycle"}, status=503)
+    assert "The session store is unreachable" in response.text

@@ -48,7 +48,8 @@ store kinds (--store, or store = in an ini file):
 SECRETS = f"""\
 secret keys (cookie store) are never given as arguments, which ps shows to
 every user: --secret-key-file FILE (first line the key, further lines older
-keys still accepted) or the environment variable {secretkey.ENV_VAR}.
+keys still accepted) or the environment variable {secretkey.ENV_VAR}
+(with --config, the file's secret_key, e.g. %(session_secret)s, counts).
 Make one with: {secretkey.HOW_TO_MAKE_ONE}
 """
 
@@ -63,7 +64,7 @@ examples:
 CHECK_EXAMPLES = f"""\
 examples:
   wsgisession check --config production.ini#session
-  wsgisession check --config production.ini#main --global session_secret=...
+  wsgisession check --config production.ini#main --global data_dir=/var/lib/myapp
   SESSION_SECRET=... wsgisession check --config production.ini#session
   wsgisession check --store redis --redis-url redis://127.0.0.1:6379/0
   {secretkey.ENV_VAR}=... wsgisession check --store cookie

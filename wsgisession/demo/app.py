@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from ..cookies import cookie_values
-from ..errors import SessionCookieTooLarge
+from ..errors import SessionCookieTooLarge, StoreUnavailable
 from ..middleware import SessionMiddleware
 from ..session import Session
 from ..stores.base import Store
@@ -211,9 +211,18 @@ class DemoApp:
     ) -> Iterable[bytes]:
         if environ.get("PATH_INFO", "/") not in ("", "/"):
             return self.middleware(environ, start_response)
-        if environ.get("REQUEST_METHOD") == "POST":
-            return self.action(environ, start_response)
-        return self.page(environ, start_response)
+        try:
+            if environ.get("REQUEST_METHOD") == "POST":
+                return self.action(environ, start_response)
+            return self.page(environ, start_response)
+        except StoreUnavailable as exc:  # it was reached at startup: it went away
+            logger.warning("demo: the store is unreachable: %s", exc)
+            return _plain(
+                start_response,
+                "503 Service Unavailable",
+                f"The session store is unreachable: {exc}\n"
+                "Start it again, then reload this page.",
+            )
 
     def action(
         self, environ: dict[str, Any], start_response: StartResponse
