@@ -141,7 +141,8 @@ def test_a_missing_extra_names_the_pip_command(
     argv: list[str],
 ) -> None:
     # The client library made unimportable, as when the extra is not installed.
-    monkeypatch.setitem(sys.modules, package, None)
+    for name in [package, *(n for n in sys.modules if n.startswith(package + "."))]:
+        monkeypatch.setitem(sys.modules, name, None)
     monkeypatch.delitem(sys.modules, module, raising=False)
     status, _, err = run(capsys, ["demo", "--store", kind, *argv])
     assert status == 1
