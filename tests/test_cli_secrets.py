@@ -227,3 +227,14 @@ def test_a_kept_key_others_can_read_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="chmod 600") as caught:
         kept_demo_secret()
     assert demo_secret_path().read_text().strip() not in str(caught.value)
+
+
+def test_secret_key_file_and_config_together_are_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = write_ini(tmp_path, RECIPE)
+    key_file = secret_file(tmp_path, SECRET)
+    argv = ["check", "--config", str(path), "--secret-key-file", str(key_file)]
+    status, _, err = run(capsys, argv)
+    assert status == 1
+    assert "give either --config or --secret-key-file, not both" in err

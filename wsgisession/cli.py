@@ -114,19 +114,24 @@ def settings_from_arguments(args: argparse.Namespace) -> tuple[Settings, StoreSp
         if (value := getattr(args, key, None)) is not None
     }
     _refuse_secret_arguments(given)
-    if args.secret_key_file:
-        given.update(_secret_settings(secretkey.read_secret_file(args.secret_key_file)))
     if args.config:
-        if given:
-            options = ", ".join("--" + key.replace("_", "-") for key in given)
-            raise ConfigError(f"give either --config or {options}, not both")
+        named = ["--" + key.replace("_", "-") for key in given]
+        named += ["--secret-key-file"] if args.secret_key_file else []
+        if named:
+            raise ConfigError(f"give either --config or {', '.join(named)}, not both")
         local, globals_, prefix = read_section(args.config, dict(args.globals))
         return parse_settings(local, prefix, global_conf=globals_)
     if args.globals:
         raise ConfigError("--global fills %(name)s in an ini file: give --config too")
-    environment = secretkey.secret_from_environment()
-    if given.get("store") == "cookie" and "secret_key" not in given and environment:
-        given.update(_secret_settings(environment))
+    secret = (
+        secretkey.read_secret_file(args.secret_key_file)
+        if args.secret_key_file
+        else secretkey.secret_from_environment()
+        if given.get("store") == "cookie"
+        else None
+    )
+    if secret is not None:
+        given.update(_secret_settings(secret))
     return parse_settings(given or {"store": "sqlite"})
 
 
@@ -278,9 +283,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    args, unknown = build_parser().parse_known_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
     if unknown:  # reported by the command's parser, which names the command
-        args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        command_parser = getattr(args, "command_parser", parser)
+        command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         status: int = args.handler(args)
     except SessionError as exc:
