@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+from _concurrency_report import concurrency_section
 from _floors import DESCRIPTIONS, OPS, PACE_US, WORKLOAD_OP
 from _results import Results, fmt, pct, ratio
 from _systems import BEAKER_NOTES, KINDS
@@ -233,7 +234,9 @@ def render(results: Results, extra: Iterable[str] = ()) -> str:
     lines = ["# wsgisession benchmark", ""]
     lines += environment(results.servers, results.machine, results.source)
     lines += [f"- Settings: {results.settings}; wall time {results.seconds:.0f} s"]
-    lines += [METHOD.format(**_method_args(results)), ""]
+    if results.cases or not results.concurrency:
+        lines += [METHOD.format(**_method_args(results))]
+    lines += [""]
     if bare is not None:
         lines += [
             (
@@ -248,8 +251,9 @@ def render(results: Results, extra: Iterable[str] = ()) -> str:
         lines += ["## Where write and new requests spend their time", ""]
         lines += breakdown_table(results) + [""]
         lines += ["## Targets", ""] + target_table(main_targets(results)) + [""]
+    lines += concurrency_section(results.concurrency)
     lines += list(extra)
-    if results.cases:
+    if results.cases or results.concurrency:
         lines += configuration(results)
     lines += [f"- Skipped: {name}: {why}" for name, why in results.skipped.items()]
     return "\n".join(lines) + "\n"
@@ -258,7 +262,8 @@ def render(results: Results, extra: Iterable[str] = ()) -> str:
 def configuration(results: Results) -> list[str]:
     """How each system was set up."""
     lines = ["## Configuration", ""]
-    lines += [f"- Beaker / {k}: {BEAKER_NOTES[k]}" for k in results.kinds]
+    kinds = results.kinds or [k for k in KINDS if k in _concurrency_kinds(results)]
+    lines += [f"- Beaker / {k}: {BEAKER_NOTES[k]}" for k in kinds]
     lines += [
         (
             "- Beaker: `session.secret` set for server-side stores (signed id "
@@ -268,6 +273,10 @@ def configuration(results: Results) -> list[str]:
         "- wsgisession: `SessionMiddleware(app, store=...)` with default options.",
     ]
     return lines
+
+
+def _concurrency_kinds(results: Results) -> set[str]:
+    return {run.kind for run in results.concurrency}
 
 
 def _method_args(results: Results) -> dict[str, object]:

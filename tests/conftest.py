@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import servers
+from helpers import FakeClock, fake_clock
 from servers import MissingBinary, ServerProcess
 
 
@@ -92,3 +93,10 @@ def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         pytest.fail(str(exc), pytrace=False)
     yield driver
     browser.stop_chromium(driver, profile)
+
+
+@pytest.fixture
+def frozen_clock() -> Iterator[FakeClock]:
+    """The one clock of wsgisession, standing still until the test moves it."""
+    with fake_clock() as fake:
+        yield fake

@@ -284,6 +284,7 @@ def command(*args: str) -> list[str]:
     return [sys.executable, "-m", "wsgisession", *args]
 
 
+@pytest.mark.slow  # a Python subprocess
 def test_python_m_wsgisession_help() -> None:
     done = subprocess.run(
         command("--help"), capture_output=True, text=True, timeout=30, check=False
@@ -293,6 +294,7 @@ def test_python_m_wsgisession_help() -> None:
         assert name in done.stdout
 
 
+@pytest.mark.slow  # a Python subprocess
 def test_console_script_runs_check(tmp_path: Path) -> None:
     script = Path(sys.executable).with_name("wsgisession")
     assert script.exists(), "the package's console script is not installed"
@@ -307,6 +309,7 @@ def test_console_script_runs_check(tmp_path: Path) -> None:
     assert "store reached: FileStore" in done.stdout
 
 
+@pytest.mark.slow  # starts the demo server in a subprocess
 def test_demo_serves_and_keeps_a_session() -> None:
     demo = DemoProcess("--store", "memory")
     try:

@@ -19,7 +19,12 @@ from wsgisession import SessionMiddleware
 from wsgisession.cli import main
 from wsgisession.demo.command import demo_spec
 from wsgisession.errors import ConfigError
-from wsgisession.secretkey import ENV_VAR, demo_secret_path, kept_demo_secret
+from wsgisession.secretkey import (
+    ENV_VAR,
+    FALLBACKS_ENV_VAR,
+    demo_secret_path,
+    kept_demo_secret,
+)
 
 SECRET = "s3cret-" + "k" * 40
 OLD_SECRET = "old-" + "o" * 40
@@ -36,7 +41,7 @@ def run(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, str, 
 
 @pytest.fixture(autouse=True)
 def no_secret_in_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in (ENV_VAR, "SESSION_SECRET", "session_secret"):
+    for name in (ENV_VAR, FALLBACKS_ENV_VAR, "SESSION_SECRET", "session_secret"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
 
@@ -57,6 +62,32 @@ def test_secret_key_as_an_argument_is_refused(
     assert status == 1 and "store reached" not in out
     assert "--secret-key is refused" in err and "ps" in err
     assert "--secret-key-file" in err and ENV_VAR in err
+
+
+def test_secret_key_fallbacks_as_an_argument_is_refused_and_hidden(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = secret_file(tmp_path, SECRET)
+    argv = ["check", "--store", "cookie", "--secret-key-file", str(path)]
+    status, out, err = run(capsys, [*argv, "--secret-key-fallbacks", OLD_SECRET])
+    assert status == 1 and "store reached" not in out
+    assert "--secret-key-fallbacks is refused" in err and "ps" in err
+    assert "further lines of --secret-key-file" in err and FALLBACKS_ENV_VAR in err
+    with pytest.raises(SystemExit):
+        main(["check", "--help"])
+    help_text = capsys.readouterr().out
+    assert "--secret-key-fallbacks" not in help_text
+    assert "--secret-key " not in help_text and "--encrypt" in help_text
+
+
+def test_encrypt_is_an_ordinary_option(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = secret_file(tmp_path, SECRET)
+    argv = ["check", "--store", "cookie", "--secret-key-file", str(path)]
+    status, out, err = run(capsys, [*argv, "--encrypt", "true"])
+    assert status == 0, err
+    assert "store reached: SignedCookieStore(<0 fallbacks>, encrypt=True)" in out
 
 
 def test_secret_key_file_gives_the_key_and_fallbacks(
@@ -80,6 +111,18 @@ def test_secret_key_from_the_environment(
     assert "store reached: SignedCookieStore(<0 fallbacks>" in out
     # Only the cookie store takes it: another store is not disturbed by it.
     assert run(capsys, ["check", "--store", "memory"])[0] == 0
+
+
+def test_secret_key_fallbacks_from_the_environment(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(FALLBACKS_ENV_VAR, f" {OLD_SECRET}  {OLD_SECRET}2 ")
+    status, _, err = run(capsys, ["check", "--store", "cookie"])
+    assert status == 1 and f"${FALLBACKS_ENV_VAR} is set but ${ENV_VAR} is not" in err
+    monkeypatch.setenv(ENV_VAR, SECRET)
+    status, out, err = run(capsys, ["check", "--store", "cookie"])
+    assert status == 0, err
+    assert "store reached: SignedCookieStore(<2 fallbacks>" in out
 
 
 @pytest.mark.parametrize(

@@ -42,6 +42,7 @@ PAGES = (
     "configuration",
     "session",
     "stores",
+    "architecture",
     "security",
     "migrating",
     "api",
@@ -150,6 +151,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.slow  # builds the site with Sphinx
 def test_every_page_is_built(site: Path) -> None:
     for page in PAGES:
         built = site / f"{page}.html"
@@ -165,6 +167,7 @@ def html_text(page: str) -> str:
     return text.replace("\u2019", "'").replace("\u201c", '"').replace("\u201d", '"')
 
 
+@pytest.mark.slow  # builds the site with Sphinx
 def test_every_option_is_documented(site: Path) -> None:
     page = (site / "configuration.html").read_text(encoding="utf-8")
     options = [info.name for info in describe_options()]
@@ -210,6 +213,7 @@ def _own_docstring(obj: Any) -> str:
     return (inspect.getdoc(obj) or "").strip()
 
 
+@pytest.mark.slow  # builds the site with Sphinx
 def test_every_public_name_is_documented(site: Path) -> None:
     page = (site / "api.html").read_text(encoding="utf-8")
     names = public_names()
@@ -235,6 +239,7 @@ FULLY_DOCUMENTED = (
 )
 
 
+@pytest.mark.slow  # builds the site with Sphinx
 def test_every_public_member_of_the_main_classes_is_documented(site: Path) -> None:
     page = (site / "api.html").read_text(encoding="utf-8")
     missing, count = [], 0
@@ -342,3 +347,28 @@ def test_build_instructions_in_index() -> None:
     index = (DOCS / "index.rst").read_text(encoding="utf-8")
     assert "python -m sphinx -W -b html docs docs/_build/html" in index
     assert os.path.exists(DOCS / "conf.py")
+
+
+def test_the_documented_custom_store_works_with_every_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: DictStore had clear_expired(self) and shadowed Store.lock."""
+    from wsgisession.cli import main
+    from wsgisession.stores.base import Store
+
+    (block,) = [
+        b for b in code_blocks(DOCS / "stores.rst") if "class DictStore" in b.text
+    ]
+    (tmp_path / "docs_dictstore.py").write_text(block.text, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("docs_dictstore")
+    assert callable(module.DictStore.lock) and module.DictStore.lock is Store.lock
+    target = "docs_dictstore:DictStore"
+    assert main(["clear-expired", "--store", target]) == 0
+    assert "removed 0 expired sessions" in capsys.readouterr().out
+    assert main(["check", "--store", target]) == 0
+    assert "DictStore" in capsys.readouterr().out
+    store = module.DictStore()
+    assert store.clear_expired(progress=lambda done, total: None) == 0
+    with store:
+        pass

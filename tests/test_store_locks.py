@@ -13,43 +13,17 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from helpers import STORE_FACTORIES, build_store, later, store_argument
 
 from wsgisession.errors import LockTimeout
 from wsgisession.keys import generate_key, storage_key
 from wsgisession.stores import (
     FileStore,
-    MemcachedStore,
     MemoryStore,
-    RedisStore,
-    SQLiteStore,
 )
 from wsgisession.stores.base import Store
 
-KINDS = ["memory", "file", "sqlite", "memcached", "redis"]
-
-
-def store_argument(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """What the store of ``kind`` is built from: a path or a server address."""
-    if kind == "file":
-        return str(tmp_path / "sessions")
-    if kind == "sqlite":
-        return str(tmp_path / "sessions.sqlite3")
-    if kind == "memcached":
-        return str(request.getfixturevalue("clean_memcached").address)
-    if kind == "redis":
-        return str(request.getfixturevalue("clean_redis").url)
-    return ""
-
-
-def build(kind: str, argument: str) -> Store:
-    makers = {
-        "memory": lambda: MemoryStore(),
-        "file": lambda: FileStore(argument),
-        "sqlite": lambda: SQLiteStore(argument),
-        "memcached": lambda: MemcachedStore(argument),
-        "redis": lambda: RedisStore(argument),
-    }
-    return makers[kind]()
+KINDS = list(STORE_FACTORIES)
 
 
 @pytest.fixture(params=KINDS)
@@ -61,11 +35,7 @@ def kind_and_argument(
 
 @pytest.fixture
 def store(kind_and_argument: tuple[str, str]) -> Store:
-    return build(*kind_and_argument)
-
-
-def later(seconds: float = 600) -> float:
-    return time.time() + seconds
+    return build_store(*kind_and_argument)
 
 
 def test_lock_excludes_a_second_holder(store: Store) -> None:
@@ -74,7 +44,8 @@ def test_lock_excludes_a_second_holder(store: Store) -> None:
         started = time.monotonic()
         with pytest.raises(LockTimeout), store.lock(key, 0.2, 60.0):
             pass  # pragma: no cover - never reached
-        assert 0.2 <= time.monotonic() - started < 1.5
+        # at least the timeout; the upper bound only says it did not hang
+        assert 0.2 <= time.monotonic() - started < 5
     with store.lock(key, 0.2, 60.0):
         pass  # free again
 
@@ -129,8 +100,8 @@ HOLDER = textwrap.dedent(
     """
     import sys, time
     sys.path.insert(0, {tests!r})
-    from test_store_locks import build
-    store = build(sys.argv[1], sys.argv[2])
+    from helpers import build_store
+    store = build_store(sys.argv[1], sys.argv[2])
     with store.lock(sys.argv[3], 5.0, 1.0):
         print("locked", flush=True)
         time.sleep(60)
@@ -138,12 +109,13 @@ HOLDER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # a subprocess killed with SIGKILL
 @pytest.mark.parametrize("kind", ["file", "sqlite", "memcached", "redis"])
 def test_a_killed_holder_loses_its_lock(
     kind: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     argument = store_argument(kind, request, tmp_path)
-    store, key = build(kind, argument), generate_key()
+    store, key = build_store(kind, argument), generate_key()
     script = HOLDER.format(tests=str(Path(__file__).parent))
     holder = subprocess.Popen(
         [sys.executable, "-c", script, kind, argument, key],
@@ -163,4 +135,5 @@ def test_a_killed_holder_loses_its_lock(
             holder.kill()
             holder.wait(5)
     print(f"{kind}: the lock of a killed holder was free after {waited:.2f} s")
-    assert waited < 2.5  # a 1 s ttl (memcached counts whole seconds)
+    # a 1 s ttl; the wait gives up at 5 s, so this says the ttl freed it
+    assert waited < 4.5

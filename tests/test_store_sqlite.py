@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from test_store_contract import later, payload_of
+from helpers import later, payload_of
 
 from wsgisession.errors import ConfigError, StoreUnavailable
 from wsgisession.stores.base import Merge

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .errors import ConfigError
+from .expiry import MAX_SECONDS
 
 Check = Callable[[str, Any], Any]
 Parse = Callable[[str, str], Any]
@@ -35,15 +36,12 @@ _PRINTABLE = re.compile(r"[!-~]+")  # printable ASCII without space
 _INT = re.compile(r"[+-]?[0-9]+")
 _FLOAT = re.compile(r"[+-]?[0-9]+(\.[0-9]*)?|[+-]?\.[0-9]+")
 
-#: A guard against durations that would overflow date arithmetic later.
-MAX_SECONDS = 100 * 366 * 86400
 
-_TRUE = ("true", "yes", "on")
-_FALSE = ("false", "no", "off")
+#: What ``paste.deploy.converters.asbool`` accepts, compared lower-cased.
+_TRUE = ("true", "yes", "on", "y", "t", "1")
+_FALSE = ("false", "no", "off", "n", "f", "0")
 _SAMESITE = ("Lax", "Strict", "None")
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
-
-BUILTIN_STORES = ("memory", "file", "sqlite", "memcached", "redis", "cookie")
 
 #: Names people bring from Beaker and Django, and what they are called here.
 _RENAMED = {
@@ -104,14 +102,14 @@ def seconds(minimum: int, *, optional: bool = False) -> Check:
     return check
 
 
-def non_negative_float(key: str, value: Any) -> float:
+def positive_float(key: str, value: Any) -> float:
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float))
         or not math.isfinite(value)
-        or value < 0
+        or value <= 0
     ):
-        raise invalid(key, value, "a finite number of seconds >= 0")
+        raise invalid(key, value, "a finite number of seconds > 0")
     return float(value)
 
 
@@ -225,17 +223,6 @@ def serializer(key: str, value: Any) -> Any:
     )
 
 
-def store_name(key: str, value: Any) -> str:
-    if isinstance(value, str):
-        if value.lower() in BUILTIN_STORES:
-            return value.lower()
-        if DOTTED.fullmatch(value):
-            return value
-    raise invalid(
-        key, value, f"one of {', '.join(BUILTIN_STORES)} or 'package.module:Class'"
-    )
-
-
 def unknown_key(
     key: str, name: str, prefix: str, schema: Mapping[str, Any]
 ) -> ConfigError:
@@ -293,14 +280,7 @@ def parse_bool(key: str, raw: str) -> bool:
         return True
     if word in _FALSE:
         return False
-    if word in ("1", "0"):
-        raise ConfigError(
-            f"invalid value for {key!r}: {raw!r}; write true or false. Digits are "
-            "refused for booleans: Beaker reads '0' as false for some keys and as "
-            "a number of seconds for others, so here a boolean is only "
-            "true/false, yes/no or on/off"
-        )
-    raise invalid(key, raw, "true or false (or yes/no, on/off)")
+    raise invalid(key, raw, "true or false (or yes/no, on/off, y/n, t/f, 1/0)")
 
 
 def parse_secure(key: str, raw: str) -> bool | str:

@@ -22,18 +22,12 @@ from .demo.command import add_demo_parser
 from .errors import ConfigError, SessionError, StoreUnavailable
 from .inifile import PREFIX, read_section
 from .storecheck import build_store, reach_store, unreachable
+from .storespec import store_keys
 
 __all__ = ["PREFIX", "STORE_OPTIONS", "build_parser", "main", "read_section"]
 
-STORE_OPTIONS = {
-    "store": "store kind: memory, file, sqlite, memcached, redis, cookie or package.module:Class",
-    "file_path": "directory of the file store",
-    "sqlite_path": "database file of the SQLite store",
-    "memcached_servers": "memcached servers, whitespace-separated host:port",
-    "redis_url": "Redis URL (redis://, rediss://, unix://)",
-    "key_prefix": "key prefix for memcached and Redis",
-    "secret_key": "secret key of the signed cookie store",
-}
+#: The store keys as command-line options (``--redis-url``), as the stores declare them.
+STORE_OPTIONS = {name: key.help for name, key in store_keys().items()}
 
 STORE_KINDS = """\
 store kinds (--store, or store = in an ini file):
@@ -49,7 +43,8 @@ SECRETS = f"""\
 secret keys (cookie store) are never given as arguments, which ps shows to
 every user: --secret-key-file FILE (first line the key, further lines older
 keys still accepted) or the environment variable {secretkey.ENV_VAR}
-(with --config, the file's secret_key, e.g. %(session_secret)s, counts).
+(older keys in {secretkey.FALLBACKS_ENV_VAR}, whitespace-separated;
+with --config, the file's secret_key, e.g. %(session_secret)s, counts).
 Make one with: {secretkey.HOW_TO_MAKE_ONE}
 """
 
@@ -99,10 +94,16 @@ def _secret_settings(secret: secretkey.SecretKey) -> dict[str, str]:
 def _refuse_secret_arguments(given: dict[str, str]) -> None:
     for key in given:
         if key.startswith("secret_key"):
+            where = (
+                "further lines of --secret-key-file FILE or the environment "
+                f"variable {secretkey.FALLBACKS_ENV_VAR}"
+                if key == "secret_key_fallbacks"
+                else f"--secret-key-file FILE or the environment variable "
+                f"{secretkey.ENV_VAR}"
+            )
             raise ConfigError(
                 f"--{key.replace('_', '-')} is refused: a key given as an argument "
-                "is visible to every user in ps; use --secret-key-file FILE or the "
-                f"environment variable {secretkey.ENV_VAR}"
+                f"is visible to every user in ps; use {where}"
             )
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Self, Unpack
 
-from .config import Settings
+from .config import Options, Settings
 from .errors import ConfigError
-from .response import ResponseHook
+from .response import Response, ResponseSetup
 from .serializers import PickleSerializer, resolve_serializer
 from .session import Session
 from .stores.base import Store
@@ -39,15 +39,28 @@ class SessionMiddleware:
 
     Nothing is read from the store until the app first uses the session,
     and nothing is written unless it changed (or ``save_every_request``).
-    Options are those of :class:`~wsgisession.config.Settings`; an unknown
-    or invalid one raises :class:`~wsgisession.errors.ConfigError` here.
+    Options are the keyword arguments typed in
+    :class:`~wsgisession.config.Options` (the fields of
+    :class:`~wsgisession.config.Settings`), or ``settings=`` a Settings
+    already checked (keywords given as well override its values); an
+    unknown or invalid one raises :class:`~wsgisession.errors.ConfigError`
+    here. The middleware is a context manager: :meth:`close` closes its store.
     """
 
     def __init__(
-        self, app: WSGIApp, store: Store | None = None, **options: Any
+        self,
+        app: WSGIApp,
+        store: Store | None = None,
+        *,
+        settings: Settings | None = None,
+        **options: Unpack[Options],
     ) -> None:
         self.app = app
-        self.settings = Settings.from_options(options)
+        if settings is not None and not isinstance(settings, Settings):
+            raise ConfigError(
+                f"settings: expected a Settings instance, not {settings!r}"
+            )
+        self.settings = Settings.from_options(options, settings)
         if store is not None and not isinstance(store, Store):
             raise ConfigError(
                 f"store: expected a Store instance such as SQLiteStore(path), not {store!r}"
@@ -55,11 +68,12 @@ class SessionMiddleware:
         self.store = store if store is not None else default_store()
         self.serializer = resolve_serializer(self.settings.serializer)
         # Used on every request: bound once.
-        self._new_session = Session._request_factory(
-            self.store, self.settings, self.serializer
+        self._setup = ResponseSetup(
+            self.settings,
+            self.store,
+            Session.request_factory(self.store, self.settings, self.serializer),
         )
         self._environ_key = self.settings.environ_key
-        self.save_every_request = self.settings.save_every_request
         if self.settings.lock and not self.store.supports_locking:
             raise ConfigError(
                 f"lock: {type(self.store).__name__} cannot lock sessions; "
@@ -74,30 +88,38 @@ class SessionMiddleware:
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
-        hook = ResponseHook(self, environ, start_response)
-        hook.session = environ[self._environ_key] = self._new_session(
-            hook.read_key if "HTTP_COOKIE" in environ else None
-        )
+        response = Response(self._setup, environ, start_response)
+        environ[self._environ_key] = response.session
         try:
-            result = self.app(environ, hook.start_response)
+            result = self.app(environ, response.start_response)
         except BaseException:
-            hook.session.release_lock()
+            response.session.release_lock()
             raise
-        session = hook.session
-        if (
-            type(result) is list
-            and not (session.accessed or session.modified or self.save_every_request)
-            and hook.status is not None
-        ):  # untouched, the most common case: the headers go through as they are
-            hook.server_write = start_response(hook.status, hook.headers, hook.exc_info)
-            return result
-        return hook.respond(result)
+        return response.respond(result)
+
+    def detached_response(self, environ: dict[str, Any]) -> Response:
+        """A response for a request this middleware does not handle (Flask's tests).
+
+        ``.session`` reads the request's cookie; ``.finish(status)`` saves it
+        and returns the ``Set-Cookie`` headers for the caller to send.
+        """
+        return Response.detached(self._setup, environ)
 
     def open_session(self, session_key: str | None = None) -> Session:
         """A session on this middleware's store and options, bound to no request."""
         return Session(
             self.store, self.settings, session_key or None, serializer=self.serializer
         )
+
+    def close(self) -> None:
+        """Close the store (its connections, handles); the middleware is not used again."""
+        self.store.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def __repr__(self) -> str:
         return f"SessionMiddleware({self.app!r}, store={self.store!r})"

@@ -2,7 +2,8 @@
 
 A key given as an argument is visible to every local user in ``ps``, so
 the ``wsgisession`` command reads it from a file (``--secret-key-file``) or
-from the environment variable ``WSGISESSION_SECRET_KEY``. The demo, given
+from the environment variable ``WSGISESSION_SECRET_KEY`` (older keys,
+still accepted, in ``WSGISESSION_SECRET_KEY_FALLBACKS``). The demo, given
 neither, keeps a generated key in the user's state directory, so that
 restarting it does not log everyone out. No function here ever puts a key
 into a message.
@@ -20,6 +21,7 @@ from .errors import ConfigError
 
 __all__ = [
     "ENV_VAR",
+    "FALLBACKS_ENV_VAR",
     "SecretKey",
     "demo_secret_path",
     "kept_demo_secret",
@@ -28,6 +30,8 @@ __all__ = [
 ]
 
 ENV_VAR = "WSGISESSION_SECRET_KEY"
+#: Older keys still accepted, whitespace-separated, as ``secret_key_fallbacks``.
+FALLBACKS_ENV_VAR = "WSGISESSION_SECRET_KEY_FALLBACKS"
 #: Bytes of randomness in a generated key (43 URL-safe characters).
 GENERATED_BYTES = 32
 HOW_TO_MAKE_ONE = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
@@ -64,11 +68,18 @@ def read_secret_file(path: str | os.PathLike[str]) -> SecretKey:
 
 
 def secret_from_environment() -> SecretKey | None:
-    """The key in ``$WSGISESSION_SECRET_KEY``, or None if it is unset or empty."""
+    """The key in ``$WSGISESSION_SECRET_KEY`` (None if unset or empty), and fallbacks.
+
+    The fallbacks, ``$WSGISESSION_SECRET_KEY_FALLBACKS``, are whitespace-separated;
+    without the key they would be ignored, so they are refused instead.
+    """
     value = os.environ.get(ENV_VAR, "").strip()
+    fallbacks = tuple(os.environ.get(FALLBACKS_ENV_VAR, "").split())
     if not value:
+        if fallbacks:
+            raise ConfigError(f"${FALLBACKS_ENV_VAR} is set but ${ENV_VAR} is not")
         return None
-    return SecretKey(value, (), f"${ENV_VAR}")
+    return SecretKey(value, fallbacks, f"${ENV_VAR}")
 
 
 def demo_secret_path() -> Path:

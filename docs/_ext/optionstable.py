@@ -22,7 +22,8 @@ from sphinx.application import Sphinx
 from sphinx.domains.std import StandardDomain
 from sphinx.util.docutils import SphinxDirective
 
-from wsgisession.config import OptionInfo, Settings, StoreSpec, describe_options
+from wsgisession.config import OptionInfo, Settings, describe_options
+from wsgisession.storespec import store_keys
 
 GROUPS = ("all", "middleware", "store")
 HEADERS = ("Option / ini key", "Type", "Default", "Meaning")
@@ -41,10 +42,9 @@ def format_default(value: Any) -> str:
 
 
 def _group_names(group: str) -> set[str]:
-    classes = {"middleware": (Settings,), "store": (StoreSpec,)}.get(
-        group, (Settings, StoreSpec)
-    )
-    return {f.name for cls in classes for f in fields(cls)}
+    middleware = {f.name for f in fields(Settings)}
+    stores = set(store_keys())  # as each store declares its keys
+    return {"middleware": middleware, "store": stores}.get(group, middleware | stores)
 
 
 def _cell(*children: nodes.Node) -> nodes.entry:

@@ -27,12 +27,12 @@ policy. Unlike Flask, sessions are permanent unless made otherwise; pass
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, Unpack
 
 from flask.sessions import NullSession, SessionInterface, SessionMixin
 
 from ..middleware import SessionMiddleware
-from ..response import ResponseHook
+from ..response import Response as SessionResponse
 from ..session import Session
 from . import SessionProxy
 
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from flask import Flask
     from flask.wrappers import Request, Response
 
+    from ..config import Options
     from ..stores.base import Store
 
 __all__ = ["FlaskSession", "WsgiSessionInterface", "find_middleware", "init_app"]
@@ -61,11 +62,13 @@ class FlaskSession(SessionProxy, SessionMixin):  # type: ignore[override]
     ``.wsgisession`` is the wrapped session itself.
     """
 
-    def __init__(self, session: Session, hook: ResponseHook | None = None) -> None:
+    def __init__(
+        self, session: Session, detached: SessionResponse | None = None
+    ) -> None:
         super().__init__(session)
         #: Set when no middleware saw this request (test contexts): then
-        #: :meth:`WsgiSessionInterface.save_session` saves, with this hook.
-        self.detached_hook = hook
+        #: :meth:`WsgiSessionInterface.save_session` saves, with this response.
+        self.detached_response = detached
 
     @property
     def permanent(self) -> bool:
@@ -161,36 +164,26 @@ class WsgiSessionInterface(SessionInterface):
             return FlaskSession(session)
         if middleware is None:
             return None
-        hook = ResponseHook(middleware, request.environ, _no_start_response)
-        hook.session = middleware.open_session(hook.read_key())
-        return FlaskSession(hook.session, hook)
+        detached = middleware.detached_response(request.environ)
+        return FlaskSession(detached.session, detached)
 
     def save_session(
         self, app: Flask, session: SessionMixin, response: Response
     ) -> None:
-        hook = getattr(session, "detached_hook", None)
-        if hook is None:
+        detached = getattr(session, "detached_response", None)
+        if detached is None:
             return  # the middleware saves and sets the cookie
-        assert isinstance(session, FlaskSession)
-        raw = session.wsgisession
-        if not (raw.accessed or hook.middleware.settings.save_every_request):
-            return
-        hook.status = response.status
-        for name, value in hook.session_cookies(raw, final=True):
+        for name, value in detached.finish(response.status):
             response.headers.add(name, value)
-        if raw.accessed:
+        if detached.session.accessed:
             response.vary.add("Cookie")
 
     def __repr__(self) -> str:
         return f"WsgiSessionInterface(environ_key={self.environ_key!r})"
 
 
-def _no_start_response(*args: Any) -> NoReturn:
-    raise AssertionError("a detached session's hook never starts a response")
-
-
 def init_app(
-    app: Flask, store: Store | None = None, **options: Any
+    app: Flask, store: Store | None = None, **options: Unpack[Options]
 ) -> SessionMiddleware:
     """Give ``app`` wsgisession sessions: wrap ``app.wsgi_app``, set the interface.
 

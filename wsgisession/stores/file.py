@@ -25,9 +25,10 @@ from typing import TYPE_CHECKING
 
 import filelock
 
+from .. import _coerce as c
 from ..errors import ConfigError, LockTimeout, StoreUnavailable
 from ._flock import FlockLock, flock_available
-from .base import Merge, Progress, Record, Store, now, storage_key
+from .base import IniOption, Merge, Progress, Record, Store, now, storage_key
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -140,6 +141,16 @@ class FileStore(Store):
     so a power loss may still lose or truncate recent writes (a truncated
     record then loads as absent). Several processes may share a directory.
     """
+
+    ini_name = "file"
+    ini_options = (
+        IniOption(
+            "file_path", "path or none", None,
+            "Directory of the file store; none for a private directory under "
+            "the system's temporary directory.",
+            c.path, c.parse_optional_text, argument="path",
+        ),
+    )  # fmt: skip
 
     #: Seconds to wait for a shard's lock before giving up with StoreUnavailable.
     lock_timeout: float = 30.0

@@ -20,6 +20,8 @@ class MemoryStore(Store):
     single-process development only.
     """
 
+    ini_name = "memory"
+
     def __init__(self) -> None:
         self._records: dict[str, tuple[bytes, float]] = {}
         self._lock = threading.Lock()

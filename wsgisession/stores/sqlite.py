@@ -22,9 +22,10 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from .. import _coerce as c
 from ..errors import ConfigError, StoreUnavailable
 from ._shared import poll_lock
-from .base import Merge, Progress, Record, Store, now, storage_key
+from .base import IniOption, Merge, Progress, Record, Store, now, storage_key
 from .file import ensure_private_directory
 
 if TYPE_CHECKING:
@@ -118,6 +119,16 @@ class SQLiteStore(Store):
     reopened in a forked child. ``busy_timeout`` is how many seconds a save
     waits for another writer before raising :class:`StoreUnavailable`.
     """
+
+    ini_name = "sqlite"
+    ini_options = (
+        IniOption(
+            "sqlite_path", "path or none", None,
+            "Database file of the SQLite store; none for a private file under "
+            "the system's temporary directory.",
+            c.path, c.parse_optional_text, argument="path",
+        ),
+    )  # fmt: skip
 
     def __init__(
         self, path: StrPath | None = None, *, busy_timeout: float = 5.0
