@@ -159,6 +159,16 @@ class Store(abc.ABC):
         with it); stores that expire records natively never call it.
         """
 
+    def sweep_expired(self, limit: int) -> int:
+        """Remove at most ``limit`` expired records, cheaply; return how many.
+
+        Meant to be called often (a bounded step each time), unlike
+        :meth:`clear_expired`. The base store removes nothing and returns 0:
+        stores whose server expires records natively (memcached, Redis, the
+        cookie) need nothing; the memory, file and SQLite stores override it.
+        """
+        return 0
+
     #: Whether :meth:`lock` is implemented (``lock = true`` needs it).
     supports_locking: bool = True
 
