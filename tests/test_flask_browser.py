@@ -44,6 +44,9 @@ def make_app(store: Store) -> Flask:
 
     @app.get("/set/<value>")
     def set_value(value: str) -> str:
+        session.permanent = (
+            True  # as in Flask, a session is not permanent unless made so
+        )
         session["value"] = value
         return f"value={value}"
 
