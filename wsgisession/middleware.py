@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any, Self, Unpack
 
+from .cleanup import Sweeper
 from .config import Options, Settings
 from .errors import ConfigError
 from .response import Response, ResponseSetup
@@ -72,6 +73,9 @@ class SessionMiddleware:
             self.settings,
             self.store,
             Session.request_factory(self.store, self.settings, self.serializer),
+            None
+            if self.store.client_side
+            else Sweeper(self.store, self.settings.cleanup_interval),
         )
         self._environ_key = self.settings.environ_key
         if self.settings.lock and not self.store.supports_locking:

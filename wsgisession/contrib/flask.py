@@ -173,8 +173,11 @@ class WsgiSessionInterface(SessionInterface):
         detached = getattr(session, "detached_response", None)
         if detached is None:
             return  # the middleware saves and sets the cookie
-        for name, value in detached.finish(response.status):
+        cookies = detached.finish(response.status)
+        for name, value in cookies:
             response.headers.add(name, value)
+        if cookies and detached.setup.settings.private_responses:
+            response.headers.setdefault("Cache-Control", "private")
         if detached.session.accessed:
             response.vary.add("Cookie")
 

@@ -159,6 +159,16 @@ class Store(abc.ABC):
         with it); stores that expire records natively never call it.
         """
 
+    def sweep_expired(self, limit: int) -> int:
+        """Remove at most ``limit`` expired records; return how many were removed.
+
+        The bounded step behind ``cleanup_interval``: a save runs one now and
+        then, so that no request pays for a full :meth:`clear_expired`. The
+        base store removes nothing (stores that expire records natively
+        need not sweep).
+        """
+        return 0
+
     #: Whether :meth:`lock` is implemented (``lock = true`` needs it).
     supports_locking: bool = True
 
