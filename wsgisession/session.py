@@ -103,7 +103,7 @@ class Session(MutableMapping[str, Any]):
         session_key: str | None = None,
         *,
         serializer: Serializer | None = None,
-        key_source: KeySource | None = None,
+        key_source: Callable[[], Sequence[str]] | None = None,
     ) -> None:
         self._store = store
         self._settings = settings if settings is not None else Settings()
