@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from .config import Settings, StoreSpec, parse_settings
+from .deploycheck import print_deploy_warnings
 from .errors import ConfigError, SessionError
 from .keys import generate_key
 from .storespec import store_keys
@@ -144,6 +145,7 @@ def command_check(args: argparse.Namespace) -> int:
     store = spec.build()
     if args.config:
         print(f"configuration ok: {options}")
+    print_deploy_warnings(options, spec)
     store.exists(generate_key())
     print(f"store reached: {store!r}")
     return 0

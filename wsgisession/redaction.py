@@ -16,11 +16,17 @@ _SECRET_PARAMETERS = ("password", "passwd", "pass", "pwd", "secret", "token")
 
 
 def redact_url(url: str) -> str:
-    """``url`` without its credentials, for messages and ``repr``."""
+    """``url`` without its credentials, for messages and ``repr``.
+
+    A string that is not ``scheme://...`` is not shown at all: where a
+    password would be in it cannot be told.
+    """
     try:
         parts = urlsplit(url)
     except ValueError:
-        return "<a URL that cannot be parsed, not shown>"
+        parts = None
+    if parts is None or "://" not in url:
+        return "<not a URL, not shown>"
     redacted = url
     if "@" in parts.netloc:
         host = parts.netloc.rsplit("@", 1)[1]
