@@ -19,7 +19,7 @@ copyright = "2026, the wsgisession developers"
 release = __version__
 version = ".".join(__version__.split(".")[:2])
 
-extensions = ["sphinx.ext.autodoc", "optionstable"]
+extensions = ["sphinx.ext.autodoc", "optionstable", "clireference"]
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"

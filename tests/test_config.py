@@ -228,7 +228,7 @@ def test_unknown_keyword_without_close_match_lists_the_options() -> None:
 
 
 def test_beaker_names_point_to_ours() -> None:
-    with pytest.raises(ConfigError, match="did you mean 'save_every_request'"):
+    with pytest.raises(ConfigError, match="save_every_request saves every non-empty"):
         Settings.from_options({"auto": True})
 
 

@@ -59,7 +59,8 @@ class Leaks:
 
 @pytest.fixture
 def leaks(caplog: pytest.LogCaptureFixture) -> Iterator[Leaks]:
-    with caplog.at_level(logging.DEBUG):
+    # On the package's logger itself: another test may have left it at INFO.
+    with caplog.at_level(logging.DEBUG), caplog.at_level(logging.DEBUG, "wsgisession"):
         yield Leaks(caplog)
 
 

@@ -85,7 +85,7 @@ class FileView(View):
         return {
             p.relative_to(root).as_posix(): p.read_bytes()
             for p in root.rglob("*")
-            if p.is_file() and p.parent.name != ".locks"
+            if p.is_file() and ".locks" not in p.relative_to(root).parts
         }
 
     def dump(self) -> bytes:  # lock files and directories too

@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from . import _beaker
 from .errors import ConfigError
 from .expiry import MAX_SECONDS
 
@@ -43,23 +44,6 @@ _TRUE = ("true", "yes", "on", "y", "t", "1")
 _FALSE = ("false", "no", "off", "n", "f", "0")
 _SAMESITE = ("Lax", "Strict", "None")
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
-
-#: Names people bring from Beaker and Django, and what they are called here.
-_RENAMED = {
-    "type": "store",
-    "data_dir": "file_path",
-    "key": "cookie_name",
-    "secret": "secret_key",
-    "validate_key": "secret_key",
-    "timeout": "cookie_age",
-    "cookie_expires": "cookie_age",
-    "secure": "cookie_secure",
-    "httponly": "cookie_httponly",
-    "samesite": "cookie_samesite",
-    "auto": "save_every_request",
-    "data_serializer": "serializer",
-    "url": "redis_url",
-}
 
 
 def invalid(key: str, value: object, expected: str) -> ConfigError:
@@ -302,10 +286,10 @@ def unknown_key(
     key: str, name: str, prefix: str, schema: Mapping[str, Any]
 ) -> ConfigError:
     """ConfigError for an unknown key, with the nearest valid name as a hint."""
-    guess = _RENAMED.get(name.lower())
-    if guess is None:
-        close = difflib.get_close_matches(name, list(schema), n=1, cutoff=0.6)
-        guess = close[0] if close else None
+    if (beaker := _beaker.hint(name, prefix)) is not None:
+        return ConfigError(f"unknown option {key!r}; {beaker}")
+    close = difflib.get_close_matches(name, list(schema), n=1, cutoff=0.6)
+    guess = close[0] if close else None
     if guess is not None:
         return ConfigError(f"unknown option {key!r}; did you mean {prefix + guess!r}?")
     names = ", ".join(prefix + known for known in schema)

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import InitVar, dataclass, field, fields, replace
 from typing import Any, Literal, NamedTuple, TypedDict
 
+from . import _beaker
 from . import _coerce as c
 from ._coerce import import_dotted
 from .errors import ConfigError
@@ -288,6 +289,7 @@ def parse_settings(
     globals_ = global_conf or {}
     if not prefix:
         given = {key: raw for key, raw in globals_.items() if key in schema} | given
+    _beaker.refuse_beaker_keys([*given, *globals_], prefix)
     for key, raw in given.items():
         name = _option_name(key, prefix)
         if name is None or (key in globals_ and key not in schema):

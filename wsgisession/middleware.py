@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any, Self, Unpack
@@ -10,7 +11,7 @@ from .cleanup import Sweeper
 from .config import Options, Settings
 from .errors import ConfigError
 from .response import Response, ResponseSetup
-from .serializers import PickleSerializer, resolve_serializer
+from .serializers import PickleSerializer, Serializer, resolve_serializer
 from .session import Session
 from .stores.base import Store
 
@@ -33,6 +34,11 @@ def default_store() -> Store:
         _default_store_logged = True
         logger.info("no store given; using %r", store)
     return store
+
+
+def _unlocked(settings: Settings) -> Settings:
+    """``settings`` without the request lock, for sessions no request releases."""
+    return dataclasses.replace(settings, lock=False) if settings.lock else settings
 
 
 class SessionMiddleware:
@@ -61,33 +67,53 @@ class SessionMiddleware:
             raise ConfigError(
                 f"settings: expected a Settings instance, not {settings!r}"
             )
-        self.settings = Settings.from_options(options, settings)
+        checked = Settings.from_options(options, settings)
         if store is not None and not isinstance(store, Store):
             raise ConfigError(
                 f"store: expected a Store instance such as SQLiteStore(path), not {store!r}"
             )
         self.store = store if store is not None else default_store()
-        self.serializer = resolve_serializer(self.settings.serializer)
-        # Used on every request: bound once.
-        self._setup = ResponseSetup(
-            self.settings,
-            self.store,
-            Session.request_factory(self.store, self.settings, self.serializer),
-            None
-            if self.store.client_side
-            else Sweeper(self.store, self.settings.cleanup_interval),
-        )
-        self._environ_key = self.settings.environ_key
-        if self.settings.lock and not self.store.supports_locking:
+        self.use_settings(checked)
+
+    def use_settings(self, settings: Settings) -> None:
+        """Serve the requests to come with ``settings`` (same app, same store).
+
+        ConfigError, with the settings in force unchanged, if the store
+        cannot serve them. Requests already running keep the settings they
+        started with. Meant for setup and tests (the Flask adapter follows
+        ``app.config`` with it), not for flipping options under load.
+        """
+        serializer = resolve_serializer(settings.serializer)
+        if settings.lock and not self.store.supports_locking:
             raise ConfigError(
                 f"lock: {type(self.store).__name__} cannot lock sessions; "
                 "use a server-side store or lock = false"
             )
-        if self.store.client_side and isinstance(self.serializer, PickleSerializer):
+        if self.store.client_side and isinstance(serializer, PickleSerializer):
             raise ConfigError(
                 f"serializer: 'pickle' is refused with {type(self.store).__name__}: "
                 "a client-side store must not unpickle what a client sends"
             )
+        self.settings = settings
+        self.serializer = serializer
+        self._sweeper = (
+            None
+            if self.store.client_side
+            else Sweeper(self.store, settings.cleanup_interval)
+        )
+        # Used on every request: bound once.
+        self._setup = self._response_setup(settings, serializer)
+        self._environ_key = settings.environ_key
+
+    def _response_setup(
+        self, settings: Settings, serializer: Serializer
+    ) -> ResponseSetup:
+        return ResponseSetup(
+            settings,
+            self.store,
+            Session.request_factory(self.store, settings, serializer),
+            self._sweeper,
+        )
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -105,14 +131,28 @@ class SessionMiddleware:
         """A response for a request this middleware does not handle (Flask's tests).
 
         ``.session`` reads the request's cookie; ``.finish(status)`` saves it
-        and returns the ``Set-Cookie`` headers for the caller to send.
+        and returns the ``Set-Cookie`` headers for the caller to send. Its
+        session never takes the request lock of ``lock = true``: nothing
+        would release it (a test context may never finish), and every
+        later request of the session would wait for it.
         """
-        return Response.detached(self._setup, environ)
+        setup = self._setup
+        if self.settings.lock:
+            setup = self._response_setup(_unlocked(self.settings), self.serializer)
+        return Response.detached(setup, environ)
 
     def open_session(self, session_key: str | None = None) -> Session:
-        """A session on this middleware's store and options, bound to no request."""
+        """A session on this middleware's store and options, bound to no request.
+
+        It never takes the request lock of ``lock = true``: nothing would
+        release it (a test helper, a script), and every later request of
+        the session would wait for it. Its save merges by key as usual.
+        """
         return Session(
-            self.store, self.settings, session_key or None, serializer=self.serializer
+            self.store,
+            _unlocked(self.settings),
+            session_key or None,
+            serializer=self.serializer,
         )
 
     def close(self) -> None:

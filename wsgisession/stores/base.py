@@ -160,12 +160,12 @@ class Store(abc.ABC):
         """
 
     def sweep_expired(self, limit: int) -> int:
-        """Remove at most ``limit`` expired records; return how many were removed.
+        """Remove at most ``limit`` expired records, cheaply; return how many.
 
-        The bounded step behind ``cleanup_interval``: a save runs one now and
-        then, so that no request pays for a full :meth:`clear_expired`. The
-        base store removes nothing (stores that expire records natively
-        need not sweep).
+        Meant to be called often (a bounded step each time), unlike
+        :meth:`clear_expired`. The base store removes nothing and returns 0:
+        stores whose server expires records natively (memcached, Redis, the
+        cookie) need nothing; the memory, file and SQLite stores override it.
         """
         return 0
 
