@@ -15,7 +15,7 @@ import logging
 from typing import Any
 
 import pytest
-from helpers import FakeClock, call, increment_app
+from helpers import FakeClock, call, increment_app, make_store
 
 from wsgisession import SessionMiddleware
 from wsgisession.config import Settings, parse_settings
@@ -391,3 +391,18 @@ def test_deploy_warnings_name_the_unsafe_settings() -> None:
     settings, spec = parse_settings({"store": "memory"})
     assert print_deploy_warnings(settings, spec, stream) == 1
     assert stream.getvalue().startswith("warning: cookie_secure = false")
+
+
+@pytest.mark.parametrize("kind", ["memory", "file", "sqlite"])
+def test_cookie_less_writes_do_not_pile_up(
+    kind: str, tmp_path: Any, frozen_clock: FakeClock
+) -> None:
+    """The disk-filling attack: each cookie-less request makes a session."""
+    store = make_store(kind, tmp_path)
+    app = SessionMiddleware(increment_app, store, cookie_age=60, cleanup_interval=300)
+    for _ in range(150):
+        call(app, "csrf", None)
+    frozen_clock.advance(400)  # all 150 expired; the interval has passed
+    call(app, "csrf", None)  # this save sweeps one bounded batch
+    left = store.clear_expired()
+    assert 50 <= left < 150, f"the sweep removed {150 - left}: some, at most 100"
