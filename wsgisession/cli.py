@@ -19,6 +19,7 @@ from typing import NoReturn, TextIO
 from . import secretkey
 from .config import Settings, StoreSpec, parse_settings
 from .demo.command import add_demo_parser
+from .deploycheck import print_deploy_warnings
 from .errors import ConfigError, SessionError, StoreUnavailable
 from .inifile import PREFIX, read_section
 from .storecheck import build_store, reach_store, unreachable
@@ -235,6 +236,7 @@ def command_check(args: argparse.Namespace) -> int:
     store = build_store(spec)
     if args.config:
         print(f"configuration ok: {options}")
+    print_deploy_warnings(options, spec)
     reach_store(store, STORE_HINT)
     print(f"store reached: {store!r}")
     return 0
