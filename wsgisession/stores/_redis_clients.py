@@ -3,7 +3,7 @@
 A ``redis://``, ``rediss://`` or ``unix://`` URL makes a ``redis.Redis``; a
 ``redis+cluster://host:port`` URL a ``RedisCluster`` found through that node,
 built on first use since its constructor connects. Credentials never show
-in messages: :func:`redact_url` hides them.
+in messages: ``redaction.redact_url`` hides them.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from ..errors import ConfigError
+from ..redaction import redact_url
 
 if TYPE_CHECKING:
     from redis.cluster import RedisCluster
@@ -27,7 +28,6 @@ __all__ = [
     "POOL_WAIT",
     "check_bytes_client",
     "client_from_url",
-    "redact_url",
 ]
 
 #: Connections the store's pool opens at most (per node of a cluster); more
@@ -44,22 +44,6 @@ _CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 _DB_PATH = re.compile(r"(/[0-9]*)?")  # redis-py ignores any other path
 
 
-def redact_url(url: str) -> str:
-    """``url`` without its credentials, for messages and ``repr``."""
-    parts = urlsplit(url)
-    redacted = url
-    if "@" in parts.netloc:
-        host = parts.netloc.rsplit("@", 1)[1]
-        redacted = redacted.replace(parts.netloc, "***@" + host, 1)
-    if parts.query:
-        query = "&".join(
-            "password=***" if pair.partition("=")[0] == "password" else pair
-            for pair in parts.query.split("&")
-        )
-        redacted = redacted.replace("?" + parts.query, "?" + query, 1)
-    return redacted
-
-
 def client_from_url(url: str, socket_timeout: float) -> Any:
     """A client for ``url``: a ``redis.Redis``, or for ``redis+cluster://`` a
     factory that builds the ``RedisCluster`` on first use (its constructor
@@ -71,7 +55,7 @@ def client_from_url(url: str, socket_timeout: float) -> Any:
         raise ConfigError(
             f"RedisStore url must start with redis://, rediss://, unix:// or "
             f"redis+cluster://: "
-            f"{redact_url(url) if isinstance(url, str) else url!r}"
+            f"{redact_url(url) if isinstance(url, str) else type(url).__name__}"
         )
     parts = urlsplit(url)
     if parts.scheme != "unix" and not _DB_PATH.fullmatch(parts.path):

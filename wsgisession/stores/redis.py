@@ -33,7 +33,7 @@ try:
     import redis
     from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
-    from ._redis_clients import check_bytes_client, client_from_url, redact_url
+    from ._redis_clients import check_bytes_client, client_from_url
 except ImportError as exc:  # pragma: no cover - depends on the environment
     # Raised on construction: the module still imports, so that the ini
     # schema, the CLI and the docs know this store without the extra.
@@ -43,6 +43,7 @@ else:
 
 from .. import _coerce as c
 from ..errors import ConfigError, StoreUnavailable
+from ..redaction import redact_url
 from ._shared import KEY_PREFIX_OPTION, LOCK_SUFFIX, pack, pause, poll_lock, unpack
 from .base import IniOption, Merge, Progress, Record, Store, now, storage_key
 
@@ -182,7 +183,7 @@ class RedisStore(Store):
         self._owns_client = url is not None
         self._connecting = threading.Lock()
         if url is not None:
-            self._where = redact_url(url) if isinstance(url, str) else repr(url)
+            self._where = redact_url(url) if isinstance(url, str) else "?"
             made = client_from_url(url, float(socket_timeout))
             if isinstance(made, redis.Redis):
                 self._client: Any = made
