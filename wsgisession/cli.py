@@ -236,8 +236,8 @@ def command_check(args: argparse.Namespace) -> int:
     store = build_store(spec)
     if args.config:
         print(f"configuration ok: {options}")
-    print_deploy_warnings(options, spec)
     reach_store(store, STORE_HINT)
+    print_deploy_warnings(options, spec)
     print(f"store reached: {store!r}")
     return 0
 
