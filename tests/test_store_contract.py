@@ -114,12 +114,33 @@ class MemcachedView(View):
         return PREFIX + storage_key(key)
 
     def records(self) -> dict[str, bytes]:
-        time.sleep(0.05)
-        dump = self.raw.raw_command(b"lru_crawler metadump all", b"END\r\n")
-        lines = [line for line in dump.splitlines() if line.startswith(b"key=")]
-        names = [unquote(line.split(b" ")[0][4:].decode()) for line in lines]
+        names = self.stable_names()
         values = {name: self.raw.get(name) for name in names}
         return {name: value for name, value in values.items() if value is not None}
+
+    def stable_names(self) -> set[str]:
+        """The server's keys, from crawler dumps taken until two agree.
+
+        The LRU crawler answers from a background walk: one dump can miss
+        an item just written, or come back cut, under load.
+        """
+        previous: set[str] | None = None
+        for _ in range(20):
+            time.sleep(0.05)
+            dump = self.raw.raw_command(b"lru_crawler metadump all", b"END\r\n")
+            lines = dump.splitlines()
+            if any(line and not line.startswith((b"key=", b"END")) for line in lines):
+                previous = None  # a cut or foreign reply: not to be trusted
+                continue
+            names = {
+                unquote(line.split(b" ")[0][4:].decode())
+                for line in lines
+                if line.startswith(b"key=")
+            }
+            if names == previous:
+                return names
+            previous = names
+        raise AssertionError("memcached's crawler dumps never agreed")
 
 
 class RedisView(MemcachedView):
