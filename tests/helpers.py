@@ -63,6 +63,8 @@ STORE_FACTORIES: dict[str, Callable[..., Store]] = {
     "sqlite": stores.SQLiteStore,
     "memcached": stores.MemcachedStore,
     "redis": stores.RedisStore,
+    "memcached-pool": stores.MemcachedStore,  # three servers
+    "redis-cluster": stores.RedisStore,  # three masters
 }
 
 
@@ -114,6 +116,10 @@ def store_argument(kind: str, request: pytest.FixtureRequest, tmp_path: Path) ->
     if kind in ("memcached", "redis"):
         server = request.getfixturevalue(f"clean_{kind}")
         return str(server.address if kind == "memcached" else server.url)
+    if kind == "memcached-pool":
+        return str(request.getfixturevalue("clean_memcached_pool").spec)
+    if kind == "redis-cluster":
+        return str(request.getfixturevalue("clean_redis_cluster").url)
     return ""
 
 

@@ -1,10 +1,11 @@
 """The record format: a session's data, creation time and expiry as bytes.
 
 A stored record is the serializer's encoding of
-``{"v": 1, "data": {...}, "created": <unix time>, "expiry": <Expiry>}``,
-plus ``"user"`` (the owner's id, for a bound session) and ``"saved"`` (the
-Unix time of the last save) when known: records without them (older ones)
-still read, and older readers ignore them.
+``{"v": 1, "data": {...}, "created": <unix time>, "expiry": <Expiry>,
+"saved": <unix time>, "user": <owner>}``; ``saved`` (the last save, for
+``reissue_time`` and listings) and ``user`` (the owner's id, for a session
+bound with ``bind_user``) are optional: records written before them, or of
+a session bound to no user, lack them, and older readers ignore them.
 Both functions are pure: the serializer in, bytes or parts out. Changing
 the layout means a new ``v`` and a decoder that still reads version 1.
 """
@@ -24,13 +25,14 @@ FORMAT_VERSION = 1
 
 class Envelope(NamedTuple):
     """A record's parts: the session's data, when it was created, its expiry,
-    its owner (None for a session bound to no user) and when it was last saved."""
+    when it was last saved (None if the record does not say) and its owner
+    (None for a session bound to no user)."""
 
     data: dict[str, Any]
     created: float
     expiry: Expiry
+    saved_at: float | None = None
     user: str | None = None
-    saved: float | None = None
 
 
 class CorruptRecord(ValueError):
@@ -39,12 +41,12 @@ class CorruptRecord(ValueError):
 
 def encode(serializer: Serializer, envelope: Envelope) -> bytes:
     """The record's bytes; an unserializable value is reported by its key."""
-    data, created, expiry, user, saved = envelope
+    data, created, expiry, saved_at, user = envelope
     record = {"v": FORMAT_VERSION, "data": data, "created": created, "expiry": expiry}
+    if saved_at is not None:
+        record["saved"] = saved_at
     if user is not None:
         record["user"] = user
-    if saved is not None:
-        record["saved"] = saved
     dumps = serializer.dumps
     try:
         return dumps(record)
@@ -69,13 +71,12 @@ def decode(serializer: Serializer, payload: bytes) -> Envelope:
         if not (expiry is None or type(expiry) is int or isinstance(expiry, str)):
             raise TypeError(f"malformed expiry {expiry!r}")
         decode_moment(expiry)
-        user, saved = record.get("user"), record.get("saved")
+        saved_at, user = record.get("saved"), record.get("user")
+        if saved_at is not None and not isinstance(saved_at, (int, float)):
+            raise TypeError(f"malformed save time {saved_at!r}")
         if not (user is None or (isinstance(user, str) and user)):
             raise TypeError(f"malformed user {user!r}")
-        if not (saved is None or isinstance(saved, (int, float))):
-            raise TypeError(f"malformed saved time {saved!r}")
     except Exception as exc:
         raise CorruptRecord(f"{type(exc).__name__}: {exc}") from exc
-    return Envelope(
-        data, float(created), expiry, user, None if saved is None else float(saved)
-    )
+    saved = None if saved_at is None else float(saved_at)
+    return Envelope(data, float(created), expiry, saved, user)

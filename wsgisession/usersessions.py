@@ -163,6 +163,6 @@ class UserSessions:
 
 
 def _listed(name: str, parts: Envelope, record: Record) -> UserSession:
-    saved = parts.saved if parts.saved is not None else parts.created
+    saved = parts.saved_at if parts.saved_at is not None else parts.created
     data = MappingProxyType(dict(parts.data))
     return UserSession(handle_of(name), parts.created, saved, record.expires_at, data)
