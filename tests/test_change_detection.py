@@ -3,7 +3,7 @@
 A mutable value is snapshotted when the session first hands it to the
 request, so a change made to it in place is saved (and merged by key),
 while a value the request never received is never serialized. A save that
-changes nothing writes the loaded bytes back as they are.
+changes nothing encodes the record once, for its new save time.
 """
 
 from __future__ import annotations
@@ -135,6 +135,18 @@ def test_cycle_key_carries_a_change_made_in_place() -> None:
     assert reopen(store, session.session_key) == {"cart": ["book", "pen"]}
 
 
+def test_bind_user_carries_a_change_made_in_place() -> None:
+    store = MemoryStore()
+    key = stored(store, cart=["book"])
+    session = Session(store, session_key=key)
+    session["cart"].append("pen")
+    session.bind_user("alice")
+    assert session.session_key != key
+    reopened = Session(store, session_key=session.session_key)
+    assert reopened.user_id == "alice"
+    assert dict(reopened.items()) == {"cart": ["book", "pen"]}
+
+
 def test_a_value_popped_or_cleared_needs_no_snapshot() -> None:
     store = MemoryStore()
     key = stored(store, cart=["book"], other=[1])
@@ -217,7 +229,9 @@ def test_a_write_serializes_the_record_and_no_value_it_did_not_receive() -> None
     }
 
 
-def test_saving_an_unchanged_session_writes_its_bytes_back_with_a_new_expiry() -> None:
+def test_saving_an_unchanged_session_records_the_save_time_and_a_new_expiry() -> None:
+    """The record says when it was last saved (reissue_time, listings): an
+    unchanged save encodes the record once, with the new time, and nothing else."""
     store = MemoryStore()
     with fake_clock(1_000_000.0) as clock:
         key = stored(store, cart=["book"], user="alice")
@@ -230,8 +244,10 @@ def test_saving_an_unchanged_session_writes_its_bytes_back_with_a_new_expiry() -
         )
         headers = request(key)
         after = store.load(key)
-    assert serializer.dumped == []
+    assert [record["saved"] for record in serializer.dumped] == [1_000_060.0]
+    assert serializer.dumped[0]["data"] == {"cart": ["book"], "user": "alice"}
     assert [h for h in headers if h[0] == "Set-Cookie"]
     assert after is not None
-    assert after.payload == before.payload
+    assert after.payload != before.payload
     assert after.expires_at == before.expires_at + 60
+    assert Session(store, session_key=key).reissue_due() is False

@@ -73,3 +73,29 @@ def test_a_kept_record_is_still_checked_for_its_absolute_timeout() -> None:
         late = Session(store, Settings(absolute_timeout=60), key)
         assert late.get("n") is None
         assert late.session_key is None
+
+
+def test_a_kept_record_keeps_its_save_time_and_owner() -> None:
+    parts = Envelope({"n": 1}, 5.0, 60, saved_at=7.5, user="alice")
+    payload = envelope.encode(JSON, parts)
+    assert envelope.decode(JSON, payload) == parts
+    assert payload in envelope._decoded
+    again = envelope.decode(JSON, payload)
+    assert again == parts
+    assert (again.saved_at, again.user) == (7.5, "alice")
+    assert again.data is not envelope._decoded[payload].data
+
+
+def test_a_kept_record_of_a_revoked_user_session_loads_as_absent() -> None:
+    store = MemoryStore()
+    session = Session(store)
+    session["n"] = 1
+    session.bind_user("alice")
+    key = session.session_key
+    assert store.load(key).payload in envelope._decoded
+    assert Session(store, session_key=key).user_id == "alice"
+    (name,) = store.user_session_records("alice")
+    assert store.delete_record(name)
+    revoked = Session(store, session_key=key)
+    assert revoked.get("n") is None
+    assert revoked.session_key is None

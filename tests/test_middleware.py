@@ -14,8 +14,9 @@ from werkzeug.http import parse_date
 
 from wsgisession import SessionMiddleware, cookies
 from wsgisession.config import Settings
+from wsgisession.errors import ConfigError
 from wsgisession.keys import generate_key
-from wsgisession.stores import FileStore, MemoryStore, SQLiteStore
+from wsgisession.stores import FileStore, MemoryStore, SignedCookieStore, SQLiteStore
 from wsgisession.stores.base import Store
 
 Environ = dict[str, Any]
@@ -547,3 +548,22 @@ def test_a_saving_request_never_serializes_a_value_it_did_not_receive() -> None:
     assert client.get("/").text == "1"
     assert seen == []  # the counter view never receives the cart
     assert middleware.open_session(session.session_key)["cart"] == cart
+
+
+def test_use_settings_serves_the_next_requests_with_the_new_settings() -> None:
+    middleware = SessionMiddleware(view_app(counter), store=MemoryStore())
+    middleware.use_settings(Settings(cookie_name="other"))
+    response = webtest.TestApp(middleware).get("/")
+    assert session_cookie_value(response, "other")
+    assert middleware.settings.cookie_name == "other"
+
+
+def test_use_settings_refused_keeps_the_settings_in_force() -> None:
+    store = SignedCookieStore("k" * 32)
+    middleware = SessionMiddleware(view_app(counter), store=store)
+    with pytest.raises(ConfigError, match="cannot lock"):
+        middleware.use_settings(Settings(lock=True))
+    with pytest.raises(ConfigError, match="pickle"):
+        middleware.use_settings(Settings(serializer="pickle"))
+    assert middleware.settings == Settings()
+    assert webtest.TestApp(middleware).get("/").text == "1"

@@ -1,7 +1,8 @@
 """The store protocol (``stores/base.py``) of every server-side store, tested once.
 
 Each test runs against the memory, file, SQLite, memcached and Redis stores
-(the last two on the real servers of conftest.py) through the protocol,
+(the last two on the real servers of conftest.py, each also as a pool of
+three memcached servers and a three-master Redis Cluster) through the protocol,
 and checks the backing from outside through a :class:`View`. What only one
 store does lives in its own ``test_store_<name>.py``.
 """
@@ -31,18 +32,18 @@ from helpers import (
     payload_of,
 )
 from pymemcache.client.base import Client  # type: ignore[import-untyped]
-from servers import ServerProcess
 
 from wsgisession import stores
 from wsgisession.errors import SessionInterrupted, StoreUnavailable
 from wsgisession.keys import generate_key, storage_key
 from wsgisession.stores.base import Merge, Record, now
 
+SCALED = ["memcached-pool", "redis-cluster"]  # several servers
 KINDS = list(STORE_FACTORIES)
 LOCAL = ["memory", "file", "sqlite"]  # clear_expired() does the expiring
-NATIVE = ["memcached", "redis"]  # the server expires records
-OPTIMISTIC = ["sqlite", "memcached", "redis"]  # save the loaded record if unchanged
-SHARED = ["file", "sqlite", "memcached", "redis"]  # one store for many processes
+NATIVE = ["memcached", "redis", *SCALED]  # the server expires records
+OPTIMISTIC = ["sqlite", *NATIVE]  # save the loaded record if unchanged
+SHARED = ["file", "sqlite", *NATIVE]  # one store for many processes
 PREFIX = "wsgisession:"
 PAYLOAD = bytes(range(256)) + b"\r\nEND\r\n" + b"x" * 100_000
 _MISSHAPEN = ["", "x", "a" * 42, "a" * 44, "a" * 42 + "!", "a b" * 15, "a" * 5000]
@@ -85,7 +86,7 @@ class FileView(View):
         return {
             p.relative_to(root).as_posix(): p.read_bytes()
             for p in root.rglob("*")
-            if p.is_file() and p.parent.name != ".locks"
+            if p.is_file() and ".locks" not in p.relative_to(root).parts
         }
 
     def dump(self) -> bytes:  # lock files and directories too
@@ -113,17 +114,75 @@ class MemcachedView(View):
         return PREFIX + storage_key(key)
 
     def records(self) -> dict[str, bytes]:
-        time.sleep(0.05)
-        dump = self.raw.raw_command(b"lru_crawler metadump all", b"END\r\n")
-        lines = [line for line in dump.splitlines() if line.startswith(b"key=")]
-        names = [unquote(line.split(b" ")[0][4:].decode()) for line in lines]
+        names = self.stable_names()
         values = {name: self.raw.get(name) for name in names}
         return {name: value for name, value in values.items() if value is not None}
+
+    def stable_names(self) -> set[str]:
+        """The server's keys, from crawler dumps taken until two agree.
+
+        The LRU crawler answers from a background walk: one dump can miss
+        an item just written, or come back cut, under load.
+        """
+        previous: set[str] | None = None
+        for _ in range(20):
+            time.sleep(0.05)
+            dump = self.raw.raw_command(b"lru_crawler metadump all", b"END\r\n")
+            lines = dump.splitlines()
+            if any(line and not line.startswith((b"key=", b"END")) for line in lines):
+                previous = None  # a cut or foreign reply: not to be trusted
+                continue
+            names = {
+                unquote(line.split(b" ")[0][4:].decode())
+                for line in lines
+                if line.startswith(b"key=")
+            }
+            if names == previous:
+                return names
+            previous = names
+        raise AssertionError("memcached's crawler dumps never agreed")
 
 
 class RedisView(MemcachedView):
     def records(self) -> dict[str, bytes]:
         return {name.decode(): self.raw.get(name) for name in self.raw.keys("*")}
+
+
+class GroupView(View):
+    """Several servers: what each holds (a record never on two of them)."""
+
+    def __init__(self, kind: str, argument: str, views: list[View]) -> None:
+        super().__init__(kind, argument)
+        self.views = views
+
+    def name_of(self, key: str) -> str:
+        return self.views[0].name_of(key)
+
+    def records(self) -> dict[str, bytes]:
+        held = [view.records() for view in self.views]
+        assert sum(map(len, held)) == len({name for part in held for name in part})
+        return {name: data for part in held for name, data in part.items()}
+
+    def dump(self) -> bytes:
+        return b"".join(view.dump() for view in self.views)
+
+
+def server_views(kind: str, request: pytest.FixtureRequest) -> Iterator[View]:
+    """Views of the one server, or of each server of the group, of ``kind``."""
+    group: Any = request.getfixturevalue(f"clean_{kind.replace('-', '_')}")
+    raws: list[Any] = []
+    try:
+        if kind.startswith("memcached"):
+            for server in getattr(group, "servers", [group]):
+                raws.append(Client((server.host, server.port), timeout=5))
+                yield MemcachedView(kind, server.address, raws[-1])
+        else:
+            for server in getattr(group, "nodes", [group]):
+                raws.append(redis.Redis(host=server.host, port=server.port))
+                yield RedisView(kind, server.url, raws[-1])
+    finally:
+        for raw in raws:
+            raw.close()
 
 
 LOCAL_VIEWS = {"memory": View, "file": FileView, "sqlite": SQLiteView}
@@ -132,18 +191,22 @@ LOCAL_VIEWS = {"memory": View, "file": FileView, "sqlite": SQLiteView}
 @pytest.fixture(params=KINDS)
 def view(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[View]:
     kind: str = request.param
-    if kind in LOCAL_VIEWS:
+    views = None if kind in LOCAL_VIEWS else server_views(kind, request)
+    if views is None:
         path = tmp_path / ("sessions.sqlite3" if kind == "sqlite" else "sessions")
-        yield LOCAL_VIEWS[kind](kind, str(path))
-        return
-    server: ServerProcess = request.getfixturevalue(f"clean_{kind}")
-    if kind == "memcached":
-        raw = Client((server.host, server.port), timeout=5)
-        yield MemcachedView(kind, server.address, raw)
+        chosen = LOCAL_VIEWS[kind](kind, str(path))
+    elif kind not in SCALED:
+        chosen = next(views)
     else:
-        raw = redis.Redis(host=server.host, port=server.port)
-        yield RedisView(kind, server.url, raw)
-    raw.close()
+        group = request.getfixturevalue(f"clean_{kind.replace('-', '_')}")
+        argument = group.url if kind == "redis-cluster" else group.spec
+        chosen = GroupView(kind, argument, list(views))
+    # Set up first (SQLite's schema, a cluster's map of slots): first use
+    # must not eat into the timings of the tests.
+    chosen.store.load(generate_key())
+    yield chosen
+    if views is not None:
+        views.close()
 
 
 def recording(seen: list[bytes | None], result: bytes) -> Merge:
@@ -347,7 +410,7 @@ def test_clear_expired_counts_exactly(view: View) -> None:
 def test_endless_contention_gives_up(
     view: View, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    module = importlib.import_module(f"wsgisession.stores.{view.kind}")
+    module = importlib.import_module(f"wsgisession.stores.{view.kind.split('-')[0]}")
     monkeypatch.setattr(module, "MAX_ATTEMPTS", 3)
     store, key = view.store, generate_key()
     calls: list[bytes | None] = []

@@ -5,22 +5,22 @@ memcached and Redis run against the real servers of the fixtures.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from helpers import STORE_FACTORIES, build_store, later, store_argument
+from helpers import STORE_FACTORIES, FakeClock, build_store, later, store_argument
 
 from wsgisession.errors import LockTimeout
 from wsgisession.keys import generate_key, storage_key
-from wsgisession.stores import (
-    FileStore,
-    MemoryStore,
-)
+from wsgisession.stores import FileStore, MemoryStore, SQLiteStore
 from wsgisession.stores.base import Store
 
 KINDS = list(STORE_FACTORIES)
@@ -52,19 +52,98 @@ def test_lock_excludes_a_second_holder(store: Store) -> None:
 
 def test_another_sessions_lock_is_independent(store: Store) -> None:
     key = generate_key()
-    other = next(k for k in iter(generate_key, None) if not _shares_slot(store, key, k))
-    with store.lock(key, 1.0, 60.0), store.lock(other, 0.2, 60.0):
+    with store.lock(key, 1.0, 60.0), store.lock(generate_key(), 0.2, 60.0):
         pass
 
 
-def _shares_slot(store: Store, key: str, other: str) -> bool:
-    """The memory and file stores map ids onto a bounded pool of locks."""
-    first, second = storage_key(key), storage_key(other)
-    if isinstance(store, MemoryStore):
-        return int(first[:8], 16) % 256 == int(second[:8], 16) % 256
-    if isinstance(store, FileStore):
-        return first[:3] == second[:3]
-    return False
+def ids_near(key: str, count: int) -> list[str]:
+    """Made-up ids an attacker would pick against ``key``'s lock.
+
+    Half share the first two hex digits of its storage key (its file-store
+    shard; a sixteenth of them the three digits of the file store's former
+    4096 lock slots), half the 7th and 8th (the memory store's former 256
+    slots). Any shared slot would show as a delay.
+    """
+    name = storage_key(key)
+    found: list[str] = []
+    while len(found) < count:
+        candidate = generate_key()
+        other = storage_key(candidate)
+        half = len(found) < count // 2
+        if other[:2] == name[:2] if half else other[6:8] == name[6:8]:
+            found.append(candidate)
+    return found
+
+
+@pytest.mark.slow
+def test_made_up_ids_held_by_slow_holders_do_not_delay_a_session(
+    store: Store,
+) -> None:
+    """The attack: 200 held locks on made-up ids near the victim's."""
+    victim = generate_key()
+    made_up = ids_near(victim, 200)
+    held, release = threading.Barrier(len(made_up) + 1), threading.Event()
+    # A few holders talk to the store at once: redis-py's pool of a URL
+    # allows 100 connections, and holding a lock needs none.
+    talking = threading.Semaphore(8)
+
+    def hold(key: str) -> None:
+        talking.acquire()
+        with store.lock(key, 10.0, 60.0):
+            talking.release()
+            held.wait(30)
+            release.wait(30)
+            talking.acquire()
+        talking.release()
+
+    threads = [threading.Thread(target=hold, args=(key,)) for key in made_up]
+    for thread in threads:
+        thread.start()
+    try:
+        held.wait(30)
+        delays = []
+        for _ in range(5):
+            started = time.monotonic()
+            with store.lock(victim, 1.0, 60.0):
+                delays.append(time.monotonic() - started)
+    finally:
+        release.set()
+        for thread in threads:
+            thread.join(30)
+    print(f"{type(store).__name__}: slowest of 5 victim locks {max(delays):.4f} s")
+    assert max(delays) < 0.25
+
+
+# memcached ends a lock up to a second early (issue 19): its own tests cover it.
+@pytest.mark.parametrize("kind", ["memory", "file", "sqlite", "redis"])
+def test_a_holder_past_its_ttl_loses_the_lock_to_a_waiter(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    store = build_store(kind, store_argument(kind, request, tmp_path))
+    key, ttl = generate_key(), 1.0
+    holding, done = threading.Event(), threading.Event()
+
+    def slow_holder() -> None:
+        with store.lock(key, 1.0, ttl):
+            holding.set()
+            done.wait(10)
+
+    thread = threading.Thread(target=slow_holder)
+    thread.start()
+    try:
+        assert holding.wait(5)
+        started = time.monotonic()
+        with store.lock(key, 5.0, 60.0):
+            waited = time.monotonic() - started
+            # The late holder's release must not free the new holder's lock.
+            done.set()
+            thread.join(5)
+            with pytest.raises(LockTimeout), store.lock(key, 0.2, 60.0):
+                pass  # pragma: no cover - never reached
+    finally:
+        done.set()
+        thread.join(5)
+    assert 0.5 < waited < 2.2
 
 
 def test_lock_is_released_when_the_block_raises(store: Store) -> None:
@@ -137,3 +216,35 @@ def test_a_killed_holder_loses_its_lock(
     print(f"{kind}: the lock of a killed holder was free after {waited:.2f} s")
     # a 1 s ttl; the wait gives up at 5 s, so this says the ttl freed it
     assert waited < 4.5
+
+
+def lock_entries(store: Store) -> int:
+    """How many request locks the store keeps, held or stale."""
+    if isinstance(store, MemoryStore):
+        return len(store._held)
+    if isinstance(store, FileStore):
+        directory = Path(store.path, ".locks", "requests")
+        return len(list(directory.iterdir())) if directory.exists() else 0
+    assert isinstance(store, SQLiteStore)
+    with contextlib.closing(sqlite3.connect(store.path)) as db:
+        return int(db.execute("SELECT count(*) FROM wsgisession_locks").fetchone()[0])
+
+
+@pytest.mark.parametrize("kind", ["memory", "file", "sqlite"])
+def test_lock_entries_do_not_pile_up(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path, frozen_clock: FakeClock
+) -> None:
+    """Released locks leave nothing; abandoned ones go with the next sweep."""
+    store = build_store(kind, store_argument(kind, request, tmp_path))
+    for _ in range(100):
+        with store.lock(generate_key(), 1.0, 60.0):
+            assert lock_entries(store) == 1
+    assert lock_entries(store) == 0
+    abandoned = [store.lock(generate_key(), 1.0, 5.0) for _ in range(3)]
+    for context in abandoned:  # entered, never exited: as a killed holder
+        context.__enter__()
+    assert lock_entries(store) == 3
+    frozen_clock.advance(10)
+    store.sweep_expired(1000)
+    store.sweep_expired(1000)  # the file store removes them after a round
+    assert lock_entries(store) == 0

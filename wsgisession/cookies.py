@@ -30,6 +30,7 @@ __all__ = [
     "decide",
     "deleting_cookie",
     "is_touched",
+    "mark_private",
     "merge_vary",
     "session_cookie",
 ]
@@ -56,6 +57,8 @@ class SessionState(NamedTuple):
     empty: bool
     #: The request came with a session cookie.
     had_cookie: bool
+    #: ``reissue_time`` has passed since the last save: re-save it unchanged.
+    reissue_due: bool = False
 
 
 def is_touched(accessed: bool, modified: bool, settings: Settings) -> bool:
@@ -67,16 +70,17 @@ def decide(state: SessionState, settings: Settings, status: str) -> CookieAction
     """The cookie policy: set, delete or leave the session cookie on this response.
 
     An emptied session deletes the cookie the client sent; a non-empty
-    session that changed (or any, with ``save_every_request``) is saved and
-    its cookie sent, unless the response is a server error (5xx).
+    session that changed (or any, with ``save_every_request``, or one due
+    for ``reissue_time``) is saved and its cookie sent, unless the response
+    is a server error (5xx) and ``save_on_error`` is off.
     """
     if not state.accessed:
         return CookieAction.NOTHING
     if state.empty:
         return CookieAction.DELETE if state.had_cookie else CookieAction.NOTHING
-    if int(status[:3]) >= 500:
+    if int(status[:3]) >= 500 and not settings.save_on_error:
         return CookieAction.NOTHING
-    if state.modified or settings.save_every_request:
+    if state.modified or settings.save_every_request or state.reissue_due:
         return CookieAction.SET
     return CookieAction.NOTHING
 
@@ -286,6 +290,18 @@ def _deleting(settings: Settings, secure: bool) -> str:
     """The header that removes the cookie: expired, its attributes but HttpOnly."""
     attributes = cookie_attributes(settings, secure) | {"httponly": False}
     return dump_cookie(settings.cookie_name, "", max_age=0, expires=0, **attributes)
+
+
+def mark_private(headers: list[tuple[str, str]]) -> None:
+    """Add ``Cache-Control: private``, in place, unless the app set a Cache-Control.
+
+    For a response that sets or deletes the session cookie: a shared cache
+    that kept it would hand one user's session to the next.
+    """
+    for name, _ in headers:
+        if name.lower() == "cache-control":
+            return
+    headers.append(("Cache-Control", "private"))
 
 
 def merge_vary(headers: list[tuple[str, str]]) -> None:

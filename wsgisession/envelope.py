@@ -1,7 +1,11 @@
 """The record format: a session's data, creation time and expiry as bytes.
 
 A stored record is the serializer's encoding of
-``{"v": 1, "data": {...}, "created": <unix time>, "expiry": <Expiry>}``.
+``{"v": 1, "data": {...}, "created": <unix time>, "expiry": <Expiry>,
+"saved": <unix time>, "user": <owner>}``; ``saved`` (the last save, for
+``reissue_time`` and listings) and ``user`` (the owner's id, for a session
+bound with ``bind_user``) are optional: records written before them, or of
+a session bound to no user, lack them, and older readers ignore them.
 Both functions are pure: the serializer in, bytes or parts out. Changing
 the layout means a new ``v`` and a decoder that still reads version 1.
 
@@ -38,11 +42,15 @@ IMMUTABLE_TYPES = frozenset((str, int, float, bool, type(None), bytes))
 
 
 class Envelope(NamedTuple):
-    """A record's parts: the session's data, when it was created, its expiry."""
+    """A record's parts: the session's data, when it was created, its expiry,
+    when it was last saved (None if the record does not say) and its owner
+    (None for a session bound to no user)."""
 
     data: dict[str, Any]
     created: float
     expiry: Expiry
+    saved_at: float | None = None
+    user: str | None = None
 
 
 class CorruptRecord(ValueError):
@@ -51,8 +59,12 @@ class CorruptRecord(ValueError):
 
 def encode(serializer: Serializer, envelope: Envelope) -> bytes:
     """The record's bytes; an unserializable value is reported by its key."""
-    data, created, expiry = envelope
+    data, created, expiry, saved_at, user = envelope
     record = {"v": FORMAT_VERSION, "data": data, "created": created, "expiry": expiry}
+    if saved_at is not None:
+        record["saved"] = saved_at
+    if user is not None:
+        record["user"] = user
     dumps = serializer.dumps
     try:
         return dumps(record)
@@ -70,8 +82,7 @@ def decode(serializer: Serializer, payload: bytes) -> Envelope:
     if type(serializer) is TaggedJSONSerializer and len(payload) <= _KEPT_RECORD_BYTES:
         kept = _decoded.get(payload)
         if kept is not None:
-            data, created, expiry = kept
-            return Envelope(dict(data), created, expiry)
+            return kept._replace(data=dict(kept.data))
     try:
         record = serializer.loads(payload)
         format_version = record.get("v")
@@ -80,19 +91,26 @@ def decode(serializer: Serializer, payload: bytes) -> Envelope:
         data, created, expiry = record["data"], record["created"], record["expiry"]
         if not isinstance(data, dict) or not isinstance(created, (int, float)):
             raise TypeError("malformed envelope")
-        if expiry is not None and type(expiry) is not int:
-            if not isinstance(expiry, str):
-                raise TypeError(f"malformed expiry {expiry!r}")
+        if not (expiry is None or type(expiry) is int or isinstance(expiry, str)):
+            raise TypeError(f"malformed expiry {expiry!r}")
+        if isinstance(expiry, str):
             decode_moment(expiry)
+        saved_at, user = record.get("saved"), record.get("user")
+        if saved_at is not None and not isinstance(saved_at, (int, float)):
+            raise TypeError(f"malformed save time {saved_at!r}")
+        if not (user is None or (isinstance(user, str) and user)):
+            raise TypeError(f"malformed user {user!r}")
     except Exception as exc:
         raise CorruptRecord(f"{type(exc).__name__}: {exc}") from exc
-    parts = Envelope(data, float(created), expiry)
+    saved = None if saved_at is None else float(saved_at)
+    parts = Envelope(data, float(created), expiry, saved, user)
     remember(serializer, payload, parts)
     return parts
 
 
-# The records decoded or saved lately: bytes -> (data, created, expiry).
-_decoded: dict[bytes, tuple[dict[str, Any], float, Expiry]] = {}
+# The records decoded or saved lately, by their bytes: every part, the data
+# in a dict of its own that no request ever receives.
+_decoded: dict[bytes, Envelope] = {}
 _KEPT_RECORDS = 256
 _KEPT_RECORD_BYTES = 4096
 
@@ -105,7 +123,8 @@ def remember(serializer: Serializer, payload: bytes, parts: Envelope) -> None:
         and len(payload) <= _KEPT_RECORD_BYTES
         and payload not in _decoded
         and IMMUTABLE_TYPES.issuperset(map(type, data.values()))
+        and all(type(key) is str for key in data)  # as JSON gives them back
     ):
         if len(_decoded) >= _KEPT_RECORDS:
             _decoded.clear()
-        _decoded[payload] = (dict(data), parts.created, parts.expiry)
+        _decoded[payload] = parts._replace(data=dict(data))

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any, Self, Unpack
 
+from .cleanup import Sweeper
 from .config import Options, Settings
 from .errors import ConfigError
 from .response import Response, ResponseSetup
-from .serializers import PickleSerializer, resolve_serializer
+from .serializers import PickleSerializer, Serializer, resolve_serializer
 from .session import Session
 from .stores.base import Store
+from .usersessions import HasHandle, UserSession, UserSessions
 
 __all__ = ["SessionMiddleware"]
 
@@ -32,6 +35,11 @@ def default_store() -> Store:
         _default_store_logged = True
         logger.info("no store given; using %r", store)
     return store
+
+
+def _unlocked(settings: Settings) -> Settings:
+    """``settings`` without the request lock, for sessions no request releases."""
+    return dataclasses.replace(settings, lock=False) if settings.lock else settings
 
 
 class SessionMiddleware:
@@ -60,30 +68,54 @@ class SessionMiddleware:
             raise ConfigError(
                 f"settings: expected a Settings instance, not {settings!r}"
             )
-        self.settings = Settings.from_options(options, settings)
+        checked = Settings.from_options(options, settings)
         if store is not None and not isinstance(store, Store):
             raise ConfigError(
                 f"store: expected a Store instance such as SQLiteStore(path), not {store!r}"
             )
         self.store = store if store is not None else default_store()
-        self.serializer = resolve_serializer(self.settings.serializer)
-        # Used on every request: bound once.
-        self._setup = ResponseSetup(
-            self.settings,
-            self.store,
-            Session.request_factory(self.store, self.settings, self.serializer),
-        )
-        self._environ_key = self.settings.environ_key
-        if self.settings.lock and not self.store.supports_locking:
+        self.use_settings(checked)
+
+    def use_settings(self, settings: Settings) -> None:
+        """Serve the requests to come with ``settings`` (same app, same store).
+
+        ConfigError, with the settings in force unchanged, if the store
+        cannot serve them. Requests already running keep the settings they
+        started with. Meant for setup and tests (the Flask adapter follows
+        ``app.config`` with it), not for flipping options under load.
+        """
+        serializer = resolve_serializer(settings.serializer)
+        if settings.lock and not self.store.supports_locking:
             raise ConfigError(
                 f"lock: {type(self.store).__name__} cannot lock sessions; "
                 "use a server-side store or lock = false"
             )
-        if self.store.client_side and isinstance(self.serializer, PickleSerializer):
+        if self.store.client_side and isinstance(serializer, PickleSerializer):
             raise ConfigError(
                 f"serializer: 'pickle' is refused with {type(self.store).__name__}: "
                 "a client-side store must not unpickle what a client sends"
             )
+        self.settings = settings
+        self.serializer = serializer
+        self._sweeper = (
+            None
+            if self.store.client_side
+            else Sweeper(self.store, settings.cleanup_interval)
+        )
+        # Used on every request: bound once.
+        self._setup = self._response_setup(settings, serializer)
+        self._environ_key = settings.environ_key
+        self._users = UserSessions(self.store, settings, serializer)
+
+    def _response_setup(
+        self, settings: Settings, serializer: Serializer
+    ) -> ResponseSetup:
+        return ResponseSetup(
+            settings,
+            self.store,
+            Session.request_factory(self.store, settings, serializer),
+            self._sweeper,
+        )
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -101,15 +133,61 @@ class SessionMiddleware:
         """A response for a request this middleware does not handle (Flask's tests).
 
         ``.session`` reads the request's cookie; ``.finish(status)`` saves it
-        and returns the ``Set-Cookie`` headers for the caller to send.
+        and returns the ``Set-Cookie`` headers for the caller to send. Its
+        session never takes the request lock of ``lock = true``: nothing
+        would release it (a test context may never finish), and every
+        later request of the session would wait for it.
         """
-        return Response.detached(self._setup, environ)
+        setup = self._setup
+        if self.settings.lock:
+            setup = self._response_setup(_unlocked(self.settings), self.serializer)
+        return Response.detached(setup, environ)
 
     def open_session(self, session_key: str | None = None) -> Session:
-        """A session on this middleware's store and options, bound to no request."""
+        """A session on this middleware's store and options, bound to no request.
+
+        It never takes the request lock of ``lock = true``: nothing would
+        release it (a test helper, a script), and every later request of
+        the session would wait for it. Its save merges by key as usual.
+        """
         return Session(
-            self.store, self.settings, session_key or None, serializer=self.serializer
+            self.store,
+            _unlocked(self.settings),
+            session_key or None,
+            serializer=self.serializer,
         )
+
+    # -- a user's sessions ----------------------------------------------------
+
+    def user_sessions(self, user_id: str | int) -> list[UserSession]:
+        """The live sessions bound to ``user_id``, the most recently saved first.
+
+        One store read per listed session; NotImplementedError on a store
+        without user sessions.
+        """
+        return self._users.list(user_id)
+
+    def revoke_user_sessions(
+        self, user_id: str | int, *, keep: HasHandle | str | None = None
+    ) -> int:
+        """End every session of ``user_id`` except ``keep`` (a Session or a handle).
+
+        ``keep`` may also be a framework's session object (Flask's, Pyramid's).
+        Returns how many records were deleted (a session caught changing
+        keys counts twice). Their next request finds an empty session; a
+        save already in flight cannot bring one back.
+        """
+        handle = keep if keep is None or isinstance(keep, str) else keep.handle
+        return self._users.revoke_all(user_id, handle)
+
+    def revoke_user_session(self, user_id: str | int, handle: str) -> bool:
+        """End the session of ``user_id`` named ``handle``; False if there was none.
+
+        A session changing keys at that very moment (its own ``cycle_key()``)
+        gets a new handle and may escape; :meth:`revoke_user_sessions` lets
+        none escape.
+        """
+        return self._users.revoke_one(user_id, handle)
 
     def close(self) -> None:
         """Close the store (its connections, handles); the middleware is not used again."""

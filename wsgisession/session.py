@@ -18,6 +18,7 @@ from collections.abc import (
     Iterator,
     KeysView,
     MutableMapping,
+    Sequence,
     ValuesView,
 )
 from contextlib import AbstractContextManager
@@ -33,7 +34,8 @@ from .cookies import check_cookie_size
 from .envelope import IMMUTABLE_TYPES, CorruptRecord, Envelope
 from .errors import SessionError, SessionInterrupted
 from .serializers import Serializer, resolve_serializer
-from .stores.base import Record, Store
+from .stores.base import Record, Store, storage_key
+from .usersessions import handle_of, user_key
 
 __all__ = ["Session"]
 
@@ -44,6 +46,9 @@ TEST_COOKIE_VALUE = "worked"
 
 _UNSET: Any = object()
 _CREATE_ATTEMPTS = 5
+
+#: What a request offers to load: the well-formed ids of its cookies, best first.
+KeySource = Callable[[], Sequence[str]]
 
 
 class Session(MutableMapping[str, Any]):
@@ -60,14 +65,14 @@ class Session(MutableMapping[str, Any]):
     accessed = False
     modified = False
     _session_key: str | None = None
+    _offered: Sequence[str] = ()
+    _saved_at: float | None = None
     _data: dict[str, Any] | None = None
     _record: Record | None = None
-    # The stored bytes that encode the session exactly as loaded or last
-    # saved: a save that changes nothing writes them back as they are.
-    _clean_payload: bytes | None = None
     _stored = False
     _created: float | None = None
     _expiry: rules.Expiry = None
+    _user: str | None = None
     _held_lock: AbstractContextManager[None] | None = None
     # Made by _load() and flush(), before anything can change.
     _changes: ChangeSet
@@ -75,7 +80,7 @@ class Session(MutableMapping[str, Any]):
     @classmethod
     def request_factory(
         cls, store: Store, settings: Settings, serializer: Serializer
-    ) -> Callable[[Callable[[], str | None] | None], Session]:
+    ) -> Callable[[KeySource | None], Session]:
         """The middleware's constructor, bound once: its arguments are already checked.
 
         Every request gets a session, touched or not, so the sessions it
@@ -83,7 +88,7 @@ class Session(MutableMapping[str, Any]):
         """
         new = object.__new__
 
-        def for_request(key_source: Callable[[], str | None] | None) -> Session:
+        def for_request(key_source: KeySource | None) -> Session:
             session = new(cls)
             session._store = store
             session._settings = settings
@@ -100,33 +105,34 @@ class Session(MutableMapping[str, Any]):
         session_key: str | None = None,
         *,
         serializer: Serializer | None = None,
-        key_source: Callable[[], str | None] | None = None,
+        key_source: Callable[[], Sequence[str]] | None = None,
     ) -> None:
         self._store = store
         self._settings = settings if settings is not None else Settings()
         self._serializer = serializer or resolve_serializer(self._settings.serializer)
         self._key_source = key_source
-        self._session_key = (
-            session_key
-            if session_key is not None and store.is_valid_key(session_key)
-            else None
-        )
+        if session_key is not None and store.is_valid_key(session_key):
+            self._offered = (session_key,)
 
     # -- key and loading ---------------------------------------------------
 
     @property
     def session_key(self) -> str | None:
-        """The session's id, or None until it is first saved."""
-        if self._key_source is not None:
-            self._resolve_key()
+        """The id of the session's stored record, or None if there is none.
+
+        Reading it loads the session (and counts as access): an id the
+        client offered is only ever returned once the store knows it.
+        """
+        self._get_data()
         return self._session_key
 
-    def _resolve_key(self) -> None:
-        source, self._key_source = self._key_source, None
+    def offered_keys(self) -> Sequence[str]:
+        """The ids this session will try to load, best first (no I/O; empty once loaded)."""
+        source = self._key_source
         if source is not None:
-            candidate = source()
-            if self._store.is_valid_key(candidate):
-                self._session_key = candidate
+            self._key_source = None
+            self._offered = source()
+        return self._offered
 
     def _get_data(self) -> dict[str, Any]:
         self.accessed = True
@@ -134,24 +140,44 @@ class Session(MutableMapping[str, Any]):
         return data if data is not None else self._load()
 
     def _load(self) -> dict[str, Any]:
-        self._resolve_key()
-        data: dict[str, Any] = {}
-        if self._session_key is not None:
-            if self._settings.lock and self._held_lock is None:
-                self._acquire_lock(self._session_key)
-            record = self._store.load(self._session_key)
-            parts = None if record is None else self._decode(record.payload)
-            if record is None or (parts and self._timed_out(parts.created)):
-                self._session_key = None
-            else:
-                if parts is not None:
-                    data, self._created, self._expiry = parts
-                    self._clean_payload = record.payload
-                self._stored, self._record = True, record
+        """Load the first offered id the store knows (cookie tossing: see docs/security)."""
+        data: dict[str, Any] | None = None
+        candidates, self._offered = self.offered_keys(), ()
+        self._session_key = None
+        for candidate in candidates:
+            data = self._open(candidate)
+            if data is not None:
+                break
+        if data is None:
+            data = {}
         if self._created is None:
             self._created = clock.now()
         self._changes = ChangeSet()
         self._data = data
+        return data
+
+    def _open(self, session_key: str) -> dict[str, Any] | None:
+        """The data of ``session_key`` if its record is live, else None.
+
+        With ``lock = true`` only a record that exists is locked: it is
+        loaded, locked, then loaded again under the lock, so made-up ids
+        never take (or wait for) a lock.
+        """
+        record = self._store.load(session_key)
+        locked = False
+        if record is not None and self._settings.lock and self._held_lock is None:
+            self._acquire_lock(session_key)
+            locked = True
+            record = self._store.load(session_key)  # as it is now, under the lock
+        parts = None if record is None else self._decode(record.payload)
+        if record is None or (parts and self._dead(parts, session_key)):
+            if locked:
+                self.release_lock()
+            return None
+        self._session_key, self._stored, self._record = session_key, True, record
+        if parts is None:  # corrupt: the record is replaced on the next save
+            return {}
+        data, self._created, self._expiry, self._saved_at, self._user = parts
         return data
 
     def _decode(self, payload: bytes) -> Envelope | None:
@@ -166,10 +192,20 @@ class Session(MutableMapping[str, Any]):
             )
             return None
 
-    def _timed_out(self, created: float) -> bool:
-        """Whether ``absolute_timeout`` has passed since the session was created."""
+    def _dead(self, parts: Envelope, session_key: str) -> bool:
+        """Whether a stored session must load as absent: past ``absolute_timeout``,
+        or bound to a user whose index no longer lists it (fail closed)."""
         timeout = self._settings.absolute_timeout
-        return timeout is not None and created + timeout <= clock.now()
+        if timeout is not None and parts.created + timeout <= clock.now():
+            return True
+        user = parts.user
+        if user is not None and not self._store.user_index_intact(user, session_key):
+            logger.info(
+                "session missing from its user's index in %r; treated as revoked",
+                self._store,
+            )
+            return True
+        return False
 
     def _acquire_lock(self, session_key: str) -> None:
         settings = self._settings
@@ -312,10 +348,16 @@ class Session(MutableMapping[str, Any]):
         return self._created
 
     def is_empty(self) -> bool:
-        """True when the session has neither a key nor any data."""
-        if self.session_key is not None:
+        """True when the session has neither a key nor any data (loads it)."""
+        return self.session_key is None and not self._data
+
+    def reissue_due(self) -> bool:
+        """Whether ``reissue_time`` says to re-save this stored session now."""
+        interval = self._settings.reissue_time
+        if interval is None or not self._stored:
             return False
-        return not self._data
+        saved_at = self._saved_at
+        return saved_at is None or saved_at + interval <= clock.now()
 
     # -- expiry ------------------------------------------------------------
 
@@ -411,7 +453,7 @@ class Session(MutableMapping[str, Any]):
         if detect:
             self.detect_changes()
         if self._session_key is None or not self._stored:
-            self._create()
+            self._create(self._user)
         else:
             self._update()
         if self._store.client_side:  # the key is the cookie: it must fit
@@ -430,41 +472,93 @@ class Session(MutableMapping[str, Any]):
         if key is not None:
             self._store.delete(key)
         self._session_key, self._stored, self._record = None, False, None
-        self._clean_payload = None
+        self._user = None
         self.modified = True
 
     def cycle_key(self) -> None:
         """Move the data to a new key at once and delete the old record (login)."""
         self._get_data()
+        self._move_to_new_key(self._user)
+
+    # -- the user the session belongs to -------------------------------------
+
+    def bind_user(self, user_id: str | int) -> None:
+        """Make the session ``user_id``'s and cycle its key at once (a login).
+
+        The store then lists it among the user's sessions (the middleware's
+        ``user_sessions``) and can revoke it. ``user_id`` is a non-empty
+        ``str`` or an ``int`` (taken as its decimal string); a store without
+        user sessions raises NotImplementedError.
+        """
+        user = user_key(user_id)
+        self._get_data()
+        self._move_to_new_key(user)
+
+    @property
+    def user_id(self) -> str | None:
+        """The user the session belongs to, or None (loads the session)."""
+        self._get_data()
+        return self._user
+
+    @property
+    def handle(self) -> str | None:
+        """The opaque name of this session in its user's listings, or None.
+
+        Not the key and useless as a cookie; the same across saves, new
+        after ``cycle_key()``; None until the session is saved (and on a
+        client-side store, which has no listings).
+        """
+        self._get_data()
+        key = self._session_key
+        if key is None or not self._stored or self._store.client_side:
+            return None
+        return handle_of(storage_key(key))
+
+    def _move_to_new_key(self, user: str | None) -> None:
+        """Store the data under a new key owned by ``user``, then drop the old record.
+
+        If the old record was a user's and is gone by then (revoked while
+        this request ran), the new one must not outlive it: it is deleted
+        and SessionInterrupted raised, leaving this session empty.
+        """
         self.detect_changes()  # the new record must carry changes made in place
-        old_key, was_stored = self._session_key, self._stored
-        self._session_key, self._stored, self._record = None, False, None
-        self._create()
-        if old_key is not None and was_stored:
-            self._store.delete(old_key)
+        old_key = self._session_key if self._stored else None
+        old_user = self._user
+        self._create(user, fresh=True)
         self.modified = True
+        if old_key is None:
+            return
+        store = self._store
+        if old_user is None:
+            store.delete(old_key)
+        elif not store.delete_record(storage_key(old_key)):
+            assert self._session_key is not None
+            store.delete_record(storage_key(self._session_key))
+            self._data, self._changes = {}, ChangeSet()
+            self._session_key, self._stored, self._record = None, False, None
+            self._user, self._expiry, self.modified = None, None, False
+            raise SessionInterrupted()
 
     def _current_envelope(self) -> Envelope:
+        """The session as it is, to be saved now."""
         assert self._data is not None and self._created is not None
-        return Envelope(self._data, self._created, self._expiry)
+        return Envelope(
+            self._data, self._created, self._expiry, clock.now(), self._user
+        )
 
-    def _payload(self, parts: Envelope) -> bytes:
-        """The bytes of ``parts``, the session as it is now (unchanged: as loaded)."""
-        clean = self._clean_payload
-        if clean is not None and not self._changes:
-            return clean
-        return envelope.encode(self._serializer, parts)
-
-    def _create(self) -> None:
+    def _create(self, user: str | None, *, fresh: bool = False) -> None:
         """Store the data as a new record under a new (or reserved) key."""
         self._get_data()
-        parts = self._current_envelope()
-        payload = self._payload(parts)
+        parts = self._current_envelope()._replace(user=user)
+        payload = envelope.encode(self._serializer, parts)
         expires_at = self._expires_at(parts.expiry, parts.created, clock.now())
         store = self._store
-        key = self._session_key or store.generate_key()
+        key = (None if fresh else self._session_key) or store.generate_key()
         for _ in range(_CREATE_ATTEMPTS):
-            stored_key = store.create(key, payload, expires_at)
+            if user is None:
+                stored_key = store.create(key, payload, expires_at)
+            else:
+                stored_key = store.create_user_session(user, key, payload, expires_at)
             if stored_key is not None:
                 break
             key = store.generate_key()
@@ -484,10 +578,9 @@ class Session(MutableMapping[str, Any]):
                 raise SessionInterrupted()
             if loaded is not None and current == loaded.payload:
                 parts = self._current_envelope()  # nobody changed it meanwhile
-                payload = self._payload(parts)
             else:
-                parts = self._merged_with(current)
-                payload = envelope.encode(self._serializer, parts)
+                parts = self._merged_with(current)._replace(user=self._user)
+            payload = envelope.encode(self._serializer, parts)
             expires_at = self._expires_at(parts.expiry, parts.created, clock.now())
             outcome[:] = [(parts, Record(payload, expires_at))]
             return payload, expires_at
@@ -502,13 +595,13 @@ class Session(MutableMapping[str, Any]):
         if base is None:
             base = Envelope({}, self._created or clock.now(), None)
         assert self._data is not None
-        return self._changes.apply(base, self._data, self._expiry)
+        merged = self._changes.apply(base, self._data, self._expiry)
+        return merged._replace(saved_at=clock.now())
 
     def _saved(self, key: str, parts: Envelope, record: Record) -> None:
         self._session_key, self._stored, self._record = key, True, record
-        self._clean_payload = record.payload
+        self._data, self._created, self._expiry, self._saved_at, self._user = parts
         envelope.remember(self._serializer, record.payload, parts)
-        self._data, self._created, self._expiry = parts
         self._changes.watch(parts.data, self._serializer.dumps)
 
     def reserve_key(self) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 from . import _coerce as c
 from ._coerce import import_dotted
 from .errors import ConfigError
+from .redaction import redacted_value
 from .stores import registry
 from .stores.base import IniOption, Store
 
@@ -175,8 +176,7 @@ class StoreSpec:
 
     def __repr__(self) -> str:
         shown = {
-            name: "***" if name.startswith("secret_key") else value
-            for name, value in self.given().items()
+            name: redacted_value(name, value) for name, value in self.given().items()
         }
         parts = [f"store={self.store!r}"] + [f"{k}={v!r}" for k, v in shown.items()]
         return f"StoreSpec({', '.join(parts)})"
