@@ -78,3 +78,38 @@ def fresh_redis(tmp_path: Path) -> Iterator[ServerProcess]:
     server = _started(servers.redis_server, tmp_path)
     yield server
     server.stop(crash=True)
+
+
+# -- SQL databases (SQLStore) ------------------------------------------------------
+
+
+def _database(
+    factory: Callable[[Path], servers.DatabaseServer], workdir: Path
+) -> servers.DatabaseServer:
+    try:
+        server = factory(workdir)
+    except MissingBinary as exc:
+        pytest.fail(str(exc), pytrace=False)
+    server.start()
+    return server
+
+
+@pytest.fixture(scope="session")
+def postgresql_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[servers.DatabaseServer]:
+    """A PostgreSQL 15 server for the whole run (apt package ``postgresql``)."""
+    server = _database(servers.postgresql, tmp_path_factory.mktemp("postgresql"))
+    yield server
+    server.remove()
+
+
+@pytest.fixture(scope="session")
+def mariadb_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[servers.DatabaseServer]:
+    """A MariaDB server for the whole run (apt package ``mariadb-server``)."""
+    server = _database(servers.mariadb, tmp_path_factory.mktemp("mariadb"))
+    servers.mariadb_setup(server)
+    yield server
+    server.remove()

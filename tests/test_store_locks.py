@@ -1,6 +1,6 @@
 """The request lock (``Store.lock``) of every server-side store, one contract.
 
-memcached and Redis run against the real servers of the fixtures.
+memcached, Redis, PostgreSQL and MariaDB run against the real servers of the fixtures.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from sql_support import SQL_KINDS, sql_url
 
 from wsgisession.errors import LockTimeout
 from wsgisession.keys import generate_key, storage_key
@@ -22,10 +23,11 @@ from wsgisession.stores import (
     MemoryStore,
     RedisStore,
     SQLiteStore,
+    SQLStore,
 )
 from wsgisession.stores.base import Store
 
-KINDS = ["memory", "file", "sqlite", "memcached", "redis"]
+KINDS = ["memory", "file", "sqlite", "memcached", "redis", *SQL_KINDS]
 
 
 def store_argument(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
@@ -38,6 +40,8 @@ def store_argument(kind: str, request: pytest.FixtureRequest, tmp_path: Path) ->
         return str(request.getfixturevalue("clean_memcached").address)
     if kind == "redis":
         return str(request.getfixturevalue("clean_redis").url)
+    if kind in SQL_KINDS:
+        return sql_url(kind, request, tmp_path)
     return ""
 
 
@@ -48,6 +52,7 @@ def build(kind: str, argument: str) -> Store:
         "sqlite": lambda: SQLiteStore(argument),
         "memcached": lambda: MemcachedStore(argument),
         "redis": lambda: RedisStore(argument),
+        **dict.fromkeys(SQL_KINDS, lambda: SQLStore(argument)),
     }
     return makers[kind]()
 
@@ -138,7 +143,7 @@ HOLDER = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("kind", ["file", "sqlite", "memcached", "redis"])
+@pytest.mark.parametrize("kind", ["file", "sqlite", "memcached", "redis", *SQL_KINDS])
 def test_a_killed_holder_loses_its_lock(
     kind: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:

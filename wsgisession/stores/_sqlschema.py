@@ -1,0 +1,190 @@
+"""The SQL store's tables and engines: what :class:`~.sql.SQLStore` builds on.
+
+Two tables, defined once with SQLAlchemy Core so that every dialect gets
+its own column types: ``<table>`` (the sessions, keyed by the hashed id,
+with an index on ``expires_at``) and ``<table>_locks`` (the request locks,
+one row per locked session, with the holder's token and an expiry).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    Double,
+    Engine,
+    Index,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    inspect,
+    make_url,
+)
+from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+from ..errors import ConfigError
+
+__all__ = ["Tables", "build_engine", "check_table_name", "redacted"]
+
+#: A table name: letters, digits and underscores, short enough that
+#: ``<name>_locks`` and its index names fit MySQL's 64-character limit.
+_TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,47}")
+_KEY_LENGTH = 64  # hex SHA-256, see keys.storage_key
+_TOKEN_LENGTH = 32
+#: A MySQL BLOB holds only 64 KiB; sessions may be larger.
+_PAYLOAD = LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
+#: Drivers whose connect timeouts the store sets on the URLs it builds.
+_DRIVER_TIMEOUTS = {
+    "psycopg": ("connect_timeout",),
+    "psycopg2": ("connect_timeout",),
+    "pymysql": ("connect_timeout", "read_timeout", "write_timeout"),
+    "mysqldb": ("connect_timeout", "read_timeout", "write_timeout"),
+    "pysqlite": ("timeout",),
+}
+_DRIVER_HINTS = {
+    "postgresql": "pip install 'psycopg[binary]'",
+    "mysql": "pip install PyMySQL",
+    "mariadb": "pip install PyMySQL",
+}
+
+
+class Tables:
+    """The sessions table and its locks table under one ``name``."""
+
+    def __init__(self, name: str) -> None:
+        self.metadata = MetaData()
+        self.sessions = Table(
+            name,
+            self.metadata,
+            Column("key", String(_KEY_LENGTH), primary_key=True),
+            Column("payload", _PAYLOAD, nullable=False),
+            Column("expires_at", Double(), nullable=False),
+            Index(f"{name}_expires_at", "expires_at"),
+        )
+        self.locks = Table(
+            f"{name}_locks",
+            self.metadata,
+            Column("key", String(_KEY_LENGTH), primary_key=True),
+            Column("token", String(_TOKEN_LENGTH), nullable=False),
+            Column("expires_at", Double(), nullable=False),
+        )
+
+    def create(self, engine: Engine) -> None:
+        """Create the missing tables; safe when another process creates them
+        at the same moment (its CREATE wins, ours fails and is forgotten)."""
+        for attempt in range(3):
+            try:
+                with engine.connect() as conn:
+                    self.metadata.create_all(conn, checkfirst=True)
+                return
+            except DBAPIError:
+                if self._exist(engine):
+                    return
+                if attempt == 2:
+                    raise
+
+    def _exist(self, engine: Engine) -> bool:
+        with engine.connect() as conn:
+            inspector = inspect(conn)
+            return all(inspector.has_table(t.name) for t in self.metadata.sorted_tables)
+
+    def ddl(self, engine: Engine) -> str:
+        """The CREATE TABLE and CREATE INDEX statements in ``engine``'s dialect."""
+        statements: list[Any] = []
+        for table in self.metadata.sorted_tables:
+            statements.append(CreateTable(table))
+            statements += [CreateIndex(index) for index in table.indexes]
+        return (
+            "".join(
+                f"{str(s.compile(dialect=engine.dialect)).strip()};\n\n"
+                for s in statements
+            ).rstrip("\n")
+            + "\n"
+        )
+
+
+def check_table_name(table: object) -> str:
+    """``table`` if it is a plain identifier; ConfigError otherwise."""
+    if not isinstance(table, str) or not _TABLE_NAME.fullmatch(table):
+        raise ConfigError(
+            f"SQLStore table must be a name of letters, digits and underscores "
+            f"(at most 48 characters, not starting with a digit), not {table!r}"
+        )
+    return table
+
+
+def redacted(url: URL) -> str:
+    """``url`` as text with its password hidden."""
+    return url.render_as_string(hide_password=True)
+
+
+def _parse(url: object) -> URL:
+    if not isinstance(url, str):
+        raise ConfigError(
+            f"SQLStore needs a database URL or an Engine, not {type(url).__name__}"
+        )
+    try:
+        return make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError(
+            "SQLStore url is not a database URL (dialect+driver://user:password"
+            "@host:port/database)"
+        ) from exc
+
+
+def _timeouts(url: URL, driver: str, timeout: float) -> dict[str, Any]:
+    """Connect (and read) timeouts for the driver, unless the URL sets them."""
+    names = _DRIVER_TIMEOUTS.get(driver, ())
+    whole = max(1, math.ceil(timeout))  # libpq and MySQL take whole seconds
+    value: float = timeout if driver == "pysqlite" else whole
+    return {name: value for name in names if name not in url.query}
+
+
+def build_engine(url_text: object, timeout: float) -> tuple[Engine, URL]:
+    """An engine for ``url_text`` that has not connected yet.
+
+    Connections run in autocommit mode (each statement of the store is its
+    own transaction), are checked for a dead server by a retry rather than
+    a ping, and time out after ``timeout`` seconds when connecting or
+    waiting for the pool.
+    """
+    url = _parse(url_text)
+    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+        raise ConfigError(
+            "SQLStore needs a database file for SQLite (sqlite:///path); "
+            "use MemoryStore in memory"
+        )
+    try:
+        driver = url.get_dialect().driver
+    except NoSuchModuleError as exc:
+        raise ConfigError(
+            f"SQLStore url {redacted(url)}: unknown database dialect"
+        ) from exc
+    try:
+        engine = create_engine(
+            url,
+            isolation_level="AUTOCOMMIT",
+            # Autocommit leaves no transaction to roll back when a connection
+            # goes back to the pool: skip the ROLLBACK (a round trip on MySQL).
+            pool_reset_on_return=None,
+            pool_timeout=timeout,
+            hide_parameters=True,
+            connect_args=_timeouts(url, driver, timeout),
+        )
+    except ImportError as exc:
+        hint = _DRIVER_HINTS.get(url.get_backend_name(), "install its driver")
+        raise ConfigError(
+            f"SQLStore url {redacted(url)} needs a driver that is not installed: "
+            f"{exc.name or exc}; {hint}"
+        ) from exc
+    except (ArgumentError, TypeError) as exc:
+        raise ConfigError(f"SQLStore url {redacted(url)}: {exc}") from exc
+    return engine, url
