@@ -11,13 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import servers
 from servers import MissingBinary, ServerProcess
 
+Server = TypeVar("Server", bound=ServerProcess)
 
-def _started(factory: Callable[[Path], ServerProcess], workdir: Path) -> ServerProcess:
+
+def _started(factory: Callable[[Path], Server], workdir: Path) -> Server:
     try:
         server = factory(workdir)
     except MissingBinary as exc:
@@ -83,23 +86,12 @@ def fresh_redis(tmp_path: Path) -> Iterator[ServerProcess]:
 # -- SQL databases (SQLStore) ------------------------------------------------------
 
 
-def _database(
-    factory: Callable[[Path], servers.DatabaseServer], workdir: Path
-) -> servers.DatabaseServer:
-    try:
-        server = factory(workdir)
-    except MissingBinary as exc:
-        pytest.fail(str(exc), pytrace=False)
-    server.start()
-    return server
-
-
 @pytest.fixture(scope="session")
 def postgresql_server(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[servers.DatabaseServer]:
     """A PostgreSQL 15 server for the whole run (apt package ``postgresql``)."""
-    server = _database(servers.postgresql, tmp_path_factory.mktemp("postgresql"))
+    server = _started(servers.postgresql, tmp_path_factory.mktemp("postgresql"))
     yield server
     server.remove()
 
@@ -109,7 +101,7 @@ def mariadb_server(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[servers.DatabaseServer]:
     """A MariaDB server for the whole run (apt package ``mariadb-server``)."""
-    server = _database(servers.mariadb, tmp_path_factory.mktemp("mariadb"))
+    server = _started(servers.mariadb, tmp_path_factory.mktemp("mariadb"))
     servers.mariadb_setup(server)
     yield server
     server.remove()
