@@ -25,6 +25,7 @@ PACKAGES = (
     "pymemcache",
     "python-memcached",
     "redis",
+    "psycopg",
     "itsdangerous",
     "werkzeug",
     "filelock",
@@ -77,6 +78,7 @@ def server_versions() -> dict[str, str]:
     for name, argv in (
         ("memcached", ["memcached", "-V"]),
         ("redis-server", ["redis-server", "--version"]),
+        ("postgres", ["/usr/lib/postgresql/15/bin/postgres", "--version"]),
     ):
         try:
             out = subprocess.run(

@@ -21,9 +21,15 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    bindparam,
     create_engine,
+    delete,
+    func,
+    insert,
     inspect,
     make_url,
+    select,
+    update,
 )
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import URL
@@ -76,6 +82,53 @@ class Tables:
             Column("token", String(_TOKEN_LENGTH), nullable=False),
             Column("expires_at", Double(), nullable=False),
         )
+
+    def statements(self) -> dict[str, Any]:
+        """The store's statements by name, with ``b_``-prefixed parameters."""
+        t, locks = self.sessions, self.locks
+        key: Any = bindparam("b_key")
+        moment: Any = bindparam("b_now")
+        values: dict[str, Any] = {
+            "payload": bindparam("b_payload"),
+            "expires_at": bindparam("b_exp"),
+        }
+        lock_values: dict[str, Any] = {
+            "token": bindparam("b_token"),
+            "expires_at": bindparam("b_exp"),
+        }
+        unchanged = (t.c.key == key, t.c.payload == bindparam("b_loaded"))
+        dead = (t.c.key == key, t.c.expires_at <= moment)
+        dead_lock = (locks.c.key == key, locks.c.expires_at <= moment)
+        return {
+            "load": select(t.c.payload, t.c.expires_at).where(
+                t.c.key == key, t.c.expires_at > moment
+            ),
+            "insert": insert(t).values(key=key, **values),
+            "take_dead": update(t).where(*dead).values(**values),
+            "write_if": update(t)
+            .where(*unchanged, t.c.expires_at > moment)
+            .values(**values),
+            "delete_if": delete(t).where(*unchanged),
+            "delete": delete(t).where(t.c.key == key),
+            "delete_dead": delete(t).where(*dead),
+            "count_dead": select(func.count()).where(t.c.expires_at <= moment),
+            "lock_take": update(locks).where(*dead_lock).values(**lock_values),
+            "lock_insert": insert(locks).values(key=key, **lock_values),
+            "lock_drop": delete(locks).where(
+                locks.c.key == key, locks.c.token == bindparam("b_token")
+            ),
+            "locks_dead": delete(locks).where(locks.c.expires_at <= moment),
+        }
+
+    def expired_keys(self, moment: float, limit: int) -> Any:
+        """Up to ``limit`` keys of records expired at ``moment``."""
+        t = self.sessions
+        return select(t.c.key).where(t.c.expires_at <= moment).limit(limit)
+
+    def delete_expired(self, keys: list[str], moment: float) -> Any:
+        """Delete those of ``keys`` whose records are still expired."""
+        t = self.sessions
+        return delete(t).where(t.c.key.in_(keys), t.c.expires_at <= moment)
 
     def create(self, engine: Engine) -> None:
         """Create the missing tables; safe when another process creates them

@@ -32,18 +32,8 @@ from collections.abc import Callable, Iterator
 from typing import Any, Self, TypeVar
 
 try:
-    from sqlalchemy import (
-        BindParameter,
-        Connection,
-        Engine,
-        bindparam,
-        delete,
-        func,
-        insert,
-        select,
-        update,
-    )
-    from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+    from sqlalchemy import Connection, Engine
+    from sqlalchemy.exc import SQLAlchemyError
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
         "SQLStore needs SQLAlchemy: pip install 'wsgisession[sql]'"
@@ -51,6 +41,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from ..errors import ConfigError, StoreUnavailable
 from ._shared import pause, poll_lock
+from ._sqlrun import Compiled, Cursor, Dropped, Runner, compile_statement
 from ._sqlschema import Tables, build_engine, check_table_name, redacted
 from .base import Merge, Progress, Record, Store, now, storage_key
 
@@ -95,9 +86,10 @@ class SQLStore(Store):
     (the app's pool and credentials are reused; ``close()`` leaves it
     open). Nothing connects until first use; the tables are created then
     if missing. ``timeout`` (seconds) bounds connecting and waiting for a
-    pooled connection on engines the store builds itself. A database that
-    is down or times out raises :class:`StoreUnavailable`; a pooled
-    connection the server dropped is replaced and the statement retried.
+    pooled connection on engines the store builds itself (libpq counts
+    whole seconds, at least 2). A database that is down or times out
+    raises :class:`StoreUnavailable`; a pooled connection the server
+    dropped is replaced and the statement retried once.
     """
 
     def __init__(
@@ -114,92 +106,48 @@ class SQLStore(Store):
         self.table = check_table_name(table)
         if isinstance(url_or_engine, Engine):
             self._owned = False
-            base, url = url_or_engine, url_or_engine.url
+            engine, url = url_or_engine, url_or_engine.url
         else:
             self._owned = True
-            base, url = build_engine(url_or_engine, float(timeout))
-        self._base = base
-        # Engines the store builds are in autocommit mode already; a given
-        # one is switched per connection (free with psycopg and sqlite3).
-        self._engine = (
-            base
-            if self._owned
-            else base.execution_options(isolation_level="AUTOCOMMIT")
-        )
+            engine, url = build_engine(url_or_engine, float(timeout))
+        self._base = engine
+        self._runner = Runner(engine, switch_autocommit=not self._owned)
         self._where = redacted(url)
         self._password = url.password
         self._tables = Tables(self.table)
+        self._sql: dict[str, Compiled] = {}
         self._pid = os.getpid()
         self._setup_lock = threading.Lock()
-        self._set_up = False
-        self._statements()
-
-    def _statements(self) -> None:
-        """The statements, built once (SQLAlchemy caches their compiled form)."""
-        t, locks = self._tables.sessions, self._tables.locks
-        key: BindParameter[Any] = bindparam("b_key")
-        moment: BindParameter[Any] = bindparam("b_now")
-        values: dict[str, BindParameter[Any]] = {
-            "payload": bindparam("b_payload"),
-            "expires_at": bindparam("b_exp"),
-        }
-        self._load = select(t.c.payload, t.c.expires_at).where(
-            t.c.key == key, t.c.expires_at > moment
-        )
-        self._insert = insert(t).values(key=key, **values)
-        self._take_dead = update(t).where(t.c.key == key, t.c.expires_at <= moment)
-        self._take_dead = self._take_dead.values(**values)
-        unchanged = (t.c.key == key, t.c.payload == bindparam("b_loaded"))
-        self._write_if = update(t).where(*unchanged, t.c.expires_at > moment)
-        self._write_if = self._write_if.values(**values)
-        self._delete_if = delete(t).where(*unchanged)
-        self._delete = delete(t).where(t.c.key == key)
-        self._delete_dead = delete(t).where(t.c.key == key, t.c.expires_at <= moment)
-        self._count_dead = select(func.count()).where(t.c.expires_at <= moment)
-        self._delete_keys = delete(t).where(
-            t.c.key.in_(bindparam("b_keys", expanding=True)), t.c.expires_at <= moment
-        )
-        token: BindParameter[Any] = bindparam("b_token")
-        lock_values = {"token": token, "expires_at": bindparam("b_exp")}
-        self._lock_take = update(locks).where(
-            locks.c.key == key, locks.c.expires_at <= moment
-        )
-        self._lock_take = self._lock_take.values(**lock_values)
-        self._lock_insert = insert(locks).values(key=key, **lock_values)
-        self._lock_drop = delete(locks).where(
-            locks.c.key == key, locks.c.token == token
-        )
-        self._locks_dead = delete(locks).where(locks.c.expires_at <= moment)
 
     # -- the store protocol -------------------------------------------------
 
     def load(self, session_key: str) -> Record | None:
-        name = storage_key(session_key)
-        row = self._run("load a session", lambda c: self._read(c, name))
+        row = self._run("load a session", self._read, storage_key(session_key))
         return None if row is None else Record(row[0], row[1])
 
-    def _read(self, conn: Connection, name: str) -> tuple[bytes, float] | None:
-        row = conn.execute(self._load, {"b_key": name, "b_now": now()}).first()
+    def _read(self, cursor: Cursor, name: str) -> tuple[bytes, float] | None:
+        params = {"b_key": name, "b_now": now()}
+        row = cursor.execute(self._sql["load"], params).fetchone()
         return None if row is None else (bytes(row[0]), float(row[1]))
 
     def create(self, session_key: str, payload: bytes, expires_at: float) -> str | None:
         name = storage_key(session_key)
         written = self._run(
-            "create a session", lambda c: self._put_new(c, name, payload, expires_at)
+            "create a session", self._put_new, name, payload, expires_at
         )
         return session_key if written else None
 
     def _put_new(
-        self, conn: Connection, name: str, payload: bytes, expires_at: float
+        self, cursor: Cursor, name: str, payload: bytes, expires_at: float
     ) -> bool:
         """Insert, or take over the key if its record has expired; False if live."""
         params = {"b_key": name, "b_payload": payload, "b_exp": expires_at}
         try:
-            conn.execute(self._insert, params)
+            cursor.execute(self._sql["insert"], params)
             return True
-        except IntegrityError:  # the key is taken: by a live or a dead record?
+        except self._runner.integrity_error:  # taken: by a live or a dead record?
             params["b_now"] = now()
-            return conn.execute(self._take_dead, params).rowcount == 1
+            return cursor.rowcount(self._sql["take_dead"], params) == 1
 
     def update(self, session_key: str, merge: Merge, loaded: Record | None) -> str:
         """Merge and write with a conditional UPDATE; re-read and retry on conflict.
@@ -228,12 +176,12 @@ class SQLStore(Store):
         )
 
     def _payload(self, name: str) -> bytes | None:
-        row = self._run("load a session", lambda c: self._read(c, name))
+        row = self._run("load a session", self._read, name)
         return None if row is None else row[0]
 
     def _write(
         self,
-        conn: Connection,
+        cursor: Cursor,
         name: str,
         current: bytes | None,
         payload: bytes,
@@ -243,34 +191,35 @@ class SQLStore(Store):
         moment = now()
         if current is None:
             if expires_at <= moment:  # nothing to keep: clear a dead row
-                conn.execute(self._delete_dead, {"b_key": name, "b_now": moment})
+                cursor.execute(
+                    self._sql["delete_dead"], {"b_key": name, "b_now": moment}
+                )
                 return True
-            return self._put_new(conn, name, payload, expires_at)
+            return self._put_new(cursor, name, payload, expires_at)
         params: dict[str, object] = {"b_key": name, "b_loaded": current}
         if expires_at <= moment:
-            return conn.execute(self._delete_if, params).rowcount == 1
+            return cursor.rowcount(self._sql["delete_if"], params) == 1
         params |= {"b_payload": payload, "b_exp": expires_at, "b_now": moment}
-        return conn.execute(self._write_if, params).rowcount == 1
+        return cursor.rowcount(self._sql["write_if"], params) == 1
 
     def delete(self, session_key: str) -> None:
-        params = {"b_key": storage_key(session_key)}
-        self._run("delete a session", lambda c: c.execute(self._delete, params))
+        self._run(
+            "delete a session",
+            self._execute,
+            "delete",
+            {"b_key": storage_key(session_key)},
+        )
+
+    def _execute(self, cursor: Cursor, name: str, params: dict[str, object]) -> int:
+        return cursor.rowcount(self._sql[name], params)
 
     def clear_expired(self, progress: Progress | None = None) -> int:
         """Delete expired rows in batches of :data:`BATCH`, each its own statement."""
         moment = now()
-        self._run(
-            "clear expired locks",
-            lambda c: c.execute(self._locks_dead, {"b_now": moment}),
-        )
+        self._run("clear expired locks", self._execute, "locks_dead", {"b_now": moment})
         total = 0
         if progress is not None:  # an index range count
-            total = self._run(
-                "count expired sessions",
-                lambda c: int(
-                    c.execute(self._count_dead, {"b_now": moment}).scalar_one()
-                ),
-            )
+            total = self._run("count expired sessions", self._count_dead, moment)
         removed = 0
         while True:
             count = self._delete_batch(moment, BATCH)
@@ -280,47 +229,48 @@ class SQLStore(Store):
             if count < BATCH:
                 return removed
 
+    def _count_dead(self, cursor: Cursor, moment: float) -> int:
+        row = cursor.execute(self._sql["count_dead"], {"b_now": moment}).fetchone()
+        return int(row[0])
+
     def sweep_expired(self, limit: int) -> int:
         """Delete at most ``limit`` expired records: one bounded step of cleanup."""
         return self._delete_batch(now(), limit) if limit > 0 else 0
 
     def _delete_batch(self, moment: float, limit: int) -> int:
-        """One batch: the keys of up to ``limit`` expired rows, then those rows
-        if still expired (portable: MySQL has no LIMIT in an IN subquery)."""
-        t = self._tables.sessions
+        """The keys of up to ``limit`` expired rows, then those rows if still
+        expired (portable: MySQL has no LIMIT in an IN subquery). Through
+        SQLAlchemy: the key list varies in length."""
+        tables = self._tables
 
         def work(conn: Connection) -> int:
-            query = select(t.c.key).where(t.c.expires_at <= moment).limit(limit)
-            keys = list(conn.execute(query).scalars())
+            keys = list(conn.execute(tables.expired_keys(moment, limit)).scalars())
             if not keys:
                 return 0
-            params: dict[str, object] = {"b_keys": keys, "b_now": moment}
-            return int(conn.execute(self._delete_keys, params).rowcount)
+            return int(conn.execute(tables.delete_expired(keys, moment)).rowcount)
 
-        return self._run("clear expired sessions", work)
+        with self._translate("clear expired sessions"):
+            self._ready()
+            with self._base.connect() as conn:
+                return work(conn.execution_options(isolation_level="AUTOCOMMIT"))
 
     @contextlib.contextmanager
     def lock(self, session_key: str, timeout: float, ttl: float) -> Iterator[None]:
         """Hold a row of ``<table>_locks``; a dead holder's row expires after ``ttl``."""
         name, token = storage_key(session_key), secrets.token_hex(16)
         poll_lock(
-            lambda: self._run(
-                "lock a session", lambda c: self._take(c, name, token, ttl)
-            ),
-            timeout,
+            lambda: self._run("lock a session", self._take, name, token, ttl), timeout
         )
         try:
             yield
         finally:
             try:
                 params = {"b_key": name, "b_token": token}
-                self._run(
-                    "unlock a session", lambda c: c.execute(self._lock_drop, params)
-                )
+                self._run("unlock a session", self._execute, "lock_drop", params)
             except StoreUnavailable:  # the row expires anyway; keep the real error
                 logger.warning("%r: could not release a session lock", self)
 
-    def _take(self, conn: Connection, name: str, token: str, ttl: float) -> bool:
+    def _take(self, cursor: Cursor, name: str, token: str, ttl: float) -> bool:
         """Insert the lock row, or take over one whose holder's ttl ran out."""
         moment = now()
         params = {
@@ -329,12 +279,12 @@ class SQLStore(Store):
             "b_exp": moment + ttl,
             "b_now": moment,
         }
-        if conn.execute(self._lock_take, params).rowcount == 1:
+        if cursor.rowcount(self._sql["lock_take"], params) == 1:
             return True
         try:
-            conn.execute(self._lock_insert, params)
+            cursor.execute(self._sql["lock_insert"], params)
             return True
-        except IntegrityError:  # held by someone else
+        except self._runner.integrity_error:  # held by someone else
             return False
 
     # -- tables ----------------------------------------------------------------
@@ -345,43 +295,50 @@ class SQLStore(Store):
 
     def create_tables(self) -> None:
         """Create the tables now if missing (also done on first use)."""
-        self._run("create its tables", lambda c: None)
+        with self._translate("create its tables"):
+            self._ready()
 
     # -- connections -------------------------------------------------------------
 
     def _run(self, action: str, work: Callable[..., T], *args: Any) -> T:
-        """``work(connection, *args)`` on a pooled connection; retried once on
-        a dropped connection.
-
-        Database errors become :class:`StoreUnavailable`.
-        """
-        for attempt in (1, 2):
+        """``work(cursor, *args)`` on a pooled connection; retried once on a
+        connection the server dropped. Database errors become StoreUnavailable."""
+        with self._translate(action):
+            self._ready()
             try:
-                self._ready()
-                with self._engine.connect() as conn:
-                    return work(conn, *args)
-            except DBAPIError as exc:
-                if attempt == 1 and exc.connection_invalidated:
-                    continue  # the pool replaces the dropped connection
-                raise self._unavailable(action, exc) from exc
-            except SQLAlchemyError as exc:
-                raise self._unavailable(action, exc) from exc
-        raise AssertionError("unreachable")  # pragma: no cover
+                with self._runner.cursor() as cursor:
+                    return work(cursor, *args)
+            except Dropped:
+                with self._runner.cursor() as cursor:  # a fresh connection
+                    return work(cursor, *args)
 
     def _ready(self) -> None:
-        """Fresh pool after fork(); tables created on first use."""
+        """Fresh pool after fork(); tables made and statements compiled on first use."""
         if self._pid != os.getpid():  # never share a connection across fork()
             self._base.dispose(close=False)
             self._pid = os.getpid()
-        if not self._set_up:
+        if not self._sql:
             with self._setup_lock:
-                if not self._set_up:
-                    self._tables.create(self._engine)
-                    self._set_up = True
+                if not self._sql:
+                    self._tables.create(self._base)
+                    self._sql = {
+                        name: compile_statement(statement, self._base)
+                        for name, statement in self._tables.statements().items()
+                    }
 
-    def _unavailable(self, action: str, exc: SQLAlchemyError) -> StoreUnavailable:
-        """The error to raise, with the driver's message and never a password
-        (nor the statement's parameters: they hold session data)."""
+    @contextlib.contextmanager
+    def _translate(self, action: str) -> Iterator[None]:
+        """Database errors as :class:`StoreUnavailable`, with the driver's
+        message and never a password (nor the statement's parameters: they
+        hold session data)."""
+        try:
+            yield
+        except Dropped as exc:
+            raise self._unavailable(action, exc.__cause__ or exc) from exc
+        except (SQLAlchemyError, self._runner.errors) as exc:
+            raise self._unavailable(action, exc) from exc
+
+    def _unavailable(self, action: str, exc: BaseException) -> StoreUnavailable:
         detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
         message = detail[0] if detail else type(exc).__name__
         if self._password:
