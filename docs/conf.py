@@ -42,13 +42,14 @@ _EXTERNAL = sorted(sys.stdlib_module_names) + [
     "pymemcache",
     "pyramid",
     "redis",
+    "sqlalchemy",
     "werkzeug",
     "zope",
 ]
 nitpicky = True
 nitpick_ignore_regex = [
     (r"py:.*", rf"({'|'.join(_EXTERNAL)})(\..*)?"),
-    (r"py:class", r"WSGIApp|StrPath|RedisClient|StoreUnavailable|Flask|ResponseHook"),
+    (r"py:class", r"WSGIApp|StrPath|RedisClient|StoreUnavailable|Flask|ResponseHook|Engine"),
     (r"py:mod", r"base"),
     (r"py:func", r"default_path"),
 ]

@@ -214,7 +214,7 @@ class SQLStore(Store):
         return cursor.rowcount(self._sql[name], params)
 
     def clear_expired(self, progress: Progress | None = None) -> int:
-        """Delete expired rows in batches of :data:`BATCH`, each its own statement."""
+        """Delete expired rows in batches of ``BATCH`` (1000), each its own statement."""
         moment = now()
         self._run("clear expired locks", self._execute, "locks_dead", {"b_now": moment})
         total = 0
