@@ -399,6 +399,11 @@ def test_a_stopped_server_is_unavailable_then_recovers(
     server = private_postgresql
     store, key = SQLStore(server.url, timeout=1.0), generate_key()
     store.create(key, b"kept", later())
+    engine = create_engine(server.url)  # a pool with three idle connections
+    given = SQLStore(engine)
+    assert payload_of(given, key) == b"kept"  # set up: its next use is a load
+    for connection in [engine.raw_connection() for _ in range(3)]:
+        connection.close()
     server.stop()
     for operation in (
         lambda: store.load(key),
@@ -419,7 +424,9 @@ def test_a_stopped_server_is_unavailable_then_recovers(
             time.sleep(0.1)
     store.update(key, lambda current: (b"after", later()), store.load(key))
     assert payload_of(store, key) == b"after"
+    assert payload_of(given, key) == b"after"  # every stale connection let go
     store.close()
+    engine.dispose()
 
 
 @pytest.mark.slow

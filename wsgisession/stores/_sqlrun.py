@@ -73,7 +73,7 @@ class Runner:
             yield Cursor(cursor)
         except self.errors as exc:
             if self.dialect.is_disconnect(exc, dbapi_connection, cursor):  # type: ignore[arg-type]
-                connection.invalidate(exc)
+                self._drop_pool(connection, exc)
                 raise Dropped() from exc
             raise
         finally:
@@ -82,6 +82,16 @@ class Runner:
             if self.switch and connection.is_valid:
                 self.dialect.reset_isolation_level(dbapi_connection)
             connection.close()
+
+    def _drop_pool(self, connection: Any, exc: Exception) -> None:
+        """Let go of this connection and of every other one opened before now:
+        a server that dropped one (a restart) dropped them all. This is what
+        SQLAlchemy's own ``Connection`` does on a disconnect."""
+        invalidate_all = getattr(self.engine.pool, "_invalidate", None)
+        if invalidate_all is not None:
+            invalidate_all(connection, exc)
+        else:  # pragma: no cover - a future SQLAlchemy without it
+            connection.invalidate(exc)
 
 
 class Dropped(Exception):
