@@ -15,7 +15,9 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "DatabaseServer",
@@ -217,10 +219,25 @@ class DatabaseServer(ServerProcess):
         self.datadir = datadir
         self.signals = signals
         self.sqlalchemy_url = ""
+        #: Logs in once; raises while the server does not accept logins yet.
+        self.probe: Callable[[], None] = lambda: None
 
     @property
     def url(self) -> str:
         return self.sqlalchemy_url
+
+    def _wait_until_ready(self) -> None:
+        """Listening is not enough: PostgreSQL refuses logins while it starts."""
+        super()._wait_until_ready()
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            try:
+                self.probe()
+                return
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def stop(self, *, crash: bool = False) -> None:
         proc, self.proc = self.proc, None
@@ -271,7 +288,21 @@ def postgresql(workdir: Path) -> DatabaseServer:
     server.sqlalchemy_url = (
         f"postgresql+psycopg://postgres:{DB_PASSWORD}@127.0.0.1:{port}/postgres"
     )
+    server.probe = lambda: _postgresql_login(port)
     return server
+
+
+def _postgresql_login(port: int) -> None:
+    import psycopg
+
+    psycopg.connect(
+        host="127.0.0.1",
+        port=port,
+        user="postgres",
+        password=DB_PASSWORD,
+        dbname="postgres",
+        connect_timeout=2,
+    ).close()
 
 
 def mariadb(workdir: Path) -> DatabaseServer:
@@ -297,14 +328,20 @@ def mariadb(workdir: Path) -> DatabaseServer:
     server.sqlalchemy_url = (
         f"mysql+pymysql://wsgisession:{DB_PASSWORD}@127.0.0.1:{port}/wsgisession"
     )
+    server.probe = lambda: _mariadb_root(server).close()
     return server
+
+
+def _mariadb_root(server: DatabaseServer) -> Any:
+    """A connection as root through the server's socket."""
+    import pymysql
+
+    return pymysql.connect(unix_socket=str(server.datadir / "mysql.sock"), user="root")
 
 
 def mariadb_setup(server: DatabaseServer) -> None:
     """The test database and user, made as root through the local socket."""
-    import pymysql
-
-    conn = pymysql.connect(unix_socket=str(server.datadir / "mysql.sock"), user="root")
+    conn = _mariadb_root(server)
     try:
         with conn.cursor() as cursor:
             cursor.execute("CREATE DATABASE IF NOT EXISTS wsgisession")
