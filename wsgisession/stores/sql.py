@@ -111,7 +111,7 @@ class SQLStore(Store):
             self._owned = True
             engine, url = build_engine(url_or_engine, float(timeout))
         self._base = engine
-        self._runner = Runner(engine, switch_autocommit=not self._owned)
+        self._runner = Runner(engine, owned=self._owned)
         self._where = redacted(url)
         self._password = url.password
         self._tables = Tables(self.table)
@@ -315,7 +315,7 @@ class SQLStore(Store):
     def _ready(self) -> None:
         """Fresh pool after fork(); tables made and statements compiled on first use."""
         if self._pid != os.getpid():  # never share a connection across fork()
-            self._base.dispose(close=False)
+            self._base.dispose(close=False)  # (the runner checks for itself)
             self._pid = os.getpid()
         if not self._sql:
             with self._setup_lock:
@@ -349,8 +349,9 @@ class SQLStore(Store):
         )
 
     def close(self) -> None:
-        """Close the pool's connections if the store built the engine itself."""
+        """Close the connections if the store built the engine itself."""
         if self._owned:
+            self._runner.close_idle()
             self._base.dispose()
 
     def __enter__(self) -> Self:
