@@ -160,7 +160,19 @@ def redis_server(workdir: Path) -> ServerProcess:
 
 # -- SQL databases ---------------------------------------------------------------
 
-POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
+
+def _postgres_bin() -> Path:
+    """Debian keeps PostgreSQL's server binaries off PATH, per major version."""
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/postgres"),
+        key=lambda p: (
+            int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0
+        ),
+    )
+    return found[-1].parent if found else Path("/usr/lib/postgresql/15/bin")
+
+
+POSTGRES_BIN = _postgres_bin()
 #: Password of the databases' test users: the tests check it never leaks.
 DB_PASSWORD = "s3cret-db-pass-9f2c"
 
@@ -257,7 +269,7 @@ class DatabaseServer(ServerProcess):
 
 
 def postgresql(workdir: Path) -> DatabaseServer:
-    """A PostgreSQL 15 cluster in a fresh directory (fsync off), not yet started.
+    """A PostgreSQL cluster in a fresh directory (fsync off), not yet started.
 
     Local socket logins are trusted (for set-up); TCP logins need the
     password of user ``postgres``, :data:`DB_PASSWORD`.

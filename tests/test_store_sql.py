@@ -392,11 +392,24 @@ def private_postgresql(tmp_path: Path) -> Iterator[DatabaseServer]:
     server.remove()
 
 
+@pytest.fixture(params=["postgresql", "mariadb"])
+def private_server(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[DatabaseServer]:
+    """A server of the test's own, which it may stop and start again."""
+    server = getattr(servers, request.param)(tmp_path)
+    server.start()
+    if request.param == "mariadb":
+        servers.mariadb_setup(server)
+    yield server
+    server.remove()
+
+
 @pytest.mark.slow
 def test_a_stopped_server_is_unavailable_then_recovers(
-    private_postgresql: DatabaseServer,
+    private_server: DatabaseServer,
 ) -> None:
-    server = private_postgresql
+    server = private_server
     store, key = SQLStore(server.url, timeout=1.0), generate_key()
     store.create(key, b"kept", later())
     engine = create_engine(server.url)  # a pool with three idle connections
