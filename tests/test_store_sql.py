@@ -375,9 +375,11 @@ def test_a_dropped_pooled_connection_is_replaced(
         ids = [
             i for i in conn.execute(text(_backends(url, name))).scalars() if i != own
         ]
-        assert len(ids) == 1  # the store's pooled connection
+        # The store's idle connection (on MariaDB, any other of the test user's)
+        assert len(ids) >= 1
         kill = "KILL {}" if "mysql" in url else "SELECT pg_terminate_backend({})"
-        conn.execute(text(kill.format(ids[0])))
+        for backend in ids:
+            conn.execute(text(kill.format(backend)))
     admin.dispose()
     time.sleep(0.1)
     assert payload_of(store, key) == b"before"
