@@ -5,9 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Debian packages of the servers and the browser the tests start themselves.
 missing=()
-command -v memcached >/dev/null 2>&1 || missing+=(memcached)
-command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+for package in memcached redis-server redis-tools postgresql mariadb-server chromium chromium-driver; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
+done
 if [ ${#missing[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -16,7 +18,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 python3 -m venv .venv
-.venv/bin/python -m pip install -q -e '.[test,memcached,redis,paste,crypto,dev]'
+.venv/bin/python -m pip install -q -e '.[test,memcached,redis,paste,crypto,sql,dev]'
 
 .venv/bin/ruff check wsgisession tests benchmarks
 .venv/bin/ruff format --check wsgisession tests benchmarks

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import datetime
-import hashlib
 import importlib.metadata
 import os
 import platform
 import subprocess
-import sys
 from collections.abc import Iterable
-from pathlib import Path
 
+from _concurrency_report import concurrency_section
 from _floors import DESCRIPTIONS, OPS, PACE_US, WORKLOAD_OP
 from _results import Results, fmt, pct, ratio
 from _systems import BEAKER_NOTES, KINDS
@@ -33,7 +31,7 @@ PACKAGES = (
 
 
 def environment(servers: dict[str, str], machine: str, source: str) -> list[str]:
-    """Lines describing the machine, the versions and the date."""
+    """Lines describing the machine, the versions and the date (no local paths)."""
     versions = []
     for name in PACKAGES:
         try:
@@ -41,35 +39,44 @@ def environment(servers: dict[str, str], machine: str, source: str) -> list[str]
         except importlib.metadata.PackageNotFoundError:
             versions.append(f"{name} (not installed)")
     versions += [f"{name} {version}" for name, version in servers.items()]
-    uname = subprocess.run(
-        ["uname", "-a"], check=False, capture_output=True, text=True
-    ).stdout
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return [
         f"- Date: {now}",
-        f"- Machine: `{uname.strip()}`; {os.cpu_count()} CPUs (nproc); {machine}",
-        f"- Python {platform.python_version()} ({sys.executable})",
+        f"- Machine: {hardware()}; {machine}",
+        f"- Python {platform.python_version()} ({platform.python_implementation()})",
         f"- Code: {source}",
         "- Versions: " + ", ".join(versions),
     ]
 
 
-def source_fingerprint() -> str:
-    """Which wsgisession code was measured: a hash of its sources and their age."""
-    import wsgisession
-
-    root = Path(wsgisession.__file__).parent
-    digest = hashlib.sha256()
-    newest = 0.0
-    for path in sorted(root.rglob("*.py")):
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
-        digest.update(path.read_bytes())
-        newest = max(newest, path.stat().st_mtime)
-    stamp = datetime.datetime.fromtimestamp(newest, datetime.UTC)
+def hardware() -> str:
+    """Operating system, CPU model and count, and memory, as a reader compares them."""
+    uname = platform.uname()
+    cpu = uname.processor or uname.machine
+    memory = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            cpu = next(
+                (
+                    line.split(":", 1)[1].strip()
+                    for line in info
+                    if "model name" in line
+                ),
+                cpu,
+            )
+        pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        memory = f", {pages / 2**30:.0f} GiB of memory"
+    except (OSError, ValueError):
+        pass
     return (
-        f"wsgisession sources at {root}: sha256 {digest.hexdigest()[:12]}, "
-        f"newest file modified {stamp:%Y-%m-%d %H:%M:%S} UTC"
+        f"{uname.system} {uname.release} {uname.machine}, {cpu}, "
+        f"{os.cpu_count()} CPUs (nproc){memory}"
     )
+
+
+def source_fingerprint() -> str:
+    """Which wsgisession was measured: its version (no path, no hash of files)."""
+    return f"wsgisession {importlib.metadata.version('wsgisession')}"
 
 
 def server_versions() -> dict[str, str]:
@@ -114,6 +121,21 @@ METHOD = """\
   write commands from `INFO commandstats` (commands run inside a Lua script
   count too, so one compare-and-set shows as `evalsha` + `set`), or
   responses carrying Set-Cookie for the cookie store."""
+
+
+REPRODUCE = """\
+To reproduce, from a checkout of the repository, on a machine with
+`memcached` and `redis-server` installed (the benchmark starts its own on
+free loopback ports and stops them):
+
+```sh
+python3 -m venv .venv
+.venv/bin/pip install -e '.[bench,memcached,redis]' python-memcached
+.venv/bin/python benchmarks/bench.py --scale --out benchmarks/RESULTS.md
+```
+
+Only the ratios travel between machines: compare them, not the µs.
+`benchmarks/README.md` explains every option and column."""
 
 
 def main_table(results: Results) -> list[str]:
@@ -235,7 +257,9 @@ def render(results: Results, extra: Iterable[str] = ()) -> str:
     lines = ["# wsgisession benchmark", ""]
     lines += environment(results.servers, results.machine, results.source)
     lines += [f"- Settings: {results.settings}; wall time {results.seconds:.0f} s"]
-    lines += [METHOD.format(**_method_args(results)), ""]
+    if results.cases or not results.concurrency:
+        lines += [METHOD.format(**_method_args(results)), ""]
+    lines += [REPRODUCE, ""]
     if bare is not None:
         lines += [
             (
@@ -250,8 +274,9 @@ def render(results: Results, extra: Iterable[str] = ()) -> str:
         lines += ["## Where write and new requests spend their time", ""]
         lines += breakdown_table(results) + [""]
         lines += ["## Targets", ""] + target_table(main_targets(results)) + [""]
+    lines += concurrency_section(results.concurrency)
     lines += list(extra)
-    if results.cases:
+    if results.cases or results.concurrency:
         lines += configuration(results)
     lines += [f"- Skipped: {name}: {why}" for name, why in results.skipped.items()]
     return "\n".join(lines) + "\n"
@@ -260,7 +285,8 @@ def render(results: Results, extra: Iterable[str] = ()) -> str:
 def configuration(results: Results) -> list[str]:
     """How each system was set up."""
     lines = ["## Configuration", ""]
-    lines += [f"- Beaker / {k}: {BEAKER_NOTES[k]}" for k in results.kinds]
+    kinds = results.kinds or [k for k in KINDS if k in _concurrency_kinds(results)]
+    lines += [f"- Beaker / {k}: {BEAKER_NOTES[k]}" for k in kinds]
     lines += [
         (
             "- Beaker: `session.secret` set for server-side stores (signed id "
@@ -270,6 +296,10 @@ def configuration(results: Results) -> list[str]:
         "- wsgisession: `SessionMiddleware(app, store=...)` with default options.",
     ]
     return lines
+
+
+def _concurrency_kinds(results: Results) -> set[str]:
+    return {run.kind for run in results.concurrency}
 
 
 def _method_args(results: Results) -> dict[str, object]:

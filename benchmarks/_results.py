@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from _systems import KINDS
 from _timing import Case
@@ -21,6 +22,7 @@ class Results:
     extra: list[str] = field(default_factory=list)  # the scale run's section
     machine: str = ""  # how busy the machine was during the run
     source: str = ""  # which wsgisession code was measured
+    concurrency: list[Any] = field(default_factory=list)  # _concurrency runs
 
     def samples(self) -> list[dict[str, object]]:
         """Every case's raw per-round means, for the JSON file."""
@@ -34,7 +36,7 @@ class Results:
                 "invalid": c.invalid,
             }
             for c in self.cases
-        ]
+        ] + [run.as_json() for run in self.concurrency]
 
     def get(self, system: str, kind: str, workload: str) -> Case | None:
         for case in self.cases:

@@ -26,8 +26,26 @@ if TYPE_CHECKING:
 Step = Callable[[], Any]
 
 
+class RoundFigures:
+    """``median`` and ``spread`` of a timed thing's per-round ``samples``."""
+
+    samples: list[float]
+
+    @property
+    def median(self) -> float | None:
+        return statistics.median(self.samples) if self.samples else None
+
+    @property
+    def spread(self) -> float | None:
+        """(max - min) / median; None below two rounds."""
+        median = self.median
+        if not median or len(self.samples) < 2:
+            return None
+        return (max(self.samples) - min(self.samples)) / median
+
+
 @dataclass
-class Case:
+class Case(RoundFigures):
     """One timed thing: a system on a store doing a workload, or a floor operation.
 
     ``pre()`` runs before each batch and ``post(n)`` after it (outside the
@@ -49,17 +67,6 @@ class Case:
     @property
     def label(self) -> str:
         return f"{self.system}/{self.kind}/{self.workload}"
-
-    @property
-    def median(self) -> float | None:
-        return statistics.median(self.samples) if self.samples else None
-
-    @property
-    def spread(self) -> float | None:
-        median = self.median
-        if not median or len(self.samples) < 2:
-            return None
-        return (max(self.samples) - min(self.samples)) / median
 
     def __repr__(self) -> str:
         return f"<Case {self.label} n={self.n} median={self.median}>"

@@ -100,13 +100,18 @@ def session_app(
     Routes: ``/untouched`` never looks at the session; ``/prime`` stores
     PRIME_DATA and ``counter = 0``; ``/read`` returns ``session[READ_KEY]``;
     ``/write`` increments the counter and returns it; ``/new`` sets one key;
-    ``/peek`` returns ``session[NEW_KEY]`` or nothing.
+    ``/peek`` returns ``session[NEW_KEY]`` or nothing; ``/incr?name``
+    increments the counter ``name`` and ``/count?name`` returns it (the
+    concurrency run's routes).
     """
 
     def app(environ: Environ, start_response: Callable[..., Any]) -> list[bytes]:
         path = environ["PATH_INFO"]
         if path == "/untouched":
             body = HELLO
+        elif path in ("/incr", "/count"):
+            name = environ["QUERY_STRING"]
+            body = _counter_route(path, name, get_session(environ), save)
         else:
             body = _session_route(path, get_session(environ), save)
         start_response(
@@ -116,6 +121,22 @@ def session_app(
         return [body]
 
     return app
+
+
+def _counter_route(
+    path: str,
+    name: str,
+    session: MutableMapping[str, Any],
+    save: Callable[[Any], None] | None,
+) -> bytes:
+    """``/incr``: add 1 to the counter ``name`` (saved); ``/count``: return it."""
+    count = session.get(name, 0)
+    if path == "/incr":
+        count += 1
+        session[name] = count
+        if save is not None:
+            save(session)
+    return str(count).encode()
 
 
 def _session_route(

@@ -3,11 +3,13 @@
 Usage (from the repository root)::
 
     python benchmarks/bench.py [--quick] [--only STORES] [--scale] [--out FILE]
+                               [--concurrency-only | --no-concurrency]
 
 It starts its own memcached and redis-server on free loopback ports (and
 stops exactly those), keeps all data in a temporary directory, prints the
 markdown report and writes it to ``--out``. The exit status is 1 when a
-row failed its correctness checks, 0 otherwise (targets not met included).
+row failed its correctness checks (wsgisession losing an update under
+concurrency included), 0 otherwise (targets not met included).
 See ``benchmarks/README.md``.
 """
 
@@ -22,6 +24,7 @@ import time
 from pathlib import Path
 
 from _cases import Client, floor_cases, workload_cases
+from _concurrency import concurrency_run
 from _floors import build_floor
 from _load import LoadMeter
 from _probes import WriteProbe
@@ -58,6 +61,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=None,
         help="expired sessions for the clear_expired() timing (100000; 10000 quick)",
+    )
+    threads = parser.add_mutually_exclusive_group()
+    threads.add_argument(
+        "--concurrency-only",
+        action="store_true",
+        help="run the 4-thread concurrency part alone",
+    )
+    threads.add_argument(
+        "--no-concurrency", action="store_true", help="skip the concurrency part"
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--no-sync", action="store_true", help="skip os.sync()")
@@ -118,13 +130,13 @@ def run(args: argparse.Namespace) -> Results:
     skipped: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="wsgisession-bench-") as tmp:
         wanted = {k for k in args.kinds if k in SERVERS}
-        if args.scale_only:
+        if args.scale_only and not args.concurrency_only:
             wanted = set()
         with Services(Path(tmp), wanted) as services:
             ctx = Ctx(Path(tmp), services)
             skipped |= {name: why for name, why in services.skipped.items()}
             cases: list[Case] = []
-            if not args.scale_only:
+            if not (args.scale_only or args.concurrency_only):
                 cases = build_cases(ctx, args.kinds, skipped)
                 progress(f"{len(cases)} cases; timing")
                 run_rounds(
@@ -134,6 +146,11 @@ def run(args: argparse.Namespace) -> Results:
                     target=timing["target"],
                     sync=not args.no_sync,
                     progress=progress,
+                )
+            concurrent = []
+            if args.concurrency_only or not (args.scale_only or args.no_concurrency):
+                concurrent = concurrency_run(
+                    ctx, args.kinds, timing, skipped, progress, sync=not args.no_sync
                 )
             extra: list[str] = []
             if args.scale or args.scale_only:
@@ -146,6 +163,7 @@ def run(args: argparse.Namespace) -> Results:
     results.settings = _settings(args)
     results.servers = server_versions()
     results.extra = extra
+    results.concurrency = concurrent
     results.seconds = time.perf_counter() - started
     results.machine = meter.summary()
     results.source = source
@@ -157,6 +175,10 @@ def _settings(args: argparse.Namespace) -> str:
     parts.append(f"stores {','.join(args.kinds)}")
     if args.scale or args.scale_only:
         parts.append(f"scale sizes {args.scale_sizes}")
+    if args.concurrency_only:
+        parts.append("concurrency only")
+    elif args.no_concurrency or args.scale_only:
+        parts.append("no concurrency run")
     return ", ".join(parts)
 
 
@@ -172,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     raw.write_text(json.dumps(results.samples(), indent=1) + "\n", encoding="utf-8")
     progress(f"wrote {args.out} and {raw.name}")
     invalid = [c for c in results.cases if c.invalid is not None]
+    invalid += [r for r in results.concurrency if r.invalid is not None]
     return 1 if invalid or "INVALID" in "".join(results.extra) else 0
 
 

@@ -19,7 +19,7 @@ copyright = "2026, the wsgisession developers"
 release = __version__
 version = ".".join(__version__.split(".")[:2])
 
-extensions = ["sphinx.ext.autodoc", "optionstable"]
+extensions = ["sphinx.ext.autodoc", "optionstable", "clireference"]
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
@@ -49,7 +49,7 @@ _EXTERNAL = sorted(sys.stdlib_module_names) + [
 nitpicky = True
 nitpick_ignore_regex = [
     (r"py:.*", rf"({'|'.join(_EXTERNAL)})(\..*)?"),
-    (r"py:class", r"WSGIApp|StrPath|RedisClient|StoreUnavailable|Flask|ResponseHook|Engine"),
+    (r"py:class", r"WSGIApp|StrPath|RedisClient|StoreUnavailable|Flask|Response|SessionResponse|wsgisession.response.Response|Engine"),
     (r"py:mod", r"base"),
     (r"py:func", r"default_path"),
 ]

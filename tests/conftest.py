@@ -15,6 +15,7 @@ from typing import TypeVar
 
 import pytest
 import servers
+from helpers import FakeClock, fake_clock
 from servers import MissingBinary, ServerProcess
 
 Server = TypeVar("Server", bound=ServerProcess)
@@ -81,6 +82,13 @@ def fresh_redis(tmp_path: Path) -> Iterator[ServerProcess]:
     server = _started(servers.redis_server, tmp_path)
     yield server
     server.stop(crash=True)
+
+
+@pytest.fixture
+def frozen_clock() -> Iterator[FakeClock]:
+    """The one clock of wsgisession, standing still until the test moves it."""
+    with fake_clock() as fake:
+        yield fake
 
 
 # -- SQL databases (SQLStore) ------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, delete, select
+from sqlalchemy import Engine, create_engine, delete, func, inspect, select
 
 from wsgisession.stores import SQLStore
 from wsgisession.stores._sqlschema import Tables
@@ -48,9 +48,29 @@ def drop_tables(url: str, table: str = TABLE) -> None:
         engine.dispose()
 
 
+def table_names(url: str) -> set[str]:
+    """The names of the tables in the database at ``url``."""
+    engine = create_engine(url)
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
 def rows(engine: Engine, table: str = TABLE) -> dict[str, bytes]:
     """name -> payload and expiry as bytes, for every row of ``table``."""
     sessions = Tables(table).sessions
     with engine.connect() as conn:
         result = conn.execute(select(sessions))
         return {k: bytes(p) + repr(float(at)).encode() for k, p, at in result}
+
+
+def lock_rows(url: str, table: str = TABLE) -> int:
+    """How many rows the locks table of ``table`` holds, held or stale."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            count = select(func.count()).select_from(Tables(table).locks)
+            return int(conn.execute(count).scalar_one())
+    finally:
+        engine.dispose()

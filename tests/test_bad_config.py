@@ -13,7 +13,6 @@ never just "everything is refused".
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -21,16 +20,18 @@ from typing import Any, NamedTuple
 import pytest
 
 from wsgisession import SessionMiddleware
-from wsgisession.config import StoreSpec, describe_options
+from wsgisession.config import describe_options
 from wsgisession.errors import ConfigError
 from wsgisession.paste import make_middleware
 from wsgisession.stores import MemoryStore
+from wsgisession.stores.registry import stores_taking
+from wsgisession.storespec import store_keys
 
 PREFIX = "wsgisession."
 WRONG_STRING = "not-a-valid-value-!!"
 
 OPTIONS = {row.name: row for row in describe_options()}
-STORE_KEYS = {f.name: f.metadata["option"] for f in dataclasses.fields(StoreSpec)}
+STORE_KEYS = store_keys()
 
 
 def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
@@ -74,19 +75,19 @@ KINDS: dict[str, Kind] = {
         ["relative", "/a;b", "", "none"],
     ),
     "true, false or auto": Kind(
-        "auto", ["maybe", 1, 0, None, "yes"], ["maybe", "1", "0", "", "autox"]
+        "auto", ["maybe", 1, 0, None, "yes"], ["maybe", "2", "", "autox"]
     ),
-    "bool": Kind("true", [1, 0, "true", None], ["maybe", "1", "0", "", "y", "truee"]),
+    "bool": Kind("true", [1, 0, "true", None], ["maybe", "2", "", "yep", "truee"]),
     "Lax, Strict, None or false": Kind(
         "strict", ["Loose", True, None, 1, ""], ["loose", "1", "", "true"]
     ),
     "seconds (int > 0) or none": Kind(
         "none", [0, -5, 1.5, "10", True], ["0", "-5", "1.5", "", "never"]
     ),
-    "seconds (number >= 0)": Kind(
+    "seconds (number > 0)": Kind(
         "2.5",
-        [-1, math.nan, math.inf, "1", True, None],
-        ["-1", "nan", "inf", "1s", "", "none"],
+        [-1, 0, math.nan, math.inf, "1", True, None],
+        ["-1", "0", "nan", "inf", "1s", "", "none"],
     ),
     "json, pickle or package.module:Name": Kind(
         "json",
@@ -143,7 +144,7 @@ STORE_BASE = {
 
 def store_for(name: str) -> str:
     """The store an option is tried with: memory, or the first one it applies to."""
-    stores = STORE_KEYS[name].stores if name in STORE_KEYS else ()
+    stores = stores_taking(name)
     if name == "key_prefix":
         return "memcached"
     return min(stores) if stores else "memory"

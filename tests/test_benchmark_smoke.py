@@ -3,8 +3,9 @@
 This keeps ``benchmarks/bench.py`` from rotting: every wsgisession row must
 be measured and pass the checks made inside the run (the write counter
 grows by the batch size, reads return the stored value, new sessions read
-back). Beaker rows are checked too when Beaker (the ``bench`` extra) is
-installed.
+back), and its 4-thread concurrency section must show requests per second
+and no lost update for wsgisession. Beaker rows are checked too when Beaker
+(the ``bench`` extra) is installed.
 """
 
 from __future__ import annotations
@@ -15,20 +16,30 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+#: Runs the benchmark in a subprocess.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "benchmarks" / "bench.py"
 WORKLOADS = ("untouched", "read", "write", "new")
 STORES = ("memory", "sqlite")
 NUMBER = re.compile(r"\d+(\.\d+)?")
+SIGNED = re.compile(r"-?\d+(\.\d+)?")
+LOST_NONE = re.compile(r"0 of [1-9][\d,]*")
+LOST = re.compile(r"-?[\d,]+ of [1-9][\d,]*( \(\d+%\))?")
 
 
-def _rows(report: str) -> dict[tuple[str, str], list[str]]:
-    """The main table's cells, by (store, workload)."""
-    section = report.split("## Results", 1)[1].split("\n## ", 1)[0]
+def _rows(
+    report: str, heading: str = "## Results", width: int = 12
+) -> dict[tuple[str, str], list[str]]:
+    """A table's cells, by (store, workload), from the section under ``heading``."""
+    section = report.split(heading, 1)[1].split("\n## ", 1)[0]
     rows = {}
     for line in section.splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        if len(cells) == 12 and cells[0] in STORES:
+        if len(cells) == width and cells[0] in STORES:
             rows[(cells[0], cells[1])] = cells
     return rows
 
@@ -63,8 +74,42 @@ def test_quick_benchmark_produces_valid_rows(tmp_path: Path) -> None:
         line for line in breakdown.splitlines() if line.startswith("| sqlite | write |")
     )
     cells = [cell.strip() for cell in sqlite_write.strip("|").split("|")]
-    assert all(NUMBER.fullmatch(cell) for cell in cells[2:]), cells
+    # --quick's 3 short rounds are noisy: the store part may come out negative.
+    assert all(SIGNED.fullmatch(cell) for cell in cells[2:]), cells
     total, layer, part = (float(cell) for cell in cells[2:5])
     assert abs(total - layer - part) <= 0.02 * total, "layer + store part != total"
     assert "## Targets" in report
     assert "all rows valid | all | every row passed its checks | met" in report
+    _check_concurrency(report, with_beaker)
+
+
+def _check_concurrency(report: str, with_beaker: bool) -> None:
+    """The 4-thread section: req/s for both workloads, wsgisession loses nothing."""
+    rows = _rows(report, "## Under concurrency", 10)
+    workloads = ("own sessions", "one session")
+    assert set(rows) == {(s, w) for s in STORES for w in workloads}
+    for key, cells in rows.items():
+        # Beaker's own failed requests are reported, not a failure of the run.
+        assert cells[-1] == "ok" or cells[-1].startswith("beaker: "), (key, cells[-1])
+        assert "INVALID" not in cells[-1], (key, cells[-1])
+        assert NUMBER.fullmatch(cells[2]) and float(cells[2]) > 0, key
+        assert LOST_NONE.fullmatch(cells[7]), ("wsgisession lost updates", key)
+        if with_beaker:
+            assert NUMBER.fullmatch(cells[4]), ("Beaker req/s", key)
+            assert LOST.fullmatch(cells[8]), ("Beaker lost updates", key)
+
+
+def test_a_lost_update_fails_wsgisession_rows_only() -> None:
+    sys.path.insert(0, str(BENCH.parent))
+    try:
+        from _concurrency import ConcurrentRun, judge
+    finally:
+        sys.path.remove(str(BENCH.parent))
+    ours = ConcurrentRun("wsgisession", "memory", "one session", lost=1)
+    theirs = ConcurrentRun("beaker", "memory", "one session", lost=7)
+    clean = ConcurrentRun("wsgisession", "memory", "one session", lost=0)
+    for run in (ours, theirs, clean):
+        judge(run)
+    assert ours.invalid == "INVALID: 1 lost updates"
+    assert theirs.invalid is None
+    assert clean.invalid is None

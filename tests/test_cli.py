@@ -286,6 +286,7 @@ def command(*args: str) -> list[str]:
     return [sys.executable, "-m", "wsgisession", *args]
 
 
+@pytest.mark.slow  # a Python subprocess
 def test_python_m_wsgisession_help() -> None:
     done = subprocess.run(
         command("--help"), capture_output=True, text=True, timeout=30, check=False
@@ -295,6 +296,7 @@ def test_python_m_wsgisession_help() -> None:
         assert name in done.stdout
 
 
+@pytest.mark.slow  # a Python subprocess
 def test_console_script_runs_check(tmp_path: Path) -> None:
     script = Path(sys.executable).with_name("wsgisession")
     assert script.exists(), "the package's console script is not installed"
@@ -322,6 +324,7 @@ def read_line(process: subprocess.Popen[str], timeout: float = 20.0) -> str:
     pytest.fail(f"the demo printed nothing (exit status {process.poll()})")
 
 
+@pytest.mark.slow  # starts the demo server in a subprocess
 def test_demo_serves_and_keeps_a_session() -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(

@@ -9,60 +9,12 @@ import threading
 from pathlib import Path
 
 import pytest
+from helpers import call, increment_app, make_store, new_session
 
 from wsgisession import SessionMiddleware
-from wsgisession.stores import FileStore, MemoryStore, SQLiteStore
-from wsgisession.stores.base import Store
 
 THREADS = 8
 REQUESTS = 25
-
-
-def increment_app(environ, start_response):
-    """Increments the session key named by the query string."""
-    session = environ["wsgisession"]
-    name = environ["QUERY_STRING"] or "counter"
-    session[name] = session.get(name, 0) + 1
-    start_response("200 OK", [("Content-Type", "text/plain")])
-    return [str(session[name]).encode()]
-
-
-def call(app, query: str, cookie: str | None) -> list[tuple[str, str]]:
-    environ = {
-        "REQUEST_METHOD": "GET",
-        "PATH_INFO": "/",
-        "QUERY_STRING": query,
-        "SERVER_NAME": "localhost",
-        "SERVER_PORT": "80",
-        "wsgi.url_scheme": "http",
-    }
-    if cookie:
-        environ["HTTP_COOKIE"] = cookie
-    captured: list[tuple[str, str]] = []
-
-    def start_response(status, headers, exc_info=None):
-        assert status.startswith("200")
-        captured.extend(headers)
-        return lambda data: None
-
-    body = app(environ, start_response)
-    b"".join(body)
-    getattr(body, "close", lambda: None)()
-    return captured
-
-
-def new_session(app) -> str:
-    headers = call(app, "counter", None)
-    cookie = next(v for k, v in headers if k == "Set-Cookie")
-    return cookie.split(";", 1)[0]
-
-
-def make_store(kind: str, tmp_path: Path) -> Store:
-    if kind == "memory":
-        return MemoryStore()
-    if kind == "file":
-        return FileStore(tmp_path / "sessions")
-    return SQLiteStore(tmp_path / "sessions.sqlite3")
 
 
 @pytest.mark.parametrize("kind", ["memory", "file", "sqlite"])
@@ -94,7 +46,7 @@ PROCESS_SCRIPT = textwrap.dedent(
     """
     import sys
     sys.path.insert(0, {tests!r})
-    from test_concurrency import call, increment_app, make_store
+    from helpers import call, increment_app, make_store
     from pathlib import Path
     from wsgisession import SessionMiddleware
 
@@ -106,6 +58,7 @@ PROCESS_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # two Python processes
 @pytest.mark.parametrize("kind", ["file", "sqlite"])
 def test_two_processes_on_one_session_lose_nothing(kind: str, tmp_path: Path) -> None:
     app = SessionMiddleware(increment_app, store=make_store(kind, tmp_path))

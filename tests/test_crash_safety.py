@@ -30,6 +30,9 @@ from wsgisession import SessionMiddleware
 from wsgisession.stores import FileStore, SQLiteStore
 from wsgisession.stores.base import Store
 
+#: Kills worker processes with SIGKILL, many times.
+pytestmark = pytest.mark.slow
+
 KILLS = 20
 DELAY = (0.010, 0.080)  # seconds between the child being ready and SIGKILL
 REPO = Path(__file__).resolve().parents[1]

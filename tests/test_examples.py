@@ -91,14 +91,15 @@ def test_flask_app(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     middleware = find_middleware(module.app)
     assert middleware is not None
     client = webtest.TestApp(module.app)
-    login = check_visits_login_logout(client, middleware.store)
-    assert "Max-Age" not in session_cookie(login)  # not remembered: browser close
+    login = check_visits_login_logout(client, middleware.store, "session")
+    assert "SameSite=Lax" in session_cookie(login, "session")
+    assert "Max-Age" not in session_cookie(login, "session")  # not remembered
     client.post("/login", {"user": "grace", "remember": "on"}, status=303)
     page = client.get("/")
     assert "<p>You are logged in.</p>" in page.text
     assert "Hello, grace." in page.text
     remembered = client.post("/login", {"user": "grace", "remember": "on"})
-    assert "Max-Age=3600" in session_cookie(remembered)
+    assert "Max-Age=3600" in session_cookie(remembered, "session")
 
 
 def test_bottle_app(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -26,8 +26,12 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
 
 
 def make_app(store: Store, **options: Any) -> tuple[flask.Flask, SessionMiddleware]:
-    """A Flask app with views for visits, login, logout, flash and permanence."""
+    """A Flask app with views for visits, login, logout, flash and permanence.
+
+    Its ``SESSION_COOKIE_NAME`` is the one the shared flows expect.
+    """
     app = flask.Flask(__name__)
+    app.config["SESSION_COOKIE_NAME"] = "sessionid"
     middleware = init_app(app, store=store, **options)
     session: Any = flask.session
 
@@ -120,6 +124,7 @@ def test_cookie_attributes_reflect_the_options(store: Store) -> None:
         cookie_path="/app",
         cookie_secure=True,
         cookie_samesite="Strict",
+        expire_at_browser_close=False,
     )
     response = webtest.TestApp(app).get("/visit")
     flows.assert_cookie_attributes(
@@ -164,36 +169,39 @@ def test_nested_change_is_saved_without_setting_modified(store: Store) -> None:
     assert client.get("/cart/add/fig").text == repr(["apple", "pear", "fig"])
 
 
-def test_permanent_false_is_a_browser_session_cookie(store: Store) -> None:
+def test_sessions_end_with_the_browser_unless_permanent_as_in_flask(
+    store: Store,
+) -> None:
     app, _ = make_app(store, cookie_age=600)
     client = webtest.TestApp(app)
     first = flows.session_cookie(client.get("/visit"))
-    assert "Max-Age=600" in first  # wsgisession's default policy: permanent
+    assert "Max-Age" not in first  # Flask's default: session.permanent is False
+    assert "Expires" not in first
+    response = client.post("/permanent/yes")
+    assert response.text == "True"
+    assert "Max-Age=600" in flows.session_cookie(response)
     response = client.post("/permanent/no")
     assert response.text == "False"
     header = flows.session_cookie(response)
     assert "Max-Age" not in header
     assert "Expires" not in header
-    response = client.post("/permanent/yes")
-    assert response.text == "True"
-    assert "Max-Age=600" in flows.session_cookie(response)
 
 
-def test_permanent_true_overrides_expire_at_browser_close(store: Store) -> None:
-    app, _ = make_app(store, cookie_age=600, expire_at_browser_close=True)
+def test_permanent_false_overrides_a_permanent_default(store: Store) -> None:
+    app, _ = make_app(store, cookie_age=600, expire_at_browser_close=False)
     client = webtest.TestApp(app)
-    assert "Max-Age" not in flows.session_cookie(client.get("/visit"))
-    response = client.post("/permanent/yes")
-    assert response.text == "True"
-    assert "Max-Age=600" in flows.session_cookie(response)
+    assert "Max-Age=600" in flows.session_cookie(client.get("/visit"))
+    response = client.post("/permanent/no")
+    assert response.text == "False"
+    assert "Max-Age" not in flows.session_cookie(response)
 
 
 def test_setting_permanent_to_its_value_changes_nothing(store: Store) -> None:
     app, _ = make_app(store)
     client = webtest.TestApp(app)
     client.get("/visit")
-    response = client.post("/permanent/yes")  # already permanent
-    assert response.text == "True"
+    response = client.post("/permanent/no")  # already a browser-session cookie
+    assert response.text == "False"
     assert response.headers.getall("Set-Cookie") == []
 
 

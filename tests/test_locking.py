@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_concurrency import call, increment_app, make_store, new_session
+from helpers import call, increment_app, make_store, new_session
 
 from wsgisession import SessionMiddleware
 from wsgisession.errors import ConfigError, LockTimeout
@@ -65,7 +65,7 @@ def test_lock_timeout_raises_named_error(kind: str, tmp_path: Path) -> None:
         started = time.monotonic()
         with pytest.raises(LockTimeout):
             call(app, "counter", cookie)
-        assert time.monotonic() - started < 2
+        assert time.monotonic() - started < 8  # lock_timeout, not the default 10 s
     finally:
         done.set()
         thread.join()
@@ -102,4 +102,4 @@ def test_lock_off_by_default_never_blocks(tmp_path: Path) -> None:
     with store.lock(key, 1.0, 60.0):
         started = time.monotonic()
         call(app, "counter", cookie)
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 5  # never waits for the lock (10 s)

@@ -14,8 +14,9 @@ from werkzeug.http import parse_date
 
 from wsgisession import SessionMiddleware, cookies
 from wsgisession.config import Settings
+from wsgisession.errors import ConfigError
 from wsgisession.keys import generate_key
-from wsgisession.stores import FileStore, MemoryStore, SQLiteStore
+from wsgisession.stores import FileStore, MemoryStore, SignedCookieStore, SQLiteStore
 from wsgisession.stores.base import Store
 
 Environ = dict[str, Any]
@@ -548,3 +549,22 @@ def test_a_saving_request_serializes_each_unchanged_value_once_per_step() -> Non
     # snapshot at load, one comparison before saving, snapshot after the save
     assert len(seen) == 3
     assert middleware.open_session(session.session_key)["cart"] == cart
+
+
+def test_use_settings_serves_the_next_requests_with_the_new_settings() -> None:
+    middleware = SessionMiddleware(view_app(counter), store=MemoryStore())
+    middleware.use_settings(Settings(cookie_name="other"))
+    response = webtest.TestApp(middleware).get("/")
+    assert session_cookie_value(response, "other")
+    assert middleware.settings.cookie_name == "other"
+
+
+def test_use_settings_refused_keeps_the_settings_in_force() -> None:
+    store = SignedCookieStore("k" * 32)
+    middleware = SessionMiddleware(view_app(counter), store=store)
+    with pytest.raises(ConfigError, match="cannot lock"):
+        middleware.use_settings(Settings(lock=True))
+    with pytest.raises(ConfigError, match="pickle"):
+        middleware.use_settings(Settings(serializer="pickle"))
+    assert middleware.settings == Settings()
+    assert webtest.TestApp(middleware).get("/").text == "1"

@@ -36,6 +36,9 @@ from wsgisession import SessionMiddleware
 from wsgisession.stores import FileStore, MemcachedStore, RedisStore, SQLiteStore
 from wsgisession.stores.base import Store
 
+#: Starts real multi-process servers (gunicorn, waitress).
+pytestmark = pytest.mark.slow
+
 WORKERS = 3
 CLIENTS = 4
 INCREMENTS = 20

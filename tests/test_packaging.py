@@ -23,6 +23,9 @@ import pytest
 
 import wsgisession
 
+#: Builds and installs the package in fresh virtual environments.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "wsgisession"
 IGNORED = shutil.ignore_patterns(

@@ -8,6 +8,7 @@ import logging
 import uuid
 
 import pytest
+from helpers import FakeClock
 
 from wsgisession import Session
 from wsgisession.config import Settings
@@ -385,16 +386,15 @@ def test_set_expiry_rejects_other_types(store: MemoryStore) -> None:
         Session(store).set_expiry("10")  # type: ignore[arg-type]
 
 
-def test_positive_expiry_really_expires(store: MemoryStore, monkeypatch) -> None:
+def test_positive_expiry_really_expires(
+    store: MemoryStore, frozen_clock: FakeClock
+) -> None:
     session = Session(store)
     session["a"] = 1
     session.set_expiry(1)
     session.save()
     key = session.session_key
-    import time as real_time
-
-    later = real_time.time() + 2
-    monkeypatch.setattr("wsgisession.stores.base.time.time", lambda: later)
+    frozen_clock.advance(2)
     assert not store.exists(key)  # type: ignore[arg-type]
     assert Session(store, session_key=key).get("a") is None
 
@@ -408,21 +408,20 @@ def test_negative_expiry_is_already_expired(store: MemoryStore) -> None:
     assert not store.exists(session.session_key)  # type: ignore[arg-type]
 
 
-def test_absolute_timeout_caps_lifetime(store: MemoryStore, monkeypatch) -> None:
+def test_absolute_timeout_caps_lifetime(
+    store: MemoryStore, frozen_clock: FakeClock
+) -> None:
     settings = Settings(absolute_timeout=60)
     session = Session(store, settings)
     session["a"] = 1
     session.save()
     key = session.session_key
-    import time as real_time
-
-    start = real_time.time()
-    monkeypatch.setattr("time.time", lambda: start + 50)
+    frozen_clock.advance(50)
     active = Session(store, settings, key)
     active["a"] = 2  # activity does not extend the absolute limit
     active.save()
     assert active.cookie_max_age() is not None and active.cookie_max_age() <= 10
-    monkeypatch.setattr("time.time", lambda: start + 61)
+    frozen_clock.advance(11)
     assert Session(store, settings, key).get("a") is None
 
 
@@ -472,3 +471,30 @@ def test_corrupt_record_loads_empty_and_next_save_replaces_it(
 def test_repr_hides_the_key(store: MemoryStore) -> None:
     key = saved(store, a=1)
     assert key not in repr(Session(store, session_key=key))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        10**400,
+        -(10**400),
+        float("inf"),
+        float("nan"),
+        datetime.timedelta.max,
+        datetime.datetime.max,
+        datetime.datetime(
+            1, 1, 1, tzinfo=datetime.timezone(datetime.timedelta(hours=5))
+        ),
+        datetime.datetime(2999, 1, 1),
+    ],
+)
+def test_set_expiry_refuses_values_no_store_can_hold(
+    store: MemoryStore, value: object
+) -> None:
+    """Issue 19.4: such values made every later save() raise OverflowError."""
+    session = Session(store)
+    session["a"] = 1
+    with pytest.raises(ValueError, match="it takes seconds as an int"):
+        session.set_expiry(value)  # type: ignore[arg-type]
+    session.save()
+    assert Session(store, session_key=session.session_key)["a"] == 1

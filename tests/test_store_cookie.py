@@ -149,7 +149,7 @@ def test_delete_and_clear_expired_do_nothing(store: SignedCookieStore) -> None:
 
 def test_store_kind_flags() -> None:
     assert SignedCookieStore.client_side is True
-    assert SignedCookieStore.server_side is False
+    assert SignedCookieStore.supports_locking is False
 
 
 def test_repr_hides_the_secrets() -> None:

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from test_store_contract import increment, later, payload_of
+from helpers import FakeClock, increment, later, payload_of
 
 from wsgisession.errors import ConfigError, StoreUnavailable
 from wsgisession.stores.base import storage_key
@@ -230,7 +230,7 @@ def test_shard_lock_excludes_other_threads(store: FileStore) -> None:
     held, release = threading.Event(), threading.Event()
 
     def holder() -> None:
-        unlock = store._acquire("ab", 1.0)
+        unlock = store._shard_locks.acquire("ab", 1.0)
         held.set()
         release.wait(5)
         unlock()
@@ -240,17 +240,153 @@ def test_shard_lock_excludes_other_threads(store: FileStore) -> None:
     try:
         assert held.wait(5)
         with pytest.raises(filelock.Timeout):
-            store._acquire("ab", 0.1)
+            store._shard_locks.acquire("ab", 0.1)
     finally:
         release.set()
         thread.join()
-    store._acquire("ab", 1.0)()
+    store._shard_locks.acquire("ab", 1.0)()
 
 
 def test_a_replaced_lock_file_is_reopened(store: FileStore) -> None:
     """Locking an unlinked lock file would exclude nobody: the path is re-checked."""
-    store._acquire("ab", 1.0)()
+    store._shard_locks.acquire("ab", 1.0)()
     lock_file = os.path.join(store.path, ".locks", "ab.lock")
     os.unlink(lock_file)
-    store._acquire("ab", 1.0)()
+    store._shard_locks.acquire("ab", 1.0)()
     assert os.path.exists(lock_file), "the lock was taken on a file no one else sees"
+
+
+# -- request locks: one file per held lock ------------------------------------
+
+
+def request_lock_files(store: FileStore) -> list[Path]:
+    directory = Path(store.path, ".locks", "requests")
+    return sorted(directory.iterdir()) if directory.exists() else []
+
+
+def test_request_lock_files_exist_only_while_held(store: FileStore) -> None:
+    for _ in range(300):
+        key = store.generate_key()
+        with store.lock(key, 1.0, 60.0):
+            held = request_lock_files(store)
+            assert [p.name for p in held] == [storage_key(key)]
+            assert mode(held[0]) == 0o600
+    assert request_lock_files(store) == []
+
+
+def test_stale_request_lock_files_are_swept(
+    store: FileStore, frozen_clock: FakeClock
+) -> None:
+    """A crashed holder leaves its lock file; sweeps remove it once expired."""
+    names = [storage_key(store.generate_key()) for _ in range(3)]
+    for name in names:  # taken and never released, as by a killed process
+        store._request_locks.acquire(name, 1.0, 5.0)
+    live = storage_key(store.generate_key())
+    store._request_locks.acquire(live, 1.0, 600.0)
+    frozen_clock.advance(10)
+    assert store.sweep_expired(1000) == 0  # lock files are not sessions
+    assert [p.name for p in request_lock_files(store)] == [live]
+    store._request_locks.acquire(names[0], 1.0, 5.0)
+    frozen_clock.advance(10)
+    store.clear_expired()
+    assert [p.name for p in request_lock_files(store)] == [live]
+
+
+# -- directory trust and symlinks -------------------------------------------------
+
+
+def test_explicit_directory_others_can_write_is_refused(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    with pytest.raises(ConfigError) as info:
+        FileStore(shared)
+    assert f"chmod 700 {shared}" in str(info.value)
+    shared.chmod(0o770)
+    with pytest.raises(ConfigError):
+        FileStore(shared)
+    shared.chmod(0o700)
+    assert FileStore(shared).path == str(shared)
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root to give a directory away")
+def test_directory_owned_by_another_user_is_refused(tmp_path: Path) -> None:
+    theirs = tmp_path / "theirs"
+    theirs.mkdir(mode=0o700)
+    os.chown(theirs, 65534, 65534)
+    with pytest.raises(ConfigError) as info:
+        FileStore(theirs)
+    assert "uid 65534" in str(info.value)
+    assert f"chown {os.getuid()} {theirs}" in str(info.value)
+
+
+def test_missing_directory_is_created_private(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "new")
+    assert mode(store.path) == 0o700
+
+
+def plant_symlink(at: Path, tmp_path: Path) -> Path:
+    """A symlink at ``at`` to a file outside the store; returns the target."""
+    target = tmp_path / "victim.txt"
+    target.write_bytes(b"precious")
+    at.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    at.symlink_to(target)
+    return target
+
+
+def test_symlink_at_a_record_is_not_followed(
+    store: FileStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    key = store.generate_key()
+    path = record_path(store, key)
+    target = plant_symlink(path, tmp_path)
+    target.write_bytes(b"wss1 4102444800.0 5\nforge")  # a record, if followed
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    assert store.load(key) is None
+    assert "symlink" in caplog.text
+    assert store.create(key, b"mine", later()) == key
+    assert target.read_bytes() == b"wss1 4102444800.0 5\nforge"
+    assert not path.is_symlink() and payload_of(store, key) == b"mine"
+
+
+def test_symlink_at_a_temp_name_is_not_followed(
+    store: FileStore, tmp_path: Path
+) -> None:
+    key = store.generate_key()
+    name = storage_key(key)
+    target = plant_symlink(Path(store.path, name[:2], ".tmp-" + name), tmp_path)
+    store.update(key, lambda current: (b"saved", later()), None)
+    assert target.read_bytes() == b"precious"
+    assert payload_of(store, key) == b"saved"
+    assert not record_path(store, key).is_symlink()
+
+
+def test_symlink_at_a_request_lock_is_not_followed(
+    store: FileStore, tmp_path: Path
+) -> None:
+    key = store.generate_key()
+    lock_file = Path(store.path, ".locks", "requests", storage_key(key))
+    target = plant_symlink(lock_file, tmp_path)
+    with store.lock(key, 1.0, 60.0):
+        assert not lock_file.is_symlink()
+    assert target.read_bytes() == b"precious"
+
+
+def test_symlink_at_a_shard_lock_is_refused(store: FileStore, tmp_path: Path) -> None:
+    key = store.generate_key()
+    shard_lock = Path(store.path, ".locks", storage_key(key)[:2] + ".lock")
+    target = plant_symlink(shard_lock, tmp_path)
+    with pytest.raises(StoreUnavailable):
+        store.create(key, b"x", later())
+    assert target.read_bytes() == b"precious"
+
+
+def test_close_releases_descriptors(store: FileStore) -> None:
+    for _ in range(20):
+        store.create(store.generate_key(), b"x", later())
+    store.sweep_expired(5)  # leaves a directory iterator open
+    before = len(os.listdir("/proc/self/fd"))
+    store.close()
+    assert len(os.listdir("/proc/self/fd")) < before
+    key = store.generate_key()
+    assert store.create(key, b"again", later()) == key  # usable after close

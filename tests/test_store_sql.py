@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 import servers
+from helpers import later, payload_of
 from servers import DB_PASSWORD, DatabaseServer
-from sql_support import SQL_KINDS, drop_tables, sql_url
+from sql_support import SQL_KINDS, drop_tables, sql_url, table_names
 from sqlalchemy import create_engine, inspect, text
-from test_store_contract import later, payload_of
 
 from wsgisession import _initdb
 from wsgisession.errors import ConfigError, LockTimeout, StoreUnavailable
@@ -45,14 +45,6 @@ def store(url: str) -> Iterator[SQLStore]:
 
 def fresh_table() -> str:
     return "t_" + secrets.token_hex(6)
-
-
-def table_names(url: str) -> set[str]:
-    engine = create_engine(url)
-    try:
-        return set(inspect(engine).get_table_names())
-    finally:
-        engine.dispose()
 
 
 # -- construction ----------------------------------------------------------------

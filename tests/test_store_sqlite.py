@@ -6,18 +6,21 @@ every store, in test_store_contract.py.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import sqlite3
 import stat
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from test_store_contract import later, payload_of
+from helpers import later, payload_of
 
 from wsgisession.errors import ConfigError, StoreUnavailable
 from wsgisession.stores.base import Merge
@@ -201,3 +204,126 @@ def test_rejects_a_bad_busy_timeout(tmp_path: Path, timeout: object) -> None:
 def test_repr_shows_the_path(tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite3"
     assert repr(SQLiteStore(path)) == f"SQLiteStore({str(path)!r})"
+
+
+# -- a database file removed or replaced while the app runs ---------------------
+
+
+def rows_in(path: str) -> set[bytes]:
+    """The payloads in the database at ``path``, read from outside the store."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return {
+            row[0] for row in db.execute("SELECT payload FROM wsgisession_sessions")
+        }
+
+
+def saves_from_threads_holding_connections(
+    store: SQLiteStore, between: Callable[[], None], count: int = 4
+) -> list[bytes]:
+    """Threads that each opened a connection save again after ``between()``."""
+    opened, resumed = threading.Barrier(count + 1), threading.Barrier(count + 1)
+    payloads = [b"after-%d" % i for i in range(count)]
+
+    def worker(i: int) -> None:
+        store.create(store.generate_key(), b"before-%d" % i, later())
+        opened.wait(10)
+        resumed.wait(10)
+        store.create(store.generate_key(), payloads[i], later())
+        key = store.generate_key()
+        store.update(key, lambda current: (b"merged-%d" % i, later()), None)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    opened.wait(10)
+    between()
+    resumed.wait(10)
+    for thread in threads:
+        thread.join(10)
+    return payloads + [b"merged-%d" % i for i in range(count)]
+
+
+@pytest.mark.parametrize("suffixes", [[""], ["", "-wal", "-shm"]], ids=["db", "all"])
+def test_a_removed_database_is_recreated_and_no_write_is_lost(
+    store: SQLiteStore, suffixes: list[str]
+) -> None:
+    store.create(store.generate_key(), b"main thread", later())
+
+    def remove() -> None:
+        for suffix in suffixes:
+            os.unlink(store.path + suffix)
+
+    written = saves_from_threads_holding_connections(store, remove)
+    assert rows_in(store.path) == set(written)
+    assert mode(store.path) == 0o600
+    # A new thread, and the main thread whose connection is older still.
+    run_threads(2, lambda i: store.create(store.generate_key(), b"new", later()))
+    store.create(store.generate_key(), b"main again", later())
+    assert rows_in(store.path) == {*written, b"new", b"main again"}
+
+
+def test_a_replaced_database_is_reopened(store: SQLiteStore, tmp_path: Path) -> None:
+    key = store.generate_key()
+    store.create(key, b"old file", later())
+    replacement = tmp_path / "replacement.sqlite3"
+    with contextlib.closing(sqlite3.connect(replacement)) as db:
+        db.execute("CREATE TABLE unrelated (x)")  # another database, no sessions
+
+    def replace() -> None:
+        os.replace(replacement, store.path)
+        for suffix in ["-wal", "-shm"]:
+            os.unlink(store.path + suffix)
+
+    written = saves_from_threads_holding_connections(store, replace)
+    assert rows_in(store.path) == set(written)
+    time.sleep(1.05)  # a read checks the file once a second at most
+    assert store.load(key) is None
+    assert store.create(key, b"new file", later()) == key
+
+
+def test_reads_notice_a_removed_database_within_a_second(store: SQLiteStore) -> None:
+    key = store.generate_key()
+    store.create(key, b"gone soon", later())
+    for suffix in ["", "-wal", "-shm"]:
+        os.unlink(store.path + suffix)
+    time.sleep(1.05)
+    assert store.load(key) is None
+    assert os.path.exists(store.path)
+
+
+def test_parent_directory_is_created_private(tmp_path: Path) -> None:
+    path = tmp_path / "var" / "lib" / "app" / "sessions.sqlite3"
+    store = SQLiteStore(path)
+    key = store.generate_key()
+    store.create(key, b"x", later())
+    assert payload_of(store, key) == b"x"
+    for directory in [path.parent, path.parent.parent, path.parent.parent.parent]:
+        assert mode(directory) == 0o700
+
+
+def test_close_closes_every_threads_connection(store: SQLiteStore) -> None:
+    opened, closed = threading.Barrier(4), threading.Barrier(4)
+    connections: list[sqlite3.Connection] = []
+
+    def worker(i: int) -> None:
+        connections.append(store._connection())
+        opened.wait(10)
+        closed.wait(10)  # still alive while the main thread closes
+        assert store.load(store.generate_key()) is None  # reopens
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    opened.wait(10)
+    gc.collect()  # other tests' garbage first: only ours is judged
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        store.close()
+        gc.collect()
+    for conn in connections:
+        with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+            conn.execute("SELECT 1")
+    closed.wait(10)
+    for thread in threads:
+        thread.join(10)
+    assert store.load(store.generate_key()) is None

@@ -19,7 +19,9 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from . import _beaker
 from .errors import ConfigError
+from .expiry import MAX_SECONDS
 
 Check = Callable[[str, Any], Any]
 Parse = Callable[[str, str], Any]
@@ -35,32 +37,12 @@ _PRINTABLE = re.compile(r"[!-~]+")  # printable ASCII without space
 _INT = re.compile(r"[+-]?[0-9]+")
 _FLOAT = re.compile(r"[+-]?[0-9]+(\.[0-9]*)?|[+-]?\.[0-9]+")
 
-#: A guard against durations that would overflow date arithmetic later.
-MAX_SECONDS = 100 * 366 * 86400
 
-_TRUE = ("true", "yes", "on")
-_FALSE = ("false", "no", "off")
+#: What ``paste.deploy.converters.asbool`` accepts, compared lower-cased.
+_TRUE = ("true", "yes", "on", "y", "t", "1")
+_FALSE = ("false", "no", "off", "n", "f", "0")
 _SAMESITE = ("Lax", "Strict", "None")
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
-
-BUILTIN_STORES = ("memory", "file", "sqlite", "memcached", "redis", "cookie")
-
-#: Names people bring from Beaker and Django, and what they are called here.
-_RENAMED = {
-    "type": "store",
-    "data_dir": "file_path",
-    "key": "cookie_name",
-    "secret": "secret_key",
-    "validate_key": "secret_key",
-    "timeout": "cookie_age",
-    "cookie_expires": "cookie_age",
-    "secure": "cookie_secure",
-    "httponly": "cookie_httponly",
-    "samesite": "cookie_samesite",
-    "auto": "save_every_request",
-    "data_serializer": "serializer",
-    "url": "redis_url",
-}
 
 
 def invalid(key: str, value: object, expected: str) -> ConfigError:
@@ -104,14 +86,14 @@ def seconds(minimum: int, *, optional: bool = False) -> Check:
     return check
 
 
-def non_negative_float(key: str, value: Any) -> float:
+def positive_float(key: str, value: Any) -> float:
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float))
         or not math.isfinite(value)
-        or value < 0
+        or value <= 0
     ):
-        raise invalid(key, value, "a finite number of seconds >= 0")
+        raise invalid(key, value, "a finite number of seconds > 0")
     return float(value)
 
 
@@ -225,25 +207,14 @@ def serializer(key: str, value: Any) -> Any:
     )
 
 
-def store_name(key: str, value: Any) -> str:
-    if isinstance(value, str):
-        if value.lower() in BUILTIN_STORES:
-            return value.lower()
-        if DOTTED.fullmatch(value):
-            return value
-    raise invalid(
-        key, value, f"one of {', '.join(BUILTIN_STORES)} or 'package.module:Class'"
-    )
-
-
 def unknown_key(
     key: str, name: str, prefix: str, schema: Mapping[str, Any]
 ) -> ConfigError:
     """ConfigError for an unknown key, with the nearest valid name as a hint."""
-    guess = _RENAMED.get(name.lower())
-    if guess is None:
-        close = difflib.get_close_matches(name, list(schema), n=1, cutoff=0.6)
-        guess = close[0] if close else None
+    if (beaker := _beaker.hint(name, prefix)) is not None:
+        return ConfigError(f"unknown option {key!r}; {beaker}")
+    close = difflib.get_close_matches(name, list(schema), n=1, cutoff=0.6)
+    guess = close[0] if close else None
     if guess is not None:
         return ConfigError(f"unknown option {key!r}; did you mean {prefix + guess!r}?")
     names = ", ".join(prefix + known for known in schema)
@@ -293,14 +264,7 @@ def parse_bool(key: str, raw: str) -> bool:
         return True
     if word in _FALSE:
         return False
-    if word in ("1", "0"):
-        raise ConfigError(
-            f"invalid value for {key!r}: {raw!r}; write true or false. Digits are "
-            "refused for booleans: Beaker reads '0' as false for some keys and as "
-            "a number of seconds for others, so here a boolean is only "
-            "true/false, yes/no or on/off"
-        )
-    raise invalid(key, raw, "true or false (or yes/no, on/off)")
+    raise invalid(key, raw, "true or false (or yes/no, on/off, y/n, t/f, 1/0)")
 
 
 def parse_secure(key: str, raw: str) -> bool | str:

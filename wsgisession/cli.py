@@ -14,18 +14,12 @@ from typing import TextIO
 from .config import Settings, StoreSpec, parse_settings
 from .errors import ConfigError, SessionError
 from .keys import generate_key
+from .storespec import store_keys
 
 PREFIX = "wsgisession."
 
-STORE_OPTIONS = {
-    "store": "store kind: memory, file, sqlite, memcached, redis, cookie or package.module:Class",
-    "file_path": "directory of the file store",
-    "sqlite_path": "database file of the SQLite store",
-    "memcached_servers": "memcached servers, whitespace-separated host:port",
-    "redis_url": "Redis URL (redis://, rediss://, unix://)",
-    "key_prefix": "key prefix for memcached and Redis",
-    "secret_key": "secret key of the signed cookie store",
-}
+#: The store keys as command-line options (``--redis-url``), as the stores declare them.
+STORE_OPTIONS = {name: key.help for name, key in store_keys().items()}
 
 
 def read_section(location: str) -> tuple[dict[str, str], dict[str, str], str]:

@@ -1,13 +1,15 @@
 """The one configuration schema: every option's type, default and help, once.
 
-Each option is a field of :class:`Settings` (middleware options) or of
-:class:`StoreSpec` (store keys), and the field's metadata says how to check
-a Python value and how to parse an ini string. Keyword validation, ini and
+Each middleware option is a field of :class:`Settings`, whose metadata
+says how to check a Python value and how to parse an ini string; the store
+keys are declared by the stores themselves (``ini_options``, gathered by
+:class:`~wsgisession.storespec.StoreSpec`). Keyword validation, ini and
 Pyramid settings parsing (:func:`parse_settings`) and the option reference
-in the docs (:func:`describe_options`) are all derived from those fields.
+in the docs (:func:`describe_options`) are all derived from those.
 
-Parsing is strict on purpose, unlike Beaker: booleans are true/false,
-yes/no or on/off (never ``1``/``0``), numbers are plain digits, ``none``
+Parsing is strict on purpose, unlike Beaker: booleans are what Paste
+Deploy's ``asbool`` accepts (true/false, yes/no, on/off, y/n, t/f, 1/0,
+in any case) and nothing else, numbers are plain digits, ``none``
 is the one spelling of "no value", and an unknown key is an error with a
 "did you mean" hint, raised at startup rather than on the first request.
 """
@@ -16,18 +18,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from dataclasses import InitVar, dataclass, field, fields, replace
+from typing import Any, Literal, NamedTuple, TypedDict
 
+from . import _beaker
 from . import _coerce as c
 from ._coerce import import_dotted
 from .errors import ConfigError
-
-if TYPE_CHECKING:
-    from .stores.base import Store
+from .stores import registry
+from .stores.base import IniOption
+from .storespec import StoreSpec, spec_from_values, store_keys
 
 __all__ = [
     "OptionInfo",
+    "Options",
     "Settings",
     "StoreSpec",
     "describe_options",
@@ -43,44 +47,34 @@ PASTE_KEYS = frozenset({"use", "here", "__file__", "filter-with", "require"})
 
 @dataclass(frozen=True)
 class Option:
-    """One entry of the schema: how to check, parse and describe an option.
+    """One middleware option of the schema: how to check, parse and describe it.
 
     ``check(key, value)`` validates a Python value and returns it normalized;
-    ``parse(key, text)`` turns an ini string into a Python value for
-    ``check``. ``stores`` (store keys only) lists the stores the key applies
-    to, empty meaning all; ``required_by`` the stores that cannot do without.
+    ``parse(key, text)`` turns an ini string into a Python value for ``check``.
     """
 
     kind: str
     help: str
     check: c.Check
     parse: c.Parse
-    stores: frozenset[str] = frozenset()
-    required_by: frozenset[str] = frozenset()
 
 
-def _option(
-    default: Any,
-    kind: str,
-    check: c.Check,
-    parse: c.Parse,
-    help: str,
-    *,
-    stores: tuple[str, ...] = (),
-    required_by: tuple[str, ...] = (),
-) -> Any:
-    meta = Option(kind, help, check, parse, frozenset(stores), frozenset(required_by))
-    return field(default=default, metadata={"option": meta})
+def _option(default: Any, kind: str, check: c.Check, parse: c.Parse, help: str) -> Any:
+    return field(default=default, metadata={"option": Option(kind, help, check, parse)})
 
 
 def _schema(cls: type) -> dict[str, Option]:
     return {f.name: f.metadata["option"] for f in fields(cls)}
 
 
-def _validate_fields(obj: Any) -> None:
-    """Check and normalize every field of a frozen dataclass in place."""
+def _validate_fields(obj: Any, prefix: str) -> None:
+    """Check and normalize every field of a frozen dataclass in place.
+
+    Errors name the key as the user wrote it: ``prefix`` + field name.
+    """
     for name, option in _schema(type(obj)).items():
-        object.__setattr__(obj, name, option.check(name, getattr(obj, name)))
+        value = option.check(prefix + name, getattr(obj, name))
+        object.__setattr__(obj, name, value)
 
 
 @dataclass(frozen=True)
@@ -88,7 +82,11 @@ class Settings:
     """The middleware's options, checked and normalized at construction.
 
     The keyword arguments of ``SessionMiddleware`` and the ini keys of the
-    same names; see :func:`describe_options` for the reference.
+    same names; see :func:`describe_options` for the reference. A value is
+    checked once, here: ``SessionMiddleware(app, store, settings=...)``
+    takes a Settings as it is. ``prefix`` is not an option: it is how
+    the keys were spelled where they came from (``"wsgisession."``), for
+    error messages.
     """
 
     cookie_name: str = _option(
@@ -155,194 +153,69 @@ class Settings:
         "that requests of one session run one at a time.",
     )  # fmt: skip
     lock_timeout: float = _option(
-        10.0, "seconds (number >= 0)", c.non_negative_float, c.parse_float,
+        10.0, "seconds (number > 0)", c.positive_float, c.parse_float,
         "How long a request waits for the session lock before LockTimeout.",
     )  # fmt: skip
     lock_ttl: float = _option(
-        60.0, "seconds (number >= 0)", c.non_negative_float, c.parse_float,
+        60.0, "seconds (number > 0)", c.positive_float, c.parse_float,
         "How long a lock outlives a holder that died without releasing it "
         "(SQLite, memcached, Redis; file locks die with their process). "
         "Keep it above your longest request.",
     )  # fmt: skip
+    prefix: InitVar[str] = ""
 
-    def __post_init__(self) -> None:
-        _validate_fields(self)
+    def __post_init__(self, prefix: str) -> None:
+        _validate_fields(self, prefix)
 
     @classmethod
-    def from_options(cls, options: Mapping[str, Any]) -> Settings:
-        """Settings from keyword arguments; ConfigError for unknown keys, bad values."""
+    def from_options(
+        cls, options: Mapping[str, Any], base: Settings | None = None
+    ) -> Settings:
+        """Settings from keyword arguments (over ``base``, if given).
+
+        ConfigError for unknown keys and bad values.
+        """
         schema = _schema(cls)
         for key in options:
             if key not in schema:
-                if key in _schema(StoreSpec):
+                if key in store_keys():
                     raise ConfigError(
                         f"{key!r} is a store key of ini files; in Python pass a "
                         "store object instead, e.g. store=RedisStore(url)"
                     )
                 raise c.unknown_key(key, key, "", schema)
-        return cls(**options)
+        if base is None:
+            return cls(**options)
+        return replace(base, **options) if options else base
 
     def as_options(self) -> dict[str, Any]:
         """The options as keyword arguments for ``SessionMiddleware`` (not copied)."""
         return {name: getattr(self, name) for name in _schema(type(self))}
 
 
-@dataclass(frozen=True)
-class StoreSpec:
-    """Which store to build and with what: the store keys of an ini file.
+class Options(TypedDict, total=False):
+    """The keyword options of ``SessionMiddleware``, typed for mypy and IDEs.
 
-    A custom ``package.module:Class`` is called with the store keys that
-    were set, as keyword arguments (none at all if only ``store`` was set),
-    and must return a :class:`~wsgisession.stores.base.Store`.
+    The same names and types as the fields of :class:`Settings` (a test
+    keeps them in step); see there for what each means.
     """
 
-    store: str = _option(
-        "sqlite", "store name or package.module:Class", c.store_name, c.parse_text,
-        "memory, file, sqlite, memcached, redis, cookie, or a Store subclass "
-        "to import and call with the store keys that are set.",
-    )  # fmt: skip
-    file_path: str | None = _option(
-        None, "path or none", c.path, c.parse_optional_text,
-        "Directory of the file store; none for a private directory under "
-        "the system's temporary directory.",
-        stores=("file",),
-    )  # fmt: skip
-    sqlite_path: str | None = _option(
-        None, "path or none", c.path, c.parse_optional_text,
-        "Database file of the SQLite store; none for a private file under "
-        "the system's temporary directory.",
-        stores=("sqlite",),
-    )  # fmt: skip
-    memcached_servers: tuple[str, ...] = _option(
-        (), "list of host:port", c.word_list, c.parse_list,
-        "The memcached servers, whitespace-separated.",
-        stores=("memcached",), required_by=("memcached",),
-    )  # fmt: skip
-    redis_url: str | None = _option(
-        None, "redis:// URL", c.redis_url, c.parse_optional_text,
-        "URL of the Redis server (redis://, rediss:// or unix://).",
-        stores=("redis",), required_by=("redis",),
-    )  # fmt: skip
-    key_prefix: str | None = _option(
-        None, "text or none", c.key_prefix, c.parse_optional_text,
-        "Prefix of the store's keys; none for the store's default.",
-        stores=("memcached", "redis"),
-    )  # fmt: skip
-    secret_key: str | None = _option(
-        None, "text", c.secret, c.parse_optional_text,
-        "Key that signs the session cookie. Keep it secret.",
-        stores=("cookie",), required_by=("cookie",),
-    )  # fmt: skip
-    secret_key_fallbacks: tuple[str, ...] = _option(
-        (), "list of text", c.word_list, c.parse_list,
-        "Older secret keys, whitespace-separated, still accepted when "
-        "verifying, so that keys can be rotated.",
-        stores=("cookie",),
-    )  # fmt: skip
-    encrypt: bool = _option(
-        False, "bool", c.boolean, c.parse_bool,
-        "Encrypt the cookie with AES-GCM (needs the crypto extra); "
-        "startup fails without it, never storing plaintext.",
-        stores=("cookie",),
-    )  # fmt: skip
-
-    def __post_init__(self) -> None:
-        _validate_fields(self)
-
-    def given(self) -> dict[str, Any]:
-        """The store keys set to other than their default (``store`` excluded)."""
-        return {
-            f.name: getattr(self, f.name)
-            for f in fields(self)
-            if f.name != "store" and getattr(self, f.name) != f.default
-        }
-
-    def check(self, prefix: str = "") -> None:
-        """ConfigError if a key the store needs is missing or a key does not apply."""
-        custom = self.store not in c.BUILTIN_STORES
-        schema = _schema(type(self))
-        for name, option in schema.items():
-            if self.store in option.required_by and name not in self.given():
-                raise ConfigError(
-                    f"{prefix}store = {self.store} needs {prefix}{name} ({option.help})"
-                )
-        for name in self.given():
-            stores = schema[name].stores
-            if not custom and stores and self.store not in stores:
-                raise ConfigError(
-                    f"{prefix}{name} does not apply to {prefix}store = {self.store}; "
-                    f"it is for {prefix}store = {' or '.join(sorted(stores))}"
-                )
-
-    def build(self, prefix: str = "") -> Store:
-        """Construct the store; ConfigError for missing, misplaced or bad keys.
-
-        An error from the store's constructor is reported with the keys
-        that were given to it, so that the message points into the ini file.
-        """
-        self.check(prefix)
-        try:
-            return self._construct()
-        except ConfigError as exc:
-            keys = ", ".join(f"{prefix}{name}" for name in self.given())
-            raise ConfigError(
-                f"{prefix}store = {self.store}"
-                + (f" ({keys})" if keys else "")
-                + f": {exc}"
-            ) from exc
-
-    def _construct(self) -> Store:
-        if self.store not in c.BUILTIN_STORES:
-            return self._build_custom()
-        from . import stores
-
-        if self.store == "memory":
-            return stores.MemoryStore()
-        if self.store == "file":
-            return stores.FileStore(self.file_path)
-        if self.store == "sqlite":
-            return stores.SQLiteStore(self.sqlite_path)
-        if self.store == "cookie":
-            assert self.secret_key is not None  # checked by check()
-            return stores.SignedCookieStore(
-                self.secret_key, self.secret_key_fallbacks, encrypt=self.encrypt
-            )
-        if self.store == "memcached":
-            servers = list(self.memcached_servers)
-            if self.key_prefix is None:
-                return stores.MemcachedStore(servers)
-            return stores.MemcachedStore(servers, key_prefix=self.key_prefix)
-        if self.key_prefix is None:
-            return stores.RedisStore(self.redis_url)
-        return stores.RedisStore(self.redis_url, key_prefix=self.key_prefix)
-
-    def _build_custom(self) -> Store:
-        from .stores.base import Store
-
-        factory = import_dotted(self.store, key="store")
-        kwargs = self.given()
-        if not callable(factory):
-            raise ConfigError(f"store: {self.store!r} is not a class or callable")
-        try:
-            result = factory(**kwargs)
-        except TypeError as exc:
-            raise ConfigError(
-                f"store: {self.store!r} cannot be called with {sorted(kwargs)}: {exc}"
-            ) from exc
-        if not isinstance(result, Store):
-            raise ConfigError(
-                f"store: {self.store!r} returned {result!r}, not a "
-                "wsgisession.stores.base.Store"
-            )
-        return result
-
-    def __repr__(self) -> str:
-        shown = {
-            name: "***" if name.startswith("secret_key") else value
-            for name, value in self.given().items()
-        }
-        parts = [f"store={self.store!r}"] + [f"{k}={v!r}" for k, v in shown.items()]
-        return f"StoreSpec({', '.join(parts)})"
+    cookie_name: str
+    cookie_age: int
+    cookie_domain: str | None
+    cookie_path: str
+    cookie_secure: bool | Literal["auto"]
+    cookie_httponly: bool
+    cookie_samesite: Literal["Lax", "Strict", "None", False]
+    cookie_partitioned: bool
+    expire_at_browser_close: bool
+    save_every_request: bool
+    absolute_timeout: int | None
+    serializer: Any
+    environ_key: str
+    lock: bool
+    lock_timeout: float
+    lock_ttl: float
 
 
 def _option_name(key: str, prefix: str) -> str | None:
@@ -371,13 +244,17 @@ def parse_settings(
     Python values.
     """
     options = _schema(Settings)
-    store_keys = _schema(StoreSpec)
-    schema = {**options, **store_keys}
+    given = dict(settings)
+    store = given.get(prefix + "store", "")
+    schema: dict[str, Option | IniOption] = {
+        **options,
+        **store_keys(store if isinstance(store, str) else ""),
+    }
     values: dict[str, Any] = {}
     globals_ = global_conf or {}
-    given = dict(settings)
     if not prefix:
         given = {key: raw for key, raw in globals_.items() if key in schema} | given
+    _beaker.refuse_beaker_keys([*given, *globals_], prefix)
     for key, raw in given.items():
         name = _option_name(key, prefix)
         if name is None or (key in globals_ and key not in schema):
@@ -385,11 +262,13 @@ def parse_settings(
         option = schema.get(name)
         if option is None:
             raise c.unknown_key(key, name, prefix, schema)
-        value = option.parse(key, raw) if isinstance(raw, str) else raw
-        values[name] = option.check(key, value)
-    result = Settings(**{k: v for k, v in values.items() if k in options})
-    spec = StoreSpec(**{k: v for k, v in values.items() if k in store_keys})
-    spec.check(prefix)
+        values[name] = option.parse(key, raw) if isinstance(raw, str) else raw
+    result = Settings(
+        **{k: v for k, v in values.items() if k in options}, prefix=prefix
+    )
+    spec = spec_from_values(
+        {k: v for k, v in values.items() if k not in options}, prefix
+    )
     if result.serializer == "pickle" and spec.store == "cookie":
         raise ConfigError(
             f"{prefix}serializer = pickle is refused with {prefix}store = cookie: "
@@ -410,15 +289,24 @@ class OptionInfo(NamedTuple):
 
 
 def describe_options() -> list[OptionInfo]:
-    """Every option and store key, in the schema's order, for the docs."""
-    rows = []
-    for cls in (Settings, StoreSpec):
-        for f in fields(cls):
-            option: Option = f.metadata["option"]
-            text = option.help
-            if option.stores:
-                text += f" Store: {', '.join(sorted(option.stores))}."
-            if option.required_by:
-                text += f" Required by: {', '.join(sorted(option.required_by))}."
-            rows.append(OptionInfo(f.name, option.kind, f.default, text))
+    """Every option, then every store key as the stores declare them, for the docs."""
+    rows = [
+        OptionInfo(
+            f.name, f.metadata["option"].kind, f.default, f.metadata["option"].help
+        )
+        for f in fields(Settings)
+    ]
+    for name, key in store_keys().items():
+        text = key.help
+        takers = registry.stores_taking(name)
+        if takers:
+            text += f" Store: {', '.join(sorted(takers))}."
+        required = [
+            store
+            for store, cls in registry.builtin_stores().items()
+            if any(o.name == name and o.required for o in cls.ini_options)
+        ]
+        if required:
+            text += f" Required by: {', '.join(sorted(required))}."
+        rows.append(OptionInfo(name, key.kind, key.default, text))
     return rows

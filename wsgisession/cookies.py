@@ -1,31 +1,83 @@
-"""Reading the session cookie and writing ``Set-Cookie`` and ``Vary``.
+"""The session cookie: reading it, deciding per response, writing it.
 
-Parsing and formatting are werkzeug's; this module decides which
-attributes a session cookie carries.
+:func:`decide` is the one cookie policy: from the session's state, the
+settings and the status it says whether a response sets the cookie
+(saving first), deletes it, or leaves it alone. :func:`session_cookie`
+and :func:`deleting_cookie` say which attributes it carries. Parsing and
+formatting are werkzeug's.
 """
 
 from __future__ import annotations
 
-import time
+import enum
 from collections.abc import Mapping
+from typing import NamedTuple
 
 from werkzeug.http import dump_cookie, http_date
 from werkzeug.sansio.http import parse_cookie
 
+from . import clock
 from .config import Settings
-from .errors import SessionCookieTooLarge
+from .errors import COOKIE_SIZE_LIMIT, SessionCookieTooLarge
 
 __all__ = [
     "COOKIE_SIZE_LIMIT",
+    "CookieAction",
+    "SessionState",
     "check_cookie_size",
     "cookie_values",
+    "decide",
     "deleting_cookie",
+    "is_touched",
     "merge_vary",
     "session_cookie",
 ]
 
-#: The largest ``Set-Cookie`` value (name, value and attributes) browsers keep.
-COOKIE_SIZE_LIMIT = 4093
+
+class CookieAction(enum.Enum):
+    """What a response does with the session cookie."""
+
+    NOTHING = "nothing"
+    #: Save the session (unless done already) and send its cookie.
+    SET = "set"
+    #: Send a cookie that removes the client's one.
+    DELETE = "delete"
+
+
+class SessionState(NamedTuple):
+    """What the cookie policy needs to know of a loaded session."""
+
+    #: The request used the session (read or write): the response varies by cookie.
+    accessed: bool
+    #: The session changed (or the app says so).
+    modified: bool
+    #: No key and no data: nothing to keep.
+    empty: bool
+    #: The request came with a session cookie.
+    had_cookie: bool
+
+
+def is_touched(accessed: bool, modified: bool, settings: Settings) -> bool:
+    """Whether a response must look at the session at all (else: headers as they are)."""
+    return accessed or modified or settings.save_every_request
+
+
+def decide(state: SessionState, settings: Settings, status: str) -> CookieAction:
+    """The cookie policy: set, delete or leave the session cookie on this response.
+
+    An emptied session deletes the cookie the client sent; a non-empty
+    session that changed (or any, with ``save_every_request``) is saved and
+    its cookie sent, unless the response is a server error (5xx).
+    """
+    if not state.accessed:
+        return CookieAction.NOTHING
+    if state.empty:
+        return CookieAction.DELETE if state.had_cookie else CookieAction.NOTHING
+    if int(status[:3]) >= 500:
+        return CookieAction.NOTHING
+    if state.modified or settings.save_every_request:
+        return CookieAction.SET
+    return CookieAction.NOTHING
 
 
 def cookie_values(header: str | None, name: str) -> list[str]:
@@ -58,7 +110,7 @@ _last_expires: tuple[int, str] = (0, "")
 def expires_date(max_age: int) -> str:
     """The ``Expires`` attribute matching ``Max-Age=max_age`` sent now."""
     global _last_expires
-    moment = int(time.time()) + max_age
+    moment = int(clock.now()) + max_age
     cached_moment, text = _last_expires
     if moment != cached_moment:
         text = http_date(moment)

@@ -53,6 +53,11 @@ class SessionInterrupted(SessionError):
         super().__init__(message)
 
 
+#: The largest ``Set-Cookie`` value (name, value and attributes) browsers keep;
+#: the cookie policy and the signed cookie store both measure against it.
+COOKIE_SIZE_LIMIT = 4093
+
+
 class SessionCookieTooLarge(SessionError):
     """The ``Set-Cookie`` header would exceed what browsers accept.
 

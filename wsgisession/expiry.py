@@ -8,15 +8,27 @@ string for a fixed moment. All datetimes here are aware, in UTC.
 from __future__ import annotations
 
 import datetime
+import math
+
+from . import clock
 
 Expiry = None | int | str
 
 UTC = datetime.UTC
 
+#: The longest duration accepted anywhere (100 years): beyond it, date
+#: arithmetic and the stores' expiry fields overflow.
+MAX_SECONDS = 100 * 366 * 86400
+
+_ACCEPTED = (
+    f"seconds as an int from -{MAX_SECONDS} to {MAX_SECONDS} (0 = browser close), "
+    "a timedelta or datetime within 100 years of now, or None"
+)
+
 
 def utcnow() -> datetime.datetime:
     """The current time, aware, in UTC."""
-    return datetime.datetime.now(UTC)
+    return datetime.datetime.fromtimestamp(clock.now(), UTC)
 
 
 def as_utc(moment: datetime.datetime) -> datetime.datetime:
@@ -27,22 +39,39 @@ def as_utc(moment: datetime.datetime) -> datetime.datetime:
 
 
 def encode_expiry(value: object) -> Expiry:
-    """The stored form of a ``set_expiry()`` argument."""
+    """The stored form of a ``set_expiry()`` argument.
+
+    TypeError for a value of the wrong type; ValueError for one no store
+    could hold (``10**400``, ``inf``, a moment centuries away).
+    """
     if value is None:
         return None
     if isinstance(value, bool):
-        raise TypeError(
-            "set_expiry() takes seconds, a datetime, a timedelta or None, not a bool"
-        )
+        raise TypeError(f"set_expiry() takes {_ACCEPTED}; not a bool")
     if isinstance(value, int):
+        if not -MAX_SECONDS <= value <= MAX_SECONDS:
+            raise ValueError(
+                f"set_expiry({value}) is out of range; it takes {_ACCEPTED}"
+            )
         return value
-    if isinstance(value, datetime.timedelta):
-        return (utcnow() + value).isoformat()
-    if isinstance(value, datetime.datetime):
-        return as_utc(value).isoformat()
-    raise TypeError(
-        f"set_expiry() takes seconds, a datetime, a timedelta or None, not {type(value).__name__}"
-    )
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"set_expiry({value}) cannot be stored; it takes {_ACCEPTED}")
+    now = utcnow()
+    try:
+        if isinstance(value, datetime.timedelta):
+            moment = now + value
+        elif isinstance(value, datetime.datetime):
+            moment = as_utc(value)
+        else:
+            raise TypeError(
+                f"set_expiry() takes {_ACCEPTED}; not {type(value).__name__}"
+            )
+        in_range = abs((moment - now).total_seconds()) <= MAX_SECONDS
+    except OverflowError:
+        in_range = False
+    if not in_range:
+        raise ValueError(f"set_expiry({value!r}) is out of range; it takes {_ACCEPTED}")
+    return moment.isoformat()
 
 
 def decode_moment(expiry: object) -> datetime.datetime | None:

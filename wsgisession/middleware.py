@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Self, Unpack
 
-from .config import Settings
+from .config import Options, Settings
 from .errors import ConfigError
-from .response import ResponseHook
-from .serializers import PickleSerializer, resolve_serializer
+from .response import Response, ResponseSetup
+from .serializers import PickleSerializer, Serializer, resolve_serializer
 from .session import Session
 from .stores.base import Store
 
@@ -34,70 +35,128 @@ def default_store() -> Store:
     return store
 
 
+def _unlocked(settings: Settings) -> Settings:
+    """``settings`` without the request lock, for sessions no request releases."""
+    return dataclasses.replace(settings, lock=False) if settings.lock else settings
+
+
 class SessionMiddleware:
     """WSGI middleware giving each request ``environ["wsgisession"]``.
 
     Nothing is read from the store until the app first uses the session,
     and nothing is written unless it changed (or ``save_every_request``).
-    Options are those of :class:`~wsgisession.config.Settings`; an unknown
-    or invalid one raises :class:`~wsgisession.errors.ConfigError` here.
+    Options are the keyword arguments typed in
+    :class:`~wsgisession.config.Options` (the fields of
+    :class:`~wsgisession.config.Settings`), or ``settings=`` a Settings
+    already checked (keywords given as well override its values); an
+    unknown or invalid one raises :class:`~wsgisession.errors.ConfigError`
+    here. The middleware is a context manager: :meth:`close` closes its store.
     """
 
     def __init__(
-        self, app: WSGIApp, store: Store | None = None, **options: Any
+        self,
+        app: WSGIApp,
+        store: Store | None = None,
+        *,
+        settings: Settings | None = None,
+        **options: Unpack[Options],
     ) -> None:
         self.app = app
-        self.settings = Settings.from_options(options)
+        if settings is not None and not isinstance(settings, Settings):
+            raise ConfigError(
+                f"settings: expected a Settings instance, not {settings!r}"
+            )
+        checked = Settings.from_options(options, settings)
         if store is not None and not isinstance(store, Store):
             raise ConfigError(
                 f"store: expected a Store instance such as SQLiteStore(path), not {store!r}"
             )
         self.store = store if store is not None else default_store()
-        self.serializer = resolve_serializer(self.settings.serializer)
-        # Used on every request: bound once.
-        self._new_session = Session._request_factory(
-            self.store, self.settings, self.serializer
-        )
-        self._environ_key = self.settings.environ_key
-        self.save_every_request = self.settings.save_every_request
-        if self.settings.lock and not self.store.supports_locking:
+        self.use_settings(checked)
+
+    def use_settings(self, settings: Settings) -> None:
+        """Serve the requests to come with ``settings`` (same app, same store).
+
+        ConfigError, with the settings in force unchanged, if the store
+        cannot serve them. Requests already running keep the settings they
+        started with. Meant for setup and tests (the Flask adapter follows
+        ``app.config`` with it), not for flipping options under load.
+        """
+        serializer = resolve_serializer(settings.serializer)
+        if settings.lock and not self.store.supports_locking:
             raise ConfigError(
                 f"lock: {type(self.store).__name__} cannot lock sessions; "
                 "use a server-side store or lock = false"
             )
-        if self.store.client_side and isinstance(self.serializer, PickleSerializer):
+        if self.store.client_side and isinstance(serializer, PickleSerializer):
             raise ConfigError(
                 f"serializer: 'pickle' is refused with {type(self.store).__name__}: "
                 "a client-side store must not unpickle what a client sends"
             )
+        self.settings = settings
+        self.serializer = serializer
+        # Used on every request: bound once.
+        self._setup = self._response_setup(settings, serializer)
+        self._environ_key = settings.environ_key
+
+    def _response_setup(
+        self, settings: Settings, serializer: Serializer
+    ) -> ResponseSetup:
+        return ResponseSetup(
+            settings,
+            self.store,
+            Session.request_factory(self.store, settings, serializer),
+        )
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
-        hook = ResponseHook(self, environ, start_response)
-        hook.session = environ[self._environ_key] = self._new_session(
-            hook.read_key if "HTTP_COOKIE" in environ else None
-        )
+        response = Response(self._setup, environ, start_response)
+        environ[self._environ_key] = response.session
         try:
-            result = self.app(environ, hook.start_response)
+            result = self.app(environ, response.start_response)
         except BaseException:
-            hook.session.release_lock()
+            response.session.release_lock()
             raise
-        session = hook.session
-        if (
-            type(result) is list
-            and not (session.accessed or session.modified or self.save_every_request)
-            and hook.status is not None
-        ):  # untouched, the most common case: the headers go through as they are
-            hook.server_write = start_response(hook.status, hook.headers, hook.exc_info)
-            return result
-        return hook.respond(result)
+        return response.respond(result)
+
+    def detached_response(self, environ: dict[str, Any]) -> Response:
+        """A response for a request this middleware does not handle (Flask's tests).
+
+        ``.session`` reads the request's cookie; ``.finish(status)`` saves it
+        and returns the ``Set-Cookie`` headers for the caller to send. Its
+        session never takes the request lock of ``lock = true``: nothing
+        would release it (a test context may never finish), and every
+        later request of the session would wait for it.
+        """
+        setup = self._setup
+        if self.settings.lock:
+            setup = self._response_setup(_unlocked(self.settings), self.serializer)
+        return Response.detached(setup, environ)
 
     def open_session(self, session_key: str | None = None) -> Session:
-        """A session on this middleware's store and options, bound to no request."""
+        """A session on this middleware's store and options, bound to no request.
+
+        It never takes the request lock of ``lock = true``: nothing would
+        release it (a test helper, a script), and every later request of
+        the session would wait for it. Its save merges by key as usual.
+        """
         return Session(
-            self.store, self.settings, session_key or None, serializer=self.serializer
+            self.store,
+            _unlocked(self.settings),
+            session_key or None,
+            serializer=self.serializer,
         )
+
+    def close(self) -> None:
+        """Close the store (its connections, handles); the middleware is not used again."""
+        self.store.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def __repr__(self) -> str:
         return f"SessionMiddleware({self.app!r}, store={self.store!r})"

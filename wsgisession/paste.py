@@ -2,8 +2,9 @@
 
 ``[filter:session]`` with ``use = egg:wsgisession#session`` reaches
 :func:`filter_app_factory`; a Pyramid app passes its ``settings`` to
-:func:`make_middleware`. Both parse with :func:`~wsgisession.config.parse_settings`,
-build the store and construct the middleware at once, so that a bad key
+:func:`make_middleware`. Both parse with :func:`~wsgisession.config.parse_settings` (which checks
+each value once), build the store and hand the middleware the checked
+:class:`~wsgisession.config.Settings`, at once, so that a bad key
 fails at startup, not on the first request.
 """
 
@@ -36,7 +37,7 @@ def make_middleware(
     from .middleware import SessionMiddleware
 
     options, spec = parse_settings(settings, prefix)
-    return SessionMiddleware(app, store=spec.build(prefix), **options.as_options())
+    return SessionMiddleware(app, store=spec.build(prefix), settings=options)
 
 
 def filter_app_factory(
@@ -49,7 +50,7 @@ def filter_app_factory(
     from .middleware import SessionMiddleware
 
     options, spec = parse_settings(local_conf, global_conf=global_conf)
-    return SessionMiddleware(app, store=spec.build(), **options.as_options())
+    return SessionMiddleware(app, store=spec.build(), settings=options)
 
 
 def filter_factory(
@@ -60,9 +61,8 @@ def filter_factory(
 
     options, spec = parse_settings(local_conf, global_conf=global_conf)
     store = spec.build()
-    kwargs = options.as_options()
 
     def wrap(app: WSGIApp) -> SessionMiddleware:
-        return SessionMiddleware(app, store=store, **kwargs)
+        return SessionMiddleware(app, store=store, settings=options)
 
     return wrap

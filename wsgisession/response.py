@@ -7,41 +7,66 @@ for a streamed body, when its first chunk must go out). So, in the common
 case, the session is saved before any header leaves: a failed save can
 still delete the cookie, an exception in the body saves nothing, and a
 write made after ``start_response`` is kept.
+
+What the cookie does is decided by :func:`wsgisession.cookies.decide`;
+this module loads, saves and sends what it says.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, NamedTuple
 
-from . import saving
+from .config import Settings
 from .cookies import (
+    CookieAction,
+    SessionState,
     cookie_values,
+    decide,
     deleting_cookie,
     is_secure,
+    is_touched,
     merge_vary,
     session_cookie,
 )
 from .errors import SessionInterrupted
 from .session import Session
+from .stores.base import Store
 
-if TYPE_CHECKING:
-    from .middleware import SessionMiddleware
+__all__ = ["Response", "ResponseSetup"]
 
 logger = logging.getLogger(__name__)
 
 Headers = list[tuple[str, str]]
 StartResponse = Callable[..., Callable[[bytes], Any]]
+SessionFactory = Callable[[Callable[[], str | None] | None], Session]
 _END: Any = object()
 
 
-class ResponseHook:
-    """The state of one request/response pair as it passes the middleware."""
+class ResponseSetup(NamedTuple):
+    """What every response of one middleware shares, bound once."""
+
+    settings: Settings
+    store: Store
+    new_session: SessionFactory
+
+
+def _no_start_response(*args: Any) -> Callable[[bytes], Any]:
+    raise AssertionError("a detached response never starts a response")
+
+
+class Response:
+    """One request/response pair as it passes the middleware.
+
+    Made per request with the session it hands the app; :meth:`respond`
+    wraps the app's result. An untouched session lets the app's headers
+    through as they are (the fast path); otherwise the session is saved
+    and the cookie set or deleted as :func:`~wsgisession.cookies.decide` says.
+    """
 
     # Defaults on the class: a request that never touches its session sets
     # only what __init__ and start_response set.
-    session: Session
     server_write: Callable[[bytes], Any] | None = None
     status: str | None = None
     headers: Headers = []  # noqa: RUF012 - replaced, never mutated
@@ -52,20 +77,32 @@ class ResponseHook:
 
     def __init__(
         self,
-        middleware: SessionMiddleware,
+        setup: ResponseSetup,
         environ: dict[str, Any],
         start_response: StartResponse,
     ) -> None:
-        self.middleware = middleware
+        self.setup = setup
         self.environ = environ
         self.server_start_response = start_response
+        self.session = setup.new_session(
+            self.read_key if "HTTP_COOKIE" in environ else None
+        )
+
+    @classmethod
+    def detached(cls, setup: ResponseSetup, environ: dict[str, Any]) -> Response:
+        """A response for a request no middleware handles (Flask's test contexts).
+
+        Its session reads the request's cookie; :meth:`finish` saves it and
+        returns the ``Set-Cookie`` headers for the caller to send.
+        """
+        return cls(setup, environ, _no_start_response)
 
     def read_key(self) -> str | None:
         """The session key the request's cookie offers (first well-formed one)."""
-        name = self.middleware.settings.cookie_name
+        name = self.setup.settings.cookie_name
         values = cookie_values(self.environ.get("HTTP_COOKIE"), name)
         self.had_cookie = bool(values)
-        is_valid = self.middleware.store.is_valid_key
+        is_valid = self.setup.store.is_valid_key
         return next((value for value in values if is_valid(value)), None)
 
     def start_response(
@@ -89,11 +126,22 @@ class ResponseHook:
         A generator app calls ``start_response`` only once iterated, so
         anything but a list or tuple is wrapped, whatever the status.
         """
+        session = self.session
+        if (
+            type(result) is list
+            and self.server_write is None
+            and self.status is not None
+            and not is_touched(session.accessed, session.modified, self.setup.settings)
+        ):  # untouched, the most common case: the headers go through as they are
+            self.server_write = self.server_start_response(
+                self.status, self.headers, self.exc_info
+            )
+            return result
         if isinstance(result, (list, tuple)) or self._is_file_wrapper(result):
             try:
                 self.complete()
             finally:
-                self.session.release_lock()
+                session.release_lock()
             return result
         return Body(self, result)
 
@@ -102,7 +150,15 @@ class ResponseHook:
         wrapper = self.environ.get("wsgi.file_wrapper")
         return isinstance(wrapper, type) and isinstance(result, wrapper)
 
-    # -- decisions -----------------------------------------------------------
+    def finish(self, status: str) -> Headers:
+        """Save a detached response's session; the ``Set-Cookie`` headers to send."""
+        self.status = status
+        session = self.session
+        if not is_touched(session.accessed, session.modified, self.setup.settings):
+            return []
+        return self.cookie_headers(final=True)
+
+    # -- the cookie --------------------------------------------------------
 
     def complete(self) -> None:
         """The body ended without error: save, then let the headers go."""
@@ -117,9 +173,8 @@ class ResponseHook:
         assert self.status is not None
         headers = self.headers
         session = self.session
-        settings = self.middleware.settings
-        if session.accessed or session.modified or settings.save_every_request:
-            cookies = self.session_cookies(session, final)
+        if is_touched(session.accessed, session.modified, self.setup.settings):
+            cookies = self.cookie_headers(final=final)
             if session.accessed:
                 headers = headers + cookies
                 merge_vary(headers)
@@ -127,39 +182,48 @@ class ResponseHook:
             self.status, headers, self.exc_info
         )
 
-    def session_cookies(self, session: Session, final: bool) -> Headers:
-        """The ``Set-Cookie`` headers this response needs, saving first when ``final``."""
-        settings = self.middleware.settings
+    def state(self) -> SessionState:
+        """The session as the cookie policy sees it."""
+        session = self.session
+        return SessionState(
+            session.accessed, session.modified, session.is_empty(), self.had_cookie
+        )
+
+    def cookie_headers(self, *, final: bool) -> Headers:
+        """The ``Set-Cookie`` headers this response needs, saving first when ``final``.
+
+        A response whose headers go out before its body ends (``final``
+        false) only reserves a new session's key; the save comes at the end.
+        """
+        session = self.session
+        settings = self.setup.settings
         if not session.accessed:
             if session.session_key is None:
                 return []
             session.load()  # so that emptiness is judged after the load
         session.detect_changes()
-        secure = is_secure(settings, self.environ)
-        if session.is_empty() and self.had_cookie:
-            return [deleting_cookie(settings, secure)]
-        if not self.should_save(session):
+        assert self.status is not None
+        action = decide(self.state(), settings, self.status)
+        if action is CookieAction.NOTHING:
             return []
-        if final or self.middleware.store.client_side:
-            if not self.save(session):
-                return [deleting_cookie(settings, secure)]
-        else:
-            session.reserve_key()
+        secure = is_secure(settings, self.environ)
+        if action is CookieAction.SET:
+            if final or self.setup.store.client_side:
+                if not self.save():
+                    action = CookieAction.DELETE
+            else:
+                session.reserve_key()
+        if action is CookieAction.DELETE:
+            return [deleting_cookie(settings, secure)]
         key = session.session_key
         assert key is not None
         return [session_cookie(settings, key, session.cookie_max_age(), secure)]
 
-    def should_save(self, session: Session) -> bool:
-        assert self.status is not None
-        if int(self.status[:3]) >= 500 or session.is_empty():
-            return False
-        return session.modified or self.middleware.settings.save_every_request
-
-    def save(self, session: Session) -> bool:
+    def save(self) -> bool:
         """Save; False if another request deleted the session meanwhile."""
         self.saved = True
         try:  # every caller has just run detect_changes()
-            saving.save(session, detect=False)
+            self.session.save(detect=False)
         except SessionInterrupted:
             logger.warning(
                 "session deleted by a concurrent request (a logout in another tab?); "
@@ -174,19 +238,21 @@ class ResponseHook:
         if self.failed or not session.accessed:
             return
         session.detect_changes()
-        pending = (
-            session.has_unsaved_changes() if self.saved else self.should_save(session)
-        )
-        if not pending or not self.should_save(session):
+        assert self.status is not None
+        wanted = decide(self.state(), self.setup.settings, self.status)
+        if wanted is not CookieAction.SET:
             return
-        if self.middleware.store.client_side or session.session_key is None:
+        if self.saved and not session.has_unsaved_changes():
+            return
+        client_side = self.setup.store.client_side
+        if client_side or session.session_key is None:
             logger.warning(
                 "session changed after the response headers were sent; a %s cannot carry "
                 "the change, so it was not saved",
-                "cookie store" if self.middleware.store.client_side else "new session",
+                "cookie store" if client_side else "new session",
             )
             return
-        self.save(session)
+        self.save()
 
     def close(self) -> None:
         """The server closed the response: save anything left, release the lock."""
@@ -200,30 +266,30 @@ class ResponseHook:
 class Body:
     """The app's body, one chunk behind, so the end is seen before the last send."""
 
-    def __init__(self, hook: ResponseHook, iterable: Iterable[bytes]) -> None:
-        self.hook = hook
+    def __init__(self, response: Response, iterable: Iterable[bytes]) -> None:
+        self.response = response
         self.iterable = iterable
 
     def __iter__(self) -> Iterator[bytes]:
-        hook = self.hook
+        response = self.response
         try:
             iterator = iter(self.iterable)
             pending = next(iterator, _END)
             following = _END if pending is _END else next(iterator, _END)
         except BaseException:
-            hook.failed = True
+            response.failed = True
             raise
         while following is not _END:
-            if hook.server_write is None:
-                hook.send_headers(final=False)
+            if response.server_write is None:
+                response.send_headers(final=False)
             yield pending
             pending = following
             try:
                 following = next(iterator, _END)
             except BaseException:
-                hook.failed = True
+                response.failed = True
                 raise
-        hook.complete()
+        response.complete()
         if pending is not _END:
             yield pending
 
@@ -233,4 +299,4 @@ class Body:
             if close is not None:
                 close()
         finally:
-            self.hook.close()
+            self.response.close()

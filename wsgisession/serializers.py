@@ -2,8 +2,11 @@
 
 The default, :class:`TaggedJSONSerializer`, is JSON with a small tag scheme
 so that the types a web app commonly keeps in a session round-trip:
-datetime, date, time, timedelta, UUID, Decimal, bytes, tuple and set. A
-value of any other type is refused at save time, naming its key. Pickle is
+datetime, date, time, timedelta, UUID, Decimal, bytes, tuple, set, and
+markup (objects with ``__html__``, such as ``markupsafe.Markup``). Other
+subclasses of ``str``, ``int`` and ``float`` (``StrEnum`` and ``IntEnum``
+members) are stored as the plain value, as Flask's session does. A value
+of any other type is refused at save time, naming its key. Pickle is
 available for server-side stores only, and only when asked for by name.
 
 A serializer is any object with ``dumps(obj) -> bytes`` and
@@ -21,7 +24,13 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
 
+try:
+    from markupsafe import Markup as _Markup
+except ImportError:  # optional: markup then loads as HTMLText
+    _Markup = None  # type: ignore[assignment,misc]
+
 __all__ = [
+    "HTMLText",
     "PickleSerializer",
     "Serializer",
     "TaggedJSONSerializer",
@@ -37,10 +46,32 @@ class Serializer(Protocol):
     def loads(self, data: bytes) -> Any: ...
 
 
+class HTMLText(str):
+    """Markup loaded where markupsafe is not installed: text already safe as HTML.
+
+    Its ``__html__`` tells escaping-aware code (markupsafe, Jinja) not to
+    escape it again, as the ``Markup`` it was saved from did.
+    """
+
+    __slots__ = ()
+
+    def __html__(self) -> str:
+        return str.__str__(self)
+
+    def __repr__(self) -> str:
+        return f"HTMLText({str.__repr__(self)})"
+
+
+def _markup(text: str) -> Any:
+    return HTMLText(text) if _Markup is None else _Markup(text)
+
+
 # A tagged value is a one-item dict whose key starts with a space, which no
 # ordinary session key is expected to do; a real dict of that shape is
 # itself wrapped in the " dict" tag, as a [key, value] pair rather than a
-# dict, since JSON decoding sees inner objects before outer ones.
+# dict, since JSON decoding sees inner objects before outer ones. Markup
+# (" m") is its HTML text; other str, int and float subclasses need no tag:
+# they are stored as the plain value, and so load as plain str, int, float.
 _ENCODERS: list[tuple[type, str, Callable[[Any], Any]]] = [
     (datetime.datetime, " dt", lambda v: v.isoformat()),
     (datetime.date, " d", lambda v: v.isoformat()),
@@ -51,6 +82,7 @@ _ENCODERS: list[tuple[type, str, Callable[[Any], Any]]] = [
     (bytes, " b", lambda v: base64.b64encode(v).decode("ascii")),
 ]
 
+
 _DECODERS: dict[str, Callable[[Any], Any]] = {
     " dt": datetime.datetime.fromisoformat,
     " d": datetime.date.fromisoformat,
@@ -59,6 +91,7 @@ _DECODERS: dict[str, Callable[[Any], Any]] = {
     " u": uuid.UUID,
     " dec": decimal.Decimal,
     " b": base64.b64decode,
+    " m": _markup,
 }
 
 _PLAIN = frozenset((str, int, float, bool, type(None)))
@@ -85,9 +118,17 @@ def _tag(value: Any) -> Any:
         return {" tuple": [_tag(item) for item in value]}
     if kind is set or kind is frozenset:
         return {" set": [_tag(item) for item in value]}
+    if callable(getattr(value, "__html__", None)):
+        return {" m": str(value.__html__())}
     for base, tag, encode in _ENCODERS:
         if isinstance(value, base):
             return {tag: encode(value)}
+    if isinstance(value, str):  # a StrEnum member...: its plain text
+        return str.__str__(value)
+    if isinstance(value, (int, float)):  # an IntEnum member...: its number
+        return (
+            int.__index__(value) if isinstance(value, int) else float.__float__(value)
+        )
     raise TypeError(f"values of type {kind.__name__} are not JSON serializable")
 
 

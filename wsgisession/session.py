@@ -1,16 +1,17 @@
 """The session object: a lazily loaded mapping with Django's semantics.
 
 A :class:`Session` loads its record on first use, records which keys this
-request set or deleted, and on save applies only those changes to the
-record as it is now in the store (inside the store's atomic section), so
-that concurrent requests changing different keys never undo each other.
+request set or deleted (a :class:`~wsgisession.changes.ChangeSet`), and on
+save applies only those changes to the record as it is now in the store
+(inside the store's atomic section), so that concurrent requests changing
+different keys never undo each other. The record's bytes are made and read
+by :mod:`wsgisession.envelope`.
 """
 
 from __future__ import annotations
 
 import datetime
 import logging
-import time
 from collections.abc import (
     Callable,
     ItemsView,
@@ -24,9 +25,13 @@ from typing import (
     Any,
 )
 
+from . import clock, envelope
 from . import expiry as rules
-from . import saving
+from .changes import ChangeSet, snapshot
 from .config import Settings
+from .cookies import check_cookie_size
+from .envelope import CorruptRecord, Envelope
+from .errors import SessionError, SessionInterrupted
 from .serializers import Serializer, resolve_serializer
 from .stores.base import Record, Store
 
@@ -38,7 +43,7 @@ TEST_COOKIE_NAME = "testcookie"
 TEST_COOKIE_VALUE = "worked"
 
 _UNSET: Any = object()
-_IMMUTABLE = (str, int, float, bool, type(None), bytes)
+_CREATE_ATTEMPTS = 5
 
 
 class Session(MutableMapping[str, Any]):
@@ -60,16 +65,12 @@ class Session(MutableMapping[str, Any]):
     _stored = False
     _created: float | None = None
     _expiry: rules.Expiry = None
-    _expiry_changed = False
-    _cleared = False
     _held_lock: AbstractContextManager[None] | None = None
     # Made by _load() and flush(), before anything can change.
-    _changed: set[str]
-    _deleted: set[str]
-    _snapshots: dict[str, bytes]
+    _changes: ChangeSet
 
     @classmethod
-    def _request_factory(
+    def request_factory(
         cls, store: Store, settings: Settings, serializer: Serializer
     ) -> Callable[[Callable[[], str | None] | None], Session]:
         """The middleware's constructor, bound once: its arguments are already checked.
@@ -131,38 +132,40 @@ class Session(MutableMapping[str, Any]):
 
     def _load(self) -> dict[str, Any]:
         self._resolve_key()
-        self._changed, self._deleted = set(), set()
         data: dict[str, Any] = {}
         if self._session_key is not None:
             if self._settings.lock and self._held_lock is None:
                 self._acquire_lock(self._session_key)
             record = self._store.load(self._session_key)
-            envelope = None if record is None else saving.decode(self, record.payload)
-            if record is None or (envelope and self._timed_out(envelope[1])):
+            parts = None if record is None else self._decode(record.payload)
+            if record is None or (parts and self._timed_out(parts.created)):
                 self._session_key = None
             else:
-                if envelope is not None:
-                    data, self._created, self._expiry = envelope
+                if parts is not None:
+                    data, self._created, self._expiry = parts
                 self._stored, self._record = True, record
         if self._created is None:
-            self._created = time.time()
+            self._created = clock.now()
+        self._changes = ChangeSet(snapshot(data, self._serializer.dumps))
         self._data = data
-        self._take_snapshots()
         return data
+
+    def _decode(self, payload: bytes) -> Envelope | None:
+        """The record's parts, or None (logged) if it is corrupt."""
+        try:
+            return envelope.decode(self._serializer, payload)
+        except CorruptRecord as exc:
+            logger.warning(
+                "corrupt session record in %r (%s); starting an empty session",
+                self._store,
+                exc,
+            )
+            return None
 
     def _timed_out(self, created: float) -> bool:
         """Whether ``absolute_timeout`` has passed since the session was created."""
         timeout = self._settings.absolute_timeout
-        return timeout is not None and created + timeout <= time.time()
-
-    def _take_snapshots(self) -> None:
-        dumps = self._serializer.dumps
-        assert self._data is not None
-        self._snapshots = {
-            key: dumps(value)
-            for key, value in self._data.items()
-            if type(value) not in _IMMUTABLE
-        }
+        return timeout is not None and created + timeout <= clock.now()
 
     def _acquire_lock(self, session_key: str) -> None:
         settings = self._settings
@@ -187,28 +190,14 @@ class Session(MutableMapping[str, Any]):
         """Whether something changed since the last save (or load)."""
         if self._data is None:
             return False
-        return (
-            bool(
-                self._changed or self._deleted or self._cleared or self._expiry_changed
-            )
-            or not self._stored
-        )
+        return bool(self._changes) or not self._stored
 
     def detect_changes(self) -> bool:
         """Notice values changed in place since they were loaded; True if any were."""
         data = self._data
-        if data is None or not self._snapshots:
+        if data is None or not self._changes.snapshots:
             return False
-        dumps = self._serializer.dumps
-        found = False
-        for key, snapshot in self._snapshots.items():
-            if (
-                key in data
-                and key not in self._changed
-                and dumps(data[key]) != snapshot
-            ):
-                self._changed.add(key)
-                found = True
+        found = self._changes.detect(data, self._serializer.dumps)
         if found:
             self.modified = True
         return found
@@ -220,14 +209,12 @@ class Session(MutableMapping[str, Any]):
 
     def __setitem__(self, key: str, value: Any) -> None:
         self._get_data()[key] = value
-        self._changed.add(key)
-        self._deleted.discard(key)
+        self._changes.set(key)
         self.modified = True
 
     def __delitem__(self, key: str) -> None:
         del self._get_data()[key]
-        self._deleted.add(key)
-        self._changed.discard(key)
+        self._changes.delete(key)
         self.modified = True
 
     def __contains__(self, key: object) -> bool:
@@ -251,8 +238,7 @@ class Session(MutableMapping[str, Any]):
         data = self._get_data()
         if key in data:
             value = data.pop(key)
-            self._deleted.add(key)
-            self._changed.discard(key)
+            self._changes.delete(key)
             self.modified = True
             return value
         if default is _UNSET:
@@ -272,8 +258,8 @@ class Session(MutableMapping[str, Any]):
         data = self._get_data()
         incoming = dict(other, **kwargs)
         data.update(incoming)
-        self._changed.update(incoming)
-        self._deleted.difference_update(incoming)
+        for key in incoming:
+            self._changes.set(key)
         self.modified = True
 
     def keys(self) -> KeysView[str]:
@@ -292,10 +278,7 @@ class Session(MutableMapping[str, Any]):
         """Empty the session; the record stays (emptied) until the next save."""
         self._get_data()
         self._data = {}
-        self._cleared = True
-        self._changed.clear()
-        self._deleted.clear()
-        self._snapshots.clear()
+        self._changes.clear()
         self.modified = True
 
     @property
@@ -327,7 +310,7 @@ class Session(MutableMapping[str, Any]):
             return
         self._current_expiry()
         self._expiry = encoded
-        self._expiry_changed = True
+        self._changes.expiry_changed = True
         self.modified = True
 
     def get_session_cookie_age(self) -> int:
@@ -363,7 +346,7 @@ class Session(MutableMapping[str, Any]):
         """The cookie's ``Max-Age``: None for browser close, capped by ``absolute_timeout``."""
         if self.get_expire_at_browser_close():
             return None
-        now = time.time()
+        now = clock.now()
         age = rules.seconds_left(self._expiry, now, self.get_session_cookie_age())
         created = self._created if self._created is not None else now
         timeout = self._settings.absolute_timeout
@@ -391,25 +374,36 @@ class Session(MutableMapping[str, Any]):
 
     # -- persistence -------------------------------------------------------
 
-    def save(self) -> None:
+    def save(self, *, detect: bool = True) -> None:
         """Write this request's changes to the store, creating the record if needed.
 
         Raises :class:`~wsgisession.errors.SessionInterrupted` if another
         request deleted the session meanwhile, and
         :class:`~wsgisession.errors.UnserializableValue` for a value the
         serializer refuses; in both cases the stored session is untouched.
+        ``detect=False`` is for a caller that has just run
+        :meth:`detect_changes`, so that values are not serialized twice.
         """
-        saving.save(self)
+        self._get_data()
+        if detect:
+            self.detect_changes()
+        if self._session_key is None or not self._stored:
+            self._create()
+        else:
+            self._update()
+        if self._store.client_side:  # the key is the cookie: it must fit
+            assert self._session_key is not None
+            check_cookie_size(self._settings, self._session_key, self.cookie_max_age())
 
     def flush(self) -> None:
         """Empty the session, delete its record and drop its key (logout)."""
         self.accessed = True
         key = self.session_key
         self._data = {}
-        self._cleared = True
-        self._changed, self._deleted, self._snapshots = set(), set(), {}
-        self._expiry, self._expiry_changed = None, False
-        self._created = time.time()
+        self._changes = ChangeSet()
+        self._changes.cleared = True
+        self._expiry = None
+        self._created = clock.now()
         if key is not None:
             self._store.delete(key)
         self._session_key, self._stored, self._record = None, False, None
@@ -420,10 +414,67 @@ class Session(MutableMapping[str, Any]):
         self._get_data()
         old_key, was_stored = self._session_key, self._stored
         self._session_key, self._stored, self._record = None, False, None
-        saving.create(self)
+        self._create()
         if old_key is not None and was_stored:
             self._store.delete(old_key)
         self.modified = True
+
+    def _current_envelope(self) -> Envelope:
+        assert self._data is not None and self._created is not None
+        return Envelope(self._data, self._created, self._expiry)
+
+    def _create(self) -> None:
+        """Store the data as a new record under a new (or reserved) key."""
+        self._get_data()
+        parts = self._current_envelope()
+        payload = envelope.encode(self._serializer, parts)
+        expires_at = self._expires_at(parts.expiry, parts.created, clock.now())
+        store = self._store
+        key = self._session_key or store.generate_key()
+        for _ in range(_CREATE_ATTEMPTS):
+            stored_key = store.create(key, payload, expires_at)
+            if stored_key is not None:
+                break
+            key = store.generate_key()
+        else:
+            raise SessionError(
+                f"{store!r} refused {_CREATE_ATTEMPTS} fresh session keys"
+            )
+        self._saved(stored_key, parts, Record(payload, expires_at))
+
+    def _update(self) -> None:
+        """Apply this request's changes to the stored record, atomically."""
+        loaded = self._record
+        outcome: list[tuple[Envelope, Record]] = []
+
+        def merge(current: bytes | None) -> tuple[bytes, float]:
+            if current is None:
+                raise SessionInterrupted()
+            if loaded is not None and current == loaded.payload:
+                parts = self._current_envelope()  # nobody changed it meanwhile
+            else:
+                parts = self._merged_with(current)
+            payload = envelope.encode(self._serializer, parts)
+            expires_at = self._expires_at(parts.expiry, parts.created, clock.now())
+            outcome[:] = [(parts, Record(payload, expires_at))]
+            return payload, expires_at
+
+        assert self._session_key is not None
+        key = self._store.update(self._session_key, merge, loaded)
+        self._saved(key, *outcome[0])
+
+    def _merged_with(self, current: bytes) -> Envelope:
+        """This request's changes applied to the record as it is in the store now."""
+        base = self._decode(current)
+        if base is None:
+            base = Envelope({}, self._created or clock.now(), None)
+        assert self._data is not None
+        return self._changes.apply(base, self._data, self._expiry)
+
+    def _saved(self, key: str, parts: Envelope, record: Record) -> None:
+        self._session_key, self._stored, self._record = key, True, record
+        self._data, self._created, self._expiry = parts
+        self._changes.watch(parts.data, self._serializer.dumps)
 
     def reserve_key(self) -> str:
         """Give a new session its key before it is saved (headers sent early)."""

@@ -16,13 +16,15 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any, ClassVar, cast
 
+from doctable import cell, table
 from docutils import nodes
 from docutils.parsers.rst import directives
 from sphinx.application import Sphinx
 from sphinx.domains.std import StandardDomain
 from sphinx.util.docutils import SphinxDirective
 
-from wsgisession.config import OptionInfo, Settings, StoreSpec, describe_options
+from wsgisession.config import OptionInfo, Settings, describe_options
+from wsgisession.storespec import store_keys
 
 GROUPS = ("all", "middleware", "store")
 HEADERS = ("Option / ini key", "Type", "Default", "Meaning")
@@ -41,16 +43,9 @@ def format_default(value: Any) -> str:
 
 
 def _group_names(group: str) -> set[str]:
-    classes = {"middleware": (Settings,), "store": (StoreSpec,)}.get(
-        group, (Settings, StoreSpec)
-    )
-    return {f.name for cls in classes for f in fields(cls)}
-
-
-def _cell(*children: nodes.Node) -> nodes.entry:
-    entry = nodes.entry()
-    entry += nodes.paragraph("", "", *children)
-    return entry
+    middleware = {f.name for f in fields(Settings)}
+    stores = set(store_keys())  # as each store declares its keys
+    return {"middleware": middleware, "store": stores}.get(group, middleware | stores)
 
 
 class OptionsTable(SphinxDirective):
@@ -63,36 +58,21 @@ class OptionsTable(SphinxDirective):
 
     def run(self) -> list[nodes.Node]:
         names = _group_names(self.options.get("group", "all"))
-        rows = [info for info in describe_options() if info.name in names]
-        table = nodes.table(classes=["wsgisession-options"])
-        group = nodes.tgroup(cols=len(HEADERS))
-        table += group
-        for width in WIDTHS:
-            group += nodes.colspec(colwidth=width)
-        head = nodes.thead()
-        header_row = nodes.row()
-        for title in HEADERS:
-            header_row += _cell(nodes.Text(title))
-        head += header_row
-        group += head
-        body = nodes.tbody()
-        for info in rows:
-            body += self._row(info)
-        group += body
-        return [table]
+        rows = [self._row(info) for info in describe_options() if info.name in names]
+        return [table(HEADERS, WIDTHS, rows, "wsgisession-options")]
 
     def _row(self, info: OptionInfo) -> nodes.row:
         anchor = f"option-{info.name}"
-        name_cell = _cell(nodes.literal(info.name, info.name))
+        name_cell = cell(nodes.literal(info.name, info.name))
         name_cell["ids"].append(anchor)
         std = cast(StandardDomain, self.env.get_domain("std"))
         std.note_object("confval", info.name, anchor, location=self.get_location())
         row = nodes.row()
         row += name_cell
-        row += _cell(nodes.Text(info.kind))
+        row += cell(nodes.Text(info.kind))
         default = format_default(info.default)
-        row += _cell(nodes.literal(default, default))
-        row += _cell(nodes.Text(info.help))
+        row += cell(nodes.literal(default, default))
+        row += cell(nodes.Text(info.help))
         return row
 
 

@@ -11,9 +11,15 @@ from wsgisession.contrib.flask import init_app
 from wsgisession.stores import SQLiteStore
 
 app = Flask(__name__)
-# Wraps app.wsgi_app in SessionMiddleware and sets app.session_interface.
-# The middleware's options replace Flask's SESSION_COOKIE_* settings.
-init_app(app, store=SQLiteStore("sessions.sqlite3"), cookie_age=3600)
+# Flask's own session settings still apply: the cookie keeps its name
+# ("session") and its flags, PERMANENT_SESSION_LIFETIME is the lifetime.
+app.config.update(
+    PERMANENT_SESSION_LIFETIME=3600,
+    SESSION_PERMANENT=True,  # sessions last an hour unless made otherwise
+    SESSION_COOKIE_SAMESITE="Lax",
+)
+# Wraps app.wsgi_app in the session middleware, sets app.session_interface.
+init_app(app, store=SQLiteStore("sessions.sqlite3"))
 
 
 @app.get("/")

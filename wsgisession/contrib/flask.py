@@ -7,42 +7,60 @@
     from wsgisession.stores import SQLiteStore
 
     app = Flask(__name__)
-    init_app(app, store=SQLiteStore("sessions.sqlite3"), cookie_age=3600)
+    init_app(app, store=SQLiteStore("sessions.sqlite3"))
 
-:func:`init_app` wraps ``app.wsgi_app`` in :class:`~wsgisession.SessionMiddleware`
+:func:`init_app` wraps ``app.wsgi_app`` in a :class:`FlaskSessionMiddleware`
 and sets ``app.session_interface`` to :class:`WsgiSessionInterface`. The
-middleware alone loads, saves and sets the cookie, so Flask's
-``SESSION_COOKIE_*``, ``PERMANENT_SESSION_LIFETIME`` and
-``SESSION_REFRESH_EACH_REQUEST`` settings are not used (no ``SECRET_KEY`` is
-needed either): the middleware's options are (``cookie_*``, ``cookie_age``,
-``save_every_request``).
+middleware alone loads, saves and sets the cookie. Every option not passed
+to :func:`init_app` comes from Flask's own settings, read again whenever
+``app.config`` changes: ``SESSION_COOKIE_NAME`` (so the cookie is still
+called ``session``), ``SESSION_COOKIE_DOMAIN``, ``SESSION_COOKIE_PATH``
+(else ``APPLICATION_ROOT``), ``SESSION_COOKIE_HTTPONLY``,
+``SESSION_COOKIE_SECURE``, ``SESSION_COOKIE_SAMESITE``,
+``SESSION_COOKIE_PARTITIONED``, ``PERMANENT_SESSION_LIFETIME`` (as
+``cookie_age``) and ``SESSION_PERMANENT`` (Flask-Session's key; absent, as
+in Flask, sessions end with the browser unless made permanent). Options
+passed explicitly win. No ``SECRET_KEY`` is needed.
 
 ``session.permanent`` maps to browser-close expiry: False means the cookie
 ends with the browser (``set_expiry(0)``), True means the ``cookie_age``
-policy. Unlike Flask, sessions are permanent unless made otherwise; pass
-``expire_at_browser_close=True`` for Flask's default. ``flash()`` and
-``get_flashed_messages()`` work unchanged (tagged JSON keeps their tuples).
+policy. With ``SESSION_REFRESH_EACH_REQUEST`` (Flask's default: on), a
+permanent session with data is saved again on every request, so that its
+expiry slides, as Flask's cookie does; that loads the session on every
+request that carries its cookie. ``flash()`` and ``get_flashed_messages()``
+work unchanged (tagged JSON keeps their tuples and ``Markup``).
 """
 
 from __future__ import annotations
 
+import datetime
 import logging
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, Unpack
 
+from flask import has_request_context, request
 from flask.sessions import NullSession, SessionInterface, SessionMixin
 
+from ..config import Settings
 from ..middleware import SessionMiddleware
-from ..response import ResponseHook
+from ..response import Response as SessionResponse
 from ..session import Session
 from . import SessionProxy
+from ._flask_middleware import FlaskSessionMiddleware
 
 if TYPE_CHECKING:
     from flask import Flask
     from flask.wrappers import Request, Response
 
+    from ..config import Options
     from ..stores.base import Store
 
-__all__ = ["FlaskSession", "WsgiSessionInterface", "find_middleware", "init_app"]
+__all__ = [
+    "FlaskSession",
+    "FlaskSessionMiddleware",
+    "WsgiSessionInterface",
+    "find_middleware",
+    "init_app",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -61,11 +79,13 @@ class FlaskSession(SessionProxy, SessionMixin):  # type: ignore[override]
     ``.wsgisession`` is the wrapped session itself.
     """
 
-    def __init__(self, session: Session, hook: ResponseHook | None = None) -> None:
+    def __init__(
+        self, session: Session, detached: SessionResponse | None = None
+    ) -> None:
         super().__init__(session)
         #: Set when no middleware saw this request (test contexts): then
-        #: :meth:`WsgiSessionInterface.save_session` saves, with this hook.
-        self.detached_hook = hook
+        #: :meth:`WsgiSessionInterface.save_session` saves, with this response.
+        self.detached_response = detached
 
     @property
     def permanent(self) -> bool:
@@ -149,6 +169,75 @@ class WsgiSessionInterface(SessionInterface):
         #: of the middleware in ``app.wsgi_app``, else ``"wsgisession"``.
         self.environ_key = environ_key
 
+    # -- what Flask (and extensions) ask about the cookie ---------------------
+
+    def _settings(self, app: Flask) -> Settings | None:
+        """The settings in force for ``app``, after reading changed config."""
+        middleware = find_middleware(app)
+        if middleware is None:
+            return None
+        if isinstance(middleware, FlaskSessionMiddleware):
+            middleware.follow_config()
+        return middleware.settings
+
+    def get_cookie_name(self, app: Flask) -> str:
+        settings = self._settings(app)
+        return (
+            super().get_cookie_name(app) if settings is None else settings.cookie_name
+        )
+
+    def get_cookie_domain(self, app: Flask) -> str | None:
+        settings = self._settings(app)
+        if settings is None:
+            return super().get_cookie_domain(app)
+        return settings.cookie_domain
+
+    def get_cookie_path(self, app: Flask) -> str:
+        settings = self._settings(app)
+        return (
+            super().get_cookie_path(app) if settings is None else settings.cookie_path
+        )
+
+    def get_cookie_httponly(self, app: Flask) -> bool:
+        settings = self._settings(app)
+        if settings is None:
+            return super().get_cookie_httponly(app)
+        return settings.cookie_httponly
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        """The Secure flag; with ``cookie_secure="auto"``, whether this request is https."""
+        settings = self._settings(app)
+        if settings is None:
+            return super().get_cookie_secure(app)
+        if settings.cookie_secure == "auto":
+            return has_request_context() and request.is_secure
+        return bool(settings.cookie_secure or settings.cookie_partitioned)
+
+    def get_cookie_samesite(self, app: Flask) -> str | None:
+        settings = self._settings(app)
+        if settings is None:
+            return super().get_cookie_samesite(app)
+        return settings.cookie_samesite or None
+
+    def get_cookie_partitioned(self, app: Flask) -> bool:
+        settings = self._settings(app)
+        if settings is None:
+            return super().get_cookie_partitioned(app)
+        return settings.cookie_partitioned
+
+    def get_expiration_time(
+        self, app: Flask, session: SessionMixin
+    ) -> datetime.datetime | None:
+        """When the cookie expires if saved now; None for a browser-session cookie."""
+        if not isinstance(session, FlaskSession):
+            return super().get_expiration_time(app, session)
+        return session.get_expiry_date() if session.permanent else None
+
+    def should_set_cookie(self, app: Flask, session: SessionMixin) -> bool:
+        return bool(session.modified or (session.permanent and _refreshes(app)))
+
+    # -- the request -----------------------------------------------------------
+
     def open_session(self, app: Flask, request: Request) -> FlaskSession | None:
         middleware = find_middleware(app)
         key = self.environ_key
@@ -161,45 +250,83 @@ class WsgiSessionInterface(SessionInterface):
             return FlaskSession(session)
         if middleware is None:
             return None
-        hook = ResponseHook(middleware, request.environ, _no_start_response)
-        hook.session = middleware.open_session(hook.read_key())
-        return FlaskSession(hook.session, hook)
+        if isinstance(middleware, FlaskSessionMiddleware):
+            middleware.follow_config()  # no request passed it: the cookie's name
+        detached = middleware.detached_response(request.environ)
+        return FlaskSession(detached.session, detached)
 
     def save_session(
         self, app: Flask, session: SessionMixin, response: Response
     ) -> None:
-        hook = getattr(session, "detached_hook", None)
-        if hook is None:
-            return  # the middleware saves and sets the cookie
-        assert isinstance(session, FlaskSession)
-        raw = session.wsgisession
-        if not (raw.accessed or hook.middleware.settings.save_every_request):
+        if not isinstance(session, FlaskSession):
             return
-        hook.status = response.status
-        for name, value in hook.session_cookies(raw, final=True):
+        raw = session.wsgisession
+        _drop_if_emptied(raw)
+        detached = session.detached_response
+        if detached is None:  # the middleware saves and sets the cookie
+            middleware = find_middleware(app)
+            if isinstance(middleware, FlaskSessionMiddleware) and (
+                middleware.refresh_each_request
+            ):
+                _refresh_if_permanent(raw, keep_accessed=middleware.settings.lock)
+            return
+        for name, value in detached.finish(response.status):
             response.headers.add(name, value)
-        if raw.accessed:
+        if detached.session.accessed:
             response.vary.add("Cookie")
 
     def __repr__(self) -> str:
         return f"WsgiSessionInterface(environ_key={self.environ_key!r})"
 
 
-def _no_start_response(*args: Any) -> NoReturn:
-    raise AssertionError("a detached session's hook never starts a response")
+def _refreshes(app: Flask) -> bool:
+    """Whether ``app`` re-saves permanent sessions on every request."""
+    middleware = find_middleware(app)
+    return isinstance(middleware, FlaskSessionMiddleware) and (
+        middleware.refresh_each_request
+    )
+
+
+def _drop_if_emptied(session: Session) -> None:
+    """Flask's rule: a session modified to be empty loses its cookie.
+
+    The emptied record is deleted with it (``flush()``), where plain
+    wsgisession would keep it, emptied, under the same key.
+    """
+    if session.modified and not len(session) and session.session_key is not None:
+        session.flush()
+
+
+def _refresh_if_permanent(session: Session, *, keep_accessed: bool) -> None:
+    """``SESSION_REFRESH_EACH_REQUEST``: mark a permanent session with data modified.
+
+    Loading the session to find out is not a use of it by the app: unless
+    the session is to be saved, ``accessed`` is put back, so that the
+    response gets no ``Vary: Cookie`` (as with Flask). With ``lock = true``
+    it stays set, so that the middleware releases the lock the load took.
+    """
+    if session.modified:
+        return
+    accessed = session.accessed
+    if len(session) and not session.get_expire_at_browser_close():
+        session.modified = True  # saved again: a new expiry, the cookie re-sent
+    elif not keep_accessed:
+        session.accessed = accessed
 
 
 def init_app(
-    app: Flask, store: Store | None = None, **options: Any
-) -> SessionMiddleware:
+    app: Flask, store: Store | None = None, **options: Unpack[Options]
+) -> FlaskSessionMiddleware:
     """Give ``app`` wsgisession sessions: wrap ``app.wsgi_app``, set the interface.
 
     ``store`` and ``options`` are those of
-    :class:`~wsgisession.SessionMiddleware`; the middleware is returned.
+    :class:`~wsgisession.SessionMiddleware`; options not given come from
+    Flask's settings in ``app.config`` (see the module's docs). The
+    middleware (a :class:`FlaskSessionMiddleware`) is returned.
     """
     if find_middleware(app) is not None:
         raise RuntimeError(f"{app!r} already has a wsgisession SessionMiddleware")
-    middleware = SessionMiddleware(app.wsgi_app, store, **options)
+    middleware = FlaskSessionMiddleware(app, store, **options)
     app.wsgi_app = middleware  # type: ignore[method-assign]
     app.session_interface = WsgiSessionInterface()
     logger.debug("wsgisession enabled on %r with %r", app, middleware.store)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from .base import Record, Store
 from .memory import MemoryStore
+from .registry import BUILTIN_STORES, builtin_class
 
 if TYPE_CHECKING:
     from .cookie import SignedCookieStore
@@ -31,20 +32,8 @@ __all__ = [
     "Store",
 ]
 
-_LAZY = {
-    "FileStore": ".file",
-    "SQLiteStore": ".sqlite",
-    "MemcachedStore": ".memcached",
-    "RedisStore": ".redis",
-    "SQLStore": ".sql",
-    "SignedCookieStore": ".cookie",
-}
-
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
+    if name not in BUILTIN_STORES:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from importlib import import_module
-
-    return getattr(import_module(module, __name__), name)
+    return builtin_class(name)

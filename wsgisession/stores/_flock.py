@@ -1,9 +1,14 @@
-"""An exclusive ``flock`` held by a process on a descriptor it keeps open."""
+"""File locks the file store holds for one short operation: an exclusive
+``flock`` on a descriptor kept open, behind a thread lock per name."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import filelock
 
@@ -12,8 +17,28 @@ try:
 except ImportError:  # pragma: no cover - Windows: the file store uses filelock
     fcntl = None  # type: ignore[assignment]
 
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    _ProcessLock: TypeAlias = "FlockLock | filelock.BaseFileLock"
+    _LockPair = tuple[threading.Lock, _ProcessLock]
+
 #: Whether this system has ``flock``; without it the file store uses filelock.
 flock_available = fcntl is not None
+
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # never open a planted symlink
+_POLL_INTERVAL = 0.005  # seconds between tries for a lock held by another process
+_O_OPEN_LOCK = os.O_RDWR | os.O_CREAT | _O_NOFOLLOW
+
+
+def make_private_dirs(*paths: str) -> None:
+    """Create each missing directory of ``paths`` in turn, with mode 0700.
+
+    ``os.makedirs`` would give the parents it creates the default mode.
+    """
+    for path in paths:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(path, 0o700)
 
 
 class FlockLock:
@@ -50,10 +75,11 @@ class FlockLock:
     def _open(self) -> int:
         """Open the lock file, creating it and, if it was removed, its directory."""
         try:
-            return os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+            return os.open(self.lock_file, _O_OPEN_LOCK, 0o600)
         except FileNotFoundError:
-            os.makedirs(os.path.dirname(self.lock_file), mode=0o700, exist_ok=True)
-            return os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+            directory = os.path.dirname(self.lock_file)
+            make_private_dirs(os.path.dirname(directory), directory)
+            return os.open(self.lock_file, _O_OPEN_LOCK, 0o600)
 
     def _still_linked(self) -> bool:
         """Whether the locked descriptor is still the file at the path.
@@ -83,3 +109,89 @@ class FlockLock:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+class ShardLocks:
+    """Named process-and-thread locks, one lock file each, under ``directory``.
+
+    Each name gets a ``threading.Lock`` (threads of this process queue on
+    it, no polling) in front of a file lock that excludes other processes;
+    the system drops a dead holder's file lock. The file store uses one
+    name per shard, so there are at most 256 of them.
+    """
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self._locks: dict[str, _LockPair] = {}
+        self._guard = threading.Lock()
+        self._pid = os.getpid()
+
+    def acquire(self, name: str, timeout: float) -> Callable[[], None]:
+        """Take the lock ``name`` within ``timeout``; return its release.
+
+        Raises ``filelock.Timeout`` (a ``TimeoutError``) when it stays held.
+        """
+        deadline = time.monotonic() + timeout
+        local, shared = self._pair(name)
+        if not local.acquire(timeout=timeout):
+            raise filelock.Timeout(shared.lock_file)
+        try:
+            remaining = max(deadline - time.monotonic(), 0.0)
+            shared.acquire(timeout=remaining, poll_interval=_POLL_INTERVAL)
+        except BaseException:
+            local.release()
+            raise
+
+        def release() -> None:
+            shared.release()
+            local.release()
+
+        return release
+
+    def close(self) -> None:
+        """Close the lock files' descriptors; the next use reopens them."""
+        with self._guard:
+            for _, shared in self._locks.values():
+                if isinstance(shared, FlockLock):
+                    shared.forget()
+            self._locks.clear()
+
+    def _pair(self, name: str) -> _LockPair:
+        """The cached lock pair named ``name``, made on first use."""
+        with self._guard:
+            if self._pid != os.getpid():  # forked: drop the parent's lock objects
+                for _, inherited in self._locks.values():
+                    if isinstance(inherited, FlockLock):
+                        inherited.forget()
+                self._locks.clear()
+                self._pid = os.getpid()
+            pair = self._locks.get(name)
+            if pair is None:
+                make_private_dirs(os.path.dirname(self.directory), self.directory)
+                path = os.path.join(self.directory, name + ".lock")
+                shared: _ProcessLock
+                if flock_available:
+                    shared = FlockLock(path)
+                else:  # pragma: no cover - systems without fcntl (Windows)
+                    shared = filelock.FileLock(path, mode=0o600, thread_local=True)
+                pair = threading.Lock(), shared
+                self._locks[name] = pair
+            return pair
+
+
+@contextlib.contextmanager
+def directory_locked(path: str) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on a directory (a no-op without ``flock``).
+
+    For rare, short steps that processes must not interleave, such as
+    recreating a removed database file.
+    """
+    if fcntl is None:  # pragma: no cover - Windows
+        yield
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing drops the lock

@@ -8,7 +8,9 @@ import struct
 import time
 from collections.abc import Callable
 
+from .. import _coerce as c
 from ..errors import LockTimeout
+from .base import IniOption
 
 _HEADER = struct.Struct(">Bd")  # format byte, expires_at
 _FORMAT = 1
@@ -50,3 +52,11 @@ def poll_lock(take: Callable[[], bool], timeout: float) -> None:
         if time.monotonic() >= deadline:
             raise LockTimeout(f"session lock not obtained within {timeout} s")
         time.sleep(random.uniform(*_LOCK_POLL))
+
+
+#: The ``key_prefix`` ini key of the stores that share a server's key space.
+KEY_PREFIX_OPTION = IniOption(
+    "key_prefix", "text or none", None,
+    "Prefix of the store's keys; none for the store's default.",
+    c.key_prefix, c.parse_optional_text,
+)  # fmt: skip

@@ -15,10 +15,11 @@ import os
 import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import Engine
-from sqlalchemy.sql import ClauseElement
+if TYPE_CHECKING:  # imported by SQLStore itself, which needs SQLAlchemy at runtime
+    from sqlalchemy import Engine
+    from sqlalchemy.sql import ClauseElement
 
 __all__ = ["Compiled", "Runner", "compile_statement"]
 

@@ -9,7 +9,6 @@ one row per locked session, with the holder's token and an expiry).
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
 from sqlalchemy import (
@@ -38,11 +37,8 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 
 from ..errors import ConfigError
 
-__all__ = ["Tables", "build_engine", "check_table_name", "redacted"]
+__all__ = ["Tables", "build_engine", "redacted"]
 
-#: A table name: letters, digits and underscores, short enough that
-#: ``<name>_locks`` and its index names fit MySQL's 64-character limit.
-_TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,47}")
 _KEY_LENGTH = 64  # hex SHA-256, see keys.storage_key
 _TOKEN_LENGTH = 32
 #: A MySQL BLOB holds only 64 KiB; sessions may be larger.
@@ -164,16 +160,6 @@ class Tables:
         )
 
 
-def check_table_name(table: object) -> str:
-    """``table`` if it is a plain identifier; ConfigError otherwise."""
-    if not isinstance(table, str) or not _TABLE_NAME.fullmatch(table):
-        raise ConfigError(
-            f"SQLStore table must be a name of letters, digits and underscores "
-            f"(at most 48 characters, not starting with a digit), not {table!r}"
-        )
-    return table
-
-
 def redacted(url: URL) -> str:
     """``url`` as text with its password hidden."""
     return url.render_as_string(hide_password=True)
@@ -239,5 +225,8 @@ def build_engine(url_text: object, timeout: float) -> tuple[Engine, URL]:
             f"{exc.name or exc}; {hint}"
         ) from exc
     except (ArgumentError, TypeError) as exc:
-        raise ConfigError(f"SQLStore url {redacted(url)}: {exc}") from exc
+        detail = str(exc)
+        if url.password:
+            detail = detail.replace(str(url.password), "***")
+        raise ConfigError(f"SQLStore url {redacted(url)}: {detail}") from exc
     return engine, url

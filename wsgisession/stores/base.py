@@ -18,14 +18,24 @@ as file names or raw keys, and file records under :func:`storage_key`.
 from __future__ import annotations
 
 import abc
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any, ClassVar, NamedTuple, Self
 
+from ..clock import now
 from ..keys import generate_key, is_valid_key, storage_key
 
-__all__ = ["Merge", "Progress", "Record", "Store", "generate_key", "storage_key"]
+__all__ = [
+    "IniOption",
+    "Merge",
+    "Progress",
+    "Record",
+    "Store",
+    "generate_key",
+    "now",
+    "storage_key",
+]
 
 
 class Record(NamedTuple):
@@ -50,15 +60,55 @@ Merge = Callable[[bytes | None], "tuple[bytes, float]"]
 Progress = Callable[[int, int], None]
 
 
+@dataclass(frozen=True)
+class IniOption:
+    """One ini key a store takes (``redis_url``), declared in the store's module.
+
+    ``parse(key, text)`` turns the ini string into a Python value and
+    ``check(key, value)`` validates and normalizes it (see
+    ``wsgisession._coerce``); ``argument`` is the keyword of the store's
+    constructor that receives it (default: the key itself). The config
+    schema, the command line and the docs' option table read these.
+    """
+
+    name: str
+    kind: str
+    default: Any
+    help: str
+    check: Callable[[str, Any], Any]
+    parse: Callable[[str, str], Any]
+    required: bool = False
+    argument: str = ""
+
+    @property
+    def keyword(self) -> str:
+        """The constructor keyword this key is passed as."""
+        return self.argument or self.name
+
+
 class Store(abc.ABC):
-    """Base class of every store; subclasses fill in the abstract methods."""
+    """Base class of every store; subclasses fill in the abstract methods.
+
+    A store that can be named in an ini file sets ``ini_name`` (the value
+    of ``store =``) and ``ini_options`` (the keys it takes); the default
+    :meth:`from_ini` passes the keys that were set to the constructor.
+    """
+
+    #: The value of ``store =`` that names this store in ini files.
+    ini_name: ClassVar[str] = ""
+
+    #: The ini keys this store takes, in the order the docs list them.
+    ini_options: ClassVar[tuple[IniOption, ...]] = ()
+
+    @classmethod
+    def from_ini(cls, options: Mapping[str, Any]) -> Store:
+        """The store built from checked ini values (only the keys that were set)."""
+        by_name = {option.name: option.keyword for option in cls.ini_options}
+        return cls(**{by_name[name]: value for name, value in options.items()})
 
     #: True for stores that keep the whole session in the cookie, so that
     #: the cookie value is the session key and changes with every save.
     client_side: bool = False
-
-    #: True for stores whose keys are hashed ids: pickle is allowed there.
-    server_side: bool = True
 
     def generate_key(self) -> str:
         """A fresh session id for a new record."""
@@ -109,6 +159,16 @@ class Store(abc.ABC):
         with it); stores that expire records natively never call it.
         """
 
+    def sweep_expired(self, limit: int) -> int:
+        """Remove at most ``limit`` expired records, cheaply; return how many.
+
+        Meant to be called often (a bounded step each time), unlike
+        :meth:`clear_expired`. The base store removes nothing and returns 0:
+        stores whose server expires records natively (memcached, Redis, the
+        cookie) need nothing; the memory, file and SQLite stores override it.
+        """
+        return 0
+
     #: Whether :meth:`lock` is implemented (``lock = true`` needs it).
     supports_locking: bool = True
 
@@ -123,10 +183,17 @@ class Store(abc.ABC):
         """
         raise NotImplementedError(f"{type(self).__name__} cannot lock sessions")
 
+    def close(self) -> None:
+        """Release the store's connections or handles; the base store holds none.
+
+        A closed store is not used again. Closing twice is not an error.
+        """
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
-
-
-def now() -> float:
-    """The current Unix time; one place so that tests and stores agree."""
-    return time.time()

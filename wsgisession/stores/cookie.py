@@ -42,8 +42,9 @@ from typing import TYPE_CHECKING
 
 from itsdangerous import BadSignature, Signer
 
-from ..errors import ConfigError, SessionCookieTooLarge
-from .base import Merge, Progress, Record, Store, now
+from .. import _coerce as c
+from ..errors import COOKIE_SIZE_LIMIT, ConfigError, SessionCookieTooLarge
+from .base import IniOption, Merge, Progress, Record, Store, now
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -54,7 +55,7 @@ logger = logging.getLogger(__name__)
 
 #: The largest cookie value :meth:`SignedCookieStore.create` and ``update``
 #: produce; the middleware checks the whole ``Set-Cookie`` header as well.
-MAX_VALUE_SIZE = 4093
+MAX_VALUE_SIZE = COOKIE_SIZE_LIMIT  # the cookie value alone must fit too
 
 _SALT = b"wsgisession.cookie"
 _CIPHER_INFO = b"wsgisession.cookie.aes-256-gcm"
@@ -149,9 +150,29 @@ class SignedCookieStore(Store):
     and encrypts them on their next save.
     """
 
+    ini_name = "cookie"
+    ini_options = (
+        IniOption(
+            "secret_key", "text", None,
+            "Key that signs the session cookie. Keep it secret.",
+            c.secret, c.parse_optional_text, required=True,
+        ),
+        IniOption(
+            "secret_key_fallbacks", "list of text", (),
+            "Older secret keys, whitespace-separated, still accepted when "
+            "verifying, so that keys can be rotated.",
+            c.word_list, c.parse_list, argument="fallbacks",
+        ),
+        IniOption(
+            "encrypt", "bool", False,
+            "Encrypt the cookie with AES-GCM (needs the crypto extra); "
+            "startup fails without it, never storing plaintext.",
+            c.boolean, c.parse_bool,
+        ),
+    )  # fmt: skip
+
     client_side = True
     supports_locking = False
-    server_side = False
 
     def __init__(
         self,

@@ -40,13 +40,16 @@ try:
     from pymemcache.exceptions import MemcacheError  # type: ignore[import-untyped]
     from pymemcache.pool import ObjectPool  # type: ignore[import-untyped]
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        "MemcachedStore needs pymemcache: pip install 'wsgisession[memcached]'"
-    ) from exc
+    # Raised on construction: the module still imports, so that the ini
+    # schema, the CLI and the docs know this store without the extra.
+    _MISSING_CLIENT: ImportError | None = exc
+else:
+    _MISSING_CLIENT = None
 
+from .. import _coerce as c
 from ..errors import ConfigError, StoreUnavailable
-from ._shared import LOCK_SUFFIX, pack, pause, poll_lock, unpack
-from .base import Merge, Progress, Record, Store, now, storage_key
+from ._shared import KEY_PREFIX_OPTION, LOCK_SUFFIX, pack, pause, poll_lock, unpack
+from .base import IniOption, Merge, Progress, Record, Store, now, storage_key
 
 __all__ = ["MemcachedStore", "memcached_expire"]
 
@@ -209,6 +212,16 @@ class MemcachedStore(Store):
     reconnects by itself once the server is back.
     """
 
+    ini_name = "memcached"
+    ini_options = (
+        IniOption(
+            "memcached_servers", "list of host:port", (),
+            "The memcached servers, whitespace-separated.",
+            c.word_list, c.parse_list, required=True, argument="servers",
+        ),
+        KEY_PREFIX_OPTION,
+    )  # fmt: skip
+
     def __init__(
         self,
         servers: str | Sequence[str],
@@ -217,6 +230,10 @@ class MemcachedStore(Store):
         connect_timeout: float = 1.0,
         timeout: float = 2.0,
     ) -> None:
+        if _MISSING_CLIENT is not None:
+            raise ImportError(
+                "MemcachedStore needs pymemcache: pip install 'wsgisession[memcached]'"
+            ) from _MISSING_CLIENT
         _check_key_prefix(key_prefix)
         connect = _check_timeout("connect_timeout", connect_timeout)
         io = _check_timeout("timeout", timeout)

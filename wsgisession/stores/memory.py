@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import heapq
+import secrets
 import threading
+import time
 from collections.abc import Iterator
 
 from ..errors import LockTimeout
 from .base import Merge, Progress, Record, Store, now, storage_key
-
-_LOCK_SLOTS = 256
 
 
 class MemoryStore(Store):
@@ -18,18 +19,37 @@ class MemoryStore(Store):
     Records are bytes, so changing a value after ``save()`` never changes
     the stored session. Not shared between processes: use it for tests and
     single-process development only.
+
+    Request locks are entries ``storage key -> (token, expires_at)``, one
+    per locked session, removed on release: no two sessions share a lock,
+    and a waiter takes over a lock whose holder is past its ``ttl``.
     """
+
+    ini_name = "memory"
 
     def __init__(self) -> None:
         self._records: dict[str, tuple[bytes, float]] = {}
         self._lock = threading.Lock()
-        self._request_locks = [threading.Lock() for _ in range(_LOCK_SLOTS)]
+        # (expires_at, name) of every write, for sweep_expired(); an entry
+        # whose record was rewritten since is skipped, and the heap is
+        # rebuilt when such entries outnumber the records.
+        self._expiries: list[tuple[float, str]] = []
+        self._held: dict[str, tuple[str, float]] = {}
+        self._released = threading.Condition()
 
     def _live(self, name: str) -> tuple[bytes, float] | None:
         record = self._records.get(name)
         if record is None or record[1] <= now():
             return None
         return record
+
+    def _put(self, name: str, payload: bytes, expires_at: float) -> None:
+        """Store a record (caller holds ``_lock``) and remember when it expires."""
+        self._records[name] = (payload, expires_at)
+        heapq.heappush(self._expiries, (expires_at, name))
+        if len(self._expiries) > 2 * len(self._records) + 64:
+            self._expiries = [(at, n) for n, (_, at) in self._records.items()]
+            heapq.heapify(self._expiries)
 
     def load(self, session_key: str) -> Record | None:
         record = self._live(storage_key(session_key))
@@ -40,7 +60,7 @@ class MemoryStore(Store):
         with self._lock:
             if self._live(name) is not None:
                 return None
-            self._records[name] = (payload, expires_at)
+            self._put(name, payload, expires_at)
         return session_key
 
     def update(self, session_key: str, merge: Merge, loaded: Record | None) -> str:
@@ -51,7 +71,7 @@ class MemoryStore(Store):
             if expires_at <= now():
                 self._records.pop(name, None)
             else:
-                self._records[name] = (payload, expires_at)
+                self._put(name, payload, expires_at)
         return session_key
 
     def delete(self, session_key: str) -> None:
@@ -64,19 +84,69 @@ class MemoryStore(Store):
             expired = [name for name, (_, at) in self._records.items() if at <= moment]
             for name in expired:
                 del self._records[name]
+        self._drop_stale_locks()
         return len(expired)
+
+    def sweep_expired(self, limit: int) -> int:
+        """Remove at most ``limit`` expired records, soonest expired first.
+
+        Pops the heap of expiries: the cost is that of the records removed
+        (and of the stale heap entries passed), never of the live ones.
+        """
+        removed = 0
+        with self._lock:
+            moment = now()
+            while removed < limit and self._expiries and self._expiries[0][0] <= moment:
+                expires_at, name = heapq.heappop(self._expiries)
+                record = self._records.get(name)
+                if record is not None and record[1] == expires_at:
+                    del self._records[name]
+                    removed += 1
+        self._drop_stale_locks()
+        return removed
+
+    def _drop_stale_locks(self) -> None:
+        """Forget locks whose holders never released them, once past their ttl.
+
+        There are at most as many as requests were running at once.
+        """
+        with self._released:
+            moment = now()
+            for name in [n for n, (_, at) in self._held.items() if at <= moment]:
+                del self._held[name]
 
     @contextlib.contextmanager
     def lock(self, session_key: str, timeout: float, ttl: float) -> Iterator[None]:
-        """Hold one of a fixed pool of thread locks (``ttl`` is moot in one process)."""
-        slot = int(storage_key(session_key)[:8], 16) % _LOCK_SLOTS
-        request_lock = self._request_locks[slot]
-        if not request_lock.acquire(timeout=timeout):
-            raise LockTimeout(f"session lock not obtained within {timeout} s")
+        """Hold this session's lock entry; it is taken over after ``ttl``."""
+        name, token = storage_key(session_key), secrets.token_hex(8)
+        deadline = time.monotonic() + timeout
+        with self._released:
+            while not self._take(name, token, ttl):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise LockTimeout(f"session lock not obtained within {timeout} s")
+                # Wake on a release, or when the holder's ttl runs out.
+                held_for = self._held[name][1] - now()
+                self._released.wait(min(remaining, max(held_for, 0.001)))
         try:
             yield
         finally:
-            request_lock.release()
+            with self._released:
+                if self._held.get(name, ("",))[0] == token:
+                    del self._held[name]
+                    self._released.notify_all()
+
+    def _take(self, name: str, token: str, ttl: float) -> bool:
+        """Take the lock ``name`` if free or expired (caller holds ``_released``)."""
+        moment = now()
+        held = self._held.get(name)
+        if held is not None and held[1] > moment:
+            return False
+        self._held[name] = (token, moment + ttl)
+        return True
+
+    def close(self) -> None:
+        """Nothing to release: the records live as long as the object."""
 
     def __len__(self) -> int:
         return len(self._records)

@@ -28,13 +28,16 @@ try:
     from redis.exceptions import RedisError
     from redis.retry import Retry
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        "RedisStore needs redis-py: pip install 'wsgisession[redis]'"
-    ) from exc
+    # Raised on construction: the module still imports, so that the ini
+    # schema, the CLI and the docs know this store without the extra.
+    _MISSING_CLIENT: ImportError | None = exc
+else:
+    _MISSING_CLIENT = None
 
+from .. import _coerce as c
 from ..errors import ConfigError, StoreUnavailable
-from ._shared import LOCK_SUFFIX, pack, pause, poll_lock, unpack
-from .base import Merge, Progress, Record, Store, now, storage_key
+from ._shared import KEY_PREFIX_OPTION, LOCK_SUFFIX, pack, pause, poll_lock, unpack
+from .base import IniOption, Merge, Progress, Record, Store, now, storage_key
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -145,6 +148,16 @@ class RedisStore(Store):
     reconnects by itself once it is back.
     """
 
+    ini_name = "redis"
+    ini_options = (
+        IniOption(
+            "redis_url", "redis:// URL", None,
+            "URL of the Redis server (redis://, rediss:// or unix://).",
+            c.redis_url, c.parse_optional_text, required=True, argument="url",
+        ),
+        KEY_PREFIX_OPTION,
+    )  # fmt: skip
+
     def __init__(
         self,
         url: str | None = None,
@@ -153,6 +166,10 @@ class RedisStore(Store):
         key_prefix: str = "wsgisession:",
         socket_timeout: float = 2.0,
     ) -> None:
+        if _MISSING_CLIENT is not None:
+            raise ImportError(
+                "RedisStore needs redis-py: pip install 'wsgisession[redis]'"
+            ) from _MISSING_CLIENT
         if (url is None) == (client is None):
             raise ConfigError("RedisStore needs exactly one of url and client")
         if not isinstance(key_prefix, str):

@@ -28,49 +28,61 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import secrets
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-try:
-    from sqlalchemy import Connection, Engine
-    from sqlalchemy.exc import SQLAlchemyError
-except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        "SQLStore needs SQLAlchemy: pip install 'wsgisession[sql]'"
-    ) from exc
-
+from .. import _coerce as c
+from ..clock import now
 from ..errors import ConfigError, StoreUnavailable
 from ._shared import pause, poll_lock
 from ._sqlrun import Compiled, Cursor, Dropped, Runner, compile_statement
-from ._sqlschema import Tables, build_engine, check_table_name, redacted
-from .base import Merge, Progress, Record, Store, now, storage_key
+from .base import IniOption, Merge, Progress, Record, Store, storage_key
 
-__all__ = ["INI", "SQLStore"]
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Engine
+
+__all__ = ["SQLStore"]
 
 logger = logging.getLogger(__name__)
 
-#: How an ini file selects and configures this store (``store = sql``):
-#: option name -> (type, default, help). Registered by the config module.
-INI: dict[str, Any] = {
-    "name": "sql",
-    "options": {
-        "sql_url": (
-            str,
-            None,
-            (
-                "SQLAlchemy database URL of the SQL store, e.g. "
-                "postgresql+psycopg://user:password@host/db (required)"
-            ),
-        ),
-        "sql_table": (
-            str,
-            "wsgisession_sessions",
-            "Table of the SQL store; its locks go in <table>_locks",
-        ),
-    },
-}
+#: A table name: letters, digits and underscores, short enough that
+#: ``<name>_locks`` and its index names fit MySQL's 64-character limit.
+_TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,47}")
+DEFAULT_TABLE = "wsgisession_sessions"
+
+
+def database_url(key: str, value: Any) -> str | None:
+    """The check of ``sql_url``: a URL string, or None when unset.
+
+    The value is never shown in the error: it may hold a password.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str) or "://" not in value:
+        shown = (
+            "a str without '://'" if isinstance(value, str) else type(value).__name__
+        )
+        raise ConfigError(
+            f"invalid value for {key!r} ({shown}); expected a SQLAlchemy URL "
+            "such as postgresql+psycopg://user:password@host/database"
+        )
+    return value
+
+
+def table_name(key: str, value: Any) -> str:
+    """The check of ``sql_table`` (and of the ``table`` argument)."""
+    if not isinstance(value, str) or not _TABLE_NAME.fullmatch(value):
+        raise c.invalid(
+            key,
+            value,
+            "a name of letters, digits and underscores "
+            "(at most 48 characters, not starting with a digit)",
+        )
+    return value
+
 
 T = TypeVar("T")
 
@@ -83,6 +95,8 @@ BATCH = 1000
 class SQLStore(Store):
     """Sessions in the table ``table`` of the database at ``url_or_engine``.
 
+    In an ini file: ``store = sql`` with ``sql_url`` (and ``sql_table``).
+
     ``url_or_engine`` is a SQLAlchemy URL (``postgresql+psycopg://...``,
     ``mysql+pymysql://...``, ``sqlite:///path``) or an existing ``Engine``
     (the app's pool and credentials are reused; ``close()`` leaves it
@@ -94,18 +108,45 @@ class SQLStore(Store):
     dropped is replaced and the statement retried once.
     """
 
+    ini_name = "sql"
+    ini_options = (
+        IniOption(
+            "sql_url", "SQLAlchemy URL", None,
+            "Database URL of the SQL store, e.g. "
+            "postgresql+psycopg://user:password@host/db (needs the sql extra "
+            "and the database's driver).",
+            database_url, c.parse_optional_text,
+            required=True, argument="url_or_engine",
+        ),
+        IniOption(
+            "sql_table", "table name", DEFAULT_TABLE,
+            "Table of the SQL store; its request locks go in <table>_locks.",
+            table_name, c.parse_text, argument="table",
+        ),
+    )  # fmt: skip
+
     def __init__(
         self,
         url_or_engine: str | Engine,
         *,
-        table: str = "wsgisession_sessions",
+        table: str = DEFAULT_TABLE,
         timeout: float = 5.0,
     ) -> None:
+        try:
+            from sqlalchemy import Engine
+            from sqlalchemy.exc import SQLAlchemyError
+
+            from ._sqlschema import Tables, build_engine, redacted
+        except ImportError as exc:
+            raise ImportError(
+                "SQLStore needs SQLAlchemy: pip install 'wsgisession[sql]'"
+            ) from exc
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
             raise ConfigError(f"SQLStore timeout must be a number, not {timeout!r}")
         if not 0 < timeout < float("inf"):
             raise ConfigError(f"SQLStore timeout must be positive, not {timeout!r}")
-        self.table = check_table_name(table)
+        self.table = table_name("SQLStore table", table)
+        self._library_error = SQLAlchemyError
         if isinstance(url_or_engine, Engine):
             self._owned = False
             engine, url = url_or_engine, url_or_engine.url
@@ -236,8 +277,17 @@ class SQLStore(Store):
         return int(row[0])
 
     def sweep_expired(self, limit: int) -> int:
-        """Delete at most ``limit`` expired records: one bounded step of cleanup."""
-        return self._delete_batch(now(), limit) if limit > 0 else 0
+        """Delete at most ``limit`` expired records: one bounded step of cleanup.
+
+        Request locks whose holder's ttl ran out go too (one row per
+        session locked at the moment: a short DELETE).
+        """
+        if limit <= 0:
+            return 0
+        moment = now()
+        removed = self._delete_batch(moment, limit)
+        self._run("clear expired locks", self._execute, "locks_dead", {"b_now": moment})
+        return removed
 
     def _delete_batch(self, moment: float, limit: int) -> int:
         """The keys of up to ``limit`` expired rows, then those rows if still
@@ -337,7 +387,7 @@ class SQLStore(Store):
             yield
         except Dropped as exc:
             raise self._unavailable(action, exc.__cause__ or exc) from exc
-        except (SQLAlchemyError, self._runner.errors) as exc:
+        except (self._library_error, self._runner.errors) as exc:
             raise self._unavailable(action, exc) from exc
 
     def _unavailable(self, action: str, exc: BaseException) -> StoreUnavailable:
@@ -355,12 +405,6 @@ class SQLStore(Store):
         if self._owned:
             self._runner.close_idle()
             self._base.dispose()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"SQLStore({self._where}, table={self.table!r})"

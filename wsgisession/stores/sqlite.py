@@ -5,6 +5,11 @@ id), with an index on ``expires_at`` for :meth:`SQLiteStore.clear_expired`.
 The database runs in WAL mode, so loads never wait for a save, and saves
 are short ``BEGIN IMMEDIATE`` transactions that wait up to ``busy_timeout``
 for one another.
+
+A database file removed or replaced while the app runs is noticed (by
+inode, see :mod:`._sqliteconn`) and recreated; no write goes to a removed
+file. Request locks are rows of ``wsgisession_locks``, one per locked
+session key, that a waiter takes over once their ``expires_at`` is past.
 """
 
 from __future__ import annotations
@@ -17,14 +22,16 @@ import os
 import secrets
 import sqlite3
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, TypeVar
 
+from .. import _coerce as c
 from ..errors import ConfigError, StoreUnavailable
+from ._flock import make_private_dirs
 from ._shared import poll_lock
-from .base import Merge, Progress, Record, Store, now, storage_key
+from ._sqliteconn import Connections
+from .base import IniOption, Merge, Progress, Record, Store, now, storage_key
 from .file import ensure_private_directory
 
 if TYPE_CHECKING:
@@ -33,6 +40,8 @@ if TYPE_CHECKING:
     StrPath: TypeAlias = str | os.PathLike[str]
 
 __all__ = ["SQLiteStore", "default_path"]
+
+T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +85,15 @@ _COUNT_EXPIRED = "SELECT count(*) FROM wsgisession_sessions WHERE expires_at <= 
 # Text and blobs sort after every number, so this range finds damaged
 # expiries through the index.
 _CLEAR_DAMAGED = "DELETE FROM wsgisession_sessions WHERE expires_at >= ''"
+# sweep_expired(): a bounded batch through the expires_at index.
+_SWEEP_DAMAGED = (
+    "DELETE FROM wsgisession_sessions WHERE key IN ("
+    " SELECT key FROM wsgisession_sessions WHERE expires_at >= '' LIMIT ?)"
+)
+_SWEEP_LOCKS = (
+    "DELETE FROM wsgisession_locks WHERE key IN ("
+    " SELECT key FROM wsgisession_locks WHERE expires_at <= ? LIMIT ?)"
+)
 _BATCH = 1000  # rows per DELETE in clear_expired(): keeps each write lock short
 _CREATE_LOCKS = (
     "CREATE TABLE IF NOT EXISTS wsgisession_locks ("
@@ -114,10 +132,21 @@ def default_path() -> str:
 class SQLiteStore(Store):
     """Sessions in an SQLite database at ``path`` (default: :func:`default_path`).
 
-    The file is created with mode 0600. Each thread gets its own connection,
-    reopened in a forked child. ``busy_timeout`` is how many seconds a save
-    waits for another writer before raising :class:`StoreUnavailable`.
+    The file is created with mode 0600, its directory (if missing) with mode
+    0700. Each thread gets its own connection, reopened in a forked child.
+    ``busy_timeout`` is how many seconds a save waits for another writer
+    before raising :class:`StoreUnavailable`.
     """
+
+    ini_name = "sqlite"
+    ini_options = (
+        IniOption(
+            "sqlite_path", "path or none", None,
+            "Database file of the SQLite store; none for a private file under "
+            "the system's temporary directory.",
+            c.path, c.parse_optional_text, argument="path",
+        ),
+    )  # fmt: skip
 
     def __init__(
         self, path: StrPath | None = None, *, busy_timeout: float = 5.0
@@ -132,25 +161,24 @@ class SQLiteStore(Store):
             )
         if math.isinf(busy_timeout):
             raise ConfigError("busy_timeout must be finite")
-        self._default = path is None
         self.path = os.path.abspath(os.fspath(default_path() if path is None else path))
         if os.path.isdir(self.path):
             raise ConfigError(
                 f"SQLiteStore path {self.path!r} is a directory, not a file"
             )
         self.busy_timeout = float(busy_timeout)
-        self._local = threading.local()
-        self._pid = os.getpid()
-        self._setup_lock = threading.Lock()
-        self._set_up = False
+        self._connections = Connections(
+            self.path,
+            self.busy_timeout,
+            self._set_up_database,
+            ensure_private_directory if path is None else _make_directory,
+        )
 
     # -- the store protocol -------------------------------------------------
 
     def load(self, session_key: str) -> Record | None:
-        with self._translate("load a session"):
-            rows = self._connection().execute(_LOAD, (storage_key(session_key), now()))
-            row = rows.fetchone()
-            rows.close()
+        params = (storage_key(session_key), now())
+        row = self._run("load a session", lambda c: c.execute(_LOAD, params).fetchone())
         if row is None:
             return None
         if not _is_sound(row):
@@ -160,8 +188,7 @@ class SQLiteStore(Store):
 
     def create(self, session_key: str, payload: bytes, expires_at: float) -> str | None:
         params = (storage_key(session_key), payload, expires_at, now())
-        with self._translate("create a session"):
-            written = self._connection().execute(_CREATE, params).rowcount
+        written = self._write("create a session", _CREATE, params)
         return session_key if written == 1 else None
 
     def update(self, session_key: str, merge: Merge, loaded: Record | None) -> str:
@@ -178,9 +205,7 @@ class SQLiteStore(Store):
             moment = now()
             if expires_at > moment:
                 params = (payload, expires_at, name, loaded.payload, moment)
-                with self._translate("update a session"):
-                    cursor = self._connection().execute(_UPDATE_IF_UNCHANGED, params)
-                if cursor.rowcount == 1:
+                if self._write("update a session", _UPDATE_IF_UNCHANGED, params):
                     return session_key
         with self._transaction() as conn:
             with self._translate("update a session"):
@@ -196,14 +221,13 @@ class SQLiteStore(Store):
         return session_key
 
     def delete(self, session_key: str) -> None:
-        with self._translate("delete a session"):
-            self._connection().execute(_DELETE, (storage_key(session_key),))
+        self._write("delete a session", _DELETE, (storage_key(session_key),))
 
     def clear_expired(self, progress: Progress | None = None) -> int:
         """Delete expired rows in batches of 1000, each its own short transaction."""
         removed = 0
         with self._translate("clear expired sessions"):
-            conn = self._connection()
+            conn = self._connections.get(write=True)
             moment = now()
             conn.execute(_CLEAR_LOCKS, (moment,))
             removed += conn.execute(_CLEAR_DAMAGED).rowcount
@@ -218,32 +242,42 @@ class SQLiteStore(Store):
                 if count < _BATCH:
                     return removed
 
+    def sweep_expired(self, limit: int) -> int:
+        """Delete at most ``limit`` expired rows: one short DELETE on the index.
+
+        Damaged rows count among them; expired request locks go too (at
+        most ``limit``).
+        """
+        if limit <= 0:
+            return 0
+        moment = now()
+        removed = self._write("sweep expired sessions", _CLEAR_BATCH, (moment, limit))
+        if removed < limit:
+            removed += self._write(
+                "sweep expired sessions", _SWEEP_DAMAGED, (limit - removed,)
+            )
+        self._write("sweep expired locks", _SWEEP_LOCKS, (moment, limit))
+        return removed
+
     @contextlib.contextmanager
     def lock(self, session_key: str, timeout: float, ttl: float) -> Iterator[None]:
-        """Hold a row of ``wsgisession_locks``; a dead holder's row expires after ``ttl``."""
+        """Hold a row of ``wsgisession_locks``; a waiter takes it over after ``ttl``."""
         name, token = storage_key(session_key), secrets.token_hex(16)
 
         def take() -> bool:
             moment = now()
-            with self._translate("lock a session"):
-                cursor = self._connection().execute(
-                    _TAKE_LOCK, (name, token, moment + ttl, moment)
-                )
-            return cursor.rowcount == 1
+            params = (name, token, moment + ttl, moment)
+            return self._write("lock a session", _TAKE_LOCK, params) == 1
 
         poll_lock(take, timeout)
         try:
             yield
         finally:
-            with self._translate("unlock a session"):
-                self._connection().execute(_DROP_LOCK, (name, token))
+            self._write("unlock a session", _DROP_LOCK, (name, token))
 
     def close(self) -> None:
-        """Close this thread's connection; the next use opens a new one."""
-        conn = getattr(self._local, "connection", None)
-        self._local.connection = None
-        if conn is not None and self._pid == os.getpid():
-            conn.close()
+        """Close the connections of every thread; the next use opens new ones."""
+        self._connections.close()
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
@@ -251,44 +285,35 @@ class SQLiteStore(Store):
     # -- connections ----------------------------------------------------------
 
     def _connection(self) -> sqlite3.Connection:
-        """This thread's connection, opened on first use and after a fork."""
-        if self._pid != os.getpid():  # never use a connection across fork()
-            self._local = threading.local()
-            self._pid = os.getpid()
-        conn: sqlite3.Connection | None = getattr(self._local, "connection", None)
-        if conn is None:
-            conn = self._open()
-            self._local.connection = conn
-        return conn
+        """This thread's connection, checked against the file at the path."""
+        with self._translate("open the database"):
+            return self._connections.get(write=True)
 
-    def _open(self) -> sqlite3.Connection:
-        if self._default:
-            ensure_private_directory(os.path.dirname(self.path))
-        # Create the file ourselves so that it gets mode 0600 (SQLite would
-        # use 0644); the -wal and -shm files copy the database's mode.
-        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
-        conn = sqlite3.connect(
-            self.path, timeout=self.busy_timeout, isolation_level=None
-        )
-        try:
-            if not self._set_up:
-                with self._setup_lock:
-                    if not self._set_up:
-                        self._set_up_database(conn)
-                        self._set_up = True
-            for statement in _CONNECTION_PRAGMAS:
-                conn.execute(statement).close()
-        except BaseException:
-            conn.close()
-            raise
-        return conn
+    def _write(self, action: str, sql: str, params: tuple[object, ...]) -> int:
+        """Run one writing statement; its rowcount."""
+        return self._run(action, lambda c: c.execute(sql, params).rowcount, write=True)
+
+    def _run(
+        self, action: str, step: Callable[[sqlite3.Connection], T], write: bool = False
+    ) -> T:
+        """``step(connection)``, retried once on a fresh connection if it failed
+        because the database file was removed or replaced meanwhile."""
+        for attempt in range(2):
+            try:
+                with self._translate(action):
+                    return step(self._connections.get(write))
+            except StoreUnavailable:
+                if attempt or not self._connections.file_changed():
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _set_up_database(self, conn: sqlite3.Connection) -> None:
-        """WAL mode and the tables, retried while another process does the same.
+        """WAL mode, the tables and the per-connection pragmas.
 
-        Switching to WAL takes a lock for which SQLite does not wait
-        (``busy_timeout`` does not apply), so a fresh database opened by
-        several processes at once would fail all but one without a retry.
+        Runs on every new connection (the file may be new). Switching to WAL
+        takes a lock for which SQLite does not wait (``busy_timeout`` does
+        not apply), so a fresh database opened by several processes at once
+        would fail all but one without a retry.
         """
         deadline = time.monotonic() + self.busy_timeout
         for statement in (*_SETUP, _CREATE_TABLE, _CREATE_INDEX, _CREATE_LOCKS):
@@ -300,12 +325,14 @@ class SQLiteStore(Store):
                     if "locked" not in str(exc) or time.monotonic() >= deadline:
                         raise
                     time.sleep(_SETUP_RETRY)
+        for statement in _CONNECTION_PRAGMAS:
+            conn.execute(statement).close()
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """``BEGIN IMMEDIATE`` ... ``COMMIT``; ROLLBACK if anything raises."""
         with self._translate("update a session"):
-            conn = self._connection()
+            conn = self._connections.get(write=True)
             conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
@@ -327,3 +354,12 @@ class SQLiteStore(Store):
                 f"SQLiteStore at {self.path!r} could not {action}: {exc}",
                 store=repr(self),
             ) from exc
+
+
+def _make_directory(path: str) -> None:
+    """Create a missing directory of the database, mode 0700 (parents too)."""
+    missing = []
+    while path and not os.path.isdir(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    make_private_dirs(*reversed(missing))

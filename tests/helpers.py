@@ -1,0 +1,164 @@
+"""Shared test scaffolding: clocks, store factories and raw WSGI calls.
+
+Test modules import from here (and from ``servers``/``session_flows``),
+never from one another. Server fixtures live in ``conftest.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from sql_support import SQL_KINDS, sql_url
+
+from wsgisession import clock, stores
+from wsgisession.stores import FileStore, MemoryStore, SQLiteStore
+from wsgisession.stores.base import Store, now
+
+
+class FakeClock:
+    """A clock that stands still until moved: ``advance(seconds)``."""
+
+    def __init__(self, start: float | None = None) -> None:
+        self.now = time.time() if start is None else start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+    def __repr__(self) -> str:
+        return f"FakeClock({self.now!r})"
+
+
+@contextmanager
+def fake_clock(start: float | None = None) -> Iterator[FakeClock]:
+    """Every module of wsgisession reads ``FakeClock`` inside the block."""
+    fake = FakeClock(start)
+    with clock.use(fake):
+        yield fake
+
+
+def later(seconds: float = 600) -> float:
+    """An ``expires_at`` ``seconds`` from now (by the shared clock)."""
+    return now() + seconds
+
+
+# -- stores ---------------------------------------------------------------------
+
+
+#: Every store the shared suites run on: kind -> factory taking the
+#: argument of :func:`store_argument` (a path or a server address). A new
+#: store joins the contract and lock suites with one entry here (and one in
+#: ``store_argument`` if it needs a server).
+STORE_FACTORIES: dict[str, Callable[..., Store]] = {
+    "memory": lambda argument, **options: stores.MemoryStore(**options),
+    "file": stores.FileStore,
+    "sqlite": stores.SQLiteStore,
+    "memcached": stores.MemcachedStore,
+    "redis": stores.RedisStore,
+    "sql-postgresql": stores.SQLStore,
+    "sql-mariadb": stores.SQLStore,
+    "sql-sqlite": stores.SQLStore,
+}
+
+
+def build_store(kind: str, argument: str, **options: object) -> Store:
+    """The store of ``kind`` on ``argument`` (a path or a server address)."""
+    return STORE_FACTORIES[kind](argument, **options)
+
+
+def store_argument(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """What the store of ``kind`` is built from: a path or a server address.
+
+    A server-backed store gets its server from the ``clean_<kind>`` fixture;
+    the SQL kinds get a database URL with the store's tables empty.
+    """
+    if kind == "file":
+        return str(tmp_path / "sessions")
+    if kind == "sqlite":
+        return str(tmp_path / "sessions.sqlite3")
+    if kind in ("memcached", "redis"):
+        server = request.getfixturevalue(f"clean_{kind}")
+        return str(server.address if kind == "memcached" else server.url)
+    if kind in SQL_KINDS:
+        return sql_url(kind, request, tmp_path)
+    return ""
+
+
+def make_store(kind: str, tmp_path: Path) -> Store:
+    """A local store (memory, file or sqlite) under ``tmp_path``."""
+    if kind == "memory":
+        return MemoryStore()
+    if kind == "file":
+        return FileStore(tmp_path / "sessions")
+    return SQLiteStore(tmp_path / "sessions.sqlite3")
+
+
+def payload_of(store: Store, key: str) -> bytes:
+    """The stored bytes of ``key``, which must be live."""
+    record = store.load(key)
+    assert record is not None
+    assert type(record.payload) is bytes
+    return record.payload
+
+
+def increment(store: Store, key: str, fields: list[str], times: int) -> None:
+    """``times`` requests, each loading the session and adding 1 to ``fields``."""
+
+    def merge(current: bytes | None) -> tuple[bytes, float]:
+        data = json.loads(current) if current is not None else {}
+        data.update({field: data.get(field, 0) + 1 for field in fields})
+        return json.dumps(data).encode(), later()
+
+    for _ in range(times):
+        store.update(key, merge, store.load(key))
+
+
+# -- raw WSGI calls -------------------------------------------------------------
+
+
+def increment_app(environ, start_response):
+    """Increments the session key named by the query string."""
+    session = environ["wsgisession"]
+    name = environ["QUERY_STRING"] or "counter"
+    session[name] = session.get(name, 0) + 1
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [str(session[name]).encode()]
+
+
+def call(app, query: str, cookie: str | None) -> list[tuple[str, str]]:
+    """One GET with ``query`` and ``cookie``; the headers (the status must be 200)."""
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/",
+        "QUERY_STRING": query,
+        "SERVER_NAME": "localhost",
+        "SERVER_PORT": "80",
+        "wsgi.url_scheme": "http",
+    }
+    if cookie:
+        environ["HTTP_COOKIE"] = cookie
+    captured: list[tuple[str, str]] = []
+
+    def start_response(status, headers, exc_info=None):
+        assert status.startswith("200")
+        captured.extend(headers)
+        return lambda data: None
+
+    body = app(environ, start_response)
+    b"".join(body)
+    getattr(body, "close", lambda: None)()
+    return captured
+
+
+def new_session(app) -> str:
+    """Start a session on ``app``; its ``name=value`` cookie."""
+    headers = call(app, "counter", None)
+    cookie = next(v for k, v in headers if k == "Set-Cookie")
+    return cookie.split(";", 1)[0]

@@ -1,0 +1,86 @@
+"""The file store's walk over its shards, a bounded step per sweep.
+
+A sweep must cost little however many records there are, yet successive
+sweeps must reach every record. So the walk keeps its place between
+sweeps: the shard it is in, and an open ``os.scandir`` iterator over that
+shard's directory. Each step hands out at most the names it was asked for;
+an exhausted shard closes its iterator and the walk moves on to the next
+(``00`` .. ``ff``, then round again). Each process starts at a random
+shard, so several processes do not all sweep the same one.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+from collections.abc import Iterator
+
+__all__ = ["ShardWalk", "is_record_name", "is_shard_name"]
+
+_SHARDS = 256
+_HEX = frozenset("0123456789abcdef")
+
+
+def is_shard_name(name: str) -> bool:
+    return len(name) == 2 and _HEX.issuperset(name)
+
+
+def is_record_name(name: str, shard: str) -> bool:
+    return len(name) == 64 and name.startswith(shard) and _HEX.issuperset(name)
+
+
+class ShardWalk:
+    """Where this process's sweeps of the store under ``root`` have got to.
+
+    ``guard`` is held by the sweeping thread: one sweep at a time.
+    """
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.guard = threading.Lock()
+        self._index = random.randrange(_SHARDS)
+        self._entries: os._ScandirIterator[str] | None = None
+        self._pid = os.getpid()
+
+    def batches(self, limit: int) -> Iterator[tuple[str, list[str], bool]]:
+        """``(shard, names, round_done)`` steps, ``limit`` names in all at most.
+
+        ``round_done`` is True on the step that finished shard ``ff``. One
+        call visits each shard at most once, so a small store is not walked
+        twice by one sweep.
+        """
+        if self._pid != os.getpid():  # forked: the iterator's position is shared
+            self.close()
+            self._pid = os.getpid()
+        budget = limit
+        for _ in range(_SHARDS):
+            shard = f"{self._index:02x}"
+            if self._entries is None:
+                try:
+                    self._entries = os.scandir(os.path.join(self.root, shard))
+                except FileNotFoundError:  # a shard with no record yet
+                    yield shard, [], self._advance()
+                    continue
+            names = [entry.name for _, entry in zip(range(budget), self._entries)]
+            budget -= len(names)
+            if budget > 0:  # the shard ran out before the budget did
+                yield shard, names, self._advance()
+            else:
+                yield shard, names, False
+                return
+
+    def close(self) -> None:
+        """Drop the open iterator; the walk resumes at the start of its shard."""
+        if self._entries is not None:
+            self._entries.close()
+            self._entries = None
+
+    def __del__(self) -> None:  # a store dropped without close(): no warning
+        self.close()
+
+    def _advance(self) -> bool:
+        """Move on to the next shard; True when that completes a round."""
+        self.close()
+        self._index = (self._index + 1) % _SHARDS
+        return self._index == 0

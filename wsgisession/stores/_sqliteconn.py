@@ -1,0 +1,163 @@
+"""The SQLite store's connections: one per thread, to the file at the path.
+
+A database file removed or replaced while the app runs must not swallow
+writes: a connection keeps working on the file it opened, unlinked or
+not. So each connection remembers the device and inode of the file it
+opened and compares them with the path's before every write, at most once
+per second before a read, and after a failed statement. A connection to a
+file that is no longer at the path is closed, and the next one recreates
+the file and its tables (set up on every new connection, never remembered
+per process, so a new thread never trusts a setup done on a removed file).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+import threading
+import time
+import weakref
+from collections.abc import Callable
+
+from ._flock import directory_locked
+
+__all__ = ["Connections"]
+
+logger = logging.getLogger(__name__)
+
+_RECHECK = 1.0  # seconds between checks of the file before reads
+_OPEN_TRIES = 3  # the file may be replaced while a connection opens
+
+#: ``set_up(connection)``: make the tables; runs on every new connection.
+SetUp = Callable[[sqlite3.Connection], None]
+Identity = tuple[int, int]
+
+
+class _Connection(sqlite3.Connection):
+    """A connection that can be weakly referenced (the base class cannot)."""
+
+
+def _identity(path: str) -> Identity | None:
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+class Connections:
+    """This store's connections, one per thread, checked against the file.
+
+    ``close()`` closes every thread's connection (connections of threads
+    that ended are closed as the thread's storage goes); a thread opens a
+    new one on its next use.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        busy_timeout: float,
+        set_up: SetUp,
+        prepare_directory: Callable[[str], None],
+    ) -> None:
+        self.path = path
+        self.busy_timeout = busy_timeout
+        self._set_up = set_up
+        self._prepare_directory = prepare_directory
+        self._local = threading.local()
+        self._open: weakref.WeakSet[_Connection] = weakref.WeakSet()
+        self._guard = threading.Lock()
+        self._generation = 0
+        self._pid = os.getpid()
+
+    def get(self, write: bool) -> sqlite3.Connection:
+        """This thread's connection to the file now at the path."""
+        if self._pid != os.getpid():  # never use a connection across fork()
+            self._local, self._open = threading.local(), weakref.WeakSet()
+            self._pid = os.getpid()
+        local = self._local
+        conn: _Connection | None = getattr(local, "connection", None)
+        if conn is not None and local.generation == self._generation:
+            if not write and time.monotonic() < local.next_check:
+                return conn
+            if _identity(self.path) == local.identity:
+                local.next_check = time.monotonic() + _RECHECK
+                return conn
+            logger.warning(
+                "SQLite database %s was removed or replaced; reopening it", self.path
+            )
+        self.drop()
+        return self._connect(local)
+
+    def file_changed(self) -> bool:
+        """After a failure: whether the path holds another file (then drop ours)."""
+        identity = getattr(self._local, "identity", None)
+        if identity is None or _identity(self.path) == identity:
+            return False
+        self.drop()
+        return True
+
+    def drop(self) -> None:
+        """Close this thread's connection, if it has one."""
+        conn = getattr(self._local, "connection", None)
+        self._local.connection = None
+        if conn is not None:
+            with self._guard:
+                self._open.discard(conn)
+            conn.close()
+
+    def close(self) -> None:
+        """Close every thread's connection; each thread reopens on next use."""
+        with self._guard:
+            self._generation += 1
+            conns, self._open = list(self._open), weakref.WeakSet()
+        if self._pid == os.getpid():
+            for conn in conns:
+                conn.close()
+
+    def _connect(self, local: threading.local) -> _Connection:
+        for _ in range(_OPEN_TRIES):
+            identity = self._create_file()
+            conn = sqlite3.connect(
+                self.path,
+                timeout=self.busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,  # used by one thread; closed by close()
+                factory=_Connection,
+            )
+            try:
+                self._set_up(conn)
+            except BaseException:
+                conn.close()
+                raise
+            if _identity(self.path) == identity:
+                break
+            conn.close()  # replaced while opening: open the new one
+        with self._guard:
+            self._open.add(conn)
+            local.generation = self._generation
+        local.connection, local.identity = conn, identity
+        local.next_check = time.monotonic() + _RECHECK
+        return conn
+
+    def _create_file(self) -> Identity | None:
+        """Create the file (mode 0600; SQLite would use 0644) if it is missing.
+
+        A missing file with its ``-wal`` and ``-shm`` still there means a
+        removed database: those belong to it and would break the new one,
+        so they go first. Processes take turns on the directory's lock.
+        """
+        directory = os.path.dirname(self.path)
+        self._prepare_directory(directory)
+        identity = _identity(self.path)
+        if identity is not None:
+            return identity
+        with directory_locked(directory):
+            if _identity(self.path) is None:
+                for suffix in ("-wal", "-shm"):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(self.path + suffix)
+                os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+            return _identity(self.path)

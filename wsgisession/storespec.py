@@ -1,0 +1,191 @@
+"""Which store an ini file names, with which keys, and building it.
+
+The keys themselves are declared by the stores (``ini_name`` and
+``ini_options`` in each store's module, listed by
+:mod:`wsgisession.stores.registry`); this module checks a set of them
+against those declarations and calls the store's ``from_ini``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from . import _coerce as c
+from ._coerce import import_dotted
+from .errors import ConfigError
+from .stores import registry
+from .stores.base import IniOption, Store
+
+__all__ = ["STORE_KEY", "StoreSpec", "store_keys"]
+
+#: The ``store`` key itself: a built-in name or ``package.module:Class``.
+STORE_KEY = IniOption(
+    "store", "store name or package.module:Class", "sqlite",
+    "A built-in store's name (each key below says which stores take it), "
+    "or a Store subclass to import and call with the store keys that are set.",
+    lambda key, value: store_name(key, value), c.parse_text,
+)  # fmt: skip
+
+
+def store_name(key: str, value: Any) -> str:
+    """Check a ``store`` value: a built-in store's name or an import path."""
+    names = list(registry.builtin_stores())
+    if isinstance(value, str):
+        if value.lower() in names:
+            return value.lower()
+        if c.DOTTED.fullmatch(value):
+            return value
+    raise c.invalid(key, value, f"one of {', '.join(names)} or 'package.module:Class'")
+
+
+def custom_options(store: str) -> dict[str, IniOption]:
+    """The ini keys a third-party ``package.module:Class`` declares, if importable."""
+    if store in registry.builtin_stores():
+        return {}
+    try:
+        target = import_dotted(store)
+    except ConfigError:
+        return {}  # reported when the store is built
+    declared = getattr(target, "ini_options", ())
+    return {option.name: option for option in declared}
+
+
+def store_keys(store: str = "") -> dict[str, IniOption]:
+    """Every store key an ini file may set (with ``store``, those of that store)."""
+    return {
+        "store": STORE_KEY,
+        **registry.ini_options(),
+        **(custom_options(store) if store else {}),
+    }
+
+
+class StoreSpec:
+    """Which store to build and with what: the store keys of an ini file.
+
+    ``StoreSpec(store="redis", redis_url="redis://...")``: each key is
+    checked here, against the declaration of the store that takes it;
+    ``prefix`` is how the keys were spelled (``"wsgisession."``), for
+    errors. A custom ``package.module:Class`` is called with the store keys
+    that were set, as keyword arguments (none at all if only ``store`` was
+    set), and must return a :class:`~wsgisession.stores.base.Store`.
+    """
+
+    def __init__(self, store: str = "sqlite", *, prefix: str = "", **keys: Any) -> None:
+        self.store = store_name(prefix + "store", store)
+        known = store_keys(self.store)
+        self._values: dict[str, Any] = {}
+        for name, value in keys.items():
+            option = known.get(name)
+            if option is None or name == "store":
+                raise c.unknown_key(prefix + name, name, prefix, known)
+            self._values[name] = option.check(prefix + name, value)
+
+    def __getattr__(self, name: str) -> Any:
+        option = store_keys(self.__dict__.get("store", "")).get(name)
+        if option is None or name.startswith("_"):
+            raise AttributeError(name)
+        return self._values.get(name, option.default)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, StoreSpec):
+            return NotImplemented
+        return (self.store, self.given()) == (other.store, other.given())
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def replace(self, **keys: Any) -> StoreSpec:
+        """A copy with ``keys`` changed (checked again)."""
+        return StoreSpec(self.store, **{**self._values, **keys})
+
+    def given(self) -> dict[str, Any]:
+        """The store keys set to other than their default (``store`` excluded)."""
+        known = store_keys(self.store)
+        return {
+            name: value
+            for name, value in self._values.items()
+            if value != known[name].default
+        }
+
+    def check(self, prefix: str = "") -> None:
+        """ConfigError if a key the store needs is missing or a key does not apply."""
+        target = registry.builtin_stores().get(self.store)
+        if target is None:
+            return  # a custom store takes what it declares, or any key
+        given = self.given()
+        for option in target.ini_options:
+            if option.required and option.name not in given:
+                raise ConfigError(
+                    f"{prefix}store = {self.store} needs {prefix}{option.name} "
+                    f"({option.help})"
+                )
+        taken = {option.name for option in target.ini_options}
+        for name in given:
+            if name not in taken:
+                takers = " or ".join(sorted(registry.stores_taking(name)))
+                raise ConfigError(
+                    f"{prefix}{name} does not apply to {prefix}store = {self.store}; "
+                    f"it is for {prefix}store = {takers}"
+                )
+
+    def build(self, prefix: str = "") -> Store:
+        """Construct the store; ConfigError for missing, misplaced or bad keys.
+
+        An error from the store's constructor is reported with the keys
+        that were given to it, so that the message points into the ini file.
+        """
+        self.check(prefix)
+        try:
+            return self._construct()
+        except ConfigError as exc:
+            keys = ", ".join(f"{prefix}{name}" for name in self.given())
+            raise ConfigError(
+                f"{prefix}store = {self.store}"
+                + (f" ({keys})" if keys else "")
+                + f": {exc}"
+            ) from exc
+
+    def _construct(self) -> Store:
+        target = registry.builtin_stores().get(self.store)
+        if target is not None:
+            return target.from_ini(self.given())
+        return self._build_custom()
+
+    def _build_custom(self) -> Store:
+        factory = import_dotted(self.store, key="store")
+        kwargs = self.given()
+        if not callable(factory):
+            raise ConfigError(f"store: {self.store!r} is not a class or callable")
+        declared = isinstance(factory, type) and issubclass(factory, Store)
+        try:
+            if declared and factory.ini_options:
+                result = factory.from_ini(kwargs)
+            else:
+                result = factory(**kwargs)
+        except (TypeError, KeyError) as exc:
+            raise ConfigError(
+                f"store: {self.store!r} cannot be called with {sorted(kwargs)}: {exc}"
+            ) from exc
+        if not isinstance(result, Store):
+            raise ConfigError(
+                f"store: {self.store!r} returned {result!r}, not a "
+                "wsgisession.stores.base.Store"
+            )
+        return result
+
+    def __repr__(self) -> str:
+        shown = {
+            name: "***" if name.startswith("secret_key") else value
+            for name, value in self.given().items()
+        }
+        parts = [f"store={self.store!r}"] + [f"{k}={v!r}" for k, v in shown.items()]
+        return f"StoreSpec({', '.join(parts)})"
+
+
+def spec_from_values(values: Mapping[str, Any], prefix: str = "") -> StoreSpec:
+    """A checked StoreSpec from parsed values (``store`` among them, or the default)."""
+    keys = dict(values)
+    store = keys.pop("store", STORE_KEY.default)
+    spec = StoreSpec(store, prefix=prefix, **keys)
+    spec.check(prefix)
+    return spec
