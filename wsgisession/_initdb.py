@@ -27,8 +27,9 @@ def _sql_store(store: Store) -> SQLStore:
     from .stores.sql import SQLStore
 
     if not isinstance(store, SQLStore):
+        name = f"store = {store.ini_name}" if store.ini_name else repr(store)
         raise ConfigError(
-            f"init-db is for store = sql; this configuration uses {store!r}, "
+            f"init-db is for store = sql; this configuration has {name}, "
             "which needs no tables created beforehand"
         )
     return store

@@ -1,4 +1,4 @@
-"""The ``wsgisession`` command: ``demo``, ``clear-expired`` and ``check``."""
+"""The ``wsgisession`` command: ``demo``, ``clear-expired``, ``check`` and ``init-db``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import secrets
 import sys
 import time
 from collections.abc import Sequence
-from typing import TextIO
+from typing import Any, TextIO
 
 from .config import Settings, StoreSpec, parse_settings
 from .errors import ConfigError, SessionError
@@ -149,6 +149,35 @@ def command_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_init_db(args: argparse.Namespace) -> int:
+    """Create the SQL store's tables, or print their DDL with ``--sql``."""
+    from ._initdb import init_db
+
+    spec = settings_from_arguments(args)[1]
+    try:
+        store = spec.build()
+    except ImportError as exc:  # SQLAlchemy or the database's driver
+        raise ConfigError(str(exc)) from None
+    try:
+        return init_db(store, sys.stdout, print_sql=args.sql)
+    finally:
+        store.close()
+
+
+def _add_init_db_parser(commands: Any) -> None:
+    init_db = commands.add_parser(
+        "init-db",
+        help="create the SQL store's tables (store = sql), or print their DDL",
+    )
+    _add_store_arguments(init_db)
+    init_db.add_argument(
+        "--sql",
+        action="store_true",
+        help="print the CREATE TABLE and CREATE INDEX statements instead",
+    )
+    init_db.set_defaults(handler=command_init_db)
+
+
 def command_demo(args: argparse.Namespace) -> int:
     from wsgiref.simple_server import make_server
 
@@ -204,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_store_arguments(check)
     check.set_defaults(handler=command_check)
+    _add_init_db_parser(commands)
     return parser
 
 
