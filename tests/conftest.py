@@ -85,6 +85,20 @@ def fresh_redis(tmp_path: Path) -> Iterator[ServerProcess]:
 
 
 @pytest.fixture
+def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A fresh headless Chromium (selenium WebDriver) with an empty profile."""
+    import browser
+
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    try:
+        driver = browser.start_chromium(profile)
+    except browser.MissingBrowser as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield driver
+    browser.stop_chromium(driver, profile)
+
+
+@pytest.fixture
 def frozen_clock() -> Iterator[FakeClock]:
     """The one clock of wsgisession, standing still until the test moves it."""
     with fake_clock() as fake:

@@ -132,12 +132,28 @@ def test_an_unreachable_database_is_one_line_without_the_password(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = ini(tmp_path, f"store = sql\nsql_url = {DOWN_URL}")
-    for command in ("check", "init-db"):
+    for command, hint in [("check", "--sql-url"), ("init-db", "else use --sql")]:
         status, out, err = run(capsys, command, "--config", config)
         assert status == 1
-        assert err.startswith(f"wsgisession {command}: error: SQLStore at ")
+        start = f"wsgisession {command}: error: cannot reach the store: SQLStore at "
+        assert err.startswith(start + "postgresql+psycopg://app:***@127.0.0.1:1/db")
+        assert hint in err
         assert err.count("\n") == 1 and "Traceback" not in err
         assert DB_PASSWORD not in out + err
+
+
+def test_a_password_in_sql_url_as_an_argument_is_refused(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Arguments show in ps: the URL with its password belongs in the ini file."""
+    for command in ("check", "clear-expired", "init-db"):
+        argv = [command, "--store", "sql", "--sql-url", DOWN_URL]
+        status, out, err = run(capsys, *argv)
+        assert (status, out) == (1, "")
+        assert err.startswith(
+            f"wsgisession {command}: error: --sql-url with a password is refused"
+        )
+        assert "use --config" in err and DB_PASSWORD not in err
 
 
 # -- wsgisession init-db ------------------------------------------------------------
@@ -193,6 +209,18 @@ def test_init_db_on_postgresql_from_the_config(
     assert "table='cli_made') are in place" in out and DB_PASSWORD not in out
     assert {"cli_made", "cli_made_locks"} <= table_names(postgresql_server.url)
     drop_tables(postgresql_server.url, "cli_made")
+
+
+def test_init_db_help_says_what_it_is_for(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["init-db", "--help"])
+    out = capsys.readouterr().out
+    assert exited.value.code == 0
+    assert "Create the tables of the SQL store (store = sql)" in out
+    assert "wsgisession init-db --config production.ini#session --sql" in out
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "init-db" in capsys.readouterr().out
 
 
 def test_init_db_on_another_store_is_a_clear_error(

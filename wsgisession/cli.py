@@ -1,76 +1,124 @@
-"""The ``wsgisession`` command: ``demo``, ``clear-expired``, ``check`` and ``init-db``."""
+"""The ``wsgisession`` command: ``demo``, ``clear-expired``, ``check`` and ``init-db``.
+
+A user's mistake (a bad option, a missing extra, an unreachable store, a
+busy port, an unreadable ini file) ends in one line,
+``wsgisession COMMAND: error: ...``, saying how to fix it, and a non-zero
+exit: never a traceback. Secrets are never taken as arguments (``ps``
+shows those to every user): see :mod:`wsgisession.secretkey`.
+"""
 
 from __future__ import annotations
 
 import argparse
-import configparser
-import os
-import secrets
 import sys
+import textwrap
 import time
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
+from . import secretkey
 from .config import Settings, StoreSpec, parse_settings
-from .errors import ConfigError, SessionError
-from .keys import generate_key
-from .storespec import store_keys
+from .demo.command import add_demo_parser
+from .errors import ConfigError, SessionError, StoreUnavailable
+from .inifile import PREFIX, read_section
+from .storecheck import build_store, reach_store, unreachable
+from .storespec import hide_url_passwords, store_keys
 
-PREFIX = "wsgisession."
+__all__ = ["PREFIX", "STORE_OPTIONS", "build_parser", "main", "read_section"]
 
 #: The store keys as command-line options (``--redis-url``), as the stores declare them.
 STORE_OPTIONS = {name: key.help for name, key in store_keys().items()}
 
+STORE_KINDS = """\
+store kinds (--store, or store = in an ini file):
+  memory      this process's memory only                   no extra
+  file        one file per session in a directory          no extra
+  sqlite      an SQLite database file (the default)        no extra
+  memcached   memcached servers                            pip install 'wsgisession[memcached]'
+  redis       a Redis server                               pip install 'wsgisession[redis]'
+  sql         a table of PostgreSQL, MySQL/MariaDB, SQLite pip install 'wsgisession[sql]' and a driver
+  cookie      the signed cookie itself, no server state    no extra ('wsgisession[crypto]' to encrypt)
+"""
 
-def read_section(location: str) -> tuple[dict[str, str], dict[str, str], str]:
-    """The keys of ``FILE[#section]`` as Paste Deploy sees them: (local, globals, prefix).
+SECRETS = f"""\
+secret keys (cookie store) are never given as arguments, which ps shows to
+every user: --secret-key-file FILE (first line the key, further lines older
+keys still accepted) or the environment variable {secretkey.ENV_VAR}
+(older keys in {secretkey.FALLBACKS_ENV_VAR}, whitespace-separated;
+with --config, the file's secret_key, e.g. %(session_secret)s, counts).
+Make one with: {secretkey.HOW_TO_MAKE_ONE}
+"""
 
-    A bare section name is looked up as ``filter:NAME`` then ``app:NAME``;
-    without one, the single section that uses ``egg:wsgisession`` is taken.
-    An ``app:`` section holds prefixed keys (``wsgisession.store``), as in Pyramid.
-    """
-    path, _, name = location.partition("#")
-    path = os.path.abspath(path)
-    here = {"here": os.path.dirname(path), "__file__": path}
-    parser = configparser.ConfigParser(defaults=here)
-    raw = configparser.ConfigParser(default_section="\0", interpolation=None)
-    # Paste Deploy keeps the case of keys: so must we, or check would accept
-    # a "Cookie_Age" that loadapp() then rejects.
-    parser.optionxform = raw.optionxform = str  # type: ignore[assignment,method-assign]
-    try:
-        if not parser.read(path) or not raw.read(path):
-            raise SessionError(f"cannot read configuration file {path}")
-        section = _find_section(raw, name, path)
-        globals_ = dict(parser.defaults())
-        # As Paste Deploy: a key [DEFAULT] also has is a global, not a local.
-        local = {
-            key: parser.get(section, key)
-            for key in raw.options(section)
-            if key not in globals_
-        }
-    except configparser.Error as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
-    prefix = PREFIX if section.startswith("app:") else ""
-    return local, globals_, prefix
+DEMO_EXAMPLES = """\
+examples:
+  wsgisession demo                              SQLite in the temporary directory
+  wsgisession demo --store memory --port 8000
+  wsgisession demo --store redis --redis-url redis://127.0.0.1:6379/0
+  wsgisession demo --store cookie               key kept in ~/.local/state/wsgisession/
+"""
+
+CHECK_EXAMPLES = f"""\
+examples:
+  wsgisession check --config production.ini#session
+  wsgisession check --config production.ini#main --global data_dir=/var/lib/myapp
+  SESSION_SECRET=... wsgisession check --config production.ini#session
+  wsgisession check --store redis --redis-url redis://127.0.0.1:6379/0
+  {secretkey.ENV_VAR}=... wsgisession check --store cookie
+
+%(name)s in the ini file comes from [DEFAULT], --global NAME=VALUE (as an
+app's global_conf; [DEFAULT] wins, as in Paste Deploy), or else from the
+environment variable name or NAME. --global values show in ps: pass secrets
+through the environment.
+"""
+
+INIT_DB_EXAMPLES = """\
+examples (once, before the app's first request, as a user that may create tables):
+  wsgisession init-db --config production.ini#session
+  wsgisession init-db --config production.ini#session --sql > sessions.sql
+"""
+
+CLEAR_EXAMPLES = """\
+examples (run it from cron, e.g. hourly):
+  wsgisession clear-expired --config production.ini#session
+  wsgisession clear-expired --store file --file-path /var/lib/myapp/sessions
+"""
 
 
-def _find_section(raw: configparser.ConfigParser, name: str, path: str) -> str:
-    if name:
-        for candidate in (name, f"filter:{name}", f"app:{name}"):
-            if raw.has_section(candidate):
-                return candidate
-        raise SessionError(
-            f"{path} has no section [{name}], [filter:{name}] or [app:{name}]"
+class CommandParser(argparse.ArgumentParser):
+    """argparse, with a usage mistake reported on one line."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
+def _secret_settings(secret: secretkey.SecretKey) -> dict[str, str]:
+    settings = {"secret_key": secret.key}
+    if secret.fallbacks:
+        settings["secret_key_fallbacks"] = " ".join(secret.fallbacks)
+    return settings
+
+
+def _refuse_secret_arguments(given: dict[str, str]) -> None:
+    for key in given:
+        if key.startswith("secret_key"):
+            where = (
+                "further lines of --secret-key-file FILE or the environment "
+                f"variable {secretkey.FALLBACKS_ENV_VAR}"
+                if key == "secret_key_fallbacks"
+                else f"--secret-key-file FILE or the environment variable "
+                f"{secretkey.ENV_VAR}"
+            )
+            raise ConfigError(
+                f"--{key.replace('_', '-')} is refused: a key given as an argument "
+                f"is visible to every user in ps; use {where}"
+            )
+    url = given.get("sql_url")
+    if url is not None and hide_url_passwords(url) != url:
+        raise ConfigError(
+            "--sql-url with a password is refused: arguments are visible to every "
+            "user in ps; use --config, with sql_url's password as %(NAME)s from "
+            "the environment"
         )
-    using = [
-        s for s in raw.sections() if "wsgisession" in raw.get(s, "use", fallback="")
-    ]
-    if len(using) == 1:
-        return using[0]
-    raise SessionError(
-        f"{path}: name the section, as in {path}#filter:session "
-        f"(sections: {', '.join(raw.sections()) or 'none'})"
-    )
 
 
 def settings_from_arguments(args: argparse.Namespace) -> tuple[Settings, StoreSpec]:
@@ -80,13 +128,33 @@ def settings_from_arguments(args: argparse.Namespace) -> tuple[Settings, StoreSp
         for key in STORE_OPTIONS
         if (value := getattr(args, key, None)) is not None
     }
+    _refuse_secret_arguments(given)
     if args.config:
-        if given:
-            options = ", ".join("--" + key.replace("_", "-") for key in given)
-            raise ConfigError(f"give either --config or {options}, not both")
-        local, globals_, prefix = read_section(args.config)
+        named = ["--" + key.replace("_", "-") for key in given]
+        named += ["--secret-key-file"] if args.secret_key_file else []
+        if named:
+            raise ConfigError(f"give either --config or {', '.join(named)}, not both")
+        local, globals_, prefix = read_section(args.config, dict(args.globals))
         return parse_settings(local, prefix, global_conf=globals_)
+    if args.globals:
+        raise ConfigError("--global fills %(name)s in an ini file: give --config too")
+    secret = (
+        secretkey.read_secret_file(args.secret_key_file)
+        if args.secret_key_file
+        else secretkey.secret_from_environment()
+        if given.get("store") == "cookie"
+        else None
+    )
+    if secret is not None:
+        given.update(_secret_settings(secret))
     return parse_settings(given or {"store": "sqlite"})
+
+
+def _global(text: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not equals or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {name.strip()!r}")
+    return name.strip(), value
 
 
 def _add_store_arguments(parser: argparse.ArgumentParser) -> None:
@@ -95,15 +163,49 @@ def _add_store_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE[#SECTION]",
         help="ini file and section holding the wsgisession keys, e.g. app.ini#session",
     )
+    parser.add_argument(
+        "--global",
+        dest="globals",
+        metavar="NAME=VALUE",
+        type=_global,
+        action="append",
+        default=[],
+        help="a global for %%(NAME)s in the ini file, as an app's global_conf "
+        "(repeatable)",
+    )
     for key, text in STORE_OPTIONS.items():
-        parser.add_argument("--" + key.replace("_", "-"), dest=key, help=text)
+        hidden = key.startswith("secret_key")  # refused: see _refuse_secret_arguments
+        parser.add_argument(
+            "--" + key.replace("_", "-"),
+            dest=key,
+            help=argparse.SUPPRESS if hidden else text,
+        )
+    _add_secret_file_argument(parser)
+
+
+def _add_secret_file_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--secret-key-file",
+        metavar="FILE",
+        help=f"file holding the cookie store's secret key (else ${secretkey.ENV_VAR})",
+    )
+
+
+STORE_HINT = (
+    "start the store's server, or correct its address (--config's store keys, "
+    "--redis-url, --memcached-servers or --sql-url)"
+)
 
 
 def command_clear_expired(args: argparse.Namespace) -> int:
-    store = settings_from_arguments(args)[1].build()
+    store = build_store(settings_from_arguments(args)[1])
+    reach_store(store, STORE_HINT)  # a store with native expiry would not notice
     bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
     try:
-        removed = store.clear_expired(progress=bar.update if bar else None)
+        try:
+            removed = store.clear_expired(progress=bar.update if bar else None)
+        except StoreUnavailable as exc:
+            raise unreachable(exc, STORE_HINT) from None
     finally:
         if bar is not None:
             bar.finish()
@@ -124,6 +226,9 @@ class ProgressBar:
         self.delay = delay
         self.drawn = False
 
+    def __repr__(self) -> str:
+        return f"ProgressBar(drawn={self.drawn})"
+
     def update(self, done: int, total: int) -> None:
         if time.monotonic() - self.start < self.delay or total <= 0:
             return
@@ -141,10 +246,10 @@ class ProgressBar:
 
 def command_check(args: argparse.Namespace) -> int:
     options, spec = settings_from_arguments(args)
-    store = spec.build()
+    store = build_store(spec)
     if args.config:
         print(f"configuration ok: {options}")
-    store.exists(generate_key())
+    reach_store(store, STORE_HINT)
     print(f"store reached: {store!r}")
     return 0
 
@@ -153,13 +258,12 @@ def command_init_db(args: argparse.Namespace) -> int:
     """Create the SQL store's tables, or print their DDL with ``--sql``."""
     from ._initdb import init_db
 
-    spec = settings_from_arguments(args)[1]
-    try:
-        store = spec.build()
-    except ImportError as exc:  # SQLAlchemy or the database's driver
-        raise ConfigError(str(exc)) from None
+    store = build_store(settings_from_arguments(args)[1])
     try:
         return init_db(store, sys.stdout, print_sql=args.sql)
+    except StoreUnavailable as exc:
+        hint = "start the database, or correct sql_url; its user needs the right "
+        raise unreachable(exc, hint + "to create tables (else use --sql)") from None
     finally:
         store.close()
 
@@ -168,6 +272,13 @@ def _add_init_db_parser(commands: Any) -> None:
     init_db = commands.add_parser(
         "init-db",
         help="create the SQL store's tables (store = sql), or print their DDL",
+        description=textwrap.fill(
+            "Create the tables of the SQL store (store = sql) if missing, for "
+            "deployments where the app's database user may not create them; "
+            "with --sql, print the statements instead, to run by hand."
+        ),
+        epilog=INIT_DB_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_store_arguments(init_db)
     init_db.add_argument(
@@ -175,74 +286,70 @@ def _add_init_db_parser(commands: Any) -> None:
         action="store_true",
         help="print the CREATE TABLE and CREATE INDEX statements instead",
     )
-    init_db.set_defaults(handler=command_init_db)
-
-
-def command_demo(args: argparse.Namespace) -> int:
-    from wsgiref.simple_server import make_server
-
-    from .demo import demo_app
-    from .middleware import SessionMiddleware
-
-    settings: dict[str, str] = {"store": args.store}
-    if args.store == "cookie":
-        settings["secret_key"] = secrets.token_urlsafe(32)
-    if args.store == "memcached":
-        settings["memcached_servers"] = args.memcached_servers
-    if args.store == "redis":
-        settings["redis_url"] = args.redis_url
-    _, spec = parse_settings(settings)
-    app = SessionMiddleware(demo_app, store=spec.build())
-    with make_server(args.host, args.port, app) as server:
-        print(
-            f"wsgisession demo on http://{args.host}:{server.server_port}/ ({app.store!r})"
-        )
-        print("press Ctrl-C to stop", flush=True)
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            pass
-    return 0
+    init_db.set_defaults(handler=command_init_db, command_parser=init_db)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="wsgisession", description="Server-side sessions for WSGI apps."
+    parser = CommandParser(
+        prog="wsgisession",
+        description=textwrap.fill(
+            "Server-side sessions for WSGI apps: try them (demo), validate "
+            "a configuration (check), remove expired sessions (clear-expired), "
+            "create the SQL store's tables (init-db)."
+        ),
+        epilog=STORE_KINDS + "\nrun 'wsgisession COMMAND --help' for a command's "
+        "options and examples",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    demo = commands.add_parser("demo", help="serve a small app that shows its session")
-    demo.add_argument("--store", default="sqlite", help="store kind (default: sqlite)")
-    demo.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    demo.add_argument(
-        "--port", type=int, default=8080, help="port (0 picks a free one)"
-    )
-    demo.add_argument(
-        "--memcached-servers", default="127.0.0.1:11211", help="for --store memcached"
-    )
-    demo.add_argument(
-        "--redis-url", default="redis://127.0.0.1:6379/0", help="for --store redis"
-    )
-    demo.set_defaults(handler=command_demo)
+    add_demo_parser(commands, STORE_KINDS + "\n" + SECRETS + "\n" + DEMO_EXAMPLES)
     clear = commands.add_parser(
-        "clear-expired", help="remove expired sessions and print how many (for cron)"
+        "clear-expired",
+        help="remove expired sessions and print how many (for cron)",
+        description=textwrap.fill(
+            "Remove the expired sessions of a store and print how many. "
+            "Memcached, Redis and the cookie store expire sessions themselves "
+            "(it prints 0)."
+        ),
+        epilog=STORE_KINDS + "\n" + SECRETS + "\n" + CLEAR_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_store_arguments(clear)
-    clear.set_defaults(handler=command_clear_expired)
+    clear.set_defaults(handler=command_clear_expired, command_parser=clear)
     check = commands.add_parser(
-        "check", help="validate a configuration and reach its store once"
+        "check",
+        help="validate a configuration and reach its store once",
+        description=textwrap.fill(
+            "Validate the wsgisession keys of an ini file section (or "
+            "the store options given), build the store and reach it once. Exits "
+            "non-zero with the error."
+        ),
+        epilog=STORE_KINDS + "\n" + SECRETS + "\n" + CHECK_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_store_arguments(check)
-    check.set_defaults(handler=command_check)
+    check.set_defaults(handler=command_check, command_parser=check)
     _add_init_db_parser(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # reported by the command's parser, which names the command
+        command_parser = getattr(args, "command_parser", parser)
+        command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         status: int = args.handler(args)
     except SessionError as exc:
         print(f"wsgisession {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(
+            f"wsgisession {args.command}: error: {exc.strerror or exc}{where}",
+            file=sys.stderr,
+        )
         return 1
     return status

@@ -18,7 +18,7 @@ from .errors import ConfigError
 from .stores import registry
 from .stores.base import IniOption, Store
 
-__all__ = ["STORE_KEY", "StoreSpec", "store_keys"]
+__all__ = ["STORE_KEY", "StoreSpec", "hide_url_passwords", "store_keys"]
 
 #: The password of a URL (``scheme://user:PASSWORD@host``, ``?password=...``),
 #: hidden when a spec is shown: ``sql_url`` and ``redis_url`` may hold one.
@@ -189,10 +189,13 @@ def _shown(name: str, value: Any) -> Any:
     """A store key's value as a repr or log line may show it: no secret."""
     if name.startswith("secret_key"):
         return "***"
-    if isinstance(value, str):
-        value = _USERINFO_PASSWORD.sub(r"\1***@", value)
-        return _QUERY_PASSWORD.sub(r"\1***", value)
-    return value
+    return hide_url_passwords(value) if isinstance(value, str) else value
+
+
+def hide_url_passwords(text: str) -> str:
+    """``text`` with the password of any URL in it replaced by ``***``."""
+    text = _USERINFO_PASSWORD.sub(r"\1***@", text)
+    return _QUERY_PASSWORD.sub(r"\1***", text)
 
 
 def spec_from_values(values: Mapping[str, Any], prefix: str = "") -> StoreSpec:

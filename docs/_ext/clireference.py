@@ -41,11 +41,13 @@ def command_help() -> dict[str, str]:
 
 
 def flags(parser: argparse.ArgumentParser) -> list[argparse.Action]:
-    """The optional arguments of a parser, ``--help`` excluded."""
+    """The optional arguments of a parser, but --help and hidden (refused) ones."""
     return [
         action
         for action in parser._actions
-        if action.option_strings and not isinstance(action, argparse._HelpAction)
+        if action.option_strings
+        and not isinstance(action, argparse._HelpAction)
+        and action.help != argparse.SUPPRESS
     ]
 
 

@@ -1,0 +1,235 @@
+"""The ``wsgisession`` command answers each user mistake with one line and the fix.
+
+Also: ``--help`` of every command, secrets read from a file or the
+environment (never from an argument, never printed), and ``--global`` and
+the environment for ``%(name)s`` in ini files.
+"""
+
+from __future__ import annotations
+
+import importlib
+import socket
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from servers import ServerProcess, free_port
+
+from wsgisession.cli import main
+from wsgisession.secretkey import ENV_VAR
+
+SECRET = "s3cret-" + "k" * 40  # long enough for any key-length rule
+OLD_SECRET = "old-" + "o" * 40
+
+
+def run(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, str, str]:
+    """Exit status, stdout and stderr of ``wsgisession argv`` run in-process."""
+    try:
+        status = main(argv)
+    except SystemExit as exc:  # argparse's exits
+        status = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def one_error_line(err: str, command: str, *fragments: str) -> None:
+    """``err`` is one ``wsgisession COMMAND: error: ...`` line holding ``fragments``."""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"wsgisession {command}: error: "), err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def ini(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "app.ini"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+# -- help ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["demo", "check", "clear-expired"])
+def test_help_has_a_description_store_kinds_extras_and_examples(
+    capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    status, out, _ = run(capsys, [command, "--help"])
+    assert status == 0
+    _, _, rest = out.partition("\n\n")
+    assert rest.split("\n\n")[0].strip(), "no description under the usage line"
+    for kind in ("memory", "file", "sqlite", "memcached", "redis", "cookie"):
+        assert f"\n  {kind} " in out
+    assert "pip install 'wsgisession[redis]'" in out
+    assert "pip install 'wsgisession[memcached]'" in out
+    assert "examples" in out and f"wsgisession {command} " in out
+    assert "--secret-key-file" in out and ENV_VAR in out
+    assert "--secret-key " not in out  # the refused argument is not offered
+
+
+def test_top_level_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run(capsys, ["--help"])
+    assert status == 0
+    for name in ("demo", "check", "clear-expired", "pip install"):
+        assert name in out
+
+
+# -- usage mistakes --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["demo", "--port", "eighty"], "invalid int value"),
+        (["demo", "--store", "mongo"], "invalid choice: 'mongo'"),
+        (["check", "--global", "novalue"], "expected NAME=VALUE"),
+        (["check", "--no-such-flag"], "unrecognized arguments"),
+    ],
+)
+def test_a_bad_option_is_one_line(
+    capsys: pytest.CaptureFixture[str], argv: list[str], fragment: str
+) -> None:
+    status, _, err = run(capsys, argv)
+    assert status == 2
+    one_error_line(err, argv[0], fragment, f"see wsgisession {argv[0]} --help")
+
+
+def test_a_busy_port_says_to_pick_another(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        status, out, err = run(
+            capsys, ["demo", "--store", "memory", "--port", str(port)]
+        )
+    assert status == 1 and out == ""
+    one_error_line(err, "demo", f"port {port}", "already in use", "--port")
+
+
+def test_an_address_not_of_this_machine(capsys: pytest.CaptureFixture[str]) -> None:
+    # 192.0.2.1 is TEST-NET-1: binding to it fails at once, with no traffic.
+    argv = ["demo", "--store", "memory", "--host", "192.0.2.1", "--port", "0"]
+    status, _, err = run(capsys, argv)
+    assert status == 1
+    one_error_line(err, "demo", "cannot listen on 192.0.2.1:0", "--host")
+
+
+@pytest.mark.parametrize(
+    ("kind", "package", "module", "argv"),
+    [
+        (
+            "redis",
+            "redis",
+            "wsgisession.stores.redis",
+            ["--redis-url", "redis://127.0.0.1:1/0"],
+        ),
+        (
+            "memcached",
+            "pymemcache",
+            "wsgisession.stores.memcached",
+            ["--memcached-servers", "127.0.0.1:1"],
+        ),
+    ],
+)
+def test_a_missing_extra_names_the_pip_command(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+    package: str,
+    module: str,
+    argv: list[str],
+) -> None:
+    # The client library made unimportable, as when the extra is not installed;
+    # the store's module records that failure when it is imported, so that the
+    # ini schema still knows the store: record it as that import would have.
+    for name in [package, *(n for n in sys.modules if n.startswith(package + "."))]:
+        monkeypatch.setitem(sys.modules, name, None)
+    with pytest.raises(ImportError) as missing:
+        importlib.import_module(package)
+    store_module = importlib.import_module(module)
+    monkeypatch.setattr(store_module, "_MISSING_CLIENT", missing.value)
+    status, _, err = run(capsys, ["demo", "--store", kind, *argv])
+    assert status == 1
+    one_error_line(err, "demo", f"pip install 'wsgisession[{kind}]'")
+    status, _, err = run(capsys, ["check", "--store", kind, *argv])
+    one_error_line(err, "check", f"pip install 'wsgisession[{kind}]'")
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragments"),
+    [
+        (
+            [
+                "--store",
+                "redis",
+                "--redis-url",
+                "redis://:hunter2pw@127.0.0.1:{port}/0",
+            ],
+            ["cannot reach the store", "start redis-server", "--redis-url"],
+        ),
+        (
+            ["--store", "memcached", "--memcached-servers", "127.0.0.1:{port}"],
+            ["cannot reach the store", "start memcached", "--memcached-servers"],
+        ),
+    ],
+)
+def test_demo_checks_its_store_at_startup(
+    capsys: pytest.CaptureFixture[str], argv: list[str], fragments: list[str]
+) -> None:
+    port = free_port()  # nobody listens there
+    argv = [arg.format(port=port) for arg in argv]
+    status, out, err = run(capsys, ["demo", "--port", "0", *argv])
+    assert status == 1 and out == ""  # it never started serving
+    one_error_line(err, "demo", *fragments)
+    assert "hunter2pw" not in err
+
+
+def test_check_and_clear_expired_report_an_unreachable_store(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    for command in ("check", "clear-expired"):
+        status, _, err = run(capsys, [command, "--store", "redis", "--redis-url", url])
+        assert status == 1
+        one_error_line(
+            err, command, "cannot reach the store", "start the store's server"
+        )
+
+
+@pytest.mark.slow  # a subprocess
+def test_demo_reaches_a_running_redis_then_serves(
+    capsys: pytest.CaptureFixture[str], clean_redis: ServerProcess
+) -> None:
+    from demo_process import DemoProcess
+
+    demo = DemoProcess("--store", "redis", "--redis-url", clean_redis.url)
+    try:
+        assert demo.url
+        assert f"Redis at 127.0.0.1:{clean_redis.port}, database 0" in "".join(
+            demo.lines
+        )
+    finally:
+        demo.stop()
+
+
+@pytest.mark.parametrize(
+    ("text", "fragments"),
+    [
+        ("[filter:session]\nstore = mongo\n", ["store", "mongo"]),
+        ("[filter:session]\nstore = memory\nbogus\n", ["cannot parse line 3"]),
+        ("[filter:session]\nstore = memory\nstore = file\n", ["sets store twice"]),
+        ("[filter:session]\nsecret_key = ab%cd\n", ["bad %-substitution", "%%"]),
+    ],
+    ids=["bad-value", "bad-line", "duplicate", "lone-percent"],
+)
+def test_a_bad_config_file_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, text: str, fragments: list[str]
+) -> None:
+    path = ini(tmp_path, text)
+    for command in ("check", "clear-expired"):
+        status, _, err = run(capsys, [command, "--config", f"{path}#session"])
+        assert status == 1
+        one_error_line(err, command, *fragments)
+        assert "ab%cd" not in err  # a value may be a secret: never echoed

@@ -1,0 +1,127 @@
+"""Reading wsgisession's keys from an ini file section, as Paste Deploy does.
+
+``wsgisession check`` and ``clear-expired`` must see what ``loadapp()``
+would: the same case of keys, the same globals (``here``, ``__file__``,
+``[DEFAULT]``, and the ``global_conf`` an app passes in, given here as
+``--global NAME=VALUE``). A ``%(name)s`` that none of those define is
+also looked up in the environment (``name``, then ``NAME``), so that the
+recipe ``secret_key = %(session_secret)s`` can be checked with
+``SESSION_SECRET`` set. Errors name the file, section and key, never a
+value: a value may be a secret.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import re
+from collections.abc import Mapping
+
+from .errors import ConfigError, SessionError
+
+__all__ = ["PREFIX", "read_section"]
+
+PREFIX = "wsgisession."
+_REFERENCE = re.compile(r"%\(([^)]+)\)s")
+
+
+def read_section(
+    location: str, global_conf: Mapping[str, str] | None = None
+) -> tuple[dict[str, str], dict[str, str], str]:
+    """The keys of ``FILE[#section]`` as Paste Deploy sees them: (local, globals, prefix).
+
+    A bare section name is looked up as ``filter:NAME`` then ``app:NAME``;
+    without one, the single section that uses ``egg:wsgisession`` is taken.
+    An ``app:`` section holds prefixed keys (``wsgisession.store``), as in
+    Pyramid. ``global_conf`` are defaults that the file's ``[DEFAULT]``
+    overrides, as with ``loadapp(global_conf=...)``.
+    """
+    path, _, name = location.partition("#")
+    path = os.path.abspath(path)
+    here = {"here": os.path.dirname(path), "__file__": path}
+    parser = configparser.ConfigParser(defaults={**(global_conf or {}), **here})
+    raw = configparser.ConfigParser(default_section="\0", interpolation=None)
+    # Paste Deploy keeps the case of keys: so must we, or check would accept
+    # a "Cookie_Age" that loadapp() then rejects.
+    parser.optionxform = raw.optionxform = str  # type: ignore[assignment,method-assign]
+    try:
+        if not parser.read(path) or not raw.read(path):
+            raise SessionError(f"cannot read configuration file {path}")
+        section = _find_section(raw, name, path)
+        for key, value in _from_environment(raw, section, parser.defaults()).items():
+            parser.set(configparser.DEFAULTSECT, key, value)
+        globals_ = dict(parser.defaults())
+        # As Paste Deploy: a key [DEFAULT] also has is a global, not a local.
+        local = {
+            key: parser.get(section, key)
+            for key in raw.options(section)
+            if key not in globals_
+        }
+    except configparser.Error as exc:
+        raise ConfigError(f"{path}: {_describe(exc)}") from None
+    prefix = PREFIX if section.startswith("app:") else ""
+    return local, globals_, prefix
+
+
+def _from_environment(
+    raw: configparser.ConfigParser, section: str, defaults: Mapping[str, str]
+) -> dict[str, str]:
+    """``%(name)s`` references that nothing in the file defines, from the environment."""
+    texts = [value for _, value in raw.items(section)]
+    if raw.has_section(configparser.DEFAULTSECT):
+        texts += [value for _, value in raw.items(configparser.DEFAULTSECT)]
+    names = {name for text in texts for name in _REFERENCE.findall(text)}
+    found = {}
+    for name in sorted(names - set(defaults) - set(raw.options(section))):
+        value = os.environ.get(name, os.environ.get(name.upper()))
+        if value is not None:  # a literal: a % in it is not a reference
+            found[name] = value.replace("%", "%%")
+    return found
+
+
+def _describe(exc: configparser.Error) -> str:
+    """The parser's complaint without the offending value (it may be a secret)."""
+    if isinstance(exc, configparser.InterpolationMissingOptionError):
+        name = exc.reference
+        return (
+            f"[{exc.section}] {exc.option} uses %({name})s, which is not defined: "
+            f"give it with --global {name}=VALUE, set {name} or {name.upper()} in "
+            "the environment, or define it in the file's [DEFAULT] section"
+        )
+    if isinstance(exc, configparser.InterpolationError):
+        return (
+            f"[{exc.section}] {exc.option}: bad %-substitution; write a literal % "
+            "as %% and a reference as %(name)s"
+        )
+    if isinstance(exc, configparser.MissingSectionHeaderError):
+        return (
+            f"file contains no section headers: line {exc.lineno} comes before "
+            "the first [section]"
+        )
+    if isinstance(exc, configparser.DuplicateOptionError):
+        return f"[{exc.section}] sets {exc.option} twice (line {exc.lineno})"
+    if isinstance(exc, configparser.DuplicateSectionError):
+        return f"section [{exc.section}] appears twice (line {exc.lineno})"
+    if isinstance(exc, configparser.ParsingError):
+        lines = ", ".join(str(number) for number, _ in exc.errors)
+        return f"cannot parse line {lines}: expected 'key = value' or '[section]'"
+    return f"unreadable ini file ({type(exc).__name__})"
+
+
+def _find_section(raw: configparser.ConfigParser, name: str, path: str) -> str:
+    if name:
+        for candidate in (name, f"filter:{name}", f"app:{name}"):
+            if raw.has_section(candidate):
+                return candidate
+        raise SessionError(
+            f"{path} has no section [{name}], [filter:{name}] or [app:{name}]"
+        )
+    using = [
+        s for s in raw.sections() if "wsgisession" in raw.get(s, "use", fallback="")
+    ]
+    if len(using) == 1:
+        return using[0]
+    raise SessionError(
+        f"{path}: name the section, as in {path}#filter:session "
+        f"(sections: {', '.join(raw.sections()) or 'none'})"
+    )
