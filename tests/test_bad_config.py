@@ -124,11 +124,18 @@ KINDS: dict[str, Kind] = {
     "text or none": Kind(
         "prefix:", ["has space", "", 5, "tab\t"], ["has space", ""], takes_any_text=True
     ),
-    "list of text": Kind(
-        "old-key other-key",
-        ["one-string", [5], [""], ["has space"]],
-        ["\x01bad"],
-        takes_any_text=True,
+    "secret (32+ bytes)": Kind(
+        "k" * 32,
+        ["", "short", "k" * 31, 5, ["k" * 32], "\u00e9" * 15],
+        ["", "short", "k" * 31],
+    ),
+    "list of secrets (32+ bytes each)": Kind(
+        "o" * 32 + " " + "p" * 40,
+        ["o" * 32, [5], [""], ["short"], ["o" * 32, "x"], b"o" * 32],
+        ["short", "o" * 32 + " short"],
+    ),
+    "seconds (int >= 0) or none": Kind(
+        "none", [-1, 1.5, "10", True], ["-1", "1.5", "", "never"]
     ),
 }
 
@@ -150,7 +157,7 @@ STORE_BASE = {
     "memcached": {"memcached_servers": "127.0.0.1:1"},
     "redis": {"redis_url": "redis://127.0.0.1:1/0"},
     "sql": {"sql_url": "sqlite:///{tmp}/sessions.db"},
-    "cookie": {"secret_key": "a-secret"},
+    "cookie": {"secret_key": "a-secret-of-at-least-32-bytes-here"},
 }
 
 

@@ -100,6 +100,10 @@ def test_defaults_are_the_documented_ones() -> None:
         "lock": False,
         "lock_timeout": 10.0,
         "lock_ttl": 60.0,
+        "private_responses": True,
+        "cleanup_interval": 300,
+        "reissue_time": None,
+        "save_on_error": False,
     }
 
 
@@ -107,7 +111,7 @@ SERIALIZER = JsonLike()
 
 PY_GOOD = [
     ("cookie_name", "sid", "sid"),
-    ("cookie_name", "__Host-session.id", "__Host-session.id"),
+    ("cookie_name", "session.id", "session.id"),
     ("cookie_age", 0, 0),
     ("cookie_age", 3600, 3600),
     ("cookie_domain", "example.com", "example.com"),
@@ -468,15 +472,21 @@ def test_build_sqlite(tmp_path: Path) -> None:
 
 
 def test_build_cookie_with_fallbacks() -> None:
-    _, old = parse_settings({"store": "cookie", "secret_key": "old-secret"})
+    _, old = parse_settings({"store": "cookie", "secret_key": "old-secret" + "o" * 22})
     _, spec = parse_settings(
         {
             "store": "cookie",
-            "secret_key": "new-secret",
-            "secret_key_fallbacks": "old-secret\n  older-secret",
+            "secret_key": "new-secret" + "n" * 22,
+            "secret_key_fallbacks": "old-secret"
+            + "o" * 22
+            + "\n  older-secret"
+            + "p" * 22,
         }
     )
-    assert spec.secret_key_fallbacks == ("old-secret", "older-secret")
+    assert spec.secret_key_fallbacks == (
+        "old-secret" + "o" * 22,
+        "older-secret" + "p" * 22,
+    )
     store = spec.build()
     assert isinstance(store, SignedCookieStore)
     _round_trip(store)
@@ -531,8 +541,8 @@ def test_missing_required_store_key(settings: dict[str, str], missing: str) -> N
     [
         ({"store": "file", "redis_url": "redis://localhost"}, "redis_url"),
         ({"store": "sqlite", "file_path": "/tmp/x"}, "file_path"),
-        ({"store": "memory", "secret_key": "s3cret"}, "secret_key"),
-        ({"secret_key_fallbacks": "a b"}, "secret_key_fallbacks"),
+        ({"store": "memory", "secret_key": "s3cret" * 6}, "secret_key"),
+        ({"secret_key_fallbacks": "a" * 32 + " " + "b" * 32}, "secret_key_fallbacks"),
         ({"store": "file", "key_prefix": "app:"}, "key_prefix"),
         (
             {"store": "redis", "redis_url": "redis://h", "memcached_servers": "h:1"},
@@ -610,7 +620,7 @@ def test_custom_store_is_called_with_the_keys_that_are_set() -> None:
 def test_custom_store_errors(target: str, expect: str) -> None:
     settings = {"store": target}
     if "MemoryStore" in target:
-        settings["secret_key"] = "x"
+        settings["secret_key"] = "x" * 32
     _, spec = parse_settings(settings)
     with pytest.raises(ConfigError, match=expect):
         spec.build()
@@ -618,16 +628,20 @@ def test_custom_store_errors(target: str, expect: str) -> None:
 
 def test_pickle_is_refused_with_the_cookie_store() -> None:
     with pytest.raises(ConfigError, match="pickle is refused"):
-        parse_settings({"store": "cookie", "secret_key": "s", "serializer": "pickle"})
+        parse_settings(
+            {"store": "cookie", "secret_key": "s" * 32, "serializer": "pickle"}
+        )
     settings, _ = parse_settings({"store": "file", "serializer": "pickle"})
     assert settings.serializer == "pickle"
 
 
 def test_store_spec_repr_hides_secrets() -> None:
     spec = StoreSpec(
-        store="cookie", secret_key="hunter2", secret_key_fallbacks=("old",)
+        store="cookie",
+        secret_key="hunter2-" * 4,
+        secret_key_fallbacks=("old-fallback-" * 3,),
     )
-    assert "hunter2" not in repr(spec) and "old" not in repr(spec)
+    assert "hunter2" not in repr(spec) and "old-fallback" not in repr(spec)
     assert "store='cookie'" in repr(spec)
 
 

@@ -61,7 +61,8 @@ def test_a_bad_cookie_that_is_read_is_deleted(kind: str) -> None:
         value = value[:-2] + ("AA" if not value.endswith("AA") else "BB")
     elif kind == "foreign":
         other = SessionMiddleware(
-            counter_app, store=SignedCookieStore("another secret key")
+            counter_app,
+            store=SignedCookieStore("another secret key, also 32 bytes long"),
         )
         value = cookie_of(webtest.TestApp(other).get("/"))
     else:

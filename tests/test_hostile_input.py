@@ -45,7 +45,7 @@ from wsgisession.stores.base import Store
 
 STORES = ["memory", "file", "sqlite", "memcached", "redis", "cookie"]
 COOKIE = "sessionid"
-SECRET = "hostile-input-secret"
+SECRET = "hostile-input-secret-0123456789abcdef"
 EXAMPLES = 150
 #: Every code point a WSGI server can put in ``HTTP_COOKIE``: PEP 3333 hands
 #: headers over as latin-1 decoded bytes, so this is the whole alphabet.
@@ -203,7 +203,9 @@ def plant_victim(h: Harness) -> None:
     if isinstance(h.store, SignedCookieStore):
         payload = h.store.load(victim).payload  # type: ignore[union-attr]
         h.variants += [
-            SignedCookieStore("another-secret").create("", payload, 4e9),
+            SignedCookieStore("another-secret-0123456789abcdef-xyz").create(
+                "", payload, 4e9
+            ),
             h.store.create("", payload, 1.0),  # signed by us, but expired
             _flip_payload(victim),
         ]

@@ -119,7 +119,10 @@ def test_is_empty_and_bool(store: MemoryStore) -> None:
     keyed = Session(store, session_key=saved(store, a=1))
     assert not keyed.is_empty()
     assert keyed
-    assert keyed._data is None, "is_empty() on a keyed session must not load it"
+    assert keyed.accessed, "is_empty() loads the session: the key must be known"
+    made_up = Session(store, session_key=generate_key())
+    assert not made_up, "a made-up id is not a session"
+    assert made_up.is_empty()
 
 
 def test_unknown_key_loads_empty_and_drops_key(store: MemoryStore) -> None:

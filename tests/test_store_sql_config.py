@@ -110,7 +110,7 @@ def test_parsing_logs_no_password(caplog: pytest.LogCaptureFixture) -> None:
     assert "sql_url" in caplog.text  # the parsed spec was logged
     assert DB_PASSWORD not in caplog.text
     assert DB_PASSWORD not in repr(spec)
-    assert "app:***@127.0.0.1:1/db" in repr(spec)
+    assert "***@127.0.0.1:1/db" in repr(spec)
 
 
 def test_check_shows_no_password(

@@ -35,6 +35,7 @@ _DOMAIN = re.compile(r"\.?[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
 _PATH = re.compile(r"/[!-:<-~]*")  # printable ASCII without space or ';'
 _PRINTABLE = re.compile(r"[!-~]+")  # printable ASCII without space
 _INT = re.compile(r"[+-]?[0-9]+")
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]{0,19})://")
 _FLOAT = re.compile(r"[+-]?[0-9]+(\.[0-9]*)?|[+-]?\.[0-9]+")
 
 
@@ -123,7 +124,75 @@ environ_key = _matching(
     re.compile(r".+", re.DOTALL), "a non-empty string", optional=False
 )
 key_prefix = _matching(_PRINTABLE, "printable ASCII without spaces", optional=True)
-secret = _matching(re.compile(r".+", re.DOTALL), "a non-empty string", optional=True)
+
+#: The shortest secret key accepted, in bytes (UTF-8 for a str).
+MIN_SECRET_BYTES = 32
+MAKE_SECRET = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+
+
+def strong_secret(key: str, value: Any) -> bytes:
+    """``value`` as bytes, if it is a str or bytes secret of at least 32 bytes.
+
+    The ConfigError never shows the value, only its type or length.
+    """
+    if isinstance(value, str):
+        value = value.encode("utf-8")
+    if not isinstance(value, bytes):
+        raise ConfigError(
+            f"invalid value for {key!r}: a {type(value).__name__}; expected a "
+            f"secret key (str or bytes). Make one with: {MAKE_SECRET}"
+        )
+    if len(value) < MIN_SECRET_BYTES:
+        raise ConfigError(
+            f"{key} is too short ({len(value)} bytes): a secret key must be at least "
+            f"{MIN_SECRET_BYTES} bytes, or a stolen cookie lets anyone guess it "
+            f"offline. Make one with: {MAKE_SECRET}"
+        )
+    return value
+
+
+def secret(key: str, value: Any) -> str | bytes | None:
+    """A secret key of at least 32 bytes, or None; errors never show it."""
+    if value is not None:
+        strong_secret(key, value)
+    return value  # type: ignore[no-any-return]
+
+
+def secret_list(key: str, value: Any) -> tuple[str | bytes, ...]:
+    """A list of secret keys of at least 32 bytes each; errors never show them."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise ConfigError(
+            f"invalid value for {key!r}: expected a list of secret keys, not a "
+            f"{type(value).__name__}"
+        )
+    for index, item in enumerate(value):
+        strong_secret(f"{key}[{index}]", item)
+    return tuple(value)
+
+
+def check_cookie_prefix(
+    prefix: str, name: str, secure: object, path: str, domain: str | None
+) -> None:
+    """ConfigError if ``name`` has a ``__Host-`` or ``__Secure-`` prefix it breaks.
+
+    Browsers refuse such cookies unless they are Secure (and, for
+    ``__Host-``, host-only with Path=/); ``auto`` is not enough, since a
+    request over http would then get a cookie the browser drops.
+    """
+    lowered = name.lower()
+    host = lowered.startswith("__host-")
+    if not host and not lowered.startswith("__secure-"):
+        return
+    needs = ["cookie_secure = true"] + (
+        ["cookie_path = /", "cookie_domain = none"] if host else []
+    )
+    broken = secure is not True or (host and (path != "/" or domain is not None))
+    if broken:
+        raise ConfigError(
+            f"{prefix}cookie_name = {name}: a cookie named {name[: 7 if host else 9]}... "
+            f"needs {', '.join(prefix + need for need in needs)} (browsers drop it "
+            "otherwise)"
+        )
 
 
 def secure(key: str, value: Any) -> bool | str:
@@ -159,7 +228,13 @@ def redis_url(key: str, value: Any) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not value.startswith(_REDIS_SCHEMES):
-        raise invalid(key, value, "a URL starting with redis://, rediss:// or unix://")
+        scheme = _SCHEME.match(value) if isinstance(value, str) else None
+        shown = f"scheme {scheme.group(1)!r}" if scheme else "no scheme"
+        raise ConfigError(
+            f"invalid value for {key!r}: a {type(value).__name__} with {shown} (the "
+            "rest is not shown: it may hold a password); expected a URL starting "
+            "with redis://, rediss:// or unix://"
+        )
     return value
 
 

@@ -19,10 +19,12 @@ from typing import Any, NoReturn, TextIO
 from . import secretkey
 from .config import Settings, StoreSpec, parse_settings
 from .demo.command import add_demo_parser
+from .deploycheck import print_deploy_warnings
 from .errors import ConfigError, SessionError, StoreUnavailable
 from .inifile import PREFIX, read_section
+from .redaction import redact_url
 from .storecheck import build_store, reach_store, unreachable
-from .storespec import hide_url_passwords, store_keys
+from .storespec import store_keys
 
 __all__ = ["PREFIX", "STORE_OPTIONS", "build_parser", "main", "read_section"]
 
@@ -113,7 +115,7 @@ def _refuse_secret_arguments(given: dict[str, str]) -> None:
                 f"is visible to every user in ps; use {where}"
             )
     url = given.get("sql_url")
-    if url is not None and hide_url_passwords(url) != url:
+    if url is not None and "://" in url and redact_url(url) != url:
         raise ConfigError(
             "--sql-url with a password is refused: arguments are visible to every "
             "user in ps; use --config, with sql_url's password as %(NAME)s from "
@@ -250,6 +252,7 @@ def command_check(args: argparse.Namespace) -> int:
     if args.config:
         print(f"configuration ok: {options}")
     reach_store(store, STORE_HINT)
+    print_deploy_warnings(options, spec)
     print(f"store reached: {store!r}")
     return 0
 

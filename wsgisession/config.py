@@ -162,10 +162,41 @@ class Settings:
         "(SQLite, memcached, Redis; file locks die with their process). "
         "Keep it above your longest request.",
     )  # fmt: skip
+    private_responses: bool = _option(
+        True, "bool", c.boolean, c.parse_bool,
+        "Add Cache-Control: private to a response that sets or deletes the "
+        "session cookie and has no Cache-Control of its own, so that no shared "
+        "cache keeps it.",
+    )  # fmt: skip
+    cleanup_interval: int = _option(
+        300, "seconds (int >= 0)", c.seconds(0), c.parse_int,
+        "At most once per this many seconds per process, a save also removes "
+        "a bounded batch of expired records (memory, file, SQLite and SQL "
+        "stores); 0 turns it off.",
+    )  # fmt: skip
+    reissue_time: int | None = _option(
+        None, "seconds (int >= 0) or none", c.seconds(0, optional=True),
+        c.parse_optional_int,
+        "Re-save (and re-send the cookie of) a session that was used but not "
+        "changed at most once per this many seconds, so that it stays alive; "
+        "none never does.",
+    )  # fmt: skip
+    save_on_error: bool = _option(
+        False, "bool", c.boolean, c.parse_bool,
+        "Save the session also when the app answers with a 5xx status (Pyramid's "
+        "set_on_exception); an exception that escapes the app never saves.",
+    )  # fmt: skip
     prefix: InitVar[str] = ""
 
     def __post_init__(self, prefix: str) -> None:
         _validate_fields(self, prefix)
+        c.check_cookie_prefix(
+            prefix,
+            self.cookie_name,
+            self.cookie_secure,
+            self.cookie_path,
+            self.cookie_domain,
+        )
 
     @classmethod
     def from_options(
@@ -216,6 +247,10 @@ class Options(TypedDict, total=False):
     lock: bool
     lock_timeout: float
     lock_ttl: float
+    private_responses: bool
+    cleanup_interval: int
+    reissue_time: int | None
+    save_on_error: bool
 
 
 def _option_name(key: str, prefix: str) -> str | None:

@@ -29,6 +29,7 @@ __all__ = [
     "decide",
     "deleting_cookie",
     "is_touched",
+    "mark_private",
     "merge_vary",
     "session_cookie",
 ]
@@ -55,6 +56,8 @@ class SessionState(NamedTuple):
     empty: bool
     #: The request came with a session cookie.
     had_cookie: bool
+    #: ``reissue_time`` has passed since the last save: re-save it unchanged.
+    reissue_due: bool = False
 
 
 def is_touched(accessed: bool, modified: bool, settings: Settings) -> bool:
@@ -66,16 +69,17 @@ def decide(state: SessionState, settings: Settings, status: str) -> CookieAction
     """The cookie policy: set, delete or leave the session cookie on this response.
 
     An emptied session deletes the cookie the client sent; a non-empty
-    session that changed (or any, with ``save_every_request``) is saved and
-    its cookie sent, unless the response is a server error (5xx).
+    session that changed (or any, with ``save_every_request``, or one due
+    for ``reissue_time``) is saved and its cookie sent, unless the response
+    is a server error (5xx) and ``save_on_error`` is off.
     """
     if not state.accessed:
         return CookieAction.NOTHING
     if state.empty:
         return CookieAction.DELETE if state.had_cookie else CookieAction.NOTHING
-    if int(status[:3]) >= 500:
+    if int(status[:3]) >= 500 and not settings.save_on_error:
         return CookieAction.NOTHING
-    if state.modified or settings.save_every_request:
+    if state.modified or settings.save_every_request or state.reissue_due:
         return CookieAction.SET
     return CookieAction.NOTHING
 
@@ -175,6 +179,18 @@ def deleting_cookie(settings: Settings, secure: bool) -> tuple[str, str]:
         max_size=0,
     )
     return ("Set-Cookie", header)
+
+
+def mark_private(headers: list[tuple[str, str]]) -> None:
+    """Add ``Cache-Control: private``, in place, unless the app set a Cache-Control.
+
+    For a response that sets or deletes the session cookie: a shared cache
+    that kept it would hand one user's session to the next.
+    """
+    for name, _ in headers:
+        if name.lower() == "cache-control":
+            return
+    headers.append(("Cache-Control", "private"))
 
 
 def merge_vary(headers: list[tuple[str, str]]) -> None:

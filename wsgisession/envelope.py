@@ -1,7 +1,9 @@
 """The record format: a session's data, creation time and expiry as bytes.
 
 A stored record is the serializer's encoding of
-``{"v": 1, "data": {...}, "created": <unix time>, "expiry": <Expiry>}``.
+``{"v": 1, "data": {...}, "created": <unix time>, "expiry": <Expiry>,
+"saved": <unix time>}``; ``saved`` (the last save, for ``reissue_time``) is
+optional, and records written before it existed lack it.
 Both functions are pure: the serializer in, bytes or parts out. Changing
 the layout means a new ``v`` and a decoder that still reads version 1.
 """
@@ -20,11 +22,13 @@ FORMAT_VERSION = 1
 
 
 class Envelope(NamedTuple):
-    """A record's parts: the session's data, when it was created, its expiry."""
+    """A record's parts: the session's data, when it was created, its expiry,
+    and when it was last saved (None if the record does not say)."""
 
     data: dict[str, Any]
     created: float
     expiry: Expiry
+    saved_at: float | None = None
 
 
 class CorruptRecord(ValueError):
@@ -33,8 +37,10 @@ class CorruptRecord(ValueError):
 
 def encode(serializer: Serializer, envelope: Envelope) -> bytes:
     """The record's bytes; an unserializable value is reported by its key."""
-    data, created, expiry = envelope
+    data, created, expiry, saved_at = envelope
     record = {"v": FORMAT_VERSION, "data": data, "created": created, "expiry": expiry}
+    if saved_at is not None:
+        record["saved"] = saved_at
     dumps = serializer.dumps
     try:
         return dumps(record)
@@ -59,6 +65,11 @@ def decode(serializer: Serializer, payload: bytes) -> Envelope:
         if not (expiry is None or type(expiry) is int or isinstance(expiry, str)):
             raise TypeError(f"malformed expiry {expiry!r}")
         decode_moment(expiry)
+        saved_at = record.get("saved")
+        if saved_at is not None and not isinstance(saved_at, (int, float)):
+            raise TypeError(f"malformed save time {saved_at!r}")
     except Exception as exc:
         raise CorruptRecord(f"{type(exc).__name__}: {exc}") from exc
-    return Envelope(data, float(created), expiry)
+    return Envelope(
+        data, float(created), expiry, None if saved_at is None else float(saved_at)
+    )

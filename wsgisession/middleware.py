@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any, Self, Unpack
 
+from .cleanup import Sweeper
 from .config import Options, Settings
 from .errors import ConfigError
 from .response import Response, ResponseSetup
@@ -95,6 +96,11 @@ class SessionMiddleware:
             )
         self.settings = settings
         self.serializer = serializer
+        self._sweeper = (
+            None
+            if self.store.client_side
+            else Sweeper(self.store, settings.cleanup_interval)
+        )
         # Used on every request: bound once.
         self._setup = self._response_setup(settings, serializer)
         self._environ_key = settings.environ_key
@@ -106,6 +112,7 @@ class SessionMiddleware:
             settings,
             self.store,
             Session.request_factory(self.store, settings, serializer),
+            self._sweeper,
         )
 
     def __call__(

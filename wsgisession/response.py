@@ -18,6 +18,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple
 
+from .cleanup import Sweeper
 from .config import Settings
 from .cookies import (
     CookieAction,
@@ -27,11 +28,12 @@ from .cookies import (
     deleting_cookie,
     is_secure,
     is_touched,
+    mark_private,
     merge_vary,
     session_cookie,
 )
 from .errors import SessionInterrupted
-from .session import Session
+from .session import KeySource, Session
 from .stores.base import Store
 
 __all__ = ["Response", "ResponseSetup"]
@@ -40,8 +42,12 @@ logger = logging.getLogger(__name__)
 
 Headers = list[tuple[str, str]]
 StartResponse = Callable[..., Callable[[bytes], Any]]
-SessionFactory = Callable[[Callable[[], str | None] | None], Session]
+SessionFactory = Callable[[KeySource | None], Session]
 _END: Any = object()
+
+#: The most session cookies of one request tried against the store: a
+#: header with thousands of them costs no more than a few loads.
+MAX_KEY_CANDIDATES = 4
 
 
 class ResponseSetup(NamedTuple):
@@ -50,6 +56,8 @@ class ResponseSetup(NamedTuple):
     settings: Settings
     store: Store
     new_session: SessionFactory
+    #: Runs the store's bounded cleanup now and then after a save (or None).
+    sweeper: Sweeper | None = None
 
 
 def _no_start_response(*args: Any) -> Callable[[bytes], Any]:
@@ -85,7 +93,7 @@ class Response:
         self.environ = environ
         self.server_start_response = start_response
         self.session = setup.new_session(
-            self.read_key if "HTTP_COOKIE" in environ else None
+            self.read_keys if "HTTP_COOKIE" in environ else None
         )
 
     @classmethod
@@ -97,13 +105,26 @@ class Response:
         """
         return cls(setup, environ, _no_start_response)
 
-    def read_key(self) -> str | None:
-        """The session key the request's cookie offers (first well-formed one)."""
+    def read_keys(self) -> tuple[str, ...]:
+        """The session keys the request's cookies offer: the well-formed ones, in order.
+
+        A browser may send several cookies of the name (one planted from a
+        sibling subdomain on a longer path comes first): the session loads
+        the first the store knows. At most :data:`MAX_KEY_CANDIDATES`.
+        """
         name = self.setup.settings.cookie_name
         values = cookie_values(self.environ.get("HTTP_COOKIE"), name)
         self.had_cookie = bool(values)
         is_valid = self.setup.store.is_valid_key
-        return next((value for value in values if is_valid(value)), None)
+        if len(values) == 1:  # the usual case
+            return (values[0],) if is_valid(values[0]) else ()
+        keys: list[str] = []
+        for value in values:
+            if is_valid(value) and value not in keys:
+                keys.append(value)
+                if len(keys) == MAX_KEY_CANDIDATES:
+                    break
+        return tuple(keys)
 
     def start_response(
         self, status: str, headers: Headers, exc_info: Any = None
@@ -178,6 +199,8 @@ class Response:
             if session.accessed:
                 headers = headers + cookies
                 merge_vary(headers)
+                if cookies and self.setup.settings.private_responses:
+                    mark_private(headers)
         self.server_write = self.server_start_response(
             self.status, headers, self.exc_info
         )
@@ -186,7 +209,11 @@ class Response:
         """The session as the cookie policy sees it."""
         session = self.session
         return SessionState(
-            session.accessed, session.modified, session.is_empty(), self.had_cookie
+            session.accessed,
+            session.modified,
+            session.is_empty(),
+            self.had_cookie,
+            session.reissue_due(),
         )
 
     def cookie_headers(self, *, final: bool) -> Headers:
@@ -198,7 +225,7 @@ class Response:
         session = self.session
         settings = self.setup.settings
         if not session.accessed:
-            if session.session_key is None:
+            if not session.offered_keys():
                 return []
             session.load()  # so that emptiness is judged after the load
         session.detect_changes()
@@ -230,6 +257,8 @@ class Response:
                 "this request's changes were dropped and its cookie deleted"
             )
             return False
+        if self.setup.sweeper is not None:
+            self.setup.sweeper.after_save()
         return True
 
     def save_late(self) -> None:

@@ -18,6 +18,7 @@ from collections.abc import (
     Iterator,
     KeysView,
     MutableMapping,
+    Sequence,
     ValuesView,
 )
 from contextlib import AbstractContextManager
@@ -45,6 +46,9 @@ TEST_COOKIE_VALUE = "worked"
 _UNSET: Any = object()
 _CREATE_ATTEMPTS = 5
 
+#: What a request offers to load: the well-formed ids of its cookies, best first.
+KeySource = Callable[[], Sequence[str]]
+
 
 class Session(MutableMapping[str, Any]):
     """A session bound to a store. ``environ["wsgisession"]`` is one of these.
@@ -60,6 +64,8 @@ class Session(MutableMapping[str, Any]):
     accessed = False
     modified = False
     _session_key: str | None = None
+    _offered: Sequence[str] = ()
+    _saved_at: float | None = None
     _data: dict[str, Any] | None = None
     _record: Record | None = None
     _stored = False
@@ -72,7 +78,7 @@ class Session(MutableMapping[str, Any]):
     @classmethod
     def request_factory(
         cls, store: Store, settings: Settings, serializer: Serializer
-    ) -> Callable[[Callable[[], str | None] | None], Session]:
+    ) -> Callable[[KeySource | None], Session]:
         """The middleware's constructor, bound once: its arguments are already checked.
 
         Every request gets a session, touched or not, so the sessions it
@@ -80,7 +86,7 @@ class Session(MutableMapping[str, Any]):
         """
         new = object.__new__
 
-        def for_request(key_source: Callable[[], str | None] | None) -> Session:
+        def for_request(key_source: KeySource | None) -> Session:
             session = new(cls)
             session._store = store
             session._settings = settings
@@ -97,33 +103,34 @@ class Session(MutableMapping[str, Any]):
         session_key: str | None = None,
         *,
         serializer: Serializer | None = None,
-        key_source: Callable[[], str | None] | None = None,
+        key_source: Callable[[], Sequence[str]] | None = None,
     ) -> None:
         self._store = store
         self._settings = settings if settings is not None else Settings()
         self._serializer = serializer or resolve_serializer(self._settings.serializer)
         self._key_source = key_source
-        self._session_key = (
-            session_key
-            if session_key is not None and store.is_valid_key(session_key)
-            else None
-        )
+        if session_key is not None and store.is_valid_key(session_key):
+            self._offered = (session_key,)
 
     # -- key and loading ---------------------------------------------------
 
     @property
     def session_key(self) -> str | None:
-        """The session's id, or None until it is first saved."""
-        if self._key_source is not None:
-            self._resolve_key()
+        """The id of the session's stored record, or None if there is none.
+
+        Reading it loads the session (and counts as access): an id the
+        client offered is only ever returned once the store knows it.
+        """
+        self._get_data()
         return self._session_key
 
-    def _resolve_key(self) -> None:
-        source, self._key_source = self._key_source, None
+    def offered_keys(self) -> Sequence[str]:
+        """The ids this session will try to load, best first (no I/O; empty once loaded)."""
+        source = self._key_source
         if source is not None:
-            candidate = source()
-            if self._store.is_valid_key(candidate):
-                self._session_key = candidate
+            self._key_source = None
+            self._offered = source()
+        return self._offered
 
     def _get_data(self) -> dict[str, Any]:
         self.accessed = True
@@ -131,23 +138,44 @@ class Session(MutableMapping[str, Any]):
         return data if data is not None else self._load()
 
     def _load(self) -> dict[str, Any]:
-        self._resolve_key()
-        data: dict[str, Any] = {}
-        if self._session_key is not None:
-            if self._settings.lock and self._held_lock is None:
-                self._acquire_lock(self._session_key)
-            record = self._store.load(self._session_key)
-            parts = None if record is None else self._decode(record.payload)
-            if record is None or (parts and self._timed_out(parts.created)):
-                self._session_key = None
-            else:
-                if parts is not None:
-                    data, self._created, self._expiry = parts
-                self._stored, self._record = True, record
+        """Load the first offered id the store knows (cookie tossing: see docs/security)."""
+        data: dict[str, Any] | None = None
+        candidates, self._offered = self.offered_keys(), ()
+        self._session_key = None
+        for candidate in candidates:
+            data = self._open(candidate)
+            if data is not None:
+                break
+        if data is None:
+            data = {}
         if self._created is None:
             self._created = clock.now()
         self._changes = ChangeSet(snapshot(data, self._serializer.dumps))
         self._data = data
+        return data
+
+    def _open(self, session_key: str) -> dict[str, Any] | None:
+        """The data of ``session_key`` if its record is live, else None.
+
+        With ``lock = true`` only a record that exists is locked: it is
+        loaded, locked, then loaded again under the lock, so made-up ids
+        never take (or wait for) a lock.
+        """
+        record = self._store.load(session_key)
+        locked = False
+        if record is not None and self._settings.lock and self._held_lock is None:
+            self._acquire_lock(session_key)
+            locked = True
+            record = self._store.load(session_key)  # as it is now, under the lock
+        parts = None if record is None else self._decode(record.payload)
+        if record is None or (parts and self._timed_out(parts.created)):
+            if locked:
+                self.release_lock()
+            return None
+        self._session_key, self._stored, self._record = session_key, True, record
+        if parts is None:  # corrupt: the record is replaced on the next save
+            return {}
+        data, self._created, self._expiry, self._saved_at = parts
         return data
 
     def _decode(self, payload: bytes) -> Envelope | None:
@@ -289,10 +317,16 @@ class Session(MutableMapping[str, Any]):
         return self._created
 
     def is_empty(self) -> bool:
-        """True when the session has neither a key nor any data."""
-        if self.session_key is not None:
+        """True when the session has neither a key nor any data (loads it)."""
+        return self.session_key is None and not self._data
+
+    def reissue_due(self) -> bool:
+        """Whether ``reissue_time`` says to re-save this stored session now."""
+        interval = self._settings.reissue_time
+        if interval is None or not self._stored:
             return False
-        return not self._data
+        saved_at = self._saved_at
+        return saved_at is None or saved_at + interval <= clock.now()
 
     # -- expiry ------------------------------------------------------------
 
@@ -420,8 +454,9 @@ class Session(MutableMapping[str, Any]):
         self.modified = True
 
     def _current_envelope(self) -> Envelope:
+        """The session as it is, to be saved now."""
         assert self._data is not None and self._created is not None
-        return Envelope(self._data, self._created, self._expiry)
+        return Envelope(self._data, self._created, self._expiry, clock.now())
 
     def _create(self) -> None:
         """Store the data as a new record under a new (or reserved) key."""
@@ -469,11 +504,12 @@ class Session(MutableMapping[str, Any]):
         if base is None:
             base = Envelope({}, self._created or clock.now(), None)
         assert self._data is not None
-        return self._changes.apply(base, self._data, self._expiry)
+        merged = self._changes.apply(base, self._data, self._expiry)
+        return merged._replace(saved_at=clock.now())
 
     def _saved(self, key: str, parts: Envelope, record: Record) -> None:
         self._session_key, self._stored, self._record = key, True, record
-        self._data, self._created, self._expiry = parts
+        self._data, self._created, self._expiry, self._saved_at = parts
         self._changes.watch(parts.data, self._serializer.dumps)
 
     def reserve_key(self) -> str:

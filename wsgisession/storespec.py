@@ -8,22 +8,17 @@ against those declarations and calls the store's ``from_ini``.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from . import _coerce as c
 from ._coerce import import_dotted
 from .errors import ConfigError
+from .redaction import redacted_value
 from .stores import registry
 from .stores.base import IniOption, Store
 
-__all__ = ["STORE_KEY", "StoreSpec", "hide_url_passwords", "store_keys"]
-
-#: The password of a URL (``scheme://user:PASSWORD@host``, ``?password=...``),
-#: hidden when a spec is shown: ``sql_url`` and ``redis_url`` may hold one.
-_USERINFO_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
-_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&]*")
+__all__ = ["STORE_KEY", "StoreSpec", "store_keys"]
 
 #: The ``store`` key itself: a built-in name or ``package.module:Class``.
 STORE_KEY = IniOption(
@@ -180,22 +175,11 @@ class StoreSpec:
         return result
 
     def __repr__(self) -> str:
-        shown = {name: _shown(name, value) for name, value in self.given().items()}
+        shown = {
+            name: redacted_value(name, value) for name, value in self.given().items()
+        }
         parts = [f"store={self.store!r}"] + [f"{k}={v!r}" for k, v in shown.items()]
         return f"StoreSpec({', '.join(parts)})"
-
-
-def _shown(name: str, value: Any) -> Any:
-    """A store key's value as a repr or log line may show it: no secret."""
-    if name.startswith("secret_key"):
-        return "***"
-    return hide_url_passwords(value) if isinstance(value, str) else value
-
-
-def hide_url_passwords(text: str) -> str:
-    """``text`` with the password of any URL in it replaced by ``***``."""
-    text = _USERINFO_PASSWORD.sub(r"\1***@", text)
-    return _QUERY_PASSWORD.sub(r"\1***", text)
 
 
 def spec_from_values(values: Mapping[str, Any], prefix: str = "") -> StoreSpec:

@@ -270,8 +270,11 @@ class WsgiSessionInterface(SessionInterface):
             ):
                 _refresh_if_permanent(raw, keep_accessed=middleware.settings.lock)
             return
-        for name, value in detached.finish(response.status):
+        cookies = detached.finish(response.status)
+        for name, value in cookies:
             response.headers.add(name, value)
+        if cookies and detached.setup.settings.private_responses:
+            response.headers.setdefault("Cache-Control", "private")
         if detached.session.accessed:
             response.vary.add("Cookie")
 

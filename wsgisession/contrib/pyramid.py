@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from pyramid.interfaces import ISession  # type: ignore[import-untyped]
 from zope.interface import classImplements  # type: ignore[import-untyped]
 
+from ..errors import ConfigError
 from ..paste import make_middleware
 from ..session import Session
 from . import SessionProxy
@@ -43,6 +44,10 @@ logger = logging.getLogger(__name__)
 #: Session keys of the flash queues and the CSRF token, as Pyramid's own session.
 FLASH_PREFIX = "_f_"
 CSRF_KEY = "_csrft_"
+
+#: Parameters of Pyramid's own session factories that wsgisession names
+#: otherwise (``reissue_time`` has the same name in both).
+PYRAMID_NAMES = {"set_on_exception": "save_on_error"}
 
 
 class PyramidSession(SessionProxy):
@@ -149,6 +154,23 @@ def make_wsgi_app(config: Any, prefix: str = "wsgisession.") -> SessionMiddlewar
 
     The settings' keys starting with ``prefix`` are the middleware's options
     and store keys; an unknown one raises ConfigError here, at startup.
+    Pyramid's names are understood too: ``wsgisession.set_on_exception`` is
+    :confval:`save_on_error`, and ``wsgisession.reissue_time`` is
+    :confval:`reissue_time` in both.
     """
-    settings = config.get_settings() or {}
+    settings = pyramid_names_translated(config.get_settings() or {}, prefix)
     return make_middleware(config.make_wsgi_app(), settings, prefix)
+
+
+def pyramid_names_translated(settings: Any, prefix: str) -> dict[str, Any]:
+    """``settings`` with Pyramid's session parameter names renamed to ours."""
+    result = dict(settings)
+    for theirs, ours in PYRAMID_NAMES.items():
+        if prefix + theirs not in result:
+            continue
+        if prefix + ours in result:
+            raise ConfigError(
+                f"{prefix}{theirs} and {prefix}{ours} are the same option; give one"
+            )
+        result[prefix + ours] = result.pop(prefix + theirs)
+    return result

@@ -44,6 +44,7 @@ from itsdangerous import BadSignature, Signer
 
 from .. import _coerce as c
 from ..errors import COOKIE_SIZE_LIMIT, ConfigError, SessionCookieTooLarge
+from ..logthrottle import ThrottledWarning
 from .base import IniOption, Merge, Progress, Record, Store, now
 
 if TYPE_CHECKING:
@@ -119,17 +120,25 @@ class _Cipher:
 def _secrets(
     secret_key: str | bytes | None, fallbacks: Sequence[str | bytes]
 ) -> list[bytes]:
-    """The secret and its fallbacks as bytes, newest first; ConfigError if bad."""
+    """The secret and its fallbacks as bytes, newest first; ConfigError if bad.
+
+    Each must be at least 32 bytes; no error shows a secret.
+    """
     if isinstance(fallbacks, (str, bytes)):
         raise ConfigError("fallbacks must be a list of secret keys, not one string")
-    result = []
-    for name, secret in [("secret_key", secret_key)] + [
-        ("a fallback secret key", key) for key in fallbacks or ()
-    ]:
-        if not isinstance(secret, (str, bytes)) or not secret:
-            raise ConfigError(f"SignedCookieStore needs {name}: a non-empty string")
-        result.append(secret.encode("utf-8") if isinstance(secret, str) else secret)
-    return result
+    if fallbacks is not None and not isinstance(fallbacks, Sequence):
+        raise ConfigError(
+            f"fallbacks must be a list of secret keys, not a {type(fallbacks).__name__}"
+        )
+    if secret_key is None or secret_key in ("", b""):
+        raise ConfigError(
+            f"SignedCookieStore needs secret_key: a secret of at least "
+            f"{c.MIN_SECRET_BYTES} bytes. Make one with: {c.MAKE_SECRET}"
+        )
+    keys = [c.strong_secret("secret_key", secret_key)]
+    for index, key in enumerate(fallbacks or ()):
+        keys.append(c.strong_secret(f"fallbacks[{index}]", key))
+    return keys
 
 
 def _b64decode(text: bytes) -> bytes:
@@ -153,15 +162,17 @@ class SignedCookieStore(Store):
     ini_name = "cookie"
     ini_options = (
         IniOption(
-            "secret_key", "text", None,
-            "Key that signs the session cookie. Keep it secret.",
+            "secret_key", "secret (32+ bytes)", None,
+            "Key that signs the session cookie, at least 32 bytes; make one "
+            "with python -c \"import secrets; print(secrets.token_urlsafe(32))\". "
+            "Keep it secret.",
             c.secret, c.parse_optional_text, required=True,
         ),
         IniOption(
-            "secret_key_fallbacks", "list of text", (),
+            "secret_key_fallbacks", "list of secrets (32+ bytes each)", (),
             "Older secret keys, whitespace-separated, still accepted when "
             "verifying, so that keys can be rotated.",
-            c.word_list, c.parse_list, argument="fallbacks",
+            c.secret_list, c.parse_list, argument="fallbacks",
         ),
         IniOption(
             "encrypt", "bool", False,
@@ -201,6 +212,8 @@ class SignedCookieStore(Store):
         self._fallback_count = len(secrets) - 1
         self.encrypt = encrypt
         self.compress_threshold = compress_threshold
+        # Any client can send a bad cookie: at most one WARNING a minute.
+        self._warn_rejected = ThrottledWarning(logger)
 
     def is_valid_key(self, session_key: object) -> bool:
         """Whether ``session_key`` has the characters and length of a value."""
@@ -213,7 +226,7 @@ class SignedCookieStore(Store):
     def load(self, session_key: str) -> Record | None:
         record, reason = self._open(session_key)
         if record is None:
-            logger.warning("%r rejected a session cookie: %s", self, reason)
+            self._warn_rejected("%r rejected a session cookie: %s", self, reason)
         return record
 
     def exists(self, session_key: str) -> bool:

@@ -36,6 +36,7 @@ else:
 
 from .. import _coerce as c
 from ..errors import ConfigError, StoreUnavailable
+from ..redaction import redact_url
 from ._shared import KEY_PREFIX_OPTION, LOCK_SUFFIX, pack, pause, poll_lock, unpack
 from .base import IniOption, Merge, Progress, Record, Store, now, storage_key
 
@@ -96,27 +97,11 @@ def _digest(value: bytes | None) -> str:
     return "" if value is None else hashlib.sha1(value).hexdigest()
 
 
-def redact_url(url: str) -> str:
-    """``url`` without its credentials, for messages and ``repr``."""
-    parts = urlsplit(url)
-    redacted = url
-    if "@" in parts.netloc:
-        host = parts.netloc.rsplit("@", 1)[1]
-        redacted = redacted.replace(parts.netloc, "***@" + host, 1)
-    if parts.query:
-        query = "&".join(
-            "password=***" if pair.partition("=")[0] == "password" else pair
-            for pair in parts.query.split("&")
-        )
-        redacted = redacted.replace("?" + parts.query, "?" + query, 1)
-    return redacted
-
-
 def _client_from_url(url: str, socket_timeout: float) -> redis.Redis:
     if not isinstance(url, str) or urlsplit(url).scheme not in _SCHEMES:
         raise ConfigError(
             f"RedisStore url must start with redis://, rediss:// or unix://: "
-            f"{redact_url(url) if isinstance(url, str) else url!r}"
+            f"{redact_url(url) if isinstance(url, str) else type(url).__name__}"
         )
     parts = urlsplit(url)
     if parts.scheme != "unix" and not _DB_PATH.fullmatch(parts.path):
@@ -185,7 +170,7 @@ class RedisStore(Store):
             )
         self._key_prefix = key_prefix
         if url is not None:
-            self._where = redact_url(url) if isinstance(url, str) else repr(url)
+            self._where = redact_url(url) if isinstance(url, str) else "?"
             self._client: Any = _client_from_url(url, float(socket_timeout))
         else:
             self._where = f"<{type(client).__name__}>"

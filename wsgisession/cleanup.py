@@ -1,0 +1,63 @@
+"""Incremental cleanup: now and then, a save also sweeps some expired records.
+
+File, SQLite and memory stores keep expired records until something
+removes them; an app nobody runs ``wsgisession clear-expired`` for would
+fill its disk. A :class:`Sweeper` lets at most one save per
+``cleanup_interval`` seconds (per process) call the store's bounded
+``sweep_expired``, so no single request pays for a full sweep.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from . import clock
+from .stores.base import Store
+
+__all__ = ["SWEEP_BATCH", "Sweeper"]
+
+logger = logging.getLogger(__name__)
+
+#: The most expired records one sweep removes.
+SWEEP_BATCH = 100
+
+
+class Sweeper:
+    """Runs ``store.sweep_expired(SWEEP_BATCH)`` at most once per ``interval`` s.
+
+    ``interval`` 0 turns it off. The first save after start sweeps.
+    """
+
+    def __init__(self, store: Store, interval: int) -> None:
+        self.store = store
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._due = float("-inf")
+
+    def after_save(self) -> None:
+        """A save happened: sweep if the interval has passed (one caller does)."""
+        if not self.interval:
+            return
+        moment = clock.now()
+        if moment < self._due:  # the usual case, without the lock
+            return
+        with self._lock:
+            if moment < self._due:
+                return
+            self._due = moment + self.interval
+        try:
+            removed = self.store.sweep_expired(SWEEP_BATCH)
+        except Exception:  # the save succeeded; cleanup can wait
+            logger.warning(
+                "sweeping expired sessions from %r failed; trying again in %d s",
+                self.store,
+                self.interval,
+                exc_info=True,
+            )
+            return
+        if removed:
+            logger.debug("swept %d expired sessions from %r", removed, self.store)
+
+    def __repr__(self) -> str:
+        return f"Sweeper({self.store!r}, interval={self.interval!r})"

@@ -1,0 +1,54 @@
+"""Deployment warnings of ``wsgisession check``, as Django's ``check --deploy``.
+
+A configuration can be valid and still unsafe in production: these are the
+settings worth a second look. They are warnings, not errors (development
+over ``http://localhost`` needs ``cookie_secure = false``), so ``check``
+prints them and still succeeds.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from .config import Settings
+from .storespec import StoreSpec
+
+__all__ = ["deploy_warnings", "print_deploy_warnings"]
+
+#: Stores whose server other apps may share, so that their keys could collide.
+SHARED_SERVER_STORES = ("redis", "memcached")
+
+
+def deploy_warnings(settings: Settings, spec: StoreSpec) -> list[str]:
+    """The warnings this configuration deserves, one sentence each."""
+    found = []
+    if settings.cookie_secure is False:
+        found.append(
+            "cookie_secure = false: the session cookie is also sent over plain "
+            "http, where anyone on the network can read it; set cookie_secure = "
+            "true on an HTTPS site (and prefer cookie_name = __Host-sessionid)"
+        )
+    if not settings.cookie_httponly:
+        found.append(
+            "cookie_httponly = false: JavaScript can read the session id, so one "
+            "XSS hole steals every session; set cookie_httponly = true"
+        )
+    if spec.store in SHARED_SERVER_STORES and spec.key_prefix is None:
+        found.append(
+            f"key_prefix is the default on store = {spec.store}: every app on the "
+            "same server using wsgisession shares one key space, so one app's "
+            "session ids are sessions of the other; set key_prefix = myapp: "
+        )
+    return found
+
+
+def print_deploy_warnings(
+    settings: Settings, spec: StoreSpec, stream: TextIO | None = None
+) -> int:
+    """Print each warning (to stderr by default); return how many there were."""
+    warnings = deploy_warnings(settings, spec)
+    out = sys.stderr if stream is None else stream
+    for warning in warnings:
+        print(f"warning: {warning}", file=out)
+    return len(warnings)

@@ -1,0 +1,50 @@
+"""Keeping secrets out of messages: URLs without their passwords.
+
+No error, log line, ``repr`` or command output of wsgisession shows a
+secret key, a fallback or a password from a URL; the helpers here are how
+a URL is shown.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+__all__ = ["redact_url", "redacted_value"]
+
+#: Query parameters that carry a credential in database and Redis URLs.
+_SECRET_PARAMETERS = ("password", "passwd", "pass", "pwd", "secret", "token")
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its credentials, for messages and ``repr``.
+
+    A string that is not ``scheme://...`` is not shown at all: where a
+    password would be in it cannot be told.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        parts = None
+    if parts is None or "://" not in url:
+        return "<not a URL, not shown>"
+    redacted = url
+    if "@" in parts.netloc:
+        host = parts.netloc.rsplit("@", 1)[1]
+        redacted = redacted.replace(parts.netloc, "***@" + host, 1)
+    if parts.query:
+        query = "&".join(
+            name + "=***" if name.lower() in _SECRET_PARAMETERS else pair
+            for pair in parts.query.split("&")
+            for name in [pair.partition("=")[0]]
+        )
+        redacted = redacted.replace("?" + parts.query, "?" + query, 1)
+    return redacted
+
+
+def redacted_value(name: str, value: object) -> object:
+    """A store key's value as messages may show it: secrets hidden, URLs redacted."""
+    if name.startswith("secret") or "password" in name:
+        return "***"
+    if isinstance(value, str) and "://" in value:
+        return redact_url(value)
+    return value
