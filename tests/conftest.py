@@ -127,3 +127,89 @@ def mariadb_server(
     servers.mariadb_setup(server)
     yield server
     server.remove()
+
+
+# -- several servers: a Redis Cluster and a memcached pool ----------------------
+#
+# ``redis_cluster`` / ``memcached_pool`` live for the whole run and
+# ``clean_redis_cluster`` / ``clean_memcached_pool`` hand them out emptied;
+# ``fresh_redis_cluster`` / ``fresh_memcached_pool`` are private to one test,
+# which may kill and restart their nodes.
+
+
+Group = TypeVar("Group", servers.RedisCluster, servers.MemcachedPool)
+
+
+def _started_group(factory: Callable[[Path], Group], workdir: Path) -> Group:
+    """``factory(workdir)`` started; a group that fails half-way is stopped."""
+    try:
+        group = factory(workdir)
+    except MissingBinary as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        group.start()
+    except BaseException:
+        group.stop()
+        raise
+    return group
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[servers.RedisCluster]:
+    workdir = tmp_path_factory.mktemp("redis-cluster")
+    cluster = _started_group(servers.RedisCluster, workdir)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def memcached_pool(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[servers.MemcachedPool]:
+    pool = _started_group(servers.MemcachedPool, tmp_path_factory.mktemp("mc-pool"))
+    yield pool
+    pool.stop()
+
+
+@pytest.fixture
+def clean_redis_cluster(redis_cluster: servers.RedisCluster) -> servers.RedisCluster:
+    import redis
+
+    for node in redis_cluster.nodes:
+        client = redis.Redis(host=node.host, port=node.port)
+        try:
+            client.flushall()
+        finally:
+            client.close()
+    return redis_cluster
+
+
+@pytest.fixture
+def clean_memcached_pool(
+    memcached_pool: servers.MemcachedPool,
+) -> servers.MemcachedPool:
+    from pymemcache.client.base import Client
+
+    for server in memcached_pool.servers:
+        client = Client((server.host, server.port), timeout=5)
+        try:
+            client.flush_all(noreply=False)
+        finally:
+            client.close()
+    return memcached_pool
+
+
+@pytest.fixture
+def fresh_redis_cluster(tmp_path: Path) -> Iterator[servers.RedisCluster]:
+    cluster = _started_group(servers.RedisCluster, tmp_path / "redis-cluster")
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def fresh_memcached_pool(tmp_path: Path) -> Iterator[servers.MemcachedPool]:
+    pool = _started_group(servers.MemcachedPool, tmp_path)
+    yield pool
+    pool.stop()

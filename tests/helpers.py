@@ -65,6 +65,8 @@ STORE_FACTORIES: dict[str, Callable[..., Store]] = {
     "sql-postgresql": stores.SQLStore,
     "sql-mariadb": stores.SQLStore,
     "sql-sqlite": stores.SQLStore,
+    "memcached-pool": stores.MemcachedStore,  # three servers
+    "redis-cluster": stores.RedisStore,  # three masters
 }
 
 
@@ -88,6 +90,10 @@ def store_argument(kind: str, request: pytest.FixtureRequest, tmp_path: Path) ->
         return str(server.address if kind == "memcached" else server.url)
     if kind in SQL_KINDS:
         return sql_url(kind, request, tmp_path)
+    if kind == "memcached-pool":
+        return str(request.getfixturevalue("clean_memcached_pool").spec)
+    if kind == "redis-cluster":
+        return str(request.getfixturevalue("clean_redis_cluster").url)
     return ""
 
 

@@ -1,7 +1,9 @@
 """The store protocol (``stores/base.py``) of every server-side store, tested once.
 
 Each test runs against the memory, file, SQLite, memcached and Redis stores
-and the SQL store on PostgreSQL, MariaDB and SQLite (the servers from conftest.py) through the protocol,
+(the last two on the real servers of conftest.py, each also as a pool of
+three memcached servers and a three-master Redis Cluster), and the SQL
+store on PostgreSQL, MariaDB and SQLite, through the protocol,
 and checks the backing from outside through a :class:`View`. What only one
 store does lives in its own ``test_store_<name>.py``.
 """
@@ -32,7 +34,6 @@ from helpers import (
     store_argument,
 )
 from pymemcache.client.base import Client  # type: ignore[import-untyped]
-from servers import ServerProcess
 from sql_support import SQL_KINDS, rows
 from sqlalchemy import create_engine
 
@@ -41,12 +42,12 @@ from wsgisession.errors import SessionInterrupted, StoreUnavailable
 from wsgisession.keys import generate_key, storage_key
 from wsgisession.stores.base import Merge, Record, now
 
+SCALED = ["memcached-pool", "redis-cluster"]  # several servers
 KINDS = list(STORE_FACTORIES)
 LOCAL = ["memory", "file", "sqlite", *SQL_KINDS]  # clear_expired() does the expiring
-NATIVE = ["memcached", "redis"]  # the server expires records
-# save the loaded record if unchanged:
-OPTIMISTIC = ["sqlite", "memcached", "redis", *SQL_KINDS]
-SHARED = ["file", "sqlite", "memcached", "redis", *SQL_KINDS]  # many processes
+NATIVE = ["memcached", "redis", *SCALED]  # the server expires records
+OPTIMISTIC = ["sqlite", *NATIVE, *SQL_KINDS]  # save the loaded record if unchanged
+SHARED = ["file", "sqlite", *NATIVE, *SQL_KINDS]  # one store for many processes
 PREFIX = "wsgisession:"
 PAYLOAD = bytes(range(256)) + b"\r\nEND\r\n" + b"x" * 100_000
 _MISSHAPEN = ["", "x", "a" * 42, "a" * 44, "a" * 42 + "!", "a b" * 15, "a" * 5000]
@@ -117,12 +118,33 @@ class MemcachedView(View):
         return PREFIX + storage_key(key)
 
     def records(self) -> dict[str, bytes]:
-        time.sleep(0.05)
-        dump = self.raw.raw_command(b"lru_crawler metadump all", b"END\r\n")
-        lines = [line for line in dump.splitlines() if line.startswith(b"key=")]
-        names = [unquote(line.split(b" ")[0][4:].decode()) for line in lines]
+        names = self.stable_names()
         values = {name: self.raw.get(name) for name in names}
         return {name: value for name, value in values.items() if value is not None}
+
+    def stable_names(self) -> set[str]:
+        """The server's keys, from crawler dumps taken until two agree.
+
+        The LRU crawler answers from a background walk: one dump can miss
+        an item just written, or come back cut, under load.
+        """
+        previous: set[str] | None = None
+        for _ in range(20):
+            time.sleep(0.05)
+            dump = self.raw.raw_command(b"lru_crawler metadump all", b"END\r\n")
+            lines = dump.splitlines()
+            if any(line and not line.startswith((b"key=", b"END")) for line in lines):
+                previous = None  # a cut or foreign reply: not to be trusted
+                continue
+            names = {
+                unquote(line.split(b" ")[0][4:].decode())
+                for line in lines
+                if line.startswith(b"key=")
+            }
+            if names == previous:
+                return names
+            previous = names
+        raise AssertionError("memcached's crawler dumps never agreed")
 
 
 class RedisView(MemcachedView):
@@ -139,6 +161,43 @@ class SQLView(View):
             engine.dispose()
 
 
+class GroupView(View):
+    """Several servers: what each holds (a record never on two of them)."""
+
+    def __init__(self, kind: str, argument: str, views: list[View]) -> None:
+        super().__init__(kind, argument)
+        self.views = views
+
+    def name_of(self, key: str) -> str:
+        return self.views[0].name_of(key)
+
+    def records(self) -> dict[str, bytes]:
+        held = [view.records() for view in self.views]
+        assert sum(map(len, held)) == len({name for part in held for name in part})
+        return {name: data for part in held for name, data in part.items()}
+
+    def dump(self) -> bytes:
+        return b"".join(view.dump() for view in self.views)
+
+
+def server_views(kind: str, request: pytest.FixtureRequest) -> Iterator[View]:
+    """Views of the one server, or of each server of the group, of ``kind``."""
+    group: Any = request.getfixturevalue(f"clean_{kind.replace('-', '_')}")
+    raws: list[Any] = []
+    try:
+        if kind.startswith("memcached"):
+            for server in getattr(group, "servers", [group]):
+                raws.append(Client((server.host, server.port), timeout=5))
+                yield MemcachedView(kind, server.address, raws[-1])
+        else:
+            for server in getattr(group, "nodes", [group]):
+                raws.append(redis.Redis(host=server.host, port=server.port))
+                yield RedisView(kind, server.url, raws[-1])
+    finally:
+        for raw in raws:
+            raw.close()
+
+
 LOCAL_VIEWS = {"memory": View, "file": FileView, "sqlite": SQLiteView}
 
 
@@ -151,18 +210,22 @@ def view(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[View]:
         yield view
         view.store.close()
         return
-    if kind in LOCAL_VIEWS:
+    views = None if kind in LOCAL_VIEWS else server_views(kind, request)
+    if views is None:
         path = tmp_path / ("sessions.sqlite3" if kind == "sqlite" else "sessions")
-        yield LOCAL_VIEWS[kind](kind, str(path))
-        return
-    server: ServerProcess = request.getfixturevalue(f"clean_{kind}")
-    if kind == "memcached":
-        raw = Client((server.host, server.port), timeout=5)
-        yield MemcachedView(kind, server.address, raw)
+        chosen = LOCAL_VIEWS[kind](kind, str(path))
+    elif kind not in SCALED:
+        chosen = next(views)
     else:
-        raw = redis.Redis(host=server.host, port=server.port)
-        yield RedisView(kind, server.url, raw)
-    raw.close()
+        group = request.getfixturevalue(f"clean_{kind.replace('-', '_')}")
+        argument = group.url if kind == "redis-cluster" else group.spec
+        chosen = GroupView(kind, argument, list(views))
+    # Set up first (SQLite's schema, a cluster's map of slots): first use
+    # must not eat into the timings of the tests.
+    chosen.store.load(generate_key())
+    yield chosen
+    if views is not None:
+        views.close()
 
 
 def recording(seen: list[bytes | None], result: bytes) -> Merge:
@@ -367,7 +430,7 @@ def test_clear_expired_counts_exactly(view: View) -> None:
 def test_endless_contention_gives_up(
     view: View, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    module = importlib.import_module(f"wsgisession.stores.{view.kind}")
+    module = importlib.import_module(f"wsgisession.stores.{view.kind.split('-')[0]}")
     monkeypatch.setattr(module, "MAX_ATTEMPTS", 3)
     store, key = view.store, generate_key()
     calls: list[bytes | None] = []

@@ -20,10 +20,12 @@ from servers import ServerProcess, free_port
 
 from wsgisession.errors import (
     ConfigError,
+    LockTimeout,
     StoreUnavailable,
 )
 from wsgisession.keys import generate_key
 from wsgisession.stores.memcached import (
+    CLOCK_MARGIN,
     RELATIVE_EXPIRE_LIMIT,
     MemcachedStore,
     memcached_expire,
@@ -33,8 +35,10 @@ DAY = 24 * 3600
 
 
 @pytest.fixture
-def store(clean_memcached: ServerProcess) -> MemcachedStore:
-    return MemcachedStore(clean_memcached.address)
+def store(clean_memcached: ServerProcess) -> Iterator[MemcachedStore]:
+    store = MemcachedStore(clean_memcached.address)
+    yield store
+    store.close()
 
 
 @pytest.fixture
@@ -68,22 +72,27 @@ def counts(raw: Client) -> dict[str, int]:
 @pytest.mark.parametrize(
     ("remaining", "expected"),
     [
-        (0.2, 1),
-        (1.0, 1),
-        (1.5, 2),
-        (59.999, 60),
-        (RELATIVE_EXPIRE_LIMIT, RELATIVE_EXPIRE_LIMIT),
+        (0.2, 3),
+        (1.0, 3),
+        (1.5, 4),
+        (59.999, 62),
+        (RELATIVE_EXPIRE_LIMIT - 2, RELATIVE_EXPIRE_LIMIT),
     ],
 )
-def test_expire_is_seconds_left_rounded_up(remaining: float, expected: int) -> None:
+def test_expire_is_seconds_left_rounded_up_plus_the_margin(
+    remaining: float, expected: int
+) -> None:
+    """memcached's clock lags by up to 1 s: its TTL ends after the header's."""
+    assert CLOCK_MARGIN == 2
     assert memcached_expire(1_700_000_000.0 + remaining, 1_700_000_000.0) == expected
 
 
 def test_expire_beyond_30_days_is_an_absolute_unix_time() -> None:
     moment = 1_700_000_000.0
-    expires_at = moment + RELATIVE_EXPIRE_LIMIT + 0.5
-    assert memcached_expire(expires_at, moment) == math.ceil(expires_at)
-    assert memcached_expire(moment + 400 * DAY, moment) == math.ceil(moment + 400 * DAY)
+    expires_at = moment + RELATIVE_EXPIRE_LIMIT - 1.5
+    assert memcached_expire(expires_at, moment) == math.ceil(expires_at) + 2
+    far = moment + 400 * DAY
+    assert memcached_expire(far, moment) == math.ceil(far) + 2
 
 
 @pytest.mark.parametrize("expires_at", [1_699_999_999.0, 1_700_000_000.0, math.nan])
@@ -196,7 +205,7 @@ def test_corrupt_record_loads_as_none_with_one_warning(
 def test_ttl_is_the_time_left(store: MemcachedStore, raw: Client) -> None:
     key = generate_key()
     store.create(key, b"soon", later(5))
-    assert ttl_of(raw, store._name(key)) in (4, 5)
+    assert ttl_of(raw, store._name(key)) in (6, 7)  # 5 s and the clock margin
 
 
 def test_record_beyond_30_days(store: MemcachedStore, raw: Client) -> None:
@@ -206,7 +215,7 @@ def test_record_beyond_30_days(store: MemcachedStore, raw: Client) -> None:
     record = store.load(key)
     assert record is not None and record.expires_at == expires_at
     ttl = ttl_of(raw, store._name(key))
-    assert ttl is not None and abs(ttl - 40 * DAY) <= 2
+    assert ttl is not None and abs(ttl - 40 * DAY - CLOCK_MARGIN) <= 2
 
 
 def test_record_just_under_30_days_uses_a_relative_ttl(
@@ -215,7 +224,7 @@ def test_record_just_under_30_days_uses_a_relative_ttl(
     key = generate_key()
     store.create(key, b"month", later(29 * DAY))
     ttl = ttl_of(raw, store._name(key))
-    assert ttl is not None and abs(ttl - 29 * DAY) <= 2
+    assert ttl is not None and abs(ttl - 29 * DAY - CLOCK_MARGIN) <= 2
 
 
 def test_load_and_save_cost_two_round_trips(store: MemcachedStore, raw: Client) -> None:
@@ -238,7 +247,7 @@ def test_load_and_save_cost_two_round_trips(store: MemcachedStore, raw: Client) 
 
 def test_sockets_have_tcp_nodelay(store: MemcachedStore) -> None:
     store.load(generate_key())
-    (client,) = store._servers[0]._pool.free
+    (client,) = store._servers[0]._free
     assert client.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
 
 
@@ -273,3 +282,101 @@ def test_a_value_over_the_item_limit_is_store_unavailable(
     with pytest.raises(StoreUnavailable, match="too large"):
         store.create(key, b"x" * 2_000_000, later())
     assert store.create(key, b"small", later()) == key  # the store still works
+
+
+# -- expiry: the header is the only judge ----------------------------------
+
+
+def sleep_until(moment: float) -> None:
+    time.sleep(max(0.0, moment - time.time()))
+
+
+@pytest.mark.slow
+def test_a_record_lives_exactly_until_its_expires_at(store: MemcachedStore) -> None:
+    """memcached's clock lags by up to 1 s: its own TTL must not end it early."""
+    key, created = generate_key(), time.time()
+    store.create(key, b"two seconds", created + 2)
+    sleep_until(created + 1.9)
+    assert store.load(key) is not None
+    sleep_until(created + 2.02)
+    assert store.load(key) is None
+
+
+@pytest.mark.slow
+def test_a_lock_lives_exactly_until_its_ttl(store: MemcachedStore) -> None:
+    key, taken = generate_key(), time.time()
+    holder = store.lock(key, 1.0, 2.0)
+    holder.__enter__()  # a holder that never lets go
+    sleep_until(taken + 1.85)
+    with pytest.raises(LockTimeout), store.lock(key, 0.1, 2.0):
+        pass  # pragma: no cover - never reached
+    sleep_until(taken + 2.02)
+    successor = store.lock(key, 0.1, 60.0)
+    successor.__enter__()  # the holder's time is up: taken over at once
+    holder.__exit__(None, None, None)  # the late holder frees nothing of its successor
+    with pytest.raises(LockTimeout), store.lock(key, 0.1, 60.0):
+        pass  # pragma: no cover - never reached
+    successor.__exit__(None, None, None)
+    with store.lock(key, 0.1, 60.0):
+        pass
+
+
+def test_an_expired_loaded_copy_is_never_written_back(
+    store: MemcachedStore, raw: Client
+) -> None:
+    """The item outlives its header (the clock margin): its CAS token still
+    matches, but the copy is dead, and merge must see that."""
+    key = generate_key()
+    store.create(key, b"brief", time.time() + 0.2)
+    loaded = store.load(key)
+    assert loaded is not None
+    time.sleep(0.3)
+    assert raw.get(store._name(key)) is not None  # memcached still holds it
+    seen: list[bytes | None] = []
+
+    def merge(current: bytes | None) -> tuple[bytes, float]:
+        seen.append(current)
+        return b"fresh", later()
+
+    store.update(key, merge, loaded)
+    assert seen == [None]
+    record = store.load(key)
+    assert record is not None and record.payload == b"fresh"
+
+
+def test_create_is_one_add(store: MemcachedStore, raw: Client) -> None:
+    store.load(generate_key())  # opens the connection
+    before = counts(raw)
+    store.create(generate_key(), b"{}", later())
+    after = counts(raw)
+    delta = {name: after[name] - before[name] for name in after}
+    assert delta == {
+        "cmd_get": 0,
+        "cmd_set": 1,
+        "cas_hits": 0,
+        "cas_misses": 0,
+        "delete_hits": 0,
+    }
+
+
+def test_a_restarted_server_costs_no_error(fresh_memcached: ServerProcess) -> None:
+    """Pooled connections to the old process fail once, then run again anew."""
+    store, key = MemcachedStore(fresh_memcached.address), generate_key()
+    store.create(key, b"before", later())
+    fresh_memcached.stop(crash=True)
+    fresh_memcached.start()
+    assert store.load(key) is None  # the restart emptied it; no error
+    assert store.create(key, b"after", later()) == key
+    record = store.load(key)
+    assert record is not None and record.payload == b"after"
+    store.close()
+
+
+def test_close_leaves_no_open_socket(clean_memcached: ServerProcess) -> None:
+    store = MemcachedStore(clean_memcached.address)
+    store.create(generate_key(), b"x", later())
+    (client,) = store._servers[0]._free
+    store.close()
+    assert client.sock is None
+    assert store.load(generate_key()) is None  # reconnects if used again
+    store.close()

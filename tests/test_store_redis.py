@@ -9,20 +9,25 @@ from __future__ import annotations
 import logging
 import math
 import struct
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 
 import pytest
 import redis
-from servers import ServerProcess, free_port
+from redis.crc import key_slot
+from servers import RedisCluster, ServerProcess, free_port
 
 from wsgisession.errors import (
     ConfigError,
+    LockTimeout,
     StoreUnavailable,
 )
 from wsgisession.keys import generate_key, storage_key
-from wsgisession.stores.redis import RedisStore, redact_url, ttl_ms
+from wsgisession.stores._redis_clients import POOL_SIZE
+from wsgisession.stores.redis import RedisStore, redact_url, slot_mate, ttl_ms
 
 DAY = 24 * 3600
 _END_MARK = "wsgisession-test-end"
@@ -36,8 +41,10 @@ def raw(clean_redis: ServerProcess) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-def store(clean_redis: ServerProcess) -> RedisStore:
-    return RedisStore(clean_redis.url)
+def store(clean_redis: ServerProcess) -> Iterator[RedisStore]:
+    store = RedisStore(clean_redis.url)
+    yield store
+    store.close()
 
 
 def later(seconds: float = 600) -> float:
@@ -289,3 +296,193 @@ def test_create_is_one_command(
 
 
 # -- concurrency -----------------------------------------------------------
+
+
+# -- one session, one slot: records and locks together -----------------------
+
+
+@pytest.mark.parametrize(
+    "prefix", ["wsgisession:", "", "app:{users}:", "a}b:", "x{}y:"]
+)
+def test_a_lock_hashes_to_its_records_slot(prefix: str) -> None:
+    name = name_of(generate_key(), prefix)
+    lock = slot_mate(name, ":lock")
+    if prefix in ("a}b:", "x{}y:"):  # a stray brace cannot be quoted: plain suffix
+        assert lock == name + ":lock"
+        return
+    assert key_slot(lock.encode()) == key_slot(name.encode())
+    assert lock != name and lock.endswith(":lock")
+
+
+def test_record_names_are_unchanged_and_locks_are_tagged(
+    store: RedisStore, raw: redis.Redis
+) -> None:
+    """Records written by earlier versions are read under the same name."""
+    key = generate_key()
+    raw.set(name_of(key), struct.pack(">Bd", 1, later()) + b"old", ex=60)
+    record = store.load(key)
+    assert record is not None and record.payload == b"old"
+    with store.lock(key, 1.0, 60.0):
+        assert raw.exists("{" + name_of(key) + "}:lock") == 1
+    assert raw.exists("{" + name_of(key) + "}:lock") == 0
+
+
+def test_an_uncached_script_runs_with_eval_on_the_keys_node(
+    store: RedisStore,
+    raw: redis.Redis,
+    sent_by_clients: Callable[[], AbstractContextManager[list[str]]],
+) -> None:
+    key = generate_key()
+    store.create(key, b"{}", later())
+    raw.script_flush()
+    with sent_by_clients() as sent:
+        store.update(key, lambda current: (b"1", later()), store.load(key))
+        store.update(key, lambda current: (b"2", later()), store.load(key))
+    assert sent == ["GET", "EVALSHA", "EVAL", "GET", "EVALSHA"]  # never SCRIPT LOAD
+    record = store.load(key)
+    assert record is not None and record.payload == b"2"
+
+
+def test_an_expired_loaded_copy_is_never_written_back(
+    store: RedisStore, raw: redis.Redis
+) -> None:
+    """Even while Redis still holds the very bytes that were loaded."""
+    key = generate_key()
+    store.create(key, b"brief", time.time() + 0.2)
+    loaded = store.load(key)
+    assert loaded is not None
+    raw.pexpire(name_of(key), 60_000)  # held past its header: same digest
+    time.sleep(0.25)
+    seen: list[bytes | None] = []
+
+    def merge(current: bytes | None) -> tuple[bytes, float]:
+        seen.append(current)
+        return b"fresh", later()
+
+    store.update(key, merge, loaded)
+    assert seen == [None]
+
+
+def test_a_lock_lives_exactly_its_ttl(store: RedisStore) -> None:
+    key, taken = generate_key(), time.time()
+    holder = store.lock(key, 1.0, 0.5)
+    holder.__enter__()  # a holder that never lets go
+    time.sleep(max(0.0, taken + 0.45 - time.time()))
+    with pytest.raises(LockTimeout), store.lock(key, 0.02, 60.0):
+        pass  # pragma: no cover - never reached
+    time.sleep(max(0.0, taken + 0.52 - time.time()))
+    with store.lock(key, 0.05, 60.0):
+        holder.__exit__(None, None, None)  # frees nothing of its successor
+        with pytest.raises(LockTimeout), store.lock(key, 0.05, 60.0):
+            pass  # pragma: no cover - never reached
+
+
+# -- Redis Cluster URLs and close() --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis+cluster://",
+        "redis+cluster://h:1/2",
+        "redis+cluster://h:notaport",
+        "rediss+cluster://h:1/0/x",
+    ],
+)
+def test_bad_cluster_urls_are_config_errors(url: str) -> None:
+    with pytest.raises(ConfigError, match="redis"):
+        RedisStore(url)
+
+
+def test_a_cluster_url_does_not_connect_before_use() -> None:
+    port = free_port()  # nothing listens there
+    store = RedisStore(f"redis+cluster://:s3cret@127.0.0.1:{port}")
+    assert repr(store) == (
+        f"RedisStore(redis+cluster://***@127.0.0.1:{port}, key_prefix='wsgisession:')"
+    )
+    with pytest.raises(StoreUnavailable) as caught:
+        store.load(generate_key())
+    assert "s3cret" not in str(caught.value)
+    store.close()
+
+
+def test_a_cluster_url_reaches_every_master(
+    clean_redis_cluster: RedisCluster,
+) -> None:
+    store = RedisStore(clean_redis_cluster.url)
+    keys = [generate_key() for _ in range(30)]
+    for key in keys:
+        assert store.create(key, key.encode(), later()) == key
+    homes = {clean_redis_cluster.node_of(name_of(key)).port for key in keys}
+    assert len(homes) == 3
+    assert [payload(store, key) for key in keys] == [key.encode() for key in keys]
+    store.close()
+    assert payload(store, keys[0]) == keys[0].encode()  # maps the cluster again
+    store.close()
+
+
+def payload(store: RedisStore, key: str) -> bytes:
+    record = store.load(key)
+    assert record is not None
+    return record.payload
+
+
+def test_close_closes_the_stores_own_client_only(
+    clean_redis: ServerProcess, raw: redis.Redis
+) -> None:
+    own = RedisStore(clean_redis.url)
+    given = redis.Redis(host=clean_redis.host, port=clean_redis.port)
+    theirs = RedisStore(client=given)
+    key = generate_key()
+    own.create(key, b"x", later())
+    theirs.load(key)
+    own.close()
+    theirs.close()
+    pool = own._client.connection_pool
+    assert pool._connections
+    assert all(c._sock is None for c in pool._connections)
+    assert given.ping()  # the caller's client is still theirs to use
+    assert payload(own, key) == b"x"  # a closed store reconnects if used
+    own.close()
+    given.close()
+
+
+@pytest.mark.slow
+def test_more_threads_than_pooled_connections_wait_for_one(
+    store: RedisStore, raw: redis.Redis
+) -> None:
+    """150 threads whose commands the paused server holds: past the pool's 100
+    connections a thread waits for one (redis-py 8's plain pool would fail)."""
+    key = generate_key()
+    store.create(key, b"shared", later())
+    threads = 150
+    start = threading.Barrier(threads + 1)
+
+    def load() -> bytes:
+        start.wait()
+        return payload(store, key)
+
+    with ThreadPoolExecutor(threads) as executor:
+        loads = [executor.submit(load) for _ in range(threads)]
+        raw.execute_command("CLIENT", "PAUSE", 300, "ALL")
+        start.wait()
+        results = [future.result() for future in loads]
+    assert results == [b"shared"] * threads
+    assert len(store._client.connection_pool._connections) == POOL_SIZE
+
+
+def test_the_ini_takes_a_cluster_url(clean_redis_cluster: RedisCluster) -> None:
+    from redis.cluster import RedisCluster as ClusterClient
+
+    from wsgisession.config import parse_settings
+
+    _, spec = parse_settings(
+        {"store": "redis", "redis_url": clean_redis_cluster.url, "key_prefix": "c:"}
+    )
+    store = spec.build()
+    assert isinstance(store, RedisStore)
+    key = generate_key()
+    assert store.create(key, b"in the cluster", later()) == key
+    assert payload(store, key) == b"in the cluster"
+    assert isinstance(store._client, ClusterClient)
+    store.close()

@@ -43,7 +43,13 @@ _FLOAT = re.compile(r"[+-]?[0-9]+(\.[0-9]*)?|[+-]?\.[0-9]+")
 _TRUE = ("true", "yes", "on", "y", "t", "1")
 _FALSE = ("false", "no", "off", "n", "f", "0")
 _SAMESITE = ("Lax", "Strict", "None")
-_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+_REDIS_SCHEMES = (
+    "redis://",
+    "rediss://",
+    "unix://",
+    "redis+cluster://",
+    "rediss+cluster://",
+)
 
 
 def invalid(key: str, value: object, expected: str) -> ConfigError:
@@ -233,7 +239,7 @@ def redis_url(key: str, value: Any) -> str | None:
         raise ConfigError(
             f"invalid value for {key!r}: a {type(value).__name__} with {shown} (the "
             "rest is not shown: it may hold a password); expected a URL starting "
-            "with redis://, rediss:// or unix://"
+            "with redis://, rediss://, unix:// or redis+cluster://"
         )
     return value
 

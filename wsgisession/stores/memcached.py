@@ -1,44 +1,42 @@
 """MemcachedStore: sessions in memcached, saved with a compare-and-swap loop.
 
 Each record is one item under ``key_prefix + storage_key(id)``. Its value is
-a 9-byte header (a format byte, ``expires_at`` as a double) and the payload,
-so that load checks expiry itself: memcached's own TTL, rounded up to whole
-seconds, only reclaims the memory. A request that loads and saves costs two
-round trips, ``gets`` at load and ``cas`` at save; a conflicting save reads
-again and merges, so concurrent requests never lose each other's changes.
-The opt-in request lock is an item added next to the record (``:lock``).
+a 9-byte header (a format byte, ``expires_at`` as a double) and the payload.
+The header alone decides whether a record is live: load and save check it
+against the clock, to the microsecond. memcached's own TTL is only there to
+reclaim the memory, and is set :data:`CLOCK_MARGIN` seconds beyond the
+header's time, because memcached counts whole seconds on a clock that lags
+real time by up to one: an exact TTL would end sessions up to a second
+early. A request that loads and saves costs two round trips, ``gets`` at
+load and ``cas`` at save (a new session: one ``add``); a conflicting save
+reads again and merges, so concurrent requests never lose each other's
+changes, and a loaded copy that has expired since is never written back.
+The opt-in request lock is an item next to the record (``:lock``), kept on
+the record's server and judged by its own header like a record.
 
-Connections: per server, a pool of pymemcache clients, each used by one
-thread at a time, with TCP_NODELAY and acknowledged writes. With several
-servers a key goes to one of them by rendezvous hashing (as pymemcache's
-``HashClient`` places it), but a failing server raises
-:class:`~wsgisession.errors.StoreUnavailable` instead of being dropped from
-the ring, which would silently move its sessions to another server.
+With several servers a key goes to one of them by rendezvous hashing (as
+pymemcache's ``HashClient`` places it), but a failing server raises
+:class:`~wsgisession.errors.StoreUnavailable` for the sessions it holds
+instead of being dropped from the ring, which would silently move them to
+another server. New sessions are placed on the servers that are up.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import os
-import re
 import secrets
-import select
-import socket
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 try:
-    from pymemcache.client.base import (  # type: ignore[import-untyped]
-        Client,
-        normalize_server_spec,
-    )
     from pymemcache.client.rendezvous import (  # type: ignore[import-untyped]
         RendezvousHash,
     )
     from pymemcache.exceptions import MemcacheError  # type: ignore[import-untyped]
-    from pymemcache.pool import ObjectPool  # type: ignore[import-untyped]
+
+    from ._memcached_servers import Server, server_specs
 except ImportError as exc:  # pragma: no cover - depends on the environment
     # Raised on construction: the module still imports, so that the ini
     # schema, the CLI and the docs know this store without the extra.
@@ -63,121 +61,31 @@ RELATIVE_EXPIRE_LIMIT = 30 * 24 * 3600
 _MAX_EXPIRE = 2**31 - 1
 #: How many conflicting writes ``update`` tolerates before giving up.
 MAX_ATTEMPTS = 50
+#: How many fresh ids ``generate_key`` draws to place a session on a live server.
+_PLACEMENT_TRIES = 16
 
 
+#: Seconds memcached keeps an item beyond its header's ``expires_at``: its
+#: clock counts whole seconds and lags real time by up to one, so an exact
+#: TTL could end a record (or a lock) early. The header is the only judge.
+CLOCK_MARGIN = 2
 _DIGEST_LENGTH = 64  # hex SHA-256 from storage_key()
-# A host name, an IPv4 address, or an IPv6 address (brackets already removed).
-_HOST = re.compile(r"[A-Za-z0-9._-]+|[0-9A-Fa-f:.]+(%[A-Za-z0-9._-]+)?")
 
 
 def memcached_expire(expires_at: float, moment: float) -> int | None:
     """The memcached expiry time for ``expires_at`` seen at ``moment``.
 
-    Seconds remaining, rounded up; beyond 30 days the absolute Unix time,
-    since memcached reads larger numbers that way. None when the record is
-    already expired: memcached's 0 would mean "never expire".
+    Seconds remaining, rounded up, plus :data:`CLOCK_MARGIN`; beyond 30 days
+    the absolute Unix time (plus the margin), since memcached reads larger
+    numbers that way. None when the record is already expired: memcached's
+    0 would mean "never expire".
     """
     remaining = expires_at - moment
     if not remaining > 0:  # also catches NaN
         return None
-    if remaining > RELATIVE_EXPIRE_LIMIT:
-        return math.ceil(min(expires_at, _MAX_EXPIRE))
-    return math.ceil(remaining)
-
-
-class _BytesSerde:
-    """Values travel as the bytes they are: nothing is pickled, flags stay 0."""
-
-    def serialize(self, key: bytes, value: bytes) -> tuple[bytes, int]:
-        return value, 0
-
-    def deserialize(self, key: bytes, value: bytes, flags: int) -> bytes:
-        return value
-
-
-def _readable(sock: socket.socket) -> bool:
-    """Whether an idle socket has something to read: EOF, i.e. the server left."""
-    if hasattr(select, "poll"):
-        poller = select.poll()
-        poller.register(sock, select.POLLIN)
-        return bool(poller.poll(0))
-    ready, _, _ = select.select([sock], [], [], 0)
-    return bool(ready)
-
-
-class _Server:
-    """One memcached server and a pool of clients, each used by one thread at once."""
-
-    def __init__(self, spec: str, connect_timeout: float, timeout: float) -> None:
-        self.spec = spec
-        try:
-            self.address = normalize_server_spec(spec)
-        except ValueError as exc:
-            raise ConfigError(f"invalid memcached server {spec!r}: {exc}") from exc
-        if isinstance(self.address, tuple) and not (
-            _HOST.fullmatch(self.address[0]) and 0 < self.address[1] < 65536
-        ):
-            raise ConfigError(
-                f"invalid memcached server {spec!r}: expected host:port, "
-                "[ipv6]:port or unix:/path"
-            )
-
-        def create() -> Any:
-            return Client(
-                self.address,
-                serde=_BytesSerde(),
-                connect_timeout=connect_timeout,
-                timeout=timeout,
-                no_delay=True,
-                default_noreply=False,
-            )
-
-        self._create = create
-        self._new_pool()
-
-    def _new_pool(self) -> None:
-        # Clients connect on first use and reconnect after an error closed them.
-        self._pool = ObjectPool(self._create, after_remove=lambda c: c.close())
-        self._pid = os.getpid()
-
-    @property
-    def node(self) -> str:
-        """The name pymemcache's HashClient hashes this server under."""
-        if isinstance(self.address, tuple):
-            host, port = self.address
-            return f"{host}:{port}"
-        return str(self.address)
-
-    def run(self, command: str, name: str, *args: Any, **kwargs: Any) -> Any:
-        """Run a pymemcache ``command`` with a pooled client; a client that
-        failed is dropped, not returned to the pool."""
-        if self._pid != os.getpid():
-            # A forked child must not talk over its parent's sockets.
-            self._new_pool()
-        client = self._pool.get()
-        try:
-            # A restarted server closed our idle connections; reconnect
-            # before sending rather than fail the first command after it.
-            if client.sock is not None and _readable(client.sock):
-                client.close()
-            result = getattr(client, command)(name, *args, **kwargs)
-        except BaseException:
-            self._pool.destroy(client)
-            raise
-        self._pool.release(client)
-        return result
-
-
-def _server_specs(servers: str | Sequence[str]) -> list[str]:
-    specs = servers.split() if isinstance(servers, str) else list(servers)
-    if not specs:
-        raise ConfigError("MemcachedStore needs at least one server")
-    for spec in specs:
-        if not isinstance(spec, str) or not spec.strip():
-            raise ConfigError(f"invalid memcached server {spec!r}")
-    if len(set(specs)) != len(specs):
-        raise ConfigError(f"memcached servers listed twice: {specs!r}")
-    return specs
+    if remaining + CLOCK_MARGIN > RELATIVE_EXPIRE_LIMIT:
+        return math.ceil(min(expires_at + CLOCK_MARGIN, _MAX_EXPIRE))
+    return math.ceil(remaining) + CLOCK_MARGIN
 
 
 def _check_key_prefix(key_prefix: str) -> None:
@@ -208,8 +116,10 @@ class MemcachedStore(Store):
     ``servers`` is a list of ``"host:port"`` (or ``"unix:/path"``) strings,
     or one whitespace-separated string. Nothing connects until first use;
     a server that cannot be reached raises ``StoreUnavailable`` within
-    ``connect_timeout`` (or ``timeout`` for a stalled one), and the store
-    reconnects by itself once the server is back.
+    ``connect_timeout`` (or ``timeout`` for a stalled one) for the sessions
+    it holds, new sessions go to the other servers meanwhile, and the store
+    reconnects by itself once the server is back. ``close()`` closes the
+    pooled connections.
     """
 
     ini_name = "memcached"
@@ -237,10 +147,11 @@ class MemcachedStore(Store):
         _check_key_prefix(key_prefix)
         connect = _check_timeout("connect_timeout", connect_timeout)
         io = _check_timeout("timeout", timeout)
-        self._specs = _server_specs(servers)
+        self._specs = server_specs(servers)
         self._key_prefix = key_prefix
-        self._servers = [_Server(spec, connect, io) for spec in self._specs]
+        self._servers = [Server(spec, connect, io) for spec in self._specs]
         self._by_node = {server.node: server for server in self._servers}
+        self._single = self._servers[0] if len(self._servers) == 1 else None
         self._ring = RendezvousHash()
         for server in self._servers:
             self._ring.add_node(server.node)
@@ -248,23 +159,45 @@ class MemcachedStore(Store):
     def _name(self, session_key: str) -> str:
         return self._key_prefix + storage_key(session_key)
 
-    def _server_for(self, name: str) -> _Server:
-        if len(self._servers) == 1:
-            return self._servers[0]
+    def _server_for(self, name: str) -> Server:
+        if self._single is not None:
+            return self._single
         return self._by_node[self._ring.get_node(name)]
 
-    def _call(self, command: str, name: str, *args: Any, **kwargs: Any) -> Any:
-        """Run a pymemcache ``command`` on ``name``, on the server that holds it;
-        failures become ``StoreUnavailable``. Writes wait for the server's reply
-        (the clients are made with ``default_noreply=False``)."""
-        server = self._server_for(name)
+    def _call(self, command: str, name: str, *args: Any) -> Any:
+        """Run a pymemcache ``command`` on ``name``, on the server that holds
+        it; failures become ``StoreUnavailable``. Writes wait for the reply."""
+        server = self._single or self._by_node[self._ring.get_node(name)]
         try:
-            return server.run(command, name, *args, **kwargs)
+            return server.run(command, name, *args)
         except (MemcacheError, OSError) as exc:
-            raise StoreUnavailable(
-                f"memcached server {server.spec} failed: {type(exc).__name__}: {exc}",
-                store=repr(self),
-            ) from exc
+            raise self._unavailable(server, exc) from exc
+
+    def _call_beside(self, record: str, command: str, name: str, *args: Any) -> Any:
+        """:meth:`_call` for an item kept on the server of ``record`` (its lock)."""
+        server = self._server_for(record)
+        try:
+            return server.run(command, name, *args)
+        except (MemcacheError, OSError) as exc:
+            raise self._unavailable(server, exc) from exc
+
+    def _unavailable(self, server: Server, exc: Exception) -> StoreUnavailable:
+        return StoreUnavailable(
+            f"memcached server {server.spec} failed: {type(exc).__name__}: {exc}",
+            store=repr(self),
+        )
+
+    def generate_key(self) -> str:
+        """A fresh id, on a server that is up if one of them is down: new
+        sessions avoid a dead server, existing ones never move."""
+        key = super().generate_key()
+        if not any(server.down for server in self._servers):
+            return key
+        for _ in range(_PLACEMENT_TRIES):
+            if not self._server_for(self._name(key)).down:
+                break
+            key = super().generate_key()
+        return key
 
     def _fetch(self, name: str) -> tuple[tuple[bytes, float] | None, bytes | None]:
         """The record under ``name`` (None if absent or corrupt) and its CAS token
@@ -292,12 +225,22 @@ class MemcachedStore(Store):
         return Record(record[0], record[1], cas)
 
     def create(self, session_key: str, payload: bytes, expires_at: float) -> str | None:
+        """One ``add``; None if the key is live, or if its server is down while
+        another is up (the session then asks :meth:`generate_key` again)."""
         name = self._name(session_key)
-        if memcached_expire(expires_at, now()) is None:
+        expire = memcached_expire(expires_at, now())
+        if expire is None:
             # Born expired: nothing to store, but a live record still wins.
             return None if self.load(session_key) is not None else session_key
-        if self._write(name, payload, expires_at, None):
-            return session_key
+        try:
+            if self._call("add", name, pack(payload, expires_at), expire):
+                return session_key
+        except StoreUnavailable:
+            if self._server_for(name).down and not all(
+                server.down for server in self._servers
+            ):
+                return None
+            raise
         # The item exists; it is only taken if it is live. A dead one (expired
         # by its header but not yet by memcached, or corrupt) is replaced.
         current, cas = self._read(name)
@@ -309,9 +252,13 @@ class MemcachedStore(Store):
         name = self._name(session_key)
         current: bytes | None
         cas: bytes | None
-        if loaded is not None and isinstance(loaded.version, bytes):
+        if (
+            loaded is not None
+            and isinstance(loaded.version, bytes)
+            and loaded.expires_at > now()
+        ):
             current, cas = loaded.payload, loaded.version
-        else:
+        else:  # nothing loaded, or a copy that has expired since: read it now
             current, cas = self._read(name)
         for attempt in range(1, MAX_ATTEMPTS + 1):
             payload, expires_at = merge(current)
@@ -338,8 +285,8 @@ class MemcachedStore(Store):
             return True
         value = pack(payload, expires_at)
         if cas is None:
-            return bool(self._call("add", name, value, expire=expire))
-        return bool(self._call("cas", name, value, cas, expire=expire))
+            return bool(self._call("add", name, value, expire))
+        return bool(self._call("cas", name, value, cas, expire))
 
     def delete(self, session_key: str) -> None:
         name = self._name(session_key)
@@ -351,30 +298,51 @@ class MemcachedStore(Store):
 
     @contextmanager
     def lock(self, session_key: str, timeout: float, ttl: float) -> Iterator[None]:
-        """Hold an item added under the record's name plus ``:lock``.
+        """Hold an item added under the record's name plus ``:lock``, on the
+        record's own server.
 
-        memcached's ``add`` is atomic across servers and processes; the item
-        expires after ``ttl`` (whole seconds, at least one) if the holder dies.
+        The item carries its ``expires_at`` like a record and is taken over
+        once that has passed, so a holder that dies loses the lock after
+        exactly ``ttl``; memcached reclaims the item a little later.
         """
-        name = self._name(session_key) + LOCK_SUFFIX
-        token = secrets.token_hex(16).encode()
-        moment = now()
-        expire = memcached_expire(moment + ttl, moment) or 1
-        poll_lock(lambda: bool(self._call("add", name, token, expire=expire)), timeout)
+        record = self._name(session_key)
+        name, token = record + LOCK_SUFFIX, secrets.token_hex(16).encode()
+        poll_lock(lambda: self._take_lock(record, name, token, ttl), timeout)
         try:
             yield
         finally:
-            self._unlock(name, token)
+            self._unlock(record, name, token)
 
-    def _unlock(self, name: str, token: bytes) -> None:
+    def _take_lock(self, record: str, name: str, token: bytes, ttl: float) -> bool:
+        moment = now()
+        value = pack(token, moment + ttl)
+        expire = memcached_expire(moment + ttl, moment) or CLOCK_MARGIN
+        if self._call_beside(record, "add", name, value, expire):
+            return True
+        held, cas = self._call_beside(record, "gets", name)
+        if held is None:  # released meanwhile: the next poll adds it
+            return False
+        holder = unpack(held)
+        if holder is not None and holder[1] > now():
+            return False
+        # The holder's time is up (or the item is not ours): take it over.
+        return bool(self._call_beside(record, "cas", name, value, cas, expire))
+
+    def _unlock(self, record: str, name: str, token: bytes) -> None:
         """Remove the lock item if it is still ours; failures are only logged,
         since the item expires anyway and must not mask the request's error."""
         try:
-            value, cas = self._call("gets", name)
-            if value == token:  # expire it now, unless someone else took it
-                self._call("cas", name, b"", cas, expire=-1)
+            held, cas = self._call_beside(record, "gets", name)
+            holder = unpack(held)
+            if holder is not None and holder[0] == token:  # unless taken over
+                self._call_beside(record, "cas", name, b"", cas, -1)
         except StoreUnavailable:
             logger.warning("%r: could not release the lock %s", self, name)
+
+    def close(self) -> None:
+        """Close the pooled connections; the store reconnects if used again."""
+        for server in self._servers:
+            server.close()
 
     def __repr__(self) -> str:
         return (

@@ -8,7 +8,15 @@ round trips: ``GET`` at load, one ``EVALSHA`` at save. The script writes only
 if the record is still the one the request read (compared by SHA-1) and
 otherwise returns the current value, which the store merges and tries again:
 concurrent requests never lose each other's changes. The opt-in request
-lock is a key set with ``SET NX PX`` next to the record (``:lock``).
+lock is a key set with ``SET NX PX`` next to the record.
+
+In a Redis Cluster every key of one session lives on the record's node: the
+lock's name carries the record's name as its hash tag
+(``{wsgisession:<digest>}:lock``), and the record's own name is unchanged,
+so records written by earlier versions stay readable. Scripts run with
+``EVALSHA`` on the key's node and fall back to ``EVAL`` there when that node
+has not cached them (a restarted or new node), never through a ``SCRIPT
+LOAD`` sent to every master, which fails while one of them is down.
 """
 
 from __future__ import annotations
@@ -16,17 +24,16 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import re
 import secrets
+import threading
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 try:
     import redis
-    from redis.backoff import NoBackoff
-    from redis.exceptions import RedisError
-    from redis.retry import Retry
+    from redis.exceptions import NoScriptError, RedisClusterException, RedisError
+
+    from ._redis_clients import check_bytes_client, client_from_url
 except ImportError as exc:  # pragma: no cover - depends on the environment
     # Raised on construction: the module still imports, so that the ini
     # schema, the CLI and the docs know this store without the extra.
@@ -42,11 +49,9 @@ from .base import IniOption, Merge, Progress, Record, Store, now, storage_key
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-    from typing import TypeVar
 
     from redis.cluster import RedisCluster
 
-    T = TypeVar("T")
     RedisClient = redis.Redis | RedisCluster
 
 __all__ = ["RedisStore"]
@@ -57,8 +62,6 @@ logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 50
 #: Longest TTL handed to Redis (100 years); the header keeps the real expiry.
 _MAX_TTL_MS = 100 * 365 * 24 * 3600 * 1000
-_SCHEMES = ("redis", "rediss", "unix")
-_DB_PATH = re.compile(r"(/[0-9]*)?")  # redis-py ignores any other path
 
 
 # KEYS[1]: the record. ARGV[1]: SHA-1 (hex) of the value the caller read, or
@@ -85,6 +88,34 @@ return 0
 """
 
 
+class _Lua(NamedTuple):
+    """A Lua script and its SHA-1, as ``EVALSHA`` names it."""
+
+    source: str
+    sha: str
+
+    @classmethod
+    def of(cls, source: str) -> _Lua:
+        return cls(source, hashlib.sha1(source.encode()).hexdigest())
+
+
+_COMPARE_AND_SET_LUA = _Lua.of(_COMPARE_AND_SET)
+_RELEASE_LUA = _Lua.of(_RELEASE)
+
+
+def slot_mate(name: str, suffix: str) -> str:
+    """The name of a key that belongs to record ``name`` (its lock, say):
+    in a Redis Cluster it hashes to the record's slot, so both live on the
+    same node. The record's name itself never changes."""
+    start = name.find("{")
+    end = name.find("}", start + 1) if start != -1 else -1
+    if end > start + 1:  # the record already has a hash tag: it places both
+        return name + suffix
+    if "}" in name:  # cannot be quoted as a tag (a key_prefix with a stray brace)
+        return name + suffix
+    return "{" + name + "}" + suffix
+
+
 def ttl_ms(expires_at: float, moment: float) -> int:
     """Milliseconds from ``moment`` to ``expires_at``, rounded up; 0 if past."""
     remaining = expires_at - moment
@@ -97,47 +128,26 @@ def _digest(value: bytes | None) -> str:
     return "" if value is None else hashlib.sha1(value).hexdigest()
 
 
-def _client_from_url(url: str, socket_timeout: float) -> redis.Redis:
-    if not isinstance(url, str) or urlsplit(url).scheme not in _SCHEMES:
-        raise ConfigError(
-            f"RedisStore url must start with redis://, rediss:// or unix://: "
-            f"{redact_url(url) if isinstance(url, str) else type(url).__name__}"
-        )
-    parts = urlsplit(url)
-    if parts.scheme != "unix" and not _DB_PATH.fullmatch(parts.path):
-        raise ConfigError(
-            f"invalid RedisStore url {redact_url(url)}: the path must be a "
-            "database number, as in redis://host:6379/0"
-        )
-    try:
-        return redis.Redis.from_url(
-            url,
-            socket_timeout=socket_timeout,
-            socket_connect_timeout=socket_timeout,
-            # One attempt per command: a failed write is not blindly replayed,
-            # and an outage is reported at once. The pool still replaces
-            # connections that a restarted server closed before using them.
-            retry=Retry(NoBackoff(), 0),
-        )
-    except ValueError as exc:
-        raise ConfigError(f"invalid RedisStore url {redact_url(url)}: {exc}") from exc
-
-
 class RedisStore(Store):
     """Sessions in Redis, from a ``url`` or a ready ``client``.
 
-    ``url`` is a ``redis://``, ``rediss://`` or ``unix://`` URL; ``client``
-    is any redis-py client that returns bytes (a Sentinel master, a
-    ``RedisCluster``). Nothing connects until first use; a server that
-    cannot be reached raises ``StoreUnavailable``, and the connection pool
-    reconnects by itself once it is back.
+    ``url`` is a ``redis://``, ``rediss://`` or ``unix://`` URL, or
+    ``redis+cluster://host:port`` (``rediss+cluster://``) for a Redis Cluster
+    found through one of its nodes; ``client`` is any redis-py client that
+    returns bytes (a Sentinel master, a ``RedisCluster``). Nothing connects
+    until first use; a server that cannot be reached raises
+    ``StoreUnavailable`` (in a cluster: only for the sessions whose slots it
+    serves), and the connection pool reconnects by itself once it is back.
+    ``close()`` closes the connections of a client the store made from
+    ``url``; a ``client`` passed in is the caller's to close.
     """
 
     ini_name = "redis"
     ini_options = (
         IniOption(
             "redis_url", "redis:// URL", None,
-            "URL of the Redis server (redis://, rediss:// or unix://).",
+            "URL of the Redis server (redis://, rediss:// or unix://), or "
+            "redis+cluster://host:port for a Redis Cluster.",
             c.redis_url, c.parse_optional_text, required=True, argument="url",
         ),
         KEY_PREFIX_OPTION,
@@ -169,28 +179,52 @@ class RedisStore(Store):
                 f"{socket_timeout!r}"
             )
         self._key_prefix = key_prefix
+        self._connect: Callable[[], Any] | None = None
+        self._owns_client = url is not None
+        self._connecting = threading.Lock()
         if url is not None:
             self._where = redact_url(url) if isinstance(url, str) else "?"
-            self._client: Any = _client_from_url(url, float(socket_timeout))
+            made = client_from_url(url, float(socket_timeout))
+            if isinstance(made, redis.Redis):
+                self._client: Any = made
+            else:  # a cluster, built on first use
+                self._client, self._connect = None, made
         else:
             self._where = f"<{type(client).__name__}>"
             self._client = client
-            _check_bytes_client(client)
-        self._compare_and_set = self._client.register_script(_COMPARE_AND_SET)
-        self._release = self._client.register_script(_RELEASE)
+            check_bytes_client(client)
 
     def _name(self, session_key: str) -> str:
         return self._key_prefix + storage_key(session_key)
 
-    def _call(self, operation: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run ``operation``; Redis failures become ``StoreUnavailable``."""
+    def _call(self, command: str, *args: Any, **kwargs: Any) -> Any:
+        """Run the client's ``command``; Redis failures become ``StoreUnavailable``."""
         try:
-            return operation(*args, **kwargs)
-        except (RedisError, OSError) as exc:
+            client = self._client if self._client is not None else self._connected()
+            return getattr(client, command)(*args, **kwargs)
+        except (RedisError, RedisClusterException, OSError) as exc:
             raise StoreUnavailable(
                 f"Redis at {self._where} failed: {type(exc).__name__}: {exc}",
                 store=repr(self),
             ) from exc
+
+    def _connected(self) -> Any:
+        """The cluster client, built by the first call that needs it."""
+        with self._connecting:
+            if self._client is None:
+                assert self._connect is not None
+                self._client = self._connect()
+            return self._client
+
+    def _script(self, lua: _Lua, name: str, *args: Any) -> Any:
+        """Run ``lua`` on the node of key ``name``: ``EVALSHA``, or ``EVAL``
+        there when that node has not cached the script (which caches it)."""
+        try:
+            return self._call("evalsha", lua.sha, 1, name, *args)
+        except StoreUnavailable as exc:
+            if not isinstance(exc.__cause__, NoScriptError):
+                raise
+        return self._call("eval", lua.source, 1, name, *args)
 
     def _decode(self, name: str, value: bytes | None) -> tuple[bytes, float] | None:
         """The live record in ``value``, or None if absent, expired or corrupt."""
@@ -204,7 +238,7 @@ class RedisStore(Store):
 
     def load(self, session_key: str) -> Record | None:
         name = self._name(session_key)
-        value = self._call(self._client.get, name)
+        value = self._call("get", name)
         record = self._decode(name, value)
         if record is None:
             return None
@@ -217,29 +251,28 @@ class RedisStore(Store):
             # Born expired: nothing to store, but a live record still wins.
             return None if self.load(session_key) is not None else session_key
         value = pack(payload, expires_at)
-        created = self._call(self._client.set, name, value, nx=True, px=ttl)
+        created = self._call("set", name, value, nx=True, px=ttl)
         return session_key if created else None
 
     def update(self, session_key: str, merge: Merge, loaded: Record | None) -> str:
         name = self._name(session_key)
-        if loaded is not None and isinstance(loaded.version, str):
+        if _trusted(loaded):
+            assert loaded is not None
             current: bytes | None = loaded.payload
             seen: str = loaded.version
-        else:
-            value = self._call(self._client.get, name)
+        else:  # nothing loaded, or a copy that has expired since: read it now
+            value = self._call("get", name)
             current, seen = self._payload(name, value), _digest(value)
         for attempt in range(1, MAX_ATTEMPTS + 1):
             payload, expires_at = merge(current)
             ttl = ttl_ms(expires_at, now())
             new = pack(payload, expires_at) if ttl else b""
-            result = self._call(
-                self._compare_and_set, keys=[name], args=[seen, new, ttl]
-            )
+            result = self._script(_COMPARE_AND_SET_LUA, name, seen, new, ttl)
             if isinstance(result, int):
                 return session_key
             if attempt > 1:  # busy: back off, then read what is there by then
                 pause(attempt)
-                result = self._call(self._client.get, name)
+                result = self._call("get", name)
             current, seen = self._payload(name, result), _digest(result)
         raise StoreUnavailable(
             f"too much contention on session record {name}: "
@@ -253,7 +286,7 @@ class RedisStore(Store):
 
     def delete(self, session_key: str) -> None:
         name = self._name(session_key)
-        self._call(self._client.delete, name)
+        self._call("delete", name)
 
     def clear_expired(self, progress: Progress | None = None) -> int:
         """Redis expires records by itself: nothing to do."""
@@ -261,36 +294,49 @@ class RedisStore(Store):
 
     @contextmanager
     def lock(self, session_key: str, timeout: float, ttl: float) -> Iterator[None]:
-        """Hold a key set with ``SET NX PX`` next to the record.
+        """Hold a key set with ``SET NX PX`` in the record's slot.
 
         The key expires after ``ttl`` if the holder dies; release deletes it
         only if it still holds this holder's random token.
         """
-        name = self._name(session_key) + LOCK_SUFFIX
+        name = slot_mate(self._name(session_key), LOCK_SUFFIX)
         token = secrets.token_hex(16)
         px = max(1, ttl_ms(ttl, 0.0))
-        poll_lock(
-            lambda: bool(self._call(self._client.set, name, token, nx=True, px=px)),
-            timeout,
-        )
+        poll_lock(lambda: bool(self._call("set", name, token, nx=True, px=px)), timeout)
         try:
             yield
         finally:
             try:
-                self._call(self._release, keys=[name], args=[token])
+                self._script(_RELEASE_LUA, name, token)
             except StoreUnavailable:  # the key expires anyway; keep the real error
                 logger.warning("%r: could not release the lock %s", self, name)
+
+    def close(self) -> None:
+        """Close the connections of the client this store made from its url;
+        a client passed in is left open. The store reconnects if used again."""
+        if self._owns_client and self._client is not None:
+            self._client.close()
+            # RedisCluster.close() leaves its nodes' pools connected (redis-py
+            # closes a pool only with the client that created it).
+            manager = getattr(self._client, "nodes_manager", None)
+            if manager is not None:
+                nodes = [*manager.nodes_cache.values(), *manager.startup_nodes.values()]
+                for node in nodes:
+                    if node.redis_connection is not None:
+                        node.redis_connection.connection_pool.disconnect()
+        if self._connect is not None:  # a cluster is mapped again if used again
+            self._client = None
 
     def __repr__(self) -> str:
         return f"RedisStore({self._where}, key_prefix={self._key_prefix!r})"
 
 
-def _check_bytes_client(client: Any) -> None:
-    """Refuse a client that decodes replies to str: records are bytes."""
-    get_encoder = getattr(client, "get_encoder", None)
-    encoder = get_encoder() if callable(get_encoder) else None
-    if getattr(encoder, "decode_responses", False):
-        raise ConfigError(
-            "RedisStore needs a client with decode_responses=False: "
-            "session records are bytes"
-        )
+def _trusted(loaded: Record | None) -> bool:
+    """Whether ``update`` may compare against the loaded copy without a re-read:
+    it has a digest and has not expired since (an expired copy is never
+    written back)."""
+    return (
+        loaded is not None
+        and isinstance(loaded.version, str)
+        and loaded.expires_at > now()
+    )

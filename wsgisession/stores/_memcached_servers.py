@@ -1,0 +1,158 @@
+"""The memcached servers of a MemcachedStore: addresses, client pools, health.
+
+Each :class:`Server` keeps a pool of pymemcache clients, each used by one
+thread at a time, with TCP_NODELAY and acknowledged writes. A pooled
+connection that the server closed (a restart) fails on its next command;
+the command then runs once more on a new connection, so a restart costs no
+error and no socket poll before every command. A server that cannot be
+reached is remembered as down for a few seconds, so that new sessions can
+be placed elsewhere meanwhile.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import weakref
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+from pymemcache.client.base import (  # type: ignore[import-untyped]
+    Client,
+    normalize_server_spec,
+)
+from pymemcache.exceptions import (  # type: ignore[import-untyped]
+    MemcacheUnexpectedCloseError,
+)
+
+from ..errors import ConfigError
+
+__all__ = ["Server", "server_specs"]
+
+#: How long a server that failed to answer counts as down for new sessions.
+DOWN_FOR = 5.0  # seconds
+# A host name, an IPv4 address, or an IPv6 address (brackets already removed).
+_HOST = re.compile(r"[A-Za-z0-9._-]+|[0-9A-Fa-f:.]+(%[A-Za-z0-9._-]+)?")
+# What a pooled connection that the server closed meanwhile raises.
+_STALE = (MemcacheUnexpectedCloseError, ConnectionResetError, BrokenPipeError)
+
+
+class _BytesSerde:
+    """Values travel as the bytes they are: nothing is pickled, flags stay 0."""
+
+    def serialize(self, key: bytes, value: bytes) -> tuple[bytes, int]:
+        return value, 0
+
+    def deserialize(self, key: bytes, value: bytes, flags: int) -> bytes:
+        return value
+
+
+class Server:
+    """One memcached server and a pool of clients, each used by one thread at once."""
+
+    def __init__(self, spec: str, connect_timeout: float, timeout: float) -> None:
+        self.spec = spec
+        try:
+            self.address = normalize_server_spec(spec)
+        except ValueError as exc:
+            raise ConfigError(f"invalid memcached server {spec!r}: {exc}") from exc
+        if isinstance(self.address, tuple) and not (
+            _HOST.fullmatch(self.address[0]) and 0 < self.address[1] < 65536
+        ):
+            raise ConfigError(
+                f"invalid memcached server {spec!r}: expected host:port, "
+                "[ipv6]:port or unix:/path"
+            )
+
+        def create() -> Any:
+            return Client(
+                self.address,
+                serde=_BytesSerde(),
+                connect_timeout=connect_timeout,
+                timeout=timeout,
+                no_delay=True,
+                default_noreply=False,
+            )
+
+        self._create = create
+        self._down_until = 0.0
+        # Idle clients; deque's pop and append are atomic, so no lock is
+        # needed. Clients connect on first use and after an error closed them.
+        self._free: deque[Any] = deque()
+        # A forked child must not talk over its parent's sockets.
+        forget = weakref.WeakMethod(self._forget_inherited)
+        os.register_at_fork(after_in_child=lambda: (forget() or _ignore)())
+
+    def _forget_inherited(self) -> None:
+        """In a forked child: drop the clients inherited from the parent."""
+        self.close()
+
+    @property
+    def node(self) -> str:
+        """The name pymemcache's HashClient hashes this server under."""
+        if isinstance(self.address, tuple):
+            host, port = self.address
+            return f"{host}:{port}"
+        return str(self.address)
+
+    @property
+    def down(self) -> bool:
+        """Whether the server failed to answer in the last few seconds."""
+        return self._down_until > time.monotonic()
+
+    def run(self, command: str, name: str, *args: Any) -> Any:
+        """Run a pymemcache ``command`` with an idle client (a new one if none
+        is idle); a client that failed is closed, not kept. A pooled
+        connection the server closed meanwhile (it restarted) fails on its
+        first command, which then runs once more on a new connection."""
+        try:
+            client = self._free.pop()
+        except IndexError:
+            client = self._create()
+        reused = client.sock is not None
+        try:
+            try:
+                result = getattr(client, command)(name, *args)
+            except _STALE:
+                if not reused:
+                    raise
+                client.close()
+                result = getattr(client, command)(name, *args)
+        except BaseException as exc:
+            client.close()
+            if isinstance(exc, OSError | MemcacheUnexpectedCloseError):
+                self._down_until = time.monotonic() + DOWN_FOR
+            raise
+        self._free.append(client)
+        self._down_until = 0.0
+        return result
+
+    def close(self) -> None:
+        """Close every idle connection; the next command opens a new one."""
+        while self._free:
+            try:
+                self._free.pop().close()
+            except IndexError:  # another thread took the last one
+                break
+
+    def __repr__(self) -> str:
+        return f"<memcached server {self.spec}>"
+
+
+def _ignore() -> None:
+    """What the fork hook calls once its server is gone."""
+
+
+def server_specs(servers: str | Sequence[str]) -> list[str]:
+    """The server list of ``servers`` (a list or one whitespace-separated string)."""
+    specs = servers.split() if isinstance(servers, str) else list(servers)
+    if not specs:
+        raise ConfigError("MemcachedStore needs at least one server")
+    for spec in specs:
+        if not isinstance(spec, str) or not spec.strip():
+            raise ConfigError(f"invalid memcached server {spec!r}")
+    if len(set(specs)) != len(specs):
+        raise ConfigError(f"memcached servers listed twice: {specs!r}")
+    return specs

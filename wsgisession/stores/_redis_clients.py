@@ -1,0 +1,123 @@
+"""How RedisStore gets its client: from a URL (a server or a cluster) or as given.
+
+A ``redis://``, ``rediss://`` or ``unix://`` URL makes a ``redis.Redis``; a
+``redis+cluster://host:port`` URL a ``RedisCluster`` found through that node,
+built on first use since its constructor connects. Credentials never show
+in messages: ``redaction.redact_url`` hides them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from ..errors import ConfigError
+from ..redaction import redact_url
+
+if TYPE_CHECKING:
+    from redis.cluster import RedisCluster
+
+__all__ = [
+    "POOL_SIZE",
+    "POOL_WAIT",
+    "check_bytes_client",
+    "client_from_url",
+]
+
+#: Connections the store's pool opens at most (per node of a cluster); more
+#: threads than this wait for a free one instead of failing at once (redis-py
+#: 8's plain pool raises "Too many connections" past 100).
+POOL_SIZE = 100
+#: Seconds a thread waits for a free pooled connection before the store
+#: raises ``StoreUnavailable``.
+POOL_WAIT = 10.0
+
+_SCHEMES = ("redis", "rediss", "unix")
+#: ``redis+cluster://host:port``: a Redis Cluster reached through one node.
+_CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+_DB_PATH = re.compile(r"(/[0-9]*)?")  # redis-py ignores any other path
+
+
+def client_from_url(url: str, socket_timeout: float) -> Any:
+    """A client for ``url``: a ``redis.Redis``, or for ``redis+cluster://`` a
+    factory that builds the ``RedisCluster`` on first use (its constructor
+    connects, and the store must not connect before it is used)."""
+    scheme = urlsplit(url).scheme if isinstance(url, str) else None
+    if scheme in _CLUSTER_SCHEMES:
+        return _cluster_factory(url, socket_timeout)
+    if scheme not in _SCHEMES:
+        raise ConfigError(
+            f"RedisStore url must start with redis://, rediss://, unix:// or "
+            f"redis+cluster://: "
+            f"{redact_url(url) if isinstance(url, str) else type(url).__name__}"
+        )
+    parts = urlsplit(url)
+    if parts.scheme != "unix" and not _DB_PATH.fullmatch(parts.path):
+        raise ConfigError(
+            f"invalid RedisStore url {redact_url(url)}: the path must be a "
+            "database number, as in redis://host:6379/0"
+        )
+    try:
+        pool = redis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=POOL_SIZE,
+            timeout=POOL_WAIT,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=socket_timeout,
+            # One attempt per command: a failed write is not blindly replayed,
+            # and an outage is reported at once. The pool still replaces
+            # connections that a restarted server closed before using them.
+            retry=Retry(NoBackoff(), 0),
+        )
+    except ValueError as exc:
+        raise ConfigError(f"invalid RedisStore url {redact_url(url)}: {exc}") from exc
+    client = redis.Redis(connection_pool=pool)
+    client.auto_close_connection_pool = True  # close() closes the pool too
+    return client
+
+
+def _cluster_factory(url: str, socket_timeout: float) -> Callable[[], RedisCluster]:
+    from redis.cluster import RedisCluster
+
+    parts = urlsplit(url)
+    if parts.path not in ("", "/", "/0") or not parts.hostname:
+        raise ConfigError(
+            f"invalid RedisStore url {redact_url(url)}: a cluster URL names one "
+            "node and database 0 at most, as in redis+cluster://host:6379"
+        )
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as exc:
+        raise ConfigError(f"invalid RedisStore url {redact_url(url)}: {exc}") from exc
+    plain = parts._replace(scheme=_CLUSTER_SCHEMES[parts.scheme], path="").geturl()
+
+    def connect() -> RedisCluster:
+        return RedisCluster.from_url(
+            plain,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=socket_timeout,
+            # Each node's pool waits for a free connection: a full plain pool
+            # raises ConnectionError, which the cluster takes for a lost node.
+            connection_pool_class=redis.BlockingConnectionPool,
+            max_connections=POOL_SIZE,
+            timeout=POOL_WAIT,
+        )
+
+    return connect
+
+
+def check_bytes_client(client: Any) -> None:
+    """Refuse a client that decodes replies to str: records are bytes."""
+    get_encoder = getattr(client, "get_encoder", None)
+    encoder = get_encoder() if callable(get_encoder) else None
+    if getattr(encoder, "decode_responses", False):
+        raise ConfigError(
+            "RedisStore needs a client with decode_responses=False: "
+            "session records are bytes"
+        )
