@@ -7,10 +7,12 @@ never from one another. Server fixtures live in ``conftest.py``.
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 from sql_support import SQL_KINDS, sql_url
@@ -67,6 +69,37 @@ STORE_FACTORIES: dict[str, Callable[..., Store]] = {
     "sql-sqlite": stores.SQLStore,
     "memcached-pool": stores.MemcachedStore,  # three servers
     "redis-cluster": stores.RedisStore,  # three masters
+}
+
+
+def _dump_memory(store: Store, argument: str) -> bytes:
+    assert isinstance(store, MemoryStore)
+    return repr((store._records, store._users, store._owners)).encode()
+
+
+def _dump_directory(store: Store, argument: str) -> bytes:
+    root = Path(argument)
+    return b"".join(
+        str(path.relative_to(root)).encode()
+        + (path.read_bytes() if path.is_file() else b"")
+        for path in sorted(root.rglob("*"))
+    )
+
+
+def _dump_sqlite(store: Store, argument: str) -> bytes:
+    with sqlite3.connect(argument) as conn:
+        return "\n".join(conn.iterdump()).encode()
+
+
+#: The stores that support a user's sessions (``supports_user_sessions``):
+#: kind (a key of STORE_FACTORIES) -> ``dump(store, argument)``, every byte
+#: the backing holds, records and user index alike (the user-session suite
+#: greps it for raw ids). A store joins tests/test_user_sessions.py with
+#: one entry here.
+USER_SESSION_STORES: dict[str, Callable[[Store, str], bytes]] = {
+    "memory": _dump_memory,
+    "file": _dump_directory,
+    "sqlite": _dump_sqlite,
 }
 
 
@@ -161,6 +194,26 @@ def call(app, query: str, cookie: str | None) -> list[tuple[str, str]]:
     b"".join(body)
     getattr(body, "close", lambda: None)()
     return captured
+
+
+def user_app(environ, start_response):
+    """``?login=U`` binds, ``?cycle`` cycles, ``?set=V`` stores V; the body
+    is ``user_id handle value``."""
+    session = environ["wsgisession"]
+    query = environ["QUERY_STRING"]
+    action, _, value = unquote(query).partition("=")
+    if action == "login":
+        session["agent"] = environ.get("HTTP_USER_AGENT", "")
+        session.bind_user(value)
+    elif action == "cycle":
+        session.cycle_key()
+    elif action == "set":
+        session["value"] = value
+    elif action == "logout":
+        session.flush()
+    body = f"{session.user_id} {session.handle} {session.get('value')}"
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [body.encode()]
 
 
 def new_session(app) -> str:

@@ -12,6 +12,7 @@ from .errors import (
 from .middleware import SessionMiddleware
 from .paste import make_middleware
 from .session import Session
+from .usersessions import UserSession
 
 __version__ = "0.1.0.dev0"
 
@@ -23,6 +24,7 @@ __all__ = [
     "SessionInterrupted",
     "SessionMiddleware",
     "StoreUnavailable",
+    "UserSession",
     "__version__",
     "make_middleware",
 ]

@@ -85,8 +85,8 @@ class ChangeSet:
             merged[key] = data[key]
         for key in self.deleted:
             merged.pop(key, None)
-        return Envelope(
-            merged, base.created, expiry if self.expiry_changed else base.expiry
+        return base._replace(
+            data=merged, expiry=expiry if self.expiry_changed else base.expiry
         )
 
     def __repr__(self) -> str:

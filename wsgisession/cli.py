@@ -25,6 +25,7 @@ from .inifile import PREFIX, read_section
 from .redaction import redact_url
 from .storecheck import build_store, reach_store, unreachable
 from .storespec import store_keys
+from .usercli import add_user_commands
 
 __all__ = ["PREFIX", "STORE_OPTIONS", "build_parser", "main", "read_section"]
 
@@ -333,6 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_store_arguments(check)
     check.set_defaults(handler=command_check, command_parser=check)
     _add_init_db_parser(commands)
+    add_user_commands(commands, _add_store_arguments, settings_from_arguments)
     return parser
 
 

@@ -2,8 +2,10 @@
 
 A stored record is the serializer's encoding of
 ``{"v": 1, "data": {...}, "created": <unix time>, "expiry": <Expiry>,
-"saved": <unix time>}``; ``saved`` (the last save, for ``reissue_time``) is
-optional, and records written before it existed lack it.
+"saved": <unix time>, "user": <owner>}``; ``saved`` (the last save, for
+``reissue_time`` and listings) and ``user`` (the owner's id, for a session
+bound with ``bind_user``) are optional: records written before them, or of
+a session bound to no user, lack them, and older readers ignore them.
 Both functions are pure: the serializer in, bytes or parts out. Changing
 the layout means a new ``v`` and a decoder that still reads version 1.
 """
@@ -23,12 +25,14 @@ FORMAT_VERSION = 1
 
 class Envelope(NamedTuple):
     """A record's parts: the session's data, when it was created, its expiry,
-    and when it was last saved (None if the record does not say)."""
+    when it was last saved (None if the record does not say) and its owner
+    (None for a session bound to no user)."""
 
     data: dict[str, Any]
     created: float
     expiry: Expiry
     saved_at: float | None = None
+    user: str | None = None
 
 
 class CorruptRecord(ValueError):
@@ -37,10 +41,12 @@ class CorruptRecord(ValueError):
 
 def encode(serializer: Serializer, envelope: Envelope) -> bytes:
     """The record's bytes; an unserializable value is reported by its key."""
-    data, created, expiry, saved_at = envelope
+    data, created, expiry, saved_at, user = envelope
     record = {"v": FORMAT_VERSION, "data": data, "created": created, "expiry": expiry}
     if saved_at is not None:
         record["saved"] = saved_at
+    if user is not None:
+        record["user"] = user
     dumps = serializer.dumps
     try:
         return dumps(record)
@@ -65,11 +71,12 @@ def decode(serializer: Serializer, payload: bytes) -> Envelope:
         if not (expiry is None or type(expiry) is int or isinstance(expiry, str)):
             raise TypeError(f"malformed expiry {expiry!r}")
         decode_moment(expiry)
-        saved_at = record.get("saved")
+        saved_at, user = record.get("saved"), record.get("user")
         if saved_at is not None and not isinstance(saved_at, (int, float)):
             raise TypeError(f"malformed save time {saved_at!r}")
+        if not (user is None or (isinstance(user, str) and user)):
+            raise TypeError(f"malformed user {user!r}")
     except Exception as exc:
         raise CorruptRecord(f"{type(exc).__name__}: {exc}") from exc
-    return Envelope(
-        data, float(created), expiry, None if saved_at is None else float(saved_at)
-    )
+    saved = None if saved_at is None else float(saved_at)
+    return Envelope(data, float(created), expiry, saved, user)

@@ -34,3 +34,12 @@ def is_valid_key(value: object) -> bool:
 def storage_key(session_key: str) -> str:
     """The name a server-side store files a session under (hex SHA-256)."""
     return hashlib.sha256(session_key.encode("ascii")).hexdigest()
+
+
+def user_storage_key(user_id: str) -> str:
+    """The name a store files a user's index under (hex SHA-256 of the user id).
+
+    Salted apart from :func:`storage_key`, so that a user id can never name
+    a session record.
+    """
+    return hashlib.sha256(b"wsgisession-user:" + user_id.encode("utf-8")).hexdigest()

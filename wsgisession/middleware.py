@@ -14,6 +14,7 @@ from .response import Response, ResponseSetup
 from .serializers import PickleSerializer, Serializer, resolve_serializer
 from .session import Session
 from .stores.base import Store
+from .usersessions import HasHandle, UserSession, UserSessions
 
 __all__ = ["SessionMiddleware"]
 
@@ -104,6 +105,7 @@ class SessionMiddleware:
         # Used on every request: bound once.
         self._setup = self._response_setup(settings, serializer)
         self._environ_key = settings.environ_key
+        self._users = UserSessions(self.store, settings, serializer)
 
     def _response_setup(
         self, settings: Settings, serializer: Serializer
@@ -154,6 +156,38 @@ class SessionMiddleware:
             session_key or None,
             serializer=self.serializer,
         )
+
+    # -- a user's sessions ----------------------------------------------------
+
+    def user_sessions(self, user_id: str | int) -> list[UserSession]:
+        """The live sessions bound to ``user_id``, the most recently saved first.
+
+        One store read per listed session; NotImplementedError on a store
+        without user sessions.
+        """
+        return self._users.list(user_id)
+
+    def revoke_user_sessions(
+        self, user_id: str | int, *, keep: HasHandle | str | None = None
+    ) -> int:
+        """End every session of ``user_id`` except ``keep`` (a Session or a handle).
+
+        ``keep`` may also be a framework's session object (Flask's, Pyramid's).
+        Returns how many records were deleted (a session caught changing
+        keys counts twice). Their next request finds an empty session; a
+        save already in flight cannot bring one back.
+        """
+        handle = keep if keep is None or isinstance(keep, str) else keep.handle
+        return self._users.revoke_all(user_id, handle)
+
+    def revoke_user_session(self, user_id: str | int, handle: str) -> bool:
+        """End the session of ``user_id`` named ``handle``; False if there was none.
+
+        A session changing keys at that very moment (its own ``cycle_key()``)
+        gets a new handle and may escape; :meth:`revoke_user_sessions` lets
+        none escape.
+        """
+        return self._users.revoke_one(user_id, handle)
 
     def close(self) -> None:
         """Close the store (its connections, handles); the middleware is not used again."""

@@ -34,7 +34,8 @@ from .cookies import check_cookie_size
 from .envelope import CorruptRecord, Envelope
 from .errors import SessionError, SessionInterrupted
 from .serializers import Serializer, resolve_serializer
-from .stores.base import Record, Store
+from .stores.base import Record, Store, storage_key
+from .usersessions import handle_of, user_key
 
 __all__ = ["Session"]
 
@@ -71,6 +72,7 @@ class Session(MutableMapping[str, Any]):
     _stored = False
     _created: float | None = None
     _expiry: rules.Expiry = None
+    _user: str | None = None
     _held_lock: AbstractContextManager[None] | None = None
     # Made by _load() and flush(), before anything can change.
     _changes: ChangeSet
@@ -168,14 +170,14 @@ class Session(MutableMapping[str, Any]):
             locked = True
             record = self._store.load(session_key)  # as it is now, under the lock
         parts = None if record is None else self._decode(record.payload)
-        if record is None or (parts and self._timed_out(parts.created)):
+        if record is None or (parts and self._dead(parts, session_key)):
             if locked:
                 self.release_lock()
             return None
         self._session_key, self._stored, self._record = session_key, True, record
         if parts is None:  # corrupt: the record is replaced on the next save
             return {}
-        data, self._created, self._expiry, self._saved_at = parts
+        data, self._created, self._expiry, self._saved_at, self._user = parts
         return data
 
     def _decode(self, payload: bytes) -> Envelope | None:
@@ -190,10 +192,20 @@ class Session(MutableMapping[str, Any]):
             )
             return None
 
-    def _timed_out(self, created: float) -> bool:
-        """Whether ``absolute_timeout`` has passed since the session was created."""
+    def _dead(self, parts: Envelope, session_key: str) -> bool:
+        """Whether a stored session must load as absent: past ``absolute_timeout``,
+        or bound to a user whose index no longer lists it (fail closed)."""
         timeout = self._settings.absolute_timeout
-        return timeout is not None and created + timeout <= clock.now()
+        if timeout is not None and parts.created + timeout <= clock.now():
+            return True
+        user = parts.user
+        if user is not None and not self._store.user_index_intact(user, session_key):
+            logger.info(
+                "session missing from its user's index in %r; treated as revoked",
+                self._store,
+            )
+            return True
+        return False
 
     def _acquire_lock(self, session_key: str) -> None:
         settings = self._settings
@@ -422,7 +434,7 @@ class Session(MutableMapping[str, Any]):
         if detect:
             self.detect_changes()
         if self._session_key is None or not self._stored:
-            self._create()
+            self._create(self._user)
         else:
             self._update()
         if self._store.client_side:  # the key is the cookie: it must fit
@@ -441,33 +453,92 @@ class Session(MutableMapping[str, Any]):
         if key is not None:
             self._store.delete(key)
         self._session_key, self._stored, self._record = None, False, None
+        self._user = None
         self.modified = True
 
     def cycle_key(self) -> None:
         """Move the data to a new key at once and delete the old record (login)."""
         self._get_data()
-        old_key, was_stored = self._session_key, self._stored
-        self._session_key, self._stored, self._record = None, False, None
-        self._create()
-        if old_key is not None and was_stored:
-            self._store.delete(old_key)
+        self._move_to_new_key(self._user)
+
+    # -- the user the session belongs to -------------------------------------
+
+    def bind_user(self, user_id: str | int) -> None:
+        """Make the session ``user_id``'s and cycle its key at once (a login).
+
+        The store then lists it among the user's sessions (the middleware's
+        ``user_sessions``) and can revoke it. ``user_id`` is a non-empty
+        ``str`` or an ``int`` (taken as its decimal string); a store without
+        user sessions raises NotImplementedError.
+        """
+        user = user_key(user_id)
+        self._get_data()
+        self._move_to_new_key(user)
+
+    @property
+    def user_id(self) -> str | None:
+        """The user the session belongs to, or None (loads the session)."""
+        self._get_data()
+        return self._user
+
+    @property
+    def handle(self) -> str | None:
+        """The opaque name of this session in its user's listings, or None.
+
+        Not the key and useless as a cookie; the same across saves, new
+        after ``cycle_key()``; None until the session is saved (and on a
+        client-side store, which has no listings).
+        """
+        self._get_data()
+        key = self._session_key
+        if key is None or not self._stored or self._store.client_side:
+            return None
+        return handle_of(storage_key(key))
+
+    def _move_to_new_key(self, user: str | None) -> None:
+        """Store the data under a new key owned by ``user``, then drop the old record.
+
+        If the old record was a user's and is gone by then (revoked while
+        this request ran), the new one must not outlive it: it is deleted
+        and SessionInterrupted raised, leaving this session empty.
+        """
+        old_key = self._session_key if self._stored else None
+        old_user = self._user
+        self._create(user, fresh=True)
         self.modified = True
+        if old_key is None:
+            return
+        store = self._store
+        if old_user is None:
+            store.delete(old_key)
+        elif not store.delete_record(storage_key(old_key)):
+            assert self._session_key is not None
+            store.delete_record(storage_key(self._session_key))
+            self._data, self._changes = {}, ChangeSet()
+            self._session_key, self._stored, self._record = None, False, None
+            self._user, self._expiry, self.modified = None, None, False
+            raise SessionInterrupted()
 
     def _current_envelope(self) -> Envelope:
         """The session as it is, to be saved now."""
         assert self._data is not None and self._created is not None
-        return Envelope(self._data, self._created, self._expiry, clock.now())
+        return Envelope(
+            self._data, self._created, self._expiry, clock.now(), self._user
+        )
 
-    def _create(self) -> None:
+    def _create(self, user: str | None, *, fresh: bool = False) -> None:
         """Store the data as a new record under a new (or reserved) key."""
         self._get_data()
-        parts = self._current_envelope()
+        parts = self._current_envelope()._replace(user=user)
         payload = envelope.encode(self._serializer, parts)
         expires_at = self._expires_at(parts.expiry, parts.created, clock.now())
         store = self._store
-        key = self._session_key or store.generate_key()
+        key = (None if fresh else self._session_key) or store.generate_key()
         for _ in range(_CREATE_ATTEMPTS):
-            stored_key = store.create(key, payload, expires_at)
+            if user is None:
+                stored_key = store.create(key, payload, expires_at)
+            else:
+                stored_key = store.create_user_session(user, key, payload, expires_at)
             if stored_key is not None:
                 break
             key = store.generate_key()
@@ -488,7 +559,7 @@ class Session(MutableMapping[str, Any]):
             if loaded is not None and current == loaded.payload:
                 parts = self._current_envelope()  # nobody changed it meanwhile
             else:
-                parts = self._merged_with(current)
+                parts = self._merged_with(current)._replace(user=self._user)
             payload = envelope.encode(self._serializer, parts)
             expires_at = self._expires_at(parts.expiry, parts.created, clock.now())
             outcome[:] = [(parts, Record(payload, expires_at))]
@@ -509,7 +580,7 @@ class Session(MutableMapping[str, Any]):
 
     def _saved(self, key: str, parts: Envelope, record: Record) -> None:
         self._session_key, self._stored, self._record = key, True, record
-        self._data, self._created, self._expiry, self._saved_at = parts
+        self._data, self._created, self._expiry, self._saved_at, self._user = parts
         self._changes.watch(parts.data, self._serializer.dumps)
 
     def reserve_key(self) -> str:

@@ -135,5 +135,21 @@ class SessionProxy(MutableMapping[str, Any]):
         """Whether the cookie lasts only until the browser closes."""
         return self._session.get_expire_at_browser_close()
 
+    # -- the user the session belongs to -------------------------------------
+
+    def bind_user(self, user_id: str | int) -> None:
+        """Make the session ``user_id``'s and cycle its key at once (login)."""
+        self._session.bind_user(user_id)
+
+    @property
+    def user_id(self) -> str | None:
+        """The user the session belongs to, or None."""
+        return self._session.user_id
+
+    @property
+    def handle(self) -> str | None:
+        """The session's opaque name in its user's listings, or None until saved."""
+        return self._session.handle
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} of {self._session!r}>"

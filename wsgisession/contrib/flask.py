@@ -29,6 +29,12 @@ permanent session with data is saved again on every request, so that its
 expiry slides, as Flask's cookie does; that loads the session on every
 request that carries its cookie. ``flash()`` and ``get_flashed_messages()``
 work unchanged (tagged JSON keeps their tuples and ``Markup``).
+
+A user's sessions: ``session.bind_user(user_id)``, ``session.user_id`` and
+``session.handle`` are passed through; the middleware's listing and
+revocation methods are reached as ``current_app.extensions["wsgisession"]``
+(set by :func:`init_app`), or :func:`find_middleware` for an app wrapped
+by hand.
 """
 
 from __future__ import annotations
@@ -325,12 +331,16 @@ def init_app(
     ``store`` and ``options`` are those of
     :class:`~wsgisession.SessionMiddleware`; options not given come from
     Flask's settings in ``app.config`` (see the module's docs). The
-    middleware (a :class:`FlaskSessionMiddleware`) is returned.
+    middleware (a :class:`FlaskSessionMiddleware`) is returned, and kept as
+    ``app.extensions["wsgisession"]``: its ``user_sessions()``,
+    ``revoke_user_sessions()`` and ``revoke_user_session()`` are then
+    ``current_app.extensions["wsgisession"].user_sessions(...)`` in a view.
     """
     if find_middleware(app) is not None:
         raise RuntimeError(f"{app!r} already has a wsgisession SessionMiddleware")
     middleware = FlaskSessionMiddleware(app, store, **options)
     app.wsgi_app = middleware  # type: ignore[method-assign]
     app.session_interface = WsgiSessionInterface()
+    app.extensions["wsgisession"] = middleware
     logger.debug("wsgisession enabled on %r with %r", app, middleware.store)
     return middleware

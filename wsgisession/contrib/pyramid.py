@@ -18,6 +18,11 @@ session object (:class:`PyramidSession`) provides Pyramid's ``ISession``:
 is deleted and the cookie with it), flash queues, and the session CSRF
 methods, so Pyramid's default CSRF storage policy and
 ``SessionCSRFStoragePolicy`` both work.
+
+A user's sessions: ``request.session.bind_user(user_id)``, ``.user_id`` and
+``.handle`` are passed through, and the middleware (for
+``user_sessions()``, ``revoke_user_sessions()``, ``revoke_user_session()``)
+is ``request.registry["wsgisession"]``.
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ logger = logging.getLogger(__name__)
 #: Session keys of the flash queues and the CSRF token, as Pyramid's own session.
 FLASH_PREFIX = "_f_"
 CSRF_KEY = "_csrft_"
+#: Where :func:`make_wsgi_app` keeps the middleware in the registry.
+REGISTRY_KEY = "wsgisession"
 
 #: Parameters of Pyramid's own session factories that wsgisession names
 #: otherwise (``reissue_time`` has the same name in both).
@@ -156,10 +163,14 @@ def make_wsgi_app(config: Any, prefix: str = "wsgisession.") -> SessionMiddlewar
     and store keys; an unknown one raises ConfigError here, at startup.
     Pyramid's names are understood too: ``wsgisession.set_on_exception`` is
     :confval:`save_on_error`, and ``wsgisession.reissue_time`` is
-    :confval:`reissue_time` in both.
+    :confval:`reissue_time` in both. The middleware is also kept as
+    ``request.registry["wsgisession"]``, for its ``user_sessions()`` and
+    ``revoke_user_session(s)()`` methods.
     """
     settings = pyramid_names_translated(config.get_settings() or {}, prefix)
-    return make_middleware(config.make_wsgi_app(), settings, prefix)
+    middleware = make_middleware(config.make_wsgi_app(), settings, prefix)
+    config.registry[REGISTRY_KEY] = middleware
+    return middleware
 
 
 def pyramid_names_translated(settings: Any, prefix: str) -> dict[str, Any]:

@@ -10,6 +10,10 @@ the record as it is now, hands it to ``merge`` and writes what ``merge``
 returns, all inside its atomic section (a lock, a transaction, a CAS loop),
 so that two requests changing different keys of one session both survive.
 
+A store may also keep an index of each user's sessions (``log out
+everywhere``): the four user-session methods below, optional, deal only in
+*record names* (``storage_key(session_key)``), never in raw ids.
+
 Ids passed to a store are checked with :meth:`Store.is_valid_key` by the
 session before any other method sees them; stores still never trust them
 as file names or raw keys, and file records under :func:`storage_key`.
@@ -24,9 +28,10 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple, Self
 
 from ..clock import now
-from ..keys import generate_key, is_valid_key, storage_key
+from ..keys import generate_key, is_valid_key, storage_key, user_storage_key
 
 __all__ = [
+    "PENDING_GRACE",
     "IniOption",
     "Merge",
     "Progress",
@@ -35,7 +40,12 @@ __all__ = [
     "generate_key",
     "now",
     "storage_key",
+    "user_storage_key",
 ]
+
+
+#: Seconds an index entry without a record is kept (a create in progress).
+PENDING_GRACE = 60.0
 
 
 class Record(NamedTuple):
@@ -182,6 +192,61 @@ class Store(abc.ABC):
         releasing loses the lock after ``ttl`` seconds at the latest.
         """
         raise NotImplementedError(f"{type(self).__name__} cannot lock sessions")
+
+    # -- a user's sessions (optional) -------------------------------------
+
+    #: Whether the user-session methods below are implemented.
+    supports_user_sessions: bool = False
+
+    def _no_user_sessions(self) -> NotImplementedError:
+        """The error of the user-session methods on a store that lacks them."""
+        return NotImplementedError(
+            f"{type(self).__name__} does not support user sessions "
+            "(bind_user, user_sessions, revoke_user_sessions)"
+        )
+
+    def create_user_session(
+        self, user_id: str, session_key: str, payload: bytes, expires_at: float
+    ) -> str | None:
+        """:meth:`create`, and note in ``user_id``'s index that the session is theirs.
+
+        Same contract as :meth:`create` (None when the key is taken). No
+        bound session may ever be missing from its user's index: write the
+        index entry first (a crash then leaves only a dangling entry, pruned
+        later) or both in one step (a column of the record's row), and never
+        let a concurrent pruning drop the entry of a create in progress (hold
+        the index's lock across both, or prune an entry without a record only
+        once it is older than ``PENDING_GRACE`` seconds). Entries of dead
+        records are pruned here and at listing, so the index never grows
+        without bound. The index keeps ``storage_key(session_key)``, never the
+        key itself.
+        """
+        raise self._no_user_sessions()
+
+    def user_session_records(self, user_id: str) -> dict[str, Record]:
+        """Record name -> live record of each session in the user's index.
+
+        At most one read per listed session (or one batched read); entries
+        whose record is gone or expired are pruned.
+        """
+        raise self._no_user_sessions()
+
+    def delete_record(self, record_name: str) -> bool:
+        """Delete the record named ``record_name``; whether a live one was there.
+
+        The revocation of a listed session: the next save of a request of
+        that session finds its record gone (SessionInterrupted).
+        """
+        raise self._no_user_sessions()
+
+    def user_index_intact(self, user_id: str, session_key: str) -> bool:
+        """Whether the user's index still lists this session (checked on load).
+
+        True, with no I/O, on every store whose index cannot vanish; a store
+        that may evict it (memcached) checks, and a session missing from its
+        user's index is then treated as revoked (fail closed).
+        """
+        return True
 
     def close(self) -> None:
         """Release the store's connections or handles; the base store holds none.

@@ -185,6 +185,14 @@ class SignedCookieStore(Store):
     client_side = True
     supports_locking = False
 
+    def _no_user_sessions(self) -> NotImplementedError:
+        return NotImplementedError(
+            "SignedCookieStore does not support user sessions: the session lives "
+            "in the client's cookie, and a client-side session cannot be revoked "
+            "without server-side state; use a server-side store (memory, file, "
+            "SQLite, SQL, Redis or memcached) for bind_user and revocation"
+        )
+
     def __init__(
         self,
         secret_key: str | bytes,

@@ -11,6 +11,9 @@ that carries its own expiry (:mod:`._lockfile`): no two sessions share a
 lock, a holder loses it after ``ttl``, and lock files exist only while
 held (stale ones are removed by the next waiter or sweep).
 
+Each user's index of sessions (``bind_user``) is a small file of record
+names under ``users/`` (:mod:`._fileusers`).
+
 The directory is trusted only if this process's user owns it and neither
 group nor others can write to it; files inside are opened without
 following symlinks (``O_NOFOLLOW``), new ones with ``O_EXCL``.
@@ -23,6 +26,7 @@ import errno
 import logging
 import math
 import os
+import random
 import stat
 import tempfile
 from collections.abc import Iterator
@@ -32,6 +36,7 @@ from .. import _coerce as c
 from ..errors import ConfigError, StoreUnavailable
 from ._fileformat import HEADER_MAX, encode, parse_header, read_record, write_whole
 from ._filesweep import ShardWalk, is_record_name, is_shard_name
+from ._fileusers import UserIndexes
 from ._flock import ShardLocks, make_private_dirs
 from ._lockfile import RequestLocks, open_new_file
 from .base import IniOption, Merge, Progress, Record, Store, now, storage_key
@@ -103,6 +108,8 @@ class FileStore(Store):
         ),
     )  # fmt: skip
 
+    supports_user_sessions = True
+
     #: Seconds to wait for a shard's lock before giving up with StoreUnavailable.
     lock_timeout: float = 30.0
 
@@ -122,6 +129,7 @@ class FileStore(Store):
             os.path.join(locks, _REQUEST_LOCK_DIR), self._locked
         )
         self._walk = ShardWalk(self.path)
+        self._users = UserIndexes(self.path, locks)
 
     # -- the store protocol -------------------------------------------------
 
@@ -155,6 +163,66 @@ class FileStore(Store):
         with self._locked(name[:2]):
             self._unlink(name)
 
+    # -- a user's sessions ----------------------------------------------------
+
+    def create_user_session(
+        self, user_id: str, session_key: str, payload: bytes, expires_at: float
+    ) -> str | None:
+        """Index, then create, both under the user's index lock."""
+        name = storage_key(session_key)
+        with (
+            self._translate("index a session"),
+            self._users.holding(user_id, self.lock_timeout) as index,
+        ):
+            self._prune(index.names)
+            index.names.add(name)
+            index.write()
+            created = self.create(session_key, payload, expires_at)
+            if created is None:
+                index.names.discard(name)
+                index.write()
+        return created
+
+    def user_session_records(self, user_id: str) -> dict[str, Record]:
+        records = {}
+        with (
+            self._translate("list a user's sessions"),
+            self._users.holding(user_id, self.lock_timeout) as index,
+        ):
+            for name in sorted(index.names):
+                record = self._read_live(name)
+                if record is None:
+                    index.names.discard(name)
+                else:
+                    records[name] = Record(*record)
+            index.write()
+        return records
+
+    def delete_record(self, record_name: str) -> bool:
+        if not is_record_name(record_name, record_name[:2]):
+            return False
+        with self._locked(record_name[:2]):
+            expires_at = self._expiry(self._file(record_name))
+            removed = self._unlink(record_name)
+        return removed and expires_at is not None and expires_at > now()
+
+    def _prune(self, names: set[str]) -> None:
+        """Drop the record names whose record is gone or expired."""
+        moment = now()
+        for name in list(names):
+            expires_at = self._expiry(self._file(name))
+            if expires_at is None or expires_at <= moment:
+                names.discard(name)
+
+    def _prune_user_indexes(self, limit: int) -> None:
+        """Prune ``limit`` user indexes at most (picked at random), so that the
+        indexes of users who never come back do not keep dead names."""
+        file_names = self._users.file_names()
+        for file_name in random.sample(file_names, min(limit, len(file_names))):
+            with self._users.holding_file(file_name, self.lock_timeout) as index:
+                self._prune(index.names)
+                index.write()
+
     def clear_expired(self, progress: Progress | None = None) -> int:
         """Remove expired records, orphaned temporary files and stale lock files.
 
@@ -177,6 +245,7 @@ class FileStore(Store):
                 progress(done, len(shards))
         with self._translate("remove stale locks"):
             self._request_locks.remove_stale(limit=2**62)
+            self._prune_user_indexes(limit=2**62)
         return removed
 
     def sweep_expired(self, limit: int) -> int:
@@ -198,6 +267,7 @@ class FileStore(Store):
                     removed += self._remove_expired(shard, names)
                     if round_done:
                         self._request_locks.remove_stale(limit)
+                        self._prune_user_indexes(limit)
             return removed
         finally:
             self._walk.guard.release()
@@ -220,6 +290,7 @@ class FileStore(Store):
         The store stays usable: the next operation reopens what it needs.
         """
         self._shard_locks.close()
+        self._users.close()
         with self._walk.guard:
             self._walk.close()
 

@@ -26,6 +26,7 @@ class MemoryStore(Store):
     """
 
     ini_name = "memory"
+    supports_user_sessions = True
 
     def __init__(self) -> None:
         self._records: dict[str, tuple[bytes, float]] = {}
@@ -35,6 +36,10 @@ class MemoryStore(Store):
         # rebuilt when such entries outnumber the records.
         self._expiries: list[tuple[float, str]] = []
         self._held: dict[str, tuple[str, float]] = {}
+        # user id -> record names of the user's sessions, and back: an entry
+        # leaves with its record (_drop) or when found dead (_prune).
+        self._users: dict[str, set[str]] = {}
+        self._owners: dict[str, str] = {}
         self._released = threading.Condition()
 
     def _live(self, name: str) -> tuple[bytes, float] | None:
@@ -69,21 +74,66 @@ class MemoryStore(Store):
             current = self._live(name)
             payload, expires_at = merge(None if current is None else current[0])
             if expires_at <= now():
-                self._records.pop(name, None)
+                self._drop(name)
             else:
                 self._put(name, payload, expires_at)
         return session_key
 
     def delete(self, session_key: str) -> None:
         with self._lock:
-            self._records.pop(storage_key(session_key), None)
+            self._drop(storage_key(session_key))
+
+    def create_user_session(
+        self, user_id: str, session_key: str, payload: bytes, expires_at: float
+    ) -> str | None:
+        name = storage_key(session_key)
+        with self._lock:
+            if self._live(name) is not None:
+                return None
+            names = self._users.setdefault(user_id, set())
+            self._prune(names)
+            names.add(name)
+            self._owners[name] = user_id
+            self._put(name, payload, expires_at)
+        return session_key
+
+    def user_session_records(self, user_id: str) -> dict[str, Record]:
+        with self._lock:
+            names = self._users.get(user_id, set())
+            self._prune(names)
+            if not names:
+                self._users.pop(user_id, None)
+            return {name: Record(*self._records[name]) for name in names}
+
+    def _prune(self, names: set[str]) -> None:
+        """Drop the names whose record is gone or expired (caller holds ``_lock``)."""
+        for name in [name for name in names if self._live(name) is None]:
+            names.discard(name)
+            self._owners.pop(name, None)
+
+    def _drop(self, name: str) -> None:
+        """Remove a record and its index entry (caller holds ``_lock``)."""
+        self._records.pop(name, None)
+        user = self._owners.pop(name, None)
+        if user is not None:
+            names = self._users.get(user)
+            if names is not None:
+                names.discard(name)
+                if not names:
+                    del self._users[user]
+
+    def delete_record(self, record_name: str) -> bool:
+        with self._lock:
+            live = self._live(record_name) is not None
+            self._drop(record_name)
+            return live
 
     def clear_expired(self, progress: Progress | None = None) -> int:
         with self._lock:
             moment = now()
             expired = [name for name, (_, at) in self._records.items() if at <= moment]
             for name in expired:
-                del self._records[name]
+                self._drop(name)
         self._drop_stale_locks()
         return len(expired)
 
@@ -100,7 +150,7 @@ class MemoryStore(Store):
                 expires_at, name = heapq.heappop(self._expiries)
                 record = self._records.get(name)
                 if record is not None and record[1] == expires_at:
-                    del self._records[name]
+                    self._drop(name)
                     removed += 1
         self._drop_stale_locks()
         return removed

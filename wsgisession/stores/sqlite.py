@@ -1,7 +1,10 @@
 """SQLiteStore: sessions in one SQLite database file, shared by a host's processes.
 
 Records live in one table keyed by :func:`storage_key` (hex SHA-256 of the
-id), with an index on ``expires_at`` for :meth:`SQLiteStore.clear_expired`.
+id), with an index on ``expires_at`` for :meth:`SQLiteStore.clear_expired`
+and one on ``user_key`` (:func:`user_storage_key` of the owner of a bound
+session, NULL otherwise) for a user's sessions; a table made before that
+column existed gets it on first use (``ALTER TABLE ... ADD COLUMN``).
 The database runs in WAL mode, so loads never wait for a save, and saves
 are short ``BEGIN IMMEDIATE`` transactions that wait up to ``busy_timeout``
 for one another.
@@ -31,7 +34,16 @@ from ..errors import ConfigError, StoreUnavailable
 from ._flock import make_private_dirs
 from ._shared import poll_lock
 from ._sqliteconn import Connections
-from .base import IniOption, Merge, Progress, Record, Store, now, storage_key
+from .base import (
+    IniOption,
+    Merge,
+    Progress,
+    Record,
+    Store,
+    now,
+    storage_key,
+    user_storage_key,
+)
 from .file import ensure_private_directory
 
 if TYPE_CHECKING:
@@ -54,6 +66,12 @@ _CREATE_INDEX = (
     "CREATE INDEX IF NOT EXISTS wsgisession_sessions_expires_at"
     " ON wsgisession_sessions (expires_at)"
 )
+_COLUMNS = "PRAGMA table_info(wsgisession_sessions)"
+_ADD_USER_COLUMN = "ALTER TABLE wsgisession_sessions ADD COLUMN user_key TEXT"
+_CREATE_USER_INDEX = (
+    "CREATE INDEX IF NOT EXISTS wsgisession_sessions_user_key"
+    " ON wsgisession_sessions (user_key)"
+)
 # Once per database (WAL mode is stored in the file), then on every connection.
 _SETUP = ("PRAGMA journal_mode = WAL",)
 _CONNECTION_PRAGMAS = ("PRAGMA synchronous = NORMAL",)
@@ -67,8 +85,20 @@ _UPSERT = (
     " ON CONFLICT (key) DO UPDATE"
     " SET payload = excluded.payload, expires_at = excluded.expires_at"
 )
-# Insert, or take over the key only if its record has expired (4th parameter: now).
-_CREATE = _UPSERT + " WHERE wsgisession_sessions.expires_at <= ?"
+# Insert, or take over the key only if its record has expired; the owner's
+# user_key goes with the row (parameters: key, payload, expires_at, user_key, now).
+_CREATE = (
+    "INSERT INTO wsgisession_sessions (key, payload, expires_at, user_key)"
+    " VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE"
+    " SET payload = excluded.payload, expires_at = excluded.expires_at,"
+    " user_key = excluded.user_key"
+    " WHERE wsgisession_sessions.expires_at <= ?"
+)
+_USER_SESSIONS = (
+    "SELECT key, payload, expires_at FROM wsgisession_sessions"
+    " WHERE user_key = ? AND expires_at > ?"
+)
+_DELETE_LIVE = "DELETE FROM wsgisession_sessions WHERE key = ? AND expires_at > ?"
 _DELETE = "DELETE FROM wsgisession_sessions WHERE key = ?"
 # Write only if the row is still what this request loaded and still live:
 # one statement, with no transaction around it (parameters: payload,
@@ -187,7 +217,7 @@ class SQLiteStore(Store):
         return Record(row[0], row[1])
 
     def create(self, session_key: str, payload: bytes, expires_at: float) -> str | None:
-        params = (storage_key(session_key), payload, expires_at, now())
+        params = (storage_key(session_key), payload, expires_at, None, now())
         written = self._write("create a session", _CREATE, params)
         return session_key if written == 1 else None
 
@@ -222,6 +252,34 @@ class SQLiteStore(Store):
 
     def delete(self, session_key: str) -> None:
         self._write("delete a session", _DELETE, (storage_key(session_key),))
+
+    # -- a user's sessions: the user_key column --------------------------------
+
+    supports_user_sessions = True
+
+    def create_user_session(
+        self, user_id: str, session_key: str, payload: bytes, expires_at: float
+    ) -> str | None:
+        """Create the row with its ``user_key``: indexed in the same statement."""
+        owner = user_storage_key(user_id)
+        params = (storage_key(session_key), payload, expires_at, owner, now())
+        written = self._write("create a session", _CREATE, params)
+        return session_key if written == 1 else None
+
+    def user_session_records(self, user_id: str) -> dict[str, Record]:
+        """One query on the ``user_key`` index; expired rows go with the sweep."""
+        params = (user_storage_key(user_id), now())
+        rows = self._run(
+            "list a user's sessions",
+            lambda c: c.execute(_USER_SESSIONS, params).fetchall(),
+        )
+        return {row[0]: Record(row[1], row[2]) for row in rows if _is_sound(row[1:])}
+
+    def delete_record(self, record_name: str) -> bool:
+        if self._write("delete a session", _DELETE_LIVE, (record_name, now())):
+            return True
+        self._write("delete a session", _DELETE, (record_name,))  # an expired one
+        return False
 
     def clear_expired(self, progress: Progress | None = None) -> int:
         """Delete expired rows in batches of 1000, each its own short transaction."""
@@ -317,14 +375,11 @@ class SQLiteStore(Store):
         """
         deadline = time.monotonic() + self.busy_timeout
         for statement in (*_SETUP, _CREATE_TABLE, _CREATE_INDEX, _CREATE_LOCKS):
-            while True:
-                try:
-                    conn.execute(statement).close()
-                    break
-                except sqlite3.OperationalError as exc:
-                    if "locked" not in str(exc) or time.monotonic() >= deadline:
-                        raise
-                    time.sleep(_SETUP_RETRY)
+            _retried(conn, statement, deadline)
+        columns = [row[1] for row in conn.execute(_COLUMNS).fetchall()]
+        if "user_key" not in columns:  # a table made by an older version
+            _retried(conn, _ADD_USER_COLUMN, deadline, "duplicate column")
+        _retried(conn, _CREATE_USER_INDEX, deadline)
         for statement in _CONNECTION_PRAGMAS:
             conn.execute(statement).close()
 
@@ -354,6 +409,25 @@ class SQLiteStore(Store):
                 f"SQLiteStore at {self.path!r} could not {action}: {exc}",
                 store=repr(self),
             ) from exc
+
+
+def _retried(
+    conn: sqlite3.Connection, statement: str, deadline: float, done_if: str = ""
+) -> None:
+    """Run a setup statement, retrying while the database is locked.
+
+    An error containing ``done_if`` means another connection did it first.
+    """
+    while True:
+        try:
+            conn.execute(statement).close()
+            return
+        except sqlite3.OperationalError as exc:
+            if done_if and done_if in str(exc):
+                return
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(_SETUP_RETRY)
 
 
 def _make_directory(path: str) -> None:

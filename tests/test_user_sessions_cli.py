@@ -1,0 +1,132 @@
+"""``wsgisession sessions`` and ``wsgisession revoke``: a user's sessions for operators."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from wsgisession import SessionMiddleware
+from wsgisession.cli import main
+from wsgisession.stores import SQLiteStore
+
+ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00"
+
+
+def no_app(environ: object, start_response: object) -> list[bytes]:
+    return []
+
+
+def write_ini(tmp_path: Path, store_lines: str) -> str:
+    ini = tmp_path / "app.ini"
+    ini.write_text(
+        textwrap.dedent(
+            """\
+            [filter:session]
+            use = egg:wsgisession#session
+            """
+        )
+        + textwrap.dedent(store_lines)
+    )
+    return f"{ini}#session"
+
+
+@pytest.fixture
+def sqlite_ini(tmp_path: Path) -> str:
+    return write_ini(
+        tmp_path, "store = sqlite\nsqlite_path = %(here)s/sessions.sqlite3\n"
+    )
+
+
+def log_in(tmp_path: Path, user: str, times: int) -> list[str]:
+    """``times`` sessions of ``user`` in the ini's store; their handles."""
+    handles = []
+    with SessionMiddleware(no_app, SQLiteStore(tmp_path / "sessions.sqlite3")) as m:
+        for _ in range(times):
+            session = m.open_session()
+            session.bind_user(user)
+            assert session.handle is not None
+            handles.append(session.handle)
+    return handles
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_sessions_lists_handles_and_iso_dates(
+    tmp_path: Path, sqlite_ini: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    handles = log_in(tmp_path, "alice", 2)
+    log_in(tmp_path, "bob", 1)
+    status, out, err = run(capsys, "sessions", "--config", sqlite_ini, "alice")
+    assert (status, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[0].split() == ["HANDLE", "CREATED", "LAST", "SAVED", "EXPIRES"]
+    rows = [
+        re.fullmatch(rf"(\S+) +({ISO}) +({ISO}) +({ISO})", line) for line in lines[1:3]
+    ]
+    assert all(rows)
+    assert sorted(row.group(1) for row in rows if row) == sorted(handles)
+    assert lines[3] == "2 live sessions of 'alice'"
+    status, out, _ = run(capsys, "sessions", "--config", sqlite_ini, "carol")
+    assert (status, out) == (0, "no live sessions of 'carol'\n")
+
+
+def test_revoke_one_then_all(
+    tmp_path: Path, sqlite_ini: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    handles = log_in(tmp_path, "alice", 3)
+    status, out, _ = run(
+        capsys, "revoke", "--config", sqlite_ini, "alice", "--handle", handles[0]
+    )
+    assert (status, out) == (0, "revoked 1 session of 'alice'\n")
+    status, out, err = run(
+        capsys, "revoke", "--config", sqlite_ini, "alice", "--handle", handles[0]
+    )
+    assert status == 1 and out == ""
+    assert err == (
+        f"wsgisession revoke: error: no live session of 'alice' has handle "
+        f"{handles[0]!r}\n"
+    )
+    status, out, _ = run(capsys, "revoke", "--config", sqlite_ini, "alice")
+    assert (status, out) == (0, "revoked 2 sessions of 'alice'\n")
+    status, out, _ = run(capsys, "sessions", "--config", sqlite_ini, "alice")
+    assert out == "no live sessions of 'alice'\n"
+
+
+def test_store_flags_work_as_well_as_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log_in(tmp_path, "alice", 1)
+    path = str(tmp_path / "sessions.sqlite3")
+    status, out, _ = run(
+        capsys, "revoke", "--store", "sqlite", "--sqlite-path", path, "alice"
+    )
+    assert (status, out) == (0, "revoked 1 session of 'alice'\n")
+
+
+def test_a_store_without_user_sessions_is_one_error_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ini = write_ini(tmp_path, "store = cookie\nsecret_key = " + "k" * 40 + "\n")
+    for command in ("sessions", "revoke"):
+        status, out, err = run(capsys, command, "--config", ini, "alice")
+        assert status == 1 and out == ""
+        assert err.startswith(
+            f"wsgisession {command}: error: SignedCookieStore does not support "
+            "user sessions: the session lives in the client's cookie"
+        )
+        assert err.count("\n") == 1 and "k" * 40 not in err
+
+
+def test_an_empty_user_id_is_one_error_line(
+    sqlite_ini: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, out, err = run(capsys, "sessions", "--config", sqlite_ini, "")
+    assert (status, out) == (1, "")
+    assert err == "wsgisession sessions: error: user_id must not be empty\n"

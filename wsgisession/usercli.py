@@ -1,0 +1,130 @@
+"""The ``sessions`` and ``revoke`` commands: a user's sessions, for operators.
+
+``wsgisession sessions --config FILE[#SECTION] USER_ID`` lists the user's
+live sessions; ``wsgisession revoke --config FILE[#SECTION] USER_ID
+[--handle H]`` ends them all, or the one named by its handle. The command
+line module (:mod:`wsgisession.cli`) registers them with
+:func:`add_user_commands`, handing over how it reads a store's settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import functools
+import textwrap
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from .config import Settings, StoreSpec
+from .errors import SessionError
+from .serializers import resolve_serializer
+from .usersessions import UserSessions
+
+__all__ = ["add_user_commands"]
+
+ReadSettings = Callable[[argparse.Namespace], "tuple[Settings, StoreSpec]"]
+
+SESSIONS_EXAMPLES = """\
+example:
+  wsgisession sessions --config production.ini#session alice@example.org
+"""
+
+REVOKE_EXAMPLES = """\
+examples (after a password reset, or for a stolen device):
+  wsgisession revoke --config production.ini#session alice@example.org
+  wsgisession revoke --config production.ini#session alice@example.org --handle HANDLE
+"""
+
+
+def add_user_commands(
+    commands: Any,
+    add_store_arguments: Callable[[argparse.ArgumentParser], None],
+    read_settings: ReadSettings,
+) -> None:
+    """Add ``sessions`` and ``revoke`` to the ``commands`` subparsers."""
+    listing = _parser(
+        commands,
+        "sessions",
+        "list a user's live sessions (handle, created, last saved, expires)",
+        SESSIONS_EXAMPLES,
+    )
+    add_store_arguments(listing)
+    listing.add_argument("user_id", metavar="USER_ID", help="the id bind_user() got")
+    listing.set_defaults(handler=functools.partial(command_sessions, read_settings))
+    revoke = _parser(
+        commands,
+        "revoke",
+        "end a user's sessions (all, or --handle one) and print how many",
+        REVOKE_EXAMPLES,
+    )
+    add_store_arguments(revoke)
+    revoke.add_argument("user_id", metavar="USER_ID", help="the id bind_user() got")
+    revoke.add_argument(
+        "--handle", help="end only this session (a handle that `sessions` lists)"
+    )
+    revoke.set_defaults(handler=functools.partial(command_revoke, read_settings))
+
+
+def _parser(commands: Any, name: str, text: str, examples: str) -> Any:
+    parser = commands.add_parser(
+        name,
+        help=text,
+        description=textwrap.fill(text[0].upper() + text[1:] + "."),
+        epilog=examples,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.set_defaults(command_parser=parser)
+    return parser
+
+
+@contextlib.contextmanager
+def _user_sessions(
+    read_settings: ReadSettings, args: argparse.Namespace
+) -> Iterator[UserSessions]:
+    """The store's user sessions, closed after; its refusal (a store without
+    them) or a bad user id becomes a SessionError, so one error line."""
+    settings, spec = read_settings(args)
+    store = spec.build()
+    try:
+        yield UserSessions(store, settings, resolve_serializer(settings.serializer))
+    except (NotImplementedError, ValueError) as exc:
+        raise SessionError(str(exc)) from exc
+    finally:
+        store.close()
+
+
+def command_sessions(read_settings: ReadSettings, args: argparse.Namespace) -> int:
+    with _user_sessions(read_settings, args) as users:
+        sessions = users.list(args.user_id)
+    user_id = args.user_id
+    if not sessions:
+        print(f"no live sessions of {user_id!r}")
+        return 0
+    print(f"{'HANDLE':<24}{'CREATED':<27}{'LAST SAVED':<27}EXPIRES")
+    for s in sessions:
+        times = (_iso(s.created), _iso(s.saved_at), _iso(s.expires_at))
+        print(f"{s.handle:<24}{times[0]:<27}{times[1]:<27}{times[2]}")
+    count = len(sessions)
+    print(f"{count} live session{'s' if count != 1 else ''} of {user_id!r}")
+    return 0
+
+
+def command_revoke(read_settings: ReadSettings, args: argparse.Namespace) -> int:
+    user_id, handle = args.user_id, args.handle
+    with _user_sessions(read_settings, args) as users:
+        if handle is None:
+            count = users.revoke_all(user_id)
+        elif users.revoke_one(user_id, handle):
+            count = 1
+        else:
+            raise SessionError(f"no live session of {user_id!r} has handle {handle!r}")
+    print(f"revoked {count} session{'s' if count != 1 else ''} of {user_id!r}")
+    return 0
+
+
+def _iso(moment: float) -> str:
+    """A Unix time as an ISO date, UTC, to the second."""
+    when = datetime.datetime.fromtimestamp(moment, datetime.UTC)
+    return when.replace(microsecond=0).isoformat()

@@ -1,0 +1,168 @@
+"""A user's sessions: listing them and revoking them ("log out everywhere").
+
+A session bound to a user (:meth:`Session.bind_user
+<wsgisession.session.Session.bind_user>`) is indexed by its store under the
+user's id. This module reads that index through the store protocol
+(``user_session_records``, ``delete_record``) and turns records into
+:class:`UserSession` objects; the middleware's ``user_sessions`` and
+``revoke_user_session(s)`` methods are thin wrappers around
+:class:`UserSessions`.
+
+Sessions are named by a *handle*: a second hash of the record's name (itself
+a hash of the session id), so a listing shown to a user or an operator holds
+nothing that could be presented as a cookie.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import logging
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, Protocol
+
+from . import clock, envelope
+from .config import Settings
+from .envelope import CorruptRecord, Envelope
+from .errors import SessionError
+from .serializers import Serializer
+from .stores.base import Record, Store
+
+__all__ = ["HasHandle", "UserSession", "UserSessions", "handle_of", "user_key"]
+
+logger = logging.getLogger(__name__)
+
+_HANDLE_SALT = b"wsgisession-handle:"
+_HANDLE_LENGTH = 22  # 132 bits of the SHA-256
+#: Rounds of a revocation racing with sessions that change keys meanwhile.
+_REVOKE_ROUNDS = 20
+
+
+class HasHandle(Protocol):
+    """A session, or a framework's view of one: what ``keep=`` takes."""
+
+    @property
+    def handle(self) -> str | None: ...
+
+
+def user_key(user_id: object) -> str:
+    """The owner id as stored: a non-empty ``str``, or an ``int`` as its decimal string."""
+    if isinstance(user_id, bool) or not isinstance(user_id, (str, int)):
+        raise TypeError(
+            f"user_id must be a str or an int, not {type(user_id).__name__}"
+        )
+    user = str(user_id)
+    if not user:
+        raise ValueError("user_id must not be empty")
+    return user
+
+
+def handle_of(record_name: str) -> str:
+    """The handle of the session stored under ``record_name`` (``storage_key(id)``)."""
+    digest = hashlib.sha256(_HANDLE_SALT + record_name.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).decode("ascii")[:_HANDLE_LENGTH]
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class UserSession:
+    """One live session of a user, as listed by ``middleware.user_sessions()``.
+
+    Times are Unix times (floats); ``data`` is a read-only copy of the
+    session's data, for a "your devices" page (a user agent stored at login).
+    """
+
+    handle: str
+    created: float
+    saved_at: float
+    expires_at: float
+    data: Mapping[str, Any]
+
+    def __repr__(self) -> str:
+        return (
+            f"UserSession(handle={self.handle!r}, created={self.created!r}, "
+            f"saved_at={self.saved_at!r}, expires_at={self.expires_at!r}, "
+            f"data=<{len(self.data)} keys>)"
+        )
+
+
+class UserSessions:
+    """The user-session operations of one store, read with one serializer."""
+
+    def __init__(self, store: Store, settings: Settings, serializer: Serializer):
+        self.store = store
+        self.settings = settings
+        self.serializer = serializer
+
+    def list(self, user_id: object) -> list[UserSession]:
+        """The user's live sessions, the most recently saved first."""
+        user = user_key(user_id)
+        found = [s for s in self._indexed(user).values() if s is not None]
+        return sorted(found, key=lambda s: s.saved_at, reverse=True)
+
+    def revoke_all(self, user_id: object, keep: str | None = None) -> int:
+        """Delete every session of the user but the one with handle ``keep``.
+
+        A record that vanished between listing and deleting may have moved
+        to a new key (a concurrent ``cycle_key()``, whose new record was
+        indexed before the old one was deleted): the index is read again
+        until a round deletes everything it lists, so none escapes.
+        """
+        user, revoked = user_key(user_id), 0
+        if keep is not None and not isinstance(keep, str):
+            raise TypeError(f"keep must be a Session or a handle, not {keep!r}")
+        for _ in range(_REVOKE_ROUNDS):
+            vanished = False
+            for name, session in self._indexed(user).items():
+                if session is not None and session.handle == keep:
+                    continue
+                if self.store.delete_record(name):
+                    revoked += session is not None
+                else:
+                    vanished = True
+            if not vanished:
+                return revoked
+        raise SessionError(
+            f"sessions of a user kept changing keys during revocation "
+            f"({_REVOKE_ROUNDS} rounds) on {self.store!r}"
+        )
+
+    def revoke_one(self, user_id: object, handle: str) -> bool:
+        """Delete the user's session with ``handle``; False if there is none."""
+        for name, session in self._indexed(user_key(user_id)).items():
+            if session is not None and session.handle == handle:
+                return self.store.delete_record(name)
+        return False
+
+    def _indexed(self, user: str) -> dict[str, UserSession | None]:
+        """Record name -> session of each record in the user's index.
+
+        None for a record that loads as no session (corrupt, or past
+        ``absolute_timeout``): revoking deletes it, listing skips it. A
+        record that names another owner is left out altogether.
+        """
+        sessions: dict[str, UserSession | None] = {}
+        for name, record in self.store.user_session_records(user).items():
+            parts = self._decode(record)
+            if parts is not None and parts.user != user:
+                continue
+            sessions[name] = None if parts is None else _listed(name, parts, record)
+        return sessions
+
+    def _decode(self, record: Record) -> Envelope | None:
+        try:
+            parts = envelope.decode(self.serializer, record.payload)
+        except CorruptRecord as exc:
+            logger.warning("corrupt session record in %r (%s)", self.store, exc)
+            return None
+        timeout = self.settings.absolute_timeout
+        if timeout is not None and parts.created + timeout <= clock.now():
+            return None
+        return parts
+
+
+def _listed(name: str, parts: Envelope, record: Record) -> UserSession:
+    saved = parts.saved_at if parts.saved_at is not None else parts.created
+    data = MappingProxyType(dict(parts.data))
+    return UserSession(handle_of(name), parts.created, saved, record.expires_at, data)
