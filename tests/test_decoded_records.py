@@ -99,3 +99,11 @@ def test_a_kept_record_of_a_revoked_user_session_loads_as_absent() -> None:
     revoked = Session(store, session_key=key)
     assert revoked.get("n") is None
     assert revoked.session_key is None
+
+
+def test_a_record_saved_with_keys_json_turns_to_text_is_not_kept() -> None:
+    parts = Envelope({1: "one"}, 5.0, None)  # type: ignore[dict-item]
+    payload = envelope.encode(JSON, parts)
+    envelope.remember(JSON, payload, parts)
+    assert payload not in envelope._decoded
+    assert envelope.decode(JSON, payload).data == {"1": "one"}

@@ -113,6 +113,7 @@ def decode(serializer: Serializer, payload: bytes) -> Envelope:
 _decoded: dict[bytes, Envelope] = {}
 _KEPT_RECORDS = 256
 _KEPT_RECORD_BYTES = 4096
+_STR_ONLY = frozenset((str,))
 
 
 def remember(serializer: Serializer, payload: bytes, parts: Envelope) -> None:
@@ -123,7 +124,7 @@ def remember(serializer: Serializer, payload: bytes, parts: Envelope) -> None:
         and len(payload) <= _KEPT_RECORD_BYTES
         and payload not in _decoded
         and IMMUTABLE_TYPES.issuperset(map(type, data.values()))
-        and all(type(key) is str for key in data)  # as JSON gives them back
+        and _STR_ONLY.issuperset(map(type, data))  # keys as JSON gives them back
     ):
         if len(_decoded) >= _KEPT_RECORDS:
             _decoded.clear()
