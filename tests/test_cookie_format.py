@@ -166,3 +166,31 @@ def test_plain_headers_take_the_fast_path_with_the_same_result():
     assert cookies._PLAIN_PAIRS.fullmatch(header)
     assert cookies.cookie_values(header, "sessionid") == ["abc", "def"]
     assert parse_cookie(header).getlist("sessionid") == ["abc", "def"]
+
+
+def test_a_host_prefixed_cookie_from_the_middleware_is_what_dump_cookie_makes():
+    """The template serves the security round's options too: __Host- name,
+    Secure, Path=/, no Domain, and Cache-Control: private on the response."""
+    from wsgisession import SessionMiddleware
+    from wsgisession.stores import MemoryStore
+
+    def app(environ, start_response):
+        environ["wsgisession"]["n"] = 1
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    settings = Settings(cookie_name="__Host-sid", cookie_secure=True)
+    middleware = SessionMiddleware(app, MemoryStore(), settings=settings)
+    sent: list[tuple[str, str]] = []
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "wsgi.url_scheme": "https"}
+    with fake_clock(1_700_000_000.0):
+        b"".join(middleware(environ, lambda status, headers, *a: sent.extend(headers)))
+    (cookie,) = [value for name, value in sent if name == "Set-Cookie"]
+    key = cookie.split(";", 1)[0].removeprefix("__Host-sid=")
+    assert len(key) == 43
+    assert cookie == werkzeug_header(settings, key, settings.cookie_age, True)
+    assert (
+        cookie.startswith("__Host-sid=") and "Secure" in cookie and "Path=/" in cookie
+    )
+    assert "Domain" not in cookie
+    assert ("Cache-Control", "private") in sent
