@@ -93,6 +93,7 @@ class TourPages:
         return self.page(environ, session, start_response)
 
     def context(self, environ: dict[str, Any], form: dict[str, str]) -> Context:
+        """What an action or a panel gets besides the session: the form, the browser."""
         return Context(
             self.middleware,
             environ.get("HTTP_COOKIE", ""),
