@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import webtest
+from helpers import USER_SESSION_STORES
 from servers import ServerProcess
 
 from wsgisession.config import parse_settings
@@ -29,10 +29,15 @@ SECRET = "demo-test-" + "x" * 40
 class Tour:
     """A browser's walk through the demo: page loads and button clicks."""
 
-    def __init__(self, store: Store) -> None:
-        self.app = DemoApp(store, "somewhere")
-        self.browser = webtest.TestApp(self.app)
+    def __init__(self, store: Store, *, agent: str = "", app: DemoApp | None = None):
+        self.app = app or DemoApp(store, "somewhere")
+        environ = {"HTTP_USER_AGENT": agent} if agent else {}
+        self.browser = webtest.TestApp(self.app, extra_environ=environ)
         self.text = ""
+
+    def another_browser(self, agent: str) -> Tour:
+        """A second browser on the same demo, with its own cookies."""
+        return Tour(self.app.middleware.store, agent=agent, app=self.app)
 
     def __repr__(self) -> str:
         return f"Tour({self.app!r})"
@@ -41,8 +46,8 @@ class Tour:
         self.text = self.browser.get("/").text
         return self.text
 
-    def click(self, action: str) -> str:
-        response = self.browser.post("/", {"action": action})
+    def click(self, action: str, **fields: str) -> str:
+        response = self.browser.post("/", {"action": action, **fields})
         assert response.status_int == 303
         self.text = response.follow().text
         return self.text
@@ -76,9 +81,7 @@ def cookie_tour() -> Tour:
     return Tour(SignedCookieStore(SECRET))
 
 
-@pytest.fixture(params=["memory", "file", "sqlite", "redis", "memcached", "cookie"])
-def any_tour(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Tour]:
-    kind = request.param
+def _store(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Store:
     if kind == "memory":
         store: Store = MemoryStore()
     elif kind == "file":
@@ -93,7 +96,26 @@ def any_tour(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Tour]:
         store = MemcachedStore([server.address])
     else:
         store = SignedCookieStore(SECRET)
-    yield Tour(store)
+    return store
+
+
+@pytest.fixture(params=["memory", "file", "sqlite", "redis", "memcached", "cookie"])
+def any_tour(request: pytest.FixtureRequest, tmp_path: Path) -> Tour:
+    return Tour(_store(request.param, request, tmp_path))
+
+
+#: The demo's stores with user sessions (tests/helpers.py lists which support them).
+USER_SESSION_KINDS = [
+    kind
+    for kind in ("memory", "file", "sqlite", "redis", "memcached")
+    if kind in USER_SESSION_STORES
+]
+
+
+@pytest.fixture(params=USER_SESSION_KINDS)
+def server_side_tour(request: pytest.FixtureRequest, tmp_path: Path) -> Tour:
+    """A first browser ("Browser A") on a demo whose store has user sessions."""
+    return Tour(_store(request.param, request, tmp_path), agent="Browser A")
 
 
 # -- facts ---------------------------------------------------------------------------
@@ -328,3 +350,187 @@ def test_a_store_that_goes_away_is_a_readable_503(fresh_redis: ServerProcess) ->
     assert "Start it again, then reload this page." in response.text
     response = tour.browser.post("/", {"action": "cycle"}, status=503)
     assert "The session store is unreachable" in response.text
+
+
+# -- a user's sessions -----------------------------------------------------------------
+
+
+def _inner(pattern: str, html: str) -> str:
+    """The text of the first match of ``pattern``'s group, tags dropped."""
+    match = re.search(pattern, html, re.DOTALL)
+    assert match, f"{pattern!r} not in {html!r}"
+    return " ".join(re.sub(r"<[^>]+>", "", match.group(1)).split())
+
+
+def _listed(tour: Tour) -> list[dict[str, str]]:
+    """The sessions the page lists: handle, shown handle, device, times, this browser."""
+    entries = re.findall(
+        r'<li class="user-session" data-handle="([^"]+)">(.*?)</li>',
+        tour.text,
+        re.DOTALL,
+    )
+    return [
+        {
+            "handle": handle,
+            "shown": _inner(r'<code class="handle">(.*?)</code>', body),
+            "device": _inner(r'<span class="device">(.*?)</span>', body),
+            "times": _inner(r'<span class="times">(.*?)(?:<form|$)', body),
+            "this": str("this browser" in body),
+        }
+        for handle, body in entries
+    ]
+
+
+def _logged_in(tour: Tour, name: str = "alice") -> str:
+    tour.load()
+    return tour.click("log-in", user=name)
+
+
+def test_two_browsers_log_in_see_both_and_one_revokes_the_other(
+    server_side_tour: Tour,
+) -> None:
+    laptop, phone = server_side_tour, server_side_tour.another_browser("Browser B")
+    _logged_in(phone)
+    laptop.load()
+    before = laptop.key
+    _logged_in(laptop)
+    report = laptop.find("report")
+    assert report.startswith("Log in: bind_user('alice'): a new key")
+    assert "Set-Cookie: sessionid=«key " in report
+    assert laptop.key != before  # a login cycles the key
+    assert laptop.find("user") == "alice"
+    laptop.load()
+    listed = _listed(laptop)
+    assert sorted((s["device"], s["this"]) for s in listed) == [
+        ("Browser A", "True"),
+        ("Browser B", "False"),
+    ]
+    for entry in listed:
+        assert entry["shown"] == entry["handle"][:8] + "…"
+        assert entry["times"] == (
+            "created just now, last saved just now, expires in 13 days 23 h"
+        )
+    assert laptop.find("user-count") == "2"
+    other = next(s for s in listed if s["this"] == "False")
+    assert f'id="revoke-{other["handle"]}"' in laptop.text
+    assert not any(
+        f'id="revoke-{s["handle"]}"' in laptop.text
+        for s in listed
+        if s["this"] == "True"
+    )
+
+    report = laptop.click("revoke-one", handle=other["handle"])
+    assert laptop.find("report").startswith(
+        f"Sign out this other session: revoke_user_session('alice', '{other['handle'][:8]}…'): its record deleted"
+    )
+    assert laptop.find("report").endswith("no Set-Cookie: nothing changed")
+    assert [s["device"] for s in _listed(laptop)] == ["Browser A"]
+
+    phone.load()  # the revoked browser's next page load: logged out
+    assert phone.find("status").startswith("Before this page load: no session yet")
+    assert phone.find("user-status") == "Not logged in in this browser."
+    assert 'id="user-name"' in phone.text
+    assert phone.find("visits") == "1"
+    assert laptop.app.middleware.user_sessions("alice")[0].data["agent"] == "Browser A"
+    assert len(laptop.app.middleware.user_sessions("alice")) == 1
+
+
+def test_sign_out_everywhere_else_keeps_this_browser(server_side_tour: Tour) -> None:
+    browsers = [server_side_tour] + [
+        server_side_tour.another_browser(f"Browser {n}") for n in "BC"
+    ]
+    for browser in browsers:
+        _logged_in(browser)
+    stranger = server_side_tour.another_browser("Browser D")
+    _logged_in(stranger, "bob")
+    first = browsers[0]
+    first.load()
+    assert first.find("user-count") == "3"
+    first.click("revoke-others")
+    assert first.find("report").startswith(
+        "Sign out everywhere else: revoke_user_sessions('alice', keep=session): "
+        "2 other session(s) of 'alice' deleted, this one kept"
+    )
+    assert [s["device"] for s in _listed(first)] == ["Browser A"]
+    for browser in browsers[1:]:
+        browser.load()
+        assert browser.find("user-status") == "Not logged in in this browser."
+    stranger.load()
+    assert stranger.find("user") == "bob"  # another user's sessions are untouched
+    first.click("revoke-others")
+    assert "no other session of 'alice' deleted" in first.find("report")
+
+
+def test_log_out_leaves_the_users_other_sessions(server_side_tour: Tour) -> None:
+    laptop, phone = server_side_tour, server_side_tour.another_browser("Browser B")
+    _logged_in(laptop)
+    _logged_in(phone)
+    laptop.click("log-out")
+    report = laptop.find("report")
+    assert report.startswith("Log out: flush(): this session deleted")
+    assert 'Set-Cookie: sessionid=""; Expires=Thu, 01 Jan 1970' in report
+    assert laptop.find("user-status") == "Not logged in in this browser."
+    phone.load()
+    assert phone.find("user") == "alice"
+    assert [s["device"] for s in _listed(phone)] == ["Browser B"]
+
+
+def test_a_revoked_handle_a_foreign_handle_and_no_login(memory_tour: Tour) -> None:
+    other = memory_tour.another_browser("Browser B")
+    _logged_in(other, "bob")
+    bob_handle = _listed(other)[0]["handle"]
+    memory_tour.load()
+    memory_tour.click("revoke-one", handle=bob_handle)
+    assert "Not logged in: log in first" in memory_tour.find("report")
+    _logged_in(memory_tour, "alice")
+    memory_tour.click("revoke-one", handle=bob_handle)  # not alice's: nothing ends
+    assert "That session was already gone" in memory_tour.find("report")
+    other.load()
+    assert other.find("user") == "bob"
+    for name in ("", "   ", "x" * 41, "tab\there"):
+        fresh = memory_tour.another_browser("Browser C")
+        fresh.load()
+        fresh.click("log-in", user=name)
+        assert fresh.find("report").startswith("Log in: Type a name of 1 to 40")
+        assert fresh.find("user-status") == "Not logged in in this browser."
+    this = _listed(memory_tour)[0]["handle"]
+    memory_tour.click("revoke-one", handle=this)
+    assert "That is this browser's session: use Log out" in memory_tour.find("report")
+
+
+def test_the_name_is_shown_escaped(memory_tour: Tour) -> None:
+    _logged_in(memory_tour, "<b>eve</b>")
+    assert "<b>eve</b>" not in memory_tour.text
+    assert memory_tour.find("user") == "&lt;b&gt;eve&lt;/b&gt;"
+
+
+class NoUserSessionsStore(MemoryStore):
+    """A third-party store without the optional user-session methods."""
+
+    supports_user_sessions = False
+
+
+def test_a_store_without_user_sessions_says_so() -> None:
+    tour = Tour(NoUserSessionsStore())
+    tour.load()
+    assert tour.find("users-unavailable") == (
+        "Not available: NoUserSessionsStore does not support user sessions."
+    )
+    tour.click("log-in", user="alice")
+    assert tour.find("report").startswith("Log in: Not available: NoUserSessionsStore")
+    assert tour.app.middleware.open_session(tour.key).user_id is None
+
+
+def test_user_sessions_on_the_cookie_store_say_why_not(cookie_tour: Tour) -> None:
+    cookie_tour.load()
+    reason = cookie_tour.find("users-unavailable")
+    assert reason.startswith("Not available on the cookie store: the whole session")
+    assert 'id="user-name"' not in cookie_tour.text
+    cookie_tour.click("log-in", user="alice")  # posted anyway: an answer, not a 500
+    assert cookie_tour.find("report").startswith(
+        "Log in: Not available on the cookie store"
+    )
+    assert cookie_tour.find("report").endswith("no Set-Cookie: nothing changed")
+    for action in ("revoke-others", "revoke-one", "log-out"):
+        cookie_tour.click(action)
+        assert "Not logged in" in cookie_tour.find("report")

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser import cookie
+from browser import cookie, start_chromium, stop_chromium
 from demo_process import DemoProcess
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
@@ -42,6 +42,15 @@ def cookie_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoProces
     demo.stop()
 
 
+@pytest.fixture
+def second_chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
+    """Another browser: its own profile, so its own cookies."""
+    profile = tmp_path_factory.mktemp("second-chromium-profile")
+    driver = start_chromium(profile)
+    yield driver
+    stop_chromium(driver, profile)
+
+
 def text(driver: WebDriver, element: str) -> str:
     return str(driver.find_element(By.ID, element).text)
 
@@ -55,16 +64,24 @@ def click(driver: WebDriver, action: str) -> str:
 
 
 def screenshot(
-    driver: WebDriver, name: str, tmp_path: Path, *, whole: bool = False
+    driver: WebDriver,
+    name: str,
+    tmp_path: Path,
+    *,
+    whole: bool = False,
+    element: str = "now",
 ) -> None:
     """Keep a screenshot: in the test's folder, and in $WSGISESSION_SCREENSHOTS if set.
 
-    Of the whole window with ``whole``, else of the report and the session.
+    Of the whole window with ``whole``, else of ``element`` (by default the
+    report and the session).
     """
     if whole:
         png = driver.get_screenshot_as_png()
     else:
-        png = driver.find_element(By.ID, "now").screenshot_as_png
+        found = driver.find_element(By.ID, element)
+        driver.execute_script("arguments[0].scrollIntoView(true)", found)
+        png = found.screenshot_as_png
     assert png.startswith(b"\x89PNG")
     (tmp_path / f"{name}.png").write_bytes(png)
     folder = os.environ.get("WSGISESSION_SCREENSHOTS")
@@ -177,6 +194,9 @@ def test_cookie_store_size_limit(
 ) -> None:
     assert any("secret key: kept in" in line for line in cookie_demo.lines)
     chromium.get(cookie_demo.url)
+    assert text(chromium, "users-unavailable").startswith(
+        "Not available on the cookie store: the whole session lives in your browser"
+    )
     for _ in range(3):
         assert "the cookie grew" in click(chromium, "add-kb")
     report = click(chromium, "add-kb")
@@ -205,3 +225,70 @@ def test_cookie_store_survives_a_restart(chromium: WebDriver, tmp_path: Path) ->
         assert text(chromium, "visits") == "3"  # the same key: nobody logged out
     finally:
         demo.stop()
+
+
+def log_in(driver: WebDriver, url: str, name: str) -> str:
+    """Open the demo, type ``name`` and press Log in; the report."""
+    driver.get(url)
+    driver.find_element(By.ID, "user-name").send_keys(name)
+    return click(driver, "log-in")
+
+
+def listed(driver: WebDriver) -> list[tuple[str, str, bool]]:
+    """The listed sessions: (handle, device, this browser)."""
+    return [
+        (
+            str(entry.get_attribute("data-handle")),
+            str(entry.find_element(By.CLASS_NAME, "device").text),
+            bool(entry.find_elements(By.CLASS_NAME, "this-browser")),
+        )
+        for entry in driver.find_elements(By.CLASS_NAME, "user-session")
+    ]
+
+
+def test_two_browsers_one_user_revoke_the_other(
+    chromium: WebDriver,
+    second_chromium: WebDriver,
+    memory_demo: DemoProcess,
+    tmp_path: Path,
+) -> None:
+    laptop, phone = chromium, second_chromium
+    assert log_in(phone, memory_demo.url, "alice").startswith(
+        "Log in: bind_user('alice'): a new key"
+    )
+    assert text(phone, "user") == "alice"
+    report = log_in(laptop, memory_demo.url, "alice")
+    assert "Set-Cookie: sessionid=«key " in report
+    laptop.refresh()
+    sessions = listed(laptop)
+    assert len(sessions) == 2 and text(laptop, "user-count") == "2"
+    assert sorted(this for _, _, this in sessions) == [False, True]
+    agent = laptop.execute_script("return navigator.userAgent")
+    assert all(device == agent for _, device, _ in sessions)  # kept at login
+    other = next(handle for handle, _, this in sessions if not this)
+    assert laptop.find_element(By.ID, f"revoke-{other}").text == (
+        "Sign out this other session"
+    )
+    screenshot(
+        laptop, "demo-7-user-sessions", tmp_path, element="section-a-user-s-sessions"
+    )
+
+    report = click(laptop, f"revoke-{other}")
+    assert report.startswith(
+        f"Sign out this other session: revoke_user_session('alice', '{other[:8]}…'): "
+        "its record deleted"
+    )
+    assert report.endswith("no Set-Cookie: nothing changed")
+    assert [this for _, _, this in listed(laptop)] == [True]
+
+    before = cookie(phone, "sessionid")
+    phone.refresh()  # the revoked browser's next page load
+    assert text(phone, "user-status") == "Not logged in in this browser."
+    assert text(phone, "status").startswith("Before this page load: no session yet")
+    assert text(phone, "visits") == "1"
+    after = cookie(phone, "sessionid")
+    assert before is not None and after is not None
+    assert after["value"] != before["value"]  # its old key is gone for good
+    report = click(laptop, "log-out")
+    assert report.startswith("Log out: flush(): this session deleted")
+    assert text(laptop, "user-status") == "Not logged in in this browser."

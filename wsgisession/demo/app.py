@@ -92,17 +92,26 @@ class TourPages:
             return self.act(environ, session, start_response)
         return self.page(environ, session, start_response)
 
+    def context(self, environ: dict[str, Any], form: dict[str, str]) -> Context:
+        """What an action or a panel gets besides the session: the form, the browser."""
+        return Context(
+            self.middleware,
+            environ.get("HTTP_COOKIE", ""),
+            form,
+            environ.get("HTTP_USER_AGENT", ""),
+        )
+
     def act(
         self, environ: dict[str, Any], session: Session, start_response: StartResponse
     ) -> Iterable[bytes]:
-        name = _form(environ).get("action", [""])[0]
+        form = {key: values[0] for key, values in _form(environ).items()}
+        name = form.get("action", "")
         action = ACTIONS.get(name)
         if action is None:
             return _plain(start_response, "400 Bad Request", f"unknown action {name!r}")
         outcome = environ.setdefault(OUTCOME_KEY, {})
         outcome["label"] = action.label
-        context = Context(self.middleware, environ.get("HTTP_COOKIE", ""))
-        outcome["explanation"] = action.apply(session, context)
+        outcome["explanation"] = action.apply(session, self.context(environ, form))
         start_response("303 See Other", [("Location", "./"), ("Content-Length", "0")])
         return [b""]
 
@@ -123,7 +132,14 @@ class TourPages:
             left=facts.countdown(session.get_expiry_age()),
             cookie_age=session.get_session_cookie_age(),
         )
-        body = render(page_facts, environ.get(REPORT_KEY), SECTIONS).encode("utf-8")
+        context = self.context(environ, {})
+        panels = {
+            section.title: section.panel(session, context)
+            for section in SECTIONS
+            if section.panel is not None
+        }
+        report = environ.get(REPORT_KEY)
+        body = render(page_facts, report, SECTIONS, panels).encode("utf-8")
         start_response(
             "200 OK",
             [

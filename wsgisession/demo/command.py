@@ -31,7 +31,8 @@ def add_demo_parser(commands: Any, epilog: str) -> None:
         description=textwrap.fill(
             "Serve a small page that shows its own session and proves, "
             "button by button, what wsgisession does: expiry, login and logout, "
-            "the cookie's size limit, no lost updates. It checks its store once "
+            "the cookie's size limit, no lost updates, and a user's sessions "
+            "listed and signed out from another browser. It checks its store once "
             "at startup."
         ),
         epilog=epilog,

@@ -8,6 +8,8 @@ the browser, which the page itself cannot know while it is being built.
 from __future__ import annotations
 
 import html
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from . import facts as words
@@ -53,6 +55,9 @@ code { background: #eef1f6; padding: 0 0.25em; border-radius: 3px; }
 .facts td { padding: 0.1em 0.8em 0.1em 0; vertical-align: top; }
 button { margin: 0.15em 0.3em 0.15em 0; padding: 0.35em 0.8em; }
 .intro { color: #444; margin: 0.2em 0 0.4em; }
+#user-sessions { padding-left: 1.2em; } .user-session { margin: 0.4em 0; }
+.user-session form { display: inline; } .device, .times { color: #444; }
+.this-browser { color: #2e7d32; }
 """
 
 # Keeps the countdown true while the page stays open; without script the
@@ -135,26 +140,38 @@ this page adds one, as the README's example does: reload to see it)</td></tr>
 """
 
 
-def _section(section: Section) -> str:
-    buttons = "\n".join(
-        f'  <button name="action" value="{html.escape(action.name)}" '
-        f'id="{html.escape(action.name)}">{html.escape(action.label)}</button>'
-        for action in section.actions
-    )
+def section_id(section: Section) -> str:
+    """The HTML id of a section: its title, lowercase, words joined by "-"."""
+    return "section-" + "-".join(re.findall(r"[a-z0-9]+", section.title.lower()))
+
+
+def _section(section: Section, panels: Mapping[str, str]) -> str:
+    if section.panel is not None:
+        body = panels.get(section.title, "")
+    else:
+        buttons = "\n".join(
+            f'  <button name="action" value="{html.escape(action.name)}" '
+            f'id="{html.escape(action.name)}">{html.escape(action.label)}</button>'
+            for action in section.actions
+        )
+        body = f'<form method="post" action="./">\n{buttons}\n</form>'
     return f"""
+<section id="{section_id(section)}">
 <h2>{html.escape(section.title)}</h2>
 <p class="intro">{html.escape(section.intro)}</p>
-<form method="post" action="./">
-{buttons}
-</form>
+{body}
+</section>
 """
 
 
 def render(
-    facts: PageFacts, report: Report | None, sections: tuple[Section, ...]
+    facts: PageFacts,
+    report: Report | None,
+    sections: tuple[Section, ...],
+    panels: Mapping[str, str] | None = None,
 ) -> str:
-    """The whole page."""
-    tour = "".join(_section(section) for section in sections)
+    """The whole page; ``panels`` holds the HTML of each section with a panel, by title."""
+    tour = "".join(_section(section, panels or {}) for section in sections)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">

@@ -9,14 +9,12 @@ before the ``Set-Cookie`` the response carried. The tour is the list
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from . import race
+from . import race, userpage, users
+from .steps import Action, Context, Section
 
 if TYPE_CHECKING:
-    from ..middleware import SessionMiddleware
     from ..session import Session
 
 __all__ = ["ACTIONS", "SECTIONS", "Action", "Context", "Section"]
@@ -25,36 +23,6 @@ __all__ = ["ACTIONS", "SECTIONS", "Action", "Context", "Section"]
 KILOBYTE = 1024
 #: Server-side stores take any size; the demo stops there.
 MAX_PADDING = 16 * KILOBYTE
-
-
-@dataclass
-class Context:
-    """What an action may need beyond the session."""
-
-    middleware: SessionMiddleware
-    cookie_header: str
-
-    @property
-    def client_side(self) -> bool:
-        return bool(self.middleware.store.client_side)
-
-
-@dataclass(frozen=True)
-class Action:
-    """One button: its form value, its label, and what it does."""
-
-    name: str
-    label: str
-    apply: Callable[[Session, Context], str]
-
-
-@dataclass(frozen=True)
-class Section:
-    """One step of the tour: a title, what it shows, and its buttons."""
-
-    title: str
-    intro: str
-    actions: tuple[Action, ...]
 
 
 def _expire_in_60(session: Session, context: Context) -> str:
@@ -212,7 +180,14 @@ SECTIONS: tuple[Section, ...] = (
         "is now.",
         (Action("race", f"Fire {race.RACERS} concurrent requests", _race),),
     ),
-    # The user sessions of "log out everywhere" join here as one more Section.
+    Section(
+        "A user's sessions",
+        "Log in under a name in two browsers, see both sessions, revoke the "
+        "other: bind_user() at login puts the session in the user's list, which "
+        "the server can show and end, one session or all but this one.",
+        users.ACTIONS,
+        userpage.panel,
+    ),
 )
 
 ACTIONS: dict[str, Action] = {
