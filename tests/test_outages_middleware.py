@@ -152,6 +152,7 @@ def exclusive_lock(tmp_path: Path) -> Iterator[Callable[[Path], Callable[[], Non
             holder.wait()
 
 
+@pytest.mark.slow  # Python subprocesses hold the lock
 def test_sqlite_locked_by_another_process(
     tmp_path: Path, exclusive_lock: Callable[[Path], Callable[[], None]]
 ) -> None:
