@@ -5,6 +5,13 @@
 tests do not see each other's records. ``fresh_memcached`` / ``fresh_redis``
 start a private server for one test, which may stop and restart it
 (``stop(crash=True)`` kills it at once).
+
+The quick loop (``pytest -m "not slow"``) leaves out the tests that need a
+server cluster or a database server (PostgreSQL, MariaDB, a Redis Cluster, a
+memcached pool): :func:`pytest_collection_modifyitems` marks them ``slow``, so
+a parametrized suite keeps its local kinds (memory, file, sqlite, sql-sqlite)
+and its single memcached / redis server in the quick loop, and the full run
+still covers every kind.
 """
 
 from __future__ import annotations
@@ -16,9 +23,54 @@ from typing import TypeVar
 import pytest
 import servers
 from helpers import FakeClock, fake_clock
+from hypothesis import settings
 from servers import MissingBinary, ServerProcess
 
 Server = TypeVar("Server", bound=ServerProcess)
+
+#: Fixtures that start a database server or a group of servers (seconds each).
+HEAVY_SERVERS = {
+    "postgresql_server",
+    "mariadb_server",
+    "redis_cluster",
+    "memcached_pool",
+    "fresh_redis_cluster",
+    "fresh_memcached_pool",
+}
+#: Parameters (store kinds) that reach those servers through a fixture asked
+#: for at run time (helpers.store_argument, sql_support.sql_url).
+HEAVY_KINDS = {
+    "sql-postgresql",
+    "sql-mariadb",
+    "redis-cluster",
+    "memcached-pool",
+    "postgresql",
+    "mariadb",
+}
+
+
+def _needs_heavy_servers(item: pytest.Item) -> bool:
+    if HEAVY_SERVERS.intersection(getattr(item, "fixturenames", ())):
+        return True
+    callspec = getattr(item, "callspec", None)
+    values = callspec.params.values() if callspec is not None else ()
+    return any(isinstance(value, str) and value in HEAVY_KINDS for value in values)
+
+
+settings.register_profile("quick", max_examples=20)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The quick loop tries fewer hypothesis examples; the full run, the default."""
+    if config.getoption("markexpr") == "not slow":
+        settings.load_profile("quick")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``slow`` every test that needs a database server or a cluster."""
+    for item in items:
+        if _needs_heavy_servers(item):
+            item.add_marker(pytest.mark.slow)
 
 
 def _started(factory: Callable[[Path], Server], workdir: Path) -> Server:

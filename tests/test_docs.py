@@ -495,6 +495,7 @@ def test_every_flag_the_docs_mention_exists() -> None:
     assert not unknown, f"flags the docs mention but no parser has: {unknown}"
 
 
+@pytest.mark.slow  # builds the site with Sphinx
 def test_every_parser_flag_is_in_the_command_reference(site: Path) -> None:
     page = (site / "cli.html").read_text(encoding="utf-8")
     missing = []

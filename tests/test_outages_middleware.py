@@ -71,7 +71,9 @@ def network_store(kind: str, server: ServerProcess) -> Store:
     return RedisStore(server.url, socket_timeout=1.0)
 
 
-@pytest.mark.parametrize("kind", ["memcached", "redis"])
+@pytest.mark.parametrize(
+    "kind", [pytest.param("memcached", marks=pytest.mark.slow), "redis"]
+)
 def test_server_stopped_and_restarted(kind: str, request: pytest.FixtureRequest):
     server: ServerProcess = request.getfixturevalue(f"fresh_{kind}")
     client, _router = client_for(network_store(kind, server))
@@ -95,7 +97,9 @@ def test_server_stopped_and_restarted(kind: str, request: pytest.FixtureRequest)
     assert newcomer.get("/incr").text == "1"
 
 
-@pytest.mark.parametrize("kind", ["memcached", "redis"])
+@pytest.mark.parametrize(
+    "kind", [pytest.param("memcached", marks=pytest.mark.slow), "redis"]
+)
 def test_server_stops_between_load_and_save(kind: str, request: pytest.FixtureRequest):
     server: ServerProcess = request.getfixturevalue(f"fresh_{kind}")
     client, router = client_for(network_store(kind, server))
@@ -148,6 +152,7 @@ def exclusive_lock(tmp_path: Path) -> Iterator[Callable[[Path], Callable[[], Non
             holder.wait()
 
 
+@pytest.mark.slow  # Python subprocesses hold the lock
 def test_sqlite_locked_by_another_process(
     tmp_path: Path, exclusive_lock: Callable[[Path], Callable[[], None]]
 ) -> None:

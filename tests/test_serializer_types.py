@@ -89,6 +89,7 @@ def test_markup_is_plain_json_text_with_a_tag() -> None:
     assert json.loads(data) == {"m": {" m": "<p>"}}
 
 
+@pytest.mark.slow  # a Python subprocess
 def test_without_markupsafe_markup_loads_as_html_text(tmp_path: Path) -> None:
     """markupsafe is not a dependency of the serializer (werkzeug's, though)."""
     data = TaggedJSONSerializer().dumps({"m": Markup("<p>hi</p>")})

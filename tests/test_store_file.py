@@ -67,6 +67,7 @@ def test_file_and_directory_modes(store: FileStore) -> None:
     assert [mode(p) for p in locks.iterdir()] == [0o600]
 
 
+@pytest.mark.slow  # 2000 records on disk
 def test_lock_files_are_bounded(store: FileStore) -> None:
     for _ in range(2000):
         store.create(store.generate_key(), b"x", later())

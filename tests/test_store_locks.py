@@ -25,6 +25,7 @@ from wsgisession.stores import FileStore, MemoryStore, SQLiteStore, SQLStore
 from wsgisession.stores.base import Store
 
 KINDS = list(STORE_FACTORIES)
+SLOW = pytest.mark.slow
 
 
 @pytest.fixture(params=KINDS)
@@ -116,7 +117,10 @@ def test_made_up_ids_held_by_slow_holders_do_not_delay_a_session(
 
 
 # memcached ends a lock up to a second early (issue 19): its own tests cover it.
-@pytest.mark.parametrize("kind", ["memory", "file", "sqlite", "redis"])
+@pytest.mark.parametrize(
+    "kind",
+    ["memory", *(pytest.param(k, marks=SLOW) for k in ["file", "sqlite", "redis"])],
+)
 def test_a_holder_past_its_ttl_loses_the_lock_to_a_waiter(
     kind: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
@@ -233,7 +237,10 @@ def lock_entries(store: Store, argument: str) -> int:
         return int(db.execute("SELECT count(*) FROM wsgisession_locks").fetchone()[0])
 
 
-@pytest.mark.parametrize("kind", ["memory", "file", "sqlite", *SQL_KINDS])
+@pytest.mark.parametrize(
+    "kind",
+    ["memory", "file", "sqlite", *(pytest.param(k, marks=SLOW) for k in SQL_KINDS)],
+)
 def test_lock_entries_do_not_pile_up(
     kind: str, request: pytest.FixtureRequest, tmp_path: Path, frozen_clock: FakeClock
 ) -> None:

@@ -238,6 +238,7 @@ def test_record_past_its_header_expiry_is_absent(
     assert record is not None and record.payload == b"new"
 
 
+@pytest.mark.slow  # waits for the server to expire the record
 def test_record_expires(store: RedisStore, raw: redis.Redis) -> None:
     key = generate_key()
     store.create(key, b"brief", later(1))

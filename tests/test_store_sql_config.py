@@ -252,6 +252,7 @@ sys.exit(main(["init-db", "--store", "sql", "--sql-url", "sqlite:///never.db"]))
 """
 
 
+@pytest.mark.slow  # a Python subprocess
 def test_the_store_is_known_without_sqlalchemy(tmp_path: Path) -> None:
     """The schema knows ``store = sql``; building it names the extra."""
     result = subprocess.run(

@@ -132,7 +132,13 @@ def appending(suffix: bytes) -> Merge:
     return lambda current: ((current or b"") + suffix, later())
 
 
-@pytest.mark.parametrize("shared", [True, False], ids=["one store", "a store each"])
+@pytest.mark.parametrize(
+    "shared",
+    [
+        pytest.param(True, id="one store"),
+        pytest.param(False, id="a store each", marks=pytest.mark.slow),
+    ],
+)
 def test_many_threads_open_a_fresh_database_at_once(
     tmp_path: Path, shared: bool
 ) -> None:
@@ -262,6 +268,7 @@ def test_a_removed_database_is_recreated_and_no_write_is_lost(
     assert rows_in(store.path) == {*written, b"new", b"main again"}
 
 
+@pytest.mark.slow  # sleeps a second
 def test_a_replaced_database_is_reopened(store: SQLiteStore, tmp_path: Path) -> None:
     key = store.generate_key()
     store.create(key, b"old file", later())
@@ -281,6 +288,7 @@ def test_a_replaced_database_is_reopened(store: SQLiteStore, tmp_path: Path) -> 
     assert store.create(key, b"new file", later()) == key
 
 
+@pytest.mark.slow  # sleeps a second
 def test_reads_notice_a_removed_database_within_a_second(store: SQLiteStore) -> None:
     key = store.generate_key()
     store.create(key, b"gone soon", later())

@@ -119,6 +119,11 @@ def test_file_sweep_removes_orphaned_temp_files(tmp_path: Path) -> None:
     assert store.load(key) is not None
 
 
+@pytest.mark.parametrize(  # gc.collect() of the whole run's heap, three times
+    "store",
+    ["sqlite", *(pytest.param(k, marks=pytest.mark.slow) for k in ["memory", "file"])],
+    indirect=True,
+)
 def test_close_releases_everything_and_the_store_reopens(store: Store) -> None:
     """No ResourceWarning when a used store is closed and dropped."""
     key = store.generate_key()
