@@ -26,7 +26,8 @@ from typing import Any, Protocol
 
 from ..errors import StoreUnavailable
 from ._shared import pause
-from .base import PENDING_GRACE, Record, now, storage_key, user_storage_key
+from ._userentries import Entries, read_live, stale_entries
+from .base import Record, now, storage_key, user_storage_key
 
 __all__ = ["USER_SUFFIX", "MemcachedCommands", "MemcachedUserIndex"]
 
@@ -37,9 +38,6 @@ MAX_ATTEMPTS = 50
 _MAGIC = b"wsu1"
 #: An empty index is kept this long (s), then left to expire.
 _EMPTY_TTL = 3600
-
-#: Record name -> score (0: the record was created; else ms of the entry).
-Entries = dict[str, int]
 
 
 class MemcachedCommands(Protocol):
@@ -105,26 +103,35 @@ class MemcachedUserIndex:
             if done:
                 return
             pause(attempt)
-        raise StoreUnavailable(
-            f"too much contention on the user index {key}: "
+        raise self._contention(f"the user index {key}")
+
+    def _contention(self, what: str) -> StoreUnavailable:
+        return StoreUnavailable(
+            f"too much contention on {what}: "
             f"{MAX_ATTEMPTS} conflicting writes in a row",
             store=repr(self._store),
         )
 
     def records(self, user_id: str) -> dict[str, Record]:
-        """Record name -> live record of the user's sessions; prunes dead entries."""
-        value = self._store._call("get", self.key(user_id))
+        """Record name -> live record of the user's sessions; prunes dead entries.
+
+        One ``get`` of the index and one per record, again if a record was
+        missing (see ``_userentries``)."""
+        key = self.key(user_id)
+        live, entries = read_live(
+            lambda: parse(self._store._call("get", key)), self._live_records
+        )
+        stale = stale_entries(entries, live)
+        if stale:
+            self._change(user_id, lambda entries: _drop(entries, stale))
+        return live
+
+    def _live_records(self, names: list[str]) -> dict[str, Record]:
         live: dict[str, Record] = {}
-        stale: Entries = {}
-        oldest_pending = (now() - PENDING_GRACE) * 1000
-        for name, score in parse(value).items():
+        for name in names:
             record, cas = self._store._fetch(self._prefix + name)
             if record is not None and record[1] > now():
                 live[name] = Record(record[0], record[1], cas)
-            elif score == 0 or score < oldest_pending:
-                stale[name] = score
-        if stale:
-            self._change(user_id, lambda entries: _drop(entries, stale))
         return live
 
     def create(
@@ -151,12 +158,20 @@ class MemcachedUserIndex:
         return session_key
 
     def delete_record(self, record_name: str) -> bool:
-        """Delete the record; whether a live one was there. Its index entry
-        goes at the next pruning."""
+        """Delete the record; whether a live one was there.
+
+        A ``cas`` to an item that expires at once, so that of two deleters
+        (a revocation and a ``cycle_key()``) only one is told it deleted
+        the record. Its index entry goes at the next pruning."""
         name = self._prefix + record_name
-        record, _ = self._store._fetch(name)
-        self._store._call("delete", name)
-        return record is not None and record[1] > now()
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            record, cas = self._store._fetch(name)
+            if cas is None:
+                return False
+            if self._store._call("cas", name, b"", cas, -1):
+                return record is not None and record[1] > now()
+            pause(attempt)
+        raise self._contention(f"session record {name}")
 
 
 def _drop(entries: Entries, stale: Entries) -> bool:

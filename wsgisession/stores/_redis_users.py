@@ -18,7 +18,8 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from ._redis_scripts import Lua, digest
-from .base import PENDING_GRACE, Record, now, user_storage_key
+from ._userentries import Entries, read_live, stale_entries
+from .base import Record, now, user_storage_key
 
 __all__ = ["RedisCommands", "RedisUserIndex"]
 
@@ -69,25 +70,27 @@ class RedisUserIndex:
     def records(self, user_id: str) -> dict[str, Record]:
         """Record name -> live record of the user's sessions; prunes dead entries.
 
-        One ``ZRANGE`` and one ``MGET`` (split by slot in a cluster)."""
+        One ``ZRANGE`` and one ``MGET`` (split by slot in a cluster), again
+        if a record was missing (see ``_userentries``)."""
         key = self.key(user_id)
-        store = self._store
-        entries = store._call("zrange", key, 0, -1, withscores=True)
-        if not entries:
-            return {}
-        names = [member.decode("ascii", "replace") for member, _ in entries]
-        values = self._mget([self._prefix + name for name in names])
+        live, entries = read_live(lambda: self._entries(key), self._live_records)
+        stale = stale_entries(entries, live)
+        if stale:
+            pairs = [item for pair in stale.items() for item in pair]
+            self._store._script(self._prune_lua, key, *pairs)
+        return live
+
+    def _entries(self, key: str) -> Entries:
+        members = self._store._call("zrange", key, 0, -1, withscores=True)
+        return {m.decode("ascii", "replace"): int(score) for m, score in members}
+
+    def _live_records(self, names: list[str]) -> dict[str, Record]:
         live: dict[str, Record] = {}
-        stale: list[Any] = []
-        oldest_pending = (now() - PENDING_GRACE) * 1000
-        for name, (member, score), value in zip(names, entries, values, strict=True):
-            record = store._decode(self._prefix + name, value)
+        values = self._mget([self._prefix + name for name in names])
+        for name, value in zip(names, values, strict=True):
+            record = self._store._decode(self._prefix + name, value)
             if record is not None:
                 live[name] = Record(record[0], record[1], digest(value))
-            elif score == 0 or score < oldest_pending:
-                stale += [member, int(score)]
-        if stale:
-            store._script(self._prune_lua, key, *stale)
         return live
 
     def _mget(self, names: list[str]) -> list[bytes | None]:
