@@ -43,6 +43,8 @@ DESCRIPTIONS = {
     "memcached": "pymemcache: get / set (acknowledged, TCP_NODELAY)",
     "redis": "redis-py: GET / SET with EX",
     "cookie": "itsdangerous URLSafeTimedSerializer: loads / dumps",
+    "postgresql": "psycopg 3, autocommit: SELECT / UPDATE by primary key, INSERT "
+    "(same table shape and index as SQLStore)",
 }
 
 BLOB_DATA = dict(PRIME_DATA, counter=0)
@@ -158,6 +160,46 @@ def redis_floor(url: str) -> tuple[Ops, Closer]:
     ), client.close
 
 
+def postgresql_floor(url: str) -> tuple[Ops, Closer]:
+    """One psycopg connection in autocommit mode: each statement one round trip."""
+    import psycopg
+    from sqlalchemy import make_url
+
+    parts = make_url(url)
+    conn = psycopg.connect(
+        host=parts.host,
+        port=parts.port,
+        user=parts.username,
+        password=parts.password,
+        dbname=parts.database,
+        autocommit=True,
+    )
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS floor_t (key VARCHAR(80) PRIMARY KEY,"
+        " payload BYTEA NOT NULL, expires_at DOUBLE PRECISION NOT NULL)"
+    )
+    conn.execute(
+        "CREATE INDEX IF NOT EXISTS floor_t_expires_at ON floor_t (expires_at)"
+    )
+    upsert = (
+        "INSERT INTO floor_t VALUES (%s, %s, %s) ON CONFLICT (key)"
+        " DO UPDATE SET payload = excluded.payload"
+    )
+    conn.execute(upsert, (KEY, BLOB, 2e9))
+    select = (
+        "SELECT payload, expires_at FROM floor_t WHERE key = %s AND expires_at > %s"
+    )
+    update = "UPDATE floor_t SET payload = %s, expires_at = %s WHERE key = %s"
+    fresh = _fresh_keys("new:")
+    return _sequential_ops(
+        lambda: conn.execute(select, (KEY, time.time())).fetchone(),
+        lambda: conn.execute(update, (BLOB, 2e9, KEY)),
+        lambda: conn.execute(
+            "INSERT INTO floor_t VALUES (%s, %s, %s)", (fresh(), SMALL, 2e9)
+        ),
+    ), conn.close
+
+
 def cookie_floor(secret: str) -> tuple[Ops, Closer]:
     from itsdangerous import URLSafeTimedSerializer
 
@@ -211,6 +253,8 @@ def build_floor(kind: str, ctx: Ctx) -> tuple[Ops, Closer] | None:
         built = redis_floor(services.redis_url)
     elif kind == "cookie":
         built = cookie_floor(ctx.secret)
+    elif kind == "postgresql" and services.postgresql is not None:
+        built = postgresql_floor(services.postgresql_url)
     if built is not None:
         built[0]["paced"] = paced(built[0])
     return built

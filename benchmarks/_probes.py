@@ -3,7 +3,9 @@
 memcached: the server's storage counters (``cmd_set`` counts set, add, cas
 and the like; plus deletes and touches). Redis: ``INFO commandstats`` for
 every command that can write. File and SQLite: which files under the
-store's directory changed (size, mtime or inode). SQLite's ``-shm`` file
+store's directory changed (size, mtime or inode). PostgreSQL: which rows
+of the session tables (wsgisession's and Beaker's) are new, gone or have a
+new ``xmin`` (the transaction that wrote them). SQLite's ``-shm`` file
 is left out: it is the WAL index in shared memory, which readers also
 touch, not data.
 """
@@ -18,6 +20,7 @@ from typing import Any, NamedTuple
 from _servers import Services
 
 _MEMCACHED_WRITES = ("cmd_set", "cmd_touch", "delete_hits", "delete_misses")
+_PG_TABLES = (("wsgisession_sessions", "key"), ("beaker_cache", "namespace"))
 _REDIS_READS = frozenset(
     ("get", "mget", "exists", "ttl", "pttl", "strlen", "type", "info", "ping")
     + ("hello", "select", "client", "command", "config", "script")
@@ -48,10 +51,11 @@ class WriteProbe:
         after = self._snapshot()
         if before is None or after is None:
             return None
-        if self.kind in ("file", "sqlite"):
+        if self.kind in ("file", "sqlite", "postgresql"):
             paths = before.keys() | after.keys()
             changed = sum(1 for p in paths if before.get(p) != after.get(p))
-            return Writes(changed, f"{changed} files changed in {count} req")
+            what = "rows" if self.kind == "postgresql" else "files"
+            return Writes(changed, f"{changed} {what} changed in {count} req")
         total = sum(after.get(k, 0) - before.get(k, 0) for k in after)
         return Writes(total, f"{total / count:.2f}/req ({_names(before, after)})")
 
@@ -67,6 +71,8 @@ class WriteProbe:
             return {
                 name: int(stats.get(name.encode(), 0)) for name in _MEMCACHED_WRITES
             }
+        if self.kind == "postgresql" and self.services.postgresql is not None:
+            return self._postgresql_rows()
         if self.kind == "redis" and self.services.redis is not None:
             if self._client is None:
                 import redis
@@ -80,7 +86,24 @@ class WriteProbe:
             }
         return None
 
+    def _postgresql_rows(self) -> dict[str, Any]:
+        if self._client is None:
+            from sqlalchemy import create_engine
+
+            url = self.services.postgresql_url
+            self._client = create_engine(url, isolation_level="AUTOCOMMIT")
+        rows: dict[str, Any] = {}
+        with self._client.connect() as conn:
+            for table, key in _PG_TABLES:
+                if conn.exec_driver_sql(f"SELECT to_regclass('{table}')").scalar():
+                    query = f"SELECT {key}, xmin::text FROM {table}"
+                    rows |= {f"{table}/{k}": x for k, x in conn.exec_driver_sql(query)}
+        return rows
+
     def close(self) -> None:
+        if self._client is not None and self.kind == "postgresql":
+            self._client.dispose()
+            self._client = None
         if self._client is not None:
             self._client.close()
             self._client = None

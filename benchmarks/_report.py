@@ -23,6 +23,7 @@ PACKAGES = (
     "pymemcache",
     "python-memcached",
     "redis",
+    "psycopg",
     "itsdangerous",
     "werkzeug",
     "filelock",
@@ -84,6 +85,7 @@ def server_versions() -> dict[str, str]:
     for name, argv in (
         ("memcached", ["memcached", "-V"]),
         ("redis-server", ["redis-server", "--version"]),
+        ("postgres", ["/usr/lib/postgresql/15/bin/postgres", "--version"]),
     ):
         try:
             out = subprocess.run(

@@ -1,4 +1,4 @@
-"""The memcached and redis-server this run starts, and stops, itself.
+"""The memcached, redis-server and PostgreSQL this run starts, and stops, itself.
 
 The process handling is the test suite's (``tests/servers.py``): one child
 process per server on a free loopback port; stopping signals that PID only.
@@ -34,6 +34,7 @@ class Services:
         self.wanted = wanted
         self.memcached: Any = None
         self.redis: Any = None
+        self.postgresql: Any = None
         self.skipped: dict[str, str] = {}
 
     def __enter__(self) -> Self:
@@ -41,6 +42,7 @@ class Services:
         for name, factory in (
             ("memcached", helper.memcached),
             ("redis", helper.redis_server),
+            ("postgresql", helper.postgresql),
         ):
             if name not in self.wanted:
                 continue
@@ -58,6 +60,8 @@ class Services:
         for server in (self.memcached, self.redis):
             if server is not None:
                 server.stop()
+        if self.postgresql is not None:
+            self.postgresql.remove()  # stops it and deletes its data directory
 
     @property
     def memcached_address(self) -> str:
@@ -66,6 +70,10 @@ class Services:
     @property
     def redis_url(self) -> str:
         return str(self.redis.url)
+
+    @property
+    def postgresql_url(self) -> str:
+        return str(self.postgresql.url)
 
     def __repr__(self) -> str:
         return f"Services(memcached={self.memcached!r}, redis={self.redis!r})"

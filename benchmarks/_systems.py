@@ -17,7 +17,9 @@ from typing import Any
 from _servers import Services
 from _wsgi import WSGIApp, session_app
 
-KINDS = ("memory", "file", "sqlite", "memcached", "redis", "cookie")
+KINDS = ("memory", "file", "sqlite", "memcached", "redis", "cookie", "postgresql")
+#: Store kinds that need a server this run starts.
+SERVERS = ("memcached", "redis", "postgresql")
 SYSTEMS = ("wsgisession", "beaker")
 COOKIE_NAMES = {"wsgisession": "sessionid", "beaker": "beaker.session.id"}
 
@@ -29,6 +31,7 @@ BEAKER_NOTES = {
     "memcached": "session.type=ext:memcached (python-memcached client)",
     "redis": "session.type=ext:redis (redis-py)",
     "cookie": "session.type=cookie, validate_key (HMAC)",
+    "postgresql": "session.type=ext:database on the same PostgreSQL (psycopg 3)",
 }
 
 
@@ -64,7 +67,7 @@ def _need(*modules: str) -> None:
 
 
 def _need_server(ctx: Ctx, kind: str) -> None:
-    if kind in ("memcached", "redis") and getattr(ctx.services, kind) is None:
+    if kind in SERVERS and getattr(ctx.services, kind) is None:
         reason = ctx.services.skipped.get(kind, "not started (--only)")
         raise Skip(f"{kind} server: {reason}")
 
@@ -82,11 +85,14 @@ def wsgisession_store(kind: str, ctx: Ctx, where: Path | None = None) -> Any:
         "memcached": lambda: stores.MemcachedStore([ctx.services.memcached_address]),
         "redis": lambda: stores.RedisStore(ctx.services.redis_url),
         "cookie": lambda: stores.SignedCookieStore(ctx.secret),
+        "postgresql": lambda: stores.SQLStore(ctx.services.postgresql_url),
     }
     if kind == "memcached":
         _need("pymemcache")
     if kind == "redis":
         _need("redis")
+    if kind == "postgresql":
+        _need("sqlalchemy", "psycopg")
     return makers[kind]()
 
 
@@ -104,6 +110,7 @@ def beaker_app(kind: str, ctx: Ctx) -> tuple[WSGIApp, None]:
     _need("beaker")
     _need_server(ctx, kind)
     extra = {"sqlite": "sqlalchemy", "memcached": "memcache", "redis": "redis"}
+    extra["postgresql"] = "psycopg"
     if kind in extra:
         _need(extra[kind])
     from beaker.middleware import SessionMiddleware
@@ -135,6 +142,12 @@ def beaker_app(kind: str, ctx: Ctx) -> tuple[WSGIApp, None]:
         }
     elif kind == "redis":
         options |= {"session.type": "ext:redis", "session.url": ctx.services.redis_url}
+    elif kind == "postgresql":
+        options |= {
+            "session.type": "ext:database",
+            "session.url": ctx.services.postgresql_url,
+            "session.lock_dir": os.fspath(where / "lock"),
+        }
     app = session_app(
         lambda environ: environ["beaker.session"], save=lambda s: s.save()
     )

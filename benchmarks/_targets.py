@@ -17,6 +17,7 @@ from _results import Results, fmt, ratio
 
 READ_SPEEDUP = {"file": 10.0, "sqlite": 10.0, "memcached": 2.0, "redis": 2.0}
 READ_SPEEDUP["cookie"] = 2.0
+READ_SPEEDUP["postgresql"] = 10.0  # issue 15
 FLOOR_LIMIT = 1.3
 UNTOUCHED_SHARE = 0.5
 SCALE_LIMIT = 1.5

@@ -32,7 +32,7 @@ from _report import render, server_versions, source_fingerprint
 from _results import Results
 from _scale import SCALE_KINDS, scale_run
 from _servers import Services
-from _systems import BUILDERS, COOKIE_NAMES, KINDS, Ctx, Skip, store_dir
+from _systems import BUILDERS, COOKIE_NAMES, KINDS, SERVERS, Ctx, Skip, store_dir
 from _timing import Case, run_rounds
 from _wsgi import hello_app
 
@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> Results:
     source = source_fingerprint()  # at import time: the code that is measured
     skipped: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="wsgisession-bench-") as tmp:
-        wanted = {k for k in args.kinds if k in ("memcached", "redis")}
+        wanted = {k for k in args.kinds if k in SERVERS}
         if args.scale_only and not args.concurrency_only:
             wanted = set()
         with Services(Path(tmp), wanted) as services:

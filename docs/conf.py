@@ -42,13 +42,14 @@ _EXTERNAL = sorted(sys.stdlib_module_names) + [
     "pymemcache",
     "pyramid",
     "redis",
+    "sqlalchemy",
     "werkzeug",
     "zope",
 ]
 nitpicky = True
 nitpick_ignore_regex = [
     (r"py:.*", rf"({'|'.join(_EXTERNAL)})(\..*)?"),
-    (r"py:class", r"WSGIApp|StrPath|RedisClient|StoreUnavailable|Flask|Response|SessionResponse|wsgisession.response.Response|wsgisession.usersessions.HasHandle"),
+    (r"py:class", r"WSGIApp|StrPath|RedisClient|StoreUnavailable|Flask|Response|SessionResponse|wsgisession.response.Response|wsgisession.usersessions.HasHandle|Engine"),
     (r"py:mod", r"base"),
     (r"py:func", r"default_path"),
 ]

@@ -18,8 +18,10 @@ import servers
 from helpers import FakeClock, fake_clock
 from servers import MissingBinary, ServerProcess
 
+Server = TypeVar("Server", bound=ServerProcess)
 
-def _started(factory: Callable[[Path], ServerProcess], workdir: Path) -> ServerProcess:
+
+def _started(factory: Callable[[Path], Server], workdir: Path) -> Server:
     try:
         server = factory(workdir)
     except MissingBinary as exc:
@@ -101,6 +103,30 @@ def frozen_clock() -> Iterator[FakeClock]:
     """The one clock of wsgisession, standing still until the test moves it."""
     with fake_clock() as fake:
         yield fake
+
+
+# -- SQL databases (SQLStore) ------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgresql_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[servers.DatabaseServer]:
+    """A PostgreSQL 15 server for the whole run (apt package ``postgresql``)."""
+    server = _started(servers.postgresql, tmp_path_factory.mktemp("postgresql"))
+    yield server
+    server.remove()
+
+
+@pytest.fixture(scope="session")
+def mariadb_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[servers.DatabaseServer]:
+    """A MariaDB server for the whole run (apt package ``mariadb-server``)."""
+    server = _started(servers.mariadb, tmp_path_factory.mktemp("mariadb"))
+    servers.mariadb_setup(server)
+    yield server
+    server.remove()
 
 
 # -- several servers: a Redis Cluster and a memcached pool ----------------------

@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
+from sql_support import SQL_KINDS, sql_url
 
 from wsgisession import clock, stores
 from wsgisession.stores import FileStore, MemoryStore, SQLiteStore
@@ -63,6 +64,9 @@ STORE_FACTORIES: dict[str, Callable[..., Store]] = {
     "sqlite": stores.SQLiteStore,
     "memcached": stores.MemcachedStore,
     "redis": stores.RedisStore,
+    "sql-postgresql": stores.SQLStore,
+    "sql-mariadb": stores.SQLStore,
+    "sql-sqlite": stores.SQLStore,
     "memcached-pool": stores.MemcachedStore,  # three servers
     "redis-cluster": stores.RedisStore,  # three masters
 }
@@ -189,7 +193,8 @@ def build_store(kind: str, argument: str, **options: object) -> Store:
 def store_argument(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """What the store of ``kind`` is built from: a path or a server address.
 
-    A server-backed store gets its server from the ``clean_<kind>`` fixture.
+    A server-backed store gets its server from the ``clean_<kind>`` fixture;
+    the SQL kinds get a database URL with the store's tables empty.
     """
     if kind == "file":
         return str(tmp_path / "sessions")
@@ -198,6 +203,8 @@ def store_argument(kind: str, request: pytest.FixtureRequest, tmp_path: Path) ->
     if kind in ("memcached", "redis"):
         server = request.getfixturevalue(f"clean_{kind}")
         return str(server.address if kind == "memcached" else server.url)
+    if kind in SQL_KINDS:
+        return sql_url(kind, request, tmp_path)
     if kind == "memcached-pool":
         return str(request.getfixturevalue("clean_memcached_pool").spec)
     if kind == "redis-cluster":

@@ -111,6 +111,16 @@ KINDS: dict[str, Kind] = {
         ["http://localhost", "", 5, "localhost:6379"],
         ["http://localhost", "localhost:6379", "", "redis://127.0.0.1:notaport/0"],
     ),
+    "SQLAlchemy URL": Kind(
+        "sqlite:///{tmp}/sessions.db",
+        ["", "not a url", 5, b"sqlite:///x.db"],
+        ["not a url", "", "none", "nosuchdb://host/db"],
+    ),
+    "table name": Kind(
+        "web_sessions",
+        ["", "two words", "1st", "x" * 49, "a;drop", 5],
+        ["two words", "1st", "x" * 49, "a;drop", ""],
+    ),
     "text or none": Kind(
         "prefix:", ["has space", "", 5, "tab\t"], ["has space", ""], takes_any_text=True
     ),
@@ -136,6 +146,7 @@ EXTRA_BAD_INI: dict[str, list[str]] = {
     "key_prefix": ["x" * 200],  # longer than memcached keys allow
     "sqlite_path": ["{tmp}"],  # a directory, not a database file
     "file_path": ["{tmp}/regular-file"],  # a file, not a directory
+    "sql_url": ["sqlite:///:memory:", "mysql+mysqldb://u:p@h/db"],  # no driver
 }
 
 #: Valid ini settings of each store, to try one store key at a time.
@@ -145,6 +156,7 @@ STORE_BASE = {
     "sqlite": {"sqlite_path": "{tmp}/sessions.sqlite3"},
     "memcached": {"memcached_servers": "127.0.0.1:1"},
     "redis": {"redis_url": "redis://127.0.0.1:1/0"},
+    "sql": {"sql_url": "sqlite:///{tmp}/sessions.db"},
     "cookie": {"secret_key": "a-secret-of-at-least-32-bytes-here"},
 }
 

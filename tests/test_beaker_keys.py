@@ -20,10 +20,6 @@ from wsgisession.config import describe_options, parse_settings
 from wsgisession.errors import ConfigError
 from wsgisession.paste import filter_app_factory, make_middleware
 
-#: Options that API.md section 8 names for the SQL store, which another
-#: branch adds to the schema; a hint may point to them already.
-SQL_OPTIONS = {"sql_url", "sql_table"}
-
 #: What each Beaker key must point to (None: no option, only a note).
 EXPECTED = {
     "type": "store",
@@ -88,7 +84,7 @@ def test_every_beaker_key_is_refused_in_pyramid_settings(name: str) -> None:
 def test_hints_name_real_options() -> None:
     schema = {info.name for info in describe_options()}
     for name, entry in _beaker.BEAKER_KEYS.items():
-        assert entry.option is None or entry.option in schema | SQL_OPTIONS, name
+        assert entry.option is None or entry.option in schema, name
     for name, option in EXPECTED.items():
         assert _beaker.BEAKER_KEYS[name].option == option, name
 

@@ -550,8 +550,6 @@ ROUND_TWO_OPTIONS = {
     "cleanup_interval",
     "reissue_time",
     "save_on_error",
-    "sql_url",
-    "sql_table",
 }
 
 

@@ -2,7 +2,8 @@
 
 Each test runs against the memory, file, SQLite, memcached and Redis stores
 (the last two on the real servers of conftest.py, each also as a pool of
-three memcached servers and a three-master Redis Cluster) through the protocol,
+three memcached servers and a three-master Redis Cluster), and the SQL
+store on PostgreSQL, MariaDB and SQLite, through the protocol,
 and checks the backing from outside through a :class:`View`. What only one
 store does lives in its own ``test_store_<name>.py``.
 """
@@ -29,8 +30,11 @@ from helpers import (
     later,
     memcached_keys,
     payload_of,
+    store_argument,
 )
 from pymemcache.client.base import Client  # type: ignore[import-untyped]
+from sql_support import SQL_KINDS, rows
+from sqlalchemy import create_engine
 
 from wsgisession import stores
 from wsgisession.errors import SessionInterrupted, StoreUnavailable
@@ -39,10 +43,10 @@ from wsgisession.stores.base import Merge, Record, now
 
 SCALED = ["memcached-pool", "redis-cluster"]  # several servers
 KINDS = list(STORE_FACTORIES)
-LOCAL = ["memory", "file", "sqlite"]  # clear_expired() does the expiring
+LOCAL = ["memory", "file", "sqlite", *SQL_KINDS]  # clear_expired() does the expiring
 NATIVE = ["memcached", "redis", *SCALED]  # the server expires records
-OPTIMISTIC = ["sqlite", *NATIVE]  # save the loaded record if unchanged
-SHARED = ["file", "sqlite", *NATIVE]  # one store for many processes
+OPTIMISTIC = ["sqlite", *NATIVE, *SQL_KINDS]  # save the loaded record if unchanged
+SHARED = ["file", "sqlite", *NATIVE, *SQL_KINDS]  # one store for many processes
 PREFIX = "wsgisession:"
 PAYLOAD = bytes(range(256)) + b"\r\nEND\r\n" + b"x" * 100_000
 _MISSHAPEN = ["", "x", "a" * 42, "a" * 44, "a" * 42 + "!", "a b" * 15, "a" * 5000]
@@ -131,6 +135,15 @@ class RedisView(MemcachedView):
         return {name.decode(): self.raw.get(name) for name in self.raw.keys("*")}
 
 
+class SQLView(View):
+    def records(self) -> dict[str, bytes]:
+        engine = create_engine(self.argument)
+        try:
+            return rows(engine)
+        finally:
+            engine.dispose()
+
+
 class GroupView(View):
     """Several servers: what each holds (a record never on two of them)."""
 
@@ -174,6 +187,12 @@ LOCAL_VIEWS = {"memory": View, "file": FileView, "sqlite": SQLiteView}
 @pytest.fixture(params=KINDS)
 def view(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[View]:
     kind: str = request.param
+    if kind in SQL_KINDS:
+        view = SQLView(kind, store_argument(kind, request, tmp_path))
+        view.store.exists(generate_key())  # connected, tables checked: tests time
+        yield view
+        view.store.close()
+        return
     views = None if kind in LOCAL_VIEWS else server_views(kind, request)
     if views is None:
         path = tmp_path / ("sessions.sqlite3" if kind == "sqlite" else "sessions")
@@ -292,7 +311,7 @@ def test_update_passes_the_stored_payload_whatever_was_loaded(view: View) -> Non
     store.update(key, recording(seen, b"merged"), None)
     store.update(key, recording(seen, b"again"), Record(b"stale", later()))
     # SQLite tries any loaded payload first; the others need a version for that.
-    tried = [b"stale"] if view.kind == "sqlite" else []
+    tried = [b"stale"] if view.kind in ("sqlite", *SQL_KINDS) else []
     assert seen == [b"stored", *tried, b"merged"]
     assert payload_of(store, key) == b"again"
 
@@ -377,7 +396,8 @@ def test_clear_expired_counts_exactly(view: View) -> None:
     store, live = view.store, [generate_key() for _ in range(5)]
     for key in live:
         store.create(key, b"live", later())
-    dead = 2345 if view.kind == "sqlite" else 7  # SQLite deletes 1000 at a time
+    batched = ("sqlite", *SQL_KINDS)  # they delete 1000 at a time
+    dead = 2345 if view.kind in batched else 7
     for _ in range(dead):
         store.create(generate_key(), b"dead", now() - 10)
     assert store.clear_expired() == (dead if view.kind in LOCAL else 0)

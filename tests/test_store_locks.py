@@ -1,6 +1,6 @@
 """The request lock (``Store.lock``) of every server-side store, one contract.
 
-memcached and Redis run against the real servers of the fixtures.
+memcached, Redis, PostgreSQL and MariaDB run against the real servers of the fixtures.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pytest
 from helpers import STORE_FACTORIES, FakeClock, build_store, later, store_argument
+from sql_support import SQL_KINDS, lock_rows
 
 from wsgisession.errors import LockTimeout
 from wsgisession.keys import generate_key, storage_key
-from wsgisession.stores import FileStore, MemoryStore, SQLiteStore
+from wsgisession.stores import FileStore, MemoryStore, SQLiteStore, SQLStore
 from wsgisession.stores.base import Store
 
 KINDS = list(STORE_FACTORIES)
@@ -189,7 +190,7 @@ HOLDER = textwrap.dedent(
 
 
 @pytest.mark.slow  # a subprocess killed with SIGKILL
-@pytest.mark.parametrize("kind", ["file", "sqlite", "memcached", "redis"])
+@pytest.mark.parametrize("kind", ["file", "sqlite", "memcached", "redis", *SQL_KINDS])
 def test_a_killed_holder_loses_its_lock(
     kind: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
@@ -218,8 +219,10 @@ def test_a_killed_holder_loses_its_lock(
     assert waited < 4.5
 
 
-def lock_entries(store: Store) -> int:
+def lock_entries(store: Store, argument: str) -> int:
     """How many request locks the store keeps, held or stale."""
+    if isinstance(store, SQLStore):
+        return lock_rows(argument)
     if isinstance(store, MemoryStore):
         return len(store._held)
     if isinstance(store, FileStore):
@@ -230,21 +233,22 @@ def lock_entries(store: Store) -> int:
         return int(db.execute("SELECT count(*) FROM wsgisession_locks").fetchone()[0])
 
 
-@pytest.mark.parametrize("kind", ["memory", "file", "sqlite"])
+@pytest.mark.parametrize("kind", ["memory", "file", "sqlite", *SQL_KINDS])
 def test_lock_entries_do_not_pile_up(
     kind: str, request: pytest.FixtureRequest, tmp_path: Path, frozen_clock: FakeClock
 ) -> None:
     """Released locks leave nothing; abandoned ones go with the next sweep."""
-    store = build_store(kind, store_argument(kind, request, tmp_path))
+    argument = store_argument(kind, request, tmp_path)
+    store = build_store(kind, argument)
     for _ in range(100):
         with store.lock(generate_key(), 1.0, 60.0):
-            assert lock_entries(store) == 1
-    assert lock_entries(store) == 0
+            assert lock_entries(store, argument) == 1
+    assert lock_entries(store, argument) == 0
     abandoned = [store.lock(generate_key(), 1.0, 5.0) for _ in range(3)]
     for context in abandoned:  # entered, never exited: as a killed holder
         context.__enter__()
-    assert lock_entries(store) == 3
+    assert lock_entries(store, argument) == 3
     frozen_clock.advance(10)
     store.sweep_expired(1000)
     store.sweep_expired(1000)  # the file store removes them after a round
-    assert lock_entries(store) == 0
+    assert lock_entries(store, argument) == 0

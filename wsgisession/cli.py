@@ -1,4 +1,4 @@
-"""The ``wsgisession`` command: ``demo``, ``clear-expired`` and ``check``.
+"""The ``wsgisession`` command: ``demo``, ``clear-expired``, ``check`` and ``init-db``.
 
 A user's mistake (a bad option, a missing extra, an unreachable store, a
 busy port, an unreadable ini file) ends in one line,
@@ -14,7 +14,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Sequence
-from typing import NoReturn, TextIO
+from typing import Any, NoReturn, TextIO
 
 from . import secretkey
 from .config import Settings, StoreSpec, parse_settings
@@ -22,6 +22,7 @@ from .demo.command import add_demo_parser
 from .deploycheck import print_deploy_warnings
 from .errors import ConfigError, SessionError, StoreUnavailable
 from .inifile import PREFIX, read_section
+from .redaction import redact_url
 from .storecheck import build_store, reach_store, unreachable
 from .storespec import store_keys
 from .usercli import add_user_commands
@@ -38,6 +39,7 @@ store kinds (--store, or store = in an ini file):
   sqlite      an SQLite database file (the default)        no extra
   memcached   memcached servers                            pip install 'wsgisession[memcached]'
   redis       a Redis server                               pip install 'wsgisession[redis]'
+  sql         a table of PostgreSQL, MySQL/MariaDB, SQLite pip install 'wsgisession[sql]' and a driver
   cookie      the signed cookie itself, no server state    no extra ('wsgisession[crypto]' to encrypt)
 """
 
@@ -70,6 +72,12 @@ examples:
 app's global_conf; [DEFAULT] wins, as in Paste Deploy), or else from the
 environment variable name or NAME. --global values show in ps: pass secrets
 through the environment.
+"""
+
+INIT_DB_EXAMPLES = """\
+examples (once, before the app's first request, as a user that may create tables):
+  wsgisession init-db --config production.ini#session
+  wsgisession init-db --config production.ini#session --sql > sessions.sql
 """
 
 CLEAR_EXAMPLES = """\
@@ -107,6 +115,13 @@ def _refuse_secret_arguments(given: dict[str, str]) -> None:
                 f"--{key.replace('_', '-')} is refused: a key given as an argument "
                 f"is visible to every user in ps; use {where}"
             )
+    url = given.get("sql_url")
+    if url is not None and "://" in url and redact_url(url) != url:
+        raise ConfigError(
+            "--sql-url with a password is refused: arguments are visible to every "
+            "user in ps; use --config, with sql_url's password as %(NAME)s from "
+            "the environment"
+        )
 
 
 def settings_from_arguments(args: argparse.Namespace) -> tuple[Settings, StoreSpec]:
@@ -181,7 +196,7 @@ def _add_secret_file_argument(parser: argparse.ArgumentParser) -> None:
 
 STORE_HINT = (
     "start the store's server, or correct its address (--config's store keys, "
-    "--redis-url or --memcached-servers)"
+    "--redis-url, --memcached-servers or --sql-url)"
 )
 
 
@@ -243,12 +258,48 @@ def command_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_init_db(args: argparse.Namespace) -> int:
+    """Create the SQL store's tables, or print their DDL with ``--sql``."""
+    from ._initdb import init_db
+
+    store = build_store(settings_from_arguments(args)[1])
+    try:
+        return init_db(store, sys.stdout, print_sql=args.sql)
+    except StoreUnavailable as exc:
+        hint = "start the database, or correct sql_url; its user needs the right "
+        raise unreachable(exc, hint + "to create tables (else use --sql)") from None
+    finally:
+        store.close()
+
+
+def _add_init_db_parser(commands: Any) -> None:
+    init_db = commands.add_parser(
+        "init-db",
+        help="create the SQL store's tables (store = sql), or print their DDL",
+        description=textwrap.fill(
+            "Create the tables of the SQL store (store = sql) if missing, for "
+            "deployments where the app's database user may not create them; "
+            "with --sql, print the statements instead, to run by hand."
+        ),
+        epilog=INIT_DB_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_store_arguments(init_db)
+    init_db.add_argument(
+        "--sql",
+        action="store_true",
+        help="print the CREATE TABLE and CREATE INDEX statements instead",
+    )
+    init_db.set_defaults(handler=command_init_db, command_parser=init_db)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = CommandParser(
         prog="wsgisession",
         description=textwrap.fill(
             "Server-side sessions for WSGI apps: try them (demo), validate "
-            "a configuration (check), remove expired sessions (clear-expired)."
+            "a configuration (check), remove expired sessions (clear-expired), "
+            "create the SQL store's tables (init-db)."
         ),
         epilog=STORE_KINDS + "\nrun 'wsgisession COMMAND --help' for a command's "
         "options and examples",
@@ -282,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_store_arguments(check)
     check.set_defaults(handler=command_check, command_parser=check)
+    _add_init_db_parser(commands)
     add_user_commands(commands, _add_store_arguments, settings_from_arguments)
     return parser
 

@@ -1,6 +1,6 @@
 """Session stores. Each is one module behind the protocol in :mod:`.base`.
 
-The memcached and Redis stores import their client library only when they
+The memcached, Redis and SQL stores import their client library only when they
 are constructed, so this package imports without the optional extras.
 """
 
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from .file import FileStore
     from .memcached import MemcachedStore
     from .redis import RedisStore
+    from .sql import SQLStore
     from .sqlite import SQLiteStore
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "MemoryStore",
     "Record",
     "RedisStore",
+    "SQLStore",
     "SQLiteStore",
     "SignedCookieStore",
     "Store",

@@ -23,13 +23,14 @@ __all__ = [
 ]
 
 #: Class name -> module of every built-in store, in the order the docs list them.
-#: A new built-in store adds its line here (``"SQLStore": ".sql"``).
+#: A new built-in store adds its line here (``"ExampleStore": ".example"``).
 BUILTIN_STORES = {
     "MemoryStore": ".memory",
     "FileStore": ".file",
     "SQLiteStore": ".sqlite",
     "MemcachedStore": ".memcached",
     "RedisStore": ".redis",
+    "SQLStore": ".sql",
     "SignedCookieStore": ".cookie",
 }
 

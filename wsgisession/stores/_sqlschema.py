@@ -1,0 +1,232 @@
+"""The SQL store's tables and engines: what :class:`~.sql.SQLStore` builds on.
+
+Two tables, defined once with SQLAlchemy Core so that every dialect gets
+its own column types: ``<table>`` (the sessions, keyed by the hashed id,
+with an index on ``expires_at``) and ``<table>_locks`` (the request locks,
+one row per locked session, with the holder's token and an expiry).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    Double,
+    Engine,
+    Index,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    create_engine,
+    delete,
+    func,
+    insert,
+    inspect,
+    make_url,
+    select,
+    update,
+)
+from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+from ..errors import ConfigError
+
+__all__ = ["Tables", "build_engine", "redacted"]
+
+_KEY_LENGTH = 64  # hex SHA-256, see keys.storage_key
+_TOKEN_LENGTH = 32
+#: A MySQL BLOB holds only 64 KiB; sessions may be larger.
+_PAYLOAD = LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
+#: Drivers whose connect timeouts the store sets on the URLs it builds.
+_DRIVER_TIMEOUTS = {
+    "psycopg": ("connect_timeout",),
+    "psycopg2": ("connect_timeout",),
+    "pymysql": ("connect_timeout", "read_timeout", "write_timeout"),
+    "mysqldb": ("connect_timeout", "read_timeout", "write_timeout"),
+    "pysqlite": ("timeout",),
+}
+_DRIVER_HINTS = {
+    "postgresql": "pip install 'psycopg[binary]'",
+    "mysql": "pip install PyMySQL",
+    "mariadb": "pip install PyMySQL",
+}
+
+
+class Tables:
+    """The sessions table and its locks table under one ``name``."""
+
+    def __init__(self, name: str) -> None:
+        self.metadata = MetaData()
+        self.sessions = Table(
+            name,
+            self.metadata,
+            Column("key", String(_KEY_LENGTH), primary_key=True),
+            Column("payload", _PAYLOAD, nullable=False),
+            Column("expires_at", Double(), nullable=False),
+            Index(f"{name}_expires_at", "expires_at"),
+        )
+        self.locks = Table(
+            f"{name}_locks",
+            self.metadata,
+            Column("key", String(_KEY_LENGTH), primary_key=True),
+            Column("token", String(_TOKEN_LENGTH), nullable=False),
+            Column("expires_at", Double(), nullable=False),
+        )
+
+    def statements(self) -> dict[str, Any]:
+        """The store's statements by name, with ``b_``-prefixed parameters."""
+        t, locks = self.sessions, self.locks
+        key: Any = bindparam("b_key")
+        moment: Any = bindparam("b_now")
+        values: dict[str, Any] = {
+            "payload": bindparam("b_payload"),
+            "expires_at": bindparam("b_exp"),
+        }
+        lock_values: dict[str, Any] = {
+            "token": bindparam("b_token"),
+            "expires_at": bindparam("b_exp"),
+        }
+        unchanged = (t.c.key == key, t.c.payload == bindparam("b_loaded"))
+        dead = (t.c.key == key, t.c.expires_at <= moment)
+        dead_lock = (locks.c.key == key, locks.c.expires_at <= moment)
+        return {
+            "load": select(t.c.payload, t.c.expires_at).where(
+                t.c.key == key, t.c.expires_at > moment
+            ),
+            "insert": insert(t).values(key=key, **values),
+            "take_dead": update(t).where(*dead).values(**values),
+            "write_if": update(t)
+            .where(*unchanged, t.c.expires_at > moment)
+            .values(**values),
+            "delete_if": delete(t).where(*unchanged),
+            "delete": delete(t).where(t.c.key == key),
+            "delete_dead": delete(t).where(*dead),
+            "count_dead": select(func.count()).where(t.c.expires_at <= moment),
+            "lock_take": update(locks).where(*dead_lock).values(**lock_values),
+            "lock_insert": insert(locks).values(key=key, **lock_values),
+            "lock_drop": delete(locks).where(
+                locks.c.key == key, locks.c.token == bindparam("b_token")
+            ),
+            "locks_dead": delete(locks).where(locks.c.expires_at <= moment),
+        }
+
+    def expired_keys(self, moment: float, limit: int) -> Any:
+        """Up to ``limit`` keys of records expired at ``moment``."""
+        t = self.sessions
+        return select(t.c.key).where(t.c.expires_at <= moment).limit(limit)
+
+    def delete_expired(self, keys: list[str], moment: float) -> Any:
+        """Delete those of ``keys`` whose records are still expired."""
+        t = self.sessions
+        return delete(t).where(t.c.key.in_(keys), t.c.expires_at <= moment)
+
+    def create(self, engine: Engine) -> None:
+        """Create the missing tables; safe when another process creates them
+        at the same moment (its CREATE wins, ours fails and is forgotten)."""
+        for attempt in range(3):
+            try:
+                with engine.connect() as conn:
+                    self.metadata.create_all(conn, checkfirst=True)
+                return
+            except DBAPIError:
+                if self._exist(engine):
+                    return
+                if attempt == 2:
+                    raise
+
+    def _exist(self, engine: Engine) -> bool:
+        with engine.connect() as conn:
+            inspector = inspect(conn)
+            return all(inspector.has_table(t.name) for t in self.metadata.sorted_tables)
+
+    def ddl(self, engine: Engine) -> str:
+        """The CREATE TABLE and CREATE INDEX statements in ``engine``'s dialect."""
+        statements: list[Any] = []
+        for table in self.metadata.sorted_tables:
+            statements.append(CreateTable(table))
+            statements += [CreateIndex(index) for index in table.indexes]
+        return (
+            "".join(
+                f"{str(s.compile(dialect=engine.dialect)).strip()};\n\n"
+                for s in statements
+            ).rstrip("\n")
+            + "\n"
+        )
+
+
+def redacted(url: URL) -> str:
+    """``url`` as text with its password hidden."""
+    return url.render_as_string(hide_password=True)
+
+
+def _parse(url: object) -> URL:
+    if not isinstance(url, str):
+        raise ConfigError(
+            f"SQLStore needs a database URL or an Engine, not {type(url).__name__}"
+        )
+    try:
+        return make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError(
+            "SQLStore url is not a database URL (dialect+driver://user:password"
+            "@host:port/database)"
+        ) from exc
+
+
+def _timeouts(url: URL, driver: str, timeout: float) -> dict[str, Any]:
+    """Connect (and read) timeouts for the driver, unless the URL sets them."""
+    names = _DRIVER_TIMEOUTS.get(driver, ())
+    whole = max(1, math.ceil(timeout))  # libpq and MySQL take whole seconds
+    value: float = timeout if driver == "pysqlite" else whole
+    return {name: value for name in names if name not in url.query}
+
+
+def build_engine(url_text: object, timeout: float) -> tuple[Engine, URL]:
+    """An engine for ``url_text`` that has not connected yet.
+
+    Connections run in autocommit mode (each statement of the store is its
+    own transaction), are checked for a dead server by a retry rather than
+    a ping, and time out after ``timeout`` seconds when connecting or
+    waiting for the pool.
+    """
+    url = _parse(url_text)
+    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+        raise ConfigError(
+            "SQLStore needs a database file for SQLite (sqlite:///path); "
+            "use MemoryStore in memory"
+        )
+    try:
+        driver = url.get_dialect().driver
+    except NoSuchModuleError as exc:
+        raise ConfigError(
+            f"SQLStore url {redacted(url)}: unknown database dialect"
+        ) from exc
+    try:
+        engine = create_engine(
+            url,
+            isolation_level="AUTOCOMMIT",
+            # Autocommit leaves no transaction to roll back when a connection
+            # goes back to the pool: skip the ROLLBACK (a round trip on MySQL).
+            pool_reset_on_return=None,
+            pool_timeout=timeout,
+            hide_parameters=True,
+            connect_args=_timeouts(url, driver, timeout),
+        )
+    except ImportError as exc:
+        hint = _DRIVER_HINTS.get(url.get_backend_name(), "install its driver")
+        raise ConfigError(
+            f"SQLStore url {redacted(url)} needs a driver that is not installed: "
+            f"{exc.name or exc}; {hint}"
+        ) from exc
+    except (ArgumentError, TypeError) as exc:
+        detail = str(exc)
+        if url.password:
+            detail = detail.replace(str(url.password), "***")
+        raise ConfigError(f"SQLStore url {redacted(url)}: {detail}") from exc
+    return engine, url

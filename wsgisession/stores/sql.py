@@ -1,0 +1,410 @@
+"""SQLStore: sessions in a SQL database (PostgreSQL, MySQL/MariaDB, SQLite).
+
+Built on SQLAlchemy 2 Core (``pip install 'wsgisession[sql]'`` plus the
+database's driver). Records live in one table keyed by :func:`storage_key`
+(hex SHA-256 of the id: never the raw id), with the payload as a binary
+column and an index on ``expires_at``. Every statement runs on its own in
+autocommit mode, so a load is one round trip and so is a save.
+
+Saving uses a conditional ``UPDATE ... WHERE payload = :loaded`` and, when
+another request wrote first, re-reads, merges and tries again (as the
+Redis store does). This was measured against ``BEGIN; SELECT ... FOR
+UPDATE; UPDATE; COMMIT`` on PostgreSQL 15 over loopback (psycopg 3, one
+thread, a 1 KB session, 15 interleaved rounds of 200 saves, on a busy
+2-core machine): the best round cost 0.17-0.22 ms a save against
+0.36-0.41 ms, the median 0.43-0.47 ms against 0.51-0.91 ms. It is one
+round trip instead of four, and holds no row lock between them.
+
+The opt-in request lock is a row of ``<table>_locks`` with an expiry, on
+every database. Advisory locks (``pg_try_advisory_lock``, ``GET_LOCK``)
+belong to a connection: a request holding one would pin a pooled
+connection for its whole length and the lock would outlive ``lock_ttl``
+as long as that connection stays open. A row gives the same ``ttl``
+semantics on every database and pins nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import secrets
+import threading
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .. import _coerce as c
+from ..clock import now
+from ..errors import ConfigError, StoreUnavailable
+from ._shared import pause, poll_lock
+from ._sqlrun import Compiled, Cursor, Dropped, Runner, compile_statement
+from .base import IniOption, Merge, Progress, Record, Store, storage_key
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Engine
+
+__all__ = ["SQLStore"]
+
+logger = logging.getLogger(__name__)
+
+#: A table name: letters, digits and underscores, short enough that
+#: ``<name>_locks`` and its index names fit MySQL's 64-character limit.
+_TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,47}")
+DEFAULT_TABLE = "wsgisession_sessions"
+
+
+def database_url(key: str, value: Any) -> str | None:
+    """The check of ``sql_url``: a URL string, or None when unset.
+
+    The value is never shown in the error: it may hold a password.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str) or "://" not in value:
+        shown = (
+            "a str without '://'" if isinstance(value, str) else type(value).__name__
+        )
+        raise ConfigError(
+            f"invalid value for {key!r} ({shown}); expected a SQLAlchemy URL "
+            "such as postgresql+psycopg://user:password@host/database"
+        )
+    return value
+
+
+def table_name(key: str, value: Any) -> str:
+    """The check of ``sql_table`` (and of the ``table`` argument)."""
+    if not isinstance(value, str) or not _TABLE_NAME.fullmatch(value):
+        raise c.invalid(
+            key,
+            value,
+            "a name of letters, digits and underscores "
+            "(at most 48 characters, not starting with a digit)",
+        )
+    return value
+
+
+T = TypeVar("T")
+
+#: How many conflicting writes ``update`` tolerates before giving up.
+MAX_ATTEMPTS = 50
+#: Rows per DELETE in clear_expired(): keeps each statement short.
+BATCH = 1000
+
+
+class SQLStore(Store):
+    """Sessions in the table ``table`` of the database at ``url_or_engine``.
+
+    In an ini file: ``store = sql`` with ``sql_url`` (and ``sql_table``).
+
+    ``url_or_engine`` is a SQLAlchemy URL (``postgresql+psycopg://...``,
+    ``mysql+pymysql://...``, ``sqlite:///path``) or an existing ``Engine``
+    (the app's pool and credentials are reused; ``close()`` leaves it
+    open). Nothing connects until first use; the tables are created then
+    if missing. ``timeout`` (seconds) bounds connecting and waiting for a
+    pooled connection on engines the store builds itself (libpq counts
+    whole seconds, at least 2). A database that is down or times out
+    raises :class:`StoreUnavailable`; a pooled connection the server
+    dropped is replaced and the statement retried once.
+    """
+
+    ini_name = "sql"
+    ini_options = (
+        IniOption(
+            "sql_url", "SQLAlchemy URL", None,
+            "Database URL of the SQL store, e.g. "
+            "postgresql+psycopg://user:password@host/db (needs the sql extra "
+            "and the database's driver).",
+            database_url, c.parse_optional_text,
+            required=True, argument="url_or_engine",
+        ),
+        IniOption(
+            "sql_table", "table name", DEFAULT_TABLE,
+            "Table of the SQL store; its request locks go in <table>_locks.",
+            table_name, c.parse_text, argument="table",
+        ),
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        url_or_engine: str | Engine,
+        *,
+        table: str = DEFAULT_TABLE,
+        timeout: float = 5.0,
+    ) -> None:
+        try:
+            from sqlalchemy import Engine
+            from sqlalchemy.exc import SQLAlchemyError
+
+            from ._sqlschema import Tables, build_engine, redacted
+        except ImportError as exc:
+            raise ImportError(
+                "SQLStore needs SQLAlchemy: pip install 'wsgisession[sql]'"
+            ) from exc
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+            raise ConfigError(f"SQLStore timeout must be a number, not {timeout!r}")
+        if not 0 < timeout < float("inf"):
+            raise ConfigError(f"SQLStore timeout must be positive, not {timeout!r}")
+        self.table = table_name("SQLStore table", table)
+        self._library_error = SQLAlchemyError
+        if isinstance(url_or_engine, Engine):
+            self._owned = False
+            engine, url = url_or_engine, url_or_engine.url
+        else:
+            self._owned = True
+            engine, url = build_engine(url_or_engine, float(timeout))
+        self._base = engine
+        self._runner = Runner(engine, owned=self._owned)
+        self._where = redacted(url)
+        self._password = url.password
+        self._tables = Tables(self.table)
+        self._sql: dict[str, Compiled] = {}
+        self._pid = os.getpid()
+        self._setup_lock = threading.Lock()
+
+    # -- the store protocol -------------------------------------------------
+
+    def load(self, session_key: str) -> Record | None:
+        row = self._run("load a session", self._read, storage_key(session_key))
+        return None if row is None else Record(row[0], row[1])
+
+    def _read(self, cursor: Cursor, name: str) -> tuple[bytes, float] | None:
+        params = {"b_key": name, "b_now": now()}
+        row = cursor.execute(self._sql["load"], params).fetchone()
+        return None if row is None else (bytes(row[0]), float(row[1]))
+
+    def create(self, session_key: str, payload: bytes, expires_at: float) -> str | None:
+        name = storage_key(session_key)
+        written = self._run(
+            "create a session", self._put_new, name, payload, expires_at
+        )
+        return session_key if written else None
+
+    def _put_new(
+        self, cursor: Cursor, name: str, payload: bytes, expires_at: float
+    ) -> bool:
+        """Insert, or take over the key if its record has expired; False if live."""
+        params = {"b_key": name, "b_payload": payload, "b_exp": expires_at}
+        try:
+            cursor.execute(self._sql["insert"], params)
+            return True
+        except self._runner.integrity_error:  # taken: by a live or a dead record?
+            params["b_now"] = now()
+            return cursor.rowcount(self._sql["take_dead"], params) == 1
+
+    def update(self, session_key: str, merge: Merge, loaded: Record | None) -> str:
+        """Merge and write with a conditional UPDATE; re-read and retry on conflict.
+
+        The first try assumes the record is still what this request
+        loaded, which costs no read at all when it is.
+        """
+        name = storage_key(session_key)
+        if loaded is not None:
+            current: bytes | None = loaded.payload
+        else:
+            current = self._payload(name)
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            payload, expires_at = merge(current)
+            written = self._run(
+                "update a session", self._write, name, current, payload, expires_at
+            )
+            if written:
+                return session_key
+            pause(attempt)
+            current = self._payload(name)
+        raise StoreUnavailable(
+            f"too much contention on session record {name}: "
+            f"{MAX_ATTEMPTS} conflicting writes in a row",
+            store=repr(self),
+        )
+
+    def _payload(self, name: str) -> bytes | None:
+        row = self._run("load a session", self._read, name)
+        return None if row is None else row[0]
+
+    def _write(
+        self,
+        cursor: Cursor,
+        name: str,
+        current: bytes | None,
+        payload: bytes,
+        expires_at: float,
+    ) -> bool:
+        """Write the merge of ``current``; False if the row no longer holds it."""
+        moment = now()
+        if current is None:
+            if expires_at <= moment:  # nothing to keep: clear a dead row
+                cursor.execute(
+                    self._sql["delete_dead"], {"b_key": name, "b_now": moment}
+                )
+                return True
+            return self._put_new(cursor, name, payload, expires_at)
+        params: dict[str, object] = {"b_key": name, "b_loaded": current}
+        if expires_at <= moment:
+            return cursor.rowcount(self._sql["delete_if"], params) == 1
+        params |= {"b_payload": payload, "b_exp": expires_at, "b_now": moment}
+        return cursor.rowcount(self._sql["write_if"], params) == 1
+
+    def delete(self, session_key: str) -> None:
+        self._run(
+            "delete a session",
+            self._execute,
+            "delete",
+            {"b_key": storage_key(session_key)},
+        )
+
+    def _execute(self, cursor: Cursor, name: str, params: dict[str, object]) -> int:
+        return cursor.rowcount(self._sql[name], params)
+
+    def clear_expired(self, progress: Progress | None = None) -> int:
+        """Delete expired rows in batches of ``BATCH`` (1000), each its own statement."""
+        moment = now()
+        self._run("clear expired locks", self._execute, "locks_dead", {"b_now": moment})
+        total = 0
+        if progress is not None:  # an index range count
+            total = self._run("count expired sessions", self._count_dead, moment)
+        removed = 0
+        while True:
+            count = self._delete_batch(moment, BATCH)
+            removed += count
+            if progress is not None:
+                progress(removed, max(total, removed))
+            if count < BATCH:
+                return removed
+
+    def _count_dead(self, cursor: Cursor, moment: float) -> int:
+        row = cursor.execute(self._sql["count_dead"], {"b_now": moment}).fetchone()
+        return int(row[0])
+
+    def sweep_expired(self, limit: int) -> int:
+        """Delete at most ``limit`` expired records: one bounded step of cleanup.
+
+        Request locks whose holder's ttl ran out go too (one row per
+        session locked at the moment: a short DELETE).
+        """
+        if limit <= 0:
+            return 0
+        moment = now()
+        removed = self._delete_batch(moment, limit)
+        self._run("clear expired locks", self._execute, "locks_dead", {"b_now": moment})
+        return removed
+
+    def _delete_batch(self, moment: float, limit: int) -> int:
+        """The keys of up to ``limit`` expired rows, then those rows if still
+        expired (portable: MySQL has no LIMIT in an IN subquery). Through
+        SQLAlchemy: the key list varies in length."""
+        tables = self._tables
+
+        def work(conn: Connection) -> int:
+            keys = list(conn.execute(tables.expired_keys(moment, limit)).scalars())
+            if not keys:
+                return 0
+            return int(conn.execute(tables.delete_expired(keys, moment)).rowcount)
+
+        with self._translate("clear expired sessions"):
+            self._ready()
+            with self._base.connect() as conn:
+                return work(conn.execution_options(isolation_level="AUTOCOMMIT"))
+
+    @contextlib.contextmanager
+    def lock(self, session_key: str, timeout: float, ttl: float) -> Iterator[None]:
+        """Hold a row of ``<table>_locks``; a dead holder's row expires after ``ttl``."""
+        name, token = storage_key(session_key), secrets.token_hex(16)
+        poll_lock(
+            lambda: self._run("lock a session", self._take, name, token, ttl), timeout
+        )
+        try:
+            yield
+        finally:
+            try:
+                params = {"b_key": name, "b_token": token}
+                self._run("unlock a session", self._execute, "lock_drop", params)
+            except StoreUnavailable:  # the row expires anyway; keep the real error
+                logger.warning("%r: could not release a session lock", self)
+
+    def _take(self, cursor: Cursor, name: str, token: str, ttl: float) -> bool:
+        """Insert the lock row, or take over one whose holder's ttl ran out."""
+        moment = now()
+        params = {
+            "b_key": name,
+            "b_token": token,
+            "b_exp": moment + ttl,
+            "b_now": moment,
+        }
+        if cursor.rowcount(self._sql["lock_take"], params) == 1:
+            return True
+        try:
+            cursor.execute(self._sql["lock_insert"], params)
+            return True
+        except self._runner.integrity_error:  # held by someone else
+            return False
+
+    # -- tables ----------------------------------------------------------------
+
+    def ddl(self) -> str:
+        """The CREATE TABLE / CREATE INDEX statements for this database."""
+        return self._tables.ddl(self._base)
+
+    def create_tables(self) -> None:
+        """Create the tables now if missing (also done on first use)."""
+        with self._translate("create its tables"):
+            self._ready()
+
+    # -- connections -------------------------------------------------------------
+
+    def _run(self, action: str, work: Callable[..., T], *args: Any) -> T:
+        """``work(cursor, *args)`` on a pooled connection; retried once on a
+        connection the server dropped. Database errors become StoreUnavailable."""
+        with self._translate(action):
+            self._ready()
+            try:
+                with self._runner.cursor() as cursor:
+                    return work(cursor, *args)
+            except Dropped:
+                with self._runner.cursor() as cursor:  # a fresh connection
+                    return work(cursor, *args)
+
+    def _ready(self) -> None:
+        """Fresh pool after fork(); tables made and statements compiled on first use."""
+        if self._pid != os.getpid():  # never share a connection across fork()
+            self._base.dispose(close=False)  # (the runner checks for itself)
+            self._pid = os.getpid()
+        if not self._sql:
+            with self._setup_lock:
+                if not self._sql:
+                    self._tables.create(self._base)
+                    self._sql = {
+                        name: compile_statement(statement, self._base)
+                        for name, statement in self._tables.statements().items()
+                    }
+
+    @contextlib.contextmanager
+    def _translate(self, action: str) -> Iterator[None]:
+        """Database errors as :class:`StoreUnavailable`, with the driver's
+        message and never a password (nor the statement's parameters: they
+        hold session data)."""
+        try:
+            yield
+        except Dropped as exc:
+            raise self._unavailable(action, exc.__cause__ or exc) from exc
+        except (self._library_error, self._runner.errors) as exc:
+            raise self._unavailable(action, exc) from exc
+
+    def _unavailable(self, action: str, exc: BaseException) -> StoreUnavailable:
+        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        message = detail[0] if detail else type(exc).__name__
+        if self._password:
+            message = message.replace(str(self._password), "***")
+        return StoreUnavailable(
+            f"SQLStore at {self._where} could not {action}: {message}",
+            store=repr(self),
+        )
+
+    def close(self) -> None:
+        """Close the connections if the store built the engine itself."""
+        if self._owned:
+            self._runner.close_idle()
+            self._base.dispose()
+
+    def __repr__(self) -> str:
+        return f"SQLStore({self._where}, table={self.table!r})"
