@@ -174,6 +174,23 @@ def _dump_memcached(store: Store, argument: str) -> bytes:
     return b"\n".join(parts)
 
 
+def _dump_sql(store: Store, argument: str) -> bytes:
+    from sqlalchemy import MetaData, create_engine, select
+
+    engine = create_engine(argument)
+    try:
+        metadata = MetaData()
+        metadata.reflect(engine)
+        with engine.connect() as conn:
+            rows = [
+                (table.name, list(conn.execute(select(table))))
+                for table in metadata.sorted_tables
+            ]
+    finally:
+        engine.dispose()
+    return repr(rows).encode()
+
+
 USER_SESSION_STORES: dict[str, Callable[[Store, str], bytes]] = {
     "memory": _dump_memory,
     "file": _dump_directory,
@@ -182,6 +199,9 @@ USER_SESSION_STORES: dict[str, Callable[[Store, str], bytes]] = {
     "redis-cluster": _dump_redis,
     "memcached": _dump_memcached,
     "memcached-pool": _dump_memcached,
+    "sql-postgresql": _dump_sql,
+    "sql-mariadb": _dump_sql,
+    "sql-sqlite": _dump_sql,
 }
 
 
