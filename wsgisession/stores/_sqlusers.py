@@ -32,14 +32,8 @@ class SQLUserSessions:
 
         def _run(self, action: str, work: Callable[..., T], *args: Any) -> T: ...
 
-        def _put_new(
-            self,
-            cursor: Cursor,
-            name: str,
-            payload: bytes,
-            expires_at: float,
-            user: str | None = None,
-        ) -> bool: ...
+        #: ``_put_new(cursor, name, payload, expires_at, user_key)``.
+        _put_new: Callable[..., bool]
 
     def create_user_session(
         self, user_id: str, session_key: str, payload: bytes, expires_at: float
