@@ -6,6 +6,7 @@ test_store_contract.py and test_store_locks.py, the SQL store included.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -443,4 +444,25 @@ def test_a_hung_server_times_out(private_postgresql: DatabaseServer) -> None:
         assert time.monotonic() - started < 6
     finally:
         os.kill(server.proc.pid, signal.SIGCONT)
+    store.close()
+
+
+def test_a_burst_waits_for_a_connection_instead_of_opening_more(
+    tmp_path: Path,
+) -> None:
+    """An engine the store built opens at most MAX_OPEN connections at once
+    (a database server refuses past its own limit); the next waits, then
+    gets StoreUnavailable once the store's timeout has passed."""
+    from wsgisession.stores._sqlrun import MAX_OPEN
+
+    store = SQLStore(f"sqlite:///{tmp_path / 'burst.sqlite3'}", timeout=0.5)
+    store.create_tables()
+    with contextlib.ExitStack() as held:
+        for _ in range(MAX_OPEN):
+            held.enter_context(store._runner.cursor())
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable, match="busy"):
+            store.load(generate_key())
+        assert time.monotonic() - started >= 0.4
+    assert store.load(generate_key()) is None  # the slots came back
     store.close()

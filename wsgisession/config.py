@@ -158,8 +158,8 @@ class Settings:
     )  # fmt: skip
     lock_ttl: float = _option(
         60.0, "seconds (number > 0)", c.positive_float, c.parse_float,
-        "How long a lock outlives a holder that died without releasing it "
-        "(SQLite, memcached, Redis; file locks die with their process). "
+        "How long a holder may keep the session lock: a waiter takes over a "
+        "lock held longer (a holder that died or hangs), on every store. "
         "Keep it above your longest request.",
     )  # fmt: skip
     private_responses: bool = _option(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
@@ -42,6 +43,11 @@ def compile_statement(statement: ClauseElement, engine: Engine) -> Compiled:
 #: default pool_size); more, opened for a burst of requests, are closed.
 KEEP_IDLE = 5
 
+#: Connections an engine the store built may have open at once (SQLAlchemy's
+#: default pool_size + max_overflow): a burst of requests waits for one
+#: rather than opening more than the database server accepts.
+MAX_OPEN = 15
+
 
 class Runner:
     """Cursors in autocommit mode, on connections of ``engine``.
@@ -61,6 +67,7 @@ class Runner:
         self.dialect = engine.dialect
         self.owned = owned
         self._idle: list[tuple[Any, Any]] = []  # (DBAPI connection, its cursor)
+        self._open_slots = threading.BoundedSemaphore(MAX_OPEN)
         self._pid = os.getpid()
         # A store dropped without close() closes its idle connections too.
         weakref.finalize(self, _close_all, self._idle)
@@ -85,7 +92,22 @@ class Runner:
     def _kept(self) -> Iterator[Cursor]:
         if self._pid != os.getpid():  # the parent's: never used, nor closed, here
             self._idle.clear()
+            self._open_slots = threading.BoundedSemaphore(MAX_OPEN)
             self._pid = os.getpid()
+        slots = self._open_slots
+        wait: float = getattr(self.engine.pool, "timeout", lambda: 30.0)()
+        if not slots.acquire(timeout=wait):
+            from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+            raise PoolTimeout(f"all {MAX_OPEN} connections busy for {wait} s")
+        try:
+            with self._kept_connection() as cursor:
+                yield cursor
+        finally:
+            slots.release()
+
+    @contextmanager
+    def _kept_connection(self) -> Iterator[Cursor]:
         try:
             connection, cursor = self._idle.pop()
         except IndexError:
