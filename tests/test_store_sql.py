@@ -162,8 +162,9 @@ def test_tables_are_created_on_first_use(url: str) -> None:
     engine = create_engine(url)
     indexes = inspect(engine).get_indexes(table)
     engine.dispose()
-    assert [(i["name"], i["column_names"]) for i in indexes] == [
-        (f"{table}_expires_at", ["expires_at"])
+    assert sorted((i["name"], i["column_names"]) for i in indexes) == [
+        (f"{table}_expires_at", ["expires_at"]),
+        (f"{table}_user_key", ["user_key"]),
     ]
     assert payload_of(SQLStore(url, table=table), key) == b"first"
     store.close()
