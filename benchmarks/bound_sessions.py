@@ -3,6 +3,12 @@
 Usage (from the repository root)::
 
     python benchmarks/bound_sessions.py [--stores memory file sqlite] [-n 500] [--rounds 15]
+        [--redis redis://127.0.0.1:6379/0] [--memcached 127.0.0.1:11211]
+        [--sql postgresql+psycopg://user:password@127.0.0.1/db]
+
+The server stores run only when their server is given (``--redis`` etc.):
+a bound session costs memcached one extra ``get`` (its index check), and
+nothing on the others.
 
 For each store, times requests that read and that write one session bound
 to a user and one not bound, interleaved round by round (A, B, B, A, ...)
@@ -20,7 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from wsgisession import SessionMiddleware
-from wsgisession.stores import FileStore, MemoryStore, SQLiteStore
+from wsgisession.stores import (
+    FileStore,
+    MemcachedStore,
+    MemoryStore,
+    RedisStore,
+    SQLiteStore,
+    SQLStore,
+)
 from wsgisession.stores.base import Store
 
 STORES: dict[str, Callable[[Path], Store]] = {
@@ -107,15 +120,29 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("-n", type=int, default=500, help="requests per timing")
     parser.add_argument("--rounds", type=int, default=15, help="timings per case")
+    parser.add_argument("--redis", help="also the Redis store, on this URL")
+    parser.add_argument("--memcached", help="also memcached, on these servers")
+    parser.add_argument("--sql", help="also the SQL store, on this database URL")
     args = parser.parse_args(argv)
-    print(f"{'store':<8}{'workload':<10}{'unbound µs':>12}{'bound µs':>12}{'ratio':>8}")
+    servers: dict[str, Callable[[Path], Store]] = {}
+    if args.redis:
+        servers["redis"] = lambda tmp: RedisStore(args.redis)
+    if args.memcached:
+        servers["memcached"] = lambda tmp: MemcachedStore(args.memcached)
+    if args.sql:
+        servers["sql"] = lambda tmp: SQLStore(args.sql)
+    STORES.update(servers)
+    args.stores += list(servers)
+    print(
+        f"{'store':<10}{'workload':<10}{'unbound µs':>12}{'bound µs':>12}{'ratio':>8}"
+    )
     for kind in args.stores:
         medians = measure(kind, args.n, args.rounds)
         for workload in ("read", "write"):
             unbound = medians[f"{workload} unbound"]
             bound = medians[f"{workload} bound"]
             print(
-                f"{kind:<8}{workload:<10}{unbound:>12.1f}{bound:>12.1f}"
+                f"{kind:<10}{workload:<10}{unbound:>12.1f}{bound:>12.1f}"
                 f"{bound / unbound:>8.3f}"
             )
     return 0

@@ -96,10 +96,112 @@ def _dump_sqlite(store: Store, argument: str) -> bytes:
 #: the backing holds, records and user index alike (the user-session suite
 #: greps it for raw ids). A store joins tests/test_user_sessions.py with
 #: one entry here.
+def _dump_redis_node(client: object) -> bytes:
+    """Every key of one Redis server and what it holds (strings, sorted sets)."""
+    parts = []
+    for name in sorted(client.keys("*")):  # type: ignore[attr-defined]
+        kind = client.type(name)  # type: ignore[attr-defined]
+        if kind == b"zset":
+            value = repr(client.zrange(name, 0, -1, withscores=True)).encode()  # type: ignore[attr-defined]
+        else:
+            value = client.get(name) or b""  # type: ignore[attr-defined]
+        parts.append(name + b"=" + value)
+    return b"\n".join(parts)
+
+
+def _redis_clients(argument: str) -> list[object]:
+    import redis
+
+    if argument.startswith("redis+cluster://"):
+        from redis.cluster import RedisCluster
+
+        cluster = RedisCluster.from_url(argument.replace("+cluster", ""))
+        try:
+            nodes = cluster.get_primaries()
+            return [redis.Redis(host=node.host, port=node.port) for node in nodes]
+        finally:
+            cluster.close()
+    return [redis.Redis.from_url(argument)]
+
+
+def _dump_redis(store: Store, argument: str) -> bytes:
+    dumps = []
+    for client in _redis_clients(argument):
+        try:
+            dumps.append(_dump_redis_node(client))
+        finally:
+            client.close()  # type: ignore[attr-defined]
+    return b"\n".join(dumps)
+
+
+def memcached_keys(client: object) -> set[str]:
+    """A memcached server's keys, from crawler dumps taken until two agree.
+
+    The LRU crawler answers from a background walk: one dump can miss
+    an item just written, or come back cut, under load.
+    """
+    previous: set[str] | None = None
+    for _ in range(20):
+        time.sleep(0.05)
+        dump = client.raw_command(b"lru_crawler metadump all", b"END\r\n")  # type: ignore[attr-defined]
+        lines = dump.splitlines()
+        if any(line and not line.startswith((b"key=", b"END")) for line in lines):
+            previous = None  # a cut or foreign reply: not to be trusted
+            continue
+        names = {
+            unquote(line.split(b" ")[0][4:].decode())
+            for line in lines
+            if line.startswith(b"key=")
+        }
+        if names == previous:
+            return names
+        previous = names
+    raise AssertionError("memcached's crawler dumps never agreed")
+
+
+def _dump_memcached(store: Store, argument: str) -> bytes:
+    from pymemcache.client.base import Client  # type: ignore[import-untyped]
+
+    parts = []
+    for address in argument.split():
+        host, port = address.rsplit(":", 1)
+        client = Client((host, int(port)), timeout=5)
+        try:
+            for name in sorted(memcached_keys(client)):
+                parts.append(name.encode() + b"=" + (client.get(name) or b""))
+        finally:
+            client.close()
+    return b"\n".join(parts)
+
+
+def _dump_sql(store: Store, argument: str) -> bytes:
+    from sqlalchemy import MetaData, create_engine, select
+
+    engine = create_engine(argument)
+    try:
+        metadata = MetaData()
+        metadata.reflect(engine)
+        with engine.connect() as conn:
+            rows = [
+                (table.name, list(conn.execute(select(table))))
+                for table in metadata.sorted_tables
+            ]
+    finally:
+        engine.dispose()
+    return repr(rows).encode()
+
+
 USER_SESSION_STORES: dict[str, Callable[[Store, str], bytes]] = {
     "memory": _dump_memory,
     "file": _dump_directory,
     "sqlite": _dump_sqlite,
+    "redis": _dump_redis,
+    "redis-cluster": _dump_redis,
+    "memcached": _dump_memcached,
+    "memcached-pool": _dump_memcached,
+    "sql-postgresql": _dump_sql,
+    "sql-mariadb": _dump_sql,
+    "sql-sqlite": _dump_sql,
 }
 
 

@@ -61,7 +61,8 @@ def rows(engine: Engine, table: str = TABLE) -> dict[str, bytes]:
     """name -> payload and expiry as bytes, for every row of ``table``."""
     sessions = Tables(table).sessions
     with engine.connect() as conn:
-        result = conn.execute(select(sessions))
+        columns = (sessions.c.key, sessions.c.payload, sessions.c.expires_at)
+        result = conn.execute(select(*columns))
         return {k: bytes(p) + repr(float(at)).encode() for k, p, at in result}
 
 

@@ -15,12 +15,10 @@ import importlib
 import json
 import os
 import sqlite3
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
 import pytest
 import redis
@@ -30,6 +28,7 @@ from helpers import (
     build_store,
     increment,
     later,
+    memcached_keys,
     payload_of,
     store_argument,
 )
@@ -128,23 +127,7 @@ class MemcachedView(View):
         The LRU crawler answers from a background walk: one dump can miss
         an item just written, or come back cut, under load.
         """
-        previous: set[str] | None = None
-        for _ in range(20):
-            time.sleep(0.05)
-            dump = self.raw.raw_command(b"lru_crawler metadump all", b"END\r\n")
-            lines = dump.splitlines()
-            if any(line and not line.startswith((b"key=", b"END")) for line in lines):
-                previous = None  # a cut or foreign reply: not to be trusted
-                continue
-            names = {
-                unquote(line.split(b" ")[0][4:].decode())
-                for line in lines
-                if line.startswith(b"key=")
-            }
-            if names == previous:
-                return names
-            previous = names
-        raise AssertionError("memcached's crawler dumps never agreed")
+        return memcached_keys(self.raw)
 
 
 class RedisView(MemcachedView):

@@ -162,8 +162,9 @@ def test_tables_are_created_on_first_use(url: str) -> None:
     engine = create_engine(url)
     indexes = inspect(engine).get_indexes(table)
     engine.dispose()
-    assert [(i["name"], i["column_names"]) for i in indexes] == [
-        (f"{table}_expires_at", ["expires_at"])
+    assert sorted((i["name"], i["column_names"]) for i in indexes) == [
+        (f"{table}_expires_at", ["expires_at"]),
+        (f"{table}_user_key", ["user_key"]),
     ]
     assert payload_of(SQLStore(url, table=table), key) == b"first"
     store.close()
@@ -207,8 +208,9 @@ def test_ddl_is_what_the_store_needs(
     assert _initdb.init_db(store, out, print_sql=True) == 0
     ddl = out.getvalue()
     assert table not in table_names(url)  # printing connects to nothing
-    assert ddl.count("CREATE TABLE") == 2 and ddl.count("CREATE INDEX") == 1
+    assert ddl.count("CREATE TABLE") == 2 and ddl.count("CREATE INDEX") == 2
     assert f"{table}_locks" in ddl and f"{table}_expires_at" in ddl
+    assert f"{table}_user_key" in ddl and "user_key VARCHAR(64)" in ddl
     assert all(name in ddl for name in types)
     engine = create_engine(url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:

@@ -170,7 +170,15 @@ class Session(MutableMapping[str, Any]):
             locked = True
             record = self._store.load(session_key)  # as it is now, under the lock
         parts = None if record is None else self._decode(record.payload)
-        if record is None or (parts and self._dead(parts, session_key)):
+        try:
+            dead = record is None or (
+                parts is not None and self._dead(parts, session_key)
+            )
+        except BaseException:  # the user index unreachable: release, then raise
+            if locked:
+                self.release_lock()
+            raise
+        if dead:
             if locked:
                 self.release_lock()
             return None

@@ -28,6 +28,7 @@ from sqlalchemy import (
     inspect,
     make_url,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import mysql
@@ -69,7 +70,10 @@ class Tables:
             Column("key", String(_KEY_LENGTH), primary_key=True),
             Column("payload", _PAYLOAD, nullable=False),
             Column("expires_at", Double(), nullable=False),
+            # user_storage_key() of the owner of a bound session, else NULL.
+            Column("user_key", String(_KEY_LENGTH), nullable=True),
             Index(f"{name}_expires_at", "expires_at"),
+            Index(f"{name}_user_key", "user_key"),
         )
         self.locks = Table(
             f"{name}_locks",
@@ -84,6 +88,7 @@ class Tables:
         t, locks = self.sessions, self.locks
         key: Any = bindparam("b_key")
         moment: Any = bindparam("b_now")
+        user: Any = bindparam("b_user")
         values: dict[str, Any] = {
             "payload": bindparam("b_payload"),
             "expires_at": bindparam("b_exp"),
@@ -99,8 +104,12 @@ class Tables:
             "load": select(t.c.payload, t.c.expires_at).where(
                 t.c.key == key, t.c.expires_at > moment
             ),
-            "insert": insert(t).values(key=key, **values),
-            "take_dead": update(t).where(*dead).values(**values),
+            "insert": insert(t).values(key=key, user_key=user, **values),
+            "take_dead": update(t).where(*dead).values(user_key=user, **values),
+            "user_sessions": select(t.c.key, t.c.payload, t.c.expires_at).where(
+                t.c.user_key == user, t.c.expires_at > moment
+            ),
+            "delete_live": delete(t).where(t.c.key == key, t.c.expires_at > moment),
             "write_if": update(t)
             .where(*unchanged, t.c.expires_at > moment)
             .values(**values),
@@ -139,6 +148,32 @@ class Tables:
                     return
                 if attempt == 2:
                     raise
+
+    def add_user_column(self, engine: Engine) -> None:
+        """Add ``user_key`` and its index to a sessions table made before them;
+        safe when several processes do it at once (the loser's error is
+        forgotten once the column is there)."""
+        table, column = self.sessions, self.sessions.c.user_key
+        if self._has_user_column(engine):
+            return
+        quote = engine.dialect.identifier_preparer.quote
+        kind = column.type.compile(dialect=engine.dialect)
+        add = f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(column.name)} {kind}"
+        index = next(i for i in table.indexes if i.name == f"{table.name}_user_key")
+        try:
+            with engine.connect() as conn:
+                conn.execute(text(add))
+                conn.execute(CreateIndex(index))
+        except DBAPIError:
+            if not self._has_user_column(engine):
+                raise
+
+    def _has_user_column(self, engine: Engine) -> bool:
+        with engine.connect() as conn:
+            inspector = inspect(conn)
+            names = {i["name"] for i in inspector.get_indexes(self.sessions.name)}
+            columns = {c["name"] for c in inspector.get_columns(self.sessions.name)}
+        return "user_key" in columns and f"{self.sessions.name}_user_key" in names
 
     def _exist(self, engine: Engine) -> bool:
         with engine.connect() as conn:

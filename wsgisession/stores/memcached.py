@@ -46,6 +46,7 @@ else:
 
 from .. import _coerce as c
 from ..errors import ConfigError, StoreUnavailable
+from ._memcached_users import USER_SUFFIX, MemcachedUserIndex
 from ._shared import KEY_PREFIX_OPTION, LOCK_SUFFIX, pack, pause, poll_lock, unpack
 from .base import IniOption, Merge, Progress, Record, Store, now, storage_key
 
@@ -96,7 +97,7 @@ def _check_key_prefix(key_prefix: str) -> None:
             f"memcached key_prefix must be printable ASCII without spaces: "
             f"{key_prefix!r}"
         )
-    longest = MAX_KEY_LENGTH - _DIGEST_LENGTH - len(LOCK_SUFFIX)
+    longest = MAX_KEY_LENGTH - _DIGEST_LENGTH - max(len(LOCK_SUFFIX), len(USER_SUFFIX))
     if len(key_prefix) > longest:
         raise ConfigError(
             f"memcached key_prefix is too long ({len(key_prefix)} characters; "
@@ -152,6 +153,7 @@ class MemcachedStore(Store):
         self._servers = [Server(spec, connect, io) for spec in self._specs]
         self._by_node = {server.node: server for server in self._servers}
         self._single = self._servers[0] if len(self._servers) == 1 else None
+        self._users = MemcachedUserIndex(self, key_prefix)
         self._ring = RendezvousHash()
         for server in self._servers:
             self._ring.add_node(server.node)
@@ -295,6 +297,25 @@ class MemcachedStore(Store):
     def clear_expired(self, progress: Progress | None = None) -> int:
         """memcached expires records by itself: nothing to do."""
         return 0
+
+    # -- a user's sessions: see _memcached_users ---------------------------
+
+    supports_user_sessions = True
+
+    def create_user_session(
+        self, user_id: str, session_key: str, payload: bytes, expires_at: float
+    ) -> str | None:
+        return self._users.create(user_id, session_key, payload, expires_at)
+
+    def user_session_records(self, user_id: str) -> dict[str, Record]:
+        return self._users.records(user_id)
+
+    def delete_record(self, record_name: str) -> bool:
+        return self._users.delete_record(record_name)
+
+    def user_index_intact(self, user_id: str, session_key: str) -> bool:
+        """One ``get`` of the user's index: memcached may have evicted it."""
+        return self._users.lists(user_id, session_key)
 
     @contextmanager
     def lock(self, session_key: str, timeout: float, ttl: float) -> Iterator[None]:

@@ -21,13 +21,12 @@ LOAD`` sent to every master, which fails while one of them is down.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import secrets
 import threading
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 try:
     import redis
@@ -44,6 +43,8 @@ else:
 from .. import _coerce as c
 from ..errors import ConfigError, StoreUnavailable
 from ..redaction import redact_url
+from ._redis_scripts import Lua, digest
+from ._redis_users import RedisUserIndex
 from ._shared import KEY_PREFIX_OPTION, LOCK_SUFFIX, pack, pause, poll_lock, unpack
 from .base import IniOption, Merge, Progress, Record, Store, now, storage_key
 
@@ -88,19 +89,8 @@ return 0
 """
 
 
-class _Lua(NamedTuple):
-    """A Lua script and its SHA-1, as ``EVALSHA`` names it."""
-
-    source: str
-    sha: str
-
-    @classmethod
-    def of(cls, source: str) -> _Lua:
-        return cls(source, hashlib.sha1(source.encode()).hexdigest())
-
-
-_COMPARE_AND_SET_LUA = _Lua.of(_COMPARE_AND_SET)
-_RELEASE_LUA = _Lua.of(_RELEASE)
+_COMPARE_AND_SET_LUA = Lua.of(_COMPARE_AND_SET)
+_RELEASE_LUA = Lua.of(_RELEASE)
 
 
 def slot_mate(name: str, suffix: str) -> str:
@@ -122,10 +112,6 @@ def ttl_ms(expires_at: float, moment: float) -> int:
     if not remaining > 0:  # also catches NaN
         return 0
     return math.ceil(min(remaining * 1000, _MAX_TTL_MS))
-
-
-def _digest(value: bytes | None) -> str:
-    return "" if value is None else hashlib.sha1(value).hexdigest()
 
 
 class RedisStore(Store):
@@ -179,6 +165,7 @@ class RedisStore(Store):
                 f"{socket_timeout!r}"
             )
         self._key_prefix = key_prefix
+        self._users = RedisUserIndex(self, key_prefix)
         self._connect: Callable[[], Any] | None = None
         self._owns_client = url is not None
         self._connecting = threading.Lock()
@@ -196,6 +183,10 @@ class RedisStore(Store):
 
     def _name(self, session_key: str) -> str:
         return self._key_prefix + storage_key(session_key)
+
+    def _is_cluster(self) -> bool:
+        client = self._client if self._client is not None else self._connected()
+        return hasattr(client, "mget_nonatomic")
 
     def _call(self, command: str, *args: Any, **kwargs: Any) -> Any:
         """Run the client's ``command``; Redis failures become ``StoreUnavailable``."""
@@ -216,7 +207,7 @@ class RedisStore(Store):
                 self._client = self._connect()
             return self._client
 
-    def _script(self, lua: _Lua, name: str, *args: Any) -> Any:
+    def _script(self, lua: Lua, name: str, *args: Any) -> Any:
         """Run ``lua`` on the node of key ``name``: ``EVALSHA``, or ``EVAL``
         there when that node has not cached the script (which caches it)."""
         try:
@@ -242,7 +233,7 @@ class RedisStore(Store):
         record = self._decode(name, value)
         if record is None:
             return None
-        return Record(record[0], record[1], _digest(value))
+        return Record(record[0], record[1], digest(value))
 
     def create(self, session_key: str, payload: bytes, expires_at: float) -> str | None:
         name = self._name(session_key)
@@ -262,7 +253,7 @@ class RedisStore(Store):
             seen: str = loaded.version
         else:  # nothing loaded, or a copy that has expired since: read it now
             value = self._call("get", name)
-            current, seen = self._payload(name, value), _digest(value)
+            current, seen = self._payload(name, value), digest(value)
         for attempt in range(1, MAX_ATTEMPTS + 1):
             payload, expires_at = merge(current)
             ttl = ttl_ms(expires_at, now())
@@ -273,7 +264,7 @@ class RedisStore(Store):
             if attempt > 1:  # busy: back off, then read what is there by then
                 pause(attempt)
                 result = self._call("get", name)
-            current, seen = self._payload(name, result), _digest(result)
+            current, seen = self._payload(name, result), digest(result)
         raise StoreUnavailable(
             f"too much contention on session record {name}: "
             f"{MAX_ATTEMPTS} conflicting writes in a row",
@@ -291,6 +282,21 @@ class RedisStore(Store):
     def clear_expired(self, progress: Progress | None = None) -> int:
         """Redis expires records by itself: nothing to do."""
         return 0
+
+    # -- a user's sessions: see _redis_users -----------------------------
+
+    supports_user_sessions = True
+
+    def create_user_session(
+        self, user_id: str, session_key: str, payload: bytes, expires_at: float
+    ) -> str | None:
+        return self._users.create(user_id, session_key, payload, expires_at)
+
+    def user_session_records(self, user_id: str) -> dict[str, Record]:
+        return self._users.records(user_id)
+
+    def delete_record(self, record_name: str) -> bool:
+        return self._users.delete_record(record_name)
 
     @contextmanager
     def lock(self, session_key: str, timeout: float, ttl: float) -> Iterator[None]:

@@ -39,6 +39,7 @@ from ..clock import now
 from ..errors import ConfigError, StoreUnavailable
 from ._shared import pause, poll_lock
 from ._sqlrun import Compiled, Cursor, Dropped, Runner, compile_statement
+from ._sqlusers import SQLUserSessions
 from .base import IniOption, Merge, Progress, Record, Store, storage_key
 
 if TYPE_CHECKING:
@@ -92,7 +93,7 @@ MAX_ATTEMPTS = 50
 BATCH = 1000
 
 
-class SQLStore(Store):
+class SQLStore(SQLUserSessions, Store):
     """Sessions in the table ``table`` of the database at ``url_or_engine``.
 
     In an ini file: ``store = sql`` with ``sql_url`` (and ``sql_table``).
@@ -181,10 +182,17 @@ class SQLStore(Store):
         return session_key if written else None
 
     def _put_new(
-        self, cursor: Cursor, name: str, payload: bytes, expires_at: float
+        self,
+        cursor: Cursor,
+        name: str,
+        payload: bytes,
+        expires_at: float,
+        user: str | None = None,
     ) -> bool:
-        """Insert, or take over the key if its record has expired; False if live."""
-        params = {"b_key": name, "b_payload": payload, "b_exp": expires_at}
+        """Insert, or take over the key if its record has expired; False if
+        live. ``user``: the ``user_key`` of a bound session (else NULL)."""
+        params: dict[str, object] = {"b_key": name, "b_payload": payload}
+        params |= {"b_exp": expires_at, "b_user": user}
         try:
             cursor.execute(self._sql["insert"], params)
             return True
@@ -373,6 +381,7 @@ class SQLStore(Store):
             with self._setup_lock:
                 if not self._sql:
                     self._tables.create(self._base)
+                    self._tables.add_user_column(self._base)
                     self._sql = {
                         name: compile_statement(statement, self._base)
                         for name, statement in self._tables.statements().items()

@@ -1,0 +1,190 @@
+"""MemcachedStore's user indexes: one item per user, rewritten with CAS.
+
+The item lives under ``key_prefix + user_storage_key(user_id) + ":user"``
+(a hash of the user id), on the server that name hashes to, with no TTL:
+a magic line, then one line per session, ``<record name> <score>``. The
+record name is ``storage_key`` of the id, never the id. As in the Redis
+index, the score is the time (ms) the entry was written while its record
+may still be on its way, and 0 once the record exists: a login writes the
+entry, then the record, then sets the score to 0. Every change is a
+``gets``/``cas`` loop, so concurrent logins and prunings never lose each
+other's entries, and pruning (at login and listing) drops an entry whose
+record is gone only if its score is 0 or older than ``PENDING_GRACE``.
+
+memcached may evict the item like any other. The store then fails closed:
+:meth:`MemcachedUserIndex.lists` (the store's ``user_index_intact``) is
+asked on every load of a bound session, one ``get``, and a session its
+user's index no longer lists is treated as revoked. A server that cannot
+be reached raises ``StoreUnavailable`` instead, as for the records it holds:
+an outage must not sign users out for good.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from ..errors import StoreUnavailable
+from ._shared import pause
+from ._userentries import Entries, read_live, stale_entries
+from .base import Record, now, storage_key, user_storage_key
+
+__all__ = ["USER_SUFFIX", "MemcachedCommands", "MemcachedUserIndex"]
+
+#: The suffix of index items (records are ``key_prefix`` + 64 hex digits).
+USER_SUFFIX = ":user"
+#: How many conflicting index writes in a row a change tolerates.
+MAX_ATTEMPTS = 50
+_MAGIC = b"wsu1"
+#: An empty index is kept this long (s), then left to expire.
+_EMPTY_TTL = 3600
+
+
+class MemcachedCommands(Protocol):
+    """What the index needs of its MemcachedStore."""
+
+    def _call(self, command: str, name: str, *args: Any) -> Any: ...
+    def _fetch(self, name: str) -> tuple[tuple[bytes, float] | None, bytes | None]: ...
+    def _name(self, session_key: str) -> str: ...
+    def create(
+        self, session_key: str, payload: bytes, expires_at: float
+    ) -> str | None: ...
+
+
+def parse(value: bytes | None) -> Entries:
+    """The entries of a stored index; empty if absent or unreadable."""
+    if value is None:
+        return {}
+    lines = value.split(b"\n")
+    if lines[0] != _MAGIC:
+        return {}
+    entries: Entries = {}
+    for line in lines[1:]:
+        name, _, score = line.decode("ascii", "replace").partition(" ")
+        if len(name) == 64 and score.isdigit():
+            entries[name] = int(score)
+    return entries
+
+
+def encode(entries: Entries) -> bytes:
+    lines = [f"{name} {score}".encode() for name, score in sorted(entries.items())]
+    return b"\n".join([_MAGIC, *lines])
+
+
+class MemcachedUserIndex:
+    """The user-session operations of one MemcachedStore."""
+
+    def __init__(self, store: MemcachedCommands, key_prefix: str) -> None:
+        self._store, self._prefix = store, key_prefix
+
+    def key(self, user_id: str) -> str:
+        """The name of the user's index item."""
+        return self._prefix + user_storage_key(user_id) + USER_SUFFIX
+
+    def lists(self, user_id: str, session_key: str) -> bool:
+        """Whether the user's index lists the session (one ``get``)."""
+        value = self._store._call("get", self.key(user_id))
+        return storage_key(session_key) in parse(value)
+
+    def _change(self, user_id: str, change: Callable[[Entries], bool]) -> None:
+        """Apply ``change`` (edits in place, True if it changed anything) to
+        the index as it is, and write it with CAS; again on a conflict."""
+        key, call = self.key(user_id), self._store._call
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            value, cas = call("gets", key)
+            entries = parse(value)
+            if not change(entries):
+                return
+            ttl = 0 if entries else _EMPTY_TTL
+            if cas is None:
+                done = call("add", key, encode(entries), ttl)
+            else:
+                done = call("cas", key, encode(entries), cas, ttl)
+            if done:
+                return
+            pause(attempt)
+        raise self._contention(f"the user index {key}")
+
+    def _contention(self, what: str) -> StoreUnavailable:
+        return StoreUnavailable(
+            f"too much contention on {what}: "
+            f"{MAX_ATTEMPTS} conflicting writes in a row",
+            store=repr(self._store),
+        )
+
+    def records(self, user_id: str) -> dict[str, Record]:
+        """Record name -> live record of the user's sessions; prunes dead entries.
+
+        One ``get`` of the index and one per record, again if a record was
+        missing (see ``_userentries``)."""
+        key = self.key(user_id)
+        live, entries = read_live(
+            lambda: parse(self._store._call("get", key)), self._live_records
+        )
+        stale = stale_entries(entries, live)
+        if stale:
+            self._change(user_id, lambda entries: _drop(entries, stale))
+        return live
+
+    def _live_records(self, names: list[str]) -> dict[str, Record]:
+        live: dict[str, Record] = {}
+        for name in names:
+            record, cas = self._store._fetch(self._prefix + name)
+            if record is not None and record[1] > now():
+                live[name] = Record(record[0], record[1], cas)
+        return live
+
+    def create(
+        self, user_id: str, session_key: str, payload: bytes, expires_at: float
+    ) -> str | None:
+        """Prune, write the pending entry, create the record, confirm the entry."""
+        store = self._store
+        name = store._name(session_key)[len(self._prefix) :]
+        self.records(user_id)
+        pending = max(1, int(now() * 1000))
+        added: list[bool] = []
+
+        def add(entries: Entries) -> bool:
+            added[:] = [name not in entries]
+            entries[name] = pending
+            return True
+
+        self._change(user_id, add)
+        if store.create(session_key, payload, expires_at) is None:
+            if added[0]:  # ours, and no record will come: take it back
+                self._change(user_id, lambda entries: _drop(entries, {name: pending}))
+            return None
+        self._change(user_id, lambda entries: _confirm(entries, name))
+        return session_key
+
+    def delete_record(self, record_name: str) -> bool:
+        """Delete the record; whether a live one was there.
+
+        A ``cas`` to an item that expires at once, so that of two deleters
+        (a revocation and a ``cycle_key()``) only one is told it deleted
+        the record. Its index entry goes at the next pruning."""
+        name = self._prefix + record_name
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            record, cas = self._store._fetch(name)
+            if cas is None:
+                return False
+            if self._store._call("cas", name, b"", cas, -1):
+                return record is not None and record[1] > now()
+            pause(attempt)
+        raise self._contention(f"session record {name}")
+
+
+def _drop(entries: Entries, stale: Entries) -> bool:
+    """Remove the entries of ``stale`` whose score is still the one read."""
+    gone = [name for name, score in stale.items() if entries.get(name) == score]
+    for name in gone:
+        del entries[name]
+    return bool(gone)
+
+
+def _confirm(entries: Entries, name: str) -> bool:
+    """Mark ``name``'s record as created, if its entry is still there."""
+    if entries.get(name, 0) == 0:
+        return False
+    entries[name] = 0
+    return True

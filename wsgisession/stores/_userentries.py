@@ -1,0 +1,53 @@
+"""The listing shared by the Redis and memcached user indexes.
+
+Both keep, per user, record name -> score: the time (ms) the entry was
+written while its record may still be on its way, 0 once the record
+exists. Their index and records cannot be read in one atomic step, so a
+listing reads the index, then the records, and when a record was missing
+reads the index again: a ``cycle_key()`` that deleted that record indexed
+its new one first, and the new one must be listed too (revocation relies
+on it, or the new record would escape).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .base import PENDING_GRACE, Record, now
+
+__all__ = ["Entries", "read_live", "stale_entries"]
+
+#: Record name -> score (0: the record was created; else ms of the entry).
+Entries = dict[str, int]
+
+#: How many times a listing reads the index again while entries appear.
+_ROUNDS = 10
+
+
+def read_live(
+    read_index: Callable[[], Entries],
+    read_records: Callable[[list[str]], dict[str, Record]],
+) -> tuple[dict[str, Record], Entries]:
+    """The live records of the index's entries, and the entries as last read."""
+    entries = read_index()
+    live = read_records(list(entries)) if entries else {}
+    for _ in range(_ROUNDS):
+        if len(live) == len(entries):
+            break
+        again = read_index()
+        if again.keys() <= entries.keys():
+            break
+        entries = again
+        live = read_records(list(entries))
+    return live, entries
+
+
+def stale_entries(entries: Entries, live: dict[str, Record]) -> Entries:
+    """The entries to prune: no live record, and created (score 0) or older
+    than ``PENDING_GRACE`` (a login in progress writes its record later)."""
+    oldest_pending = (now() - PENDING_GRACE) * 1000
+    return {
+        name: score
+        for name, score in entries.items()
+        if name not in live and (score == 0 or score < oldest_pending)
+    }
