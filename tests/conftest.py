@@ -38,8 +38,10 @@ HEAVY_SERVERS = {
     "fresh_memcached_pool",
 }
 #: Parameters (store kinds) that reach those servers through a fixture asked
-#: for at run time (helpers.store_argument, sql_support.sql_url).
+#: for at run time (helpers.store_argument, sql_support.sql_url), and the SQL
+#: store on SQLite, whose suites repeat the SQLite store's at SQLAlchemy's cost.
 HEAVY_KINDS = {
+    "sql-sqlite",
     "sql-postgresql",
     "sql-mariadb",
     "redis-cluster",

@@ -343,6 +343,7 @@ def assert_all_revoked(site: Site, keys: list[str]) -> None:
     assert alive == []
 
 
+@pytest.mark.slow
 def test_revocation_is_final_with_threads_in_flight(site: Site) -> None:
     keys = [cookie_of(login(site)) for _ in range(4)]
     seen = [[key] for key in keys]
