@@ -273,8 +273,10 @@ def increment_app(environ, start_response):
     return [str(session[name]).encode()]
 
 
-def call(app, query: str, cookie: str | None) -> list[tuple[str, str]]:
-    """One GET with ``query`` and ``cookie``; the headers (the status must be 200)."""
+def get(
+    app, query: str = "", cookie: str | None = None
+) -> tuple[str, list[tuple[str, str]]]:
+    """One GET with ``query`` and ``cookie``, body consumed: (status, headers)."""
     environ = {
         "REQUEST_METHOD": "GET",
         "PATH_INFO": "/",
@@ -285,17 +287,23 @@ def call(app, query: str, cookie: str | None) -> list[tuple[str, str]]:
     }
     if cookie:
         environ["HTTP_COOKIE"] = cookie
-    captured: list[tuple[str, str]] = []
+    seen: list = []
 
     def start_response(status, headers, exc_info=None):
-        assert status.startswith("200")
-        captured.extend(headers)
+        seen[:] = [status, list(headers)]
         return lambda data: None
 
     body = app(environ, start_response)
     b"".join(body)
     getattr(body, "close", lambda: None)()
-    return captured
+    return seen[0], seen[1]
+
+
+def call(app, query: str, cookie: str | None) -> list[tuple[str, str]]:
+    """One GET with ``query`` and ``cookie``; the headers (the status must be 200)."""
+    status, headers = get(app, query, cookie)
+    assert status.startswith("200")
+    return headers
 
 
 def user_app(environ, start_response):

@@ -15,7 +15,7 @@ import logging
 from typing import Any
 
 import pytest
-from helpers import FakeClock, call, increment_app, make_store
+from helpers import FakeClock, call, get, increment_app, make_store
 
 from wsgisession import SessionMiddleware
 from wsgisession.config import Settings, parse_settings
@@ -30,30 +30,6 @@ SECRET = "security-options-secret-0123456789abcdef"
 
 def header(headers: list[tuple[str, str]], name: str) -> list[str]:
     return [value for key, value in headers if key.lower() == name.lower()]
-
-
-def plain_call(app: Any, cookie: str | None = None, query: str = "") -> Any:
-    """One GET; (status, headers)."""
-    environ = {
-        "REQUEST_METHOD": "GET",
-        "PATH_INFO": "/",
-        "QUERY_STRING": query,
-        "SERVER_NAME": "localhost",
-        "SERVER_PORT": "80",
-        "wsgi.url_scheme": "http",
-    }
-    if cookie:
-        environ["HTTP_COOKIE"] = cookie
-    seen: list[Any] = []
-
-    def start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
-        seen[:] = [status, list(headers)]
-        return lambda data: None
-
-    body = app(environ, start_response)
-    b"".join(body)
-    getattr(body, "close", lambda: None)()
-    return seen[0], seen[1]
 
 
 # -- __Host- and __Secure- cookie names ---------------------------------------
@@ -112,7 +88,7 @@ def test_a_deleting_response_is_private_and_the_apps_own_header_wins() -> None:
         return [b""]
 
     middleware = SessionMiddleware(app, MemoryStore())
-    _, headers = plain_call(middleware, f"sessionid={generate_key()}")
+    _, headers = get(middleware, cookie=f"sessionid={generate_key()}")
     assert "Max-Age=0" in header(headers, "Set-Cookie")[0]
     assert header(headers, "Cache-Control") == ["no-store"]
 
@@ -121,10 +97,10 @@ def test_a_deleting_response_is_private_and_the_apps_own_header_wins() -> None:
         start_response("200 OK", [])
         return [b""]
 
-    _, headers = plain_call(SessionMiddleware(reader, MemoryStore()), None)
+    _, headers = get(SessionMiddleware(reader, MemoryStore()))
     assert header(headers, "Cache-Control") == []  # no cookie set or deleted
-    _, headers = plain_call(
-        SessionMiddleware(reader, MemoryStore()), f"sessionid={generate_key()}"
+    _, headers = get(
+        SessionMiddleware(reader, MemoryStore()), cookie=f"sessionid={generate_key()}"
     )
     assert header(headers, "Cache-Control") == ["private"]
 
@@ -258,7 +234,7 @@ def failing_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
 def test_a_rendered_5xx_saves_only_with_save_on_error(save_on_error: bool) -> None:
     store = MemoryStore()
     app = SessionMiddleware(failing_app, store, save_on_error=save_on_error)
-    status, headers = plain_call(app)
+    status, headers = get(app)
     assert status.startswith("500")
     cookies = header(headers, "Set-Cookie")
     if not save_on_error:
@@ -282,9 +258,9 @@ def test_an_escaping_exception_never_saves() -> None:
     store = CreateCountingStore()
     app = SessionMiddleware(failing_app, store, save_on_error=True)
     with pytest.raises(RuntimeError):
-        plain_call(app, query="raise")
+        get(app, query="raise")
     assert store.created == 0
-    plain_call(app)
+    get(app)
     assert store.created == 1, "the same app does save a rendered 500"
 
 
@@ -322,13 +298,13 @@ def test_session_key_of_a_made_up_id_is_none_and_varies() -> None:
 
     store = MemoryStore()
     middleware = SessionMiddleware(app, store)
-    _, headers = plain_call(middleware, f"sessionid={generate_key()}")
+    _, headers = get(middleware, cookie=f"sessionid={generate_key()}")
     assert seen == [(None, False)], "a made-up id is not a logged-in session"
     assert "Cookie" in header(headers, "Vary")
     real = middleware.open_session()
     real["user"] = "ann"
     real.save()
-    _, headers = plain_call(middleware, f"sessionid={real.session_key}")
+    _, headers = get(middleware, cookie=f"sessionid={real.session_key}")
     assert seen[-1] == (real.session_key, True)
     assert "Cookie" in header(headers, "Vary")
 
@@ -338,7 +314,7 @@ def test_bool_alone_counts_as_access() -> None:
         start_response("200 OK", [("X-Logged-In", str(bool(environ["wsgisession"])))])
         return [b""]
 
-    _, headers = plain_call(SessionMiddleware(app, MemoryStore()), None)
+    _, headers = get(SessionMiddleware(app, MemoryStore()))
     assert header(headers, "X-Logged-In") == ["False"]
     assert "Cookie" in header(headers, "Vary")
 
@@ -352,9 +328,9 @@ def test_bad_cookie_warnings_are_rate_limited(
     app = SessionMiddleware(reader_app, SignedCookieStore(SECRET))
     with caplog.at_level(logging.DEBUG, logger="wsgisession.stores.cookie"):
         for index in range(50):
-            plain_call(app, f"sessionid=forged{index}.sig")
+            get(app, cookie=f"sessionid=forged{index}.sig")
         frozen_clock.advance(61)
-        plain_call(app, "sessionid=forged.again")
+        get(app, cookie="sessionid=forged.again")
     records = [r for r in caplog.records if r.name == "wsgisession.stores.cookie"]
     warnings = [r for r in records if r.levelno == logging.WARNING]
     assert len(records) == 51
