@@ -1,17 +1,16 @@
 """The session object: a lazily loaded mapping with Django's semantics.
 
-A :class:`Session` loads its record on first use, records which keys this
-request set or deleted (a :class:`~wsgisession.changes.ChangeSet`), and on
-save applies only those changes to the record as it is now in the store
-(inside the store's atomic section), so that concurrent requests changing
-different keys never undo each other. The record's bytes are made and read
-by :mod:`wsgisession.envelope`.
+A :class:`Session` loads its record on first use and records which keys
+this request set or deleted (a :class:`~wsgisession.changes.ChangeSet`).
+Its :class:`~wsgisession.session_record.SessionRecord` knows which record
+it is and saves it: only this request's changes are applied to the record
+as it is now in the store, so that concurrent requests changing different
+keys never undo each other.
 """
 
 from __future__ import annotations
 
 import datetime
-import logging
 from collections.abc import (
     Callable,
     ItemsView,
@@ -21,31 +20,26 @@ from collections.abc import (
     Sequence,
     ValuesView,
 )
-from contextlib import AbstractContextManager
-from typing import (
-    Any,
-)
+from typing import Any
 
-from . import clock, envelope
+from . import clock
 from . import expiry as rules
 from .changes import ChangeSet
 from .config import Settings
 from .cookies import check_cookie_size
-from .envelope import IMMUTABLE_TYPES, CorruptRecord, Envelope
-from .errors import SessionError, SessionInterrupted
+from .envelope import IMMUTABLE_TYPES
+from .errors import SessionInterrupted
 from .serializers import Serializer, resolve_serializer
-from .stores.base import Record, Store, storage_key
+from .session_record import SessionRecord
+from .stores.base import Store, storage_key
 from .usersessions import handle_of, user_key
 
 __all__ = ["Session"]
-
-logger = logging.getLogger(__name__)
 
 TEST_COOKIE_NAME = "testcookie"
 TEST_COOKIE_VALUE = "worked"
 
 _UNSET: Any = object()
-_CREATE_ATTEMPTS = 5
 
 #: What a request offers to load: the well-formed ids of its cookies, best first.
 KeySource = Callable[[], Sequence[str]]
@@ -64,18 +58,13 @@ class Session(MutableMapping[str, Any]):
     # session pays only for the few attributes __init__ sets.
     accessed = False
     modified = False
-    _session_key: str | None = None
     _offered: Sequence[str] = ()
-    _saved_at: float | None = None
     _data: dict[str, Any] | None = None
-    _record: Record | None = None
-    _stored = False
-    _created: float | None = None
-    _expiry: rules.Expiry = None
-    _user: str | None = None
-    _held_lock: AbstractContextManager[None] | None = None
-    # Made by _load() and flush(), before anything can change.
-    _changes: ChangeSet
+    #: Made by the load: which record the session is, its parts, its lock.
+    _record: SessionRecord | None = None
+    #: Made on the first change or hand-out of a mutable value (most
+    #: requests only read strings, and never need one).
+    _changes: ChangeSet | None = None
 
     @classmethod
     def request_factory(
@@ -123,8 +112,7 @@ class Session(MutableMapping[str, Any]):
         Reading it loads the session (and counts as access): an id the
         client offered is only ever returned once the store knows it.
         """
-        self._get_data()
-        return self._session_key
+        return self._loaded_record().key
 
     def offered_keys(self) -> Sequence[str]:
         """The ids this session will try to load, best first (no I/O; empty once loaded)."""
@@ -139,96 +127,40 @@ class Session(MutableMapping[str, Any]):
         data = self._data
         return data if data is not None else self._load()
 
+    def _loaded_record(self) -> SessionRecord:
+        self.accessed = True
+        if self._data is None:
+            self._load()
+        record = self._record
+        assert record is not None
+        return record
+
     def _load(self) -> dict[str, Any]:
         """Load the first offered id the store knows (cookie tossing: see docs/security)."""
+        record = self._record
+        if record is None:
+            record = self._record = SessionRecord(
+                self._store, self._settings, self._serializer
+            )
         data: dict[str, Any] | None = None
         candidates, self._offered = self.offered_keys(), ()
-        self._session_key = None
         for candidate in candidates:
-            data = self._open(candidate)
+            data = record.open(candidate)
             if data is not None:
                 break
         if data is None:
             data = {}
-        if self._created is None:
-            self._created = clock.now()
-        self._changes = ChangeSet()
         self._data = data
         return data
-
-    def _open(self, session_key: str) -> dict[str, Any] | None:
-        """The data of ``session_key`` if its record is live, else None.
-
-        With ``lock = true`` only a record that exists is locked: it is
-        loaded, locked, then loaded again under the lock, so made-up ids
-        never take (or wait for) a lock.
-        """
-        record = self._store.load(session_key)
-        locked = False
-        if record is not None and self._settings.lock and self._held_lock is None:
-            self._acquire_lock(session_key)
-            locked = True
-            record = self._store.load(session_key)  # as it is now, under the lock
-        parts = None if record is None else self._decode(record.payload)
-        try:
-            dead = record is None or (
-                parts is not None and self._dead(parts, session_key)
-            )
-        except BaseException:  # the user index unreachable: release, then raise
-            if locked:
-                self.release_lock()
-            raise
-        if dead:
-            if locked:
-                self.release_lock()
-            return None
-        self._session_key, self._stored, self._record = session_key, True, record
-        if parts is None:  # corrupt: the record is replaced on the next save
-            return {}
-        data, self._created, self._expiry, self._saved_at, self._user = parts
-        return data
-
-    def _decode(self, payload: bytes) -> Envelope | None:
-        """The record's parts, or None (logged) if it is corrupt."""
-        try:
-            return envelope.decode(self._serializer, payload)
-        except CorruptRecord as exc:
-            logger.warning(
-                "corrupt session record in %r (%s); starting an empty session",
-                self._store,
-                exc,
-            )
-            return None
-
-    def _dead(self, parts: Envelope, session_key: str) -> bool:
-        """Whether a stored session must load as absent: past ``absolute_timeout``,
-        or bound to a user whose index no longer lists it (fail closed)."""
-        timeout = self._settings.absolute_timeout
-        if timeout is not None and parts.created + timeout <= clock.now():
-            return True
-        user = parts.user
-        if user is not None and not self._store.user_index_intact(user, session_key):
-            logger.info(
-                "session missing from its user's index in %r; treated as revoked",
-                self._store,
-            )
-            return True
-        return False
-
-    def _acquire_lock(self, session_key: str) -> None:
-        settings = self._settings
-        lock = self._store.lock(session_key, settings.lock_timeout, settings.lock_ttl)
-        lock.__enter__()
-        self._held_lock = lock
 
     def release_lock(self) -> None:
         """Release the request lock (``lock = true``); the middleware calls this.
 
         A script that opens a session with locking on calls it after ``save()``.
         """
-        lock, self._held_lock = self._held_lock, None
-        if lock is not None:
-            lock.__exit__(None, None, None)
+        record = self._record
+        if record is not None:
+            record.release_lock()
 
     def load(self) -> None:
         """Load the record now rather than on first use (sets ``accessed``)."""
@@ -236,19 +168,27 @@ class Session(MutableMapping[str, Any]):
 
     def has_unsaved_changes(self) -> bool:
         """Whether something changed since the last save (or load)."""
-        if self._data is None:
+        record = self._record
+        if self._data is None or record is None:
             return False
-        return bool(self._changes) or not self._stored
+        changes = self._changes
+        return (changes is not None and bool(changes)) or not record.stored
 
     def detect_changes(self) -> bool:
         """Notice values changed in place since they were loaded; True if any were."""
-        data = self._data
-        if data is None or not self._changes.snapshots:
+        data, changes = self._data, self._changes
+        if data is None or changes is None or not changes.snapshots:
             return False
-        found = self._changes.detect(data, self._serializer.dumps)
+        found = changes.detect(data, self._serializer.dumps)
         if found:
             self.modified = True
         return found
+
+    def _change_set(self) -> ChangeSet:
+        changes = self._changes
+        if changes is None:
+            changes = self._changes = ChangeSet()
+        return changes
 
     # -- mapping -----------------------------------------------------------
 
@@ -261,17 +201,17 @@ class Session(MutableMapping[str, Any]):
         data = self._data
         value = (data if data is not None else self._load())[key]
         if type(value) not in IMMUTABLE_TYPES:
-            self._changes.hand_out(key, value, self._serializer.dumps)
+            self._change_set().hand_out(key, value, self._serializer.dumps)
         return value
 
     def __setitem__(self, key: str, value: Any) -> None:
         self._get_data()[key] = value
-        self._changes.set(key)
+        self._change_set().set(key)
         self.modified = True
 
     def __delitem__(self, key: str) -> None:
         del self._get_data()[key]
-        self._changes.delete(key)
+        self._change_set().delete(key)
         self.modified = True
 
     def __contains__(self, key: object) -> bool:
@@ -294,7 +234,7 @@ class Session(MutableMapping[str, Any]):
         if value is _UNSET:
             return default
         if type(value) not in IMMUTABLE_TYPES:
-            self._changes.hand_out(key, value, self._serializer.dumps)
+            self._change_set().hand_out(key, value, self._serializer.dumps)
         return value
 
     def pop(self, key: str, default: Any = _UNSET) -> Any:
@@ -302,7 +242,7 @@ class Session(MutableMapping[str, Any]):
         data = self._get_data()
         if key in data:
             value = data.pop(key)
-            self._changes.delete(key)
+            self._change_set().delete(key)
             self.modified = True
             return value
         if default is _UNSET:
@@ -321,8 +261,9 @@ class Session(MutableMapping[str, Any]):
         data = self._get_data()
         incoming = dict(other, **kwargs)
         data.update(incoming)
+        changes = self._change_set()
         for key in incoming:
-            self._changes.set(key)
+            changes.set(key)
         self.modified = True
 
     def keys(self) -> KeysView[str]:
@@ -332,46 +273,37 @@ class Session(MutableMapping[str, Any]):
     def values(self) -> ValuesView[Any]:
         """A live view of the values (loads the session)."""
         data = self._get_data()
-        self._changes.hand_out_all(data, self._serializer.dumps)
+        self._change_set().hand_out_all(data, self._serializer.dumps)
         return data.values()
 
     def items(self) -> ItemsView[str, Any]:
         """A live view of the items (loads the session)."""
         data = self._get_data()
-        self._changes.hand_out_all(data, self._serializer.dumps)
+        self._change_set().hand_out_all(data, self._serializer.dumps)
         return data.items()
 
     def clear(self) -> None:
         """Empty the session; the record stays (emptied) until the next save."""
         self._get_data()
         self._data = {}
-        self._changes.clear()
+        self._change_set().clear()
         self.modified = True
 
     @property
     def created(self) -> float:
         """When the session was first saved, as a Unix time (now, for a new one)."""
-        self._get_data()
-        assert self._created is not None
-        return self._created
+        return self._loaded_record().created
 
     def is_empty(self) -> bool:
         """True when the session has neither a key nor any data (loads it)."""
-        return self.session_key is None and not self._data
+        return self._loaded_record().key is None and not self._data
 
     def reissue_due(self) -> bool:
         """Whether ``reissue_time`` says to re-save this stored session now."""
-        interval = self._settings.reissue_time
-        if interval is None or not self._stored:
-            return False
-        saved_at = self._saved_at
-        return saved_at is None or saved_at + interval <= clock.now()
+        record = self._record
+        return record is not None and record.reissue_due()
 
     # -- expiry ------------------------------------------------------------
-
-    def _current_expiry(self) -> rules.Expiry:
-        self._get_data()
-        return self._expiry
 
     def set_expiry(
         self, value: int | datetime.datetime | datetime.timedelta | None
@@ -379,11 +311,11 @@ class Session(MutableMapping[str, Any]):
         """Set when the session expires: seconds of inactivity, 0 for browser
         close, a datetime or timedelta for a fixed moment, None for the default."""
         encoded = rules.encode_expiry(value)
-        if encoded is None and self._current_expiry() is None:
+        record = self._loaded_record()
+        if encoded is None and record.expiry is None:
             return
-        self._current_expiry()
-        self._expiry = encoded
-        self._changes.expiry_changed = True
+        record.expiry = encoded
+        self._change_set().expiry_changed = True
         self.modified = True
 
     def get_session_cookie_age(self) -> int:
@@ -395,7 +327,7 @@ class Session(MutableMapping[str, Any]):
     ) -> int:
         """Seconds from ``modification`` (default: now) until the session expires."""
         if expiry is _UNSET:
-            expiry = self._current_expiry()
+            expiry = self._loaded_record().expiry
         moment = rules.utcnow() if modification is None else modification
         return rules.expiry_age(expiry, moment, self.get_session_cookie_age())
 
@@ -404,32 +336,20 @@ class Session(MutableMapping[str, Any]):
     ) -> datetime.datetime:
         """The moment (aware, UTC) the session expires if saved at ``modification``."""
         if expiry is _UNSET:
-            expiry = self._current_expiry()
+            expiry = self._loaded_record().expiry
         moment = rules.utcnow() if modification is None else modification
         return rules.expiry_date(expiry, moment, self.get_session_cookie_age())
 
     def get_expire_at_browser_close(self) -> bool:
         """Whether the cookie should last only until the browser closes."""
-        expiry = self._current_expiry()
-        if expiry is None:
-            return bool(self._settings.expire_at_browser_close)
-        return expiry == 0
+        return self._loaded_record().browser_session()
 
     def cookie_max_age(self) -> int | None:
         """The cookie's ``Max-Age``: None for browser close, capped by ``absolute_timeout``."""
-        if self.get_expire_at_browser_close():
+        record = self._loaded_record()
+        if record.browser_session():
             return None
-        now = clock.now()
-        age = rules.seconds_left(self._expiry, now, self.get_session_cookie_age())
-        created = self._created if self._created is not None else now
-        timeout = self._settings.absolute_timeout
-        return int(rules.cut_by_absolute_timeout(age, created, timeout, now))
-
-    def _expires_at(self, expiry: rules.Expiry, created: float, now: float) -> float:
-        """When the store must drop the record if it is saved ``now``."""
-        age = rules.seconds_left(expiry, now, self.get_session_cookie_age())
-        timeout = self._settings.absolute_timeout
-        return now + rules.cut_by_absolute_timeout(age, created, timeout, now)
+        return int(record.seconds_left(clock.now()))
 
     # -- test cookie -------------------------------------------------------
 
@@ -457,36 +377,32 @@ class Session(MutableMapping[str, Any]):
         ``detect=False`` is for a caller that has just run
         :meth:`detect_changes`, so that values are not serialized twice.
         """
-        self._get_data()
+        data = self._get_data()
         if detect:
             self.detect_changes()
-        if self._session_key is None or not self._stored:
-            self._create(self._user)
-        else:
-            self._update()
+        record = self._record
+        assert record is not None
+        self._data = record.save(data, self._changes)
         if self._store.client_side:  # the key is the cookie: it must fit
-            assert self._session_key is not None
-            check_cookie_size(self._settings, self._session_key, self.cookie_max_age())
+            assert record.key is not None
+            check_cookie_size(self._settings, record.key, self.cookie_max_age())
 
     def flush(self) -> None:
         """Empty the session, delete its record and drop its key (logout)."""
-        self.accessed = True
-        key = self.session_key
+        record = self._loaded_record()
+        key = record.key
         self._data = {}
-        self._changes = ChangeSet()
-        self._changes.cleared = True
-        self._expiry = None
-        self._created = clock.now()
+        changes = self._changes = ChangeSet()
+        changes.cleared = True
         if key is not None:
             self._store.delete(key)
-        self._session_key, self._stored, self._record = None, False, None
-        self._user = None
+        record.forget()
         self.modified = True
 
     def cycle_key(self) -> None:
         """Move the data to a new key at once and delete the old record (login)."""
-        self._get_data()
-        self._move_to_new_key(self._user)
+        record = self._loaded_record()
+        self._move_to_new_key(record, record.user)
 
     # -- the user the session belongs to -------------------------------------
 
@@ -499,14 +415,12 @@ class Session(MutableMapping[str, Any]):
         user sessions raises NotImplementedError.
         """
         user = user_key(user_id)
-        self._get_data()
-        self._move_to_new_key(user)
+        self._move_to_new_key(self._loaded_record(), user)
 
     @property
     def user_id(self) -> str | None:
         """The user the session belongs to, or None (loads the session)."""
-        self._get_data()
-        return self._user
+        return self._loaded_record().user
 
     @property
     def handle(self) -> str | None:
@@ -516,111 +430,39 @@ class Session(MutableMapping[str, Any]):
         after ``cycle_key()``; None until the session is saved (and on a
         client-side store, which has no listings).
         """
-        self._get_data()
-        key = self._session_key
-        if key is None or not self._stored or self._store.client_side:
+        record = self._loaded_record()
+        key = record.key
+        if key is None or not record.stored or self._store.client_side:
             return None
         return handle_of(storage_key(key))
 
-    def _move_to_new_key(self, user: str | None) -> None:
-        """Store the data under a new key owned by ``user``, then drop the old record.
+    def _move_to_new_key(self, record: SessionRecord, user: str | None) -> None:
+        """Store the data under a new key owned by ``user``; the old record goes.
 
-        If the old record was a user's and is gone by then (revoked while
-        this request ran), the new one must not outlive it: it is deleted
-        and SessionInterrupted raised, leaving this session empty.
+        If the old record was revoked meanwhile, SessionInterrupted leaves
+        this session empty (see :meth:`SessionRecord.move_to_new_key`).
         """
         self.detect_changes()  # the new record must carry changes made in place
-        old_key = self._session_key if self._stored else None
-        old_user = self._user
-        self._create(user, fresh=True)
+        data = self._data
+        assert data is not None
+        try:
+            self._data = record.move_to_new_key(data, self._changes, user)
+        except SessionInterrupted:
+            self._data, self._changes, self.modified = {}, None, False
+            raise
         self.modified = True
-        if old_key is None:
-            return
-        store = self._store
-        if old_user is None:
-            store.delete(old_key)
-        elif not store.delete_record(storage_key(old_key)):
-            assert self._session_key is not None
-            store.delete_record(storage_key(self._session_key))
-            self._data, self._changes = {}, ChangeSet()
-            self._session_key, self._stored, self._record = None, False, None
-            self._user, self._expiry, self.modified = None, None, False
-            raise SessionInterrupted()
-
-    def _current_envelope(self) -> Envelope:
-        """The session as it is, to be saved now."""
-        assert self._data is not None and self._created is not None
-        return Envelope(
-            self._data, self._created, self._expiry, clock.now(), self._user
-        )
-
-    def _create(self, user: str | None, *, fresh: bool = False) -> None:
-        """Store the data as a new record under a new (or reserved) key."""
-        self._get_data()
-        parts = self._current_envelope()._replace(user=user)
-        payload = envelope.encode(self._serializer, parts)
-        expires_at = self._expires_at(parts.expiry, parts.created, clock.now())
-        store = self._store
-        key = (None if fresh else self._session_key) or store.generate_key()
-        for _ in range(_CREATE_ATTEMPTS):
-            if user is None:
-                stored_key = store.create(key, payload, expires_at)
-            else:
-                stored_key = store.create_user_session(user, key, payload, expires_at)
-            if stored_key is not None:
-                break
-            key = store.generate_key()
-        else:
-            raise SessionError(
-                f"{store!r} refused {_CREATE_ATTEMPTS} fresh session keys"
-            )
-        self._saved(stored_key, parts, Record(payload, expires_at))
-
-    def _update(self) -> None:
-        """Apply this request's changes to the stored record, atomically."""
-        loaded = self._record
-        outcome: list[tuple[Envelope, Record]] = []
-
-        def merge(current: bytes | None) -> tuple[bytes, float]:
-            if current is None:
-                raise SessionInterrupted()
-            if loaded is not None and current == loaded.payload:
-                parts = self._current_envelope()  # nobody changed it meanwhile
-            else:
-                parts = self._merged_with(current)._replace(user=self._user)
-            payload = envelope.encode(self._serializer, parts)
-            expires_at = self._expires_at(parts.expiry, parts.created, clock.now())
-            outcome[:] = [(parts, Record(payload, expires_at))]
-            return payload, expires_at
-
-        assert self._session_key is not None
-        key = self._store.update(self._session_key, merge, loaded)
-        self._saved(key, *outcome[0])
-
-    def _merged_with(self, current: bytes) -> Envelope:
-        """This request's changes applied to the record as it is in the store now."""
-        base = self._decode(current)
-        if base is None:
-            base = Envelope({}, self._created or clock.now(), None)
-        assert self._data is not None
-        merged = self._changes.apply(base, self._data, self._expiry)
-        return merged._replace(saved_at=clock.now())
-
-    def _saved(self, key: str, parts: Envelope, record: Record) -> None:
-        self._session_key, self._stored, self._record = key, True, record
-        self._data, self._created, self._expiry, self._saved_at, self._user = parts
-        envelope.remember(self._serializer, record.payload, parts)
-        self._changes.watch(parts.data, self._serializer.dumps)
 
     def reserve_key(self) -> str:
         """Give a new session its key before it is saved (headers sent early)."""
-        if self.session_key is None:
-            self._session_key = self._store.generate_key()
-        return self._session_key  # type: ignore[return-value]
+        record = self._loaded_record()
+        if record.key is None:
+            record.key = self._store.generate_key()
+        return record.key
 
     def __repr__(self) -> str:
         state = "unloaded" if self._data is None else f"{len(self._data)} keys"
-        key = "no key" if self._session_key is None else "keyed"
+        record = self._record
+        key = "no key" if record is None or record.key is None else "keyed"
         return (
             f"<Session {key}, {state}, modified={self.modified}, store={self._store!r}>"
         )

@@ -1,0 +1,302 @@
+"""The session's record in its store, as one request knows it.
+
+A :class:`SessionRecord` is owned by one :class:`~wsgisession.session.Session`:
+it knows which record the session is (its key), the record's parts as last
+loaded or saved (creation time, expiry, last save, owner), the bytes it was
+loaded with, and the request lock it holds. It opens a record, creates a
+new one, and applies a :class:`~wsgisession.changes.ChangeSet` to the
+record as it is now inside the store's atomic section (the merge), so that
+concurrent requests changing different keys never undo each other.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import AbstractContextManager
+from typing import Any
+
+from . import clock, envelope
+from . import expiry as rules
+from .changes import ChangeSet
+from .config import Settings
+from .envelope import CorruptRecord, Envelope
+from .errors import SessionError, SessionInterrupted
+from .serializers import Serializer
+from .stores.base import Record, Store, storage_key
+
+__all__ = ["SessionRecord"]
+
+logger = logging.getLogger(__name__)
+
+_CREATE_ATTEMPTS = 5
+
+
+class SessionRecord:
+    """Which record a session is, its parts as last loaded or saved, its lock.
+
+    ``key`` is None until the session has (or reserves) an id; ``stored``
+    says whether a record exists under it; ``loaded`` holds the bytes last
+    read or written, so that a save can tell whether another request
+    changed the record meanwhile.
+    """
+
+    __slots__ = (
+        "created",
+        "expiry",
+        "held_lock",
+        "key",
+        "loaded",
+        "saved_at",
+        "serializer",
+        "settings",
+        "store",
+        "stored",
+        "user",
+    )
+
+    def __init__(
+        self, store: Store, settings: Settings, serializer: Serializer
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.serializer = serializer
+        self.key: str | None = None
+        self.stored = False
+        self.loaded: Record | None = None
+        self.created = clock.now()
+        self.expiry: rules.Expiry = None
+        self.saved_at: float | None = None
+        self.user: str | None = None
+        self.held_lock: AbstractContextManager[None] | None = None
+
+    # -- loading -----------------------------------------------------------
+
+    def open(self, session_key: str) -> dict[str, Any] | None:
+        """The data of ``session_key`` if its record is live, else None.
+
+        With ``lock = true`` only a record that exists is locked: it is
+        loaded, locked, then loaded again under the lock, so made-up ids
+        never take (or wait for) a lock.
+        """
+        store = self.store
+        record = store.load(session_key)
+        if record is None:
+            return None
+        locked = False
+        if self.settings.lock and self.held_lock is None:
+            self.acquire_lock(session_key)
+            locked = True
+            record = store.load(session_key)  # as it is now, under the lock
+        parts = None if record is None else self.decode(record.payload)
+        try:
+            dead = record is None or (
+                parts is not None and self._dead(parts, session_key)
+            )
+        except BaseException:  # the user index unreachable: release, then raise
+            if locked:
+                self.release_lock()
+            raise
+        if dead:
+            if locked:
+                self.release_lock()
+            return None
+        self.key, self.stored, self.loaded = session_key, True, record
+        if parts is None:  # corrupt: the record is replaced on the next save
+            return {}
+        data, self.created, self.expiry, self.saved_at, self.user = parts
+        return data
+
+    def decode(self, payload: bytes) -> Envelope | None:
+        """The record's parts, or None (logged) if it is corrupt."""
+        try:
+            return envelope.decode(self.serializer, payload)
+        except CorruptRecord as exc:
+            logger.warning(
+                "corrupt session record in %r (%s); starting an empty session",
+                self.store,
+                exc,
+            )
+            return None
+
+    def _dead(self, parts: Envelope, session_key: str) -> bool:
+        """Whether a stored session must load as absent: past ``absolute_timeout``,
+        or bound to a user whose index no longer lists it (fail closed)."""
+        timeout = self.settings.absolute_timeout
+        if timeout is not None and parts.created + timeout <= clock.now():
+            return True
+        user = parts.user
+        if user is not None and not self.store.user_index_intact(user, session_key):
+            logger.info(
+                "session missing from its user's index in %r; treated as revoked",
+                self.store,
+            )
+            return True
+        return False
+
+    def acquire_lock(self, session_key: str) -> None:
+        settings = self.settings
+        lock = self.store.lock(session_key, settings.lock_timeout, settings.lock_ttl)
+        lock.__enter__()
+        self.held_lock = lock
+
+    def release_lock(self) -> None:
+        """Release the request lock, if held."""
+        lock, self.held_lock = self.held_lock, None
+        if lock is not None:
+            lock.__exit__(None, None, None)
+
+    # -- expiry --------------------------------------------------------------
+
+    def seconds_left(self, now: float) -> float:
+        """How long the record lives if saved ``now``: the expiry rule, cut by
+        ``absolute_timeout``."""
+        settings = self.settings
+        age = rules.seconds_left(self.expiry, now, settings.cookie_age)
+        timeout = settings.absolute_timeout
+        if timeout is None:
+            return age
+        return min(age, self.created + timeout - now)
+
+    def browser_session(self) -> bool:
+        """Whether the cookie lasts only until the browser closes."""
+        expiry = self.expiry
+        if expiry is None:
+            return bool(self.settings.expire_at_browser_close)
+        return expiry == 0
+
+    # -- saving --------------------------------------------------------------
+
+    def save(self, data: dict[str, Any], changes: ChangeSet | None) -> dict[str, Any]:
+        """Store this request's state; the session's data as saved (merged).
+
+        A session without a stored record is created; a stored one gets
+        ``changes`` applied to the record as it is now (see :meth:`update`).
+        """
+        if self.stored and self.key is not None:
+            return self.update(data, changes)
+        return self.create(data, changes, self.user)
+
+    def create(
+        self,
+        data: dict[str, Any],
+        changes: ChangeSet | None,
+        user: str | None,
+        *,
+        fresh: bool = False,
+    ) -> dict[str, Any]:
+        """Store ``data`` as a new record under a new (or reserved) key."""
+        now = clock.now()
+        parts = Envelope(data, self.created, self.expiry, now, user)
+        payload = envelope.encode(self.serializer, parts)
+        age = self.seconds_left(now)
+        store = self.store
+        key = (None if fresh else self.key) or store.generate_key()
+        for _ in range(_CREATE_ATTEMPTS):
+            if user is None:
+                stored_key = store.create(key, payload, now + age)
+            else:
+                stored_key = store.create_user_session(user, key, payload, now + age)
+            if stored_key is not None:
+                break
+            key = store.generate_key()
+        else:
+            raise SessionError(
+                f"{store!r} refused {_CREATE_ATTEMPTS} fresh session keys"
+            )
+        record = Record(payload, now + age)
+        return self._saved(stored_key, parts, record, changes)
+
+    def update(self, data: dict[str, Any], changes: ChangeSet | None) -> dict[str, Any]:
+        """Apply ``changes`` to the stored record as it is now, atomically."""
+        loaded = self.loaded
+        now = clock.now()
+        outcome: list[Any] = []
+
+        def merge(current: bytes | None) -> tuple[bytes, float]:
+            if current is None:
+                raise SessionInterrupted()
+            if loaded is not None and current == loaded.payload:  # unchanged since
+                parts = Envelope(data, self.created, self.expiry, now, self.user)
+            else:
+                parts = self._merged_with(current, data, changes, now)
+            payload = envelope.encode(self.serializer, parts)
+            age = self.seconds_left(now)
+            outcome[:] = [parts, Record(payload, now + age)]
+            return payload, now + age
+
+        assert self.key is not None
+        key = self.store.update(self.key, merge, loaded)
+        parts, record = outcome
+        return self._saved(key, parts, record, changes)
+
+    def _merged_with(
+        self,
+        current: bytes,
+        data: dict[str, Any],
+        changes: ChangeSet | None,
+        now: float,
+    ) -> Envelope:
+        """This request's changes applied to the record as it is in the store now."""
+        base = self.decode(current)
+        if base is None:
+            base = Envelope({}, self.created, None)
+        if changes is not None:
+            base = changes.apply(base, data, self.expiry)
+        return base._replace(saved_at=now, user=self.user)
+
+    def _saved(
+        self,
+        key: str,
+        parts: Envelope,
+        record: Record,
+        changes: ChangeSet | None,
+    ) -> dict[str, Any]:
+        self.key, self.stored, self.loaded = key, True, record
+        data, self.created, self.expiry, self.saved_at, self.user = parts
+        serializer = self.serializer
+        envelope.remember(serializer, record.payload, parts)
+        if changes is not None:
+            changes.watch(data, serializer.dumps)
+        return data
+
+    def move_to_new_key(
+        self, data: dict[str, Any], changes: ChangeSet | None, user: str | None
+    ) -> dict[str, Any]:
+        """Store ``data`` under a new key owned by ``user``, then drop the old record.
+
+        If the old record was a user's and is gone by then (revoked while
+        this request ran), the new one must not outlive it: it is deleted,
+        this record forgotten and SessionInterrupted raised.
+        """
+        old_key = self.key if self.stored else None
+        old_user = self.user
+        saved = self.create(data, changes, user, fresh=True)
+        if old_key is None:
+            return saved
+        store = self.store
+        if old_user is None:
+            store.delete(old_key)
+        elif not store.delete_record(storage_key(old_key)):
+            assert self.key is not None
+            store.delete_record(storage_key(self.key))
+            self.forget()
+            raise SessionInterrupted()
+        return saved
+
+    def forget(self) -> None:
+        """No record any more (flushed, or revoked): a new session from now on."""
+        self.key, self.stored, self.loaded = None, False, None
+        self.user, self.expiry, self.saved_at = None, None, None
+        self.created = clock.now()
+
+    def reissue_due(self) -> bool:
+        """Whether ``reissue_time`` says to re-save this stored record now."""
+        interval = self.settings.reissue_time
+        if interval is None or not self.stored:
+            return False
+        saved_at = self.saved_at
+        return saved_at is None or saved_at + interval <= clock.now()
+
+    def __repr__(self) -> str:
+        state = "stored" if self.stored else "not stored"
+        return f"<SessionRecord {state}, store={self.store!r}>"
