@@ -51,13 +51,15 @@ class Client:
         self.cookie_name = cookie_name
         self.keep = keep
         self.environ = make_environ(path, _cookie(cookie_name, value))
+        self.value = value
         self.last: Response | None = None
 
     def __call__(self) -> Response:
         response = self.last = call(self.app, self.environ.copy())
         if self.keep:
             value = set_cookie(response.headers, self.cookie_name)
-            if value is not None:
+            if value is not None and value != self.value:  # as a browser keeps it
+                self.value = value
                 self.environ = dict(self.environ)
                 self.environ.pop("HTTP_COOKIE", None)
                 if value:

@@ -67,6 +67,8 @@ def encode(serializer: Serializer, envelope: Envelope) -> bytes:
         record["user"] = user
     dumps = serializer.dumps
     try:
+        if type(serializer) is TaggedJSONSerializer:
+            return serializer.dumps_record(record)
         return dumps(record)
     except Exception as exc:
         for key, value in data.items():
@@ -82,7 +84,8 @@ def decode(serializer: Serializer, payload: bytes) -> Envelope:
     if type(serializer) is TaggedJSONSerializer and len(payload) <= _KEPT_RECORD_BYTES:
         kept = _decoded.get(payload)
         if kept is not None:
-            return kept._replace(data=dict(kept.data))
+            data, created, expiry, saved_at, user = kept
+            return Envelope(dict(data), created, expiry, saved_at, user)
     try:
         record = serializer.loads(payload)
         format_version = record.get("v")
@@ -116,8 +119,18 @@ _KEPT_RECORD_BYTES = 4096
 _STR_ONLY = frozenset((str,))
 
 
-def remember(serializer: Serializer, payload: bytes, parts: Envelope) -> None:
-    """Keep ``parts`` as the decoding of ``payload``, if it may be (see above)."""
+def remember(
+    serializer: Serializer,
+    payload: bytes,
+    parts: Envelope,
+    replaces: bytes | None = None,
+) -> None:
+    """Keep ``parts`` as the decoding of ``payload``, if it may be (see above).
+
+    ``replaces`` is the record's previous payload, saved over: it is dropped.
+    """
+    if replaces is not None:
+        _decoded.pop(replaces, None)
     data = parts.data
     if (
         type(serializer) is TaggedJSONSerializer
@@ -127,5 +140,6 @@ def remember(serializer: Serializer, payload: bytes, parts: Envelope) -> None:
         and _STR_ONLY.issuperset(map(type, data))  # keys as JSON gives them back
     ):
         if len(_decoded) >= _KEPT_RECORDS:
-            _decoded.clear()
-        _decoded[payload] = parts._replace(data=dict(data))
+            del _decoded[next(iter(_decoded))]  # the oldest
+        _, created, expiry, saved_at, user = parts
+        _decoded[payload] = Envelope(dict(data), created, expiry, saved_at, user)

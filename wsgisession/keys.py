@@ -8,6 +8,7 @@ store or a directory listing yields nothing a client could present.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import secrets
@@ -31,8 +32,13 @@ def is_valid_key(value: object) -> bool:
     )
 
 
+@functools.lru_cache(maxsize=1024)
 def storage_key(session_key: str) -> str:
-    """The name a server-side store files a session under (hex SHA-256)."""
+    """The name a server-side store files a session under (hex SHA-256).
+
+    Kept for the ids seen lately: a request that loads and saves its
+    session names its record twice.
+    """
     return hashlib.sha256(session_key.encode("ascii")).hexdigest()
 
 

@@ -207,14 +207,7 @@ class Response:
 
     def state(self) -> SessionState:
         """The session as the cookie policy sees it."""
-        session = self.session
-        return SessionState(
-            session.accessed,
-            session.modified,
-            session.is_empty(),
-            self.had_cookie,
-            session.reissue_due(),
-        )
+        return self.session.cookie_state(self.had_cookie)
 
     def cookie_headers(self, *, final: bool) -> Headers:
         """The ``Set-Cookie`` headers this response needs, saving first when ``final``.

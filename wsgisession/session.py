@@ -26,7 +26,7 @@ from . import clock
 from . import expiry as rules
 from .changes import ChangeSet
 from .config import Settings
-from .cookies import check_cookie_size
+from .cookies import SessionState, check_cookie_size
 from .envelope import IMMUTABLE_TYPES
 from .errors import SessionInterrupted
 from .serializers import Serializer, resolve_serializer
@@ -297,6 +297,17 @@ class Session(MutableMapping[str, Any]):
     def is_empty(self) -> bool:
         """True when the session has neither a key nor any data (loads it)."""
         return self._loaded_record().key is None and not self._data
+
+    def cookie_state(self, had_cookie: bool) -> SessionState:
+        """The session as the cookie policy sees it (loads it)."""
+        record = self._loaded_record()
+        return SessionState(
+            self.accessed,
+            self.modified,
+            record.key is None and not self._data,
+            had_cookie,
+            self._settings.reissue_time is not None and record.reissue_due(),
+        )
 
     def reissue_due(self) -> bool:
         """Whether ``reissue_time`` says to re-save this stored session now."""

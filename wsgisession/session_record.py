@@ -251,10 +251,12 @@ class SessionRecord:
         record: Record,
         changes: ChangeSet | None,
     ) -> dict[str, Any]:
+        previous = self.loaded
         self.key, self.stored, self.loaded = key, True, record
         data, self.created, self.expiry, self.saved_at, self.user = parts
         serializer = self.serializer
-        envelope.remember(serializer, record.payload, parts)
+        replaces = None if previous is None else previous.payload
+        envelope.remember(serializer, record.payload, parts, replaces)
         if changes is not None:
             changes.watch(data, serializer.dumps)
         return data
