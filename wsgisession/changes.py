@@ -13,7 +13,7 @@ request that reads one string serializes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .envelope import IMMUTABLE_TYPES, Envelope
@@ -89,9 +89,12 @@ class ChangeSet:
         """Start afresh after a save: snapshot again the mutable values the
         request holds (those handed out or set), so later in-place changes
         are still seen."""
-        held = (
-            data.keys() if self.all_handed_out else self.snapshots.keys() | self.changed
-        )
+        if self.all_handed_out:
+            held: Iterable[str] = data.keys()
+        elif self.snapshots:
+            held = self.snapshots.keys() | self.changed
+        else:
+            held = self.changed  # read before it is cleared below
         snapshots = {}
         for key in held:
             value = data.get(key)

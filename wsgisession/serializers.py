@@ -179,6 +179,10 @@ _MAX_KEPT = 4096
 
 _strings: dict[str, str] = {}
 _floats: dict[float, str] = {}
+_RECORD_KEYS = {
+    key: encode_basestring(key)
+    for key in ("v", "data", "created", "expiry", "saved", "user")
+}
 
 
 def _string(value: str) -> str:
@@ -232,6 +236,7 @@ def _object(data: dict[Any, Any]) -> str | None:
     for key, value in data.items():
         if type(key) is not str:
             return None
+        text: str | None
         if type(value) is str:
             text = kept(value) or _string(value)
         else:
@@ -247,12 +252,20 @@ def record_text(record: dict[str, Any]) -> str | None:
 
     None if some value needs the encoder (a tag, a non-string key, NaN).
     """
+    kept_floats = _floats.get
     pieces = []
     for key, value in record.items():
-        text = _object(value) if key == "data" else _scalar(value)
+        kind = type(value)
+        text: str | None
+        if kind is dict:
+            text = _object(value)
+        elif kind is float:
+            text = kept_floats(value) or _scalar(value)
+        else:
+            text = _scalar(value)
         if text is None:
             return None
-        pieces.append(f"{_string(key)}:{text}")
+        pieces.append(f"{_RECORD_KEYS.get(key) or _string(key)}:{text}")
     return "{" + ",".join(pieces) + "}"
 
 

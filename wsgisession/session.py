@@ -22,7 +22,6 @@ from collections.abc import (
 )
 from typing import Any
 
-from . import clock
 from . import expiry as rules
 from .changes import ChangeSet
 from .config import Settings
@@ -30,14 +29,12 @@ from .cookies import SessionState, check_cookie_size
 from .envelope import IMMUTABLE_TYPES
 from .errors import SessionInterrupted
 from .serializers import Serializer, resolve_serializer
+from .session_expiry import ExpiryMethods, TestCookieMethods
 from .session_record import SessionRecord
 from .stores.base import Store, storage_key
 from .usersessions import handle_of, user_key
 
 __all__ = ["Session"]
-
-TEST_COOKIE_NAME = "testcookie"
-TEST_COOKIE_VALUE = "worked"
 
 _UNSET: Any = object()
 
@@ -45,7 +42,7 @@ _UNSET: Any = object()
 KeySource = Callable[[], Sequence[str]]
 
 
-class Session(MutableMapping[str, Any]):
+class Session(ExpiryMethods, TestCookieMethods, MutableMapping[str, Any]):
     """A session bound to a store. ``environ["wsgisession"]`` is one of these.
 
     ``accessed`` and ``modified`` are plain attributes, as in Django: any
@@ -112,7 +109,7 @@ class Session(MutableMapping[str, Any]):
         Reading it loads the session (and counts as access): an id the
         client offered is only ever returned once the store knows it.
         """
-        return self._loaded_record().key
+        return self.loaded_record().key
 
     def offered_keys(self) -> Sequence[str]:
         """The ids this session will try to load, best first (no I/O; empty once loaded)."""
@@ -127,7 +124,8 @@ class Session(MutableMapping[str, Any]):
         data = self._data
         return data if data is not None else self._load()
 
-    def _loaded_record(self) -> SessionRecord:
+    def loaded_record(self) -> SessionRecord:
+        """The session's record, loaded (which counts as access)."""
         self.accessed = True
         if self._data is None:
             self._load()
@@ -292,15 +290,15 @@ class Session(MutableMapping[str, Any]):
     @property
     def created(self) -> float:
         """When the session was first saved, as a Unix time (now, for a new one)."""
-        return self._loaded_record().created
+        return self.loaded_record().created
 
     def is_empty(self) -> bool:
         """True when the session has neither a key nor any data (loads it)."""
-        return self._loaded_record().key is None and not self._data
+        return self.loaded_record().key is None and not self._data
 
     def cookie_state(self, had_cookie: bool) -> SessionState:
         """The session as the cookie policy sees it (loads it)."""
-        record = self._loaded_record()
+        record = self.loaded_record()
         return SessionState(
             self.accessed,
             self.modified,
@@ -322,7 +320,7 @@ class Session(MutableMapping[str, Any]):
         """Set when the session expires: seconds of inactivity, 0 for browser
         close, a datetime or timedelta for a fixed moment, None for the default."""
         encoded = rules.encode_expiry(value)
-        record = self._loaded_record()
+        record = self.loaded_record()
         if encoded is None and record.expiry is None:
             return
         record.expiry = encoded
@@ -332,49 +330,6 @@ class Session(MutableMapping[str, Any]):
     def get_session_cookie_age(self) -> int:
         """The default expiry in seconds (the ``cookie_age`` option)."""
         return self._settings.cookie_age
-
-    def get_expiry_age(
-        self, *, modification: datetime.datetime | None = None, expiry: Any = _UNSET
-    ) -> int:
-        """Seconds from ``modification`` (default: now) until the session expires."""
-        if expiry is _UNSET:
-            expiry = self._loaded_record().expiry
-        moment = rules.utcnow() if modification is None else modification
-        return rules.expiry_age(expiry, moment, self.get_session_cookie_age())
-
-    def get_expiry_date(
-        self, *, modification: datetime.datetime | None = None, expiry: Any = _UNSET
-    ) -> datetime.datetime:
-        """The moment (aware, UTC) the session expires if saved at ``modification``."""
-        if expiry is _UNSET:
-            expiry = self._loaded_record().expiry
-        moment = rules.utcnow() if modification is None else modification
-        return rules.expiry_date(expiry, moment, self.get_session_cookie_age())
-
-    def get_expire_at_browser_close(self) -> bool:
-        """Whether the cookie should last only until the browser closes."""
-        return self._loaded_record().browser_session()
-
-    def cookie_max_age(self) -> int | None:
-        """The cookie's ``Max-Age``: None for browser close, capped by ``absolute_timeout``."""
-        record = self._loaded_record()
-        if record.browser_session():
-            return None
-        return int(record.seconds_left(clock.now()))
-
-    # -- test cookie -------------------------------------------------------
-
-    def set_test_cookie(self) -> None:
-        """Store a marker to check, on the next request, that cookies work."""
-        self[TEST_COOKIE_NAME] = TEST_COOKIE_VALUE
-
-    def test_cookie_worked(self) -> bool:
-        """Whether the marker of :meth:`set_test_cookie` came back."""
-        return bool(self.get(TEST_COOKIE_NAME) == TEST_COOKIE_VALUE)
-
-    def delete_test_cookie(self) -> None:
-        """Remove the marker; KeyError if it is absent."""
-        del self[TEST_COOKIE_NAME]
 
     # -- persistence -------------------------------------------------------
 
@@ -400,7 +355,7 @@ class Session(MutableMapping[str, Any]):
 
     def flush(self) -> None:
         """Empty the session, delete its record and drop its key (logout)."""
-        record = self._loaded_record()
+        record = self.loaded_record()
         key = record.key
         self._data = {}
         changes = self._changes = ChangeSet()
@@ -412,7 +367,7 @@ class Session(MutableMapping[str, Any]):
 
     def cycle_key(self) -> None:
         """Move the data to a new key at once and delete the old record (login)."""
-        record = self._loaded_record()
+        record = self.loaded_record()
         self._move_to_new_key(record, record.user)
 
     # -- the user the session belongs to -------------------------------------
@@ -426,12 +381,12 @@ class Session(MutableMapping[str, Any]):
         user sessions raises NotImplementedError.
         """
         user = user_key(user_id)
-        self._move_to_new_key(self._loaded_record(), user)
+        self._move_to_new_key(self.loaded_record(), user)
 
     @property
     def user_id(self) -> str | None:
         """The user the session belongs to, or None (loads the session)."""
-        return self._loaded_record().user
+        return self.loaded_record().user
 
     @property
     def handle(self) -> str | None:
@@ -441,7 +396,7 @@ class Session(MutableMapping[str, Any]):
         after ``cycle_key()``; None until the session is saved (and on a
         client-side store, which has no listings).
         """
-        record = self._loaded_record()
+        record = self.loaded_record()
         key = record.key
         if key is None or not record.stored or self._store.client_side:
             return None
@@ -465,7 +420,7 @@ class Session(MutableMapping[str, Any]):
 
     def reserve_key(self) -> str:
         """Give a new session its key before it is saved (headers sent early)."""
-        record = self._loaded_record()
+        record = self.loaded_record()
         if record.key is None:
             record.key = self._store.generate_key()
         return record.key

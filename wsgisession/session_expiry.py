@@ -1,0 +1,85 @@
+"""The parts of Django's session API that only read a session: its expiry
+and the test cookie, as mixins of :class:`~wsgisession.session.Session`.
+
+They use the session's public methods only (the record it loaded, the
+mapping), so that ``session.py`` keeps what changes a session.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import MutableMapping
+from typing import Any
+
+from . import clock
+from . import expiry as rules
+from .session_record import SessionRecord
+
+__all__ = [
+    "TEST_COOKIE_NAME",
+    "TEST_COOKIE_VALUE",
+    "ExpiryMethods",
+    "TestCookieMethods",
+]
+
+TEST_COOKIE_NAME = "testcookie"
+TEST_COOKIE_VALUE = "worked"
+
+_UNSET: Any = object()
+
+
+class ExpiryMethods:
+    """Django's ``get_expiry_*`` methods and the cookie's ``Max-Age``."""
+
+    def loaded_record(self) -> SessionRecord:
+        """The session's record, loaded (the session provides it)."""
+        raise NotImplementedError
+
+    def get_session_cookie_age(self) -> int:
+        """The default expiry in seconds (the session provides it)."""
+        raise NotImplementedError
+
+    def get_expiry_age(
+        self, *, modification: datetime.datetime | None = None, expiry: Any = _UNSET
+    ) -> int:
+        """Seconds from ``modification`` (default: now) until the session expires."""
+        if expiry is _UNSET:
+            expiry = self.loaded_record().expiry
+        moment = rules.utcnow() if modification is None else modification
+        return rules.expiry_age(expiry, moment, self.get_session_cookie_age())
+
+    def get_expiry_date(
+        self, *, modification: datetime.datetime | None = None, expiry: Any = _UNSET
+    ) -> datetime.datetime:
+        """The moment (aware, UTC) the session expires if saved at ``modification``."""
+        if expiry is _UNSET:
+            expiry = self.loaded_record().expiry
+        moment = rules.utcnow() if modification is None else modification
+        return rules.expiry_date(expiry, moment, self.get_session_cookie_age())
+
+    def get_expire_at_browser_close(self) -> bool:
+        """Whether the cookie should last only until the browser closes."""
+        return self.loaded_record().browser_session()
+
+    def cookie_max_age(self) -> int | None:
+        """The cookie's ``Max-Age``: None for browser close, capped by ``absolute_timeout``."""
+        record = self.loaded_record()
+        if record.browser_session():
+            return None
+        return int(record.seconds_left(clock.now()))
+
+
+class TestCookieMethods(MutableMapping[str, Any]):
+    """Django's test cookie: whether the browser sends cookies back."""
+
+    def set_test_cookie(self) -> None:
+        """Store a marker to check, on the next request, that cookies work."""
+        self[TEST_COOKIE_NAME] = TEST_COOKIE_VALUE
+
+    def test_cookie_worked(self) -> bool:
+        """Whether the marker of :meth:`set_test_cookie` came back."""
+        return bool(self.get(TEST_COOKIE_NAME) == TEST_COOKIE_VALUE)
+
+    def delete_test_cookie(self) -> None:
+        """Remove the marker; KeyError if it is absent."""
+        del self[TEST_COOKIE_NAME]
