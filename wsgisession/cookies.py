@@ -25,13 +25,12 @@ __all__ = [
     "COOKIE_SIZE_LIMIT",
     "CookieAction",
     "SessionState",
+    "add_session_headers",
     "check_cookie_size",
     "cookie_values",
     "decide",
     "deleting_cookie",
     "is_touched",
-    "mark_private",
-    "merge_vary",
     "session_cookie",
 ]
 
@@ -292,26 +291,29 @@ def _deleting(settings: Settings, secure: bool) -> str:
     return dump_cookie(settings.cookie_name, "", max_age=0, expires=0, **attributes)
 
 
-def mark_private(headers: list[tuple[str, str]]) -> None:
-    """Add ``Cache-Control: private``, in place, unless the app set a Cache-Control.
+def add_session_headers(headers: list[tuple[str, str]], *, private: bool) -> None:
+    """Add ``Cookie`` to ``Vary`` and, if ``private``, ``Cache-Control: private``.
 
-    For a response that sets or deletes the session cookie: a shared cache
-    that kept it would hand one user's session to the next.
+    In place, in one pass over the app's headers: ``Vary`` gets ``Cookie``
+    once (not at all after ``*``); ``Cache-Control`` is only added when the
+    app set none. ``private`` is for a response that sets or deletes the
+    session cookie: a shared cache that kept it would hand one user's
+    session to the next.
     """
-    for name, _ in headers:
-        if name.lower() == "cache-control":
-            return
-    headers.append(("Cache-Control", "private"))
-
-
-def merge_vary(headers: list[tuple[str, str]]) -> None:
-    """Add ``Cookie`` to the response's ``Vary`` header, in place, once."""
-    for index, (name, value) in enumerate(headers):
-        if name.lower() != "vary":
-            continue
+    vary_at = -1
+    has_cache_control = False
+    for index, (name, _) in enumerate(headers):
+        lowered = name.lower()
+        if lowered == "vary" and vary_at < 0:
+            vary_at = index
+        elif lowered == "cache-control":
+            has_cache_control = True
+    if vary_at < 0:
+        headers.append(("Vary", "Cookie"))
+    else:
+        name, value = headers[vary_at]
         tokens = [token.strip() for token in value.split(",") if token.strip()]
-        if "*" in tokens or any(token.lower() == "cookie" for token in tokens):
-            return
-        headers[index] = (name, ", ".join([*tokens, "Cookie"]))
-        return
-    headers.append(("Vary", "Cookie"))
+        if "*" not in tokens and all(token.lower() != "cookie" for token in tokens):
+            headers[vary_at] = (name, ", ".join([*tokens, "Cookie"]))
+    if private and not has_cache_control:
+        headers.append(("Cache-Control", "private"))

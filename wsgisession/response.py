@@ -23,13 +23,12 @@ from .config import Settings
 from .cookies import (
     CookieAction,
     SessionState,
+    add_session_headers,
     cookie_values,
     decide,
     deleting_cookie,
     is_secure,
     is_touched,
-    mark_private,
-    merge_vary,
     session_cookie,
 )
 from .errors import SessionInterrupted
@@ -198,9 +197,8 @@ class Response:
             cookies = self.cookie_headers(final=final)
             if session.accessed:
                 headers = headers + cookies
-                merge_vary(headers)
-                if cookies and self.setup.settings.private_responses:
-                    mark_private(headers)
+                private = bool(cookies) and self.setup.settings.private_responses
+                add_session_headers(headers, private=private)
         self.server_write = self.server_start_response(
             self.status, headers, self.exc_info
         )
