@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 from .errors import UnserializableValue
 from .expiry import Expiry, decode_moment
-from .serializers import Serializer, TaggedJSONSerializer
+from .serializers import Serializer, TaggedJSONSerializer, record_text
 
 __all__ = [
     "FORMAT_VERSION",
@@ -68,7 +68,9 @@ def encode(serializer: Serializer, envelope: Envelope) -> bytes:
     dumps = serializer.dumps
     try:
         if type(serializer) is TaggedJSONSerializer:
-            return serializer.dumps_record(record)
+            text = record_text(record)  # plain values: joined from kept pieces
+            if text is not None:
+                return text.encode("utf-8")
         return dumps(record)
     except Exception as exc:
         for key, value in data.items():

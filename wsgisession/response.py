@@ -221,7 +221,7 @@ class Response:
             session.load()  # so that emptiness is judged after the load
         session.detect_changes()
         assert self.status is not None
-        action = decide(self.state(), settings, self.status)
+        action = decide(session.cookie_state(self.had_cookie), settings, self.status)
         if action is CookieAction.NOTHING:
             return []
         secure = is_secure(settings, self.environ)

@@ -275,14 +275,6 @@ class TaggedJSONSerializer:
     def dumps(self, obj: Any) -> bytes:
         return _ENCODER.encode(_tag(obj)).encode("utf-8")
 
-    def dumps_record(self, record: dict[str, Any]) -> bytes:
-        """``dumps(record)`` for a record whose only item that may need a tag
-        is its ``"data"`` dict (the others are JSON scalars under plain keys)."""
-        text = record_text(record)
-        if text is None:
-            text = _ENCODER.encode(record | {"data": _tag(record["data"])})
-        return text.encode("utf-8")
-
     def loads(self, data: bytes) -> Any:
         return _DECODER.decode(data.decode("utf-8"))
 
