@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 import os
 import re
@@ -13,6 +14,7 @@ import time
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from itsdangerous import Signer
 
 from wsgisession.errors import ConfigError, SessionCookieTooLarge
 from wsgisession.stores.base import Record, now
@@ -496,3 +498,24 @@ def test_encrypt_without_cryptography_is_a_config_error(
     with pytest.raises(ConfigError, match=r"pip install wsgisession\[crypto\]"):
         SignedCookieStore(SECRET, encrypt=True)
     assert SignedCookieStore(SECRET).load("anything") is None  # signing still works
+
+
+def test_values_signed_the_way_earlier_versions_did_still_load() -> None:
+    """Earlier versions let itsdangerous derive the key on every call; the
+    keys derived once must give the same signatures, both ways."""
+    earlier = Signer(
+        [OLD_SECRET.encode(), SECRET.encode()],
+        salt=b"wsgisession.cookie",
+        sep=".",
+        key_derivation="hmac",
+        digest_method=hashlib.sha256,
+    )
+    store = SignedCookieStore(SECRET, fallbacks=[OLD_SECRET])
+    value = store.create("", PAYLOAD, later())
+    assert earlier.validate(value)
+    body = value.rsplit(".", 1)[0]
+    old_store = SignedCookieStore(OLD_SECRET)
+    old_value = old_store.create("", PAYLOAD, later())
+    assert earlier.sign(body).decode() == value
+    loaded = store.load(old_value)
+    assert loaded is not None and loaded.payload == PAYLOAD

@@ -117,6 +117,26 @@ class _Cipher:
         return None
 
 
+def _signer(secrets: Sequence[bytes]) -> Signer:
+    """itsdangerous' HMAC-SHA256 signer, salted, its keys derived once.
+
+    The keys are what ``key_derivation="hmac"`` derives on every call, so
+    the signatures are the same; deriving them here saves an HMAC per
+    signature made or checked. itsdangerous verifies with the newest (last)
+    key first and signs with the last.
+    """
+    derive = Signer(
+        b"unused", salt=_SALT, key_derivation="hmac", digest_method=hashlib.sha256
+    ).derive_key
+    return Signer(
+        [derive(secret) for secret in reversed(secrets)],
+        salt=_SALT,
+        sep=".",
+        key_derivation="none",
+        digest_method=hashlib.sha256,
+    )
+
+
 def _secrets(
     secret_key: str | bytes | None, fallbacks: Sequence[str | bytes]
 ) -> list[bytes]:
@@ -208,14 +228,7 @@ class SignedCookieStore(Store):
             raise ConfigError(
                 f"compress_threshold must be an int >= 0, not {compress_threshold!r}"
             )
-        # itsdangerous verifies newest (last) first and signs with the last.
-        self._signer = Signer(
-            list(reversed(secrets)),
-            salt=_SALT,
-            sep=".",
-            key_derivation="hmac",
-            digest_method=hashlib.sha256,
-        )
+        self._signer = _signer(secrets)
         self._cipher = _Cipher(secrets) if encrypt else None
         self._fallback_count = len(secrets) - 1
         self.encrypt = encrypt
