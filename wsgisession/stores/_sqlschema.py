@@ -35,6 +35,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.schema import CreateIndex, CreateTable
+from sqlalchemy.sql import Executable
 
 from ..errors import ConfigError
 
@@ -161,7 +162,8 @@ class Tables:
         kind = column.type.compile(dialect=engine.dialect)
         add = f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(column.name)} {kind}"
         index = next(i for i in table.indexes if i.name == f"{table.name}_user_key")
-        for step, statement in enumerate((text(add), CreateIndex(index))):
+        steps: tuple[Executable, ...] = (text(add), CreateIndex(index))
+        for step, statement in enumerate(steps):
             if self._user_column_parts(engine)[step]:
                 continue
             try:
