@@ -43,8 +43,8 @@ DESCRIPTIONS = {
     "memcached": "pymemcache: get / set (acknowledged, TCP_NODELAY)",
     "redis": "redis-py: GET / SET with EX",
     "cookie": "itsdangerous URLSafeTimedSerializer: loads / dumps",
-    "postgresql": "psycopg 3, autocommit: SELECT / UPDATE by primary key, INSERT "
-    "(same table shape and index as SQLStore)",
+    "postgresql": "psycopg 3, autocommit: SELECT / UPDATE by primary key (a new "
+    "expiry each time), INSERT (same table shape and indexes as SQLStore)",
 }
 
 BLOB_DATA = dict(PRIME_DATA, counter=0)
@@ -161,7 +161,14 @@ def redis_floor(url: str) -> tuple[Ops, Closer]:
 
 
 def postgresql_floor(url: str) -> tuple[Ops, Closer]:
-    """One psycopg connection in autocommit mode: each statement one round trip."""
+    """One psycopg connection in autocommit mode: each statement one round trip.
+
+    The table is SQLStore's: the same columns and indexes, ``user_key``
+    included. ``set`` writes a new expiry, as every save does (and as the
+    Redis floor's ``SET EX`` does): with a constant one, no indexed column
+    would change and PostgreSQL would update the row in place (a HOT
+    update), which no sliding-expiry save can do.
+    """
     import psycopg
     from sqlalchemy import make_url
 
@@ -176,27 +183,28 @@ def postgresql_floor(url: str) -> tuple[Ops, Closer]:
     )
     conn.execute(
         "CREATE TABLE IF NOT EXISTS floor_t (key VARCHAR(80) PRIMARY KEY,"
-        " payload BYTEA NOT NULL, expires_at DOUBLE PRECISION NOT NULL)"
+        " payload BYTEA NOT NULL, expires_at DOUBLE PRECISION NOT NULL,"
+        " user_key VARCHAR(64))"
     )
-    conn.execute(
-        "CREATE INDEX IF NOT EXISTS floor_t_expires_at ON floor_t (expires_at)"
-    )
+    for column in ("expires_at", "user_key"):
+        conn.execute(
+            f"CREATE INDEX IF NOT EXISTS floor_t_{column} ON floor_t ({column})"
+        )
     upsert = (
-        "INSERT INTO floor_t VALUES (%s, %s, %s) ON CONFLICT (key)"
-        " DO UPDATE SET payload = excluded.payload"
+        "INSERT INTO floor_t (key, payload, expires_at) VALUES (%s, %s, %s)"
+        " ON CONFLICT (key) DO UPDATE SET payload = excluded.payload"
     )
     conn.execute(upsert, (KEY, BLOB, 2e9))
     select = (
         "SELECT payload, expires_at FROM floor_t WHERE key = %s AND expires_at > %s"
     )
     update = "UPDATE floor_t SET payload = %s, expires_at = %s WHERE key = %s"
+    insert = "INSERT INTO floor_t (key, payload, expires_at) VALUES (%s, %s, %s)"
     fresh = _fresh_keys("new:")
     return _sequential_ops(
         lambda: conn.execute(select, (KEY, time.time())).fetchone(),
-        lambda: conn.execute(update, (BLOB, 2e9, KEY)),
-        lambda: conn.execute(
-            "INSERT INTO floor_t VALUES (%s, %s, %s)", (fresh(), SMALL, 2e9)
-        ),
+        lambda: conn.execute(update, (BLOB, time.time() + 3600, KEY)),
+        lambda: conn.execute(insert, (fresh(), SMALL, time.time() + 3600)),
     ), conn.close
 
 

@@ -130,6 +130,19 @@ def test_a_given_engine_is_used_and_left_open(url: str) -> None:
     engine.dispose()
 
 
+def test_a_given_engine_gets_its_tables_created_and_kept(url: str) -> None:
+    """On an engine in the default (transactional) mode, the CREATE TABLE
+    of first use is committed, not rolled back with the connection."""
+    engine = create_engine(url)
+    store = SQLStore(engine, table="given_engine")
+    key = generate_key()
+    assert store.create(key, b"in a new table", later()) == key
+    assert {"given_engine", "given_engine_locks"} <= table_names(url)
+    assert payload_of(SQLStore(url, table="given_engine"), key) == b"in a new table"
+    drop_tables(url, "given_engine")
+    engine.dispose()
+
+
 def test_close_disconnects_an_engine_the_store_built(
     postgresql_server: DatabaseServer,
 ) -> None:

@@ -35,6 +35,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.schema import CreateIndex, CreateTable
+from sqlalchemy.sql import Executable
 
 from ..errors import ConfigError
 
@@ -140,7 +141,7 @@ class Tables:
         at the same moment (its CREATE wins, ours fails and is forgotten)."""
         for attempt in range(3):
             try:
-                with engine.connect() as conn:
+                with engine.begin() as conn:
                     self.metadata.create_all(conn, checkfirst=True)
                 return
             except DBAPIError:
@@ -151,29 +152,34 @@ class Tables:
 
     def add_user_column(self, engine: Engine) -> None:
         """Add ``user_key`` and its index to a sessions table made before them;
-        safe when several processes do it at once (the loser's error is
-        forgotten once the column is there)."""
+        safe when several processes do it at once: each step whose statement
+        fails is fine if another process has done it meanwhile (the column
+        may already be there while that process still makes the index)."""
         table, column = self.sessions, self.sessions.c.user_key
-        if self._has_user_column(engine):
+        if all(self._user_column_parts(engine)):
             return
         quote = engine.dialect.identifier_preparer.quote
         kind = column.type.compile(dialect=engine.dialect)
         add = f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(column.name)} {kind}"
         index = next(i for i in table.indexes if i.name == f"{table.name}_user_key")
-        try:
-            with engine.connect() as conn:
-                conn.execute(text(add))
-                conn.execute(CreateIndex(index))
-        except DBAPIError:
-            if not self._has_user_column(engine):
-                raise
+        steps: tuple[Executable, ...] = (text(add), CreateIndex(index))
+        for step, statement in enumerate(steps):
+            if self._user_column_parts(engine)[step]:
+                continue
+            try:
+                with engine.begin() as conn:
+                    conn.execute(statement)
+            except DBAPIError:
+                if not self._user_column_parts(engine)[step]:
+                    raise
 
-    def _has_user_column(self, engine: Engine) -> bool:
+    def _user_column_parts(self, engine: Engine) -> tuple[bool, bool]:
+        """Whether the ``user_key`` column, and its index, exist."""
         with engine.connect() as conn:
             inspector = inspect(conn)
             names = {i["name"] for i in inspector.get_indexes(self.sessions.name)}
             columns = {c["name"] for c in inspector.get_columns(self.sessions.name)}
-        return "user_key" in columns and f"{self.sessions.name}_user_key" in names
+        return "user_key" in columns, f"{self.sessions.name}_user_key" in names
 
     def _exist(self, engine: Engine) -> bool:
         with engine.connect() as conn:

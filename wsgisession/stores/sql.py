@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import re
 import secrets
 import threading
@@ -160,7 +159,6 @@ class SQLStore(SQLUserSessions, Store):
         self._password = url.password
         self._tables = Tables(self.table)
         self._sql: dict[str, Compiled] = {}
-        self._pid = os.getpid()
         self._setup_lock = threading.Lock()
 
     # -- the store protocol -------------------------------------------------
@@ -362,21 +360,25 @@ class SQLStore(SQLUserSessions, Store):
 
     def _run(self, action: str, work: Callable[..., T], *args: Any) -> T:
         """``work(cursor, *args)`` on a pooled connection; retried once on a
-        connection the server dropped. Database errors become StoreUnavailable."""
-        with self._translate(action):
-            self._ready()
+        connection the server dropped. Database errors become StoreUnavailable.
+
+        The path of every load and save, so written out rather than nested
+        in context managers (each costs a few µs)."""
+        try:
+            if not self._sql:
+                self._ready()
             try:
-                with self._runner.cursor() as cursor:
-                    return work(cursor, *args)
+                return self._runner.run(work, *args)
             except Dropped:
-                with self._runner.cursor() as cursor:  # a fresh connection
-                    return work(cursor, *args)
+                return self._runner.run(work, *args)  # on a fresh connection
+        except Dropped as exc:
+            raise self._unavailable(action, exc.__cause__ or exc) from exc
+        except (self._library_error, self._runner.errors) as exc:
+            raise self._unavailable(action, exc) from exc
 
     def _ready(self) -> None:
         """Fresh pool after fork(); tables made and statements compiled on first use."""
-        if self._pid != os.getpid():  # never share a connection across fork()
-            self._base.dispose(close=False)  # (the runner checks for itself)
-            self._pid = os.getpid()
+        self._runner.check_fork()  # never share a connection across fork()
         if not self._sql:
             with self._setup_lock:
                 if not self._sql:
