@@ -349,7 +349,7 @@ class FileStore(Store):
         can have a fixed name. Whatever is found at that name (left by a
         crash, or planted) is removed, never written through.
         """
-        directory = self._shard(name[:2])
+        directory = self._prefix + name[:2]
         temp = f"{directory}{os.sep}{_TEMP_PREFIX}{name}"
         try:
             fd = self._create_temp(temp, directory)

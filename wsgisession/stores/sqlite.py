@@ -366,12 +366,11 @@ class SQLiteStore(Store):
         """``step(connection)``, retried once on a fresh connection if it failed
         because the database file was removed or replaced meanwhile."""
         for attempt in range(2):
-            try:
-                with self._translate(action):
-                    return step(self._connections.get(write))
-            except StoreUnavailable:
+            try:  # not self._translate(): this runs for every request
+                return step(self._connections.get(write))
+            except (sqlite3.Error, OSError) as exc:
                 if attempt or not self._connections.file_changed():
-                    raise
+                    raise self._unavailable(action, exc) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _set_up_database(self, conn: sqlite3.Connection) -> None:
@@ -418,10 +417,13 @@ class SQLiteStore(Store):
         try:
             yield
         except (sqlite3.Error, OSError) as exc:
-            raise StoreUnavailable(
-                f"SQLiteStore at {self.path!r} could not {action}: {exc}",
-                store=repr(self),
-            ) from exc
+            raise self._unavailable(action, exc) from exc
+
+    def _unavailable(self, action: str, exc: Exception) -> StoreUnavailable:
+        return StoreUnavailable(
+            f"SQLiteStore at {self.path!r} could not {action}: {exc}",
+            store=repr(self),
+        )
 
 
 def _retried(
