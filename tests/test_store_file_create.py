@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from helpers import fake_clock, later, payload_of
 
+from wsgisession.stores._filelink import Linked, link_new_file, linking_available
 from wsgisession.stores.base import storage_key
 from wsgisession.stores.file import FileStore
 
@@ -64,3 +65,15 @@ def test_without_linking_a_new_record_is_renamed_into_place(
     assert all(payload_of(store, key) == b"x" for key in keys)
     assert Path(store.path, ".locks").is_dir()  # created under the shard lock
     assert list(Path(store.path).glob("*/.tmp-*")) == []
+
+
+def test_link_new_file_creates_whole_files_and_never_replaces(tmp_path: Path) -> None:
+    if not linking_available():
+        pytest.skip("this system cannot link anonymous files (no O_TMPFILE)")
+    target = tmp_path / "record"
+    assert link_new_file(str(tmp_path), str(target), b"first") is Linked.CREATED
+    assert link_new_file(str(tmp_path), str(target), b"second") is Linked.TAKEN
+    assert target.read_bytes() == b"first"
+    assert sorted(os.listdir(tmp_path)) == ["record"]  # nothing else left behind
+    with pytest.raises(FileNotFoundError):
+        link_new_file(str(tmp_path / "missing"), str(tmp_path / "missing/x"), b"")

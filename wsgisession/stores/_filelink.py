@@ -57,6 +57,14 @@ def link_new_file(directory: str, path: str, data: bytes) -> Linked:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
+        return _link(fd, path)
+    finally:
+        os.close(fd)
+
+
+def _link(fd: int, path: str) -> Linked:
+    """Link the open unnamed file ``fd`` to ``path``."""
+    try:
         # linkat(AT_SYMLINK_FOLLOW) on /proc/self/fd/N: os.link uses linkat
         # (not link, which would not follow) only when given a directory fd;
         # the source path is absolute, so that fd is otherwise ignored.
@@ -64,9 +72,8 @@ def link_new_file(directory: str, path: str, data: bytes) -> Linked:
     except FileExistsError:
         return Linked.TAKEN
     except OSError as exc:
-        if exc.errno in _UNSUPPORTED:
+        # ENOENT: a /proc without these links (some sandboxes).
+        if exc.errno in _UNSUPPORTED or exc.errno == errno.ENOENT:
             return Linked.UNSUPPORTED
         raise
-    finally:
-        os.close(fd)
     return Linked.CREATED
