@@ -369,13 +369,15 @@ class FileStore(Store):
     def _linked(self, name: str, data: bytes) -> bool:
         """Whether ``data`` was linked as the new record ``name``; False if the
         name is taken or linking is not available (then take the slow way)."""
-        directory = self._shard(name[:2])
-        with self._translate("create a session"):
+        directory = self._prefix + name[:2]
+        try:
             try:
                 linked = link_new_file(directory, self._file(name), data)
             except FileNotFoundError:  # the first record of this shard
                 make_private_dirs(self.path, directory)
                 linked = link_new_file(directory, self._file(name), data)
+        except OSError as exc:
+            raise self._unavailable("create a session", exc) from exc
         if linked is Linked.UNSUPPORTED:
             logger.info("%r: cannot link new files here; creating them by rename", self)
             self._link_new = False
