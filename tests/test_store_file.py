@@ -59,6 +59,7 @@ def test_clear_expired_removes_only_old_temp_files(store: FileStore) -> None:
 def test_file_and_directory_modes(store: FileStore) -> None:
     key = store.generate_key()
     store.create(key, b"secret", later())
+    store.update(key, lambda current: (b"secret2", later()), None)  # takes a lock
     assert mode(store.path) == 0o700
     assert mode(record_path(store, key)) == 0o600
     assert mode(record_path(store, key).parent) == 0o700
@@ -70,7 +71,9 @@ def test_file_and_directory_modes(store: FileStore) -> None:
 @pytest.mark.slow  # 2000 records on disk
 def test_lock_files_are_bounded(store: FileStore) -> None:
     for _ in range(2000):
-        store.create(store.generate_key(), b"x", later())
+        key = store.generate_key()
+        store.create(key, b"x", later())
+        store.update(key, lambda current: (b"y", later()), None)  # takes a lock
     locks = list(Path(store.path, ".locks").iterdir())
     assert 0 < len(locks) <= 256
     assert all(len(p.name) == len("ab.lock") for p in locks)
@@ -376,10 +379,14 @@ def test_symlink_at_a_request_lock_is_not_followed(
 def test_symlink_at_a_shard_lock_is_refused(store: FileStore, tmp_path: Path) -> None:
     key = store.generate_key()
     shard_lock = Path(store.path, ".locks", storage_key(key)[:2] + ".lock")
+    assert store.create(key, b"x", later()) == key  # a new record takes no lock
     target = plant_symlink(shard_lock, tmp_path)
     with pytest.raises(StoreUnavailable):
-        store.create(key, b"x", later())
+        store.update(key, lambda current: (b"y", later()), None)
+    with pytest.raises(StoreUnavailable):
+        store.delete(key)
     assert target.read_bytes() == b"precious"
+    assert payload_of(store, key) == b"x"
 
 
 def test_close_releases_descriptors(store: FileStore) -> None:

@@ -82,7 +82,7 @@ def test_sqlite_migrates_an_existing_table(tmp_path: Path) -> None:
         owner = conn.execute("SELECT user_key FROM wsgisession_sessions").fetchall()
     conn.close()
     assert "user_key" in columns
-    assert "wsgisession_sessions_user_key" in indexes
+    assert "wsgisession_sessions_bound_user" in indexes
     assert owner == [(user_storage_key(USER),)]
 
 
@@ -105,6 +105,37 @@ def test_sqlite_migration_by_several_stores_at_once(tmp_path: Path) -> None:
     for thread in threads:
         thread.join()
     assert errors == []
+
+
+def test_sqlite_replaces_the_full_user_index_by_a_partial_one(tmp_path: Path) -> None:
+    """Earlier versions indexed every row's user_key; unbound rows now stay out."""
+    path = tmp_path / "previous.sqlite3"
+    key = old_database(path)
+    with sqlite3.connect(path) as conn:
+        conn.execute("ALTER TABLE wsgisession_sessions ADD COLUMN user_key TEXT")
+        conn.execute(
+            "CREATE INDEX wsgisession_sessions_user_key"
+            " ON wsgisession_sessions (user_key)"
+        )
+        owner = (user_storage_key(USER),)
+        conn.execute("UPDATE wsgisession_sessions SET user_key = ?", owner)
+    conn.close()
+    with SQLiteStore(path) as store:
+        assert store.load(key) is not None
+    with sqlite3.connect(path) as conn:
+        indexes = {
+            row[1]: row[4]  # name: partial
+            for row in conn.execute("PRAGMA index_list(wsgisession_sessions)")
+        }
+        plan = conn.execute(
+            "EXPLAIN QUERY PLAN SELECT key FROM wsgisession_sessions"
+            " WHERE user_key = ? AND expires_at > ?",
+            (USER, 0.0),
+        ).fetchall()
+    conn.close()
+    assert "wsgisession_sessions_user_key" not in indexes
+    assert indexes["wsgisession_sessions_bound_user"] == 1
+    assert "wsgisession_sessions_bound_user" in str(plan)
 
 
 def test_sqlite_create_over_an_expired_bound_row_clears_its_owner(

@@ -53,17 +53,21 @@ class FlockLock:
     def __init__(self, path: str) -> None:
         self.lock_file = path
         self._fd: int | None = None
+        self._identity = (0, 0)
 
     def acquire(self, timeout: float, poll_interval: float) -> None:
         """Lock within ``timeout`` seconds, else raise ``filelock.Timeout``."""
-        deadline = time.monotonic() + timeout
+        deadline = None
         while True:
             if self._fd is None:
-                self._fd = self._open()
+                self._fd, self._identity = self._open()
             try:
                 fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                if time.monotonic() >= deadline:
+                moment = time.monotonic()
+                if deadline is None:  # the clock is read only when held
+                    deadline = moment + timeout
+                if moment >= deadline:
                     raise filelock.Timeout(self.lock_file) from None
                 time.sleep(poll_interval)
                 continue
@@ -72,29 +76,33 @@ class FlockLock:
             self.release()  # the file was replaced: lock the one at the path
             self.forget()
 
-    def _open(self) -> int:
-        """Open the lock file, creating it and, if it was removed, its directory."""
+    def _open(self) -> tuple[int, tuple[int, int]]:
+        """Open the lock file, creating it and, if it was removed, its
+        directory; the descriptor and the file's identity (device, inode)."""
         try:
-            return os.open(self.lock_file, _O_OPEN_LOCK, 0o600)
+            fd = os.open(self.lock_file, _O_OPEN_LOCK, 0o600)
         except FileNotFoundError:
             directory = os.path.dirname(self.lock_file)
             make_private_dirs(os.path.dirname(directory), directory)
-            return os.open(self.lock_file, _O_OPEN_LOCK, 0o600)
+            fd = os.open(self.lock_file, _O_OPEN_LOCK, 0o600)
+        info = os.fstat(fd)
+        return fd, (info.st_dev, info.st_ino)
 
     def _still_linked(self) -> bool:
         """Whether the locked descriptor is still the file at the path.
 
         Someone may have removed or replaced the lock file; a lock on the old
-        one would exclude nobody who opens the path now.
+        one would exclude nobody who opens the path now. The open descriptor
+        keeps its inode alive, so no new file can have the same identity.
         """
-        assert self._fd is not None
         try:
-            return os.path.samestat(os.fstat(self._fd), os.stat(self.lock_file))
+            info = os.stat(self.lock_file)
         except FileNotFoundError:
             return False
         except OSError:
             self.release()
             raise
+        return (info.st_dev, info.st_ino) == self._identity
 
     def release(self) -> None:
         assert self._fd is not None
@@ -131,12 +139,14 @@ class ShardLocks:
 
         Raises ``filelock.Timeout`` (a ``TimeoutError``) when it stays held.
         """
-        deadline = time.monotonic() + timeout
         local, shared = self._pair(name)
-        if not local.acquire(timeout=timeout):
-            raise filelock.Timeout(shared.lock_file)
+        remaining = timeout
+        if not local.acquire(blocking=False):  # the clock is read only when held
+            start = time.monotonic()
+            if not local.acquire(timeout=timeout):
+                raise filelock.Timeout(shared.lock_file)
+            remaining = max(timeout - (time.monotonic() - start), 0.0)
         try:
-            remaining = max(deadline - time.monotonic(), 0.0)
             shared.acquire(timeout=remaining, poll_interval=_POLL_INTERVAL)
         except BaseException:
             local.release()
@@ -158,6 +168,10 @@ class ShardLocks:
 
     def _pair(self, name: str) -> _LockPair:
         """The cached lock pair named ``name``, made on first use."""
+        if self._pid == os.getpid():  # the usual case: no guard needed to read
+            pair = self._locks.get(name)
+            if pair is not None:
+                return pair
         with self._guard:
             if self._pid != os.getpid():  # forked: drop the parent's lock objects
                 for _, inherited in self._locks.values():

@@ -4,7 +4,10 @@ Each record is a file named by :func:`storage_key` (hex SHA-256 of the id)
 inside a subdirectory (a shard) named by its first two hex digits; the
 format is in :mod:`._fileformat`. Readers take no lock: writers replace
 files atomically. Writers serialise on a fixed pool of at most 256 lock
-files, one per shard, each held for one short operation.
+files, one per shard, each held for one short operation. A new record
+needs no lock where the system can link an anonymous file to a free name
+(:mod:`._filelink`): it appears whole or not at all, and never over
+another; elsewhere it is checked and renamed into place under the lock.
 
 The opt-in request lock (``lock = true``) is a lock file per session key
 that carries its own expiry (:mod:`._lockfile`): no two sessions share a
@@ -29,12 +32,13 @@ import os
 import random
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from .. import _coerce as c
 from ..errors import ConfigError, StoreUnavailable
 from ._fileformat import HEADER_MAX, encode, parse_header, read_record, write_whole
+from ._filelink import Linked, link_new_file, linking_available
 from ._filesweep import ShardWalk, is_record_name, is_shard_name
 from ._fileusers import UserIndexes
 from ._flock import ShardLocks, make_private_dirs
@@ -92,8 +96,9 @@ class FileStore(Store):
     """Sessions as files under ``path`` (default: ``<tempdir>/wsgisession``).
 
     The directory is created with mode 0700 and every file with mode 0600.
-    Writes go to a temporary file that is then renamed over the record, so a
-    crashed process never leaves a half-written record; there is no fsync,
+    Writes go to a temporary file that is then renamed over the record (a
+    new record: an anonymous file linked to its name), so a crashed process
+    never leaves a half-written record; there is no fsync,
     so a power loss may still lose or truncate recent writes (a truncated
     record then loads as absent). Several processes may share a directory.
     """
@@ -130,6 +135,8 @@ class FileStore(Store):
         )
         self._walk = ShardWalk(self.path)
         self._users = UserIndexes(self.path, locks)
+        self._link_new = linking_available()
+        self._prefix = os.path.join(self.path, "")  # ends with a separator
 
     # -- the store protocol -------------------------------------------------
 
@@ -138,7 +145,11 @@ class FileStore(Store):
         return None if record is None else Record(record[0], record[1])
 
     def create(self, session_key: str, payload: bytes, expires_at: float) -> str | None:
+        """Link a whole new file to the name (see :mod:`._filelink`); where that
+        cannot be done, or the name is taken, check and write under the lock."""
         name = storage_key(session_key)
+        if self._link_new and self._linked(name, encode(payload, expires_at)):
+            return session_key
         with self._locked(name[:2]):
             # A fresh key's file does not exist: ask without raising first.
             if os.access(self._file(name), os.F_OK) and self._read_live(name):
@@ -149,13 +160,16 @@ class FileStore(Store):
     def update(self, session_key: str, merge: Merge, loaded: Record | None) -> str:
         """Read, merge and write under the shard's lock; ``loaded`` is unused."""
         name = storage_key(session_key)
-        with self._locked(name[:2]):
+        release = self._lock_shard(name[:2])
+        try:
             current = self._read_live(name)
             payload, expires_at = merge(None if current is None else current[0])
             if expires_at <= now():
                 self._unlink(name)
             else:
                 self._write(name, payload, expires_at)
+        finally:
+            release()
         return session_key
 
     def delete(self, session_key: str) -> None:
@@ -303,7 +317,7 @@ class FileStore(Store):
         return os.path.join(self.path, shard)
 
     def _file(self, name: str) -> str:
-        return os.path.join(self.path, name[:2], name)
+        return f"{self._prefix}{name[:2]}{os.sep}{name}"  # os.path.join, faster
 
     def _read_live(self, name: str) -> tuple[bytes, float] | None:
         """The record's payload and expiry if it is live; None otherwise."""
@@ -335,9 +349,9 @@ class FileStore(Store):
         can have a fixed name. Whatever is found at that name (left by a
         crash, or planted) is removed, never written through.
         """
-        directory = self._shard(name[:2])
-        temp = os.path.join(directory, _TEMP_PREFIX + name)
-        with self._translate("write"):
+        directory = self._prefix + name[:2]
+        temp = f"{directory}{os.sep}{_TEMP_PREFIX}{name}"
+        try:
             fd = self._create_temp(temp, directory)
             try:
                 try:
@@ -349,6 +363,25 @@ class FileStore(Store):
                 with contextlib.suppress(OSError):
                     os.unlink(temp)
                 raise
+        except OSError as exc:
+            raise self._unavailable("write", exc) from exc
+
+    def _linked(self, name: str, data: bytes) -> bool:
+        """Whether ``data`` was linked as the new record ``name``; False if the
+        name is taken or linking is not available (then take the slow way)."""
+        directory = self._prefix + name[:2]
+        try:
+            try:
+                linked = link_new_file(directory, self._file(name), data)
+            except FileNotFoundError:  # the first record of this shard
+                make_private_dirs(self.path, directory)
+                linked = link_new_file(directory, self._file(name), data)
+        except OSError as exc:
+            raise self._unavailable("create a session", exc) from exc
+        if linked is Linked.UNSUPPORTED:
+            logger.info("%r: cannot link new files here; creating them by rename", self)
+            self._link_new = False
+        return linked is Linked.CREATED
 
     def _create_temp(self, temp: str, directory: str) -> int:
         try:
@@ -417,14 +450,18 @@ class FileStore(Store):
     @contextlib.contextmanager
     def _locked(self, shard: str) -> Iterator[None]:
         """Hold a shard's lock for one operation; failing to get it is StoreUnavailable."""
-        try:
-            release = self._shard_locks.acquire(shard, self.lock_timeout)
-        except OSError as exc:  # filelock.Timeout is a TimeoutError
-            raise self._unavailable("lock", exc) from exc
+        release = self._lock_shard(shard)
         try:
             yield
         finally:
             release()
+
+    def _lock_shard(self, shard: str) -> Callable[[], None]:
+        """Take a shard's lock (StoreUnavailable if that fails); its release."""
+        try:
+            return self._shard_locks.acquire(shard, self.lock_timeout)
+        except OSError as exc:  # filelock.Timeout is a TimeoutError
+            raise self._unavailable("lock", exc) from exc
 
     @contextlib.contextmanager
     def _translate(self, action: str) -> Iterator[None]:

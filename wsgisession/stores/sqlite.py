@@ -2,9 +2,11 @@
 
 Records live in one table keyed by :func:`storage_key` (hex SHA-256 of the
 id), with an index on ``expires_at`` for :meth:`SQLiteStore.clear_expired`
-and one on ``user_key`` (:func:`user_storage_key` of the owner of a bound
-session, NULL otherwise) for a user's sessions; a table made before that
-column existed gets it on first use (``ALTER TABLE ... ADD COLUMN``).
+and a partial one on ``user_key`` (:func:`user_storage_key` of the owner of
+a bound session, NULL otherwise, and then left out of the index) for a
+user's sessions; a table made before that column existed gets it on first
+use (``ALTER TABLE ... ADD COLUMN``), and the full ``user_key`` index of
+earlier versions is replaced by the partial one.
 The database runs in WAL mode, so loads never wait for a save, and saves
 are short ``BEGIN IMMEDIATE`` transactions that wait up to ``busy_timeout``
 for one another.
@@ -68,10 +70,17 @@ _CREATE_INDEX = (
 )
 _COLUMNS = "PRAGMA table_info(wsgisession_sessions)"
 _ADD_USER_COLUMN = "ALTER TABLE wsgisession_sessions ADD COLUMN user_key TEXT"
+_INDEXES = "PRAGMA index_list(wsgisession_sessions)"
+# Only bound sessions have a user_key: a partial index leaves the others out,
+# so that creating an unbound session writes one index page less.
+_USER_INDEX = "wsgisession_sessions_bound_user"
 _CREATE_USER_INDEX = (
-    "CREATE INDEX IF NOT EXISTS wsgisession_sessions_user_key"
-    " ON wsgisession_sessions (user_key)"
+    f"CREATE INDEX IF NOT EXISTS {_USER_INDEX}"
+    " ON wsgisession_sessions (user_key) WHERE user_key IS NOT NULL"
 )
+# The index of every row's user_key that earlier versions made.
+_FULL_USER_INDEX = "wsgisession_sessions_user_key"
+_DROP_FULL_USER_INDEX = f"DROP INDEX IF EXISTS {_FULL_USER_INDEX}"
 # Once per database (WAL mode is stored in the file), then on every connection.
 _SETUP = ("PRAGMA journal_mode = WAL",)
 _CONNECTION_PRAGMAS = ("PRAGMA synchronous = NORMAL",)
@@ -357,12 +366,11 @@ class SQLiteStore(Store):
         """``step(connection)``, retried once on a fresh connection if it failed
         because the database file was removed or replaced meanwhile."""
         for attempt in range(2):
-            try:
-                with self._translate(action):
-                    return step(self._connections.get(write))
-            except StoreUnavailable:
+            try:  # not self._translate(): this runs for every request
+                return step(self._connections.get(write))
+            except (sqlite3.Error, OSError) as exc:
                 if attempt or not self._connections.file_changed():
-                    raise
+                    raise self._unavailable(action, exc) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _set_up_database(self, conn: sqlite3.Connection) -> None:
@@ -379,7 +387,11 @@ class SQLiteStore(Store):
         columns = [row[1] for row in conn.execute(_COLUMNS).fetchall()]
         if "user_key" not in columns:  # a table made by an older version
             _retried(conn, _ADD_USER_COLUMN, deadline, "duplicate column")
-        _retried(conn, _CREATE_USER_INDEX, deadline)
+        indexes = {row[1] for row in conn.execute(_INDEXES).fetchall()}
+        if _USER_INDEX not in indexes:
+            _retried(conn, _CREATE_USER_INDEX, deadline)
+        if _FULL_USER_INDEX in indexes:  # replaced by the partial one
+            _retried(conn, _DROP_FULL_USER_INDEX, deadline)
         for statement in _CONNECTION_PRAGMAS:
             conn.execute(statement).close()
 
@@ -405,10 +417,13 @@ class SQLiteStore(Store):
         try:
             yield
         except (sqlite3.Error, OSError) as exc:
-            raise StoreUnavailable(
-                f"SQLiteStore at {self.path!r} could not {action}: {exc}",
-                store=repr(self),
-            ) from exc
+            raise self._unavailable(action, exc) from exc
+
+    def _unavailable(self, action: str, exc: Exception) -> StoreUnavailable:
+        return StoreUnavailable(
+            f"SQLiteStore at {self.path!r} could not {action}: {exc}",
+            store=repr(self),
+        )
 
 
 def _retried(
