@@ -11,11 +11,16 @@ server cluster or a database server (PostgreSQL, MariaDB, a Redis Cluster, a
 memcached pool): :func:`pytest_collection_modifyitems` marks them ``slow``, so
 a parametrized suite keeps its local kinds (memory, file, sqlite, sql-sqlite)
 and its single memcached / redis server in the quick loop, and the full run
-still covers every kind.
+still covers every kind. It does not even import a module whose every
+test is slow (``pytestmark = pytest.mark.slow``, see
+:func:`pytest_ignore_collect`): those are left out, not counted as
+deselected.
 """
 
 from __future__ import annotations
 
+import gc
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -59,13 +64,33 @@ def _needs_heavy_servers(item: pytest.Item) -> bool:
     return any(isinstance(value, str) and value in HEAVY_KINDS for value in values)
 
 
+def _quick_loop(config: pytest.Config) -> bool:
+    return bool(config.getoption("markexpr") == "not slow")
+
+
 settings.register_profile("quick", max_examples=20)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """The quick loop tries fewer hypothesis examples; the full run, the default."""
-    if config.getoption("markexpr") == "not slow":
+    if _quick_loop(config):
         settings.load_profile("quick")
+
+
+#: A module-level ``pytestmark`` that makes every test of the module slow.
+WHOLLY_SLOW = re.compile(r"^pytestmark = pytest\.mark\.slow$", re.MULTILINE)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """The quick loop skips importing the modules whose every test is slow
+    (browsers, packaging, subprocess servers): their imports alone cost a
+    second, and ``-m "not slow"`` would deselect all their tests anyway."""
+    if not (_quick_loop(config) and collection_path.name.startswith("test_")):
+        return None
+    if collection_path.suffix != ".py":
+        return None
+    source = collection_path.read_text(encoding="utf-8")
+    return True if WHOLLY_SLOW.search(source) else None
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -90,14 +115,14 @@ def memcached_server(
 ) -> Iterator[ServerProcess]:
     server = _started(servers.memcached, tmp_path_factory.mktemp("memcached"))
     yield server
-    server.stop()
+    server.stop(crash=True)  # nothing kept: no graceful exit to wait for
 
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     server = _started(servers.redis_server, tmp_path_factory.mktemp("redis"))
     yield server
-    server.stop()
+    server.stop(crash=True)
 
 
 @pytest.fixture
@@ -150,6 +175,23 @@ def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         pytest.fail(str(exc), pytrace=False)
     yield driver
     browser.stop_chromium(driver, profile)
+
+
+@pytest.fixture
+def young_heap() -> Iterator[None]:
+    """``gc.collect()`` in the test sees only the objects made since this
+    fixture ran: the rest of the run's heap is frozen (``gc.freeze()``).
+
+    Request it before the fixtures that build what the test judges
+    (``@pytest.mark.usefixtures("young_heap")``). A full collection of the
+    whole run's heap takes ~0.4 s each; and garbage of other tests, frozen,
+    cannot warn inside the test's ``catch_warnings`` block.
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 @pytest.fixture
