@@ -20,7 +20,10 @@ deselected.
 from __future__ import annotations
 
 import gc
+import os
 import re
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -71,10 +74,32 @@ def _quick_loop(config: pytest.Config) -> bool:
 settings.register_profile("quick", max_examples=20)
 
 
+#: Where the quick loop keeps its temporary files when the user chose no place.
+RAM_DISK = Path("/dev/shm")
+
+
+def _use_ram_disk(config: pytest.Config) -> None:
+    """Temporary files on a RAM disk: SQLite and file-store set-ups (fsync,
+    a journal per new database) cost ten times less there than on a busy
+    disk. Only when neither ``TMPDIR`` (``TEMP``, ``TMP``) nor
+    ``--basetemp`` names a place, and the RAM disk has room to spare."""
+    chosen = {"TMPDIR", "TEMP", "TMP", "PYTEST_DEBUG_TEMPROOT"} & set(os.environ)
+    if config.option.basetemp or chosen:
+        return
+    try:
+        roomy = shutil.disk_usage(RAM_DISK).free > 1 << 30
+    except OSError:
+        return
+    if roomy and os.access(RAM_DISK, os.W_OK | os.X_OK):
+        tempfile.tempdir = str(RAM_DISK)
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    """The quick loop tries fewer hypothesis examples; the full run, the default."""
+    """The quick loop tries fewer hypothesis examples and keeps its
+    temporary files in RAM; the full run, the defaults."""
     if _quick_loop(config):
         settings.load_profile("quick")
+        _use_ram_disk(config)
 
 
 #: A module-level ``pytestmark`` that makes every test of the module slow.
