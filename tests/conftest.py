@@ -6,15 +6,29 @@ tests do not see each other's records. ``fresh_memcached`` / ``fresh_redis``
 start a private server for one test, which may stop and restart it
 (``stop(crash=True)`` kills it at once).
 
-The quick loop (``pytest -m "not slow"``) leaves out the tests that need a
-server cluster or a database server (PostgreSQL, MariaDB, a Redis Cluster, a
-memcached pool): :func:`pytest_collection_modifyitems` marks them ``slow``, so
-a parametrized suite keeps its local kinds (memory, file, sqlite, sql-sqlite)
-and its single memcached / redis server in the quick loop, and the full run
-still covers every kind. It does not even import a module whose every
-test is slow (``pytestmark = pytest.mark.slow``, see
-:func:`pytest_ignore_collect`): those are left out, not counted as
-deselected.
+The quick loop (``pytest -m "not slow"``, ~2000 tests, aimed at well under
+20 s) leaves out:
+
+* the tests that need a server cluster or a database server (PostgreSQL,
+  MariaDB, a Redis Cluster, a memcached pool) and the SQL store on SQLite:
+  :func:`pytest_collection_modifyitems` marks them ``slow``, so a suite run
+  over every store keeps its local kinds (memory, file, sqlite) and its
+  single memcached / redis server;
+* the modules whose every test is slow (``pytestmark = pytest.mark.slow``),
+  not even imported (:func:`pytest_ignore_collect`): left out, not counted
+  as deselected;
+* most pairs of the matrices whose cases do not depend on the store: every
+  corrupt payload on the memory store and seven of them on every store
+  (``test_corrupt_records``), bad user ids on the memory store
+  (``test_user_sessions``), two wrong values of each option instead of all
+  (``test_bad_config``). Their other pairs are marked ``slow`` where they
+  are parametrized.
+
+It also tries 20 hypothesis examples per test instead of 100 and keeps its
+temporary files on the RAM disk (:func:`_use_ram_disk`). The full run
+(``pytest`` alone, as CI runs it) has every test. A new test stays quick by
+moving time with ``frozen_clock`` rather than sleeping, and by waiting on
+lock, busy and socket timeouts of 0.05-0.1 s, not seconds.
 """
 
 from __future__ import annotations
