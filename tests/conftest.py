@@ -139,6 +139,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.slow)
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Take what collection built (the modules, thousands of test items) out
+    of the garbage collector's rounds: it lives as long as the run, and every
+    full collection would walk it again (~1 s over the quick loop)."""
+    gc.freeze()
+
+
 def _started(factory: Callable[[Path], Server], workdir: Path) -> Server:
     try:
         server = factory(workdir)
@@ -224,13 +231,12 @@ def young_heap() -> Iterator[None]:
     Request it before the fixtures that build what the test judges
     (``@pytest.mark.usefixtures("young_heap")``). A full collection of the
     whole run's heap takes ~0.4 s each; and garbage of other tests, frozen,
-    cannot warn inside the test's ``catch_warnings`` block.
+    cannot warn inside the test's ``catch_warnings`` block. What was frozen
+    stays so, as what collection built does (:func:`pytest_collection_finish`):
+    ``gc.unfreeze()`` would thaw that too.
     """
     gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
+    yield
 
 
 @pytest.fixture
