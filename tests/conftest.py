@@ -6,8 +6,8 @@ tests do not see each other's records. ``fresh_memcached`` / ``fresh_redis``
 start a private server for one test, which may stop and restart it
 (``stop(crash=True)`` kills it at once).
 
-The quick loop (``pytest -m "not slow"``, ~2000 tests, aimed at well under
-20 s) leaves out:
+The quick loop (``pytest -m "not slow"``, ~1900 tests, aimed at under 20 s
+on two idle cores) leaves out:
 
 * the tests that need a server cluster or a database server (PostgreSQL,
   MariaDB, a Redis Cluster, a memcached pool) and the SQL store on SQLite:
