@@ -6,16 +6,38 @@ tests do not see each other's records. ``fresh_memcached`` / ``fresh_redis``
 start a private server for one test, which may stop and restart it
 (``stop(crash=True)`` kills it at once).
 
-The quick loop (``pytest -m "not slow"``) leaves out the tests that need a
-server cluster or a database server (PostgreSQL, MariaDB, a Redis Cluster, a
-memcached pool): :func:`pytest_collection_modifyitems` marks them ``slow``, so
-a parametrized suite keeps its local kinds (memory, file, sqlite, sql-sqlite)
-and its single memcached / redis server in the quick loop, and the full run
-still covers every kind.
+The quick loop (``pytest -m "not slow"``, ~1900 tests, aimed at under 20 s
+on two idle cores) leaves out:
+
+* the tests that need a server cluster or a database server (PostgreSQL,
+  MariaDB, a Redis Cluster, a memcached pool) and the SQL store on SQLite:
+  :func:`pytest_collection_modifyitems` marks them ``slow``, so a suite run
+  over every store keeps its local kinds (memory, file, sqlite) and its
+  single memcached / redis server;
+* the modules whose every test is slow (``pytestmark = pytest.mark.slow``),
+  not even imported (:func:`pytest_ignore_collect`): left out, not counted
+  as deselected;
+* most pairs of the matrices whose cases do not depend on the store: every
+  corrupt payload on the memory store and seven of them on every store
+  (``test_corrupt_records``), bad user ids on the memory store
+  (``test_user_sessions``), two wrong values of each option instead of all
+  (``test_bad_config``). Their other pairs are marked ``slow`` where they
+  are parametrized.
+
+It also tries 20 hypothesis examples per test instead of 100 and keeps its
+temporary files on the RAM disk (:func:`_use_ram_disk`). The full run
+(``pytest`` alone, as CI runs it) has every test. A new test stays quick by
+moving time with ``frozen_clock`` rather than sleeping, and by waiting on
+lock, busy and socket timeouts of 0.05-0.1 s, not seconds.
 """
 
 from __future__ import annotations
 
+import gc
+import os
+import re
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -59,13 +81,55 @@ def _needs_heavy_servers(item: pytest.Item) -> bool:
     return any(isinstance(value, str) and value in HEAVY_KINDS for value in values)
 
 
+def _quick_loop(config: pytest.Config) -> bool:
+    return bool(config.getoption("markexpr") == "not slow")
+
+
 settings.register_profile("quick", max_examples=20)
 
 
+#: Where the quick loop keeps its temporary files when the user chose no place.
+RAM_DISK = Path("/dev/shm")
+
+
+def _use_ram_disk(config: pytest.Config) -> None:
+    """Temporary files on a RAM disk: SQLite and file-store set-ups (fsync,
+    a journal per new database) cost ten times less there than on a busy
+    disk. Only when neither ``TMPDIR`` (``TEMP``, ``TMP``) nor
+    ``--basetemp`` names a place, and the RAM disk has room to spare."""
+    chosen = {"TMPDIR", "TEMP", "TMP", "PYTEST_DEBUG_TEMPROOT"} & set(os.environ)
+    if config.option.basetemp or chosen:
+        return
+    try:
+        roomy = shutil.disk_usage(RAM_DISK).free > 1 << 30
+    except OSError:
+        return
+    if roomy and os.access(RAM_DISK, os.W_OK | os.X_OK):
+        tempfile.tempdir = str(RAM_DISK)
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    """The quick loop tries fewer hypothesis examples; the full run, the default."""
-    if config.getoption("markexpr") == "not slow":
+    """The quick loop tries fewer hypothesis examples and keeps its
+    temporary files in RAM; the full run, the defaults."""
+    if _quick_loop(config):
         settings.load_profile("quick")
+        _use_ram_disk(config)
+
+
+#: A module-level ``pytestmark`` that makes every test of the module slow.
+WHOLLY_SLOW = re.compile(r"^pytestmark = pytest\.mark\.slow$", re.MULTILINE)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """The quick loop skips importing the modules whose every test is slow
+    (browsers, packaging, subprocess servers): their imports alone cost a
+    second, and ``-m "not slow"`` would deselect all their tests anyway."""
+    if not (_quick_loop(config) and collection_path.name.startswith("test_")):
+        return None
+    if collection_path.suffix != ".py":
+        return None
+    source = collection_path.read_text(encoding="utf-8")
+    return True if WHOLLY_SLOW.search(source) else None
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -73,6 +137,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if _needs_heavy_servers(item):
             item.add_marker(pytest.mark.slow)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Take what collection built (the modules, thousands of test items) out
+    of the garbage collector's rounds: it lives as long as the run, and every
+    full collection would walk it again (~1 s over the quick loop)."""
+    gc.freeze()
 
 
 def _started(factory: Callable[[Path], Server], workdir: Path) -> Server:
@@ -90,14 +161,14 @@ def memcached_server(
 ) -> Iterator[ServerProcess]:
     server = _started(servers.memcached, tmp_path_factory.mktemp("memcached"))
     yield server
-    server.stop()
+    server.stop(crash=True)  # nothing kept: no graceful exit to wait for
 
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     server = _started(servers.redis_server, tmp_path_factory.mktemp("redis"))
     yield server
-    server.stop()
+    server.stop(crash=True)
 
 
 @pytest.fixture
@@ -150,6 +221,22 @@ def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         pytest.fail(str(exc), pytrace=False)
     yield driver
     browser.stop_chromium(driver, profile)
+
+
+@pytest.fixture
+def young_heap() -> Iterator[None]:
+    """``gc.collect()`` in the test sees only the objects made since this
+    fixture ran: the rest of the run's heap is frozen (``gc.freeze()``).
+
+    Request it before the fixtures that build what the test judges
+    (``@pytest.mark.usefixtures("young_heap")``). A full collection of the
+    whole run's heap takes ~0.4 s each; and garbage of other tests, frozen,
+    cannot warn inside the test's ``catch_warnings`` block. What was frozen
+    stays so, as what collection built does (:func:`pytest_collection_finish`):
+    ``gc.unfreeze()`` would thaw that too.
+    """
+    gc.freeze()
+    yield
 
 
 @pytest.fixture

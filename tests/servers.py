@@ -106,7 +106,7 @@ class ServerProcess:
                 with socket.create_connection((self.host, self.port), timeout=0.2):
                     return
             except OSError:
-                time.sleep(0.02)
+                time.sleep(0.005)
         self.stop()
         raise RuntimeError(f"{self.name} did not listen on {self.address} in time")
 

@@ -191,13 +191,23 @@ def assert_refused(build: Any, name: str) -> ConfigError:
 
 
 def cases(kind_values: str) -> list[Any]:
+    """(option, wrong value) for every option; the quick loop (``-m "not
+    slow"``) tries each option's first two, the full run every one."""
     found = []
     for name, row in OPTIONS.items():
         kind = KINDS.get(row.kind)
         values: list[Any] = [] if kind is None else getattr(kind, kind_values)
         if kind_values == "bad_ini":
             values = values + EXTRA_BAD_INI.get(name, [])
-        found += [pytest.param(name, v, id=f"{name}={v!r}"[:60]) for v in values]
+        found += [
+            pytest.param(
+                name,
+                v,
+                id=f"{name}={v!r}"[:60],
+                marks=pytest.mark.slow if i > 1 else (),
+            )
+            for i, v in enumerate(values)
+        ]
     return found
 
 

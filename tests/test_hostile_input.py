@@ -222,7 +222,7 @@ def _private(factory: Callable[[Path], ServerProcess], workdir: Path):
     server = factory(workdir)
     server.start()
     yield server
-    server.stop()
+    server.stop(crash=True)  # nothing kept: no graceful exit to wait for
 
 
 @pytest.fixture(scope="module")

@@ -102,7 +102,7 @@ def test_known_session_is_reloaded_under_the_lock(store: Store) -> None:
     def logout() -> None:
         with store.lock(key, 5.0, 60.0):
             locked.set()
-            time.sleep(0.2)  # the request loads the record and waits for the lock
+            time.sleep(0.1)  # the request loads the record and waits for the lock
             store.delete(key)
 
     thread = threading.Thread(target=logout)

@@ -48,7 +48,7 @@ def test_same_key_increments_lose_nothing_with_lock(kind: str, tmp_path: Path) -
 @pytest.mark.parametrize("kind", ["memory", "file", "sqlite"])
 def test_lock_timeout_raises_named_error(kind: str, tmp_path: Path) -> None:
     store = make_store(kind, tmp_path)
-    app = SessionMiddleware(increment_app, store=store, lock=True, lock_timeout=0.2)
+    app = SessionMiddleware(increment_app, store=store, lock=True, lock_timeout=0.05)
     cookie = new_session(app)
     key = cookie.split("=", 1)[1]
     held, done = threading.Event(), threading.Event()

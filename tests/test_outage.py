@@ -138,10 +138,10 @@ def silent_port() -> Iterator[int]:
 
 def test_a_server_that_never_answers_times_out(kind: str, silent_port: int) -> None:
     address = f"127.0.0.1:{silent_port}"
-    store = make_store(kind, address, timeout=0.5)
+    store = make_store(kind, address, timeout=0.1)
     started = time.monotonic()
     assert_unavailable(lambda: store.load(generate_key()), store, address)
-    assert time.monotonic() - started >= 0.4
+    assert time.monotonic() - started >= 0.08  # it did wait for the answer
 
 
 def test_one_memcached_down_leaves_the_others_working(

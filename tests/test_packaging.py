@@ -48,10 +48,16 @@ TIMEOUT = 300  # seconds for any one command
 
 
 def run(*command: str | Path, cwd: Path | None = None) -> str:
-    """Run a command; fail the test with its output if it fails."""
+    """Run a command; fail the test with its output if it fails.
+
+    Without ``PYTHONPATH``: a checkout named there would shadow the package
+    the commands build and install.
+    """
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     result = subprocess.run(
         [str(part) for part in command],
         cwd=cwd,
+        env=env,
         capture_output=True,
         text=True,
         timeout=TIMEOUT,

@@ -9,9 +9,9 @@ import os
 import re
 import struct
 import sys
-import time
 
 import pytest
+from helpers import FakeClock
 from hypothesis import given
 from hypothesis import strategies as st
 from itsdangerous import Signer
@@ -298,11 +298,11 @@ def test_expired_value_is_refused(
 
 
 def test_value_expires_while_the_browser_keeps_it(
-    store: SignedCookieStore, caplog: pytest.LogCaptureFixture
+    store: SignedCookieStore, caplog: pytest.LogCaptureFixture, frozen_clock: FakeClock
 ) -> None:
     value = store.create("", PAYLOAD, now() + 0.2)
     assert store.load(value) is not None
-    time.sleep(0.25)
+    frozen_clock.advance(0.25)
     assert_refused(store, value, caplog, "expired")
 
 

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from helpers import FakeClock
 from pymemcache.client.base import Client  # type: ignore[import-untyped]
 from pymemcache.client.hash import HashClient  # type: ignore[import-untyped]
 from servers import ServerProcess, free_port
@@ -322,15 +323,15 @@ def test_a_lock_lives_exactly_until_its_ttl(store: MemcachedStore) -> None:
 
 
 def test_an_expired_loaded_copy_is_never_written_back(
-    store: MemcachedStore, raw: Client
+    store: MemcachedStore, raw: Client, frozen_clock: FakeClock
 ) -> None:
     """The item outlives its header (the clock margin): its CAS token still
     matches, but the copy is dead, and merge must see that."""
     key = generate_key()
-    store.create(key, b"brief", time.time() + 0.2)
+    store.create(key, b"brief", frozen_clock() + 0.2)
     loaded = store.load(key)
     assert loaded is not None
-    time.sleep(0.3)
+    frozen_clock.advance(0.3)
     assert raw.get(store._name(key)) is not None  # memcached still holds it
     seen: list[bytes | None] = []
 

@@ -17,6 +17,7 @@ from contextlib import AbstractContextManager, contextmanager
 
 import pytest
 import redis
+from helpers import FakeClock
 from redis.crc import key_slot
 from servers import RedisCluster, ServerProcess, free_port
 
@@ -345,15 +346,15 @@ def test_an_uncached_script_runs_with_eval_on_the_keys_node(
 
 
 def test_an_expired_loaded_copy_is_never_written_back(
-    store: RedisStore, raw: redis.Redis
+    store: RedisStore, raw: redis.Redis, frozen_clock: FakeClock
 ) -> None:
     """Even while Redis still holds the very bytes that were loaded."""
     key = generate_key()
-    store.create(key, b"brief", time.time() + 0.2)
+    store.create(key, b"brief", frozen_clock() + 0.2)
     loaded = store.load(key)
     assert loaded is not None
     raw.pexpire(name_of(key), 60_000)  # held past its header: same digest
-    time.sleep(0.25)
+    frozen_clock.advance(0.25)
     seen: list[bytes | None] = []
 
     def merge(current: bytes | None) -> tuple[bytes, float]:
@@ -366,12 +367,12 @@ def test_an_expired_loaded_copy_is_never_written_back(
 
 def test_a_lock_lives_exactly_its_ttl(store: RedisStore) -> None:
     key, taken = generate_key(), time.time()
-    holder = store.lock(key, 1.0, 0.5)
+    holder = store.lock(key, 1.0, 0.25)
     holder.__enter__()  # a holder that never lets go
-    time.sleep(max(0.0, taken + 0.45 - time.time()))
+    time.sleep(max(0.0, taken + 0.2 - time.time()))
     with pytest.raises(LockTimeout), store.lock(key, 0.02, 60.0):
         pass  # pragma: no cover - never reached
-    time.sleep(max(0.0, taken + 0.52 - time.time()))
+    time.sleep(max(0.0, taken + 0.27 - time.time()))
     with store.lock(key, 0.05, 60.0):
         holder.__exit__(None, None, None)  # frees nothing of its successor
         with pytest.raises(LockTimeout), store.lock(key, 0.05, 60.0):

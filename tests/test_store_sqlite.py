@@ -58,7 +58,7 @@ def test_file_modes_and_schema(store: SQLiteStore) -> None:
 
 
 def test_locked_database_raises_store_unavailable(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "db.sqlite3", busy_timeout=0.2)
+    store = SQLiteStore(tmp_path / "db.sqlite3", busy_timeout=0.05)
     key = store.generate_key()
     store.create(key, b"data", later())
     other = sqlite3.connect(store.path, isolation_level=None)
@@ -73,7 +73,7 @@ def test_locked_database_raises_store_unavailable(tmp_path: Path) -> None:
             started = time.monotonic()
             with pytest.raises(StoreUnavailable) as info:
                 operation()
-            assert time.monotonic() - started >= 0.15
+            assert time.monotonic() - started >= 0.04  # waited for busy_timeout
             assert store.path in str(info.value)
             assert info.value.store == repr(store)
             assert isinstance(info.value.__cause__, sqlite3.OperationalError)
@@ -136,9 +136,10 @@ def appending(suffix: bytes) -> Merge:
     "shared",
     [
         pytest.param(True, id="one store"),
-        pytest.param(False, id="a store each", marks=pytest.mark.slow),
+        pytest.param(False, id="a store each"),
     ],
 )
+@pytest.mark.slow  # 20 fresh databases, 8 threads each: a hunt for a rare race
 def test_many_threads_open_a_fresh_database_at_once(
     tmp_path: Path, shared: bool
 ) -> None:
@@ -166,7 +167,13 @@ def open_all_at_once(path: Path, shared: bool, count: int = 8) -> None:
 
 def test_each_thread_has_its_own_connection(store: SQLiteStore) -> None:
     connections: list[sqlite3.Connection] = []
-    run_threads(3, lambda i: connections.append(store._connection()))
+    together = threading.Barrier(3)  # three live threads, not one reused by the pool
+
+    def connect(i: int) -> None:
+        connections.append(store._connection())
+        together.wait(10)
+
+    run_threads(3, connect)
     assert len({id(c) for c in connections}) == 3
     store.close()
     assert store.load(store.generate_key()) is None  # reopens after close()
@@ -309,6 +316,7 @@ def test_parent_directory_is_created_private(tmp_path: Path) -> None:
         assert mode(directory) == 0o700
 
 
+@pytest.mark.usefixtures("young_heap")  # only this test's objects are judged
 def test_close_closes_every_threads_connection(store: SQLiteStore) -> None:
     opened, closed = threading.Barrier(4), threading.Barrier(4)
     connections: list[sqlite3.Connection] = []
@@ -323,7 +331,6 @@ def test_close_closes_every_threads_connection(store: SQLiteStore) -> None:
     for thread in threads:
         thread.start()
     opened.wait(10)
-    gc.collect()  # other tests' garbage first: only ours is judged
     with warnings.catch_warnings():
         warnings.simplefilter("error", ResourceWarning)
         store.close()

@@ -119,18 +119,13 @@ def test_file_sweep_removes_orphaned_temp_files(tmp_path: Path) -> None:
     assert store.load(key) is not None
 
 
-@pytest.mark.parametrize(  # gc.collect() of the whole run's heap, three times
-    "store",
-    ["sqlite", *(pytest.param(k, marks=pytest.mark.slow) for k in ["memory", "file"])],
-    indirect=True,
-)
+@pytest.mark.usefixtures("young_heap")  # only this test's objects are judged
 def test_close_releases_everything_and_the_store_reopens(store: Store) -> None:
     """No ResourceWarning when a used store is closed and dropped."""
     key = store.generate_key()
     store.create(key, b"x", later())
     with store.lock(key, 1.0, 60.0):
         store.sweep_expired(10)
-    gc.collect()  # other tests' garbage first: only ours is judged
     with warnings.catch_warnings():
         warnings.simplefilter("error", ResourceWarning)
         store.close()

@@ -136,7 +136,30 @@ def test_int_user_ids_are_their_decimal_string(site: Site) -> None:
     assert [s.handle for s in site.middleware.user_sessions(42)] == [session.handle]
 
 
-@pytest.mark.parametrize("bad", ["", None, 1.5, True, b"alice", ["a"]])
+BAD_USER_IDS = {
+    "empty": "",
+    "None": None,
+    "float": 1.5,
+    "bool": True,
+    "bytes": b"alice",
+    "list": ["a"],
+}
+
+
+@pytest.mark.parametrize(  # checked before any store is asked: the quick loop
+    ("site", "bad"),  # tries each bad id on one store, the full run on every one
+    [
+        pytest.param(
+            kind,
+            bad,
+            id=f"{kind}-{label}",
+            marks=() if kind == "memory" else pytest.mark.slow,
+        )
+        for kind in KINDS
+        for label, bad in BAD_USER_IDS.items()
+    ],
+    indirect=["site"],
+)
 def test_bad_user_ids_are_refused(site: Site, bad: object) -> None:
     session = site.session()
     session["x"] = 1
