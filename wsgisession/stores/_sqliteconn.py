@@ -21,9 +21,9 @@ import time
 import weakref
 from collections.abc import Callable
 
-from ._flock import directory_locked
+from ._flock import directory_locked, make_private_dirs
 
-__all__ = ["Connections"]
+__all__ = ["Connections", "make_missing_directories"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,15 @@ def _identity(path: str) -> Identity | None:
     except FileNotFoundError:
         return None
     return info.st_dev, info.st_ino
+
+
+def make_missing_directories(path: str) -> None:
+    """Create a missing directory of the database, mode 0700 (parents too)."""
+    missing = []
+    while path and not os.path.isdir(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    make_private_dirs(*reversed(missing))
 
 
 class Connections:

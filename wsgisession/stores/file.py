@@ -1,13 +1,14 @@
 """FileStore: one file per session in a directory, for single-host deployments.
 
 Each record is a file named by :func:`storage_key` (hex SHA-256 of the id)
-inside a subdirectory (a shard) named by its first two hex digits; the
-format is in :mod:`._fileformat`. Readers take no lock: writers replace
-files atomically. Writers serialise on a fixed pool of at most 256 lock
-files, one per shard, each held for one short operation. A new record
-needs no lock where the system can link an anonymous file to a free name
-(:mod:`._filelink`): it appears whole or not at all, and never over
-another; elsewhere it is checked and renamed into place under the lock.
+inside a subdirectory (a shard) named by its first two hex digits, read
+and written by :mod:`._filerecord` in the format of :mod:`._fileformat`.
+Readers take no lock: writers replace files atomically. Writers serialise
+on a fixed pool of at most 256 lock files, one per shard, each held for
+one short operation. A new record needs no lock where the system can link
+an anonymous file to a free name (:mod:`._filelink`): it appears whole or
+not at all, and never over another; elsewhere it is checked and renamed
+into place under the lock.
 
 The opt-in request lock (``lock = true``) is a lock file per session key
 that carries its own expiry (:mod:`._lockfile`): no two sessions share a
@@ -27,22 +28,21 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
-import math
 import os
 import random
-import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from .. import _coerce as c
 from ..errors import ConfigError, StoreUnavailable
-from ._fileformat import HEADER_MAX, encode, parse_header, read_record, write_whole
-from ._filelink import Linked, link_new_file, linking_available
-from ._filesweep import ShardWalk, is_record_name, is_shard_name
+from ._fileformat import encode
+from ._filelink import Linked, linking_available
+from ._filerecord import RecordFiles, ensure_private_directory, is_temp_name
+from ._filesweep import ShardWalk, is_record_name
 from ._fileusers import UserIndexes
-from ._flock import ShardLocks, make_private_dirs
-from ._lockfile import RequestLocks, open_new_file
+from ._flock import ShardLocks
+from ._lockfile import RequestLocks
 from .base import IniOption, Merge, Progress, Record, Store, now, storage_key
 
 if TYPE_CHECKING:
@@ -54,42 +54,13 @@ __all__ = ["FileStore", "default_path", "ensure_private_directory"]
 
 logger = logging.getLogger(__name__)
 
-_TEMP_PREFIX = ".tmp-"
-_TEMP_MAX_AGE = 60.0  # seconds before a sweep treats a temp file as orphaned
 _LOCK_DIR = ".locks"
 _REQUEST_LOCK_DIR = "requests"  # under _LOCK_DIR: one file per held request lock
-_O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
-_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # never open a planted symlink
-_O_READ = os.O_RDONLY | _O_NOFOLLOW | _O_BINARY
 
 
 def default_path() -> str:
     """The directory a ``FileStore()`` without a path uses."""
     return os.path.join(tempfile.gettempdir(), "wsgisession")
-
-
-def ensure_private_directory(path: str) -> None:
-    """Create ``path`` (mode 0700) and refuse it if another user could plant files.
-
-    A directory another user owns, or that group or others can write to,
-    lets them plant records (log in as anyone) or symlinks: ConfigError,
-    saying how to fix it.
-    """
-    os.makedirs(path, mode=0o700, exist_ok=True)
-    info = os.stat(path)
-    if hasattr(os, "getuid") and info.st_uid != os.getuid():
-        raise ConfigError(
-            f"session directory {path!r} is owned by uid {info.st_uid}, not by "
-            f"this process's user (uid {os.getuid()}), who must own it alone: "
-            f"run `chown {os.getuid()} {path}` and `chmod 700 {path}`, "
-            "or use a directory of your own"
-        )
-    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise ConfigError(
-            f"session directory {path!r} has mode {stat.S_IMODE(info.st_mode):o}: "
-            "group or others can write to it and plant sessions; "
-            f"run `chmod 700 {path}`"
-        )
 
 
 class FileStore(Store):
@@ -135,8 +106,8 @@ class FileStore(Store):
         )
         self._walk = ShardWalk(self.path)
         self._users = UserIndexes(self.path, locks)
+        self._records = RecordFiles(self.path)
         self._link_new = linking_available()
-        self._prefix = os.path.join(self.path, "")  # ends with a separator
 
     # -- the store protocol -------------------------------------------------
 
@@ -152,7 +123,7 @@ class FileStore(Store):
             return session_key
         with self._locked(name[:2]):
             # A fresh key's file does not exist: ask without raising first.
-            if os.access(self._file(name), os.F_OK) and self._read_live(name):
+            if os.access(self._records.path(name), os.F_OK) and self._read_live(name):
                 return None
             self._write(name, payload, expires_at)
         return session_key
@@ -216,7 +187,7 @@ class FileStore(Store):
         if not is_record_name(record_name, record_name[:2]):
             return False
         with self._locked(record_name[:2]):
-            expires_at = self._expiry(self._file(record_name))
+            expires_at = self._expiry(record_name)
             removed = self._unlink(record_name)
         return removed and expires_at is not None and expires_at > now()
 
@@ -224,7 +195,7 @@ class FileStore(Store):
         """Drop the record names whose record is gone or expired."""
         moment = now()
         for name in list(names):
-            expires_at = self._expiry(self._file(name))
+            expires_at = self._expiry(name)
             if expires_at is None or expires_at <= moment:
                 names.discard(name)
 
@@ -243,17 +214,14 @@ class FileStore(Store):
         Records whose header cannot be read count as expired: they can never
         load. Temporary files left by a crashed writer go after 60 seconds.
         """
-        try:
-            with os.scandir(self.path) as entries:
-                shards = [e.name for e in entries if is_shard_name(e.name)]
-        except FileNotFoundError:
+        with self._translate("list"):
+            shards = self._records.shards()
+        if shards is None:  # the directory is gone
             return 0
-        except OSError as exc:
-            raise self._unavailable("list", exc) from exc
         removed = 0
-        for done, shard in enumerate(sorted(shards), 1):
-            with self._translate("list"), os.scandir(self._shard(shard)) as entries:
-                names = [entry.name for entry in entries]
+        for done, shard in enumerate(shards, 1):
+            with self._translate("list"):
+                names = self._records.names(shard)
             removed += self._remove_expired(shard, names)
             if progress is not None:
                 progress(done, len(shards))
@@ -311,19 +279,13 @@ class FileStore(Store):
     def __repr__(self) -> str:
         return f"FileStore({self.path!r})"
 
-    # -- files ----------------------------------------------------------------
-
-    def _shard(self, shard: str) -> str:
-        return os.path.join(self.path, shard)
-
-    def _file(self, name: str) -> str:
-        return f"{self._prefix}{name[:2]}{os.sep}{name}"  # os.path.join, faster
+    # -- files (see :mod:`._filerecord`) -------------------------------------
 
     def _read_live(self, name: str) -> tuple[bytes, float] | None:
         """The record's payload and expiry if it is live; None otherwise."""
-        path = self._file(name)
+        path = self._records.path(name)
         try:
-            fd = os.open(path, _O_READ)
+            record = self._records.read(path)
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -331,51 +293,23 @@ class FileStore(Store):
                 raise self._unavailable("read", exc) from exc
             logger.warning("%r: ignoring a symlink at session file %s", self, path)
             return None
-        try:
-            record = read_record(fd)
-        except OSError as exc:
-            raise self._unavailable("read", exc) from exc
-        finally:
-            os.close(fd)
         if record is None:
             logger.warning("%r: ignoring unreadable session file %s", self, path)
             return None
         return record if record[1] > now() else None
 
     def _write(self, name: str, payload: bytes, expires_at: float) -> None:
-        """Replace the record atomically: write a temporary file, then rename it.
-
-        Writers of one record hold its shard's lock, so the temporary file
-        can have a fixed name. Whatever is found at that name (left by a
-        crash, or planted) is removed, never written through.
-        """
-        directory = self._prefix + name[:2]
-        temp = f"{directory}{os.sep}{_TEMP_PREFIX}{name}"
-        try:
-            fd = self._create_temp(temp, directory)
-            try:
-                try:
-                    write_whole(fd, encode(payload, expires_at))
-                finally:
-                    os.close(fd)
-                os.replace(temp, self._file(name))
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(temp)
-                raise
+        """Replace the record atomically (a temporary file renamed over it)."""
+        try:  # not self._translate(): this runs for every save
+            self._records.replace(name, encode(payload, expires_at))
         except OSError as exc:
             raise self._unavailable("write", exc) from exc
 
     def _linked(self, name: str, data: bytes) -> bool:
         """Whether ``data`` was linked as the new record ``name``; False if the
         name is taken or linking is not available (then take the slow way)."""
-        directory = self._prefix + name[:2]
         try:
-            try:
-                linked = link_new_file(directory, self._file(name), data)
-            except FileNotFoundError:  # the first record of this shard
-                make_private_dirs(self.path, directory)
-                linked = link_new_file(directory, self._file(name), data)
+            linked = self._records.link(name, data)
         except OSError as exc:
             raise self._unavailable("create a session", exc) from exc
         if linked is Linked.UNSUPPORTED:
@@ -383,67 +317,36 @@ class FileStore(Store):
             self._link_new = False
         return linked is Linked.CREATED
 
-    def _create_temp(self, temp: str, directory: str) -> int:
-        try:
-            return open_new_file(temp)
-        except FileNotFoundError:  # the first record of this shard
-            make_private_dirs(self.path, directory)
-        except FileExistsError:  # a crash's leftover, or a planted symlink
-            os.unlink(temp)
-        return open_new_file(temp)
-
     def _unlink(self, name: str) -> bool:
         with self._translate("delete"):
-            try:
-                os.unlink(self._file(name))
-            except FileNotFoundError:
-                return False
-        return True
+            return self._records.unlink(name)
 
-    def _expiry(self, path: str) -> float | None:
+    def _expiry(self, name: str) -> float | None:
         """The header's ``expires_at``; -inf if unreadable, None if gone."""
         try:
-            fd = os.open(path, _O_READ)
-            try:
-                header = parse_header(os.read(fd, HEADER_MAX))
-            finally:
-                os.close(fd)
-        except FileNotFoundError:
-            return None
+            return self._records.expiry(name)
         except OSError as exc:
-            if exc.errno == errno.ELOOP:  # a symlink: never a record
-                return -math.inf
             raise self._unavailable("read", exc) from exc
-        return -math.inf if header is None else header[0]
+
+    def _expired(self, name: str, moment: float) -> bool:
+        expires_at = self._expiry(name)
+        return expires_at is not None and expires_at <= moment
 
     def _remove_expired(self, shard: str, names: list[str]) -> int:
         """Remove the expired records and orphaned temp files among ``names``."""
         moment = now()
-        candidates, orphans = [], []
-        for name in names:
-            if name.startswith(_TEMP_PREFIX):
-                orphans.append(os.path.join(self._shard(shard), name))
-            elif is_record_name(name, shard):
-                expires_at = self._expiry(self._file(name))
-                if expires_at is not None and expires_at <= moment:
-                    candidates.append(name)
-        if not candidates and not orphans:
+        temp_names = [name for name in names if is_temp_name(name)]
+        records = [name for name in names if is_record_name(name, shard)]
+        candidates = [name for name in records if self._expired(name, moment)]
+        if not candidates and not temp_names:
             return 0
         removed = 0
         with self._locked(shard):  # no writer of this shard runs meanwhile
-            for path in orphans:
-                self._remove_orphan(path, moment)
+            self._records.remove_orphans(shard, temp_names, moment)
             for name in candidates:  # re-check: a writer may have renewed it
-                expires_at = self._expiry(self._file(name))
-                if expires_at is not None and expires_at <= now():
+                if self._expired(name, now()):
                     removed += self._unlink(name)
         return removed
-
-    def _remove_orphan(self, path: str, moment: float) -> None:
-        """Remove a temporary file a crashed writer left, once it is old enough."""
-        with contextlib.suppress(FileNotFoundError):
-            if os.lstat(path).st_mtime < moment - _TEMP_MAX_AGE:
-                os.unlink(path)
 
     # -- locks and errors -----------------------------------------------------
 

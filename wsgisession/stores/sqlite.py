@@ -4,12 +4,10 @@ Records live in one table keyed by :func:`storage_key` (hex SHA-256 of the
 id), with an index on ``expires_at`` for :meth:`SQLiteStore.clear_expired`
 and a partial one on ``user_key`` (:func:`user_storage_key` of the owner of
 a bound session, NULL otherwise, and then left out of the index) for a
-user's sessions; a table made before that column existed gets it on first
-use (``ALTER TABLE ... ADD COLUMN``), and the full ``user_key`` index of
-earlier versions is replaced by the partial one.
-The database runs in WAL mode, so loads never wait for a save, and saves
-are short ``BEGIN IMMEDIATE`` transactions that wait up to ``busy_timeout``
-for one another.
+user's sessions; :mod:`._sqliteschema` makes them, and brings the tables
+of earlier versions up to date. The database runs in WAL mode, so loads
+never wait for a save, and saves are short ``BEGIN IMMEDIATE`` transactions
+that wait up to ``busy_timeout`` for one another.
 
 A database file removed or replaced while the app runs is noticed (by
 inode, see :mod:`._sqliteconn`) and recreated; no write goes to a removed
@@ -27,15 +25,14 @@ import os
 import secrets
 import sqlite3
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, TypeVar
 
 from .. import _coerce as c
 from ..errors import ConfigError, StoreUnavailable
-from ._flock import make_private_dirs
 from ._shared import poll_lock
-from ._sqliteconn import Connections
+from ._sqliteconn import Connections, make_missing_directories
+from ._sqliteschema import set_up_database
 from .base import (
     IniOption,
     Merge,
@@ -59,32 +56,6 @@ T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
-_CREATE_TABLE = (
-    "CREATE TABLE IF NOT EXISTS wsgisession_sessions ("
-    " key TEXT PRIMARY KEY, payload BLOB NOT NULL, expires_at REAL NOT NULL"
-    ") WITHOUT ROWID"
-)
-_CREATE_INDEX = (
-    "CREATE INDEX IF NOT EXISTS wsgisession_sessions_expires_at"
-    " ON wsgisession_sessions (expires_at)"
-)
-_COLUMNS = "PRAGMA table_info(wsgisession_sessions)"
-_ADD_USER_COLUMN = "ALTER TABLE wsgisession_sessions ADD COLUMN user_key TEXT"
-_INDEXES = "PRAGMA index_list(wsgisession_sessions)"
-# Only bound sessions have a user_key: a partial index leaves the others out,
-# so that creating an unbound session writes one index page less.
-_USER_INDEX = "wsgisession_sessions_bound_user"
-_CREATE_USER_INDEX = (
-    f"CREATE INDEX IF NOT EXISTS {_USER_INDEX}"
-    " ON wsgisession_sessions (user_key) WHERE user_key IS NOT NULL"
-)
-# The index of every row's user_key that earlier versions made.
-_FULL_USER_INDEX = "wsgisession_sessions_user_key"
-_DROP_FULL_USER_INDEX = f"DROP INDEX IF EXISTS {_FULL_USER_INDEX}"
-# Once per database (WAL mode is stored in the file), then on every connection.
-_SETUP = ("PRAGMA journal_mode = WAL",)
-_CONNECTION_PRAGMAS = ("PRAGMA synchronous = NORMAL",)
-_SETUP_RETRY = 0.01  # seconds between tries while another connection sets up
 _LOAD = (
     "SELECT payload, expires_at FROM wsgisession_sessions"
     " WHERE key = ? AND expires_at > ?"
@@ -134,11 +105,6 @@ _SWEEP_LOCKS = (
     " SELECT key FROM wsgisession_locks WHERE expires_at <= ? LIMIT ?)"
 )
 _BATCH = 1000  # rows per DELETE in clear_expired(): keeps each write lock short
-_CREATE_LOCKS = (
-    "CREATE TABLE IF NOT EXISTS wsgisession_locks ("
-    " key TEXT PRIMARY KEY, token TEXT NOT NULL, expires_at REAL NOT NULL"
-    ") WITHOUT ROWID"
-)
 # Take the request lock, or take it over from a holder whose ttl ran out.
 _TAKE_LOCK = (
     "INSERT INTO wsgisession_locks (key, token, expires_at) VALUES (?, ?, ?)"
@@ -209,8 +175,8 @@ class SQLiteStore(Store):
         self._connections = Connections(
             self.path,
             self.busy_timeout,
-            self._set_up_database,
-            ensure_private_directory if path is None else _make_directory,
+            lambda conn: set_up_database(conn, self.busy_timeout),
+            ensure_private_directory if path is None else make_missing_directories,
         )
 
     # -- the store protocol -------------------------------------------------
@@ -373,28 +339,6 @@ class SQLiteStore(Store):
                     raise self._unavailable(action, exc) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _set_up_database(self, conn: sqlite3.Connection) -> None:
-        """WAL mode, the tables and the per-connection pragmas.
-
-        Runs on every new connection (the file may be new). Switching to WAL
-        takes a lock for which SQLite does not wait (``busy_timeout`` does
-        not apply), so a fresh database opened by several processes at once
-        would fail all but one without a retry.
-        """
-        deadline = time.monotonic() + self.busy_timeout
-        for statement in (*_SETUP, _CREATE_TABLE, _CREATE_INDEX, _CREATE_LOCKS):
-            _retried(conn, statement, deadline)
-        columns = [row[1] for row in conn.execute(_COLUMNS).fetchall()]
-        if "user_key" not in columns:  # a table made by an older version
-            _retried(conn, _ADD_USER_COLUMN, deadline, "duplicate column")
-        indexes = {row[1] for row in conn.execute(_INDEXES).fetchall()}
-        if _USER_INDEX not in indexes:
-            _retried(conn, _CREATE_USER_INDEX, deadline)
-        if _FULL_USER_INDEX in indexes:  # replaced by the partial one
-            _retried(conn, _DROP_FULL_USER_INDEX, deadline)
-        for statement in _CONNECTION_PRAGMAS:
-            conn.execute(statement).close()
-
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """``BEGIN IMMEDIATE`` ... ``COMMIT``; ROLLBACK if anything raises."""
@@ -424,31 +368,3 @@ class SQLiteStore(Store):
             f"SQLiteStore at {self.path!r} could not {action}: {exc}",
             store=repr(self),
         )
-
-
-def _retried(
-    conn: sqlite3.Connection, statement: str, deadline: float, done_if: str = ""
-) -> None:
-    """Run a setup statement, retrying while the database is locked.
-
-    An error containing ``done_if`` means another connection did it first.
-    """
-    while True:
-        try:
-            conn.execute(statement).close()
-            return
-        except sqlite3.OperationalError as exc:
-            if done_if and done_if in str(exc):
-                return
-            if "locked" not in str(exc) or time.monotonic() >= deadline:
-                raise
-            time.sleep(_SETUP_RETRY)
-
-
-def _make_directory(path: str) -> None:
-    """Create a missing directory of the database, mode 0700 (parents too)."""
-    missing = []
-    while path and not os.path.isdir(path):
-        missing.append(path)
-        path = os.path.dirname(path)
-    make_private_dirs(*reversed(missing))

@@ -1,0 +1,177 @@
+"""The file store on disk: its private directory, where each record file
+lives, and how one is read, replaced, linked new or removed.
+
+The directory is trusted only if this process's user owns it and neither
+group nor others can write to it (:func:`ensure_private_directory`). The
+record named ``name`` (a :func:`storage_key`) is the file
+``<root>/<name[:2]>/<name>``: a shard directory per first two hex digits,
+made (mode 0700) by the first write into it. The bytes of a record are in
+:mod:`._fileformat`. Files are opened without following symlinks, new ones
+with ``O_EXCL``. Failures stay ``OSError``: the store says what it was doing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import math
+import os
+import stat
+
+from ..errors import ConfigError
+from ._fileformat import HEADER_MAX, parse_header, read_record, write_whole
+from ._filelink import Linked, link_new_file
+from ._filesweep import is_shard_name
+from ._flock import make_private_dirs
+from ._lockfile import open_new_file
+
+__all__ = ["RecordFiles", "ensure_private_directory", "is_temp_name"]
+
+_TEMP_PREFIX = ".tmp-"
+_TEMP_MAX_AGE = 60.0  # seconds before a sweep treats a temp file as orphaned
+_O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # never open a planted symlink
+_O_READ = os.O_RDONLY | _O_NOFOLLOW | _O_BINARY
+
+
+def is_temp_name(name: str) -> bool:
+    """Whether ``name`` in a shard is a writer's temporary file."""
+    return name.startswith(_TEMP_PREFIX)
+
+
+def ensure_private_directory(path: str) -> None:
+    """Create ``path`` (mode 0700) and refuse it if another user could plant files.
+
+    A directory another user owns, or that group or others can write to,
+    lets them plant records (log in as anyone) or symlinks: ConfigError,
+    saying how to fix it.
+    """
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    info = os.stat(path)
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        raise ConfigError(
+            f"session directory {path!r} is owned by uid {info.st_uid}, not by "
+            f"this process's user (uid {os.getuid()}), who must own it alone: "
+            f"run `chown {os.getuid()} {path}` and `chmod 700 {path}`, "
+            "or use a directory of your own"
+        )
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise ConfigError(
+            f"session directory {path!r} has mode {stat.S_IMODE(info.st_mode):o}: "
+            "group or others can write to it and plant sessions; "
+            f"run `chmod 700 {path}`"
+        )
+
+
+class RecordFiles:
+    """The record files under the store directory ``root``."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self._prefix = os.path.join(root, "")  # ends with a separator
+
+    def shard(self, shard: str) -> str:
+        """The directory of a shard (two hex digits)."""
+        return os.path.join(self.root, shard)
+
+    def shards(self) -> list[str] | None:
+        """The names of the shard directories, sorted; None if ``root`` is gone."""
+        try:
+            with os.scandir(self.root) as entries:
+                return sorted(e.name for e in entries if is_shard_name(e.name))
+        except FileNotFoundError:
+            return None
+
+    def names(self, shard: str) -> list[str]:
+        """The names of the files in a shard's directory."""
+        with os.scandir(self.shard(shard)) as entries:
+            return [entry.name for entry in entries]
+
+    def path(self, name: str) -> str:
+        """The file of the record ``name``."""
+        return f"{self._prefix}{name[:2]}{os.sep}{name}"  # os.path.join, faster
+
+    def read(self, path: str) -> tuple[bytes, float] | None:
+        """The payload and expiry of the record file at ``path`` (from
+        :meth:`path`), expired or not; None if it is malformed.
+
+        Raises ``FileNotFoundError`` if there is no such file, ``OSError``
+        with ``errno.ELOOP`` if a symlink is in its place.
+        """
+        fd = os.open(path, _O_READ)
+        try:
+            return read_record(fd)
+        finally:
+            os.close(fd)
+
+    def expiry(self, name: str) -> float | None:
+        """The header's ``expires_at``; -inf if unreadable, None if gone."""
+        try:
+            fd = os.open(self.path(name), _O_READ)
+            try:
+                header = parse_header(os.read(fd, HEADER_MAX))
+            finally:
+                os.close(fd)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:  # a symlink: never a record
+                return -math.inf
+            raise
+        return -math.inf if header is None else header[0]
+
+    def replace(self, name: str, data: bytes) -> None:
+        """Replace the record atomically: write a temporary file, then rename it.
+
+        Writers of one record hold its shard's lock, so the temporary file
+        can have a fixed name. Whatever is found at that name (left by a
+        crash, or planted) is removed, never written through.
+        """
+        directory = self._prefix + name[:2]
+        temp = f"{directory}{os.sep}{_TEMP_PREFIX}{name}"
+        fd = self._create_temp(temp, directory)
+        try:
+            try:
+                write_whole(fd, data)
+            finally:
+                os.close(fd)
+            os.replace(temp, self.path(name))
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise
+
+    def link(self, name: str, data: bytes) -> Linked:
+        """Link ``data`` as the new record ``name`` (see :mod:`._filelink`)."""
+        directory = self._prefix + name[:2]
+        try:
+            return link_new_file(directory, self.path(name), data)
+        except FileNotFoundError:  # the first record of this shard
+            make_private_dirs(self.root, directory)
+            return link_new_file(directory, self.path(name), data)
+
+    def unlink(self, name: str) -> bool:
+        """Remove the record's file; whether there was one."""
+        try:
+            os.unlink(self.path(name))
+        except FileNotFoundError:
+            return False
+        return True
+
+    def remove_orphans(self, shard: str, temp_names: list[str], moment: float) -> None:
+        """Remove the temporary files of a shard that a crashed writer left,
+        once they are 60 seconds old."""
+        for name in temp_names:
+            path = os.path.join(self.shard(shard), name)
+            with contextlib.suppress(FileNotFoundError):
+                if os.lstat(path).st_mtime < moment - _TEMP_MAX_AGE:
+                    os.unlink(path)
+
+    def _create_temp(self, temp: str, directory: str) -> int:
+        try:
+            return open_new_file(temp)
+        except FileNotFoundError:  # the first record of this shard
+            make_private_dirs(self.root, directory)
+        except FileExistsError:  # a crash's leftover, or a planted symlink
+            os.unlink(temp)
+        return open_new_file(temp)
