@@ -13,7 +13,7 @@ import argparse
 import sys
 import textwrap
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TextIO
 
 from . import secretkey
@@ -272,25 +272,43 @@ def command_init_db(args: argparse.Namespace) -> int:
         store.close()
 
 
-def _add_init_db_parser(commands: Any) -> None:
-    init_db = commands.add_parser(
-        "init-db",
-        help="create the SQL store's tables (store = sql), or print their DDL",
-        description=textwrap.fill(
-            "Create the tables of the SQL store (store = sql) if missing, for "
-            "deployments where the app's database user may not create them; "
-            "with --sql, print the statements instead, to run by hand."
-        ),
-        epilog=INIT_DB_EXAMPLES,
+def _add_store_command(
+    commands: Any,
+    name: str,
+    summary: str,
+    description: str,
+    epilog: str,
+    handler: Callable[[argparse.Namespace], int],
+) -> argparse.ArgumentParser:
+    """A subcommand that works on a store given by --config or the store options."""
+    command: argparse.ArgumentParser = commands.add_parser(
+        name,
+        help=summary,
+        description=textwrap.fill(description),
+        epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _add_store_arguments(init_db)
+    _add_store_arguments(command)
+    command.set_defaults(handler=handler, command_parser=command)
+    return command
+
+
+def _add_init_db_parser(commands: Any) -> None:
+    init_db = _add_store_command(
+        commands,
+        "init-db",
+        "create the SQL store's tables (store = sql), or print their DDL",
+        "Create the tables of the SQL store (store = sql) if missing, for "
+        "deployments where the app's database user may not create them; "
+        "with --sql, print the statements instead, to run by hand.",
+        INIT_DB_EXAMPLES,
+        command_init_db,
+    )
     init_db.add_argument(
         "--sql",
         action="store_true",
         help="print the CREATE TABLE and CREATE INDEX statements instead",
     )
-    init_db.set_defaults(handler=command_init_db, command_parser=init_db)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -307,32 +325,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_demo_parser(commands, STORE_KINDS + "\n" + SECRETS + "\n" + DEMO_EXAMPLES)
-    clear = commands.add_parser(
+    _add_store_command(
+        commands,
         "clear-expired",
-        help="remove expired sessions and print how many (for cron)",
-        description=textwrap.fill(
-            "Remove the expired sessions of a store and print how many. "
-            "Memcached, Redis and the cookie store expire sessions themselves "
-            "(it prints 0)."
-        ),
-        epilog=STORE_KINDS + "\n" + SECRETS + "\n" + CLEAR_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "remove expired sessions and print how many (for cron)",
+        "Remove the expired sessions of a store and print how many. "
+        "Memcached, Redis and the cookie store expire sessions themselves "
+        "(it prints 0).",
+        STORE_KINDS + "\n" + SECRETS + "\n" + CLEAR_EXAMPLES,
+        command_clear_expired,
     )
-    _add_store_arguments(clear)
-    clear.set_defaults(handler=command_clear_expired, command_parser=clear)
-    check = commands.add_parser(
+    _add_store_command(
+        commands,
         "check",
-        help="validate a configuration and reach its store once",
-        description=textwrap.fill(
-            "Validate the wsgisession keys of an ini file section (or "
-            "the store options given), build the store and reach it once. Exits "
-            "non-zero with the error."
-        ),
-        epilog=STORE_KINDS + "\n" + SECRETS + "\n" + CHECK_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "validate a configuration and reach its store once",
+        "Validate the wsgisession keys of an ini file section (or "
+        "the store options given), build the store and reach it once. Exits "
+        "non-zero with the error.",
+        STORE_KINDS + "\n" + SECRETS + "\n" + CHECK_EXAMPLES,
+        command_check,
     )
-    _add_store_arguments(check)
-    check.set_defaults(handler=command_check, command_parser=check)
     _add_init_db_parser(commands)
     add_user_commands(commands, _add_store_arguments, settings_from_arguments)
     return parser

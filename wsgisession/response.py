@@ -22,7 +22,6 @@ from .cleanup import Sweeper
 from .config import Settings
 from .cookies import (
     CookieAction,
-    SessionState,
     add_session_headers,
     cookie_values,
     decide,
@@ -203,10 +202,6 @@ class Response:
             self.status, headers, self.exc_info
         )
 
-    def state(self) -> SessionState:
-        """The session as the cookie policy sees it."""
-        return self.session.cookie_state(self.had_cookie)
-
     def cookie_headers(self, *, final: bool) -> Headers:
         """The ``Set-Cookie`` headers this response needs, saving first when ``final``.
 
@@ -259,7 +254,9 @@ class Response:
             return
         session.detect_changes()
         assert self.status is not None
-        wanted = decide(self.state(), self.setup.settings, self.status)
+        wanted = decide(
+            session.cookie_state(self.had_cookie), self.setup.settings, self.status
+        )
         if wanted is not CookieAction.SET:
             return
         if self.saved and not session.has_unsaved_changes():

@@ -157,7 +157,7 @@ class Session(ExpiryMethods, TestCookieMethods, MutableMapping[str, Any]):
         A script that opens a session with locking on calls it after ``save()``.
         """
         record = self._record
-        if record is not None and record.held_lock is not None:
+        if record is not None:
             record.release_lock()
 
     def load(self) -> None:
@@ -304,7 +304,7 @@ class Session(ExpiryMethods, TestCookieMethods, MutableMapping[str, Any]):
             self.modified,
             record.key is None and not self._data,
             had_cookie,
-            self._settings.reissue_time is not None and record.reissue_due(),
+            record.reissue_due(),
         )
 
     def reissue_due(self) -> bool:

@@ -90,11 +90,7 @@ class SessionRecord:
         parts = None if record is None else self.decode(record.payload)
         try:
             dead = record is None or (
-                parts is not None
-                and (
-                    parts.user is not None or self.settings.absolute_timeout is not None
-                )
-                and self._dead(parts, session_key)
+                parts is not None and self._dead(parts, session_key)
             )
         except BaseException:  # the user index unreachable: release, then raise
             if locked:
@@ -155,11 +151,7 @@ class SessionRecord:
         """How long the record lives if saved ``now``: the expiry rule, cut by
         ``absolute_timeout``."""
         settings = self.settings
-        expiry = self.expiry
-        if expiry is None:
-            age = settings.cookie_age
-        else:
-            age = rules.seconds_left(expiry, now, settings.cookie_age)
+        age = rules.seconds_left(self.expiry, now, settings.cookie_age)
         timeout = settings.absolute_timeout
         if timeout is None:
             return age
