@@ -11,14 +11,16 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from browser import cookie, start_chromium, stop_chromium
 from demo_process import DemoProcess
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.wait import WebDriverWait
 
@@ -55,11 +57,26 @@ def text(driver: WebDriver, element: str) -> str:
     return str(driver.find_element(By.ID, element).text)
 
 
+def replaced(old: WebElement) -> Callable[[WebDriver], bool]:
+    """Whether ``old`` has left the page: stale, or (Chromium, mid-navigation)
+    a node that "does not belong to the document"."""
+
+    def check(driver: WebDriver) -> bool:
+        try:
+            return bool(staleness_of(old)(driver))
+        except WebDriverException as exc:
+            if "does not belong to the document" in str(exc):
+                return True
+            raise
+
+    return check
+
+
 def click(driver: WebDriver, action: str) -> str:
     """Click the button of ``action``; the report the next page shows."""
     old = driver.find_element(By.ID, "report")
     driver.find_element(By.ID, action).click()
-    WebDriverWait(driver, 10).until(staleness_of(old))  # the next page replaced it
+    WebDriverWait(driver, 10).until(replaced(old))  # the next page replaced it
     return text(driver, "report")
 
 
