@@ -19,11 +19,13 @@ all immutable are kept; each request receives its own copy of the dict.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 
+from ._recordtext import DataText, changed_data_text, data_text, record_text
 from .errors import UnserializableValue
 from .expiry import Expiry, decode_moment
-from .serializers import Serializer, TaggedJSONSerializer, record_text
+from .serializers import Serializer, TaggedJSONSerializer
 
 __all__ = [
     "FORMAT_VERSION",
@@ -32,6 +34,8 @@ __all__ = [
     "Envelope",
     "decode",
     "encode",
+    "encode_text",
+    "forget",
     "remember",
 ]
 
@@ -59,7 +63,34 @@ class CorruptRecord(ValueError):
 
 def encode(serializer: Serializer, envelope: Envelope) -> bytes:
     """The record's bytes; an unserializable value is reported by its key."""
+    return encode_text(serializer, envelope)[0]
+
+
+def encode_text(
+    serializer: Serializer,
+    envelope: Envelope,
+    previous: bytes | None = None,
+    changed: Iterable[str] = (),
+) -> tuple[bytes, DataText | None]:
+    """The record's bytes, and the text of its data to :func:`remember` them with.
+
+    ``previous`` is the payload the data was loaded from and ``changed``
+    the keys set since: when that payload's text is kept, only their items
+    are written again.
+    """
     data, created, expiry, saved_at, user = envelope
+    if type(serializer) is TaggedJSONSerializer and FORMAT_VERSION == 1:
+        text = None
+        if previous is not None:
+            kept = _decoded.get(previous)
+            if kept is not None and kept[1] is not None:
+                text = changed_data_text(kept[1], data, changed)
+        if text is None:
+            text = data_text(data)
+        if text is not None:
+            joined = record_text(text, created, expiry, saved_at, user)
+            if joined is not None:
+                return joined.encode("utf-8"), text
     record = {"v": FORMAT_VERSION, "data": data, "created": created, "expiry": expiry}
     if saved_at is not None:
         record["saved"] = saved_at
@@ -67,11 +98,7 @@ def encode(serializer: Serializer, envelope: Envelope) -> bytes:
         record["user"] = user
     dumps = serializer.dumps
     try:
-        if type(serializer) is TaggedJSONSerializer:
-            text = record_text(record)  # plain values: joined from kept pieces
-            if text is not None:
-                return text.encode("utf-8")
-        return dumps(record)
+        return dumps(record), None
     except Exception as exc:
         for key, value in data.items():
             try:
@@ -86,7 +113,7 @@ def decode(serializer: Serializer, payload: bytes) -> Envelope:
     if type(serializer) is TaggedJSONSerializer and len(payload) <= _KEPT_RECORD_BYTES:
         kept = _decoded.get(payload)
         if kept is not None:
-            data, created, expiry, saved_at, user = kept
+            data, created, expiry, saved_at, user = kept[0]
             return Envelope(dict(data), created, expiry, saved_at, user)
     try:
         record = serializer.loads(payload)
@@ -114,34 +141,49 @@ def decode(serializer: Serializer, payload: bytes) -> Envelope:
 
 
 # The records decoded or saved lately, by their bytes: every part, the data
-# in a dict of its own that no request ever receives.
-_decoded: dict[bytes, Envelope] = {}
+# in a dict of its own that no request ever receives, and the JSON text of
+# the data when this process wrote it (for the next save to start from).
+_decoded: dict[bytes, tuple[Envelope, DataText | None]] = {}
 _KEPT_RECORDS = 256
 _KEPT_RECORD_BYTES = 4096
 _STR_ONLY = frozenset((str,))
+
+
+def forget(payload: bytes) -> None:
+    """Drop the decoding of ``payload`` (a record saved over): no request reads it again."""
+    _decoded.pop(payload, None)
 
 
 def remember(
     serializer: Serializer,
     payload: bytes,
     parts: Envelope,
-    replaces: bytes | None = None,
+    text: DataText | None = None,
 ) -> None:
     """Keep ``parts`` as the decoding of ``payload``, if it may be (see above).
 
-    ``replaces`` is the record's previous payload, saved over: it is dropped.
+    ``text`` is the text :func:`encode_text` made of the data: its values are
+    then known to be plain.
     """
-    if replaces is not None:
-        _decoded.pop(replaces, None)
     data = parts.data
     if (
         type(serializer) is TaggedJSONSerializer
         and len(payload) <= _KEPT_RECORD_BYTES
         and payload not in _decoded
-        and IMMUTABLE_TYPES.issuperset(map(type, data.values()))
-        and _STR_ONLY.issuperset(map(type, data))  # keys as JSON gives them back
+        and (
+            text is not None
+            or (
+                IMMUTABLE_TYPES.issuperset(map(type, data.values()))
+                and _STR_ONLY.issuperset(
+                    map(type, data)
+                )  # keys as JSON gives them back
+            )
+        )
     ):
         if len(_decoded) >= _KEPT_RECORDS:
             del _decoded[next(iter(_decoded))]  # the oldest
         _, created, expiry, saved_at, user = parts
-        _decoded[payload] = Envelope(dict(data), created, expiry, saved_at, user)
+        _decoded[payload] = (
+            Envelope(dict(data), created, expiry, saved_at, user),
+            text,
+        )

@@ -19,11 +19,9 @@ import base64
 import datetime
 import decimal
 import json
-import math
 import pickle
 import uuid
 from collections.abc import Callable
-from json.encoder import encode_basestring
 from typing import Any, Protocol
 
 try:
@@ -157,116 +155,6 @@ def _untag(obj: dict[str, Any]) -> Any:
 # that passes options.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 _DECODER = json.JSONDecoder(object_hook=_untag)
-
-
-# -- the record text, joined from pieces of JSON kept by value ---------------
-#
-# A write request changes a value or two of its session and saves the whole
-# record again, so most of what it writes, the same strings, was written by
-# the save before. The JSON text of each plain string (up to
-# MAX_KEPT_LENGTH characters) and float is kept, by value, and a
-# record of plain values is joined from those pieces: the escaping and the
-# float formatting, the bulk of the work, are done once per value rather than
-# once per save. The text is exactly what json.JSONEncoder with
-# separators=(",", ":"), ensure_ascii=False writes (a test compares
-# them); anything else (a value that needs a tag, a key that is not a
-# string) answers None and the caller encodes it the general way.
-
-#: Longer strings are escaped on every save (kept, they would cost memory
-#: for little gain: their encoding is a small part of writing them).
-MAX_KEPT_LENGTH = 1024
-_MAX_KEPT = 4096
-
-_strings: dict[str, str] = {}
-_floats: dict[float, str] = {}
-_RECORD_KEYS = {
-    key: encode_basestring(key)
-    for key in ("v", "data", "created", "expiry", "saved", "user")
-}
-
-
-def _string(value: str) -> str:
-    text = _strings.get(value)
-    if text is None:
-        text = encode_basestring(value)
-        if len(value) <= MAX_KEPT_LENGTH:
-            if len(_strings) >= _MAX_KEPT:
-                _strings.clear()
-            _strings[value] = text
-    return text
-
-
-def _scalar(value: Any) -> str | None:
-    """The JSON of a plain scalar; None for anything that needs the encoder."""
-    kind = type(value)
-    if kind is str:
-        return _string(value)
-    if kind is int:
-        return int.__repr__(value)
-    if kind is float:
-        text = _floats.get(value)
-        if text is None:
-            # 0.0 == -0.0 and NaN != NaN: neither is kept; NaN and the
-            # infinities are the encoder's to write.
-            if not math.isfinite(value):
-                return None
-            text = float.__repr__(value)
-            if value:
-                if len(_floats) >= _MAX_KEPT:
-                    _floats.clear()
-                _floats[value] = text
-        return text
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    return None
-
-
-def _object(data: dict[Any, Any]) -> str | None:
-    """The JSON of a dict of plain values under string keys, else None."""
-    if len(data) == 1:
-        key = next(iter(data))
-        if type(key) is str and key.startswith(" "):  # the tag scheme wraps it
-            return None
-    kept = _strings.get
-    pieces = []
-    for key, value in data.items():
-        if type(key) is not str:
-            return None
-        text: str | None
-        if type(value) is str:
-            text = kept(value) or _string(value)
-        else:
-            text = _scalar(value)
-            if text is None:
-                return None
-        pieces.append(f"{kept(key) or _string(key)}:{text}")
-    return "{" + ",".join(pieces) + "}"
-
-
-def record_text(record: dict[str, Any]) -> str | None:
-    """The JSON of a record whose ``"data"`` is a dict and other values scalars.
-
-    None if some value needs the encoder (a tag, a non-string key, NaN).
-    """
-    kept_floats = _floats.get
-    pieces = []
-    for key, value in record.items():
-        kind = type(value)
-        text: str | None
-        if kind is dict:
-            text = _object(value)
-        elif kind is float:
-            text = kept_floats(value) or _scalar(value)
-        else:
-            text = _scalar(value)
-        if text is None:
-            return None
-        pieces.append(f"{_RECORD_KEYS.get(key) or _string(key)}:{text}")
-    return "{" + ",".join(pieces) + "}"
 
 
 class TaggedJSONSerializer:

@@ -17,6 +17,7 @@ from typing import Any
 
 from . import clock, envelope
 from . import expiry as rules
+from ._recordtext import DataText
 from .changes import ChangeSet
 from .config import Settings
 from .envelope import CorruptRecord, Envelope
@@ -186,8 +187,10 @@ class SessionRecord:
     ) -> dict[str, Any]:
         """Store ``data`` as a new record under a new (or reserved) key."""
         now = clock.now()
+        if not self.stored:  # first saved now
+            self.created = now
         parts = Envelope(data, self.created, self.expiry, now, user)
-        payload = envelope.encode(self.serializer, parts)
+        payload, _ = envelope.encode_text(self.serializer, parts)
         age = self.seconds_left(now)
         store = self.store
         key = (None if fresh else self.key) or store.generate_key()
@@ -204,7 +207,9 @@ class SessionRecord:
                 f"{store!r} refused {_CREATE_ATTEMPTS} fresh session keys"
             )
         record = Record(payload, now + age)
-        return self._saved(stored_key, parts, record, changes)
+        # Not kept for decoding: many new sessions never come back, and one
+        # that does is decoded once, then kept.
+        return self._saved(stored_key, parts, record, changes, None, keep=False)
 
     def update(self, data: dict[str, Any], changes: ChangeSet | None) -> dict[str, Any]:
         """Apply ``changes`` to the stored record as it is now, atomically."""
@@ -217,17 +222,21 @@ class SessionRecord:
                 raise SessionInterrupted()
             if loaded is not None and current == loaded.payload:  # unchanged since
                 parts = Envelope(data, self.created, self.expiry, now, self.user)
+                changed = () if changes is None else changes.changed
+                payload, text = envelope.encode_text(
+                    self.serializer, parts, current, changed
+                )
             else:
                 parts = self._merged_with(current, data, changes, now)
-            payload = envelope.encode(self.serializer, parts)
+                payload, text = envelope.encode_text(self.serializer, parts)
             age = self.seconds_left(now)
-            outcome[:] = [parts, Record(payload, now + age)]
+            outcome[:] = [parts, Record(payload, now + age), text]
             return payload, now + age
 
         assert self.key is not None
         key = self.store.update(self.key, merge, loaded)
-        parts, record = outcome
-        return self._saved(key, parts, record, changes)
+        parts, record, text = outcome
+        return self._saved(key, parts, record, changes, text)
 
     def _merged_with(
         self,
@@ -250,13 +259,18 @@ class SessionRecord:
         parts: Envelope,
         record: Record,
         changes: ChangeSet | None,
+        text: DataText | None,
+        *,
+        keep: bool = True,
     ) -> dict[str, Any]:
         previous = self.loaded
         self.key, self.stored, self.loaded = key, True, record
         data, self.created, self.expiry, self.saved_at, self.user = parts
         serializer = self.serializer
-        replaces = None if previous is None else previous.payload
-        envelope.remember(serializer, record.payload, parts, replaces)
+        if previous is not None:
+            envelope.forget(previous.payload)
+        if keep:
+            envelope.remember(serializer, record.payload, parts, text=text)
         if changes is not None:
             changes.watch(data, serializer.dumps)
         return data

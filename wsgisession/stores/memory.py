@@ -31,9 +31,11 @@ class MemoryStore(Store):
     def __init__(self) -> None:
         self._records: dict[str, tuple[bytes, float]] = {}
         self._lock = threading.Lock()
-        # (expires_at, name) of every write, for sweep_expired(); an entry
-        # whose record was rewritten since is skipped, and the heap is
-        # rebuilt when such entries outnumber the records.
+        # (expires_at, name) entries for sweep_expired(): every record has
+        # one no later than its expiry. A save that moves the expiry later
+        # (the usual case) pushes nothing: the sweep finds the record still
+        # live and pushes its new expiry then. The heap is rebuilt when
+        # stale entries outnumber the records.
         self._expiries: list[tuple[float, str]] = []
         self._held: dict[str, tuple[str, float]] = {}
         # user id -> record names of the user's sessions, and back: an entry
@@ -50,7 +52,11 @@ class MemoryStore(Store):
 
     def _put(self, name: str, payload: bytes, expires_at: float) -> None:
         """Store a record (caller holds ``_lock``) and remember when it expires."""
-        self._records[name] = (payload, expires_at)
+        records = self._records
+        previous = records.get(name)
+        records[name] = (payload, expires_at)
+        if previous is not None and previous[1] <= expires_at:
+            return  # its entry comes no later than the new expiry
         heapq.heappush(self._expiries, (expires_at, name))
         if len(self._expiries) > 2 * len(self._records) + 64:
             self._expiries = [(at, n) for n, (_, at) in self._records.items()]
@@ -149,9 +155,13 @@ class MemoryStore(Store):
             while removed < limit and self._expiries and self._expiries[0][0] <= moment:
                 expires_at, name = heapq.heappop(self._expiries)
                 record = self._records.get(name)
-                if record is not None and record[1] == expires_at:
+                if record is None or record[1] < expires_at:
+                    continue  # gone, or an earlier entry stands for it
+                if record[1] <= moment:
                     self._drop(name)
                     removed += 1
+                else:  # saved since with a later expiry: its entry moves
+                    heapq.heappush(self._expiries, (record[1], name))
         self._drop_stale_locks()
         return removed
 

@@ -1,0 +1,173 @@
+"""A record's JSON text, joined from pieces kept by value and by record.
+
+A write request changes a value or two of its session and saves the whole
+record again, so most of what it writes was written by the save before.
+Two things are kept so that the work is not done again:
+
+- the JSON text of each plain string (up to :data:`MAX_KEPT_LENGTH`
+  characters) and float, by value: escaping and float formatting are done
+  once per value rather than once per save;
+- the text of each item of a saved record's data (:class:`DataText`), so
+  that the next save of that record rewrites only the items its request
+  set (:func:`changed_data_text`).
+
+The text is exactly what ``json.JSONEncoder`` with ``separators=(",", ":")``
+and ``ensure_ascii=False`` writes for the record (a test compares them).
+Anything else (a value that needs a tag, a key that is not a string, NaN)
+answers None, and the caller encodes it the general way.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from json.encoder import encode_basestring
+from typing import Any, NamedTuple
+
+__all__ = [
+    "MAX_KEPT_LENGTH",
+    "DataText",
+    "changed_data_text",
+    "data_text",
+    "record_text",
+]
+
+#: Longer strings are escaped on every save (kept, they would cost memory
+#: for little gain: their encoding is a small part of writing them).
+MAX_KEPT_LENGTH = 1024
+_MAX_KEPT = 4096
+
+_strings: dict[str, str] = {}
+_floats: dict[float, str] = {}
+
+
+class DataText(NamedTuple):
+    """The JSON of a session's data: its keys in order, and each item's text."""
+
+    keys: tuple[str, ...]
+    #: ``"key":value`` for each key, in the same order.
+    items: tuple[str, ...]
+
+
+def _string(value: str) -> str:
+    text = _strings.get(value)
+    if text is None:
+        text = encode_basestring(value)
+        if len(value) <= MAX_KEPT_LENGTH:
+            if len(_strings) >= _MAX_KEPT:
+                _strings.clear()
+            _strings[value] = text
+    return text
+
+
+def _scalar(value: Any) -> str | None:
+    """The JSON of a plain scalar; None for anything that needs the encoder."""
+    kind = type(value)
+    if kind is str:
+        return _strings.get(value) or _string(value)
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float:
+        text = _floats.get(value)
+        if text is None:
+            # 0.0 == -0.0 and NaN != NaN: neither is kept; NaN and the
+            # infinities are the encoder's to write.
+            if not math.isfinite(value):
+                return None
+            text = float.__repr__(value)
+            if value:
+                if len(_floats) >= _MAX_KEPT:
+                    _floats.clear()
+                _floats[value] = text
+        return text
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    return None
+
+
+def _moment(value: Any) -> str | None:
+    """The JSON of a save's time stamp: formatted, never kept (each save has its own)."""
+    if type(value) is float and math.isfinite(value):
+        return float.__repr__(value)
+    return _scalar(value)
+
+
+def _item(key: Any, value: Any) -> str | None:
+    if type(key) is not str:
+        return None
+    text = _scalar(value)
+    if text is None:
+        return None
+    return f"{_strings.get(key) or _string(key)}:{text}"
+
+
+def data_text(data: dict[Any, Any]) -> DataText | None:
+    """The JSON of a dict of plain values under string keys, else None."""
+    if len(data) == 1:
+        key = next(iter(data))
+        if type(key) is str and key.startswith(" "):  # the tag scheme wraps it
+            return None
+    items = []
+    for key, value in data.items():
+        item = _item(key, value)
+        if item is None:
+            return None
+        items.append(item)
+    return DataText(tuple(data), tuple(items))
+
+
+def changed_data_text(
+    previous: DataText, data: dict[str, Any], changed: Iterable[str]
+) -> DataText | None:
+    """The JSON of ``data``: ``previous`` with the items of ``changed`` rewritten.
+
+    ``data`` must hold the values ``previous`` was made from, except under
+    ``changed``; None if its keys are not those of ``previous`` in the same
+    order (a key added, deleted or moved) or a changed value is not plain.
+    """
+    keys = previous.keys
+    if tuple(data) != keys:
+        return None
+    items = list(previous.items)
+    for key in changed:
+        item = _item(key, data[key])
+        if item is None:
+            return None
+        items[keys.index(key)] = item
+    return DataText(keys, tuple(items))
+
+
+def record_text(
+    data: DataText,
+    created: Any,
+    expiry: Any,
+    saved_at: Any = None,
+    user: Any = None,
+) -> str | None:
+    """The JSON of the record ``{"v": 1, "data": ..., "created": ..., "expiry": ...}``.
+
+    ``"saved"`` and ``"user"`` follow when not None, as the envelope writes them.
+    """
+    created_text = _scalar(created)  # kept: the same at every save of a session
+    expiry_text = _scalar(expiry)
+    if created_text is None or expiry_text is None:
+        return None
+    text = (
+        f'{{"v":1,"data":{{{",".join(data.items)}}},'
+        f'"created":{created_text},"expiry":{expiry_text}'
+    )
+    if saved_at is not None:
+        saved_text = _moment(saved_at)
+        if saved_text is None:
+            return None
+        text += f',"saved":{saved_text}'
+    if user is not None:
+        user_text = _scalar(user)
+        if user_text is None:
+            return None
+        text += f',"user":{user_text}'
+    return text + "}"
