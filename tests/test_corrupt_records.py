@@ -106,7 +106,7 @@ def _memory(tmp_path: Path, request: pytest.FixtureRequest) -> Target:
 
     def put_payload(session_id: str, payload: bytes) -> None:
         name = storage_key(session_id)
-        store._records[name] = (payload, store._records[name][1])
+        store._records[name] = store._records[name]._replace(payload=payload)
 
     def put_raw(session_id: str, raw: Any) -> None:
         raise AssertionError("MemoryStore keeps Python tuples: no framing to corrupt")

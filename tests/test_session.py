@@ -460,7 +460,7 @@ def test_corrupt_record_loads_empty_and_next_save_replaces_it(
 ) -> None:
     key = saved(store, a=1)
     name = storage_key(key)
-    store._records[name] = (b"\x00garbage", store._records[name][1])
+    store._records[name] = store._records[name]._replace(payload=b"\x00garbage")
     session = Session(store, session_key=key)
     with caplog.at_level(logging.WARNING):
         assert session.get("a") is None

@@ -68,7 +68,9 @@ class View:
     def records(self) -> dict[str, bytes]:
         """Everything the backing holds for sessions: name -> stored bytes."""
         assert isinstance(self.store, stores.MemoryStore)
-        return {n: p + repr(at).encode() for n, (p, at) in self.store._records.items()}
+        return {
+            n: p + repr(at).encode() for n, (p, at, _) in self.store._records.items()
+        }
 
     def dump(self) -> bytes:
         """Every byte the backing holds, names included."""

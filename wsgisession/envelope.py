@@ -19,6 +19,7 @@ all immutable are kept; each request receives its own copy of the dict.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
@@ -55,6 +56,10 @@ class Envelope(NamedTuple):
     expiry: Expiry
     saved_at: float | None = None
     user: str | None = None
+
+
+#: ``Envelope`` from a tuple of its five parts, without a Python-level call.
+_envelope = functools.partial(tuple.__new__, Envelope)
 
 
 class CorruptRecord(ValueError):
@@ -114,7 +119,7 @@ def decode(serializer: Serializer, payload: bytes) -> Envelope:
         kept = _decoded.get(payload)
         if kept is not None:
             data, created, expiry, saved_at, user = kept[0]
-            return Envelope(dict(data), created, expiry, saved_at, user)
+            return _envelope((dict(data), created, expiry, saved_at, user))
     try:
         record = serializer.loads(payload)
         format_version = record.get("v")

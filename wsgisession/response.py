@@ -150,11 +150,17 @@ class Response:
             type(result) is list
             and self.server_write is None
             and self.status is not None
-            and not is_touched(session.accessed, session.modified, self.setup.settings)
-        ):  # untouched, the most common case: the headers go through as they are
-            self.server_write = self.server_start_response(
-                self.status, self.headers, self.exc_info
-            )
+        ):  # the most common case: a complete body, headers not sent yet
+            if not is_touched(session.accessed, session.modified, self.setup.settings):
+                # untouched: the headers go through as they are
+                self.server_write = self.server_start_response(
+                    self.status, self.headers, self.exc_info
+                )
+                return result
+            try:
+                self.send_headers(final=True, touched=True)
+            finally:
+                session.release_lock()
             return result
         if isinstance(result, (list, tuple)) or self._is_file_wrapper(result):
             try:
@@ -188,11 +194,17 @@ class Response:
         else:
             self.save_late()
 
-    def send_headers(self, *, final: bool) -> None:
+    def send_headers(self, *, final: bool, touched: bool = False) -> None:
+        """Send the app's headers, with the session's cookie if it needs one.
+
+        ``touched`` is for a caller that has just seen :func:`is_touched` say so.
+        """
         assert self.status is not None
         headers = self.headers
         session = self.session
-        if is_touched(session.accessed, session.modified, self.setup.settings):
+        if touched or is_touched(
+            session.accessed, session.modified, self.setup.settings
+        ):
             cookies = self.cookie_headers(final=final)
             if session.accessed:
                 headers = headers + cookies

@@ -88,7 +88,12 @@ class SessionRecord:
             self.acquire_lock(session_key)
             locked = True
             record = store.load(session_key)  # as it is now, under the lock
-        parts = None if record is None else self.decode(record.payload)
+        parts = None
+        if record is not None:
+            try:
+                parts = envelope.decode(self.serializer, record.payload)
+            except CorruptRecord as exc:
+                self._log_corrupt(exc)
         try:
             dead = record is None or (
                 parts is not None and self._dead(parts, session_key)
@@ -112,12 +117,15 @@ class SessionRecord:
         try:
             return envelope.decode(self.serializer, payload)
         except CorruptRecord as exc:
-            logger.warning(
-                "corrupt session record in %r (%s); starting an empty session",
-                self.store,
-                exc,
-            )
+            self._log_corrupt(exc)
             return None
+
+    def _log_corrupt(self, exc: CorruptRecord) -> None:
+        logger.warning(
+            "corrupt session record in %r (%s); starting an empty session",
+            self.store,
+            exc,
+        )
 
     def _dead(self, parts: Envelope, session_key: str) -> bool:
         """Whether a stored session must load as absent: past ``absolute_timeout``,

@@ -29,7 +29,7 @@ class MemoryStore(Store):
     supports_user_sessions = True
 
     def __init__(self) -> None:
-        self._records: dict[str, tuple[bytes, float]] = {}
+        self._records: dict[str, Record] = {}
         self._lock = threading.Lock()
         # (expires_at, name) entries for sweep_expired(): every record has
         # one no later than its expiry. A save that moves the expiry later
@@ -44,7 +44,7 @@ class MemoryStore(Store):
         self._owners: dict[str, str] = {}
         self._released = threading.Condition()
 
-    def _live(self, name: str) -> tuple[bytes, float] | None:
+    def _live(self, name: str) -> Record | None:
         record = self._records.get(name)
         if record is None or record[1] <= now():
             return None
@@ -54,17 +54,16 @@ class MemoryStore(Store):
         """Store a record (caller holds ``_lock``) and remember when it expires."""
         records = self._records
         previous = records.get(name)
-        records[name] = (payload, expires_at)
+        records[name] = Record(payload, expires_at)
         if previous is not None and previous[1] <= expires_at:
             return  # its entry comes no later than the new expiry
         heapq.heappush(self._expiries, (expires_at, name))
         if len(self._expiries) > 2 * len(self._records) + 64:
-            self._expiries = [(at, n) for n, (_, at) in self._records.items()]
+            self._expiries = [(r.expires_at, n) for n, r in self._records.items()]
             heapq.heapify(self._expiries)
 
     def load(self, session_key: str) -> Record | None:
-        record = self._live(storage_key(session_key))
-        return None if record is None else Record(record[0], record[1])
+        return self._live(storage_key(session_key))
 
     def create(self, session_key: str, payload: bytes, expires_at: float) -> str | None:
         name = storage_key(session_key)
@@ -109,7 +108,7 @@ class MemoryStore(Store):
             self._prune(names)
             if not names:
                 self._users.pop(user_id, None)
-            return {name: Record(*self._records[name]) for name in names}
+            return {name: self._records[name] for name in names}
 
     def _prune(self, names: set[str]) -> None:
         """Drop the names whose record is gone or expired (caller holds ``_lock``)."""
@@ -137,7 +136,7 @@ class MemoryStore(Store):
     def clear_expired(self, progress: Progress | None = None) -> int:
         with self._lock:
             moment = now()
-            expired = [name for name, (_, at) in self._records.items() if at <= moment]
+            expired = [n for n, r in self._records.items() if r.expires_at <= moment]
             for name in expired:
                 self._drop(name)
         self._drop_stale_locks()
