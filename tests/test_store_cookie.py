@@ -18,7 +18,11 @@ from itsdangerous import Signer
 
 from wsgisession.errors import ConfigError, SessionCookieTooLarge
 from wsgisession.stores.base import Record, now
-from wsgisession.stores.cookie import MAX_VALUE_SIZE, SignedCookieStore
+from wsgisession.stores.cookie import (
+    COMPRESS_THRESHOLD,
+    MAX_VALUE_SIZE,
+    SignedCookieStore,
+)
 
 LOGGER = "wsgisession.stores.cookie"
 SECRET = "current-secret-key-0123456789abcdef"
@@ -366,6 +370,14 @@ def test_payload_below_threshold_is_not_compressed() -> None:
     payload = b"a" * 99
     assert body_bytes(store.create("", payload, later())).endswith(payload)
     assert payload not in body_bytes(store.create("", b"a" * 100, later()))
+
+
+def test_the_default_threshold_leaves_small_records_uncompressed(
+    store: SignedCookieStore,
+) -> None:
+    small = b"a" * (COMPRESS_THRESHOLD - 1)
+    assert body_bytes(store.create("", small, later())).endswith(small)
+    assert small not in body_bytes(store.create("", small + b"a", later()))
 
 
 def test_incompressible_payload_is_stored_as_is(store: SignedCookieStore) -> None:

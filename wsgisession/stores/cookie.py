@@ -50,7 +50,7 @@ from .base import IniOption, Merge, Progress, Record, Store, now
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-__all__ = ["MAX_VALUE_SIZE", "SignedCookieStore"]
+__all__ = ["COMPRESS_THRESHOLD", "MAX_VALUE_SIZE", "SignedCookieStore"]
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +68,10 @@ _NONCE_SIZE = 12
 # Raw deflate with a 4 KB window: a cookie is smaller than that anyway, and
 # setting up zlib's default 32 KB window costs ten times the compression.
 _WBITS, _MEMLEVEL = -12, 4
+#: Payloads this long or longer are compressed (when that makes them
+#: shorter). zlib's setup costs as much for 100 bytes as for 1000, and
+#: compressing a small record saves a few dozen bytes of cookie at most.
+COMPRESS_THRESHOLD = 256
 _NO_CRYPTO = "encrypt = true needs the 'crypto' extra: pip install wsgisession[crypto]"
 
 
@@ -219,7 +223,7 @@ class SignedCookieStore(Store):
         fallbacks: Sequence[str | bytes] = (),
         *,
         encrypt: bool = False,
-        compress_threshold: int = 64,
+        compress_threshold: int = COMPRESS_THRESHOLD,
     ) -> None:
         secrets = _secrets(secret_key, fallbacks)
         if not isinstance(encrypt, bool):
