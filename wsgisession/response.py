@@ -151,8 +151,12 @@ class Response:
             and self.server_write is None
             and self.status is not None
         ):  # the most common case: a complete body, headers not sent yet
-            if not is_touched(session.accessed, session.modified, self.setup.settings):
-                # untouched: the headers go through as they are
+            # is_touched(), spelled out: every request of the app comes here.
+            if not (
+                session.accessed
+                or session.modified
+                or self.setup.settings.save_every_request
+            ):  # untouched: the headers go through as they are
                 self.server_write = self.server_start_response(
                     self.status, self.headers, self.exc_info
                 )

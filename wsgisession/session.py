@@ -70,15 +70,22 @@ class Session(ExpiryMethods, TestCookieMethods, MutableMapping[str, Any]):
         """The middleware's constructor, bound once: its arguments are already checked.
 
         Every request gets a session, touched or not, so the sessions it
-        makes skip the checks ``__init__`` makes on arguments given by hand.
+        makes skip the checks ``__init__`` makes on arguments given by hand,
+        and are of a subclass made here that holds the store, settings and
+        serializer they share: each request sets only its key source.
         """
+        shared = {
+            "_store": store,
+            "_settings": settings,
+            "_serializer": serializer,
+            "__module__": cls.__module__,
+            "__qualname__": cls.__qualname__,
+        }
+        bound: type[Session] = type(cls.__name__, (cls,), shared)
         new = object.__new__
 
         def for_request(key_source: KeySource | None) -> Session:
-            session = new(cls)
-            session._store = store
-            session._settings = settings
-            session._serializer = serializer
+            session = new(bound)
             session._key_source = key_source
             return session
 
