@@ -19,6 +19,7 @@ answers None, and the caller encodes it the general way.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 from json.encoder import encode_basestring
@@ -47,6 +48,10 @@ class DataText(NamedTuple):
     keys: tuple[str, ...]
     #: ``"key":value`` for each key, in the same order.
     items: tuple[str, ...]
+
+
+#: ``DataText`` from a tuple of its parts, without a Python-level constructor.
+_data_text = functools.partial(tuple.__new__, DataText)
 
 
 def _string(value: str) -> str:
@@ -117,7 +122,7 @@ def data_text(data: dict[Any, Any]) -> DataText | None:
         if item is None:
             return None
         items.append(item)
-    return DataText(tuple(data), tuple(items))
+    return _data_text((tuple(data), tuple(items)))
 
 
 def changed_data_text(
@@ -138,7 +143,7 @@ def changed_data_text(
         if item is None:
             return None
         items[keys.index(key)] = item
-    return DataText(keys, tuple(items))
+    return _data_text((keys, tuple(items)))
 
 
 def record_text(
@@ -156,18 +161,18 @@ def record_text(
     expiry_text = _scalar(expiry)
     if created_text is None or expiry_text is None:
         return None
-    text = (
-        f'{{"v":1,"data":{{{",".join(data.items)}}},'
-        f'"created":{created_text},"expiry":{expiry_text}'
-    )
+    pieces = ['{"v":1,"data":{', ",".join(data.items), '},"created":', created_text]
+    pieces += [',"expiry":', expiry_text]
     if saved_at is not None:
-        saved_text = _moment(saved_at)
+        # A new session is saved at the moment it is created.
+        saved_text = created_text if saved_at is created else _moment(saved_at)
         if saved_text is None:
             return None
-        text += f',"saved":{saved_text}'
+        pieces += [',"saved":', saved_text]
     if user is not None:
         user_text = _scalar(user)
         if user_text is None:
             return None
-        text += f',"user":{user_text}'
-    return text + "}"
+        pieces += [',"user":', user_text]
+    pieces.append("}")
+    return "".join(pieces)
