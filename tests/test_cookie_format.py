@@ -85,6 +85,23 @@ def test_deleting_cookie_is_what_dump_cookie_makes(settings, secure):
     assert cookies.deleting_cookie(settings, secure) == ("Set-Cookie", expected)
 
 
+def test_a_header_is_made_afresh_for_another_second_value_or_settings() -> None:
+    settings, value = Settings(), "k" * 43
+    with fake_clock(1_700_000_000.0) as clock:
+        first = cookies.session_cookie(settings, value, 60, False)
+        assert cookies.session_cookie(settings, value, 60, False) is first
+        assert first == ("Set-Cookie", werkzeug_header(settings, value, 60, False))
+        clock.advance(1)
+        next_second = cookies.session_cookie(settings, value, 60, False)
+        other_value = cookies.session_cookie(settings, "j" * 43, 60, False)
+        other_settings = cookies.session_cookie(
+            Settings(cookie_name="other"), value, 60, False
+        )
+    assert f"Expires={http_date(1_700_000_061)}" in next_second[1]
+    assert other_value[1].startswith("sessionid=" + "j" * 43)
+    assert other_settings[1].startswith("other=" + value)
+
+
 @pytest.mark.parametrize("max_age", [None, 0, 60, 1209600])
 @pytest.mark.parametrize("secure", [False, True])
 def test_default_set_cookie_is_what_dump_cookie_makes(max_age, secure):

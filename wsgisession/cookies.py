@@ -80,11 +80,11 @@ def decide(state: SessionState, settings: Settings, status: str) -> CookieAction
         return CookieAction.NOTHING
     if state.empty:
         return CookieAction.DELETE if state.had_cookie else CookieAction.NOTHING
+    if not (state.modified or settings.save_every_request or state.reissue_due):
+        return CookieAction.NOTHING
     if int(status[:3]) >= 500 and not settings.save_on_error:
         return CookieAction.NOTHING
-    if state.modified or settings.save_every_request or state.reissue_due:
-        return CookieAction.SET
-    return CookieAction.NOTHING
+    return CookieAction.SET
 
 
 # A header of plain ``name=value`` pairs joined by "; ", as browsers send
@@ -135,10 +135,9 @@ def is_secure(settings: Settings, environ: Mapping[str, object]) -> bool:
 _last_expires: tuple[int, str] = (0, "")
 
 
-def expires_date(max_age: int) -> str:
-    """The ``Expires`` attribute matching ``Max-Age=max_age`` sent now."""
+def expires_at_date(moment: int) -> str:
+    """The ``Expires`` attribute for the Unix second ``moment``."""
     global _last_expires
-    moment = int(clock.now()) + max_age
     cached_moment, text = _last_expires
     if moment != cached_moment:
         text = http_date(moment)
@@ -159,6 +158,11 @@ def cookie_attributes(settings: Settings, secure: bool) -> dict[str, Any]:
     }
 
 
+# The last header made, with what it was made of: a session saved again
+# within the same second sends the same one.
+_last_cookie: tuple[Any, ...] = ()
+
+
 def session_cookie(
     settings: Settings, value: str, max_age: int | None, secure: bool
 ) -> tuple[str, str]:
@@ -166,21 +170,35 @@ def session_cookie(
 
     Raises :class:`SessionCookieTooLarge` if browsers would drop it.
     """
+    global _last_cookie
+    expires = None if max_age is None else int(clock.now()) + max_age
+    last = _last_cookie
+    if (
+        last
+        and last[0] is settings
+        and last[1] == secure
+        and last[2] == value
+        and last[3] == max_age
+        and last[4] == expires
+    ):
+        return last[5]  # type: ignore[no-any-return]
     template = cookie_template(settings, secure)
     if template is not None and _NEEDS_NO_QUOTES.fullmatch(value):
-        header = template.render(value, max_age)
+        header = template.render(value, max_age, expires)
     else:
         header = dump_cookie(
             settings.cookie_name,
             value,
             max_age=max_age,
-            expires=None if max_age is None else expires_date(max_age),
+            expires=None if expires is None else expires_at_date(expires),
             **cookie_attributes(settings, secure),
         )
     size = len(header)  # its latin-1 bytes: one per character
     if size > COOKIE_SIZE_LIMIT:
         raise SessionCookieTooLarge(size, COOKIE_SIZE_LIMIT)
-    return ("Set-Cookie", header)
+    cookie = ("Set-Cookie", header)
+    _last_cookie = (settings, secure, value, max_age, expires, cookie)
+    return cookie
 
 
 # werkzeug's rule: a value of these characters only is sent unquoted.
@@ -209,12 +227,13 @@ class CookieTemplate(NamedTuple):
     #: The whole header that deletes the cookie.
     deleting: str
 
-    def render(self, value: str, max_age: int | None) -> str:
-        """The header carrying ``value`` (it must need no quoting)."""
-        if max_age is None:
+    def render(self, value: str, max_age: int | None, expires: int | None) -> str:
+        """The header carrying ``value`` (it must need no quoting); ``expires``
+        is the Unix second the cookie ends, None with ``max_age``."""
+        if max_age is None or expires is None:
             return f"{self.head}{value}{self.session_tail}"
         return (
-            f"{self.head}{value}{self.before_expires}{expires_date(max_age)}"
+            f"{self.head}{value}{self.before_expires}{expires_at_date(expires)}"
             f"{self.before_age}{max_age}{self.after_age}"
         )
 
