@@ -58,6 +58,46 @@ class ResponseSetup(NamedTuple):
     sweeper: Sweeper | None = None
 
 
+class OfferedKeys:
+    """The session keys a request's cookies offer: the well-formed ones, in order.
+
+    The session calls it on first use (the ``Cookie`` header is parsed
+    only then). A browser may send several cookies of the name (one planted
+    from a sibling subdomain on a longer path comes first): the session
+    loads the first the store knows. At most :data:`MAX_KEY_CANDIDATES`.
+    It holds the header, not the request, so that the session, which the
+    request's environ holds, refers to nothing that holds it back.
+    """
+
+    __slots__ = ("had_cookie", "header", "is_valid", "name")
+
+    def __init__(
+        self, header: str, name: str, is_valid: Callable[[object], bool]
+    ) -> None:
+        self.header = header
+        self.name = name
+        self.is_valid = is_valid
+        #: Whether the header had a cookie of the name (known once called).
+        self.had_cookie = False
+
+    def __call__(self) -> tuple[str, ...]:
+        values = cookie_values(self.header, self.name)
+        self.had_cookie = bool(values)
+        is_valid = self.is_valid
+        if len(values) == 1:  # the usual case
+            return (values[0],) if is_valid(values[0]) else ()
+        keys: list[str] = []
+        for value in values:
+            if is_valid(value) and value not in keys:
+                keys.append(value)
+                if len(keys) == MAX_KEY_CANDIDATES:
+                    break
+        return tuple(keys)
+
+    def __repr__(self) -> str:
+        return f"<OfferedKeys of {self.name!r}>"
+
+
 def _no_start_response(*args: Any) -> Callable[[bytes], Any]:
     raise AssertionError("a detached response never starts a response")
 
@@ -77,7 +117,7 @@ class Response:
     status: str | None = None
     headers: Headers = []  # noqa: RUF012 - replaced, never mutated
     exc_info: Any = None
-    had_cookie = False
+    offered: OfferedKeys | None = None
     saved = False
     failed = False
 
@@ -90,9 +130,14 @@ class Response:
         self.setup = setup
         self.environ = environ
         self.server_start_response = start_response
-        self.session = setup.new_session(
-            self.read_keys if "HTTP_COOKIE" in environ else None
-        )
+        header = environ.get("HTTP_COOKIE")
+        if header is None:
+            self.session = setup.new_session(None)
+        else:
+            offered = self.offered = OfferedKeys(
+                header, setup.settings.cookie_name, setup.store.is_valid_key
+            )
+            self.session = setup.new_session(offered)
 
     @classmethod
     def detached(cls, setup: ResponseSetup, environ: dict[str, Any]) -> Response:
@@ -103,26 +148,11 @@ class Response:
         """
         return cls(setup, environ, _no_start_response)
 
-    def read_keys(self) -> tuple[str, ...]:
-        """The session keys the request's cookies offer: the well-formed ones, in order.
-
-        A browser may send several cookies of the name (one planted from a
-        sibling subdomain on a longer path comes first): the session loads
-        the first the store knows. At most :data:`MAX_KEY_CANDIDATES`.
-        """
-        name = self.setup.settings.cookie_name
-        values = cookie_values(self.environ.get("HTTP_COOKIE"), name)
-        self.had_cookie = bool(values)
-        is_valid = self.setup.store.is_valid_key
-        if len(values) == 1:  # the usual case
-            return (values[0],) if is_valid(values[0]) else ()
-        keys: list[str] = []
-        for value in values:
-            if is_valid(value) and value not in keys:
-                keys.append(value)
-                if len(keys) == MAX_KEY_CANDIDATES:
-                    break
-        return tuple(keys)
+    @property
+    def had_cookie(self) -> bool:
+        """Whether the request came with a session cookie (known once the session loaded)."""
+        offered = self.offered
+        return offered is not None and offered.had_cookie
 
     def start_response(
         self, status: str, headers: Headers, exc_info: Any = None
