@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from werkzeug.http import dump_cookie, http_date
@@ -289,15 +289,18 @@ def cookie_template(settings: Settings, secure: bool) -> CookieTemplate | None:
 _FIXED_ATTRIBUTES = 200
 
 
-def check_cookie_size(settings: Settings, value: str, max_age: int | None) -> None:
+def check_cookie_size(
+    settings: Settings, value: str, max_age: Callable[[], int | None]
+) -> None:
     """Raise :class:`SessionCookieTooLarge` if the cookie carrying ``value`` would be.
 
-    The header is only built when a bound on its size says it might be.
+    The header (and ``max_age()``, its ``Max-Age``) is only made when a
+    bound on its size says it might be too large.
     """
     bound = len(value) + len(settings.cookie_name) + _FIXED_ATTRIBUTES
     bound += len(settings.cookie_domain or "") + len(settings.cookie_path)
     if bound > COOKIE_SIZE_LIMIT:
-        session_cookie(settings, value, max_age, secure=True)
+        session_cookie(settings, value, max_age(), secure=True)
 
 
 def deleting_cookie(settings: Settings, secure: bool) -> tuple[str, str]:

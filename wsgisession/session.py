@@ -358,7 +358,7 @@ class Session(ExpiryMethods, TestCookieMethods, MutableMapping[str, Any]):
         self._data = record.save(data, self._changes)
         if self._store.client_side:  # the key is the cookie: it must fit
             assert record.key is not None
-            check_cookie_size(self._settings, record.key, self.cookie_max_age())
+            check_cookie_size(self._settings, record.key, self.cookie_max_age)
 
     def flush(self) -> None:
         """Empty the session, delete its record and drop its key (logout)."""

@@ -30,6 +30,7 @@ when concurrent requests change the session.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import logging
 import math
@@ -62,6 +63,7 @@ _SALT = b"wsgisession.cookie"
 _CIPHER_INFO = b"wsgisession.cookie.aes-256-gcm"
 _VALUE_SHAPE = re.compile(r"[A-Za-z0-9_.\-]+")
 _MAX_KEY_LENGTH = 4096
+_URL_SAFE = bytes.maketrans(b"+/", b"-_")
 _HEADER = struct.Struct(">Bd")  # format byte, expires_at
 _PLAIN, _ZLIB, _SEALED = 1, 2, 3  # format bytes
 _NONCE_SIZE = 12
@@ -240,6 +242,10 @@ class SignedCookieStore(Store):
         # Any client can send a bad cookie: at most one WARNING a minute.
         self._warn_rejected = ThrottledWarning(logger)
 
+    def generate_key(self) -> str:
+        """No id to draw: the value is made when the payload is signed (:meth:`create`)."""
+        return ""
+
     def is_valid_key(self, session_key: object) -> bool:
         """Whether ``session_key`` has the characters and length of a value."""
         return (
@@ -289,7 +295,8 @@ class SignedCookieStore(Store):
         header = _HEADER.pack(kind, expires_at)
         if self._cipher is not None:
             data = self._cipher.seal(payload, header)
-        body = base64.urlsafe_b64encode(header + data).rstrip(b"=")
+        body = binascii.b2a_base64(header + data, newline=False)
+        body = body.translate(_URL_SAFE).rstrip(b"=")  # urlsafe_b64encode's
         value = self._signer.sign(body).decode("ascii")
         if len(value) > MAX_VALUE_SIZE:
             raise SessionCookieTooLarge(len(value), MAX_VALUE_SIZE)
