@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---:|---:|---:|" + ("---:|---:|---:|" if store else ""))
     for workload in args.workloads.split(","):
         memory = per_request("memory", workload)
-        model = per_request("model", workload) if workload != "untouched" else bare
+        model = per_request("model", workload)
         row = (
             f"| {workload} | +{(model - bare) / 1000:.1f}K | "
             f"+{(memory - bare) / 1000:.1f}K | "
