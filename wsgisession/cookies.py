@@ -229,8 +229,8 @@ class CookieTemplate(NamedTuple):
 
     def render(self, value: str, max_age: int | None, expires: int | None) -> str:
         """The header carrying ``value`` (it must need no quoting); ``expires``
-        is the Unix second the cookie ends, None with ``max_age``."""
-        if max_age is None or expires is None:
+        is the Unix second the cookie ends, None when ``max_age`` is."""
+        if expires is None:
             return f"{self.head}{value}{self.session_tail}"
         return (
             f"{self.head}{value}{self.before_expires}{expires_at_date(expires)}"

@@ -154,6 +154,14 @@ _KEPT_RECORD_BYTES = 4096
 _STR_ONLY = frozenset((str,))
 
 
+def _immutable(data: dict[str, Any]) -> bool:
+    """Whether no value can change in place and every key is a string (as
+    JSON gives them back)."""
+    return IMMUTABLE_TYPES.issuperset(map(type, data.values())) and (
+        _STR_ONLY.issuperset(map(type, data))
+    )
+
+
 def forget(payload: bytes) -> None:
     """Drop the decoding of ``payload`` (a record saved over): no request reads it again."""
     _decoded.pop(payload, None)
@@ -175,15 +183,7 @@ def remember(
         type(serializer) is TaggedJSONSerializer
         and len(payload) <= _KEPT_RECORD_BYTES
         and payload not in _decoded
-        and (
-            text is not None
-            or (
-                IMMUTABLE_TYPES.issuperset(map(type, data.values()))
-                and _STR_ONLY.issuperset(
-                    map(type, data)
-                )  # keys as JSON gives them back
-            )
-        )
+        and (text is not None or _immutable(data))
     ):
         if len(_decoded) >= _KEPT_RECORDS:
             del _decoded[next(iter(_decoded))]  # the oldest

@@ -88,12 +88,7 @@ class SessionRecord:
             self.acquire_lock(session_key)
             locked = True
             record = store.load(session_key)  # as it is now, under the lock
-        parts = None
-        if record is not None:
-            try:
-                parts = envelope.decode(self.serializer, record.payload)
-            except CorruptRecord as exc:
-                self._log_corrupt(exc)
+        parts = None if record is None else self.decode(record.payload)
         try:
             dead = record is None or (
                 parts is not None and self._dead(parts, session_key)
@@ -117,15 +112,12 @@ class SessionRecord:
         try:
             return envelope.decode(self.serializer, payload)
         except CorruptRecord as exc:
-            self._log_corrupt(exc)
+            logger.warning(
+                "corrupt session record in %r (%s); starting an empty session",
+                self.store,
+                exc,
+            )
             return None
-
-    def _log_corrupt(self, exc: CorruptRecord) -> None:
-        logger.warning(
-            "corrupt session record in %r (%s); starting an empty session",
-            self.store,
-            exc,
-        )
 
     def _dead(self, parts: Envelope, session_key: str) -> bool:
         """Whether a stored session must load as absent: past ``absolute_timeout``,
@@ -217,7 +209,7 @@ class SessionRecord:
         record = Record(payload, now + age)
         # Not kept for decoding: many new sessions never come back, and one
         # that does is decoded once, then kept.
-        return self._saved(stored_key, parts, record, changes, None, keep=False)
+        return self._saved(stored_key, parts, record, changes, keep=False)
 
     def update(self, data: dict[str, Any], changes: ChangeSet | None) -> dict[str, Any]:
         """Apply ``changes`` to the stored record as it is now, atomically."""
@@ -267,10 +259,12 @@ class SessionRecord:
         parts: Envelope,
         record: Record,
         changes: ChangeSet | None,
-        text: DataText | None,
+        text: DataText | None = None,
         *,
         keep: bool = True,
     ) -> dict[str, Any]:
+        """Take the saved record as this one; ``keep`` it for decoding (with
+        ``text``, its data's JSON) unless the record is new."""
         previous = self.loaded
         self.key, self.stored, self.loaded = key, True, record
         data, self.created, self.expiry, self.saved_at, self.user = parts

@@ -30,7 +30,6 @@ when concurrent requests change the session.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import logging
 import math
@@ -45,6 +44,7 @@ from itsdangerous import BadSignature, Signer
 
 from .. import _coerce as c
 from ..errors import COOKIE_SIZE_LIMIT, ConfigError, SessionCookieTooLarge
+from ..keys import urlsafe_base64
 from ..logthrottle import ThrottledWarning
 from .base import IniOption, Merge, Progress, Record, Store, now
 
@@ -63,7 +63,6 @@ _SALT = b"wsgisession.cookie"
 _CIPHER_INFO = b"wsgisession.cookie.aes-256-gcm"
 _VALUE_SHAPE = re.compile(r"[A-Za-z0-9_.\-]+")
 _MAX_KEY_LENGTH = 4096
-_URL_SAFE = bytes.maketrans(b"+/", b"-_")
 _HEADER = struct.Struct(">Bd")  # format byte, expires_at
 _PLAIN, _ZLIB, _SEALED = 1, 2, 3  # format bytes
 _NONCE_SIZE = 12
@@ -295,8 +294,7 @@ class SignedCookieStore(Store):
         header = _HEADER.pack(kind, expires_at)
         if self._cipher is not None:
             data = self._cipher.seal(payload, header)
-        body = binascii.b2a_base64(header + data, newline=False)
-        body = body.translate(_URL_SAFE).rstrip(b"=")  # urlsafe_b64encode's
+        body = urlsafe_base64(header + data)
         value = self._signer.sign(body).decode("ascii")
         if len(value) > MAX_VALUE_SIZE:
             raise SessionCookieTooLarge(len(value), MAX_VALUE_SIZE)
