@@ -8,6 +8,7 @@ import wsgiref.util
 from typing import Any
 
 import pytest
+from helpers import get
 
 from wsgisession import SessionMiddleware
 from wsgisession.config import Settings
@@ -99,3 +100,57 @@ def test_detached_response_finishes_with_the_cookie_headers() -> None:
     assert name == "Set-Cookie" and value.startswith("sessionid=") and rest == []
     key = response.session.session_key
     assert middleware.open_session(key)["n"] == 1
+
+
+# -- the Max-Age of a saved session's cookie -----------------------------------
+
+
+def _expiry_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    """Counts; ``?expiry=N`` also sets the session's expiry to N seconds."""
+    session = environ["wsgisession"]
+    session["n"] = session.get("n", 0) + 1
+    query = environ["QUERY_STRING"]
+    if query.startswith("expiry="):
+        session.set_expiry(int(query.removeprefix("expiry=")))
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok"]
+
+
+@pytest.mark.parametrize(
+    ("options", "queries", "advance", "max_age"),
+    [
+        ({"cookie_age": 600}, ["", ""], 50, "600"),
+        ({"cookie_age": 600, "absolute_timeout": 60}, ["", ""], 50, "10"),
+        ({"cookie_age": 600}, ["", "expiry=300"], 50, "300"),
+        ({"cookie_age": 600}, ["", "expiry=0"], 50, None),
+        ({"expire_at_browser_close": True}, ["", ""], 50, None),
+    ],
+)
+def test_the_cookie_lives_as_long_as_the_record_its_save_wrote(
+    frozen_clock: Any,
+    options: dict[str, Any],
+    queries: list[str],
+    advance: float,
+    max_age: str | None,
+) -> None:
+    """The response of a save sends the lifetime that save gave the record
+    (expiry rules and ``absolute_timeout`` applied), not one worked out again."""
+    store = MemoryStore()
+    app = SessionMiddleware(_expiry_app, store, **options)
+    _, headers = get(app, queries[0])
+    (cookie,) = [value for name, value in headers if name == "Set-Cookie"]
+    key = cookie.split(";")[0].partition("=")[2]
+    frozen_clock.advance(advance)
+    _, headers = get(app, queries[1], f"sessionid={key}")
+    (cookie,) = [value for name, value in headers if name == "Set-Cookie"]
+    attributes = dict(
+        part.strip().partition("=")[::2] for part in cookie.split(";")[1:]
+    )
+    assert attributes.get("Max-Age") == max_age
+    record = store.load(key)
+    assert record is not None
+    if max_age is not None:
+        assert record.expires_at == frozen_clock() + int(max_age)
+        assert "Expires" in attributes
+    else:
+        assert "Expires" not in attributes

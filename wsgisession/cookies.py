@@ -10,6 +10,7 @@ formatting are werkzeug's.
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
@@ -58,6 +59,11 @@ class SessionState(NamedTuple):
     had_cookie: bool
     #: ``reissue_time`` has passed since the last save: re-save it unchanged.
     reissue_due: bool = False
+
+
+#: ``SessionState`` from a tuple of all five, without the Python-level
+#: ``__new__`` (every response of a used session makes one).
+new_session_state = functools.partial(tuple.__new__, SessionState)
 
 
 def is_touched(accessed: bool, modified: bool, settings: Settings) -> bool:

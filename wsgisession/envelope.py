@@ -58,8 +58,9 @@ class Envelope(NamedTuple):
     user: str | None = None
 
 
-#: ``Envelope`` from a tuple of its five parts, without a Python-level call.
-_envelope = functools.partial(tuple.__new__, Envelope)
+#: ``Envelope`` from a tuple of its five parts, without the Python-level
+#: ``__new__`` (the hot paths make one or two per request).
+new_envelope = functools.partial(tuple.__new__, Envelope)
 
 
 class CorruptRecord(ValueError):
@@ -119,7 +120,7 @@ def decode(serializer: Serializer, payload: bytes) -> Envelope:
         kept = _decoded.get(payload)
         if kept is not None:
             data, created, expiry, saved_at, user = kept[0]
-            return _envelope((dict(data), created, expiry, saved_at, user))
+            return new_envelope((dict(data), created, expiry, saved_at, user))
     try:
         record = serializer.loads(payload)
         format_version = record.get("v")
@@ -189,6 +190,6 @@ def remember(
             del _decoded[next(iter(_decoded))]  # the oldest
         _, created, expiry, saved_at, user = parts
         _decoded[payload] = (
-            Envelope(dict(data), created, expiry, saved_at, user),
+            new_envelope((dict(data), created, expiry, saved_at, user)),
             text,
         )

@@ -276,7 +276,8 @@ class Response:
             return [deleting_cookie(settings, secure)]
         key = session.session_key
         assert key is not None
-        return [session_cookie(settings, key, session.cookie_max_age(), secure)]
+        max_age = session.cookie_max_age(as_saved=self.saved)
+        return [session_cookie(settings, key, max_age, secure)]
 
     def save(self) -> bool:
         """Save; False if another request deleted the session meanwhile."""

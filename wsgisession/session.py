@@ -25,7 +25,7 @@ from typing import Any
 from . import expiry as rules
 from .changes import ChangeSet
 from .config import Settings
-from .cookies import SessionState, check_cookie_size
+from .cookies import SessionState, check_cookie_size, new_session_state
 from .envelope import IMMUTABLE_TYPES
 from .errors import SessionInterrupted
 from .serializers import Serializer, resolve_serializer
@@ -306,12 +306,14 @@ class Session(ExpiryMethods, TestCookieMethods, MutableMapping[str, Any]):
     def cookie_state(self, had_cookie: bool) -> SessionState:
         """The session as the cookie policy sees it (loads it)."""
         record = self.loaded_record()
-        return SessionState(
-            self.accessed,
-            self.modified,
-            record.key is None and not self._data,
-            had_cookie,
-            record.reissue_due(),
+        return new_session_state(
+            (
+                self.accessed,
+                self.modified,
+                record.key is None and not self._data,
+                had_cookie,
+                self._settings.reissue_time is not None and record.reissue_due(),
+            )
         )
 
     def reissue_due(self) -> bool:

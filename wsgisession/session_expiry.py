@@ -61,9 +61,15 @@ class ExpiryMethods:
         """Whether the cookie should last only until the browser closes."""
         return self.loaded_record().browser_session()
 
-    def cookie_max_age(self) -> int | None:
-        """The cookie's ``Max-Age``: None for browser close, capped by ``absolute_timeout``."""
+    def cookie_max_age(self, *, as_saved: bool = False) -> int | None:
+        """The cookie's ``Max-Age``: None for browser close, capped by ``absolute_timeout``.
+
+        ``as_saved``: the one the record's last save gave it, for the
+        response of that save (no clock read; the cookie ends with the record).
+        """
         record = self.loaded_record()
+        if as_saved:
+            return record.max_age_at_save
         if record.browser_session():
             return None
         return int(record.seconds_left(clock.now()))

@@ -20,10 +20,10 @@ from . import expiry as rules
 from ._recordtext import DataText
 from .changes import ChangeSet
 from .config import Settings
-from .envelope import CorruptRecord, Envelope
+from .envelope import CorruptRecord, Envelope, new_envelope
 from .errors import SessionError, SessionInterrupted
 from .serializers import Serializer
-from .stores.base import Record, Store, storage_key
+from .stores.base import Record, Store, new_record, storage_key
 
 __all__ = ["SessionRecord"]
 
@@ -47,6 +47,7 @@ class SessionRecord:
         "held_lock",
         "key",
         "loaded",
+        "max_age_at_save",
         "saved_at",
         "serializer",
         "settings",
@@ -69,6 +70,8 @@ class SessionRecord:
         self.saved_at: float | None = None
         self.user: str | None = None
         self.held_lock: AbstractContextManager[None] | None = None
+        #: The cookie's Max-Age as of the last save (None: browser close).
+        self.max_age_at_save: int | None = None
 
     # -- loading -----------------------------------------------------------
 
@@ -189,7 +192,7 @@ class SessionRecord:
         now = clock.now()
         if not self.stored:  # first saved now
             self.created = now
-        parts = Envelope(data, self.created, self.expiry, now, user)
+        parts = new_envelope((data, self.created, self.expiry, now, user))
         payload, _ = envelope.encode_text(self.serializer, parts)
         age = self.seconds_left(now)
         store = self.store
@@ -206,10 +209,10 @@ class SessionRecord:
             raise SessionError(
                 f"{store!r} refused {_CREATE_ATTEMPTS} fresh session keys"
             )
-        record = Record(payload, now + age)
+        record = new_record((payload, now + age, None))
         # Not kept for decoding: many new sessions never come back, and one
         # that does is decoded once, then kept.
-        return self._saved(stored_key, parts, record, changes, keep=False)
+        return self._saved(stored_key, parts, record, age, changes, keep=False)
 
     def update(self, data: dict[str, Any], changes: ChangeSet | None) -> dict[str, Any]:
         """Apply ``changes`` to the stored record as it is now, atomically."""
@@ -221,7 +224,7 @@ class SessionRecord:
             if current is None:
                 raise SessionInterrupted()
             if loaded is not None and current == loaded.payload:  # unchanged since
-                parts = Envelope(data, self.created, self.expiry, now, self.user)
+                parts = new_envelope((data, self.created, self.expiry, now, self.user))
                 changed = () if changes is None else changes.changed
                 payload, text = envelope.encode_text(
                     self.serializer, parts, current, changed
@@ -230,13 +233,13 @@ class SessionRecord:
                 parts = self._merged_with(current, data, changes, now)
                 payload, text = envelope.encode_text(self.serializer, parts)
             age = self.seconds_left(now)
-            outcome[:] = [parts, Record(payload, now + age), text]
+            outcome[:] = [parts, new_record((payload, now + age, None)), age, text]
             return payload, now + age
 
         assert self.key is not None
         key = self.store.update(self.key, merge, loaded)
-        parts, record, text = outcome
-        return self._saved(key, parts, record, changes, text)
+        parts, record, age, text = outcome
+        return self._saved(key, parts, record, age, changes, text)
 
     def _merged_with(
         self,
@@ -258,16 +261,18 @@ class SessionRecord:
         key: str,
         parts: Envelope,
         record: Record,
+        age: float,
         changes: ChangeSet | None,
         text: DataText | None = None,
         *,
         keep: bool = True,
     ) -> dict[str, Any]:
-        """Take the saved record as this one; ``keep`` it for decoding (with
-        ``text``, its data's JSON) unless the record is new."""
+        """Take the saved record (to live ``age`` s) as this one; ``keep`` it for
+        decoding (with ``text``, its data's JSON) unless the record is new."""
         previous = self.loaded
         self.key, self.stored, self.loaded = key, True, record
         data, self.created, self.expiry, self.saved_at, self.user = parts
+        self.max_age_at_save = None if self.browser_session() else int(age)
         serializer = self.serializer
         if previous is not None:
             envelope.forget(previous.payload)

@@ -22,6 +22,7 @@ as file names or raw keys, and file records under :func:`storage_key`.
 from __future__ import annotations
 
 import abc
+import functools
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -59,6 +60,10 @@ class Record(NamedTuple):
     expires_at: float
     version: Any = None
 
+
+#: ``Record`` from a tuple of all three parts, without the Python-level
+#: ``__new__``: for the hot paths of the core and the memory store.
+new_record = functools.partial(tuple.__new__, Record)
 
 #: ``merge(current)`` gets the stored payload as it is inside the atomic
 #: section (None if the record is gone or expired) and returns the payload

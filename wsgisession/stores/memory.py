@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 
 from ..errors import LockTimeout
-from .base import Merge, Progress, Record, Store, now, storage_key
+from .base import Merge, Progress, Record, Store, new_record, now, storage_key
 
 
 class MemoryStore(Store):
@@ -54,7 +54,7 @@ class MemoryStore(Store):
         """Store a record (caller holds ``_lock``) and remember when it expires."""
         records = self._records
         previous = records.get(name)
-        records[name] = Record(payload, expires_at)
+        records[name] = new_record((payload, expires_at, None))
         if previous is not None and previous[1] <= expires_at:
             return  # its entry comes no later than the new expiry
         heapq.heappush(self._expiries, (expires_at, name))
