@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import NamedTuple
 
-__all__ = ["Lua", "digest"]
+__all__ = ["Lua"]
 
 
 class Lua(NamedTuple):
@@ -17,8 +17,3 @@ class Lua(NamedTuple):
     @classmethod
     def of(cls, source: str) -> Lua:
         return cls(source, hashlib.sha1(source.encode()).hexdigest())
-
-
-def digest(value: bytes | None) -> str:
-    """The SHA-1 (hex) of a stored value, "" for none: a record's version."""
-    return "" if value is None else hashlib.sha1(value).hexdigest()

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from ._redis_scripts import Lua, digest
+from ._redis_scripts import Lua
 from ._userentries import Entries, read_live, stale_entries
 from .base import Record, now, user_storage_key
 
@@ -90,7 +90,7 @@ class RedisUserIndex:
         for name, value in zip(names, values, strict=True):
             record = self._store._decode(self._prefix + name, value)
             if record is not None:
-                live[name] = Record(record[0], record[1], digest(value))
+                live[name] = Record(record[0], record[1], value)
         return live
 
     def _mget(self, names: list[str]) -> list[bytes | None]:

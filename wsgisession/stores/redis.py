@@ -5,7 +5,7 @@ with a millisecond TTL. Its value is a 9-byte header (a format byte,
 ``expires_at`` as a double) and the payload, so that load checks expiry
 itself whatever the clocks say. A request that loads and saves costs two
 round trips: ``GET`` at load, one ``EVALSHA`` at save. The script writes only
-if the record is still the one the request read (compared by SHA-1) and
+if the record is still the one the request read (compared byte for byte) and
 otherwise returns the current value, which the store merges and tries again:
 concurrent requests never lose each other's changes. The opt-in request
 lock is a key set with ``SET NX PX`` next to the record.
@@ -43,7 +43,7 @@ else:
 from .. import _coerce as c
 from ..errors import ConfigError, StoreUnavailable
 from ..redaction import redact_url
-from ._redis_scripts import Lua, digest
+from ._redis_scripts import Lua
 from ._redis_users import RedisUserIndex
 from ._shared import KEY_PREFIX_OPTION, LOCK_SUFFIX, pack, pause, poll_lock, unpack
 from .base import IniOption, Merge, Progress, Record, Store, now, storage_key
@@ -65,15 +65,19 @@ MAX_ATTEMPTS = 50
 _MAX_TTL_MS = 100 * 365 * 24 * 3600 * 1000
 
 
-# KEYS[1]: the record. ARGV[1]: SHA-1 (hex) of the value the caller read, or
-# "" if it read nothing. ARGV[2]: the new value. ARGV[3]: its TTL in ms, or
-# "0" to delete the record. Returns 1 when written, else the current value
-# (nil if there is none) for the caller to merge with.
+# KEYS[1]: the record. ARGV[1]: the value the caller read, byte for byte
+# (a plain comparison: hashing it cost the server more than the compare).
+# ARGV[2]: the new value. ARGV[3]: its TTL in ms, or "0" to delete the
+# record. ARGV[4]: "1" if the caller read nothing (then ARGV[1] is "").
+# Returns 1 when written, else the current value (nil if there is none) for
+# the caller to merge with.
 _COMPARE_AND_SET = """
 local current = redis.call('GET', KEYS[1])
-local seen = ''
-if current then seen = redis.sha1hex(current) end
-if seen ~= ARGV[1] then return current end
+if ARGV[4] == '1' then
+  if current then return current end
+elseif current ~= ARGV[1] then
+  return current
+end
 if ARGV[3] == '0' then
   redis.call('DEL', KEYS[1])
 else
@@ -233,7 +237,7 @@ class RedisStore(Store):
         record = self._decode(name, value)
         if record is None:
             return None
-        return Record(record[0], record[1], digest(value))
+        return Record(record[0], record[1], value)
 
     def create(self, session_key: str, payload: bytes, expires_at: float) -> str | None:
         name = self._name(session_key)
@@ -250,21 +254,24 @@ class RedisStore(Store):
         if _trusted(loaded):
             assert loaded is not None
             current: bytes | None = loaded.payload
-            seen: str = loaded.version
+            seen: bytes | None = loaded.version
         else:  # nothing loaded, or a copy that has expired since: read it now
-            value = self._call("get", name)
-            current, seen = self._payload(name, value), digest(value)
+            seen = self._call("get", name)
+            current = self._payload(name, seen)
         for attempt in range(1, MAX_ATTEMPTS + 1):
             payload, expires_at = merge(current)
             ttl = ttl_ms(expires_at, now())
             new = pack(payload, expires_at) if ttl else b""
-            result = self._script(_COMPARE_AND_SET_LUA, name, seen, new, ttl)
+            absent = "1" if seen is None else "0"
+            result = self._script(
+                _COMPARE_AND_SET_LUA, name, seen or b"", new, ttl, absent
+            )
             if isinstance(result, int):
                 return session_key
             if attempt > 1:  # busy: back off, then read what is there by then
                 pause(attempt)
                 result = self._call("get", name)
-            current, seen = self._payload(name, result), digest(result)
+            current, seen = self._payload(name, result), result
         raise StoreUnavailable(
             f"too much contention on session record {name}: "
             f"{MAX_ATTEMPTS} conflicting writes in a row",
@@ -339,10 +346,10 @@ class RedisStore(Store):
 
 def _trusted(loaded: Record | None) -> bool:
     """Whether ``update`` may compare against the loaded copy without a re-read:
-    it has a digest and has not expired since (an expired copy is never
-    written back)."""
+    it carries the stored value and has not expired since (an expired copy is
+    never written back)."""
     return (
         loaded is not None
-        and isinstance(loaded.version, str)
+        and isinstance(loaded.version, bytes)
         and loaded.expires_at > now()
     )
