@@ -322,6 +322,9 @@ def _deleting(settings: Settings, secure: bool) -> str:
     return dump_cookie(settings.cookie_name, "", max_age=0, expires=0, **attributes)
 
 
+_VARY_OR_CACHE_CONTROL = frozenset(("vary", "cache-control"))
+
+
 def add_session_headers(headers: list[tuple[str, str]], *, private: bool) -> None:
     """Add ``Cookie`` to ``Vary`` and, if ``private``, ``Cache-Control: private``.
 
@@ -331,6 +334,14 @@ def add_session_headers(headers: list[tuple[str, str]], *, private: bool) -> Non
     session cookie: a shared cache that kept it would hand one user's
     session to the next.
     """
+    for name, _ in headers:
+        if name.lower() in _VARY_OR_CACHE_CONTROL:
+            break
+    else:  # the usual case: the app set neither
+        headers.append(("Vary", "Cookie"))
+        if private:
+            headers.append(("Cache-Control", "private"))
+        return
     vary_at = -1
     has_cache_control = False
     for index, (name, _) in enumerate(headers):
