@@ -28,7 +28,7 @@ import math
 import secrets
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 try:
     from pymemcache.client.rendezvous import (  # type: ignore[import-untyped]
@@ -48,7 +48,10 @@ from .. import _coerce as c
 from ..errors import ConfigError, StoreUnavailable
 from ._memcached_users import USER_SUFFIX, MemcachedUserIndex
 from ._shared import KEY_PREFIX_OPTION, LOCK_SUFFIX, pack, pause, poll_lock, unpack
-from .base import IniOption, Merge, Progress, Record, Store, now, storage_key
+from .base import IniOption, Merge, Progress, Store, new_record, now, storage_key
+
+if TYPE_CHECKING:
+    from .base import Record
 
 __all__ = ["MemcachedStore", "memcached_expire"]
 
@@ -224,7 +227,7 @@ class MemcachedStore(Store):
         record, cas = self._fetch(self._name(session_key))
         if record is None or record[1] <= now():
             return None
-        return Record(record[0], record[1], cas)
+        return new_record((*record, cas))
 
     def create(self, session_key: str, payload: bytes, expires_at: float) -> str | None:
         """One ``add``; None if the key is live, or if its server is down while
@@ -254,20 +257,23 @@ class MemcachedStore(Store):
         name = self._name(session_key)
         current: bytes | None
         cas: bytes | None
+        moment = now()
         if (
             loaded is not None
             and isinstance(loaded.version, bytes)
-            and loaded.expires_at > now()
+            and loaded.expires_at > moment
         ):
             current, cas = loaded.payload, loaded.version
         else:  # nothing loaded, or a copy that has expired since: read it now
             current, cas = self._read(name)
         for attempt in range(1, MAX_ATTEMPTS + 1):
             payload, expires_at = merge(current)
-            if self._write(name, payload, expires_at, cas):
+            # A few µs old: the TTL, in whole seconds rounded up, is the same.
+            if self._write(name, payload, expires_at, cas, moment):
                 return session_key
             pause(attempt)
             current, cas = self._read(name)
+            moment = now()
         raise StoreUnavailable(
             f"too much contention on session record {name}: "
             f"{MAX_ATTEMPTS} conflicting writes in a row",
@@ -275,13 +281,19 @@ class MemcachedStore(Store):
         )
 
     def _write(
-        self, name: str, payload: bytes, expires_at: float, cas: bytes | None
+        self,
+        name: str,
+        payload: bytes,
+        expires_at: float,
+        cas: bytes | None,
+        moment: float | None = None,
     ) -> bool:
         """Write if the item is still at ``cas`` (absent if None); False on conflict.
 
-        An already-past ``expires_at`` deletes the item instead.
+        An already-past ``expires_at`` deletes the item instead. ``moment`` is
+        the caller's reading of the clock, if it has just taken one.
         """
-        expire = memcached_expire(expires_at, now())
+        expire = memcached_expire(expires_at, now() if moment is None else moment)
         if expire is None:
             self._call("delete", name)
             return True

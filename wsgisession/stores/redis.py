@@ -46,12 +46,14 @@ from ..redaction import redact_url
 from ._redis_scripts import Lua
 from ._redis_users import RedisUserIndex
 from ._shared import KEY_PREFIX_OPTION, LOCK_SUFFIX, pack, pause, poll_lock, unpack
-from .base import IniOption, Merge, Progress, Record, Store, now, storage_key
+from .base import IniOption, Merge, Progress, Store, new_record, now, storage_key
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
     from redis.cluster import RedisCluster
+
+    from .base import Record
 
     RedisClient = redis.Redis | RedisCluster
 
@@ -237,7 +239,7 @@ class RedisStore(Store):
         record = self._decode(name, value)
         if record is None:
             return None
-        return Record(record[0], record[1], value)
+        return new_record((*record, value))
 
     def create(self, session_key: str, payload: bytes, expires_at: float) -> str | None:
         name = self._name(session_key)

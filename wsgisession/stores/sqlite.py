@@ -39,6 +39,7 @@ from .base import (
     Progress,
     Record,
     Store,
+    new_record,
     now,
     storage_key,
     user_storage_key,
@@ -189,7 +190,7 @@ class SQLiteStore(Store):
         if not _is_sound(row):
             logger.warning("%r: ignoring a damaged session row", self)
             return None
-        return Record(row[0], row[1])
+        return new_record((row[0], row[1], None))
 
     def create(self, session_key: str, payload: bytes, expires_at: float) -> str | None:
         params = (storage_key(session_key), payload, expires_at, None, now())
