@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import fcntl
-import hashlib
 import os
 import sqlite3
 import statistics
@@ -158,8 +157,8 @@ def redis_atomic(url: str) -> Ops:
     fresh = _fresh_keys("floor:new:")
 
     def getset() -> None:
-        seen = hashlib.sha1(client.get(KEY)).hexdigest()
-        if client.evalsha(script, 1, KEY, seen, BLOB, 3_600_000) != 1:
+        seen = client.get(KEY)  # sent back: the script compares the bytes
+        if client.evalsha(script, 1, KEY, seen, BLOB, 3_600_000, "0") != 1:
             raise AssertionError("compare-and-set failed with nobody else writing")
 
     def new() -> None:
