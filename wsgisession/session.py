@@ -312,7 +312,7 @@ class Session(ExpiryMethods, TestCookieMethods, MutableMapping[str, Any]):
                 self.modified,
                 record.key is None and not self._data,
                 had_cookie,
-                self._settings.reissue_time is not None and record.reissue_due(),
+                record.reissue_due(),
             )
         )
 

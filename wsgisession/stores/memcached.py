@@ -257,23 +257,20 @@ class MemcachedStore(Store):
         name = self._name(session_key)
         current: bytes | None
         cas: bytes | None
-        moment = now()
         if (
             loaded is not None
             and isinstance(loaded.version, bytes)
-            and loaded.expires_at > moment
+            and loaded.expires_at > now()
         ):
             current, cas = loaded.payload, loaded.version
         else:  # nothing loaded, or a copy that has expired since: read it now
             current, cas = self._read(name)
         for attempt in range(1, MAX_ATTEMPTS + 1):
             payload, expires_at = merge(current)
-            # A few µs old: the TTL, in whole seconds rounded up, is the same.
-            if self._write(name, payload, expires_at, cas, moment):
+            if self._write(name, payload, expires_at, cas):
                 return session_key
             pause(attempt)
             current, cas = self._read(name)
-            moment = now()
         raise StoreUnavailable(
             f"too much contention on session record {name}: "
             f"{MAX_ATTEMPTS} conflicting writes in a row",
@@ -281,19 +278,13 @@ class MemcachedStore(Store):
         )
 
     def _write(
-        self,
-        name: str,
-        payload: bytes,
-        expires_at: float,
-        cas: bytes | None,
-        moment: float | None = None,
+        self, name: str, payload: bytes, expires_at: float, cas: bytes | None
     ) -> bool:
         """Write if the item is still at ``cas`` (absent if None); False on conflict.
 
-        An already-past ``expires_at`` deletes the item instead. ``moment`` is
-        the caller's reading of the clock, if it has just taken one.
+        An already-past ``expires_at`` deletes the item instead.
         """
-        expire = memcached_expire(expires_at, now() if moment is None else moment)
+        expire = memcached_expire(expires_at, now())
         if expire is None:
             self._call("delete", name)
             return True
