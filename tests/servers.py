@@ -41,12 +41,21 @@ class MissingBinary(RuntimeError):
     """The server's executable is not installed."""
 
 
+#: Every port free_port() has handed out: servers made together (a
+#: cluster's nodes) are started only after all their ports are picked, and
+#: the system may offer a port again as soon as its probe socket closes.
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A loopback TCP port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A loopback TCP port nobody listens on right now, never one handed out before."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def _find(binary: str) -> str:
