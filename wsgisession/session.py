@@ -87,6 +87,9 @@ class Session(ExpiryMethods, TestCookieMethods, MutableMapping[str, Any]):
         def for_request(key_source: KeySource | None) -> Session:
             session = new(bound)
             session._key_source = key_source
+            # Every response reads these two: an instance's own attribute is
+            # read faster than a class default (CPython specializes the former).
+            session.accessed = session.modified = False
             return session
 
         return for_request
