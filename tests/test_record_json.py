@@ -86,6 +86,29 @@ def test_the_joined_record_is_the_encoders(
         assert joined is None or joined == general
 
 
+@given(
+    now=st.floats(min_value=0.0, max_value=2.0**33, exclude_max=True)
+    | st.sampled_from([1.0, 1.000001, 4294967295.999999, 1795889279.5082304]),
+    data=st.dictionaries(st.text(max_size=4), st.text(max_size=4), max_size=2),
+)
+def test_a_save_moment_is_written_as_the_encoder_writes_it(
+    now: float, data: dict[str, str]
+) -> None:
+    moment = _recordjson.save_moment(now)
+    assert abs(moment - now) < 1e-6 * max(1.0, abs(now))  # to the microsecond
+    for saved in (moment, _recordjson.save_moment(moment + 5.0)):
+        # created the moment kept (a new session), then the one before it
+        record = record_of(data, moment, saved)
+        assert joined_text(record) == SERIALIZER.dumps(record).decode("utf-8")
+
+
+def test_save_moments_are_microseconds_below_2_to_the_32() -> None:
+    assert _recordjson.save_moment(1795889279.5082304) == 1795889279.50823
+    assert repr(_recordjson.save_moment(1795889279.0000004)) == "1795889279.0"
+    assert _recordjson.save_moment(2.0**32 + 0.1234567) == 2.0**32 + 0.1234567
+    assert _recordjson.save_moment(0.5) == 0.5  # left as it is
+
+
 def test_plain_records_are_joined_and_others_are_left_to_the_encoder() -> None:
     plain = record_of({"name": 'Zoë \u2028 "q"', "n": 10**20, "f": -0.0}, 1.5, 2.0)
     assert joined_text(plain) is not None

@@ -17,7 +17,7 @@ from typing import Any
 
 from . import clock, envelope
 from . import expiry as rules
-from ._recordtext import DataText
+from ._recordtext import DataText, save_moment
 from .changes import ChangeSet
 from .config import Settings
 from .envelope import CorruptRecord, Envelope, new_envelope
@@ -189,7 +189,7 @@ class SessionRecord:
         fresh: bool = False,
     ) -> dict[str, Any]:
         """Store ``data`` as a new record under a new (or reserved) key."""
-        now = clock.now()
+        now = save_moment(clock.now())
         if not self.stored:  # first saved now
             self.created = now
         parts = new_envelope((data, self.created, self.expiry, now, user))
@@ -217,7 +217,7 @@ class SessionRecord:
     def update(self, data: dict[str, Any], changes: ChangeSet | None) -> dict[str, Any]:
         """Apply ``changes`` to the stored record as it is now, atomically."""
         loaded = self.loaded
-        now = clock.now()
+        now = save_moment(clock.now())
         outcome: list[Any] = []
 
         def merge(current: bytes | None) -> tuple[bytes, float]:
