@@ -11,8 +11,8 @@ the layout means a new ``v`` and a decoder that still reads version 1.
 
 Decoding is the largest cost of a request that reads its session, and the
 same record is read again and again (one user's requests, served by this
-process) until it changes; so the records decoded or saved lately are kept,
-by their bytes, and decoded once. Only small records of the default
+process) until it changes; so the records decoded or saved lately are kept
+by session key, with their bytes, and decoded once. Only small records of the default
 serializer (its ``loads()`` depends on the bytes alone) whose values are
 all immutable are kept; each request receives its own copy of the dict.
 """
@@ -77,20 +77,21 @@ def encode_text(
     envelope: Envelope,
     previous: bytes | None = None,
     changed: Iterable[str] = (),
+    key: str | None = None,
 ) -> tuple[bytes, DataText | None]:
     """The record's bytes, and the text of its data to :func:`remember` them with.
 
-    ``previous`` is the payload the data was loaded from and ``changed``
-    the keys set since: when that payload's text is kept, only their items
-    are written again.
+    ``previous`` is the payload of session ``key`` the data was loaded from
+    and ``changed`` the keys set since: when that payload's text is kept,
+    only their items are written again.
     """
     data, created, expiry, saved_at, user = envelope
     if type(serializer) is TaggedJSONSerializer and FORMAT_VERSION == 1:
         text = None
-        if previous is not None:
-            kept = _decoded.get(previous)
-            if kept is not None and kept[1] is not None:
-                text = changed_data_text(kept[1], data, changed)
+        if previous is not None and key is not None:
+            kept = _decoded.get(key)
+            if kept is not None and kept[2] is not None and kept[0] == previous:
+                text = changed_data_text(kept[2], data, changed)
         if text is None:
             text = data_text(data)
         if text is not None:
@@ -106,20 +107,23 @@ def encode_text(
     try:
         return dumps(record), None
     except Exception as exc:
-        for key, value in data.items():
+        for name, value in data.items():
             try:
                 dumps({"value": value})
             except Exception:  # noqa: BLE001 - whatever the serializer raises
-                raise UnserializableValue(key, value, str(exc)) from exc
+                raise UnserializableValue(name, value, str(exc)) from exc
         raise
 
 
-def decode(serializer: Serializer, payload: bytes) -> Envelope:
-    """The record's parts; :class:`CorruptRecord` saying why if it is damaged."""
-    if type(serializer) is TaggedJSONSerializer and len(payload) <= _KEPT_RECORD_BYTES:
-        kept = _decoded.get(payload)
-        if kept is not None:
-            data, created, expiry, saved_at, user = kept[0]
+def decode(serializer: Serializer, payload: bytes, key: str | None = None) -> Envelope:
+    """The record's parts; :class:`CorruptRecord` saying why if it is damaged.
+
+    ``key`` is the session the record is of: its decoding is kept for it.
+    """
+    if key is not None and type(serializer) is TaggedJSONSerializer:
+        kept = _decoded.get(key)
+        if kept is not None and kept[0] == payload:
+            data, created, expiry, saved_at, user = kept[1]
             return new_envelope((dict(data), created, expiry, saved_at, user))
     try:
         record = serializer.loads(payload)
@@ -142,14 +146,17 @@ def decode(serializer: Serializer, payload: bytes) -> Envelope:
         raise CorruptRecord(f"{type(exc).__name__}: {exc}") from exc
     saved = None if saved_at is None else float(saved_at)
     parts = Envelope(data, float(created), expiry, saved, user)
-    remember(serializer, payload, parts)
+    if key is not None:
+        remember(serializer, key, payload, parts)
     return parts
 
 
-# The records decoded or saved lately, by their bytes: every part, the data
-# in a dict of its own that no request ever receives, and the JSON text of
-# the data when this process wrote it (for the next save to start from).
-_decoded: dict[bytes, tuple[Envelope, DataText | None]] = {}
+# The records decoded or saved lately, by session key: the record's bytes
+# (a load compares them, which costs far less than hashing them), every
+# part, the data in a dict of its own that no request ever receives, and
+# the JSON text of the data when this process wrote it (for the next save
+# to start from).
+_decoded: dict[str, tuple[bytes, Envelope, DataText | None]] = {}
 _KEPT_RECORDS = 256
 _KEPT_RECORD_BYTES = 4096
 _STR_ONLY = frozenset((str,))
@@ -163,33 +170,40 @@ def _immutable(data: dict[str, Any]) -> bool:
     )
 
 
-def forget(payload: bytes) -> None:
-    """Drop the decoding of ``payload`` (a record saved over): no request reads it again."""
-    _decoded.pop(payload, None)
+def forget(key: str) -> None:
+    """Drop what is kept for session ``key`` (its record gone or moved)."""
+    _decoded.pop(key, None)
 
 
 def remember(
     serializer: Serializer,
+    key: str,
     payload: bytes,
     parts: Envelope,
     text: DataText | None = None,
 ) -> None:
-    """Keep ``parts`` as the decoding of ``payload``, if it may be (see above).
+    """Keep ``parts`` as the decoding of session ``key``'s record ``payload``,
+    if it may be (see above); it replaces what was kept for ``key``.
 
     ``text`` is the text :func:`encode_text` made of the data: its values are
     then known to be plain.
     """
     data = parts.data
+    kept = _decoded.pop(key, None)
     if (
-        type(serializer) is TaggedJSONSerializer
-        and len(payload) <= _KEPT_RECORD_BYTES
-        and payload not in _decoded
-        and (text is not None or _immutable(data))
+        type(serializer) is not TaggedJSONSerializer
+        or len(payload) > _KEPT_RECORD_BYTES
+        or not (text is not None or _immutable(data))
     ):
+        return
+    if kept is None:
         if len(_decoded) >= _KEPT_RECORDS:
             del _decoded[next(iter(_decoded))]  # the oldest
-        _, created, expiry, saved_at, user = parts
-        _decoded[payload] = (
-            new_envelope((dict(data), created, expiry, saved_at, user)),
-            text,
-        )
+    elif text is None and kept[0] == payload:
+        text = kept[2]  # the same record decoded again: its text still applies
+    _, created, expiry, saved_at, user = parts
+    _decoded[key] = (
+        payload,
+        new_envelope((dict(data), created, expiry, saved_at, user)),
+        text,
+    )

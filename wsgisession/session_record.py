@@ -91,7 +91,7 @@ class SessionRecord:
             self.acquire_lock(session_key)
             locked = True
             record = store.load(session_key)  # as it is now, under the lock
-        parts = None if record is None else self.decode(record.payload)
+        parts = None if record is None else self.decode(record.payload, session_key)
         try:
             dead = record is None or (
                 parts is not None and self._dead(parts, session_key)
@@ -110,10 +110,10 @@ class SessionRecord:
         data, self.created, self.expiry, self.saved_at, self.user = parts
         return data
 
-    def decode(self, payload: bytes) -> Envelope | None:
-        """The record's parts, or None (logged) if it is corrupt."""
+    def decode(self, payload: bytes, session_key: str | None) -> Envelope | None:
+        """The parts of ``session_key``'s record, or None (logged) if it is corrupt."""
         try:
-            return envelope.decode(self.serializer, payload)
+            return envelope.decode(self.serializer, payload, session_key)
         except CorruptRecord as exc:
             logger.warning(
                 "corrupt session record in %r (%s); starting an empty session",
@@ -227,7 +227,7 @@ class SessionRecord:
                 parts = new_envelope((data, self.created, self.expiry, now, self.user))
                 changed = () if changes is None else changes.changed
                 payload, text = envelope.encode_text(
-                    self.serializer, parts, current, changed
+                    self.serializer, parts, current, changed, self.key
                 )
             else:
                 parts = self._merged_with(current, data, changes, now)
@@ -249,7 +249,7 @@ class SessionRecord:
         now: float,
     ) -> Envelope:
         """This request's changes applied to the record as it is in the store now."""
-        base = self.decode(current)
+        base = self.decode(current, self.key)
         if base is None:
             base = Envelope({}, self.created, None)
         if changes is not None:
@@ -269,15 +269,15 @@ class SessionRecord:
     ) -> dict[str, Any]:
         """Take the saved record (to live ``age`` s) as this one; ``keep`` it for
         decoding (with ``text``, its data's JSON) unless the record is new."""
-        previous = self.loaded
+        previous_key = self.key if self.loaded is not None else None
         self.key, self.stored, self.loaded = key, True, record
         data, self.created, self.expiry, self.saved_at, self.user = parts
         self.max_age_at_save = None if self.browser_session() else int(age)
         serializer = self.serializer
-        if previous is not None:
-            envelope.forget(previous.payload)
+        if previous_key is not None and (previous_key != key or not keep):
+            envelope.forget(previous_key)
         if keep:
-            envelope.remember(serializer, record.payload, parts, text=text)
+            envelope.remember(serializer, key, record.payload, parts, text=text)
         if changes is not None:
             changes.watch(data, serializer.dumps)
         return data
