@@ -22,6 +22,7 @@ from collections.abc import (
 )
 from typing import Any
 
+from . import clock
 from . import expiry as rules
 from .changes import ChangeSet
 from .config import Settings
@@ -156,7 +157,8 @@ class Session(ExpiryMethods, TestCookieMethods, MutableMapping[str, Any]):
             data = record.open(candidate)
             if data is not None:
                 break
-        if data is None:
+        if data is None:  # none opened: a new session
+            record.created = clock.now()
             data = {}
         self._data = data
         return data

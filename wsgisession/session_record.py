@@ -65,7 +65,9 @@ class SessionRecord:
         self.key: str | None = None
         self.stored = False
         self.loaded: Record | None = None
-        self.created = clock.now()
+        #: Set when a record opens; a session that opens none is new as of
+        #: its load (the session sets it), then of its first save.
+        self.created = 0.0
         self.expiry: rules.Expiry = None
         self.saved_at: float | None = None
         self.user: str | None = None
@@ -106,6 +108,7 @@ class SessionRecord:
             return None
         self.key, self.stored, self.loaded = session_key, True, record
         if parts is None:  # corrupt: the record is replaced on the next save
+            self.created = clock.now()
             return {}
         data, self.created, self.expiry, self.saved_at, self.user = parts
         return data
