@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import base64
+import re
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from wsgisession.keys import KEY_BYTES, KEY_LENGTH, generate_key, is_valid_key
 
@@ -21,3 +25,31 @@ def test_a_key_of_another_shape_is_not_valid() -> None:
     key = generate_key()
     for bad in (key[:-1], key + "A", key[:-1] + "+", key[:-1] + "=", None, 43):
         assert not is_valid_key(bad)
+
+
+ID_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
+@given(
+    key=st.builds(generate_key),
+    changes=st.lists(
+        st.tuples(st.integers(0, KEY_LENGTH - 1), st.characters()), max_size=2
+    ),
+)
+def test_an_id_is_valid_exactly_when_it_has_the_shape(
+    key: str, changes: list[tuple[int, str]]
+) -> None:
+    """Letters and digits beyond ASCII ("é", "٣"), whitespace, "+", "/"... are not."""
+    characters = list(key)
+    for index, character in changes:
+        characters[index] = character
+    value = "".join(characters)
+    expected = ID_SHAPE.fullmatch(value) is not None
+    assert is_valid_key(value) is expected
+    assert is_valid_key(value) is expected  # again: found well-formed before, or not
+
+
+def test_non_ascii_letters_and_digits_are_not_valid() -> None:
+    key = generate_key()
+    for character in ("é", "٣", "Ａ", "ß", "\u00b2"):
+        assert not is_valid_key(character + key[1:])
