@@ -13,9 +13,11 @@ import binascii
 import functools
 import hashlib
 import os
+import re
 
 KEY_BYTES = 32
 KEY_LENGTH = 43
+_KEY_FORMAT = re.compile(r"[A-Za-z0-9_-]{43}")
 _URL_SAFE = bytes.maketrans(b"+/", b"-_")
 
 
@@ -40,16 +42,14 @@ _MAX_WELL_FORMED = 1024
 def is_valid_key(value: object) -> bool:
     """Whether ``value`` has the exact shape of an id :func:`generate_key` makes.
 
-    Every request with a session cookie asks; a regular expression cost
-    twice what these C string methods do, and a set lookup a tenth.
+    Every request with a session cookie asks: a set lookup costs a tenth of
+    the pattern's match.
     """
     if type(value) is not str or len(value) != KEY_LENGTH:
         return False
     if value in _well_formed:
         return True
-    # ASCII letters and digits, "-" and "_": isalnum() alone would let
-    # non-ASCII letters and digits through.
-    if not (value.isascii() and value.replace("-", "A").replace("_", "A").isalnum()):
+    if _KEY_FORMAT.fullmatch(value) is None:
         return False
     if len(_well_formed) >= _MAX_WELL_FORMED:
         _well_formed.clear()
