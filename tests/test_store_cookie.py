@@ -291,6 +291,14 @@ def test_is_valid_key_accepts_only_cookie_safe_values(
         assert not store.is_valid_key(other)
 
 
+@given(st.text(max_size=60) | st.from_regex(r"[A-Za-z0-9_.\-]{1,60}", fullmatch=True))
+def test_a_value_is_valid_exactly_when_it_has_the_shape(text: str) -> None:
+    """URL-safe base64 and ".", nothing else: "é", "٣", "\x00", "+" are refused."""
+    store = SignedCookieStore(SECRET)
+    expected = re.fullmatch(r"[A-Za-z0-9_.\-]+", text) is not None
+    assert store.is_valid_key(text) is expected
+
+
 # -- expiry ------------------------------------------------------------------
 
 

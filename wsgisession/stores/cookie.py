@@ -34,7 +34,6 @@ import hashlib
 import logging
 import math
 import os
-import re
 import struct
 import zlib
 from collections.abc import Sequence
@@ -61,7 +60,10 @@ MAX_VALUE_SIZE = COOKIE_SIZE_LIMIT  # the cookie value alone must fit too
 
 _SALT = b"wsgisession.cookie"
 _CIPHER_INFO = b"wsgisession.cookie.aes-256-gcm"
-_VALUE_SHAPE = re.compile(r"[A-Za-z0-9_.\-]+")
+#: The characters of a value (URL-safe base64 and "."), as bytes to delete:
+#: a value is well-formed if nothing is left (a regular expression cost
+#: three times as much on a 1 KB value).
+_VALUE_CHARACTERS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-"
 _MAX_KEY_LENGTH = 4096
 _HEADER = struct.Struct(">Bd")  # format byte, expires_at
 _PLAIN, _ZLIB, _SEALED = 1, 2, 3  # format bytes
@@ -250,7 +252,8 @@ class SignedCookieStore(Store):
         return (
             type(session_key) is str
             and 0 < len(session_key) <= _MAX_KEY_LENGTH
-            and _VALUE_SHAPE.fullmatch(session_key) is not None
+            and session_key.isascii()
+            and not session_key.encode("ascii").translate(None, _VALUE_CHARACTERS)
         )
 
     def load(self, session_key: str) -> Record | None:
