@@ -6,6 +6,7 @@ import datetime
 import math
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -90,7 +91,11 @@ def test_the_joined_record_is_the_encoders(
 @given(
     now=st.floats(min_value=0.0, max_value=2.0**33, exclude_max=True)
     | st.sampled_from([1.0, 1.000001, 4294967295.999999, 1795889279.5082304]),
-    data=st.dictionaries(st.text(max_size=4), st.text(max_size=4), max_size=2),
+    data=st.dictionaries(
+        st.text(max_size=4).filter(lambda key: not key.startswith(" ")),
+        st.text(max_size=4),
+        max_size=2,
+    ),
 )
 def test_a_save_moment_is_written_as_the_encoder_writes_it(
     now: float, data: dict[str, str]
@@ -100,6 +105,15 @@ def test_a_save_moment_is_written_as_the_encoder_writes_it(
     for saved in (moment, _recordjson.save_moment(moment + 5.0)):
         # created the moment kept (a new session), then the one before it
         record = record_of(data, moment, saved)
+        assert joined_text(record) == SERIALIZER.dumps(record).decode("utf-8")
+
+
+def test_zero_times_are_the_encoders_before_any_save(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_recordjson, "_last_moment", _recordjson._NO_MOMENT)
+    for moment in (0.0, -0.0):
+        record = record_of({"a": 1}, moment, moment)
         assert joined_text(record) == SERIALIZER.dumps(record).decode("utf-8")
 
 

@@ -46,8 +46,10 @@ _floats: dict[float, str] = {}
 #: microsecond is its six decimals without trailing zeros: written from an
 #: integer count of microseconds, it costs a tenth of ``float.__repr__``.
 _MICROSECOND_TEXT_BELOW = 2.0**32
-#: The time :func:`save_moment` gave last, and its JSON text.
-_last_moment: tuple[float, str] = (0.0, "0.0")
+#: The time :func:`save_moment` gave last, and its JSON text; NaN, equal to
+#: no time, until then (0.0 would match -0.0, whose text differs).
+_NO_MOMENT = (math.nan, "NaN")
+_last_moment: tuple[float, str] = _NO_MOMENT
 
 
 def save_moment(now: float) -> float:

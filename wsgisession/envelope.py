@@ -12,9 +12,10 @@ the layout means a new ``v`` and a decoder that still reads version 1.
 Decoding is the largest cost of a request that reads its session, and the
 same record is read again and again (one user's requests, served by this
 process) until it changes; so the records decoded or saved lately are kept
-by session key, with their bytes, and decoded once. Only small records of the default
-serializer (its ``loads()`` depends on the bytes alone) whose values are
-all immutable are kept; each request receives its own copy of the dict.
+by session key, with their bytes, and decoded once. Only small records of
+the default serializer (its ``loads()`` depends on the bytes alone) whose
+values are all immutable are kept; each request receives its own copy of
+the dict.
 """
 
 from __future__ import annotations
@@ -196,10 +197,12 @@ def remember(
         or not (text is not None or _immutable(data))
     ):
         return
-    if kept is None:
-        if len(_decoded) >= _KEPT_RECORDS:
+    while kept is None and len(_decoded) >= _KEPT_RECORDS:
+        try:
             del _decoded[next(iter(_decoded))]  # the oldest
-    elif text is None and kept[0] == payload:
+        except (KeyError, RuntimeError, StopIteration):
+            pass  # another thread changed the cache meanwhile: look again
+    if kept is not None and text is None and kept[0] == payload:
         text = kept[2]  # the same record decoded again: its text still applies
     _, created, expiry, saved_at, user = parts
     _decoded[key] = (
