@@ -57,7 +57,14 @@ class ResponseSetup:
     fields, and CPython reads a slot faster than a tuple's named field.
     """
 
-    __slots__ = ("new_session", "settings", "store", "sweeper")
+    __slots__ = (
+        "cookie_name",
+        "is_valid_key",
+        "new_session",
+        "settings",
+        "store",
+        "sweeper",
+    )
 
     def __init__(
         self,
@@ -69,6 +76,9 @@ class ResponseSetup:
         self.settings = settings
         self.store = store
         self.new_session = new_session
+        #: Every request with a cookie needs these two, bound here once.
+        self.cookie_name = settings.cookie_name
+        self.is_valid_key = store.is_valid_key
         #: Runs the store's bounded cleanup now and then after a save (or None).
         self.sweeper = sweeper
 
@@ -155,7 +165,7 @@ class Response:
             self.session = setup.new_session(None)
         else:
             offered = self.offered = OfferedKeys(
-                header, setup.settings.cookie_name, setup.store.is_valid_key
+                header, setup.cookie_name, setup.is_valid_key
             )
             self.session = setup.new_session(offered)
 
