@@ -158,7 +158,7 @@ def redis_atomic(url: str) -> Ops:
 
     def getset() -> None:
         seen = client.get(KEY)  # sent back: the script compares the bytes
-        if client.evalsha(script, 1, KEY, seen, BLOB, 3_600_000, "0") != 1:
+        if client.evalsha(script, 1, KEY, seen, BLOB, 3_600_000) != 1:
             raise AssertionError("compare-and-set failed with nobody else writing")
 
     def new() -> None:

@@ -68,18 +68,15 @@ _MAX_TTL_MS = 100 * 365 * 24 * 3600 * 1000
 
 
 # KEYS[1]: the record. ARGV[1]: the value the caller read, byte for byte
-# (a plain comparison: hashing it cost the server more than the compare).
-# ARGV[2]: the new value. ARGV[3]: its TTL in ms, or "0" to delete the
-# record. ARGV[4]: "1" if the caller read nothing (then ARGV[1] is "").
-# Returns 1 when written, else the current value (nil if there is none) for
-# the caller to merge with.
+# (a plain comparison: hashing it cost the server more than the compare),
+# or "" if it read nothing: a stored value is never empty (its header alone
+# is 9 bytes), so an absent record reads as "". ARGV[2]: the new value.
+# ARGV[3]: its TTL in ms, or "0" to delete the record. Returns 1 when
+# written, else the current value (nil if there is none) for the caller to
+# merge with.
 _COMPARE_AND_SET = """
 local current = redis.call('GET', KEYS[1])
-if ARGV[4] == '1' then
-  if current then return current end
-elseif current ~= ARGV[1] then
-  return current
-end
+if (current or '') ~= ARGV[1] then return current end
 if ARGV[3] == '0' then
   redis.call('DEL', KEYS[1])
 else
@@ -264,10 +261,7 @@ class RedisStore(Store):
             payload, expires_at = merge(current)
             ttl = ttl_ms(expires_at, now())
             new = pack(payload, expires_at) if ttl else b""
-            absent = "1" if seen is None else "0"
-            result = self._script(
-                _COMPARE_AND_SET_LUA, name, seen or b"", new, ttl, absent
-            )
+            result = self._script(_COMPARE_AND_SET_LUA, name, seen or b"", new, ttl)
             if isinstance(result, int):
                 return session_key
             if attempt > 1:  # busy: back off, then read what is there by then
