@@ -216,7 +216,10 @@ def test_record_beyond_30_days(store: MemcachedStore, raw: Client) -> None:
     record = store.load(key)
     assert record is not None and record.expires_at == expires_at
     ttl = ttl_of(raw, store._name(key))
-    assert ttl is not None and abs(ttl - 40 * DAY - CLOCK_MARGIN) <= 2
+    # Up to 3 s over: the expiry is rounded up to a whole second, memcached's
+    # clock lags real time by up to one, and it turns an absolute time into
+    # its own from a start time kept in whole seconds (one CI run saw +3).
+    assert ttl is not None and abs(ttl - 40 * DAY - CLOCK_MARGIN) <= 3
 
 
 def test_record_just_under_30_days_uses_a_relative_ttl(
