@@ -140,8 +140,9 @@ def test_a_server_that_never_answers_times_out(kind: str, silent_port: int) -> N
     address = f"127.0.0.1:{silent_port}"
     store = make_store(kind, address, timeout=0.1)
     started = time.monotonic()
-    assert_unavailable(lambda: store.load(generate_key()), store, address)
+    caught = assert_unavailable(lambda: store.load(generate_key()), store, address)
     assert time.monotonic() - started >= 0.08  # it did wait for the answer
+    assert "Timeout" in type(caught.__cause__).__name__  # redis-py's has its own
 
 
 def test_one_memcached_down_leaves_the_others_working(

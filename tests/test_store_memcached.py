@@ -255,6 +255,20 @@ def test_sockets_have_tcp_nodelay(store: MemcachedStore) -> None:
     assert client.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
 
 
+def test_sockets_wait_by_the_kernels_timeout(clean_memcached: ServerProcess) -> None:
+    # Python's own socket timeout would poll before every send and receive.
+    store = MemcachedStore(clean_memcached.address, timeout=1.25)
+    store.load(generate_key())
+    (client,) = store._servers[0]._free
+    assert client.sock.gettimeout() is None
+    for option in (socket.SO_RCVTIMEO, socket.SO_SNDTIMEO):
+        timeval = client.sock.getsockopt(socket.SOL_SOCKET, option, 16)
+        seconds, microseconds = struct.unpack("ll", timeval)
+        # The kernel keeps it in clock ticks (up to 10 ms each).
+        assert seconds + microseconds / 1e6 == pytest.approx(1.25, abs=0.01)
+    store.close()
+
+
 def test_several_servers_share_the_keys_like_hash_client(
     clean_memcached: ServerProcess, fresh_memcached: ServerProcess
 ) -> None:

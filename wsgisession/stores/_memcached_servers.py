@@ -4,15 +4,20 @@ Each :class:`Server` keeps a pool of pymemcache clients, each used by one
 thread at a time, with TCP_NODELAY and acknowledged writes. A pooled
 connection that the server closed (a restart) fails on its next command;
 the command then runs once more on a new connection, so a restart costs no
-error and no socket poll before every command. A server that cannot be
-reached is remembered as down for a few seconds, so that new sessions can
-be placed elsewhere meanwhile.
+error and no socket poll before every command. The reply timeout is the
+kernel's (``SO_RCVTIMEO``), not Python's socket timeout, which polls the
+socket before every send and every receive: two system calls more per
+command. A server that cannot be reached is remembered as down for a few
+seconds, so that new sessions can be placed elsewhere meanwhile.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import socket
+import struct
+import sys
 import time
 import weakref
 from collections import deque
@@ -49,6 +54,39 @@ class _BytesSerde:
         return value
 
 
+class _KernelTimeoutSockets:
+    """The socket module pymemcache is given: its sockets wait at most
+    ``timeout`` for the server by the kernel's send and receive timeouts.
+
+    pymemcache is then told no timeout, so Python leaves the connected
+    socket blocking and calls ``send`` and ``recv`` without a ``poll``
+    first. A timeout shows as ``BlockingIOError`` (``EAGAIN``), which
+    :meth:`Server.run` reports as ``TimeoutError``.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        seconds = int(timeout)
+        microseconds = round((timeout - seconds) * 1_000_000)
+        self._timeval = struct.pack("ll", seconds, microseconds)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(socket, name)
+
+    def socket(self, *args: Any) -> socket.socket:
+        sock = socket.socket(*args)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, self._timeval)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, self._timeval)
+        return sock
+
+    def __repr__(self) -> str:
+        return f"<sockets with kernel timeouts {self._timeval!r}>"
+
+
+#: Whether the kernel's socket timeouts take a ``struct timeval`` of two
+#: longs (Linux, the BSDs, macOS); elsewhere Python's timeout is used.
+KERNEL_TIMEOUTS = sys.platform != "win32" and hasattr(socket, "SO_RCVTIMEO")
+
+
 class Server:
     """One memcached server and a pool of clients, each used by one thread at once."""
 
@@ -66,14 +104,23 @@ class Server:
                 "[ipv6]:port or unix:/path"
             )
 
+        self.timeout = timeout
+        if KERNEL_TIMEOUTS:
+            timeouts: dict[str, Any] = {
+                "timeout": None,
+                "socket_module": _KernelTimeoutSockets(timeout),
+            }
+        else:  # pragma: no cover - platform dependent
+            timeouts = {"timeout": timeout}
+
         def create() -> Any:
             return Client(
                 self.address,
                 serde=_BytesSerde(),
                 connect_timeout=connect_timeout,
-                timeout=timeout,
                 no_delay=True,
                 default_noreply=False,
+                **timeouts,
             )
 
         self._create = create
@@ -124,6 +171,8 @@ class Server:
             client.close()
             if isinstance(exc, OSError | MemcacheUnexpectedCloseError):
                 self._down_until = time.monotonic() + DOWN_FOR
+            if isinstance(exc, BlockingIOError):  # the kernel's timeout
+                raise TimeoutError(f"no answer within {self.timeout} s") from exc
             raise
         self._free.append(client)
         self._down_until = 0.0
