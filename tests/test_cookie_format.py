@@ -141,7 +141,9 @@ def test_a_name_containing_a_placeholder_falls_back_to_werkzeug():
 # -- reading --------------------------------------------------------------------
 
 LATIN_1 = st.characters(min_codepoint=0, max_codepoint=255)
-PAIR_NAMES = st.sampled_from(["sessionid", "sessionid", "other", "x", "sessionidx"])
+PAIR_NAMES = st.sampled_from(
+    ["sessionid", "sessionid", "other", "x", "sessionidx", "", "=sessionid"]
+)
 PAIR_VALUES = st.one_of(
     st.from_regex(r"[A-Za-z0-9_-]{43}", fullmatch=True),
     st.text(st.sampled_from('ab=; \t"\\,é\x00'), max_size=8),
@@ -154,6 +156,14 @@ HEADERS = st.one_of(
         SEPARATORS,
         st.lists(st.tuples(PAIR_NAMES, PAIR_VALUES), max_size=6),
     ),
+    # As browsers send it: "; " between pairs, bare names among them.
+    st.lists(
+        st.one_of(
+            st.builds(lambda n, v: f"{n}={v}", PAIR_NAMES, PAIR_VALUES),
+            PAIR_NAMES,
+        ),
+        max_size=8,
+    ).map("; ".join),
     st.text(LATIN_1, max_size=60),
     st.text(st.sampled_from("sessionid=; \t\"'x"), max_size=30),
 )
@@ -179,10 +189,32 @@ def test_a_lone_pair_reads_as_werkzeug_reads_it(header):
 
 
 def test_plain_headers_take_the_fast_path_with_the_same_result():
-    header = "a=1; sessionid=abc; b=x=y; sessionid=def"
-    assert cookies._PLAIN_PAIRS.fullmatch(header)
-    assert cookies.cookie_values(header, "sessionid") == ["abc", "def"]
-    assert parse_cookie(header).getlist("sessionid") == ["abc", "def"]
+    header = (
+        "a=1; sessionid=abc; b=x=y;sessionid=def; =sessionid=x; ;c=\x00; "
+        "d=1 sessionid=x; sessionidx; e=sessionid;  sessionid=; xsessionid=y"
+    )
+    expected = ["abc", "def", ""]
+    assert cookies._plain_values(header, "sessionid") == expected
+    assert cookies.cookie_values(header, "sessionid") == expected
+    assert parse_cookie(header).getlist("sessionid") == expected
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        'a="x; sessionid=abc; b="',  # quoted: one value of a
+        "a=1;\tsessionid=abc",
+        "a=1; sessionid =abc",
+        "a=1; sessionid=ab c",
+        "a=1; sessionid=abc ; b=2",
+        "a=1; sessionid; sessionid=abc",  # a bare name reads as ""
+    ],
+)
+def test_headers_werkzeug_must_read_leave_the_fast_path(header):
+    assert cookies._plain_values(header, "sessionid") is None
+    assert cookies.cookie_values(header, "sessionid") == parse_cookie(header).getlist(
+        "sessionid"
+    )
 
 
 def test_a_host_prefixed_cookie_from_the_middleware_is_what_dump_cookie_makes():

