@@ -31,9 +31,9 @@ from .envelope import IMMUTABLE_TYPES
 from .errors import SessionInterrupted
 from .serializers import Serializer, resolve_serializer
 from .session_expiry import ExpiryMethods, TestCookieMethods
+from .session_keys import KeyMethods
 from .session_record import SessionRecord
-from .stores.base import Store, storage_key
-from .usersessions import handle_of, user_key
+from .stores.base import Store
 
 __all__ = ["Session"]
 
@@ -43,7 +43,7 @@ _UNSET: Any = object()
 KeySource = Callable[[], Sequence[str]]
 
 
-class Session(ExpiryMethods, TestCookieMethods, MutableMapping[str, Any]):
+class Session(KeyMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str, Any]):
     """A session bound to a store. ``environ["wsgisession"]`` is one of these.
 
     ``accessed`` and ``modified`` are plain attributes, as in Django: any
@@ -379,42 +379,7 @@ class Session(ExpiryMethods, TestCookieMethods, MutableMapping[str, Any]):
         record.forget()
         self.modified = True
 
-    def cycle_key(self) -> None:
-        """Move the data to a new key at once and delete the old record (login)."""
-        record = self.loaded_record()
-        self._move_to_new_key(record, record.user)
-
-    # -- the user the session belongs to -------------------------------------
-
-    def bind_user(self, user_id: str | int) -> None:
-        """Make the session ``user_id``'s and cycle its key at once (a login).
-
-        The store then lists it among the user's sessions (the middleware's
-        ``user_sessions``) and can revoke it. ``user_id`` is a non-empty
-        ``str`` or an ``int`` (taken as its decimal string); a store without
-        user sessions raises NotImplementedError.
-        """
-        user = user_key(user_id)
-        self._move_to_new_key(self.loaded_record(), user)
-
-    @property
-    def user_id(self) -> str | None:
-        """The user the session belongs to, or None (loads the session)."""
-        return self.loaded_record().user
-
-    @property
-    def handle(self) -> str | None:
-        """The opaque name of this session in its user's listings, or None.
-
-        Not the key and useless as a cookie; the same across saves, new
-        after ``cycle_key()``; None until the session is saved (and on a
-        client-side store, which has no listings).
-        """
-        record = self.loaded_record()
-        key = record.key
-        if key is None or not record.stored or self._store.client_side:
-            return None
-        return handle_of(storage_key(key))
+    # -- a new key (the public methods: session_keys.KeyMethods) ---------------
 
     def _move_to_new_key(self, record: SessionRecord, user: str | None) -> None:
         """Store the data under a new key owned by ``user``; the old record goes.
@@ -431,13 +396,6 @@ class Session(ExpiryMethods, TestCookieMethods, MutableMapping[str, Any]):
             self._data, self._changes, self.modified = {}, None, False
             raise
         self.modified = True
-
-    def reserve_key(self) -> str:
-        """Give a new session its key before it is saved (headers sent early)."""
-        record = self.loaded_record()
-        if record.key is None:
-            record.key = self._store.generate_key()
-        return record.key
 
     def __repr__(self) -> str:
         state = "unloaded" if self._data is None else f"{len(self._data)} keys"
