@@ -27,19 +27,18 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import secrets
 import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .. import _coerce as c
 from ..clock import now
 from ..errors import ConfigError, StoreUnavailable
 from ._shared import pause, poll_lock
+from ._sqloptions import DEFAULT_TABLE, SQL_OPTIONS, table_name
 from ._sqlrun import Compiled, Cursor, Dropped, Runner, compile_statement
 from ._sqlusers import SQLUserSessions
-from .base import IniOption, Merge, Progress, Record, Store, storage_key
+from .base import Merge, Progress, Record, Store, storage_key
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
@@ -47,42 +46,6 @@ if TYPE_CHECKING:
 __all__ = ["SQLStore"]
 
 logger = logging.getLogger(__name__)
-
-#: A table name: letters, digits and underscores, short enough that
-#: ``<name>_locks`` and its index names fit MySQL's 64-character limit.
-_TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,47}")
-DEFAULT_TABLE = "wsgisession_sessions"
-
-
-def database_url(key: str, value: Any) -> str | None:
-    """The check of ``sql_url``: a URL string, or None when unset.
-
-    The value is never shown in the error: it may hold a password.
-    """
-    if value is None:
-        return None
-    if not isinstance(value, str) or "://" not in value:
-        shown = (
-            "a str without '://'" if isinstance(value, str) else type(value).__name__
-        )
-        raise ConfigError(
-            f"invalid value for {key!r} ({shown}); expected a SQLAlchemy URL "
-            "such as postgresql+psycopg://user:password@host/database"
-        )
-    return value
-
-
-def table_name(key: str, value: Any) -> str:
-    """The check of ``sql_table`` (and of the ``table`` argument)."""
-    if not isinstance(value, str) or not _TABLE_NAME.fullmatch(value):
-        raise c.invalid(
-            key,
-            value,
-            "a name of letters, digits and underscores "
-            "(at most 48 characters, not starting with a digit)",
-        )
-    return value
-
 
 T = TypeVar("T")
 
@@ -109,21 +72,7 @@ class SQLStore(SQLUserSessions, Store):
     """
 
     ini_name = "sql"
-    ini_options = (
-        IniOption(
-            "sql_url", "SQLAlchemy URL", None,
-            "Database URL of the SQL store, e.g. "
-            "postgresql+psycopg://user:password@host/db (needs the sql extra "
-            "and the database's driver).",
-            database_url, c.parse_optional_text,
-            required=True, argument="url_or_engine",
-        ),
-        IniOption(
-            "sql_table", "table name", DEFAULT_TABLE,
-            "Table of the SQL store; its request locks go in <table>_locks.",
-            table_name, c.parse_text, argument="table",
-        ),
-    )  # fmt: skip
+    ini_options = SQL_OPTIONS
 
     def __init__(
         self,

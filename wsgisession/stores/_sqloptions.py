@@ -1,0 +1,69 @@
+"""The SQL store's ini options and the checks of their values.
+
+Kept apart from :mod:`.sql` so that the store's module holds what it does
+with the database, not how its settings are read.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .. import _coerce as c
+from ..errors import ConfigError
+from .base import IniOption
+
+__all__ = ["DEFAULT_TABLE", "SQL_OPTIONS", "database_url", "table_name"]
+
+#: A table name: letters, digits and underscores, short enough that
+#: ``<name>_locks`` and its index names fit MySQL's 64-character limit.
+_TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,47}")
+DEFAULT_TABLE = "wsgisession_sessions"
+
+
+def database_url(key: str, value: Any) -> str | None:
+    """The check of ``sql_url``: a URL string, or None when unset.
+
+    The value is never shown in the error: it may hold a password.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str) or "://" not in value:
+        shown = (
+            "a str without '://'" if isinstance(value, str) else type(value).__name__
+        )
+        raise ConfigError(
+            f"invalid value for {key!r} ({shown}); expected a SQLAlchemy URL "
+            "such as postgresql+psycopg://user:password@host/database"
+        )
+    return value
+
+
+def table_name(key: str, value: Any) -> str:
+    """The check of ``sql_table`` (and of the ``table`` argument)."""
+    if not isinstance(value, str) or not _TABLE_NAME.fullmatch(value):
+        raise c.invalid(
+            key,
+            value,
+            "a name of letters, digits and underscores "
+            "(at most 48 characters, not starting with a digit)",
+        )
+    return value
+
+
+#: ``sql_url`` and ``sql_table``, the ``ini_options`` of ``SQLStore``.
+SQL_OPTIONS = (
+    IniOption(
+        "sql_url", "SQLAlchemy URL", None,
+        "Database URL of the SQL store, e.g. "
+        "postgresql+psycopg://user:password@host/db (needs the sql extra "
+        "and the database's driver).",
+        database_url, c.parse_optional_text,
+        required=True, argument="url_or_engine",
+    ),
+    IniOption(
+        "sql_table", "table name", DEFAULT_TABLE,
+        "Table of the SQL store; its request locks go in <table>_locks.",
+        table_name, c.parse_text, argument="table",
+    ),
+)  # fmt: skip
