@@ -17,7 +17,7 @@ from helpers import STORE_FACTORIES, build_store, call, increment_app, store_arg
 
 from wsgisession import SessionMiddleware
 from wsgisession.keys import generate_key
-from wsgisession.response import MAX_KEY_CANDIDATES
+from wsgisession.offered_keys import MAX_KEY_CANDIDATES
 from wsgisession.stores import MemoryStore, SignedCookieStore
 from wsgisession.stores.base import Record, Store
 

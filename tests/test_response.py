@@ -90,6 +90,26 @@ def test_legacy_write_then_a_list_starts_the_response_once(touch: bool) -> None:
     assert ("Set-Cookie: sessionid=" in output) is touch
 
 
+@pytest.mark.parametrize("touch", [False, True])
+def test_a_list_without_start_response_is_passed_on_as_it_is(touch: bool) -> None:
+    """The server, not the middleware, reports an app that never started its
+    response; nothing is started for it and a changed session is not saved."""
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        if touch:
+            environ["wsgisession"]["n"] = 1
+        return [b"body"]
+
+    store = MemoryStore()
+    started: list[Any] = []
+    result = SessionMiddleware(app, store)(
+        {"REQUEST_METHOD": "GET", "PATH_INFO": "/"}, lambda *args: started.append(args)
+    )
+    assert result == [b"body"]
+    assert started == []
+    assert len(store) == 0
+
+
 def test_detached_response_finishes_with_the_cookie_headers() -> None:
     """What the Flask adapter uses for requests no middleware handles."""
     middleware = SessionMiddleware(legacy_write_app(False), MemoryStore())

@@ -10,7 +10,7 @@ from typing import Any, Self, Unpack
 from .cleanup import Sweeper
 from .config import Options, Settings
 from .errors import ConfigError
-from .response import Response, ResponseSetup
+from .response import Response, ResponseSetup, handle
 from .serializers import PickleSerializer, Serializer, resolve_serializer
 from .session import Session
 from .stores.base import Store
@@ -104,7 +104,6 @@ class SessionMiddleware:
         )
         # Used on every request: bound once.
         self._setup = self._response_setup(settings, serializer)
-        self._environ_key = settings.environ_key
         self._users = UserSessions(self.store, settings, serializer)
 
     def _response_setup(
@@ -120,14 +119,7 @@ class SessionMiddleware:
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
-        response = Response(self._setup, environ, start_response)
-        environ[self._environ_key] = response.session
-        try:
-            result = self.app(environ, response.start_response)
-        except BaseException:
-            response.session.release_lock()
-            raise
-        return response.respond(result)
+        return handle(self._setup, self.app, environ, start_response)
 
     def detached_response(self, environ: dict[str, Any]) -> Response:
         """A response for a request this middleware does not handle (Flask's tests).

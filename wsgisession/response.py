@@ -25,7 +25,6 @@ from .cookies import (
     NOTHING,
     SET,
     add_session_headers,
-    cookie_values,
     decide,
     deleting_cookie,
     is_secure,
@@ -33,10 +32,11 @@ from .cookies import (
     session_cookie,
 )
 from .errors import SessionInterrupted
+from .offered_keys import OfferedKeys
 from .session import KeySource, Session
 from .stores.base import Store
 
-__all__ = ["Response", "ResponseSetup"]
+__all__ = ["Response", "ResponseSetup", "handle", "new_response"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,10 +44,8 @@ Headers = list[tuple[str, str]]
 StartResponse = Callable[..., Callable[[bytes], Any]]
 SessionFactory = Callable[[KeySource | None], Session]
 _END: Any = object()
-
-#: The most session cookies of one request tried against the store: a
-#: header with thousands of them costs no more than a few loads.
-MAX_KEY_CANDIDATES = 4
+#: The headers of a response whose app has not started it (never mutated).
+_NO_HEADERS: Headers = []
 
 
 class ResponseSetup:
@@ -59,8 +57,10 @@ class ResponseSetup:
 
     __slots__ = (
         "cookie_name",
+        "environ_key",
         "is_valid_key",
         "new_session",
+        "save_every_request",
         "settings",
         "store",
         "sweeper",
@@ -79,6 +79,8 @@ class ResponseSetup:
         #: Every request with a cookie needs these two, bound here once.
         self.cookie_name = settings.cookie_name
         self.is_valid_key = store.is_valid_key
+        self.environ_key = settings.environ_key
+        self.save_every_request = settings.save_every_request
         #: Runs the store's bounded cleanup now and then after a save (or None).
         self.sweeper = sweeper
 
@@ -86,88 +88,113 @@ class ResponseSetup:
         return f"<ResponseSetup store={self.store!r}>"
 
 
-class OfferedKeys:
-    """The session keys a request's cookies offer: the well-formed ones, in order.
-
-    The session calls it on first use (the ``Cookie`` header is parsed
-    only then). A browser may send several cookies of the name (one planted
-    from a sibling subdomain on a longer path comes first): the session
-    loads the first the store knows. At most :data:`MAX_KEY_CANDIDATES`.
-    It holds the header, not the request, so that the session, which the
-    request's environ holds, refers to nothing that holds it back.
-    """
-
-    __slots__ = ("had_cookie", "header", "is_valid", "name")
-
-    def __init__(
-        self, header: str, name: str, is_valid: Callable[[object], bool]
-    ) -> None:
-        self.header = header
-        self.name = name
-        self.is_valid = is_valid
-        #: Whether the header had a cookie of the name (known once called).
-        self.had_cookie = False
-
-    def __call__(self) -> tuple[str, ...]:
-        values = cookie_values(self.header, self.name)
-        self.had_cookie = bool(values)
-        is_valid = self.is_valid
-        if len(values) == 1:  # the usual case
-            return (values[0],) if is_valid(values[0]) else ()
-        keys: list[str] = []
-        for value in values:
-            if is_valid(value) and value not in keys:
-                keys.append(value)
-                if len(keys) == MAX_KEY_CANDIDATES:
-                    break
-        return tuple(keys)
-
-    def __repr__(self) -> str:
-        return f"<OfferedKeys of {self.name!r}>"
-
-
 def _no_start_response(*args: Any) -> Callable[[bytes], Any]:
     raise AssertionError("a detached response never starts a response")
+
+
+def handle(
+    setup: ResponseSetup,
+    app: Callable[..., Iterable[bytes]],
+    environ: dict[str, Any],
+    start_response: StartResponse,
+) -> Iterable[bytes]:
+    """One request through the middleware: the session into ``environ``, the
+    app called, its result wrapped (see :meth:`Response.respond`).
+
+    The most common result, a complete body with the headers not sent
+    yet, is settled here: a request that never touched its session lets
+    the app's headers through as they are, any other saves first.
+    """
+    response = new_response(setup, environ, start_response)
+    session = environ[setup.environ_key] = response.session
+    try:
+        result = app(environ, response.start_response)
+    except BaseException:
+        session.release_lock()
+        raise
+    if (
+        type(result) is not list
+        or response.status is None
+        or response.server_write is not None
+    ):
+        return response.respond(result)
+    # is_touched(), spelled out: every request of the app comes here.
+    if session.accessed or session.modified or setup.save_every_request:
+        try:
+            response.send_headers(final=True, touched=True)
+        finally:
+            session.release_lock()
+        return result
+    response.server_write = start_response(
+        response.status, response.headers, response.exc_info
+    )
+    return result
+
+
+def new_response(
+    setup: ResponseSetup, environ: dict[str, Any], start_response: StartResponse
+) -> Response:
+    """The :class:`Response` of one request, with the session it hands the app.
+
+    The class is called bare (it has no ``__init__``): running a Python
+    ``__init__`` through the class call cost every request about 0.8K
+    instructions more than setting the attributes here.
+    """
+    response = Response()
+    response.setup = setup
+    response.environ = environ
+    response.server_start_response = start_response
+    response.server_write = None
+    response.status, response.headers, response.exc_info = None, _NO_HEADERS, None
+    response.saved = response.failed = False
+    header = environ.get("HTTP_COOKIE")
+    if header is None:
+        response.offered = None
+        response.session = setup.new_session(None)
+    else:
+        offered = response.offered = OfferedKeys(
+            header, setup.cookie_name, setup.is_valid_key
+        )
+        response.session = setup.new_session(offered)
+    return response
 
 
 class Response:
     """One request/response pair as it passes the middleware.
 
-    Made per request with the session it hands the app; :meth:`respond`
-    wraps the app's result. An untouched session lets the app's headers
-    through as they are (the fast path); otherwise the session is saved
-    and the cookie set or deleted as :func:`~wsgisession.cookies.decide` says.
+    Made per request by :func:`new_response`, with the session it hands the
+    app; :meth:`respond` wraps the app's result. An untouched session lets
+    the app's headers through as they are (the fast path); otherwise the
+    session is saved and the cookie set or deleted as
+    :func:`~wsgisession.cookies.decide` says.
     """
 
-    # Defaults on the class: a request that never touches its session sets
-    # only what __init__ and start_response set. (``server_write``, read by
-    # every response, is set by __init__: an instance's own attribute is
-    # read faster than a class default.)
-    status: str | None = None
-    headers: Headers = []  # noqa: RUF012 - replaced, never mutated
-    exc_info: Any = None
-    offered: OfferedKeys | None = None
-    saved = False
-    failed = False
+    __slots__ = (
+        "environ",
+        "exc_info",
+        "failed",
+        "headers",
+        "offered",
+        "saved",
+        "server_start_response",
+        "server_write",
+        "session",
+        "setup",
+        "status",
+    )
 
-    def __init__(
-        self,
-        setup: ResponseSetup,
-        environ: dict[str, Any],
-        start_response: StartResponse,
-    ) -> None:
-        self.setup = setup
-        self.environ = environ
-        self.server_start_response = start_response
-        self.server_write: Callable[[bytes], Any] | None = None
-        header = environ.get("HTTP_COOKIE")
-        if header is None:
-            self.session = setup.new_session(None)
-        else:
-            offered = self.offered = OfferedKeys(
-                header, setup.cookie_name, setup.is_valid_key
-            )
-            self.session = setup.new_session(offered)
+    setup: ResponseSetup
+    environ: dict[str, Any]
+    server_start_response: StartResponse
+    server_write: Callable[[bytes], Any] | None
+    session: Session
+    offered: OfferedKeys | None
+    #: What the app passed to ``start_response`` (status None until then).
+    status: str | None
+    headers: Headers
+    exc_info: Any
+    saved: bool
+    failed: bool
 
     @classmethod
     def detached(cls, setup: ResponseSetup, environ: dict[str, Any]) -> Response:
@@ -176,7 +203,7 @@ class Response:
         Its session reads the request's cookie; :meth:`finish` saves it and
         returns the ``Set-Cookie`` headers for the caller to send.
         """
-        return cls(setup, environ, _no_start_response)
+        return new_response(setup, environ, _no_start_response)
 
     @property
     def had_cookie(self) -> bool:
@@ -206,26 +233,6 @@ class Response:
         anything but a list or tuple is wrapped, whatever the status.
         """
         session = self.session
-        if (
-            type(result) is list
-            and self.server_write is None
-            and self.status is not None
-        ):  # the most common case: a complete body, headers not sent yet
-            # is_touched(), spelled out: every request of the app comes here.
-            if not (
-                session.accessed
-                or session.modified
-                or self.setup.settings.save_every_request
-            ):  # untouched: the headers go through as they are
-                self.server_write = self.server_start_response(
-                    self.status, self.headers, self.exc_info
-                )
-                return result
-            try:
-                self.send_headers(final=True, touched=True)
-            finally:
-                session.release_lock()
-            return result
         if isinstance(result, (list, tuple)) or self._is_file_wrapper(result):
             try:
                 self.complete()

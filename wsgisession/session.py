@@ -79,14 +79,15 @@ class Session(KeyMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str, 
             "_store": store,
             "_settings": settings,
             "_serializer": serializer,
+            # Called bare: no Python __init__ runs (cheaper than object.__new__).
+            "__init__": object.__init__,
             "__module__": cls.__module__,
             "__qualname__": cls.__qualname__,
         }
-        bound: type[Session] = type(cls.__name__, (cls,), shared)
-        new = object.__new__
+        bound: Callable[[], Session] = type(cls.__name__, (cls,), shared)
 
         def for_request(key_source: KeySource | None) -> Session:
-            session = new(bound)
+            session = bound()
             session._key_source = key_source
             # Every response reads these two: an instance's own attribute is
             # read faster than a class default (CPython specializes the former).

@@ -1,0 +1,58 @@
+"""The session ids a request's cookies offer, read only when the session is used.
+
+A browser may send several cookies of the session's name (one planted from
+a sibling subdomain on a longer path comes first): the session loads the
+first the store knows, trying a few at most.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .cookies import cookie_values
+
+__all__ = ["MAX_KEY_CANDIDATES", "OfferedKeys"]
+
+#: The most session cookies of one request tried against the store: a
+#: header with thousands of them costs no more than a few loads.
+MAX_KEY_CANDIDATES = 4
+
+
+class OfferedKeys:
+    """The session keys a request's cookies offer: the well-formed ones, in order.
+
+    The session calls it on first use (the ``Cookie`` header is parsed
+    only then). A browser may send several cookies of the name (one planted
+    from a sibling subdomain on a longer path comes first): the session
+    loads the first the store knows. At most :data:`MAX_KEY_CANDIDATES`.
+    It holds the header, not the request, so that the session, which the
+    request's environ holds, refers to nothing that holds it back.
+    """
+
+    __slots__ = ("had_cookie", "header", "is_valid", "name")
+
+    def __init__(
+        self, header: str, name: str, is_valid: Callable[[object], bool]
+    ) -> None:
+        self.header = header
+        self.name = name
+        self.is_valid = is_valid
+        #: Whether the header had a cookie of the name (known once called).
+        self.had_cookie = False
+
+    def __call__(self) -> tuple[str, ...]:
+        values = cookie_values(self.header, self.name)
+        self.had_cookie = bool(values)
+        is_valid = self.is_valid
+        if len(values) == 1:  # the usual case
+            return (values[0],) if is_valid(values[0]) else ()
+        keys: list[str] = []
+        for value in values:
+            if is_valid(value) and value not in keys:
+                keys.append(value)
+                if len(keys) == MAX_KEY_CANDIDATES:
+                    break
+        return tuple(keys)
+
+    def __repr__(self) -> str:
+        return f"<OfferedKeys of {self.name!r}>"
