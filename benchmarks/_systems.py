@@ -7,9 +7,11 @@ after a change, ``session.secret`` so that its id cookie is signed).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,6 +96,20 @@ def wsgisession_store(kind: str, ctx: Ctx, where: Path | None = None) -> Any:
     if kind == "postgresql":
         _need("sqlalchemy", "psycopg")
     return makers[kind]()
+
+
+@contextlib.contextmanager
+def scratch(kinds: list[str], prefix: str) -> Iterator[Ctx]:
+    """A temporary directory and the servers ``kinds`` need, for one script run."""
+    with (
+        tempfile.TemporaryDirectory(prefix=prefix) as tmp,
+        Services(Path(tmp), set(kinds)) as services,
+    ):
+        ctx = Ctx(Path(tmp), services)
+        try:
+            yield ctx
+        finally:
+            ctx.close()
 
 
 def wsgisession_app(kind: str, ctx: Ctx) -> tuple[WSGIApp, Any]:

@@ -36,15 +36,13 @@ import os
 import sqlite3
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from _floors import BLOB, KEY, SMALL, _fresh_keys, build_floor
-from _servers import Services
-from _systems import Ctx, wsgisession_store
+from _systems import Ctx, scratch, wsgisession_store
 from _timing import Case, run_rounds
 
 try:  # absent from versions before it (to compare them, with the same floors)
@@ -208,11 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     kinds = [kind for kind in args.only.split(",") if kind]
-    with (
-        tempfile.TemporaryDirectory(prefix="wsgisession-atomic-") as tmp,
-        Services(Path(tmp), set(kinds)) as services,
-    ):
-        ctx = Ctx(Path(tmp), services)
+    with scratch(kinds, "wsgisession-atomic-") as ctx:
+        services = ctx.services
         cases = []
         for kind in kinds:
             floor = build_floor(kind, ctx)
