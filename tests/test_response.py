@@ -110,6 +110,14 @@ def test_a_list_without_start_response_is_passed_on_as_it_is(touch: bool) -> Non
     assert len(store) == 0
 
 
+def test_a_response_says_its_status_and_whether_its_headers_went_out() -> None:
+    middleware = SessionMiddleware(legacy_write_app(False), MemoryStore())
+    response = middleware.detached_response({"REQUEST_METHOD": "GET"})
+    assert repr(response) == "<Response not started, headers held>"
+    response.status = "200 OK"
+    assert repr(response) == "<Response 200 OK, headers held>"
+
+
 def test_detached_response_finishes_with_the_cookie_headers() -> None:
     """What the Flask adapter uses for requests no middleware handles."""
     middleware = SessionMiddleware(legacy_write_app(False), MemoryStore())

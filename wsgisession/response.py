@@ -363,6 +363,10 @@ class Response:
         finally:
             self.session.release_lock()
 
+    def __repr__(self) -> str:
+        sent = "sent" if self.server_write is not None else "held"
+        return f"<Response {self.status or 'not started'}, headers {sent}>"
+
 
 class Body:
     """The app's body, one chunk behind, so the end is seen before the last send."""
