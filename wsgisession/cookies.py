@@ -143,34 +143,29 @@ def _plain_values(text: str, name: str) -> list[str] | None:
     if '"' in text or "\t" in text or text.count(name) > _MOST_NAMES_FOUND:
         return None
     values: list[str] = []
-    find = text.find
     after_name = len(name)
-    at = find(name)
+    at = text.find(name)
     while at != -1:
-        if at == 0 or text[at - 1] == ";" or _after_separator(text, at):
+        if _starts_pair(text, at):
             value_at = at + after_name
-            if text[value_at : value_at + 1] != "=":
-                if text[value_at : value_at + 1] in ("", " ", ";"):
-                    return None  # a bare name, or spaces around "="
-            else:
-                end = find(";", value_at)
-                value = text[value_at + 1 :] if end == -1 else text[value_at + 1 : end]
+            following = text[value_at : value_at + 1]
+            if following in ("", " ", ";"):
+                return None  # a bare name, or spaces before "="
+            if following == "=":
+                end = text.find(";", value_at)
+                value = text[value_at + 1 : len(text) if end == -1 else end]
                 if " " in value:
                     return None
                 values.append(value)
-                if end == -1:
-                    break
-                at = find(name, end)
-                continue
-        at = find(name, at + 1)
+        at = text.find(name, at + 1)
     return values
 
 
-def _after_separator(text: str, at: int) -> bool:
-    """Whether only spaces come between a ``;`` (or the start) and ``at``."""
-    if text[at - 1] != " ":
-        return False
-    return text[:at].rstrip(" ")[-1:] in ("", ";")
+def _starts_pair(text: str, at: int) -> bool:
+    """Whether a pair starts at ``at``: after a ``;`` and any spaces, or the start."""
+    if at == 0 or text[at - 1] == ";":
+        return True
+    return text[at - 1] == " " and text[:at].rstrip(" ")[-1:] in ("", ";")
 
 
 def is_secure(settings: Settings, environ: Mapping[str, object]) -> bool:
