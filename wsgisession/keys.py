@@ -34,27 +34,15 @@ def generate_key() -> str:
     return urlsafe_base64(os.urandom(KEY_BYTES)).decode("ascii")
 
 
-#: Ids found well-formed lately: a client that comes back skips the check.
-_well_formed: set[str] = set()
-_MAX_WELL_FORMED = 1024
-
-
 def is_valid_key(value: object) -> bool:
-    """Whether ``value`` has the exact shape of an id :func:`generate_key` makes.
+    """Whether ``value`` has the exact shape of an id :func:`generate_key` makes."""
+    return type(value) is str and len(value) == KEY_LENGTH and _well_formed(value)
 
-    Every request with a session cookie asks: a set lookup costs a tenth of
-    the pattern's match.
-    """
-    if type(value) is not str or len(value) != KEY_LENGTH:
-        return False
-    if value in _well_formed:
-        return True
-    if _KEY_FORMAT.fullmatch(value) is None:
-        return False
-    if len(_well_formed) >= _MAX_WELL_FORMED:
-        _well_formed.clear()
-    _well_formed.add(value)
-    return True
+
+@functools.lru_cache(maxsize=1024)
+def _well_formed(value: str) -> bool:
+    """The id pattern's verdict, kept for the ids seen lately (as :func:`storage_key`)."""
+    return _KEY_FORMAT.fullmatch(value) is not None
 
 
 @functools.lru_cache(maxsize=1024)
