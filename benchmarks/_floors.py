@@ -6,11 +6,15 @@ layer can do per request: ``get`` (read), ``set`` (overwrite), ``getset``
 fresh random key: a new session). No session serialization is involved, except
 for the cookie floor, where signing and JSON are the work itself.
 
-A fifth, ``paced``, is ``getset`` with :data:`PACE_US` of busy CPU work
-before each of its two operations, as a request does between its load and
-its save; the work is subtracted again in the report. It shows what the
-store costs when it is not called back to back in a tight loop (a server
-that went idle for a few microseconds takes longer to answer).
+Two more, ``getset in context`` and ``new in context``, run ``getset`` and
+``new`` each right after one request of the matching workload (write, new)
+on a middleware over the memory store: the *layer* case, timed on its own
+in the same rounds and taken off again in the report. A loop of nothing but
+the floor keeps the client library's code and data, and little else, in the
+processor's caches, and keeps a server busy enough to answer at once; a
+request runs the session layer's code around the same operations, as the
+floor in context does. What is left between a store's part of a request and
+its floor in context is the store's own code.
 """
 
 from __future__ import annotations
@@ -30,9 +34,9 @@ from _wsgi import PRIME_DATA
 Ops = dict[str, Callable[[], Any]]
 Closer = Callable[[], None] | None
 
-OPS = ("get", "set", "getset", "new", "paced")
-#: Busy work (µs) before each operation of the ``paced`` floor.
-PACE_US = 15.0
+OPS = ("get", "set", "getset", "new", "getset in context", "new in context")
+#: The workload each in-context floor runs after, by its operation.
+CONTEXTS = {"getset": "write", "new": "new"}
 #: Which floor operation a workload is compared with.
 WORKLOAD_OP = {"read": "get", "write": "getset", "new": "new"}
 #: What each floor does, for the report.
@@ -227,24 +231,23 @@ def cookie_floor(secret: str) -> tuple[Ops, Closer]:
     }, None
 
 
-def _busy(microseconds: float) -> None:
-    """Keep the CPU busy (no sleep: the thread stays runnable) for a while."""
-    end = time.perf_counter() + microseconds / 1e6
-    while time.perf_counter() < end:
-        pass
-
-
-def paced(ops: Ops) -> Callable[[], None]:
-    """``getset`` with PACE_US of work before the get and before the set."""
-    get, set_ = ops["get"], ops["set"]
+def in_context(
+    layer: Callable[[], Any], operation: Callable[[], Any]
+) -> Callable[[], None]:
+    """``operation`` right after one session-layer request (``layer``), as one step."""
 
     def step() -> None:
-        _busy(PACE_US)
-        get()
-        _busy(PACE_US)
-        set_()
+        layer()
+        operation()
 
     return step
+
+
+def add_contexts(ops: Ops, layers: dict[str, Callable[[], Any]]) -> Ops:
+    """``ops`` with each in-context floor, after the ``layers`` requests by workload."""
+    for op, workload in CONTEXTS.items():
+        ops[f"{op} in context"] = in_context(layers[workload], ops[op])
+    return ops
 
 
 def build_floor(kind: str, ctx: Ctx) -> tuple[Ops, Closer] | None:
@@ -263,6 +266,4 @@ def build_floor(kind: str, ctx: Ctx) -> tuple[Ops, Closer] | None:
         built = cookie_floor(ctx.secret)
     elif kind == "postgresql" and services.postgresql is not None:
         built = postgresql_floor(services.postgresql_url)
-    if built is not None:
-        built[0]["paced"] = paced(built[0])
     return built

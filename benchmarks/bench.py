@@ -23,16 +23,25 @@ import tempfile
 import time
 from pathlib import Path
 
-from _cases import Client, floor_cases, workload_cases
+from _cases import Client, floor_cases, prime, workload_cases
 from _concurrency import concurrency_run
-from _floors import build_floor
+from _floors import CONTEXTS, add_contexts, build_floor
 from _load import LoadMeter
 from _probes import WriteProbe
 from _report import render, server_versions, source_fingerprint
 from _results import Results
 from _scale import SCALE_KINDS, scale_run
 from _servers import Services
-from _systems import BUILDERS, COOKIE_NAMES, KINDS, SERVERS, Ctx, Skip, store_dir
+from _systems import (
+    BUILDERS,
+    COOKIE_NAMES,
+    KINDS,
+    SERVERS,
+    Ctx,
+    Skip,
+    store_dir,
+    wsgisession_app,
+)
 from _timing import Case, run_rounds
 from _wsgi import hello_app
 
@@ -87,8 +96,11 @@ def progress(message: str) -> None:
 
 
 def build_cases(ctx: Ctx, kinds: list[str], skipped: dict[str, str]) -> list[Case]:
-    """The bare case, then per store: wsgisession, Beaker and the floor."""
+    """The bare case, the layer cases, then per store: wsgisession, Beaker and
+    the floor."""
     cases = [Case("bare", "-", "bare", Client(hello_app, "/untouched", "none"))]
+    layers = layer_requests(ctx)
+    cases += [Case("layer", "memory", w, step) for w, step in layers.items()]
     for kind in kinds:
         for system, build in BUILDERS.items():
             try:
@@ -105,10 +117,23 @@ def build_cases(ctx: Ctx, kinds: list[str], skipped: dict[str, str]) -> list[Cas
                 probe.close()
         floor = build_floor(kind, ctx)
         if floor is not None:
-            cases += floor_cases(kind, floor[0])
+            cases += floor_cases(kind, add_contexts(floor[0], layers))
             if floor[1] is not None:
                 ctx.closers.append(floor[1])
     return cases
+
+
+def layer_requests(ctx: Ctx) -> dict[str, Client]:
+    """The requests the in-context floors run after: write and new on a
+    middleware over a memory store of their own (so that the memory cases
+    time a store no floor request adds to)."""
+    app, _store = wsgisession_app("memory", ctx)
+    requests = {
+        "write": Client(app, "/write", "sessionid", prime(app, "sessionid"), keep=True),
+        "new": Client(app, "/new", "sessionid"),
+    }
+    assert set(requests) == set(CONTEXTS.values())
+    return requests
 
 
 def _failed(system: str, kind: str, exc: Exception) -> list[Case]:
