@@ -89,6 +89,41 @@ def test_lock_released_when_app_raises(kind: str, tmp_path: Path) -> None:
     assert good.open_session(cookie.split("=", 1)[1])["counter"] == 2
 
 
+@pytest.mark.parametrize("kind", ["memory", "file", "sqlite"])
+@pytest.mark.parametrize("streamed", [False, True], ids=["list", "generator"])
+def test_lock_released_while_the_server_still_holds_the_request(
+    kind: str, streamed: bool, tmp_path: Path
+) -> None:
+    """The middleware releases the lock when the response is settled (or
+    closed), not the garbage collector when the request's objects go: a
+    server keeps the environ, and so the session, a while longer."""
+    store = make_store(kind, tmp_path)
+    app = SessionMiddleware(increment_app, store=store, lock=True)
+    cookie = new_session(app)
+    key = cookie.split("=", 1)[1]
+    environ = {"REQUEST_METHOD": "GET", "QUERY_STRING": "", "HTTP_COOKIE": cookie}
+
+    def wrapped(environ, start_response):
+        body = increment_app(environ, start_response)
+        return iter(body) if streamed else body
+
+    locked = SessionMiddleware(wrapped, store=store, lock=True)
+    result = locked(environ, lambda status, headers, exc_info=None: None)
+    assert b"".join(result) == b"2"
+    getattr(result, "close", lambda: None)()
+    assert environ["wsgisession"].session_key == key  # still held here
+    taken: list[bool] = []
+
+    def other_request() -> None:  # another thread: the lock is not reentrant there
+        with store.lock(key, 0.5, 60.0):
+            taken.append(True)
+
+    thread = threading.Thread(target=other_request)
+    thread.start()
+    thread.join()
+    assert taken == [True], "the request lock was still held"
+
+
 def test_lock_is_refused_for_the_cookie_store() -> None:
     with pytest.raises(ConfigError, match="lock"):
         SessionMiddleware(increment_app, store=SignedCookieStore("s" * 32), lock=True)

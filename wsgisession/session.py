@@ -32,7 +32,7 @@ from .errors import SessionInterrupted
 from .serializers import Serializer, resolve_serializer
 from .session_expiry import ExpiryMethods, TestCookieMethods
 from .session_keys import KeyMethods
-from .session_record import SessionRecord
+from .session_record import SessionRecord, new_session_record
 from .stores.base import Store
 
 __all__ = ["Session"]
@@ -84,6 +84,8 @@ class Session(KeyMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str, 
             "__module__": cls.__module__,
             "__qualname__": cls.__qualname__,
         }
+        if not settings.lock:  # no record of these sessions ever takes one
+            shared["release_lock"] = _holds_no_lock
         bound: Callable[[], Session] = type(cls.__name__, (cls,), shared)
 
         def for_request(key_source: KeySource | None) -> Session:
@@ -149,7 +151,7 @@ class Session(KeyMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str, 
         """Load the first offered id the store knows (cookie tossing: see docs/security)."""
         record = self._record
         if record is None:
-            record = self._record = SessionRecord(
+            record = self._record = new_session_record(
                 self._store, self._settings, self._serializer
             )
         data: dict[str, Any] | None = None
@@ -405,3 +407,7 @@ class Session(KeyMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str, 
         return (
             f"<Session {key}, {state}, modified={self.modified}, store={self._store!r}>"
         )
+
+
+def _holds_no_lock(session: Session) -> None:
+    """``release_lock`` of a middleware whose settings take no lock: nothing to do."""
