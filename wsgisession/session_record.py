@@ -337,7 +337,7 @@ def new_session_record(
     record.key = record.loaded = record.saved_at = record.user = None
     record.held_lock = record.max_age_at_save = record.expiry = None
     record.stored = False
-    #: Set when a record opens; a session that opens none is new as of its
-    #: load (the session sets it), then of its first save.
+    # Set when a record opens; a session that opens none is new as of its
+    # load (the session sets it), then of its first save.
     record.created = 0.0
     return record
