@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # imported by SQLStore itself, which needs SQLAlchemy at runt
     from sqlalchemy import Engine
     from sqlalchemy.sql import ClauseElement
 
-__all__ = ["Compiled", "Runner", "compile_statement"]
+__all__ = ["Compiled", "Runner", "compile_statement", "deadlocked"]
 
 T = TypeVar("T")
 
@@ -249,6 +249,23 @@ def _close(connection: Any) -> None:
 
 class Dropped(Exception):
     """The connection was dropped by the server; the pool has let it go."""
+
+
+# SQLSTATEs of a statement the database rolled back to break a deadlock or
+# a serialization conflict (40001, which MySQL also gives its deadlocks;
+# 40P01, PostgreSQL's deadlock_detected; psycopg has it as ``sqlstate``),
+# and the error number MySQL and MariaDB drivers give as the first argument.
+_DEADLOCK_SQLSTATES = frozenset({"40001", "40P01"})
+_MYSQL_DEADLOCK = 1213  # ER_LOCK_DEADLOCK
+
+
+def deadlocked(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database rolled the statement back to break
+    a deadlock: running it again is safe, and may well succeed."""
+    if getattr(exc, "sqlstate", None) in _DEADLOCK_SQLSTATES:
+        return True
+    args = exc.args
+    return bool(args) and type(args[0]) is int and args[0] == _MYSQL_DEADLOCK
 
 
 class Cursor:

@@ -36,7 +36,7 @@ from ..clock import now
 from ..errors import ConfigError, StoreUnavailable
 from ._shared import pause, poll_lock
 from ._sqloptions import DEFAULT_TABLE, SQL_OPTIONS, table_name
-from ._sqlrun import Compiled, Cursor, Dropped, Runner, compile_statement
+from ._sqlrun import Compiled, Cursor, Dropped, Runner, compile_statement, deadlocked
 from ._sqlusers import SQLUserSessions
 from .base import Merge, Progress, Record, Store, storage_key
 
@@ -46,6 +46,9 @@ if TYPE_CHECKING:
 __all__ = ["SQLStore"]
 
 logger = logging.getLogger(__name__)
+
+#: How often a lock's release runs again after a deadlock rolled it back.
+_DROP_ATTEMPTS = 5
 
 T = TypeVar("T")
 
@@ -272,13 +275,17 @@ class SQLStore(SQLUserSessions, Store):
             yield
         finally:
             try:
-                params = {"b_key": name, "b_token": token}
-                self._run("unlock a session", self._execute, "lock_drop", params)
+                self._run("unlock a session", self._drop, name, token)
             except StoreUnavailable:  # the row expires anyway; keep the real error
                 logger.warning("%r: could not release a session lock", self)
 
     def _take(self, cursor: Cursor, name: str, token: str, ttl: float) -> bool:
-        """Insert the lock row, or take over one whose holder's ttl ran out."""
+        """Insert the lock row, or take over one whose holder's ttl ran out.
+
+        Waiters inserting the same row while its holder deletes it can
+        deadlock in InnoDB; the statement the database rolls back counts
+        as not taken, and the waiter polls again.
+        """
         moment = now()
         params = {
             "b_key": name,
@@ -286,13 +293,29 @@ class SQLStore(SQLUserSessions, Store):
             "b_exp": moment + ttl,
             "b_now": moment,
         }
-        if cursor.rowcount(self._sql["lock_take"], params) == 1:
-            return True
         try:
+            if cursor.rowcount(self._sql["lock_take"], params) == 1:
+                return True
             cursor.execute(self._sql["lock_insert"], params)
             return True
         except self._runner.integrity_error:  # held by someone else
             return False
+        except self._runner.errors as exc:
+            if deadlocked(exc):
+                return False
+            raise
+
+    def _drop(self, cursor: Cursor, name: str, token: str) -> None:
+        """Delete this holder's lock row, again if a deadlock rolled it back
+        (else the waiters would wait for its ttl)."""
+        params = {"b_key": name, "b_token": token}
+        for attempt in range(1, _DROP_ATTEMPTS + 1):
+            try:
+                cursor.execute(self._sql["lock_drop"], params)
+                return
+            except self._runner.errors as exc:
+                if attempt == _DROP_ATTEMPTS or not deadlocked(exc):
+                    raise
 
     # -- tables ----------------------------------------------------------------
 
