@@ -180,6 +180,32 @@ def test_lock_serialises_a_blind_read_modify_write(store: Store) -> None:
     assert record is not None and record.payload == b"90"
 
 
+@pytest.mark.slow  # 16 threads take one lock 40 times each: up to 3 s a store
+def test_many_waiters_take_turns_without_an_error(store: Store) -> None:
+    """One holder at a time, and no waiter fails while others come and go.
+
+    On MariaDB, waiters inserting the SQL store's lock row while its holder
+    deleted it deadlocked inside InnoDB, and the rolled-back statement
+    raised StoreUnavailable (5 runs of 5 before the fix)."""
+    key, threads, rounds = generate_key(), 16, 40
+    inside: list[int] = []
+    turns: list[int] = []
+
+    def take_turns(thread: int) -> None:
+        for _ in range(rounds):
+            with store.lock(key, 30.0, 60.0):
+                inside.append(thread)
+                time.sleep(0.0002)  # let another thread try to come in
+                assert inside == [thread], inside
+                inside.pop()
+                turns.append(thread)
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for future in [pool.submit(take_turns, t) for t in range(threads)]:
+            future.result()
+    assert sorted(turns) == sorted(list(range(threads)) * rounds)
+
+
 HOLDER = textwrap.dedent(
     """
     import sys, time
