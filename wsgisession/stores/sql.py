@@ -47,8 +47,8 @@ __all__ = ["SQLStore"]
 
 logger = logging.getLogger(__name__)
 
-#: How often a lock's release runs again after a deadlock rolled it back.
-_DROP_ATTEMPTS = 5
+#: How many times a store operation runs before a deadlock is an error.
+DEADLOCK_ATTEMPTS = 5
 
 T = TypeVar("T")
 
@@ -275,17 +275,13 @@ class SQLStore(SQLUserSessions, Store):
             yield
         finally:
             try:
-                self._run("unlock a session", self._drop, name, token)
+                params = {"b_key": name, "b_token": token}
+                self._run("unlock a session", self._execute, "lock_drop", params)
             except StoreUnavailable:  # the row expires anyway; keep the real error
                 logger.warning("%r: could not release a session lock", self)
 
     def _take(self, cursor: Cursor, name: str, token: str, ttl: float) -> bool:
-        """Insert the lock row, or take over one whose holder's ttl ran out.
-
-        Waiters inserting the same row while its holder deletes it can
-        deadlock in InnoDB; the statement the database rolls back counts
-        as not taken, and the waiter polls again.
-        """
+        """Insert the lock row, or take over one whose holder's ttl ran out."""
         moment = now()
         params = {
             "b_key": name,
@@ -293,29 +289,13 @@ class SQLStore(SQLUserSessions, Store):
             "b_exp": moment + ttl,
             "b_now": moment,
         }
+        if cursor.rowcount(self._sql["lock_take"], params) == 1:
+            return True
         try:
-            if cursor.rowcount(self._sql["lock_take"], params) == 1:
-                return True
             cursor.execute(self._sql["lock_insert"], params)
             return True
         except self._runner.integrity_error:  # held by someone else
             return False
-        except self._runner.errors as exc:
-            if deadlocked(exc):
-                return False
-            raise
-
-    def _drop(self, cursor: Cursor, name: str, token: str) -> None:
-        """Delete this holder's lock row, again if a deadlock rolled it back
-        (else the waiters would wait for its ttl)."""
-        params = {"b_key": name, "b_token": token}
-        for attempt in range(1, _DROP_ATTEMPTS + 1):
-            try:
-                cursor.execute(self._sql["lock_drop"], params)
-                return
-            except self._runner.errors as exc:
-                if attempt == _DROP_ATTEMPTS or not deadlocked(exc):
-                    raise
 
     # -- tables ----------------------------------------------------------------
 
@@ -331,18 +311,28 @@ class SQLStore(SQLUserSessions, Store):
     # -- connections -------------------------------------------------------------
 
     def _run(self, action: str, work: Callable[..., T], *args: Any) -> T:
-        """``work(cursor, *args)`` on a pooled connection; retried once on a
-        connection the server dropped. Database errors become StoreUnavailable.
+        """``work(cursor, *args)`` on a pooled connection; run again once on a
+        connection the server dropped, and up to ``DEADLOCK_ATTEMPTS`` times
+        in all when the database rolled a statement back to break a deadlock
+        (InnoDB does, between waiters inserting one lock row while its
+        holder deletes it). Every ``work`` is autocommit statements that are
+        safe to run again. Database errors become StoreUnavailable.
 
         The path of every load and save, so written out rather than nested
         in context managers (each costs a few µs)."""
+        attempts = DEADLOCK_ATTEMPTS
         try:
             if not self._sql:
                 self._ready()
-            try:
-                return self._runner.run(work, *args)
-            except Dropped:
-                return self._runner.run(work, *args)  # on a fresh connection
+            while True:
+                try:
+                    return self._runner.run(work, *args)
+                except Dropped:
+                    return self._runner.run(work, *args)  # on a fresh connection
+                except self._runner.errors as exc:
+                    attempts -= 1
+                    if not attempts or not deadlocked(exc):
+                        raise
         except Dropped as exc:
             raise self._unavailable(action, exc.__cause__ or exc) from exc
         except (self._library_error, self._runner.errors) as exc:
