@@ -6,7 +6,10 @@ exists. Their index and records cannot be read in one atomic step, so a
 listing reads the index, then the records, and when a record was missing
 reads the index again: a ``cycle_key()`` that deleted that record indexed
 its new one first, and the new one must be listed too (revocation relies
-on it, or the new record would escape).
+on it, or the new record would escape). The new entry may already have
+been in the index, pending, when its record was read as missing: it is
+confirmed (its score set to 0) before the old record goes, so a change of
+score, not only a new entry, means the records are read again.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ __all__ = ["Entries", "read_live", "stale_entries"]
 #: Record name -> score (0: the record was created; else ms of the entry).
 Entries = dict[str, int]
 
-#: How many times a listing reads the index again while entries appear.
+#: How many times a listing reads the index again while entries appear or
+#: are confirmed.
 _ROUNDS = 10
 
 
@@ -35,8 +39,8 @@ def read_live(
         if len(live) == len(entries):
             break
         again = read_index()
-        if again.keys() <= entries.keys():
-            break
+        if again.items() <= entries.items():
+            break  # nothing added or confirmed since (entries may have gone)
         entries = again
         live = read_records(list(entries))
     return live, entries
