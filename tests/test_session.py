@@ -250,6 +250,74 @@ def test_in_place_change_is_detected_and_merged(store: MemoryStore) -> None:
     assert dict(Session(store, session_key=key)) == {"cart": [1, 2], "other": 1}
 
 
+@pytest.mark.parametrize("other_expiry", [60, 30 * 86400, 0])
+def test_a_merged_save_keeps_the_expiry_another_request_set(
+    store: MemoryStore, frozen_clock: FakeClock, other_expiry: int
+) -> None:
+    key = saved(store, a=0)
+    first, second = Session(store, session_key=key), Session(store, session_key=key)
+    first.load()
+    second.set_expiry(other_expiry)  # "remember me", or a short idle timeout
+    second.save()
+    first["b"] = 1  # another key: merged into the record as it is now
+    first.save()
+    expected = other_expiry or Settings().cookie_age  # 0: browser close
+    record = store.load(key)
+    assert record is not None
+    assert record.expires_at == pytest.approx(frozen_clock() + expected)
+    assert first.get_expiry_age() == expected
+    assert first.cookie_max_age(as_saved=True) == (other_expiry or None)
+    assert dict(Session(store, session_key=key)) == {"a": 0, "b": 1}
+
+
+def test_a_merged_save_with_its_own_expiry_keeps_it(
+    store: MemoryStore, frozen_clock: FakeClock
+) -> None:
+    key = saved(store, a=0)
+    first, second = Session(store, session_key=key), Session(store, session_key=key)
+    first.set_expiry(120)
+    second.set_expiry(60)
+    second.save()
+    first["b"] = 1
+    first.save()
+    record = store.load(key)
+    assert record is not None
+    assert record.expires_at == pytest.approx(frozen_clock() + 120)
+    assert first.get_expiry_age() == 120
+
+
+def test_a_value_held_across_a_merged_save_stays_the_sessions(
+    store: MemoryStore,
+) -> None:
+    key = saved(store, cart=[1])
+    first = Session(store, session_key=key)
+    cart = first["cart"]
+    other = Session(store, session_key=key)
+    other["x"] = 1
+    other.save()
+    first["y"] = 2
+    first.save()  # merged with the other request's change
+    cart.append(2)  # the request goes on changing the list it holds
+    first.save()
+    assert first["cart"] is cart
+    assert dict(Session(store, session_key=key)) == {"cart": [1, 2], "x": 1, "y": 2}
+
+
+def test_a_value_changed_by_another_request_is_not_replaced_by_a_stale_copy(
+    store: MemoryStore,
+) -> None:
+    key = saved(store, cart=[1])
+    first = Session(store, session_key=key)
+    stale = first["cart"]
+    other = Session(store, session_key=key)
+    other["cart"].append(9)
+    other.save()
+    first["y"] = 2
+    first.save()
+    assert first["cart"] == [1, 9] and first["cart"] is not stale
+    assert dict(Session(store, session_key=key)) == {"cart": [1, 9], "y": 2}
+
+
 def test_read_only_request_never_writes_stale_data(store: MemoryStore) -> None:
     key = saved(store, a=0)
     reader = Session(store, session_key=key)

@@ -21,6 +21,8 @@ from .expiry import Expiry
 
 __all__ = ["ChangeSet"]
 
+_ABSENT: Any = object()
+
 Dumps = Callable[[Any], bytes]
 
 
@@ -117,6 +119,17 @@ class ChangeSet:
     def apply(self, base: Envelope, data: dict[str, Any], expiry: Expiry) -> Envelope:
         """``base`` (the record as stored now) with these changes, taken from ``data``."""
         merged = {} if self.cleared else dict(base.data)
+        for key, value in merged.items():
+            # A value no request changed stays the object this request may
+            # hold, so that a change it makes to it after the save is seen.
+            held = data.get(key, _ABSENT)
+            if (
+                held is not value
+                and type(value) not in IMMUTABLE_TYPES
+                and type(held) is type(value)
+                and held == value
+            ):
+                merged[key] = held
         for key in self.changed:
             merged[key] = data[key]
         for key in self.deleted:

@@ -152,12 +152,7 @@ class SessionRecord:
     def seconds_left(self, now: float) -> float:
         """How long the record lives if saved ``now``: the expiry rule, cut by
         ``absolute_timeout``."""
-        settings = self.settings
-        age = rules.seconds_left(self.expiry, now, settings.cookie_age)
-        timeout = settings.absolute_timeout
-        if timeout is None:
-            return age
-        return min(age, self.created + timeout - now)
+        return lifetime(self.settings, self.expiry, self.created, now)
 
     def browser_session(self) -> bool:
         """Whether the cookie lasts only until the browser closes."""
@@ -227,10 +222,13 @@ class SessionRecord:
                 payload, text = envelope.encode_text(
                     self.serializer, parts, current, changed, self.key
                 )
+                age = self.seconds_left(now)
             else:
                 parts = self._merged_with(current, data, changes, now)
                 payload, text = envelope.encode_text(self.serializer, parts)
-            age = self.seconds_left(now)
+                # The record's expiry as merged: another request's set_expiry()
+                # stands unless this one set its own.
+                age = lifetime(self.settings, parts.expiry, parts.created, now)
             outcome[:] = [parts, new_record((payload, now + age, None)), age, text]
             return payload, now + age
 
@@ -321,6 +319,18 @@ class SessionRecord:
     def __repr__(self) -> str:
         state = "stored" if self.stored else "not stored"
         return f"<SessionRecord {state}, store={self.store!r}>"
+
+
+def lifetime(
+    settings: Settings, expiry: rules.Expiry, created: float, now: float
+) -> float:
+    """How long a record of ``expiry``, created at ``created``, lives if saved
+    ``now``: the expiry rule, cut by ``absolute_timeout``."""
+    age = rules.seconds_left(expiry, now, settings.cookie_age)
+    timeout = settings.absolute_timeout
+    if timeout is None:
+        return age
+    return min(age, created + timeout - now)
 
 
 def new_session_record(
