@@ -141,6 +141,27 @@ def test_thousands_of_values_cost_a_few_loads() -> None:
     assert store.loads == MAX_KEY_CANDIDATES == 4
 
 
+def test_values_left_untried_never_delete_the_cookie() -> None:
+    store = CountingStore()
+    app = SessionMiddleware(read_app, store=store)
+    real = logged_in(app)
+    planted = [generate_key() for _ in range(MAX_KEY_CANDIDATES)]
+    store.loads = 0
+    headers = call(app, "", "; ".join(f"sessionid={v}" for v in [*planted, real]))
+    assert store.loads == MAX_KEY_CANDIDATES, "the real value is past the cap"
+    assert set_cookies(headers) == [], "it may be the real session: no deletion"
+    assert app.open_session(real)["user"] == "victim"
+
+
+def test_as_many_unknown_values_as_the_cap_are_deleted() -> None:
+    app = SessionMiddleware(read_app, store=MemoryStore())
+    planted = [generate_key() for _ in range(MAX_KEY_CANDIDATES)]
+    repeated = [*planted, planted[0]]  # a repeat is not an untried value
+    headers = call(app, "", "; ".join(f"sessionid={v}" for v in repeated))
+    (cookie,) = set_cookies(headers)
+    assert "Max-Age=0" in cookie
+
+
 def test_one_cookie_costs_one_load() -> None:
     store = CountingStore()
     app = SessionMiddleware(read_app, store=store)

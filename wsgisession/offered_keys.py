@@ -29,7 +29,7 @@ class OfferedKeys:
     request's environ holds, refers to nothing that holds it back.
     """
 
-    __slots__ = ("had_cookie", "header", "is_valid", "name")
+    __slots__ = ("had_cookie", "header", "is_valid", "name", "untried")
 
     def __init__(
         self, header: str, name: str, is_valid: Callable[[object], bool]
@@ -39,6 +39,9 @@ class OfferedKeys:
         self.is_valid = is_valid
         #: Whether the header had a cookie of the name (known once called).
         self.had_cookie = False
+        #: Whether well-formed values were left untried (past the cap): the
+        #: real session may be among them, so its cookie must not be deleted.
+        self.untried = False
 
     def __call__(self) -> tuple[str, ...]:
         values = cookie_values(self.header, self.name)
@@ -48,10 +51,11 @@ class OfferedKeys:
             return (values[0],) if is_valid(values[0]) else ()
         keys: list[str] = []
         for value in values:
-            if is_valid(value) and value not in keys:
-                keys.append(value)
+            if value not in keys and is_valid(value):
                 if len(keys) == MAX_KEY_CANDIDATES:
+                    self.untried = True
                     break
+                keys.append(value)
         return tuple(keys)
 
     def __repr__(self) -> str:

@@ -207,9 +207,10 @@ class Response:
 
     @property
     def had_cookie(self) -> bool:
-        """Whether the request came with a session cookie (known once the session loaded)."""
+        """Whether the request came with a session cookie the response may delete
+        (known once the session loaded): not if some values were never tried."""
         offered = self.offered
-        return offered is not None and offered.had_cookie
+        return offered is not None and offered.had_cookie and not offered.untried
 
     def start_response(
         self, status: str, headers: Headers, exc_info: Any = None
