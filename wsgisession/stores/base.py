@@ -180,7 +180,7 @@ class Store(abc.ABC):
         Meant to be called often (a bounded step each time), unlike
         :meth:`clear_expired`. The base store removes nothing and returns 0:
         stores whose server expires records natively (memcached, Redis, the
-        cookie) need nothing; the memory, file and SQLite stores override it.
+        cookie) need nothing; the memory, file, SQLite and SQL stores override it.
         """
         return 0
 
