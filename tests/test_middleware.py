@@ -490,6 +490,32 @@ def test_session_interrupted_deletes_cookie_and_warns(store: Store, caplog) -> N
     assert not store.exists(key)  # type: ignore[arg-type]
 
 
+def test_session_interrupted_mid_stream_warns_once_without_claiming_a_deletion(
+    caplog,
+) -> None:
+    store = MemoryStore()
+    client = webtest.TestApp(SessionMiddleware(view_app(counter), store=store))
+    key = session_cookie_value(client.get("/"))
+
+    def streaming(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        environ["wsgisession"]["a"] = 1
+        yield b"first"  # the headers go out with the next chunk
+        store.delete(key)  # another request logs out meanwhile
+        yield b"second"
+        yield b"third"
+
+    racer = webtest.TestApp(SessionMiddleware(streaming, store=store))
+    with caplog.at_level(logging.WARNING, logger="wsgisession"):
+        response = racer.get("/", headers={"Cookie": f"sessionid={key}"})
+    assert response.body == b"firstsecondthird"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert "headers had gone out" in warnings[0]
+    assert "cookie deleted" not in warnings[0]
+    assert not store.exists(key)
+
+
 def test_cycle_key_through_middleware(store: Store) -> None:
     client = webtest.TestApp(SessionMiddleware(view_app(counter), store=store))
     old = session_cookie_value(client.get("/"))

@@ -323,10 +323,14 @@ class Response:
         try:  # every caller has just run detect_changes()
             self.session.save(detect=False)
         except SessionInterrupted:
+            sent = self.server_write is not None
             logger.warning(
                 "session deleted by a concurrent request (a logout in another tab?); "
-                "this request's changes were dropped and its cookie deleted"
+                "this request's changes were dropped%s",
+                " (its headers had gone out)" if sent else " and its cookie deleted",
             )
+            if sent:  # nothing more to save: close() must not try again
+                self.failed = True
             return False
         if self.setup.sweeper is not None:
             self.setup.sweeper.after_save()
