@@ -132,6 +132,30 @@ def test_corrupt_file_loads_as_none_with_one_warning(
     assert payload_of(store, key) == b"repaired"
 
 
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda data: data[:-3],  # the payload cut short, the header whole
+        lambda data: data + b"junk",  # longer than the header says
+        lambda data: data[:10],  # the header cut short
+    ],
+)
+@pytest.mark.parametrize("removal", ["clear_expired", "sweep_expired"])
+def test_a_record_that_can_never_load_is_removed_by_cleanup(
+    store: FileStore, damage: Callable[[bytes], bytes], removal: str
+) -> None:
+    key = store.generate_key()
+    store.create(key, b"0123456789", later())
+    path = record_path(store, key)
+    path.write_bytes(damage(path.read_bytes()))
+    assert store.load(key) is None
+    if removal == "clear_expired":
+        assert store.clear_expired() == 1
+    else:
+        assert sum(store.sweep_expired(1000) for _ in range(300)) == 1
+    assert not path.exists()
+
+
 FAR_EXPIRY = 4102444800.0  # 2100-01-01: a header of fixed width
 
 
@@ -211,7 +235,7 @@ def test_constructor_creates_directory(tmp_path: Path) -> None:
 
 def test_default_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    assert default_path() == str(tmp_path / "wsgisession")
+    assert default_path() == str(tmp_path / f"wsgisession-files-{os.getuid()}")
     store = FileStore()
     assert store.path == default_path()
     assert mode(store.path) == 0o700
@@ -221,10 +245,66 @@ def test_default_path_refuses_a_directory_others_can_write(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    os.mkdir(tmp_path / "wsgisession")
-    os.chmod(tmp_path / "wsgisession", 0o777)
+    os.mkdir(default_path())
+    os.chmod(default_path(), 0o777)
     with pytest.raises(ConfigError):
         FileStore()
+
+
+def planted(directory: Path) -> str:
+    """An attacker's private directory holding a session they made up; its key."""
+    key = "A" * 43
+    FileStore(directory).create(key, b'{"user_id": "admin"}', time.time() + 600)
+    return key
+
+
+def test_a_symlink_is_refused_as_the_directory(tmp_path: Path) -> None:
+    planted(tmp_path / "elsewhere")  # private, and this process's own: it passes
+    (tmp_path / "sessions").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(ConfigError, match="symbolic link"):
+        FileStore(tmp_path / "sessions")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(ConfigError, match="symbolic link"):
+        FileStore(tmp_path / "dangling")
+
+
+def test_a_directory_swapped_for_a_symlink_while_running_is_refused(
+    tmp_path: Path,
+) -> None:
+    store = FileStore(tmp_path / "sessions")
+    key = planted(tmp_path / "elsewhere")
+    os.rename(tmp_path / "sessions", tmp_path / "moved")
+    (tmp_path / "sessions").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(StoreUnavailable, match="symbolic link"):
+        store.load(key)
+    with pytest.raises(StoreUnavailable, match="symbolic link"):
+        store.create("B" * 43, b"{}", time.time() + 600)
+    assert not any((tmp_path / "elsewhere").glob("*/" + storage_key("B" * 43)))
+
+
+def test_a_directory_made_again_by_another_user_is_refused(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "sessions")
+    key = "C" * 43
+    store.create(key, b"{}", time.time() + 600)
+    for path in sorted((tmp_path / "sessions").rglob("*"), reverse=True):
+        path.rmdir() if path.is_dir() else path.unlink()
+    (tmp_path / "sessions").rmdir()  # a cleaner of temporary files
+    os.mkdir(tmp_path / "sessions", 0o777)  # someone else is first to make it
+    os.chmod(tmp_path / "sessions", 0o777)
+    with pytest.raises(StoreUnavailable, match="mode 777"):
+        store.load(key)
+
+
+def test_a_directory_removed_while_running_is_made_again(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "sessions")
+    for path in sorted((tmp_path / "sessions").rglob("*"), reverse=True):
+        path.rmdir() if path.is_dir() else path.unlink()
+    (tmp_path / "sessions").rmdir()
+    key = "D" * 43
+    assert store.load(key) is None
+    assert store.create(key, b"{}", time.time() + 600) == key
+    assert mode(tmp_path / "sessions") == 0o700
+    assert store.load(key) is not None
 
 
 def test_shard_lock_excludes_other_threads(store: FileStore) -> None:

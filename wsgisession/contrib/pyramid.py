@@ -127,18 +127,27 @@ class WsgiSessionFactory:
 
     Called by Pyramid on the first use of ``request.session``; it wraps the
     session the middleware put in the environ and does no I/O itself.
+    ``environ_key`` None means that of the middleware :func:`make_wsgi_app`
+    made for this registry (whatever its settings' prefix), else
+    ``"wsgisession"``.
     """
 
-    def __init__(self, environ_key: str = "wsgisession") -> None:
+    def __init__(self, environ_key: str | None = None) -> None:
         self.environ_key = environ_key
 
     def __call__(self, request: Any) -> PyramidSession:
-        session = request.environ.get(self.environ_key)
+        key = self.environ_key
+        if key is None:
+            middleware = request.registry.get(REGISTRY_KEY)
+            key = (
+                "wsgisession" if middleware is None else middleware.settings.environ_key
+            )
+        session = request.environ.get(key)
         if isinstance(session, Session):
             return PyramidSession(session)
         raise RuntimeError(
             "request.session is unavailable: no wsgisession SessionMiddleware "
-            f"put a session in environ[{self.environ_key!r}]. Wrap the app, "
+            f"put a session in environ[{key!r}]. Wrap the app, "
             "e.g. app = wsgisession.contrib.pyramid.make_wsgi_app(config)."
         )
 
@@ -149,10 +158,11 @@ class WsgiSessionFactory:
 def includeme(config: Any) -> None:
     """``config.include("wsgisession.contrib.pyramid")``: set the session factory.
 
-    The environ key is the ``wsgisession.environ_key`` setting, if given.
+    The environ key is the ``wsgisession.environ_key`` setting, if given,
+    else that of the middleware :func:`make_wsgi_app` wraps the app in.
     """
     settings = config.get_settings() or {}
-    environ_key = settings.get("wsgisession.environ_key") or "wsgisession"
+    environ_key = settings.get("wsgisession.environ_key") or None
     config.set_session_factory(WsgiSessionFactory(environ_key))
 
 

@@ -1,8 +1,10 @@
 """The file store on disk: its private directory, where each record file
 lives, and how one is read, replaced, linked new or removed.
 
-The directory is trusted only if this process's user owns it and neither
-group nor others can write to it (:func:`ensure_private_directory`). The
+The directory is trusted only if this process's user owns it, neither
+group nor others can write to it and it is no symlink
+(:func:`ensure_private_directory`); every operation checks that it is still
+the same directory (:class:`PrivateDirectory`). The
 record named ``name`` (a :func:`storage_key`) is the file
 ``<root>/<name[:2]>/<name>``: a shard directory per first two hex digits,
 made (mode 0700) by the first write into it. The bytes of a record are in
@@ -14,9 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import getpass
 import math
 import os
 import stat
+import tempfile
 
 from ..errors import ConfigError
 from ._fileformat import HEADER_MAX, parse_header, read_record, write_whole
@@ -25,7 +29,13 @@ from ._filesweep import is_shard_name
 from ._flock import make_private_dirs
 from ._lockfile import open_new_file
 
-__all__ = ["RecordFiles", "ensure_private_directory", "is_temp_name"]
+__all__ = [
+    "PrivateDirectory",
+    "RecordFiles",
+    "default_path",
+    "ensure_private_directory",
+    "is_temp_name",
+]
 
 _TEMP_PREFIX = ".tmp-"
 _TEMP_MAX_AGE = 60.0  # seconds before a sweep treats a temp file as orphaned
@@ -39,15 +49,39 @@ def is_temp_name(name: str) -> bool:
     return name.startswith(_TEMP_PREFIX)
 
 
-def ensure_private_directory(path: str) -> None:
-    """Create ``path`` (mode 0700) and refuse it if another user could plant files.
+def default_path() -> str:
+    """The directory a ``FileStore()`` without a path uses:
+    ``<tempdir>/wsgisession-files-<uid>``, so that two users' apps on one
+    host never share (or fight over) it."""
+    user = str(os.getuid()) if hasattr(os, "getuid") else getpass.getuser()
+    return os.path.join(tempfile.gettempdir(), f"wsgisession-files-{user}")
 
-    A directory another user owns, or that group or others can write to,
+
+def ensure_private_directory(path: str) -> None:
+    """Create ``path`` (mode 0700) and refuse it if another user could plant files
+    (see :func:`private_identity`)."""
+    private_identity(path)
+
+
+def private_identity(path: str) -> tuple[int, ...]:
+    """Create ``path`` (mode 0700) and refuse it if another user could plant files;
+    its :func:`identity`, for :class:`PrivateDirectory`.
+
+    A symlink (another user may point it elsewhere once the app runs), a
+    directory another user owns, or one that group or others can write to,
     lets them plant records (log in as anyone) or symlinks: ConfigError,
     saying how to fix it.
     """
-    os.makedirs(path, mode=0o700, exist_ok=True)
-    info = os.stat(path)
+    with contextlib.suppress(FileExistsError):  # a symlink: refused below
+        os.makedirs(path, mode=0o700, exist_ok=True)
+    info = os.lstat(path)
+    if stat.S_ISLNK(info.st_mode):
+        raise ConfigError(
+            f"session directory {path!r} is a symbolic link, which its owner can "
+            "point elsewhere while the app runs: give the real directory's path"
+        )
+    if not stat.S_ISDIR(info.st_mode):
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
     if hasattr(os, "getuid") and info.st_uid != os.getuid():
         raise ConfigError(
             f"session directory {path!r} is owned by uid {info.st_uid}, not by "
@@ -61,6 +95,37 @@ def ensure_private_directory(path: str) -> None:
             "group or others can write to it and plant sessions; "
             f"run `chmod 700 {path}`"
         )
+    return identity(info)
+
+
+def identity(info: os.stat_result) -> tuple[int, ...]:
+    """What tells a checked directory from one made or linked in its place:
+    an inode number is soon used again, its owner and mode are not the same."""
+    return info.st_dev, info.st_ino, info.st_uid, info.st_mode
+
+
+class PrivateDirectory:
+    """The store's directory, checked once, and again whenever it is not the
+    same directory any more.
+
+    Every operation asks :meth:`check` (one ``lstat``): a directory removed
+    while the app runs (a temp cleaner) and made again by someone else, or
+    replaced by a symlink, is refused rather than used, since every file
+    path goes through it.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.identity = private_identity(path)
+
+    def check(self) -> None:
+        """Raise ConfigError if the directory is not this process's alone any more."""
+        try:
+            info = os.lstat(self.path)
+        except FileNotFoundError:
+            info = None
+        if info is None or identity(info) != self.identity:
+            self.identity = private_identity(self.path)
 
 
 class RecordFiles:
@@ -105,11 +170,15 @@ class RecordFiles:
             os.close(fd)
 
     def expiry(self, name: str) -> float | None:
-        """The header's ``expires_at``; -inf if unreadable, None if gone."""
+        """The header's ``expires_at``; -inf if unreadable (a header that does
+        not parse, or a file shorter or longer than it says: a record that can
+        never load), None if gone."""
         try:
             fd = os.open(self.path(name), _O_READ)
             try:
                 header = parse_header(os.read(fd, HEADER_MAX))
+                if header is not None and os.fstat(fd).st_size != sum(header[1:]):
+                    header = None
             finally:
                 os.close(fd)
         except FileNotFoundError:

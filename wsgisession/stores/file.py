@@ -30,7 +30,6 @@ import errno
 import logging
 import os
 import random
-import tempfile
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
@@ -38,7 +37,13 @@ from .. import _coerce as c
 from ..errors import ConfigError, StoreUnavailable
 from ._fileformat import encode
 from ._filelink import Linked, linking_available
-from ._filerecord import RecordFiles, ensure_private_directory, is_temp_name
+from ._filerecord import (
+    PrivateDirectory,
+    RecordFiles,
+    default_path,
+    ensure_private_directory,
+    is_temp_name,
+)
 from ._filesweep import ShardWalk, is_record_name
 from ._fileusers import UserIndexes
 from ._flock import ShardLocks
@@ -58,13 +63,8 @@ _LOCK_DIR = ".locks"
 _REQUEST_LOCK_DIR = "requests"  # under _LOCK_DIR: one file per held request lock
 
 
-def default_path() -> str:
-    """The directory a ``FileStore()`` without a path uses."""
-    return os.path.join(tempfile.gettempdir(), "wsgisession")
-
-
 class FileStore(Store):
-    """Sessions as files under ``path`` (default: ``<tempdir>/wsgisession``).
+    """Sessions as files under ``path`` (default: :func:`default_path`).
 
     The directory is created with mode 0700 and every file with mode 0600.
     Writes go to a temporary file that is then renamed over the record (a
@@ -98,7 +98,7 @@ class FileStore(Store):
                 f"FileStore path {self.path!r} exists and is not a directory"
             )
         with self._translate("create the directory"):
-            ensure_private_directory(self.path)
+            self._directory = PrivateDirectory(self.path)
         locks = os.path.join(self.path, _LOCK_DIR)
         self._shard_locks = ShardLocks(locks)
         self._request_locks = RequestLocks(
@@ -112,6 +112,7 @@ class FileStore(Store):
     # -- the store protocol -------------------------------------------------
 
     def load(self, session_key: str) -> Record | None:
+        self._check_directory()
         record = self._read_live(storage_key(session_key))
         return None if record is None else Record(record[0], record[1])
 
@@ -119,6 +120,7 @@ class FileStore(Store):
         """Link a whole new file to the name (see :mod:`._filelink`); where that
         cannot be done, or the name is taken, check and write under the lock."""
         name = storage_key(session_key)
+        self._check_directory()
         if self._link_new and self._linked(name, encode(payload, expires_at)):
             return session_key
         with self._locked(name[:2]):
@@ -131,6 +133,7 @@ class FileStore(Store):
     def update(self, session_key: str, merge: Merge, loaded: Record | None) -> str:
         """Read, merge and write under the shard's lock; ``loaded`` is unused."""
         name = storage_key(session_key)
+        self._check_directory()
         release = self._lock_shard(name[:2])
         try:
             current = self._read_live(name)
@@ -145,6 +148,7 @@ class FileStore(Store):
 
     def delete(self, session_key: str) -> None:
         name = storage_key(session_key)
+        self._check_directory()
         with self._locked(name[:2]):
             self._unlink(name)
 
@@ -155,6 +159,7 @@ class FileStore(Store):
     ) -> str | None:
         """Index, then create, both under the user's index lock."""
         name = storage_key(session_key)
+        self._check_directory()
         with (
             self._translate("index a session"),
             self._users.holding(user_id, self.lock_timeout) as index,
@@ -170,6 +175,7 @@ class FileStore(Store):
 
     def user_session_records(self, user_id: str) -> dict[str, Record]:
         records = {}
+        self._check_directory()
         with (
             self._translate("list a user's sessions"),
             self._users.holding(user_id, self.lock_timeout) as index,
@@ -186,6 +192,7 @@ class FileStore(Store):
     def delete_record(self, record_name: str) -> bool:
         if not is_record_name(record_name, record_name[:2]):
             return False
+        self._check_directory()
         with self._locked(record_name[:2]):
             expires_at = self._expiry(record_name)
             removed = self._unlink(record_name)
@@ -214,6 +221,7 @@ class FileStore(Store):
         Records whose header cannot be read count as expired: they can never
         load. Temporary files left by a crashed writer go after 60 seconds.
         """
+        self._check_directory()
         with self._translate("list"):
             shards = self._records.shards()
         if shards is None:  # the directory is gone
@@ -240,7 +248,10 @@ class FileStore(Store):
         lock files go too (at most ``limit``). A sweep already running in
         another thread makes this one return 0 at once.
         """
-        if limit <= 0 or not self._walk.guard.acquire(blocking=False):
+        if limit <= 0:
+            return 0
+        self._check_directory()
+        if not self._walk.guard.acquire(blocking=False):
             return 0
         try:
             removed = 0
@@ -258,6 +269,7 @@ class FileStore(Store):
     def lock(self, session_key: str, timeout: float, ttl: float) -> Iterator[None]:
         """Hold the request lock file of this session key (see :mod:`._lockfile`)."""
         name = storage_key(session_key)
+        self._check_directory()
         with self._translate("lock"):
             token = self._request_locks.acquire(name, timeout, ttl)
         try:
@@ -365,6 +377,18 @@ class FileStore(Store):
             return self._shard_locks.acquire(shard, self.lock_timeout)
         except OSError as exc:  # filelock.Timeout is a TimeoutError
             raise self._unavailable("lock", exc) from exc
+
+    def _check_directory(self) -> None:
+        """StoreUnavailable unless the directory is still this process's alone
+        (see :class:`._filerecord.PrivateDirectory`)."""
+        try:
+            self._directory.check()
+        except ConfigError as exc:
+            raise StoreUnavailable(
+                f"FileStore refuses {self.path!r} now: {exc}", store=repr(self)
+            ) from exc
+        except OSError as exc:
+            raise self._unavailable("check the directory", exc) from exc
 
     @contextlib.contextmanager
     def _translate(self, action: str) -> Iterator[None]:
