@@ -385,7 +385,10 @@ class FileStore(Store):
             self._directory.check()
         except ConfigError as exc:
             raise StoreUnavailable(
-                f"FileStore refuses {self.path!r} now: {exc}", store=repr(self)
+                f"FileStore refuses {self.path!r}: it is not the directory it "
+                "checked any more (made again or replaced by someone else while "
+                f"the app ran? look before you trust it): {exc}",
+                store=repr(self),
             ) from exc
         except OSError as exc:
             raise self._unavailable("check the directory", exc) from exc
