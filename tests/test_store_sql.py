@@ -514,6 +514,29 @@ def test_a_hung_server_times_out(private_postgresql: DatabaseServer) -> None:
     store.close()
 
 
+def test_postgresql_connections_notice_a_dead_peer_through_tcp(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """libpq has no read timeout: the sockets the store opens carry keepalive
+    probes and a TCP user timeout, so a dead host or a dropped network ends a
+    statement waiting for its reply (set on the real socket, read back)."""
+    import socket
+
+    store = SQLStore(sql_url("postgresql", request, tmp_path), timeout=3.0)
+    connection = store._base.raw_connection()
+    try:
+        fd = connection.driver_connection.pgconn.socket  # type: ignore[union-attr]
+        with socket.socket(fileno=os.dup(fd)) as sock:
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 3
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL) == 1
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == 3
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 3000
+    finally:
+        connection.close()
+        store.close()
+
+
 def test_a_burst_waits_for_a_connection_instead_of_opening_more(
     tmp_path: Path,
 ) -> None:

@@ -221,11 +221,25 @@ def _parse(url: object) -> URL:
 
 
 def _timeouts(url: URL, driver: str, timeout: float) -> dict[str, Any]:
-    """Connect (and read) timeouts for the driver, unless the URL sets them."""
+    """Connect (and read) timeouts for the driver, unless the URL sets them.
+
+    libpq has no read timeout: a server host that dies or a network that
+    drops everything while a statement waits for its reply is noticed by
+    TCP instead, through keepalive probes and ``tcp_user_timeout``.
+    """
     names = _DRIVER_TIMEOUTS.get(driver, ())
     whole = max(1, math.ceil(timeout))  # libpq and MySQL take whole seconds
     value: float = timeout if driver == "pysqlite" else whole
-    return {name: value for name in names if name not in url.query}
+    arguments: dict[str, Any] = {name: value for name in names}
+    if driver in ("psycopg", "psycopg2"):
+        arguments |= {
+            "keepalives": 1,
+            "keepalives_idle": whole,
+            "keepalives_interval": 1,
+            "keepalives_count": 3,
+            "tcp_user_timeout": int(timeout * 1000),
+        }
+    return {name: v for name, v in arguments.items() if name not in url.query}
 
 
 def build_engine(url_text: object, timeout: float) -> tuple[Engine, URL]:
