@@ -257,6 +257,17 @@ def test_make_wsgi_app_reads_prefixed_settings(tmp_path: Path) -> None:
     assert client.get("/visit").text == "2"
 
 
+def test_included_factory_finds_the_session_under_another_prefix() -> None:
+    settings = {"sess.store": "memory", "sess.environ_key": "my.session"}
+    with Configurator(settings=settings) as config:
+        configure(config)
+        app = make_wsgi_app(config, prefix="sess.")
+    assert app.settings.environ_key == "my.session"
+    client = webtest.TestApp(app)
+    assert client.get("/visit").text == "1"
+    assert client.get("/visit").text == "2"
+
+
 def test_make_wsgi_app_rejects_a_misspelled_key() -> None:
     settings = {"wsgisession.store": "memory", "wsgisession.cookie_agee": "60"}
     with Configurator(settings=settings) as config:
