@@ -287,6 +287,47 @@ def test_missing_middleware_fails_on_write_with_the_fix() -> None:
         app.test_client().get("/")
 
 
+class OtherLayer:
+    """A WSGI layer that keeps the app under another name than ``.app``
+    (as WhiteNoise keeps ``.application``)."""
+
+    def __init__(self, application: Any) -> None:
+        self.application = application
+
+    def __call__(self, environ: Any, start_response: Any) -> Any:
+        return self.application(environ, start_response)
+
+
+def test_a_layer_wrapped_around_init_app_keeps_every_feature(store: Store) -> None:
+    app, middleware = make_app(store)
+    app.wsgi_app = OtherLayer(app.wsgi_app)  # type: ignore[method-assign]
+    assert find_middleware(app) is middleware
+    client = app.test_client()
+    client.get("/visit")
+    client.post("/permanent/yes")
+    refreshed = client.get("/nothing").headers.getlist("Set-Cookie")
+    assert refreshed and "Max-Age" in refreshed[0], "SESSION_REFRESH_EACH_REQUEST"
+    with client.session_transaction() as session:
+        session["visits"] = 41
+    assert client.get("/visit").text == "42"
+    with pytest.raises(RuntimeError, match="already"):
+        init_app(app, store=store)
+
+
+def test_copy_gives_a_plain_dict_as_flasks_session_does(store: Store) -> None:
+    app, _ = make_app(store)
+
+    @app.get("/copy")
+    def copy() -> str:
+        flask.session["a"] = [1]
+        copied = flask.session.copy()
+        copied["b"] = 2
+        return repr((type(copied).__name__, copied, dict(flask.session)))
+
+    text = app.test_client().get("/copy").text
+    assert text == repr(("dict", {"a": [1], "b": 2}, {"a": [1]}))
+
+
 def test_init_app_twice_is_refused(store: Store) -> None:
     app, middleware = make_app(store)
     assert find_middleware(app) is middleware

@@ -268,6 +268,62 @@ def test_included_factory_finds_the_session_under_another_prefix() -> None:
     assert client.get("/visit").text == "2"
 
 
+class Conflict(Exception):
+    """What a transaction manager raises for a request worth running again."""
+
+
+def retrying_policy(environ: dict[str, Any], router: Any) -> Any:
+    """A Pyramid execution policy that runs a request again on Conflict, each
+    attempt with a new request of the same environ, as pyramid_retry does."""
+    for attempt in range(3):
+        with router.request_context(environ) as request:
+            try:
+                return router.invoke_request(request)
+            except Conflict:
+                if attempt == 2:
+                    raise
+    raise AssertionError("unreachable")
+
+
+@pytest.mark.parametrize("store_name", ["memory", "sqlite"])
+def test_a_retried_request_does_not_keep_the_failed_attempts_changes(
+    store_name: str, tmp_path: Path
+) -> None:
+    attempts: list[int] = []
+
+    def checkout(request: Any) -> Response:
+        request.session["count"] = request.session.get("count", 0) + 1
+        request.session.flash("Order placed")
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise Conflict()
+        return Response("ok")
+
+    def show(request: Any) -> Response:
+        return Response(repr((request.session["count"], request.session.pop_flash())))
+
+    settings = {
+        "wsgisession.store": store_name,
+        "wsgisession.sqlite_path": str(tmp_path / "s.sqlite3"),
+    }
+    if store_name == "memory":
+        del settings["wsgisession.sqlite_path"]
+    with Configurator(settings=settings) as config:
+        config.include("wsgisession.contrib.pyramid")
+        config.set_execution_policy(retrying_policy)
+        config.add_route("checkout", "/checkout")
+        config.add_view(checkout, route_name="checkout")
+        config.add_route("show", "/show")
+        config.add_view(show, route_name="show")
+        app = make_wsgi_app(config)
+    client = webtest.TestApp(app)
+    assert client.get("/checkout").text == "ok" and len(attempts) == 2
+    assert client.get("/show").text == repr((1, ["Order placed"]))
+    attempts.clear()  # again, on the stored session: reloaded for the retry
+    assert client.get("/checkout").text == "ok" and len(attempts) == 2
+    assert client.get("/show").text == repr((2, ["Order placed"]))
+
+
 def test_make_wsgi_app_rejects_a_misspelled_key() -> None:
     settings = {"wsgisession.store": "memory", "wsgisession.cookie_agee": "60"}
     with Configurator(settings=settings) as config:

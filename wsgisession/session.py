@@ -179,6 +179,15 @@ class Session(KeyMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str, 
         """Load the record now rather than on first use (sets ``accessed``)."""
         self._get_data()
 
+    def _discard_changes(self) -> None:
+        """Forget this request's unsaved changes: the next use loads the stored
+        record again (or starts empty). For a framework that runs a request
+        again (Pyramid's retries); what the store already did stays done."""
+        record = self._record
+        self._data, self._changes, self.modified = None, None, False
+        if record is not None and record.stored and record.key is not None:
+            self._offered = (record.key,)
+
     def has_unsaved_changes(self) -> bool:
         """Whether something changed since the last save (or load)."""
         record = self._record

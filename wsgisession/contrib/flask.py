@@ -110,6 +110,10 @@ class FlaskSession(SessionProxy, SessionMixin):  # type: ignore[override]
         if self._session.get_expire_at_browser_close():  # the global default
             self._session.set_expiry(self._session.get_session_cookie_age())
 
+    def copy(self) -> dict[str, Any]:
+        """A plain dict of the data, as ``dict.copy()`` on Flask's own session."""
+        return dict(self)
+
     @property
     def modified(self) -> bool:
         return self._session.modified
@@ -145,7 +149,10 @@ class MissingMiddlewareSession(NullSession):
 
 
 def find_middleware(app: Flask) -> SessionMiddleware | None:
-    """The SessionMiddleware in ``app.wsgi_app``, looking through ``.app`` wrappers."""
+    """The SessionMiddleware in ``app.wsgi_app``, looking through ``.app``
+    wrappers; else the one :func:`init_app` gave ``app`` (another layer
+    wrapped around it may keep it under another name: WhiteNoise's
+    ``.application``, OpenTelemetry's ``.wsgi``)."""
     layer: Any = app.wsgi_app
     for _ in range(_MAX_LAYERS):
         if isinstance(layer, SessionMiddleware):
@@ -153,7 +160,8 @@ def find_middleware(app: Flask) -> SessionMiddleware | None:
         layer = getattr(layer, "app", None)
         if layer is None:
             break
-    return None
+    given = app.extensions.get("wsgisession")
+    return given if isinstance(given, SessionMiddleware) else None
 
 
 class WsgiSessionInterface(SessionInterface):

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from pyramid.interfaces import ISession  # type: ignore[import-untyped]
@@ -51,6 +52,8 @@ FLASH_PREFIX = "_f_"
 CSRF_KEY = "_csrft_"
 #: Where :func:`make_wsgi_app` keeps the middleware in the registry.
 REGISTRY_KEY = "wsgisession"
+#: The request that last got the environ's session (held weakly).
+_LAST_REQUEST = "wsgisession.pyramid.request"
 
 #: Parameters of Pyramid's own session factories that wsgisession names
 #: otherwise (``reissue_time`` has the same name in both).
@@ -142,8 +145,15 @@ class WsgiSessionFactory:
             key = (
                 "wsgisession" if middleware is None else middleware.settings.environ_key
             )
-        session = request.environ.get(key)
+        environ = request.environ
+        session = environ.get(key)
         if isinstance(session, Session):
+            last = environ.get(_LAST_REQUEST)
+            if last is not None and last() is not request:
+                # Another request of this environ had it: a retry
+                # (pyramid_retry), which must not see the failed attempt's changes.
+                session._discard_changes()
+            environ[_LAST_REQUEST] = weakref.ref(request)
             return PyramidSession(session)
         raise RuntimeError(
             "request.session is unavailable: no wsgisession SessionMiddleware "
