@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import wsgiref.handlers
 import wsgiref.util
 from typing import Any
@@ -184,3 +185,72 @@ def test_the_cookie_lives_as_long_as_the_record_its_save_wrote(
         assert "Expires" in attributes
     else:
         assert "Expires" not in attributes
+
+
+def stream_app(declared_length: bool, events: list[str]) -> Any:
+    """A generator body of two chunks that changes the session before each."""
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        session = environ["wsgisession"]
+        headers = [("Content-Type", "text/event-stream")]
+        if declared_length:
+            headers.append(("Content-Length", "16"))
+        start_response("200 OK", headers)
+        session["event"] = 1
+        events.append("app: event 1")
+        yield b"data: 1\n"
+        events.append("app: event 2 asked")
+        session["event"] = 2
+        yield b"data: 2\n"
+
+    return app
+
+
+def served(declared_length: bool) -> tuple[list[str], MemoryStore]:
+    """Play a server for :func:`stream_app`: note each chunk as it arrives
+    (with the events stored by then), then close the body."""
+    events: list[str] = []
+    store = MemoryStore()
+    middleware = SessionMiddleware(stream_app(declared_length, events), store)
+    body = middleware(
+        {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "wsgi.url_scheme": "http"},
+        lambda status, headers, exc_info=None: (
+            events.append("server: headers") or (lambda data: None)
+        ),
+    )
+    for chunk in body:
+        saved = sorted(
+            json.loads(r.payload)["data"].get("event", 0)
+            for r in store._records.values()  # type: ignore[attr-defined]
+        )
+        events.append(f"server: {chunk.decode().strip()} (stored {saved})")
+    body.close()  # type: ignore[attr-defined]
+    return events, store
+
+
+def test_a_body_of_unknown_length_goes_out_as_the_app_yields_it() -> None:
+    """Server-sent events: the first event reaches the server before the app is
+    asked for the next; the session's last change is saved at the end."""
+    events, store = served(declared_length=False)
+    assert events == [
+        "app: event 1",
+        "server: headers",
+        "server: data: 1 (stored [])",
+        "app: event 2 asked",
+        "server: data: 2 (stored [])",
+    ]
+    (record,) = store._records.values()  # type: ignore[attr-defined]
+    assert json.loads(record.payload)["data"] == {"event": 2}
+
+
+def test_a_body_of_declared_length_is_saved_before_its_last_chunk() -> None:
+    """A complete body: one chunk behind, so the save is done before the
+    client can have the whole body (and follow a redirect)."""
+    events, _ = served(declared_length=True)
+    assert events == [
+        "app: event 1",
+        "app: event 2 asked",
+        "server: headers",
+        "server: data: 1 (stored [])",
+        "server: data: 2 (stored [2])",
+    ]

@@ -3,7 +3,7 @@
 PEP 3333 lets a middleware hold the headers back until the first body chunk
 is ready. wsgisession uses that: the app's ``start_response`` is recorded,
 and the real one is called only once the body is known to be complete (or,
-for a streamed body, when its first chunk must go out). So, in the common
+for a body of unknown length, with its first chunk: see :mod:`.body`). So, in the common
 case, the session is saved before any header leaves: a failed save can
 still delete the cookie, an exception in the body saves nothing, and a
 write made after ``start_response`` is kept.
@@ -15,9 +15,10 @@ this module loads, saves and sends what it says.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from .body import Body
 from .cleanup import Sweeper
 from .config import Settings
 from .cookies import (
@@ -43,7 +44,6 @@ logger = logging.getLogger(__name__)
 Headers = list[tuple[str, str]]
 StartResponse = Callable[..., Callable[[bytes], Any]]
 SessionFactory = Callable[[KeySource | None], Session]
-_END: Any = object()
 #: The headers of a response whose app has not started it (never mutated).
 _NO_HEADERS: Headers = []
 
@@ -371,42 +371,3 @@ class Response:
     def __repr__(self) -> str:
         sent = "sent" if self.server_write is not None else "held"
         return f"<Response {self.status or 'not started'}, headers {sent}>"
-
-
-class Body:
-    """The app's body, one chunk behind, so the end is seen before the last send."""
-
-    def __init__(self, response: Response, iterable: Iterable[bytes]) -> None:
-        self.response = response
-        self.iterable = iterable
-
-    def __iter__(self) -> Iterator[bytes]:
-        response = self.response
-        try:
-            iterator = iter(self.iterable)
-            pending = next(iterator, _END)
-            following = _END if pending is _END else next(iterator, _END)
-        except BaseException:
-            response.failed = True
-            raise
-        while following is not _END:
-            if response.server_write is None:
-                response.send_headers(final=False)
-            yield pending
-            pending = following
-            try:
-                following = next(iterator, _END)
-            except BaseException:
-                response.failed = True
-                raise
-        response.complete()
-        if pending is not _END:
-            yield pending
-
-    def close(self) -> None:
-        try:
-            close = getattr(self.iterable, "close", None)
-            if close is not None:
-                close()
-        finally:
-            self.response.close()

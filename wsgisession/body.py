@@ -1,0 +1,95 @@
+"""The app's body as the middleware passes it on, for a body that is not a list.
+
+A body of declared length (``Content-Length``) is complete once the app
+has produced it: it is passed one chunk behind, so that the end is seen
+before the last chunk goes out, and the session is saved while the client
+still waits for it (a browser that follows a redirect at once finds the
+save done). Any other body may be a stream that waits between chunks
+(server-sent events, long polls): each chunk goes out as soon as the app
+yields it, and the save comes after the last one, before the server ends
+the response (the client cannot tell the end of a body of unknown length
+before then either).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Protocol
+
+__all__ = ["Body"]
+
+_END: Any = object()
+
+
+class Sending(Protocol):
+    """What a body needs of its response (a :class:`~wsgisession.response.Response`)."""
+
+    server_write: Callable[[bytes], Any] | None
+    headers: list[tuple[str, str]]
+    failed: bool
+
+    def send_headers(self, *, final: bool, touched: bool = False) -> None: ...
+
+    def complete(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def declares_length(headers: list[tuple[str, str]]) -> bool:
+    """Whether the app said how long its body is."""
+    return any(name.lower() == "content-length" for name, _ in headers)
+
+
+class Body:
+    """The app's body, passed on so that the session is saved before the end."""
+
+    def __init__(self, response: Sending, iterable: Iterable[bytes]) -> None:
+        self.response = response
+        self.iterable = iterable
+
+    def __iter__(self) -> Iterator[bytes]:
+        response = self.response
+        try:
+            iterator = iter(self.iterable)
+            pending = next(iterator, _END)
+            if pending is not _END and not declares_length(response.headers):
+                yield from self._streamed(iterator, pending)
+                return
+            following = _END if pending is _END else next(iterator, _END)
+        except BaseException:
+            response.failed = True
+            raise
+        while following is not _END:
+            if response.server_write is None:
+                response.send_headers(final=False)
+            yield pending
+            pending = following
+            following = self._next(iterator)
+        response.complete()
+        if pending is not _END:
+            yield pending
+
+    def _streamed(self, iterator: Iterator[bytes], chunk: bytes) -> Iterator[bytes]:
+        """Each chunk as soon as the app yields it; the save after the last."""
+        response = self.response
+        while chunk is not _END:
+            if response.server_write is None:
+                response.send_headers(final=False)
+            yield chunk
+            chunk = self._next(iterator)
+        response.complete()
+
+    def _next(self, iterator: Iterator[bytes]) -> Any:
+        try:
+            return next(iterator, _END)
+        except BaseException:
+            self.response.failed = True
+            raise
+
+    def close(self) -> None:
+        try:
+            close = getattr(self.iterable, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self.response.close()
