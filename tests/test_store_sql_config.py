@@ -16,7 +16,7 @@ from sql_support import drop_tables, table_names
 
 from wsgisession.cli import main
 from wsgisession.config import describe_options, parse_settings
-from wsgisession.errors import ConfigError
+from wsgisession.errors import ConfigError, StoreUnavailable
 from wsgisession.paste import make_middleware
 from wsgisession.stores import SQLStore, registry
 
@@ -126,6 +126,25 @@ def test_check_shows_no_password(
     assert status == 0, err
     assert "store reached: SQLStore(postgresql+psycopg://" in out
     assert DB_PASSWORD not in out + err + caplog.text
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"postgresql+psycopg://app@127.0.0.1:1/db?password={DB_PASSWORD}",
+        f"postgresql+psycopg://app@127.0.0.1:1/db?sslmode=disable&PASSWORD={DB_PASSWORD}",
+        f"mysql+pymysql://app@127.0.0.1:1/db?password={DB_PASSWORD}",
+    ],
+)
+def test_a_password_in_the_query_is_never_shown(url: str) -> None:
+    """libpq and PyMySQL take the password as a query parameter too."""
+    store = SQLStore(url, timeout=0.5)
+    assert DB_PASSWORD not in repr(store)
+    assert "=***" in repr(store)
+    with pytest.raises(StoreUnavailable) as caught:
+        store.load("A" * 43)
+    assert DB_PASSWORD not in str(caught.value)
+    store.close()
 
 
 def test_an_unreachable_database_is_one_line_without_the_password(

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-__all__ = ["redact_url", "redacted_value"]
+__all__ = ["SECRET_PARAMETERS", "redact_url", "redacted_value"]
 
 #: Query parameters that carry a credential in database and Redis URLs.
-_SECRET_PARAMETERS = ("password", "passwd", "pass", "pwd", "secret", "token")
+SECRET_PARAMETERS = ("password", "passwd", "pass", "pwd", "secret", "token")
 
 
 def redact_url(url: str) -> str:
@@ -33,7 +33,7 @@ def redact_url(url: str) -> str:
         redacted = redacted.replace(parts.netloc, "***@" + host, 1)
     if parts.query:
         query = "&".join(
-            name + "=***" if name.lower() in _SECRET_PARAMETERS else pair
+            name + "=***" if name.lower() in SECRET_PARAMETERS else pair
             for pair in parts.query.split("&")
             for name in [pair.partition("=")[0]]
         )

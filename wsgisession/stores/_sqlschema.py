@@ -38,8 +38,9 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlalchemy.sql import Executable
 
 from ..errors import ConfigError
+from ..redaction import SECRET_PARAMETERS
 
-__all__ = ["Tables", "build_engine", "redacted"]
+__all__ = ["Tables", "build_engine", "redacted", "url_secrets"]
 
 _KEY_LENGTH = 64  # hex SHA-256, see keys.storage_key
 _TOKEN_LENGTH = 32
@@ -202,8 +203,20 @@ class Tables:
 
 
 def redacted(url: URL) -> str:
-    """``url`` as text with its password hidden."""
-    return url.render_as_string(hide_password=True)
+    """``url`` as text with its password hidden, in its user part or its query
+    (``?password=``, which libpq and PyMySQL take too)."""
+    hidden = {name: "***" for name in url.query if name.lower() in SECRET_PARAMETERS}
+    text = url.update_query_dict(hidden).render_as_string(hide_password=True)
+    return text.replace("=%2A%2A%2A", "=***")  # the query is percent-encoded
+
+
+def url_secrets(url: URL) -> list[str]:
+    """The credentials in ``url``, to take out of driver messages."""
+    found = [] if url.password is None else [str(url.password)]
+    for name, value in url.query.items():
+        if name.lower() in SECRET_PARAMETERS:
+            found += [value] if isinstance(value, str) else list(value)
+    return [secret for secret in found if secret]
 
 
 def _parse(url: object) -> URL:
@@ -281,7 +294,7 @@ def build_engine(url_text: object, timeout: float) -> tuple[Engine, URL]:
         ) from exc
     except (ArgumentError, TypeError) as exc:
         detail = str(exc)
-        if url.password:
-            detail = detail.replace(str(url.password), "***")
+        for secret in url_secrets(url):
+            detail = detail.replace(secret, "***")
         raise ConfigError(f"SQLStore url {redacted(url)}: {detail}") from exc
     return engine, url

@@ -88,7 +88,7 @@ class SQLStore(SQLUserSessions, Store):
             from sqlalchemy import Engine
             from sqlalchemy.exc import SQLAlchemyError
 
-            from ._sqlschema import Tables, build_engine, redacted
+            from ._sqlschema import Tables, build_engine, redacted, url_secrets
         except ImportError as exc:
             raise ImportError(
                 "SQLStore needs SQLAlchemy: pip install 'wsgisession[sql]'"
@@ -108,7 +108,7 @@ class SQLStore(SQLUserSessions, Store):
         self._base = engine
         self._runner = Runner(engine, owned=self._owned)
         self._where = redacted(url)
-        self._password = url.password
+        self._secrets = url_secrets(url)
         self._tables = Tables(self.table)
         self._sql: dict[str, Compiled] = {}
         self._setup_lock = threading.Lock()
@@ -366,8 +366,8 @@ class SQLStore(SQLUserSessions, Store):
     def _unavailable(self, action: str, exc: BaseException) -> StoreUnavailable:
         detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
         message = detail[0] if detail else type(exc).__name__
-        if self._password:
-            message = message.replace(str(self._password), "***")
+        for secret in self._secrets:
+            message = message.replace(secret, "***")
         return StoreUnavailable(
             f"SQLStore at {self._where} could not {action}: {message}",
             store=repr(self),
