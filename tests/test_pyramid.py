@@ -324,6 +324,42 @@ def test_a_retried_request_does_not_keep_the_failed_attempts_changes(
     assert client.get("/show").text == repr((2, ["Order placed"]))
 
 
+@pytest.mark.parametrize("lock", ["false", "true"])
+def test_a_retry_after_a_revocation_sees_no_user(lock: str) -> None:
+    seen: list[tuple[Any, dict[str, Any], bool]] = []
+
+    def login(request: Any) -> Response:
+        request.session["name"] = "ann"
+        request.session.bind_user("42")
+        return Response("in")
+
+    def account(request: Any) -> Response:
+        session = request.session
+        seen.append((session.user_id, dict(session), session.session_key is not None))
+        if len(seen) == 1:  # meanwhile, another device signs out everywhere
+            assert request.registry["wsgisession"].revoke_user_sessions("42") == 1
+            raise Conflict()
+        return Response("ok")
+
+    settings = {"wsgisession.store": "memory", "wsgisession.lock": lock}
+    with Configurator(settings=settings) as config:
+        config.include("wsgisession.contrib.pyramid")
+        config.set_execution_policy(retrying_policy)
+        config.add_route("login", "/login")
+        config.add_view(login, route_name="login")
+        config.add_route("account", "/account")
+        config.add_view(account, route_name="account")
+        app = make_wsgi_app(config)
+    client = webtest.TestApp(app)
+    client.get("/login")
+    key = client.cookies["sessionid"]
+    response = client.get("/account")
+    assert seen == [("42", {"name": "ann"}, True), (None, {}, False)]
+    assert flows.session_cookie(response).startswith("sessionid=;")
+    with app.store.lock(key, timeout=0.2, ttl=5):  # the lock went at the end
+        pass
+
+
 def test_make_wsgi_app_rejects_a_misspelled_key() -> None:
     settings = {"wsgisession.store": "memory", "wsgisession.cookie_agee": "60"}
     with Configurator(settings=settings) as config:

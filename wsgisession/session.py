@@ -185,8 +185,12 @@ class Session(KeyMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str, 
         again (Pyramid's retries); what the store already did stays done."""
         record = self._record
         self._data, self._changes, self.modified = None, None, False
-        if record is not None and record.stored and record.key is not None:
-            self._offered = (record.key,)
+        if record is not None:  # a record of its own, as a request's first load
+            self._offered = (record.key,) if record.stored and record.key else ()
+            fresh = self._record = new_session_record(
+                self._store, self._settings, self._serializer
+            )
+            fresh.held_lock = record.held_lock  # still released at the end
 
     def has_unsaved_changes(self) -> bool:
         """Whether something changed since the last save (or load)."""
