@@ -285,6 +285,17 @@ def retrying_policy(environ: dict[str, Any], router: Any) -> Any:
     raise AssertionError("unreachable")
 
 
+def retrying_app(settings: dict[str, str], **views: Any) -> SessionMiddleware:
+    """A Pyramid app under :func:`retrying_policy`, each view at ``/<name>``."""
+    with Configurator(settings=settings) as config:
+        config.include("wsgisession.contrib.pyramid")
+        config.set_execution_policy(retrying_policy)
+        for name, view in views.items():
+            config.add_route(name, f"/{name}")
+            config.add_view(view, route_name=name)
+        return make_wsgi_app(config)
+
+
 @pytest.mark.parametrize("store_name", ["memory", "sqlite"])
 def test_a_retried_request_does_not_keep_the_failed_attempts_changes(
     store_name: str, tmp_path: Path
@@ -308,15 +319,7 @@ def test_a_retried_request_does_not_keep_the_failed_attempts_changes(
     }
     if store_name == "memory":
         del settings["wsgisession.sqlite_path"]
-    with Configurator(settings=settings) as config:
-        config.include("wsgisession.contrib.pyramid")
-        config.set_execution_policy(retrying_policy)
-        config.add_route("checkout", "/checkout")
-        config.add_view(checkout, route_name="checkout")
-        config.add_route("show", "/show")
-        config.add_view(show, route_name="show")
-        app = make_wsgi_app(config)
-    client = webtest.TestApp(app)
+    client = webtest.TestApp(retrying_app(settings, checkout=checkout, show=show))
     assert client.get("/checkout").text == "ok" and len(attempts) == 2
     assert client.get("/show").text == repr((1, ["Order placed"]))
     attempts.clear()  # again, on the stored session: reloaded for the retry
@@ -342,14 +345,7 @@ def test_a_retry_after_a_revocation_sees_no_user(lock: str) -> None:
         return Response("ok")
 
     settings = {"wsgisession.store": "memory", "wsgisession.lock": lock}
-    with Configurator(settings=settings) as config:
-        config.include("wsgisession.contrib.pyramid")
-        config.set_execution_policy(retrying_policy)
-        config.add_route("login", "/login")
-        config.add_view(login, route_name="login")
-        config.add_route("account", "/account")
-        config.add_view(account, route_name="account")
-        app = make_wsgi_app(config)
+    app = retrying_app(settings, login=login, account=account)
     client = webtest.TestApp(app)
     client.get("/login")
     key = client.cookies["sessionid"]
