@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -88,8 +89,12 @@ def test_unknown_id_takes_no_lock_and_writes_nothing_under_it(store: Store) -> N
     assert made_up not in cookie, "the write got a fresh id"
 
 
-def test_known_session_is_reloaded_under_the_lock(store: Store) -> None:
-    """A logout that ran while this request waited for the lock wins."""
+def while_waiting_for_the_lock(
+    store: Store, meanwhile: Callable[[str], None]
+) -> tuple[str, list[tuple[str, str]]]:
+    """A locked app's request on a saved session (counter 1), made while
+    another holder runs ``meanwhile(key)`` under the session's lock, after
+    the request loaded the record and began to wait; its key and headers."""
     app = SessionMiddleware(increment_app, store=store, lock=True, lock_timeout=5)
     session = app.open_session()
     session["counter"] = 1
@@ -99,17 +104,38 @@ def test_known_session_is_reloaded_under_the_lock(store: Store) -> None:
     assert key is not None
     locked = threading.Event()
 
-    def logout() -> None:
+    def holder() -> None:
         with store.lock(key, 5.0, 60.0):
             locked.set()
             time.sleep(0.1)  # the request loads the record and waits for the lock
-            store.delete(key)
+            meanwhile(key)
 
-    thread = threading.Thread(target=logout)
+    thread = threading.Thread(target=holder)
     thread.start()
     locked.wait(5)
     headers = call(app, "counter", f"sessionid={key}")
     thread.join(5)
+    return key, headers
+
+
+def test_known_session_is_reloaded_under_the_lock(store: Store) -> None:
+    """A change made while this request waited for the lock is what it reads:
+    its increment counts from it (a request that kept its first load would
+    write 2 over the 10, a lost update the merge cannot see)."""
+    unlocked = SessionMiddleware(increment_app, store=store)
+
+    def change(key: str) -> None:
+        other = unlocked.open_session(key)
+        other["counter"] = 10
+        other.save()
+
+    key, _ = while_waiting_for_the_lock(store, change)
+    assert unlocked.open_session(key)["counter"] == 11
+
+
+def test_a_logout_while_waiting_for_the_lock_wins(store: Store) -> None:
+    """A logout that ran while this request waited for the lock wins."""
+    key, headers = while_waiting_for_the_lock(store, store.delete)
     assert store.load(key) is None, "the logged-out session was not brought back"
     (cookie,) = [value for name, value in headers if name == "Set-Cookie"]
     assert key not in cookie

@@ -514,6 +514,7 @@ def test_a_hung_server_times_out(private_postgresql: DatabaseServer) -> None:
     store.close()
 
 
+@pytest.mark.slow  # starts PostgreSQL when the quick loop has not
 def test_postgresql_connections_notice_a_dead_peer_through_tcp(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
