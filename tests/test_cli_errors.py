@@ -82,7 +82,8 @@ def test_top_level_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -
 @pytest.mark.parametrize(
     ("argv", "fragment"),
     [
-        (["demo", "--port", "eighty"], "invalid int value"),
+        (["demo", "--port", "eighty"], "not a port number: 'eighty'"),
+        (["demo", "--port", "-1"], "-1 is not a port (0 to 65535)"),
         (["demo", "--store", "mongo"], "invalid choice: 'mongo'"),
         (["check", "--global", "novalue"], "expected NAME=VALUE"),
         (["check", "--no-such-flag"], "unrecognized arguments"),
@@ -141,13 +142,13 @@ def test_a_missing_extra_names_the_pip_command(
     not installed: the store's module still imports (the ini schema knows the
     store), and the command says which pip command installs it."""
 
-    for command in ("demo", "check"):
+    for command, after in (("demo", []), ("check", []), ("sessions", ["42"])):
         script = (
             "import sys\n"
             f"sys.modules[{package!r}] = None\n"
             "from wsgisession.cli import main\n"
             f"import {module}\n"
-            f"sys.exit(main({[command, '--store', kind, *argv]!r}))\n"
+            f"sys.exit(main({[command, '--store', kind, *argv, *after]!r}))\n"
         )
         done = subprocess.run(
             [sys.executable, "-c", script],
@@ -236,3 +237,136 @@ def test_a_bad_config_file_is_one_line(
         assert status == 1
         one_error_line(err, command, *fragments)
         assert "ab%cd" not in err  # a value may be a secret: never echoed
+
+
+# -- check reads an ini file as Paste Deploy does --------------------------------
+
+
+def checked(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    """``wsgisession check ARGV`` that succeeds; its output."""
+    status, out, err = run(capsys, ["check", *argv])
+    assert status == 0, err
+    return out
+
+
+def test_check_reads_set_and_get_lines_and_the_global_conf_as_loadapp(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = ini(
+        tmp_path,
+        """\
+        [DEFAULT]
+        short_age = 88
+        lock_timeout = 3
+
+        [filter:session]
+        use = egg:wsgisession#session
+        store = memory
+        set cookie_age = 77
+        get lock_ttl = short_age
+        """,
+    )
+    out = checked(capsys, "--config", f"{path}#session")
+    assert "cookie_age=77," in out and "lock_ttl=88.0" in out
+    assert "lock_timeout=3.0" in out
+    # The global_conf an app passes in wins over [DEFAULT] (as loadapp's does).
+    out = checked(capsys, "--config", f"{path}#session", "--global", "lock_timeout=4")
+    assert "lock_timeout=4.0" in out
+    path.write_text(path.read_text().replace("= short_age", "= no_such_global"))
+    status, _, err = run(capsys, ["check", "--config", f"{path}#session"])
+    assert status == 1
+    one_error_line(err, "check", "get lock_ttl = no_such_global", "no global")
+
+
+def test_check_finds_sections_as_paste_deploy_names_them(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = ini(
+        tmp_path,
+        """\
+        [session]
+        store = not-a-store
+
+        [filter-app:wrapped]
+        use = egg:wsgisession#session
+        next = hello
+        store = memory
+        cookie_age = 61
+
+        [filter:session]
+        use = egg:wsgisession#session
+        store = memory
+        cookie_age = 62
+        """,
+    )
+    assert "cookie_age=62," in checked(capsys, "--config", f"{path}#session")
+    assert "cookie_age=61," in checked(capsys, "--config", f"{path}#wrapped")
+    assert "cookie_age=61," in checked(capsys, "--config", f"{path}#filter-app:wrapped")
+
+
+def test_check_reads_pyramids_names_in_an_app_section(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = ini(
+        tmp_path,
+        """\
+        [app:main]
+        use = egg:myapp
+        wsgisession.store = memory
+        wsgisession.set_on_exception = true
+        """,
+    )
+    assert "save_on_error=True" in checked(capsys, "--config", f"{path}#main")
+
+
+def test_check_refuses_what_the_middleware_would(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = ini(
+        tmp_path,
+        f"""\
+        [filter:session]
+        use = egg:wsgisession#session
+        store = cookie
+        secret_key = {SECRET}
+        lock = true
+        """,
+    )
+    status, out, err = run(capsys, ["check", "--config", f"{path}#session"])
+    assert (status, out) == (1, "")
+    one_error_line(err, "check", "cannot lock sessions")
+
+
+def test_odd_input_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    latin = tmp_path / "latin.ini"
+    latin.write_bytes(b"[filter:session]\n# caf\xe9\nstore = memory\n")
+    status, _, err = run(capsys, ["check", "--config", f"{latin}#session"])
+    assert status == 1
+    one_error_line(err, "check", "not UTF-8")
+    port = ini(tmp_path, "[filter:session]\nstore = sql\nsql_url = sqlite://h:bad/x\n")
+    status, _, err = run(capsys, ["check", "--config", f"{port}#session"])
+    assert status == 1
+    one_error_line(err, "check", "not a database URL")
+    status, _, err = run(capsys, ["demo", "--port", "99999"])
+    assert status == 2
+    one_error_line(err, "demo", "99999 is not a port")
+
+
+def test_a_redis_url_with_a_password_is_refused_as_an_argument(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["check", "--store", "redis", "--redis-url", "redis://:pw@127.0.0.1:1/0"]
+    status, out, err = run(capsys, argv)
+    assert (status, out) == (1, "")
+    one_error_line(err, "check", "--redis-url with a password is refused")
+    assert ":pw@" not in err
+
+
+def test_the_store_kind_is_read_whatever_its_case(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(ENV_VAR, SECRET)
+    out = checked(capsys, "--store", "Cookie")
+    assert "SignedCookieStore" in out

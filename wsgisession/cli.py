@@ -22,6 +22,8 @@ from .demo.command import add_demo_parser
 from .deploycheck import print_deploy_warnings
 from .errors import ConfigError, SessionError, StoreUnavailable
 from .inifile import PREFIX, read_section
+from .middleware import serializer_for
+from .paste import pyramid_names_translated
 from .redaction import redact_url
 from .storecheck import build_store, reach_store, unreachable
 from .storespec import store_keys
@@ -69,7 +71,8 @@ examples:
   {secretkey.ENV_VAR}=... wsgisession check --store cookie
 
 %(name)s in the ini file comes from [DEFAULT], --global NAME=VALUE (as an
-app's global_conf; [DEFAULT] wins, as in Paste Deploy), or else from the
+app's global_conf; [DEFAULT] wins in %(name)s, --global in the globals the
+filter gets, as in Paste Deploy), or else from the
 environment variable name or NAME. --global values show in ps: pass secrets
 through the environment.
 """
@@ -115,13 +118,15 @@ def _refuse_secret_arguments(given: dict[str, str]) -> None:
                 f"--{key.replace('_', '-')} is refused: a key given as an argument "
                 f"is visible to every user in ps; use {where}"
             )
-    url = given.get("sql_url")
-    if url is not None and "://" in url and redact_url(url) != url:
-        raise ConfigError(
-            "--sql-url with a password is refused: arguments are visible to every "
-            "user in ps; use --config, with sql_url's password as %(NAME)s from "
-            "the environment"
-        )
+    for key in ("sql_url", "redis_url"):
+        url = given.get(key)
+        if url is not None and "://" in url and redact_url(url) != url:
+            option = key.replace("_", "-")
+            raise ConfigError(
+                f"--{option} with a password is refused: arguments are visible to "
+                f"every user in ps; use --config, with {key}'s password as "
+                "%(NAME)s from the environment"
+            )
 
 
 def settings_from_arguments(args: argparse.Namespace) -> tuple[Settings, StoreSpec]:
@@ -138,6 +143,8 @@ def settings_from_arguments(args: argparse.Namespace) -> tuple[Settings, StoreSp
         if named:
             raise ConfigError(f"give either --config or {', '.join(named)}, not both")
         local, globals_, prefix = read_section(args.config, dict(args.globals))
+        if prefix:  # an [app:] section: Pyramid's names too, as make_wsgi_app()
+            local = pyramid_names_translated(local, prefix)
         return parse_settings(local, prefix, global_conf=globals_)
     if args.globals:
         raise ConfigError("--global fills %(name)s in an ini file: give --config too")
@@ -145,7 +152,7 @@ def settings_from_arguments(args: argparse.Namespace) -> tuple[Settings, StoreSp
         secretkey.read_secret_file(args.secret_key_file)
         if args.secret_key_file
         else secretkey.secret_from_environment()
-        if given.get("store") == "cookie"
+        if str(given.get("store", "")).strip().lower() == "cookie"
         else None
     )
     if secret is not None:
@@ -250,6 +257,7 @@ class ProgressBar:
 def command_check(args: argparse.Namespace) -> int:
     options, spec = settings_from_arguments(args)
     store = build_store(spec)
+    serializer_for(store, options)  # what the middleware would refuse at startup
     if args.config:
         print(f"configuration ok: {options}")
     reach_store(store, STORE_HINT)

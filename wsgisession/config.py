@@ -42,7 +42,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Keys that Paste Deploy itself puts in a section or its globals.
-PASTE_KEYS = frozenset({"use", "here", "__file__", "filter-with", "require"})
+PASTE_KEYS = frozenset({"use", "here", "__file__", "filter-with", "next", "require"})
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,8 @@ def read_section(
 ) -> tuple[dict[str, str], dict[str, str], str]:
     """The keys of ``FILE[#section]`` as Paste Deploy sees them: (local, globals, prefix).
 
-    A bare section name is looked up as ``filter:NAME`` then ``app:NAME``;
+    A bare section name is looked up as ``filter:NAME``, ``filter-app:NAME``
+    then ``app:NAME``;
     without one, the single section that uses ``egg:wsgisession`` is taken.
     An ``app:`` section holds prefixed keys (``wsgisession.store``), as in
     Pyramid. ``global_conf`` are defaults that the file's ``[DEFAULT]``
@@ -50,17 +51,47 @@ def read_section(
         section = _find_section(raw, name, path)
         for key, value in _from_environment(raw, section, parser.defaults()).items():
             parser.set(configparser.DEFAULTSECT, key, value)
-        globals_ = dict(parser.defaults())
-        # As Paste Deploy: a key [DEFAULT] also has is a global, not a local.
-        local = {
-            key: parser.get(section, key)
-            for key in raw.options(section)
-            if key not in globals_
-        }
+        defaults = dict(parser.defaults())
+        # As Paste Deploy: the global_conf passed in wins over [DEFAULT] in
+        # the globals a factory gets (not in %(name)s, filled above).
+        globals_ = {**defaults, **(global_conf or {})}
+        local = _section_keys(parser, raw, section, defaults, globals_)
     except configparser.Error as exc:
         raise ConfigError(f"{path}: {_describe(exc)}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8"
+        ) from None
     prefix = PREFIX if section.startswith("app:") else ""
     return local, globals_, prefix
+
+
+def _section_keys(
+    parser: configparser.ConfigParser,
+    raw: configparser.ConfigParser,
+    section: str,
+    defaults: Mapping[str, str],
+    globals_: dict[str, str],
+) -> dict[str, str]:
+    """The section's own keys, as Paste Deploy reads them: a key [DEFAULT]
+    also has is a global, ``set NAME = value`` sets the global NAME, and
+    ``get NAME = GLOBAL`` takes NAME's value from the global GLOBAL."""
+    local, wanted = {}, {}
+    for key in raw.options(section):
+        if key.startswith("set "):
+            globals_[key[4:].strip()] = parser.get(section, key)
+        elif key.startswith("get "):
+            wanted[key[4:].strip()] = parser.get(section, key)
+        elif key not in defaults:
+            local[key] = parser.get(section, key)
+    for name, global_name in wanted.items():
+        if global_name not in globals_:
+            raise ConfigError(
+                f"[{section}] get {name} = {global_name}: no global {global_name} "
+                "(define it in [DEFAULT], with set, or with --global)"
+            )
+        local[name] = globals_[global_name]
+    return local
 
 
 def _from_environment(
@@ -110,11 +141,17 @@ def _describe(exc: configparser.Error) -> str:
 
 def _find_section(raw: configparser.ConfigParser, name: str, path: str) -> str:
     if name:
-        for candidate in (name, f"filter:{name}", f"app:{name}"):
+        # A full section name as it is; a bare one as Paste Deploy looks it up.
+        candidates = (
+            [name]
+            if ":" in name
+            else [f"filter:{name}", f"filter-app:{name}", f"app:{name}"]
+        )
+        for candidate in candidates:
             if raw.has_section(candidate):
                 return candidate
         raise SessionError(
-            f"{path} has no section [{name}], [filter:{name}] or [app:{name}]"
+            f"{path} has no section {', '.join(f'[{c}]' for c in candidates)}"
         )
     using = [
         s for s in raw.sections() if "wsgisession" in raw.get(s, "use", fallback="")

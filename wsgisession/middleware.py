@@ -16,9 +16,27 @@ from .session import Session
 from .stores.base import Store
 from .usersessions import HasHandle, UserSession, UserSessions
 
-__all__ = ["SessionMiddleware"]
+__all__ = ["SessionMiddleware", "serializer_for"]
 
 logger = logging.getLogger(__name__)
+
+
+def serializer_for(store: Store, settings: Settings) -> Serializer:
+    """The serializer of ``settings``; ConfigError if ``store`` cannot serve
+    them (``wsgisession check`` asks too)."""
+    serializer = resolve_serializer(settings.serializer)
+    if settings.lock and not store.supports_locking:
+        raise ConfigError(
+            f"lock: {type(store).__name__} cannot lock sessions; "
+            "use a server-side store or lock = false"
+        )
+    if store.client_side and isinstance(serializer, PickleSerializer):
+        raise ConfigError(
+            f"serializer: 'pickle' is refused with {type(store).__name__}: "
+            "a client-side store must not unpickle what a client sends"
+        )
+    return serializer
+
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -84,17 +102,7 @@ class SessionMiddleware:
         started with. Meant for setup and tests (the Flask adapter follows
         ``app.config`` with it), not for flipping options under load.
         """
-        serializer = resolve_serializer(settings.serializer)
-        if settings.lock and not self.store.supports_locking:
-            raise ConfigError(
-                f"lock: {type(self.store).__name__} cannot lock sessions; "
-                "use a server-side store or lock = false"
-            )
-        if self.store.client_side and isinstance(serializer, PickleSerializer):
-            raise ConfigError(
-                f"serializer: 'pickle' is refused with {type(self.store).__name__}: "
-                "a client-side store must not unpickle what a client sends"
-            )
+        serializer = serializer_for(self.store, settings)
         self.settings = settings
         self.serializer = serializer
         self._sweeper = (

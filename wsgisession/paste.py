@@ -15,13 +15,24 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .config import parse_settings
+from .errors import ConfigError
 
 if TYPE_CHECKING:
     from .middleware import SessionMiddleware
 
-__all__ = ["filter_app_factory", "filter_factory", "make_middleware"]
+__all__ = [
+    "PYRAMID_NAMES",
+    "filter_app_factory",
+    "filter_factory",
+    "make_middleware",
+    "pyramid_names_translated",
+]
 
 logger = logging.getLogger(__name__)
+
+#: Parameters of Pyramid's own session factories that wsgisession names
+#: otherwise (``reissue_time`` has the same name in both).
+PYRAMID_NAMES = {"set_on_exception": "save_on_error"}
 
 WSGIApp = Callable[..., Any]
 
@@ -66,3 +77,17 @@ def filter_factory(
         return SessionMiddleware(app, store=store, settings=options)
 
     return wrap
+
+
+def pyramid_names_translated(settings: Any, prefix: str) -> dict[str, Any]:
+    """``settings`` with Pyramid's session parameter names renamed to ours."""
+    result = dict(settings)
+    for theirs, ours in PYRAMID_NAMES.items():
+        if prefix + theirs not in result:
+            continue
+        if prefix + ours in result:
+            raise ConfigError(
+                f"{prefix}{theirs} and {prefix}{ours} are the same option; give one"
+            )
+        result[prefix + ours] = result.pop(prefix + theirs)
+    return result

@@ -20,6 +20,7 @@ from typing import Any
 from .config import Settings, StoreSpec
 from .errors import SessionError
 from .serializers import resolve_serializer
+from .storecheck import build_store
 from .usersessions import UserSessions
 
 __all__ = ["add_user_commands"]
@@ -86,7 +87,7 @@ def _user_sessions(
     """The store's user sessions, closed after; its refusal (a store without
     them) or a bad user id becomes a SessionError, so one error line."""
     settings, spec = read_settings(args)
-    store = spec.build()
+    store = build_store(spec)
     try:
         yield UserSessions(store, settings, resolve_serializer(settings.serializer))
     except (NotImplementedError, ValueError) as exc:

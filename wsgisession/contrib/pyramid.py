@@ -35,8 +35,7 @@ from typing import TYPE_CHECKING, Any
 from pyramid.interfaces import ISession  # type: ignore[import-untyped]
 from zope.interface import classImplements  # type: ignore[import-untyped]
 
-from ..errors import ConfigError
-from ..paste import make_middleware
+from ..paste import make_middleware, pyramid_names_translated
 from ..session import Session
 from . import SessionProxy
 
@@ -54,10 +53,6 @@ CSRF_KEY = "_csrft_"
 REGISTRY_KEY = "wsgisession"
 #: The request that last got the environ's session (held weakly).
 _LAST_REQUEST = "wsgisession.pyramid.request"
-
-#: Parameters of Pyramid's own session factories that wsgisession names
-#: otherwise (``reissue_time`` has the same name in both).
-PYRAMID_NAMES = {"set_on_exception": "save_on_error"}
 
 
 class PyramidSession(SessionProxy):
@@ -191,17 +186,3 @@ def make_wsgi_app(config: Any, prefix: str = "wsgisession.") -> SessionMiddlewar
     middleware = make_middleware(config.make_wsgi_app(), settings, prefix)
     config.registry[REGISTRY_KEY] = middleware
     return middleware
-
-
-def pyramid_names_translated(settings: Any, prefix: str) -> dict[str, Any]:
-    """``settings`` with Pyramid's session parameter names renamed to ours."""
-    result = dict(settings)
-    for theirs, ours in PYRAMID_NAMES.items():
-        if prefix + theirs not in result:
-            continue
-        if prefix + ours in result:
-            raise ConfigError(
-                f"{prefix}{theirs} and {prefix}{ours} are the same option; give one"
-            )
-        result[prefix + ours] = result.pop(prefix + theirs)
-    return result

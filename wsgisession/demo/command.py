@@ -23,6 +23,17 @@ _HINTS = {
 }
 
 
+def _port(text: str) -> int:
+    """A TCP port number for ``--port`` (0: any free one)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port (0 to 65535)")
+    return port
+
+
 def add_demo_parser(commands: Any, epilog: str) -> None:
     """Add the ``demo`` subcommand to the ``wsgisession`` parser."""
     demo = commands.add_parser(
@@ -47,7 +58,10 @@ def add_demo_parser(commands: Any, epilog: str) -> None:
     )
     demo.add_argument("--host", default="127.0.0.1", help="address to listen on")
     demo.add_argument(
-        "--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)"
+        "--port",
+        type=_port,
+        default=8080,
+        help="port (default 8080; 0 picks a free one)",
     )
     demo.add_argument(
         "--memcached-servers", default="127.0.0.1:11211", help="for --store memcached"

@@ -226,7 +226,7 @@ def _parse(url: object) -> URL:
         )
     try:
         return make_url(url)
-    except ArgumentError as exc:
+    except (ArgumentError, ValueError) as exc:  # ValueError: a port not a number
         raise ConfigError(
             "SQLStore url is not a database URL (dialect+driver://user:password"
             "@host:port/database)"
