@@ -469,6 +469,35 @@ def test_vary_is_merged_with_existing_header() -> None:
     assert webtest.TestApp(app).get("/").headers.getall("Vary") == ["cookie"]
 
 
+@pytest.mark.parametrize("existing", [False, True])
+def test_an_app_that_clears_accessed_still_has_its_changes_saved(
+    existing: bool,
+) -> None:
+    """As in Django, ``accessed`` is only about ``Vary: Cookie``."""
+    store = MemoryStore()
+
+    def view(session, environ):
+        session["cart"] = "new"
+        session.accessed = False  # an app keeping its page cacheable
+        return "ok"
+
+    client = webtest.TestApp(SessionMiddleware(view_app(view), store=store))
+    headers = {}
+    if existing:
+        old = SessionMiddleware(view_app(view), store=store).open_session()
+        old["cart"] = "old"
+        old.save()
+        headers = {"Cookie": f"sessionid={old.session_key}"}
+    response = client.get("/", headers=headers)
+    (cookie,) = set_cookies(response)
+    key = cookie.split(";")[0].split("=", 1)[1]
+    assert (
+        SessionMiddleware(view_app(view), store=store).open_session(key)["cart"]
+        == "new"
+    )
+    assert len(store) == 1
+
+
 def test_session_interrupted_deletes_cookie_and_warns(store: Store, caplog) -> None:
     client = webtest.TestApp(SessionMiddleware(view_app(counter), store=store))
     key = session_cookie_value(client.get("/"))

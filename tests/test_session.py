@@ -417,6 +417,25 @@ def test_set_expiry_int_and_zero(store: MemoryStore) -> None:
     assert not session.get_expire_at_browser_close()
 
 
+@pytest.mark.parametrize("custom", [0, 60, datetime.timedelta(days=30)])
+def test_clear_puts_the_expiry_back_to_the_default_as_in_django(
+    store: MemoryStore, custom: int | datetime.timedelta
+) -> None:
+    session = Session(store)
+    session["a"] = 1
+    session.set_expiry(custom)
+    session.save()
+    again = Session(store, session_key=session.session_key)
+    again.clear()
+    assert again.get_expiry_age() == Settings().cookie_age
+    assert not again.get_expire_at_browser_close()
+    again["b"] = 2
+    again.save()
+    reloaded = Session(store, session_key=session.session_key)
+    assert dict(reloaded) == {"b": 2}
+    assert reloaded.get_expiry_age() == Settings().cookie_age
+
+
 def test_browser_close_setting(store: MemoryStore) -> None:
     session = Session(store, Settings(expire_at_browser_close=True))
     assert session.get_expire_at_browser_close()

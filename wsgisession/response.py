@@ -34,7 +34,8 @@ from .cookies import (
 )
 from .errors import SessionInterrupted
 from .offered_keys import OfferedKeys
-from .session import KeySource, Session
+from .session import Session
+from .session_factory import KeySource
 from .stores.base import Store
 
 __all__ = ["Response", "ResponseSetup", "handle", "new_response"]
@@ -278,7 +279,7 @@ class Response:
             session.accessed, session.modified, self.setup.settings
         ):
             cookies = self.cookie_headers(final=final)
-            if session.accessed:
+            if session.accessed or cookies:  # an app may clear accessed itself
                 headers = headers + cookies
                 private = bool(cookies) and self.setup.settings.private_responses
                 add_session_headers(headers, private=private)
@@ -294,7 +295,7 @@ class Response:
         """
         session = self.session
         settings = self.setup.settings
-        if not session.accessed:
+        if not session.accessed and not session.modified:
             if not session.offered_keys():
                 return []
             session.load()  # so that emptiness is judged after the load
@@ -339,7 +340,7 @@ class Response:
     def save_late(self) -> None:
         """Save what changed after the headers went out (streamed bodies, ``close()``)."""
         session = self.session
-        if self.failed or not session.accessed:
+        if self.failed or not (session.accessed or session.modified):
             return
         session.detect_changes()
         assert self.status is not None

@@ -31,6 +31,7 @@ from .envelope import IMMUTABLE_TYPES
 from .errors import SessionInterrupted
 from .serializers import Serializer, resolve_serializer
 from .session_expiry import ExpiryMethods, TestCookieMethods
+from .session_factory import KeySource, bound_factory
 from .session_keys import KeyMethods
 from .session_record import SessionRecord, new_session_record
 from .stores.base import Store
@@ -38,9 +39,6 @@ from .stores.base import Store
 __all__ = ["Session"]
 
 _UNSET: Any = object()
-
-#: What a request offers to load: the well-formed ids of its cookies, best first.
-KeySource = Callable[[], Sequence[str]]
 
 
 class Session(KeyMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str, Any]):
@@ -75,28 +73,7 @@ class Session(KeyMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str, 
         and are of a subclass made here that holds the store, settings and
         serializer they share: each request sets only its key source.
         """
-        shared = {
-            "_store": store,
-            "_settings": settings,
-            "_serializer": serializer,
-            # Called bare: no Python __init__ runs (cheaper than object.__new__).
-            "__init__": object.__init__,
-            "__module__": cls.__module__,
-            "__qualname__": cls.__qualname__,
-        }
-        if not settings.lock:  # no record of these sessions ever takes one
-            shared["release_lock"] = _holds_no_lock
-        bound: Callable[[], Session] = type(cls.__name__, (cls,), shared)
-
-        def for_request(key_source: KeySource | None) -> Session:
-            session = bound()
-            session._key_source = key_source
-            # Every response reads these two: an instance's own attribute is
-            # read faster than a class default (CPython specializes the former).
-            session.accessed = session.modified = False
-            return session
-
-        return for_request
+        return bound_factory(cls, store, settings, serializer)
 
     def __init__(
         self,
@@ -309,10 +286,16 @@ class Session(KeyMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str, 
         return data.items()
 
     def clear(self) -> None:
-        """Empty the session; the record stays (emptied) until the next save."""
+        """Empty the session, its expiry back to the default (as in Django, which
+        keeps it among the data); the record stays (emptied) until the next save."""
         self._get_data()
         self._data = {}
-        self._change_set().clear()
+        changes = self._change_set()
+        changes.clear()
+        record = self._record
+        if record is not None and record.expiry is not None:
+            record.expiry = None
+            changes.expiry_changed = True
         self.modified = True
 
     @property
@@ -420,7 +403,3 @@ class Session(KeyMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str, 
         return (
             f"<Session {key}, {state}, modified={self.modified}, store={self._store!r}>"
         )
-
-
-def _holds_no_lock(session: Session) -> None:
-    """``release_lock`` of a middleware whose settings take no lock: nothing to do."""
