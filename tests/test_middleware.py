@@ -545,6 +545,31 @@ def test_session_interrupted_mid_stream_warns_once_without_claiming_a_deletion(
     assert not store.exists(key)
 
 
+def test_interrupted_saves_warn_at_most_once_a_minute(
+    caplog: pytest.LogCaptureFixture, frozen_clock
+) -> None:
+    """A client can race a logout against a slow request at will."""
+    store = MemoryStore()
+    client = webtest.TestApp(SessionMiddleware(view_app(counter), store=store))
+
+    def view(session, environ):
+        session["a"] = 1
+        store.delete(session.session_key)  # another request logs out meanwhile
+        return "ok"
+
+    racer = webtest.TestApp(SessionMiddleware(view_app(view), store=store))
+    with caplog.at_level(logging.DEBUG, logger="wsgisession.response"):
+        for _ in range(3):
+            key = session_cookie_value(client.get("/"))
+            racer.get("/", headers={"Cookie": f"sessionid={key}"})
+        frozen_clock.advance(61)
+        key = session_cookie_value(client.get("/"))
+        racer.get("/", headers={"Cookie": f"sessionid={key}"})
+    levels = [r.levelno for r in caplog.records if "concurrent" in r.getMessage()]
+    assert levels == [logging.WARNING, logging.DEBUG, logging.DEBUG, logging.WARNING]
+    assert "2 more like it" in caplog.records[-1].getMessage()
+
+
 def test_cycle_key_through_middleware(store: Store) -> None:
     client = webtest.TestApp(SessionMiddleware(view_app(counter), store=store))
     old = session_cookie_value(client.get("/"))

@@ -194,3 +194,18 @@ def test_a_key_deleted_and_set_again_moves_to_the_end_as_the_encoder_has_it() ->
     )
     assert again == SERIALIZER.dumps(record_of(moved, 1.5, 3.5))
     assert again.index(b'"b"') < again.index(b'"a"')
+
+
+def test_the_string_cache_stays_small_whatever_strings_a_client_sends() -> None:
+    """An app that stores a client's input (a search box) sees strings of
+    the client's choosing: wide characters that escape six times longer."""
+    length = _recordjson.MAX_KEPT_LENGTH
+    wide = "\x01\U0001f600" * (length // 2)
+    for number in range(4000):
+        value = f"{number:04d}{wide}"[:length]
+        assert _recordjson.data_text({"q": value}) is not None
+        total = sum(len(k) + len(v) for k, v in _recordjson._strings.items())
+        assert total <= _recordjson._MAX_KEPT_CHARACTERS
+    assert _recordjson._kept_characters == sum(
+        len(k) + len(v) for k, v in _recordjson._strings.items()
+    )

@@ -141,6 +141,27 @@ def test_saves_sweep_at_most_once_per_interval(frozen_clock: FakeClock) -> None:
     assert store.sweeps == [100, 100]
 
 
+def test_a_sweep_that_found_expired_records_is_followed_by_another_soon(
+    frozen_clock: FakeClock,
+) -> None:
+    """A busy site's expired sessions must not pile up: 100 per 300 s is far
+    fewer than one new session a second leaves behind."""
+    store = SweepCountingStore()
+    app = SessionMiddleware(increment_app, store, cleanup_interval=300, cookie_age=60)
+    for _ in range(250):
+        store.create(generate_key(), b"{}", frozen_clock() + 30)
+    frozen_clock.advance(31)  # all 250 expired
+    removed = []
+    for _ in range(5):
+        before = len(store)
+        call(app, "counter", None)  # a new session: a save, maybe a sweep
+        removed.append(before + 1 - len(store))
+        frozen_clock.advance(1)
+    assert removed == [100, 100, 50, 0, 0]
+    assert len(store.sweeps) == 4, "the fourth found nothing: the interval again"
+    assert len(store) == 5
+
+
 def test_cleanup_interval_zero_never_sweeps(frozen_clock: FakeClock) -> None:
     store = SweepCountingStore()
     app = SessionMiddleware(increment_app, store, cleanup_interval=0)

@@ -38,8 +38,14 @@ __all__ = [
 #: for little gain: their encoding is a small part of writing them).
 MAX_KEPT_LENGTH = 1024
 _MAX_KEPT = 4096
+#: The most characters the kept strings and their texts hold together: a
+#: client whose input an app stores (a search box) cannot make the cache of
+#: a process big (4,096 strings of 1,024 wide characters, escaped six times
+#: longer, would be over 100 MiB); the cache starts over past it.
+_MAX_KEPT_CHARACTERS = 1 << 20
 
 _strings: dict[str, str] = {}
+_kept_characters = 0
 _floats: dict[float, str] = {}
 
 #: Below 2**32 s (the year 2106) the shortest repr of a time to the
@@ -83,13 +89,20 @@ _data_text = functools.partial(tuple.__new__, DataText)
 
 
 def _string(value: str) -> str:
+    global _kept_characters
     text = _strings.get(value)
     if text is None:
         text = encode_basestring(value)
         if len(value) <= MAX_KEPT_LENGTH:
-            if len(_strings) >= _MAX_KEPT:
+            size = len(value) + len(text)
+            if (
+                len(_strings) >= _MAX_KEPT
+                or _kept_characters + size > _MAX_KEPT_CHARACTERS
+            ):
                 _strings.clear()
+                _kept_characters = 0
             _strings[value] = text
+            _kept_characters += size
     return text
 
 

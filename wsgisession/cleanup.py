@@ -4,7 +4,10 @@ File, SQLite and memory stores keep expired records until something
 removes them; an app nobody runs ``wsgisession clear-expired`` for would
 fill its disk. A :class:`Sweeper` lets at most one save per
 ``cleanup_interval`` seconds (per process) call the store's bounded
-``sweep_expired``, so no single request pays for a full sweep.
+``sweep_expired``, so no single request pays for a full sweep. A sweep
+that found expired records is followed by another a second later, so that
+a busy site's expired sessions never pile up faster than they go (one
+batch per interval is only 100 records per 300 s).
 """
 
 from __future__ import annotations
@@ -15,16 +18,19 @@ import threading
 from . import clock
 from .stores.base import Store
 
-__all__ = ["SWEEP_BATCH", "Sweeper"]
+__all__ = ["CATCH_UP_DELAY", "SWEEP_BATCH", "Sweeper"]
 
 logger = logging.getLogger(__name__)
 
 #: The most expired records one sweep removes.
 SWEEP_BATCH = 100
+#: Seconds to the next sweep after one that removed records (more may wait).
+CATCH_UP_DELAY = 1.0
 
 
 class Sweeper:
-    """Runs ``store.sweep_expired(SWEEP_BATCH)`` at most once per ``interval`` s.
+    """Runs ``store.sweep_expired(SWEEP_BATCH)`` at most once per ``interval``
+    s, and :data:`CATCH_UP_DELAY` s after a sweep that removed records.
 
     ``interval`` 0 turns it off. The first save after start sweeps.
     """
@@ -58,6 +64,8 @@ class Sweeper:
             return
         if removed:
             logger.debug("swept %d expired sessions from %r", removed, self.store)
+            with self._lock:  # more may be waiting: look again soon
+                self._due = min(self._due, moment + CATCH_UP_DELAY)
 
     def __repr__(self) -> str:
         return f"Sweeper({self.store!r}, interval={self.interval!r})"

@@ -33,6 +33,7 @@ from .cookies import (
     session_cookie,
 )
 from .errors import SessionInterrupted
+from .logthrottle import ThrottledWarning
 from .offered_keys import OfferedKeys
 from .session import Session
 from .session_factory import KeySource
@@ -65,6 +66,7 @@ class ResponseSetup:
         "settings",
         "store",
         "sweeper",
+        "warn_interrupted",
     )
 
     def __init__(
@@ -84,6 +86,9 @@ class ResponseSetup:
         self.save_every_request = settings.save_every_request
         #: Runs the store's bounded cleanup now and then after a save (or None).
         self.sweeper = sweeper
+        #: A client can make a save meet a deleted session at will (a logout
+        #: racing a slow request): a WARNING at most once a minute.
+        self.warn_interrupted = ThrottledWarning(logger)
 
     def __repr__(self) -> str:
         return f"<ResponseSetup store={self.store!r}>"
@@ -325,7 +330,7 @@ class Response:
             self.session.save(detect=False)
         except SessionInterrupted:
             sent = self.server_write is not None
-            logger.warning(
+            self.setup.warn_interrupted(
                 "session deleted by a concurrent request (a logout in another tab?); "
                 "this request's changes were dropped%s",
                 " (its headers had gone out)" if sent else " and its cookie deleted",
