@@ -278,6 +278,25 @@ def test_check_reads_set_and_get_lines_and_the_global_conf_as_loadapp(
     one_error_line(err, "check", "get lock_ttl = no_such_global", "no global")
 
 
+def test_globals_are_interpolated_as_paste_deploys_are(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = ini(
+        tmp_path,
+        """\
+        [DEFAULT]
+        sessions_dir = %(here)s/sessions
+
+        [filter:session]
+        use = egg:wsgisession#session
+        store = file
+        get file_path = sessions_dir
+        """,
+    )
+    out = checked(capsys, "--config", f"{path}#session")
+    assert f"FileStore({str(tmp_path / 'sessions')!r})" in out
+
+
 def test_check_finds_sections_as_paste_deploy_names_them(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -153,6 +153,24 @@ def test_values_left_untried_never_delete_the_cookie() -> None:
     assert app.open_session(real)["user"] == "victim"
 
 
+def test_a_logout_deletes_the_cookie_whatever_else_the_header_holds(
+    store: Store,
+) -> None:
+    """The real value loaded: the values left untried do not stop a logout."""
+
+    def logout_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        environ["wsgisession"].flush()
+        start_response("200 OK", [])
+        return [b"bye"]
+
+    real = logged_in(SessionMiddleware(read_app, store=store))
+    planted = [generate_key() for _ in range(MAX_KEY_CANDIDATES)]
+    app = SessionMiddleware(logout_app, store=store)
+    headers = call(app, "", "; ".join(f"sessionid={v}" for v in [real, *planted]))
+    (cookie,) = set_cookies(headers)
+    assert "Max-Age=0" in cookie
+
+
 def test_as_many_unknown_values_as_the_cap_are_deleted() -> None:
     app = SessionMiddleware(read_app, store=MemoryStore())
     planted = [generate_key() for _ in range(MAX_KEY_CANDIDATES)]

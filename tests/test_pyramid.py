@@ -274,8 +274,10 @@ class Conflict(Exception):
 
 def retrying_policy(environ: dict[str, Any], router: Any) -> Any:
     """A Pyramid execution policy that runs a request again on Conflict, each
-    attempt with a new request of the same environ, as pyramid_retry does."""
+    attempt with a new request of the same environ, numbered as pyramid_retry
+    numbers them."""
     for attempt in range(3):
+        environ["retry.attempt"] = attempt
         with router.request_context(environ) as request:
             try:
                 return router.invoke_request(request)
@@ -354,6 +356,31 @@ def test_a_retry_after_a_revocation_sees_no_user(lock: str) -> None:
     assert flows.session_cookie(response).startswith("sessionid=;")
     with app.store.lock(key, timeout=0.2, ttl=5):  # the lock went at the end
         pass
+
+
+def test_a_subrequest_sees_the_parents_unsaved_changes_and_keeps_them() -> None:
+    """A subrequest (here of a copy of the request) is no retry: it shares the
+    session, changes and all."""
+
+    def parent(request: Any) -> Response:
+        request.session["cart"] = ["book"]  # not saved yet
+        sub = request.copy()
+        sub.path_info = "/widget"
+        inner = request.invoke_subrequest(sub)
+        return Response(f"{request.session.get('cart')!r} {inner.text}")
+
+    def widget(request: Any) -> Response:
+        return Response(repr(request.session.get("cart")))
+
+    def show(request: Any) -> Response:
+        return Response(repr(request.session.get("cart")))
+
+    app = retrying_app(
+        {"wsgisession.store": "memory"}, parent=parent, widget=widget, show=show
+    )
+    client = webtest.TestApp(app)
+    assert client.get("/parent").text == "['book'] ['book']"
+    assert client.get("/show").text == "['book']"
 
 
 def test_make_wsgi_app_rejects_a_misspelled_key() -> None:

@@ -254,3 +254,53 @@ def test_a_body_of_declared_length_is_saved_before_its_last_chunk() -> None:
         "server: data: 1 (stored [])",
         "server: data: 2 (stored [2])",
     ]
+
+
+def test_a_redirect_of_unknown_length_is_saved_before_its_headers_go() -> None:
+    """A browser follows a redirect as soon as it has the headers: the
+    session the redirect sets must be stored by then."""
+    store = MemoryStore()
+    seen: list[int] = []
+
+    def login(environ: dict[str, Any], start_response: Any) -> Any:
+        environ["wsgisession"]["user"] = "ada"
+        start_response("302 Found", [("Location", "/home")])
+        yield b""
+
+    body = SessionMiddleware(login, store)(
+        {"REQUEST_METHOD": "GET", "PATH_INFO": "/"},
+        lambda status, headers, exc_info=None: (
+            seen.append(len(store)) or (lambda data: None)
+        ),
+    )
+    assert list(body) == [b""]
+    body.close()  # type: ignore[attr-defined]
+    assert seen == [1]
+
+
+def test_a_stream_the_client_left_still_saves_what_it_changed() -> None:
+    """The server stops iterating (the client went away) and closes the body:
+    the changes made so far are saved, as for a body of declared length."""
+    store = MemoryStore()
+
+    def stream(environ: dict[str, Any], start_response: Any) -> Any:
+        session = environ["wsgisession"]
+        start_response("200 OK", [("Content-Type", "text/event-stream")])
+        for step in range(1, 10):
+            session["step"] = step
+            yield b"data: %d\n" % step
+
+    middleware = SessionMiddleware(stream, store)
+    existing = middleware.open_session()
+    existing["step"] = 0
+    existing.save()
+    body = middleware(
+        {"REQUEST_METHOD": "GET", "HTTP_COOKIE": f"sessionid={existing.session_key}"},
+        lambda status, headers, exc_info=None: lambda data: None,
+    )
+    chunks = iter(body)
+    assert next(chunks) == b"data: 1\n"
+    assert next(chunks) == b"data: 2\n"
+    chunks.close()  # type: ignore[attr-defined]  # the write failed: no more
+    body.close()  # type: ignore[attr-defined]
+    assert middleware.open_session(existing.session_key)["step"] == 2

@@ -588,3 +588,24 @@ def test_set_expiry_refuses_values_no_store_can_hold(
         session.set_expiry(value)  # type: ignore[arg-type]
     session.save()
     assert Session(store, session_key=session.session_key)["a"] == 1
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [([1], [True]), ({"price": 1}, {"price": 1.0}), ([1.5], [1.5, 0])],
+)
+def test_a_merged_save_keeps_another_requests_value_equal_to_the_held_one(
+    store: MemoryStore, before: object, after: object
+) -> None:
+    """Only a value of the same serialized form is taken for the held one:
+    ``==`` holds between 1 and True, or 1 and 1.0."""
+    key = saved(store, v=before)
+    first = Session(store, session_key=key)
+    first["v"]  # handed out: the request may hold it
+    other = Session(store, session_key=key)
+    other["v"] = after
+    other.save()
+    first["n"] = 1
+    first.save()
+    assert Session(store, session_key=key)["v"] == after
+    assert repr(Session(store, session_key=key)["v"]) == repr(after)

@@ -1,7 +1,7 @@
 """The app's body as the middleware passes it on, for a body that is not a list.
 
-A body of declared length (``Content-Length``) is complete once the app
-has produced it: it is passed one chunk behind, so that the end is seen
+A body of declared length (``Content-Length``), or of a redirect, is
+complete once the app has produced it: it is passed one chunk behind, so that the end is seen
 before the last chunk goes out, and the session is saved while the client
 still waits for it (a browser that follows a redirect at once finds the
 save done). Any other body may be a stream that waits between chunks
@@ -25,6 +25,7 @@ class Sending(Protocol):
     """What a body needs of its response (a :class:`~wsgisession.response.Response`)."""
 
     server_write: Callable[[bytes], Any] | None
+    status: str | None
     headers: list[tuple[str, str]]
     failed: bool
 
@@ -35,9 +36,12 @@ class Sending(Protocol):
     def close(self) -> None: ...
 
 
-def declares_length(headers: list[tuple[str, str]]) -> bool:
-    """Whether the app said how long its body is."""
-    return any(name.lower() == "content-length" for name, _ in headers)
+def streams(status: str | None, headers: list[tuple[str, str]]) -> bool:
+    """Whether a body may be a stream: its length unknown, and no redirect
+    (a browser follows one as soon as it has the headers)."""
+    if status is None or status[:1] == "3":
+        return False
+    return not any(name.lower() == "content-length" for name, _ in headers)
 
 
 class Body:
@@ -52,13 +56,15 @@ class Body:
         try:
             iterator = iter(self.iterable)
             pending = next(iterator, _END)
-            if pending is not _END and not declares_length(response.headers):
-                yield from self._streamed(iterator, pending)
-                return
-            following = _END if pending is _END else next(iterator, _END)
         except BaseException:
             response.failed = True
             raise
+        if pending is not _END and streams(response.status, response.headers):
+            # Outside the try: a server that stops iterating (the client went
+            # away) is no failure of the app; close() still saves.
+            yield from self._streamed(iterator, pending)
+            return
+        following = _END if pending is _END else self._next(iterator)
         while following is not _END:
             if response.server_write is None:
                 response.send_headers(final=False)

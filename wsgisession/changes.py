@@ -21,7 +21,6 @@ from .expiry import Expiry
 
 __all__ = ["ChangeSet"]
 
-_ABSENT: Any = object()
 
 Dumps = Callable[[Any], bytes]
 
@@ -116,20 +115,19 @@ class ChangeSet:
                 found = True
         return found
 
-    def apply(self, base: Envelope, data: dict[str, Any], expiry: Expiry) -> Envelope:
+    def apply(
+        self, base: Envelope, data: dict[str, Any], expiry: Expiry, dumps: Dumps
+    ) -> Envelope:
         """``base`` (the record as stored now) with these changes, taken from ``data``."""
         merged = {} if self.cleared else dict(base.data)
-        for key, value in merged.items():
-            # A value no request changed stays the object this request may
-            # hold, so that a change it makes to it after the save is seen.
-            held = data.get(key, _ABSENT)
-            if (
-                held is not value
-                and type(value) not in IMMUTABLE_TYPES
-                and type(held) is type(value)
-                and held == value
-            ):
-                merged[key] = held
+        for key, snapshot in self.snapshots.items():
+            # A value the request received and no request changed stays the
+            # object the request holds, so that a change it makes to it after
+            # the save is seen. Unchanged means the same serialized form: ==
+            # would take 1.0 for 1, or an object for another with its id.
+            unchanged = key in merged and key in data and key not in self.changed
+            if unchanged and dumps(merged[key]) == snapshot:
+                merged[key] = data[key]
         for key in self.changed:
             merged[key] = data[key]
         for key in self.deleted:

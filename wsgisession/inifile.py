@@ -51,7 +51,11 @@ def read_section(
         section = _find_section(raw, name, path)
         for key, value in _from_environment(raw, section, parser.defaults()).items():
             parser.set(configparser.DEFAULTSECT, key, value)
-        defaults = dict(parser.defaults())
+        # Interpolated, as Paste Deploy's parser gives them (%(here)s filled).
+        defaults = {
+            key: parser.get(configparser.DEFAULTSECT, key) or value
+            for key, value in parser.defaults().items()
+        }
         # As Paste Deploy: the global_conf passed in wins over [DEFAULT] in
         # the globals a factory gets (not in %(name)s, filled above).
         globals_ = {**defaults, **(global_conf or {})}

@@ -214,9 +214,14 @@ class Response:
     @property
     def had_cookie(self) -> bool:
         """Whether the request came with a session cookie the response may delete
-        (known once the session loaded): not if some values were never tried."""
+        (known once the session loaded): not if none loaded and some values
+        were never tried (the real one may be among those)."""
         offered = self.offered
-        return offered is not None and offered.had_cookie and not offered.untried
+        return (
+            offered is not None
+            and offered.had_cookie
+            and (not offered.untried or self.session.offered_key_loaded)
+        )
 
     def start_response(
         self, status: str, headers: Headers, exc_info: Any = None
@@ -283,8 +288,9 @@ class Response:
         if touched or is_touched(
             session.accessed, session.modified, self.setup.settings
         ):
+            accessed = session.accessed  # as the app left it (it may clear it)
             cookies = self.cookie_headers(final=final)
-            if session.accessed or cookies:  # an app may clear accessed itself
+            if accessed or cookies:
                 headers = headers + cookies
                 private = bool(cookies) and self.setup.settings.private_responses
                 add_session_headers(headers, private=private)
@@ -363,6 +369,7 @@ class Response:
                 "the change, so it was not saved",
                 "cookie store" if client_side else "new session",
             )
+            self.failed = True  # close() must not try (and warn) again
             return
         self.save()
 

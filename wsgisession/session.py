@@ -61,6 +61,9 @@ class Session(KeyMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str, 
     #: Made on the first change or hand-out of a mutable value (most
     #: requests only read strings, and never need one).
     _changes: ChangeSet | None = None
+    #: Whether an id the request offered loaded (the response may then
+    #: delete the cookie, even if more values were offered than tried).
+    offered_key_loaded = False
 
     @classmethod
     def request_factory(
@@ -136,6 +139,7 @@ class Session(KeyMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str, 
         for candidate in candidates:
             data = record.open(candidate)
             if data is not None:
+                self.offered_key_loaded = True
                 break
         if data is None:  # none opened: a new session
             record.created = clock.now()

@@ -249,7 +249,7 @@ class SessionRecord:
         if base is None:
             base = Envelope({}, self.created, None)
         if changes is not None:
-            base = changes.apply(base, data, self.expiry)
+            base = changes.apply(base, data, self.expiry, self.serializer.dumps)
         return base._replace(saved_at=now, user=self.user)
 
     def _saved(

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import weakref
 from typing import TYPE_CHECKING, Any
 
 from pyramid.interfaces import ISession  # type: ignore[import-untyped]
@@ -51,8 +50,8 @@ FLASH_PREFIX = "_f_"
 CSRF_KEY = "_csrft_"
 #: Where :func:`make_wsgi_app` keeps the middleware in the registry.
 REGISTRY_KEY = "wsgisession"
-#: The request that last got the environ's session (held weakly).
-_LAST_REQUEST = "wsgisession.pyramid.request"
+#: The last of pyramid_retry's attempts that got the environ's session.
+_LAST_ATTEMPT = "wsgisession.pyramid.attempt"
 
 
 class PyramidSession(SessionProxy):
@@ -143,12 +142,13 @@ class WsgiSessionFactory:
         environ = request.environ
         session = environ.get(key)
         if isinstance(session, Session):
-            last = environ.get(_LAST_REQUEST)
-            if last is not None and last() is not request:
-                # Another request of this environ had it: a retry
-                # (pyramid_retry), which must not see the failed attempt's changes.
+            # pyramid_retry numbers the attempts of a request in the environ;
+            # the first use of the session in a new one must not see the failed
+            # attempt's changes (a subrequest or a copy keeps the number).
+            attempt = environ.get("retry.attempt", 0)
+            if attempt and environ.get(_LAST_ATTEMPT, 0) < attempt:
                 session._discard_changes()
-            environ[_LAST_REQUEST] = weakref.ref(request)
+                environ[_LAST_ATTEMPT] = attempt
             return PyramidSession(session)
         raise RuntimeError(
             "request.session is unavailable: no wsgisession SessionMiddleware "
