@@ -498,6 +498,37 @@ def test_an_app_that_clears_accessed_still_has_its_changes_saved(
     assert len(store) == 1
 
 
+def test_a_stale_cookie_is_deleted_when_the_app_only_marks_the_session_modified() -> (
+    None
+):
+    def view(session, environ):
+        session.modified = True  # Pyramid's changed(), without a read
+        return "ok"
+
+    client = webtest.TestApp(SessionMiddleware(view_app(view), store=MemoryStore()))
+    response = client.get("/", headers={"Cookie": f"sessionid={generate_key()}"})
+    (cookie,) = set_cookies(response)
+    assert cookie.startswith("sessionid=;") and "Max-Age=0" in cookie
+
+
+def test_save_every_request_saves_when_the_app_clears_accessed() -> None:
+    store = MemoryStore()
+
+    def view(session, environ):
+        session.get("user")
+        session.accessed = False
+        return "ok"
+
+    middleware = SessionMiddleware(view_app(view), store=store, save_every_request=True)
+    existing = middleware.open_session()
+    existing["user"] = "u1"
+    existing.save()
+    client = webtest.TestApp(middleware)
+    response = client.get("/", headers={"Cookie": f"sessionid={existing.session_key}"})
+    (cookie,) = set_cookies(response)
+    assert cookie.startswith(f"sessionid={existing.session_key};")
+
+
 def test_session_interrupted_deletes_cookie_and_warns(store: Store, caplog) -> None:
     client = webtest.TestApp(SessionMiddleware(view_app(counter), store=store))
     key = session_cookie_value(client.get("/"))

@@ -383,6 +383,28 @@ def test_a_subrequest_sees_the_parents_unsaved_changes_and_keeps_them() -> None:
     assert client.get("/show").text == "['book']"
 
 
+def test_a_retry_whose_subrequest_uses_the_session_first_keeps_its_changes() -> None:
+    attempts: list[int] = []
+
+    def parent(request: Any) -> Response:
+        attempts.append(1)
+        sub = request.copy()  # made before the parent's first use of the session
+        sub.path_info = "/widget"
+        request.invoke_subrequest(sub)
+        cart = request.session.get("cart")
+        if len(attempts) == 1:
+            raise Conflict()
+        return Response(repr(cart))
+
+    def widget(request: Any) -> Response:
+        request.session["cart"] = ["book"]
+        return Response("ok")
+
+    app = retrying_app({"wsgisession.store": "memory"}, parent=parent, widget=widget)
+    assert webtest.TestApp(app).get("/parent").text == "['book']"
+    assert len(attempts) == 2
+
+
 def test_make_wsgi_app_rejects_a_misspelled_key() -> None:
     settings = {"wsgisession.store": "memory", "wsgisession.cookie_agee": "60"}
     with Configurator(settings=settings) as config:

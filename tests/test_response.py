@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import wsgiref.handlers
 import wsgiref.util
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -304,3 +306,46 @@ def test_a_stream_the_client_left_still_saves_what_it_changed() -> None:
     chunks.close()  # type: ignore[attr-defined]  # the write failed: no more
     body.close()  # type: ignore[attr-defined]
     assert middleware.open_session(existing.session_key)["step"] == 2
+
+
+def test_a_failed_save_at_the_end_of_a_stream_is_not_tried_again_by_close(
+    tmp_path: Path,
+) -> None:
+    """The store is down when the stream ends: the error reaches the server
+    once, from the iteration; close() does not wait on the store again."""
+    from wsgisession.errors import StoreUnavailable
+    from wsgisession.stores import FileStore
+
+    store = FileStore(tmp_path / "sessions")
+    checks: list[str] = []
+    check = store._check_directory
+
+    def counted_check() -> None:
+        checks.append("store")
+        check()
+
+    store._check_directory = counted_check  # type: ignore[method-assign]
+
+    def stream(environ: dict[str, Any], start_response: Any) -> Any:
+        start_response("200 OK", [("Content-Type", "text/event-stream")])
+        environ["wsgisession"]["step"] = 1
+        yield b"data: 1\n"
+        environ["wsgisession"]["step"] = 2
+        shutil.rmtree(store.path)
+        Path(store.path).write_bytes(b"")  # the directory is gone: a file there
+        yield b"data: 2\n"
+
+    middleware = SessionMiddleware(stream, store)
+    existing = middleware.open_session()
+    existing["step"] = 0
+    existing.save()
+    body = middleware(
+        {"REQUEST_METHOD": "GET", "HTTP_COOKIE": f"sessionid={existing.session_key}"},
+        lambda status, headers, exc_info=None: lambda data: None,
+    )
+    checks.clear()
+    with pytest.raises(StoreUnavailable):
+        list(body)
+    attempts = len(checks)
+    body.close()  # type: ignore[attr-defined]
+    assert attempts >= 1 and len(checks) == attempts, "close() went to the store"

@@ -220,7 +220,7 @@ class Response:
         return (
             offered is not None
             and offered.had_cookie
-            and (not offered.untried or self.session.offered_key_loaded)
+            and (not offered.untried or self.session._offered_key_loaded)
         )
 
     def start_response(
@@ -306,10 +306,10 @@ class Response:
         """
         session = self.session
         settings = self.setup.settings
-        if not session.accessed and not session.modified:
-            if not session.offered_keys():
-                return []
-            session.load()  # so that emptiness is judged after the load
+        untouched = not (session.accessed or session.modified)
+        if untouched and session._data is None and not session.offered_keys():
+            return []  # no cookie, and the app never used it: nothing to do
+        session.load()  # emptiness, and whether a cookie came, known after it
         session.detect_changes()
         assert self.status is not None
         action = decide(session.cookie_state(self.had_cookie), settings, self.status)
@@ -353,6 +353,7 @@ class Response:
         session = self.session
         if self.failed or not (session.accessed or session.modified):
             return
+        session.load()
         session.detect_changes()
         assert self.status is not None
         wanted = decide(
@@ -371,7 +372,11 @@ class Response:
             )
             self.failed = True  # close() must not try (and warn) again
             return
-        self.save()
+        try:
+            self.save()
+        except BaseException:
+            self.failed = True  # close() must not try the store again
+            raise
 
     def close(self) -> None:
         """The server closed the response: save anything left, release the lock."""

@@ -63,7 +63,10 @@ class Session(KeyMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str, 
     _changes: ChangeSet | None = None
     #: Whether an id the request offered loaded (the response may then
     #: delete the cookie, even if more values were offered than tried).
-    offered_key_loaded = False
+    _offered_key_loaded = False
+    #: The last attempt of a request run again (pyramid_retry's number) that
+    #: used this session: a subrequest's copied environ shares the session.
+    _retry_attempt = 0
 
     @classmethod
     def request_factory(
@@ -139,7 +142,7 @@ class Session(KeyMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str, 
         for candidate in candidates:
             data = record.open(candidate)
             if data is not None:
-                self.offered_key_loaded = True
+                self._offered_key_loaded = True
                 break
         if data is None:  # none opened: a new session
             record.created = clock.now()

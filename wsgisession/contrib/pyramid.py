@@ -50,8 +50,6 @@ FLASH_PREFIX = "_f_"
 CSRF_KEY = "_csrft_"
 #: Where :func:`make_wsgi_app` keeps the middleware in the registry.
 REGISTRY_KEY = "wsgisession"
-#: The last of pyramid_retry's attempts that got the environ's session.
-_LAST_ATTEMPT = "wsgisession.pyramid.attempt"
 
 
 class PyramidSession(SessionProxy):
@@ -144,11 +142,12 @@ class WsgiSessionFactory:
         if isinstance(session, Session):
             # pyramid_retry numbers the attempts of a request in the environ;
             # the first use of the session in a new one must not see the failed
-            # attempt's changes (a subrequest or a copy keeps the number).
+            # attempt's changes (a subrequest, or a copy of the request, shares
+            # the session and the number: no second discard).
             attempt = environ.get("retry.attempt", 0)
-            if attempt and environ.get(_LAST_ATTEMPT, 0) < attempt:
+            if attempt and session._retry_attempt < attempt:
                 session._discard_changes()
-                environ[_LAST_ATTEMPT] = attempt
+                session._retry_attempt = attempt
             return PyramidSession(session)
         raise RuntimeError(
             "request.session is unavailable: no wsgisession SessionMiddleware "
