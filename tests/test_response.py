@@ -258,6 +258,20 @@ def test_a_body_of_declared_length_is_saved_before_its_last_chunk() -> None:
     ]
 
 
+def stream_on_a_saved_session(middleware: SessionMiddleware) -> tuple[str, Any]:
+    """A saved session (step 0), and the body of a request that carries it."""
+    existing = middleware.open_session()
+    existing["step"] = 0
+    existing.save()
+    key = existing.session_key
+    assert key is not None
+    body = middleware(
+        {"REQUEST_METHOD": "GET", "HTTP_COOKIE": f"sessionid={key}"},
+        lambda status, headers, exc_info=None: lambda data: None,
+    )
+    return key, body
+
+
 def test_a_redirect_of_unknown_length_is_saved_before_its_headers_go() -> None:
     """A browser follows a redirect as soon as it has the headers: the
     session the redirect sets must be stored by then."""
@@ -293,19 +307,13 @@ def test_a_stream_the_client_left_still_saves_what_it_changed() -> None:
             yield b"data: %d\n" % step
 
     middleware = SessionMiddleware(stream, store)
-    existing = middleware.open_session()
-    existing["step"] = 0
-    existing.save()
-    body = middleware(
-        {"REQUEST_METHOD": "GET", "HTTP_COOKIE": f"sessionid={existing.session_key}"},
-        lambda status, headers, exc_info=None: lambda data: None,
-    )
+    key, body = stream_on_a_saved_session(middleware)
     chunks = iter(body)
     assert next(chunks) == b"data: 1\n"
     assert next(chunks) == b"data: 2\n"
     chunks.close()  # type: ignore[attr-defined]  # the write failed: no more
     body.close()  # type: ignore[attr-defined]
-    assert middleware.open_session(existing.session_key)["step"] == 2
+    assert middleware.open_session(key)["step"] == 2
 
 
 def test_a_failed_save_at_the_end_of_a_stream_is_not_tried_again_by_close(
@@ -336,13 +344,7 @@ def test_a_failed_save_at_the_end_of_a_stream_is_not_tried_again_by_close(
         yield b"data: 2\n"
 
     middleware = SessionMiddleware(stream, store)
-    existing = middleware.open_session()
-    existing["step"] = 0
-    existing.save()
-    body = middleware(
-        {"REQUEST_METHOD": "GET", "HTTP_COOKIE": f"sessionid={existing.session_key}"},
-        lambda status, headers, exc_info=None: lambda data: None,
-    )
+    key, body = stream_on_a_saved_session(middleware)
     checks.clear()
     with pytest.raises(StoreUnavailable):
         list(body)
