@@ -344,7 +344,7 @@ def test_a_failed_save_at_the_end_of_a_stream_is_not_tried_again_by_close(
         yield b"data: 2\n"
 
     middleware = SessionMiddleware(stream, store)
-    key, body = stream_on_a_saved_session(middleware)
+    _, body = stream_on_a_saved_session(middleware)
     checks.clear()
     with pytest.raises(StoreUnavailable):
         list(body)
