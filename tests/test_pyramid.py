@@ -329,6 +329,25 @@ def test_a_retried_request_does_not_keep_the_failed_attempts_changes(
     assert client.get("/show").text == repr((2, ["Order placed"]))
 
 
+def test_a_retry_that_never_uses_the_session_saves_nothing_of_the_failed_one() -> None:
+    attempts: list[int] = []
+
+    def checkout(request: Any) -> Response:
+        attempts.append(1)
+        if len(attempts) == 1:
+            request.session["count"] = 1  # then the transaction conflicts
+            raise Conflict()
+        return Response("ok")  # the retry never looks at the session
+
+    def show(request: Any) -> Response:
+        return Response(repr(request.session.get("count")))
+
+    app = retrying_app({"wsgisession.store": "memory"}, checkout=checkout, show=show)
+    client = webtest.TestApp(app)
+    assert client.get("/checkout").text == "ok"
+    assert client.get("/show").text == "None"
+
+
 @pytest.mark.parametrize("lock", ["false", "true"])
 def test_a_retry_after_a_revocation_sees_no_user(lock: str) -> None:
     seen: list[tuple[Any, dict[str, Any], bool]] = []

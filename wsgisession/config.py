@@ -170,9 +170,9 @@ class Settings:
     )  # fmt: skip
     cleanup_interval: int = _option(
         300, "seconds (int >= 0)", c.seconds(0), c.parse_int,
-        "At most once per this many seconds per process, a save also removes "
-        "a bounded batch of expired records (memory, file, SQLite and SQL "
-        "stores); 0 turns it off.",
+        "At most once per this many seconds per process (every second while "
+        "sweeps find some), a save also removes a bounded batch of expired "
+        "records (memory, file, SQLite and SQL stores); 0 turns it off.",
     )  # fmt: skip
     reissue_time: int | None = _option(
         None, "seconds (int >= 0) or none", c.seconds(0, optional=True),

@@ -31,6 +31,7 @@ import logging
 import secrets
 from typing import TYPE_CHECKING, Any
 
+from pyramid.events import NewRequest  # type: ignore[import-untyped]
 from pyramid.interfaces import ISession  # type: ignore[import-untyped]
 from zope.interface import classImplements  # type: ignore[import-untyped]
 
@@ -131,32 +132,41 @@ class WsgiSessionFactory:
         self.environ_key = environ_key
 
     def __call__(self, request: Any) -> PyramidSession:
-        key = self.environ_key
-        if key is None:
-            middleware = request.registry.get(REGISTRY_KEY)
-            key = (
-                "wsgisession" if middleware is None else middleware.settings.environ_key
-            )
-        environ = request.environ
-        session = environ.get(key)
-        if isinstance(session, Session):
-            # pyramid_retry numbers the attempts of a request in the environ;
-            # the first use of the session in a new one must not see the failed
-            # attempt's changes (a subrequest, or a copy of the request, shares
-            # the session and the number: no second discard).
-            attempt = environ.get("retry.attempt", 0)
-            if attempt and session._retry_attempt < attempt:
-                session._discard_changes()
-                session._retry_attempt = attempt
+        session = self.session_of(request)
+        if session is not None:
+            start_attempt(request.environ, session)
             return PyramidSession(session)
         raise RuntimeError(
             "request.session is unavailable: no wsgisession SessionMiddleware "
-            f"put a session in environ[{key!r}]. Wrap the app, "
+            f"put a session in environ[{self.key_for(request)!r}]. Wrap the app, "
             "e.g. app = wsgisession.contrib.pyramid.make_wsgi_app(config)."
         )
 
+    def session_of(self, request: Any) -> Session | None:
+        """The session the middleware put in ``request``'s environ, if any."""
+        session = request.environ.get(self.key_for(request))
+        return session if isinstance(session, Session) else None
+
+    def key_for(self, request: Any) -> str:
+        """Where the middleware puts the session in ``request``'s environ."""
+        if self.environ_key is not None:
+            return self.environ_key
+        middleware = request.registry.get(REGISTRY_KEY)
+        return "wsgisession" if middleware is None else middleware.settings.environ_key
+
     def __repr__(self) -> str:
         return f"WsgiSessionFactory(environ_key={self.environ_key!r})"
+
+
+def start_attempt(environ: dict[str, Any], session: Session) -> None:
+    """A new attempt of a request that pyramid_retry runs again (it numbers
+    them in the environ) starts from the stored session, without the failed
+    attempt's changes. A subrequest, or a copy of the request, shares the
+    session and the number: no second discard."""
+    attempt = environ.get("retry.attempt", 0)
+    if attempt and session._retry_attempt < attempt:
+        session._discard_changes()
+        session._retry_attempt = attempt
 
 
 def includeme(config: Any) -> None:
@@ -166,8 +176,17 @@ def includeme(config: Any) -> None:
     else that of the middleware :func:`make_wsgi_app` wraps the app in.
     """
     settings = config.get_settings() or {}
-    environ_key = settings.get("wsgisession.environ_key") or None
-    config.set_session_factory(WsgiSessionFactory(environ_key))
+    factory = WsgiSessionFactory(settings.get("wsgisession.environ_key") or None)
+    config.set_session_factory(factory)
+
+    def new_request(event: Any) -> None:
+        # Every attempt, also one that never uses request.session: the
+        # failed attempt's changes must not be saved by it either.
+        session = factory.session_of(event.request)
+        if session is not None:
+            start_attempt(event.request.environ, session)
+
+    config.add_subscriber(new_request, NewRequest)
 
 
 def make_wsgi_app(config: Any, prefix: str = "wsgisession.") -> SessionMiddleware:
