@@ -344,7 +344,9 @@ def test_a_retry_that_never_uses_the_session_saves_nothing_of_the_failed_one() -
 
     app = retrying_app({"wsgisession.store": "memory"}, checkout=checkout, show=show)
     client = webtest.TestApp(app)
-    assert client.get("/checkout").text == "ok"
+    response = client.get("/checkout")
+    assert response.text == "ok"
+    assert "Vary" not in response.headers, "the answering attempt never used it"
     assert client.get("/show").text == "None"
 
 
@@ -422,6 +424,49 @@ def test_a_retry_whose_subrequest_uses_the_session_first_keeps_its_changes() -> 
     app = retrying_app({"wsgisession.store": "memory"}, parent=parent, widget=widget)
     assert webtest.TestApp(app).get("/parent").text == "['book']"
     assert len(attempts) == 2
+
+
+def count_seen(handler: Any, registry: Any) -> Any:
+    """A tween that writes to the raw session before Pyramid's NewRequest."""
+
+    def tween(request: Any) -> Any:
+        if request.path == "/checkout":
+            session = request.environ["wsgisession"]
+            session["tween"] = session.get("tween", 0) + 1
+        return handler(request)
+
+    return tween
+
+
+def test_pyramid_retry_starts_each_attempt_from_the_stored_session() -> None:
+    """With the real pyramid_retry: the failed attempt's changes go when it
+    ends, before the next attempt's tweens write to the session."""
+    from pyramid_retry import RetryableException
+
+    attempts: list[int] = []
+
+    def checkout(request: Any) -> Response:
+        attempts.append(1)
+        if len(attempts) == 1:
+            request.session["count"] = 1
+            raise RetryableException()
+        return Response("ok")  # the retry never uses request.session
+
+    def show(request: Any) -> Response:
+        return Response(repr(dict(request.session)))
+
+    settings = {"wsgisession.store": "memory", "retry.attempts": "3"}
+    with Configurator(settings=settings) as config:
+        config.include("pyramid_retry")
+        config.include("wsgisession.contrib.pyramid")
+        config.add_tween(f"{__name__}.count_seen")
+        for name, view in (("checkout", checkout), ("show", show)):
+            config.add_route(name, f"/{name}")
+            config.add_view(view, route_name=name)
+        app = make_wsgi_app(config)
+    client = webtest.TestApp(app)
+    assert client.get("/checkout").text == "ok" and len(attempts) == 2
+    assert client.get("/show").text == repr({"tween": 1})
 
 
 def test_make_wsgi_app_rejects_a_misspelled_key() -> None:

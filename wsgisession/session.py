@@ -168,7 +168,8 @@ class Session(KeyMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str, 
         record again (or starts empty). For a framework that runs a request
         again (Pyramid's retries); what the store already did stays done."""
         record = self._record
-        self._data, self._changes, self.modified = None, None, False
+        self._data, self._changes = None, None
+        self.accessed = self.modified = False
         if record is not None:  # a record of its own, as a request's first load
             self._offered = (record.key,) if record.stored and record.key else ()
             fresh = self._record = new_session_record(

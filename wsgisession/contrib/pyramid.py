@@ -27,6 +27,7 @@ is ``request.registry["wsgisession"]``.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import secrets
 from typing import TYPE_CHECKING, Any
@@ -119,7 +120,9 @@ classImplements(PyramidSession, ISession)
 
 
 class WsgiSessionFactory:
-    """Pyramid's session factory: ``config.set_session_factory(WsgiSessionFactory())``.
+    """Pyramid's session factory, which ``config.include("wsgisession.contrib.pyramid")``
+    sets (with what starts each of pyramid_retry's attempts from the stored
+    session: prefer it to ``config.set_session_factory(WsgiSessionFactory())``).
 
     Called by Pyramid on the first use of ``request.session``; it wraps the
     session the middleware put in the environ and does no I/O itself.
@@ -187,6 +190,20 @@ def includeme(config: Any) -> None:
             start_attempt(event.request.environ, session)
 
     config.add_subscriber(new_request, NewRequest)
+    try:
+        retry = importlib.import_module("pyramid_retry")
+    except ImportError:
+        return
+
+    def before_retry(event: Any) -> None:
+        # As the failed attempt ends, before the next one's tweens run (a
+        # tween may write to the session before NewRequest).
+        session = factory.session_of(event.request)
+        if session is not None:
+            session._discard_changes()
+            session._retry_attempt = event.environ.get("retry.attempt", 0) + 1
+
+    config.add_subscriber(before_retry, retry.IBeforeRetry)
 
 
 def make_wsgi_app(config: Any, prefix: str = "wsgisession.") -> SessionMiddleware:
