@@ -6,6 +6,7 @@ import datetime
 import decimal
 import logging
 import uuid
+from collections.abc import Callable
 
 import pytest
 from helpers import FakeClock
@@ -286,17 +287,27 @@ def test_a_merged_save_with_its_own_expiry_keeps_it(
     assert first.get_expiry_age() == 120
 
 
-def test_a_value_held_across_a_merged_save_stays_the_sessions(
-    store: MemoryStore,
-) -> None:
+def held_across_a_merge(
+    store: MemoryStore, other_change: Callable[[Session], None]
+) -> tuple[str, Session, list[int]]:
+    """A request that holds its session's ``cart`` ([1]) while another request
+    makes ``other_change`` and saves; then it sets ``y`` and saves (a merge).
+    The key, the first request's session, and the list it holds."""
     key = saved(store, cart=[1])
     first = Session(store, session_key=key)
-    cart = first["cart"]
+    held = first["cart"]
     other = Session(store, session_key=key)
-    other["x"] = 1
+    other_change(other)
     other.save()
     first["y"] = 2
     first.save()  # merged with the other request's change
+    return key, first, held
+
+
+def test_a_value_held_across_a_merged_save_stays_the_sessions(
+    store: MemoryStore,
+) -> None:
+    key, first, cart = held_across_a_merge(store, lambda other: other.update(x=1))
     cart.append(2)  # the request goes on changing the list it holds
     first.save()
     assert first["cart"] is cart
@@ -306,14 +317,9 @@ def test_a_value_held_across_a_merged_save_stays_the_sessions(
 def test_a_value_changed_by_another_request_is_not_replaced_by_a_stale_copy(
     store: MemoryStore,
 ) -> None:
-    key = saved(store, cart=[1])
-    first = Session(store, session_key=key)
-    stale = first["cart"]
-    other = Session(store, session_key=key)
-    other["cart"].append(9)
-    other.save()
-    first["y"] = 2
-    first.save()
+    key, first, stale = held_across_a_merge(
+        store, lambda other: other["cart"].append(9)
+    )
     assert first["cart"] == [1, 9] and first["cart"] is not stale
     assert dict(Session(store, session_key=key)) == {"cart": [1, 9], "y": 2}
 

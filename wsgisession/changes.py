@@ -21,7 +21,6 @@ from .expiry import Expiry
 
 __all__ = ["ChangeSet"]
 
-
 Dumps = Callable[[Any], bytes]
 
 

@@ -306,10 +306,10 @@ class Response:
         """
         session = self.session
         settings = self.setup.settings
-        untouched = not (session.accessed or session.modified)
-        if untouched and session._data is None and not session.offered_keys():
-            return []  # no cookie, and the app never used it: nothing to do
-        session.load()  # emptiness, and whether a cookie came, known after it
+        if session._data is None:  # emptiness, and whether a cookie came, after it
+            if not (session.accessed or session.modified or session.offered_keys()):
+                return []  # no cookie, and the app never used it: nothing to do
+            session.load()
         session.detect_changes()
         assert self.status is not None
         action = decide(session.cookie_state(self.had_cookie), settings, self.status)
@@ -353,7 +353,8 @@ class Response:
         session = self.session
         if self.failed or not (session.accessed or session.modified):
             return
-        session.load()
+        if session._data is None:
+            session.load()
         session.detect_changes()
         assert self.status is not None
         wanted = decide(

@@ -187,7 +187,7 @@ class SessionRecord:
             self.created = now
         parts = new_envelope((data, self.created, self.expiry, now, user))
         payload, _ = envelope.encode_text(self.serializer, parts)
-        age = lifetime(self.settings, self.expiry, self.created, now)
+        age = self.seconds_left(now)
         store = self.store
         key = (None if fresh else self.key) or store.generate_key()
         for _ in range(_CREATE_ATTEMPTS):
@@ -222,7 +222,7 @@ class SessionRecord:
                 payload, text = envelope.encode_text(
                     self.serializer, parts, current, changed, self.key
                 )
-                age = lifetime(self.settings, self.expiry, self.created, now)
+                age = self.seconds_left(now)
             else:
                 parts = self._merged_with(current, data, changes, now)
                 payload, text = envelope.encode_text(self.serializer, parts)

@@ -137,7 +137,7 @@ class WsgiSessionFactory:
     def __call__(self, request: Any) -> PyramidSession:
         session = self.session_of(request)
         if session is not None:
-            start_attempt(request.environ, session)
+            start_attempt(session, request.environ.get("retry.attempt", 0))
             return PyramidSession(session)
         raise RuntimeError(
             "request.session is unavailable: no wsgisession SessionMiddleware "
@@ -161,12 +161,11 @@ class WsgiSessionFactory:
         return f"WsgiSessionFactory(environ_key={self.environ_key!r})"
 
 
-def start_attempt(environ: dict[str, Any], session: Session) -> None:
-    """A new attempt of a request that pyramid_retry runs again (it numbers
-    them in the environ) starts from the stored session, without the failed
-    attempt's changes. A subrequest, or a copy of the request, shares the
-    session and the number: no second discard."""
-    attempt = environ.get("retry.attempt", 0)
+def start_attempt(session: Session, attempt: int) -> None:
+    """Attempt ``attempt`` of a request that pyramid_retry runs again (it
+    numbers them in the environ, from 0) starts from the stored session,
+    without the failed attempt's changes, once: a subrequest, or a copy of
+    the request, shares the session and the number."""
     if attempt and session._retry_attempt < attempt:
         session._discard_changes()
         session._retry_attempt = attempt
@@ -187,7 +186,7 @@ def includeme(config: Any) -> None:
         # failed attempt's changes must not be saved by it either.
         session = factory.session_of(event.request)
         if session is not None:
-            start_attempt(event.request.environ, session)
+            start_attempt(session, event.request.environ.get("retry.attempt", 0))
 
     config.add_subscriber(new_request, NewRequest)
     try:
@@ -199,9 +198,8 @@ def includeme(config: Any) -> None:
         # As the failed attempt ends, before the next one's tweens run (a
         # tween may write to the session before NewRequest).
         session = factory.session_of(event.request)
-        if session is not None:
-            session._discard_changes()
-            session._retry_attempt = event.environ.get("retry.attempt", 0) + 1
+        if session is not None:  # the next attempt starts now
+            start_attempt(session, event.environ.get("retry.attempt", 0) + 1)
 
     config.add_subscriber(before_retry, retry.IBeforeRetry)
 

@@ -35,6 +35,7 @@ __all__ = [
     "default_path",
     "ensure_private_directory",
     "is_temp_name",
+    "user_temp_path",
 ]
 
 _TEMP_PREFIX = ".tmp-"
@@ -49,12 +50,17 @@ def is_temp_name(name: str) -> bool:
     return name.startswith(_TEMP_PREFIX)
 
 
+def user_temp_path(name: str) -> str:
+    """``<tempdir>/<name>-<uid>``: a default directory of this user's own, so
+    that two users' apps on one host never share (or fight over) it."""
+    user = str(os.getuid()) if hasattr(os, "getuid") else getpass.getuser()
+    return os.path.join(tempfile.gettempdir(), f"{name}-{user}")
+
+
 def default_path() -> str:
     """The directory a ``FileStore()`` without a path uses:
-    ``<tempdir>/wsgisession-files-<uid>``, so that two users' apps on one
-    host never share (or fight over) it."""
-    user = str(os.getuid()) if hasattr(os, "getuid") else getpass.getuser()
-    return os.path.join(tempfile.gettempdir(), f"wsgisession-files-{user}")
+    ``<tempdir>/wsgisession-files-<uid>``."""
+    return user_temp_path("wsgisession-files")
 
 
 def ensure_private_directory(path: str) -> None:

@@ -18,18 +18,17 @@ session key, that a waiter takes over once their ``expires_at`` is past.
 from __future__ import annotations
 
 import contextlib
-import getpass
 import logging
 import math
 import os
 import secrets
 import sqlite3
-import tempfile
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, TypeVar
 
 from .. import _coerce as c
 from ..errors import ConfigError, StoreUnavailable
+from ._filerecord import ensure_private_directory, user_temp_path
 from ._shared import poll_lock
 from ._sqliteconn import Connections, make_missing_directories
 from ._sqliteschema import set_up_database
@@ -44,7 +43,6 @@ from .base import (
     storage_key,
     user_storage_key,
 )
-from .file import ensure_private_directory
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -129,10 +127,7 @@ def default_path() -> str:
     created with mode 0700 on first use and refused if another user owns
     it or can write to it.
     """
-    user = str(os.getuid()) if hasattr(os, "getuid") else getpass.getuser()
-    return os.path.join(
-        tempfile.gettempdir(), f"wsgisession-{user}", "sessions.sqlite3"
-    )
+    return os.path.join(user_temp_path("wsgisession"), "sessions.sqlite3")
 
 
 class SQLiteStore(Store):
