@@ -207,14 +207,18 @@ def record_text(
         created_text: str | None = last_text
     else:
         created_text = _scalar(created)  # kept: the same at every save of a session
-    expiry_text = _scalar(expiry)
+    expiry_text = "null" if expiry is None else _scalar(expiry)
     if created_text is None or expiry_text is None:
         return None
     pieces = ['{"v":1,"data":{', ",".join(data.items), '},"created":', created_text]
     pieces += [',"expiry":', expiry_text]
     if saved_at is not None:
-        # A new session is saved at the moment it is created.
-        saved_text = created_text if saved_at is created else _moment(saved_at)
+        if saved_at is created:  # a new session is saved as it is created
+            saved_text: str | None = created_text
+        elif type(saved_at) is float and saved_at == last:
+            saved_text = last_text
+        else:
+            saved_text = _moment(saved_at)
         if saved_text is None:
             return None
         pieces += [',"saved":', saved_text]

@@ -29,7 +29,7 @@ class Sending(Protocol):
     headers: list[tuple[str, str]]
     failed: bool
 
-    def send_headers(self, *, final: bool, touched: bool = False) -> None: ...
+    def send_headers(self, final: bool, touched: bool = False) -> None: ...
 
     def complete(self) -> None: ...
 
@@ -67,7 +67,7 @@ class Body:
         following = _END if pending is _END else self._next(iterator)
         while following is not _END:
             if response.server_write is None:
-                response.send_headers(final=False)
+                response.send_headers(False)
             yield pending
             pending = following
             following = self._next(iterator)
@@ -80,7 +80,7 @@ class Body:
         response = self.response
         while chunk is not _END:
             if response.server_write is None:
-                response.send_headers(final=False)
+                response.send_headers(False)
             yield chunk
             chunk = self._next(iterator)
         response.complete()

@@ -31,6 +31,7 @@ __all__ = [
     "cookie_values",
     "decide",
     "deleting_cookie",
+    "fixed_secure",
     "is_touched",
     "session_cookie",
 ]
@@ -170,10 +171,19 @@ def _starts_pair(text: str, at: int) -> bool:
 
 def is_secure(settings: Settings, environ: Mapping[str, object]) -> bool:
     """Whether the cookie gets ``Secure`` on this request."""
+    secure = fixed_secure(settings)
+    if secure is None:
+        return environ.get("wsgi.url_scheme") == "https"
+    return secure
+
+
+def fixed_secure(settings: Settings) -> bool | None:
+    """The cookie's ``Secure`` flag under ``settings``; None when it depends on
+    the request's scheme (``cookie_secure = auto``)."""
     if settings.cookie_samesite == "None" or settings.cookie_partitioned:
         return True
     if settings.cookie_secure == "auto":
-        return environ.get("wsgi.url_scheme") == "https"
+        return None
     return bool(settings.cookie_secure)
 
 
@@ -230,7 +240,7 @@ def session_cookie(
     ):
         return last[5]  # type: ignore[no-any-return]
     template = cookie_template(settings, secure)
-    if template is not None and _NEEDS_NO_QUOTES.fullmatch(value):
+    if template is not None and _NEEDS_QUOTES.search(value) is None:
         header = template.render(value, max_age, expires)
     else:
         header = dump_cookie(
@@ -248,8 +258,9 @@ def session_cookie(
     return cookie
 
 
-# werkzeug's rule: a value of these characters only is sent unquoted.
-_NEEDS_NO_QUOTES = re.compile(r"[\w!#$%&'()*+\-./:<=>?@\[\]^`{|}~]*", re.ASCII)
+# werkzeug's rule: a value of these characters only is sent unquoted (a
+# search for any other makes no match object in the usual case).
+_NEEDS_QUOTES = re.compile(r"[^\w!#$%&'()*+\-./:<=>?@\[\]^`{|}~]", re.ASCII)
 # Placeholders in the headers dump_cookie makes for a template.
 _VALUE_MARK = "wsgisessionvaluemark"
 _EXPIRES_MARK = "wsgisessionexpiresmark"
@@ -364,6 +375,7 @@ def _deleting(settings: Settings, secure: bool) -> str:
 
 
 _VARY_OR_CACHE_CONTROL = frozenset(("vary", "cache-control"))
+_VARY_OR_CACHE_CONTROL_LENGTHS = (4, 13)
 
 
 def add_session_headers(headers: list[tuple[str, str]], *, private: bool) -> None:
@@ -376,7 +388,10 @@ def add_session_headers(headers: list[tuple[str, str]], *, private: bool) -> Non
     session to the next.
     """
     for name, _ in headers:
-        if name.lower() in _VARY_OR_CACHE_CONTROL:
+        # The length first: it rules out most names without a lower().
+        if len(name) in _VARY_OR_CACHE_CONTROL_LENGTHS and (
+            name.lower() in _VARY_OR_CACHE_CONTROL
+        ):
             break
     else:  # the usual case: the app set neither
         headers.append(("Vary", "Cookie"))

@@ -45,14 +45,26 @@ def _well_formed(value: str) -> bool:
     return _KEY_FORMAT.fullmatch(value) is not None
 
 
-@functools.lru_cache(maxsize=1024)
+#: Storage keys of the ids seen lately; emptied when full. A plain dict
+#: rather than an LRU cache: most misses are new sessions' ids, and an LRU's
+#: bookkeeping on a miss cost a new session more than the hashing itself.
+_storage_keys: dict[str, str] = {}
+_MAX_STORAGE_KEYS = 1024
+
+
 def storage_key(session_key: str) -> str:
     """The name a server-side store files a session under (hex SHA-256).
 
     Kept for the ids seen lately: a request that loads and saves its
     session names its record twice.
     """
-    return hashlib.sha256(session_key.encode("ascii")).hexdigest()
+    name = _storage_keys.get(session_key)
+    if name is None:
+        name = hashlib.sha256(session_key.encode("ascii")).hexdigest()
+        if len(_storage_keys) >= _MAX_STORAGE_KEYS:
+            _storage_keys.clear()
+        _storage_keys[session_key] = name
+    return name
 
 
 def user_storage_key(user_id: str) -> str:

@@ -25,11 +25,13 @@ from .cookies import (
     DELETE,
     NOTHING,
     SET,
+    SessionState,
     add_session_headers,
     decide,
     deleting_cookie,
-    is_secure,
+    fixed_secure,
     is_touched,
+    new_session_state,
     session_cookie,
 )
 from .errors import SessionInterrupted
@@ -37,7 +39,7 @@ from .logthrottle import ThrottledWarning
 from .offered_keys import OfferedKeys
 from .session import Session
 from .session_factory import KeySource
-from .stores.base import Store
+from .stores.base import Store, store_key_check
 
 __all__ = ["Response", "ResponseSetup", "handle", "new_response"]
 
@@ -63,6 +65,7 @@ class ResponseSetup:
         "is_valid_key",
         "new_session",
         "save_every_request",
+        "secure",
         "settings",
         "store",
         "sweeper",
@@ -81,9 +84,11 @@ class ResponseSetup:
         self.new_session = new_session
         #: Every request with a cookie needs these two, bound here once.
         self.cookie_name = settings.cookie_name
-        self.is_valid_key = store.is_valid_key
+        self.is_valid_key = store_key_check(store)
         self.environ_key = settings.environ_key
         self.save_every_request = settings.save_every_request
+        #: The cookie's ``Secure`` flag, or None when the request's scheme says.
+        self.secure = fixed_secure(settings)
         #: Runs the store's bounded cleanup now and then after a save (or None).
         self.sweeper = sweeper
         #: A client can make a save meet a deleted session at will (a logout
@@ -127,7 +132,7 @@ def handle(
     # is_touched(), spelled out: every request of the app comes here.
     if session.accessed or session.modified or setup.save_every_request:
         try:
-            response.send_headers(final=True, touched=True)
+            response.send_headers(True, True)
         finally:
             session.release_lock()
         return result
@@ -234,7 +239,7 @@ class Response:
     def write(self, data: bytes) -> Any:
         """The legacy ``write()`` callable: headers must go out first."""
         if self.server_write is None:
-            self.send_headers(final=False)
+            self.send_headers(False)
         assert self.server_write is not None
         return self.server_write(data)
 
@@ -264,7 +269,7 @@ class Response:
         session = self.session
         if not is_touched(session.accessed, session.modified, self.setup.settings):
             return []
-        return self.cookie_headers(final=True)
+        return self.cookie_headers(True)
 
     # -- the cookie --------------------------------------------------------
 
@@ -273,11 +278,11 @@ class Response:
         if self.status is None:
             return  # the app never called start_response: the server will say so
         if self.server_write is None:
-            self.send_headers(final=True)
+            self.send_headers(True)
         else:
             self.save_late()
 
-    def send_headers(self, *, final: bool, touched: bool = False) -> None:
+    def send_headers(self, final: bool, touched: bool = False) -> None:
         """Send the app's headers, with the session's cookie if it needs one.
 
         ``touched`` is for a caller that has just seen :func:`is_touched` say so.
@@ -289,7 +294,7 @@ class Response:
             session.accessed, session.modified, self.setup.settings
         ):
             accessed = session.accessed  # as the app left it (it may clear it)
-            cookies = self.cookie_headers(final=final)
+            cookies = self.cookie_headers(final)
             if accessed or cookies:
                 headers = headers + cookies
                 private = bool(cookies) and self.setup.settings.private_responses
@@ -298,42 +303,62 @@ class Response:
             self.status, headers, self.exc_info
         )
 
-    def cookie_headers(self, *, final: bool) -> Headers:
+    def cookie_headers(self, final: bool) -> Headers:
         """The ``Set-Cookie`` headers this response needs, saving first when ``final``.
 
         A response whose headers go out before its body ends (``final``
         false) only reserves a new session's key; the save comes at the end.
         """
         session = self.session
-        settings = self.setup.settings
+        setup = self.setup
+        settings = setup.settings
         if session._data is None:  # emptiness, and whether a cookie came, after it
             if not (session.accessed or session.modified or session.offered_keys()):
                 return []  # no cookie, and the app never used it: nothing to do
             session.load()
         session.detect_changes()
         assert self.status is not None
-        action = decide(session.cookie_state(self.had_cookie), settings, self.status)
+        action = decide(self._session_state(), settings, self.status)
         if action is NOTHING:
             return []
-        secure = is_secure(settings, self.environ)
+        secure = setup.secure
+        if secure is None:
+            secure = self.environ.get("wsgi.url_scheme") == "https"
         if action is SET:
-            if final or self.setup.store.client_side:
+            if final or setup.store.client_side:
                 if not self.save():
                     action = DELETE
             else:
                 session.reserve_key()
         if action is DELETE:
             return [deleting_cookie(settings, secure)]
-        key = session.session_key
-        assert key is not None
-        max_age = session.cookie_max_age(as_saved=self.saved)
-        return [session_cookie(settings, key, max_age, secure)]
+        record = session._record  # loaded above
+        assert record is not None and record.key is not None
+        max_age = record.max_age_at_save if self.saved else session.cookie_max_age()
+        return [session_cookie(settings, record.key, max_age, secure)]
+
+    def _session_state(self) -> SessionState:
+        """The loaded session as :func:`decide` sees it: ``Session.cookie_state``
+        without its call to load (every used session's response asks)."""
+        session = self.session
+        record = session._record
+        assert record is not None
+        session.accessed = True  # as cookie_state's load does
+        return new_session_state(
+            (
+                True,
+                session.modified,
+                record.key is None and not session._data,
+                self.had_cookie,
+                record.reissue_due(),
+            )
+        )
 
     def save(self) -> bool:
         """Save; False if another request deleted the session meanwhile."""
         self.saved = True
         try:  # every caller has just run detect_changes()
-            self.session.save(detect=False)
+            self.session._save_loaded()
         except SessionInterrupted:
             sent = self.server_write is not None
             self.setup.warn_interrupted(
@@ -357,9 +382,7 @@ class Response:
             session.load()
         session.detect_changes()
         assert self.status is not None
-        wanted = decide(
-            session.cookie_state(self.had_cookie), self.setup.settings, self.status
-        )
+        wanted = decide(self._session_state(), self.setup.settings, self.status)
         if wanted is not SET:
             return
         if self.saved and not session.has_unsaved_changes():

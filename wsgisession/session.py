@@ -364,11 +364,16 @@ class Session(KeyMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str, 
         ``detect=False`` is for a caller that has just run
         :meth:`detect_changes`, so that values are not serialized twice.
         """
-        data = self._get_data()
+        self._get_data()
         if detect:
             self.detect_changes()
+        self._save_loaded()
+
+    def _save_loaded(self) -> None:
+        """:meth:`save` of a loaded session whose in-place changes are detected."""
         record = self._record
-        assert record is not None
+        data = self._data
+        assert record is not None and data is not None
         self._data = record.save(data, self._changes)
         if self._store.client_side:  # the key is the cookie: it must fit
             assert record.key is not None

@@ -89,9 +89,12 @@ class SessionRecord:
             locked = True
             record = store.load(session_key)  # as it is now, under the lock
         parts = None if record is None else self.decode(record.payload, session_key)
+        settings = self.settings
         try:
             dead = record is None or (
-                parts is not None and self._dead(parts, session_key)
+                parts is not None
+                and (settings.absolute_timeout is not None or parts.user is not None)
+                and self._dead(parts, session_key)
             )
         except BaseException:  # the user index unreachable: release, then raise
             if locked:
@@ -187,7 +190,7 @@ class SessionRecord:
             self.created = now
         parts = new_envelope((data, self.created, self.expiry, now, user))
         payload, _ = envelope.encode_text(self.serializer, parts)
-        age = self.seconds_left(now)
+        age = lifetime(self.settings, self.expiry, self.created, now)
         store = self.store
         key = (None if fresh else self.key) or store.generate_key()
         for _ in range(_CREATE_ATTEMPTS):
@@ -222,7 +225,7 @@ class SessionRecord:
                 payload, text = envelope.encode_text(
                     self.serializer, parts, current, changed, self.key
                 )
-                age = self.seconds_left(now)
+                age = lifetime(self.settings, self.expiry, self.created, now)
             else:
                 parts = self._merged_with(current, data, changes, now)
                 payload, text = envelope.encode_text(self.serializer, parts)
@@ -267,8 +270,13 @@ class SessionRecord:
         decoding (with ``text``, its data's JSON) unless the record is new."""
         previous_key = self.key if self.loaded is not None else None
         self.key, self.stored, self.loaded = key, True, record
-        data, self.created, self.expiry, self.saved_at, self.user = parts
-        self.max_age_at_save = None if self.browser_session() else int(age)
+        data, self.created, expiry, self.saved_at, self.user = parts
+        self.expiry = expiry
+        if expiry is None:  # browser_session(), spelled out
+            browser_close = self.settings.expire_at_browser_close
+        else:
+            browser_close = expiry == 0
+        self.max_age_at_save = None if browser_close else int(age)
         serializer = self.serializer
         if previous_key is not None and (previous_key != key or not keep):
             envelope.forget(previous_key)
@@ -326,7 +334,10 @@ def lifetime(
 ) -> float:
     """How long a record of ``expiry``, created at ``created``, lives if saved
     ``now``: the expiry rule, cut by ``absolute_timeout``."""
-    age = rules.seconds_left(expiry, now, settings.cookie_age)
+    if expiry is None:  # the default: no date to read
+        age: float = settings.cookie_age
+    else:
+        age = rules.seconds_left(expiry, now, settings.cookie_age)
     timeout = settings.absolute_timeout
     if timeout is None:
         return age

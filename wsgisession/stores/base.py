@@ -41,6 +41,7 @@ __all__ = [
     "generate_key",
     "now",
     "storage_key",
+    "store_key_check",
     "user_storage_key",
 ]
 
@@ -267,3 +268,11 @@ class Store(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+def store_key_check(store: Store) -> Callable[[object], bool]:
+    """``store.is_valid_key``, or the function it calls when the store keeps
+    the default (one call less for every request with a cookie)."""
+    if type(store).is_valid_key is Store.is_valid_key:
+        return is_valid_key
+    return store.is_valid_key

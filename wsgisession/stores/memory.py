@@ -63,7 +63,10 @@ class MemoryStore(Store):
             heapq.heapify(self._expiries)
 
     def load(self, session_key: str) -> Record | None:
-        return self._live(storage_key(session_key))
+        record = self._records.get(storage_key(session_key))  # _live(), spelled out
+        if record is None or record[1] <= now():
+            return None
+        return record
 
     def create(self, session_key: str, payload: bytes, expires_at: float) -> str | None:
         name = storage_key(session_key)
@@ -76,7 +79,9 @@ class MemoryStore(Store):
     def update(self, session_key: str, merge: Merge, loaded: Record | None) -> str:
         name = storage_key(session_key)
         with self._lock:
-            current = self._live(name)
+            current = self._records.get(name)  # _live(), spelled out
+            if current is not None and current[1] <= now():
+                current = None
             payload, expires_at = merge(None if current is None else current[0])
             if expires_at <= now():
                 self._drop(name)
