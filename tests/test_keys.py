@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -53,3 +54,23 @@ def test_non_ascii_letters_and_digits_are_not_valid() -> None:
     key = generate_key()
     for character in ("é", "٣", "Ａ", "ß", "\u00b2"):
         assert not is_valid_key(character + key[1:])
+
+
+def test_a_store_with_its_own_key_check_gets_its_ids_read() -> None:
+    """A key check set on the store (or its class) decides which cookies load,
+    as it decides for an explicit key: the middleware does not bypass it."""
+    from wsgisession import SessionMiddleware
+    from wsgisession.stores import MemoryStore
+
+    record = b'{"v":1,"data":{"a":1},"created":1.0,"expiry":null}'
+    store = MemoryStore()
+    store.is_valid_key = lambda key: isinstance(key, str) and key.startswith("ok")  # type: ignore[method-assign]
+    store.create("ok-custom-key", record, 4e9)
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [])
+        return [repr(environ["wsgisession"].get("a")).encode()]
+
+    environ = {"REQUEST_METHOD": "GET", "HTTP_COOKIE": "sessionid=ok-custom-key"}
+    body = b"".join(SessionMiddleware(app, store)(environ, lambda *args: None))
+    assert body == b"1"

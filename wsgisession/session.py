@@ -216,8 +216,13 @@ class Session(KeyMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str, 
         return value
 
     def __setitem__(self, key: str, value: Any) -> None:
-        self._get_data()[key] = value
-        self._change_set().set(key)
+        self.accessed = True  # _get_data() and _change_set(), spelled out
+        data = self._data
+        (data if data is not None else self._load())[key] = value
+        changes = self._changes
+        if changes is None:
+            changes = self._changes = ChangeSet()
+        changes.set(key)
         self.modified = True
 
     def __delitem__(self, key: str) -> None:

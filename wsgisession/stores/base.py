@@ -273,6 +273,10 @@ class Store(abc.ABC):
 def store_key_check(store: Store) -> Callable[[object], bool]:
     """``store.is_valid_key``, or the function it calls when the store keeps
     the default (one call less for every request with a cookie)."""
-    if type(store).is_valid_key is Store.is_valid_key:
+    own = getattr(store, "__dict__", {})
+    if type(store).is_valid_key is _DEFAULT_KEY_CHECK and "is_valid_key" not in own:
         return is_valid_key
     return store.is_valid_key
+
+
+_DEFAULT_KEY_CHECK = Store.is_valid_key
