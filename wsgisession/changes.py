@@ -14,7 +14,7 @@ request that reads one string serializes nothing.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, Self
+from typing import Any
 
 from .envelope import IMMUTABLE_TYPES, Envelope
 from .expiry import Expiry
@@ -41,20 +41,13 @@ class ChangeSet:
         "snapshots",
     )
 
-    changed: set[str]
-    deleted: set[str]
-    cleared: bool
-    expiry_changed: bool
-    all_handed_out: bool
-    snapshots: dict[str, bytes]
-
-    def __new__(cls) -> Self:
-        # No __init__: a class call that runs one costs a write about 0.8K
-        # instructions more than setting the slots here.
-        changes = object.__new__(cls)
-        changes.changed, changes.deleted, changes.snapshots = set(), set(), {}
-        changes.cleared = changes.expiry_changed = changes.all_handed_out = False
-        return changes
+    def __init__(self) -> None:
+        self.changed: set[str] = set()
+        self.deleted: set[str] = set()
+        self.cleared = False
+        self.expiry_changed = False
+        self.all_handed_out = False
+        self.snapshots: dict[str, bytes] = {}
 
     def __bool__(self) -> bool:
         return bool(self.changed or self.deleted or self.cleared or self.expiry_changed)
