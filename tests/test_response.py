@@ -351,3 +351,82 @@ def test_a_failed_save_at_the_end_of_a_stream_is_not_tried_again_by_close(
     attempts = len(checks)
     body.close()  # type: ignore[attr-defined]
     assert attempts >= 1 and len(checks) == attempts, "close() went to the store"
+
+
+class CountingStore(MemoryStore):
+    """A memory store that counts the saves of existing records."""
+
+    updates = 0
+
+    def update(self, *args: Any) -> str:
+        self.updates += 1
+        return super().update(*args)
+
+
+@pytest.mark.parametrize("change_in_close", [False, True])
+def test_a_stream_saves_again_at_close_only_what_changed_after_its_end(
+    change_in_close: bool,
+) -> None:
+    """The save at the end of a streamed body is not the request's last: the
+    body's close() runs app code, so a value changed in place there is still
+    seen (and saved), and one that did not change is not saved twice."""
+    store = CountingStore()
+
+    class Stream:
+        """A body whose close() (called by the server after the last chunk)
+        may change the session's list in place."""
+
+        def __init__(self, cart: list[str]) -> None:
+            self.cart = cart
+
+        def __iter__(self) -> Any:
+            self.cart.append("item")
+            yield b"data\n"
+
+        def close(self) -> None:
+            if change_in_close:
+                self.cart.append("late")
+
+    def stream(environ: dict[str, Any], start_response: Any) -> Any:
+        start_response("200 OK", [("Content-Type", "text/event-stream")])
+        return Stream(environ["wsgisession"]["cart"])
+
+    middleware = SessionMiddleware(stream, store)
+    existing = middleware.open_session()
+    existing["cart"] = []
+    existing.save()
+    key = existing.session_key
+    body = middleware(
+        {"REQUEST_METHOD": "GET", "HTTP_COOKIE": f"sessionid={key}"},
+        lambda status, headers, exc_info=None: lambda data: None,
+    )
+    assert list(body) == [b"data\n"]
+    body.close()  # type: ignore[attr-defined]
+    expected = ["item", "late"] if change_in_close else ["item"]
+    assert middleware.open_session(key)["cart"] == expected
+    assert store.updates == (2 if change_in_close else 1)
+
+
+def test_a_list_body_saves_once_and_its_cookie_says_so() -> None:
+    """A complete body's save is the request's last: one write, the cookie set."""
+    store = CountingStore()
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        environ["wsgisession"]["cart"].append("item")
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    middleware = SessionMiddleware(app, store)
+    existing = middleware.open_session()
+    existing["cart"] = []
+    existing.save()
+    key = existing.session_key
+    sent: list[Any] = []
+    body = middleware(
+        {"REQUEST_METHOD": "GET", "HTTP_COOKIE": f"sessionid={key}"},
+        lambda status, headers, exc_info=None: sent.append(headers),
+    )
+    assert list(body) == [b"ok"]
+    assert store.updates == 1
+    assert any(name == "Set-Cookie" and key in value for name, value in sent[0])
+    assert middleware.open_session(key)["cart"] == ["item"]

@@ -157,15 +157,16 @@ def new_response(
     response.server_start_response = start_response
     response.server_write = None
     response.status, response.headers, response.exc_info = None, _NO_HEADERS, None
-    response.saved = response.failed = False
+    response.saved = response.failed = response.closes_later = False
     header = environ.get("HTTP_COOKIE")
     if header is None:
         response.offered = None
         response.session = setup.new_session(None)
     else:
-        offered = response.offered = OfferedKeys(
-            header, setup.cookie_name, setup.is_valid_key
-        )
+        offered = response.offered = OfferedKeys()
+        offered.header, offered.name = header, setup.cookie_name
+        offered.is_valid = setup.is_valid_key
+        offered.had_cookie = offered.untried = False
         response.session = setup.new_session(offered)
     return response
 
@@ -181,6 +182,7 @@ class Response:
     """
 
     __slots__ = (
+        "closes_later",
         "environ",
         "exc_info",
         "failed",
@@ -206,6 +208,9 @@ class Response:
     exc_info: Any
     saved: bool
     failed: bool
+    #: A :class:`~wsgisession.body.Body` wraps the app's result: its ``close()``
+    #: may save again, so a save must keep watching the values for changes.
+    closes_later: bool
 
     @classmethod
     def detached(cls, setup: ResponseSetup, environ: dict[str, Any]) -> Response:
@@ -256,6 +261,7 @@ class Response:
             finally:
                 session.release_lock()
             return result
+        self.closes_later = True
         return Body(self, result)
 
     def _is_file_wrapper(self, result: object) -> bool:
@@ -358,7 +364,7 @@ class Response:
         """Save; False if another request deleted the session meanwhile."""
         self.saved = True
         try:  # every caller has just run detect_changes()
-            self.session._save_loaded()
+            self.session._save_loaded(self.closes_later)
         except SessionInterrupted:
             sent = self.server_write is not None
             self.setup.warn_interrupted(

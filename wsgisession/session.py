@@ -374,12 +374,16 @@ class Session(KeyMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str, 
             self.detect_changes()
         self._save_loaded()
 
-    def _save_loaded(self) -> None:
-        """:meth:`save` of a loaded session whose in-place changes are detected."""
+    def _save_loaded(self, watch: bool = True) -> None:
+        """:meth:`save` of a loaded session whose in-place changes are detected.
+
+        ``watch`` false is for the request's last save (the response's, with
+        nothing after it): the values need no new snapshots for later changes.
+        """
         record = self._record
         data = self._data
         assert record is not None and data is not None
-        self._data = record.save(data, self._changes)
+        self._data = record.save(data, self._changes, watch)
         if self._store.client_side:  # the key is the cookie: it must fit
             assert record.key is not None
             check_cookie_size(self._settings, record.key, self.cookie_max_age)

@@ -166,15 +166,19 @@ class SessionRecord:
 
     # -- saving --------------------------------------------------------------
 
-    def save(self, data: dict[str, Any], changes: ChangeSet | None) -> dict[str, Any]:
+    def save(
+        self, data: dict[str, Any], changes: ChangeSet | None, watch: bool = True
+    ) -> dict[str, Any]:
         """Store this request's state; the session's data as saved (merged).
 
         A session without a stored record is created; a stored one gets
         ``changes`` applied to the record as it is now (see :meth:`update`).
+        Unless ``watch`` is false (the request's last save), ``changes`` then
+        starts afresh, watching the values the request holds.
         """
         if self.stored and self.key is not None:
-            return self.update(data, changes)
-        return self.create(data, changes, self.user)
+            return self.update(data, changes, watch)
+        return self.create(data, changes if watch else None, self.user)
 
     def create(
         self,
@@ -210,7 +214,9 @@ class SessionRecord:
         # that does is decoded once, then kept.
         return self._saved(stored_key, parts, record, age, changes, keep=False)
 
-    def update(self, data: dict[str, Any], changes: ChangeSet | None) -> dict[str, Any]:
+    def update(
+        self, data: dict[str, Any], changes: ChangeSet | None, watch: bool = True
+    ) -> dict[str, Any]:
         """Apply ``changes`` to the stored record as it is now, atomically."""
         loaded = self.loaded
         now = save_moment(clock.now())
@@ -238,7 +244,7 @@ class SessionRecord:
         assert self.key is not None
         key = self.store.update(self.key, merge, loaded)
         parts, record, age, text = outcome
-        return self._saved(key, parts, record, age, changes, text)
+        return self._saved(key, parts, record, age, changes if watch else None, text)
 
     def _merged_with(
         self,
