@@ -430,3 +430,86 @@ def test_a_list_body_saves_once_and_its_cookie_says_so() -> None:
     assert store.updates == 1
     assert any(name == "Set-Cookie" and key in value for name, value in sent[0])
     assert middleware.open_session(key)["cart"] == ["item"]
+
+
+def test_a_cookie_store_saved_by_write_warns_of_no_late_change(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The legacy write() sends the cookie store's cookie before the body ends;
+    that save is not the request's last, and nothing changed after it."""
+    from wsgisession.stores import SignedCookieStore
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        environ["wsgisession"]["user"] = "ada"
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        write(b"hello ")
+        return iter([b"world"])
+
+    middleware = SessionMiddleware(app, SignedCookieStore("x" * 32))
+    sent: list[Any] = []
+    body = middleware(
+        {"REQUEST_METHOD": "GET"},
+        lambda status, headers, exc_info=None: sent.append(headers) or (lambda d: None),
+    )
+    with caplog.at_level("WARNING", logger="wsgisession"):
+        assert b"".join(body) == b"world"
+        body.close()  # type: ignore[attr-defined]
+    assert any(name == "Set-Cookie" for name, _ in sent[0])
+    assert caplog.records == []
+
+
+def test_a_save_after_the_response_applies_only_the_changes_made_since() -> None:
+    """An outer layer that saves the session after the middleware's response
+    (whose save was the last one the middleware makes) does not write the
+    response's changes again over another request's."""
+    store = MemoryStore()
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        session = environ["wsgisession"]
+        session["flag"] = "A"
+        del session["gone"]
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    middleware = SessionMiddleware(app, store)
+    seed = middleware.open_session()
+    seed.update(flag="0", gone=1)
+    seed.save()
+    key = seed.session_key
+    assert key is not None
+    environ = {"REQUEST_METHOD": "GET", "HTTP_COOKIE": f"sessionid={key}"}
+    assert middleware(environ, lambda *args: lambda data: None) == [b"ok"]
+    session = environ["wsgisession"]
+    assert not session.has_unsaved_changes()
+    other = middleware.open_session(key)
+    other.update(flag="B", gone="back")
+    other.save()
+    session["audit"] = 1
+    session.save()
+    assert dict(middleware.open_session(key)) == {
+        "flag": "B",
+        "gone": "back",
+        "audit": 1,
+    }
+
+
+def test_a_detached_response_finished_twice_saves_a_change_made_in_place_between() -> (
+    None
+):
+    """Flask's test contexts finish a detached response; one finished again
+    after a held list changed in place saves that change."""
+    store = MemoryStore()
+    middleware = SessionMiddleware(lambda environ, start_response: [], store)
+    response = middleware.detached_response({"REQUEST_METHOD": "GET"})
+    session = response.session
+    session["cart"] = []
+    cart = session["cart"]
+    headers = response.finish("200 OK")
+    key = session.session_key
+    assert key is not None and any(key in value for _, value in headers)
+    other = middleware.open_session(key)  # another request, meanwhile
+    other["theirs"] = 1
+    other.save()
+    cart.append("item")
+    response.finish("200 OK")
+    assert dict(middleware.open_session(key)) == {"cart": ["item"], "theirs": 1}

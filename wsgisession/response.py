@@ -157,7 +157,7 @@ def new_response(
     response.server_start_response = start_response
     response.server_write = None
     response.status, response.headers, response.exc_info = None, _NO_HEADERS, None
-    response.saved = response.failed = response.closes_later = False
+    response.saved = response.failed = response.may_save_again = False
     header = environ.get("HTTP_COOKIE")
     if header is None:
         response.offered = None
@@ -182,11 +182,11 @@ class Response:
     """
 
     __slots__ = (
-        "closes_later",
         "environ",
         "exc_info",
         "failed",
         "headers",
+        "may_save_again",
         "offered",
         "saved",
         "server_start_response",
@@ -208,9 +208,10 @@ class Response:
     exc_info: Any
     saved: bool
     failed: bool
-    #: A :class:`~wsgisession.body.Body` wraps the app's result: its ``close()``
-    #: may save again, so a save must keep watching the values for changes.
-    closes_later: bool
+    #: A :class:`~wsgisession.body.Body` wraps the app's result (its
+    #: ``close()`` runs app code), or the response is detached (its caller
+    #: may finish it again): a save must keep watching the values for changes.
+    may_save_again: bool
 
     @classmethod
     def detached(cls, setup: ResponseSetup, environ: dict[str, Any]) -> Response:
@@ -219,7 +220,9 @@ class Response:
         Its session reads the request's cookie; :meth:`finish` saves it and
         returns the ``Set-Cookie`` headers for the caller to send.
         """
-        return new_response(setup, environ, _no_start_response)
+        response = new_response(setup, environ, _no_start_response)
+        response.may_save_again = True
+        return response
 
     @property
     def had_cookie(self) -> bool:
@@ -261,7 +264,7 @@ class Response:
             finally:
                 session.release_lock()
             return result
-        self.closes_later = True
+        self.may_save_again = True
         return Body(self, result)
 
     def _is_file_wrapper(self, result: object) -> bool:
@@ -332,7 +335,9 @@ class Response:
             secure = self.environ.get("wsgi.url_scheme") == "https"
         if action is SET:
             if final or setup.store.client_side:
-                if not self.save():
+                # The request's last save, unless a body's close() follows
+                # (or the body is still to come): it need not watch the values.
+                if not self.save(final and not self.may_save_again):
                     action = DELETE
             else:
                 session.reserve_key()
@@ -360,11 +365,15 @@ class Response:
             )
         )
 
-    def save(self) -> bool:
-        """Save; False if another request deleted the session meanwhile."""
+    def save(self, last: bool = False) -> bool:
+        """Save; False if another request deleted the session meanwhile.
+
+        ``last``: nothing of the request runs after this save (see
+        :meth:`Session._save_loaded`).
+        """
         self.saved = True
         try:  # every caller has just run detect_changes()
-            self.session._save_loaded(self.closes_later)
+            self.session._save_loaded(not last)
         except SessionInterrupted:
             sent = self.server_write is not None
             self.setup.warn_interrupted(

@@ -173,12 +173,13 @@ class SessionRecord:
 
         A session without a stored record is created; a stored one gets
         ``changes`` applied to the record as it is now (see :meth:`update`).
-        Unless ``watch`` is false (the request's last save), ``changes`` then
-        starts afresh, watching the values the request holds.
+        ``changes`` then starts afresh, watching the values the request holds
+        for changes made in place; not those held so far if ``watch`` is false
+        (the request's last save: nothing changes them after it).
         """
         if self.stored and self.key is not None:
             return self.update(data, changes, watch)
-        return self.create(data, changes if watch else None, self.user)
+        return self.create(data, changes, self.user, watch=watch)
 
     def create(
         self,
@@ -187,6 +188,7 @@ class SessionRecord:
         user: str | None,
         *,
         fresh: bool = False,
+        watch: bool = True,
     ) -> dict[str, Any]:
         """Store ``data`` as a new record under a new (or reserved) key."""
         now = save_moment(clock.now())
@@ -212,7 +214,7 @@ class SessionRecord:
         record = new_record((payload, now + age, None))
         # Not kept for decoding: many new sessions never come back, and one
         # that does is decoded once, then kept.
-        return self._saved(stored_key, parts, record, age, changes, keep=False)
+        return self._saved(stored_key, parts, record, age, changes, None, False, watch)
 
     def update(
         self, data: dict[str, Any], changes: ChangeSet | None, watch: bool = True
@@ -244,7 +246,7 @@ class SessionRecord:
         assert self.key is not None
         key = self.store.update(self.key, merge, loaded)
         parts, record, age, text = outcome
-        return self._saved(key, parts, record, age, changes if watch else None, text)
+        return self._saved(key, parts, record, age, changes, text, True, watch)
 
     def _merged_with(
         self,
@@ -269,8 +271,8 @@ class SessionRecord:
         age: float,
         changes: ChangeSet | None,
         text: DataText | None = None,
-        *,
         keep: bool = True,
+        watch: bool = True,
     ) -> dict[str, Any]:
         """Take the saved record (to live ``age`` s) as this one; ``keep`` it for
         decoding (with ``text``, its data's JSON) unless the record is new."""
@@ -289,7 +291,10 @@ class SessionRecord:
         if keep:
             envelope.remember(serializer, key, record.payload, parts, text=text)
         if changes is not None:
-            changes.watch(data, serializer.dumps)
+            if watch:
+                changes.watch(data, serializer.dumps)
+            else:
+                changes.settle()
         return data
 
     def move_to_new_key(
