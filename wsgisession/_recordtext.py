@@ -210,8 +210,7 @@ def record_text(
     expiry_text = "null" if expiry is None else _scalar(expiry)
     if created_text is None or expiry_text is None:
         return None
-    pieces = ['{"v":1,"data":{', ",".join(data.items), '},"created":', created_text]
-    pieces += [',"expiry":', expiry_text]
+    saved = user_part = ""
     if saved_at is not None:
         if saved_at is created:  # a new session is saved as it is created
             saved_text: str | None = created_text
@@ -221,11 +220,14 @@ def record_text(
             saved_text = _moment(saved_at)
         if saved_text is None:
             return None
-        pieces += [',"saved":', saved_text]
+        saved = f',"saved":{saved_text}'
     if user is not None:
         user_text = _scalar(user)
         if user_text is None:
             return None
-        pieces += [',"user":', user_text]
-    pieces.append("}")
-    return "".join(pieces)
+        user_part = f',"user":{user_text}'
+    items = ",".join(data.items)
+    return (
+        f'{{"v":1,"data":{{{items}}},"created":{created_text}'
+        f',"expiry":{expiry_text}{saved}{user_part}}}'
+    )

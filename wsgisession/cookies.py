@@ -217,7 +217,7 @@ def cookie_attributes(settings: Settings, secure: bool) -> dict[str, Any]:
 
 # The last header made, with what it was made of: a session saved again
 # within the same second sends the same one.
-_last_cookie: tuple[Any, ...] = ()
+_last_cookie: tuple[tuple[Any, ...], tuple[str, str] | None] = ((), None)
 
 
 def session_cookie(
@@ -229,16 +229,10 @@ def session_cookie(
     """
     global _last_cookie
     expires = None if max_age is None else int(clock.now()) + max_age
-    last = _last_cookie
-    if (
-        last
-        and last[0] is settings
-        and last[1] == secure
-        and last[2] == value
-        and last[3] == max_age
-        and last[4] == expires
-    ):
-        return last[5]  # type: ignore[no-any-return]
+    made_of = (settings, secure, value, max_age, expires)
+    last_made_of, last_cookie = _last_cookie  # one read: threads replace it
+    if made_of == last_made_of:
+        return last_cookie  # type: ignore[return-value]
     template = cookie_template(settings, secure)
     if template is not None and _NEEDS_QUOTES.search(value) is None:
         header = template.render(value, max_age, expires)
@@ -254,7 +248,7 @@ def session_cookie(
     if size > COOKIE_SIZE_LIMIT:
         raise SessionCookieTooLarge(size, COOKIE_SIZE_LIMIT)
     cookie = ("Set-Cookie", header)
-    _last_cookie = (settings, secure, value, max_age, expires, cookie)
+    _last_cookie = (made_of, cookie)
     return cookie
 
 
