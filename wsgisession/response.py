@@ -25,13 +25,11 @@ from .cookies import (
     DELETE,
     NOTHING,
     SET,
-    SessionState,
     add_session_headers,
     decide,
     deleting_cookie,
     fixed_secure,
     is_touched,
-    new_session_state,
     session_cookie,
 )
 from .errors import SessionInterrupted
@@ -327,7 +325,7 @@ class Response:
             session.load()
         session.detect_changes()
         assert self.status is not None
-        action = decide(self._session_state(), settings, self.status)
+        action = decide(session.cookie_state(self.had_cookie), settings, self.status)
         if action is NOTHING:
             return []
         secure = setup.secure
@@ -347,23 +345,6 @@ class Response:
         assert record is not None and record.key is not None
         max_age = record.max_age_at_save if self.saved else session.cookie_max_age()
         return [session_cookie(settings, record.key, max_age, secure)]
-
-    def _session_state(self) -> SessionState:
-        """The loaded session as :func:`decide` sees it: ``Session.cookie_state``
-        without its call to load (every used session's response asks)."""
-        session = self.session
-        record = session._record
-        assert record is not None
-        session.accessed = True  # as cookie_state's load does
-        return new_session_state(
-            (
-                True,
-                session.modified,
-                record.key is None and not session._data,
-                self.had_cookie,
-                record.reissue_due(),
-            )
-        )
 
     def save(self, last: bool = False) -> bool:
         """Save; False if another request deleted the session meanwhile.
@@ -397,7 +378,9 @@ class Response:
             session.load()
         session.detect_changes()
         assert self.status is not None
-        wanted = decide(self._session_state(), self.setup.settings, self.status)
+        wanted = decide(
+            session.cookie_state(self.had_cookie), self.setup.settings, self.status
+        )
         if wanted is not SET:
             return
         if self.saved and not session.has_unsaved_changes():

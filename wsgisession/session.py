@@ -322,10 +322,13 @@ class Session(KeyMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str, 
 
     def cookie_state(self, had_cookie: bool) -> SessionState:
         """The session as the cookie policy sees it (loads it)."""
-        record = self.loaded_record()
+        self.accessed = True  # loaded_record(), spelled out: every response asks
+        record = self._record
+        if self._data is None or record is None:
+            record = self.loaded_record()
         return new_session_state(
             (
-                self.accessed,
+                True,
                 self.modified,
                 record.key is None and not self._data,
                 had_cookie,
