@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import functools
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from werkzeug.http import dump_cookie, http_date
@@ -169,17 +169,9 @@ def _starts_pair(text: str, at: int) -> bool:
     return text[at - 1] == " " and text[:at].rstrip(" ")[-1:] in ("", ";")
 
 
-def is_secure(settings: Settings, environ: Mapping[str, object]) -> bool:
-    """Whether the cookie gets ``Secure`` on this request."""
-    secure = fixed_secure(settings)
-    if secure is None:
-        return environ.get("wsgi.url_scheme") == "https"
-    return secure
-
-
 def fixed_secure(settings: Settings) -> bool | None:
     """The cookie's ``Secure`` flag under ``settings``; None when it depends on
-    the request's scheme (``cookie_secure = auto``)."""
+    the request's scheme (``cookie_secure = auto``: set on https only)."""
     if settings.cookie_samesite == "None" or settings.cookie_partitioned:
         return True
     if settings.cookie_secure == "auto":

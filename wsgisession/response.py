@@ -333,9 +333,9 @@ class Response:
             secure = self.environ.get("wsgi.url_scheme") == "https"
         if action is SET:
             if final or setup.store.client_side:
-                # The request's last save, unless a body's close() follows
-                # (or the body is still to come): it need not watch the values.
-                if not self.save(final and not self.may_save_again):
+                # The request's last save (a complete body, nothing after it)
+                # need not watch the values for later changes.
+                if not self.save(not final or self.may_save_again):
                     action = DELETE
             else:
                 session.reserve_key()
@@ -346,15 +346,15 @@ class Response:
         max_age = record.max_age_at_save if self.saved else session.cookie_max_age()
         return [session_cookie(settings, record.key, max_age, secure)]
 
-    def save(self, last: bool = False) -> bool:
+    def save(self, watch: bool = True) -> bool:
         """Save; False if another request deleted the session meanwhile.
 
-        ``last``: nothing of the request runs after this save (see
+        ``watch`` false: nothing of the request runs after this save (see
         :meth:`Session._save_loaded`).
         """
         self.saved = True
         try:  # every caller has just run detect_changes()
-            self.session._save_loaded(not last)
+            self.session._save_loaded(watch)
         except SessionInterrupted:
             sent = self.server_write is not None
             self.setup.warn_interrupted(
