@@ -6,7 +6,6 @@ import datetime
 import math
 from typing import Any
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -49,13 +48,13 @@ def record_of(
     return record
 
 
-def joined_text(record: dict[str, Any]) -> str | None:
+def joined_text(record: dict[str, Any], saved_text: str | None = None) -> str | None:
     """The record joined from pieces, as the envelope joins it."""
     text = _recordjson.data_text(record["data"])
     if text is None:
         return None
     return _recordjson.record_text(
-        text, record["created"], record["expiry"], record.get("saved")
+        text, record["created"], record["expiry"], record.get("saved"), None, saved_text
     )
 
 
@@ -100,28 +99,34 @@ def test_the_joined_record_is_the_encoders(
 def test_a_save_moment_is_written_as_the_encoder_writes_it(
     now: float, data: dict[str, str]
 ) -> None:
-    moment = _recordjson.save_moment(now)
+    moment, moment_text = _recordjson.save_moment(now)
     assert abs(moment - now) < 1e-6 * max(1.0, abs(now))  # to the microsecond
-    for saved in (moment, _recordjson.save_moment(moment + 5.0)):
-        # created the moment kept (a new session), then the one before it
-        record = record_of(data, moment, saved)
-        assert joined_text(record) == SERIALIZER.dumps(record).decode("utf-8")
+    assert moment_text is None or moment_text == repr(moment)
+    later, later_text = _recordjson.save_moment(moment + 5.0)
+    # a new session (created as it is saved), then a later save of it
+    for record, text in (
+        (record_of(data, moment, moment), moment_text),
+        (record_of(data, moment, later), later_text),
+    ):
+        assert joined_text(record, text) == SERIALIZER.dumps(record).decode("utf-8")
 
 
-def test_zero_times_are_the_encoders_before_any_save(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(_recordjson, "_last_moment", _recordjson._NO_MOMENT)
+def test_zero_times_are_the_encoders() -> None:
     for moment in (0.0, -0.0):
         record = record_of({"a": 1}, moment, moment)
         assert joined_text(record) == SERIALIZER.dumps(record).decode("utf-8")
+        assert _recordjson.save_moment(moment) == (moment, None)
 
 
 def test_save_moments_are_microseconds_below_2_to_the_32() -> None:
-    assert _recordjson.save_moment(1795889279.5082304) == 1795889279.50823
-    assert repr(_recordjson.save_moment(1795889279.0000004)) == "1795889279.0"
-    assert _recordjson.save_moment(2.0**32 + 0.1234567) == 2.0**32 + 0.1234567
-    assert _recordjson.save_moment(0.5) == 0.5  # left as it is
+    assert _recordjson.save_moment(1795889279.5082304) == (
+        1795889279.50823,
+        "1795889279.50823",
+    )
+    moment, text = _recordjson.save_moment(1795889279.0000004)
+    assert (repr(moment), text) == ("1795889279.0", "1795889279.0")
+    assert _recordjson.save_moment(2.0**32 + 0.1234567) == (2.0**32 + 0.1234567, None)
+    assert _recordjson.save_moment(0.5) == (0.5, None)  # left as it is
 
 
 def test_plain_records_are_joined_and_others_are_left_to_the_encoder() -> None:

@@ -52,28 +52,20 @@ _floats: dict[float, str] = {}
 #: microsecond is its six decimals without trailing zeros: written from an
 #: integer count of microseconds, it costs a tenth of ``float.__repr__``.
 _MICROSECOND_TEXT_BELOW = 2.0**32
-#: The time :func:`save_moment` gave last, and its JSON text; NaN, equal to
-#: no time, until then (0.0 would match -0.0, whose text differs).
-_NO_MOMENT = (math.nan, "NaN")
-_last_moment: tuple[float, str] = _NO_MOMENT
 
 
-def save_moment(now: float) -> float:
-    """``now`` to the microsecond: the time a save writes in its record.
+def save_moment(now: float) -> tuple[float, str | None]:
+    """``now`` to the microsecond (the time a save writes in its record), and
+    its JSON text for :func:`record_text`; None past the year 2106.
 
-    Its JSON text is kept for :func:`record_text`: formatting a full
-    precision time stamp (``float.__repr__``) is the costliest step of
-    joining a record's text.
+    Formatting a full precision time stamp (``float.__repr__``) would be
+    the costliest step of joining a record's text.
     """
-    global _last_moment
     if not 1.0 <= now < _MICROSECOND_TEXT_BELOW:
-        return now
+        return now, None
     microseconds = int(now * 1_000_000)
-    moment = microseconds / 1_000_000
     digits = str(microseconds)
-    text = f"{digits[:-6]}.{digits[-6:].rstrip('0') or '0'}"
-    _last_moment = (moment, text)
-    return moment
+    return microseconds / 1_000_000, f"{digits[:-6]}.{digits[-6:].rstrip('0') or '0'}"
 
 
 class DataText(NamedTuple):
@@ -137,12 +129,8 @@ def _scalar(value: Any) -> str | None:
 
 def _moment(value: Any) -> str | None:
     """The JSON of a save's time stamp: formatted, never kept (each save has its own)."""
-    if type(value) is float:
-        last, text = _last_moment
-        if value == last:
-            return text
-        if math.isfinite(value):
-            return float.__repr__(value)
+    if type(value) is float and math.isfinite(value):
+        return float.__repr__(value)
     return _scalar(value)
 
 
@@ -183,11 +171,11 @@ def changed_data_text(
     if tuple(data) != keys:
         return None
     items = list(previous.items)
-    for key in changed:
-        item = _item(key, data[key])
-        if item is None:
+    for key in changed:  # a key of ``keys``: a string, its text kept
+        text = _scalar(data[key])
+        if text is None:
             return None
-        items[keys.index(key)] = item
+        items[keys.index(key)] = f"{_strings.get(key) or _string(key)}:{text}"
     return _data_text((keys, tuple(items)))
 
 
@@ -197,30 +185,28 @@ def record_text(
     expiry: Any,
     saved_at: Any = None,
     user: Any = None,
+    saved_text: str | None = None,
 ) -> str | None:
     """The JSON of the record ``{"v": 1, "data": ..., "created": ..., "expiry": ...}``.
 
-    ``"saved"`` and ``"user"`` follow when not None, as the envelope writes them.
+    ``"saved"`` and ``"user"`` follow when not None, as the envelope writes
+    them; ``saved_text`` is the text of ``saved_at`` if known (:func:`save_moment`).
     """
-    last, last_text = _last_moment  # one read: another thread may replace it
-    if type(created) is float and created == last:  # a new session's first save
-        created_text: str | None = last_text
-    else:
-        created_text = _scalar(created)  # kept: the same at every save of a session
+    if saved_at is not None and saved_text is None:
+        saved_text = _moment(saved_at)
+        if saved_text is None:
+            return None
+    if created is saved_at:  # a new session is saved as it is created
+        created_text = saved_text
+    else:  # kept: the same at every save of a session
+        created_text = _floats.get(created) if type(created) is float else None
+        if created_text is None:
+            created_text = _scalar(created)
     expiry_text = "null" if expiry is None else _scalar(expiry)
     if created_text is None or expiry_text is None:
         return None
-    saved = user_part = ""
-    if saved_at is not None:
-        if saved_at is created:  # a new session is saved as it is created
-            saved_text: str | None = created_text
-        elif type(saved_at) is float and saved_at == last:
-            saved_text = last_text
-        else:
-            saved_text = _moment(saved_at)
-        if saved_text is None:
-            return None
-        saved = f',"saved":{saved_text}'
+    saved = "" if saved_at is None else f',"saved":{saved_text}'
+    user_part = ""
     if user is not None:
         user_text = _scalar(user)
         if user_text is None:

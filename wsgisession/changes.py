@@ -105,14 +105,6 @@ class ChangeSet:
         self.deleted.clear()
         self.cleared = self.expiry_changed = False
 
-    def settle(self) -> None:
-        """Start afresh after the request's last save, watching nothing held
-        so far (:meth:`watch` without the new snapshots)."""
-        self.snapshots = {}
-        self.changed.clear()
-        self.deleted.clear()
-        self.cleared = self.expiry_changed = self.all_handed_out = False
-
     def detect(self, data: dict[str, Any], dumps: Dumps) -> bool:
         """Mark the values changed in place since the snapshot; True if any were."""
         found = False

@@ -79,15 +79,17 @@ def encode_text(
     previous: bytes | None = None,
     changed: Iterable[str] = (),
     key: str | None = None,
+    saved_text: str | None = None,
 ) -> tuple[bytes, DataText | None]:
     """The record's bytes, and the text of its data to :func:`remember` them with.
 
     ``previous`` is the payload of session ``key`` the data was loaded from
     and ``changed`` the keys set since: when that payload's text is kept,
-    only their items are written again.
+    only their items are written again. ``saved_text`` is the JSON of the
+    record's save time, if known.
     """
     data, created, expiry, saved_at, user = envelope
-    if type(serializer) is TaggedJSONSerializer and FORMAT_VERSION == 1:
+    if type(serializer) is TaggedJSONSerializer:  # joined as version 1 writes it
         text = None
         if previous is not None and key is not None:
             kept = _decoded.get(key)
@@ -96,7 +98,7 @@ def encode_text(
         if text is None:
             text = data_text(data)
         if text is not None:
-            joined = record_text(text, created, expiry, saved_at, user)
+            joined = record_text(text, created, expiry, saved_at, user, saved_text)
             if joined is not None:
                 return joined.encode("utf-8"), text
     record = {"v": FORMAT_VERSION, "data": data, "created": created, "expiry": expiry}

@@ -380,13 +380,24 @@ class Session(KeyMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str, 
     def _save_loaded(self, watch: bool = True) -> None:
         """:meth:`save` of a loaded session whose in-place changes are detected.
 
-        ``watch`` false is for the request's last save (the response's, with
-        nothing after it): the values need no new snapshots for later changes.
+        The change set then starts afresh: with new snapshots of the values
+        the request holds, so that later changes made in place are seen; or,
+        ``watch`` false, the request's last save (the response's, with nothing
+        after it), dropped.
         """
         record = self._record
         data = self._data
         assert record is not None and data is not None
-        self._data = record.save(data, self._changes, watch)
+        changes = self._changes
+        if record.stored and record.key is not None:
+            data = self._data = record.update(data, changes)
+        else:
+            data = self._data = record.create(data, changes, record.user)
+        if changes is not None:
+            if watch:
+                changes.watch(data, self._serializer.dumps)
+            else:  # nothing to watch: a change from now on starts a new set
+                self._changes = None
         if self._store.client_side:  # the key is the cookie: it must fit
             assert record.key is not None
             check_cookie_size(self._settings, record.key, self.cookie_max_age)
@@ -414,11 +425,14 @@ class Session(KeyMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str, 
         self.detect_changes()  # the new record must carry changes made in place
         data = self._data
         assert data is not None
+        changes = self._changes
         try:
-            self._data = record.move_to_new_key(data, self._changes, user)
+            data = self._data = record.move_to_new_key(data, changes, user)
         except SessionInterrupted:
             self._data, self._changes, self.modified = {}, None, False
             raise
+        if changes is not None:
+            changes.watch(data, self._serializer.dumps)
         self.modified = True
 
     def __repr__(self) -> str:

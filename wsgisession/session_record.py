@@ -88,7 +88,12 @@ class SessionRecord:
             self.acquire_lock(session_key)
             locked = True
             record = store.load(session_key)  # as it is now, under the lock
-        parts = None if record is None else self.decode(record.payload, session_key)
+        parts = None
+        if record is not None:  # decode(), spelled out: every load comes here
+            try:
+                parts = envelope.decode(self.serializer, record.payload, session_key)
+            except CorruptRecord as exc:
+                self._log_corrupt(exc)
         settings = self.settings
         try:
             dead = record is None or (
@@ -116,12 +121,15 @@ class SessionRecord:
         try:
             return envelope.decode(self.serializer, payload, session_key)
         except CorruptRecord as exc:
-            logger.warning(
-                "corrupt session record in %r (%s); starting an empty session",
-                self.store,
-                exc,
-            )
+            self._log_corrupt(exc)
             return None
+
+    def _log_corrupt(self, exc: CorruptRecord) -> None:
+        logger.warning(
+            "corrupt session record in %r (%s); starting an empty session",
+            self.store,
+            exc,
+        )
 
     def _dead(self, parts: Envelope, session_key: str) -> bool:
         """Whether a stored session must load as absent: past ``absolute_timeout``,
@@ -166,21 +174,6 @@ class SessionRecord:
 
     # -- saving --------------------------------------------------------------
 
-    def save(
-        self, data: dict[str, Any], changes: ChangeSet | None, watch: bool = True
-    ) -> dict[str, Any]:
-        """Store this request's state; the session's data as saved (merged).
-
-        A session without a stored record is created; a stored one gets
-        ``changes`` applied to the record as it is now (see :meth:`update`).
-        ``changes`` then starts afresh, watching the values the request holds
-        for changes made in place; not those held so far if ``watch`` is false
-        (the request's last save: nothing changes them after it).
-        """
-        if self.stored and self.key is not None:
-            return self.update(data, changes, watch)
-        return self.create(data, changes, self.user, watch=watch)
-
     def create(
         self,
         data: dict[str, Any],
@@ -188,14 +181,14 @@ class SessionRecord:
         user: str | None,
         *,
         fresh: bool = False,
-        watch: bool = True,
     ) -> dict[str, Any]:
-        """Store ``data`` as a new record under a new (or reserved) key."""
-        now = save_moment(clock.now())
+        """Store ``data`` as a new record under a new (or reserved) key; the
+        session's data as saved (``changes`` are the session's to start afresh)."""
+        now, now_text = save_moment(clock.now())
         if not self.stored:  # first saved now
             self.created = now
         parts = new_envelope((data, self.created, self.expiry, now, user))
-        payload, _ = envelope.encode_text(self.serializer, parts)
+        payload, _ = envelope.encode_text(self.serializer, parts, saved_text=now_text)
         age = lifetime(self.settings, self.expiry, self.created, now)
         store = self.store
         key = (None if fresh else self.key) or store.generate_key()
@@ -214,39 +207,44 @@ class SessionRecord:
         record = new_record((payload, now + age, None))
         # Not kept for decoding: many new sessions never come back, and one
         # that does is decoded once, then kept.
-        return self._saved(stored_key, parts, record, age, changes, None, False, watch)
+        return self._saved(stored_key, parts, record, age, None, False)
 
-    def update(
-        self, data: dict[str, Any], changes: ChangeSet | None, watch: bool = True
-    ) -> dict[str, Any]:
-        """Apply ``changes`` to the stored record as it is now, atomically."""
+    def update(self, data: dict[str, Any], changes: ChangeSet | None) -> dict[str, Any]:
+        """Apply ``changes`` to the stored record as it is now, atomically; the
+        session's data as saved (merged)."""
         loaded = self.loaded
-        now = save_moment(clock.now())
-        outcome: list[Any] = []
+        now, now_text = save_moment(clock.now())
+        # The record as merged, set by the last call of merge() (a store may retry).
+        parts: Envelope
+        payload: bytes
+        age: float
+        text: DataText | None
 
         def merge(current: bytes | None) -> tuple[bytes, float]:
+            nonlocal parts, payload, age, text
             if current is None:
                 raise SessionInterrupted()
             if loaded is not None and current == loaded.payload:  # unchanged since
                 parts = new_envelope((data, self.created, self.expiry, now, self.user))
                 changed = () if changes is None else changes.changed
                 payload, text = envelope.encode_text(
-                    self.serializer, parts, current, changed, self.key
+                    self.serializer, parts, current, changed, self.key, now_text
                 )
                 age = lifetime(self.settings, self.expiry, self.created, now)
             else:
                 parts = self._merged_with(current, data, changes, now)
-                payload, text = envelope.encode_text(self.serializer, parts)
+                payload, text = envelope.encode_text(
+                    self.serializer, parts, saved_text=now_text
+                )
                 # The record's expiry as merged: another request's set_expiry()
                 # stands unless this one set its own.
                 age = lifetime(self.settings, parts.expiry, parts.created, now)
-            outcome[:] = [parts, new_record((payload, now + age, None)), age, text]
             return payload, now + age
 
         assert self.key is not None
         key = self.store.update(self.key, merge, loaded)
-        parts, record, age, text = outcome
-        return self._saved(key, parts, record, age, changes, text, True, watch)
+        record = new_record((payload, now + age, None))
+        return self._saved(key, parts, record, age, text, True)
 
     def _merged_with(
         self,
@@ -269,10 +267,8 @@ class SessionRecord:
         parts: Envelope,
         record: Record,
         age: float,
-        changes: ChangeSet | None,
-        text: DataText | None = None,
-        keep: bool = True,
-        watch: bool = True,
+        text: DataText | None,
+        keep: bool,
     ) -> dict[str, Any]:
         """Take the saved record (to live ``age`` s) as this one; ``keep`` it for
         decoding (with ``text``, its data's JSON) unless the record is new."""
@@ -285,16 +281,10 @@ class SessionRecord:
         else:
             browser_close = expiry == 0
         self.max_age_at_save = None if browser_close else int(age)
-        serializer = self.serializer
         if previous_key is not None and (previous_key != key or not keep):
             envelope.forget(previous_key)
         if keep:
-            envelope.remember(serializer, key, record.payload, parts, text=text)
-        if changes is not None:
-            if watch:
-                changes.watch(data, serializer.dumps)
-            else:
-                changes.settle()
+            envelope.remember(self.serializer, key, record.payload, parts, text=text)
         return data
 
     def move_to_new_key(
