@@ -21,9 +21,9 @@ Atomic versions: *file*: the get, then under an ``flock`` held on an open
 descriptor the record read again, a temporary file and ``os.replace``; new:
 an unnamed (``O_TMPFILE``) or temporary file linked to its fresh name
 (fails if taken). *SQLite*: the
-floor's statements on a table that also has the ``expires_at`` index that
-expiry needs (``clear_expired()`` at a million sessions), new a plain
-``INSERT`` (fails if taken). *memcached*: ``gets`` + ``cas``; new ``add``.
+floor's statements with a new expiry on every save (the store keeps no
+index on it: its sweeps walk the key), new a plain ``INSERT`` (fails if
+taken). *memcached*: ``gets`` + ``cas``; new ``add``.
 *Redis*: ``GET`` + ``EVALSHA`` of the store's compare-and-set script; new
 ``SET NX PX``.
 """
@@ -111,7 +111,6 @@ def sqlite_atomic(directory: Path) -> Ops:
     conn.execute(
         "CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY, v BLOB, e REAL) WITHOUT ROWID"
     )
-    conn.execute("CREATE INDEX IF NOT EXISTS t_e ON t (e)")
     execute, key = conn.execute, (KEY,)
     execute("INSERT OR REPLACE INTO t VALUES (?, ?, ?)", (KEY, BLOB, 2e9))
     fresh = _fresh_keys("new:")

@@ -20,9 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from helpers import later, payload_of
+from helpers import FakeClock, later, payload_of
 
 from wsgisession.errors import ConfigError, StoreUnavailable
+from wsgisession.stores import sqlite as sqlite_module
 from wsgisession.stores.base import Merge
 from wsgisession.stores.sqlite import SQLiteStore, default_path
 
@@ -50,7 +51,9 @@ def test_file_modes_and_schema(store: SQLiteStore) -> None:
     with sqlite3.connect(store.path) as db:
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         indexes = db.execute("PRAGMA index_list(wsgisession_sessions)").fetchall()
-        assert "wsgisession_sessions_expires_at" in {row[1] for row in indexes}
+        # No index on expires_at: a save would have to move its entry.
+        names = {row[1] for row in indexes if row[3] == "c"}  # made by CREATE INDEX
+        assert names == {"wsgisession_sessions_bound_user"}
         sql = db.execute(
             "SELECT sql FROM sqlite_master WHERE type = 'table'"
         ).fetchone()
@@ -342,3 +345,41 @@ def test_close_closes_every_threads_connection(store: SQLiteStore) -> None:
     for thread in threads:
         thread.join(10)
     assert store.load(store.generate_key()) is None
+
+
+def test_sweeps_walk_the_key_from_a_random_start_and_go_round(
+    store: SQLiteStore, frozen_clock: FakeClock
+) -> None:
+    """With no index on expires_at, each sweep reads the next ``limit`` keys:
+    wherever a process starts, successive sweeps reach every expired row and
+    leave every live one, and a full round removes nothing more."""
+    dead = [store.generate_key() for _ in range(23)]
+    for key in dead:
+        store.create(key, b"dead", later(10))
+    live = [store.generate_key() for _ in range(17)]
+    for key in live:
+        store.create(key, b"live", later())
+    frozen_clock.advance(20)
+    counts = [store.sweep_expired(5) for _ in range(8)]  # 40 rows: one round
+    assert all(0 <= count <= 5 for count in counts)
+    assert sum(counts) == len(dead)
+    assert all(store.load(key) is not None for key in live)
+    assert store.sweep_expired(1000) == 0
+
+
+def test_clear_expired_deletes_a_window_of_keys_at_a_time(
+    store: SQLiteStore, frozen_clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_module, "_BATCH", 4)
+    for _ in range(11):
+        store.create(store.generate_key(), b"dead", later(10))
+    kept = store.generate_key()
+    store.create(kept, b"live", later())
+    frozen_clock.advance(20)
+    reports: list[tuple[int, int]] = []
+    assert store.clear_expired(lambda done, total: reports.append((done, total))) == 11
+    # 12 keys, 4 a window: three full windows, then an empty one ends the walk
+    done = [count for count, _ in reports]
+    assert len(reports) == 4 and all(total == 11 for _, total in reports)
+    assert all(0 <= b - a <= 4 for a, b in zip([0, *done], done)) and done[-1] == 11
+    assert store.load(kept) is not None

@@ -83,6 +83,7 @@ def test_sqlite_migrates_an_existing_table(tmp_path: Path) -> None:
     conn.close()
     assert "user_key" in columns
     assert "wsgisession_sessions_bound_user" in indexes
+    assert "wsgisession_sessions_expires_at" not in indexes  # sweeps walk the key
     assert owner == [(user_storage_key(USER),)]
 
 

@@ -3,8 +3,9 @@
 :func:`set_up_database` runs on every new connection (the file may be
 new): it makes what is missing and brings a database of an older version
 up to date. A table made before the ``user_key`` column existed gets it
-(``ALTER TABLE ... ADD COLUMN``), and the full ``user_key`` index of
-earlier versions is replaced by a partial one.
+(``ALTER TABLE ... ADD COLUMN``), the full ``user_key`` index of earlier
+versions is replaced by a partial one, and their index on ``expires_at``
+is dropped (sweeps walk the primary key now).
 """
 
 from __future__ import annotations
@@ -18,10 +19,6 @@ _CREATE_TABLE = (
     "CREATE TABLE IF NOT EXISTS wsgisession_sessions ("
     " key TEXT PRIMARY KEY, payload BLOB NOT NULL, expires_at REAL NOT NULL"
     ") WITHOUT ROWID"
-)
-_CREATE_INDEX = (
-    "CREATE INDEX IF NOT EXISTS wsgisession_sessions_expires_at"
-    " ON wsgisession_sessions (expires_at)"
 )
 _CREATE_LOCKS = (
     "CREATE TABLE IF NOT EXISTS wsgisession_locks ("
@@ -41,6 +38,9 @@ _CREATE_USER_INDEX = (
 # The index of every row's user_key that earlier versions made.
 _FULL_USER_INDEX = "wsgisession_sessions_user_key"
 _DROP_FULL_USER_INDEX = f"DROP INDEX IF EXISTS {_FULL_USER_INDEX}"
+# The expiry index of earlier versions: every save had to move its entry.
+_EXPIRES_INDEX = "wsgisession_sessions_expires_at"
+_DROP_EXPIRES_INDEX = f"DROP INDEX IF EXISTS {_EXPIRES_INDEX}"
 # Once per database (WAL mode is stored in the file), then on every connection.
 _SETUP = ("PRAGMA journal_mode = WAL",)
 _CONNECTION_PRAGMAS = ("PRAGMA synchronous = NORMAL",)
@@ -56,7 +56,7 @@ def set_up_database(conn: sqlite3.Connection, busy_timeout: float) -> None:
     would fail all but one without a retry.
     """
     deadline = time.monotonic() + busy_timeout
-    for statement in (*_SETUP, _CREATE_TABLE, _CREATE_INDEX, _CREATE_LOCKS):
+    for statement in (*_SETUP, _CREATE_TABLE, _CREATE_LOCKS):
         _retried(conn, statement, deadline)
     columns = [row[1] for row in conn.execute(_COLUMNS).fetchall()]
     if "user_key" not in columns:  # a table made by an older version
@@ -66,6 +66,8 @@ def set_up_database(conn: sqlite3.Connection, busy_timeout: float) -> None:
         _retried(conn, _CREATE_USER_INDEX, deadline)
     if _FULL_USER_INDEX in indexes:  # replaced by the partial one
         _retried(conn, _DROP_FULL_USER_INDEX, deadline)
+    if _EXPIRES_INDEX in indexes:
+        _retried(conn, _DROP_EXPIRES_INDEX, deadline)
     for statement in _CONNECTION_PRAGMAS:
         conn.execute(statement).close()
 

@@ -1,10 +1,10 @@
 """SQLiteStore: sessions in one SQLite database file, shared by a host's processes.
 
 Records live in one table keyed by :func:`storage_key` (hex SHA-256 of the
-id), with an index on ``expires_at`` for :meth:`SQLiteStore.clear_expired`
-and a partial one on ``user_key`` (:func:`user_storage_key` of the owner of
-a bound session, NULL otherwise, and then left out of the index) for a
-user's sessions; :mod:`._sqliteschema` makes them, and brings the tables
+id), with a partial index on ``user_key`` (:func:`user_storage_key` of the
+owner of a bound session, NULL otherwise, and then left out of the index)
+for a user's sessions, and none on ``expires_at``: sweeps walk the key
+instead, so that a save writes no index page; :mod:`._sqliteschema` makes them, and brings the tables
 of earlier versions up to date. The database runs in WAL mode, so loads
 never wait for a save, and saves are short ``BEGIN IMMEDIATE`` transactions
 that wait up to ``busy_timeout`` for one another.
@@ -32,6 +32,7 @@ from ._filerecord import ensure_private_directory, user_temp_path
 from ._shared import poll_lock
 from ._sqliteconn import Connections, make_missing_directories
 from ._sqliteschema import set_up_database
+from ._sqlitesweep import count_expired, delete_expired
 from .base import (
     IniOption,
     Merge,
@@ -86,24 +87,11 @@ _UPDATE_IF_UNCHANGED = (
     "UPDATE wsgisession_sessions SET payload = ?, expires_at = ?"
     " WHERE key = ? AND payload = ? AND expires_at > ?"
 )
-_CLEAR_BATCH = (
-    "DELETE FROM wsgisession_sessions WHERE key IN ("
-    " SELECT key FROM wsgisession_sessions WHERE expires_at <= ? LIMIT ?)"
-)
-_COUNT_EXPIRED = "SELECT count(*) FROM wsgisession_sessions WHERE expires_at <= ?"
-# Text and blobs sort after every number, so this range finds damaged
-# expiries through the index.
-_CLEAR_DAMAGED = "DELETE FROM wsgisession_sessions WHERE expires_at >= ''"
-# sweep_expired(): a bounded batch through the expires_at index.
-_SWEEP_DAMAGED = (
-    "DELETE FROM wsgisession_sessions WHERE key IN ("
-    " SELECT key FROM wsgisession_sessions WHERE expires_at >= '' LIMIT ?)"
-)
 _SWEEP_LOCKS = (
     "DELETE FROM wsgisession_locks WHERE key IN ("
     " SELECT key FROM wsgisession_locks WHERE expires_at <= ? LIMIT ?)"
 )
-_BATCH = 1000  # rows per DELETE in clear_expired(): keeps each write lock short
+_BATCH = 1000  # keys per DELETE in clear_expired(): keeps each write lock short
 # Take the request lock, or take it over from a holder whose ttl ran out.
 _TAKE_LOCK = (
     "INSERT INTO wsgisession_locks (key, token, expires_at) VALUES (?, ?, ?)"
@@ -168,6 +156,9 @@ class SQLiteStore(Store):
                 f"SQLiteStore path {self.path!r} is a directory, not a file"
             )
         self.busy_timeout = float(busy_timeout)
+        # The key sweep_expired() goes on after: each process starts at a
+        # random one, so that short-lived workers still cover the whole table.
+        self._swept_to = secrets.token_hex(8)
         self._connections = Connections(
             self.path,
             self.busy_timeout,
@@ -253,38 +244,49 @@ class SQLiteStore(Store):
         return False
 
     def clear_expired(self, progress: Progress | None = None) -> int:
-        """Delete expired rows in batches of 1000, each its own short transaction."""
+        """Delete expired rows, a window of 1000 keys per short transaction."""
         removed = 0
         with self._translate("clear expired sessions"):
             conn = self._connections.get(write=True)
             moment = now()
             conn.execute(_CLEAR_LOCKS, (moment,))
-            removed += conn.execute(_CLEAR_DAMAGED).rowcount
             total = 0
-            if progress is not None:  # an index range count: cheap
-                total = conn.execute(_COUNT_EXPIRED, (moment,)).fetchone()[0]
-            while True:
-                count = conn.execute(_CLEAR_BATCH, (moment, _BATCH)).rowcount
+            if progress is not None:  # one read of the whole table
+                total = count_expired(conn, moment)
+            after: str | None = ""
+            while after is not None:
+                count, after, seen = delete_expired(conn, after, _BATCH, moment)
                 removed += count
                 if progress is not None:
                     progress(removed, max(total, removed))
-                if count < _BATCH:
-                    return removed
+                if seen < _BATCH:
+                    break
+            return removed
 
     def sweep_expired(self, limit: int) -> int:
-        """Delete at most ``limit`` expired rows: one short DELETE on the index.
+        """Delete the expired (or damaged) rows among the next ``limit`` keys.
 
-        Damaged rows count among them; expired request locks go too (at
-        most ``limit``).
+        Each sweep goes on, in key order, where this store's previous one
+        stopped (the first at a random key), and on from the first key past
+        the last: successive sweeps cover the whole table while each reads
+        at most ``limit`` rows. Expired request locks go too (at most
+        ``limit``).
         """
         if limit <= 0:
             return 0
-        moment = now()
-        removed = self._write("sweep expired sessions", _CLEAR_BATCH, (moment, limit))
-        if removed < limit:
-            removed += self._write(
-                "sweep expired sessions", _SWEEP_DAMAGED, (limit - removed,)
-            )
+        moment, after = now(), self._swept_to
+
+        def sweep(conn: sqlite3.Connection) -> tuple[int, str]:
+            removed, last, seen = delete_expired(conn, after, limit, moment)
+            if seen < limit:  # past the last key: on from the first
+                more, wrapped_to, _ = delete_expired(
+                    conn, after, limit - seen, moment, wrapped=True
+                )
+                removed += more
+                last = wrapped_to or last
+            return removed, last or after
+
+        removed, self._swept_to = self._run("sweep expired sessions", sweep, write=True)
         self._write("sweep expired locks", _SWEEP_LOCKS, (moment, limit))
         return removed
 
