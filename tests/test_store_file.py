@@ -21,6 +21,7 @@ import pytest
 from helpers import FakeClock, increment, later, payload_of
 
 from wsgisession.errors import ConfigError, StoreUnavailable
+from wsgisession.stores import _filesweep
 from wsgisession.stores.base import storage_key
 from wsgisession.stores.file import FileStore, default_path
 
@@ -478,3 +479,17 @@ def test_close_releases_descriptors(store: FileStore) -> None:
     assert len(os.listdir("/proc/self/fd")) < before
     key = store.generate_key()
     assert store.create(key, b"again", later()) == key  # usable after close
+
+
+def test_a_forked_worker_starts_its_sweeps_at_a_shard_of_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers forked from a master that made the store must not all sweep
+    the same shards (short-lived ones would never get past them)."""
+    store = FileStore(tmp_path / "sessions")
+    walk = store._walk
+    inherited = walk._index
+    monkeypatch.setattr(_filesweep.random, "randrange", lambda n: (inherited + 7) % n)
+    monkeypatch.setattr(os, "getpid", lambda: -2)  # a child's pid after fork()
+    store.sweep_expired(1)  # an empty store: one shard looked at
+    assert walk._index in ((inherited + 7) % 256, (inherited + 8) % 256)

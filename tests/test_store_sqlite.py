@@ -350,9 +350,9 @@ def test_close_closes_every_threads_connection(store: SQLiteStore) -> None:
 def test_sweeps_walk_the_key_from_a_random_start_and_go_round(
     store: SQLiteStore, frozen_clock: FakeClock
 ) -> None:
-    """With no index on expires_at, each sweep reads the next ``limit`` keys:
-    wherever a process starts, successive sweeps reach every expired row and
-    leave every live one, and a full round removes nothing more."""
+    """With no index on expires_at, each sweep reads the next ``10 * limit``
+    keys: wherever a process starts, successive sweeps reach every expired
+    row and leave every live one, and a full round removes nothing more."""
     dead = [store.generate_key() for _ in range(23)]
     for key in dead:
         store.create(key, b"dead", later(10))
@@ -383,3 +383,26 @@ def test_clear_expired_deletes_a_window_of_keys_at_a_time(
     assert len(reports) == 4 and all(total == 11 for _, total in reports)
     assert all(0 <= b - a <= 4 for a, b in zip([0, *done], done)) and done[-1] == 11
     assert store.load(kept) is not None
+
+
+def test_a_forked_worker_starts_its_sweeps_at_a_key_of_its_own(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers forked from a master that made the store must not all sweep
+    the same keys (short-lived ones would never get past them)."""
+    store.sweep_expired(1)  # an empty table: the walk stays at its start
+    inherited = store._swept_to
+    monkeypatch.setattr(os, "getpid", lambda: -2)  # a child's pid after fork()
+    store.sweep_expired(1)
+    assert store._swept_to != inherited
+
+
+def test_a_sweep_deletes_at_most_limit_and_goes_on_after_them(
+    store: SQLiteStore, frozen_clock: FakeClock
+) -> None:
+    """A window holds more expired rows than ``limit``: the sweep stops at
+    ``limit`` and the next goes on after the last it deleted."""
+    for _ in range(12):
+        store.create(store.generate_key(), b"dead", later(10))
+    frozen_clock.advance(20)
+    assert [store.sweep_expired(5) for _ in range(4)] == [5, 5, 2, 0]

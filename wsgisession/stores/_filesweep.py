@@ -53,6 +53,7 @@ class ShardWalk:
         if self._pid != os.getpid():  # forked: the iterator's position is shared
             self.close()
             self._pid = os.getpid()
+            self._index = random.randrange(_SHARDS)  # and workers start apart
         budget = limit
         for _ in range(_SHARDS):
             shard = f"{self._index:02x}"

@@ -1,13 +1,14 @@
 """SQLiteStore: sessions in one SQLite database file, shared by a host's processes.
 
 Records live in one table keyed by :func:`storage_key` (hex SHA-256 of the
-id), with a partial index on ``user_key`` (:func:`user_storage_key` of the
-owner of a bound session, NULL otherwise, and then left out of the index)
-for a user's sessions, and none on ``expires_at``: sweeps walk the key
-instead, so that a save writes no index page; :mod:`._sqliteschema` makes them, and brings the tables
-of earlier versions up to date. The database runs in WAL mode, so loads
-never wait for a save, and saves are short ``BEGIN IMMEDIATE`` transactions
-that wait up to ``busy_timeout`` for one another.
+id), with a partial index on ``user_key`` (:func:`user_storage_key` of
+the owner of a bound session, NULL otherwise, and then left out of the
+index) for a user's sessions, and none on ``expires_at``: sweeps walk the
+key instead, so that a save writes no index page. :mod:`._sqliteschema`
+makes them, and brings the tables of earlier versions up to date. The
+database runs in WAL mode, so loads never wait for a save, and saves are
+short ``BEGIN IMMEDIATE`` transactions that wait up to ``busy_timeout`` for
+one another.
 
 A database file removed or replaced while the app runs is noticed (by
 inode, see :mod:`._sqliteconn`) and recreated; no write goes to a removed
@@ -92,6 +93,10 @@ _SWEEP_LOCKS = (
     " SELECT key FROM wsgisession_locks WHERE expires_at <= ? LIMIT ?)"
 )
 _BATCH = 1000  # keys per DELETE in clear_expired(): keeps each write lock short
+# A sweep reads this many keys per record it may delete: a window with none
+# expired must not stall a large table's round (the sweeper only hurries
+# after sweeps that removed something).
+_KEYS_PER_SWEPT = 10
 # Take the request lock, or take it over from a holder whose ttl ran out.
 _TAKE_LOCK = (
     "INSERT INTO wsgisession_locks (key, token, expires_at) VALUES (?, ?, ?)"
@@ -156,9 +161,9 @@ class SQLiteStore(Store):
                 f"SQLiteStore path {self.path!r} is a directory, not a file"
             )
         self.busy_timeout = float(busy_timeout)
-        # The key sweep_expired() goes on after: each process starts at a
-        # random one, so that short-lived workers still cover the whole table.
-        self._swept_to = secrets.token_hex(8)
+        # The key sweep_expired() goes on after; each process draws its own
+        # start, so that short-lived or forked workers cover the whole table.
+        self._swept_to, self._sweep_pid = "", -1
         self._connections = Connections(
             self.path,
             self.busy_timeout,
@@ -255,7 +260,7 @@ class SQLiteStore(Store):
                 total = count_expired(conn, moment)
             after: str | None = ""
             while after is not None:
-                count, after, seen = delete_expired(conn, after, _BATCH, moment)
+                count, after, seen = delete_expired(conn, after, _BATCH, moment, _BATCH)
                 removed += count
                 if progress is not None:
                     progress(removed, max(total, removed))
@@ -264,23 +269,25 @@ class SQLiteStore(Store):
             return removed
 
     def sweep_expired(self, limit: int) -> int:
-        """Delete the expired (or damaged) rows among the next ``limit`` keys.
+        """Delete at most ``limit`` expired (or damaged) rows among the next
+        ``10 * limit`` keys.
 
-        Each sweep goes on, in key order, where this store's previous one
+        Each sweep goes on, in key order, where this process's previous one
         stopped (the first at a random key), and on from the first key past
-        the last: successive sweeps cover the whole table while each reads
-        at most ``limit`` rows. Expired request locks go too (at most
-        ``limit``).
+        the last: successive sweeps cover the whole table, each reading a
+        bounded window. Expired request locks go too (at most ``limit``).
         """
         if limit <= 0:
             return 0
-        moment, after = now(), self._swept_to
+        if self._sweep_pid != os.getpid():  # a new (or forked) process
+            self._swept_to, self._sweep_pid = secrets.token_hex(8), os.getpid()
+        moment, after, size = now(), self._swept_to, limit * _KEYS_PER_SWEPT
 
         def sweep(conn: sqlite3.Connection) -> tuple[int, str]:
-            removed, last, seen = delete_expired(conn, after, limit, moment)
-            if seen < limit:  # past the last key: on from the first
+            removed, last, seen = delete_expired(conn, after, size, moment, limit)
+            if seen < size and removed < limit:  # past the last key: from the first
                 more, wrapped_to, _ = delete_expired(
-                    conn, after, limit - seen, moment, wrapped=True
+                    conn, after, size - seen, moment, limit - removed, wrapped=True
                 )
                 removed += more
                 last = wrapped_to or last
