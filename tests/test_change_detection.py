@@ -251,3 +251,39 @@ def test_saving_an_unchanged_session_records_the_save_time_and_a_new_expiry() ->
     assert after.payload != before.payload
     assert after.expires_at == before.expires_at + 60
     assert Session(store, session_key=key).reissue_due() is False
+
+
+class FailingDelete(MemoryStore):
+    """A store whose delete fails (down) while ``failing`` is set."""
+
+    failing = False
+
+    def delete(self, session_key: str) -> None:
+        if self.failing:
+            raise ConnectionError("store down")
+        super().delete(session_key)
+
+
+def test_cycle_key_whose_old_record_cannot_go_still_watches_the_moved_values() -> None:
+    """The new record holds everything once created: a failure to delete the
+    old one must not leave its changes looking unsaved, nor stop a later
+    change made in place from being seen."""
+    store = FailingDelete()
+    first = Session(store)
+    first["cart"] = [1]
+    first.save()
+    session = Session(store, session_key=first.session_key)
+    session["cart"].append(2)
+    session["n"] = 1
+    store.failing = True
+    with pytest.raises(ConnectionError):
+        session.cycle_key()
+    store.failing = False
+    assert session.session_key != first.session_key
+    assert dict(Session(store, session_key=session.session_key)) == {
+        "cart": [1, 2],
+        "n": 1,
+    }
+    assert not session.has_unsaved_changes()
+    session["cart"].append(3)
+    assert session.detect_changes()

@@ -420,19 +420,20 @@ class Session(KeyMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str, 
         """Store the data under a new key owned by ``user``; the old record goes.
 
         If the old record was revoked meanwhile, SessionInterrupted leaves
-        this session empty (see :meth:`SessionRecord.move_to_new_key`).
+        this session empty (see :meth:`SessionRecord.drop_moved_from`).
         """
         self.detect_changes()  # the new record must carry changes made in place
-        data = self._data
+        data, changes = self._data, self._changes
         assert data is not None
-        changes = self._changes
+        old_key, old_user = (record.key if record.stored else None), record.user
+        data = self._data = record.create(data, changes, user, fresh=True)
+        if changes is not None:  # saved: watched afresh, whatever happens next
+            changes.watch(data, self._serializer.dumps)
         try:
-            data = self._data = record.move_to_new_key(data, changes, user)
+            record.drop_moved_from(old_key, old_user)
         except SessionInterrupted:
             self._data, self._changes, self.modified = {}, None, False
             raise
-        if changes is not None:
-            changes.watch(data, self._serializer.dumps)
         self.modified = True
 
     def __repr__(self) -> str:

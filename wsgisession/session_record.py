@@ -287,20 +287,16 @@ class SessionRecord:
             envelope.remember(self.serializer, key, record.payload, parts, text=text)
         return data
 
-    def move_to_new_key(
-        self, data: dict[str, Any], changes: ChangeSet | None, user: str | None
-    ) -> dict[str, Any]:
-        """Store ``data`` under a new key owned by ``user``, then drop the old record.
+    def drop_moved_from(self, old_key: str | None, old_user: str | None) -> None:
+        """Drop the record this one was moved from (``old_key``, owned by
+        ``old_user``) after :meth:`create` with ``fresh=True`` stored it anew.
 
         If the old record was a user's and is gone by then (revoked while
         this request ran), the new one must not outlive it: it is deleted,
         this record forgotten and SessionInterrupted raised.
         """
-        old_key = self.key if self.stored else None
-        old_user = self.user
-        saved = self.create(data, changes, user, fresh=True)
         if old_key is None:
-            return saved
+            return
         store = self.store
         if old_user is None:
             store.delete(old_key)
@@ -309,7 +305,6 @@ class SessionRecord:
             store.delete_record(storage_key(self.key))
             self.forget()
             raise SessionInterrupted()
-        return saved
 
     def forget(self) -> None:
         """No record any more (flushed, or revoked): a new session from now on."""

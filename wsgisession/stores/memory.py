@@ -79,12 +79,11 @@ class MemoryStore(Store):
     def update(self, session_key: str, merge: Merge, loaded: Record | None) -> str:
         name = storage_key(session_key)
         with self._lock:
-            moment = now()
             current = self._records.get(name)  # _live(), spelled out
-            if current is not None and current[1] <= moment:
+            if current is not None and current[1] <= now():
                 current = None
             payload, expires_at = merge(None if current is None else current[0])
-            if expires_at <= moment:
+            if expires_at <= now():
                 self._drop(name)
             else:
                 self._put(name, payload, expires_at)
