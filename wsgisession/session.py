@@ -392,7 +392,7 @@ class Session(KeyMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str, 
         if record.stored and record.key is not None:
             data = self._data = record.update(data, changes)
         else:
-            data = self._data = record.create(data, changes, record.user)
+            data = self._data = record.create(data, record.user)
         if changes is not None:
             if watch:
                 changes.watch(data, self._serializer.dumps)
@@ -426,7 +426,7 @@ class Session(KeyMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str, 
         data, changes = self._data, self._changes
         assert data is not None
         old_key, old_user = (record.key if record.stored else None), record.user
-        data = self._data = record.create(data, changes, user, fresh=True)
+        data = self._data = record.create(data, user, fresh=True)
         if changes is not None:  # saved: watched afresh, whatever happens next
             changes.watch(data, self._serializer.dumps)
         try:

@@ -175,15 +175,10 @@ class SessionRecord:
     # -- saving --------------------------------------------------------------
 
     def create(
-        self,
-        data: dict[str, Any],
-        changes: ChangeSet | None,
-        user: str | None,
-        *,
-        fresh: bool = False,
+        self, data: dict[str, Any], user: str | None, *, fresh: bool = False
     ) -> dict[str, Any]:
-        """Store ``data`` as a new record under a new (or reserved) key; the
-        session's data as saved (``changes`` are the session's to start afresh)."""
+        """Store ``data`` as a new record under a new (or reserved) key, owned
+        by ``user``; the session's data as saved."""
         now, now_text = save_moment(clock.now())
         if not self.stored:  # first saved now
             self.created = now
