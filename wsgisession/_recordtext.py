@@ -198,10 +198,8 @@ def record_text(
             return None
     if created is saved_at:  # a new session is saved as it is created
         created_text = saved_text
-    else:  # kept: the same at every save of a session
-        created_text = _floats.get(created) if type(created) is float else None
-        if created_text is None:
-            created_text = _scalar(created)
+    else:
+        created_text = _scalar(created)  # kept: the same at every save of a session
     expiry_text = "null" if expiry is None else _scalar(expiry)
     if created_text is None or expiry_text is None:
         return None

@@ -88,12 +88,7 @@ class SessionRecord:
             self.acquire_lock(session_key)
             locked = True
             record = store.load(session_key)  # as it is now, under the lock
-        parts = None
-        if record is not None:  # decode(), spelled out: every load comes here
-            try:
-                parts = envelope.decode(self.serializer, record.payload, session_key)
-            except CorruptRecord as exc:
-                self._log_corrupt(exc)
+        parts = None if record is None else self.decode(record.payload, session_key)
         settings = self.settings
         try:
             dead = record is None or (
@@ -121,15 +116,12 @@ class SessionRecord:
         try:
             return envelope.decode(self.serializer, payload, session_key)
         except CorruptRecord as exc:
-            self._log_corrupt(exc)
+            logger.warning(
+                "corrupt session record in %r (%s); starting an empty session",
+                self.store,
+                exc,
+            )
             return None
-
-    def _log_corrupt(self, exc: CorruptRecord) -> None:
-        logger.warning(
-            "corrupt session record in %r (%s); starting an empty session",
-            self.store,
-            exc,
-        )
 
     def _dead(self, parts: Envelope, session_key: str) -> bool:
         """Whether a stored session must load as absent: past ``absolute_timeout``,

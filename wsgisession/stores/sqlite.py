@@ -258,15 +258,15 @@ class SQLiteStore(Store):
             total = 0
             if progress is not None:  # one read of the whole table
                 total = count_expired(conn, moment)
-            after: str | None = ""
-            while after is not None:
-                count, after, seen = delete_expired(conn, after, _BATCH, moment, _BATCH)
+            after = ""
+            while True:
+                count, last, seen = delete_expired(conn, after, _BATCH, moment, _BATCH)
                 removed += count
                 if progress is not None:
                     progress(removed, max(total, removed))
-                if seen < _BATCH:
-                    break
-            return removed
+                if last is None or seen < _BATCH:  # the table's end
+                    return removed
+                after = last
 
     def sweep_expired(self, limit: int) -> int:
         """Delete at most ``limit`` expired (or damaged) rows among the next
