@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from wsgisession.keys import generate_key, storage_key
+from wsgisession.stores._fileformat import encode
 
 #: Up to this many records, populate through the public store API.
 API_LIMIT = 10_000
@@ -69,10 +70,8 @@ def _sqlite_rows(
 
 
 def _files(root: str, names: list[str], payload: bytes, expires_at: float) -> None:
-    """Files as ``FileStore`` writes them: a ``wss1 <expires_at> <length>`` line,
-    then the payload."""
-    record = b"wss1 %s %d\n" % (repr(expires_at).encode("ascii"), len(payload))
-    record += payload
+    """Files as ``FileStore`` writes them (its header line, then the payload)."""
+    record = encode(payload, expires_at)
     for shard in range(256):
         os.makedirs(os.path.join(root, f"{shard:02x}"), mode=0o700, exist_ok=True)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL

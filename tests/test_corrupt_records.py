@@ -37,6 +37,7 @@ from wsgisession.stores import (
     RedisStore,
     SQLiteStore,
 )
+from wsgisession.stores._fileformat import encode
 from wsgisession.stores.base import Store
 
 Environ = dict[str, Any]
@@ -122,9 +123,8 @@ def _file(tmp_path: Path, request: pytest.FixtureRequest) -> Target:
         return tmp_path / "sessions" / name[:2] / name
 
     def put_payload(session_id: str, payload: bytes) -> None:
-        # The documented layout: "wss1 <expires_at> <payload length>\n" + payload.
-        header = b"wss1 %r %d\n" % (time.time() + 3600, len(payload))
-        path_of(session_id).write_bytes(header + payload)
+        # The documented layout, "wss2 <expires_at> <length> <CRC-32>\n" + payload.
+        path_of(session_id).write_bytes(encode(payload, time.time() + 3600))
 
     def put_raw(session_id: str, raw: Any) -> None:
         path_of(session_id).write_bytes(raw)

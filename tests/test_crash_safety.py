@@ -28,6 +28,7 @@ import pytest
 
 from wsgisession import SessionMiddleware
 from wsgisession.stores import FileStore, SQLiteStore
+from wsgisession.stores._fileformat import decode
 from wsgisession.stores.base import Store
 
 #: Kills worker processes with SIGKILL, many times.
@@ -134,11 +135,10 @@ def file_records(root: Path) -> list[Path]:
 def check_file_store(store: FileStore, root: Path) -> tuple[int, int]:
     """Every record parses; orphaned temp files go; locks are bounded."""
     for record in file_records(root):
-        data = record.read_bytes()
-        header, _, payload = data.partition(b"\n")
-        magic, expires_at, length = header.split(b" ")
-        assert magic == b"wss1" and float(expires_at) > time.time(), record
-        assert int(length) == len(payload), f"truncated record {record}"
+        decoded = decode(record.read_bytes())  # a whole record, checksum and all
+        assert decoded is not None, f"damaged record {record}"
+        payload, expires_at = decoded
+        assert expires_at > time.time(), record
         assert json.loads(payload)["v"] == 1
     temps = list(root.glob("*/.tmp-*"))
     past = time.time() - 3600

@@ -103,6 +103,7 @@ def test_separate_instances_exclude_each_other(tmp_path: Path) -> None:
         lambda data: data[:10],  # truncated header
         lambda data: b"\x00\xffgarbage\n" * 4,
         lambda data: b"wss1 nan 4\nabcd",
+        lambda data: data.replace(b"23", b"32"),  # fails its checksum
         lambda data: b"",
     ],
 )
@@ -137,7 +138,7 @@ def test_corrupt_file_loads_as_none_with_one_warning(
     "damage",
     [
         lambda data: data[:-3],  # the payload cut short, the header whole
-        lambda data: data + b"junk",  # longer than the header says
+        lambda data: data[:-1] + bytes([data[-1] ^ 1]),  # fails its checksum
         lambda data: data[:10],  # the header cut short
     ],
 )
@@ -162,7 +163,8 @@ FAR_EXPIRY = 4102444800.0  # 2100-01-01: a header of fixed width
 
 def payload_filling(file_size: int) -> bytes:
     """A payload whose record file (header included) is ``file_size`` bytes."""
-    header = len(f"wss1 {FAR_EXPIRY!r} ") + 1  # + the length digits and newline
+    # + the length digits, a space, 8 digits of checksum and the newline
+    header = len(f"wss2 {FAR_EXPIRY!r} ") + 10
     length = next(
         n for n in range(file_size - header - 10, file_size)
         if n + header + len(str(n)) == file_size
@@ -179,13 +181,27 @@ def test_records_around_one_read_load_whole(store: FileStore, file_size: int) ->
     assert payload_of(store, key) == payload
 
 
-@pytest.mark.parametrize("file_size", [65536, 200_000])
-def test_bytes_after_a_long_record_make_it_corrupt(
-    store: FileStore, file_size: int
-) -> None:
+@pytest.mark.parametrize("file_size", [1000, 65536, 200_000])
+def test_bytes_after_a_record_are_ignored(store: FileStore, file_size: int) -> None:
+    """A record rewritten shorter keeps the old tail until its file is
+    truncated, a second system call that a crash may not reach."""
     key, payload = store.generate_key(), payload_filling(file_size)
     store.create(key, payload, FAR_EXPIRY)
     path = record_path(store, key)
+    path.write_bytes(path.read_bytes() + b"trailing")
+    assert payload_of(store, key) == payload
+
+
+@pytest.mark.parametrize("file_size", [1000, 65536])
+def test_bytes_after_a_record_of_format_1_make_it_corrupt(
+    store: FileStore, file_size: int
+) -> None:
+    """Format 1 was never rewritten in place: a longer file is damaged."""
+    key, payload = store.generate_key(), payload_filling(file_size)
+    path = record_path(store, key)
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    path.write_bytes(b"wss1 %r %d\n%s" % (FAR_EXPIRY, len(payload), payload))
+    assert payload_of(store, key) == payload
     path.write_bytes(path.read_bytes() + b"trailing")
     assert store.load(key) is None
 

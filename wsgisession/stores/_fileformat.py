@@ -1,30 +1,52 @@
 """The file store's record format: a one-line ASCII header, then the payload.
 
-The header is ``wss1 <expires_at> <payload length>\\n``; ``expires_at`` is
-written with ``repr`` so that it reads back exactly.
+The header is ``wss2 <expires_at> <payload length> <checksum>\\n``:
+``expires_at`` is written with ``repr`` so that it reads back exactly, and
+the checksum is the CRC-32, in 8 hex digits, of the header before it and of
+the payload. Readers take no lock while a small record is rewritten in
+place (:mod:`._filerecord`), so a read may overlap a write and return a mix
+of the two; the checksum tells such a read from a record, and
+:func:`read_record` reads it again. Bytes after the payload are ignored: a
+record rewritten shorter keeps the old one's tail until the file is
+truncated, which is a second system call.
+
+Files of the earlier format ``wss1`` (the same header without the
+checksum, never rewritten in place) still read.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import time
+import zlib
 
-_MAGIC = b"wss1"
-HEADER_MAX = 64  # bytes; the longest header is about 45
+_MAGIC = b"wss2"
+_MAGIC_V1 = b"wss1"
+_CHECKSUM_DIGITS = 8
+_HEADER_MAX = 72  # bytes; the longest header is about 54
 _READ_SIZE = 65536  # bytes per read: a typical record in one call
+#: Seconds to wait before each new read of a record that does not check out:
+#: a read that overlapped a rewrite checks out on the next one.
+_REREAD_PAUSES = (0.0, 0.001, 0.01, 0.05)
 
 
 def encode(payload: bytes, expires_at: float) -> bytes:
     """The bytes of a record file."""
-    header = b"%s %s %d\n" % (_MAGIC, repr(expires_at).encode("ascii"), len(payload))
-    return header + payload
+    head = b"%s %s %d " % (_MAGIC, repr(expires_at).encode("ascii"), len(payload))
+    return b"%s%08x\n%s" % (head, zlib.crc32(payload, zlib.crc32(head)), payload)
 
 
-def parse_header(data: bytes) -> tuple[float, int, int] | None:
-    """``(expires_at, payload_length, payload_offset)`` or None if malformed."""
-    end = data.find(b"\n", 0, HEADER_MAX)
+def decode(data: bytes) -> tuple[bytes, float] | None:
+    """``(payload, expires_at)`` of a record file's bytes; None if they are not
+    a whole record (malformed, damaged, or read while being rewritten)."""
+    end = data.find(b"\n", 0, _HEADER_MAX)
     parts = data[:end].split(b" ") if end > 0 else []
-    if len(parts) != 3 or parts[0] != _MAGIC:
+    if len(parts) == 4 and parts[0] == _MAGIC:
+        checksum: bytes | None = parts[3]
+    elif len(parts) == 3 and parts[0] == _MAGIC_V1:
+        checksum = None
+    else:
         return None
     try:
         expires_at, length = float(parts[1]), int(parts[2])
@@ -32,28 +54,50 @@ def parse_header(data: bytes) -> tuple[float, int, int] | None:
         return None
     if not math.isfinite(expires_at) or length < 0:
         return None
-    return expires_at, length, end + 1
+    offset = end + 1
+    payload = data[offset : offset + length]
+    if len(payload) != length:
+        return None
+    if checksum is None:  # a record of format 1 is exactly as long as it says
+        return (payload, expires_at) if len(data) == offset + length else None
+    head = data[: end - _CHECKSUM_DIGITS]
+    if len(checksum) != _CHECKSUM_DIGITS or checksum != b"%08x" % zlib.crc32(
+        payload, zlib.crc32(head)
+    ):
+        return None
+    return payload, expires_at
 
 
-def read_record(fd: int) -> tuple[bytes, float] | None:
-    """``(payload, expires_at)`` of an open record file, or None if malformed.
+def read_record(fd: int) -> tuple[tuple[bytes, float] | None, int]:
+    """The record of an open file (None if it never checks out) and the
+    file's length as last read.
 
-    A record shorter than one read takes one ``os.read``: the header says
-    how long the file must be.
+    A read that does not decode is done again after each of a few short
+    pauses, since it may have overlapped a rewrite in place; a damaged
+    record costs those pauses each time it is read.
     """
+    data = read_whole(fd)
+    record = decode(data)
+    if record is None:
+        for pause in _REREAD_PAUSES:
+            time.sleep(pause)
+            os.lseek(fd, 0, os.SEEK_SET)
+            data = read_whole(fd)
+            record = decode(data)
+            if record is not None:
+                break
+    return record, len(data)
+
+
+def read_whole(fd: int) -> bytes:
+    """The bytes of an open file from its current offset to its end."""
     data = os.read(fd, _READ_SIZE)
-    header = parse_header(data)
-    if header is None:
-        return None
-    expires_at, length, offset = header
-    if len(data) < offset + length or len(data) == _READ_SIZE:  # maybe more
-        chunks = [data]
-        while chunk := os.read(fd, _READ_SIZE):
-            chunks.append(chunk)
-        data = b"".join(chunks)
-    if len(data) != offset + length:
-        return None
-    return data[offset:], expires_at
+    if len(data) < _READ_SIZE:  # a short read of a regular file: its end
+        return data
+    chunks = [data]
+    while chunk := os.read(fd, _READ_SIZE):
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def write_whole(fd: int, data: bytes) -> None:

@@ -23,13 +23,14 @@ import stat
 import tempfile
 
 from ..errors import ConfigError
-from ._fileformat import HEADER_MAX, parse_header, read_record, write_whole
+from ._fileformat import read_record, write_whole
 from ._filelink import Linked, link_new_file
 from ._filesweep import is_shard_name
 from ._flock import make_private_dirs
 from ._lockfile import open_new_file
 
 __all__ = [
+    "HeldRecord",
     "PrivateDirectory",
     "RecordFiles",
     "default_path",
@@ -43,6 +44,11 @@ _TEMP_MAX_AGE = 60.0  # seconds before a sweep treats a temp file as orphaned
 _O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # never open a planted symlink
 _O_READ = os.O_RDONLY | _O_NOFOLLOW | _O_BINARY
+_O_READ_WRITE = os.O_RDWR | _O_NOFOLLOW | _O_BINARY
+#: The most a rewrite in place writes: one page, which one ``pwrite`` either
+#: writes whole or, in a process killed meanwhile, not at all.
+_REWRITE_MAX = 4096
+_CAN_REWRITE = hasattr(os, "pwrite")
 
 
 def is_temp_name(name: str) -> bool:
@@ -171,29 +177,33 @@ class RecordFiles:
         """
         fd = os.open(path, _O_READ)
         try:
-            return read_record(fd)
+            return read_record(fd)[0]
         finally:
             os.close(fd)
 
+    def hold(self, path: str) -> HeldRecord:
+        """Open the record file at ``path`` to read and then rewrite it, under
+        its shard's lock. Raises as :meth:`read` does."""
+        fd = os.open(path, _O_READ_WRITE)
+        try:
+            record, size = read_record(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        return HeldRecord(fd, record, size)
+
     def expiry(self, name: str) -> float | None:
-        """The header's ``expires_at``; -inf if unreadable (a header that does
-        not parse, or a file shorter or longer than it says: a record that can
+        """The record's ``expires_at``; -inf if unreadable (a record that can
         never load), None if gone."""
         try:
-            fd = os.open(self.path(name), _O_READ)
-            try:
-                header = parse_header(os.read(fd, HEADER_MAX))
-                if header is not None and os.fstat(fd).st_size != sum(header[1:]):
-                    header = None
-            finally:
-                os.close(fd)
+            record = self.read(self.path(name))
         except FileNotFoundError:
             return None
         except OSError as exc:
             if exc.errno == errno.ELOOP:  # a symlink: never a record
                 return -math.inf
             raise
-        return -math.inf if header is None else header[0]
+        return -math.inf if record is None else record[1]
 
     def replace(self, name: str, data: bytes) -> None:
         """Replace the record atomically: write a temporary file, then rename it.
@@ -250,3 +260,43 @@ class RecordFiles:
         except FileExistsError:  # a crash's leftover, or a planted symlink
             os.unlink(temp)
         return open_new_file(temp)
+
+
+class HeldRecord:
+    """A record file held open under its shard's lock, from its read to its rewrite.
+
+    A record of at most one page is rewritten in place: one ``pwrite`` at
+    its start, and a ``ftruncate`` if it got shorter. Renaming a new file
+    over it costs the file system about ten times as much (on ext4 the
+    rename also starts writing the new file out). Readers, which take no
+    lock, may see the write half done; the record's checksum tells them to
+    read again (:func:`._fileformat.read_record`).
+    """
+
+    __slots__ = ("fd", "record", "size")
+
+    def __init__(self, fd: int, record: tuple[bytes, float] | None, size: int) -> None:
+        self.fd = fd
+        #: ``(payload, expires_at)``, or None if the file does not hold a record.
+        self.record = record
+        self.size = size
+
+    def rewrite(self, data: bytes) -> bool:
+        """Write ``data`` over the record in place if one write can; whether it did.
+
+        A short write (a full disk) leaves a record that fails its checksum:
+        it raises ``OSError``, and the record loads as absent.
+        """
+        if len(data) > _REWRITE_MAX or not _CAN_REWRITE:
+            return False
+        if os.pwrite(self.fd, data, 0) != len(data):
+            raise OSError(errno.ENOSPC, "session file written in part")
+        if len(data) < self.size:
+            os.ftruncate(self.fd, len(data))
+        return True
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+    def __repr__(self) -> str:
+        return f"<HeldRecord fd={self.fd} size={self.size}>"

@@ -3,7 +3,9 @@
 Each record is a file named by :func:`storage_key` (hex SHA-256 of the id)
 inside a subdirectory (a shard) named by its first two hex digits, read
 and written by :mod:`._filerecord` in the format of :mod:`._fileformat`.
-Readers take no lock: writers replace files atomically. Writers serialise
+Readers take no lock: a writer rewrites a small record in one write, and
+its checksum tells a reader that overlapped it to read again; a larger
+record is replaced atomically. Writers serialise
 on a fixed pool of at most 256 lock files, one per shard, each held for
 one short operation. A new record needs no lock where the system can link
 an anonymous file to a free name (:mod:`._filelink`): it appears whole or
@@ -38,6 +40,7 @@ from ..errors import ConfigError, StoreUnavailable
 from ._fileformat import encode
 from ._filelink import Linked, linking_available
 from ._filerecord import (
+    HeldRecord,
     PrivateDirectory,
     RecordFiles,
     default_path,
@@ -67,11 +70,13 @@ class FileStore(Store):
     """Sessions as files under ``path`` (default: :func:`default_path`).
 
     The directory is created with mode 0700 and every file with mode 0600.
-    Writes go to a temporary file that is then renamed over the record (a
-    new record: an anonymous file linked to its name), so a crashed process
-    never leaves a half-written record; there is no fsync,
-    so a power loss may still lose or truncate recent writes (a truncated
-    record then loads as absent). Several processes may share a directory.
+    A record of at most one page is rewritten in place with one write;
+    larger ones go to a temporary file that is then renamed over the record
+    (a new record: an anonymous file linked to its name), so a crashed
+    process never leaves a half-written record. There is no fsync, so a
+    power loss may still lose or damage recent writes (a damaged record
+    fails its checksum and loads as absent). Several processes may share a
+    directory.
     """
 
     ini_name = "file"
@@ -131,17 +136,26 @@ class FileStore(Store):
         return session_key
 
     def update(self, session_key: str, merge: Merge, loaded: Record | None) -> str:
-        """Read, merge and write under the shard's lock; ``loaded`` is unused."""
+        """Read, merge and write under the shard's lock; ``loaded`` is unused.
+
+        The file is read and written through one descriptor: a small record
+        is rewritten in place (see :class:`._filerecord.HeldRecord`).
+        """
         name = storage_key(session_key)
         self._check_directory()
         release = self._lock_shard(name[:2])
         try:
-            current = self._read_live(name)
-            payload, expires_at = merge(None if current is None else current[0])
-            if expires_at <= now():
-                self._unlink(name)
-            else:
-                self._write(name, payload, expires_at)
+            held = self._hold(name)
+            try:
+                current = None if held is None else self._live(held.record, name)
+                payload, expires_at = merge(None if current is None else current[0])
+                if expires_at <= now():
+                    self._unlink(name)
+                else:
+                    self._write(name, payload, expires_at, held)
+            finally:
+                if held is not None:
+                    held.close()
         finally:
             release()
         return session_key
@@ -295,25 +309,59 @@ class FileStore(Store):
 
     def _read_live(self, name: str) -> tuple[bytes, float] | None:
         """The record's payload and expiry if it is live; None otherwise."""
-        path = self._records.path(name)
         try:
-            record = self._records.read(path)
-        except FileNotFoundError:
-            return None
+            record = self._records.read(self._records.path(name))
         except OSError as exc:
-            if exc.errno != errno.ELOOP:
-                raise self._unavailable("read", exc) from exc
-            logger.warning("%r: ignoring a symlink at session file %s", self, path)
+            self._check_missing(name, exc)
             return None
+        return self._live(record, name)
+
+    def _hold(self, name: str) -> HeldRecord | None:
+        """The record's file, open to be read and rewritten; None if there is none."""
+        try:
+            return self._records.hold(self._records.path(name))
+        except OSError as exc:
+            self._check_missing(name, exc)
+            return None
+
+    def _check_missing(self, name: str, exc: OSError) -> None:
+        """Pass over a missing file, or a symlink in its place (logged): the
+        record is absent. Any other failure to open or read it is
+        StoreUnavailable."""
+        if isinstance(exc, FileNotFoundError):
+            return
+        if exc.errno != errno.ELOOP:
+            raise self._unavailable("read", exc) from exc
+        logger.warning(
+            "%r: ignoring a symlink at session file %s", self, self._records.path(name)
+        )
+
+    def _live(
+        self, record: tuple[bytes, float] | None, name: str
+    ) -> tuple[bytes, float] | None:
+        """``record`` if it is live; None if it expired or was unreadable (logged)."""
         if record is None:
-            logger.warning("%r: ignoring unreadable session file %s", self, path)
+            logger.warning(
+                "%r: ignoring unreadable session file %s",
+                self,
+                self._records.path(name),
+            )
             return None
         return record if record[1] > now() else None
 
-    def _write(self, name: str, payload: bytes, expires_at: float) -> None:
-        """Replace the record atomically (a temporary file renamed over it)."""
+    def _write(
+        self,
+        name: str,
+        payload: bytes,
+        expires_at: float,
+        held: HeldRecord | None = None,
+    ) -> None:
+        """Rewrite the held record in place, or replace it atomically (a
+        temporary file renamed over it)."""
+        data = encode(payload, expires_at)
         try:  # not self._translate(): this runs for every save
-            self._records.replace(name, encode(payload, expires_at))
+            if held is None or not held.rewrite(data):
+                self._records.replace(name, data)
         except OSError as exc:
             raise self._unavailable("write", exc) from exc
 
