@@ -18,9 +18,11 @@ interleaved rounds as ``bench.py`` (``os.sync()`` before each batch):
   ``create``, called directly (no middleware, no session layer).
 
 Atomic versions: *file*: the get, then under an ``flock`` held on an open
-descriptor the record read again, a temporary file and ``os.replace``; new:
-an unnamed (``O_TMPFILE``) or temporary file linked to its fresh name
-(fails if taken). *SQLite*: the
+descriptor the record opened for reading and writing, read again and
+overwritten in place (``pwrite``); new: a file created at its fresh name
+with ``O_EXCL`` (fails if taken) and written. Neither is atomic for a
+reader without the store's checksum (see ``stores/_fileformat.py``), which
+they leave out. *SQLite*: the
 floor's statements with a new expiry on every save (the store keeps no
 index on it: its sweeps walk the key), new a plain ``INSERT`` (fails if
 taken). *memcached*: ``gets`` + ``cas``; new ``add``.
@@ -45,61 +47,42 @@ from _floors import BLOB, KEY, SMALL, _fresh_keys, build_floor
 from _systems import Ctx, scratch, wsgisession_store
 from _timing import Case, run_rounds
 
-try:  # absent from versions before it (to compare them, with the same floors)
-    from wsgisession.stores._filelink import Linked, link_new_file, linking_available
-except ImportError:  # pragma: no cover - an older wsgisession on the path
-    Linked = link_new_file = None  # type: ignore[assignment,misc]
-
-    def linking_available() -> bool:
-        return False
-
-
 Ops = dict[str, Callable[[], Any]]
 KINDS = ("file", "sqlite", "memcached", "redis")
 
 
 def file_atomic(directory: Path) -> Ops:
-    path, temp = os.fspath(directory / "record"), os.fspath(directory / "temp")
+    path = os.fspath(directory / "record")
     lock_path = os.fspath(directory / "lock")
     with open(path, "wb") as f:
         f.write(BLOB)
     lock = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
     fresh = _fresh_keys(os.fspath(directory / "new-"))
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
 
     def read() -> bytes:
         with open(path, "rb") as f:
             return f.read()
-
-    def write_temp(data: bytes) -> None:
-        fd = os.open(temp, flags, 0o600)
-        try:
-            os.write(fd, data)
-        finally:
-            os.close(fd)
 
     def getset() -> None:
         read()
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             os.stat(lock_path)  # the lock file is still the one locked
-            read()
-            write_temp(BLOB)
-            os.replace(temp, path)
+            fd = os.open(path, os.O_RDWR)
+            try:
+                os.read(fd, 65536)
+                os.pwrite(fd, BLOB, 0)
+            finally:
+                os.close(fd)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def new() -> None:  # an unnamed file linked to the name, or a temporary one
-        name = fresh()
-        if linking_available():
-            if link_new_file(os.fspath(directory), name, SMALL) is Linked.CREATED:
-                return
-            raise AssertionError(f"could not link {name}")
-        write_temp(SMALL)
+    def new() -> None:  # created at a name that must be free
+        fd = os.open(fresh(), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            os.link(temp, name)
+            os.write(fd, SMALL)
         finally:
-            os.unlink(temp)
+            os.close(fd)
 
     return {"getset": getset, "new": new}
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -14,6 +16,7 @@ from pathlib import Path
 import pytest
 from helpers import later, payload_of
 
+from wsgisession.stores import _fileformat, _filerecord
 from wsgisession.stores._fileformat import decode, encode
 from wsgisession.stores.base import storage_key
 from wsgisession.stores.file import FileStore
@@ -63,13 +66,16 @@ def test_a_record_over_one_page_is_replaced_by_a_new_file(store: FileStore) -> N
     assert path.stat().st_ino != inode
 
 
-def test_a_record_of_format_1_is_read_and_rewritten_in_format_2(
+def test_a_record_of_format_1_is_replaced_by_one_in_format_2(
     store: FileStore,
 ) -> None:
+    """Format 1 has no checksum: a reader could not tell a rewrite in
+    progress from a record, so it is replaced by a rename, once."""
     key = store.generate_key()
     path = record_path(store, key)
     path.parent.mkdir(mode=0o700)
     path.write_bytes(b"wss1 %r 3\nold" % later())
+    inode = path.stat().st_ino
     assert payload_of(store, key) == b"old"
     merged: list[bytes | None] = []
 
@@ -81,6 +87,102 @@ def test_a_record_of_format_1_is_read_and_rewritten_in_format_2(
     assert merged == [b"old"]
     assert path.read_bytes().startswith(b"wss2 ")
     assert payload_of(store, key) == b"new"
+    assert path.stat().st_ino != inode
+    inode = path.stat().st_ino
+    store.update(key, replace_with(b"newer"), None)
+    assert path.stat().st_ino == inode
+
+
+@pytest.mark.parametrize(
+    "replace",
+    [
+        lambda path: path.write_bytes(b"damaged"),
+        lambda path: os.link(path, path.with_name("snapshot")),  # cp -al
+    ],
+    ids=["damaged", "hard link"],
+)
+def test_a_damaged_or_linked_record_is_replaced_not_rewritten(
+    store: FileStore, replace: Callable[[Path], None]
+) -> None:
+    key = store.generate_key()
+    store.create(key, b"old", later())
+    path = record_path(store, key)
+    replace(path)
+    before = path.read_bytes()
+    inode = path.stat().st_ino
+    store.update(key, replace_with(b"new"), None)
+    assert payload_of(store, key) == b"new"
+    assert path.stat().st_ino != inode
+    for other in path.parent.iterdir():  # the other name keeps what it had
+        if other != path:
+            assert other.read_bytes() == before
+
+
+def count_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many times each record read read the file (observed, not changed)."""
+    calls = [0]
+    read_whole = _fileformat.read_whole
+
+    def counted(fd: int) -> bytes:
+        calls[0] += 1
+        return read_whole(fd)
+
+    monkeypatch.setattr(_fileformat, "read_whole", counted)
+    monkeypatch.setattr(_filerecord, "read_whole", counted)
+    return calls
+
+
+def test_a_damaged_record_is_read_again_only_if_changed_lately(
+    store: FileStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read that overlapped a rewrite comes from a file changed that
+    moment; an older damaged file, or one read under the shard's lock
+    (where no rewrite runs), is read once."""
+    key = store.generate_key()
+    store.create(key, b"old", later())
+    path = record_path(store, key)
+    path.write_bytes(b"damaged")
+    calls = count_reads(monkeypatch)
+    assert store.load(key) is None
+    assert calls == [4]  # changed just now: read again after each pause
+    past = time.time() - 5
+    os.utime(path, (past, past))
+    calls[0] = 0
+    assert store.load(key) is None
+    assert calls == [1]
+    calls[0] = 0
+    store.update(key, replace_with(b"new"), None)  # under the lock
+    assert calls == [1]
+    calls[0] = 0
+    assert store.sweep_expired(100) == 0  # a live record now
+    assert calls == [1]  # outside the lock, and no re-check under it
+
+
+READ_ONLY_RECORD = """
+import os, sys, time
+from wsgisession.stores.base import storage_key
+from wsgisession.stores.file import FileStore
+store = FileStore(sys.argv[1])
+key = store.generate_key()
+store.create(key, b"old", time.time() + 3600)
+name = storage_key(key)
+os.chmod(os.path.join(sys.argv[1], name[:2], name), 0o400)
+store.update(key, lambda current: (current + b"+new", time.time() + 3600), None)
+print(store.load(key).payload.decode())
+"""
+
+
+def test_a_read_only_record_is_replaced(tmp_path: Path) -> None:
+    """A record file restored without write permission is saved by a rename,
+    as before records were rewritten in place. Root writes to any file: run
+    without the capability that lets it."""
+    command = [sys.executable, "-c", READ_ONLY_RECORD, str(tmp_path / "sessions")]
+    if os.geteuid() == 0:
+        drop = "-dac_override,-dac_read_search"
+        command = ["setpriv", f"--bounding-set={drop}", f"--inh-caps={drop}", *command]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    out = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == "old+new"
 
 
 @pytest.mark.parametrize(

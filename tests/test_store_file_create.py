@@ -1,16 +1,18 @@
-"""FileStore's new records: linked whole where the system allows it, renamed
-into place under the shard's lock elsewhere; never over a live record."""
+"""FileStore's new records: made with O_EXCL and no lock, never over a live
+record; a file still being written is left alone by sweeps for a minute."""
 
 from __future__ import annotations
 
 import os
 import stat
+import time
 from pathlib import Path
 
 import pytest
 from helpers import fake_clock, later, payload_of
 
-from wsgisession.stores._filelink import Linked, link_new_file, linking_available
+from wsgisession.errors import StoreUnavailable
+from wsgisession.stores import _filerecord
 from wsgisession.stores.base import storage_key
 from wsgisession.stores.file import FileStore
 
@@ -25,11 +27,7 @@ def store(tmp_path: Path) -> FileStore:
     return FileStore(tmp_path / "sessions")
 
 
-def test_a_new_record_is_linked_whole_without_lock_or_temp_file(
-    store: FileStore,
-) -> None:
-    if not store._link_new:
-        pytest.skip("this system cannot link anonymous files (no O_TMPFILE)")
+def test_a_new_record_is_made_without_lock_or_temp_file(store: FileStore) -> None:
     key = store.generate_key()
     assert store.create(key, b"new", later()) == key
     assert payload_of(store, key) == b"new"
@@ -40,11 +38,7 @@ def test_a_new_record_is_linked_whole_without_lock_or_temp_file(
     assert payload_of(store, key) == b"new"
 
 
-@pytest.mark.parametrize("linking", [True, False])
-def test_create_takes_over_only_an_expired_record(
-    store: FileStore, linking: bool
-) -> None:
-    store._link_new = linking and store._link_new
+def test_create_takes_over_only_an_expired_record(store: FileStore) -> None:
     with fake_clock() as clock:
         key = store.generate_key()
         assert store.create(key, b"first", clock.now + 10) == key
@@ -55,25 +49,57 @@ def test_create_takes_over_only_an_expired_record(
     assert list(Path(store.path).glob("*/.tmp-*")) == []
 
 
-def test_without_linking_a_new_record_is_renamed_into_place(
-    store: FileStore,
+def test_a_symlink_at_a_new_name_is_replaced_not_followed(
+    store: FileStore, tmp_path: Path
 ) -> None:
-    store._link_new = False  # as on a system without O_TMPFILE
-    keys = [store.generate_key() for _ in range(20)]
-    for key in keys:
-        assert store.create(key, b"x", later()) == key
-    assert all(payload_of(store, key) == b"x" for key in keys)
-    assert Path(store.path, ".locks").is_dir()  # created under the shard lock
-    assert list(Path(store.path).glob("*/.tmp-*")) == []
+    key = store.generate_key()
+    target = tmp_path / "elsewhere"
+    target.write_bytes(b"keep")
+    path = record_path(store, key)
+    path.parent.mkdir(mode=0o700)
+    path.symlink_to(target)
+    assert store.create(key, b"new", later()) == key
+    assert not path.is_symlink() and payload_of(store, key) == b"new"
+    assert target.read_bytes() == b"keep"
 
 
-def test_link_new_file_creates_whole_files_and_never_replaces(tmp_path: Path) -> None:
-    if not linking_available():
-        pytest.skip("this system cannot link anonymous files (no O_TMPFILE)")
-    target = tmp_path / "record"
-    assert link_new_file(str(tmp_path), str(target), b"first") is Linked.CREATED
-    assert link_new_file(str(tmp_path), str(target), b"second") is Linked.TAKEN
-    assert target.read_bytes() == b"first"
-    assert sorted(os.listdir(tmp_path)) == ["record"]  # nothing else left behind
-    with pytest.raises(FileNotFoundError):
-        link_new_file(str(tmp_path / "missing"), str(tmp_path / "missing/x"), b"")
+@pytest.mark.parametrize("removal", ["clear_expired", "sweep_expired"])
+def test_a_file_being_written_is_left_for_a_minute(
+    store: FileStore, removal: str
+) -> None:
+    """An empty or partial file may be a new record whose one write has not
+    ended: cleanup waits until it is a minute old, as for temporary files."""
+    key = store.generate_key()
+    store.create(key, b"new", later())
+    path = record_path(store, key)
+    path.write_bytes(path.read_bytes()[:7])  # as if its write had not ended
+
+    def clean() -> int:
+        if removal == "clear_expired":
+            return store.clear_expired()
+        return sum(store.sweep_expired(1000) for _ in range(300))
+
+    assert store.load(key) is None
+    assert clean() == 0 and path.exists()
+    past = time.time() - 61
+    os.utime(path, (past, past))
+    assert clean() == 1 and not path.exists()
+
+
+def test_a_new_file_removed_while_written_fails_the_create(
+    store: FileStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sweep that took a file stuck for a minute before its write for a
+    damaged one: the create raises rather than passing for saved."""
+    write_whole = _filerecord.write_whole
+
+    def stalled_then_swept(fd: int, data: bytes) -> None:
+        os.unlink(record_path(store, key))  # what the sweep did meanwhile
+        write_whole(fd, data)
+
+    monkeypatch.setattr(_filerecord, "write_whole", stalled_then_swept)
+    key = store.generate_key()
+    with pytest.raises(StoreUnavailable, match="new session file removed"):
+        store.create(key, b"new", later())
+    monkeypatch.undo()
+    assert store.load(key) is None

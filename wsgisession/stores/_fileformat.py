@@ -8,7 +8,8 @@ place (:mod:`._filerecord`), so a read may overlap a write and return a mix
 of the two; the checksum tells such a read from a record, and
 :func:`read_record` reads it again. Bytes after the payload are ignored: a
 record rewritten shorter keeps the old one's tail until the file is
-truncated, which is a second system call.
+truncated, which is a second system call. Readers that hold the shard's
+lock never see a rewrite in progress, and read once.
 
 Files of the earlier format ``wss1`` (the same header without the
 checksum, never rewritten in place) still read.
@@ -26,9 +27,10 @@ _MAGIC_V1 = b"wss1"
 _CHECKSUM_DIGITS = 8
 _HEADER_MAX = 72  # bytes; the longest header is about 54
 _READ_SIZE = 65536  # bytes per read: a typical record in one call
-#: Seconds to wait before each new read of a record that does not check out:
-#: a read that overlapped a rewrite checks out on the next one.
-_REREAD_PAUSES = (0.0, 0.001, 0.01, 0.05)
+#: Seconds to wait before each new read of a record that does not check out
+#: and changed lately: a read that overlapped a rewrite checks out on the next.
+_REREAD_PAUSES = (0.0, 0.001, 0.01)
+_WRITE_WINDOW = 2.0  # seconds: a file changed since may be being rewritten
 
 
 def encode(payload: bytes, expires_at: float) -> bytes:
@@ -68,25 +70,30 @@ def decode(data: bytes) -> tuple[bytes, float] | None:
     return payload, expires_at
 
 
-def read_record(fd: int) -> tuple[tuple[bytes, float] | None, int]:
-    """The record of an open file (None if it never checks out) and the
-    file's length as last read.
+def is_current(data: bytes) -> bool:
+    """Whether a record file's bytes begin as this format's do: only such a
+    file may be rewritten in place (format 1 has no checksum)."""
+    return data[:5] == _MAGIC + b" "
+
+
+def read_record(fd: int) -> tuple[bytes, float] | None:
+    """The record of an open file; None if it does not check out.
 
     A read that does not decode is done again after each of a few short
-    pauses, since it may have overlapped a rewrite in place; a damaged
-    record costs those pauses each time it is read.
+    pauses if the file changed within the last two seconds: it may have
+    overlapped a rewrite in place, which changes the file's time before
+    its bytes. An older file is damaged, and reads as None at once.
     """
     data = read_whole(fd)
     record = decode(data)
-    if record is None:
+    if record is None and os.fstat(fd).st_mtime > time.time() - _WRITE_WINDOW:
         for pause in _REREAD_PAUSES:
             time.sleep(pause)
             os.lseek(fd, 0, os.SEEK_SET)
-            data = read_whole(fd)
-            record = decode(data)
+            record = decode(read_whole(fd))
             if record is not None:
                 break
-    return record, len(data)
+    return record
 
 
 def read_whole(fd: int) -> bytes:

@@ -21,10 +21,10 @@ import math
 import os
 import stat
 import tempfile
+import time
 
 from ..errors import ConfigError
-from ._fileformat import read_record, write_whole
-from ._filelink import Linked, link_new_file
+from ._fileformat import decode, is_current, read_record, read_whole, write_whole
 from ._filesweep import is_shard_name
 from ._flock import make_private_dirs
 from ._lockfile import open_new_file
@@ -40,7 +40,10 @@ __all__ = [
 ]
 
 _TEMP_PREFIX = ".tmp-"
-_TEMP_MAX_AGE = 60.0  # seconds before a sweep treats a temp file as orphaned
+#: Seconds after its last change before a sweep treats a temporary file as
+#: orphaned, or a file that holds no record as damaged: until then it may
+#: still be being written.
+_TEMP_MAX_AGE = 60.0
 _O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # never open a planted symlink
 _O_READ = os.O_RDONLY | _O_NOFOLLOW | _O_BINARY
@@ -49,6 +52,9 @@ _O_READ_WRITE = os.O_RDWR | _O_NOFOLLOW | _O_BINARY
 #: writes whole or, in a process killed meanwhile, not at all.
 _REWRITE_MAX = 4096
 _CAN_REWRITE = hasattr(os, "pwrite")
+# What opening a record to write raises when only reading it is allowed (a
+# file restored read-only, a read-only mount): such a record is replaced.
+_NOT_WRITABLE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
 
 
 def is_temp_name(name: str) -> bool:
@@ -170,40 +176,96 @@ class RecordFiles:
 
     def read(self, path: str) -> tuple[bytes, float] | None:
         """The payload and expiry of the record file at ``path`` (from
-        :meth:`path`), expired or not; None if it is malformed.
+        :meth:`path`), expired or not; None if it is malformed. Read with
+        no lock: see :func:`._fileformat.read_record`.
 
         Raises ``FileNotFoundError`` if there is no such file, ``OSError``
         with ``errno.ELOOP`` if a symlink is in its place.
         """
         fd = os.open(path, _O_READ)
         try:
-            return read_record(fd)[0]
+            return read_record(fd)
         finally:
             os.close(fd)
 
     def hold(self, path: str) -> HeldRecord:
         """Open the record file at ``path`` to read and then rewrite it, under
-        its shard's lock. Raises as :meth:`read` does."""
-        fd = os.open(path, _O_READ_WRITE)
+        its shard's lock (no writer runs, so one read). Raises as
+        :meth:`read` does. A file this process may not write is read only,
+        and :meth:`HeldRecord.rewrite` declines it."""
         try:
-            record, size = read_record(fd)
+            fd = os.open(path, _O_READ_WRITE)
+        except OSError as exc:
+            if exc.errno not in _NOT_WRITABLE:
+                raise
+            fd = os.open(path, _O_READ)
+            writable = False
+        else:
+            writable = _CAN_REWRITE
+        try:
+            data = read_whole(fd)
+            record = decode(data)
+            if writable and record is not None and is_current(data):
+                info = os.fstat(fd)  # one name only: a hard link would change too
+                writable = stat.S_ISREG(info.st_mode) and info.st_nlink == 1
+            else:
+                writable = False
         except BaseException:
             os.close(fd)
             raise
-        return HeldRecord(fd, record, size)
+        return HeldRecord(fd, record, len(data), writable)
 
     def expiry(self, name: str) -> float | None:
-        """The record's ``expires_at``; -inf if unreadable (a record that can
-        never load), None if gone."""
+        """The record's ``expires_at``; None if gone, -inf if unreadable (a
+        record that can never load) and inf if unreadable but changed within
+        the last minute: a new record may still be being written (see
+        :meth:`create`), and a read that overlapped a rewrite in place lands
+        here too, the rewrite having changed the file's time first."""
         try:
-            record = self.read(self.path(name))
+            fd = os.open(self.path(name), _O_READ)
         except FileNotFoundError:
             return None
         except OSError as exc:
             if exc.errno == errno.ELOOP:  # a symlink: never a record
                 return -math.inf
             raise
-        return -math.inf if record is None else record[1]
+        try:
+            record = decode(read_whole(fd))
+            if record is not None:
+                return record[1]
+            young = os.fstat(fd).st_mtime > time.time() - _TEMP_MAX_AGE
+        finally:
+            os.close(fd)
+        return math.inf if young else -math.inf
+
+    def create(self, name: str, data: bytes) -> bool:
+        """Write ``data`` as the new record ``name``; False if the name is taken.
+
+        The file is made with ``O_EXCL``, so it never replaces another, and
+        written with no lock: until its one write ends it is empty or
+        partial. Only its creator knows the session's id then, and sweeps
+        leave such a file alone for a minute (:meth:`expiry`). A file a
+        sweep removed meanwhile raises ``OSError`` rather than passing for
+        a saved record.
+        """
+        path = self.path(name)
+        try:
+            fd = self._create_new(path, name)
+        except FileExistsError:
+            return False
+        try:
+            write_whole(fd, data)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            raise
+        else:
+            removed = os.fstat(fd).st_nlink == 0
+        finally:
+            os.close(fd)
+        if removed:
+            raise FileNotFoundError(errno.ENOENT, "new session file removed", path)
+        return True
 
     def replace(self, name: str, data: bytes) -> None:
         """Replace the record atomically: write a temporary file, then rename it.
@@ -226,15 +288,6 @@ class RecordFiles:
                 os.unlink(temp)
             raise
 
-    def link(self, name: str, data: bytes) -> Linked:
-        """Link ``data`` as the new record ``name`` (see :mod:`._filelink`)."""
-        directory = self._prefix + name[:2]
-        try:
-            return link_new_file(directory, self.path(name), data)
-        except FileNotFoundError:  # the first record of this shard
-            make_private_dirs(self.root, directory)
-            return link_new_file(directory, self.path(name), data)
-
     def unlink(self, name: str) -> bool:
         """Remove the record's file; whether there was one."""
         try:
@@ -251,6 +304,13 @@ class RecordFiles:
             with contextlib.suppress(FileNotFoundError):
                 if os.lstat(path).st_mtime < moment - _TEMP_MAX_AGE:
                     os.unlink(path)
+
+    def _create_new(self, path: str, name: str) -> int:
+        try:
+            return open_new_file(path)
+        except FileNotFoundError:  # the first record of this shard
+            make_private_dirs(self.root, self._prefix + name[:2])
+        return open_new_file(path)
 
     def _create_temp(self, temp: str, directory: str) -> int:
         try:
@@ -270,16 +330,21 @@ class HeldRecord:
     over it costs the file system about ten times as much (on ext4 the
     rename also starts writing the new file out). Readers, which take no
     lock, may see the write half done; the record's checksum tells them to
-    read again (:func:`._fileformat.read_record`).
+    read again (:func:`._fileformat.read_record`). Only a file of the
+    current format, which has the checksum, with one name, is rewritten.
     """
 
-    __slots__ = ("fd", "record", "size")
+    __slots__ = ("fd", "record", "size", "writable")
 
-    def __init__(self, fd: int, record: tuple[bytes, float] | None, size: int) -> None:
+    def __init__(
+        self, fd: int, record: tuple[bytes, float] | None, size: int, writable: bool
+    ) -> None:
         self.fd = fd
         #: ``(payload, expires_at)``, or None if the file does not hold a record.
         self.record = record
         self.size = size
+        #: Whether :meth:`rewrite` may write this file in place.
+        self.writable = writable
 
     def rewrite(self, data: bytes) -> bool:
         """Write ``data`` over the record in place if one write can; whether it did.
@@ -287,7 +352,7 @@ class HeldRecord:
         A short write (a full disk) leaves a record that fails its checksum:
         it raises ``OSError``, and the record loads as absent.
         """
-        if len(data) > _REWRITE_MAX or not _CAN_REWRITE:
+        if not self.writable or len(data) > _REWRITE_MAX:
             return False
         if os.pwrite(self.fd, data, 0) != len(data):
             raise OSError(errno.ENOSPC, "session file written in part")
@@ -296,7 +361,10 @@ class HeldRecord:
         return True
 
     def close(self) -> None:
-        os.close(self.fd)
+        """Close the file (again: nothing)."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
     def __repr__(self) -> str:
-        return f"<HeldRecord fd={self.fd} size={self.size}>"
+        return f"<HeldRecord fd={self.fd} size={self.size} writable={self.writable}>"

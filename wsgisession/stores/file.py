@@ -7,10 +7,9 @@ Readers take no lock: a writer rewrites a small record in one write, and
 its checksum tells a reader that overlapped it to read again; a larger
 record is replaced atomically. Writers serialise
 on a fixed pool of at most 256 lock files, one per shard, each held for
-one short operation. A new record needs no lock where the system can link
-an anonymous file to a free name (:mod:`._filelink`): it appears whole or
-not at all, and never over another; elsewhere it is checked and renamed
-into place under the lock.
+one short operation. A new record needs no lock: its file is made with
+``O_EXCL`` (never over another) and written at once; only if the name is
+taken is an expired record there replaced under the lock.
 
 The opt-in request lock (``lock = true``) is a lock file per session key
 that carries its own expiry (:mod:`._lockfile`): no two sessions share a
@@ -38,7 +37,6 @@ from typing import TYPE_CHECKING
 from .. import _coerce as c
 from ..errors import ConfigError, StoreUnavailable
 from ._fileformat import encode
-from ._filelink import Linked, linking_available
 from ._filerecord import (
     HeldRecord,
     PrivateDirectory,
@@ -71,9 +69,10 @@ class FileStore(Store):
 
     The directory is created with mode 0700 and every file with mode 0600.
     A record of at most one page is rewritten in place with one write;
-    larger ones go to a temporary file that is then renamed over the record
-    (a new record: an anonymous file linked to its name), so a crashed
-    process never leaves a half-written record. There is no fsync, so a
+    larger ones go to a temporary file that is then renamed over the record,
+    so a crashed process never leaves a half-written record (only, for a
+    new session whose id it never gave out, a file that sweeps remove a
+    minute later). There is no fsync, so a
     power loss may still lose or damage recent writes (a damaged record
     fails its checksum and loads as absent). Several processes may share a
     directory.
@@ -112,7 +111,6 @@ class FileStore(Store):
         self._walk = ShardWalk(self.path)
         self._users = UserIndexes(self.path, locks)
         self._records = RecordFiles(self.path)
-        self._link_new = linking_available()
 
     # -- the store protocol -------------------------------------------------
 
@@ -122,15 +120,18 @@ class FileStore(Store):
         return None if record is None else Record(record[0], record[1])
 
     def create(self, session_key: str, payload: bytes, expires_at: float) -> str | None:
-        """Link a whole new file to the name (see :mod:`._filelink`); where that
-        cannot be done, or the name is taken, check and write under the lock."""
+        """Make the record's file, which must not exist, with no lock (see
+        :meth:`._filerecord.RecordFiles.create`); if the name is taken, check
+        and replace an expired record under the lock."""
         name = storage_key(session_key)
         self._check_directory()
-        if self._link_new and self._linked(name, encode(payload, expires_at)):
-            return session_key
+        try:
+            if self._records.create(name, encode(payload, expires_at)):
+                return session_key
+        except OSError as exc:
+            raise self._unavailable("create a session", exc) from exc
         with self._locked(name[:2]):
-            # A fresh key's file does not exist: ask without raising first.
-            if os.access(self._records.path(name), os.F_OK) and self._read_live(name):
+            if self._read_live(name):
                 return None
             self._write(name, payload, expires_at)
         return session_key
@@ -232,8 +233,9 @@ class FileStore(Store):
     def clear_expired(self, progress: Progress | None = None) -> int:
         """Remove expired records, orphaned temporary files and stale lock files.
 
-        Records whose header cannot be read count as expired: they can never
-        load. Temporary files left by a crashed writer go after 60 seconds.
+        Files that hold no record count as expired (they can never load)
+        once a minute old: a younger one may be a new record still being
+        written. Temporary files left by a crashed writer go after a minute too.
         """
         self._check_directory()
         with self._translate("list"):
@@ -360,22 +362,13 @@ class FileStore(Store):
         temporary file renamed over it)."""
         data = encode(payload, expires_at)
         try:  # not self._translate(): this runs for every save
-            if held is None or not held.rewrite(data):
-                self._records.replace(name, data)
+            if held is not None:
+                if held.rewrite(data):
+                    return
+                held.close()  # Windows renames nothing over an open file
+            self._records.replace(name, data)
         except OSError as exc:
             raise self._unavailable("write", exc) from exc
-
-    def _linked(self, name: str, data: bytes) -> bool:
-        """Whether ``data`` was linked as the new record ``name``; False if the
-        name is taken or linking is not available (then take the slow way)."""
-        try:
-            linked = self._records.link(name, data)
-        except OSError as exc:
-            raise self._unavailable("create a session", exc) from exc
-        if linked is Linked.UNSUPPORTED:
-            logger.info("%r: cannot link new files here; creating them by rename", self)
-            self._link_new = False
-        return linked is Linked.CREATED
 
     def _unlink(self, name: str) -> bool:
         with self._translate("delete"):
