@@ -4,6 +4,7 @@ lock, never take a read that overlapped the write for a record."""
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing
 import os
 import subprocess
@@ -270,3 +271,37 @@ def test_readers_never_see_a_rewrite_half_done(tmp_path: Path) -> None:
     assert writer.exitcode == 0
     assert record_path(store, key).stat().st_ino == inode  # rewritten in place
     assert loads > 1000
+
+
+def test_a_record_read_torn_stays_in_its_users_index(store: FileStore) -> None:
+    """A file that does not read whole just now (a rewrite in progress)
+    is listed as no session, revocable, and keeps its place in the index;
+    only one damaged for a minute is dropped."""
+    key = store.generate_key()
+    store.create_user_session("alice", key, b"first", later())
+    path = record_path(store, key)
+    whole = path.read_bytes()
+    path.write_bytes(whole[:20])  # as a reader may see it mid-rewrite
+    name = storage_key(key)
+    assert store.user_session_records("alice") == {name: (b"", math.inf, None)}
+    store.create_user_session("alice", store.generate_key(), b"second", later())
+    path.write_bytes(whole)  # the rewrite ended
+    assert store.user_session_records("alice")[name].payload == b"first"
+    path.write_bytes(whole[:20])
+    past = time.time() - 61
+    os.utime(path, (past, past))
+    assert name not in store.user_session_records("alice")
+
+
+def test_create_over_a_taken_name_reads_it_once(
+    store: FileStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under the shard's lock no rewrite runs: no pauses to read again."""
+    key = store.generate_key()
+    store.create(key, b"old", later())
+    record_path(store, key).write_bytes(b"damaged just now")
+    calls = count_reads(monkeypatch)
+    assert store.create(key, b"new", later()) == key
+    assert calls == [1]
+    monkeypatch.undo()
+    assert payload_of(store, key) == b"new"

@@ -22,6 +22,8 @@ import os
 import time
 import zlib
 
+from .. import clock
+
 _MAGIC = b"wss2"
 _MAGIC_V1 = b"wss1"
 _CHECKSUM_DIGITS = 8
@@ -76,17 +78,23 @@ def is_current(data: bytes) -> bool:
     return data[:5] == _MAGIC + b" "
 
 
-def read_record(fd: int) -> tuple[bytes, float] | None:
+def read_record(fd: int, *, reread: bool = True) -> tuple[bytes, float] | None:
     """The record of an open file; None if it does not check out.
 
     A read that does not decode is done again after each of a few short
     pauses if the file changed within the last two seconds: it may have
     overlapped a rewrite in place, which changes the file's time before
-    its bytes. An older file is damaged, and reads as None at once.
+    its bytes. An older file is damaged, and reads as None at once. A
+    reader holding the shard's lock, where no rewrite runs, passes
+    ``reread=False``.
     """
     data = read_whole(fd)
     record = decode(data)
-    if record is None and os.fstat(fd).st_mtime > time.time() - _WRITE_WINDOW:
+    if (
+        record is None
+        and reread
+        and os.fstat(fd).st_mtime > clock.now() - _WRITE_WINDOW
+    ):
         for pause in _REREAD_PAUSES:
             time.sleep(pause)
             os.lseek(fd, 0, os.SEEK_SET)

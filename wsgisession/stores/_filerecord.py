@@ -1,5 +1,5 @@
 """The file store on disk: its private directory, where each record file
-lives, and how one is read, replaced, linked new or removed.
+lives, and how one is read, rewritten, replaced, created or removed.
 
 The directory is trusted only if this process's user owns it, neither
 group nor others can write to it and it is no symlink
@@ -21,8 +21,8 @@ import math
 import os
 import stat
 import tempfile
-import time
 
+from .. import clock
 from ..errors import ConfigError
 from ._fileformat import decode, is_current, read_record, read_whole, write_whole
 from ._filesweep import is_shard_name
@@ -188,6 +188,36 @@ class RecordFiles:
         finally:
             os.close(fd)
 
+    def examine(
+        self, name: str, *, locked: bool = False
+    ) -> tuple[bytes | None, float] | None:
+        """``(payload, expires_at)`` of the record ``name``, expired or not;
+        None if gone.
+
+        A file that holds no record gives ``(None, -inf)`` (it can never
+        load), or ``(None, inf)`` while it changed within the last minute:
+        a new record may still be being written (see :meth:`create`), and a
+        read that overlapped a rewrite in place and stayed torn lands here
+        too, the rewrite having changed the file's time first. ``locked``:
+        the caller holds the shard's lock, so no rewrite runs (one read).
+        """
+        try:
+            fd = os.open(self.path(name), _O_READ)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:  # a symlink: never a record
+                return None, -math.inf
+            raise
+        try:
+            record = read_record(fd, reread=not locked)
+            if record is not None:
+                return record
+            young = os.fstat(fd).st_mtime > clock.now() - _TEMP_MAX_AGE
+        finally:
+            os.close(fd)
+        return None, math.inf if young else -math.inf
+
     def hold(self, path: str) -> HeldRecord:
         """Open the record file at ``path`` to read and then rewrite it, under
         its shard's lock (no writer runs, so one read). Raises as
@@ -203,7 +233,7 @@ class RecordFiles:
         else:
             writable = _CAN_REWRITE
         try:
-            data = read_whole(fd)
+            data = read_whole(fd)  # once: no writer runs
             record = decode(data)
             if writable and record is not None and is_current(data):
                 info = os.fstat(fd)  # one name only: a hard link would change too
@@ -215,36 +245,14 @@ class RecordFiles:
             raise
         return HeldRecord(fd, record, len(data), writable)
 
-    def expiry(self, name: str) -> float | None:
-        """The record's ``expires_at``; None if gone, -inf if unreadable (a
-        record that can never load) and inf if unreadable but changed within
-        the last minute: a new record may still be being written (see
-        :meth:`create`), and a read that overlapped a rewrite in place lands
-        here too, the rewrite having changed the file's time first."""
-        try:
-            fd = os.open(self.path(name), _O_READ)
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:  # a symlink: never a record
-                return -math.inf
-            raise
-        try:
-            record = decode(read_whole(fd))
-            if record is not None:
-                return record[1]
-            young = os.fstat(fd).st_mtime > time.time() - _TEMP_MAX_AGE
-        finally:
-            os.close(fd)
-        return math.inf if young else -math.inf
-
     def create(self, name: str, data: bytes) -> bool:
         """Write ``data`` as the new record ``name``; False if the name is taken.
 
         The file is made with ``O_EXCL``, so it never replaces another, and
         written with no lock: until its one write ends it is empty or
-        partial. Only its creator knows the session's id then, and sweeps
-        leave such a file alone for a minute (:meth:`expiry`). A file a
+        partial. Only its creator knows the session's id then (or, with
+        ``reserve_key()``, the response it sent early), and sweeps leave
+        such a file alone for a minute (:meth:`examine`). A file a
         sweep removed meanwhile raises ``OSError`` rather than passing for
         a saved record.
         """

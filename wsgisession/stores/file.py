@@ -131,9 +131,14 @@ class FileStore(Store):
         except OSError as exc:
             raise self._unavailable("create a session", exc) from exc
         with self._locked(name[:2]):
-            if self._read_live(name):
-                return None
-            self._write(name, payload, expires_at)
+            held = self._hold(name)
+            try:
+                if held is not None and self._live(held.record, name):
+                    return None
+                self._write(name, payload, expires_at, held)
+            finally:
+                if held is not None:
+                    held.close()
         return session_key
 
     def update(self, session_key: str, merge: Merge, loaded: Record | None) -> str:
@@ -151,6 +156,8 @@ class FileStore(Store):
                 current = None if held is None else self._live(held.record, name)
                 payload, expires_at = merge(None if current is None else current[0])
                 if expires_at <= now():
+                    if held is not None:
+                        held.close()  # Windows removes no file held open
                     self._unlink(name)
                 else:
                     self._write(name, payload, expires_at, held)
@@ -195,12 +202,15 @@ class FileStore(Store):
             self._translate("list a user's sessions"),
             self._users.holding(user_id, self.lock_timeout) as index,
         ):
+            moment = now()
             for name in sorted(index.names):
-                record = self._read_live(name)
-                if record is None:
+                found = self._records.examine(name)
+                if found is None or found[1] <= moment:  # gone, expired, damaged
                     index.names.discard(name)
+                elif found[0] is None:  # does not read whole just now: none to
+                    records[name] = Record(b"", found[1])  # list, one to revoke
                 else:
-                    records[name] = Record(*record)
+                    records[name] = Record(found[0], found[1])
             index.write()
         return records
 
@@ -209,12 +219,14 @@ class FileStore(Store):
             return False
         self._check_directory()
         with self._locked(record_name[:2]):
-            expires_at = self._expiry(record_name)
+            expires_at = self._expiry(record_name, locked=True)
             removed = self._unlink(record_name)
         return removed and expires_at is not None and expires_at > now()
 
     def _prune(self, names: set[str]) -> None:
-        """Drop the record names whose record is gone or expired."""
+        """Drop the record names whose record is gone, expired or damaged for
+        a minute (a file that does not read whole just now may be being
+        rewritten: see :meth:`._filerecord.RecordFiles.examine`)."""
         moment = now()
         for name in list(names):
             expires_at = self._expiry(name)
@@ -374,15 +386,18 @@ class FileStore(Store):
         with self._translate("delete"):
             return self._records.unlink(name)
 
-    def _expiry(self, name: str) -> float | None:
-        """The header's ``expires_at``; -inf if unreadable, None if gone."""
+    def _expiry(self, name: str, *, locked: bool = False) -> float | None:
+        """The header's ``expires_at``; None if gone, -inf if unreadable, inf if
+        unreadable but changed within the last minute (see
+        :meth:`._filerecord.RecordFiles.examine`)."""
         try:
-            return self._records.expiry(name)
+            found = self._records.examine(name, locked=locked)
         except OSError as exc:
             raise self._unavailable("read", exc) from exc
+        return None if found is None else found[1]
 
-    def _expired(self, name: str, moment: float) -> bool:
-        expires_at = self._expiry(name)
+    def _expired(self, name: str, moment: float, *, locked: bool = False) -> bool:
+        expires_at = self._expiry(name, locked=locked)
         return expires_at is not None and expires_at <= moment
 
     def _remove_expired(self, shard: str, names: list[str]) -> int:
@@ -397,7 +412,7 @@ class FileStore(Store):
         with self._locked(shard):  # no writer of this shard runs meanwhile
             self._records.remove_orphans(shard, temp_names, moment)
             for name in candidates:  # re-check: a writer may have renewed it
-                if self._expired(name, now()):
+                if self._expired(name, now(), locked=True):
                     removed += self._unlink(name)
         return removed
 
