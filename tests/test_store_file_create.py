@@ -3,6 +3,7 @@ record; a file still being written is left alone by sweeps for a minute."""
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import time
@@ -103,3 +104,17 @@ def test_a_new_file_removed_while_written_fails_the_create(
         store.create(key, b"new", later())
     monkeypatch.undo()
     assert store.load(key) is None
+
+
+def test_a_new_file_whose_write_fails_is_removed(
+    store: FileStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def disk_full(fd: int, data: bytes) -> None:
+        os.write(fd, data[:10])
+        raise OSError(errno.ENOSPC, "no space left")
+
+    monkeypatch.setattr(_filerecord, "write_whole", disk_full)
+    key = store.generate_key()
+    with pytest.raises(StoreUnavailable, match="no space left"):
+        store.create(key, b"new", later())
+    assert not record_path(store, key).exists()

@@ -174,41 +174,22 @@ class RecordFiles:
         """The file of the record ``name``."""
         return f"{self._prefix}{name[:2]}{os.sep}{name}"  # os.path.join, faster
 
-    def read(self, path: str) -> tuple[bytes, float] | None:
-        """The payload and expiry of the record file at ``path`` (from
-        :meth:`path`), expired or not; None if it is malformed. Read with
-        no lock: see :func:`._fileformat.read_record`.
+    def read(self, path: str, *, locked: bool = False) -> tuple[bytes | None, float]:
+        """``(payload, expires_at)`` of the record file at ``path`` (from
+        :meth:`path`), expired or not.
+
+        A file that holds no record gives ``(None, -inf)`` (it can never
+        load), or ``(None, inf)`` while it changed within the last minute:
+        a new record may still be being written (see :meth:`create`), and,
+        unless ``locked`` (the caller holds the shard's lock, so no rewrite
+        runs: one read), a read that overlapped a rewrite in place and
+        stayed torn through the re-reads of :func:`._fileformat.read_record`
+        lands here too, the rewrite having changed the file's time first.
 
         Raises ``FileNotFoundError`` if there is no such file, ``OSError``
         with ``errno.ELOOP`` if a symlink is in its place.
         """
         fd = os.open(path, _O_READ)
-        try:
-            return read_record(fd)
-        finally:
-            os.close(fd)
-
-    def examine(
-        self, name: str, *, locked: bool = False
-    ) -> tuple[bytes | None, float] | None:
-        """``(payload, expires_at)`` of the record ``name``, expired or not;
-        None if gone.
-
-        A file that holds no record gives ``(None, -inf)`` (it can never
-        load), or ``(None, inf)`` while it changed within the last minute:
-        a new record may still be being written (see :meth:`create`), and a
-        read that overlapped a rewrite in place and stayed torn lands here
-        too, the rewrite having changed the file's time first. ``locked``:
-        the caller holds the shard's lock, so no rewrite runs (one read).
-        """
-        try:
-            fd = os.open(self.path(name), _O_READ)
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:  # a symlink: never a record
-                return None, -math.inf
-            raise
         try:
             record = read_record(fd, reread=not locked)
             if record is not None:
@@ -217,6 +198,20 @@ class RecordFiles:
         finally:
             os.close(fd)
         return None, math.inf if young else -math.inf
+
+    def examine(
+        self, name: str, *, locked: bool = False
+    ) -> tuple[bytes | None, float] | None:
+        """:meth:`read` of the record ``name``; None if gone, ``(None, -inf)``
+        for a symlink in its place."""
+        try:
+            return self.read(self.path(name), locked=locked)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:  # a symlink: never a record
+                return None, -math.inf
+            raise
 
     def hold(self, path: str) -> HeldRecord:
         """Open the record file at ``path`` to read and then rewrite it, under
@@ -364,15 +359,16 @@ class HeldRecord:
             return False
         if os.pwrite(self.fd, data, 0) != len(data):
             raise OSError(errno.ENOSPC, "session file written in part")
-        if len(data) < self.size:
-            os.ftruncate(self.fd, len(data))
+        if len(data) < self.size:  # the record is saved: the tail is ignored
+            with contextlib.suppress(OSError):
+                os.ftruncate(self.fd, len(data))
         return True
 
     def close(self) -> None:
         """Close the file (again: nothing)."""
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        fd, self.fd = self.fd, -1
+        if fd >= 0:  # closed even if close() fails: never twice
+            os.close(fd)
 
     def __repr__(self) -> str:
         return f"<HeldRecord fd={self.fd} size={self.size} writable={self.writable}>"

@@ -137,8 +137,7 @@ class FileStore(Store):
                     return None
                 self._write(name, payload, expires_at, held)
             finally:
-                if held is not None:
-                    held.close()
+                self._release(held)
         return session_key
 
     def update(self, session_key: str, merge: Merge, loaded: Record | None) -> str:
@@ -156,14 +155,12 @@ class FileStore(Store):
                 current = None if held is None else self._live(held.record, name)
                 payload, expires_at = merge(None if current is None else current[0])
                 if expires_at <= now():
-                    if held is not None:
-                        held.close()  # Windows removes no file held open
+                    self._release(held)  # Windows removes no file held open
                     self._unlink(name)
                 else:
                     self._write(name, payload, expires_at, held)
             finally:
-                if held is not None:
-                    held.close()
+                self._release(held)
         finally:
             release()
         return session_key
@@ -202,15 +199,12 @@ class FileStore(Store):
             self._translate("list a user's sessions"),
             self._users.holding(user_id, self.lock_timeout) as index,
         ):
-            moment = now()
             for name in sorted(index.names):
-                found = self._records.examine(name)
-                if found is None or found[1] <= moment:  # gone, expired, damaged
+                record = self._read_live(name)  # a rewrite in progress waits
+                if record is None:
                     index.names.discard(name)
-                elif found[0] is None:  # does not read whole just now: none to
-                    records[name] = Record(b"", found[1])  # list, one to revoke
                 else:
-                    records[name] = Record(found[0], found[1])
+                    records[name] = Record(*record)
             index.write()
         return records
 
@@ -271,8 +265,8 @@ class FileStore(Store):
 
         Each sweep goes on where this process's previous one stopped (an
         open directory iterator over one shard, then the next shard), so
-        successive sweeps cover the whole store while each costs at most
-        ``limit`` header reads. After a round of all shards, stale request
+        successive sweeps cover the whole store while each reads at most
+        ``limit`` files. After a round of all shards, stale request
         lock files go too (at most ``limit``). A sweep already running in
         another thread makes this one return 0 at once.
         """
@@ -322,13 +316,25 @@ class FileStore(Store):
     # -- files (see :mod:`._filerecord`) -------------------------------------
 
     def _read_live(self, name: str) -> tuple[bytes, float] | None:
-        """The record's payload and expiry if it is live; None otherwise."""
+        """The record's payload and expiry if it is live; None otherwise.
+
+        A file that does not read whole and changed lately may be in the
+        middle of a rewrite whose writer was held up: its writer holds the
+        shard's lock, so it is read once more when the lock is free.
+        """
+        path = self._records.path(name)
         try:
-            record = self._records.read(self._records.path(name))
+            payload, expires_at = self._records.read(path)
+            if payload is None and expires_at > 0:
+                with self._locked(name[:2]):
+                    payload, expires_at = self._records.read(path, locked=True)
         except OSError as exc:
             self._check_missing(name, exc)
             return None
-        return self._live(record, name)
+        if payload is None:
+            logger.warning("%r: ignoring unreadable session file %s", self, path)
+            return None
+        return (payload, expires_at) if expires_at > now() else None
 
     def _hold(self, name: str) -> HeldRecord | None:
         """The record's file, open to be read and rewritten; None if there is none."""
@@ -375,12 +381,22 @@ class FileStore(Store):
         data = encode(payload, expires_at)
         try:  # not self._translate(): this runs for every save
             if held is not None:
-                if held.rewrite(data):
+                rewritten = held.rewrite(data)
+                held.close()  # before a rename too: Windows refuses an open file
+                if rewritten:
                     return
-                held.close()  # Windows renames nothing over an open file
             self._records.replace(name, data)
         except OSError as exc:
             raise self._unavailable("write", exc) from exc
+
+    def _release(self, held: HeldRecord | None) -> None:
+        """Close a held record file. Closing is where a network file system
+        may report a failed write: StoreUnavailable."""
+        if held is not None:
+            try:
+                held.close()
+            except OSError as exc:
+                raise self._unavailable("write", exc) from exc
 
     def _unlink(self, name: str) -> bool:
         with self._translate("delete"):
