@@ -5,11 +5,10 @@ The header is ``wss2 <expires_at> <payload length> <checksum>\\n``:
 the checksum is the CRC-32, in 8 hex digits, of the header before it and of
 the payload. Readers take no lock while a small record is rewritten in
 place (:mod:`._filerecord`), so a read may overlap a write and return a mix
-of the two; the checksum tells such a read from a record, and
-:func:`read_record` reads it again. Bytes after the payload are ignored: a
-record rewritten shorter keeps the old one's tail until the file is
-truncated, which is a second system call. Readers that hold the shard's
-lock never see a rewrite in progress, and read once.
+of the two; the checksum tells such a read from a record (the file store
+then reads it again under the shard's lock, which the writer holds). Bytes
+after the payload are ignored: a record rewritten shorter keeps the old
+one's tail until the file is truncated, which is a second system call.
 
 Files of the earlier format ``wss1`` (the same header without the
 checksum, never rewritten in place) still read.
@@ -19,20 +18,13 @@ from __future__ import annotations
 
 import math
 import os
-import time
 import zlib
-
-from .. import clock
 
 _MAGIC = b"wss2"
 _MAGIC_V1 = b"wss1"
 _CHECKSUM_DIGITS = 8
 _HEADER_MAX = 72  # bytes; the longest header is about 54
 _READ_SIZE = 65536  # bytes per read: a typical record in one call
-#: Seconds to wait before each new read of a record that does not check out
-#: and changed lately: a read that overlapped a rewrite checks out on the next.
-_REREAD_PAUSES = (0.0, 0.001, 0.01)
-_WRITE_WINDOW = 2.0  # seconds: a file changed since may be being rewritten
 
 
 def encode(payload: bytes, expires_at: float) -> bytes:
@@ -78,30 +70,9 @@ def is_current(data: bytes) -> bool:
     return data[:5] == _MAGIC + b" "
 
 
-def read_record(fd: int, *, reread: bool = True) -> tuple[bytes, float] | None:
-    """The record of an open file; None if it does not check out.
-
-    A read that does not decode is done again after each of a few short
-    pauses if the file changed within the last two seconds: it may have
-    overlapped a rewrite in place, which changes the file's time before
-    its bytes. An older file is damaged, and reads as None at once. A
-    reader holding the shard's lock, where no rewrite runs, passes
-    ``reread=False``.
-    """
-    data = read_whole(fd)
-    record = decode(data)
-    if (
-        record is None
-        and reread
-        and os.fstat(fd).st_mtime > clock.now() - _WRITE_WINDOW
-    ):
-        for pause in _REREAD_PAUSES:
-            time.sleep(pause)
-            os.lseek(fd, 0, os.SEEK_SET)
-            record = decode(read_whole(fd))
-            if record is not None:
-                break
-    return record
+def read_record(fd: int) -> tuple[bytes, float] | None:
+    """The record of an open file; None if it does not check out."""
+    return decode(read_whole(fd))
 
 
 def read_whole(fd: int) -> bytes:

@@ -174,16 +174,14 @@ class RecordFiles:
         """The file of the record ``name``."""
         return f"{self._prefix}{name[:2]}{os.sep}{name}"  # os.path.join, faster
 
-    def read(self, path: str, *, locked: bool = False) -> tuple[bytes | None, float]:
+    def read(self, path: str) -> tuple[bytes | None, float]:
         """``(payload, expires_at)`` of the record file at ``path`` (from
         :meth:`path`), expired or not.
 
         A file that holds no record gives ``(None, -inf)`` (it can never
         load), or ``(None, inf)`` while it changed within the last minute:
-        a new record may still be being written (see :meth:`create`), and,
-        unless ``locked`` (the caller holds the shard's lock, so no rewrite
-        runs: one read), a read that overlapped a rewrite in place and
-        stayed torn through the re-reads of :func:`._fileformat.read_record`
+        a new record may still be being written (see :meth:`create`), and a
+        read without the shard's lock that overlapped a rewrite in place
         lands here too, the rewrite having changed the file's time first.
 
         Raises ``FileNotFoundError`` if there is no such file, ``OSError``
@@ -191,7 +189,7 @@ class RecordFiles:
         """
         fd = os.open(path, _O_READ)
         try:
-            record = read_record(fd, reread=not locked)
+            record = read_record(fd)
             if record is not None:
                 return record
             young = os.fstat(fd).st_mtime > clock.now() - _TEMP_MAX_AGE
@@ -199,13 +197,11 @@ class RecordFiles:
             os.close(fd)
         return None, math.inf if young else -math.inf
 
-    def examine(
-        self, name: str, *, locked: bool = False
-    ) -> tuple[bytes | None, float] | None:
+    def examine(self, name: str) -> tuple[bytes | None, float] | None:
         """:meth:`read` of the record ``name``; None if gone, ``(None, -inf)``
         for a symlink in its place."""
         try:
-            return self.read(self.path(name), locked=locked)
+            return self.read(self.path(name))
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -228,7 +224,7 @@ class RecordFiles:
         else:
             writable = _CAN_REWRITE
         try:
-            data = read_whole(fd)  # once: no writer runs
+            data = read_whole(fd)
             record = decode(data)
             if writable and record is not None and is_current(data):
                 info = os.fstat(fd)  # one name only: a hard link would change too
@@ -333,7 +329,7 @@ class HeldRecord:
     over it costs the file system about ten times as much (on ext4 the
     rename also starts writing the new file out). Readers, which take no
     lock, may see the write half done; the record's checksum tells them to
-    read again (:func:`._fileformat.read_record`). Only a file of the
+    read again under the lock. Only a file of the
     current format, which has the checksum, with one name, is rewritten.
     """
 

@@ -213,7 +213,7 @@ class FileStore(Store):
             return False
         self._check_directory()
         with self._locked(record_name[:2]):
-            expires_at = self._expiry(record_name, locked=True)
+            expires_at = self._expiry(record_name)
             removed = self._unlink(record_name)
         return removed and expires_at is not None and expires_at > now()
 
@@ -318,23 +318,20 @@ class FileStore(Store):
     def _read_live(self, name: str) -> tuple[bytes, float] | None:
         """The record's payload and expiry if it is live; None otherwise.
 
-        A file that does not read whole and changed lately may be in the
-        middle of a rewrite whose writer was held up: its writer holds the
-        shard's lock, so it is read once more when the lock is free.
+        A file that does not read whole may have been read in the middle of
+        a rewrite: its writer holds the shard's lock, so it is read once more
+        when the lock is free.
         """
         path = self._records.path(name)
         try:
             payload, expires_at = self._records.read(path)
-            if payload is None and expires_at > 0:
+            if payload is None:
                 with self._locked(name[:2]):
-                    payload, expires_at = self._records.read(path, locked=True)
+                    payload, expires_at = self._records.read(path)
         except OSError as exc:
             self._check_missing(name, exc)
             return None
-        if payload is None:
-            logger.warning("%r: ignoring unreadable session file %s", self, path)
-            return None
-        return (payload, expires_at) if expires_at > now() else None
+        return self._live(None if payload is None else (payload, expires_at), name)
 
     def _hold(self, name: str) -> HeldRecord | None:
         """The record's file, open to be read and rewritten; None if there is none."""
@@ -402,18 +399,18 @@ class FileStore(Store):
         with self._translate("delete"):
             return self._records.unlink(name)
 
-    def _expiry(self, name: str, *, locked: bool = False) -> float | None:
+    def _expiry(self, name: str) -> float | None:
         """The header's ``expires_at``; None if gone, -inf if unreadable, inf if
         unreadable but changed within the last minute (see
         :meth:`._filerecord.RecordFiles.examine`)."""
         try:
-            found = self._records.examine(name, locked=locked)
+            found = self._records.examine(name)
         except OSError as exc:
             raise self._unavailable("read", exc) from exc
         return None if found is None else found[1]
 
-    def _expired(self, name: str, moment: float, *, locked: bool = False) -> bool:
-        expires_at = self._expiry(name, locked=locked)
+    def _expired(self, name: str, moment: float) -> bool:
+        expires_at = self._expiry(name)
         return expires_at is not None and expires_at <= moment
 
     def _remove_expired(self, shard: str, names: list[str]) -> int:
@@ -428,7 +425,7 @@ class FileStore(Store):
         with self._locked(shard):  # no writer of this shard runs meanwhile
             self._records.remove_orphans(shard, temp_names, moment)
             for name in candidates:  # re-check: a writer may have renewed it
-                if self._expired(name, now(), locked=True):
+                if self._expired(name, now()):
                     removed += self._unlink(name)
         return removed
 
