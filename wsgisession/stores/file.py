@@ -2,7 +2,8 @@
 
 Each record is a file named by :func:`storage_key` (hex SHA-256 of the id)
 inside a subdirectory (a shard) named by its first two hex digits, read
-and written by :mod:`._filerecord` in the format of :mod:`._fileformat`.
+and written by :mod:`._filerecord` in the format of :mod:`._fileformat`,
+under the locks and checks of :mod:`._fileaccess`.
 Readers take no lock: a writer rewrites a small record in one write, and
 its checksum tells a reader that overlapped it to read again; a larger
 record is replaced atomically. Writers serialise
@@ -27,27 +28,18 @@ following symlinks (``O_NOFOLLOW``), new ones with ``O_EXCL``.
 from __future__ import annotations
 
 import contextlib
-import errno
-import logging
 import os
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from .. import _coerce as c
-from ..errors import ConfigError, StoreUnavailable
+from ..errors import ConfigError
+from ._fileaccess import FileAccess
 from ._fileformat import encode
-from ._filerecord import (
-    HeldRecord,
-    PrivateDirectory,
-    RecordFiles,
-    default_path,
-    ensure_private_directory,
-    is_temp_name,
-)
+from ._filerecord import default_path, ensure_private_directory, is_temp_name
 from ._filesweep import ShardWalk, is_record_name
 from ._fileusers import UserIndexes
-from ._flock import ShardLocks
 from ._lockfile import RequestLocks
 from .base import IniOption, Merge, Progress, Record, Store, now, storage_key
 
@@ -58,13 +50,11 @@ if TYPE_CHECKING:
 
 __all__ = ["FileStore", "default_path", "ensure_private_directory"]
 
-logger = logging.getLogger(__name__)
-
 _LOCK_DIR = ".locks"
 _REQUEST_LOCK_DIR = "requests"  # under _LOCK_DIR: one file per held request lock
 
 
-class FileStore(Store):
+class FileStore(FileAccess, Store):
     """Sessions as files under ``path`` (default: :func:`default_path`).
 
     The directory is created with mode 0700 and every file with mode 0600.
@@ -94,23 +84,20 @@ class FileStore(Store):
     lock_timeout: float = 30.0
 
     def __init__(self, path: StrPath | None = None) -> None:
-        self.path = os.path.abspath(
+        absolute = os.path.abspath(
             os.fspath(path if path is not None else default_path())
         )
-        if os.path.exists(self.path) and not os.path.isdir(self.path):
+        if os.path.exists(absolute) and not os.path.isdir(absolute):
             raise ConfigError(
-                f"FileStore path {self.path!r} exists and is not a directory"
+                f"FileStore path {absolute!r} exists and is not a directory"
             )
-        with self._translate("create the directory"):
-            self._directory = PrivateDirectory(self.path)
-        locks = os.path.join(self.path, _LOCK_DIR)
-        self._shard_locks = ShardLocks(locks)
+        locks = os.path.join(absolute, _LOCK_DIR)
+        super().__init__(absolute, locks)
         self._request_locks = RequestLocks(
             os.path.join(locks, _REQUEST_LOCK_DIR), self._locked
         )
-        self._walk = ShardWalk(self.path)
-        self._users = UserIndexes(self.path, locks)
-        self._records = RecordFiles(self.path)
+        self._walk = ShardWalk(absolute)
+        self._users = UserIndexes(absolute, locks)
 
     # -- the store protocol -------------------------------------------------
 
@@ -287,6 +274,26 @@ class FileStore(Store):
         finally:
             self._walk.guard.release()
 
+    def _expired(self, name: str, moment: float) -> bool:
+        expires_at = self._expiry(name)
+        return expires_at is not None and expires_at <= moment
+
+    def _remove_expired(self, shard: str, names: list[str]) -> int:
+        """Remove the expired records and orphaned temp files among ``names``."""
+        moment = now()
+        temp_names = [name for name in names if is_temp_name(name)]
+        records = [name for name in names if is_record_name(name, shard)]
+        candidates = [name for name in records if self._expired(name, moment)]
+        if not candidates and not temp_names:
+            return 0
+        removed = 0
+        with self._locked(shard):  # no writer of this shard runs meanwhile
+            self._records.remove_orphans(shard, temp_names, moment)
+            for name in candidates:  # re-check: a writer may have renewed it
+                if self._expired(name, now()):
+                    removed += self._unlink(name)
+        return removed
+
     @contextlib.contextmanager
     def lock(self, session_key: str, timeout: float, ttl: float) -> Iterator[None]:
         """Hold the request lock file of this session key (see :mod:`._lockfile`)."""
@@ -312,164 +319,3 @@ class FileStore(Store):
 
     def __repr__(self) -> str:
         return f"FileStore({self.path!r})"
-
-    # -- files (see :mod:`._filerecord`) -------------------------------------
-
-    def _read_live(self, name: str) -> tuple[bytes, float] | None:
-        """The record's payload and expiry if it is live; None otherwise.
-
-        A file that does not read whole may have been read in the middle of
-        a rewrite: its writer holds the shard's lock, so it is read once more
-        when the lock is free.
-        """
-        path = self._records.path(name)
-        try:
-            payload, expires_at = self._records.read(path)
-            if payload is None:
-                with self._locked(name[:2]):
-                    payload, expires_at = self._records.read(path)
-        except OSError as exc:
-            self._check_missing(name, exc)
-            return None
-        return self._live(None if payload is None else (payload, expires_at), name)
-
-    def _hold(self, name: str) -> HeldRecord | None:
-        """The record's file, open to be read and rewritten; None if there is none."""
-        try:
-            return self._records.hold(self._records.path(name))
-        except OSError as exc:
-            self._check_missing(name, exc)
-            return None
-
-    def _check_missing(self, name: str, exc: OSError) -> None:
-        """Pass over a missing file, or a symlink in its place (logged): the
-        record is absent. Any other failure to open or read it is
-        StoreUnavailable."""
-        if isinstance(exc, FileNotFoundError):
-            return
-        if exc.errno != errno.ELOOP:
-            raise self._unavailable("read", exc) from exc
-        logger.warning(
-            "%r: ignoring a symlink at session file %s", self, self._records.path(name)
-        )
-
-    def _live(
-        self, record: tuple[bytes, float] | None, name: str
-    ) -> tuple[bytes, float] | None:
-        """``record`` if it is live; None if it expired or was unreadable (logged)."""
-        if record is None:
-            logger.warning(
-                "%r: ignoring unreadable session file %s",
-                self,
-                self._records.path(name),
-            )
-            return None
-        return record if record[1] > now() else None
-
-    def _write(
-        self,
-        name: str,
-        payload: bytes,
-        expires_at: float,
-        held: HeldRecord | None = None,
-    ) -> None:
-        """Rewrite the held record in place, or replace it atomically (a
-        temporary file renamed over it)."""
-        data = encode(payload, expires_at)
-        try:  # not self._translate(): this runs for every save
-            if held is not None:
-                rewritten = held.rewrite(data)
-                held.close()  # before a rename too: Windows refuses an open file
-                if rewritten:
-                    return
-            self._records.replace(name, data)
-        except OSError as exc:
-            raise self._unavailable("write", exc) from exc
-
-    def _release(self, held: HeldRecord | None) -> None:
-        """Close a held record file. Closing is where a network file system
-        may report a failed write: StoreUnavailable."""
-        if held is not None:
-            try:
-                held.close()
-            except OSError as exc:
-                raise self._unavailable("write", exc) from exc
-
-    def _unlink(self, name: str) -> bool:
-        with self._translate("delete"):
-            return self._records.unlink(name)
-
-    def _expiry(self, name: str) -> float | None:
-        """The header's ``expires_at``; None if gone, -inf if unreadable, inf if
-        unreadable but changed within the last minute (see
-        :meth:`._filerecord.RecordFiles.examine`)."""
-        try:
-            found = self._records.examine(name)
-        except OSError as exc:
-            raise self._unavailable("read", exc) from exc
-        return None if found is None else found[1]
-
-    def _expired(self, name: str, moment: float) -> bool:
-        expires_at = self._expiry(name)
-        return expires_at is not None and expires_at <= moment
-
-    def _remove_expired(self, shard: str, names: list[str]) -> int:
-        """Remove the expired records and orphaned temp files among ``names``."""
-        moment = now()
-        temp_names = [name for name in names if is_temp_name(name)]
-        records = [name for name in names if is_record_name(name, shard)]
-        candidates = [name for name in records if self._expired(name, moment)]
-        if not candidates and not temp_names:
-            return 0
-        removed = 0
-        with self._locked(shard):  # no writer of this shard runs meanwhile
-            self._records.remove_orphans(shard, temp_names, moment)
-            for name in candidates:  # re-check: a writer may have renewed it
-                if self._expired(name, now()):
-                    removed += self._unlink(name)
-        return removed
-
-    # -- locks and errors -----------------------------------------------------
-
-    @contextlib.contextmanager
-    def _locked(self, shard: str) -> Iterator[None]:
-        """Hold a shard's lock for one operation; failing to get it is StoreUnavailable."""
-        release = self._lock_shard(shard)
-        try:
-            yield
-        finally:
-            release()
-
-    def _lock_shard(self, shard: str) -> Callable[[], None]:
-        """Take a shard's lock (StoreUnavailable if that fails); its release."""
-        try:
-            return self._shard_locks.acquire(shard, self.lock_timeout)
-        except OSError as exc:  # filelock.Timeout is a TimeoutError
-            raise self._unavailable("lock", exc) from exc
-
-    def _check_directory(self) -> None:
-        """StoreUnavailable unless the directory is still this process's alone
-        (see :class:`._filerecord.PrivateDirectory`)."""
-        try:
-            self._directory.check()
-        except ConfigError as exc:
-            raise StoreUnavailable(
-                f"FileStore refuses {self.path!r}: it is not the directory it "
-                "checked any more (made again or replaced by someone else while "
-                f"the app ran? look before you trust it): {exc}",
-                store=repr(self),
-            ) from exc
-        except OSError as exc:
-            raise self._unavailable("check the directory", exc) from exc
-
-    @contextlib.contextmanager
-    def _translate(self, action: str) -> Iterator[None]:
-        try:
-            yield
-        except OSError as exc:
-            raise self._unavailable(action, exc) from exc
-
-    def _unavailable(self, action: str, exc: OSError) -> StoreUnavailable:
-        return StoreUnavailable(
-            f"FileStore cannot {action} in {self.path!r}: {exc}", store=repr(self)
-        )
