@@ -7,13 +7,14 @@ import decimal
 import logging
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from helpers import FakeClock
 
 from wsgisession import Session
 from wsgisession.config import Settings
-from wsgisession.errors import SessionInterrupted, UnserializableValue
+from wsgisession.errors import SessionError, SessionInterrupted, UnserializableValue
 from wsgisession.keys import generate_key, storage_key
 from wsgisession.stores import MemoryStore
 
@@ -615,3 +616,24 @@ def test_a_merged_save_keeps_another_requests_value_equal_to_the_held_one(
     first.save()
     assert Session(store, session_key=key)["v"] == after
     assert repr(Session(store, session_key=key)["v"]) == repr(after)
+
+
+class SkipsMerge(MemoryStore):
+    """A custom store whose update() breaks the protocol: it never merges."""
+
+    def update(self, session_key: str, merge: Any, loaded: Any) -> str:
+        return session_key
+
+
+def test_a_store_whose_update_never_merges_is_a_named_error() -> None:
+    """Not an UnboundLocalError from deep inside the save: a SessionError that
+    names the store and what it failed to do."""
+    store = SkipsMerge()
+    session = Session(store)
+    session["a"] = 1
+    session.save()
+    session["a"] = 2
+    with pytest.raises(
+        SessionError, match=r"update\(\) returned without calling merge"
+    ):
+        session.save()

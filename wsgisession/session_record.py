@@ -230,7 +230,13 @@ class SessionRecord:
 
         assert self.key is not None
         key = self.store.update(self.key, merge, loaded)
-        record = new_record((payload, now + age, None))
+        try:
+            record = new_record((payload, now + age, None))
+        except NameError:  # the outcome is unset: merge() never ran
+            raise SessionError(
+                f"{self.store!r}.update() returned without calling merge(): "
+                "a store's update must merge before it writes"
+            ) from None
         return self._saved(key, parts, record, age, text, True)
 
     def _merged_with(
