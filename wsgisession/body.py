@@ -28,6 +28,8 @@ class Sending(Protocol):
     status: str | None
     headers: list[tuple[str, str]]
     failed: bool
+    #: The app has yielded a non-empty chunk (held back here, maybe).
+    body_begun: bool
 
     def send_headers(self, final: bool, touched: bool = False) -> None: ...
 
@@ -50,6 +52,7 @@ class Body:
     def __init__(self, response: Sending, iterable: Iterable[bytes]) -> None:
         self.response = response
         self.iterable = iterable
+        response.body_begun = False
 
     def __iter__(self) -> Iterator[bytes]:
         response = self.response
@@ -64,12 +67,17 @@ class Body:
             # away) is no failure of the app; close() still saves.
             yield from self._streamed(iterator, pending)
             return
-        following = _END if pending is _END else self._next(iterator)
+        if pending is _END:
+            following = _END
+        else:
+            response.body_begun = response.body_begun or bool(pending)
+            following = self._next(iterator)
         while following is not _END:
             if response.server_write is None:
                 response.send_headers(False)
             yield pending
             pending = following
+            response.body_begun = response.body_begun or bool(pending)
             following = self._next(iterator)
         response.complete()
         if pending is not _END:
@@ -96,6 +104,10 @@ class Body:
         try:
             close = getattr(self.iterable, "close", None)
             if close is not None:
-                close()
+                try:
+                    close()
+                except BaseException:  # the app's code failed: save nothing
+                    self.response.failed = True
+                    raise
         finally:
             self.response.close()

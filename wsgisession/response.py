@@ -19,8 +19,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .body import Body
-from .cleanup import Sweeper
-from .config import Settings
 from .cookies import (
     DELETE,
     NOTHING,
@@ -28,16 +26,13 @@ from .cookies import (
     add_session_headers,
     decide,
     deleting_cookie,
-    fixed_secure,
     is_touched,
     session_cookie,
 )
 from .errors import SessionInterrupted
-from .logthrottle import ThrottledWarning
 from .offered_keys import OfferedKeys
+from .response_setup import ResponseSetup
 from .session import Session
-from .session_factory import KeySource
-from .stores.base import Store, store_key_check
 
 __all__ = ["Response", "ResponseSetup", "handle", "new_response"]
 
@@ -45,56 +40,20 @@ logger = logging.getLogger(__name__)
 
 Headers = list[tuple[str, str]]
 StartResponse = Callable[..., Callable[[bytes], Any]]
-SessionFactory = Callable[[KeySource | None], Session]
 #: The headers of a response whose app has not started it (never mutated).
 _NO_HEADERS: Headers = []
 
 
-class ResponseSetup:
-    """What every response of one middleware shares, bound once.
-
-    A class with slots rather than a named tuple: every response reads its
-    fields, and CPython reads a slot faster than a tuple's named field.
-    """
-
-    __slots__ = (
-        "cookie_name",
-        "environ_key",
-        "is_valid_key",
-        "new_session",
-        "save_every_request",
-        "secure",
-        "settings",
-        "store",
-        "sweeper",
-        "warn_interrupted",
-    )
-
-    def __init__(
-        self,
-        settings: Settings,
-        store: Store,
-        new_session: SessionFactory,
-        sweeper: Sweeper | None = None,
-    ) -> None:
-        self.settings = settings
-        self.store = store
-        self.new_session = new_session
-        #: Every request with a cookie needs these two, bound here once.
-        self.cookie_name = settings.cookie_name
-        self.is_valid_key = store_key_check(store)
-        self.environ_key = settings.environ_key
-        self.save_every_request = settings.save_every_request
-        #: The cookie's ``Secure`` flag, or None when the request's scheme says.
-        self.secure = fixed_secure(settings)
-        #: Runs the store's bounded cleanup now and then after a save (or None).
-        self.sweeper = sweeper
-        #: A client can make a save meet a deleted session at will (a logout
-        #: racing a slow request): a WARNING at most once a minute.
-        self.warn_interrupted = ThrottledWarning(logger)
-
-    def __repr__(self) -> str:
-        return f"<ResponseSetup store={self.store!r}>"
+def _close_quietly(result: Iterable[bytes]) -> None:
+    """Close the app's result that a failed save keeps from the server (PEP
+    3333 wants it closed); a failure to close is logged, not raised over the
+    save's error."""
+    close = getattr(result, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception:
+            logger.exception("closing the app's response after a failed save failed")
 
 
 def _no_start_response(*args: Any) -> Callable[[bytes], Any]:
@@ -134,6 +93,9 @@ def handle(
         finally:
             session.release_lock()
         return result
+    if session._record is not None:  # loaded, then left untouched (accessed
+        # set back to False, a retry's discarded attempt): it may hold the lock
+        session.release_lock()
     response.server_write = start_response(
         response.status, response.headers, response.exc_info
     )
@@ -180,6 +142,7 @@ class Response:
     """
 
     __slots__ = (
+        "body_begun",
         "environ",
         "exc_info",
         "failed",
@@ -210,6 +173,9 @@ class Response:
     #: ``close()`` runs app code), or the response is detached (its caller
     #: may finish it again): a save must keep watching the values for changes.
     may_save_again: bool
+    #: Set by a :class:`~wsgisession.body.Body`: the app has yielded a
+    #: non-empty chunk, so for the app its headers went out (unset: not yet).
+    body_begun: bool
 
     @classmethod
     def detached(cls, setup: ResponseSetup, environ: dict[str, Any]) -> Response:
@@ -237,8 +203,13 @@ class Response:
     def start_response(
         self, status: str, headers: Headers, exc_info: Any = None
     ) -> Callable[[bytes], Any]:
-        if exc_info is not None and self.server_write is not None:
-            raise exc_info[1].with_traceback(exc_info[2])
+        if self.server_write is not None or (
+            self.status is not None and getattr(self, "body_begun", False)
+        ):  # sent, or the app yielded a chunk: for it, the headers went out
+            if exc_info is not None:
+                raise exc_info[1].with_traceback(exc_info[2])
+            if self.server_write is None:
+                raise AssertionError("start_response() again after the body began")
         self.status, self.headers, self.exc_info = status, headers, exc_info
         return self.write
 
@@ -259,6 +230,9 @@ class Response:
         if isinstance(result, (list, tuple)) or self._is_file_wrapper(result):
             try:
                 self.complete()
+            except BaseException:  # the server never gets the result to close
+                _close_quietly(result)
+                raise
             finally:
                 session.release_lock()
             return result

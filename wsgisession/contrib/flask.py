@@ -275,8 +275,12 @@ class WsgiSessionInterface(SessionInterface):
         if not isinstance(session, FlaskSession):
             return
         raw = session.wsgisession
-        _drop_if_emptied(raw)
         detached = session.detached_response
+        settings = self._settings(app) if detached is None else detached.setup.settings
+        if response.status_code < 500 or (
+            settings is not None and settings.save_on_error
+        ):
+            _drop_if_emptied(raw)  # a server error keeps none of the changes
         if detached is None:  # the middleware saves and sets the cookie
             middleware = find_middleware(app)
             if isinstance(middleware, FlaskSessionMiddleware) and (

@@ -1,0 +1,68 @@
+"""What every response of one middleware shares, bound once per settings."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from .cleanup import Sweeper
+from .config import Settings
+from .cookies import fixed_secure
+from .logthrottle import ThrottledWarning
+from .session import Session
+from .session_factory import KeySource
+from .stores.base import Store, store_key_check
+
+__all__ = ["ResponseSetup", "SessionFactory"]
+
+# The warnings of the response path are the response module's.
+logger = logging.getLogger("wsgisession.response")
+
+SessionFactory = Callable[[KeySource | None], Session]
+
+
+class ResponseSetup:
+    """What every response of one middleware shares, bound once.
+
+    A class with slots rather than a named tuple: every response reads its
+    fields, and CPython reads a slot faster than a tuple's named field.
+    """
+
+    __slots__ = (
+        "cookie_name",
+        "environ_key",
+        "is_valid_key",
+        "new_session",
+        "save_every_request",
+        "secure",
+        "settings",
+        "store",
+        "sweeper",
+        "warn_interrupted",
+    )
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        new_session: SessionFactory,
+        sweeper: Sweeper | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.new_session = new_session
+        #: Every request with a cookie needs these two, bound here once.
+        self.cookie_name = settings.cookie_name
+        self.is_valid_key = store_key_check(store)
+        self.environ_key = settings.environ_key
+        self.save_every_request = settings.save_every_request
+        #: The cookie's ``Secure`` flag, or None when the request's scheme says.
+        self.secure = fixed_secure(settings)
+        #: Runs the store's bounded cleanup now and then after a save (or None).
+        self.sweeper = sweeper
+        #: A client can make a save meet a deleted session at will (a logout
+        #: racing a slow request): a WARNING at most once a minute.
+        self.warn_interrupted = ThrottledWarning(logger)
+
+    def __repr__(self) -> str:
+        return f"<ResponseSetup store={self.store!r}>"
