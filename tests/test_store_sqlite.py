@@ -406,3 +406,26 @@ def test_a_sweep_deletes_at_most_limit_and_goes_on_after_them(
         store.create(store.generate_key(), b"dead", later(10))
     frozen_clock.advance(20)
     assert [store.sweep_expired(5) for _ in range(4)] == [5, 5, 2, 0]
+
+
+def test_close_during_a_transactional_save_is_store_unavailable(tmp_path: Path) -> None:
+    """close() from another thread (a shutdown) while a save is in its
+    ``BEGIN IMMEDIATE`` transaction: StoreUnavailable, not a raw sqlite3 error."""
+    store = SQLiteStore(tmp_path / "sessions.sqlite3")
+    key = store.generate_key()
+    store.create(key, b"a", later())
+    stale = store.load(key)
+    store.update(key, lambda current: (b"b", later()), None)  # `stale` is stale now
+
+    def merge(current: bytes | None) -> tuple[bytes, float]:
+        closer = threading.Thread(target=store.close)  # e.g. shutdown
+        closer.start()
+        closer.join()
+        return (current or b"") + b"c", later()
+
+    with pytest.raises(StoreUnavailable) as caught:
+        store.update(key, merge, stale)  # the row changed: read-merge-write
+    assert not isinstance(caught.value, sqlite3.Error)
+    record = store.load(key)  # the thread reopens on next use
+    assert record is not None and record.payload == b"b"
+    store.close()

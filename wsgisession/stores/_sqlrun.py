@@ -81,8 +81,9 @@ class Runner:
         self._open_slots = threading.Semaphore(MAX_OPEN)
         self._binary = self.dialect.driver == "psycopg"
         self._pid = os.getpid()
-        # A store dropped without close() closes its idle connections too.
-        weakref.finalize(self, _close_all, self._idle)
+        # A store dropped without close() closes its idle connections too
+        # (only in the process that opened them: never a forked child).
+        self._finalizer = weakref.finalize(self, _close_all, self._idle, self._pid)
 
     @property
     def errors(self) -> type[Exception]:
@@ -103,6 +104,8 @@ class Runner:
             self._open_slots = threading.Semaphore(MAX_OPEN)
             self.engine.dispose(close=False)
             self._pid = os.getpid()
+            self._finalizer.detach()
+            self._finalizer = weakref.finalize(self, _close_all, self._idle, self._pid)
 
     def run(self, work: Callable[..., T], *args: Any) -> T:
         """``work(cursor, *args)``; a connection the server dropped raises
@@ -178,6 +181,9 @@ class Runner:
             return
         self._discard(connection)
         self.close_idle()  # a server that dropped one dropped them all
+        # ... the engine's own pool too (the connection sweeps used, which
+        # the retry's new connection would otherwise be taken from).
+        self.engine.dispose()
         raise Dropped() from exc
 
     def _put_back(self, connection: Any, cursor: Cursor) -> None:
@@ -232,7 +238,9 @@ class Runner:
             connection.invalidate(exc)
 
 
-def _close_all(idle: list[tuple[Any, Cursor]]) -> None:
+def _close_all(idle: list[tuple[Any, Cursor]], pid: int) -> None:
+    if os.getpid() != pid:  # a forked child: they are its parent's
+        return
     while idle:
         try:
             connection, _cursor = idle.pop()

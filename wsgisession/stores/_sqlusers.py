@@ -35,6 +35,8 @@ class SQLUserSessions:
         #: ``_put_new(cursor, name, payload, expires_at, user_key)``.
         _put_new: Callable[..., bool]
 
+        def _sound(self, payload: Any, expires_at: Any) -> tuple[bytes, float] | None: ...
+
     def create_user_session(
         self, user_id: str, session_key: str, payload: bytes, expires_at: float
     ) -> str | None:
@@ -49,7 +51,8 @@ class SQLUserSessions:
         """One query on the ``user_key`` index."""
         params = {"b_user": user_storage_key(user_id), "b_now": now()}
         rows = self._run("list a user's sessions", self._user_rows, params)
-        return {row[0]: Record(bytes(row[1]), float(row[2])) for row in rows}
+        found = {row[0]: self._sound(row[1], row[2]) for row in rows}
+        return {name: Record(*parts) for name, parts in found.items() if parts}
 
     def _user_rows(self, cursor: Cursor, params: dict[str, object]) -> list[Any]:
         return list(cursor.execute(self._sql["user_sessions"], params).fetchall())

@@ -122,7 +122,18 @@ class SQLStore(SQLUserSessions, Store):
     def _read(self, cursor: Cursor, name: str) -> tuple[bytes, float] | None:
         params = {"b_key": name, "b_now": now()}
         row = cursor.execute(self._sql["load"], params).fetchone()
-        return None if row is None else (bytes(row[0]), float(row[1]))
+        return None if row is None else self._sound(row[0], row[1])
+
+    def _sound(self, payload: Any, expires_at: Any) -> tuple[bytes, float] | None:
+        """The row's parts, or None (logged) if its columns are of the wrong
+        types: SQLite keeps whatever a damaged or hand-edited file holds."""
+        try:
+            if isinstance(payload, str) or isinstance(expires_at, (str, bytes)):
+                raise TypeError(type(payload).__name__)
+            return bytes(payload), float(expires_at)
+        except (TypeError, ValueError):
+            logger.warning("%r: ignoring a damaged session row", self)
+            return None
 
     def create(self, session_key: str, payload: bytes, expires_at: float) -> str | None:
         name = storage_key(session_key)
@@ -376,6 +387,7 @@ class SQLStore(SQLUserSessions, Store):
     def close(self) -> None:
         """Close the connections if the store built the engine itself."""
         if self._owned:
+            self._runner.check_fork()  # a forked child closes only its own
             self._runner.close_idle()
             self._base.dispose()
 

@@ -355,8 +355,9 @@ class SQLiteStore(Store):
             with self._translate("update a session"):
                 conn.execute("COMMIT")
         except BaseException:
-            if conn.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
+            # in_transaction raises too on a connection close() closed meanwhile
+            with contextlib.suppress(sqlite3.Error):
+                if conn.in_transaction:
                     conn.execute("ROLLBACK")
             raise
 

@@ -1,0 +1,173 @@
+"""SQLStore when things go wrong around it: a damaged row, a forked worker,
+a database restarted while the app ran. Real PostgreSQL, MariaDB and SQLite."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import servers
+from helpers import later
+from servers import DatabaseServer
+from sql_support import sql_url
+
+from wsgisession.keys import generate_key
+from wsgisession.stores import SQLStore
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("expires_at", "soon"), ("expires_at", b"\x00\x01"), ("payload", "text")],
+    ids=["text-expiry", "blob-expiry", "text-payload"],
+)
+def test_a_damaged_row_loads_as_absent(
+    column: str,
+    value: Any,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = SQLStore(sql_url("sql-sqlite", request, tmp_path))
+    key, user_key = generate_key(), generate_key()
+    store.create(key, b"{}", later())
+    store.create_user_session("alice", user_key, b"{}", later())
+    with sqlite3.connect(tmp_path / "sessions.sqlite3") as conn:
+        conn.execute(f"UPDATE wsgisession_sessions SET {column} = ?", (value,))
+    conn.close()
+    with caplog.at_level(logging.WARNING):
+        assert store.load(key) is None  # ValueError / TypeError here
+        assert store.exists(key) is False
+        assert store.user_session_records("alice") == {}
+    assert any("damaged" in r.getMessage() for r in caplog.records)
+    store.close()
+
+
+SERVER_KINDS = ["sql-postgresql", "sql-mariadb"]
+
+
+def _alive(connection: object) -> bool:
+    """Whether the parent's own driver connection still answers (no retry)."""
+    try:
+        cursor = connection.cursor()  # type: ignore[attr-defined]
+        cursor.execute("SELECT 1")
+        cursor.fetchall()
+        return True
+    except Exception:  # noqa: BLE001 - any failure means it was closed under us
+        return False
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.parametrize("kind", SERVER_KINDS)
+def test_close_in_a_forked_child_leaves_the_parents_connections(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """A worker that closes the middleware at exit (gunicorn's worker_exit,
+    an atexit hook) without having used the store: its close() must not
+    end the connections of the process it was forked from."""
+    store = SQLStore(sql_url(kind, request, tmp_path))
+    key = generate_key()
+    store.create(key, b"kept", later())
+    assert store.load(key) is not None
+    parent_connection = store._runner._idle[-1][0]
+    assert _alive(parent_connection)
+    pid = os.fork()
+    if pid == 0:  # the child closes its store, as a worker does at exit
+        try:
+            store.close()
+        finally:
+            os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert _alive(parent_connection), (
+        "the child's close() ended the parent's connection"
+    )
+    store.close()
+
+
+SCRIPT = textwrap.dedent(
+    """
+    import os, sys
+    from wsgisession.keys import generate_key
+    from wsgisession.stores import SQLStore
+    from wsgisession.stores.base import now
+
+    store = SQLStore(sys.argv[1])
+    key = generate_key()
+    store.create(key, b"kept", now() + 600)
+    connection = store._runner._idle[-1][0]
+
+    def alive():
+        try:
+            cursor = connection.cursor()
+            cursor.execute("SELECT 1")
+            cursor.fetchall()
+            return True
+        except Exception:
+            return False
+
+    assert alive()
+    pid = os.fork()
+    if pid == 0:
+        sys.exit(0)  # a child that never used the store ends normally
+    os.waitpid(pid, 0)
+    print("ALIVE" if alive() else "KILLED")
+    sys.stdout.flush()
+    os._exit(0)
+    """
+)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.parametrize("kind", SERVER_KINDS)
+def test_a_forked_child_that_exits_leaves_the_parents_connections(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """The store's finalizer runs at the child's interpreter exit too."""
+    url = sql_url(kind, request, tmp_path)
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent.parent))
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT, url],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert result.stdout.strip() == "ALIVE", (result.stdout, result.stderr[-2000:])
+
+
+@pytest.fixture(params=["postgresql", "mariadb"])
+def restartable(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[DatabaseServer]:
+    server = getattr(servers, request.param)(tmp_path)
+    server.start()
+    if request.param == "mariadb":
+        servers.mariadb_setup(server)
+    yield server
+    server.remove()
+
+
+@pytest.mark.slow  # starts and restarts its own database servers
+def test_the_first_load_after_a_restart_succeeds(restartable: DatabaseServer) -> None:
+    """docs/stores.rst: a connection the server dropped is replaced and the
+    statement retried once. The retry took its connection from the engine's
+    pool, which still held the one the last sweep used: dead too."""
+    server = restartable
+    store, key = SQLStore(server.url, timeout=1.0), generate_key()
+    store.create(key, b"kept", later())
+    store.sweep_expired(100)  # the middleware's sweeper, after a save
+    assert store.load(key) is not None
+    server.stop()  # a restart while no request comes in
+    server.start()
+    record = store.load(key)  # StoreUnavailable here: a 500 for the user
+    assert record is not None and record.payload == b"kept"
+    store.close()
