@@ -122,7 +122,19 @@ def cookie_values(header: str | None, name: str) -> list[str]:
     ):  # the one plain pair of a client with no other cookie
         return [text[len(prefix) :]]
     values = _plain_values(text, name)
-    return parse_cookie(text).getlist(name) if values is None else values
+    if values is not None:
+        return values
+    if '"' in text:
+        # No cookie value holds ";", quoted or not (RFC 6265), and browsers
+        # split the header on it: a quote in a neighbour's value ('a="x' ...
+        # 'b=y"', a cookie sandwich) must not swallow the session cookie.
+        return [
+            value
+            for pair in text.split(";")
+            if name in pair
+            for value in parse_cookie(pair).getlist(name)
+        ]
+    return parse_cookie(text).getlist(name)
 
 
 #: Past this many occurrences of the name, werkzeug's parser reads the

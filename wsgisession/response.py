@@ -280,6 +280,11 @@ class Response:
                 headers = headers + cookies
                 private = bool(cookies) and self.setup.settings.private_responses
                 add_session_headers(headers, private=private)
+        elif not final and self.offered is not None:
+            # The body may still use the session once these are out (a
+            # streamed page): a cache must not keep it for another visitor.
+            headers = list(headers)
+            add_session_headers(headers, private=False)
         self.server_write = self.server_start_response(
             self.status, headers, self.exc_info
         )

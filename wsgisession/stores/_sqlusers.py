@@ -35,7 +35,9 @@ class SQLUserSessions:
         #: ``_put_new(cursor, name, payload, expires_at, user_key)``.
         _put_new: Callable[..., bool]
 
-        def _sound(self, payload: Any, expires_at: Any) -> tuple[bytes, float] | None: ...
+        def _sound(
+            self, payload: Any, expires_at: Any
+        ) -> tuple[bytes, float] | None: ...
 
     def create_user_session(
         self, user_id: str, session_key: str, payload: bytes, expires_at: float
