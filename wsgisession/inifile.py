@@ -38,7 +38,18 @@ def read_section(
     overrides, as with ``loadapp(global_conf=...)``.
     """
     path, _, name = location.partition("#")
-    path = os.path.abspath(path)
+    local, globals_, section = _read(os.path.abspath(path), name, global_conf, ())
+    prefix = PREFIX if section.startswith("app:") else ""
+    return local, globals_, prefix
+
+
+def _read(
+    path: str,
+    name: str,
+    global_conf: Mapping[str, str] | None,
+    seen: tuple[tuple[str, str], ...],
+) -> tuple[dict[str, str], dict[str, str], str]:
+    """(local, globals, section name) of ``path#name``, following ``use``."""
     here = {"here": os.path.dirname(path), "__file__": path}
     parser = configparser.ConfigParser(defaults={**(global_conf or {}), **here})
     raw = configparser.ConfigParser(default_section="\0", interpolation=None)
@@ -66,8 +77,43 @@ def read_section(
         raise ConfigError(
             f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8"
         ) from None
-    prefix = PREFIX if section.startswith("app:") else ""
-    return local, globals_, prefix
+    if "use" not in local:  # Paste takes the factory from such a key, and drops it
+        for key in PROTOCOL_KEYS:
+            local.pop(key, None)
+    base = _base_section(local.get("use", ""), path, section)
+    if base is None:
+        return local, globals_, section
+    if base in seen or base == (path, section):
+        raise ConfigError(f"{path}: [{section}] use = {local['use']} makes a loop")
+    # As Paste Deploy: the section named by ``use`` gives the keys, this
+    # section's own keys win, and so do this file's globals.
+    base_local, base_globals, _ = _read(*base, globals_, (*seen, (path, section)))
+    del local["use"]
+    return {**base_local, **local}, {**base_globals, **globals_}, section
+
+
+#: Keys that name a section's factory without ``use`` (Paste drops the one it uses).
+PROTOCOL_KEYS = (
+    "paste.filter_factory",
+    "paste.filter_app_factory",
+    "paste.app_factory",
+    "paste.composite_factory",
+    "paste.composit_factory",
+)
+
+
+def _base_section(use: str, path: str, section: str) -> tuple[str, str] | None:
+    """The (file, section) that ``use = ...`` names, if it is one of an ini
+    file: another section's bare name, or ``config:FILE[#NAME]``."""
+    kind = "app" if section.startswith("app:") else "filter"
+    use = use.strip()
+    if use.startswith("config:"):
+        target, _, name = use[len("config:") :].partition("#")
+        target = os.path.join(os.path.dirname(path), target)
+        return os.path.abspath(target), f"{kind}:{name or 'main'}"
+    if not use or re.match(r"[A-Za-z]+:", use):  # egg:, call:, package:, ...
+        return None
+    return path, f"{kind}:{use}"
 
 
 def _section_keys(

@@ -21,16 +21,20 @@ def redact_url(url: str) -> str:
     A string that is not ``scheme://...`` is not shown at all: where a
     password would be in it cannot be told.
     """
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        parts = None
-    if parts is None or "://" not in url:
+    scheme, separator, rest = url.partition("://")
+    if not separator:
         return "<not a URL, not shown>"
-    redacted = url
-    if "@" in parts.netloc:
-        host = parts.netloc.rsplit("@", 1)[1]
-        redacted = redacted.replace(parts.netloc, "***@" + host, 1)
+    # The credentials end at the last '@': a password may hold '/', '?' or
+    # '#' unencoded (SQLAlchemy takes them so), where urlsplit would end
+    # the host part and show the password as path, query or fragment. A
+    # URL without a host part (sqlite:////path, unix:///path) has none.
+    if "@" in rest and not rest.startswith("/"):
+        rest = "***@" + rest.rsplit("@", 1)[1]
+    redacted = f"{scheme}://{rest}"
+    try:
+        parts = urlsplit(redacted)
+    except ValueError:
+        return f"{scheme}://<not shown>"
     if parts.query:
         query = "&".join(
             name + "=***" if name.lower() in SECRET_PARAMETERS else pair

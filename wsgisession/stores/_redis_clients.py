@@ -44,6 +44,17 @@ _CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 _DB_PATH = re.compile(r"(/[0-9]*)?")  # redis-py ignores any other path
 
 
+def _reason(url: str, exc: ValueError) -> str:
+    """What redis-py found wrong, unless the URL has credentials: then its
+    message (which quotes the part it could not parse) may hold some of them."""
+    if "@" not in url:
+        return str(exc)
+    return (
+        "its host, port or options cannot be parsed (percent-encode any / ? # "
+        "@ : or % in the user name or password)"
+    )
+
+
 def client_from_url(url: str, socket_timeout: float) -> Any:
     """A client for ``url``: a ``redis.Redis``, or for ``redis+cluster://`` a
     factory that builds the ``RedisCluster`` on first use (its constructor
@@ -76,7 +87,9 @@ def client_from_url(url: str, socket_timeout: float) -> Any:
             retry=Retry(NoBackoff(), 0),
         )
     except ValueError as exc:
-        raise ConfigError(f"invalid RedisStore url {redact_url(url)}: {exc}") from exc
+        raise ConfigError(
+            f"invalid RedisStore url {redact_url(url)}: {_reason(url, exc)}"
+        ) from exc
     client = redis.Redis(connection_pool=pool)
     client.auto_close_connection_pool = True  # close() closes the pool too
     return client
@@ -94,7 +107,9 @@ def _cluster_factory(url: str, socket_timeout: float) -> Callable[[], RedisClust
     try:
         parts.port  # noqa: B018 - raises ValueError for a bad port
     except ValueError as exc:
-        raise ConfigError(f"invalid RedisStore url {redact_url(url)}: {exc}") from exc
+        raise ConfigError(
+            f"invalid RedisStore url {redact_url(url)}: {_reason(url, exc)}"
+        ) from exc
     plain = parts._replace(scheme=_CLUSTER_SCHEMES[parts.scheme], path="").geturl()
 
     def connect() -> RedisCluster:

@@ -1,0 +1,156 @@
+"""Configuration edge cases: passwords with / ? or # in URLs, Paste's explicit
+factory keys, and a section that takes its keys from another with ``use``."""
+
+from __future__ import annotations
+
+import logging
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from wsgisession.cli import main
+from wsgisession.config import parse_settings
+from wsgisession.errors import ConfigError
+from wsgisession.redaction import redact_url
+
+# -- a password holding / ? or # is hidden ------------------------------------
+
+#: Generated passwords (base64) routinely hold '/' and '+'.
+SQL_PASSWORD = "Zx9/kQ+7wP"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"redis://:{SQL_PASSWORD}@cache.internal:6379/0",
+        "redis://:Qz?9xK@cache.internal:6379/0",
+        "redis://user:Qz#9xK@cache.internal:6379/0",
+        f"postgresql+psycopg://app:{SQL_PASSWORD}@db.internal/app",
+    ],
+)
+def test_redact_url_hides_a_password_with_slash_question_or_hash(url: str) -> None:
+    shown = redact_url(url)
+    assert "Qz" not in shown and SQL_PASSWORD not in shown, shown
+
+
+def test_store_spec_repr_and_debug_log_hide_a_valid_sql_password(
+    caplog: Any,
+) -> None:
+    # SQLAlchemy takes this URL as it is: the password is "Zx9/kQ+7wP".
+    url = f"postgresql+psycopg://app:{SQL_PASSWORD}@db.internal/app"
+    with caplog.at_level(logging.DEBUG, logger="wsgisession"):
+        _, spec = parse_settings({"store": "sql", "sql_url": url})
+    assert SQL_PASSWORD not in repr(spec)
+    assert SQL_PASSWORD not in caplog.text
+
+
+def test_redis_url_error_does_not_show_any_of_the_password() -> None:
+    _, spec = parse_settings(
+        {"store": "redis", "redis_url": "redis://:Qz?9xK@cache.internal:6379/0"}
+    )
+    with pytest.raises(ConfigError) as caught:
+        spec.build()
+    assert "Qz" not in str(caught.value), str(caught.value)
+
+
+def test_cli_refuses_a_redis_url_argument_with_a_slash_password(capsys: Any) -> None:
+    url = f"redis://:{SQL_PASSWORD}@127.0.0.1:1/0"
+    assert main(["check", "--store", "redis", "--redis-url", url]) == 1
+    err = capsys.readouterr().err
+    assert SQL_PASSWORD not in err, err
+    assert "refused" in err
+
+
+# -- check accepts Paste's explicit factory key -------------------------------
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_check_accepts_an_explicit_paste_filter_app_factory(
+    tmp_path: Path, capsys: Any
+) -> None:
+    # loadapp() builds this filter (Paste removes the protocol key).
+    ini = write(
+        tmp_path / "app.ini",
+        """\
+        [filter:session]
+        paste.filter_app_factory = wsgisession.paste:filter_app_factory
+        store = memory
+        cookie_age = 120
+        """,
+    )
+    from paste.deploy import loadfilter
+
+    assert (
+        loadfilter(f"config:{ini}", name="session")(lambda e, s: []).settings.cookie_age
+        == 120
+    )
+    status = main(["check", "--config", f"{ini}#session"])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    assert "cookie_age=120" in out
+
+
+# -- check and clear-expired follow `use = another section` --------------------
+
+INHERITING = """\
+    [filter:session_base]
+    use = egg:wsgisession#session
+    store = file
+    file_path = %(here)s/sessions
+
+    [filter:session]
+    use = session_base
+    cookie_age = 60
+    """
+
+
+def test_check_follows_use_of_another_section(tmp_path: Path, capsys: Any) -> None:
+    ini = write(tmp_path / "app.ini", INHERITING)
+    from paste.deploy import loadfilter
+
+    built = loadfilter(f"config:{ini}", name="session")(lambda e, s: [])
+    assert repr(built.store) == f"FileStore({str(tmp_path / 'sessions')!r})"
+    assert built.settings.cookie_age == 60
+    assert main(["check", "--config", f"{ini}#session"]) == 0
+    out = capsys.readouterr().out
+    assert "cookie_age=60" in out
+    assert f"store reached: FileStore({str(tmp_path / 'sessions')!r})" in out, out
+
+
+def test_check_follows_use_of_a_config_uri(tmp_path: Path, capsys: Any) -> None:
+    write(
+        tmp_path / "base.ini",
+        """\
+        [filter:session]
+        use = egg:wsgisession#session
+        store = file
+        file_path = %(here)s/sessions
+        cookie_age = 1h
+        """,
+    )
+    ini = write(
+        tmp_path / "app.ini",
+        """\
+        [filter:session]
+        use = config:base.ini#session
+        cookie_secure = true
+        """,
+    )
+    from paste.deploy import loadfilter
+
+    with pytest.raises(ConfigError, match="cookie_age"):  # startup fails
+        loadfilter(f"config:{ini}", name="session")(lambda e, s: [])
+    assert main(["check", "--config", f"{ini}#session"]) == 1  # so must check
+    assert "cookie_age" in capsys.readouterr().err
+
+
+def test_redact_url_keeps_a_host_less_url_with_an_at_sign() -> None:
+    assert redact_url("sqlite:////srv/app@1/sessions.db") == (
+        "sqlite:////srv/app@1/sessions.db"
+    )
