@@ -28,7 +28,6 @@ from .changes import ChangeSet
 from .config import Settings
 from .cookies import SessionState, check_cookie_size, new_session_state
 from .envelope import IMMUTABLE_TYPES
-from .errors import SessionInterrupted
 from .serializers import Serializer, resolve_serializer
 from .session_expiry import ExpiryMethods, TestCookieMethods
 from .session_factory import KeySource, bound_factory
@@ -412,28 +411,6 @@ class Session(KeyMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str, 
         if key is not None:
             self._store.delete(key)
         record.forget()
-        self.modified = True
-
-    # -- a new key (the public methods: session_keys.KeyMethods) ---------------
-
-    def _move_to_new_key(self, record: SessionRecord, user: str | None) -> None:
-        """Store the data under a new key owned by ``user``; the old record goes.
-
-        If the old record was revoked meanwhile, SessionInterrupted leaves
-        this session empty (see :meth:`SessionRecord.drop_moved_from`).
-        """
-        self.detect_changes()  # the new record must carry changes made in place
-        data, changes = self._data, self._changes
-        assert data is not None
-        old_key, old_user = (record.key if record.stored else None), record.user
-        data = self._data = record.create(data, user, fresh=True)
-        if changes is not None:  # saved: watched afresh, whatever happens next
-            changes.watch(data, self._serializer.dumps)
-        try:
-            record.drop_moved_from(old_key, old_user)
-        except SessionInterrupted:
-            self._data, self._changes, self.modified = {}, None, False
-            raise
         self.modified = True
 
     def __repr__(self) -> str:

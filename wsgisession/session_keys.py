@@ -2,13 +2,18 @@
 ``cycle_key()``, ``bind_user()``, ``reserve_key()``, ``user_id`` and
 ``handle``, as a mixin of :class:`~wsgisession.session.Session`.
 
-They go through the record the session loaded and the one move the session
-makes itself (``_move_to_new_key``), so that ``session.py`` keeps the
+They go through the record the session loaded, and move the session's data
+to a new record (``_move_to_new_key``), so that ``session.py`` keeps the
 mapping and its saving.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+from .changes import ChangeSet
+from .errors import SessionInterrupted
+from .serializers import Serializer
 from .session_record import SessionRecord
 from .stores.base import storage_key
 from .usersessions import handle_of, user_key
@@ -19,13 +24,43 @@ __all__ = ["KeyMethods"]
 class KeyMethods:
     """A session's key and the user it belongs to."""
 
+    # The session's state (see :class:`~wsgisession.session.Session`).
+    _data: dict[str, Any] | None
+    _changes: ChangeSet | None
+    _serializer: Serializer
+    modified: bool
+
     def loaded_record(self) -> SessionRecord:
         """The session's record, loaded (the session provides it)."""
         raise NotImplementedError
 
-    def _move_to_new_key(self, record: SessionRecord, user: str | None) -> None:
-        """Store the data under a new key owned by ``user`` (the session provides it)."""
+    def detect_changes(self) -> bool:
+        """Notice values changed in place (the session provides it)."""
         raise NotImplementedError
+
+    def _move_to_new_key(self, record: SessionRecord, user: str | None) -> None:
+        """Store the data under a new key owned by ``user``; the old record goes.
+
+        If the old record was revoked meanwhile, SessionInterrupted leaves
+        this session empty (see :meth:`SessionRecord.drop_moved_from`).
+        """
+        self.detect_changes()  # the new record must carry changes made in place
+        data, changes = self._data, self._changes
+        assert data is not None
+        old_key, old_user = (record.key if record.stored else None), record.user
+        data = self._data = record.create(data, user, fresh=True)
+        if changes is not None:  # saved: watched afresh, whatever happens next
+            changes.watch(data, self._serializer.dumps)
+        old_lock = record.lock_new_key()  # lock = true: the lock follows
+        try:
+            record.drop_moved_from(old_key, old_user)
+        except SessionInterrupted:
+            self._data, self._changes, self.modified = {}, None, False
+            raise
+        finally:
+            if old_lock is not None:
+                old_lock.__exit__(None, None, None)
+        self.modified = True
 
     def cycle_key(self) -> None:
         """Move the data to a new key at once and delete the old record (login)."""

@@ -150,6 +150,22 @@ class SessionRecord:
         if lock is not None:
             lock.__exit__(None, None, None)
 
+    def lock_new_key(self) -> AbstractContextManager[None] | None:
+        """After :meth:`create` with ``fresh=True``, if the request lock is
+        held: hold the new key's lock too (free: only this request knows the
+        key), and hand back the old key's, for the caller to release once the
+        old record is gone, so that no request of either key runs meanwhile."""
+        old_lock = self.held_lock
+        if old_lock is not None:
+            assert self.key is not None
+            self.held_lock = None
+            try:
+                self.acquire_lock(self.key)
+            except BaseException:
+                self.held_lock = old_lock
+                raise
+        return old_lock
+
     # -- expiry --------------------------------------------------------------
 
     def seconds_left(self, now: float) -> float:

@@ -53,6 +53,8 @@ class FlockLock:
     def __init__(self, path: str) -> None:
         self.lock_file = path
         self._fd: int | None = None
+        #: Set by :meth:`ShardLocks.close` while held: closed on release.
+        self.closed = False
         self._identity = (0, 0)
 
     def acquire(self, timeout: float, poll_interval: float) -> None:
@@ -153,18 +155,33 @@ class ShardLocks:
             raise
 
         def release() -> None:
-            shared.release()
-            local.release()
+            try:
+                shared.release()
+                if isinstance(shared, FlockLock) and shared.closed:
+                    shared.forget()  # close() ran meanwhile: its descriptor goes
+            finally:
+                local.release()
 
         return release
 
     def close(self) -> None:
-        """Close the lock files' descriptors; the next use reopens them."""
+        """Close the lock files' descriptors; the next use reopens them.
+
+        A lock another thread holds keeps its descriptor until that thread
+        releases it (closing it would drop the flock under its holder); the
+        next user of the name opens a descriptor of its own, whose flock
+        waits for the holder's.
+        """
         with self._guard:
-            for _, shared in self._locks.values():
-                if isinstance(shared, FlockLock):
-                    shared.forget()
+            pairs = list(self._locks.values())
             self._locks.clear()
+        for local, shared in pairs:
+            if not isinstance(shared, FlockLock):
+                continue
+            shared.closed = True  # a holder closes it as it releases
+            if local.acquire(blocking=False):
+                shared.forget()
+                local.release()
 
     def _pair(self, name: str) -> _LockPair:
         """The cached lock pair named ``name``, made on first use."""

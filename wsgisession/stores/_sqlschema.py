@@ -27,6 +27,7 @@ from sqlalchemy import (
     insert,
     inspect,
     make_url,
+    or_,
     select,
     text,
     update,
@@ -101,7 +102,17 @@ class Tables:
         }
         unchanged = (t.c.key == key, t.c.payload == bindparam("b_loaded"))
         dead = (t.c.key == key, t.c.expires_at <= moment)
-        dead_lock = (locks.c.key == key, locks.c.expires_at <= moment)
+        # A lock row is taken when its holder's ttl ran out, or when it is
+        # already this holder's: a run again after a dropped connection
+        # whose INSERT committed (only the reply was lost) must not wait
+        # for its own row.
+        dead_lock = (
+            locks.c.key == key,
+            or_(
+                locks.c.expires_at <= moment,
+                locks.c.token == bindparam("b_token"),
+            ),
+        )
         return {
             "load": select(t.c.payload, t.c.expires_at).where(
                 t.c.key == key, t.c.expires_at > moment
