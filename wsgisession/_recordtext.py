@@ -104,7 +104,10 @@ def _scalar(value: Any) -> str | None:
     if kind is str:
         return _strings.get(value) or _string(value)
     if kind is int:
-        return int.__repr__(value)
+        try:
+            return int.__repr__(value)
+        except ValueError:  # over sys.get_int_max_str_digits(): the encoder's to refuse
+            return None
     if kind is float:
         text = _floats.get(value)
         if text is None:

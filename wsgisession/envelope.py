@@ -100,7 +100,10 @@ def encode_text(
         if text is not None:
             joined = record_text(text, created, expiry, saved_at, user, saved_text)
             if joined is not None:
-                return joined.encode("utf-8"), text
+                try:
+                    return joined.encode("utf-8"), text
+                except UnicodeEncodeError:  # a lone surrogate: reported below
+                    pass
     record = {"v": FORMAT_VERSION, "data": data, "created": created, "expiry": expiry}
     if saved_at is not None:
         record["saved"] = saved_at
@@ -112,7 +115,7 @@ def encode_text(
     except Exception as exc:
         for name, value in data.items():
             try:
-                dumps({"value": value})
+                dumps({name: value})
             except Exception:  # noqa: BLE001 - whatever the serializer raises
                 raise UnserializableValue(name, value, str(exc)) from exc
         raise

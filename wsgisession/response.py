@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .body import Body
+from .config import Settings
 from .cookies import (
     DELETE,
     NOTHING,
@@ -87,7 +88,12 @@ def handle(
     ):
         return response.respond(result)
     # is_touched(), spelled out: every request of the app comes here.
-    if session.accessed or session.modified or setup.save_every_request:
+    if (
+        session.accessed
+        or session.modified
+        or setup.save_every_request
+        or (session._changes is not None and session.detect_changes())
+    ):
         try:
             response.send_headers(True, True)
         finally:
@@ -100,6 +106,14 @@ def handle(
         response.status, response.headers, response.exc_info
     )
     return result
+
+
+def _touched(session: Session, settings: Settings) -> bool:
+    """:func:`is_touched`, or a value changed in place by an app that set
+    ``accessed`` back to False (the change is saved all the same)."""
+    return is_touched(session.accessed, session.modified, settings) or (
+        session._changes is not None and session.detect_changes()
+    )
 
 
 def new_response(
@@ -248,7 +262,7 @@ class Response:
         """Save a detached response's session; the ``Set-Cookie`` headers to send."""
         self.status = status
         session = self.session
-        if not is_touched(session.accessed, session.modified, self.setup.settings):
+        if not _touched(session, self.setup.settings):
             return []
         return self.cookie_headers(True)
 
@@ -271,9 +285,7 @@ class Response:
         assert self.status is not None
         headers = self.headers
         session = self.session
-        if touched or is_touched(
-            session.accessed, session.modified, self.setup.settings
-        ):
+        if touched or _touched(session, self.setup.settings):
             accessed = session.accessed  # as the app left it (it may clear it)
             cookies = self.cookie_headers(final)
             if accessed or cookies:
@@ -351,7 +363,11 @@ class Response:
     def save_late(self) -> None:
         """Save what changed after the headers went out (streamed bodies, ``close()``)."""
         session = self.session
-        if self.failed or not (session.accessed or session.modified):
+        if self.failed or not (
+            session.accessed
+            or session.modified
+            or (session._changes is not None and session.detect_changes())
+        ):
             return
         if session._data is None:
             session.load()

@@ -91,6 +91,7 @@ _DECODERS: dict[str, Callable[[Any], Any]] = {
     " u": uuid.UUID,
     " dec": decimal.Decimal,
     " b": base64.b64decode,
+    " fset": frozenset,
     " m": _markup,
 }
 
@@ -119,8 +120,10 @@ def _tag(value: Any) -> Any:
         return [_tag(item) for item in value]
     if kind is tuple:
         return {" tuple": [_tag(item) for item in value]}
-    if kind is set or kind is frozenset:
-        return {" set": [_tag(item) for item in value]}
+    if kind is set:
+        return {" set": _members(value)}
+    if kind is frozenset:  # hashable: it may be inside a set, so it loads as one
+        return {" fset": _members(value)}
     if callable(getattr(value, "__html__", None)):
         return {" m": str(value.__html__())}
     for base, tag, encode in _ENCODERS:
@@ -133,6 +136,16 @@ def _tag(value: Any) -> Any:
             int.__index__(value) if isinstance(value, int) else float.__float__(value)
         )
     raise TypeError(f"values of type {kind.__name__} are not JSON serializable")
+
+
+def _members(value: set[Any] | frozenset[Any]) -> list[Any]:
+    """A set's members, tagged, in an order that depends on them alone: two
+    equal sets (one loaded, one grown and shrunk back) have the same JSON,
+    which change detection and the merge compare."""
+    members = [_tag(item) for item in value]
+    if len(members) > 1:
+        members.sort(key=_ENCODER.encode)
+    return members
 
 
 def _untag(obj: dict[str, Any]) -> Any:
