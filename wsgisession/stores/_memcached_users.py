@@ -183,8 +183,9 @@ def _drop(entries: Entries, stale: Entries) -> bool:
 
 
 def _confirm(entries: Entries, name: str) -> bool:
-    """Mark ``name``'s record as created, if its entry is still there."""
-    if entries.get(name, 0) == 0:
+    """Mark ``name``'s record as created (its entry is written again if a
+    listing pruned it meanwhile: the record exists now)."""
+    if entries.get(name) == 0:
         return False
     entries[name] = 0
     return True

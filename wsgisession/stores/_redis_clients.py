@@ -122,6 +122,10 @@ def _cluster_factory(url: str, socket_timeout: float) -> Callable[[], RedisClust
             connection_pool_class=redis.BlockingConnectionPool,
             max_connections=POOL_SIZE,
             timeout=POOL_WAIT,
+            # No blind replay here either (RedisCluster retries a command
+            # that timed out up to 10 times by default): a SET NX whose
+            # reply was lost would find its own key and report it taken.
+            retry=Retry(NoBackoff(), 0),
         )
 
     return connect

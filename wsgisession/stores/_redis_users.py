@@ -115,7 +115,9 @@ class RedisUserIndex:
             if added:  # ours, and no record will come: take it back
                 store._script(self._prune_lua, key, member, pending)
             return None
-        store._call("zadd", key, {member: 0}, xx=True)
+        # Not XX: a listing may have pruned the pending entry meanwhile (its
+        # host's clock ahead by PENDING_GRACE), and the record now exists.
+        store._call("zadd", key, {member: 0})
         return session_key
 
     def delete_record(self, record_name: str) -> bool:
