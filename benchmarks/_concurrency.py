@@ -1,20 +1,30 @@
 """The concurrency run: 4 threads at once, requests per second and lost updates.
 
-Two workloads, for wsgisession and Beaker on every store both support:
+Four workloads, for wsgisession and Beaker on every store both support:
 
 * *own sessions*: each thread has its own session and increments its own
   counter in it;
 * *one session*: the 4 threads send the same session cookie, each
-  incrementing its own key of that session.
+  incrementing its own key of that session;
+* *one counter*: the 4 threads send the same session cookie and all
+  increment the same key, as the independent harness's lost-update probe
+  does;
+* *one counter, lock = true*: the same, wsgisession with ``lock = true``
+  (Beaker has no such option: its row is the one of *one counter*).
 
 Every request increments exactly one counter, so after the run each key
 must hold the number of requests that returned 200 for it; what is missing
-is a lost update. wsgisession merges concurrent saves key by key and must
-lose none (a loss, or a failed request, makes its row INVALID); Beaker
-saves the whole session, so the last writer wins and the others' changes
-are lost. One session shared by concurrent requests means nothing for a
-client-side store (each response carries the whole session; the client
-keeps one of them), so that workload is not run on the cookie store.
+is a lost update. wsgisession merges concurrent saves key by key: on
+*own sessions* and *one session* it must lose none (a loss, or a failed
+request, makes its row INVALID). Two requests that both read and rewrite
+the same key (*one counter*) are a conflict no merge can settle; without a
+lock the later save wins, as in Django, and the losses are reported, not
+judged. With ``lock = true`` a session's requests run one at a time, and
+*one counter, lock = true* must lose none. Beaker saves the whole session,
+so the last writer wins and the others' changes are lost. One session
+shared by concurrent requests means nothing for a client-side store (each
+response carries the whole session; the client keeps one of them), so the
+shared-session workloads are not run on the cookie store.
 """
 
 from __future__ import annotations
@@ -28,12 +38,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from _cases import Client, prime
-from _systems import BUILDERS, COOKIE_NAMES, Ctx, Skip
+from _systems import BUILDERS, COOKIE_NAMES, Ctx, Skip, wsgisession_locked_app
 from _timing import RoundFigures
 from _wsgi import WSGIApp, call
 
 THREADS = 4
-WORKLOADS = ("own sessions", "one session")
+ONE_COUNTER, LOCKED = "one counter", "one counter, lock = true"
+WORKLOADS = ("own sessions", "one session", ONE_COUNTER, LOCKED)
+SHARED = {"one session", ONE_COUNTER, LOCKED}  # one session cookie for all threads
+#: Workloads whose losses are reported, not judged (see the module's docstring).
+UNJUDGED = {ONE_COUNTER}
 CLIENT_SIDE = {"cookie"}  # stores where "one session" is not run
 NOT_RUN = (
     "not run: a client-side store keeps the session in the cookie, so each "
@@ -84,13 +98,15 @@ class ConcurrentRun(RoundFigures):
 
 
 def _clients(app: WSGIApp, cookie_name: str, workload: str) -> list[Client]:
-    """THREADS clients on ``/incr``, client i incrementing key ``t{i}``."""
-    shared = prime(app, cookie_name) if workload == "one session" else None
+    """THREADS clients on ``/incr``, client i incrementing key ``t{i}``, or
+    all of them key ``counter`` (*one counter*)."""
+    shared = prime(app, cookie_name) if workload in SHARED else None
     clients = []
     for index in range(THREADS):
         value = shared or prime(app, cookie_name)
         client = Client(app, "/incr", cookie_name, value, keep=True)
-        client.environ["QUERY_STRING"] = f"t{index}"
+        one_counter = workload in (ONE_COUNTER, LOCKED)
+        client.environ["QUERY_STRING"] = "counter" if one_counter else f"t{index}"
         clients.append(client)
     return clients
 
@@ -148,18 +164,26 @@ def _calibrate(run: ConcurrentRun, warmup: int, target: float) -> None:
 
 
 def _count_lost(run: ConcurrentRun, app: WSGIApp) -> None:
-    """Read every thread's counter back; lost = successful increments missing."""
+    """Read every counter back; lost = successful increments missing."""
+    if run.workload in (ONE_COUNTER, LOCKED):  # one key, all threads' increments
+        run.lost = sum(run.succeeded) - _count(app, run.clients[0])
+        return
     lost = 0
     for index, client in enumerate(run.clients):
-        response = call(app, dict(client.environ, PATH_INFO="/count"))
-        assert response.status.startswith("200"), f"read-back: HTTP {response.status}"
-        lost += run.succeeded[index] - int(response.body)
+        lost += run.succeeded[index] - _count(app, client)
     run.lost = lost
 
 
+def _count(app: WSGIApp, client: Client) -> int:
+    response = call(app, dict(client.environ, PATH_INFO="/count"))
+    assert response.status.startswith("200"), f"read-back: HTTP {response.status}"
+    return int(response.body)
+
+
 def judge(run: ConcurrentRun) -> None:
-    """wsgisession must lose nothing and fail no request; Beaker is reported."""
-    if run.system != "wsgisession" or run.invalid:
+    """wsgisession must lose nothing and fail no request (*one counter*
+    without a lock: reported); Beaker is reported."""
+    if run.system != "wsgisession" or run.invalid or run.workload in UNJUDGED:
         return
     if run.lost:
         run.invalid = f"INVALID: {run.lost} lost updates"
@@ -180,14 +204,18 @@ def build_runs(
                 skipped[f"{system}/{kind} (concurrency)"] = str(exc)
                 continue
             for workload in WORKLOADS:
-                if workload == "one session" and kind in CLIENT_SIDE:
+                if workload in SHARED and kind in CLIENT_SIDE:
                     continue
-                run = ConcurrentRun(system, kind, workload)
+                if workload == LOCKED and system != "wsgisession":
+                    continue  # Beaker has no request lock
+                run, run_app = ConcurrentRun(system, kind, workload), app
                 try:
-                    run.clients = _clients(app, COOKIE_NAMES[system], workload)
+                    if workload == LOCKED:
+                        run_app, _store = wsgisession_locked_app(kind, ctx)
+                    run.clients = _clients(run_app, COOKIE_NAMES[system], workload)
                 except Exception as exc:  # noqa: BLE001 - the row shows it
                     run.invalid = f"INVALID before timing: {type(exc).__name__}: {exc}"
-                runs.append((run, app))
+                runs.append((run, run_app))
     return runs
 
 

@@ -121,6 +121,16 @@ def wsgisession_app(kind: str, ctx: Ctx) -> tuple[WSGIApp, Any]:
     return SessionMiddleware(app, store=store), store
 
 
+def wsgisession_locked_app(kind: str, ctx: Ctx) -> tuple[WSGIApp, Any]:
+    """:func:`wsgisession_app` with ``lock = true``: a session's requests run
+    one at a time (the concurrency run's *one counter, lock = true*)."""
+    from wsgisession import SessionMiddleware
+
+    store = wsgisession_store(kind, ctx)
+    app = session_app(lambda environ: environ["wsgisession"])
+    return SessionMiddleware(app, store=store, lock=True), store
+
+
 def beaker_app(kind: str, ctx: Ctx) -> tuple[WSGIApp, None]:
     """The app behind Beaker's SessionMiddleware on the matching store."""
     _need("beaker")

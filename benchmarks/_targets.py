@@ -8,7 +8,8 @@
   at most +5 µs for a read, +12 µs for a write, +10 µs for a new session;
 * the store part (the request minus the memory store's request of the same
   workload) of a write costs at most 1.3x the store's get+set floor, of a
-  new session at most 1.3x its floor for creating a record;
+  new session at most 1.3x its floor for creating a record (file, SQLite,
+  memcached, Redis and PostgreSQL; not the cookie store);
 * write and new are faster than Beaker on every store;
 * (scale run) 1,000,000 sessions cost at most 1.5x what 1,000 do.
 """
@@ -23,6 +24,11 @@ READ_SPEEDUP = {"file": 10.0, "sqlite": 10.0, "memcached": 2.0, "redis": 2.0}
 READ_SPEEDUP["cookie"] = 2.0
 READ_SPEEDUP["postgresql"] = 10.0  # issue 15
 FLOOR_LIMIT = 1.3
+#: The stores whose part is judged against their floor: file, SQLite,
+#: memcached and Redis (issue 13), PostgreSQL (issue 15). Not the cookie
+#: store: the issue sets it no floor target, and counting its store part
+#: (below 1x an itsdangerous floor) added two "met" targets of its own.
+STORE_PART_KINDS = ("file", "sqlite", "memcached", "redis", "postgresql")
 #: Issue 13: the session layer's cost over the bare app, µs.
 SESSION_LAYER_LIMIT = {"read": 5.0, "write": 12.0, "new": 10.0}
 UNTOUCHED_SHARE = 0.5
@@ -55,7 +61,10 @@ def _untouched(results: Results, kind: str) -> Target:
     measured = (
         f"+{fmt(ours - bare)} µs vs Beaker +{fmt(theirs - bare)} µs (x{fmt(share, 2)})"
     )
-    return Target(name, kind, measured, share is not None and share <= UNTOUCHED_SHARE)
+    # Compared as overheads, not through their ratio: a ratio over a Beaker
+    # overhead that noise took to zero or below would pass any figure.
+    met = ours - bare <= UNTOUCHED_SHARE * (theirs - bare)
+    return Target(name, kind, measured, met)
 
 
 def _no_read_writes(results: Results, kind: str) -> Target:
@@ -130,8 +139,9 @@ def main_targets(results: Results) -> list[Target]:
             continue
         targets.append(_no_read_writes(results, kind))
         targets.append(_read_speed(results, kind))
-        targets.append(_store_part(results, kind, "write", "getset"))
-        targets.append(_store_part(results, kind, "new", "new"))
+        if kind in STORE_PART_KINDS:
+            targets.append(_store_part(results, kind, "write", "getset"))
+            targets.append(_store_part(results, kind, "new", "new"))
     targets.append(_valid(results))
     return targets
 
