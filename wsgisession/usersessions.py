@@ -28,7 +28,7 @@ from .config import Settings
 from .envelope import CorruptRecord, Envelope
 from .errors import SessionError
 from .serializers import Serializer
-from .stores.base import Record, Store
+from .stores.base import Record, Store, UnsettledRecords
 
 __all__ = ["HasHandle", "UserSession", "UserSessions", "handle_of", "user_key"]
 
@@ -107,14 +107,17 @@ class UserSessions:
         A record that vanished between listing and deleting may have moved
         to a new key (a concurrent ``cycle_key()``, whose new record was
         indexed before the old one was deleted): the index is read again
-        until a round deletes everything it lists, so none escapes.
+        until a round deletes everything it lists, from a listing that
+        settled, so none escapes.
         """
         user, revoked = user_key(user_id), 0
         if keep is not None and not isinstance(keep, str):
             raise TypeError(f"keep must be a Session or a handle, not {keep!r}")
         for _ in range(_REVOKE_ROUNDS):
-            vanished = False
-            for name, session in self._indexed(user).items():
+            records = self.store.user_session_records(user)
+            # A listing that never settled may miss a session that moved.
+            vanished = isinstance(records, UnsettledRecords)
+            for name, session in self._sessions(user, records).items():
                 if session is not None and session.handle == keep:
                     continue
                 if self.store.delete_record(name):
@@ -136,14 +139,20 @@ class UserSessions:
         return False
 
     def _indexed(self, user: str) -> dict[str, UserSession | None]:
-        """Record name -> session of each record in the user's index.
+        """Record name -> session of each record in the user's index."""
+        return self._sessions(user, self.store.user_session_records(user))
+
+    def _sessions(
+        self, user: str, records: dict[str, Record]
+    ) -> dict[str, UserSession | None]:
+        """Record name -> session of each of the user's ``records``.
 
         None for a record that loads as no session (corrupt, or past
         ``absolute_timeout``): revoking deletes it, listing skips it. A
         record that names another owner is left out altogether.
         """
         sessions: dict[str, UserSession | None] = {}
-        for name, record in self.store.user_session_records(user).items():
+        for name, record in records.items():
             parts = self._decode(record)
             if parts is not None and parts.user != user:
                 continue

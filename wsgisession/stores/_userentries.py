@@ -9,14 +9,17 @@ its new one first, and the new one must be listed too (revocation relies
 on it, or the new record would escape). The new entry may already have
 been in the index, pending, when its record was read as missing: it is
 confirmed (its score set to 0) before the old record goes, so a change of
-score, not only a new entry, means the records are read again.
+score, not only a new entry, means the records are read again. A listing
+still missing records after ``_ROUNDS`` reads again was never checked
+against the index: it is returned as :class:`UnsettledRecords`, which a
+revocation reads again (the session moving meanwhile escaped it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from .base import PENDING_GRACE, Record, now
+from .base import PENDING_GRACE, Record, UnsettledRecords, now
 
 __all__ = ["Entries", "read_live", "stale_entries"]
 
@@ -43,6 +46,9 @@ def read_live(
             break  # nothing added or confirmed since (entries may have gone)
         entries = again
         live = read_records(list(entries))
+    else:
+        if len(live) != len(entries):  # still changing: this view is unchecked
+            live = UnsettledRecords(live)
     return live, entries
 
 

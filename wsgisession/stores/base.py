@@ -38,6 +38,7 @@ __all__ = [
     "Progress",
     "Record",
     "Store",
+    "UnsettledRecords",
     "generate_key",
     "now",
     "storage_key",
@@ -60,6 +61,13 @@ class Record(NamedTuple):
     payload: bytes
     expires_at: float
     version: Any = None
+
+
+class UnsettledRecords(dict[str, Record]):
+    """What ``user_session_records`` returns when the user's index kept
+    changing until the listing gave up reading it again: a session that
+    moved to a new key meanwhile may be missing. A listing shows it as it
+    is; a revocation reads the index again."""
 
 
 #: ``Record`` from a tuple of all three parts, without the Python-level
@@ -233,7 +241,9 @@ class Store(abc.ABC):
         """Record name -> live record of each session in the user's index.
 
         At most one read per listed session (or one batched read); entries
-        whose record is gone or expired are pruned.
+        whose record is gone or expired are pruned. An
+        :class:`UnsettledRecords` if the listing may have missed a session
+        that moved to a new key while it read.
         """
         raise self._no_user_sessions()
 
