@@ -70,6 +70,27 @@ class UserIndexes:
         except FileNotFoundError:
             return []
 
+    def remove_orphans(self, cutoff: float, timeout: float) -> None:
+        """Remove the temporary files a writer killed meanwhile left, changed
+        before ``cutoff`` (each under its index's lock: no writer is at it)."""
+        try:
+            with os.scandir(self.directory) as entries:
+                temps = [e.name for e in entries if e.name.startswith(_TEMP_PREFIX)]
+        except FileNotFoundError:
+            return
+        for temp in temps:
+            file_name = temp[len(_TEMP_PREFIX) :]
+            if not is_record_name(file_name, file_name[:2]):
+                continue
+            path = os.path.join(self.directory, temp)
+            release = self._locks.acquire(file_name[:2], timeout)
+            try:
+                with contextlib.suppress(FileNotFoundError):
+                    if os.lstat(path).st_mtime < cutoff:
+                        os.unlink(path)
+            finally:
+                release()
+
     @contextlib.contextmanager
     def holding_file(self, file_name: str, timeout: float) -> Iterator[UserIndex]:
         """The index stored as ``file_name`` (from :meth:`file_names`), locked."""
