@@ -242,7 +242,7 @@ class Store(abc.ABC):
 
         At most one read per listed session (or one batched read); entries
         whose record is gone or expired are pruned. An
-        :class:`UnsettledRecords` if the listing may have missed a session
+        ``UnsettledRecords`` (a ``dict``) if the listing may have missed a session
         that moved to a new key while it read.
         """
         raise self._no_user_sessions()
