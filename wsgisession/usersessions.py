@@ -56,6 +56,13 @@ def user_key(user_id: object) -> str:
     user = str(user_id)
     if not user:
         raise ValueError("user_id must not be empty")
+    if not user.isascii():
+        try:  # stored, hashed and logged as UTF-8
+            user.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(
+                "user_id must be valid Unicode text (it holds a lone surrogate)"
+            ) from None
     return user
 
 
