@@ -169,7 +169,7 @@ def test_a_missing_extra_names_the_pip_command(
                 "--store",
                 "redis",
                 "--redis-url",
-                "redis://:hunter2pw@127.0.0.1:{port}/0",
+                "redis://127.0.0.1:{port}/0",
             ],
             ["cannot reach the store", "start redis-server", "--redis-url"],
         ),
@@ -389,3 +389,23 @@ def test_the_store_kind_is_read_whatever_its_case(
     monkeypatch.setenv(ENV_VAR, SECRET)
     out = checked(capsys, "--store", "Cookie")
     assert "SignedCookieStore" in out
+
+
+def test_demo_refuses_a_redis_url_with_a_password(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """docs/cli.rst: no command takes a --redis-url with a password (ps shows it)."""
+    status = main(
+        [
+            "demo",
+            "--store",
+            "redis",
+            "--port",
+            "0",
+            "--redis-url",
+            "redis://:hunter2@127.0.0.1:1/0",
+        ]
+    )
+    _, err = capsys.readouterr()
+    assert status == 1
+    assert "with a password is refused" in err, err

@@ -130,3 +130,21 @@ def test_an_empty_user_id_is_one_error_line(
     status, out, err = run(capsys, "sessions", "--config", sqlite_ini, "")
     assert (status, out) == (1, "")
     assert err == "wsgisession sessions: error: user_id must not be empty\n"
+
+
+def test_revoke_reports_every_session_it_deleted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An app on serializer = pickle; the operator uses the store flags (which
+    cannot name a serializer): revoke deletes both sessions, and must say so."""
+    path = tmp_path / "s.sqlite3"
+    with SessionMiddleware(no_app, SQLiteStore(path), serializer="pickle") as mw:
+        for _ in range(2):
+            session = mw.open_session()
+            session["n"] = 1
+            session.bind_user("alice")
+    status = main(["revoke", "--store", "sqlite", "--sqlite-path", str(path), "alice"])
+    out, _ = capsys.readouterr()
+    with SessionMiddleware(no_app, SQLiteStore(path), serializer="pickle") as mw:
+        assert mw.user_sessions("alice") == []  # both were deleted
+    assert (status, out) == (0, "revoked 2 sessions of 'alice'\n")

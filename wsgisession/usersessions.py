@@ -128,7 +128,7 @@ class UserSessions:
                 if session is not None and session.handle == keep:
                     continue
                 if self.store.delete_record(name):
-                    revoked += session is not None
+                    revoked += 1  # "how many it deleted", decodable or not
                 else:
                     vanished = True
             if not vanished:
