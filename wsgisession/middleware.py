@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import pickle
 from collections.abc import Callable, Iterable
 from typing import Any, Self, Unpack
 
@@ -30,7 +31,10 @@ def serializer_for(store: Store, settings: Settings) -> Serializer:
             f"lock: {type(store).__name__} cannot lock sessions; "
             "use a server-side store or lock = false"
         )
-    if store.client_side and isinstance(serializer, PickleSerializer):
+    unpickles = isinstance(serializer, PickleSerializer) or (
+        getattr(serializer, "loads", None) is pickle.loads  # the pickle module
+    )
+    if store.client_side and unpickles:
         raise ConfigError(
             f"serializer: 'pickle' is refused with {type(store).__name__}: "
             "a client-side store must not unpickle what a client sends"
@@ -81,6 +85,10 @@ class SessionMiddleware:
         settings: Settings | None = None,
         **options: Unpack[Options],
     ) -> None:
+        if not callable(app) or isinstance(app, Store):
+            raise ConfigError(
+                f"app: expected a WSGI application (a callable), not {app!r}"
+            )
         self.app = app
         if settings is not None and not isinstance(settings, Settings):
             raise ConfigError(
@@ -102,6 +110,10 @@ class SessionMiddleware:
         started with. Meant for setup and tests (the Flask adapter follows
         ``app.config`` with it), not for flipping options under load.
         """
+        if not isinstance(settings, Settings):
+            raise ConfigError(
+                f"settings: expected a Settings instance, not {settings!r}"
+            )
         serializer = serializer_for(self.store, settings)
         self.settings = settings
         self.serializer = serializer
