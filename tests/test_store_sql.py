@@ -468,6 +468,25 @@ def private_server(
     server.remove()
 
 
+@pytest.mark.slow  # starts and restarts its own database servers
+def test_the_first_load_after_a_restart_succeeds(
+    private_server: DatabaseServer,
+) -> None:
+    """docs/stores.rst: a connection the server dropped is replaced and the
+    statement retried once. The retry took its connection from the engine's
+    pool, which still held the one the last sweep used: dead too."""
+    server = private_server
+    store, key = SQLStore(server.url, timeout=1.0), generate_key()
+    store.create(key, b"kept", later())
+    store.sweep_expired(100)  # the middleware's sweeper, after a save
+    assert store.load(key) is not None
+    server.stop()  # a restart while no request comes in
+    server.start()
+    record = store.load(key)  # StoreUnavailable here: a 500 for the user
+    assert record is not None and record.payload == b"kept"
+    store.close()
+
+
 @pytest.mark.slow
 def test_a_stopped_server_is_unavailable_then_recovers(
     private_server: DatabaseServer,

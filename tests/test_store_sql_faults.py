@@ -1,5 +1,6 @@
-"""SQLStore when things go wrong around it: a damaged row, a forked worker,
-a database restarted while the app ran. Real PostgreSQL, MariaDB and SQLite."""
+"""SQLStore when things go wrong around it: a damaged row, a forked worker.
+Real PostgreSQL, MariaDB and SQLite. (A database restarted while the app
+ran: test_store_sql.py, on a server of the test's own.)"""
 
 from __future__ import annotations
 
@@ -9,14 +10,11 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import servers
 from helpers import later
-from servers import DatabaseServer
 from sql_support import sql_url
 
 from wsgisession.keys import generate_key
@@ -142,32 +140,3 @@ def test_a_forked_child_that_exits_leaves_the_parents_connections(
         check=False,
     )
     assert result.stdout.strip() == "ALIVE", (result.stdout, result.stderr[-2000:])
-
-
-@pytest.fixture(params=["postgresql", "mariadb"])
-def restartable(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[DatabaseServer]:
-    server = getattr(servers, request.param)(tmp_path)
-    server.start()
-    if request.param == "mariadb":
-        servers.mariadb_setup(server)
-    yield server
-    server.remove()
-
-
-@pytest.mark.slow  # starts and restarts its own database servers
-def test_the_first_load_after_a_restart_succeeds(restartable: DatabaseServer) -> None:
-    """docs/stores.rst: a connection the server dropped is replaced and the
-    statement retried once. The retry took its connection from the engine's
-    pool, which still held the one the last sweep used: dead too."""
-    server = restartable
-    store, key = SQLStore(server.url, timeout=1.0), generate_key()
-    store.create(key, b"kept", later())
-    store.sweep_expired(100)  # the middleware's sweeper, after a save
-    assert store.load(key) is not None
-    server.stop()  # a restart while no request comes in
-    server.start()
-    record = store.load(key)  # StoreUnavailable here: a 500 for the user
-    assert record is not None and record.payload == b"kept"
-    store.close()

@@ -52,7 +52,6 @@ class Body:
     def __init__(self, response: Sending, iterable: Iterable[bytes]) -> None:
         self.response = response
         self.iterable = iterable
-        response.body_begun = False
 
     def __iter__(self) -> Iterator[bytes]:
         response = self.response
@@ -67,17 +66,16 @@ class Body:
             # away) is no failure of the app; close() still saves.
             yield from self._streamed(iterator, pending)
             return
-        if pending is _END:
-            following = _END
-        else:
-            response.body_begun = response.body_begun or bool(pending)
-            following = self._next(iterator)
+        if pending is not _END and pending:  # for the app, its headers went out
+            response.body_begun = True
+        following = _END if pending is _END else self._next(iterator)
         while following is not _END:
             if response.server_write is None:
                 response.send_headers(False)
             yield pending
             pending = following
-            response.body_begun = response.body_begun or bool(pending)
+            if pending:
+                response.body_begun = True
             following = self._next(iterator)
         response.complete()
         if pending is not _END:

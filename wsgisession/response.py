@@ -111,8 +111,9 @@ def handle(
 def _touched(session: Session, settings: Settings) -> bool:
     """:func:`is_touched`, or a value changed in place by an app that set
     ``accessed`` back to False (the change is saved all the same)."""
-    return is_touched(session.accessed, session.modified, settings) or (
-        session._changes is not None and session.detect_changes()
+    return (
+        is_touched(session.accessed, session.modified, settings)
+        or session.detect_changes()
     )
 
 
@@ -364,9 +365,7 @@ class Response:
         """Save what changed after the headers went out (streamed bodies, ``close()``)."""
         session = self.session
         if self.failed or not (
-            session.accessed
-            or session.modified
-            or (session._changes is not None and session.detect_changes())
+            session.accessed or session.modified or session.detect_changes()
         ):
             return
         if session._data is None:

@@ -133,11 +133,25 @@ class FileAccess:
         """The header's ``expires_at``; None if gone, -inf if unreadable, inf if
         unreadable but changed within the last minute (see
         :meth:`._filerecord.RecordFiles.examine`)."""
+        found = self._examine(name)
+        return None if found is None else found[1]
+
+    def _examine(self, name: str) -> tuple[bytes | None, float] | None:
+        """:meth:`._filerecord.RecordFiles.examine`, failures as StoreUnavailable."""
         try:
-            found = self._records.examine(name)
+            return self._records.examine(name)
         except OSError as exc:
             raise self._unavailable("read", exc) from exc
-        return None if found is None else found[1]
+
+    def _examine_settled(self, name: str) -> tuple[bytes | None, float] | None:
+        """:meth:`_examine`; a record found expired is examined again under its
+        shard's lock, for a user index to drop it: a save holding that lock
+        may have found it live just before it expired and be renewing it."""
+        found = self._examine(name)
+        if found is not None and found[1] <= now():
+            with self._locked(name[:2]):
+                found = self._examine(name)
+        return found
 
     # -- locks and errors -----------------------------------------------------
 

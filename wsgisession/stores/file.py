@@ -188,8 +188,10 @@ class FileStore(FileAccess, Store):
         ):
             for name in sorted(index.names):
                 record = self._read_live(name)  # a rewrite in progress waits
-                if record is None and self._expiry(name) is not None:
-                    record = self._read_live_locked(name)
+                if record is None:  # expired, maybe renewed by a save meanwhile
+                    payload, expires_at = self._examine_settled(name) or (None, 0.0)
+                    if payload is not None and expires_at > now():
+                        record = payload, expires_at
                 if record is None:
                     index.names.discard(name)
                 else:
@@ -210,31 +212,10 @@ class FileStore(FileAccess, Store):
         """Drop the record names whose record is gone, expired or damaged for
         a minute (a file that does not read whole just now may be being
         rewritten: see :meth:`._filerecord.RecordFiles.examine`)."""
-        moment = now()
         for name in list(names):
-            expires_at = self._expiry(name)
-            if expires_at is not None and expires_at <= moment:
-                # A save holding the shard's lock may have found it live just
-                # before it expired and be renewing it: look again under the lock.
-                with self._locked(name[:2]):
-                    expires_at = self._expiry(name)
-                if expires_at is not None and expires_at > now():
-                    continue
-            if expires_at is None or expires_at <= moment:
+            found = self._examine_settled(name)
+            if found is None or found[1] <= now():
                 names.discard(name)
-
-    def _read_live_locked(self, name: str) -> tuple[bytes, float] | None:
-        """The record if live, read under its shard's lock: a save that found
-        it live just before it expired writes its renewal under that lock, and
-        an index must not drop a record such a save brings back."""
-        with self._locked(name[:2]):
-            try:
-                found = self._records.examine(name)
-            except OSError as exc:
-                raise self._unavailable("read", exc) from exc
-        if found is None or found[0] is None or found[1] <= now():
-            return None
-        return found[0], found[1]
 
     def _prune_user_indexes(self, limit: int) -> None:
         """Prune ``limit`` user indexes at most (picked at random), so that the

@@ -127,13 +127,11 @@ class SQLStore(SQLUserSessions, Store):
     def _sound(self, payload: Any, expires_at: Any) -> tuple[bytes, float] | None:
         """The row's parts, or None (logged) if its columns are of the wrong
         types: SQLite keeps whatever a damaged or hand-edited file holds."""
-        try:
-            if isinstance(payload, str) or isinstance(expires_at, (str, bytes)):
-                raise TypeError(type(payload).__name__)
-            return bytes(payload), float(expires_at)
-        except (TypeError, ValueError):
-            logger.warning("%r: ignoring a damaged session row", self)
-            return None
+        if not isinstance(payload, str) and not isinstance(expires_at, (str, bytes)):
+            with contextlib.suppress(TypeError, ValueError):
+                return bytes(payload), float(expires_at)
+        logger.warning("%r: ignoring a damaged session row", self)
+        return None
 
     def create(self, session_key: str, payload: bytes, expires_at: float) -> str | None:
         name = storage_key(session_key)
