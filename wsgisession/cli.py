@@ -24,7 +24,7 @@ from .errors import ConfigError, SessionError, StoreUnavailable
 from .inifile import PREFIX, read_section
 from .middleware import serializer_for
 from .paste import pyramid_names_translated
-from .redaction import redact_url
+from .redaction import holds_secret
 from .storecheck import build_store, reach_store, unreachable
 from .storespec import store_keys
 from .usercli import add_user_commands
@@ -120,7 +120,7 @@ def _refuse_secret_arguments(given: dict[str, str]) -> None:
             )
     for key in ("sql_url", "redis_url"):
         url = given.get(key)
-        if url is not None and "://" in url and redact_url(url) != url:
+        if url is not None and holds_secret(url):
             option = key.replace("_", "-")
             raise ConfigError(
                 f"--{option} with a password is refused: arguments are visible to "

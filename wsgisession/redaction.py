@@ -9,10 +9,16 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-__all__ = ["SECRET_PARAMETERS", "redact_url", "redacted_value"]
+__all__ = ["SECRET_PARAMETERS", "holds_secret", "redact_url", "redacted_value"]
 
 #: Query parameters that carry a credential in database and Redis URLs.
 SECRET_PARAMETERS = ("password", "passwd", "pass", "pwd", "secret", "token")
+
+
+def holds_secret(url: str) -> bool:
+    """Whether :func:`redact_url` would hide part of ``url`` (a password, a
+    secret parameter): such a URL must not be a command-line argument."""
+    return "://" in url and redact_url(url) != url
 
 
 def redact_url(url: str) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 from .. import secretkey
 from ..config import StoreSpec, parse_settings
 from ..errors import ConfigError
-from ..redaction import redact_url
+from ..redaction import holds_secret
 from ..storecheck import build_store, reach_store
 from .app import DemoApp
 from .facts import describe_store
@@ -100,7 +100,7 @@ def demo_spec(args: argparse.Namespace) -> tuple[StoreSpec, str]:
     if args.store == "memcached":
         settings["memcached_servers"] = args.memcached_servers
     if args.store == "redis":
-        if "://" in args.redis_url and redact_url(args.redis_url) != args.redis_url:
+        if holds_secret(args.redis_url):
             raise ConfigError(  # as cli._refuse_secret_arguments: ps shows arguments
                 "--redis-url with a password is refused: arguments are visible "
                 "to every user in ps; start the demo on a Redis without one"
