@@ -32,6 +32,7 @@ import logging
 import secrets
 from typing import TYPE_CHECKING, Any
 
+from pyramid import threadlocal  # type: ignore[import-untyped]
 from pyramid.events import NewRequest  # type: ignore[import-untyped]
 from pyramid.interfaces import ISession  # type: ignore[import-untyped]
 from zope.interface import classImplements  # type: ignore[import-untyped]
@@ -73,6 +74,10 @@ class PyramidSession(SessionProxy):
         of ``ISession``.
         """
         self._session.modified = True
+
+    def copy(self) -> dict[str, Any]:
+        """A plain dict of the data, as ``dict.copy()`` on Pyramid's own session."""
+        return dict(self)
 
     def invalidate(self) -> None:
         """Drop the session: delete its record and key (the cookie goes too).
@@ -146,9 +151,20 @@ class WsgiSessionFactory:
         )
 
     def session_of(self, request: Any) -> Session | None:
-        """The session the middleware put in ``request``'s environ, if any."""
-        session = request.environ.get(self.key_for(request))
-        return session if isinstance(session, Session) else None
+        """The session the middleware put in ``request``'s environ, if any.
+
+        A subrequest of a blank request (``Request.blank(path)``, whose
+        environ is new) shares the session of the request that invokes it,
+        and gets it in its environ too.
+        """
+        key = self.key_for(request)
+        session = request.environ.get(key)
+        if isinstance(session, Session):
+            return session
+        session = enclosing_session(request, key)
+        if session is not None:
+            request.environ[key] = session
+        return session
 
     def key_for(self, request: Any) -> str:
         """Where the middleware puts the session in ``request``'s environ."""
@@ -159,6 +175,19 @@ class WsgiSessionFactory:
 
     def __repr__(self) -> str:
         return f"WsgiSessionFactory(environ_key={self.environ_key!r})"
+
+
+def enclosing_session(request: Any, key: str) -> Session | None:
+    """The session of the request of the same app that invoked ``request`` as
+    a subrequest (Pyramid's thread-local stack of requests), if any."""
+    for entry in reversed(threadlocal.manager.stack):
+        outer = entry.get("request")
+        if outer is request or entry.get("registry") is not request.registry:
+            continue
+        session = getattr(outer, "environ", {}).get(key)
+        if isinstance(session, Session):
+            return session
+    return None
 
 
 def start_attempt(session: Session, attempt: int) -> None:

@@ -1,0 +1,84 @@
+"""What Pyramid's own session does that ``request.session`` must do too.
+
+A blank request's subrequest shares the session, and ``copy()`` gives a
+plain dict, as on Pyramid's cookie session (a ``dict``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import webtest
+from pyramid.config import Configurator
+from pyramid.request import Request
+from pyramid.response import Response
+
+from wsgisession import SessionMiddleware
+from wsgisession.contrib.pyramid import make_wsgi_app
+
+
+def sub_app(**views: Any) -> SessionMiddleware:
+    """A Pyramid app under the middleware, each view at ``/<name>``."""
+    with Configurator(settings={"wsgisession.store": "memory"}) as config:
+        config.include("wsgisession.contrib.pyramid")
+        for name, view in views.items():
+            config.add_route(name, f"/{name}")
+            config.add_view(view, route_name=name)
+        return make_wsgi_app(config)
+
+
+def test_a_blank_subrequest_shares_the_parents_session() -> None:
+    """Pyramid's documented ``invoke_subrequest(Request.blank(path))``: the
+    subrequest's environ is new, without the session; it used to raise
+    RuntimeError telling to wrap an app that was wrapped."""
+
+    def parent(request: Any) -> Response:
+        request.session["cart"] = ["book"]
+        inner = request.invoke_subrequest(Request.blank("/widget"))
+        return Response(f"{request.session.get('cart')!r} {inner.text}")
+
+    def widget(request: Any) -> Response:
+        request.session["seen"] = True
+        return Response(repr(request.session.get("cart")))
+
+    def show(request: Any) -> Response:
+        return Response(repr(sorted(request.session.items())))
+
+    app = sub_app(parent=parent, widget=widget, show=show)
+    client = webtest.TestApp(app)
+    assert client.get("/parent").text == "['book'] ['book']"
+    assert client.get("/show").text == repr([("cart", ["book"]), ("seen", True)])
+
+
+def test_a_blank_subrequest_with_tweens_sees_the_session_in_its_environ() -> None:
+    def parent(request: Any) -> Response:
+        request.session["n"] = 1
+        sub = Request.blank("/widget")
+        return request.invoke_subrequest(sub, use_tweens=True)
+
+    def widget(request: Any) -> Response:
+        session = request.session
+        assert request.environ["wsgisession"] is session.wsgisession
+        session["n"] += 1
+        return Response(str(session["n"]))
+
+    client = webtest.TestApp(sub_app(parent=parent, widget=widget))
+    assert client.get("/parent").text == "2"
+
+
+def test_copy_gives_a_plain_dict_as_pyramids_own_session() -> None:
+    """Pyramid's cookie session is a dict: ``request.session.copy()`` works
+    there, and raised AttributeError here."""
+
+    def login(request: Any) -> Response:
+        request.session["user"] = "ada"
+        return Response("in")
+
+    def snapshot(request: Any) -> Response:
+        copied = request.session.copy()
+        copied["user"] = "mallory"  # a copy: the session is untouched
+        return Response(f"{type(copied).__name__} {request.session['user']}")
+
+    client = webtest.TestApp(sub_app(login=login, snapshot=snapshot))
+    client.get("/login")
+    assert client.get("/snapshot").text == "dict ada"
