@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from helpers import FakeClock, call, get, increment_app, make_store
 
-from wsgisession import SessionMiddleware
+from wsgisession import SessionMiddleware, make_middleware
 from wsgisession.config import Settings, parse_settings
 from wsgisession.deploycheck import deploy_warnings, print_deploy_warnings
 from wsgisession.errors import ConfigError
@@ -303,6 +303,17 @@ def test_pyramid_names_map_to_the_options() -> None:
     settings["wsgisession.save_on_error"] = "false"
     with Configurator(settings=settings) as config, pytest.raises(ConfigError):
         make_wsgi_app(config)
+
+
+def test_make_middleware_understands_pyramids_names_too() -> None:
+    """A Pyramid app wrapped by hand reads the same settings as make_wsgi_app
+    (and as ``wsgisession check``): set_on_exception is save_on_error."""
+    settings = {"wsgisession.store": "memory", "wsgisession.set_on_exception": "true"}
+    middleware = make_middleware(failing_app, settings)
+    assert middleware.settings.save_on_error is True
+    settings["wsgisession.save_on_error"] = "false"
+    with pytest.raises(ConfigError, match="same option"):
+        make_middleware(failing_app, settings)
 
 
 # -- session_key before the load ------------------------------------------------

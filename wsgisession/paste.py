@@ -43,11 +43,12 @@ def make_middleware(
     """Wrap ``app`` using the keys of ``settings`` that start with ``prefix``.
 
     Keys without the prefix are other settings of the app and are left
-    alone; an unknown key with the prefix raises ConfigError.
+    alone; an unknown key with the prefix raises ConfigError. Pyramid's
+    names of the options (:data:`PYRAMID_NAMES`) are understood too.
     """
     from .middleware import SessionMiddleware
 
-    options, spec = parse_settings(settings, prefix)
+    options, spec = parse_settings(pyramid_names_translated(settings, prefix), prefix)
     return SessionMiddleware(app, store=spec.build(prefix), settings=options)
 
 

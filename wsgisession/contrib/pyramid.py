@@ -37,7 +37,7 @@ from pyramid.events import NewRequest  # type: ignore[import-untyped]
 from pyramid.interfaces import ISession  # type: ignore[import-untyped]
 from zope.interface import classImplements  # type: ignore[import-untyped]
 
-from ..paste import make_middleware, pyramid_names_translated
+from ..paste import make_middleware
 from ..session import Session
 from . import SessionProxy
 
@@ -244,7 +244,7 @@ def make_wsgi_app(config: Any, prefix: str = "wsgisession.") -> SessionMiddlewar
     ``request.registry["wsgisession"]``, for its ``user_sessions()`` and
     ``revoke_user_session(s)()`` methods.
     """
-    settings = pyramid_names_translated(config.get_settings() or {}, prefix)
+    settings = config.get_settings() or {}
     middleware = make_middleware(config.make_wsgi_app(), settings, prefix)
     config.registry[REGISTRY_KEY] = middleware
     return middleware
