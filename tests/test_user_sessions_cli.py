@@ -125,11 +125,56 @@ def test_a_store_without_user_sessions_is_one_error_line(
 
 
 def test_an_empty_user_id_is_one_error_line(
-    sqlite_ini: str, capsys: pytest.CaptureFixture[str]
+    sqlite_ini: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    log_in(tmp_path, "alice", 1)
     status, out, err = run(capsys, "sessions", "--config", sqlite_ini, "")
     assert (status, out) == (1, "")
     assert err == "wsgisession sessions: error: user_id must not be empty\n"
+
+
+@pytest.mark.parametrize("command", ["sessions", "revoke", "clear-expired"])
+@pytest.mark.parametrize(
+    "store", ["sqlite", "file", "sql"], ids=["sqlite", "file", "sql-on-sqlite"]
+)
+def test_a_store_path_that_does_not_exist_is_refused_not_made(
+    command: str, store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A mistyped path must not look like success ("revoked 0 sessions" of a
+    user whose sessions live on): the command made an empty store there."""
+    missing = tmp_path / "typo"
+    where = {
+        "sqlite": ["--sqlite-path", str(missing)],
+        "file": ["--file-path", str(missing)],
+        "sql": ["--sql-url", f"sqlite:///{missing}"],
+    }[store]
+    user = [] if command == "clear-expired" else ["alice"]
+    status, out, err = run(capsys, command, "--store", store, *where, *user)
+    assert (status, out) == (1, "")
+    assert f"no session store at {str(missing)!r}" in err
+    assert "check the path" in err and err.count("\n") == 1
+    assert not missing.exists()
+
+
+@pytest.mark.parametrize("command", ["sessions", "revoke"])
+def test_a_private_store_is_refused_for_a_users_sessions(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No path: a new private store, which cannot hold the app's sessions."""
+    status, out, err = run(capsys, command, "--store", "sqlite", "alice")
+    assert (status, out) == (1, "")
+    assert "without a path is a new, private store" in err
+    assert "--sqlite-path" in err
+
+
+def test_an_existing_store_is_used(
+    sqlite_ini: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log_in(tmp_path, "alice", 2)
+    assert run(capsys, "revoke", "--config", sqlite_ini, "alice")[:2] == (
+        0,
+        "revoked 2 sessions of 'alice'\n",
+    )
 
 
 def test_revoke_reports_every_session_it_deleted(

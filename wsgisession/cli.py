@@ -25,7 +25,7 @@ from .inifile import PREFIX, read_section
 from .middleware import serializer_for
 from .paste import pyramid_names_translated
 from .redaction import holds_secret
-from .storecheck import build_store, reach_store, unreachable
+from .storecheck import build_store, reach_store, refuse_missing_store, unreachable
 from .storespec import store_keys
 from .usercli import add_user_commands
 
@@ -208,7 +208,9 @@ STORE_HINT = (
 
 
 def command_clear_expired(args: argparse.Namespace) -> int:
-    store = build_store(settings_from_arguments(args)[1])
+    spec = settings_from_arguments(args)[1]
+    refuse_missing_store(spec, "clear")
+    store = build_store(spec)
     reach_store(store, STORE_HINT)  # a store with native expiry would not notice
     bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
     try:

@@ -44,7 +44,8 @@ def make_middleware(
 
     Keys without the prefix are other settings of the app and are left
     alone; an unknown key with the prefix raises ConfigError. Pyramid's
-    names of the options (:data:`PYRAMID_NAMES`) are understood too.
+    names of the options are understood too (``set_on_exception`` for
+    ``save_on_error``).
     """
     from .middleware import SessionMiddleware
 

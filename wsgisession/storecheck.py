@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from .errors import SessionError, StoreUnavailable
@@ -11,7 +12,7 @@ if TYPE_CHECKING:
     from .config import StoreSpec
     from .stores.base import Store
 
-__all__ = ["build_store", "reach_store", "unreachable"]
+__all__ = ["build_store", "reach_store", "refuse_missing_store", "unreachable"]
 
 
 def build_store(spec: StoreSpec) -> Store:
@@ -33,3 +34,49 @@ def reach_store(store: Store, hint: str) -> None:
         store.exists(generate_key())
     except StoreUnavailable as exc:
         raise unreachable(exc, hint) from None
+
+
+#: The key naming where each store that makes itself on first use keeps
+#: its sessions.
+_PATH_KEYS = {"file": "file_path", "sqlite": "sqlite_path"}
+
+
+def _stored_at(spec: StoreSpec) -> tuple[str, str | None] | None:
+    """The key and path of a store that a command would make if missing:
+    a file or SQLite store, or a SQL store on SQLite; None for others."""
+    key = _PATH_KEYS.get(spec.store)
+    if key is not None:
+        return key, getattr(spec, key)
+    if spec.store == "sql" and isinstance(spec.sql_url, str):
+        from sqlalchemy.engine import make_url  # the sql extra is installed
+
+        url = make_url(spec.sql_url)
+        if url.get_backend_name() == "sqlite":
+            database = url.database
+            memory = not database or database == ":memory:"
+            return "sql_url", None if memory else database
+    return None
+
+
+def refuse_missing_store(spec: StoreSpec, action: str) -> None:
+    """SessionError if ``spec`` names a file or SQLite store that does not
+    exist yet, or a private one (no path): the command would make an empty
+    store there and report nothing to ``action`` (``revoke``: 0 sessions)
+    as if it had done its work. A mistyped path must not look like success.
+    """
+    stored_at = _stored_at(spec)
+    if stored_at is None:
+        return
+    key, path = stored_at
+    option = "--" + key.replace("_", "-")
+    if path is None:
+        raise SessionError(
+            f"store = {spec.store} without a path is a new, private store that "
+            f"holds no sessions: give {option} (or --config) to {action} the "
+            "app's sessions"
+        )
+    if not os.path.exists(path):
+        raise SessionError(
+            f"no session store at {path!r} ({key}): nothing to {action} there. "
+            "The app makes it on its first save; check the path"
+        )

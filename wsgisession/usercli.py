@@ -20,7 +20,7 @@ from typing import Any
 from .config import Settings, StoreSpec
 from .errors import SessionError
 from .serializers import resolve_serializer
-from .storecheck import build_store
+from .storecheck import build_store, refuse_missing_store
 from .usersessions import UserSessions
 
 __all__ = ["add_user_commands"]
@@ -82,11 +82,13 @@ def _parser(commands: Any, name: str, text: str, examples: str) -> Any:
 
 @contextlib.contextmanager
 def _user_sessions(
-    read_settings: ReadSettings, args: argparse.Namespace
+    read_settings: ReadSettings, args: argparse.Namespace, action: str
 ) -> Iterator[UserSessions]:
     """The store's user sessions, closed after; its refusal (a store without
-    them) or a bad user id becomes a SessionError, so one error line."""
+    them), a bad user id or a missing store becomes a SessionError, so one
+    error line."""
     settings, spec = read_settings(args)
+    refuse_missing_store(spec, action)
     store = build_store(spec)
     try:
         yield UserSessions(store, settings, resolve_serializer(settings.serializer))
@@ -97,7 +99,7 @@ def _user_sessions(
 
 
 def command_sessions(read_settings: ReadSettings, args: argparse.Namespace) -> int:
-    with _user_sessions(read_settings, args) as users:
+    with _user_sessions(read_settings, args, "list") as users:
         sessions = users.list(args.user_id)
     user_id = args.user_id
     if not sessions:
@@ -114,7 +116,7 @@ def command_sessions(read_settings: ReadSettings, args: argparse.Namespace) -> i
 
 def command_revoke(read_settings: ReadSettings, args: argparse.Namespace) -> int:
     user_id, handle = args.user_id, args.handle
-    with _user_sessions(read_settings, args) as users:
+    with _user_sessions(read_settings, args, "revoke") as users:
         if handle is None:
             count = users.revoke_all(user_id)
         elif users.revoke_one(user_id, handle):
