@@ -141,6 +141,19 @@ def test_an_unusable_secret_key_file(
     assert err.count("\n") == 1
 
 
+def test_a_secret_key_of_bytes_that_are_not_utf8_is_one_error_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Raw bytes in $WSGISESSION_SECRET_KEY (``$(head -c 32 /dev/urandom)``)
+    are refused as the secret key file's are, not with a UnicodeEncodeError
+    traceback that shows bytes of the key."""
+    monkeypatch.setenv(ENV_VAR, os.fsdecode(b"\xff\xfe" + SECRET.encode()))
+    status, _, err = run(capsys, ["check", "--store", "cookie"])
+    assert status == 1
+    assert err.startswith("wsgisession check: error: ") and "UTF-8" in err
+    assert err.count("\n") == 1 and "\\x" not in err and SECRET not in err
+
+
 # -- %(name)s in ini files ---------------------------------------------------------
 
 RECIPE = """

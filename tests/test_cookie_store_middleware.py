@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import logging
 import os
 import time
 
@@ -110,3 +112,37 @@ def test_the_middleware_lets_too_large_propagate() -> None:
     )
     with pytest.raises(SessionCookieTooLarge):
         client.get("/")
+
+
+class ReprSerializer:
+    """A custom serializer an app may have used before the default one."""
+
+    def dumps(self, obj: object) -> bytes:
+        return repr(obj).encode("utf-8")
+
+    def loads(self, data: bytes) -> object:
+        return ast.literal_eval(data.decode("utf-8"))
+
+
+def test_replaying_a_cookie_the_serializer_cannot_read_warns_once_a_minute(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A cookie signed with the key but written by another serializer (the
+    app changed serializers, or another app shares the key) is the client's
+    to send again and again: like a forged one, it may not fill the logs."""
+    before = SessionMiddleware(
+        counter_app, store=SignedCookieStore(SECRET), serializer=ReprSerializer()
+    )
+    old_value = cookie_of(webtest.TestApp(before).get("/"))
+    client = webtest.TestApp(
+        SessionMiddleware(reader_app, store=SignedCookieStore(SECRET))
+    )
+    with caplog.at_level(logging.DEBUG, logger="wsgisession"):
+        for _ in range(5):
+            response = client.get("/", headers={"Cookie": f"sessionid={old_value}"})
+            assert response.text == "None"
+    told = [r for r in caplog.records if "corrupt session record" in r.getMessage()]
+    assert len(told) == 5, "each one is logged, at DEBUG past the first"
+    loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(loud) <= 1, [r.getMessage() for r in loud]
+    assert old_value not in caplog.text

@@ -491,6 +491,18 @@ def test_missing_secret_is_a_config_error(secret: object) -> None:
         SignedCookieStore(secret)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("where", ["secret_key", "fallbacks[0]"])
+def test_a_secret_that_is_not_utf8_text_is_a_config_error(where: str) -> None:
+    """A str holding undecodable bytes (os.environ's surrogate escapes)."""
+    raw = os.fsdecode(b"\xff\xfe" + SECRET.encode())
+    with pytest.raises(ConfigError, match=rf"{re.escape(where)}.*UTF-8") as caught:
+        if where == "secret_key":
+            SignedCookieStore(raw)
+        else:
+            SignedCookieStore(SECRET, [raw])
+    assert SECRET not in str(caught.value)
+
+
 @pytest.mark.parametrize("fallbacks", [[""], [OLD_SECRET, None], "one-string"])
 def test_bad_fallbacks_are_a_config_error(fallbacks: object) -> None:
     with pytest.raises(ConfigError, match="fallback"):

@@ -142,7 +142,13 @@ def strong_secret(key: str, value: Any) -> bytes:
     The ConfigError never shows the value, only its type or length.
     """
     if isinstance(value, str):
-        value = value.encode("utf-8")
+        try:
+            value = value.encode("utf-8")
+        except UnicodeEncodeError:  # raw bytes from os.environ: never echoed
+            raise ConfigError(
+                f"{key} is not UTF-8 text (an environment variable holding raw "
+                f"bytes?). Make one with: {MAKE_SECRET}"
+            ) from None
     if not isinstance(value, bytes):
         raise ConfigError(
             f"invalid value for {key!r}: a {type(value).__name__}; expected a "

@@ -22,12 +22,16 @@ from .changes import ChangeSet
 from .config import Settings
 from .envelope import CorruptRecord, Envelope, new_envelope
 from .errors import SessionError, SessionInterrupted
+from .logthrottle import ThrottledWarning
 from .serializers import Serializer
 from .stores.base import Record, Store, new_record, storage_key
 
 __all__ = ["SessionRecord"]
 
 logger = logging.getLogger(__name__)
+#: A client-side store's record is what the client sent (signed, but maybe
+#: by another serializer): sent again and again, it warns once a minute.
+_warn_corrupt_cookie = ThrottledWarning(logger)
 
 _CREATE_ATTEMPTS = 5
 
@@ -116,7 +120,8 @@ class SessionRecord:
         try:
             return envelope.decode(self.serializer, payload, session_key)
         except CorruptRecord as exc:
-            logger.warning(
+            warn = _warn_corrupt_cookie if self.store.client_side else logger.warning
+            warn(
                 "corrupt session record in %r (%s); starting an empty session",
                 self.store,
                 exc,
