@@ -263,6 +263,11 @@ class FailingDelete(MemoryStore):
             raise ConnectionError("store down")
         super().delete(session_key)
 
+    def delete_record(self, record_name: str) -> bool:
+        if self.failing:  # cycle_key() deletes the old record by its name
+            raise ConnectionError("store down")
+        return super().delete_record(record_name)
+
 
 def test_cycle_key_whose_old_record_cannot_go_still_watches_the_moved_values() -> None:
     """The new record holds everything once created: a failure to delete the

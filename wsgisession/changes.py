@@ -17,11 +17,20 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .envelope import IMMUTABLE_TYPES, Envelope
+from .errors import UnserializableValue
 from .expiry import Expiry
 
 __all__ = ["ChangeSet"]
 
 Dumps = Callable[[Any], bytes]
+
+
+def _dumped(dumps: Dumps, key: str, value: Any) -> bytes:
+    """``dumps(value)``; UnserializableValue naming ``key`` if it fails."""
+    try:
+        return dumps(value)
+    except Exception as exc:
+        raise UnserializableValue(key, value, str(exc)) from exc
 
 
 class ChangeSet:
@@ -106,10 +115,18 @@ class ChangeSet:
         self.cleared = self.expiry_changed = False
 
     def detect(self, data: dict[str, Any], dumps: Dumps) -> bool:
-        """Mark the values changed in place since the snapshot; True if any were."""
+        """Mark the values changed in place since the snapshot; True if any were.
+
+        UnserializableValue, naming the key, if a change made a value the
+        serializer refuses (as the save of an assigned one raises).
+        """
         found = False
         for key, snapshot in self.snapshots.items():
-            if key in data and key not in self.changed and dumps(data[key]) != snapshot:
+            if (
+                key in data
+                and key not in self.changed
+                and _dumped(dumps, key, data[key]) != snapshot
+            ):
                 self.changed.add(key)
                 found = True
         return found

@@ -305,14 +305,16 @@ class SessionRecord:
         """Drop the record this one was moved from (``old_key``, owned by
         ``old_user``) after :meth:`create` with ``fresh=True`` stored it anew.
 
-        If the old record was a user's and is gone by then (revoked while
-        this request ran), the new one must not outlive it: it is deleted,
-        this record forgotten and SessionInterrupted raised.
+        If the old record is gone by then (revoked, or deleted by a logout
+        in another tab, while this request ran), the new one must not
+        outlive it: it is deleted, this record forgotten and
+        SessionInterrupted raised. A store without ``delete_record`` (the
+        cookie store, a custom store) cannot tell: the old record is deleted.
         """
         if old_key is None:
             return
         store = self.store
-        if old_user is None:
+        if old_user is None and not store.supports_user_sessions:
             store.delete(old_key)
         elif not store.delete_record(storage_key(old_key)):
             assert self.key is not None
