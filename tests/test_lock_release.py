@@ -119,3 +119,39 @@ def test_pyramid_retry_that_never_uses_the_session_releases_the_lock() -> None:
     client.set_cookie("sessionid", key)
     assert client.get("/checkout").text == "ok" and len(attempts) == 2
     assert_lock_free(app.store, key)
+
+
+@pytest.mark.parametrize("kind", ["memory", "file", "sqlite"])
+def test_a_refused_in_place_change_after_accessed_false_releases_the_lock(
+    kind: str, tmp_path: Any
+) -> None:
+    """The change detection of a response whose app set ``accessed = False``
+    raises UnserializableValue (a value changed in place into one JSON
+    refuses): the lock must be released all the same."""
+    from wsgisession.errors import UnserializableValue
+
+    store = {
+        "memory": lambda: MemoryStore(),
+        "file": lambda: FileStore(tmp_path / "f"),
+        "sqlite": lambda: SQLiteStore(tmp_path / "s.sqlite3"),
+    }[kind]()
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        session = environ["wsgisession"]
+        session.setdefault("notes", [])
+        session.save()
+        session["notes"].append(object())
+        session.accessed = session.modified = False
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    middleware = SessionMiddleware(app, store, lock=True, lock_timeout=0.2)
+    key = saved_session(middleware)
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/",
+        "HTTP_COOKIE": f"sessionid={key}",
+    }
+    with pytest.raises(UnserializableValue, match="notes"):
+        middleware(environ, lambda s, h, e=None: None)
+    assert_lock_free(store, key)  # environ, and so the session, still held

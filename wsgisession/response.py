@@ -87,21 +87,21 @@ def handle(
         or response.server_write is not None
     ):
         return response.respond(result)
-    # is_touched(), spelled out: every request of the app comes here.
-    if (
-        session.accessed
-        or session.modified
-        or setup.save_every_request
-        or (session._changes is not None and session.detect_changes())
-    ):
-        try:
+    try:
+        # is_touched(), spelled out: every request of the app comes here.
+        if (
+            session.accessed
+            or session.modified
+            or setup.save_every_request
+            or (session._changes is not None and session.detect_changes())
+        ):
             response.send_headers(True, True)
-        finally:
+            return result
+    finally:  # touched or not (accessed set back to False, a retry's
+        # discarded attempt), and when the detection raises (a value JSON
+        # refuses): a loaded session may hold the lock
+        if session._record is not None:
             session.release_lock()
-        return result
-    if session._record is not None:  # loaded, then left untouched (accessed
-        # set back to False, a retry's discarded attempt): it may hold the lock
-        session.release_lock()
     response.server_write = start_response(
         response.status, response.headers, response.exc_info
     )
