@@ -151,6 +151,15 @@ def test_the_interface_reports_the_values_in_force(store: Store) -> None:
     assert cookie is not None and cookie.value
 
 
+def test_the_interface_reports_the_secure_flag_samesite_none_forces(
+    store: Store,
+) -> None:
+    app = make_app(store, {"SESSION_COOKIE_SAMESITE": "None"})
+    header = app.test_client().get("/set/a").headers["Set-Cookie"]
+    assert "Secure" in header.split("; ")
+    assert app.session_interface.get_cookie_secure(app) is True
+
+
 def test_expiration_time_follows_permanence(store: Store) -> None:
     app = make_app(store)
     with app.test_request_context("/"):

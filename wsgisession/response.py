@@ -312,8 +312,10 @@ class Response:
         setup = self.setup
         settings = setup.settings
         if session._data is None:  # emptiness, and whether a cookie came, after it
-            if not (session.accessed or session.modified or session.offered_keys()):
-                return []  # no cookie, and the app never used it: nothing to do
+            if session._load_failed or not (
+                session.accessed or session.modified or session.offered_keys()
+            ):  # the app's load failed (the cookie stays), or it never used it
+                return []
             session.load()
         session.detect_changes()
         assert self.status is not None
@@ -369,6 +371,8 @@ class Response:
         ):
             return
         if session._data is None:
+            if session._load_failed:
+                return
             session.load()
         session.detect_changes()
         assert self.status is not None

@@ -63,6 +63,10 @@ class Session(KeyMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str, 
     #: Whether an id the request offered loaded (the response may then
     #: delete the cookie, even if more values were offered than tried).
     _offered_key_loaded = False
+    #: Whether a load raised (the store down, ``LockTimeout``): the ids
+    #: offered are tried again on the next use, and the response leaves the
+    #: cookie as it is rather than take the session for an absent one.
+    _load_failed = False
     #: The last attempt of a request run again (pyramid_retry's number) that
     #: used this session: a subrequest's copied environ shares the session.
     _retry_attempt = 0
@@ -138,11 +142,15 @@ class Session(KeyMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str, 
             )
         data: dict[str, Any] | None = None
         candidates, self._offered = self.offered_keys(), ()
-        for candidate in candidates:
-            data = record.open(candidate)
-            if data is not None:
-                self._offered_key_loaded = True
-                break
+        try:
+            for candidate in candidates:
+                data = record.open(candidate)
+                if data is not None:
+                    self._offered_key_loaded = True
+                    break
+        except BaseException:  # not an absent session: the next use tries again
+            self._offered, self._load_failed = candidates, True
+            raise
         if data is None:  # none opened: a new session
             record.created = clock.now()
             data = {}

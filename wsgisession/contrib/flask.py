@@ -47,6 +47,7 @@ from flask import has_request_context, request
 from flask.sessions import NullSession, SessionInterface, SessionMixin
 
 from ..config import Settings
+from ..cookies import fixed_secure
 from ..middleware import SessionMiddleware
 from ..response import Response as SessionResponse
 from ..session import Session
@@ -92,6 +93,8 @@ class FlaskSession(SessionProxy, SessionMixin):  # type: ignore[override]
         #: Set when no middleware saw this request (test contexts): then
         #: :meth:`WsgiSessionInterface.save_session` saves, with this response.
         self.detached_response = detached
+        #: The lifetime ``permanent = True`` stored in this request, or None.
+        self._lifetime: int | None = None
 
     @property
     def permanent(self) -> bool:
@@ -108,7 +111,19 @@ class FlaskSession(SessionProxy, SessionMixin):  # type: ignore[override]
             return
         self._session.set_expiry(None)
         if self._session.get_expire_at_browser_close():  # the global default
-            self._session.set_expiry(self._session.get_session_cookie_age())
+            self._lifetime = self._session.get_session_cookie_age()
+            self._session.set_expiry(self._lifetime)
+
+    def settle_lifetime(self, lifetime: int) -> None:
+        """Give a session made permanent in this request ``lifetime``, the one
+        in force at the save (Flask reads it then: an app may set it after
+        ``permanent = True``), unless the expiry was changed since."""
+        stored = self._lifetime
+        if stored is None or stored == lifetime:
+            return
+        if self._session.loaded_record().expiry == stored:
+            self._lifetime = lifetime
+            self._session.set_expiry(lifetime)
 
     def copy(self) -> dict[str, Any]:
         """A plain dict of the data, as ``dict.copy()`` on Flask's own session."""
@@ -223,9 +238,10 @@ class WsgiSessionInterface(SessionInterface):
         settings = self._settings(app)
         if settings is None:
             return super().get_cookie_secure(app)
-        if settings.cookie_secure == "auto":
+        secure = fixed_secure(settings)  # SameSite=None and Partitioned force it
+        if secure is None:
             return has_request_context() and request.is_secure
-        return bool(settings.cookie_secure or settings.cookie_partitioned)
+        return secure
 
     def get_cookie_samesite(self, app: Flask) -> str | None:
         settings = self._settings(app)
@@ -276,7 +292,10 @@ class WsgiSessionInterface(SessionInterface):
             return
         raw = session.wsgisession
         detached = session.detached_response
-        settings = self._settings(app) if detached is None else detached.setup.settings
+        current = self._settings(app)
+        if current is not None:
+            session.settle_lifetime(current.cookie_age)
+        settings = current if detached is None else detached.setup.settings
         if response.status_code < 500 or (
             settings is not None and settings.save_on_error
         ):
@@ -326,7 +345,7 @@ def _refresh_if_permanent(session: Session, *, keep_accessed: bool) -> None:
     response gets no ``Vary: Cookie`` (as with Flask). With ``lock = true``
     it stays set, so that the middleware releases the lock the load took.
     """
-    if session.modified:
+    if session.modified or session._load_failed:  # failed: not loaded again here
         return
     accessed = session.accessed
     if len(session) and not session.get_expire_at_browser_close():
