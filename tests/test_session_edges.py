@@ -61,6 +61,43 @@ def test_an_unencodable_key_raises_unserializable_value(
         session.save()
 
 
+def test_a_value_changed_in_place_to_an_unserializable_one_names_its_key(
+    middleware: SessionMiddleware,
+) -> None:
+    """``session["cart"].append(object())``: save() raises UnserializableValue
+    naming the key, as for ``session["cart"] = [object()]`` (it raised the
+    serializer's bare TypeError from the change detection)."""
+    existing = middleware.open_session()
+    existing["user"], existing["cart"] = "ann", ["book"]
+    existing.save()
+    key = existing.session_key
+    session = middleware.open_session(key)
+    session["cart"].append(object())
+    with pytest.raises(UnserializableValue) as info:
+        session.save()
+    assert info.value.key == "cart"
+    assert dict(middleware.open_session(key)) == {"user": "ann", "cart": ["book"]}
+
+
+def test_the_middleware_reports_a_value_changed_in_place_by_its_key(
+    middleware: SessionMiddleware,
+) -> None:
+    def app(environ, start_response):
+        environ["wsgisession"]["cart"].append(object())
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    existing = middleware.open_session()
+    existing["cart"] = ["book"]
+    existing.save()
+    key = existing.session_key
+    wrapped = SessionMiddleware(app, store=middleware.store)
+    with pytest.raises(UnserializableValue) as info:
+        webtest.TestApp(wrapped).get("/", headers={"Cookie": f"sessionid={key}"})
+    assert info.value.key == "cart"
+    assert middleware.open_session(key)["cart"] == ["book"]
+
+
 # -- a set of frozensets loads back (it loaded as corrupt: all data lost) -----
 
 

@@ -25,6 +25,7 @@ from .cookies import (
     NOTHING,
     SET,
     add_session_headers,
+    cookie_values,
     decide,
     deleting_cookie,
     is_touched,
@@ -165,6 +166,7 @@ class Response:
         "may_save_again",
         "offered",
         "saved",
+        "sent_key",
         "server_start_response",
         "server_write",
         "session",
@@ -191,6 +193,8 @@ class Response:
     #: Set by a :class:`~wsgisession.body.Body`: the app has yielded a
     #: non-empty chunk, so for the app its headers went out (unset: not yet).
     body_begun: bool
+    #: The key of the ``Set-Cookie`` this response made (unset: none).
+    sent_key: str
 
     @classmethod
     def detached(cls, setup: ResponseSetup, environ: dict[str, Any]) -> Response:
@@ -338,6 +342,7 @@ class Response:
         record = session._record  # loaded above
         assert record is not None and record.key is not None
         max_age = record.max_age_at_save if self.saved else session.cookie_max_age()
+        self.sent_key = record.key
         return [session_cookie(settings, record.key, max_age, secure)]
 
     def save(self, watch: bool = True) -> bool:
@@ -384,11 +389,13 @@ class Response:
         if self.saved and not session.has_unsaved_changes():
             return
         client_side = self.setup.store.client_side
-        if client_side or session.session_key is None:
+        key = session.session_key
+        if client_side or key is None or not self._client_holds(key):
+            kind = "new session" if key is None else "new key (cycle_key())"
             logger.warning(
                 "session changed after the response headers were sent; a %s cannot carry "
                 "the change, so it was not saved",
-                "cookie store" if client_side else "new session",
+                "cookie store" if client_side else kind,
             )
             self.failed = True  # close() must not try (and warn) again
             return
@@ -397,6 +404,13 @@ class Response:
         except BaseException:
             self.failed = True  # close() must not try the store again
             raise
+
+    def _client_holds(self, key: str) -> bool:
+        """Whether ``key`` is the one the headers sent, or else one the request offered."""
+        sent, offered = getattr(self, "sent_key", None), self.offered
+        if sent is not None or offered is None:
+            return key == sent
+        return key in cookie_values(offered.header, offered.name)
 
     def close(self) -> None:
         """The server closed the response: save anything left, release the lock."""
