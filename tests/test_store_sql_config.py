@@ -134,6 +134,9 @@ def test_check_shows_no_password(
         f"postgresql+psycopg://app@127.0.0.1:1/db?password={DB_PASSWORD}",
         f"postgresql+psycopg://app@127.0.0.1:1/db?sslmode=disable&PASSWORD={DB_PASSWORD}",
         f"mysql+pymysql://app@127.0.0.1:1/db?password={DB_PASSWORD}",
+        # libpq's passphrase of the client's TLS key is a credential too.
+        f"postgresql+psycopg://app@127.0.0.1:1/db?sslpassword={DB_PASSWORD}",
+        f"postgresql+psycopg://app@127.0.0.1:1/db?sslmode=disable&SSLPassword={DB_PASSWORD}",
     ],
 )
 def test_a_password_in_the_query_is_never_shown(url: str) -> None:
@@ -173,6 +176,17 @@ def test_a_password_in_sql_url_as_an_argument_is_refused(
             f"wsgisession {command}: error: --sql-url with a password is refused"
         )
         assert "use --config" in err and DB_PASSWORD not in err
+
+
+def test_a_tls_key_passphrase_in_sql_url_as_an_argument_is_refused(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``?sslpassword=`` (libpq) shows in ps like a password: refused too."""
+    url = f"postgresql+psycopg://127.0.0.1:1/db?sslpassword={DB_PASSWORD}"
+    status, out, err = run(capsys, "check", "--store", "sql", "--sql-url", url)
+    assert (status, out) == (1, "")
+    assert "--sql-url with a password is refused" in err
+    assert DB_PASSWORD not in err
 
 
 # -- wsgisession init-db ------------------------------------------------------------

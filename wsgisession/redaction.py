@@ -9,10 +9,25 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-__all__ = ["SECRET_PARAMETERS", "holds_secret", "redact_url", "redacted_value"]
+__all__ = [
+    "SECRET_PARAMETERS",
+    "holds_secret",
+    "is_secret_parameter",
+    "redact_url",
+    "redacted_value",
+]
 
 #: Query parameters that carry a credential in database and Redis URLs.
 SECRET_PARAMETERS = ("password", "passwd", "pass", "pwd", "secret", "token")
+#: Parts of names of parameters that carry one too, such as libpq's
+#: ``sslpassword`` and redis-py's ``ssl_password`` (a TLS key's passphrase).
+_SECRET_PARTS = ("password", "passwd", "secret", "token")
+
+
+def is_secret_parameter(name: str) -> bool:
+    """Whether the query parameter ``name`` of a URL carries a credential."""
+    name = name.lower()
+    return name in SECRET_PARAMETERS or any(part in name for part in _SECRET_PARTS)
 
 
 def holds_secret(url: str) -> bool:
@@ -43,7 +58,7 @@ def redact_url(url: str) -> str:
         return f"{scheme}://<not shown>"
     if parts.query:
         query = "&".join(
-            name + "=***" if name.lower() in SECRET_PARAMETERS else pair
+            name + "=***" if is_secret_parameter(name) else pair
             for pair in parts.query.split("&")
             for name in [pair.partition("=")[0]]
         )

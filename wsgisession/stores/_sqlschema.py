@@ -39,7 +39,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlalchemy.sql import Executable
 
 from ..errors import ConfigError
-from ..redaction import SECRET_PARAMETERS
+from ..redaction import is_secret_parameter
 
 __all__ = ["Tables", "build_engine", "redacted", "url_secrets"]
 
@@ -215,8 +215,8 @@ class Tables:
 
 def redacted(url: URL) -> str:
     """``url`` as text with its password hidden, in its user part or its query
-    (``?password=``, which libpq and PyMySQL take too)."""
-    hidden = {name: "***" for name in url.query if name.lower() in SECRET_PARAMETERS}
+    (``?password=``, which libpq and PyMySQL take too, or ``?sslpassword=``)."""
+    hidden = {name: "***" for name in url.query if is_secret_parameter(name)}
     text = url.update_query_dict(hidden).render_as_string(hide_password=True)
     return text.replace("=%2A%2A%2A", "=***")  # the query is percent-encoded
 
@@ -225,7 +225,7 @@ def url_secrets(url: URL) -> list[str]:
     """The credentials in ``url``, to take out of driver messages."""
     found = [] if url.password is None else [str(url.password)]
     for name, value in url.query.items():
-        if name.lower() in SECRET_PARAMETERS:
+        if is_secret_parameter(name):
             found += [value] if isinstance(value, str) else list(value)
     return [secret for secret in found if secret]
 
