@@ -25,7 +25,13 @@ from .inifile import PREFIX, read_section
 from .middleware import serializer_for
 from .paste import pyramid_names_translated
 from .redaction import holds_secret
-from .storecheck import build_store, reach_store, refuse_missing_store, unreachable
+from .storecheck import (
+    build_store,
+    reach_store,
+    refuse_missing_store,
+    refuse_missing_tables,
+    unreachable,
+)
 from .storespec import store_keys
 from .usercli import add_user_commands
 
@@ -137,7 +143,9 @@ def settings_from_arguments(args: argparse.Namespace) -> tuple[Settings, StoreSp
         if (value := getattr(args, key, None)) is not None
     }
     _refuse_secret_arguments(given)
-    if args.config:
+    if args.config == "":  # "$APP_INI" unset: not the same as no --config
+        raise ConfigError("--config needs a file name, as in --config app.ini#session")
+    if args.config is not None:
         named = ["--" + key.replace("_", "-") for key in given]
         named += ["--secret-key-file"] if args.secret_key_file else []
         if named:
@@ -211,6 +219,7 @@ def command_clear_expired(args: argparse.Namespace) -> int:
     spec = settings_from_arguments(args)[1]
     refuse_missing_store(spec, "clear")
     store = build_store(spec)
+    refuse_missing_tables(store, "clear", STORE_HINT)
     reach_store(store, STORE_HINT)  # a store with native expiry would not notice
     bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
     try:
@@ -260,7 +269,7 @@ def command_check(args: argparse.Namespace) -> int:
     options, spec = settings_from_arguments(args)
     store = build_store(spec)
     serializer_for(store, options)  # what the middleware would refuse at startup
-    if args.config:
+    if args.config is not None:
         print(f"configuration ok: {options}")
     reach_store(store, STORE_HINT)
     print_deploy_warnings(options, spec)

@@ -12,7 +12,13 @@ if TYPE_CHECKING:
     from .config import StoreSpec
     from .stores.base import Store
 
-__all__ = ["build_store", "reach_store", "refuse_missing_store", "unreachable"]
+__all__ = [
+    "build_store",
+    "reach_store",
+    "refuse_missing_store",
+    "refuse_missing_tables",
+    "unreachable",
+]
 
 
 def build_store(spec: StoreSpec) -> Store:
@@ -60,10 +66,15 @@ def _stored_at(spec: StoreSpec) -> tuple[str, str | None] | None:
 
 def refuse_missing_store(spec: StoreSpec, action: str) -> None:
     """SessionError if ``spec`` names a file or SQLite store that does not
-    exist yet, or a private one (no path): the command would make an empty
-    store there and report nothing to ``action`` (``revoke``: 0 sessions)
+    exist yet, or a private one (no path, or a memory store): the command
+    would make an empty store there and report nothing to ``action`` (``revoke``: 0 sessions)
     as if it had done its work. A mistyped path must not look like success.
     """
+    if spec.store == "memory":
+        raise SessionError(
+            "store = memory keeps the sessions in the app's own process: this "
+            f"command would {action} those of a new, empty store of its own"
+        )
     stored_at = _stored_at(spec)
     if stored_at is None:
         return
@@ -79,4 +90,27 @@ def refuse_missing_store(spec: StoreSpec, action: str) -> None:
         raise SessionError(
             f"no session store at {path!r} ({key}): nothing to {action} there. "
             "The app makes it on its first save; check the path"
+        )
+
+
+def refuse_missing_tables(store: Store, action: str, hint: str = "") -> None:
+    """SessionError if ``store`` is an SQL store without its sessions table
+    (a mistyped ``sql_table``, or a database the app never used): the first
+    use would create it empty, and report nothing to ``action`` as success,
+    as :func:`refuse_missing_store` explains. Call it before any other use;
+    ``hint`` is added to the error if the database cannot be reached.
+    """
+    has_tables = getattr(store, "has_tables", None)  # only SQLStore has it
+    if has_tables is None:
+        return
+    try:
+        found = has_tables()
+    except StoreUnavailable as exc:
+        if not hint:
+            raise
+        raise unreachable(exc, hint) from None
+    if not found:
+        raise SessionError(
+            f"no session tables in {store!r}: nothing to {action} there. The "
+            "app makes them on its first use; check sql_url and sql_table"
         )

@@ -20,7 +20,7 @@ from typing import Any
 from .config import Settings, StoreSpec
 from .errors import SessionError
 from .serializers import resolve_serializer
-from .storecheck import build_store, refuse_missing_store
+from .storecheck import build_store, refuse_missing_store, refuse_missing_tables
 from .usersessions import UserSessions
 
 __all__ = ["add_user_commands"]
@@ -91,6 +91,7 @@ def _user_sessions(
     refuse_missing_store(spec, action)
     store = build_store(spec)
     try:
+        refuse_missing_tables(store, action)
         yield UserSessions(store, settings, resolve_serializer(settings.serializer))
     except (NotImplementedError, ValueError) as exc:
         raise SessionError(str(exc)) from exc

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import redis
 from redis.backoff import NoBackoff
@@ -51,24 +51,34 @@ def _reason(url: str, exc: ValueError) -> str:
         return str(exc)
     return (
         "its host, port or options cannot be parsed (percent-encode any / ? # "
-        "@ : or % in the user name or password)"
+        "@ : [ ] or % in the user name or password)"
     )
+
+
+def _split(url: str) -> SplitResult:
+    """``urlsplit(url)``; ConfigError if it cannot be split (an unmatched
+    ``[`` or ``]``, in an IPv6 host or a password not percent-encoded)."""
+    try:
+        return urlsplit(url)
+    except ValueError as exc:
+        raise ConfigError(
+            f"invalid RedisStore url {redact_url(url)}: {_reason(url, exc)}"
+        ) from exc
 
 
 def client_from_url(url: str, socket_timeout: float) -> Any:
     """A client for ``url``: a ``redis.Redis``, or for ``redis+cluster://`` a
     factory that builds the ``RedisCluster`` on first use (its constructor
     connects, and the store must not connect before it is used)."""
-    scheme = urlsplit(url).scheme if isinstance(url, str) else None
-    if scheme in _CLUSTER_SCHEMES:
+    parts = _split(url) if isinstance(url, str) else None
+    if parts is not None and parts.scheme in _CLUSTER_SCHEMES:
         return _cluster_factory(url, socket_timeout)
-    if scheme not in _SCHEMES:
+    if parts is None or parts.scheme not in _SCHEMES:
         raise ConfigError(
             f"RedisStore url must start with redis://, rediss://, unix:// or "
             f"redis+cluster://: "
             f"{redact_url(url) if isinstance(url, str) else type(url).__name__}"
         )
-    parts = urlsplit(url)
     if parts.scheme != "unix" and not _DB_PATH.fullmatch(parts.path):
         raise ConfigError(
             f"invalid RedisStore url {redact_url(url)}: the path must be a "

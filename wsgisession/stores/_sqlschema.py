@@ -193,6 +193,11 @@ class Tables:
             columns = {c["name"] for c in inspector.get_columns(self.sessions.name)}
         return "user_key" in columns, f"{self.sessions.name}_user_key" in names
 
+    def sessions_exist(self, engine: Engine) -> bool:
+        """Whether the sessions table exists (nothing is created)."""
+        with engine.connect() as conn:
+            return bool(inspect(conn).has_table(self.sessions.name))
+
     def _exist(self, engine: Engine) -> bool:
         with engine.connect() as conn:
             inspector = inspect(conn)

@@ -317,6 +317,11 @@ class SQLStore(SQLUserSessions, Store):
         with self._translate("create its tables"):
             self._ready()
 
+    def has_tables(self) -> bool:
+        """Whether the sessions table exists; unlike first use, creates nothing."""
+        with self._translate("look for its tables"):
+            return self._tables.sessions_exist(self._base)
+
     # -- connections -------------------------------------------------------------
 
     def _run(self, action: str, work: Callable[..., T], *args: Any) -> T:
