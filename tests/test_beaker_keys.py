@@ -156,3 +156,46 @@ def test_wsgisession_check_reports_beaker_keys_of_an_app_section(
     err = capsys.readouterr().err
     assert "'beaker.session.httponly' is a Beaker session key" in err
     assert "did you mean 'wsgisession.cookie_httponly'?" in err
+
+
+# -- Beaker's Python idiom: SessionMiddleware(app, config) ----------------------
+
+#: A Beaker configuration dict as Beaker's docs pass it, with its secrets.
+BEAKER_CONFIG = {
+    "session.type": "ext:database",
+    "session.url": "postgresql://app:hunter2@db/app",
+    "session.validate_key": "beaker-validate-key-do-not-show",
+}
+
+
+def test_beaker_config_dict_as_the_store_is_refused_without_its_secrets() -> None:
+    # SessionMiddleware(app, session_opts) is Beaker's own example. Switching
+    # the import only gave a ConfigError quoting the whole dict: the
+    # database password and the signing key went into the traceback.
+    from wsgisession import SessionMiddleware
+
+    with pytest.raises(ConfigError) as info:
+        SessionMiddleware(hello, BEAKER_CONFIG)  # type: ignore[arg-type]
+    message = str(info.value)
+    assert "hunter2" not in message and "do-not-show" not in message
+    assert "Beaker" in message and "make_middleware" in message
+    with pytest.raises(ConfigError) as info:
+        SessionMiddleware(hello, settings=BEAKER_CONFIG)  # type: ignore[arg-type]
+    assert "hunter2" not in str(info.value) and "do-not-show" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://:hunter2@cache:6379/0", "postgresql://app:hunter2@db/app"]
+)
+def test_a_url_given_as_the_store_is_not_shown(url: str) -> None:
+    # Beaker's session.url moved into store = ...: the error quoted it,
+    # password and all, where redis_url and sql_url never show one.
+    for given in (url, "  " + url):
+        message = refusal({"store": given})
+        assert "hunter2" not in message
+        assert "redis_url" in message and "sql_url" in message
+    from wsgisession import SessionMiddleware
+
+    with pytest.raises(ConfigError) as info:
+        SessionMiddleware(hello, url)  # type: ignore[arg-type]
+    assert "hunter2" not in str(info.value)

@@ -301,3 +301,38 @@ def test_the_store_is_known_without_sqlalchemy(tmp_path: Path) -> None:
     assert result.stderr == f"wsgisession init-db: error: {hint}\n"
     assert result.returncode == 1
     assert not (tmp_path / "never.db").exists()
+
+
+# -- a table of the name that is not the store's --------------------------------
+
+
+def test_a_table_of_other_columns_is_refused_and_left_alone(tmp_path: Path) -> None:
+    # migrating.rst maps Beaker's table_name to sql_table: given Beaker's own
+    # table (beaker_cache, ext:database's default), the store added its
+    # user_key column and index to it, made beaker_cache_locks, and then
+    # failed every request with "table beaker_cache has no column named key".
+    database = tmp_path / "app.db"
+    with sqlite3.connect(database) as conn:
+        conn.execute(
+            "CREATE TABLE beaker_cache (id INTEGER PRIMARY KEY, namespace "
+            "VARCHAR(255) NOT NULL UNIQUE, accessed DATETIME NOT NULL, created "
+            "DATETIME NOT NULL, data BLOB NOT NULL)"
+        )
+    url = f"sqlite:///{database}"
+    schema = table_names(url)
+    settings = {
+        "wsgisession.store": "sql",
+        "wsgisession.sql_url": url,
+        "wsgisession.sql_table": "beaker_cache",
+    }
+    with make_middleware(no_app, settings) as middleware:
+        session = middleware.open_session()
+        session["user"] = "ann"
+        with pytest.raises(ConfigError, match="'beaker_cache' exists but is not"):
+            session.save()
+    with sqlite3.connect(database) as conn:
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(beaker_cache)")]
+    assert "user_key" not in columns and table_names(url) == schema
+    with SQLStore(url) as store:  # a table of its own is made beside it
+        store.create_tables()
+    assert table_names(url) > schema

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import pickle
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Self, Unpack
 
 from .cleanup import Sweeper
@@ -43,6 +43,26 @@ def serializer_for(store: Store, settings: Settings) -> Serializer:
 
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def _not_expected(name: str, expected: str, value: object) -> ConfigError:
+    """ConfigError for ``value`` given as ``name``: a mapping or a string is
+    named by its type only, as it may hold a password or a secret key."""
+    shown = repr(value)
+    if isinstance(value, Mapping):
+        shown = (
+            f"a {type(value).__name__} (not shown); options are keyword "
+            "arguments: Beaker's SessionMiddleware(app, config) took a dict of "
+            "settings, for which wsgisession has make_middleware(app, settings) "
+            "with keys prefixed 'wsgisession.'"
+        )
+    elif isinstance(value, str):
+        shown = (
+            "a str (not shown); a URL goes to a store, as in RedisStore(url) "
+            "or SQLStore(url)"
+        )
+    return ConfigError(f"{name}: expected {expected}, not {shown}")
+
 
 _default_store_logged = False
 
@@ -91,13 +111,11 @@ class SessionMiddleware:
             )
         self.app = app
         if settings is not None and not isinstance(settings, Settings):
-            raise ConfigError(
-                f"settings: expected a Settings instance, not {settings!r}"
-            )
+            raise _not_expected("settings", "a Settings instance", settings)
         checked = Settings.from_options(options, settings)
         if store is not None and not isinstance(store, Store):
-            raise ConfigError(
-                f"store: expected a Store instance such as SQLiteStore(path), not {store!r}"
+            raise _not_expected(
+                "store", "a Store instance such as SQLiteStore(path)", store
             )
         self.store = store if store is not None else default_store()
         self.use_settings(checked)
@@ -111,9 +129,7 @@ class SessionMiddleware:
         ``app.config`` with it), not for flipping options under load.
         """
         if not isinstance(settings, Settings):
-            raise ConfigError(
-                f"settings: expected a Settings instance, not {settings!r}"
-            )
+            raise _not_expected("settings", "a Settings instance", settings)
         serializer = serializer_for(self.store, settings)
         self.settings = settings
         self.serializer = serializer

@@ -14,7 +14,7 @@ from typing import Any
 from . import _coerce as c
 from ._coerce import import_dotted
 from .errors import ConfigError
-from .redaction import redacted_value
+from .redaction import redact_url, redacted_value
 from .stores import registry
 from .stores.base import IniOption, Store
 
@@ -37,7 +37,14 @@ def store_name(key: str, value: Any) -> str:
             return value.lower()
         if c.DOTTED.fullmatch(value):
             return value
-    raise c.invalid(key, value, f"one of {', '.join(names)} or 'package.module:Class'")
+    expected = f"one of {', '.join(names)} or 'package.module:Class'"
+    if isinstance(value, str) and "://" in value:  # a server's URL, maybe a password
+        where = key.removesuffix("store")  # the prefix: "wsgisession." in Pyramid
+        raise ConfigError(
+            f"invalid value for {key!r}: {redact_url(value.strip())!r}; expected "
+            f"{expected}; the server's URL goes in {where}redis_url or {where}sql_url"
+        )
+    raise c.invalid(key, value, expected)
 
 
 def custom_options(store: str) -> dict[str, IniOption]:

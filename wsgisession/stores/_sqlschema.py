@@ -148,6 +148,24 @@ class Tables:
         t = self.sessions
         return delete(t).where(t.c.key.in_(keys), t.c.expires_at <= moment)
 
+    def refuse_foreign(self, engine: Engine) -> None:
+        """ConfigError if a table of this name exists with other columns
+        (Beaker's ``beaker_cache``, an app's own): it is not ours to alter."""
+        wanted = ("key", "payload", "expires_at")
+        with engine.connect() as conn:
+            inspector = inspect(conn)
+            if not inspector.has_table(self.sessions.name):
+                return
+            columns = {c["name"] for c in inspector.get_columns(self.sessions.name)}
+        missing = [name for name in wanted if name not in columns]
+        if missing:
+            raise ConfigError(
+                f"table {self.sessions.name!r} exists but is not a wsgisession "
+                f"table (no column {', '.join(missing)}): it is left as it is; "
+                "name a table of its own in sql_table (Beaker's table_name is "
+                "not reused: its sessions are not read)"
+            )
+
     def create(self, engine: Engine) -> None:
         """Create the missing tables; safe when another process creates them
         at the same moment (its CREATE wins, ours fails and is forgotten)."""

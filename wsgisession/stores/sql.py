@@ -358,6 +358,7 @@ class SQLStore(SQLUserSessions, Store):
         if not self._sql:
             with self._setup_lock:
                 if not self._sql:
+                    self._tables.refuse_foreign(self._base)
                     self._tables.create(self._base)
                     self._tables.add_user_column(self._base)
                     self._sql = {
