@@ -18,6 +18,7 @@ from wsgisession import Session, SessionMiddleware
 from wsgisession.config import Settings
 from wsgisession.serializers import TaggedJSONSerializer
 from wsgisession.stores import MemoryStore
+from wsgisession.stores.base import Merge, Record
 
 
 class CountingSerializer(TaggedJSONSerializer):
@@ -254,7 +255,8 @@ def test_saving_an_unchanged_session_records_the_save_time_and_a_new_expiry() ->
 
 
 class FailingDelete(MemoryStore):
-    """A store whose delete fails (down) while ``failing`` is set."""
+    """A store whose delete and update fail (down) while ``failing`` is set
+    (a key change deletes the old record by an update, reading it)."""
 
     failing = False
 
@@ -267,6 +269,11 @@ class FailingDelete(MemoryStore):
         if self.failing:  # cycle_key() deletes the old record by its name
             raise ConnectionError("store down")
         return super().delete_record(record_name)
+
+    def update(self, session_key: str, merge: Merge, loaded: Record | None) -> str:
+        if self.failing:
+            raise ConnectionError("store down")
+        return super().update(session_key, merge, loaded)
 
 
 def test_cycle_key_whose_old_record_cannot_go_still_watches_the_moved_values() -> None:

@@ -443,6 +443,26 @@ def test_clear_puts_the_expiry_back_to_the_default_as_in_django(
     assert reloaded.get_expiry_age() == Settings().cookie_age
 
 
+@pytest.mark.parametrize("other_expiry", [0, 60])
+def test_clear_puts_back_the_default_expiry_another_request_set_meanwhile(
+    store: MemoryStore, other_expiry: int
+) -> None:
+    """A clear() empties the record as it is at save time, expiry included."""
+    key = saved(store, a=1)
+    first = Session(store, session_key=key)
+    first.clear()
+    second = Session(store, session_key=key)
+    second.set_expiry(other_expiry)  # browser close, or a short idle timeout
+    second.save()
+    first["b"] = 2
+    first.save()
+    assert first.get_expiry_age() == Settings().cookie_age
+    reloaded = Session(store, session_key=key)
+    assert dict(reloaded) == {"b": 2}
+    assert not reloaded.get_expire_at_browser_close()
+    assert reloaded.get_expiry_age() == Settings().cookie_age
+
+
 def test_browser_close_setting(store: MemoryStore) -> None:
     session = Session(store, Settings(expire_at_browser_close=True))
     assert session.get_expire_at_browser_close()

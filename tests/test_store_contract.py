@@ -390,6 +390,24 @@ def test_a_stale_save_merges_with_the_newer_record(view: View) -> None:
     assert payload_of(store, key) == b"v2-theirs+mine"
 
 
+def test_a_stale_delete_is_merged_with_the_newer_record_too(view: View) -> None:
+    """A merge that ends the record (a session moving to a new key takes
+    what was saved meanwhile with it) sees the record as it is now."""
+    store, key = view.store, generate_key()
+    seen: list[bytes | None] = []
+    store.create(key, b"v1", later())
+    mine, theirs = store.load(key), store.load(key)
+    store.update(key, lambda current: (b"v2-theirs", later()), theirs)
+
+    def merge(current: bytes | None) -> tuple[bytes, float]:
+        seen.append(current)
+        return b"gone", now() - 1
+
+    store.update(key, merge, mine)
+    assert seen[-1] == b"v2-theirs"
+    assert store.load(key) is None
+
+
 # -- clear_expired -------------------------------------------------------------
 
 

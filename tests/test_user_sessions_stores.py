@@ -16,7 +16,7 @@ import pytest
 import webtest
 from helpers import fake_clock, user_app
 
-from wsgisession import SessionMiddleware, envelope
+from wsgisession import SessionInterrupted, SessionMiddleware, envelope
 from wsgisession.envelope import Envelope
 from wsgisession.keys import generate_key, storage_key, user_storage_key
 from wsgisession.serializers import resolve_serializer
@@ -258,7 +258,10 @@ class DictStore(Store):
     def update(self, session_key: str, merge: Merge, loaded: Record | None) -> str:
         current = self.load(session_key)
         payload, expires_at = merge(None if current is None else current.payload)
-        self.records[storage_key(session_key)] = (payload, expires_at)
+        if expires_at <= now():  # as the store protocol says: a past expiry deletes
+            self.records.pop(storage_key(session_key), None)
+        else:
+            self.records[storage_key(session_key)] = (payload, expires_at)
         return session_key
 
     def delete(self, session_key: str) -> None:
@@ -292,6 +295,24 @@ def test_a_store_without_user_sessions_works_for_everything_else() -> None:
         with pytest.raises(NotImplementedError, match="DictStore does not support"):
             call()
     client.get("/", {"logout": ""})
+    assert store.records == {}
+
+
+def test_a_store_without_user_sessions_brings_no_logged_out_session_back() -> None:
+    """With no ``delete_record`` to ask, a key change still reads the old
+    record (the update that deletes it) and finds it gone."""
+    store = DictStore()
+    middleware = SessionMiddleware(user_app, store)
+    first = middleware.open_session()
+    first["value"] = "before-the-logout"
+    first.save()
+    assert first.session_key is not None
+    in_flight = middleware.open_session(first.session_key)
+    in_flight.load()
+    middleware.open_session(first.session_key).flush()  # another tab logs out
+    with pytest.raises(SessionInterrupted):
+        in_flight.cycle_key()
+    assert in_flight.session_key is None
     assert store.records == {}
 
 

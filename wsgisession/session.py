@@ -313,7 +313,7 @@ class Session(KeyMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str, 
         changes = self._change_set()
         changes.clear()
         record = self._record
-        if record is not None and record.expiry is not None:
+        if record is not None:  # even if None: another request may set one meanwhile
             record.expiry = None
             changes.expiry_changed = True
         self.modified = True

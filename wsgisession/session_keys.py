@@ -41,25 +41,31 @@ class KeyMethods:
     def _move_to_new_key(self, record: SessionRecord, user: str | None) -> None:
         """Store the data under a new key owned by ``user``; the old record goes.
 
-        If the old record was revoked meanwhile, SessionInterrupted leaves
-        this session empty (see :meth:`SessionRecord.drop_moved_from`).
+        A save another request made to the old record meanwhile is merged
+        into the new one; if the old record was deleted meanwhile (a logout
+        elsewhere, a revocation), SessionInterrupted leaves this session
+        empty (see :meth:`SessionRecord.drop_moved_from`).
         """
         self.detect_changes()  # the new record must carry changes made in place
         data, changes = self._data, self._changes
         assert data is not None
-        old_key, old_user = (record.key if record.stored else None), record.user
+        old_key, old_loaded = record.key, record.loaded
+        if not record.stored:
+            old_key = old_loaded = None
         data = self._data = record.create(data, user, fresh=True)
-        if changes is not None:  # saved: watched afresh, whatever happens next
-            changes.watch(data, self._serializer.dumps)
-        old_lock = record.lock_new_key()  # lock = true: the lock follows
         try:
-            record.drop_moved_from(old_key, old_user)
+            old_lock = record.lock_new_key()  # lock = true: the lock follows
+            try:
+                self._data = record.drop_moved_from(old_key, old_loaded, data, changes)
+            finally:
+                if old_lock is not None:
+                    old_lock.__exit__(None, None, None)
         except SessionInterrupted:
             self._data, self._changes, self.modified = {}, None, False
             raise
         finally:
-            if old_lock is not None:
-                old_lock.__exit__(None, None, None)
+            if self._changes is not None:  # saved: watched afresh, whatever happens
+                self._changes.watch(self._data, self._serializer.dumps)
         self.modified = True
 
     def cycle_key(self) -> None:

@@ -240,7 +240,7 @@ class SessionRecord:
                 )
                 age = lifetime(self.settings, self.expiry, self.created, now)
             else:
-                parts = self._merged_with(current, data, changes, now)
+                parts = self._merged_with(current, data, changes, now, self.key)
                 payload, text = envelope.encode_text(
                     self.serializer, parts, saved_text=now_text
                 )
@@ -266,9 +266,11 @@ class SessionRecord:
         data: dict[str, Any],
         changes: ChangeSet | None,
         now: float,
+        key: str | None,
     ) -> Envelope:
-        """This request's changes applied to the record as it is in the store now."""
-        base = self.decode(current, self.key)
+        """This request's changes applied to the record as it is in the store
+        now (the record of ``key``, whose decoding is kept; None: not kept)."""
+        base = self.decode(current, key)
         if base is None:
             base = Envelope({}, self.created, None)
         if changes is not None:
@@ -301,26 +303,54 @@ class SessionRecord:
             envelope.remember(self.serializer, key, record.payload, parts, text=text)
         return data
 
-    def drop_moved_from(self, old_key: str | None, old_user: str | None) -> None:
-        """Drop the record this one was moved from (``old_key``, owned by
-        ``old_user``) after :meth:`create` with ``fresh=True`` stored it anew.
+    def drop_moved_from(
+        self,
+        old_key: str | None,
+        loaded: Record | None,
+        data: dict[str, Any],
+        changes: ChangeSet | None,
+    ) -> dict[str, Any]:
+        """Delete the record this one was moved from (``old_key``, ``loaded``
+        by this request) after :meth:`create` with ``fresh=True`` stored
+        ``data`` anew; the session's data as saved.
 
-        If the old record is gone by then (revoked, or deleted by a logout
-        in another tab, while this request ran), the new one must not
-        outlive it: it is deleted, this record forgotten and
-        SessionInterrupted raised. A store without ``delete_record`` (the
-        cookie store, a custom store) cannot tell: the old record is deleted.
+        The old record is read and deleted in one atomic update, so that a
+        save another request made to it meanwhile is merged into the new
+        record, not lost with the old key. If it is gone (flushed, revoked
+        or expired while this request ran), the new one must not outlive
+        it: it is deleted, this record forgotten and SessionInterrupted raised.
         """
-        if old_key is None:
-            return
         store = self.store
-        if old_user is None and not store.supports_user_sessions:
-            store.delete(old_key)
-        elif not store.delete_record(storage_key(old_key)):
+        if old_key is None or loaded is None or store.client_side:
+            if old_key is not None:  # the cookie store: nothing to read
+                store.delete(old_key)
+            return data
+        now = clock.now()
+        merged: Envelope | None = None
+
+        def take(current: bytes | None) -> tuple[bytes, float]:
+            nonlocal merged
+            if current is None:
+                raise SessionInterrupted()
+            merged = None
+            if current != loaded.payload:  # saved by another request since
+                merged = self._merged_with(current, data, changes, now, None)
+            return current, 0.0  # long past: the store deletes the record
+
+        try:
+            store.update(old_key, take, loaded)
+            if merged is None:
+                return data
+            self.expiry = merged.expiry
+            return self.update(merged.data, None)
+        except SessionInterrupted:
             assert self.key is not None
-            store.delete_record(storage_key(self.key))
+            if self.user is None:
+                store.delete(self.key)
+            else:
+                store.delete_record(storage_key(self.key))
             self.forget()
-            raise SessionInterrupted()
+            raise
 
     def forget(self) -> None:
         """No record any more (flushed, or revoked): a new session from now on."""

@@ -282,12 +282,16 @@ class MemcachedStore(Store):
     ) -> bool:
         """Write if the item is still at ``cas`` (absent if None); False on conflict.
 
-        An already-past ``expires_at`` deletes the item instead.
+        An already-past ``expires_at`` deletes the item instead, by a ``cas``
+        to an item that expires at once: a write that came after the read
+        is merged, not deleted unseen.
         """
         expire = memcached_expire(expires_at, now())
         if expire is None:
-            self._call("delete", name)
-            return True
+            if cas is None:
+                self._call("delete", name)
+                return True
+            return bool(self._call("cas", name, b"", cas, -1))
         value = pack(payload, expires_at)
         if cas is None:
             return bool(self._call("add", name, value, expire))
