@@ -19,7 +19,6 @@ import socket
 import struct
 import sys
 import time
-import weakref
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
@@ -128,13 +127,19 @@ class Server:
         # Idle clients; deque's pop and append are atomic, so no lock is
         # needed. Clients connect on first use and after an error closed them.
         self._free: deque[Any] = deque()
-        # A forked child must not talk over its parent's sockets.
-        forget = weakref.WeakMethod(self._forget_inherited)
-        os.register_at_fork(after_in_child=lambda: (forget() or _ignore)())
+        self._pid = os.getpid()
 
-    def _forget_inherited(self) -> None:
-        """In a forked child: drop the clients inherited from the parent."""
-        self.close()
+    def _idle(self) -> deque[Any]:
+        """The idle clients of this process. A forked child must not talk
+        over its parent's sockets: it closes its copies of them first. Found
+        by the process id, not by an ``os.register_at_fork`` hook, which a
+        server forking from C (uWSGI without ``lazy-apps``) never runs."""
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            inherited, self._free = self._free, deque()
+            for client in inherited:
+                client.close()  # this process's descriptor only: no FIN sent
+        return self._free
 
     @property
     def node(self) -> str:
@@ -154,8 +159,9 @@ class Server:
         is idle); a client that failed is closed, not kept. A pooled
         connection the server closed meanwhile (it restarted) fails on its
         first command, which then runs once more on a new connection."""
+        free = self._idle()
         try:
-            client = self._free.pop()
+            client = free.pop()
         except IndexError:
             client = self._create()
         reused = client.sock is not None
@@ -174,24 +180,21 @@ class Server:
             if isinstance(exc, BlockingIOError):  # the kernel's timeout
                 raise TimeoutError(f"no answer within {self.timeout} s") from exc
             raise
-        self._free.append(client)
+        free.append(client)
         self._down_until = 0.0
         return result
 
     def close(self) -> None:
         """Close every idle connection; the next command opens a new one."""
-        while self._free:
+        free = self._idle()
+        while free:
             try:
-                self._free.pop().close()
+                free.pop().close()
             except IndexError:  # another thread took the last one
                 break
 
     def __repr__(self) -> str:
         return f"<memcached server {self.spec}>"
-
-
-def _ignore() -> None:
-    """What the fork hook calls once its server is gone."""
 
 
 def server_specs(servers: str | Sequence[str]) -> list[str]:
