@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from werkzeug.http import dump_cookie, http_date
 from werkzeug.sansio.http import parse_cookie
 
-from wsgisession import cookies
+from wsgisession import cookie_header, cookies
 from wsgisession.config import Settings
 
 NAMES = st.from_regex(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,12}", fullmatch=True)
@@ -181,7 +181,7 @@ def werkzeug_per_pair(text: str, name: str) -> list[str]:
 def test_cookie_values_are_what_werkzeug_parses(header, name):
     text = header.encode("latin-1").decode("utf-8", "replace")
     expected = werkzeug_per_pair(text, name) if name in header else []
-    assert cookies.cookie_values(header, name) == expected
+    assert cookie_header.cookie_values(header, name) == expected
 
 
 @pytest.mark.parametrize(
@@ -189,9 +189,9 @@ def test_cookie_values_are_what_werkzeug_parses(header, name):
     ["sessionid=abc", "sessionid=", "sessionid=a=b", "sessionid=a,b\x00", "sessionid"],
 )
 def test_a_lone_pair_reads_as_werkzeug_reads_it(header):
-    assert cookies.cookie_values(header, "sessionid") == parse_cookie(header).getlist(
-        "sessionid"
-    )
+    assert cookie_header.cookie_values(header, "sessionid") == parse_cookie(
+        header
+    ).getlist("sessionid")
 
 
 def test_plain_headers_take_the_fast_path_with_the_same_result():
@@ -200,8 +200,8 @@ def test_plain_headers_take_the_fast_path_with_the_same_result():
         "d=1 sessionid=x; sessionidx; e=sessionid;  sessionid=; xsessionid=y"
     )
     expected = ["abc", "def", ""]
-    assert cookies._plain_values(header, "sessionid") == expected
-    assert cookies.cookie_values(header, "sessionid") == expected
+    assert cookie_header._plain_values(header, "sessionid") == expected
+    assert cookie_header.cookie_values(header, "sessionid") == expected
     assert parse_cookie(header).getlist("sessionid") == expected
 
 
@@ -219,8 +219,8 @@ def test_plain_headers_take_the_fast_path_with_the_same_result():
     ],
 )
 def test_headers_werkzeug_must_read_leave_the_fast_path(header):
-    assert cookies._plain_values(header, "sessionid") is None
-    assert cookies.cookie_values(header, "sessionid") == werkzeug_per_pair(
+    assert cookie_header._plain_values(header, "sessionid") is None
+    assert cookie_header.cookie_values(header, "sessionid") == werkzeug_per_pair(
         header, "sessionid"
     )
 

@@ -27,7 +27,7 @@ from helpers import call, increment_app
 
 from wsgisession import SessionMiddleware
 from wsgisession.config import Settings
-from wsgisession.cookies import cookie_values
+from wsgisession.cookie_header import cookie_values
 from wsgisession.keys import generate_key
 from wsgisession.stores import MemoryStore, SignedCookieStore
 from wsgisession.stores.base import Store

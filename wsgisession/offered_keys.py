@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .cookies import cookie_values
+from .cookie_header import cookie_values
 
 __all__ = ["MAX_KEY_CANDIDATES", "OfferedKeys"]
 

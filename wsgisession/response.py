@@ -20,12 +20,12 @@ from typing import Any
 
 from .body import Body
 from .config import Settings
+from .cookie_header import cookie_values
 from .cookies import (
     DELETE,
     NOTHING,
     SET,
     add_session_headers,
-    cookie_values,
     decide,
     deleting_cookie,
     is_touched,

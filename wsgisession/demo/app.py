@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
-from ..cookies import cookie_values
+from ..cookie_header import cookie_values
 from ..errors import SessionCookieTooLarge, StoreUnavailable
 from ..middleware import SessionMiddleware
 from ..session import Session

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from wsgiref.util import setup_testing_defaults
 
-from ..cookies import cookie_values
+from ..cookie_header import cookie_values
 
 __all__ = ["RACERS", "RaceResult", "RaceSlot", "ScratchStore", "run_race"]
 
