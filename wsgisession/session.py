@@ -26,13 +26,13 @@ from . import clock
 from . import expiry as rules
 from .changes import ChangeSet
 from .config import Settings
-from .cookies import SessionState, check_cookie_size, new_session_state
+from .cookies import SessionState, new_session_state
 from .envelope import IMMUTABLE_TYPES
 from .serializers import Serializer, resolve_serializer
 from .session_expiry import ExpiryMethods, TestCookieMethods
 from .session_factory import KeySource, bound_factory
-from .session_keys import KeyMethods
 from .session_record import SessionRecord, new_session_record
+from .session_writes import WriteMethods
 from .stores.base import Store
 
 __all__ = ["Session"]
@@ -40,7 +40,7 @@ __all__ = ["Session"]
 _UNSET: Any = object()
 
 
-class Session(KeyMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str, Any]):
+class Session(WriteMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str, Any]):
     """A session bound to a store. ``environ["wsgisession"]`` is one of these.
 
     ``accessed`` and ``modified`` are plain attributes, as in Django: any
@@ -366,60 +366,6 @@ class Session(KeyMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str, 
     def get_session_cookie_age(self) -> int:
         """The default expiry in seconds (the ``cookie_age`` option)."""
         return self._settings.cookie_age
-
-    # -- persistence -------------------------------------------------------
-
-    def save(self, *, detect: bool = True) -> None:
-        """Write this request's changes to the store, creating the record if needed.
-
-        Raises :class:`~wsgisession.errors.SessionInterrupted` if another
-        request deleted the session meanwhile, and
-        :class:`~wsgisession.errors.UnserializableValue` for a value the
-        serializer refuses; in both cases the stored session is untouched.
-        ``detect=False`` is for a caller that has just run
-        :meth:`detect_changes`, so that values are not serialized twice.
-        """
-        self._get_data()
-        if detect:
-            self.detect_changes()
-        self._save_loaded()
-
-    def _save_loaded(self, watch: bool = True) -> None:
-        """:meth:`save` of a loaded session whose in-place changes are detected.
-
-        The change set then starts afresh: with new snapshots of the values
-        the request holds, so that later changes made in place are seen; or,
-        ``watch`` false, the request's last save (the response's, with nothing
-        after it), dropped.
-        """
-        record = self._record
-        data = self._data
-        assert record is not None and data is not None
-        changes = self._changes
-        if record.stored and record.key is not None:
-            data = self._data = record.update(data, changes)
-        else:
-            data = self._data = record.create(data, record.user)
-        if changes is not None:
-            if watch:
-                changes.watch(data, self._serializer.dumps)
-            else:  # nothing to watch: a change from now on starts a new set
-                self._changes = None
-        if self._store.client_side:  # the key is the cookie: it must fit
-            assert record.key is not None
-            check_cookie_size(self._settings, record.key, self.cookie_max_age)
-
-    def flush(self) -> None:
-        """Empty the session, delete its record and drop its key (logout)."""
-        record = self.loaded_record()
-        key = record.key
-        self._data = {}
-        changes = self._changes = ChangeSet()
-        changes.cleared = True
-        if key is not None:
-            self._store.delete(key)
-        record.forget()
-        self.modified = True
 
     def __repr__(self) -> str:
         state = "unloaded" if self._data is None else f"{len(self._data)} keys"

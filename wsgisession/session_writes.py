@@ -1,34 +1,43 @@
-"""The parts of the session API that give a session a new key or an owner:
-``cycle_key()``, ``bind_user()``, ``reserve_key()``, ``user_id`` and
-``handle``, as a mixin of :class:`~wsgisession.session.Session`.
+"""The parts of the session API that write its record at once: ``save()``,
+``flush()``, ``cycle_key()`` and ``bind_user()``, with ``reserve_key()``,
+``user_id`` and ``handle``, as a mixin of :class:`~wsgisession.session.Session`.
 
-They go through the record the session loaded, and move the session's data
-to a new record (``_move_to_new_key``), so that ``session.py`` keeps the
-mapping and its saving.
+They go through the record the session loaded (its
+:class:`~wsgisession.session_record.SessionRecord`); ``session.py`` keeps
+the mapping, its loading and its change tracking.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from .changes import ChangeSet
+from .config import Settings
+from .cookies import check_cookie_size
 from .errors import SessionInterrupted
 from .serializers import Serializer
 from .session_record import SessionRecord
-from .stores.base import storage_key
+from .stores.base import Store, storage_key
 from .usersessions import handle_of, user_key
 
-__all__ = ["KeyMethods"]
+__all__ = ["WriteMethods"]
 
 
-class KeyMethods:
-    """A session's key and the user it belongs to."""
+class WriteMethods:
+    """A session's saving, its key and the user it belongs to."""
 
     # The session's state (see :class:`~wsgisession.session.Session`).
     _data: dict[str, Any] | None
     _changes: ChangeSet | None
+    _record: SessionRecord | None
     _serializer: Serializer
+    _settings: Settings
+    _store: Store
     modified: bool
+    #: The cookie's ``Max-Age`` (ExpiryMethods provides it; a stub here
+    #: would come first in the session's method order).
+    cookie_max_age: Callable[..., int | None]
 
     def loaded_record(self) -> SessionRecord:
         """The session's record, loaded (the session provides it)."""
@@ -37,6 +46,62 @@ class KeyMethods:
     def detect_changes(self) -> bool:
         """Notice values changed in place (the session provides it)."""
         raise NotImplementedError
+
+    def _get_data(self) -> dict[str, Any]:
+        """The data, loaded (the session provides it)."""
+        raise NotImplementedError
+
+    def save(self, *, detect: bool = True) -> None:
+        """Write this request's changes to the store, creating the record if needed.
+
+        Raises :class:`~wsgisession.errors.SessionInterrupted` if another
+        request deleted the session meanwhile, and
+        :class:`~wsgisession.errors.UnserializableValue` for a value the
+        serializer refuses; in both cases the stored session is untouched.
+        ``detect=False`` is for a caller that has just run
+        :meth:`detect_changes`, so that values are not serialized twice.
+        """
+        self._get_data()
+        if detect:
+            self.detect_changes()
+        self._save_loaded()
+
+    def _save_loaded(self, watch: bool = True) -> None:
+        """:meth:`save` of a loaded session whose in-place changes are detected.
+
+        The change set then starts afresh: with new snapshots of the values
+        the request holds, so that later changes made in place are seen; or,
+        ``watch`` false, the request's last save (the response's, with nothing
+        after it), dropped.
+        """
+        record = self._record
+        data = self._data
+        assert record is not None and data is not None
+        changes = self._changes
+        if record.stored and record.key is not None:
+            data = self._data = record.update(data, changes)
+        else:
+            data = self._data = record.create(data, record.user)
+        if changes is not None:
+            if watch:
+                changes.watch(data, self._serializer.dumps)
+            else:  # nothing to watch: a change from now on starts a new set
+                self._changes = None
+        if self._store.client_side:  # the key is the cookie: it must fit
+            assert record.key is not None
+            check_cookie_size(self._settings, record.key, self.cookie_max_age)
+
+    def flush(self) -> None:
+        """Empty the session, delete its record and drop its key (logout)."""
+        record = self.loaded_record()
+        key = record.key
+        self._data = {}
+        changes = self._changes = ChangeSet()
+        changes.cleared = True
+        if key is not None:
+            self._store.delete(key)
+        record.forget()
+        self.modified = True
 
     def _move_to_new_key(self, record: SessionRecord, user: str | None) -> None:
         """Store the data under a new key owned by ``user``; the old record goes.
