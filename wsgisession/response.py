@@ -20,7 +20,6 @@ from typing import Any
 
 from .body import Body
 from .config import Settings
-from .cookie_header import cookie_values
 from .cookies import (
     DELETE,
     NOTHING,
@@ -32,6 +31,7 @@ from .cookies import (
     session_cookie,
 )
 from .errors import SessionInterrupted
+from .late_save import save_late
 from .offered_keys import OfferedKeys
 from .response_setup import ResponseSetup
 from .session import Session
@@ -280,7 +280,7 @@ class Response:
         if self.server_write is None:
             self.send_headers(True)
         else:
-            self.save_late()
+            save_late(self)
 
     def send_headers(self, final: bool, touched: bool = False) -> None:
         """Send the app's headers, with the session's cookie if it needs one.
@@ -368,55 +368,11 @@ class Response:
             self.setup.sweeper.after_save()
         return True
 
-    def save_late(self) -> None:
-        """Save what changed after the headers went out (streamed bodies, ``close()``)."""
-        session = self.session
-        if self.failed or not (
-            session.accessed or session.modified or session.detect_changes()
-        ):
-            return
-        if session._data is None:
-            if session._load_failed:
-                return
-            session.load()
-        session.detect_changes()
-        assert self.status is not None
-        wanted = decide(
-            session.cookie_state(self.had_cookie), self.setup.settings, self.status
-        )
-        if wanted is not SET:
-            return
-        if self.saved and not session.has_unsaved_changes():
-            return
-        client_side = self.setup.store.client_side
-        key = session.session_key
-        if client_side or key is None or not self._client_holds(key):
-            kind = "new session" if key is None else "new key (cycle_key())"
-            logger.warning(
-                "session changed after the response headers were sent; a %s cannot carry "
-                "the change, so it was not saved",
-                "cookie store" if client_side else kind,
-            )
-            self.failed = True  # close() must not try (and warn) again
-            return
-        try:
-            self.save()
-        except BaseException:
-            self.failed = True  # close() must not try the store again
-            raise
-
-    def _client_holds(self, key: str) -> bool:
-        """Whether ``key`` is the one the headers sent, or else one the request offered."""
-        sent, offered = getattr(self, "sent_key", None), self.offered
-        if sent is not None or offered is None:
-            return key == sent
-        return key in cookie_values(offered.header, offered.name)
-
     def close(self) -> None:
         """The server closed the response: save anything left, release the lock."""
         try:
             if not self.failed and self.server_write is not None:
-                self.save_late()
+                save_late(self)
         finally:
             self.session.release_lock()
 
