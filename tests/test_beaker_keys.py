@@ -199,3 +199,17 @@ def test_a_url_given_as_the_store_is_not_shown(url: str) -> None:
     with pytest.raises(ConfigError) as info:
         SessionMiddleware(hello, url)  # type: ignore[arg-type]
     assert "hunter2" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "key", ["session.cookie_secure", "beaker.session.cookie_secure"]
+)
+def test_wsgisessions_option_under_beakers_prefix_is_refused(key: str) -> None:
+    """Pyramid settings leave keys without ``wsgisession.`` to the app: an
+    option written with Beaker's prefix would be skipped without a word, and
+    the cookie silently not Secure."""
+    settings = {"wsgisession.store": "memory", key: "true"}
+    with pytest.raises(ConfigError, match="'wsgisession.cookie_secure'"):
+        parse_settings(settings, "wsgisession.")
+    with pytest.raises(ConfigError, match="did you mean 'cookie_secure'"):
+        parse_settings({"store": "memory"}, global_conf={key: "true"})

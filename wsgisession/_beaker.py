@@ -13,7 +13,7 @@ tests.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import NamedTuple
 
 from .errors import ConfigError
@@ -162,8 +162,12 @@ def _advice(found: str, prefix: str) -> str:
     return f"did you mean {prefix + entry.option!r}? (Beaker's {found!r}: {entry.note})"
 
 
-def refuse_beaker_keys(keys: Iterable[str], prefix: str) -> None:
-    """ConfigError for the first of ``keys`` that is a prefixed Beaker session key.
+def refuse_beaker_keys(
+    keys: Iterable[str], prefix: str, options: Collection[str] = ()
+) -> None:
+    """ConfigError for the first of ``keys`` that is a prefixed Beaker session
+    key, or one of wsgisession's ``options`` under Beaker's prefix
+    (``session.cookie_secure``).
 
     Such keys would otherwise be skipped without a word: in Pyramid
     settings everything without ``prefix`` belongs to someone else, and
@@ -180,3 +184,10 @@ def refuse_beaker_keys(keys: Iterable[str], prefix: str) -> None:
                 f"{key!r} is a Beaker session key, which wsgisession does not "
                 f"read; {text}"
             )
+        for beaker_prefix in PREFIXES:
+            rest = key.removeprefix(beaker_prefix)
+            if rest != key and rest in options:
+                raise ConfigError(
+                    f"{key!r} has Beaker's prefix, which wsgisession does not "
+                    f"read; did you mean {prefix + rest!r}?"
+                )

@@ -289,7 +289,7 @@ def parse_settings(
     globals_ = global_conf or {}
     if not prefix:
         given = {key: raw for key, raw in globals_.items() if key in schema} | given
-    _beaker.refuse_beaker_keys([*given, *globals_], prefix)
+    _beaker.refuse_beaker_keys([*given, *globals_], prefix, schema)
     for key, raw in given.items():
         name = _option_name(key, prefix)
         if name is None or (key in globals_ and key not in schema):
