@@ -117,6 +117,18 @@ def test_an_address_not_of_this_machine(capsys: pytest.CaptureFixture[str]) -> N
     one_error_line(err, "demo", "cannot listen on 192.0.2.1:0", "--host")
 
 
+@pytest.mark.parametrize("host", ["", "  "])
+def test_an_empty_host_is_refused_not_every_address(
+    capsys: pytest.CaptureFixture[str], host: str
+) -> None:
+    """``--host "$HOST"`` with the variable unset: wsgiref would listen on
+    every address of the machine, and print the URL http://:PORT/."""
+    argv = ["demo", "--store", "memory", "--host", host, "--port", "0"]
+    status, out, err = run(capsys, argv)
+    assert (status, out) == (1, "")
+    one_error_line(err, "demo", "--host is empty", "127.0.0.1", "0.0.0.0")
+
+
 @pytest.mark.parametrize(
     ("kind", "package", "module", "argv"),
     [

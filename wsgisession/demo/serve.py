@@ -28,6 +28,11 @@ class QuietHandler(WSGIRequestHandler):
 
 def listen(host: str, port: int, app: Any) -> ThreadingWSGIServer:
     """A server bound to ``host:port``; SessionError saying how to fix a bind failure."""
+    if not host.strip():  # wsgiref would take it for every address
+        raise SessionError(
+            "--host is empty, which would listen on every address of this "
+            "machine; give 127.0.0.1 (the default), or 0.0.0.0 to mean that"
+        )
     try:
         server = make_server(
             host,
