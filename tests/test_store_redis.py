@@ -193,6 +193,30 @@ def test_bad_arguments_are_config_errors(kwargs: dict[str, object]) -> None:
         RedisStore(**kwargs)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        "decode_responses=true",
+        "decode_responses=false",  # redis-py reads any value as true
+        "ssl_cert_reqs=none",  # an option of rediss:// only
+        "socket_timout=1",  # a typo
+    ],
+)
+def test_url_options_redis_py_would_refuse_late_are_config_errors(query: str) -> None:
+    """Found at construction, not by the first request: redis-py takes any
+    query option and fails only when it connects (a TypeError on every
+    request), and with decode_responses (any value) decodes records, which
+    are not UTF-8 (a UnicodeDecodeError on every load)."""
+    with pytest.raises(ConfigError, match="RedisStore"):
+        RedisStore(f"redis://127.0.0.1:1/0?{query}")
+
+
+@pytest.mark.parametrize("scheme", ["redis+cluster", "rediss+cluster"])
+def test_a_cluster_url_that_decodes_replies_is_a_config_error(scheme: str) -> None:
+    with pytest.raises(ConfigError, match="decode_responses"):
+        RedisStore(f"{scheme}://127.0.0.1:1?decode_responses=true")
+
+
 def test_a_client_object_can_be_passed(clean_redis: ServerProcess) -> None:
     client = redis.Redis(host=clean_redis.host, port=clean_redis.port)
     store = RedisStore(client=client, key_prefix="c:")

@@ -15,10 +15,12 @@ from urllib.parse import SplitResult, urlsplit
 
 import redis
 from redis.backoff import NoBackoff
+from redis.connection import parse_url
+from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from ..errors import ConfigError
-from ..redaction import redact_url
+from ..redaction import holds_secret, redact_url
 
 if TYPE_CHECKING:
     from redis.cluster import RedisCluster
@@ -100,9 +102,35 @@ def client_from_url(url: str, socket_timeout: float) -> Any:
         raise ConfigError(
             f"invalid RedisStore url {redact_url(url)}: {_reason(url, exc)}"
         ) from exc
+    _check_options(url, pool)
     client = redis.Redis(connection_pool=pool)
     client.auto_close_connection_pool = True  # close() closes the pool too
     return client
+
+
+def _check_options(url: str, pool: redis.ConnectionPool) -> None:
+    """ConfigError for a query option the pool's connections do not take (a
+    typo, ``ssl_cert_reqs`` on a ``redis://`` URL): redis-py raises its
+    TypeError only when the first command connects, on every request.
+    Making a connection object opens no socket."""
+    try:
+        connection = pool.connection_class(**pool.connection_kwargs)
+    except (TypeError, ValueError, RedisError) as exc:
+        # redis-py's message may quote a value: not with credentials about.
+        detail = "" if holds_secret(url) else f" ({exc})"
+        raise ConfigError(
+            f"invalid RedisStore url {redact_url(url)}: redis-py refuses its "
+            f"options{detail}"
+        ) from exc
+    if connection.encoder.decode_responses:
+        raise _decoding_in(url)
+
+
+def _decoding_in(url: str) -> ConfigError:
+    return ConfigError(
+        f"invalid RedisStore url {redact_url(url)}: session records are bytes; "
+        "remove decode_responses (redis-py reads any value of it as true)"
+    )
 
 
 def _cluster_factory(url: str, socket_timeout: float) -> Callable[[], RedisCluster]:
@@ -121,6 +149,14 @@ def _cluster_factory(url: str, socket_timeout: float) -> Callable[[], RedisClust
             f"invalid RedisStore url {redact_url(url)}: {_reason(url, exc)}"
         ) from exc
     plain = parts._replace(scheme=_CLUSTER_SCHEMES[parts.scheme], path="").geturl()
+    try:
+        options = parse_url(plain)  # type: ignore[no-untyped-call]
+    except ValueError as exc:
+        raise ConfigError(
+            f"invalid RedisStore url {redact_url(url)}: {_reason(url, exc)}"
+        ) from exc
+    if options.get("decode_responses"):  # any value: redis-py reads it as true
+        raise _decoding_in(url)
 
     def connect() -> RedisCluster:
         return RedisCluster.from_url(
