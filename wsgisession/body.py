@@ -1,10 +1,11 @@
 """The app's body as the middleware passes it on, for a body that is not a list.
 
-A body of declared length (``Content-Length``), or of a redirect, is
-complete once the app has produced it: it is passed one chunk behind, so that the end is seen
+A body of declared length (``Content-Length``) is complete once the app
+has produced it: it is passed one chunk behind, so that the end is seen
 before the last chunk goes out, and the session is saved while the client
-still waits for it (a browser that follows a redirect at once finds the
-save done). Any other body may be a stream that waits between chunks
+still waits for it. A redirect's body is held back whole: a browser follows
+one as soon as it has the headers, so the save must be done before they
+leave. Any other body may be a stream that waits between chunks
 (server-sent events, long polls): each chunk goes out as soon as the app
 yields it, and the save comes after the last one, before the server ends
 the response (the client cannot tell the end of a body of unknown length
@@ -30,6 +31,8 @@ class Sending(Protocol):
     failed: bool
     #: The app has yielded a non-empty chunk (held back here, maybe).
     body_begun: bool
+    #: The chunks held back here: the app's ``write()`` sends them first.
+    held: list[bytes]
 
     def send_headers(self, final: bool, touched: bool = False) -> None: ...
 
@@ -44,6 +47,14 @@ def streams(status: str | None, headers: list[tuple[str, str]]) -> bool:
     if status is None or status[:1] == "3":
         return False
     return not any(name.lower() == "content-length" for name, _ in headers)
+
+
+def _taken(held: list[bytes]) -> list[bytes]:
+    """The chunks of ``held``, which is emptied (so that a ``write()`` the
+    app makes meanwhile does not send them again)."""
+    chunks = held.copy()
+    held.clear()
+    return chunks
 
 
 class Body:
@@ -66,20 +77,21 @@ class Body:
             # away) is no failure of the app; close() still saves.
             yield from self._streamed(iterator, pending)
             return
-        if pending is not _END and pending:  # for the app, its headers went out
-            response.body_begun = True
-        following = _END if pending is _END else self._next(iterator)
-        while following is not _END:
-            if response.server_write is None:
-                response.send_headers(False)
-            yield pending
-            pending = following
-            if pending:
+        # A redirect is held back whole, any other body one chunk behind.
+        whole = response.status is not None and response.status[:1] == "3"
+        held = response.held = []
+        chunk = pending
+        while chunk is not _END:
+            if held and not whole:
+                if response.server_write is None:
+                    response.send_headers(False)
+                yield from _taken(held)
+            held.append(chunk)
+            if chunk:  # for the app, its headers went out
                 response.body_begun = True
-            following = self._next(iterator)
+            chunk = self._next(iterator)
         response.complete()
-        if pending is not _END:
-            yield pending
+        yield from _taken(held)
 
     def _streamed(self, iterator: Iterator[bytes], chunk: bytes) -> Iterator[bytes]:
         """Each chunk as soon as the app yields it; the save after the last."""

@@ -163,6 +163,7 @@ class Response:
         "exc_info",
         "failed",
         "headers",
+        "held",
         "may_save_again",
         "offered",
         "saved",
@@ -195,6 +196,9 @@ class Response:
     body_begun: bool
     #: The key of the ``Set-Cookie`` this response made (unset: none).
     sent_key: str
+    #: Chunks the app yielded that a :class:`~wsgisession.body.Body` holds
+    #: back (unset: no Body, or none yet).
+    held: list[bytes]
 
     @classmethod
     def detached(cls, setup: ResponseSetup, environ: dict[str, Any]) -> Response:
@@ -233,10 +237,14 @@ class Response:
         return self.write
 
     def write(self, data: bytes) -> Any:
-        """The legacy ``write()`` callable: headers must go out first."""
+        """The legacy ``write()`` callable: headers must go out first, then
+        any chunk the app yielded before (held back by its Body)."""
         if self.server_write is None:
             self.send_headers(False)
         assert self.server_write is not None
+        held = getattr(self, "held", None)
+        while held:
+            self.server_write(held.pop(0))
         return self.server_write(data)
 
     def respond(self, result: Iterable[bytes]) -> Iterable[bytes]:
