@@ -26,7 +26,7 @@ from .. import clock
 from ..errors import ConfigError
 from ._fileformat import decode, is_current, read_record, read_whole, write_whole
 from ._filesweep import is_shard_name
-from ._flock import make_private_dirs
+from ._flock import make_missing_directories, make_private_dirs
 from ._lockfile import open_new_file
 
 __all__ = [
@@ -90,8 +90,7 @@ def private_identity(path: str) -> tuple[int, ...]:
     lets them plant records (log in as anyone) or symlinks: ConfigError,
     saying how to fix it.
     """
-    with contextlib.suppress(FileExistsError):  # a symlink: refused below
-        os.makedirs(path, mode=0o700, exist_ok=True)
+    make_missing_directories(path)  # a symlink is left alone: refused below
     info = os.lstat(path)
     if stat.S_ISLNK(info.st_mode):
         raise ConfigError(
@@ -234,7 +233,7 @@ class RecordFiles:
         except BaseException:
             os.close(fd)
             raise
-        return HeldRecord(fd, record, len(data), writable)
+        return HeldRecord(fd, record, data, writable)
 
     def create(self, name: str, data: bytes) -> bool:
         """Write ``data`` as the new record ``name``; False if the name is taken.
@@ -333,32 +332,50 @@ class HeldRecord:
     current format, which has the checksum, with one name, is rewritten.
     """
 
-    __slots__ = ("fd", "record", "size", "writable")
+    __slots__ = ("data", "fd", "record", "writable")
 
     def __init__(
-        self, fd: int, record: tuple[bytes, float] | None, size: int, writable: bool
+        self, fd: int, record: tuple[bytes, float] | None, data: bytes, writable: bool
     ) -> None:
         self.fd = fd
         #: ``(payload, expires_at)``, or None if the file does not hold a record.
         self.record = record
-        self.size = size
+        #: The file's bytes as read: put back if a rewrite is cut short.
+        self.data = data
         #: Whether :meth:`rewrite` may write this file in place.
         self.writable = writable
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
 
     def rewrite(self, data: bytes) -> bool:
         """Write ``data`` over the record in place if one write can; whether it did.
 
-        A short write (a full disk) leaves a record that fails its checksum:
-        it raises ``OSError``, and the record loads as absent.
+        A write cut short (a file size limit, ``EFBIG``) would leave a
+        record that fails its checksum: the bytes read are written back and
+        it returns False, for the caller to replace the file, which fails
+        with the reason and leaves the record as it was.
         """
         if not self.writable or len(data) > _REWRITE_MAX:
             return False
-        if os.pwrite(self.fd, data, 0) != len(data):
-            raise OSError(errno.ENOSPC, "session file written in part")
+        written = os.pwrite(self.fd, data, 0)
+        if written != len(data):
+            self._restore(written)
+            return False
         if len(data) < self.size:  # the record is saved: the tail is ignored
             with contextlib.suppress(OSError):
                 os.ftruncate(self.fd, len(data))
         return True
+
+    def _restore(self, written: int) -> None:
+        """Put back the bytes read, over the ``written`` bytes of a rewrite cut
+        short (no longer than the file now is, so never cut short itself)."""
+        self.writable = False
+        if os.pwrite(self.fd, self.data, 0) != self.size:
+            raise OSError(errno.EIO, "session file written in part")
+        if written > self.size:
+            os.ftruncate(self.fd, self.size)
 
     def close(self) -> None:
         """Close the file (again: nothing)."""

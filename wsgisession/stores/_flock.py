@@ -41,6 +41,17 @@ def make_private_dirs(*paths: str) -> None:
             os.mkdir(path, 0o700)
 
 
+def make_missing_directories(path: str) -> None:
+    """Create ``path`` and its missing parents, each with mode 0700 whatever
+    the umask (``os.makedirs`` gives the parents it creates the default mode,
+    which may let others move the directory away)."""
+    missing = []
+    while path and not os.path.isdir(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    make_private_dirs(*reversed(missing))
+
+
 class FlockLock:
     """An exclusive ``flock`` on one lock file, held by this process.
 

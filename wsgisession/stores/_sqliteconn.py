@@ -8,6 +8,8 @@ per second before a read, and after a failed statement. A connection to a
 file that is no longer at the path is closed, and the next one recreates
 the file and its tables (set up on every new connection, never remembered
 per process, so a new thread never trusts a setup done on a removed file).
+Each new connection first refuses a file that another user owns or that
+group or others can write (:func:`check_owner`).
 """
 
 from __future__ import annotations
@@ -16,14 +18,16 @@ import contextlib
 import logging
 import os
 import sqlite3
+import stat
 import threading
 import time
 import weakref
 from collections.abc import Callable
 
-from ._flock import directory_locked, make_private_dirs
+from ..errors import ConfigError
+from ._flock import directory_locked, make_missing_directories
 
-__all__ = ["Connections", "make_missing_directories"]
+__all__ = ["Connections", "check_owner", "make_missing_directories"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,13 +51,24 @@ def _identity(path: str) -> Identity | None:
     return info.st_dev, info.st_ino
 
 
-def make_missing_directories(path: str) -> None:
-    """Create a missing directory of the database, mode 0700 (parents too)."""
-    missing = []
-    while path and not os.path.isdir(path):
-        missing.append(path)
-        path = os.path.dirname(path)
-    make_private_dirs(*reversed(missing))
+def check_owner(path: str) -> None:
+    """Refuse (ConfigError, saying how to fix it) a database file that another
+    user owns or that group or others can write: whoever can write it can
+    plant a session, and be logged in as anyone. SQLite gives its ``-wal``
+    and ``-shm`` files the database's owner and mode."""
+    info = os.stat(path)
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        raise ConfigError(
+            f"SQLite database {path!r} is owned by uid {info.st_uid}, not by "
+            f"this process's user (uid {os.getuid()}), who must own it alone: "
+            f"run `chown {os.getuid()} {path}` and `chmod 600 {path}`"
+        )
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise ConfigError(
+            f"SQLite database {path!r} has mode {stat.S_IMODE(info.st_mode):o}: "
+            f"group or others can write to it and plant sessions; "
+            f"run `chmod 600 {path}`"
+        )
 
 
 class Connections:
@@ -129,6 +144,7 @@ class Connections:
     def _connect(self, local: threading.local) -> _Connection:
         for _ in range(_OPEN_TRIES):
             identity = self._create_file()
+            check_owner(self.path)  # made by someone else before the app ran?
             conn = sqlite3.connect(
                 self.path,
                 timeout=self.busy_timeout,
