@@ -215,6 +215,14 @@ def envelope(**fields: Any) -> bytes:
 
 V1: dict[str, Any] = {"v": 1, "data": {"n": 5}, "created": NOW, "expiry": None}
 
+
+def nested(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 PAYLOADS: dict[str, Callable[[bytes], bytes]] = {
     "truncated": lambda good: good[: len(good) // 2],
     "truncated by one byte": lambda good: good[:-1],
@@ -246,6 +254,18 @@ PAYLOADS: dict[str, Callable[[bytes], bytes]] = {
     "expiry is not a date": lambda good: envelope(**{**V1, "expiry": "soon"}),
     "expiry missing": lambda good: envelope(v=1, data={"n": 5}, created=NOW),
     "deeply nested json": lambda good: b"[" * 100_000 + b"]" * 100_000,
+    # Readable, but no save could have written them: each made every later
+    # load (a huge number) or save (an expiry out of range, a lone surrogate
+    # or a nesting the encoder refuses) of the session raise.
+    "created is a huge integer": lambda good: envelope(**{**V1, "created": 10**400}),
+    "save time is a huge integer": lambda good: envelope(**{**V1, "saved": 10**400}),
+    "expiry of 10**30 s": lambda good: envelope(**{**V1, "expiry": 10**30}),
+    "expiry in year 1": lambda good: envelope(**{**V1, "expiry": "0001-01-01T00:00"}),
+    "a lone surrogate in a list": lambda good: envelope(
+        **{**V1, "data": {"n": ["\ud800"]}}
+    ),
+    "a lone surrogate in a key": lambda good: envelope(**{**V1, "data": {"\udfff": 5}}),
+    "nested 300 deep": lambda good: envelope(**{**V1, "data": {"n": nested(300)}}),
     "a pickle": lambda good: pickle.dumps({"n": 5}),
 }
 

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 from ._recordtext import DataText, changed_data_text, data_text, record_text
 from .errors import UnserializableValue
-from .expiry import Expiry, decode_moment
+from .expiry import Expiry, check_stored
 from .serializers import Serializer, TaggedJSONSerializer
 
 __all__ = [
@@ -115,7 +115,7 @@ def encode_text(
     except Exception as exc:
         for name, value in data.items():
             try:
-                dumps({name: value})
+                dumps({"data": {name: value}})  # as deep in as in the record
             except Exception:  # noqa: BLE001 - whatever the serializer raises
                 raise UnserializableValue(name, value, str(exc)) from exc
         raise
@@ -141,17 +141,19 @@ def decode(serializer: Serializer, payload: bytes, key: str | None = None) -> En
             raise TypeError("malformed envelope")
         if not (expiry is None or type(expiry) is int or isinstance(expiry, str)):
             raise TypeError(f"malformed expiry {expiry!r}")
-        if isinstance(expiry, str):
-            decode_moment(expiry)
+        if expiry is not None:
+            check_stored(expiry)
         saved_at, user = record.get("saved"), record.get("user")
         if saved_at is not None and not isinstance(saved_at, (int, float)):
             raise TypeError(f"malformed save time {saved_at!r}")
         if not (user is None or (isinstance(user, str) and user)):
             raise TypeError(f"malformed user {user!r}")
+        # An int too large for a float (10**400) raises OverflowError here.
+        created = float(created)
+        saved = None if saved_at is None else float(saved_at)
     except Exception as exc:
         raise CorruptRecord(f"{type(exc).__name__}: {exc}") from exc
-    saved = None if saved_at is None else float(saved_at)
-    parts = Envelope(data, float(created), expiry, saved, user)
+    parts = Envelope(data, created, expiry, saved, user)
     if key is not None:
         remember(serializer, key, payload, parts)
     return parts

@@ -83,6 +83,20 @@ def decode_moment(expiry: object) -> datetime.datetime | None:
     return None
 
 
+def check_stored(expiry: int | str) -> None:
+    """ValueError unless a record's ``expiry`` is one :func:`encode_expiry`
+    could have written: out of its range (a damaged or hostile record), the
+    date arithmetic of every save of the session would fail."""
+    if isinstance(expiry, str):
+        moment = decode_moment(expiry)
+        assert moment is not None
+        in_range = abs((moment - utcnow()).total_seconds()) <= MAX_SECONDS
+    else:
+        in_range = -MAX_SECONDS <= expiry <= MAX_SECONDS
+    if not in_range:
+        raise ValueError(f"expiry {expiry!r} is out of range")
+
+
 def expiry_age(expiry: object, modification: datetime.datetime, cookie_age: int) -> int:
     """Seconds from ``modification`` until the session expires (Django's rule).
 

@@ -6,7 +6,8 @@ datetime, date, time, timedelta, UUID, Decimal, bytes, tuple, set, and
 markup (objects with ``__html__``, such as ``markupsafe.Markup``). Other
 subclasses of ``str``, ``int`` and ``float`` (``StrEnum`` and ``IntEnum``
 members) are stored as the plain value, as Flask's session does. A value
-of any other type is refused at save time, naming its key. Pickle is
+of any other type, or nested over ``MAX_DEPTH`` (100) levels deep, is
+refused at save time, naming its key. Pickle is
 available for server-side stores only, and only when asked for by name.
 
 A serializer is any object with ``dumps(obj) -> bytes`` and
@@ -20,6 +21,7 @@ import datetime
 import decimal
 import json
 import pickle
+import re
 import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -97,18 +99,27 @@ _DECODERS: dict[str, Callable[[Any], Any]] = {
 
 _PLAIN = frozenset((str, int, float, bool, type(None)))
 
+#: The deepest nesting of containers written (the record's own two levels
+#: included): a deeper value is refused at save, since the JSON decoder's
+#: recursion, in the deeper call stack of the request that loads it, may
+#: fail on what the save wrote, and the whole session would load as corrupt.
+MAX_DEPTH = 100
 
-def _tag(value: Any) -> Any:
+
+def _tag(value: Any, depth: int = 0) -> Any:
     """Return ``value`` rewritten so that plain JSON can carry it."""
     kind = type(value)
     if kind in _PLAIN:
         return value
+    if depth >= MAX_DEPTH:
+        raise ValueError(f"values nested over {MAX_DEPTH} levels deep are refused")
+    depth += 1
     if kind is dict:
         if _PLAIN.issuperset(map(type, value.values())):
             tagged = value  # nothing to rewrite inside: no copy
         else:
             tagged = {
-                key: item if type(item) in _PLAIN else _tag(item)
+                key: item if type(item) in _PLAIN else _tag(item, depth)
                 for key, item in value.items()
             }
         if len(tagged) == 1:
@@ -117,13 +128,13 @@ def _tag(value: Any) -> Any:
                 return {" dict": [key, item]}
         return tagged
     if kind is list:
-        return [_tag(item) for item in value]
+        return [_tag(item, depth) for item in value]
     if kind is tuple:
-        return {" tuple": [_tag(item) for item in value]}
+        return {" tuple": [_tag(item, depth) for item in value]}
     if kind is set:
-        return {" set": _members(value)}
+        return {" set": _members(value, depth)}
     if kind is frozenset:  # hashable: it may be inside a set, so it loads as one
-        return {" fset": _members(value)}
+        return {" fset": _members(value, depth)}
     if callable(getattr(value, "__html__", None)):
         return {" m": str(value.__html__())}
     for base, tag, encode in _ENCODERS:
@@ -138,11 +149,11 @@ def _tag(value: Any) -> Any:
     raise TypeError(f"values of type {kind.__name__} are not JSON serializable")
 
 
-def _members(value: set[Any] | frozenset[Any]) -> list[Any]:
+def _members(value: set[Any] | frozenset[Any], depth: int) -> list[Any]:
     """A set's members, tagged, in an order that depends on them alone: two
     equal sets (one loaded, one grown and shrunk back) have the same JSON,
     which change detection and the merge compare."""
-    members = [_tag(item) for item in value]
+    members = [_tag(item, depth) for item in value]
     if len(members) > 1:
         members.sort(key=_ENCODER.encode)
     return members
@@ -168,6 +179,8 @@ def _untag(obj: dict[str, Any]) -> Any:
 # that passes options.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 _DECODER = json.JSONDecoder(object_hook=_untag)
+#: An escaped surrogate: dumps() writes none (a lone one cannot be UTF-8).
+_MAY_NOT_ENCODE = re.compile(r"\\u[dD][89a-fA-F]").search
 
 
 class TaggedJSONSerializer:
@@ -177,7 +190,16 @@ class TaggedJSONSerializer:
         return _ENCODER.encode(_tag(obj)).encode("utf-8")
 
     def loads(self, data: bytes) -> Any:
-        return _DECODER.decode(data.decode("utf-8"))
+        text = data.decode("utf-8")
+        obj = _DECODER.decode(text)
+        if _MAY_NOT_ENCODE(text) is not None or (
+            text.count("[") + text.count("{") > MAX_DEPTH
+        ):
+            # Not written by dumps()? A string with a lone surrogate (or a
+            # value nested too deep) would fail every save and every check
+            # of a value changed in place: ValueError, as for any damage.
+            _ENCODER.encode(_tag(obj)).encode("utf-8")
+        return obj
 
     def __repr__(self) -> str:
         return "TaggedJSONSerializer()"
