@@ -307,6 +307,7 @@ class SessionRecord:
         self,
         old_key: str | None,
         loaded: Record | None,
+        old_user: str | None,
         data: dict[str, Any],
         changes: ChangeSet | None,
     ) -> dict[str, Any]:
@@ -317,8 +318,9 @@ class SessionRecord:
         The old record is read and deleted in one atomic update, so that a
         save another request made to it meanwhile is merged into the new
         record, not lost with the old key. If it is gone (flushed, revoked
-        or expired while this request ran), the new one must not outlive
-        it: it is deleted, this record forgotten and SessionInterrupted raised.
+        or expired while this request ran) or missing from ``old_user``'s
+        index (memcached evicted it), the new one must not outlive it: it is
+        deleted, this record forgotten and SessionInterrupted raised.
         """
         store = self.store
         if old_key is None or loaded is None or store.client_side:
@@ -338,6 +340,8 @@ class SessionRecord:
             return current, 0.0  # long past: the store deletes the record
 
         try:
+            if old_user is not None and not store.user_index_intact(old_user, old_key):
+                raise SessionInterrupted()
             store.update(old_key, take, loaded)
             if merged is None:
                 return data

@@ -114,14 +114,16 @@ class WriteMethods:
         self.detect_changes()  # the new record must carry changes made in place
         data, changes = self._data, self._changes
         assert data is not None
-        old_key, old_loaded = record.key, record.loaded
+        old_key, old_loaded, old_user = record.key, record.loaded, record.user
         if not record.stored:
             old_key = old_loaded = None
         data = self._data = record.create(data, user, fresh=True)
         try:
             old_lock = record.lock_new_key()  # lock = true: the lock follows
             try:
-                self._data = record.drop_moved_from(old_key, old_loaded, data, changes)
+                self._data = record.drop_moved_from(
+                    old_key, old_loaded, old_user, data, changes
+                )
             finally:
                 if old_lock is not None:
                     old_lock.__exit__(None, None, None)
