@@ -390,7 +390,10 @@ def _device_process(
     kind: str, argument: str, key: str, stop_at: float, started, out
 ) -> None:
     keys = [key]
-    with build_store(kind, argument) as store:
+    # Four processes saving back to back into one SQLite file (rollback
+    # journal) on a loaded machine can wait longer than the default 5 s.
+    options = {"timeout": 60.0} if kind == "sql-sqlite" else {}
+    with build_store(kind, argument, **options) as store:
         busy_device(store, key, stop_at, keys, started)
     out.put(keys)
 
@@ -411,12 +414,18 @@ def test_revocation_is_final_with_processes_in_flight(shared_site: Site) -> None
     ]
     for process in processes:
         process.start()
-    for _ in processes:
-        started.get(timeout=30)  # every child is saving its session
-    time.sleep(0.1)
-    assert site.middleware.revoke_user_sessions(USER) >= 1
-    seen = [key for _ in processes for key in out.get(timeout=60)]
-    for process in processes:
-        process.join(timeout=30)
-        assert process.exitcode == 0
+    try:
+        for _ in processes:
+            started.get(timeout=30)  # every child is saving its session
+        time.sleep(0.1)
+        assert site.middleware.revoke_user_sessions(USER) >= 1
+        seen = [key for _ in processes for key in out.get(timeout=60)]
+        for process in processes:
+            process.join(timeout=30)
+            assert process.exitcode == 0
+    finally:  # a failure must not leave children for pytest's exit to wait on
+        for process in processes:
+            if process.is_alive():
+                process.kill()
+                process.join()
     assert_all_revoked(site, seen)
