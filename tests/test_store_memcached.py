@@ -101,8 +101,13 @@ def test_expire_of_a_past_record_is_none_never_zero(expires_at: float) -> None:
     assert memcached_expire(expires_at, 1_700_000_000.0) is None
 
 
-def test_expire_is_capped_at_32_bits() -> None:
-    assert memcached_expire(math.inf, 1_700_000_000.0) == 2**31 - 1
+def test_expire_past_32_bits_is_never() -> None:
+    """memcached keeps absolute times in 32 bits (to January 2038): a record
+    that lives longer gets no TTL at all, its header ends it."""
+    last = float(2**31 - 1 - CLOCK_MARGIN)
+    assert memcached_expire(last, 1_700_000_000.0) == 2**31 - 1
+    assert memcached_expire(last + 0.5, 1_700_000_000.0) == 0
+    assert memcached_expire(math.inf, 1_700_000_000.0) == 0
 
 
 # -- construction ----------------------------------------------------------

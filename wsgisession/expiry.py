@@ -125,10 +125,16 @@ def expiry_date(
     return as_utc(modification) + datetime.timedelta(seconds=seconds)
 
 
-def seconds_left(expiry: Expiry, now: float, cookie_age: int) -> int:
-    """:func:`expiry_age` seen from the Unix time ``now``; datetimes only for a moment."""
+def seconds_left(expiry: Expiry, now: float, cookie_age: int) -> float:
+    """How long a record of ``expiry`` lives if saved at the Unix time ``now``.
+
+    A moment is reached to the microsecond: :func:`expiry_age` counts whole
+    seconds (Django's API), which would end the record up to a second early.
+    """
     if isinstance(expiry, str):
-        return expiry_age(expiry, datetime.datetime.fromtimestamp(now, UTC), cookie_age)
+        moment = decode_moment(expiry)
+        assert moment is not None
+        return moment.timestamp() - now
     return expiry or cookie_age
 
 

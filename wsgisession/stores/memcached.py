@@ -61,8 +61,10 @@ logger = logging.getLogger(__name__)
 MAX_KEY_LENGTH = 250
 #: memcached reads an expiry time above this many seconds as a Unix time.
 RELATIVE_EXPIRE_LIMIT = 30 * 24 * 3600
-#: memcached keeps expiry times in 32 bits.
+#: memcached keeps expiry times in 32 bits: its last absolute time (January 2038).
 _MAX_EXPIRE = 2**31 - 1
+#: The expiry time memcached reads as "never expire".
+NEVER = 0
 #: How many conflicting writes ``update`` tolerates before giving up.
 MAX_ATTEMPTS = 50
 #: How many fresh ids ``generate_key`` draws to place a session on a live server.
@@ -81,14 +83,17 @@ def memcached_expire(expires_at: float, moment: float) -> int | None:
 
     Seconds remaining, rounded up, plus :data:`CLOCK_MARGIN`; beyond 30 days
     the absolute Unix time (plus the margin), since memcached reads larger
-    numbers that way. None when the record is already expired: memcached's
-    0 would mean "never expire".
+    numbers that way; past memcached's last absolute time, :data:`NEVER`
+    (the header still ends the record: capped, memcached dropped it in 2038).
+    None when the record is already expired: memcached's 0 would mean
+    "never expire".
     """
     remaining = expires_at - moment
     if not remaining > 0:  # also catches NaN
         return None
     if remaining + CLOCK_MARGIN > RELATIVE_EXPIRE_LIMIT:
-        return math.ceil(min(expires_at + CLOCK_MARGIN, _MAX_EXPIRE))
+        absolute = expires_at + CLOCK_MARGIN
+        return math.ceil(absolute) if absolute <= _MAX_EXPIRE else NEVER
     return math.ceil(remaining) + CLOCK_MARGIN
 
 
@@ -344,7 +349,9 @@ class MemcachedStore(Store):
     def _take_lock(self, record: str, name: str, token: bytes, ttl: float) -> bool:
         moment = now()
         value = pack(token, moment + ttl)
-        expire = memcached_expire(moment + ttl, moment) or CLOCK_MARGIN
+        expire = memcached_expire(moment + ttl, moment)
+        if expire is None:  # a ttl too short to move the clock
+            expire = CLOCK_MARGIN
         if self._call_beside(record, "add", name, value, expire):
             return True
         held, cas = self._call_beside(record, "gets", name)

@@ -42,6 +42,7 @@ else:
 
 from .. import _coerce as c
 from ..errors import ConfigError, StoreUnavailable
+from ..expiry import MAX_SECONDS
 from ..redaction import redact_url
 from ._redis_scripts import Lua
 from ._redis_users import RedisUserIndex
@@ -63,8 +64,9 @@ logger = logging.getLogger(__name__)
 
 #: How many conflicting writes ``update`` tolerates before giving up.
 MAX_ATTEMPTS = 50
-#: Longest TTL handed to Redis (100 years); the header keeps the real expiry.
-_MAX_TTL_MS = 100 * 365 * 24 * 3600 * 1000
+#: Longest TTL handed to Redis: past the 100 years ``set_expiry()`` takes (a
+#: record is never dropped before its expiry); the header keeps the real expiry.
+_MAX_TTL_MS = 2 * MAX_SECONDS * 1000
 
 
 # KEYS[1]: the record. ARGV[1]: the value the caller read, byte for byte
