@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from helpers import FakeClock
 
 from wsgisession import SessionMiddleware
 from wsgisession.stores import MemoryStore
@@ -86,3 +87,29 @@ def test_a_change_after_the_headers_to_the_key_the_client_holds_is_saved(
         _call(middleware, f'other=1; sessionid="{key}"')
     assert caplog.records == []
     assert dict(middleware.open_session(key)) == {"visits": 1, "user": "ann"}
+
+
+def test_late_change_warnings_a_client_repeats_are_rate_limited(
+    frozen_clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Any client without a cookie meets the new-session case of a page that
+    writes to the session late: one request after another must not fill
+    the logs (at most one WARNING a minute, as for bad cookies)."""
+
+    def stream(environ: Environ, start_response: Any) -> Any:
+        start_response("200 OK", [("Content-Type", "text/event-stream")])
+        yield b"data: hello\n"
+        environ["wsgisession"]["csrf"] = "token"  # a form's token, made late
+        yield b"data: welcome\n"
+
+    middleware = SessionMiddleware(stream, MemoryStore())
+    with caplog.at_level("DEBUG", logger="wsgisession.response"):
+        for _ in range(50):
+            _call(middleware, None)
+        frozen_clock.advance(61)
+        _call(middleware, None)
+    records = [r for r in caplog.records if "headers were sent" in r.getMessage()]
+    warnings = [r for r in records if r.levelname == "WARNING"]
+    assert len(records) == 51
+    assert len(warnings) == 2, caplog.text
+    assert "49 more like it" in warnings[1].getMessage()

@@ -429,3 +429,36 @@ def test_revocation_is_final_with_processes_in_flight(shared_site: Site) -> None
                 process.kill()
                 process.join()
     assert_all_revoked(site, seen)
+
+
+def test_clear_unbinds_so_a_logout_by_clear_is_one(site: Site) -> None:
+    """``clear()`` drops the owner with the data, as Django's drops the login
+    kept among them: a logout written ``session.clear()`` (then a "logged
+    out" message stored) must not leave ``user_id`` set, which a page checks
+    (``user_id is None``: 401), nor the session among the user's devices."""
+    client = login(site)
+    other = login(site)
+    session = site.session(cookie_of(client))
+    session.clear()
+    session["value"] = "logged-out"
+    session.save()
+    assert state(client)[0] == "None"
+    assert state(client)[2] == "logged-out"
+    assert [s.handle for s in site.middleware.user_sessions(USER)] == [state(other)[1]]
+    assert site.middleware.revoke_user_sessions(USER) == 1
+    assert state(client)[2] == "logged-out"  # no longer the user's to revoke
+
+
+def test_a_request_in_flight_does_not_bind_a_cleared_session_again(site: Site) -> None:
+    """A request that loaded the session before the logout by ``clear()`` and
+    saves after it keeps the owner the store holds now: none."""
+    key = cookie_of(login(site))
+    slow = site.session(key)
+    slow["value"] = "late"
+    logout = site.session(key)
+    logout.clear()
+    logout.save()
+    slow.save()
+    assert slow.user_id is None
+    assert site.session(key).user_id is None
+    assert site.middleware.user_sessions(USER) == []

@@ -10,7 +10,6 @@ is logged instead.
 
 from __future__ import annotations
 
-import logging
 from typing import Protocol
 
 from .cookie_header import cookie_values
@@ -20,9 +19,6 @@ from .response_setup import ResponseSetup
 from .session import Session
 
 __all__ = ["LateSaving", "save_late"]
-
-# The response's messages keep the logger the docs name for them.
-logger = logging.getLogger("wsgisession.response")
 
 
 class LateSaving(Protocol):
@@ -70,7 +66,7 @@ def save_late(response: LateSaving) -> None:
     key = session.session_key
     if client_side or key is None or not _client_holds(response, key):
         kind = "new session" if key is None else "new key (cycle_key())"
-        logger.warning(
+        response.setup.warn_late_change(
             "session changed after the response headers were sent; a %s cannot carry "
             "the change, so it was not saved",
             "cookie store" if client_side else kind,

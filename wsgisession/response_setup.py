@@ -39,6 +39,7 @@ class ResponseSetup:
         "store",
         "sweeper",
         "warn_interrupted",
+        "warn_late_change",
     )
 
     def __init__(
@@ -63,6 +64,9 @@ class ResponseSetup:
         #: A client can make a save meet a deleted session at will (a logout
         #: racing a slow request): a WARNING at most once a minute.
         self.warn_interrupted = ThrottledWarning(logger)
+        #: A change after the headers went out that no cookie can carry: a
+        #: cookie-less client meets it on every request to such a page.
+        self.warn_late_change = ThrottledWarning(logger)
 
     def __repr__(self) -> str:
         return f"<ResponseSetup store={self.store!r}>"

@@ -306,8 +306,9 @@ class Session(WriteMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str
         return data.items()
 
     def clear(self) -> None:
-        """Empty the session, its expiry back to the default (as in Django, which
-        keeps it among the data); the record stays (emptied) until the next save."""
+        """Empty the session, its expiry back to the default and its owner
+        (``user_id``) gone, as in Django, which keeps both among the data (a
+        logout); the record stays (emptied, same key) until the next save."""
         self._get_data()
         self._data = {}
         changes = self._change_set()
@@ -315,6 +316,7 @@ class Session(WriteMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str
         record = self._record
         if record is not None:  # even if None: another request may set one meanwhile
             record.expiry = None
+            record.user = None
             changes.expiry_changed = True
         self.modified = True
 

@@ -272,10 +272,15 @@ class SessionRecord:
         now (the record of ``key``, whose decoding is kept; None: not kept)."""
         base = self.decode(current, key)
         if base is None:
-            base = Envelope({}, self.created, None)
+            base = Envelope({}, self.created, None, None, self.user)
+        # The owner as stored: only a clear() (a logout) changes it in a save,
+        # so a request that loaded the session before one cannot bind it again.
+        owner = base.user
         if changes is not None:
             base = changes.apply(base, data, self.expiry, self.serializer.dumps)
-        return base._replace(saved_at=now, user=self.user)
+            if changes.cleared:
+                owner = None
+        return base._replace(saved_at=now, user=owner)
 
     def _saved(
         self,
