@@ -351,6 +351,8 @@ class SessionRecord:
             if merged is None:
                 return data
             self.expiry = merged.expiry
+            if lifetime(self.settings, merged.expiry, self.created, now) <= 0:
+                return merged.data  # expired at once (set_expiry(-1)): nothing to keep
             return self.update(merged.data, None)
         except SessionInterrupted:
             assert self.key is not None
