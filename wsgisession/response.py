@@ -101,7 +101,7 @@ def handle(
     finally:  # touched or not (accessed set back to False, a retry's
         # discarded attempt), and when the detection raises (a value JSON
         # refuses): a loaded session may hold the lock
-        if session._record is not None:
+        if session._record is not None or setup.lock:
             session.release_lock()
     response.server_write = start_response(
         response.status, response.headers, response.exc_info

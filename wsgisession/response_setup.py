@@ -32,6 +32,7 @@ class ResponseSetup:
         "cookie_name",
         "environ_key",
         "is_valid_key",
+        "lock",
         "new_session",
         "save_every_request",
         "secure",
@@ -57,6 +58,7 @@ class ResponseSetup:
         self.is_valid_key = store_key_check(store)
         self.environ_key = settings.environ_key
         self.save_every_request = settings.save_every_request
+        self.lock = settings.lock
         #: The cookie's ``Secure`` flag, or None when the request's scheme says.
         self.secure = fixed_secure(settings)
         #: Runs the store's bounded cleanup now and then after a save (or None).

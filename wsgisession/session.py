@@ -67,6 +67,9 @@ class Session(WriteMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str
     #: offered are tried again on the next use, and the response leaves the
     #: cookie as it is rather than take the session for an absent one.
     _load_failed = False
+    #: Settings without the request lock, for what the session loads once
+    #: the middleware released its lock (set by the factory when it locks).
+    _settings_after_lock: Settings | None = None
     #: The last attempt of a request run again (pyramid_retry's number) that
     #: used this session: a subrequest's copied environ shares the session.
     _retry_attempt = 0
@@ -161,9 +164,16 @@ class Session(WriteMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str
         """Release the request lock (``lock = true``); the middleware calls this.
 
         A script that opens a session with locking on calls it after ``save()``.
+        The session takes no lock again: a load after the response (an outer
+        access log reading it) would hold one that nothing releases.
         """
+        after = self._settings_after_lock
+        if after is not None:
+            self._settings = after
         record = self._record
         if record is not None:
+            if after is not None:
+                record.settings = after
             record.release_lock()
 
     def load(self) -> None:

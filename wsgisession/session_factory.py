@@ -7,6 +7,7 @@ them, so it is written to cost as little as CPython allows (see
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -37,6 +38,8 @@ def bound_factory(
     }
     if not settings.lock:  # no record of these sessions ever takes one
         shared["release_lock"] = _holds_no_lock
+    else:  # nothing releases a lock taken after the middleware's release
+        shared["_settings_after_lock"] = dataclasses.replace(settings, lock=False)
     bound: Callable[[], Any] = type(cls.__name__, (cls,), shared)
 
     def for_request(key_source: KeySource | None) -> Any:
