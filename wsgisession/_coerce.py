@@ -36,6 +36,7 @@ _PATH = re.compile(r"/[!-:<-~]*")  # printable ASCII without space or ';'
 _PRINTABLE = re.compile(r"[!-~]+")  # printable ASCII without space
 _INT = re.compile(r"[+-]?[0-9]+")
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]{0,19})://")
+_MAX_DIGITS = len(str(MAX_SECONDS)) + 1
 _FLOAT = re.compile(r"[+-]?[0-9]+(\.[0-9]*)?|[+-]?\.[0-9]+")
 
 
@@ -331,6 +332,9 @@ def parse_int(key: str, raw: str) -> int:
         raise invalid(
             key, raw, "a whole number of seconds written in digits, e.g. 3600"
         )
+    digits = text.lstrip("+-").lstrip("0")
+    if len(digits) > _MAX_DIGITS:  # int() refuses thousands of digits
+        raise invalid(key, f"{text[:12]}...", f"at most {MAX_SECONDS} seconds")
     return int(text)
 
 

@@ -16,6 +16,7 @@ import configparser
 import os
 import re
 from collections.abc import Mapping
+from typing import cast
 
 from .errors import ConfigError, SessionError
 
@@ -51,12 +52,16 @@ def _read(
 ) -> tuple[dict[str, str], dict[str, str], str]:
     """(local, globals, section name) of ``path#name``, following ``use``."""
     here = {"here": os.path.dirname(path), "__file__": path}
-    parser = configparser.ConfigParser(defaults={**(global_conf or {}), **here})
+    parser = configparser.ConfigParser()
     raw = configparser.ConfigParser(default_section="\0", interpolation=None)
     # Paste Deploy keeps the case of keys: so must we, or check would accept
-    # a "Cookie_Age" that loadapp() then rejects.
+    # a "Cookie_Age" that loadapp() then rejects. Of the globals too: set
+    # after optionxform, or --global DATA_DIR would not fill %(DATA_DIR)s.
     parser.optionxform = raw.optionxform = str  # type: ignore[assignment,method-assign]
     try:
+        # Raw, as Paste Deploy's update_defaults: a bad % fails when used.
+        defaults = cast(dict[str, str], parser.defaults())  # the parser's own dict
+        defaults.update({**(global_conf or {}), **here})
         if not parser.read(path) or not raw.read(path):
             raise SessionError(f"cannot read configuration file {path}")
         section = _find_section(raw, name, path)
