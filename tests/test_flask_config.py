@@ -244,6 +244,18 @@ def test_the_app_is_freed_without_the_garbage_collector() -> None:
         gc.enable()
 
 
+def test_serving_the_middleware_of_a_freed_app_says_what_to_serve() -> None:
+    def create_app() -> flask.Flask:
+        app = flask.Flask(__name__)
+        app.get("/")(lambda: "home")
+        return app
+
+    application = init_app(create_app(), store=MemoryStore())
+    gc.collect()
+    with pytest.raises(RuntimeError, match="serve the Flask app itself"):
+        webtest.TestApp(application).get("/")
+
+
 def test_the_middleware_names_its_app_and_store() -> None:
     app = flask.Flask("shop")
     middleware = init_app(app, store=MemoryStore())

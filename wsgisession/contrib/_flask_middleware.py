@@ -46,7 +46,11 @@ class WeakWsgiApp:
     ) -> Iterable[bytes]:
         method = self._method()
         if method is None:
-            raise RuntimeError("the Flask app of this SessionMiddleware was freed")
+            raise RuntimeError(
+                "the Flask app of this SessionMiddleware was freed: the middleware "
+                "holds it weakly, so serve the Flask app itself (init_app put the "
+                "middleware in app.wsgi_app), or keep a reference to the app"
+            )
         return method(environ, start_response)
 
     def __repr__(self) -> str:
