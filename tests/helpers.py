@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import textwrap
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ import pytest
 from sql_support import SQL_KINDS, sql_url
 
 from wsgisession import clock, stores
+from wsgisession.cli import main
 from wsgisession.stores import FileStore, MemoryStore, SQLiteStore
 from wsgisession.stores.base import Store, now
 
@@ -342,3 +344,18 @@ def new_session(app) -> str:
     headers = call(app, "counter", None)
     cookie = next(v for k, v in headers if k == "Set-Cookie")
     return cookie.split(";", 1)[0]
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """The exit status, stdout and stderr of ``wsgisession argv``, in-process."""
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def filter_ini(tmp_path: Path, keys: str) -> str:
+    """An ini file with a ``[filter:session]`` of ``keys``; its ``FILE#section``."""
+    path = tmp_path / "app.ini"
+    body = textwrap.dedent(keys).strip()
+    path.write_text(f"[filter:session]\nuse = egg:wsgisession\n{body}\n")
+    return f"{path}#session"

@@ -8,15 +8,15 @@ traceback; ``check`` must check the file it was given.
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
+from helpers import filter_ini as ini
+from helpers import run_cli as run
 from servers import DB_PASSWORD
 from sql_support import drop_tables, table_names
 
 from wsgisession import SessionMiddleware
-from wsgisession.cli import main
 from wsgisession.errors import ConfigError
 from wsgisession.stores import RedisStore, SQLStore
 
@@ -26,21 +26,6 @@ TYPO = "wsgisession_sesions"
 
 def no_app(environ: object, start_response: object) -> list[bytes]:
     return []
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """The exit status, stdout and stderr of ``wsgisession argv``, in-process."""
-    status = main(list(argv))
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
-def ini(tmp_path: Path, keys: str) -> str:
-    """An ini file with a ``[filter:session]`` of ``keys``; its ``FILE#section``."""
-    path = tmp_path / "app.ini"
-    body = textwrap.dedent(keys).strip()
-    path.write_text(f"[filter:session]\nuse = egg:wsgisession\n{body}\n")
-    return f"{path}#session"
 
 
 # -- a store the command would make ---------------------------------------------

@@ -4,24 +4,14 @@ from __future__ import annotations
 
 import pytest
 from flask import Flask, abort, session
+from flask_support import login_app
 
-from wsgisession.contrib.flask import init_app
 from wsgisession.stores import MemoryStore
 
 
 def make_app() -> tuple[Flask, MemoryStore]:
-    app = Flask(__name__)
     store = MemoryStore()
-    init_app(app, store=store)
-
-    @app.route("/login")
-    def login() -> str:
-        session["user"] = "ada"
-        return "in"
-
-    @app.route("/whoami")
-    def whoami() -> str:
-        return repr(session.get("user"))
+    app = login_app(store)
 
     @app.route("/abort")
     def abort_after_clear() -> str:

@@ -13,6 +13,7 @@ import datetime
 
 import pytest
 from flask import Flask, session
+from flask_support import login_app
 
 from wsgisession.contrib.flask import init_app
 from wsgisession.stores import MemoryStore
@@ -21,8 +22,7 @@ FIVE_MINUTES = datetime.timedelta(minutes=5)
 
 
 def make_app(*, lifetime_first: bool) -> Flask:
-    app = Flask(__name__)
-    init_app(app, store=MemoryStore())
+    app = login_app(MemoryStore())
 
     @app.before_request
     def time_out_after_five_minutes() -> None:
@@ -31,15 +31,6 @@ def make_app(*, lifetime_first: bool) -> Flask:
         session.permanent = True
         if not lifetime_first:
             app.permanent_session_lifetime = FIVE_MINUTES
-
-    @app.route("/login")
-    def login() -> str:
-        session["user"] = "ada"
-        return "in"
-
-    @app.route("/whoami")
-    def whoami() -> str:
-        return repr(session.get("user"))
 
     return app
 

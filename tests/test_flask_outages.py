@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from flask import Flask, session
+from flask_support import login_app
 
-from wsgisession.contrib.flask import init_app
 from wsgisession.errors import StoreUnavailable
 from wsgisession.keys import storage_key
 from wsgisession.stores import FileStore, MemoryStore
@@ -22,17 +22,7 @@ from wsgisession.stores.base import Store
 
 def make_app(store: Store, **options: object) -> Flask:
     """An app with Flask's production defaults: it answers errors itself."""
-    app = Flask(__name__)
-    init_app(app, store=store, **options)  # type: ignore[arg-type]
-
-    @app.route("/login")
-    def login() -> str:
-        session["user"] = "ada"
-        return "in"
-
-    @app.route("/whoami")
-    def whoami() -> str:
-        return repr(session.get("user"))
+    app = login_app(store, **options)
 
     @app.errorhandler(StoreUnavailable)
     def store_down(error: StoreUnavailable) -> tuple[str, int]:

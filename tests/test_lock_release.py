@@ -10,13 +10,14 @@ from typing import Any
 import bottle
 import pytest
 import webtest
+from helpers import make_store
 from pyramid.config import Configurator
 from pyramid.response import Response
 
 from wsgisession import SessionMiddleware
 from wsgisession.contrib.pyramid import make_wsgi_app
 from wsgisession.errors import LockTimeout
-from wsgisession.stores import FileStore, MemoryStore, SQLiteStore
+from wsgisession.stores import MemoryStore
 
 
 def saved_session(middleware: SessionMiddleware) -> str:
@@ -43,11 +44,7 @@ def test_a_read_then_accessed_false_releases_the_lock(kind: str, tmp_path: Any) 
     the lock (lock = true); the response must release it. The server still
     holds the request's environ (an access log, a framework's request
     object in a reference cycle), so nothing frees the session meanwhile."""
-    store = {
-        "memory": lambda: MemoryStore(),
-        "file": lambda: FileStore(tmp_path / "f"),
-        "sqlite": lambda: SQLiteStore(tmp_path / "s.sqlite3"),
-    }[kind]()
+    store = make_store(kind, tmp_path)
 
     def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
         session = environ["wsgisession"]
@@ -130,11 +127,7 @@ def test_a_refused_in_place_change_after_accessed_false_releases_the_lock(
     refuses): the lock must be released all the same."""
     from wsgisession.errors import UnserializableValue
 
-    store = {
-        "memory": lambda: MemoryStore(),
-        "file": lambda: FileStore(tmp_path / "f"),
-        "sqlite": lambda: SQLiteStore(tmp_path / "s.sqlite3"),
-    }[kind]()
+    store = make_store(kind, tmp_path)
 
     def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
         session = environ["wsgisession"]

@@ -7,10 +7,11 @@ import logging
 import sqlite3
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
+from helpers import filter_ini as ini
+from helpers import run_cli as run
 from servers import DB_PASSWORD, DatabaseServer
 from sql_support import drop_tables, table_names
 
@@ -25,21 +26,6 @@ DOWN_URL = f"postgresql+psycopg://app:{DB_PASSWORD}@127.0.0.1:1/db"
 
 def no_app(environ: object, start_response: object) -> list[bytes]:
     raise AssertionError("not called")  # pragma: no cover
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """The exit status, stdout and stderr of ``wsgisession argv``, in-process."""
-    status = main(list(argv))
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
-def ini(tmp_path: Path, keys: str) -> str:
-    """An ini file with a ``[filter:session]`` of ``keys``; its ``FILE#section``."""
-    path = tmp_path / "app.ini"
-    body = textwrap.dedent(keys).strip()
-    path.write_text(f"[filter:session]\nuse = egg:wsgisession\n{body}\n")
-    return f"{path}#session"
 
 
 # -- the ini keys ---------------------------------------------------------------
