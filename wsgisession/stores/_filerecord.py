@@ -26,7 +26,7 @@ from .. import clock
 from ..errors import ConfigError
 from ._fileformat import decode, is_current, read_record, read_whole, write_whole
 from ._filesweep import is_shard_name
-from ._flock import make_missing_directories, make_private_dirs
+from ._flock import make_missing_directories, make_private_dirs, refuse_others_writing
 from ._lockfile import open_new_file
 
 __all__ = [
@@ -99,19 +99,9 @@ def private_identity(path: str) -> tuple[int, ...]:
         )
     if not stat.S_ISDIR(info.st_mode):
         raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
-    if hasattr(os, "getuid") and info.st_uid != os.getuid():
-        raise ConfigError(
-            f"session directory {path!r} is owned by uid {info.st_uid}, not by "
-            f"this process's user (uid {os.getuid()}), who must own it alone: "
-            f"run `chown {os.getuid()} {path}` and `chmod 700 {path}`, "
-            "or use a directory of your own"
-        )
-    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise ConfigError(
-            f"session directory {path!r} has mode {stat.S_IMODE(info.st_mode):o}: "
-            "group or others can write to it and plant sessions; "
-            f"run `chmod 700 {path}`"
-        )
+    refuse_others_writing(
+        path, info, "session directory", "700", ", or use a directory of your own"
+    )
     return identity(info)
 
 

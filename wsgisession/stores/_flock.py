@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import filelock
+
+from ..errors import ConfigError
 
 try:
     import fcntl
@@ -50,6 +53,27 @@ def make_missing_directories(path: str) -> None:
         missing.append(path)
         path = os.path.dirname(path)
     make_private_dirs(*reversed(missing))
+
+
+def refuse_others_writing(
+    path: str, info: os.stat_result, what: str, mode: str, hint: str = ""
+) -> None:
+    """ConfigError, saying how to fix it, if ``path`` (a ``what`` whose stat is
+    ``info``) is another user's or group or others can write to it: whoever
+    can write it can plant a session and be logged in as anyone. ``mode`` is
+    the one to give it (``700``, ``600``)."""
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        raise ConfigError(
+            f"{what} {path!r} is owned by uid {info.st_uid}, not by "
+            f"this process's user (uid {os.getuid()}), who must own it alone: "
+            f"run `chown {os.getuid()} {path}` and `chmod {mode} {path}`{hint}"
+        )
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise ConfigError(
+            f"{what} {path!r} has mode {stat.S_IMODE(info.st_mode):o}: "
+            f"group or others can write to it and plant sessions; "
+            f"run `chmod {mode} {path}`"
+        )
 
 
 class FlockLock:

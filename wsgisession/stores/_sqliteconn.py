@@ -18,14 +18,12 @@ import contextlib
 import logging
 import os
 import sqlite3
-import stat
 import threading
 import time
 import weakref
 from collections.abc import Callable
 
-from ..errors import ConfigError
-from ._flock import directory_locked, make_missing_directories
+from ._flock import directory_locked, make_missing_directories, refuse_others_writing
 
 __all__ = ["Connections", "check_owner", "make_missing_directories"]
 
@@ -56,19 +54,7 @@ def check_owner(path: str) -> None:
     user owns or that group or others can write: whoever can write it can
     plant a session, and be logged in as anyone. SQLite gives its ``-wal``
     and ``-shm`` files the database's owner and mode."""
-    info = os.stat(path)
-    if hasattr(os, "getuid") and info.st_uid != os.getuid():
-        raise ConfigError(
-            f"SQLite database {path!r} is owned by uid {info.st_uid}, not by "
-            f"this process's user (uid {os.getuid()}), who must own it alone: "
-            f"run `chown {os.getuid()} {path}` and `chmod 600 {path}`"
-        )
-    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise ConfigError(
-            f"SQLite database {path!r} has mode {stat.S_IMODE(info.st_mode):o}: "
-            f"group or others can write to it and plant sessions; "
-            f"run `chmod 600 {path}`"
-        )
+    refuse_others_writing(path, os.stat(path), "SQLite database", "600")
 
 
 class Connections:
