@@ -26,10 +26,9 @@ from .middleware import serializer_for
 from .paste import pyramid_names_translated
 from .redaction import holds_secret
 from .storecheck import (
+    build_existing_store,
     build_store,
     reach_store,
-    refuse_missing_store,
-    refuse_missing_tables,
     unreachable,
 )
 from .storespec import store_keys
@@ -217,9 +216,7 @@ STORE_HINT = (
 
 def command_clear_expired(args: argparse.Namespace) -> int:
     spec = settings_from_arguments(args)[1]
-    refuse_missing_store(spec, "clear")
-    store = build_store(spec)
-    refuse_missing_tables(store, "clear", STORE_HINT)
+    store = build_existing_store(spec, "clear", STORE_HINT)
     reach_store(store, STORE_HINT)  # a store with native expiry would not notice
     bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
     try:

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from .stores.base import Store
 
 __all__ = [
+    "build_existing_store",
     "build_store",
     "reach_store",
     "refuse_missing_store",
@@ -114,3 +115,17 @@ def refuse_missing_tables(store: Store, action: str, hint: str = "") -> None:
             f"no session tables in {store!r}: nothing to {action} there. The "
             "app makes them on its first use; check sql_url and sql_table"
         )
+
+
+def build_existing_store(spec: StoreSpec, action: str, hint: str = "") -> Store:
+    """The store of ``spec`` for a command that reads or removes sessions:
+    refused (SessionError) if it would be made empty, as
+    :func:`refuse_missing_store` and :func:`refuse_missing_tables` explain."""
+    refuse_missing_store(spec, action)
+    store = build_store(spec)
+    try:
+        refuse_missing_tables(store, action, hint)
+    except BaseException:
+        store.close()
+        raise
+    return store

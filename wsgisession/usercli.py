@@ -20,7 +20,7 @@ from typing import Any
 from .config import Settings, StoreSpec
 from .errors import SessionError
 from .serializers import resolve_serializer
-from .storecheck import build_store, refuse_missing_store, refuse_missing_tables
+from .storecheck import build_existing_store
 from .usersessions import UserSessions
 
 __all__ = ["add_user_commands"]
@@ -88,10 +88,8 @@ def _user_sessions(
     them), a bad user id or a missing store becomes a SessionError, so one
     error line."""
     settings, spec = read_settings(args)
-    refuse_missing_store(spec, action)
-    store = build_store(spec)
+    store = build_existing_store(spec, action)
     try:
-        refuse_missing_tables(store, action)
         yield UserSessions(store, settings, resolve_serializer(settings.serializer))
     except (NotImplementedError, ValueError) as exc:
         raise SessionError(str(exc)) from exc
