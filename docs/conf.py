@@ -49,7 +49,10 @@ _EXTERNAL = sorted(sys.stdlib_module_names) + [
 nitpicky = True
 nitpick_ignore_regex = [
     (r"py:.*", rf"({'|'.join(_EXTERNAL)})(\..*)?"),
-    (r"py:class", r"WSGIApp|StrPath|RedisClient|StoreUnavailable|Flask|Response|SessionResponse|wsgisession.response.Response|wsgisession.usersessions.HasHandle|wsgisession.session_record.SessionRecord|wsgisession.cookies.SessionState|Engine"),
+    (
+        r"py:class",
+        r"WSGIApp|StrPath|RedisClient|StoreUnavailable|Flask|Response|SessionResponse|wsgisession.response.Response|wsgisession.usersessions.HasHandle|wsgisession.session_record.SessionRecord|wsgisession.cookies.SessionState|Engine",
+    ),
     (r"py:mod", r"base"),
     (r"py:func", r"default_path"),
 ]

@@ -99,6 +99,48 @@ def test_revoke_one_then_all(
     assert out == "no live sessions of 'alice'\n"
 
 
+def log_in_until_a_handle_starts_with_a_dash(tmp_path: Path, user: str) -> str:
+    """Sessions of ``user`` until one's handle starts with ``-`` (one in 64)."""
+    with SessionMiddleware(no_app, SQLiteStore(tmp_path / "sessions.sqlite3")) as m:
+        for _ in range(5000):  # misses all with a chance of 1e-34
+            session = m.open_session()
+            session.bind_user(user)
+            if session.handle and session.handle.startswith("-"):
+                return session.handle
+    raise AssertionError("no handle started with a dash")
+
+
+def test_a_handle_starting_with_a_dash_is_taken_as_the_handle(
+    tmp_path: Path, sqlite_ini: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """argparse takes ``--handle -Xy...`` for a missing value followed by an
+    option, so a handle copied from ``sessions`` failed one time in 64."""
+    handle = log_in_until_a_handle_starts_with_a_dash(tmp_path, "alice")
+    before = len(
+        run(capsys, "sessions", "--config", sqlite_ini, "alice")[1].split("\n")
+    )
+    status, out, err = run(
+        capsys, "revoke", "--config", sqlite_ini, "alice", "--handle", handle
+    )
+    assert (status, out, err) == (0, "revoked 1 session of 'alice'\n", "")
+    after = run(capsys, "sessions", "--config", sqlite_ini, "alice")[1]
+    assert handle not in after and len(after.split("\n")) == before - 1
+    status, out, err = run(
+        capsys, "revoke", "--config", sqlite_ini, "alice", f"--handle={handle}"
+    )
+    assert (status, out) == (1, "")
+    assert err.endswith(f"has handle {handle!r}\n")
+
+
+def test_an_option_after_handle_is_still_a_missing_handle(
+    sqlite_ini: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as raised:
+        main(["revoke", "alice", "--handle", "--config", sqlite_ini])
+    assert raised.value.code == 2
+    assert "argument --handle: expected one argument" in capsys.readouterr().err
+
+
 def test_store_flags_work_as_well_as_config(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

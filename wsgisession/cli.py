@@ -32,7 +32,7 @@ from .storecheck import (
     unreachable,
 )
 from .storespec import store_keys
-from .usercli import add_user_commands
+from .usercli import add_user_commands, attach_handles
 
 __all__ = ["PREFIX", "STORE_OPTIONS", "build_parser", "main", "read_section"]
 
@@ -369,7 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
-    args, unknown = parser.parse_known_args(argv)
+    arguments = sys.argv[1:] if argv is None else argv
+    args, unknown = parser.parse_known_args(attach_handles(arguments))
     if unknown:  # reported by the command's parser, which names the command
         command_parser = getattr(args, "command_parser", parser)
         command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")

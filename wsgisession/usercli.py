@@ -13,8 +13,9 @@ import argparse
 import contextlib
 import datetime
 import functools
+import re
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from .config import Settings, StoreSpec
@@ -23,7 +24,9 @@ from .serializers import resolve_serializer
 from .storecheck import build_existing_store
 from .usersessions import UserSessions
 
-__all__ = ["add_user_commands"]
+__all__ = ["add_user_commands", "attach_handles"]
+
+_OPTION_NAME = re.compile(r"--?[a-z][a-z-]*")
 
 ReadSettings = Callable[[argparse.Namespace], "tuple[Settings, StoreSpec]"]
 
@@ -66,6 +69,24 @@ def add_user_commands(
         "--handle", help="end only this session (a handle that `sessions` lists)"
     )
     revoke.set_defaults(handler=functools.partial(command_revoke, read_settings))
+
+
+def attach_handles(argv: Sequence[str]) -> list[str]:
+    """``argv`` with ``--handle H`` written ``--handle=H``: a handle starts
+    with ``-`` one time in 64, and argparse takes such a value for an option.
+    An option name after ``--handle`` is left alone (a forgotten handle)."""
+    attached: list[str] = []
+    for argument in argv:
+        if (
+            attached
+            and attached[-1] == "--handle"
+            and argument.startswith("-")
+            and not _OPTION_NAME.fullmatch(argument)
+        ):
+            attached[-1] = f"--handle={argument}"
+        else:
+            attached.append(argument)
+    return attached
 
 
 def _parser(commands: Any, name: str, text: str, examples: str) -> Any:
