@@ -53,3 +53,32 @@ def test_a_session_read_late_in_the_body_still_varies_by_cookie(length: bool) ->
     status, headers = get(middleware, "", f"sessionid={session.session_key}")
     assert status.startswith("200")
     assert ("Vary", "Cookie") in headers, headers
+
+
+@pytest.mark.parametrize(
+    ("cookie", "status"),
+    [("theme=dark", "200 OK"), ("sessionid={key}", "503 Service Unavailable")],
+    ids=["no-session-cookie", "server-error"],
+)
+def test_save_every_request_does_not_drop_the_vary_of_a_streamed_body(
+    cookie: str, status: str
+) -> None:
+    """``save_every_request`` makes every response look at the session
+    before its headers go; one that sets no cookie then (no session cookie
+    came, or a 5xx) is still read by its body later: it varies by cookie."""
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        start_response(status, [("Cache-Control", "public, max-age=60")])
+
+        def body() -> Any:
+            yield b"<p>hello "
+            yield str(environ["wsgisession"].get("user")).encode()
+
+        return body()
+
+    middleware = SessionMiddleware(app, store=MemoryStore(), save_every_request=True)
+    session = middleware.open_session()
+    session["user"] = "alice"
+    session.save()
+    _, headers = get(middleware, "", cookie.format(key=session.session_key))
+    assert ("Vary", "Cookie") in headers, headers

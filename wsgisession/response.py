@@ -298,16 +298,17 @@ class Response:
         assert self.status is not None
         headers = self.headers
         session = self.session
+        # The body may still use the session once these are out (a streamed
+        # page): a cache must not keep it for another visitor.
+        streamed = not final and self.offered is not None
         if touched or _touched(session, self.setup.settings):
             accessed = session.accessed  # as the app left it (it may clear it)
             cookies = self.cookie_headers(final)
-            if accessed or cookies:
+            if accessed or cookies or streamed:
                 headers = headers + cookies
                 private = bool(cookies) and self.setup.settings.private_responses
                 add_session_headers(headers, private=private)
-        elif not final and self.offered is not None:
-            # The body may still use the session once these are out (a
-            # streamed page): a cache must not keep it for another visitor.
+        elif streamed:
             headers = list(headers)
             add_session_headers(headers, private=False)
         self.server_write = self.server_start_response(
