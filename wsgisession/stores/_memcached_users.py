@@ -22,6 +22,7 @@ an outage must not sign users out for good.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import suppress
 from typing import Any, Protocol
 
 from ..errors import StoreUnavailable
@@ -140,7 +141,10 @@ class MemcachedUserIndex:
         """Prune, write the pending entry, create the record, confirm the entry."""
         store = self._store
         name = store._name(session_key)[len(self._prefix) :]
-        self.records(user_id)
+        # A listed record on a server that is down must not refuse a login
+        # whose index and record live elsewhere: it is pruned next time.
+        with suppress(StoreUnavailable):
+            self.records(user_id)
         pending = max(1, int(now() * 1000))
         added: list[bool] = []
 

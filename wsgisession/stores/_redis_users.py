@@ -15,8 +15,10 @@ being created. Every command names one key: nothing crosses slots.
 
 from __future__ import annotations
 
+from contextlib import suppress
 from typing import Any, Protocol
 
+from ..errors import StoreUnavailable
 from ._redis_scripts import Lua
 from ._userentries import Entries, read_live, stale_entries
 from .base import Record, now, user_storage_key
@@ -107,7 +109,10 @@ class RedisUserIndex:
         store = self._store
         name = store._name(session_key)
         member = name[len(self._prefix) :]
-        self.records(user_id)  # prune the dead entries first
+        # Prune the dead entries first; a listed record on a node that is
+        # down must not refuse a login whose own keys live elsewhere.
+        with suppress(StoreUnavailable):
+            self.records(user_id)
         key = self.key(user_id)
         pending = max(1, int(now() * 1000))
         added = store._call("zadd", key, {member: pending})
