@@ -1,15 +1,24 @@
 """Django's session semantics at their edges: a value changed in place into
-one the serializer refuses, and a ``cycle_key()`` racing a logout."""
+one the serializer refuses, a ``cycle_key()`` racing a logout, the expiry
+getters' ``expiry=`` and Django's methods on the Flask and Pyramid sessions."""
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import flask
 import pytest
+import webtest
 from helpers import make_store
+from pyramid.config import Configurator
+from pyramid.response import Response
 
 from wsgisession import SessionMiddleware
+from wsgisession.contrib.flask import init_app
+from wsgisession.contrib.pyramid import make_wsgi_app
 from wsgisession.errors import SessionInterrupted, UnserializableValue
 from wsgisession.session import Session
 from wsgisession.stores import MemoryStore
@@ -95,3 +104,93 @@ def test_cycle_key_still_moves_a_live_session(middleware: SessionMiddleware) -> 
     assert session.session_key not in (None, key)
     assert not middleware.store.exists(key)
     assert dict(middleware.open_session(session.session_key)) == {"user_id": 42}
+
+
+# -- expiry=: any value set_expiry() takes, read alike by both getters
+
+MOMENT = datetime.datetime(2030, 1, 1, tzinfo=datetime.UTC)
+HOUR = datetime.timedelta(hours=1)
+
+
+def test_the_expiry_getters_read_a_timedelta_as_set_expiry_does(
+    middleware: SessionMiddleware,
+) -> None:
+    """docs/session.rst: ``expiry=`` asks about another setting, and
+    set_expiry() takes a timedelta. get_expiry_date(expiry=timedelta(hours=1))
+    answered the default two weeks, and get_expiry_age() raised TypeError."""
+    session = middleware.open_session()
+    assert session.get_expiry_date(modification=MOMENT, expiry=HOUR) == MOMENT + HOUR
+    assert session.get_expiry_age(modification=MOMENT, expiry=HOUR) == 3600
+    assert session.get_expiry_age(modification=MOMENT, expiry=-HOUR) == -3600
+    assert not session.accessed, "expiry= must not load the session"
+
+
+@pytest.mark.parametrize(
+    "value", [3600.0, b"3600", object()], ids=["float", "bytes", "object"]
+)
+def test_the_expiry_getters_refuse_what_no_setting_is(
+    middleware: SessionMiddleware, value: object
+) -> None:
+    """get_expiry_date(expiry=3600.0) answered ``modification`` plus the
+    default two weeks, silently, where get_expiry_age() raised TypeError."""
+    session = middleware.open_session()
+    for getter in (session.get_expiry_age, session.get_expiry_date):
+        with pytest.raises(TypeError, match="unusable expiry"):
+            getter(modification=MOMENT, expiry=value)
+
+
+# -- the Flask and Pyramid sessions pass Django's methods through
+
+
+def django_methods(session: Any) -> str:
+    """One request: the test cookie of the previous one, then Django's getters."""
+    worked = session.test_cookie_worked()
+    if worked:
+        session.delete_test_cookie()
+    else:
+        session.set_test_cookie()
+    return " ".join(
+        str(answer)
+        for answer in (
+            worked,
+            session.get_session_cookie_age(),
+            session.get_expiry_age(expiry=60),
+            session.get_expiry_date(modification=MOMENT, expiry=HOUR) == MOMENT + HOUR,
+        )
+    )
+
+
+def flask_client(tmp_path: Path) -> webtest.TestApp:
+    app = flask.Flask(__name__)
+    init_app(app, store=make_store("memory", tmp_path), cookie_age=3600)
+
+    @app.get("/")
+    def view() -> str:
+        return django_methods(flask.session)
+
+    return webtest.TestApp(app)
+
+
+def pyramid_client(tmp_path: Path) -> webtest.TestApp:
+    settings = {"wsgisession.store": "memory", "wsgisession.cookie_age": "3600"}
+    with Configurator(settings=settings) as config:
+        config.include("wsgisession.contrib.pyramid")
+        config.add_route("view", "/")
+        config.add_view(
+            lambda request: Response(django_methods(request.session)), route_name="view"
+        )
+    return webtest.TestApp(make_wsgi_app(config))
+
+
+@pytest.mark.parametrize("client", [flask_client, pyramid_client])
+def test_the_framework_sessions_have_djangos_methods(
+    client: Callable[[Path], webtest.TestApp], tmp_path: Path
+) -> None:
+    """docs/quickstart.rst: ``request.session`` is Pyramid's ISession "plus
+    Django's methods", and flask.session has them too. The test cookie and
+    get_session_cookie_age() raised AttributeError, and ``expiry=`` or
+    ``modification=`` TypeError."""
+    browser = client(tmp_path)
+    assert browser.get("/").text == "False 3600 60 True"
+    assert browser.get("/").text == "True 3600 60 True"
+    assert browser.get("/").text == "False 3600 60 True"

@@ -97,19 +97,35 @@ def check_stored(expiry: int | str) -> None:
         raise ValueError(f"expiry {expiry!r} is out of range")
 
 
+def given_moment(
+    expiry: object, modification: datetime.datetime
+) -> datetime.datetime | None:
+    """The fixed moment an expiry names, or None for seconds (or None).
+
+    It reads what ``set_expiry()`` takes and what a record holds: a
+    datetime, an ISO-8601 string, or a timedelta (counted from
+    ``modification``, as ``set_expiry()`` counts it from now); TypeError
+    for a value of any other type.
+    """
+    if isinstance(expiry, datetime.timedelta):
+        return as_utc(modification) + expiry
+    if expiry is None or isinstance(expiry, int):
+        return None
+    moment = decode_moment(expiry)
+    if moment is None:
+        raise TypeError(f"unusable expiry {expiry!r}")
+    return moment
+
+
 def expiry_age(expiry: object, modification: datetime.datetime, cookie_age: int) -> int:
     """Seconds from ``modification`` until the session expires (Django's rule).
 
     No custom expiry, or browser-close (0), gives ``cookie_age``; an int is
     returned as it is; a moment gives the whole seconds left until it.
     """
-    if not expiry:
-        return cookie_age
-    if isinstance(expiry, int):
-        return expiry
-    moment = decode_moment(expiry)
+    moment = given_moment(expiry, modification)
     if moment is None:
-        raise TypeError(f"unusable expiry {expiry!r}")
+        return expiry if isinstance(expiry, int) and expiry else cookie_age
     delta = moment - as_utc(modification)
     return delta.days * 86400 + delta.seconds
 
@@ -118,7 +134,7 @@ def expiry_date(
     expiry: object, modification: datetime.datetime, cookie_age: int
 ) -> datetime.datetime:
     """The moment the session expires if saved at ``modification``."""
-    moment = decode_moment(expiry)
+    moment = given_moment(expiry, modification)
     if moment is not None:
         return moment
     seconds = expiry if isinstance(expiry, int) and expiry else cookie_age

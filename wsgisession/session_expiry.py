@@ -42,7 +42,11 @@ class ExpiryMethods:
     def get_expiry_age(
         self, *, modification: datetime.datetime | None = None, expiry: Any = _UNSET
     ) -> int:
-        """Seconds from ``modification`` (default: now) until the session expires."""
+        """Seconds from ``modification`` (default: now) until the session expires.
+
+        ``expiry`` asks about another setting: any value ``set_expiry()``
+        takes (a timedelta counts from ``modification``).
+        """
         if expiry is _UNSET:
             expiry = self.loaded_record().expiry
         moment = rules.utcnow() if modification is None else modification

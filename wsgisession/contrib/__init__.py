@@ -123,17 +123,35 @@ class SessionProxy(MutableMapping[str, Any]):
         """Seconds of inactivity, 0 for browser close, a moment, or None (default)."""
         self._session.set_expiry(value)
 
-    def get_expiry_age(self) -> int:
-        """Seconds from now until the session expires."""
-        return self._session.get_expiry_age()
+    def get_expiry_age(self, **kwargs: Any) -> int:
+        """Seconds from ``modification`` (default: now) until the session
+        expires; ``expiry=`` asks about another setting, as in Django."""
+        return self._session.get_expiry_age(**kwargs)
 
-    def get_expiry_date(self) -> datetime.datetime:
-        """The moment (aware, UTC) the session expires if saved now."""
-        return self._session.get_expiry_date()
+    def get_expiry_date(self, **kwargs: Any) -> datetime.datetime:
+        """The moment (aware, UTC) the session expires if saved at
+        ``modification`` (default: now); ``expiry=`` as for get_expiry_age."""
+        return self._session.get_expiry_date(**kwargs)
 
     def get_expire_at_browser_close(self) -> bool:
         """Whether the cookie lasts only until the browser closes."""
         return self._session.get_expire_at_browser_close()
+
+    def get_session_cookie_age(self) -> int:
+        """The default expiry in seconds (the ``cookie_age`` option)."""
+        return self._session.get_session_cookie_age()
+
+    def set_test_cookie(self) -> None:
+        """Store a marker to check, on the next request, that cookies work."""
+        self._session.set_test_cookie()
+
+    def test_cookie_worked(self) -> bool:
+        """Whether the marker of :meth:`set_test_cookie` came back."""
+        return self._session.test_cookie_worked()
+
+    def delete_test_cookie(self) -> None:
+        """Remove the marker; KeyError if it is absent."""
+        self._session.delete_test_cookie()
 
     # -- the user the session belongs to -------------------------------------
 
