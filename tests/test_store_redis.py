@@ -413,6 +413,9 @@ def test_a_lock_lives_exactly_its_ttl(store: RedisStore) -> None:
         "redis+cluster://h:1/2",
         "redis+cluster://h:notaport",
         "rediss+cluster://h:1/0/x",
+        "redis+cluster://h:1,h:notaport",
+        "redis+cluster://h:1,",
+        "redis+cluster://h:1,:2/0",
     ],
 )
 def test_bad_cluster_urls_are_config_errors(url: str) -> None:
@@ -445,6 +448,29 @@ def test_a_cluster_url_reaches_every_master(
     store.close()
     assert payload(store, keys[0]) == keys[0].encode()  # maps the cluster again
     store.close()
+
+
+def test_a_cluster_url_may_name_more_nodes_for_when_the_first_is_down(
+    clean_redis_cluster: RedisCluster,
+) -> None:
+    """A worker that starts while the one node its URL named is down could
+    serve no session at all, though the other masters were up."""
+    dead = free_port()  # nothing listens there
+    nodes = ",".join(clean_redis_cluster.addresses)
+    hidden = RedisStore(f"redis+cluster://:s3cret@127.0.0.1:{dead},{nodes}")
+    assert repr(hidden) == (
+        f"RedisStore(redis+cluster://***@127.0.0.1:{dead},{nodes}, "
+        "key_prefix='wsgisession:')"
+    )
+    store = RedisStore(f"redis+cluster://127.0.0.1:{dead},{nodes}")
+    key = generate_key()
+    assert store.create(key, b"reached", later()) == key
+    assert payload(store, key) == b"reached"
+    store.close()
+    alone = RedisStore(f"redis+cluster://127.0.0.1:{dead}")
+    with pytest.raises(StoreUnavailable):
+        alone.load(key)
+    alone.close()
 
 
 def payload(store: RedisStore, key: str) -> bytes:

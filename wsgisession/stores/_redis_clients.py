@@ -1,8 +1,8 @@
 """How RedisStore gets its client: from a URL (a server or a cluster) or as given.
 
 A ``redis://``, ``rediss://`` or ``unix://`` URL makes a ``redis.Redis``; a
-``redis+cluster://host:port`` URL a ``RedisCluster`` found through that node,
-built on first use since its constructor connects. Credentials never show
+``redis+cluster://host:port[,host:port...]`` URL a ``RedisCluster`` found
+through the first of those nodes that answers, built on first use since its constructor connects. Credentials never show
 in messages: ``redaction.redact_url`` hides them.
 """
 
@@ -41,7 +41,8 @@ POOL_SIZE = 100
 POOL_WAIT = 10.0
 
 _SCHEMES = ("redis", "rediss", "unix")
-#: ``redis+cluster://host:port``: a Redis Cluster reached through one node.
+#: ``redis+cluster://host:port[,host:port...]``: a Redis Cluster, reached
+#: through the first of its nodes named that answers.
 _CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 _DB_PATH = re.compile(r"(/[0-9]*)?")  # redis-py ignores any other path
 
@@ -134,20 +135,20 @@ def _decoding_in(url: str) -> ConfigError:
 
 
 def _cluster_factory(url: str, socket_timeout: float) -> Callable[[], RedisCluster]:
-    from redis.cluster import RedisCluster
+    from redis.cluster import ClusterNode, RedisCluster
 
-    parts = urlsplit(url)
+    parts, others = _first_node(url)
     if parts.path not in ("", "/", "/0") or not parts.hostname:
         raise ConfigError(
-            f"invalid RedisStore url {redact_url(url)}: a cluster URL names one "
-            "node and database 0 at most, as in redis+cluster://host:6379"
+            f"invalid RedisStore url {redact_url(url)}: a cluster URL names its "
+            "nodes and database 0 at most, as in redis+cluster://host:6379 or "
+            "redis+cluster://host1:6379,host2:6379"
         )
-    try:
-        parts.port  # noqa: B018 - raises ValueError for a bad port
-    except ValueError as exc:
-        raise ConfigError(
-            f"invalid RedisStore url {redact_url(url)}: {_reason(url, exc)}"
-        ) from exc
+    startup_nodes = [
+        ClusterNode(*_host_and_port(url, node))  # type: ignore[no-untyped-call]
+        for node in others
+    ]
+    _host_and_port(url, parts)
     plain = parts._replace(scheme=_CLUSTER_SCHEMES[parts.scheme], path="").geturl()
     try:
         options = parse_url(plain)  # type: ignore[no-untyped-call]
@@ -161,6 +162,9 @@ def _cluster_factory(url: str, socket_timeout: float) -> Callable[[], RedisClust
     def connect() -> RedisCluster:
         return RedisCluster.from_url(
             plain,
+            # Tried in turn until one answers: a process starting while the
+            # first node is down still finds the cluster.
+            startup_nodes=list(startup_nodes),
             socket_timeout=socket_timeout,
             socket_connect_timeout=socket_timeout,
             # Each node's pool waits for a free connection: a full plain pool
@@ -175,6 +179,31 @@ def _cluster_factory(url: str, socket_timeout: float) -> Callable[[], RedisClust
         )
 
     return connect
+
+
+def _first_node(url: str) -> tuple[SplitResult, list[SplitResult]]:
+    """The URL with its first node only, and the other nodes it names
+    (``redis+cluster://user:password@host1:7000,host2:7000/0?options``)."""
+    parts = urlsplit(url)
+    credentials, at, hosts = parts.netloc.rpartition("@")
+    first, *others = hosts.split(",")
+    nodes = [urlsplit(f"//{other}") for other in others]
+    return parts._replace(netloc=credentials + at + first), nodes
+
+
+def _host_and_port(url: str, node: SplitResult) -> tuple[str, int]:
+    """A node's host and port (6379 if none); ConfigError naming the URL."""
+    try:
+        port = node.port
+    except ValueError as exc:
+        raise ConfigError(
+            f"invalid RedisStore url {redact_url(url)}: {_reason(url, exc)}"
+        ) from exc
+    if not node.hostname:
+        raise ConfigError(
+            f"invalid RedisStore url {redact_url(url)}: a node without a host"
+        )
+    return node.hostname, 6379 if port is None else port
 
 
 def check_bytes_client(client: Any) -> None:

@@ -138,7 +138,8 @@ class RedisStore(Store):
         IniOption(
             "redis_url", "redis:// URL", None,
             "URL of the Redis server (redis://, rediss:// or unix://), or "
-            "redis+cluster://host:port for a Redis Cluster.",
+            "redis+cluster://host:port,host:port (one or more of its nodes) for a "
+            "Redis Cluster.",
             c.redis_url, c.parse_optional_text, required=True, argument="url",
         ),
         KEY_PREFIX_OPTION,
