@@ -46,6 +46,22 @@ def test_store_spec_repr_and_debug_log_hide_a_valid_sql_password(
     assert SQL_PASSWORD not in caplog.text
 
 
+@pytest.mark.parametrize(
+    ("store", "url"),
+    [
+        ("sql", "postgresql+psycopg://app@db.internal/app?password=Zx9#kQ7wP"),
+        ("sql", "postgresql+psycopg://app@db.internal/app?sslpassword=Zx9#kQ7wP"),
+        ("redis", "redis://cache.internal:6379/0?password=Zx9#kQ7wP"),
+    ],
+)
+def test_a_query_password_with_a_hash_is_hidden_whole(store: str, url: str) -> None:
+    """SQLAlchemy takes ``?password=Zx9#kQ7wP`` whole; urlsplit ends the query
+    at '#', which showed the rest of the password as a fragment."""
+    assert "kQ7wP" not in redact_url(url), redact_url(url)
+    _, spec = parse_settings({"store": store, f"{store}_url": url})
+    assert "kQ7wP" not in repr(spec), repr(spec)
+
+
 def test_redis_url_error_does_not_show_any_of_the_password() -> None:
     _, spec = parse_settings(
         {"store": "redis", "redis_url": "redis://:Qz?9xK@cache.internal:6379/0"}

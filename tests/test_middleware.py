@@ -145,17 +145,48 @@ def test_read_only_request_writes_nothing() -> None:
     assert response.headers["Vary"] == "Cookie"
 
 
+def cookie_attributes(header: str) -> dict[str, str]:
+    """The attributes of a ``Set-Cookie`` header, its ``name=value`` pair left
+    out: a random key may hold any short text ("GMT" one time in 6,400)."""
+    return dict(part.strip().partition("=")[::2] for part in header.split(";")[1:])
+
+
+def assert_new_session_cookie(header: str) -> None:
+    """The attributes of a new session's cookie under the default settings."""
+    attributes = cookie_attributes(header)
+    assert attributes.keys() == {"Expires", "Max-Age", "HttpOnly", "Path", "SameSite"}
+    assert attributes["Max-Age"] == "1209600"
+    assert attributes["Expires"].endswith(" GMT")
+    assert (attributes["Path"], attributes["SameSite"]) == ("/", "Lax")
+
+
 def test_new_session_cookie_attributes(store: Store) -> None:
     client = webtest.TestApp(SessionMiddleware(view_app(counter), store=store))
     response = client.get("/")
-    header = set_cookies(response)[0]
     value = session_cookie_value(response)
     assert value is not None and len(value) == 43
-    assert "Max-Age=1209600" in header
-    assert "Expires=" in header and header.count("GMT") == 1
-    assert "HttpOnly" in header and "Path=/" in header and "SameSite=Lax" in header
-    assert "Secure" not in header and "Domain" not in header
+    assert_new_session_cookie(set_cookies(response)[0])
     assert response.headers["Vary"] == "Cookie"
+
+
+def new_cookie_whose_key_holds(text: str) -> str:
+    """The ``Set-Cookie`` header of a new session whose random key holds ``text``."""
+    middleware = SessionMiddleware(view_app(counter), store=MemoryStore())
+    seen: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]], *exc: Any) -> None:
+        seen["cookie"] = dict(headers)["Set-Cookie"]
+
+    for _ in range(200_000):  # "GMT": misses all with a chance of 1e-13
+        b"".join(middleware({"REQUEST_METHOD": "GET"}, start_response))
+        if text in seen["cookie"].split(";", 1)[0]:
+            return str(seen["cookie"])
+    raise AssertionError(f"no key held {text!r}")
+
+
+def test_new_session_cookie_attributes_whatever_the_key_holds() -> None:
+    """A key holding "GMT" made ``header.count("GMT") == 1`` fail at random."""
+    assert_new_session_cookie(new_cookie_whose_key_holds("GMT"))
 
 
 def test_expires_matches_max_age_across_seconds() -> None:

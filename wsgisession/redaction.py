@@ -53,17 +53,28 @@ def redact_url(url: str) -> str:
         rest = "***@" + rest.rsplit("@", 1)[1]
     redacted = f"{scheme}://{rest}"
     try:
-        parts = urlsplit(redacted)
+        urlsplit(redacted)
     except ValueError:
         return f"{scheme}://<not shown>"
-    if parts.query:
-        query = "&".join(
-            name + "=***" if is_secret_parameter(name) else pair
-            for pair in parts.query.split("&")
-            for name in [pair.partition("=")[0]]
-        )
-        redacted = redacted.replace("?" + parts.query, "?" + query, 1)
-    return redacted
+    return _redact_query(redacted)
+
+
+def _redact_query(url: str) -> str:
+    """``url`` with the values of its secret query parameters hidden.
+
+    The query runs from the first '?' to the end, '#' included, as
+    SQLAlchemy reads it: a generated password may hold '#', where urlsplit
+    would end the query and show the rest of the password as a fragment.
+    """
+    head, question, query = url.partition("?")
+    if not question:
+        return url
+    hidden = "&".join(
+        name + "=***" if is_secret_parameter(name) else pair
+        for pair in query.split("&")
+        for name in [pair.partition("=")[0]]
+    )
+    return f"{head}?{hidden}"
 
 
 def redacted_value(name: str, value: object) -> object:
