@@ -144,9 +144,14 @@ class Tables:
         return select(t.c.key).where(t.c.expires_at <= moment).limit(limit)
 
     def delete_expired(self, keys: list[str], moment: float) -> Any:
-        """Delete those of ``keys`` whose records are still expired."""
+        """Delete those of ``keys`` whose records are still expired.
+
+        The keys (hex, read from the table) are written into the statement
+        rather than bound: SQLite before 3.32 takes at most 999 parameters.
+        """
         t = self.sessions
-        return delete(t).where(t.c.key.in_(keys), t.c.expires_at <= moment)
+        listed: Any = bindparam("b_keys", keys, expanding=True, literal_execute=True)
+        return delete(t).where(t.c.key.in_(listed), t.c.expires_at <= moment)
 
     def refuse_foreign(self, engine: Engine) -> None:
         """ConfigError if a table of this name exists with other columns

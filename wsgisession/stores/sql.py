@@ -232,11 +232,11 @@ class SQLStore(SQLUserSessions, Store):
             total = self._run("count expired sessions", self._count_dead, moment)
         removed = 0
         while True:
-            count = self._delete_batch(moment, BATCH)
+            found, count = self._delete_batch(moment, BATCH)
             removed += count
             if progress is not None:
                 progress(removed, max(total, removed))
-            if count < BATCH:
+            if found < BATCH:  # not: count, less when another sweep took some
                 return removed
 
     def _count_dead(self, cursor: Cursor, moment: float) -> int:
@@ -252,21 +252,22 @@ class SQLStore(SQLUserSessions, Store):
         if limit <= 0:
             return 0
         moment = now()
-        removed = self._delete_batch(moment, limit)
+        _found, removed = self._delete_batch(moment, limit)
         self._run("clear expired locks", self._execute, "locks_dead", {"b_now": moment})
         return removed
 
-    def _delete_batch(self, moment: float, limit: int) -> int:
-        """The keys of up to ``limit`` expired rows, then those rows if still
-        expired (portable: MySQL has no LIMIT in an IN subquery). Through
-        SQLAlchemy: the key list varies in length."""
+    def _delete_batch(self, moment: float, limit: int) -> tuple[int, int]:
+        """How many expired rows (up to ``limit``) were found, and how many of
+        them deleted if still expired (fewer if another sweep took some).
+        Keys, then rows: portable, MySQL has no LIMIT in an IN subquery."""
         tables = self._tables
 
-        def work(conn: Connection) -> int:
+        def work(conn: Connection) -> tuple[int, int]:
             keys = list(conn.execute(tables.expired_keys(moment, limit)).scalars())
             if not keys:
-                return 0
-            return int(conn.execute(tables.delete_expired(keys, moment)).rowcount)
+                return 0, 0
+            deleted = conn.execute(tables.delete_expired(keys, moment)).rowcount
+            return len(keys), int(deleted)
 
         with self._translate("clear expired sessions"):
             self._ready()
