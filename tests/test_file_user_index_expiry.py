@@ -11,6 +11,7 @@ import threading
 import time
 
 import pytest
+from helpers import FakeClock
 
 from wsgisession import SessionMiddleware
 from wsgisession.stores import FileStore
@@ -36,9 +37,15 @@ PRUNES = {
 }
 
 
-@pytest.mark.slow  # waits for a record to expire
+@pytest.mark.slow  # a save held in its merge for 0.6 s
 @pytest.mark.parametrize("prune", list(PRUNES))
-def test_a_save_across_its_expiry_stays_revocable(tmp_path, prune) -> None:
+def test_a_save_across_its_expiry_stays_revocable(
+    tmp_path, prune, frozen_clock: FakeClock
+) -> None:
+    """The store's clock stands still until the test moves it past the
+    record's expiry: a loaded machine that took 0.3 s between two lines
+    found the record already expired at the save's own load (a failed
+    merge in the saver thread, and ``in_merge`` never set)."""
     store = FileStore(str(tmp_path / "s"))
     middleware = SessionMiddleware(app, store=store)
     session = middleware.open_session()
@@ -47,7 +54,7 @@ def test_a_save_across_its_expiry_stays_revocable(tmp_path, prune) -> None:
     key = session.session_key
     # The record expires in 0.3 s (as if the session had been idle until now).
     record = store.load(key)
-    store.update(key, lambda current: (current, time.time() + 0.3), record)
+    store.update(key, lambda current: (current, frozen_clock() + 0.3), record)
 
     in_merge = threading.Event()
 
@@ -57,14 +64,14 @@ def test_a_save_across_its_expiry_stays_revocable(tmp_path, prune) -> None:
         assert current is not None
         in_merge.set()
         time.sleep(0.6)
-        return current, time.time() + 3600
+        return current, frozen_clock() + 3600
 
     saver = threading.Thread(
         target=store.update, args=(key, slow_merge, store.load(key))
     )
     saver.start()
     assert in_merge.wait(5)
-    time.sleep(0.4)  # the record's expiry has passed; the save still runs
+    frozen_clock.advance(0.4)  # the record's expiry has passed; the save still runs
     PRUNES[prune](middleware, store)  # prunes the index of dead sessions
     saver.join()
 

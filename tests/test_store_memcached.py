@@ -310,30 +310,39 @@ def test_a_value_over_the_item_limit_is_store_unavailable(
 # -- expiry: the header is the only judge ----------------------------------
 
 
-def sleep_until(moment: float) -> None:
+def sleep_until(clock: FakeClock, moment: float) -> None:
+    """Let real time reach ``moment`` (memcached's own clock runs on), then
+    show the store that very moment: a late wake-up on a loaded machine
+    (a load meant for 1.9 s done past 2 s, or the last try of a 0.1 s lock
+    wait made past the holder's end) no longer moves what the header judges."""
     time.sleep(max(0.0, moment - time.time()))
+    clock.now = moment
 
 
 @pytest.mark.slow
-def test_a_record_lives_exactly_until_its_expires_at(store: MemcachedStore) -> None:
+def test_a_record_lives_exactly_until_its_expires_at(
+    store: MemcachedStore, frozen_clock: FakeClock
+) -> None:
     """memcached's clock lags by up to 1 s: its own TTL must not end it early."""
-    key, created = generate_key(), time.time()
+    key, created = generate_key(), frozen_clock()
     store.create(key, b"two seconds", created + 2)
-    sleep_until(created + 1.9)
+    sleep_until(frozen_clock, created + 1.9)
     assert store.load(key) is not None
-    sleep_until(created + 2.02)
+    sleep_until(frozen_clock, created + 2.02)
     assert store.load(key) is None
 
 
 @pytest.mark.slow
-def test_a_lock_lives_exactly_until_its_ttl(store: MemcachedStore) -> None:
-    key, taken = generate_key(), time.time()
+def test_a_lock_lives_exactly_until_its_ttl(
+    store: MemcachedStore, frozen_clock: FakeClock
+) -> None:
+    key, taken = generate_key(), frozen_clock()
     holder = store.lock(key, 1.0, 2.0)
     holder.__enter__()  # a holder that never lets go
-    sleep_until(taken + 1.85)
+    sleep_until(frozen_clock, taken + 1.85)
     with pytest.raises(LockTimeout), store.lock(key, 0.1, 2.0):
         pass  # pragma: no cover - never reached
-    sleep_until(taken + 2.02)
+    sleep_until(frozen_clock, taken + 2.02)
     successor = store.lock(key, 0.1, 60.0)
     successor.__enter__()  # the holder's time is up: taken over at once
     holder.__exit__(None, None, None)  # the late holder frees nothing of its successor

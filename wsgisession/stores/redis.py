@@ -67,6 +67,9 @@ MAX_ATTEMPTS = 50
 #: Longest TTL handed to Redis: past the 100 years ``set_expiry()`` takes (a
 #: record is never dropped before its expiry); the header keeps the real expiry.
 _MAX_TTL_MS = 2 * MAX_SECONDS * 1000
+#: Redis counts a record's PX from its clock's whole millisecond, up to 1 ms
+#: before the moment the store read: one more keeps it to its expiry.
+_CLOCK_TICK_MS = 1
 
 
 # KEYS[1]: the record. ARGV[1]: the value the caller read, byte for byte
@@ -117,6 +120,13 @@ def ttl_ms(expires_at: float, moment: float) -> int:
     if not remaining > 0:  # also catches NaN
         return 0
     return math.ceil(min(remaining * 1000, _MAX_TTL_MS))
+
+
+def record_ttl_ms(expires_at: float, moment: float) -> int:
+    """The PX of a record expiring at ``expires_at``: Redis drops it no
+    sooner, though its clock truncates to whole milliseconds; 0 if past."""
+    ttl = ttl_ms(expires_at, moment)
+    return ttl + _CLOCK_TICK_MS if ttl else 0
 
 
 class RedisStore(Store):
@@ -243,7 +253,7 @@ class RedisStore(Store):
 
     def create(self, session_key: str, payload: bytes, expires_at: float) -> str | None:
         name = self._name(session_key)
-        ttl = ttl_ms(expires_at, now())
+        ttl = record_ttl_ms(expires_at, now())
         if not ttl:
             # Born expired: nothing to store, but a live record still wins.
             return None if self.load(session_key) is not None else session_key
@@ -262,7 +272,7 @@ class RedisStore(Store):
             current = self._payload(name, seen)
         for attempt in range(1, MAX_ATTEMPTS + 1):
             payload, expires_at = merge(current)
-            ttl = ttl_ms(expires_at, now())
+            ttl = record_ttl_ms(expires_at, now())
             new = pack(payload, expires_at) if ttl else b""
             result = self._script(_COMPARE_AND_SET_LUA, name, seen or b"", new, ttl)
             if isinstance(result, int):
