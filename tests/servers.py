@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -48,14 +49,35 @@ _handed_out: set[int] = set()
 
 
 def free_port() -> int:
-    """A loopback TCP port nobody listens on right now, never one handed out before."""
+    """A loopback TCP port nobody listens on right now, never one handed out
+    before, and outside the range the system picks outgoing connections'
+    ports from: such a connection could take the port between this probe
+    and the server's bind."""
+    below = _outgoing_ports_start()
     while True:
+        port = _PORTS.randrange(_LOWEST_PORT, below) if below > _LOWEST_PORT else 0
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            port: int = sock.getsockname()[1]
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:  # in use, or lingering after a close
+                continue
+            port = sock.getsockname()[1]
         if port not in _handed_out:
             _handed_out.add(port)
             return port
+
+
+_LOWEST_PORT = 10000
+_PORTS = random.Random()
+
+
+def _outgoing_ports_start() -> int:
+    """The first port of the system's range for outgoing connections."""
+    try:
+        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
+        return int(text.split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
 
 
 def _find(binary: str) -> str:
