@@ -16,7 +16,7 @@ import random
 import threading
 from collections.abc import Iterator
 
-__all__ = ["ShardWalk", "is_record_name", "is_shard_name"]
+__all__ = ["NameWalk", "ShardWalk", "is_record_name", "is_shard_name"]
 
 _SHARDS = 256
 _HEX = frozenset("0123456789abcdef")
@@ -85,3 +85,41 @@ class ShardWalk:
         self.close()
         self._index = (self._index + 1) % _SHARDS
         return self._index == 0
+
+
+class NameWalk:
+    """Where this process's sweeps of one directory (the user indexes) have
+    got to: an open ``os.scandir`` iterator, a bounded step per sweep.
+
+    The caller serialises the steps (the file store's sweep guard).
+    """
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self._entries: os._ScandirIterator[str] | None = None
+        self._pid = os.getpid()
+
+    def step(self, limit: int) -> list[str]:
+        """The next ``limit`` names at most, going on where the previous step
+        stopped; past the last name, the next step starts again."""
+        if self._pid != os.getpid():  # forked: the iterator's position is shared
+            self.close()
+            self._pid = os.getpid()
+        if self._entries is None:
+            try:
+                self._entries = os.scandir(self.directory)
+            except FileNotFoundError:  # no user index yet
+                return []
+        names = [entry.name for _, entry in zip(range(limit), self._entries)]
+        if len(names) < limit:  # the end: start again next time
+            self.close()
+        return names
+
+    def close(self) -> None:
+        """Drop the open iterator; the next step starts at the beginning."""
+        if self._entries is not None:
+            self._entries.close()
+            self._entries = None
+
+    def __del__(self) -> None:  # a store dropped without close(): no warning
+        self.close()

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 from ..keys import user_storage_key
 from ._fileformat import write_whole
-from ._filesweep import is_record_name
+from ._filesweep import NameWalk, is_record_name
 from ._flock import ShardLocks, make_private_dirs
 from ._lockfile import open_new_file
 
@@ -55,6 +55,7 @@ class UserIndexes:
         self.root = root
         self.directory = os.path.join(root, _DIRECTORY)
         self._locks = ShardLocks(os.path.join(locks, _DIRECTORY))
+        self._walk = NameWalk(self.directory)
 
     def holding(
         self, user_id: str, timeout: float
@@ -70,15 +71,29 @@ class UserIndexes:
         except FileNotFoundError:
             return []
 
-    def remove_orphans(self, cutoff: float, timeout: float) -> None:
+    def next_names(self, limit: int) -> list[str]:
+        """The next ``limit`` names of the directory at most (index files and
+        temporary files), going on where the previous call stopped: successive
+        calls (the sweeps, which take turns) cover it, each a bounded part."""
+        return self._walk.step(limit)
+
+    def close_walk(self) -> None:
+        """Drop the sweeps' place in the directory (they start again)."""
+        self._walk.close()
+
+    def remove_orphans(
+        self, cutoff: float, timeout: float, names: list[str] | None = None
+    ) -> None:
         """Remove the temporary files a writer killed meanwhile left, changed
-        before ``cutoff`` (each under its index's lock: no writer is at it)."""
-        try:
-            with os.scandir(self.directory) as entries:
-                temps = [e.name for e in entries if e.name.startswith(_TEMP_PREFIX)]
-        except FileNotFoundError:
-            return
-        for temp in temps:
+        before ``cutoff`` (each under its index's lock: no writer is at it),
+        among ``names`` (default: the whole directory)."""
+        if names is None:
+            try:
+                with os.scandir(self.directory) as entries:
+                    names = [e.name for e in entries]
+            except FileNotFoundError:
+                return
+        for temp in [name for name in names if name.startswith(_TEMP_PREFIX)]:
             file_name = temp[len(_TEMP_PREFIX) :]
             if not is_record_name(file_name, file_name[:2]):
                 continue

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -217,15 +216,34 @@ class FileStore(FileAccess, Store):
             if found is None or found[1] <= now():
                 names.discard(name)
 
-    def _prune_user_indexes(self, limit: int) -> None:
-        """Prune ``limit`` user indexes at most (picked at random), so that the
-        indexes of users who never come back do not keep dead names."""
+    def _prune_user_index(self, file_name: str) -> int:
+        """Prune one user's index (stored as ``file_name``); an index left
+        empty goes. How many record names it listed."""
+        with self._users.holding_file(file_name, self.lock_timeout) as index:
+            listed = len(index.names)
+            self._prune(index.names)
+            index.write()
+        return listed
+
+    def _prune_user_indexes(self) -> None:
+        """Prune every user index and remove orphaned temporary files (a full sweep)."""
         self._users.remove_orphans(now() - 60.0, self.lock_timeout)
-        file_names = self._users.file_names()
-        for file_name in random.sample(file_names, min(limit, len(file_names))):
-            with self._users.holding_file(file_name, self.lock_timeout) as index:
-                self._prune(index.names)
-                index.write()
+        for file_name in self._users.file_names():
+            self._prune_user_index(file_name)
+
+    def _sweep_user_indexes(self, limit: int) -> None:
+        """Prune the next user indexes, going on where the previous sweep
+        stopped, until ``limit`` files and listed records are read (or the
+        directory's end); orphaned temporary files among them go too. Each
+        sweep reads a bounded part of ``users/``, and successive sweeps
+        cover it, so that users who never come back leave nothing behind."""
+        budget, cutoff = limit, now() - 60.0
+        while budget > 0 and (names := self._users.next_names(1)):
+            budget -= 1
+            if is_record_name(names[0], names[0][:2]):
+                budget -= self._prune_user_index(names[0])
+            else:
+                self._users.remove_orphans(cutoff, self.lock_timeout, names)
 
     def clear_expired(self, progress: Progress | None = None) -> int:
         """Remove expired records, orphaned temporary files and stale lock files.
@@ -248,7 +266,7 @@ class FileStore(FileAccess, Store):
                 progress(done, len(shards))
         with self._translate("remove stale locks"):
             self._request_locks.remove_stale(limit=2**62)
-            self._prune_user_indexes(limit=2**62)
+            self._prune_user_indexes()
         return removed
 
     def sweep_expired(self, limit: int) -> int:
@@ -257,9 +275,10 @@ class FileStore(FileAccess, Store):
         Each sweep goes on where this process's previous one stopped (an
         open directory iterator over one shard, then the next shard), so
         successive sweeps cover the whole store while each reads at most
-        ``limit`` files. After a round of all shards, stale request
-        lock files go too (at most ``limit``). A sweep already running in
-        another thread makes this one return 0 at once.
+        ``limit`` files. Each also prunes the next ``limit`` user indexes
+        at most; after a round of all shards, stale request lock files go
+        too (at most ``limit``). A sweep already running in another thread
+        makes this one return 0 at once.
         """
         if limit <= 0:
             return 0
@@ -273,7 +292,7 @@ class FileStore(FileAccess, Store):
                     removed += self._remove_expired(shard, names)
                     if round_done:
                         self._request_locks.remove_stale(limit)
-                        self._prune_user_indexes(limit)
+                self._sweep_user_indexes(limit)
             return removed
         finally:
             self._walk.guard.release()
@@ -320,6 +339,7 @@ class FileStore(FileAccess, Store):
         self._users.close()
         with self._walk.guard:
             self._walk.close()
+            self._users.close_walk()
 
     def __repr__(self) -> str:
         return f"FileStore({self.path!r})"
