@@ -135,11 +135,25 @@ class Server:
         by the process id, not by an ``os.register_at_fork`` hook, which a
         server forking from C (uWSGI without ``lazy-apps``) never runs."""
         if self._pid != os.getpid():
-            self._pid = os.getpid()
-            inherited, self._free = self._free, deque()
-            for client in inherited:
-                client.close()  # this process's descriptor only: no FIN sent
+            self._forget_inherited()
         return self._free
+
+    def _forget_inherited(self) -> None:
+        """Close this process's copies of the parent's idle clients.
+
+        The first threads of a new worker may get here together: the pool
+        is replaced before the process id is noted, so a thread that finds
+        the id its own never takes a parent's client, and the clients are
+        popped (each closed once), not iterated, while others pop too.
+        """
+        inherited, self._free = self._free, deque()
+        self._pid = os.getpid()
+        while True:
+            try:
+                client = inherited.pop()
+            except IndexError:
+                return
+            client.close()  # this process's descriptor only: no FIN sent
 
     @property
     def node(self) -> str:
