@@ -455,3 +455,58 @@ def test_damaged_sqlite_rows_are_cleared(
     assert before == (2,)
     assert target.store.clear_expired() == 1
     assert target.store.load(cookie) is None
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_a_record_of_another_serializer_warns_once_however_often_it_is_read(
+    kind: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    warnings: Callable[[], list[str]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """After a change of serializer every old record is corrupt, and a page
+    that only reads the session keeps it so: the browser (or a client
+    replaying its old cookie at will) sends it with each request. One
+    WARNING per record, as the docs say (the others at DEBUG), not one per
+    request for as long as the cookie lives."""
+    target = TARGETS[kind](tmp_path, request)
+    before = SessionMiddleware(app, store=target.store, serializer="pickle")
+    cookies = [call(before, "/write", str(n))[1] for n in (1, 2)]
+    assert None not in cookies
+    after = SessionMiddleware(app, store=target.store)  # json from now on
+    caplog.set_level(logging.DEBUG, logger="wsgisession.session_record")
+    warnings()
+    for _ in range(20):
+        assert call(after, "/read", cookie=cookies[0])[2] == "{}"
+    assert len(warnings()) == 1
+    assert call(after, "/read", cookie=cookies[1])[2] == "{}"  # another record
+    assert len(warnings()) == 1
+    status, _cookie, body = call(after, "/write", "7", cookie=cookies[0])
+    assert status.startswith("200") and body == '{"n": 7}'
+    assert call(after, "/read", cookie=cookies[0])[2] == '{"n": 7}'
+    assert warnings() == []
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_listing_a_user_with_a_record_of_another_serializer_warns_once(
+    kind: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    warnings: Callable[[], list[str]],
+) -> None:
+    """A "your devices" page lists the user's sessions on every view: a
+    record none can read any more is one WARNING, not one per view."""
+    target = TARGETS[kind](tmp_path, request)
+    before = SessionMiddleware(app, store=target.store, serializer="pickle")
+    session = before.open_session()
+    session["n"] = 1
+    session.bind_user("alice")
+    session.save()
+    after = SessionMiddleware(app, store=target.store)
+    warnings()
+    for _ in range(10):
+        assert after.user_sessions("alice") == []
+    assert len(warnings()) == 1
+    assert after.revoke_user_sessions("alice") == 1  # still revoked, and counted
+    assert warnings() == []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import textwrap
+import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -42,11 +43,14 @@ class Leaks:
         self.texts.extend(map(str, texts))
 
     def raised(self, action: Callable[[], Any]) -> SessionError:
-        """Run ``action``, which must raise a SessionError; keep its message."""
+        """Run ``action``, which must raise a SessionError; keep its message,
+        and its traceback with every exception chained to it (what a server
+        logs)."""
         with pytest.raises(SessionError) as caught:
             action()
-        self.add(caught.value, repr(caught.value), caught.value.__cause__)
-        return caught.value
+        error = caught.value
+        self.add(error, repr(error), "".join(traceback.format_exception(error)))
+        return error
 
     def assert_none_of(self, *secrets: str | bytes) -> None:
         shown = self.texts + [record.getMessage() for record in self.caplog.records]
@@ -192,3 +196,31 @@ def test_weak_key_error_says_how_to_make_one() -> None:
         assert 'python -c "import secrets; print(secrets.token_urlsafe(32))"' in message
     assert SignedCookieStore("x" * 32).load("nothing") is None
     assert SignedCookieStore("\u00e9" * 16).load("nothing") is None  # 32 bytes
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"redis://user:{PASSWORD}?x@localhost:6379/0",
+        f"redis://user:{PASSWORD}#x@localhost:6379/0",
+        f"rediss://:{PASSWORD}?x@localhost/0",
+        f"redis+cluster://user:{PASSWORD}?x@h1:7000,h2:7000",
+    ],
+)
+def test_a_redis_url_that_cannot_be_parsed_hides_its_password_in_the_traceback(
+    url: str, leaks: Leaks
+) -> None:
+    """An unencoded '?' or '#' in the password ends the host part: redis-py's
+    ValueError quotes the password as the port. The ConfigError leaves the
+    message out, and the server's traceback (its chained causes) shows it
+    nowhere either."""
+    error = leaks.raised(lambda: RedisStore(url))
+    assert "cannot be parsed" in str(error)
+    leaks.raised(lambda: StoreSpec(store="redis", redis_url=url).build())
+    leaks.raised(
+        lambda: make_middleware(
+            lambda e, s: [],
+            {"wsgisession.store": "redis", "wsgisession.redis_url": url},
+        )
+    )
+    leaks.assert_none_of(PASSWORD)

@@ -370,6 +370,23 @@ def test_bad_cookie_warnings_are_rate_limited(
     assert "49 more like it" in warnings[1].getMessage()
 
 
+def test_a_clock_set_back_does_not_silence_the_warnings(
+    frozen_clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """NTP stepping back a clock that ran a day ahead must not turn every
+    warning of the next day (bad cookies, or changes dropped by a concurrent
+    logout, which share the throttle) into DEBUG lines."""
+    app = SessionMiddleware(reader_app, SignedCookieStore(SECRET))
+    with caplog.at_level(logging.DEBUG, logger="wsgisession.stores.cookie"):
+        get(app, cookie="sessionid=forged.one")
+        frozen_clock.advance(-86400)
+        get(app, cookie="sessionid=forged.two")
+        frozen_clock.advance(30)  # within a minute of that WARNING
+        get(app, cookie="sessionid=forged.three")
+    levels = [r.levelno for r in caplog.records if "rejected" in r.getMessage()]
+    assert levels == [logging.WARNING, logging.WARNING, logging.DEBUG]
+
+
 # -- deployment warnings --------------------------------------------------------
 
 

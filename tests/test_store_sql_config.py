@@ -150,6 +150,32 @@ def test_an_unreachable_database_is_one_line_without_the_password(
         assert DB_PASSWORD not in out + err
 
 
+@pytest.mark.parametrize(
+    ("query", "quoted"),
+    [
+        ("connect_timeout=5s", "'5s'"),  # PyMySQL's whole seconds
+        ("local_infile=maybe", "'maybe'"),
+    ],
+)
+def test_a_bad_query_option_value_is_a_config_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], query: str, quoted: str
+) -> None:
+    """SQLAlchemy converts some query options when it makes the engine: a
+    value it cannot read is a ConfigError naming the URL (redacted) in an
+    app and one line from check, not a bare ValueError traceback."""
+    url = f"mysql+pymysql://app:{DB_PASSWORD}@127.0.0.1:1/db?{query}"
+    with pytest.raises(ConfigError) as caught:
+        SQLStore(url)
+    message = str(caught.value)
+    assert message.startswith("SQLStore url mysql+pymysql://app:***@")
+    assert quoted in message and DB_PASSWORD not in message
+    status, out, err = run(
+        capsys, "check", "--config", ini(tmp_path, f"store = sql\nsql_url = {url}")
+    )
+    assert status == 1 and err.startswith("wsgisession check: error: store = sql")
+    assert err.count("\n") == 1 and DB_PASSWORD not in out + err
+
+
 def test_a_password_in_sql_url_as_an_argument_is_refused(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

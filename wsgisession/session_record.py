@@ -22,7 +22,7 @@ from .changes import ChangeSet
 from .config import Settings
 from .envelope import CorruptRecord, Envelope, new_envelope
 from .errors import SessionError, SessionInterrupted
-from .logthrottle import ThrottledWarning
+from .logthrottle import ThrottledWarning, WarningPerItem
 from .serializers import Serializer
 from .stores.base import Record, Store, new_record, storage_key
 
@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 #: A client-side store's record is what the client sent (signed, but maybe
 #: by another serializer): sent again and again, it warns once a minute.
 _warn_corrupt_cookie = ThrottledWarning(logger)
+#: A server-side record stays corrupt until saved, its cookie coming back: one each.
+_warn_corrupt_record = WarningPerItem(logger)
 
 _CREATE_ATTEMPTS = 5
 
@@ -120,12 +122,11 @@ class SessionRecord:
         try:
             return envelope.decode(self.serializer, payload, session_key)
         except CorruptRecord as exc:
-            warn = _warn_corrupt_cookie if self.store.client_side else logger.warning
-            warn(
-                "corrupt session record in %r (%s); starting an empty session",
-                self.store,
-                exc,
-            )
+            why = "corrupt session record in %r (%s); starting an empty session"
+            if self.store.client_side:
+                _warn_corrupt_cookie(why, self.store, exc)
+            else:  # hashed: the process keeps no payload to tell it again
+                _warn_corrupt_record(hash((session_key, payload)), why, self.store, exc)
             return None
 
     def _dead(self, parts: Envelope, session_key: str) -> bool:

@@ -27,12 +27,15 @@ from . import clock, envelope
 from .config import Settings
 from .envelope import CorruptRecord, Envelope
 from .errors import SessionError
+from .logthrottle import WarningPerItem
 from .serializers import Serializer
 from .stores.base import Record, Store, UnsettledRecords
 
 __all__ = ["HasHandle", "UserSession", "UserSessions", "handle_of", "user_key"]
 
 logger = logging.getLogger(__name__)
+#: A record no one can read stays listed until it is revoked: one WARNING.
+_warn_corrupt = WarningPerItem(logger)
 
 _HANDLE_SALT = b"wsgisession-handle:"
 _HANDLE_LENGTH = 22  # 132 bits of the SHA-256
@@ -160,17 +163,18 @@ class UserSessions:
         """
         sessions: dict[str, UserSession | None] = {}
         for name, record in records.items():
-            parts = self._decode(record)
+            parts = self._decode(name, record)
             if parts is not None and parts.user != user:
                 continue
             sessions[name] = None if parts is None else _listed(name, parts, record)
         return sessions
 
-    def _decode(self, record: Record) -> Envelope | None:
+    def _decode(self, name: str, record: Record) -> Envelope | None:
         try:
             parts = envelope.decode(self.serializer, record.payload)
         except CorruptRecord as exc:
-            logger.warning("corrupt session record in %r (%s)", self.store, exc)
+            seen = hash((name, record.payload))
+            _warn_corrupt(seen, "corrupt session record in %r (%s)", self.store, exc)
             return None
         timeout = self.settings.absolute_timeout
         if timeout is not None and parts.created + timeout <= clock.now():

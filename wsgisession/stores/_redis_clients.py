@@ -58,6 +58,13 @@ def _reason(url: str, exc: ValueError) -> str:
     )
 
 
+def _cause(url: str, exc: Exception) -> Exception | None:
+    """What a ConfigError about ``url`` chains: ``exc``, unless the URL has
+    credentials; then nothing, since a server logs the chained causes, whose
+    messages may quote them (a password holding '?' read as the port)."""
+    return None if "@" in url or holds_secret(url) else exc
+
+
 def _split(url: str) -> SplitResult:
     """``urlsplit(url)``; ConfigError if it cannot be split (an unmatched
     ``[`` or ``]``, in an IPv6 host or a password not percent-encoded)."""
@@ -66,7 +73,7 @@ def _split(url: str) -> SplitResult:
     except ValueError as exc:
         raise ConfigError(
             f"invalid RedisStore url {redact_url(url)}: {_reason(url, exc)}"
-        ) from exc
+        ) from _cause(url, exc)
 
 
 def client_from_url(url: str, socket_timeout: float) -> Any:
@@ -102,7 +109,7 @@ def client_from_url(url: str, socket_timeout: float) -> Any:
     except ValueError as exc:
         raise ConfigError(
             f"invalid RedisStore url {redact_url(url)}: {_reason(url, exc)}"
-        ) from exc
+        ) from _cause(url, exc)
     _check_options(url, pool)
     client = redis.Redis(connection_pool=pool)
     client.auto_close_connection_pool = True  # close() closes the pool too
@@ -122,7 +129,7 @@ def _check_options(url: str, pool: redis.ConnectionPool) -> None:
         raise ConfigError(
             f"invalid RedisStore url {redact_url(url)}: redis-py refuses its "
             f"options{detail}"
-        ) from exc
+        ) from _cause(url, exc)
     if connection.encoder.decode_responses:
         raise _decoding_in(url)
 
@@ -155,7 +162,7 @@ def _cluster_factory(url: str, socket_timeout: float) -> Callable[[], RedisClust
     except ValueError as exc:
         raise ConfigError(
             f"invalid RedisStore url {redact_url(url)}: {_reason(url, exc)}"
-        ) from exc
+        ) from _cause(url, exc)
     if options.get("decode_responses"):  # any value: redis-py reads it as true
         raise _decoding_in(url)
 
@@ -198,7 +205,7 @@ def _host_and_port(url: str, node: SplitResult) -> tuple[str, int]:
     except ValueError as exc:
         raise ConfigError(
             f"invalid RedisStore url {redact_url(url)}: {_reason(url, exc)}"
-        ) from exc
+        ) from _cause(url, exc)
     if not node.hostname:
         raise ConfigError(
             f"invalid RedisStore url {redact_url(url)}: a node without a host"

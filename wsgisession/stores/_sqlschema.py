@@ -331,7 +331,8 @@ def build_engine(url_text: object, timeout: float) -> tuple[Engine, URL]:
             f"SQLStore url {redacted(url)} needs a driver that is not installed: "
             f"{exc.name or exc}; {hint}"
         ) from exc
-    except (ArgumentError, TypeError) as exc:
+    except (ArgumentError, TypeError, ValueError) as exc:
+        # ValueError: a query option SQLAlchemy converts (?connect_timeout=5s).
         detail = str(exc)
         for secret in url_secrets(url):
             detail = detail.replace(secret, "***")
