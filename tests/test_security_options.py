@@ -162,6 +162,21 @@ def test_a_sweep_that_found_expired_records_is_followed_by_another_soon(
     assert len(store) == 5
 
 
+def test_a_clock_set_back_does_not_stop_the_sweeps(frozen_clock: FakeClock) -> None:
+    """A host whose clock ran a day ahead, then stepped back by NTP, must not
+    go a day without sweeping (the next sweep was due a day ahead)."""
+    store = SweepCountingStore()
+    app = SessionMiddleware(increment_app, store, cleanup_interval=300)
+    call(app, "counter", None)
+    assert store.sweeps == [100]
+    frozen_clock.advance(-86400)
+    call(app, "counter", None)
+    assert store.sweeps == [100, 100]
+    frozen_clock.advance(10)
+    call(app, "counter", None)
+    assert store.sweeps == [100, 100], "then once per interval again"
+
+
 def test_cleanup_interval_zero_never_sweeps(frozen_clock: FakeClock) -> None:
     store = SweepCountingStore()
     app = SessionMiddleware(increment_app, store, cleanup_interval=0)

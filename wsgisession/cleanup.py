@@ -40,18 +40,21 @@ class Sweeper:
         self.interval = interval
         self._lock = threading.Lock()
         self._due = float("-inf")
+        self._swept_at = float("-inf")
 
     def after_save(self) -> None:
         """A save happened: sweep if the interval has passed (one caller does)."""
         if not self.interval:
             return
         moment = clock.now()
-        if moment < self._due:  # the usual case, without the lock
+        # Not due, the usual case, checked without the lock; a moment before
+        # the last sweep means the wall clock was set back: due at once.
+        if self._swept_at <= moment < self._due:
             return
         with self._lock:
-            if moment < self._due:
+            if self._swept_at <= moment < self._due:
                 return
-            self._due = moment + self.interval
+            self._due, self._swept_at = moment + self.interval, moment
         try:
             removed = self.store.sweep_expired(SWEEP_BATCH)
         except Exception:  # the save succeeded; cleanup can wait
