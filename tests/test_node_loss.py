@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from typing import Any
+from wsgiref.util import setup_testing_defaults
 
 import pytest
 import redis
@@ -210,3 +211,58 @@ def test_memcached_pool_with_every_server_down_is_unavailable(
     fresh_memcached_pool.start()
     assert visitors.visit(visitors.arrive()) == 2
     store.close()
+
+
+def test_a_streamed_new_session_is_never_saved_under_a_key_its_client_lacks(
+    fresh_memcached_pool: MemcachedPool,
+) -> None:
+    """A streamed body sends a new session's cookie before the session is
+    stored; if that key's server dies meanwhile, the save must fail loudly,
+    not store the session under another key the client never receives."""
+    pool, store = fresh_memcached_pool, MemcachedStore(fresh_memcached_pool.spec)
+
+    def stream(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        session = environ["wsgisession"]
+        session["cart"] = ["book"]
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        yield b"headers out, "  # the cookie (its key reserved) went with them
+        port = server_of_name(store, session.session_key)
+        next(server for server in pool.servers if server.port == port).stop(crash=True)
+        yield b"its server gone"
+
+    environ: dict[str, Any] = {}
+    setup_testing_defaults(environ)
+    headers: list[tuple[str, str]] = []
+
+    def start_response(status: str, sent: list[Any], exc_info: Any = None) -> Any:
+        headers.extend(sent)
+        return lambda data: None  # write(), as PEP 3333 asks
+
+    body = SessionMiddleware(stream, store=store)(environ, start_response)
+    with pytest.raises(StoreUnavailable, match="cookie already carries"):
+        try:
+            assert b"".join(body) == b"headers out, its server gone"
+        finally:
+            body.close()  # type: ignore[attr-defined]
+    assert [name for name, value in headers if value.startswith("sessionid=")] == [
+        "Set-Cookie"
+    ]
+    live = [server for server in pool.servers if server.proc is not None]
+    assert [stored_names(server) for server in live] == [[]] * len(live)
+    store.close()
+
+
+def server_of_name(store: MemcachedStore, session_key: str) -> int:
+    """The port of the server a session's record maps to."""
+    node = store._server_for(store._name(session_key)).node
+    return int(node.rpartition(":")[2])
+
+
+def stored_names(server: ServerProcess) -> list[str]:
+    """The keys the server holds (memcached's lru_crawler dump)."""
+    client = Client((server.host, server.port), timeout=5)
+    try:
+        dump = client.raw_command(b"lru_crawler metadump all", b"END\r\n")
+    finally:
+        client.close()
+    return [line.split()[0] for line in dump.decode().splitlines() if line.strip()]

@@ -21,7 +21,7 @@ from ._recordtext import DataText, save_moment
 from .changes import ChangeSet
 from .config import Settings
 from .envelope import CorruptRecord, Envelope, new_envelope
-from .errors import SessionError, SessionInterrupted
+from .errors import SessionError, SessionInterrupted, StoreUnavailable
 from .logthrottle import ThrottledWarning, WarningPerItem
 from .serializers import Serializer
 from .stores.base import Record, Store, new_record, storage_key
@@ -200,7 +200,8 @@ class SessionRecord:
         payload, _ = envelope.encode_text(self.serializer, parts, saved_text=now_text)
         age = lifetime(self.settings, self.expiry, self.created, now)
         store = self.store
-        key = (None if fresh else self.key) or store.generate_key()
+        reserved = None if fresh else self.key  # its cookie went out already
+        key = reserved or store.generate_key()
         for _ in range(_CREATE_ATTEMPTS):
             if user is None:
                 stored_key = store.create(key, payload, now + age)
@@ -208,6 +209,13 @@ class SessionRecord:
                 stored_key = store.create_user_session(user, key, payload, now + age)
             if stored_key is not None:
                 break
+            if reserved is not None:
+                raise StoreUnavailable(
+                    f"{store!r} cannot store the new session under the key its "
+                    "cookie already carries (sent with a streamed response's "
+                    "headers): the key's server is down, or the key was taken",
+                    repr(store),
+                )
             key = store.generate_key()
         else:
             raise SessionError(
