@@ -27,7 +27,7 @@ from ._coerce import import_dotted
 from .errors import ConfigError
 from .stores import registry
 from .stores.base import IniOption
-from .storespec import StoreSpec, spec_from_values, store_keys
+from .storespec import STORE_KEY, StoreSpec, spec_from_values, store_keys
 
 __all__ = [
     "OptionInfo",
@@ -262,6 +262,19 @@ def _option_name(key: str, prefix: str) -> str | None:
     return key
 
 
+def _global_keys(
+    options: Mapping[str, Option], schema: Mapping[str, Any], store: object
+) -> set[str]:
+    """The keys a Paste global (``[DEFAULT]``) gives wsgisession: the options
+    and the keys of the store in use. The app shares ``[DEFAULT]``: a key of
+    another store there (its own ``redis_url``, ``secret_key``) is not ours."""
+    name = store.strip().lower() if isinstance(store, str) else ""
+    builtin = registry.builtin_stores().get(name or STORE_KEY.default)
+    if builtin is None:  # a custom store: it may take any store key
+        return set(schema)
+    return {*options, "store", *(option.name for option in builtin.ini_options)}
+
+
 def parse_settings(
     settings: Mapping[str, Any],
     prefix: str = "",
@@ -274,7 +287,8 @@ def parse_settings(
     so other settings of the app may share the mapping; without one, Paste
     Deploy's own keys are skipped. Of ``global_conf`` (Paste's ``[DEFAULT]``
     globals, which Paste leaves out of a section), the keys that name an
-    option flow in as defaults and the rest are ignored. Values that are
+    option or a key of the store in use flow in as defaults and the rest
+    (another store's ``redis_url``, the app's own keys) are ignored. Values that are
     already not strings (Pyramid settings built in Python) are checked as
     Python values.
     """
@@ -288,7 +302,10 @@ def parse_settings(
     values: dict[str, Any] = {}
     globals_ = global_conf or {}
     if not prefix:
-        given = {key: raw for key, raw in globals_.items() if key in schema} | given
+        wanted = _global_keys(
+            options, schema, given.get("store", globals_.get("store"))
+        )
+        given = {key: raw for key, raw in globals_.items() if key in wanted} | given
     _beaker.refuse_beaker_keys([*given, *globals_], prefix, schema)
     for key, raw in given.items():
         name = _option_name(key, prefix)

@@ -10,6 +10,7 @@ fails at startup, not on the first request.
 
 from __future__ import annotations
 
+import configparser
 import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -43,14 +44,34 @@ def make_middleware(
     """Wrap ``app`` using the keys of ``settings`` that start with ``prefix``.
 
     Keys without the prefix are other settings of the app and are left
-    alone; an unknown key with the prefix raises ConfigError. Pyramid's
+    alone; an unknown key with the prefix raises ConfigError. A
+    ``configparser`` section's ``[DEFAULT]`` keys are globals, as for the
+    Paste filter. Pyramid's
     names of the options are understood too (``set_on_exception`` for
     ``save_on_error``).
     """
     from .middleware import SessionMiddleware
 
-    options, spec = parse_settings(pyramid_names_translated(settings, prefix), prefix)
+    local, global_conf = _split_section(settings)
+    options, spec = parse_settings(
+        pyramid_names_translated(local, prefix), prefix, global_conf=global_conf
+    )
     return SessionMiddleware(app, store=spec.build(prefix), settings=options)
+
+
+def _split_section(
+    settings: Mapping[str, Any],
+) -> tuple[Mapping[str, Any], dict[str, Any]]:
+    """(local keys, globals) of ``settings``: a ``configparser`` section also
+    holds its file's ``[DEFAULT]`` keys, which are globals, as Paste Deploy
+    reads them (a key ``[DEFAULT]`` has too is a global); any other mapping
+    is all local."""
+    if not isinstance(settings, configparser.SectionProxy):
+        return settings, {}
+    defaults = settings.parser.defaults()
+    globals_ = {key: settings[key] for key in defaults}
+    local = {key: value for key, value in settings.items() if key not in defaults}
+    return local, globals_
 
 
 def filter_app_factory(
