@@ -226,7 +226,9 @@ def test_a_streamed_new_session_is_never_saved_under_a_key_its_client_lacks(
         session["cart"] = ["book"]
         start_response("200 OK", [("Content-Type", "text/plain")])
         yield b"headers out, "  # the cookie (its key reserved) went with them
-        port = server_of_name(store, session.session_key)
+        # session_key stays None until the save: the key is the cookie's.
+        (cookie,) = [v for _, v in headers if v.startswith("sessionid=")]
+        port = server_of_name(store, cookie.split(";", 1)[0].partition("=")[2])
         next(server for server in pool.servers if server.port == port).stop(crash=True)
         yield b"its server gone"
 

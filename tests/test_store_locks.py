@@ -117,10 +117,7 @@ def test_made_up_ids_held_by_slow_holders_do_not_delay_a_session(
 
 
 # memcached ends a lock up to a second early (issue 19): its own tests cover it.
-@pytest.mark.parametrize(
-    "kind",
-    [pytest.param(k, marks=SLOW) for k in ["memory", "file", "sqlite", "redis"]],
-)
+@pytest.mark.parametrize("kind", [pytest.param(k, marks=SLOW) for k in KINDS])
 def test_a_holder_past_its_ttl_loses_the_lock_to_a_waiter(
     kind: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:

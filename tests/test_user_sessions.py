@@ -109,6 +109,8 @@ def test_bind_user_cycles_the_key_and_lists_the_session(site: Site) -> None:
     assert listed.handle == handle != key
     assert listed.data["agent"] == "Firefox"
     assert listed.created <= listed.saved_at < listed.expires_at
+    times = (listed.created, listed.saved_at, listed.expires_at)
+    assert [type(t) for t in times] == [float] * 3, "Unix times, floats (API.md)"
     with pytest.raises(TypeError):
         listed.data["agent"] = "changed"  # type: ignore[index]
     assert "Firefox" not in repr(listed)

@@ -63,7 +63,7 @@ def save_late(response: LateSaving) -> None:
     if response.saved and not session.has_unsaved_changes():
         return
     client_side = response.setup.store.client_side
-    key = session.session_key
+    key = session.loaded_record().key  # reserved for a new one if its cookie went out
     if client_side or key is None or not _client_holds(response, key):
         kind = "new session" if key is None else "new key (cycle_key())"
         response.setup.warn_late_change(

@@ -201,8 +201,9 @@ class SessionMiddleware:
         """End every session of ``user_id`` except ``keep`` (a Session or a handle).
 
         ``keep`` may also be a framework's session object (Flask's, Pyramid's).
-        Returns how many records were deleted (a session caught changing
-        keys counts twice). Their next request finds an empty session; a
+        Returns how many of its live sessions it ended (a session caught
+        changing keys counts twice; one past ``absolute_timeout`` is deleted
+        but not counted). Their next request finds an empty session; a
         save already in flight cannot bring one back.
         """
         handle = keep if keep is None or isinstance(keep, str) else keep.handle

@@ -110,9 +110,12 @@ class Session(WriteMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str
         """The id of the session's stored record, or None if there is none.
 
         Reading it loads the session (and counts as access): an id the
-        client offered is only ever returned once the store knows it.
+        client offered is only ever returned once the store knows it, and
+        the key a streamed response reserved for a new session (its cookie
+        went out first) only once the session is saved.
         """
-        return self.loaded_record().key
+        record = self.loaded_record()
+        return record.key if record.stored else None
 
     def offered_keys(self) -> Sequence[str]:
         """The ids this session will try to load, best first (no I/O; empty once loaded)."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import enum
 import hashlib
 import logging
 from collections.abc import Mapping
@@ -31,7 +32,14 @@ from .logthrottle import WarningPerItem
 from .serializers import Serializer
 from .stores.base import Record, Store, UnsettledRecords
 
-__all__ = ["HasHandle", "UserSession", "UserSessions", "handle_of", "user_key"]
+__all__ = [
+    "HasHandle",
+    "Unlisted",
+    "UserSession",
+    "UserSessions",
+    "handle_of",
+    "user_key",
+]
 
 logger = logging.getLogger(__name__)
 #: A record no one can read stays listed until it is revoked: one WARNING.
@@ -41,6 +49,15 @@ _HANDLE_SALT = b"wsgisession-handle:"
 _HANDLE_LENGTH = 22  # 132 bits of the SHA-256
 #: Rounds of a revocation racing with sessions that change keys meanwhile.
 _REVOKE_ROUNDS = 20
+
+
+class Unlisted(enum.Enum):
+    """A record of the user's index that is no listed session."""
+
+    #: Undecodable: its session still loads, empty, under its key (a live one).
+    CORRUPT = "corrupt"
+    #: Past ``absolute_timeout``: its session loads as none (not a live one).
+    ENDED = "ended"
 
 
 class HasHandle(Protocol):
@@ -108,7 +125,7 @@ class UserSessions:
     def list(self, user_id: object) -> list[UserSession]:
         """The user's live sessions, the most recently saved first."""
         user = user_key(user_id)
-        found = [s for s in self._indexed(user).values() if s is not None]
+        found = [s for s in self._indexed(user).values() if isinstance(s, UserSession)]
         return sorted(found, key=lambda s: s.saved_at, reverse=True)
 
     def revoke_all(self, user_id: object, keep: str | None = None) -> int:
@@ -128,10 +145,13 @@ class UserSessions:
             # A listing that never settled may miss a session that moved.
             vanished = isinstance(records, UnsettledRecords)
             for name, session in self._sessions(user, records).items():
-                if session is not None and session.handle == keep:
+                if isinstance(session, UserSession) and session.handle == keep:
                     continue
                 if self.store.delete_record(name):
-                    revoked += 1  # "how many it deleted", decodable or not
+                    # How many live sessions it ended: a corrupt record still
+                    # is one (it loads, empty), one past absolute_timeout not.
+                    if session is not Unlisted.ENDED:
+                        revoked += 1
                 else:
                     vanished = True
             if not vanished:
@@ -144,41 +164,42 @@ class UserSessions:
     def revoke_one(self, user_id: object, handle: str) -> bool:
         """Delete the user's session with ``handle``; False if there is none."""
         for name, session in self._indexed(user_key(user_id)).items():
-            if session is not None and session.handle == handle:
+            if isinstance(session, UserSession) and session.handle == handle:
                 return self.store.delete_record(name)
         return False
 
-    def _indexed(self, user: str) -> dict[str, UserSession | None]:
+    def _indexed(self, user: str) -> dict[str, UserSession | Unlisted]:
         """Record name -> session of each record in the user's index."""
         return self._sessions(user, self.store.user_session_records(user))
 
     def _sessions(
         self, user: str, records: dict[str, Record]
-    ) -> dict[str, UserSession | None]:
+    ) -> dict[str, UserSession | Unlisted]:
         """Record name -> session of each of the user's ``records``.
 
-        None for a record that loads as no session (corrupt, or past
-        ``absolute_timeout``): revoking deletes it, listing skips it. A
-        record that names another owner is left out altogether.
+        :class:`Unlisted` for a record that is no session to list (corrupt,
+        or past ``absolute_timeout``): revoking deletes it, listing skips
+        it. A record that names another owner is left out altogether.
         """
-        sessions: dict[str, UserSession | None] = {}
+        sessions: dict[str, UserSession | Unlisted] = {}
         for name, record in records.items():
             parts = self._decode(name, record)
-            if parts is not None and parts.user != user:
-                continue
-            sessions[name] = None if parts is None else _listed(name, parts, record)
+            if isinstance(parts, Unlisted):
+                sessions[name] = parts
+            elif parts.user == user:
+                sessions[name] = _listed(name, parts, record)
         return sessions
 
-    def _decode(self, name: str, record: Record) -> Envelope | None:
+    def _decode(self, name: str, record: Record) -> Envelope | Unlisted:
         try:
             parts = envelope.decode(self.serializer, record.payload)
         except CorruptRecord as exc:
             seen = hash((name, record.payload))
             _warn_corrupt(seen, "corrupt session record in %r (%s)", self.store, exc)
-            return None
+            return Unlisted.CORRUPT
         timeout = self.settings.absolute_timeout
         if timeout is not None and parts.created + timeout <= clock.now():
-            return None
+            return Unlisted.ENDED
         return parts
 
 

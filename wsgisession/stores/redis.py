@@ -135,7 +135,8 @@ class RedisStore(Store):
     ``url`` is a ``redis://``, ``rediss://`` or ``unix://`` URL, or
     ``redis+cluster://host:port`` (``rediss+cluster://``) for a Redis Cluster
     found through one of its nodes; ``client`` is any redis-py client that
-    returns bytes (a Sentinel master, a ``RedisCluster``). Nothing connects
+    returns bytes (a Sentinel master, a ``RedisCluster``), also accepted in
+    the place of ``url``. Nothing connects
     until first use; a server that cannot be reached raises
     ``StoreUnavailable`` (in a cluster: only for the sessions whose slots it
     serves), and the connection pool reconnects by itself once it is back.
@@ -157,7 +158,7 @@ class RedisStore(Store):
 
     def __init__(
         self,
-        url: str | None = None,
+        url: str | RedisClient | None = None,
         *,
         client: RedisClient | None = None,
         key_prefix: str = "wsgisession:",
@@ -167,6 +168,10 @@ class RedisStore(Store):
             raise ImportError(
                 "RedisStore needs redis-py: pip install 'wsgisession[redis]'"
             ) from _MISSING_CLIENT
+        if isinstance(url, (redis.Redis, redis.RedisCluster)):  # in url's place
+            if client is not None:
+                raise ConfigError("RedisStore needs exactly one of url and client")
+            url, client = None, url
         if (url is None) == (client is None):
             raise ConfigError("RedisStore needs exactly one of url and client")
         if not isinstance(key_prefix, str):
