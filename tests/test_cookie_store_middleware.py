@@ -9,6 +9,7 @@ import time
 
 import pytest
 import webtest
+from helpers import fake_clock
 
 from wsgisession import SessionMiddleware
 from wsgisession.errors import ConfigError, SessionCookieTooLarge
@@ -146,3 +147,44 @@ def test_replaying_a_cookie_the_serializer_cannot_read_warns_once_a_minute(
     loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(loud) <= 1, [r.getMessage() for r in loud]
     assert old_value not in caplog.text
+
+
+def blob_app(size: int):
+    def app(environ, start_response):
+        environ["wsgisession"]["blob"] = "x" * size
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    return app
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},  # no Secure: cookie_secure = false, the default
+        {"cookie_secure": True, "cookie_domain": "shop.example.com"},
+        {"cookie_partitioned": True, "cookie_name": "__Host-sessionid"},
+    ],
+)
+def test_the_limit_is_the_size_of_the_header_that_is_sent(options: dict) -> None:
+    """Sessions grow a byte at a time up to the first one refused: the last
+    that saves sends a header a byte or two under 4093, and the one refused
+    reports the size of the header it would have sent, attributes and all."""
+    if options.get("cookie_name", "").startswith("__Host-"):
+        options = {**options, "cookie_secure": True}
+    store = SignedCookieStore(SECRET, compress_threshold=1 << 20)
+    sent = 0
+    with fake_clock(1_800_000_000.0):
+        for size in range(2700, 3100):
+            middleware = SessionMiddleware(blob_app(size), store=store, **options)
+            try:
+                response = webtest.TestApp(middleware).get("/")
+            except SessionCookieTooLarge as exc:
+                assert exc.size > 4093
+                assert exc.size - sent <= 2, (sent, exc.size)
+                break
+            sent = len(response.headers["Set-Cookie"])
+            assert sent <= 4093
+        else:
+            pytest.fail("no session was too large")
+    assert sent >= 4093 - 2, f"refused a session whose {sent + 1}+ byte cookie fits"

@@ -135,10 +135,22 @@ key_prefix = _matching(_PRINTABLE, "printable ASCII without spaces", optional=Tr
 #: The shortest secret key accepted, in bytes (UTF-8 for a str).
 MIN_SECRET_BYTES = 32
 MAKE_SECRET = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+#: Keys that wsgisession's documentation shows (a sample output of
+#: ``token_urlsafe(32)``, placeholders once passed to the store): public, so
+#: anyone could sign sessions with them.
+EXAMPLE_SECRETS = frozenset(
+    {
+        b"3q0D0f7bVn2mX5Hc9kTzqL1rWc8yP4sA6eJtU0hZgGk",
+        b"a long random secret from your secret store",
+        b"the previous secret, while rotating",
+        b"a-long-random-secret-of-32-bytes-or-more",
+    }
+)
 
 
 def strong_secret(key: str, value: Any) -> bytes:
-    """``value`` as bytes, if it is a str or bytes secret of at least 32 bytes.
+    """``value`` as bytes, if it is a str or bytes secret of at least 32 bytes
+    and not an example of the documentation.
 
     The ConfigError never shows the value, only its type or length.
     """
@@ -160,6 +172,11 @@ def strong_secret(key: str, value: Any) -> bytes:
             f"{key} is too short ({len(value)} bytes): a secret key must be at least "
             f"{MIN_SECRET_BYTES} bytes, or a stolen cookie lets anyone guess it "
             f"offline. Make one with: {MAKE_SECRET}"
+        )
+    if value in EXAMPLE_SECRETS:
+        raise ConfigError(
+            f"{key} is an example from wsgisession's documentation, which anyone "
+            f"can read and sign sessions with. Make one with: {MAKE_SECRET}"
         )
     return value
 

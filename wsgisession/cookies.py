@@ -267,12 +267,15 @@ def check_cookie_size(
     """Raise :class:`SessionCookieTooLarge` if the cookie carrying ``value`` would be.
 
     The header (and ``max_age()``, its ``Max-Age``) is only made when a
-    bound on its size says it might be too large.
+    bound on its size says it might be too large. It has ``Secure`` when
+    the settings give it, and with ``cookie_secure = auto`` (the scheme of
+    the request is not known here).
     """
     bound = len(value) + len(settings.cookie_name) + _FIXED_ATTRIBUTES
     bound += len(settings.cookie_domain or "") + len(settings.cookie_path)
     if bound > COOKIE_SIZE_LIMIT:
-        session_cookie(settings, value, max_age(), secure=True)
+        secure = fixed_secure(settings) is not False
+        session_cookie(settings, value, max_age(), secure=secure)
 
 
 def deleting_cookie(settings: Settings, secure: bool) -> tuple[str, str]:
