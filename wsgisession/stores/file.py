@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -207,23 +208,31 @@ class FileStore(FileAccess, Store):
             removed = self._unlink(record_name)
         return removed and expires_at is not None and expires_at > now()
 
-    def _prune(self, names: set[str]) -> None:
+    def _prune(self, names: set[str], limit: int | None = None) -> int:
         """Drop the record names whose record is gone, expired or damaged for
         a minute (a file that does not read whole just now may be being
-        rewritten: see :meth:`._filerecord.RecordFiles.examine`)."""
-        for name in list(names):
+        rewritten: see :meth:`._filerecord.RecordFiles.examine`).
+
+        At most ``limit`` records are read (None: every one), picked at
+        random, so that successive sweeps reach them all. How many were read.
+        """
+        listed = list(names)
+        if limit is not None and len(listed) > limit:
+            listed = random.sample(listed, limit)
+        for name in listed:
             found = self._examine_settled(name)
             if found is None or found[1] <= now():
                 names.discard(name)
+        return len(listed)
 
-    def _prune_user_index(self, file_name: str) -> int:
-        """Prune one user's index (stored as ``file_name``); an index left
-        empty goes. How many record names it listed."""
+    def _prune_user_index(self, file_name: str, limit: int | None = None) -> int:
+        """Prune one user's index (stored as ``file_name``), reading at most
+        ``limit`` of its records (None: all); an index left empty goes. How
+        many records it read."""
         with self._users.holding_file(file_name, self.lock_timeout) as index:
-            listed = len(index.names)
-            self._prune(index.names)
+            read = self._prune(index.names, limit)
             index.write()
-        return listed
+        return read
 
     def _prune_user_indexes(self) -> None:
         """Prune every user index and remove orphaned temporary files (a full sweep)."""
@@ -235,13 +244,14 @@ class FileStore(FileAccess, Store):
         """Prune the next user indexes, going on where the previous sweep
         stopped, until ``limit`` files and listed records are read (or the
         directory's end); orphaned temporary files among them go too. Each
-        sweep reads a bounded part of ``users/``, and successive sweeps
-        cover it, so that users who never come back leave nothing behind."""
+        sweep reads a bounded part of ``users/`` (of one large index, a
+        random part), and successive sweeps cover it, so that users who
+        never come back leave nothing behind."""
         budget, cutoff = limit, now() - 60.0
         while budget > 0 and (names := self._users.next_names(1)):
             budget -= 1
             if is_record_name(names[0], names[0][:2]):
-                budget -= self._prune_user_index(names[0])
+                budget -= self._prune_user_index(names[0], max(budget, 1))
             else:
                 self._users.remove_orphans(cutoff, self.lock_timeout, names)
 
