@@ -20,6 +20,8 @@ __all__ = ["NameWalk", "ShardWalk", "is_record_name", "is_shard_name"]
 
 _SHARDS = 256
 _HEX = frozenset("0123456789abcdef")
+#: Held only while a forked child replaces a walk's guard (see ShardWalk.guard).
+_REPLACING = threading.Lock()
 
 
 def is_shard_name(name: str) -> bool:
@@ -38,10 +40,22 @@ class ShardWalk:
 
     def __init__(self, root: str) -> None:
         self.root = root
-        self.guard = threading.Lock()
+        self._guard, self._guard_pid = threading.Lock(), os.getpid()
         self._index = random.randrange(_SHARDS)
         self._entries: os._ScandirIterator[str] | None = None
         self._pid = os.getpid()
+
+    @property
+    def guard(self) -> threading.Lock:
+        """The lock of the sweeping thread; a forked child's own. The
+        parent's may be held by a thread that was sweeping at the fork,
+        which the child does not have: its sweeps would never run again,
+        and ``close()`` would wait for it forever."""
+        if self._guard_pid != os.getpid():
+            with _REPLACING:  # two threads of the child make one new guard
+                if self._guard_pid != os.getpid():
+                    self._guard, self._guard_pid = threading.Lock(), os.getpid()
+        return self._guard
 
     def batches(self, limit: int) -> Iterator[tuple[str, list[str], bool]]:
         """``(shard, names, round_done)`` steps, ``limit`` names in all at most.
