@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 import os
 import sqlite3
 import stat
@@ -86,6 +87,28 @@ def test_locked_database_raises_store_unavailable(tmp_path: Path) -> None:
         other.close()
     store.update(key, lambda current: (b"free again", later()), None)
     assert payload_of(store, key) == b"free again"
+
+
+def test_a_lock_that_cannot_be_released_keeps_the_requests_own_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The release fails while another connection holds the database: logged
+    (the row expires after its ttl anyway), not raised over the request's
+    own exception, as SQLStore and the networked stores do."""
+    store = SQLiteStore(tmp_path / "db.sqlite3", busy_timeout=0.05)
+    other = sqlite3.connect(store.path, isolation_level=None)
+    try:
+        with (
+            caplog.at_level(logging.WARNING, logger="wsgisession"),
+            pytest.raises(ZeroDivisionError),
+            store.lock(store.generate_key(), 1.0, 60.0),
+        ):
+            other.execute("BEGIN EXCLUSIVE")
+            1 / 0  # noqa: B018 - the request's own failure
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert [r for r in caplog.records if "could not release" in r.getMessage()]
 
 
 def test_unreadable_database_raises_store_unavailable(tmp_path: Path) -> None:

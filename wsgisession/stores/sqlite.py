@@ -311,7 +311,10 @@ class SQLiteStore(Store):
         try:
             yield
         finally:
-            self._write("unlock a session", _DROP_LOCK, (name, token))
+            try:
+                self._write("unlock a session", _DROP_LOCK, (name, token))
+            except StoreUnavailable:  # the row expires anyway; keep the real error
+                logger.warning("%r: could not release a session lock", self)
 
     def close(self) -> None:
         """Close the connections of every thread; the next use opens new ones."""
