@@ -69,3 +69,60 @@ def test_an_outage_answered_by_an_error_handler_keeps_the_session(
     shard.unlink()
     aside.rename(shard)
     assert client.get("/whoami").text == "'ada'"
+
+
+def refreshing_app(store: Store, **options: object) -> Flask:
+    """``/remember`` makes the session permanent, which Flask's default
+    ``SESSION_REFRESH_EACH_REQUEST`` re-saves on every request;
+    ``/public`` never uses the session."""
+    app = login_app(store, **options)
+
+    @app.route("/public")
+    def public() -> str:
+        return "public"
+
+    @app.route("/remember")
+    def remember() -> str:
+        session.permanent = True
+        return "remembered"
+
+    return app
+
+
+def test_a_page_without_the_session_answers_during_an_outage(tmp_path: Path) -> None:
+    """Only the refresh of a permanent session wanted the load: its failure
+    leaves the page (a public page, a static file) as the app made it."""
+    root = tmp_path / "sessions"
+    client = refreshing_app(FileStore(root)).test_client()
+    client.get("/login")
+    client.get("/remember")
+    cookie = client.get_cookie("session")
+    assert cookie is not None
+    shard = root / storage_key(cookie.value)[:2]
+    aside = tmp_path / "aside"
+    shard.rename(aside)
+    shard.write_text("not a directory")
+
+    response = client.get("/public")
+    assert (response.status_code, response.text) == (200, "public")
+    assert response.headers.getlist("Set-Cookie") == []
+
+    shard.unlink()
+    aside.rename(shard)
+    refreshed = client.get("/whoami")
+    assert refreshed.text == "'ada'"
+    assert "Max-Age=" in refreshed.headers["Set-Cookie"]  # refreshed again
+
+
+def test_a_page_without_the_session_answers_while_another_holds_its_lock() -> None:
+    store = MemoryStore()
+    client = refreshing_app(store, lock=True, lock_timeout=0.2).test_client()
+    client.get("/login")
+    client.get("/remember")
+    cookie = client.get_cookie("session")
+    assert cookie is not None
+    with store.lock(cookie.value, 5.0, 60.0):  # a slow request of the same session
+        response = client.get("/public")
+    assert (response.status_code, response.text) == (200, "public")
+    assert response.headers.getlist("Set-Cookie") == []
+    assert client.get("/whoami").text == "'ada'"

@@ -48,6 +48,7 @@ from flask.sessions import NullSession, SessionInterface, SessionMixin
 
 from ..config import Settings
 from ..cookies import fixed_secure
+from ..errors import LockTimeout, StoreUnavailable
 from ..middleware import SessionMiddleware
 from ..response import Response as SessionResponse
 from ..session import Session
@@ -344,11 +345,20 @@ def _refresh_if_permanent(session: Session, *, keep_accessed: bool) -> None:
     the session is to be saved, ``accessed`` is put back, so that the
     response gets no ``Vary: Cookie`` (as with Flask). With ``lock = true``
     it stays set, so that the middleware releases the lock the load took.
+    A load that fails (the store down, ``LockTimeout``) skips the refresh:
+    the response of a page that never used the session goes out as the app
+    made it, with the cookie left alone.
     """
     if session.modified or session._load_failed:  # failed: not loaded again here
         return
     accessed = session.accessed
-    if len(session) and not session.get_expire_at_browser_close():
+    try:
+        permanent = len(session) and not session.get_expire_at_browser_close()
+    except (StoreUnavailable, LockTimeout) as exc:
+        session.accessed = accessed
+        logger.debug("session not refreshed: %s", exc)
+        return
+    if permanent:
         session.modified = True  # saved again: a new expiry, the cookie re-sent
     elif not keep_accessed:
         session.accessed = accessed
