@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import difflib
 import importlib
-import math
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -95,13 +94,14 @@ def seconds(minimum: int, *, optional: bool = False) -> Check:
 
 
 def positive_float(key: str, value: Any) -> float:
+    """Seconds above 0 and at most :data:`MAX_SECONDS`: a longer wait or
+    lock overflows the clocks that time it (``OverflowError`` mid-request)."""
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value <= 0
+        or not 0 < value <= MAX_SECONDS  # also refuses inf and NaN
     ):
-        raise invalid(key, value, "a finite number of seconds > 0")
+        raise invalid(key, value, f"a number of seconds > 0 and <= {MAX_SECONDS}")
     return float(value)
 
 

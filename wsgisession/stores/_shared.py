@@ -9,7 +9,8 @@ import time
 from collections.abc import Callable
 
 from .. import _coerce as c
-from ..errors import LockTimeout
+from ..errors import ConfigError, LockTimeout
+from ..expiry import MAX_SECONDS
 from .base import IniOption
 
 _HEADER = struct.Struct(">Bd")  # format byte, expires_at
@@ -35,6 +36,21 @@ def unpack(value: object) -> tuple[bytes, float] | None:
     if fmt != _FORMAT or math.isnan(expires_at):
         return None
     return value[_HEADER.size :], expires_at
+
+
+def check_timeout(name: str, value: object) -> float:
+    """A store's timeout argument as a float: seconds above 0 and at most
+    :data:`MAX_SECONDS`. An infinite or larger one would pass here and make
+    the first request fail when a socket is given it (``OverflowError``)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not 0 < value <= MAX_SECONDS  # also refuses inf and NaN
+    ):
+        raise ConfigError(
+            f"{name} must be a number of seconds > 0 and <= {MAX_SECONDS}: {value!r}"
+        )
+    return float(value)
 
 
 def pause(conflicts: int) -> None:

@@ -55,6 +55,13 @@ _DRIVER_TIMEOUTS = {
     "mysqldb": ("connect_timeout", "read_timeout", "write_timeout"),
     "pysqlite": ("timeout",),
 }
+#: The most whole seconds a driver takes as a timeout (PyMySQL: a year).
+_MAX_WHOLE_SECONDS = 365 * 86400
+#: The longest keepalive idle time Linux takes (``TCP_KEEPIDLE``): libpq
+#: fails every connection given more.
+_MAX_KEEPIDLE = 32767
+#: libpq reads its options as C ints (``tcp_user_timeout`` in ms).
+_MAX_INT = 2**31 - 1
 _DRIVER_HINTS = {
     "postgresql": "pip install 'psycopg[binary]'",
     "mysql": "pip install PyMySQL",
@@ -280,16 +287,17 @@ def _timeouts(url: URL, driver: str, timeout: float) -> dict[str, Any]:
     TCP instead, through keepalive probes and ``tcp_user_timeout``.
     """
     names = _DRIVER_TIMEOUTS.get(driver, ())
-    whole = max(1, math.ceil(timeout))  # libpq and MySQL take whole seconds
+    # libpq and MySQL take whole seconds, and refuse too many of them.
+    whole = min(max(1, math.ceil(timeout)), _MAX_WHOLE_SECONDS)
     value: float = timeout if driver == "pysqlite" else whole
     arguments: dict[str, Any] = {name: value for name in names}
     if driver in ("psycopg", "psycopg2"):
         arguments |= {
             "keepalives": 1,
-            "keepalives_idle": whole,
+            "keepalives_idle": min(whole, _MAX_KEEPIDLE),
             "keepalives_interval": 1,
             "keepalives_count": 3,
-            "tcp_user_timeout": int(timeout * 1000),
+            "tcp_user_timeout": min(int(timeout * 1000), _MAX_INT),
         }
     return {name: v for name, v in arguments.items() if name not in url.query}
 

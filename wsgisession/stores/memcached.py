@@ -47,7 +47,15 @@ else:
 from .. import _coerce as c
 from ..errors import ConfigError, StoreUnavailable
 from ._memcached_users import USER_SUFFIX, MemcachedUserIndex
-from ._shared import KEY_PREFIX_OPTION, LOCK_SUFFIX, pack, pause, poll_lock, unpack
+from ._shared import (
+    KEY_PREFIX_OPTION,
+    LOCK_SUFFIX,
+    check_timeout,
+    pack,
+    pause,
+    poll_lock,
+    unpack,
+)
 from .base import IniOption, Merge, Progress, Store, new_record, now, storage_key
 
 if TYPE_CHECKING:
@@ -113,12 +121,6 @@ def _check_key_prefix(key_prefix: str) -> None:
         )
 
 
-def _check_timeout(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ConfigError(f"MemcachedStore {name} must be a positive number: {value!r}")
-    return float(value)
-
-
 class MemcachedStore(Store):
     """Sessions in one or more memcached servers, written with CAS.
 
@@ -154,8 +156,8 @@ class MemcachedStore(Store):
                 "MemcachedStore needs pymemcache: pip install 'wsgisession[memcached]'"
             ) from _MISSING_CLIENT
         _check_key_prefix(key_prefix)
-        connect = _check_timeout("connect_timeout", connect_timeout)
-        io = _check_timeout("timeout", timeout)
+        connect = check_timeout("MemcachedStore connect_timeout", connect_timeout)
+        io = check_timeout("MemcachedStore timeout", timeout)
         self._specs = server_specs(servers)
         self._key_prefix = key_prefix
         self._servers = [Server(spec, connect, io) for spec in self._specs]

@@ -12,6 +12,10 @@ from collections.abc import Iterator
 from ..errors import LockTimeout
 from .base import Merge, Progress, Record, Store, new_record, now, storage_key
 
+#: Longest single wait for a held lock (s): the loop waits again after it.
+#: ``Condition.wait`` overflows past ``threading.TIMEOUT_MAX`` (292 years).
+_LONGEST_WAIT = 3600.0
+
 
 class MemoryStore(Store):
     """Keeps serialized records in a dict guarded by a lock.
@@ -191,7 +195,8 @@ class MemoryStore(Store):
                     raise LockTimeout(f"session lock not obtained within {timeout} s")
                 # Wake on a release, or when the holder's ttl runs out.
                 held_for = self._held[name][1] - now()
-                self._released.wait(min(remaining, max(held_for, 0.001)))
+                wait = min(remaining, max(held_for, 0.001), _LONGEST_WAIT)
+                self._released.wait(wait)
         try:
             yield
         finally:

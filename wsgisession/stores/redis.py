@@ -46,7 +46,15 @@ from ..expiry import MAX_SECONDS
 from ..redaction import redact_url
 from ._redis_scripts import Lua
 from ._redis_users import RedisUserIndex
-from ._shared import KEY_PREFIX_OPTION, LOCK_SUFFIX, pack, pause, poll_lock, unpack
+from ._shared import (
+    KEY_PREFIX_OPTION,
+    LOCK_SUFFIX,
+    check_timeout,
+    pack,
+    pause,
+    poll_lock,
+    unpack,
+)
 from .base import IniOption, Merge, Progress, Store, new_record, now, storage_key
 
 if TYPE_CHECKING:
@@ -176,15 +184,7 @@ class RedisStore(Store):
             raise ConfigError("RedisStore needs exactly one of url and client")
         if not isinstance(key_prefix, str):
             raise ConfigError(f"RedisStore key_prefix must be a str: {key_prefix!r}")
-        if (
-            isinstance(socket_timeout, bool)
-            or not isinstance(socket_timeout, (int, float))
-            or not socket_timeout > 0
-        ):
-            raise ConfigError(
-                f"RedisStore socket_timeout must be a positive number: "
-                f"{socket_timeout!r}"
-            )
+        timeout = check_timeout("RedisStore socket_timeout", socket_timeout)
         self._key_prefix = key_prefix
         self._users = RedisUserIndex(self, key_prefix)
         self._connect: Callable[[], Any] | None = None
@@ -192,7 +192,7 @@ class RedisStore(Store):
         self._connecting = threading.Lock()
         if url is not None:
             self._where = redact_url(url) if isinstance(url, str) else "?"
-            made = client_from_url(url, float(socket_timeout))
+            made = client_from_url(url, timeout)
             if isinstance(made, redis.Redis):
                 self._client: Any = made
             else:  # a cluster, built on first use

@@ -33,8 +33,8 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..clock import now
-from ..errors import ConfigError, StoreUnavailable
-from ._shared import pause, poll_lock
+from ..errors import StoreUnavailable
+from ._shared import check_timeout, pause, poll_lock
 from ._sqloptions import DEFAULT_TABLE, SQL_OPTIONS, table_name
 from ._sqlrun import Compiled, Cursor, Dropped, Runner, compile_statement, deadlocked
 from ._sqlusers import SQLUserSessions
@@ -93,10 +93,7 @@ class SQLStore(SQLUserSessions, Store):
             raise ImportError(
                 "SQLStore needs SQLAlchemy: pip install 'wsgisession[sql]'"
             ) from exc
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-            raise ConfigError(f"SQLStore timeout must be a number, not {timeout!r}")
-        if not 0 < timeout < float("inf"):
-            raise ConfigError(f"SQLStore timeout must be positive, not {timeout!r}")
+        timeout = check_timeout("SQLStore timeout", timeout)
         self.table = table_name("SQLStore table", table)
         self._library_error = SQLAlchemyError
         if isinstance(url_or_engine, Engine):
@@ -104,7 +101,7 @@ class SQLStore(SQLUserSessions, Store):
             engine, url = url_or_engine, url_or_engine.url
         else:
             self._owned = True
-            engine, url = build_engine(url_or_engine, float(timeout))
+            engine, url = build_engine(url_or_engine, timeout)
         self._base = engine
         self._runner = Runner(engine, owned=self._owned)
         self._where = redacted(url)
