@@ -141,6 +141,25 @@ def expiry_date(
     return as_utc(modification) + datetime.timedelta(seconds=seconds)
 
 
+def cut_age(
+    age: int, modification: datetime.datetime, end: datetime.datetime | None
+) -> int:
+    """``age`` (seconds from ``modification``), cut to the whole seconds left
+    until ``end``, the moment ``absolute_timeout`` ends the session (None:
+    no such limit)."""
+    if end is None:
+        return age
+    delta = end - as_utc(modification)
+    return min(age, delta.days * 86400 + delta.seconds)
+
+
+def cut_date(
+    date: datetime.datetime, end: datetime.datetime | None
+) -> datetime.datetime:
+    """``date``, or ``end`` if that comes first (see :func:`cut_age`)."""
+    return date if end is None or date <= end else end
+
+
 def seconds_left(expiry: Expiry, now: float, cookie_age: int) -> float:
     """How long a record of ``expiry`` lives if saved at the Unix time ``now``.
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from . import clock
 from . import expiry as rules
+from .config import Settings
 from .session_record import SessionRecord
 
 __all__ = [
@@ -31,6 +32,9 @@ _UNSET: Any = object()
 class ExpiryMethods:
     """Django's ``get_expiry_*`` methods and the cookie's ``Max-Age``."""
 
+    #: The session's options (see :class:`~wsgisession.session.Session`).
+    _settings: Settings
+
     def loaded_record(self) -> SessionRecord:
         """The session's record, loaded (the session provides it)."""
         raise NotImplementedError
@@ -45,21 +49,34 @@ class ExpiryMethods:
         """Seconds from ``modification`` (default: now) until the session expires.
 
         ``expiry`` asks about another setting: any value ``set_expiry()``
-        takes (a timedelta counts from ``modification``).
+        takes (a timedelta counts from ``modification``). The session ends
+        at its ``absolute_timeout`` at the latest, whatever the setting.
         """
         if expiry is _UNSET:
             expiry = self.loaded_record().expiry
         moment = rules.utcnow() if modification is None else modification
-        return rules.expiry_age(expiry, moment, self.get_session_cookie_age())
+        age = rules.expiry_age(expiry, moment, self.get_session_cookie_age())
+        return rules.cut_age(age, moment, self._absolute_end())
 
     def get_expiry_date(
         self, *, modification: datetime.datetime | None = None, expiry: Any = _UNSET
     ) -> datetime.datetime:
-        """The moment (aware, UTC) the session expires if saved at ``modification``."""
+        """The moment (aware, UTC) the session expires if saved at ``modification``
+        (its ``absolute_timeout`` at the latest)."""
         if expiry is _UNSET:
             expiry = self.loaded_record().expiry
         moment = rules.utcnow() if modification is None else modification
-        return rules.expiry_date(expiry, moment, self.get_session_cookie_age())
+        date = rules.expiry_date(expiry, moment, self.get_session_cookie_age())
+        return rules.cut_date(date, self._absolute_end())
+
+    def _absolute_end(self) -> datetime.datetime | None:
+        """When ``absolute_timeout`` ends the session (None: no such limit;
+        the session is loaded only if there is one, for its creation time)."""
+        timeout = self._settings.absolute_timeout
+        if timeout is None:
+            return None
+        created = self.loaded_record().created
+        return datetime.datetime.fromtimestamp(created + timeout, rules.UTC)
 
     def get_expire_at_browser_close(self) -> bool:
         """Whether the cookie should last only until the browser closes."""

@@ -187,8 +187,16 @@ class UserSessions:
             if isinstance(parts, Unlisted):
                 sessions[name] = parts
             elif parts.user == user:
-                sessions[name] = _listed(name, parts, record)
+                sessions[name] = _listed(name, parts, self._ends(parts, record))
         return sessions
+
+    def _ends(self, parts: Envelope, record: Record) -> float:
+        """When the session ends: its record's expiry, or its absolute
+        timeout if that comes first (a record saved before the site set it)."""
+        timeout = self.settings.absolute_timeout
+        if timeout is None:
+            return record.expires_at
+        return min(record.expires_at, parts.created + timeout)
 
     def _decode(self, name: str, record: Record) -> Envelope | Unlisted:
         try:
@@ -203,7 +211,7 @@ class UserSessions:
         return parts
 
 
-def _listed(name: str, parts: Envelope, record: Record) -> UserSession:
+def _listed(name: str, parts: Envelope, expires_at: float) -> UserSession:
     saved = parts.saved_at if parts.saved_at is not None else parts.created
     data = MappingProxyType(dict(parts.data))
-    return UserSession(handle_of(name), parts.created, saved, record.expires_at, data)
+    return UserSession(handle_of(name), parts.created, saved, expires_at, data)
