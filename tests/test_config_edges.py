@@ -62,6 +62,23 @@ def test_a_query_password_with_a_hash_is_hidden_whole(store: str, url: str) -> N
     assert "kQ7wP" not in repr(spec), repr(spec)
 
 
+@pytest.mark.parametrize(
+    ("store", "url"),
+    [
+        ("sql", "postgresql+psycopg://db.internal/app?user=app&password=Zx9@kQ7wP"),
+        ("redis", "redis://cache.internal:6379/0?password=Zx9@kQ7wP"),
+        ("redis", "redis://cache.internal:6379/0?password=Zx9/x@kQ7wP&db=1"),
+    ],
+)
+def test_a_query_password_with_an_at_sign_is_hidden_whole(store: str, url: str) -> None:
+    """``?password=Zx9@kQ7wP`` is a password with '@' (redis-py and SQLAlchemy
+    take it whole): the part after the '@' was shown as if it were the host."""
+    assert "kQ7wP" not in redact_url(url), redact_url(url)
+    _, spec = parse_settings({"store": store, f"{store}_url": url})
+    assert "kQ7wP" not in repr(spec), repr(spec)
+    assert "kQ7wP" not in repr(spec.build()), repr(spec.build())
+
+
 def test_redis_url_error_does_not_show_any_of_the_password() -> None:
     _, spec = parse_settings(
         {"store": "redis", "redis_url": "redis://:Qz?9xK@cache.internal:6379/0"}

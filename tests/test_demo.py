@@ -185,6 +185,29 @@ def test_the_store_in_words(settings: dict[str, str], words: str) -> None:
     assert "pw123456" not in description and SECRET not in description
 
 
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        (
+            "redis+cluster://:pw123456@10.0.0.7:7000,10.0.0.8:7000",
+            "a Redis Cluster through 10.0.0.7:7000 and 10.0.0.8:7000 (RedisStore)",
+        ),
+        (
+            "redis+cluster://10.0.0.7:7000",
+            "a Redis Cluster through 10.0.0.7:7000 (RedisStore)",
+        ),
+    ],
+)
+def test_a_redis_cluster_in_words(url: str, words: str) -> None:
+    """``wsgisession demo --redis-url`` with the cluster URL the docs show
+    (several nodes): it printed a ValueError traceback once the store was
+    reached (the host list read as one port)."""
+    spec = parse_settings({"store": "redis", "redis_url": url})[1]
+    description = describe_store(spec, spec.build())
+    assert description == words
+    assert "pw123456" not in description
+
+
 # -- the tour ------------------------------------------------------------------------
 
 

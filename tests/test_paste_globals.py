@@ -93,3 +93,21 @@ def test_make_middleware_reads_a_configparser_section_as_paste_does() -> None:
     middleware = make_middleware(make_app({}), parser["filter:session"], prefix="")
     assert isinstance(middleware.store, MemoryStore)
     assert middleware.settings.cookie_age == 60
+
+
+def test_make_middleware_with_a_prefix_still_reads_default_keys_of_a_section() -> None:
+    """With its prefix, make_middleware reads the keys of the whole mapping a
+    ``configparser`` section is, ``[DEFAULT]``'s included (a plain ini file
+    that keeps ``wsgisession.*`` there): they were silently dropped, and the
+    app ran on the default store without ``Secure`` cookies."""
+    import configparser
+
+    parser = configparser.ConfigParser()
+    parser.read_string(
+        "[DEFAULT]\nwsgisession.store = memory\nwsgisession.cookie_secure = true\n"
+        "debug = true\n[myapp]\nwsgisession.cookie_age = 60\n"
+    )
+    middleware = make_middleware(make_app({}), parser["myapp"])
+    assert isinstance(middleware.store, MemoryStore)
+    assert middleware.settings.cookie_secure is True
+    assert middleware.settings.cookie_age == 60

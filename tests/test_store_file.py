@@ -401,6 +401,31 @@ def test_stale_request_lock_files_are_swept(
     assert [p.name for p in request_lock_files(store)] == [live]
 
 
+def test_a_lock_that_cannot_be_released_keeps_the_requests_own_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The release waits for its shard's lock, which another process holds
+    past ``lock_timeout``: logged (the lock file expires after its ttl), not
+    raised over the request's own exception, as the other stores do."""
+    store = FileStore(tmp_path / "sessions")
+    store.lock_timeout = 0.05
+    other = FileStore(tmp_path / "sessions")  # another process's descriptors
+    key = store.generate_key()
+    release = None
+    try:
+        with (
+            caplog.at_level(logging.WARNING, logger="wsgisession"),
+            pytest.raises(ZeroDivisionError),
+            store.lock(key, 1.0, 60.0),
+        ):
+            release = other._lock_shard(storage_key(key)[:2])
+            1 / 0  # noqa: B018 - the request's own failure
+    finally:
+        if release is not None:
+            release()
+    assert [r for r in caplog.records if "could not release" in r.getMessage()]
+
+
 # -- directory trust and symlinks -------------------------------------------------
 
 

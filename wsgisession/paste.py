@@ -44,15 +44,17 @@ def make_middleware(
     """Wrap ``app`` using the keys of ``settings`` that start with ``prefix``.
 
     Keys without the prefix are other settings of the app and are left
-    alone; an unknown key with the prefix raises ConfigError. A
-    ``configparser`` section's ``[DEFAULT]`` keys are globals, as for the
-    Paste filter. Pyramid's
+    alone; an unknown key with the prefix raises ConfigError. Without a
+    prefix, a ``configparser`` section's ``[DEFAULT]`` keys are globals, as
+    for the Paste filter (with one, they are read as the section's own).
+    Pyramid's
     names of the options are understood too (``set_on_exception`` for
     ``save_on_error``).
     """
     from .middleware import SessionMiddleware
 
-    local, global_conf = _split_section(settings)
+    # With a prefix, Paste never hands an app [DEFAULT]: the whole mapping is read.
+    local, global_conf = _split_section(settings) if not prefix else (settings, {})
     options, spec = parse_settings(
         pyramid_names_translated(local, prefix), prefix, global_conf=global_conf
     )

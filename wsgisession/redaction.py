@@ -45,6 +45,9 @@ def redact_url(url: str) -> str:
     scheme, separator, rest = url.partition("://")
     if not separator:
         return "<not a URL, not shown>"
+    # Secret query values first: one may hold '@' (?password=Zx9@kQ7wP, which
+    # redis-py and SQLAlchemy take whole), whose tail would pass for the host.
+    rest = _redact_query(rest)
     # The credentials end at the last '@': a password may hold '/', '?' or
     # '#' unencoded (SQLAlchemy takes them so), where urlsplit would end
     # the host part and show the password as path, query or fragment. A

@@ -76,6 +76,9 @@ def _redis_where(url: str | None) -> str:
     parts = urlsplit(url)
     if parts.scheme == "unix":
         return f"Redis on the socket {parts.path}"
+    if parts.scheme.endswith("+cluster"):  # one or more nodes, h1:7000,h2:7000
+        nodes = parts.netloc.rpartition("@")[2].split(",")
+        return f"a Redis Cluster through {' and '.join(nodes)}"
     database = parts.path.strip("/") or "0"
     return f"Redis at {parts.hostname}:{parts.port or 6379}, database {database}"
 

@@ -28,13 +28,14 @@ following symlinks (``O_NOFOLLOW``), new ones with ``O_EXCL``.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import random
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from .. import _coerce as c
-from ..errors import ConfigError
+from ..errors import ConfigError, StoreUnavailable
 from ._fileaccess import FileAccess
 from ._fileformat import encode
 from ._filerecord import default_path, ensure_private_directory, is_temp_name
@@ -49,6 +50,8 @@ if TYPE_CHECKING:
     StrPath: TypeAlias = str | os.PathLike[str]
 
 __all__ = ["FileStore", "default_path", "ensure_private_directory"]
+
+logger = logging.getLogger(__name__)
 
 _LOCK_DIR = ".locks"
 _REQUEST_LOCK_DIR = "requests"  # under _LOCK_DIR: one file per held request lock
@@ -337,8 +340,11 @@ class FileStore(FileAccess, Store):
         try:
             yield
         finally:
-            with self._translate("unlock"):
-                self._request_locks.release(name, token)
+            try:
+                with self._translate("unlock"):
+                    self._request_locks.release(name, token)
+            except StoreUnavailable:  # the file expires anyway; keep the real error
+                logger.warning("%r: could not release a session lock", self)
 
     def close(self) -> None:
         """Close the lock files and the sweep's directory iterator.
