@@ -85,7 +85,7 @@ class ChangeSet:
     def hand_out_all(self, data: dict[str, Any], dumps: Dumps) -> None:
         """The request receives every value (a values or items view)."""
         snapshots, changed = self.snapshots, self.changed
-        for key, value in data.items():
+        for key, value in tuple(data.items()):  # another thread may set a key
             if (
                 type(value) not in IMMUTABLE_TYPES
                 and key not in snapshots
@@ -99,11 +99,11 @@ class ChangeSet:
         request holds (those handed out or set), so later in-place changes
         are still seen."""
         if self.all_handed_out:
-            held: Iterable[str] = data.keys()
+            held: Iterable[str] = tuple(data)
         elif self.snapshots:
             held = self.snapshots.keys() | self.changed
         else:
-            held = self.changed  # read before it is cleared below
+            held = tuple(self.changed)  # read before it is cleared below
         snapshots = {}
         for key in held:
             value = data.get(key)
@@ -121,7 +121,8 @@ class ChangeSet:
         serializer refuses (as the save of an assigned one raises).
         """
         found = False
-        for key, snapshot in self.snapshots.items():
+        # A copy: another thread sharing the session may be handed a value.
+        for key, snapshot in tuple(self.snapshots.items()):
             if (
                 key in data
                 and key not in self.changed
@@ -136,7 +137,7 @@ class ChangeSet:
     ) -> Envelope:
         """``base`` (the record as stored now) with these changes, taken from ``data``."""
         merged = {} if self.cleared else dict(base.data)
-        for key, snapshot in self.snapshots.items():
+        for key, snapshot in tuple(self.snapshots.items()):
             # A value the request received and no request changed stays the
             # object the request holds, so that a change it makes to it after
             # the save is seen. Unchanged means the same serialized form: ==
@@ -144,9 +145,9 @@ class ChangeSet:
             unchanged = key in merged and key in data and key not in self.changed
             if unchanged and dumps(merged[key]) == snapshot:
                 merged[key] = data[key]
-        for key in self.changed:
+        for key in tuple(self.changed):
             merged[key] = data[key]
-        for key in self.deleted:
+        for key in tuple(self.deleted):
             merged.pop(key, None)
         return base._replace(
             data=merged, expiry=expiry if self.expiry_changed else base.expiry

@@ -118,6 +118,10 @@ def encode_text(
                 dumps({"data": {name: value}})  # as deep in as in the record
             except Exception:  # noqa: BLE001 - whatever the serializer raises
                 raise UnserializableValue(name, value, str(exc)) from exc
+        # Each value alone is fine: keys clash (1 and "1" are both JSON's "1").
+        clash = next((name for name in data if type(name) is not str), None)
+        if clash is not None:
+            raise UnserializableValue(clash, data[clash], str(exc)) from exc
         raise
 
 

@@ -98,6 +98,7 @@ _DECODERS: dict[str, Callable[[Any], Any]] = {
 }
 
 _PLAIN = frozenset((str, int, float, bool, type(None)))
+_STR_ONLY = frozenset((str,))
 
 #: The deepest nesting of containers written (the record's own two levels
 #: included): a deeper value is refused at save, since the JSON decoder's
@@ -115,6 +116,8 @@ def _tag(value: Any, depth: int = 0) -> Any:
         raise ValueError(f"values nested over {MAX_DEPTH} levels deep are refused")
     depth += 1
     if kind is dict:
+        if not _STR_ONLY.issuperset(map(type, value)):
+            _check_keys(value)
         if _PLAIN.issuperset(map(type, value.values())):
             tagged = value  # nothing to rewrite inside: no copy
         else:
@@ -147,6 +150,33 @@ def _tag(value: Any, depth: int = 0) -> Any:
             int.__index__(value) if isinstance(value, int) else float.__float__(value)
         )
     raise TypeError(f"values of type {kind.__name__} are not JSON serializable")
+
+
+def _key_text(key: Any) -> Any:
+    """The text JSON writes for the dict key ``key`` (as the encoder does)."""
+    if isinstance(key, str):
+        return str.__str__(key)
+    if key is True or key is False or key is None:
+        return _ENCODER.encode(key)
+    if isinstance(key, int):
+        return int.__repr__(key)
+    if isinstance(key, float):
+        return _ENCODER.encode(float.__float__(key))
+    return key  # the encoder refuses it (a tuple): nothing to compare
+
+
+def _check_keys(value: dict[Any, Any]) -> None:
+    """ValueError if two keys of ``value`` are written as the same JSON text
+    (``1`` and ``"1"``): the record would keep one of the values only."""
+    seen: dict[Any, Any] = {}
+    for key in value:
+        text = _key_text(key)
+        other = seen.setdefault(text, key)
+        if other is not key:
+            raise ValueError(
+                f"the keys {other!r} and {key!r} are both written as {str(text)!r}, "
+                "so one value would be lost; use str keys"
+            )
 
 
 def _members(value: set[Any] | frozenset[Any], depth: int) -> list[Any]:

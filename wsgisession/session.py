@@ -20,7 +20,7 @@ from collections.abc import (
     Sequence,
     ValuesView,
 )
-from typing import Any
+from typing import Any, NoReturn
 
 from . import clock
 from . import expiry as rules
@@ -381,6 +381,14 @@ class Session(WriteMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str
     def get_session_cookie_age(self) -> int:
         """The default expiry in seconds (the ``cookie_age`` option)."""
         return self._settings.cookie_age
+
+    def __reduce_ex__(self, protocol: object) -> NoReturn:
+        """Refuse copy and pickle: a copy's changes would be lost or half-saved."""
+        raise TypeError(
+            "a Session is bound to its request and store and cannot be copied "
+            "or pickled; copy its data instead: dict(session), or "
+            "copy.deepcopy(dict(session))"
+        )
 
     def __repr__(self) -> str:
         state = "unloaded" if self._data is None else f"{len(self._data)} keys"

@@ -1,0 +1,244 @@
+"""Apps using the session in ways the docs do not invite but real apps do, on
+the memory, file and SQLite stores: dict keys that JSON writes alike, a
+session shared with the request's own threads, a copied or pickled session.
+Each either works or raises a named error saying what to do; nothing is
+lost in silence."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import webtest
+from helpers import make_store
+
+from wsgisession import Session, SessionMiddleware
+from wsgisession.errors import UnserializableValue
+
+
+def _app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok"]
+
+
+@pytest.fixture(params=["memory", "file", "sqlite"])
+def middleware(request, tmp_path: Path) -> SessionMiddleware:
+    return SessionMiddleware(_app, store=make_store(request.param, tmp_path))
+
+
+@pytest.fixture
+def frequent_switches() -> Iterator[None]:
+    """Thread switches as often as CPython allows: races show at once."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)
+
+
+# -- keys that JSON writes as the same text: one value was dropped -------------
+
+
+CLASHES = {
+    "int and str": {1: "one", "1": "uno"},
+    "str and int": {"1": "uno", 1: "one"},
+    "bool and str": {True: "yes", "true": "si"},
+    "None and str": {None: "nothing", "null": "nada"},
+    "float and str": {1.5: "x", "1.5": "y"},
+}
+
+
+@pytest.mark.parametrize("value", CLASHES.values(), ids=CLASHES.keys())
+def test_a_dict_whose_keys_json_writes_alike_is_refused_naming_its_key(
+    middleware: SessionMiddleware, value: dict[object, str]
+) -> None:
+    """{1: "one", "1": "uno"} was saved as {"1": "uno"}: a value lost in silence."""
+    session = middleware.open_session()
+    session["user"] = "ann"
+    session.save()
+    key = session.session_key
+    session["labels"] = value
+    with pytest.raises(UnserializableValue, match="use str keys") as info:
+        session.save()
+    assert info.value.key == "labels"
+    assert dict(middleware.open_session(key)) == {"user": "ann"}
+
+
+def test_session_keys_json_writes_alike_are_refused(
+    middleware: SessionMiddleware,
+) -> None:
+    session = middleware.open_session()
+    session["1"] = "uno"
+    session[1] = "one"  # type: ignore[index]
+    with pytest.raises(UnserializableValue, match="use str keys") as info:
+        session.save()
+    assert info.value.key == 1
+    assert session.session_key is None  # nothing written
+
+
+def test_keys_that_do_not_clash_are_still_written_as_json_text(
+    middleware: SessionMiddleware,
+) -> None:
+    """As Flask's and Django's JSON sessions do: 1 comes back as "1"."""
+    session = middleware.open_session()
+    session["labels"] = {1: "one", None: "nothing", 2.5: "x", "a": "b"}
+    session.save()
+    loaded = middleware.open_session(session.session_key)
+    assert loaded["labels"] == {"1": "one", "null": "nothing", "2.5": "x", "a": "b"}
+
+
+def test_a_cart_counted_by_int_ids_across_requests_is_not_miscounted(
+    middleware: SessionMiddleware,
+) -> None:
+    """A cart keyed by product id: the second request's ``cart.get(5, 0)``
+    misses the loaded "5", and the record kept one of {"5": 1, 5: 1}: the
+    count stayed at 1 whatever the user added. Now the save says why."""
+
+    def app(environ, start_response):
+        cart = environ["wsgisession"].setdefault("cart", {})
+        cart[5] = cart.get(5, 0) + 1
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"added"]
+
+    client = webtest.TestApp(SessionMiddleware(app, store=middleware.store))
+    client.get("/add")
+    key = client.cookies["sessionid"]
+    with pytest.raises(UnserializableValue) as info:
+        client.get("/add")
+    assert info.value.key == "cart"
+    assert middleware.open_session(key)["cart"] == {"5": 1}
+
+
+# -- one session, the request's threads ---------------------------------------------
+
+
+def _in_threads(*work: Callable[[], object]) -> list[BaseException]:
+    """Run each of ``work`` in its own thread, released at once; what they raised."""
+    barrier = threading.Barrier(len(work))
+    errors: list[BaseException] = []
+
+    def run(job: Callable[[], object]) -> None:
+        barrier.wait()
+        try:
+            job()
+        except BaseException as exc:  # noqa: BLE001 - reported by the caller
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(job,)) for job in work]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
+def _session_of_lists(middleware: SessionMiddleware, count: int) -> str:
+    session = middleware.open_session()
+    session.update({f"list{index}": [index] for index in range(count)})
+    session.save()
+    key = session.session_key
+    assert key is not None
+    return key
+
+
+@pytest.mark.usefixtures("frequent_switches")
+def test_a_thread_reading_the_session_while_it_is_saved_breaks_nothing(
+    middleware: SessionMiddleware,
+) -> None:
+    """A view's worker thread still reading lists from the session while the
+    request saves it: the save raised ``RuntimeError: dictionary changed
+    size during iteration`` from wsgisession's change detection."""
+    key = _session_of_lists(middleware, 200)
+    for _ in range(30):
+        session = middleware.open_session(key)
+        session["list0"].append("seen")
+        done = threading.Event()
+
+        def read(session: Session = session, done: threading.Event = done) -> None:
+            for index in range(200):
+                session.get(f"list{index}")
+            done.set()
+
+        def save(session: Session = session, done: threading.Event = done) -> None:
+            while not done.is_set():
+                session.save()
+
+        assert _in_threads(read, save) == []
+        session.save()
+        assert middleware.open_session(key)["list0"][-1] == "seen"
+
+
+@pytest.mark.usefixtures("frequent_switches")
+def test_items_in_one_thread_while_another_sets_a_key_breaks_nothing(
+    middleware: SessionMiddleware,
+) -> None:
+    """``session.items()`` raised ``RuntimeError`` from inside wsgisession
+    (it snapshots the values it hands out) while another thread of the
+    request set a key, though the app iterated nothing."""
+    key = _session_of_lists(middleware, 200)
+    for _ in range(30):
+        session = middleware.open_session(key)
+        done = threading.Event()
+
+        def view(session: Session = session, done: threading.Event = done) -> None:
+            while not done.is_set():
+                session.items()
+                session.values()
+
+        def write(session: Session = session, done: threading.Event = done) -> None:
+            for index in range(200):
+                session[f"new{index}"] = index
+            done.set()
+
+        assert _in_threads(view, write) == []
+        session.save()
+        assert middleware.open_session(key)["new199"] == 199
+
+
+# -- copy and pickle -------------------------------------------------------------
+
+
+COPIES: dict[str, Callable[[object], object]] = {
+    "copy": copy.copy,
+    "deepcopy": copy.deepcopy,
+    "pickle": lambda session: pickle.loads(pickle.dumps(session)),
+}
+
+
+@pytest.mark.parametrize("copier", COPIES.values(), ids=COPIES.keys())
+@pytest.mark.parametrize("loaded", [False, True], ids=["unloaded", "loaded"])
+def test_copying_or_pickling_a_session_says_to_copy_its_data(
+    middleware: SessionMiddleware, copier: Callable[[object], object], loaded: bool
+) -> None:
+    """``copy.copy`` gave a session whose changes were lost (unloaded) or
+    shared with the original's (loaded); ``deepcopy`` and ``pickle`` raised
+    ``cannot pickle '_thread.lock' object`` from inside the store."""
+    existing = middleware.open_session()
+    existing["cart"] = ["book"]
+    existing.save()
+    session = middleware.open_session(existing.session_key)
+    if loaded:
+        session.load()
+    with pytest.raises(TypeError, match=r"dict\(session\)"):
+        copier(session)
+    assert copy.deepcopy(dict(session)) == {"cart": ["book"]}
+
+
+def test_a_copied_session_in_a_view_is_an_error_not_a_lost_change(
+    middleware: SessionMiddleware,
+) -> None:
+    def app(environ, start_response):
+        draft = copy.copy(environ["wsgisession"])
+        draft["step"] = 2
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    client = webtest.TestApp(SessionMiddleware(app, store=middleware.store))
+    with pytest.raises(TypeError, match="cannot be copied"):
+        client.get("/")
