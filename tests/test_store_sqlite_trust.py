@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import later, payload_of
+from helpers import later, payload_of, run_cli
 
 from wsgisession.errors import ConfigError
 from wsgisession.stores.base import storage_key
@@ -69,3 +69,112 @@ def test_a_database_file_of_this_user_closed_to_others_is_used(
     assert payload_of(store, key) == b'{"user_id": "admin"}'
     store.update(key, lambda current: (b"{}", later()), None)
     assert payload_of(store, key) == b"{}"
+
+
+# -- the directory: SQLite replays a -wal file it finds there ------------------
+
+
+def planted_wal(path: Path, elsewhere: Path) -> str:
+    """A ``-wal`` file put beside the database at ``path`` while the app is
+    stopped, by a local user who can write to its directory (not to the
+    database file): made with this library in a directory of their own, it
+    holds a whole database with a session of theirs, which SQLite replays
+    into the app's database when it next opens it. The session's key."""
+    theirs = SQLiteStore(elsewhere / "sessions.sqlite3")
+    key = theirs.generate_key()
+    theirs.create(key, b'{"user_id": "admin"}', later())
+    wal = path.with_name(path.name + "-wal")
+    wal.write_bytes((elsewhere / "sessions.sqlite3-wal").read_bytes())
+    theirs.close()
+    return key
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o1777])
+def test_a_directory_others_can_write_is_refused(tmp_path: Path, mode: int) -> None:
+    """A WAL planted there would log its maker in as anyone: the README's
+    "a session directory that other users can write stops startup"."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(mode)  # /tmp itself is 1777: others may create files in it
+    path = shared / "sessions.sqlite3"
+    store = SQLiteStore(path)
+    with pytest.raises(ConfigError) as info:
+        store.create(store.generate_key(), b"{}", later())
+    assert f"{shared}" in str(info.value)
+    assert f"mode {mode:o}" in str(info.value)
+    assert "directory of its own" in str(info.value)
+    assert not path.exists()
+
+
+def test_a_planted_wal_is_never_replayed(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    path = shared / "sessions.sqlite3"
+    app = SQLiteStore(path)
+    app.create(app.generate_key(), b'{"user_id": "alice"}', later())
+    app.close()  # the app stops: SQLite checkpoints and removes its -wal
+    shared.chmod(0o777)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    key = planted_wal(path, mine)
+    with pytest.raises(ConfigError, match="can create files in it"):
+        SQLiteStore(path).load(key)  # the app starts again
+    shared.chmod(0o700)
+    os.unlink(path.with_name(path.name + "-wal"))  # the operator cleans up
+    assert SQLiteStore(path).load(key) is None
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root to give a directory away")
+def test_a_directory_another_group_can_write_is_refused(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chown(shared, -1, 65534)
+    shared.chmod(0o770)
+    store = SQLiteStore(shared / "sessions.sqlite3")
+    with pytest.raises(ConfigError, match="mode 770: group or others can create"):
+        store.load(store.generate_key())
+
+
+def has_a_private_group() -> bool:
+    """Whether this user's group is named as the user, with no other member."""
+    import grp
+    import pwd
+
+    user = pwd.getpwuid(os.getuid()).pw_name
+    group = grp.getgrgid(os.getgid())
+    return group.gr_name == user and set(group.gr_mem) <= {user}
+
+
+@pytest.mark.skipif(not has_a_private_group(), reason="the user has no private group")
+def test_the_users_private_group_may_write(tmp_path: Path) -> None:
+    """A project directory made with umask 002 (a user private group, as on
+    Debian and Fedora) holds the quickstart's sessions.sqlite3."""
+    project = tmp_path / "project"
+    project.mkdir()
+    project.chmod(0o775)
+    store = SQLiteStore(project / "sessions.sqlite3")
+    key = store.generate_key()
+    store.create(key, b"{}", later())
+    assert payload_of(store, key) == b"{}"
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root to give a directory away")
+def test_a_directory_another_user_owns_is_refused(tmp_path: Path) -> None:
+    theirs = tmp_path / "theirs"
+    theirs.mkdir(mode=0o700)
+    os.chown(theirs, 65534, 65534)
+    store = SQLiteStore(theirs / "sessions.sqlite3")
+    with pytest.raises(ConfigError, match="owned by uid 65534"):
+        store.load(store.generate_key())
+
+
+def test_check_reports_a_directory_others_can_write(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    path = shared / "sessions.sqlite3"
+    status, out, err = run_cli(capsys, "check", "--sqlite-path", str(path))
+    assert status == 1 and "store reached" not in out
+    assert f"wsgisession check: error: SQLite store directory {str(shared)!r}" in err

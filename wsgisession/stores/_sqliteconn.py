@@ -9,7 +9,8 @@ file that is no longer at the path is closed, and the next one recreates
 the file and its tables (set up on every new connection, never remembered
 per process, so a new thread never trusts a setup done on a removed file).
 Each new connection first refuses a file that another user owns or that
-group or others can write (:func:`check_owner`).
+group or others can write (:func:`check_owner`), in a directory that
+another user owns or that group or others can write (:func:`private_parent`).
 """
 
 from __future__ import annotations
@@ -18,14 +19,16 @@ import contextlib
 import logging
 import os
 import sqlite3
+import stat
 import threading
 import time
 import weakref
 from collections.abc import Callable
 
+from ..errors import ConfigError
 from ._flock import directory_locked, make_missing_directories, refuse_others_writing
 
-__all__ = ["Connections", "check_owner", "make_missing_directories"]
+__all__ = ["Connections", "check_owner", "private_parent"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +58,46 @@ def check_owner(path: str) -> None:
     plant a session, and be logged in as anyone. SQLite gives its ``-wal``
     and ``-shm`` files the database's owner and mode."""
     refuse_others_writing(path, os.stat(path), "SQLite database", "600")
+
+
+def private_parent(directory: str) -> None:
+    """Create the database's directory (mode 0700) if missing, and refuse
+    (ConfigError) one that other users can create files in: another owner,
+    others' write (sticky or not, as ``/tmp``), or a group's write unless the
+    group is the user's own (a user private group, as with umask 002). They
+    could put a ``-wal`` file beside the database while the app is stopped,
+    which SQLite replays into it on the next open, planting a session
+    whatever the database file's own owner and mode."""
+    make_missing_directories(directory)
+    info = os.stat(directory)
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        who = f"is owned by uid {info.st_uid}, not by this process's user: its owner"
+    elif info.st_mode & stat.S_IWOTH or (
+        info.st_mode & stat.S_IWGRP and not _own_group(info.st_gid)
+    ):
+        who = f"has mode {stat.S_IMODE(info.st_mode):o}: group or others"
+    else:
+        return
+    raise ConfigError(
+        f"SQLite store directory {directory!r} {who} can create files in it, "
+        "such as a -wal file that SQLite replays into the database, planting "
+        "a session; put the database in a directory of its own, which only "
+        "this user can write (mode 700)"
+    )
+
+
+def _own_group(gid: int) -> bool:
+    """Whether ``gid`` is this user's private group: named as the user, with
+    no other member."""
+    try:
+        import grp
+        import pwd
+
+        user = pwd.getpwuid(os.getuid()).pw_name
+        group = grp.getgrgid(gid)
+    except (ImportError, KeyError):
+        return False
+    return group.gr_name == user and set(group.gr_mem) <= {user}
 
 
 class Connections:

@@ -31,7 +31,7 @@ from .. import _coerce as c
 from ..errors import ConfigError, StoreUnavailable
 from ._filerecord import ensure_private_directory, user_temp_path
 from ._shared import poll_lock
-from ._sqliteconn import Connections, make_missing_directories
+from ._sqliteconn import Connections, private_parent
 from ._sqliteschema import set_up_database
 from ._sqlitesweep import count_expired, delete_expired
 from .base import (
@@ -168,7 +168,7 @@ class SQLiteStore(Store):
             self.path,
             self.busy_timeout,
             lambda conn: set_up_database(conn, self.busy_timeout),
-            ensure_private_directory if path is None else make_missing_directories,
+            ensure_private_directory if path is None else private_parent,
         )
 
     # -- the store protocol -------------------------------------------------
