@@ -13,6 +13,7 @@ from helpers import later, payload_of, run_cli
 
 from wsgisession.errors import ConfigError
 from wsgisession.stores.base import storage_key
+from wsgisession.stores.sql import SQLStore
 from wsgisession.stores.sqlite import SQLiteStore
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX owners")
@@ -178,3 +179,36 @@ def test_check_reports_a_directory_others_can_write(
     status, out, err = run_cli(capsys, "check", "--sqlite-path", str(path))
     assert status == 1 and "store reached" not in out
     assert f"wsgisession check: error: SQLite store directory {str(shared)!r}" in err
+
+
+# -- the SQL store on a SQLite URL: the same file, the same planting ------------
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o1777])
+def test_the_sql_store_on_sqlite_refuses_a_directory_others_can_write(
+    tmp_path: Path, mode: int
+) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(mode)
+    store = SQLStore(f"sqlite:///{shared}/sessions.sqlite3")
+    with pytest.raises(ConfigError, match="can create files in it"):
+        store.create(store.generate_key(), b"x", later())
+    assert not (shared / "sessions.sqlite3").exists(), "refused before opening"
+    store.close()
+
+
+def test_the_sql_store_on_sqlite_refuses_a_database_file_others_can_write(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "sessions.sqlite3"
+    store = SQLStore(f"sqlite:///{path}")
+    key = store.generate_key()
+    assert store.create(key, b"mine", later()) == key
+    store.close()  # the next use opens a new connection, which checks again
+    path.chmod(0o666)
+    with pytest.raises(ConfigError, match="mode 666"):
+        store.load(key)
+    path.chmod(0o600)
+    assert payload_of(store, key) == b"mine"
+    store.close()

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from ..errors import ConfigError
 from ._flock import directory_locked, make_missing_directories, refuse_others_writing
 
-__all__ = ["Connections", "check_owner", "private_parent"]
+__all__ = ["Connections", "check_owner", "private_parent", "refuse_shared_directory"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +69,12 @@ def private_parent(directory: str) -> None:
     which SQLite replays into it on the next open, planting a session
     whatever the database file's own owner and mode."""
     make_missing_directories(directory)
+    refuse_shared_directory(directory)
+
+
+def refuse_shared_directory(directory: str) -> None:
+    """ConfigError for a database directory that other users can create
+    files in (see :func:`private_parent`)."""
     info = os.stat(directory)
     if hasattr(os, "getuid") and info.st_uid != os.getuid():
         who = f"is owned by uid {info.st_uid}, not by this process's user: its owner"

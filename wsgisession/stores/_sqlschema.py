@@ -9,6 +9,7 @@ one row per locked session, with the holder's token and an expiry).
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 from sqlalchemy import (
@@ -23,6 +24,7 @@ from sqlalchemy import (
     bindparam,
     create_engine,
     delete,
+    event,
     func,
     insert,
     inspect,
@@ -40,6 +42,7 @@ from sqlalchemy.sql import Executable
 
 from ..errors import ConfigError
 from ..redaction import is_secret_parameter
+from ._sqliteconn import check_owner, refuse_shared_directory
 
 __all__ = ["Tables", "build_engine", "redacted", "url_secrets"]
 
@@ -345,4 +348,22 @@ def build_engine(url_text: object, timeout: float) -> tuple[Engine, URL]:
         for secret in url_secrets(url):
             detail = detail.replace(secret, "***")
         raise ConfigError(f"SQLStore url {redacted(url)}: {detail}") from exc
+    _refuse_shared_sqlite(engine, url)
     return engine, url
+
+
+def _refuse_shared_sqlite(engine: Engine, url: URL) -> None:
+    """Before each new connection to a SQLite file, refuse (ConfigError) a
+    file or directory that other users can write, as SQLiteStore does:
+    a ``-wal`` file planted beside the database is replayed into it."""
+    path = url.database
+    if url.get_backend_name() != "sqlite" or not path or url.query.get("uri"):
+        return
+    path = os.path.abspath(path)
+
+    @event.listens_for(engine, "do_connect")
+    def check(*_: Any) -> None:
+        if os.path.isdir(os.path.dirname(path)):  # else SQLite says it is missing
+            refuse_shared_directory(os.path.dirname(path))
+        if os.path.exists(path):
+            check_owner(path)
