@@ -214,6 +214,23 @@ def test_check_and_clear_expired_report_an_unreachable_store(
         )
 
 
+def test_check_of_a_local_store_hints_at_its_path_not_a_server(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A SQLite or file store has no server to start: the hint is the path."""
+    not_a_directory = tmp_path / "a-file"
+    not_a_directory.write_text("")
+    where = {
+        "sqlite": ["--sqlite-path", str(not_a_directory / "sessions.sqlite3")],
+        "sql": ["--sql-url", f"sqlite:///{not_a_directory}/sessions.sqlite3"],
+    }
+    for store, arguments in where.items():
+        status, _, err = run(capsys, ["check", "--store", store, *arguments])
+        assert status == 1
+        one_error_line(err, "check", "check the path and its permissions")
+        assert "start the store's server" not in err
+
+
 @pytest.mark.slow  # a subprocess
 def test_demo_reaches_a_running_redis_then_serves(
     capsys: pytest.CaptureFixture[str], clean_redis: ServerProcess

@@ -212,18 +212,30 @@ STORE_HINT = (
     "start the store's server, or correct its address (--config's store keys, "
     "--redis-url, --memcached-servers or --sql-url)"
 )
+LOCAL_HINT = (
+    "check the path and its permissions (--config's store keys, --file-path, "
+    "--sqlite-path or --sql-url)"
+)
+
+
+def store_hint(spec: StoreSpec) -> str:
+    """What to do about a store that cannot be reached: a server's, or a path's."""
+    url = str(getattr(spec, "sql_url", "")) if spec.store == "sql" else ""
+    local = spec.store in ("file", "sqlite") or url.startswith("sqlite")
+    return LOCAL_HINT if local else STORE_HINT
 
 
 def command_clear_expired(args: argparse.Namespace) -> int:
     spec = settings_from_arguments(args)[1]
-    store = build_existing_store(spec, "clear", STORE_HINT)
-    reach_store(store, STORE_HINT)  # a store with native expiry would not notice
+    hint = store_hint(spec)
+    store = build_existing_store(spec, "clear", hint)
+    reach_store(store, hint)  # a store with native expiry would not notice
     bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
     try:
         try:
             removed = store.clear_expired(progress=bar.update if bar else None)
         except StoreUnavailable as exc:
-            raise unreachable(exc, STORE_HINT) from None
+            raise unreachable(exc, hint) from None
     finally:
         if bar is not None:
             bar.finish()
@@ -268,7 +280,7 @@ def command_check(args: argparse.Namespace) -> int:
     serializer_for(store, options)  # what the middleware would refuse at startup
     if args.config is not None:
         print(f"configuration ok: {options}")
-    reach_store(store, STORE_HINT)
+    reach_store(store, store_hint(spec))
     print_deploy_warnings(options, spec)
     print(f"store reached: {store!r}")
     return 0
