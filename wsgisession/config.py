@@ -154,11 +154,11 @@ class Settings:
         "that requests of one session run one at a time.",
     )  # fmt: skip
     lock_timeout: float = _option(
-        10.0, "seconds (number > 0)", c.positive_float, c.parse_float,
+        10.0, "seconds (number > 0, up to 100 years)", c.positive_float, c.parse_float,
         "How long a request waits for the session lock before LockTimeout.",
     )  # fmt: skip
     lock_ttl: float = _option(
-        60.0, "seconds (number > 0)", c.positive_float, c.parse_float,
+        60.0, "seconds (number > 0, up to 100 years)", c.positive_float, c.parse_float,
         "How long a holder may keep the session lock: a waiter takes over a "
         "lock held longer (a holder that died or hangs), on every store. "
         "Keep it above your longest request.",

@@ -38,6 +38,12 @@ def unpack(value: object) -> tuple[bytes, float] | None:
     return value[_HEADER.size :], expires_at
 
 
+#: The longest wait ``sqlite3`` can time: it hands SQLite its ``timeout`` as
+#: a C int of milliseconds, and a longer one overflowed into no wait at all
+#: (a save meeting another writer failed at once, "database is locked").
+MAX_SQLITE_WAIT = float((2**31 - 1) // 1000)
+
+
 def check_timeout(name: str, value: object) -> float:
     """A store's timeout argument as a float: seconds above 0 and at most
     :data:`MAX_SECONDS`. An infinite or larger one would pass here and make

@@ -27,6 +27,7 @@ from collections.abc import Callable
 
 from ..errors import ConfigError
 from ._flock import directory_locked, make_missing_directories, refuse_others_writing
+from ._shared import MAX_SQLITE_WAIT
 
 __all__ = ["Connections", "check_owner", "private_parent", "refuse_shared_directory"]
 
@@ -182,7 +183,7 @@ class Connections:
             check_owner(self.path)  # made by someone else before the app ran?
             conn = sqlite3.connect(
                 self.path,
-                timeout=self.busy_timeout,
+                timeout=min(self.busy_timeout, MAX_SQLITE_WAIT),
                 isolation_level=None,
                 check_same_thread=False,  # used by one thread; closed by close()
                 factory=_Connection,

@@ -42,6 +42,7 @@ from sqlalchemy.sql import Executable
 
 from ..errors import ConfigError
 from ..redaction import is_secret_parameter
+from ._shared import MAX_SQLITE_WAIT
 from ._sqliteconn import check_owner, refuse_shared_directory
 
 __all__ = ["Tables", "build_engine", "redacted", "url_secrets"]
@@ -292,7 +293,7 @@ def _timeouts(url: URL, driver: str, timeout: float) -> dict[str, Any]:
     names = _DRIVER_TIMEOUTS.get(driver, ())
     # libpq and MySQL take whole seconds, and refuse too many of them.
     whole = min(max(1, math.ceil(timeout)), _MAX_WHOLE_SECONDS)
-    value: float = timeout if driver == "pysqlite" else whole
+    value: float = min(timeout, MAX_SQLITE_WAIT) if driver == "pysqlite" else whole
     arguments: dict[str, Any] = {name: value for name in names}
     if driver in ("psycopg", "psycopg2"):
         arguments |= {
