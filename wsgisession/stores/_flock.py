@@ -63,17 +63,52 @@ def refuse_others_writing(
     can write it can plant a session and be logged in as anyone. ``mode`` is
     the one to give it (``700``, ``600``)."""
     if hasattr(os, "getuid") and info.st_uid != os.getuid():
-        raise ConfigError(
-            f"{what} {path!r} is owned by uid {info.st_uid}, not by "
-            f"this process's user (uid {os.getuid()}), who must own it alone: "
-            f"run `chown {os.getuid()} {path}` and `chmod {mode} {path}`{hint}"
-        )
+        raise foreign_owner(path, info.st_uid, what, mode, hint)
     if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         raise ConfigError(
             f"{what} {path!r} has mode {stat.S_IMODE(info.st_mode):o}: "
             f"group or others can write to it and plant sessions; "
             f"run `chmod {mode} {path}`"
         )
+
+
+def foreign_owner(
+    path: str, owner: int, what: str, mode: str, hint: str = ""
+) -> ConfigError:
+    """The ConfigError for a ``what`` at ``path`` that uid ``owner`` owns, not
+    this process's user. Either may be the app's: a command run as root (or
+    as a developer) against the app's store must be run as its owner, not
+    take the store from the app with ``chown``."""
+    me = os.getuid()
+    return ConfigError(
+        f"{what} {path!r} is owned by {_user(owner)}, not by this process's "
+        f"user, {_user(me)}, who must own it alone: if its owner is the app's "
+        f"user, run this as that user (`sudo -u {_sudo_name(owner)} ...`); if "
+        f"this process's user is the app's, run `chown {me} {path}` and "
+        f"`chmod {mode} {path}`{hint}"
+    )
+
+
+def _user(uid: int) -> str:
+    """``uid 999 (myapp)``, or ``uid 999`` for a uid without a name."""
+    name = _user_name(uid)
+    return f"uid {uid}" if name is None else f"uid {uid} ({name})"
+
+
+def _sudo_name(uid: int) -> str:
+    """The user as ``sudo -u`` takes it: the name, else ``'#uid'``."""
+    return _user_name(uid) or f"'#{uid}'"
+
+
+def _user_name(uid: int) -> str | None:
+    try:
+        import pwd
+    except ImportError:  # pragma: no cover - Windows has no uids
+        return None
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return None
 
 
 class FlockLock:

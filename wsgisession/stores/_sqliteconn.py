@@ -26,7 +26,12 @@ import weakref
 from collections.abc import Callable
 
 from ..errors import ConfigError
-from ._flock import directory_locked, make_missing_directories, refuse_others_writing
+from ._flock import (
+    directory_locked,
+    foreign_owner,
+    make_missing_directories,
+    refuse_others_writing,
+)
 from ._shared import MAX_SQLITE_WAIT
 
 __all__ = ["Connections", "check_owner", "private_parent", "refuse_shared_directory"]
@@ -75,36 +80,53 @@ def private_parent(directory: str) -> None:
 
 def refuse_shared_directory(directory: str) -> None:
     """ConfigError for a database directory that other users can create
-    files in (see :func:`private_parent`)."""
+    files in (see :func:`private_parent`). A shared one (``/tmp``, a
+    group's) is not to be taken over: the database moves out of it."""
     info = os.stat(directory)
-    if hasattr(os, "getuid") and info.st_uid != os.getuid():
-        who = f"is owned by uid {info.st_uid}, not by this process's user: its owner"
-    elif info.st_mode & stat.S_IWOTH or (
-        info.st_mode & stat.S_IWGRP and not _own_group(info.st_gid)
+    if info.st_mode & stat.S_IWOTH or (
+        info.st_mode & stat.S_IWGRP and not _private_group(directory, info.st_gid)
     ):
-        who = f"has mode {stat.S_IMODE(info.st_mode):o}: group or others"
-    else:
-        return
-    raise ConfigError(
-        f"SQLite store directory {directory!r} {who} can create files in it, "
-        "such as a -wal file that SQLite replays into the database, planting "
-        "a session; put the database in a directory of its own, which only "
-        "this user can write (mode 700)"
-    )
+        raise ConfigError(
+            f"SQLite store directory {directory!r} has mode "
+            f"{stat.S_IMODE(info.st_mode):o}: group or others can create files "
+            "in it, such as a -wal file that SQLite replays into the database, "
+            "planting a session; put the database in a directory of its own, "
+            "which only this user can write (mode 700)"
+        )
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        raise foreign_owner(
+            directory, info.st_uid, "SQLite store directory", "700",
+            ", or put the database in a directory of its own (its owner "
+            "could plant a -wal file here, which SQLite replays into it)",
+        )  # fmt: skip
 
 
-def _own_group(gid: int) -> bool:
-    """Whether ``gid`` is this user's private group: named as the user, with
-    no other member."""
+def _private_group(directory: str, gid: int) -> bool:
+    """Whether only this user can write to ``directory`` through its group
+    ``gid``: the user's private group (named as the user, with no other
+    member, nor another user whose primary group it is) and no access ACL,
+    whose named users and groups the group bits (then the ACL's mask) hide."""
     try:
         import grp
         import pwd
 
-        user = pwd.getpwuid(os.getuid()).pw_name
+        user = pwd.getpwuid(os.getuid())
         group = grp.getgrgid(gid)
     except (ImportError, KeyError):
         return False
-    return group.gr_name == user and set(group.gr_mem) <= {user}
+    if group.gr_name != user.pw_name or not set(group.gr_mem) <= {user.pw_name}:
+        return False
+    if any(o.pw_gid == gid and o.pw_uid != user.pw_uid for o in pwd.getpwall()):
+        return False
+    return not _has_access_acl(directory)
+
+
+def _has_access_acl(path: str) -> bool:
+    """Whether ``path`` has a POSIX access ACL (one beyond its mode bits)."""
+    try:
+        return "system.posix_acl_access" in os.listxattr(path)
+    except (AttributeError, OSError):  # no xattrs here: no ACL either
+        return False
 
 
 class Connections:
