@@ -84,10 +84,10 @@ KINDS: dict[str, Kind] = {
     "seconds (int > 0) or none": Kind(
         "none", [0, -5, 1.5, "10", True], ["0", "-5", "1.5", "", "never"]
     ),
-    "seconds (number > 0)": Kind(
+    "seconds (number > 0, up to 100 years)": Kind(
         "2.5",
-        [-1, 0, math.nan, math.inf, "1", True, None],
-        ["-1", "0", "nan", "inf", "1s", "", "none"],
+        [-1, 0, math.nan, math.inf, 1e10, "1", True, None],
+        ["-1", "0", "nan", "inf", "1e10", "1s", "", "none"],
     ),
     "json, pickle or package.module:Name": Kind(
         "json",
