@@ -147,6 +147,7 @@ def _session_of_lists(middleware: SessionMiddleware, count: int) -> str:
     return key
 
 
+@pytest.mark.slow  # 30 rounds of threads
 @pytest.mark.usefixtures("frequent_switches")
 def test_a_thread_reading_the_session_while_it_is_saved_breaks_nothing(
     middleware: SessionMiddleware,
@@ -174,6 +175,7 @@ def test_a_thread_reading_the_session_while_it_is_saved_breaks_nothing(
         assert middleware.open_session(key)["list0"][-1] == "seen"
 
 
+@pytest.mark.slow  # 30 rounds of threads
 @pytest.mark.usefixtures("frequent_switches")
 def test_items_in_one_thread_while_another_sets_a_key_breaks_nothing(
     middleware: SessionMiddleware,

@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from wsgisession import SessionMiddleware
 from wsgisession.cleanup import SWEEP_BATCH
 from wsgisession.stores import FileStore
@@ -60,6 +62,7 @@ def writing_app(
     return [b"ok"]
 
 
+@pytest.mark.slow  # 300 logins of one user
 def test_a_sweep_reads_a_bounded_part_of_a_large_user_index(tmp_path: Path) -> None:
     root = tmp_path / "sessions"
     store = FileStore(root)

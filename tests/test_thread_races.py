@@ -70,6 +70,7 @@ def _first_requests_of_a_worker(store: MemcachedStore, key: str) -> int:
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+@pytest.mark.slow  # 100 forks
 @pytest.mark.usefixtures("frequent_switches")
 def test_threads_of_a_new_worker_never_use_the_parents_memcached_connections(
     clean_memcached: ServerProcess,

@@ -267,6 +267,7 @@ def expired_records(store: FileStore, count: int) -> list[str]:
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+@pytest.mark.slow  # a fork and 300 sweeps
 def test_a_worker_forked_while_its_parent_sweeps_sweeps_and_closes(
     tmp_path: Path,
 ) -> None:
