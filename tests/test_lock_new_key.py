@@ -26,7 +26,14 @@ def _cookie_of(headers: list[tuple[str, str]]) -> str:
     raise AssertionError(f"no Set-Cookie in {headers}")
 
 
-@pytest.mark.parametrize("kind", ["memory", "file", "sqlite"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "memory",
+        pytest.param("file", marks=pytest.mark.slow),
+        pytest.param("sqlite", marks=pytest.mark.slow),
+    ],
+)
 @pytest.mark.parametrize("move", ["cycle_key", "bind_user"])
 def test_the_new_key_is_locked_while_the_request_that_made_it_runs(
     kind: str, move: str, tmp_path: Path

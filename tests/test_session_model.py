@@ -349,6 +349,7 @@ def test_session_model(kind: str, policy: str, tmp_path: Path) -> None:
     run_state_machine_as_test(machine, settings=MACHINE_SETTINGS)
 
 
+@pytest.mark.slow  # a hypothesis run against a server
 def test_session_model_redis(clean_redis) -> None:
     import redis
 
