@@ -332,9 +332,16 @@ def _drop_if_emptied(session: Session) -> None:
     """Flask's rule: a session modified to be empty loses its cookie.
 
     The emptied record is deleted with it (``flush()``), where plain
-    wsgisession would keep it, emptied, under the same key.
+    wsgisession would keep it, emptied, under the same key. A session bound
+    to a user is not empty: it is a login (``bind_user()`` with no data, or
+    its last value removed), listed in the user's sessions.
     """
-    if session.modified and not len(session) and session.session_key is not None:
+    if (
+        session.modified
+        and not len(session)
+        and session.session_key is not None
+        and session.user_id is None
+    ):
         session.flush()
 
 
