@@ -212,3 +212,79 @@ def test_the_sql_store_on_sqlite_refuses_a_database_file_others_can_write(
     path.chmod(0o600)
     assert payload_of(store, key) == b"mine"
     store.close()
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        "sqlite:///{path}?uri=true",
+        "sqlite:///file:{path}?uri=true&mode=rwc",
+        "sqlite:///file://{path}?uri=true",
+        "sqlite+pysqlite:///file:{path}?uri=1",
+    ],
+)
+def test_the_sql_store_on_a_sqlite_uri_refuses_a_directory_others_can_write(
+    tmp_path: Path, form: str
+) -> None:
+    """``uri=true`` (for SQLite's own options, as ``mode=rwc``) still opens
+    a file, beside which SQLite replays a planted ``-wal``."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    store = SQLStore(form.format(path=shared / "sessions.sqlite3"))
+    with pytest.raises(ConfigError, match="can create files in it"):
+        store.create(store.generate_key(), b"x", later())
+    assert not (shared / "sessions.sqlite3").exists(), "refused before opening"
+    store.close()
+
+
+def test_the_sql_store_on_an_in_memory_sqlite_uri_is_not_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No file, no directory to plant in, whatever the working directory."""
+    tmp_path.chmod(0o777)
+    monkeypatch.chdir(tmp_path)
+    store = SQLStore("sqlite:///file::memory:?cache=shared&uri=true")
+    key = store.generate_key()
+    assert store.create(key, b"x", later()) == key
+    store.close()
+
+
+@pytest.mark.parametrize("made", [True, False], ids=["target", "missing-target"])
+@pytest.mark.parametrize("kind", ["sqlite", "sql"])
+def test_a_database_symlinked_into_a_directory_others_can_write_is_refused(
+    tmp_path: Path, kind: str, made: bool
+) -> None:
+    """SQLite follows the symlink and keeps the ``-wal`` beside its target:
+    the target's directory is the one others must not write."""
+    shared, private = tmp_path / "shared", tmp_path / "private"
+    shared.mkdir()
+    shared.chmod(0o777)
+    private.mkdir(mode=0o700)
+    if made:
+        (shared / "sessions.sqlite3").touch(mode=0o600)
+    path = private / "sessions.sqlite3"
+    path.symlink_to(shared / "sessions.sqlite3")
+    store = SQLiteStore(path) if kind == "sqlite" else SQLStore(f"sqlite:///{path}")
+    with pytest.raises(ConfigError, match="can create files in it") as info:
+        store.create(store.generate_key(), b"x", later())
+    assert f"{str(shared)!r}" in str(info.value)
+    assert not (shared / "sessions.sqlite3-wal").exists()
+    store.close()
+
+
+def test_a_database_symlinked_into_a_private_directory_is_used(
+    tmp_path: Path,
+) -> None:
+    """``/var/lib/myapp/sessions.sqlite3`` linking to a volume of its own."""
+    volume, private = tmp_path / "volume", tmp_path / "private"
+    volume.mkdir(mode=0o700)
+    private.mkdir(mode=0o700)
+    (private / "sessions.sqlite3").symlink_to(volume / "sessions.sqlite3")
+    for store in (
+        SQLiteStore(private / "sessions.sqlite3"),
+        SQLStore(f"sqlite:///{private}/sessions.sqlite3"),
+    ):
+        key = store.generate_key()
+        assert store.create(key, b"x", later()) == key
+        store.close()

@@ -22,6 +22,7 @@ import sqlite3
 import stat
 import threading
 import time
+import urllib.parse
 import weakref
 from collections.abc import Callable
 
@@ -34,7 +35,14 @@ from ._flock import (
 )
 from ._shared import MAX_SQLITE_WAIT
 
-__all__ = ["Connections", "check_owner", "private_parent", "refuse_shared_directory"]
+__all__ = [
+    "Connections",
+    "check_owner",
+    "database_file",
+    "private_parent",
+    "refuse_shared_database",
+    "refuse_shared_directory",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +70,39 @@ def check_owner(path: str) -> None:
     """Refuse (ConfigError, saying how to fix it) a database file that another
     user owns or that group or others can write: whoever can write it can
     plant a session, and be logged in as anyone. SQLite gives its ``-wal``
-    and ``-shm`` files the database's owner and mode."""
+    and ``-shm`` files the database's owner and mode, and puts them beside
+    the file a symlink at ``path`` points to: that file's directory too must
+    be closed to others (:func:`refuse_shared_directory`)."""
     refuse_others_writing(path, os.stat(path), "SQLite database", "600")
+    if os.path.islink(path):
+        refuse_shared_directory(os.path.dirname(os.path.realpath(path)))
+
+
+def database_file(name: str, uri: bool = False) -> str | None:
+    """The file ``sqlite3.connect(name, uri=uri)`` opens, made absolute:
+    ``name`` is a path, or with ``uri`` may be a ``file:`` URI. None for an
+    in-memory or temporary database, which has no directory to plant in."""
+    if uri and name[:5].lower() == "file:":
+        parts = urllib.parse.urlsplit(name)
+        options = urllib.parse.parse_qs(parts.query)
+        if "memory" in options.get("mode", ()) or "memdb" in options.get("vfs", ()):
+            return None
+        name = urllib.parse.unquote(parts.path)
+    return None if name in ("", ":memory:") else os.path.abspath(name)
+
+
+def refuse_shared_database(path: str) -> None:
+    """Before SQLite opens (or makes) the database at ``path``: refuse its
+    directory, and that of the file a symlink there points to (existing or
+    not: SQLite follows it), and the file if it exists, as
+    :func:`private_parent` and :func:`check_owner` do. A missing directory
+    is left to SQLite to report."""
+    real = os.path.dirname(os.path.realpath(path))
+    for directory in dict.fromkeys((os.path.dirname(path), real)):
+        if os.path.isdir(directory):
+            refuse_shared_directory(directory)
+    if os.path.exists(path):
+        check_owner(path)
 
 
 def private_parent(directory: str) -> None:

@@ -9,7 +9,6 @@ one row per locked session, with the holder's token and an expiry).
 from __future__ import annotations
 
 import math
-import os
 from typing import Any
 
 from sqlalchemy import (
@@ -43,7 +42,7 @@ from sqlalchemy.sql import Executable
 from ..errors import ConfigError
 from ..redaction import is_secret_parameter
 from ._shared import MAX_SQLITE_WAIT
-from ._sqliteconn import check_owner, refuse_shared_directory
+from ._sqliteconn import database_file, refuse_shared_database
 
 __all__ = ["Tables", "build_engine", "redacted", "url_secrets"]
 
@@ -356,15 +355,14 @@ def build_engine(url_text: object, timeout: float) -> tuple[Engine, URL]:
 def _refuse_shared_sqlite(engine: Engine, url: URL) -> None:
     """Before each new connection to a SQLite file, refuse (ConfigError) a
     file or directory that other users can write, as SQLiteStore does:
-    a ``-wal`` file planted beside the database is replayed into it."""
-    path = url.database
-    if url.get_backend_name() != "sqlite" or not path or url.query.get("uri"):
+    a ``-wal`` file planted beside the database is replayed into it. The
+    file is the one the driver is given (a ``file:`` URI with ``uri=true``)."""
+    if url.get_backend_name() != "sqlite":
         return
-    path = os.path.abspath(path)
 
     @event.listens_for(engine, "do_connect")
-    def check(*_: Any) -> None:
-        if os.path.isdir(os.path.dirname(path)):  # else SQLite says it is missing
-            refuse_shared_directory(os.path.dirname(path))
-        if os.path.exists(path):
-            check_owner(path)
+    def check(_: Any, __: Any, cargs: list[Any], cparams: dict[str, Any]) -> None:
+        name = cargs[0] if cargs else cparams.get("database", "")
+        path = database_file(str(name), bool(cparams.get("uri")))
+        if path is not None:
+            refuse_shared_database(path)
