@@ -204,3 +204,20 @@ def test_a_directory_an_acl_lets_another_user_write_is_refused(tmp_path: Path) -
     with pytest.raises(ConfigError, match="group or others can create files"):
         store.create(store.generate_key(), b"{}", later())
     assert not (project / "sessions.sqlite3").exists()
+
+
+@needs_root
+def test_a_store_in_a_root_owned_system_directory_is_not_told_to_take_it(
+    shared_dir: Path,
+) -> None:
+    """The app (uid 65534) pointed at a path in a directory of root's, such
+    as /var/lib: the message said to run as root (``sudo -u root``) or to
+    ``chown``/``chmod 700`` the directory, which would break the system.
+    It now says to give the store a path of its own there, unless root made
+    the directory for the app."""
+    system = shared_dir / "lib"
+    system.mkdir(mode=0o755)
+    result = as_user(pwd.getpwuid(NOBODY), use_sqlite_store(system / "s.sqlite3"))
+    assert result.startswith("ConfigError: ") and "owned by uid 0" in result
+    assert "sudo -u root" not in result
+    assert "if it is a system directory" in result and "path of its own" in result

@@ -80,6 +80,14 @@ def foreign_owner(
     as a developer) against the app's store must be run as its owner, not
     take the store from the app with ``chown``."""
     me = os.getuid()
+    if owner == 0:  # root: a directory made for the app, or a system one
+        return ConfigError(
+            f"{what} {path!r} is owned by {_user(owner)}, not by this "
+            f"process's user, {_user(me)}, who must own it alone: if it was "
+            f"made for the app, run `chown {me} {path}` and `chmod {mode} "
+            f"{path}`; if it is a system directory (such as /var/lib), do not: "
+            f"give the store a path of its own inside it{hint}"
+        )
     return ConfigError(
         f"{what} {path!r} is owned by {_user(owner)}, not by this process's "
         f"user, {_user(me)}, who must own it alone: if its owner is the app's "
