@@ -226,9 +226,10 @@ def store_hint(spec: StoreSpec) -> str:
 
 
 def command_clear_expired(args: argparse.Namespace) -> int:
-    spec = settings_from_arguments(args)[1]
+    options, spec = settings_from_arguments(args)
     hint = store_hint(spec)
     store = build_existing_store(spec, "clear", hint)
+    serializer_for(store, options)  # what the middleware would refuse at startup
     reach_store(store, hint)  # a store with native expiry would not notice
     bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
     try:

@@ -12,6 +12,7 @@ import sys
 from typing import TextIO
 
 from .config import Settings
+from .stores._shared import DEFAULT_KEY_PREFIX
 from .storespec import StoreSpec
 
 __all__ = ["deploy_warnings", "print_deploy_warnings"]
@@ -34,7 +35,11 @@ def deploy_warnings(settings: Settings, spec: StoreSpec) -> list[str]:
             "cookie_httponly = false: JavaScript can read the session id, so one "
             "XSS hole steals every session; set cookie_httponly = true"
         )
-    if spec.store in SHARED_SERVER_STORES and spec.key_prefix is None:
+    # The default written out (key_prefix = wsgisession:) shares it just the same.
+    if spec.store in SHARED_SERVER_STORES and spec.key_prefix in (
+        None,
+        DEFAULT_KEY_PREFIX,
+    ):
         found.append(
             f"key_prefix is the default on store = {spec.store}: every app on the "
             "same server using wsgisession shares one key space, so one app's "

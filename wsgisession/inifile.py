@@ -90,11 +90,18 @@ def _read(
         return local, globals_, section
     if base in seen or base == (path, section):
         raise ConfigError(f"{path}: [{section}] use = {local['use']} makes a loop")
-    # As Paste Deploy: the section named by ``use`` gives the keys, this
-    # section's own keys win, and so do this file's globals.
+    # As Paste Deploy: the section named by ``use`` gives the keys and this
+    # section's own keys win. The globals are this section's, passed on
+    # (over the other file's [DEFAULT]), then the ``set`` lines of the
+    # section named by ``use`` (over this file's [DEFAULT] too), then this
+    # section's own ``set`` lines.
     base_local, base_globals, _ = _read(*base, globals_, (*seen, (path, section)))
     del local["use"]
-    return {**base_local, **local}, {**base_globals, **globals_}, section
+    return (
+        {**base_local, **local},
+        {**base_globals, **_set_lines(raw, parser, section)},
+        section,
+    )
 
 
 #: Keys that name a section's factory without ``use`` (Paste drops the one it uses).
@@ -121,6 +128,17 @@ def _base_section(use: str, path: str, section: str) -> tuple[str, str] | None:
     return path, f"{kind}:{use}"
 
 
+def _set_lines(
+    raw: configparser.ConfigParser, parser: configparser.ConfigParser, section: str
+) -> dict[str, str]:
+    """The globals a section sets itself, with ``set NAME = value``."""
+    return {
+        key[4:].strip(): parser.get(section, key)
+        for key in raw.options(section)
+        if key.startswith("set ")
+    }
+
+
 def _section_keys(
     parser: configparser.ConfigParser,
     raw: configparser.ConfigParser,
@@ -132,10 +150,11 @@ def _section_keys(
     also has is a global, ``set NAME = value`` sets the global NAME, and
     ``get NAME = GLOBAL`` takes NAME's value from the global GLOBAL."""
     local, wanted = {}, {}
+    globals_.update(_set_lines(raw, parser, section))
     for key in raw.options(section):
         if key.startswith("set "):
-            globals_[key[4:].strip()] = parser.get(section, key)
-        elif key.startswith("get "):
+            continue
+        if key.startswith("get "):
             wanted[key[4:].strip()] = parser.get(section, key)
         elif key not in defaults:
             local[key] = parser.get(section, key)

@@ -161,7 +161,9 @@ class StoreSpec:
 
     def _build_custom(self) -> Store:
         factory = import_dotted(self.store, key="store")
-        kwargs = self.given()
+        # Every key that was set, also one set to its default value: the
+        # class's own defaults may differ from the built-in stores'.
+        kwargs = dict(self._values)
         if not callable(factory):
             raise ConfigError(f"store: {self.store!r} is not a class or callable")
         declared = isinstance(factory, type) and issubclass(factory, Store)

@@ -20,7 +20,7 @@ from typing import Any
 
 from .config import Settings, StoreSpec
 from .errors import SessionError
-from .serializers import resolve_serializer
+from .middleware import serializer_for
 from .storecheck import build_existing_store
 from .usersessions import UserSessions
 
@@ -111,7 +111,9 @@ def _user_sessions(
     settings, spec = read_settings(args)
     store = build_existing_store(spec, action)
     try:
-        yield UserSessions(store, settings, resolve_serializer(settings.serializer))
+        # What the middleware would refuse at startup (lock = true on a store
+        # that cannot lock) is refused here too: the app would not run.
+        yield UserSessions(store, settings, serializer_for(store, settings))
     except (NotImplementedError, ValueError) as exc:
         raise SessionError(str(exc)) from exc
     finally:

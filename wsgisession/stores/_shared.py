@@ -76,6 +76,9 @@ def poll_lock(take: Callable[[], bool], timeout: float) -> None:
         time.sleep(random.uniform(*_LOCK_POLL))
 
 
+#: The key prefix of the Redis and memcached stores when none is given.
+DEFAULT_KEY_PREFIX = "wsgisession:"
+
 #: The ``key_prefix`` ini key of the stores that share a server's key space.
 KEY_PREFIX_OPTION = IniOption(
     "key_prefix", "text or none", None,

@@ -48,6 +48,7 @@ from .. import _coerce as c
 from ..errors import ConfigError, StoreUnavailable
 from ._memcached_users import USER_SUFFIX, MemcachedUserIndex
 from ._shared import (
+    DEFAULT_KEY_PREFIX,
     KEY_PREFIX_OPTION,
     LOCK_SUFFIX,
     check_timeout,
@@ -147,7 +148,7 @@ class MemcachedStore(Store):
         self,
         servers: str | Sequence[str],
         *,
-        key_prefix: str = "wsgisession:",
+        key_prefix: str = DEFAULT_KEY_PREFIX,
         connect_timeout: float = 1.0,
         timeout: float = 2.0,
     ) -> None:

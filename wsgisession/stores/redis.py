@@ -47,6 +47,7 @@ from ..redaction import redact_url
 from ._redis_scripts import Lua
 from ._redis_users import RedisUserIndex
 from ._shared import (
+    DEFAULT_KEY_PREFIX,
     KEY_PREFIX_OPTION,
     LOCK_SUFFIX,
     check_timeout,
@@ -169,7 +170,7 @@ class RedisStore(Store):
         url: str | RedisClient | None = None,
         *,
         client: RedisClient | None = None,
-        key_prefix: str = "wsgisession:",
+        key_prefix: str = DEFAULT_KEY_PREFIX,
         socket_timeout: float = 2.0,
     ) -> None:
         if _MISSING_CLIENT is not None:

@@ -1,0 +1,128 @@
+"""Facts the reference pages state, checked against what the code does.
+
+:mod:`test_docs` builds the pages and runs their examples; this module
+checks sentences of them that no example runs:
+
+* configuration.rst and stores.rst: a ``store = package.module:Class`` is
+  "called with the store keys that are set in the section", every one;
+* cli.rst: every command that reads an ini section "refuses what the
+  middleware would refuse at startup (``lock = true`` with the cookie
+  store, say)", and the section is read as Paste Deploy reads it, ``use``
+  and ``set`` lines included (deploying.rst: "exactly as the app will");
+* deploying.rst: ``check`` warns about "``store = redis`` or ``memcached``
+  with the default :confval:`key_prefix`", however it is written.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import filter_ini, run_cli
+from paste.deploy import loadfilter
+
+from wsgisession.config import parse_settings
+from wsgisession.deploycheck import deploy_warnings
+from wsgisession.stores import MemoryStore
+
+
+class KeywordStore(MemoryStore):
+    """A custom store with defaults of its own, which remembers its arguments."""
+
+    def __init__(
+        self, sql_table: str = "myapp_sessions", encrypt: bool = True, **rest: Any
+    ) -> None:
+        super().__init__()
+        self.kwargs = {"sql_table": sql_table, "encrypt": encrypt, **rest}
+
+
+class UnlockableStore(MemoryStore):
+    """A custom store that cannot take the request lock (as the docs' DictStore)."""
+
+    supports_locking = False
+
+
+@pytest.mark.parametrize(
+    ("key", "text", "value"),
+    [
+        ("sql_table", "wsgisession_sessions", "wsgisession_sessions"),
+        ("encrypt", "false", False),
+        ("key_prefix", "none", None),
+    ],
+)
+def test_a_custom_store_gets_every_key_that_is_set(
+    key: str, text: str, value: object
+) -> None:
+    """A key whose value is the built-in stores' default is still set: the
+    class's own default must not replace it (another table, say)."""
+    _, spec = parse_settings({"store": f"{__name__}:KeywordStore", key: text})
+    store = spec.build()
+    assert isinstance(store, KeywordStore)
+    assert store.kwargs[key] == value, store.kwargs
+
+
+@pytest.mark.parametrize(
+    "command", [["clear-expired"], ["sessions", "42"], ["revoke", "42"]]
+)
+def test_every_store_command_refuses_what_the_middleware_refuses(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = filter_ini(tmp_path, f"store = {__name__}:UnlockableStore\nlock = true\n")
+    status, out, err = run_cli(capsys, command[0], "--config", config, *command[1:])
+    assert (status, out) == (1, ""), (out, err)
+    assert err.startswith(f"wsgisession {command[0]}: error: lock: UnlockableStore")
+    assert err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("store", ["redis", "memcached"])
+def test_check_warns_about_the_default_key_prefix_written_out(store: str) -> None:
+    where = {"redis": ("redis_url", "redis://127.0.0.1:1/0")}.get(
+        store, ("memcached_servers", "127.0.0.1:1")
+    )
+    for prefix in ("none", "wsgisession:"):
+        settings, spec = parse_settings(
+            {"store": store, where[0]: where[1], "key_prefix": prefix}
+        )
+        found = [w for w in deploy_warnings(settings, spec) if "key_prefix" in w]
+        assert found, f"no warning for key_prefix = {prefix}"
+    settings, spec = parse_settings(
+        {"store": store, where[0]: where[1], "key_prefix": "myapp:"}
+    )
+    assert not [w for w in deploy_warnings(settings, spec) if "key_prefix" in w]
+
+
+def test_check_reads_the_set_lines_of_a_used_section_as_paste_deploy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``use = base``: base's ``set`` lines win over this file's [DEFAULT],
+    as Paste Deploy hands the filter its globals; this section's win last."""
+    path = tmp_path / "app.ini"
+    path.write_text(
+        textwrap.dedent(
+            """\
+            [DEFAULT]
+            cookie_age = 60
+            lock_ttl = 30
+
+            [filter:base]
+            use = egg:wsgisession#session
+            store = memory
+            set cookie_age = 90
+            set lock_ttl = 40
+
+            [filter:session]
+            use = base
+            set lock_ttl = 50
+            """
+        )
+    )
+    middleware = loadfilter(f"config:{path}", name="session")(lambda e, s: [])
+    assert (middleware.settings.cookie_age, middleware.settings.lock_ttl) == (90, 50)
+    status, out, err = run_cli(capsys, "check", "--config", f"{path}#session")
+    assert status == 0, err
+    shown = re.search(r"cookie_age=(\d+).*lock_ttl=([\d.]+)", out)
+    assert shown is not None, out
+    assert (int(shown[1]), float(shown[2])) == (90, 50.0)
