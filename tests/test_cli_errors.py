@@ -438,3 +438,22 @@ def test_demo_refuses_a_redis_url_with_a_password(
     _, err = capsys.readouterr()
     assert status == 1
     assert "with a password is refused" in err, err
+
+
+@pytest.mark.parametrize(
+    "option, url",
+    [
+        ("--sql-url", "postgresql://app@127.0.0.1:1/app"),
+        ("--redis-url", "redis://app@127.0.0.1:1/0"),
+    ],
+)
+def test_a_url_with_a_user_name_and_no_password_is_taken_as_an_argument(
+    option: str, url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Peer or certificate authentication names a user and no password:
+    nothing secret shows in ps, so the option is taken (it was refused as
+    "with a password"), and the command goes on to try the store."""
+    store = "sql" if option == "--sql-url" else "redis"
+    status, _, err = run(capsys, ["check", "--store", store, option, url])
+    assert status == 1 and "password is refused" not in err, err
+    one_error_line(err, "check", "127.0.0.1:1")

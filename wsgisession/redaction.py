@@ -33,7 +33,16 @@ def is_secret_parameter(name: str) -> bool:
 def holds_secret(url: str) -> bool:
     """Whether :func:`redact_url` would hide part of ``url`` (a password, a
     secret parameter): such a URL must not be a command-line argument."""
-    return "://" in url and redact_url(url) != url
+    if "://" not in url or redact_url(url) == url:
+        return False
+    scheme, _, rest = url.partition("://")
+    user, at, host = rest.rpartition("@")
+    # A user name alone (postgresql://app@db/app, peer or certificate
+    # authentication) is hidden from messages, but is no secret in ps.
+    return not (
+        at and user and ":" not in user and not rest.startswith("/")
+        and redact_url(f"{scheme}://{host}") == f"{scheme}://{host}"
+    )  # fmt: skip
 
 
 def redact_url(url: str) -> str:
