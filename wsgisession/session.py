@@ -73,6 +73,8 @@ class Session(WriteMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str
     #: The last attempt of a request run again (pyramid_retry's number) that
     #: used this session: a subrequest's copied environ shares the session.
     _retry_attempt = 0
+    #: Whether the app called :meth:`save`: the response sends the cookie.
+    _saved_by_app = False
 
     @classmethod
     def request_factory(
@@ -351,7 +353,7 @@ class Session(WriteMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str
         return new_session_state(
             (
                 True,
-                self.modified,
+                self.modified or self._saved_by_app,
                 record.key is None and not self._data,
                 had_cookie,
                 record.reissue_due(),

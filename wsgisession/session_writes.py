@@ -35,6 +35,7 @@ class WriteMethods:
     _settings: Settings
     _store: Store
     modified: bool
+    _saved_by_app: bool
     #: The cookie's ``Max-Age`` (ExpiryMethods provides it; a stub here
     #: would come first in the session's method order).
     cookie_max_age: Callable[..., int | None]
@@ -60,11 +61,14 @@ class WriteMethods:
         serializer refuses; in both cases the stored session is untouched.
         ``detect=False`` is for a caller that has just run
         :meth:`detect_changes`, so that values are not serialized twice.
+        In a request, the response then sends the session's cookie, with
+        the expiry this save gave the record.
         """
         self._get_data()
         if detect:
             self.detect_changes()
         self._save_loaded()
+        self._saved_by_app = True
 
     def _save_loaded(self, watch: bool = True) -> None:
         """:meth:`save` of a loaded session whose in-place changes are detected.
