@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 
 from .. import _coerce as c
-from ..errors import ConfigError, LockTimeout
+from ..errors import ConfigError, LockTimeout, StoreUnavailable
 from ..expiry import MAX_SECONDS
 from .base import IniOption
 
@@ -74,6 +74,39 @@ def poll_lock(take: Callable[[], bool], timeout: float) -> None:
         if time.monotonic() >= deadline:
             raise LockTimeout(f"session lock not obtained within {timeout} s")
         time.sleep(random.uniform(*_LOCK_POLL))
+
+
+_SQLITE_BUSY = 5  # SQLITE_BUSY, the low byte of its extended codes too
+
+
+def unless_sqlite_busy(step: Callable[[], object]) -> Callable[[], bool]:
+    """``step`` as a :func:`poll_lock` try: False, to try again, while SQLite
+    says "database is locked". Many waiters on one file can keep one of them
+    past the busy timeout: that is contention, not an outage, and a session
+    lock has its own timeout."""
+
+    def attempt() -> bool:
+        try:
+            return step() is not False
+        except StoreUnavailable as exc:
+            cause = exc.__cause__
+            code = getattr(cause, "sqlite_errorcode", None)
+            if isinstance(code, int) and code & 0xFF == _SQLITE_BUSY:
+                return False
+            raise
+
+    return attempt
+
+
+def release_lock(drop: Callable[[], object], timeout: float) -> bool:
+    """Drop a lock row, trying again for up to ``timeout`` while SQLite is
+    busy (else the row would stay held for its whole ttl); False if it
+    could not be dropped (the row expires anyway)."""
+    try:
+        poll_lock(unless_sqlite_busy(drop), timeout)
+    except (StoreUnavailable, LockTimeout):
+        return False
+    return True
 
 
 #: The key prefix of the Redis and memcached stores when none is given.

@@ -34,7 +34,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..clock import now
 from ..errors import StoreUnavailable
-from ._shared import check_timeout, pause, poll_lock
+from ._shared import (
+    check_timeout,
+    pause,
+    poll_lock,
+    release_lock,
+    unless_sqlite_busy,
+)
 from ._sqloptions import DEFAULT_TABLE, SQL_OPTIONS, table_name
 from ._sqlrun import Compiled, Cursor, Dropped, Runner, compile_statement, deadlocked
 from ._sqlusers import SQLUserSessions
@@ -276,15 +282,18 @@ class SQLStore(SQLUserSessions, Store):
         """Hold a row of ``<table>_locks``; a dead holder's row expires after ``ttl``."""
         name, token = storage_key(session_key), secrets.token_hex(16)
         poll_lock(
-            lambda: self._run("lock a session", self._take, name, token, ttl), timeout
+            unless_sqlite_busy(
+                lambda: self._run("lock a session", self._take, name, token, ttl)
+            ),
+            timeout,
         )
         try:
             yield
         finally:
-            try:
-                params = {"b_key": name, "b_token": token}
-                self._run("unlock a session", self._execute, "lock_drop", params)
-            except StoreUnavailable:  # the row expires anyway; keep the real error
+            params = {"b_key": name, "b_token": token}
+            if not release_lock(
+                lambda: self._run("unlock", self._execute, "lock_drop", params), timeout
+            ):  # the row expires anyway; keep the real error
                 logger.warning("%r: could not release a session lock", self)
 
     def _take(self, cursor: Cursor, name: str, token: str, ttl: float) -> bool:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, TypeVar
 from .. import _coerce as c
 from ..errors import ConfigError, StoreUnavailable
 from ._filerecord import ensure_private_directory, user_temp_path
-from ._shared import poll_lock
+from ._shared import poll_lock, release_lock, unless_sqlite_busy
 from ._sqliteconn import Connections, private_parent
 from ._sqliteschema import set_up_database
 from ._sqlitesweep import count_expired, delete_expired
@@ -307,13 +307,14 @@ class SQLiteStore(Store):
             params = (name, token, moment + ttl, moment)
             return self._write("lock a session", _TAKE_LOCK, params) == 1
 
-        poll_lock(take, timeout)
+        poll_lock(unless_sqlite_busy(take), timeout)
         try:
             yield
         finally:
-            try:
-                self._write("unlock a session", _DROP_LOCK, (name, token))
-            except StoreUnavailable:  # the row expires anyway; keep the real error
+            if not release_lock(
+                lambda: self._write("unlock a session", _DROP_LOCK, (name, token)),
+                timeout,
+            ):  # the row expires anyway; keep the real error
                 logger.warning("%r: could not release a session lock", self)
 
     def close(self) -> None:
