@@ -67,11 +67,13 @@ def test_close_during_a_write_keeps_the_shard_exclusive(tmp_path: Path) -> None:
 
 
 class DroppingProxy:
-    """Forwards TCP both ways; when armed, cuts the connection that sent a
-    lock-row INSERT once the server has answered it, dropping the answer."""
+    """Forwards TCP both ways; when armed, cuts the connection that sent an
+    INSERT into a table whose name holds ``table`` (the lock rows' by
+    default) once the server has answered it, dropping the answer."""
 
-    def __init__(self, target: tuple[str, int]) -> None:
+    def __init__(self, target: tuple[str, int], table: bytes = b"_locks") -> None:
         self.target = target
+        self.table = table
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.armed = threading.Event()
@@ -96,7 +98,11 @@ class DroppingProxy:
     def _pump_up(self, src: socket.socket, dst: socket.socket, state: dict) -> None:
         try:
             while data := src.recv(65536):
-                if self.armed.is_set() and b"INSERT INTO" in data and b"_locks" in data:
+                if (
+                    self.armed.is_set()
+                    and b"INSERT INTO" in data
+                    and self.table in data
+                ):
                     self.armed.clear()
                     state["cut"] = True
                 dst.sendall(data)

@@ -112,6 +112,15 @@ class Tables:
         }
         unchanged = (t.c.key == key, t.c.payload == bindparam("b_loaded"))
         dead = (t.c.key == key, t.c.expires_at <= moment)
+        # A new record takes its key over from an expired one, or from the
+        # row that already holds its very payload: a run again after a
+        # dropped connection whose INSERT committed (only the reply was
+        # lost) must not find the key taken by its own row. Keys are random:
+        # no one else writes that payload under it.
+        dead_or_own = (
+            t.c.key == key,
+            or_(t.c.expires_at <= moment, t.c.payload == bindparam("b_payload")),
+        )
         # A lock row is taken when its holder's ttl ran out, or when it is
         # already this holder's: a run again after a dropped connection
         # whose INSERT committed (only the reply was lost) must not wait
@@ -128,7 +137,7 @@ class Tables:
                 t.c.key == key, t.c.expires_at > moment
             ),
             "insert": insert(t).values(key=key, user_key=user, **values),
-            "take_dead": update(t).where(*dead).values(user_key=user, **values),
+            "take_dead": update(t).where(*dead_or_own).values(user_key=user, **values),
             "user_sessions": select(t.c.key, t.c.payload, t.c.expires_at).where(
                 t.c.user_key == user, t.c.expires_at > moment
             ),
