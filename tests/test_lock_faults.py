@@ -26,6 +26,7 @@ from wsgisession.keys import generate_key
 from wsgisession.stores import FileStore, SQLStore
 
 
+@pytest.mark.slow  # waits a second to see the second writer held
 def test_close_during_a_write_keeps_the_shard_exclusive(tmp_path: Path) -> None:
     store = FileStore(tmp_path / "s")
     key = generate_key()

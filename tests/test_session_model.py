@@ -323,13 +323,13 @@ MACHINE_SETTINGS = settings(
 )
 
 
-#: Every policy on the memory store; the file and SQLite stores run them
-#: all only in the full run (``slow``), the defaults always.
+#: Every policy on the memory store; the file and SQLite stores run only
+#: in the full run (``slow``).
 MODEL_CASES = [
     pytest.param(
         kind,
         policy,
-        marks=[pytest.mark.slow] if kind != "memory" and policy != "defaults" else [],
+        marks=[pytest.mark.slow] if kind != "memory" else [],
     )
     for kind in ("memory", "file", "sqlite")
     for policy in POLICIES

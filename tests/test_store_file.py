@@ -25,6 +25,9 @@ from wsgisession.stores import _filesweep
 from wsgisession.stores.base import storage_key
 from wsgisession.stores.file import FileStore, default_path
 
+#: Sweeps walk the store a part at a time: 300 of them, only in the full run.
+SWEEP = pytest.param("sweep_expired", marks=pytest.mark.slow)
+
 LOGGER = "wsgisession.stores.file"
 
 
@@ -148,7 +151,7 @@ def test_corrupt_file_loads_as_none_with_one_warning(
         lambda data: data[:10],  # the header cut short
     ],
 )
-@pytest.mark.parametrize("removal", ["clear_expired", "sweep_expired"])
+@pytest.mark.parametrize("removal", ["clear_expired", SWEEP])
 def test_a_record_that_can_never_load_is_removed_by_cleanup(
     store: FileStore, damage: Callable[[bytes], bytes], removal: str
 ) -> None:

@@ -17,6 +17,9 @@ from wsgisession.stores import _filerecord
 from wsgisession.stores.base import storage_key
 from wsgisession.stores.file import FileStore
 
+#: Sweeps walk the store a part at a time: 300 of them, only in the full run.
+SWEEP = pytest.param("sweep_expired", marks=pytest.mark.slow)
+
 
 def record_path(store: FileStore, key: str) -> Path:
     name = storage_key(key)
@@ -64,7 +67,7 @@ def test_a_symlink_at_a_new_name_is_replaced_not_followed(
     assert target.read_bytes() == b"keep"
 
 
-@pytest.mark.parametrize("removal", ["clear_expired", "sweep_expired"])
+@pytest.mark.parametrize("removal", ["clear_expired", SWEEP])
 def test_a_file_being_written_is_left_for_a_minute(
     store: FileStore, removal: str
 ) -> None:

@@ -92,7 +92,8 @@ def test_locked_database_raises_store_unavailable(tmp_path: Path) -> None:
 def test_a_lock_that_cannot_be_released_keeps_the_requests_own_error(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The release fails while another connection holds the database: logged
+    """The release fails while another connection holds the database (for
+    longer than the lock's timeout, which the release tries for): logged
     (the row expires after its ttl anyway), not raised over the request's
     own exception, as SQLStore and the networked stores do."""
     store = SQLiteStore(tmp_path / "db.sqlite3", busy_timeout=0.05)
@@ -101,7 +102,7 @@ def test_a_lock_that_cannot_be_released_keeps_the_requests_own_error(
         with (
             caplog.at_level(logging.WARNING, logger="wsgisession"),
             pytest.raises(ZeroDivisionError),
-            store.lock(store.generate_key(), 1.0, 60.0),
+            store.lock(store.generate_key(), 0.2, 60.0),
         ):
             other.execute("BEGIN EXCLUSIVE")
             1 / 0  # noqa: B018 - the request's own failure
