@@ -28,7 +28,13 @@ from ._coerce import import_dotted
 from .errors import ConfigError
 from .stores import registry
 from .stores.base import IniOption
-from .storespec import STORE_KEY, StoreSpec, spec_from_values, store_keys
+from .storespec import (
+    STORE_KEY,
+    StoreSpec,
+    custom_options,
+    spec_from_values,
+    store_keys,
+)
 
 __all__ = [
     "OptionInfo",
@@ -263,16 +269,14 @@ def _option_name(key: str, prefix: str) -> str | None:
     return key
 
 
-def _global_keys(
-    options: Mapping[str, Option], schema: Mapping[str, Any], store: object
-) -> set[str]:
+def _global_keys(options: Mapping[str, Option], store: object) -> set[str]:
     """The keys a Paste global (``[DEFAULT]``) gives wsgisession: the options
     and the keys of the store in use. The app shares ``[DEFAULT]``: a key of
     another store there (its own ``redis_url``, ``secret_key``) is not ours."""
-    name = store.strip().lower() if isinstance(store, str) else ""
-    builtin = registry.builtin_stores().get(name or STORE_KEY.default)
-    if builtin is None:  # a custom store: it may take any store key
-        return set(schema)
+    name = store.strip() if isinstance(store, str) else ""
+    builtin = registry.builtin_stores().get(name.lower() or STORE_KEY.default)
+    if builtin is None:  # a custom store: the keys it declares, if any
+        return {*options, "store", *custom_options(name)}
     return {*options, "store", *(option.name for option in builtin.ini_options)}
 
 
@@ -324,9 +328,7 @@ def parse_settings(
     values: dict[str, Any] = {}
     globals_ = global_conf or {}
     if not prefix:
-        wanted = _global_keys(
-            options, schema, given.get("store", globals_.get("store"))
-        )
+        wanted = _global_keys(options, given.get("store", globals_.get("store")))
         given = {key: raw for key, raw in globals_.items() if key in wanted} | given
     _beaker.refuse_beaker_keys([*given, *globals_], prefix, schema)
     for key, raw in given.items():

@@ -36,6 +36,8 @@ def holds_secret(url: str) -> bool:
     if "://" not in url or redact_url(url) == url:
         return False
     scheme, _, rest = url.partition("://")
+    if _redact_query(rest) != rest:  # a secret parameter, maybe holding '@'
+        return True
     user, at, host = rest.rpartition("@")
     # A user name alone (postgresql://app@db/app, peer or certificate
     # authentication) is hidden from messages, but is no secret in ps.

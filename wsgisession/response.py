@@ -338,7 +338,10 @@ class Response:
         secure = setup.secure
         if secure is None:
             secure = self.environ.get("wsgi.url_scheme") == "https"
-        if action is SET:
+        # The app's own save() with nothing changed since: its cookie, not a
+        # second write.
+        saved = session._saved_by_app and not session.has_unsaved_changes()
+        if action is SET and not saved:
             if final or setup.store.client_side:
                 # The request's last save (a complete body, nothing after it)
                 # need not watch the values for later changes.
@@ -350,7 +353,8 @@ class Response:
             return [deleting_cookie(settings, secure)]
         record = session._record  # loaded above
         assert record is not None and record.key is not None
-        max_age = record.max_age_at_save if self.saved else session.cookie_max_age()
+        saved = saved or self.saved
+        max_age = record.max_age_at_save if saved else session.cookie_max_age()
         self.sent_key = record.key
         return [session_cookie(settings, record.key, max_age, secure)]
 
