@@ -25,6 +25,8 @@ offsets = st.integers(-1439, 1439).map(
     lambda minutes: datetime.timezone(datetime.timedelta(minutes=minutes))
 )
 zones = st.none() | st.just(datetime.UTC) | offsets
+#: A datetime keeps a zoneinfo zone too (a time with one has no offset).
+datetime_zones = zones | st.timezones()
 texts = st.text(max_size=6) | st.sampled_from([" dt", " dict", "v", "\u2028", "\x00"])
 leaves = st.one_of(
     texts,
@@ -33,7 +35,7 @@ leaves = st.one_of(
     st.booleans(),
     st.none(),
     st.binary(max_size=6),
-    st.datetimes(timezones=zones),
+    st.datetimes(timezones=datetime_zones),
     st.dates(),
     st.times(timezones=zones),
     st.timedeltas(),
@@ -76,7 +78,9 @@ def same(saved: Any, loaded: Any) -> bool:
         return sorted(map(JSON.dumps, saved)) == sorted(map(JSON.dumps, loaded))
     if isinstance(saved, decimal.Decimal):
         return str(saved) == str(loaded)
-    if isinstance(saved, (datetime.datetime, datetime.time)):
+    if isinstance(saved, datetime.datetime):  # in the same zone: the same next day
+        return saved == loaded and saved.tzinfo == loaded.tzinfo
+    if isinstance(saved, datetime.time):
         return saved == loaded and saved.utcoffset() == loaded.utcoffset()
     return bool(saved == loaded)
 

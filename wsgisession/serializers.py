@@ -3,7 +3,9 @@
 The default, :class:`TaggedJSONSerializer`, is JSON with a small tag scheme
 so that the types a web app commonly keeps in a session round-trip:
 datetime, date, time, timedelta, UUID, Decimal, bytes, tuple, set, and
-markup (objects with ``__html__``, such as ``markupsafe.Markup``). Other
+markup (objects with ``__html__``, such as ``markupsafe.Markup``); an
+aware datetime keeps its ``zoneinfo`` zone, any other zone loads as a
+fixed offset. Other
 subclasses of ``str``, ``int`` and ``float`` (``StrEnum`` and ``IntEnum``
 members) are stored as the plain value, as Flask's session does. A value
 of any other type, or nested over ``MAX_DEPTH`` (100) levels deep, is
@@ -25,6 +27,7 @@ import re
 import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 try:
     from markupsafe import Markup as _Markup
@@ -68,6 +71,29 @@ def _markup(text: str) -> Any:
     return HTMLText(text) if _Markup is None else _Markup(text)
 
 
+def _encode_datetime(value: datetime.datetime) -> Any:
+    """Its ISO text; in a list with its zone's name and its ``fold`` if its
+    zone is a ``ZoneInfo``, which the offset alone does not tell apart (the
+    next day may have another offset)."""
+    text = value.isoformat()
+    zone = value.tzinfo
+    if isinstance(zone, ZoneInfo) and zone.key is not None:
+        return [text, zone.key, value.fold]
+    return text
+
+
+def _decode_datetime(value: Any) -> datetime.datetime:
+    if isinstance(value, str):
+        return datetime.datetime.fromisoformat(value)
+    text, key, fold = value
+    moment = datetime.datetime.fromisoformat(text)
+    try:
+        zone = ZoneInfo(key)
+    except (KeyError, ValueError):  # a zone this machine lacks: the same instant
+        return moment
+    return moment.replace(tzinfo=zone, fold=fold)
+
+
 # A tagged value is a one-item dict whose key starts with a space, which no
 # ordinary session key is expected to do; a real dict of that shape is
 # itself wrapped in the " dict" tag, as a [key, value] pair rather than a
@@ -75,7 +101,7 @@ def _markup(text: str) -> Any:
 # (" m") is its HTML text; other str, int and float subclasses need no tag:
 # they are stored as the plain value, and so load as plain str, int, float.
 _ENCODERS: list[tuple[type, str, Callable[[Any], Any]]] = [
-    (datetime.datetime, " dt", lambda v: v.isoformat()),
+    (datetime.datetime, " dt", _encode_datetime),
     (datetime.date, " d", lambda v: v.isoformat()),
     (datetime.time, " t", lambda v: v.isoformat()),
     (datetime.timedelta, " td", lambda v: [v.days, v.seconds, v.microseconds]),
@@ -86,7 +112,7 @@ _ENCODERS: list[tuple[type, str, Callable[[Any], Any]]] = [
 
 
 _DECODERS: dict[str, Callable[[Any], Any]] = {
-    " dt": datetime.datetime.fromisoformat,
+    " dt": _decode_datetime,
     " d": datetime.date.fromisoformat,
     " t": datetime.time.fromisoformat,
     " td": lambda v: datetime.timedelta(days=v[0], seconds=v[1], microseconds=v[2]),
