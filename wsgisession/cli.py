@@ -10,6 +10,9 @@ shows those to every user): see :mod:`wsgisession.secretkey`.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import signal
 import sys
 import textwrap
 import time
@@ -29,6 +32,7 @@ from .storecheck import (
     build_existing_store,
     build_store,
     reach_store,
+    store_hint,
     unreachable,
 )
 from .storespec import store_keys
@@ -208,23 +212,6 @@ def _add_secret_file_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-STORE_HINT = (
-    "start the store's server, or correct its address (--config's store keys, "
-    "--redis-url, --memcached-servers or --sql-url)"
-)
-LOCAL_HINT = (
-    "check the path and its permissions (--config's store keys, --file-path, "
-    "--sqlite-path or --sql-url)"
-)
-
-
-def store_hint(spec: StoreSpec) -> str:
-    """What to do about a store that cannot be reached: a server's, or a path's."""
-    url = str(getattr(spec, "sql_url", "")) if spec.store == "sql" else ""
-    local = spec.store in ("file", "sqlite") or url.startswith("sqlite")
-    return LOCAL_HINT if local else STORE_HINT
-
-
 def command_clear_expired(args: argparse.Namespace) -> int:
     options, spec = settings_from_arguments(args)
     hint = store_hint(spec)
@@ -379,6 +366,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: The exit status after Ctrl-C, as a shell reports a command SIGINT ended.
+INTERRUPTED = 128 + signal.SIGINT
+
+
+def _silence_stdout() -> None:
+    """Output left, and the exit's flush, go to /dev/null: no "Exception ignored"."""
+    with contextlib.suppress(OSError, ValueError):  # ValueError: no descriptor
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
@@ -389,6 +386,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         status: int = args.handler(args)
+        if sys.stdout is not None:  # a closed pipe fails here, not at exit
+            sys.stdout.flush()
+    except BrokenPipeError:  # the reader left (| head -1): stop quietly
+        _silence_stdout()
+        return 1
+    except KeyboardInterrupt:
+        done = "what it did so far stays done: run it again to finish"
+        print(f"wsgisession {args.command}: interrupted; {done}", file=sys.stderr)
+        return INTERRUPTED
     except SessionError as exc:
         print(f"wsgisession {args.command}: error: {exc}", file=sys.stderr)
         return 1

@@ -18,8 +18,25 @@ __all__ = [
     "reach_store",
     "refuse_missing_store",
     "refuse_missing_tables",
+    "store_hint",
     "unreachable",
 ]
+
+STORE_HINT = (
+    "start the store's server, or correct its address (--config's store keys, "
+    "--redis-url, --memcached-servers or --sql-url)"
+)
+LOCAL_HINT = (
+    "check the path and its permissions (--config's store keys, --file-path, "
+    "--sqlite-path or --sql-url)"
+)
+
+
+def store_hint(spec: StoreSpec) -> str:
+    """What to do about a store that cannot be reached: a server's, or a path's."""
+    url = str(getattr(spec, "sql_url", "")) if spec.store == "sql" else ""
+    local = spec.store in ("file", "sqlite") or url.startswith("sqlite")
+    return LOCAL_HINT if local else STORE_HINT
 
 
 def build_store(spec: StoreSpec) -> Store:
@@ -87,11 +104,24 @@ def refuse_missing_store(spec: StoreSpec, action: str) -> None:
             f"holds no sessions: give {option} (or --config) to {action} the "
             "app's sessions"
         )
-    if not os.path.exists(path):
+    if _missing(path):
         raise SessionError(
             f"no session store at {path!r} ({key}): nothing to {action} there. "
             "The app makes it on its first save; check the path"
         )
+
+
+def _missing(path: str) -> bool:
+    """Whether nothing is at ``path``. A path this user may not look into
+    (another user's directory) is not missing: the store's own checks then
+    name its owner, where "check the path" would send the operator astray."""
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def refuse_missing_tables(store: Store, action: str, hint: str = "") -> None:

@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from .config import Settings, StoreSpec
-from .errors import SessionError
+from .errors import SessionError, StoreUnavailable
 from .middleware import serializer_for
-from .storecheck import build_existing_store
+from .storecheck import build_existing_store, store_hint, unreachable
 from .usersessions import UserSessions
 
 __all__ = ["add_user_commands", "attach_handles"]
@@ -106,14 +106,17 @@ def _user_sessions(
     read_settings: ReadSettings, args: argparse.Namespace, action: str
 ) -> Iterator[UserSessions]:
     """The store's user sessions, closed after; its refusal (a store without
-    them), a bad user id or a missing store becomes a SessionError, so one
-    error line."""
+    them), a bad user id, a missing store or one that cannot be reached
+    becomes a SessionError, so one error line saying what to do."""
     settings, spec = read_settings(args)
-    store = build_existing_store(spec, action)
+    hint = store_hint(spec)
+    store = build_existing_store(spec, action, hint)
     try:
         # What the middleware would refuse at startup (lock = true on a store
         # that cannot lock) is refused here too: the app would not run.
         yield UserSessions(store, settings, serializer_for(store, settings))
+    except StoreUnavailable as exc:
+        raise unreachable(exc, hint) from None
     except (NotImplementedError, ValueError) as exc:
         raise SessionError(str(exc)) from exc
     finally:
