@@ -235,3 +235,24 @@ def test_revoke_reports_every_session_it_deleted(
     with SessionMiddleware(no_app, SQLiteStore(path), serializer="pickle") as mw:
         assert mw.user_sessions("alice") == []  # both were deleted
     assert (status, out) == (0, "revoked 2 sessions of 'alice'\n")
+
+
+def test_sessions_says_how_many_records_it_could_not_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same pickle app: ``sessions`` with the store flags said "no live
+    sessions" (status 0) while two live ones existed, which revoke then
+    ended. It now says, on stderr, that two records could not be read."""
+    path = tmp_path / "s.sqlite3"
+    with SessionMiddleware(no_app, SQLiteStore(path), serializer="pickle") as mw:
+        for _ in range(2):
+            session = mw.open_session()
+            session["n"] = 1
+            session.bind_user("alice")
+    status = main(
+        ["sessions", "--store", "sqlite", "--sqlite-path", str(path), "alice"]
+    )
+    out, err = capsys.readouterr()
+    assert (status, out) == (0, "no readable sessions of 'alice'\n")
+    assert "2 more record(s) of 'alice' could not be read" in err
+    assert "revoke ends them too" in err

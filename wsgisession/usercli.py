@@ -14,6 +14,7 @@ import contextlib
 import datetime
 import functools
 import re
+import sys
 import textwrap
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -125,10 +126,18 @@ def _user_sessions(
 
 def command_sessions(read_settings: ReadSettings, args: argparse.Namespace) -> int:
     with _user_sessions(read_settings, args, "list") as users:
-        sessions = users.list(args.user_id)
+        sessions, unreadable = users.survey(args.user_id)
     user_id = args.user_id
+    if unreadable:  # on stderr: the listing's format stays as scripts read it
+        print(
+            f"wsgisession sessions: {unreadable} more record(s) of {user_id!r} "
+            "could not be read (damaged, or written with another serializer or "
+            "secret key: is this the app's configuration?); revoke ends them too",
+            file=sys.stderr,
+        )
     if not sessions:
-        print(f"no live sessions of {user_id!r}")
+        print(f"no live sessions of {user_id!r}" if not unreadable else
+              f"no readable sessions of {user_id!r}")  # fmt: skip
         return 0
     print(f"{'HANDLE':<24}{'CREATED':<27}{'LAST SAVED':<27}EXPIRES")
     for s in sessions:

@@ -124,9 +124,16 @@ class UserSessions:
 
     def list(self, user_id: object) -> list[UserSession]:
         """The user's live sessions, the most recently saved first."""
-        user = user_key(user_id)
-        found = [s for s in self._indexed(user).values() if isinstance(s, UserSession)]
-        return sorted(found, key=lambda s: s.saved_at, reverse=True)
+        return self.survey(user_id)[0]
+
+    def survey(self, user_id: object) -> tuple[list[UserSession], int]:
+        """:meth:`list`, and how many more of the user's records could not be
+        read (damaged, or written with another serializer or key): their
+        sessions load empty, but revoking ends them too."""
+        indexed = self._indexed(user_key(user_id)).values()
+        found = [s for s in indexed if isinstance(s, UserSession)]
+        unreadable = sum(s is Unlisted.CORRUPT for s in indexed)
+        return sorted(found, key=lambda s: s.saved_at, reverse=True), unreadable
 
     def revoke_all(self, user_id: object, keep: str | None = None) -> int:
         """Delete every session of the user but the one with handle ``keep``.
