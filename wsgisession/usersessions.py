@@ -16,6 +16,7 @@ nothing that could be presented as a cookie.
 from __future__ import annotations
 
 import base64
+import builtins
 import dataclasses
 import enum
 import hashlib
@@ -126,7 +127,7 @@ class UserSessions:
         """The user's live sessions, the most recently saved first."""
         return self.survey(user_id)[0]
 
-    def survey(self, user_id: object) -> tuple[list[UserSession], int]:
+    def survey(self, user_id: object) -> tuple[builtins.list[UserSession], int]:
         """:meth:`list`, and how many more of the user's records could not be
         read (damaged, or written with another serializer or key): their
         sessions load empty, but revoking ends them too."""
@@ -147,6 +148,7 @@ class UserSessions:
         user, revoked = user_key(user_id), 0
         if keep is not None and not isinstance(keep, str):
             raise TypeError(f"keep must be a Session or a handle, not {keep!r}")
+        self.store.drop_stale_user_indexes(user)
         for _ in range(_REVOKE_ROUNDS):
             records = self.store.user_session_records(user)
             # A listing that never settled may miss a session that moved.

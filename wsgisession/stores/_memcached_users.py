@@ -21,7 +21,8 @@ an outage must not sign users out for good.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from typing import Any, Protocol
 
@@ -31,6 +32,8 @@ from ._userentries import Entries, read_live, stale_entries
 from .base import Record, now, storage_key, user_storage_key
 
 __all__ = ["USER_SUFFIX", "MemcachedCommands", "MemcachedUserIndex"]
+
+logger = logging.getLogger(__name__)
 
 #: The suffix of index items (records are ``key_prefix`` + 64 hex digits).
 USER_SUFFIX = ":user"
@@ -45,6 +48,8 @@ class MemcachedCommands(Protocol):
     """What the index needs of its MemcachedStore."""
 
     def _call(self, command: str, name: str, *args: Any) -> Any: ...
+    def _call_on(self, server: Any, command: str, name: str, *args: Any) -> Any: ...
+    def _server_for(self, name: str) -> Any: ...
     def _fetch(self, name: str) -> tuple[tuple[bytes, float] | None, bytes | None]: ...
     def _name(self, session_key: str) -> str: ...
     def create(
@@ -86,6 +91,22 @@ class MemcachedUserIndex:
         """Whether the user's index lists the session (one ``get``)."""
         value = self._store._call("get", self.key(user_id))
         return storage_key(session_key) in parse(value)
+
+    def drop_stale_copies(self, user_id: str, servers: Sequence[Any]) -> None:
+        """Delete the user's index on every server but its own: a copy that
+        an earlier server list left there (still that of the old processes
+        of a rolling deploy) would list sessions that a revocation through
+        this list cannot reach, bringing them back if that list returns.
+        A server that cannot be reached keeps its copy (logged)."""
+        key = self.key(user_id)
+        home = self._store._server_for(key)
+        for server in servers:
+            if server is home:
+                continue
+            try:
+                self._store._call_on(server, "delete", key)
+            except StoreUnavailable as exc:
+                logger.warning("could not remove a stale user index: %s", exc)
 
     def _change(self, user_id: str, change: Callable[[Entries], bool]) -> None:
         """Apply ``change`` (edits in place, True if it changed anything) to

@@ -255,6 +255,14 @@ class Store(abc.ABC):
         """
         raise self._no_user_sessions()
 
+    def drop_stale_user_indexes(self, user_id: str) -> None:
+        """Before revoking all of ``user_id``'s sessions: remove copies of the
+        user's index that an earlier layout of the store left where the index
+        no longer lives (memcached, after a change of its server list), so
+        that none lists a session this revocation cannot reach. Nothing to
+        do on the other stores.
+        """
+
     def user_index_intact(self, user_id: str, session_key: str) -> bool:
         """Whether the user's index still lists this session (checked on load).
 

@@ -188,7 +188,10 @@ class MemcachedStore(Store):
 
     def _call_beside(self, record: str, command: str, name: str, *args: Any) -> Any:
         """:meth:`_call` for an item kept on the server of ``record`` (its lock)."""
-        server = self._server_for(record)
+        return self._call_on(self._server_for(record), command, name, *args)
+
+    def _call_on(self, server: Server, command: str, name: str, *args: Any) -> Any:
+        """:meth:`_call` on ``server``, wherever ``name`` lives."""
         try:
             return server.run(command, name, *args)
         except (MemcacheError, OSError) as exc:
@@ -327,6 +330,9 @@ class MemcachedStore(Store):
 
     def delete_record(self, record_name: str) -> bool:
         return self._users.delete_record(record_name)
+
+    def drop_stale_user_indexes(self, user_id: str) -> None:
+        self._users.drop_stale_copies(user_id, self._servers)
 
     def user_index_intact(self, user_id: str, session_key: str) -> bool:
         """One ``get`` of the user's index: memcached may have evicted it."""
