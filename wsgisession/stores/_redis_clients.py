@@ -15,6 +15,7 @@ from urllib.parse import SplitResult, urlsplit
 
 import redis
 from redis.backoff import NoBackoff
+from redis.cluster import PRIMARY, ClusterNode, NodesManager
 from redis.connection import parse_url
 from redis.exceptions import RedisError
 from redis.retry import Retry
@@ -30,6 +31,7 @@ __all__ = [
     "POOL_WAIT",
     "check_bytes_client",
     "client_from_url",
+    "follow_asks_to_new_masters",
 ]
 
 #: Connections the store's pool opens at most (per node of a cluster); more
@@ -167,7 +169,7 @@ def _cluster_factory(url: str, socket_timeout: float) -> Callable[[], RedisClust
         raise _decoding_in(url)
 
     def connect() -> RedisCluster:
-        return RedisCluster.from_url(
+        cluster = RedisCluster.from_url(
             plain,
             # Tried in turn until one answers: a process starting while the
             # first node is down still finds the cluster.
@@ -184,8 +186,40 @@ def _cluster_factory(url: str, socket_timeout: float) -> Callable[[], RedisClust
             # reply was lost would find its own key and report it taken.
             retry=Retry(NoBackoff(), 0),
         )
+        follow_asks_to_new_masters(cluster)
+        return cluster
 
     return connect
+
+
+class _NodesAskedFor(NodesManager):
+    """redis-py's map of a cluster, which also knows the master an ``ASK``
+    redirect names when the map does not: one added to the cluster has no
+    slot, so no place in the map, until its first slot has moved to it, and
+    an ``ASK`` to it meanwhile (every session of the slot being moved) raised
+    AttributeError out of redis-py (redis/redis-py#4015)."""
+
+    def get_node(
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        node_name: str | None = None,
+    ) -> ClusterNode | None:
+        node = super().get_node(host, port, node_name)
+        if node is not None or not node_name or host or port:
+            return node
+        # Only the ASK path looks a node up by name alone: "host:port".
+        name_host, _, name_port = node_name.rpartition(":")
+        node = ClusterNode(name_host, int(name_port), PRIMARY)  # type: ignore[no-untyped-call]
+        return self.nodes_cache.setdefault(node_name, node)  # atomic: no lock
+
+
+def follow_asks_to_new_masters(client: Any) -> None:
+    """Let a ``RedisCluster`` client follow an ``ASK`` to a master it has
+    not mapped yet; any other client is left alone."""
+    manager = getattr(client, "nodes_manager", None)
+    if type(manager) is NodesManager:  # not a subclass of the caller's
+        manager.__class__ = _NodesAskedFor
 
 
 def _first_node(url: str) -> tuple[SplitResult, list[SplitResult]]:

@@ -32,7 +32,11 @@ try:
     import redis
     from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
-    from ._redis_clients import check_bytes_client, client_from_url
+    from ._redis_clients import (
+        check_bytes_client,
+        client_from_url,
+        follow_asks_to_new_masters,
+    )
 except ImportError as exc:  # pragma: no cover - depends on the environment
     # Raised on construction: the module still imports, so that the ini
     # schema, the CLI and the docs know this store without the extra.
@@ -202,6 +206,7 @@ class RedisStore(Store):
             self._where = f"<{type(client).__name__}>"
             self._client = client
             check_bytes_client(client)
+            follow_asks_to_new_masters(client)
 
     def _name(self, session_key: str) -> str:
         return self._key_prefix + storage_key(session_key)
