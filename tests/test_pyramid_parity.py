@@ -12,6 +12,7 @@ import webtest
 from pyramid.config import Configurator
 from pyramid.request import Request
 from pyramid.response import Response
+from pyramid.scripting import prepare
 
 from wsgisession import SessionMiddleware
 from wsgisession.contrib.pyramid import make_wsgi_app
@@ -82,3 +83,41 @@ def test_copy_gives_a_plain_dict_as_pyramids_own_session() -> None:
     client = webtest.TestApp(sub_app(login=login, snapshot=snapshot))
     client.get("/login")
     assert client.get("/snapshot").text == "dict ada"
+
+
+def test_a_scripts_request_has_a_session_as_with_pyramids_own() -> None:
+    """``pyramid.scripting.prepare`` (what ``pyramid.paster.bootstrap`` and
+    pshell use) gives a request no middleware served, for which Pyramid's
+    own session factories make a session. It raised RuntimeError telling to
+    wrap an app that ``make_wsgi_app`` had wrapped."""
+
+    def login(request: Any) -> Response:
+        request.session["user"] = "ada"
+        return Response("in")
+
+    def whoami(request: Any) -> Response:
+        return Response(request.session["user"])
+
+    app = sub_app(login=login, whoami=whoami)
+    client = webtest.TestApp(app)
+    client.get("/login")
+    registry = app.app.registry
+    env = prepare(registry=registry)
+    try:
+        session = env["request"].session
+        assert session.new and dict(session) == {}
+        assert session.get_csrf_token() == session.get_csrf_token()
+        session.flash("rendered by a script")
+        assert session.pop_flash() == ["rendered by a script"]
+    finally:
+        env["closer"]()
+    cookie = f"sessionid={client.cookies['sessionid']}"
+    request = Request.blank("/", headers={"Cookie": cookie})
+    env = prepare(request=request, registry=registry)
+    try:
+        assert request.session["user"] == "ada"
+        request.session["user"] = "grace"
+        request.session.wsgisession.save()  # a script saves what it changes
+    finally:
+        env["closer"]()
+    assert client.get("/whoami").text == "grace"

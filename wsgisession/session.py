@@ -75,6 +75,9 @@ class Session(WriteMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str
     _retry_attempt = 0
     #: Whether the app called :meth:`save`: the response sends the cookie.
     _saved_by_app = False
+    #: Whether the session moved to a new key (``cycle_key()``,
+    #: ``bind_user()``): an attempt run again must send its cookie.
+    _key_moved = False
 
     @classmethod
     def request_factory(
@@ -193,7 +196,14 @@ class Session(WriteMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str
         self._data, self._changes = None, None
         self.accessed = self.modified = False
         if record is not None:  # a record of its own, as a request's first load
-            self._offered = (record.key,) if record.stored and record.key else ()
+            key = record.key if record.stored else None
+            self._offered = (key,) if key else ()
+            # A key the client's cookie may not name, or a save whose cookie
+            # lifetime the fresh record does not know: the next attempt saves
+            # and sends the cookie even if it changes nothing.
+            moved = bool(key) and (self._key_moved or self._saved_by_app)
+            self._key_moved = self.modified = moved
+            self._saved_by_app = False
             fresh = self._record = new_session_record(
                 self._store, self._settings, self._serializer
             )

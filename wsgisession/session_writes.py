@@ -36,6 +36,7 @@ class WriteMethods:
     _store: Store
     modified: bool
     _saved_by_app: bool
+    _key_moved: bool
     #: The cookie's ``Max-Age`` (ExpiryMethods provides it; a stub here
     #: would come first in the session's method order).
     cookie_max_age: Callable[..., int | None]
@@ -137,7 +138,7 @@ class WriteMethods:
         finally:
             if self._changes is not None:  # saved: watched afresh, whatever happens
                 self._changes.watch(self._data, self._serializer.dumps)
-        self.modified = True
+        self.modified = self._key_moved = True
 
     def cycle_key(self) -> None:
         """Move the data to a new key at once and delete the old record (login)."""

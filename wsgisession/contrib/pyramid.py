@@ -141,6 +141,8 @@ class WsgiSessionFactory:
 
     def __call__(self, request: Any) -> PyramidSession:
         session = self.session_of(request)
+        if session is None:  # Session is falsy when empty: not ``or``
+            session = self.script_session(request)
         if session is not None:
             start_attempt(session, request.environ.get("retry.attempt", 0))
             return PyramidSession(session)
@@ -164,6 +166,20 @@ class WsgiSessionFactory:
         session = enclosing_session(request, key)
         if session is not None:
             request.environ[key] = session
+        return session
+
+    def script_session(self, request: Any) -> Session | None:
+        """The session of a request no middleware served (a script's, from
+        ``pyramid.paster.bootstrap`` or ``pyramid.scripting.prepare``), as
+        Pyramid's own factories make one: opened from the request's cookie
+        by the middleware :func:`make_wsgi_app` keeps in the registry, and
+        saved only by its own ``save()`` (there is no response)."""
+        middleware = request.registry.get(REGISTRY_KEY)
+        if middleware is None:
+            return None
+        cookie = request.cookies.get(middleware.settings.cookie_name)
+        session: Session = middleware.open_session(cookie)
+        request.environ[self.key_for(request)] = session
         return session
 
     def key_for(self, request: Any) -> str:
