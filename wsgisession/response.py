@@ -228,11 +228,13 @@ class Response:
     ) -> Callable[[bytes], Any]:
         if self.server_write is not None or (
             self.status is not None and getattr(self, "body_begun", False)
-        ):  # sent, or the app yielded a chunk: for it, the headers went out
+        ):  # sent, or the app yielded a chunk: for it, the headers went out.
+            # An error handler at work (werkzeug's debugger swallows what this
+            # raises, then ends the body as if complete): save nothing.
+            self.failed = True
             if exc_info is not None:
                 raise exc_info[1].with_traceback(exc_info[2])
-            if self.server_write is None:
-                raise AssertionError("start_response() again after the body began")
+            raise AssertionError("start_response() again after the headers went out")
         self.status, self.headers, self.exc_info = status, headers, exc_info
         return self.write
 
@@ -301,14 +303,15 @@ class Response:
         # The body may still use the session once these are out (a streamed
         # page): a cache must not keep it for another visitor.
         streamed = not final and self.offered is not None
-        if touched or _touched(session, self.setup.settings):
+        failed = self.failed  # an error handler restarted the response
+        if not failed and (touched or _touched(session, self.setup.settings)):
             accessed = session.accessed  # as the app left it (it may clear it)
             cookies = self.cookie_headers(final)
             if accessed or cookies or streamed:
                 headers = headers + cookies
                 private = bool(cookies) and self.setup.settings.private_responses
                 add_session_headers(headers, private=private)
-        elif streamed:
+        elif streamed or (failed and session.accessed):
             headers = list(headers)
             add_session_headers(headers, private=False)
         self.server_write = self.server_start_response(
