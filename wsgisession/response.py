@@ -308,7 +308,7 @@ class Response:
             accessed = session.accessed  # as the app left it (it may clear it)
             cookies = self.cookie_headers(final)
             if accessed or cookies or streamed:
-                headers = headers + cookies
+                headers = [*headers, *cookies]  # a tuple from the app too
                 private = bool(cookies) and self.setup.settings.private_responses
                 add_session_headers(headers, private=private)
         elif streamed or (failed and session.accessed):
