@@ -52,8 +52,7 @@ class ExpiryMethods:
         takes (a timedelta counts from ``modification``). The session ends
         at its ``absolute_timeout`` at the latest, whatever the setting.
         """
-        if expiry is _UNSET:
-            expiry = self.loaded_record().expiry
+        expiry = self._expiry_asked(modification, expiry)
         moment = rules.utcnow() if modification is None else modification
         age = rules.expiry_age(expiry, moment, self.get_session_cookie_age())
         return rules.cut_age(age, moment, self._absolute_end())
@@ -63,11 +62,28 @@ class ExpiryMethods:
     ) -> datetime.datetime:
         """The moment (aware, UTC) the session expires if saved at ``modification``
         (its ``absolute_timeout`` at the latest)."""
-        if expiry is _UNSET:
-            expiry = self.loaded_record().expiry
+        expiry = self._expiry_asked(modification, expiry)
         moment = rules.utcnow() if modification is None else modification
         date = rules.expiry_date(expiry, moment, self.get_session_cookie_age())
         return rules.cut_date(date, self._absolute_end())
+
+    def _expiry_asked(self, modification: object, expiry: Any) -> Any:
+        """The expiry the getters answer for: the session's, or ``expiry``
+        checked as ``set_expiry()`` checks it (TypeError, ValueError), so a
+        bad argument fails the same way in all three."""
+        if modification is not None and not isinstance(
+            modification, datetime.datetime
+        ):
+            raise TypeError(
+                f"modification must be a datetime, not {type(modification).__name__}"
+            )
+        if expiry is _UNSET:
+            return self.loaded_record().expiry
+        try:
+            rules.encode_expiry(expiry)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"unusable expiry {expiry!r}: {exc}") from None
+        return expiry
 
     def _absolute_end(self) -> datetime.datetime | None:
         """When ``absolute_timeout`` ends the session (None: no such limit;
