@@ -97,16 +97,29 @@ class MemcachedUserIndex:
         an earlier server list left there (still that of the old processes
         of a rolling deploy) would list sessions that a revocation through
         this list cannot reach, bringing them back if that list returns.
-        A server that cannot be reached keeps its copy (logged)."""
+        A server that cannot be reached keeps its copy (logged).
+
+        A copy that is the very item the index's own server holds (the same
+        value and CAS token: one server listed under two names, its host
+        name and its address) is the live index, and stays; the delete is
+        a ``cas``, so a copy that changed since it was read stays too."""
         key = self.key(user_id)
         home = self._store._server_for(key)
         for server in servers:
             if server is home:
                 continue
             try:
-                self._store._call_on(server, "delete", key)
+                self._drop_copy(server, home, key)
             except StoreUnavailable as exc:
                 logger.warning("could not remove a stale user index: %s", exc)
+
+    def _drop_copy(self, server: Any, home: Any, key: str) -> None:
+        """Delete ``key`` on ``server`` unless it is the item on ``home``."""
+        call_on = self._store._call_on
+        copy = call_on(server, "gets", key)
+        if copy[1] is None or copy == call_on(home, "gets", key):
+            return
+        call_on(server, "cas", key, b"", copy[1], -1)
 
     def _change(self, user_id: str, change: Callable[[Entries], bool]) -> None:
         """Apply ``change`` (edits in place, True if it changed anything) to

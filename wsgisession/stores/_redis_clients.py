@@ -208,10 +208,28 @@ class _NodesAskedFor(NodesManager):
         node = super().get_node(host, port, node_name)
         if node is not None or not node_name or host or port:
             return node
-        # Only the ASK path looks a node up by name alone: "host:port".
+        # The ASK path looks a node up by name alone ("host:port"), but so do
+        # set_default_node() and pubsub, which must not find (nor map) a
+        # node outside the cluster: the cluster is asked first.
+        if not self._in_cluster(node_name):
+            return None
         name_host, _, name_port = node_name.rpartition(":")
         node = ClusterNode(name_host, int(name_port), PRIMARY)  # type: ignore[no-untyped-call]
         return self.nodes_cache.setdefault(node_name, node)  # atomic: no lock
+
+    def _in_cluster(self, node_name: str) -> bool:
+        """Whether the first mapped node that answers lists ``node_name`` in
+        ``CLUSTER NODES`` (where a master without slots is, unlike in
+        ``CLUSTER SLOTS``)."""
+        for known in tuple(self.nodes_cache.values()):
+            if known.redis_connection is None:
+                continue
+            try:
+                listed = known.redis_connection.execute_command("CLUSTER NODES")
+            except RedisError:
+                continue
+            return node_name in listed
+        return False
 
 
 def follow_asks_to_new_masters(client: Any) -> None:
