@@ -121,3 +121,35 @@ def test_a_scripts_request_has_a_session_as_with_pyramids_own() -> None:
     finally:
         env["closer"]()
     assert client.get("/whoami").text == "grace"
+
+
+def test_a_scripts_requests_each_open_their_own_cookies_session() -> None:
+    """A script that bootstraps (its request's session used, as by a CSRF
+    token) and then prepares a request per user cookie: each request got the
+    bootstrap request's session, found as if it had invoked them as
+    subrequests, so the script read and saved every user in one session."""
+
+    def login(request: Any) -> Response:
+        request.session["user"] = request.params["name"]
+        return Response("in")
+
+    def whoami(request: Any) -> Response:
+        return Response(request.session.get("user", "nobody"))
+
+    app = sub_app(login=login, whoami=whoami)
+    clients = {name: webtest.TestApp(app) for name in ("ada", "grace")}
+    for name, client in clients.items():
+        client.get("/login", {"name": name})
+    registry = app.app.registry
+    with prepare(registry=registry) as outer:
+        outer["request"].session.get_csrf_token()
+        for name, client in clients.items():
+            cookie = f"sessionid={client.cookies['sessionid']}"
+            request = Request.blank("/", headers={"Cookie": cookie})
+            with prepare(request=request, registry=registry):
+                assert request.session["user"] == name
+                request.session["seen_by_script"] = True
+                request.session.wsgisession.save()
+        assert "user" not in outer["request"].session
+    for name, client in clients.items():
+        assert client.get("/whoami").text == name

@@ -91,3 +91,34 @@ def test_a_save_by_a_failed_attempt_keeps_the_cookies_lifetime(existing: bool) -
     assert response.text == "7" and len(attempts) == 2
     flows.assert_cookie_attributes(flows.session_cookie(response), ["Max-Age=1209600"])
     assert "'order': 7" in client.get("/show").text
+
+
+def test_an_attempt_that_never_used_the_session_keeps_the_key_move() -> None:
+    """Attempt 1 moves the key, attempt 2 conflicts before it uses the
+    session (a tween, a query), attempt 3 changes nothing: the discard of
+    attempt 2's (unused) session forgot both the moved key, so no cookie
+    went out, and the key to load, so attempt 3 found an empty session."""
+    attempts: list[int] = []
+
+    def elevate(request: Any) -> Response:
+        attempts.append(1)
+        if len(attempts) == 2:
+            raise Conflict()
+        session = request.session
+        if not session.get("elevated"):
+            session["elevated"] = True
+            session.cycle_key()
+        if len(attempts) == 1:
+            raise Conflict()
+        return Response(repr(dict(session)))
+
+    app = retrying_app({"wsgisession.store": "memory"}, visit=visit, elevate=elevate)
+    client = webtest.TestApp(app)
+    old_key = flows.cookie_value(client.get("/visit"))
+    response = client.get("/elevate")
+    assert len(attempts) == 3
+    assert response.text == repr({"visits": 1, "elevated": True})
+    new_key = flows.cookie_value(response)
+    assert new_key != old_key and not app.store.exists(old_key)
+    assert client.get("/visit").text == "ok"
+    assert app.open_session(client.cookies["sessionid"])["visits"] == 2

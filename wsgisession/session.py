@@ -193,21 +193,23 @@ class Session(WriteMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str
         record again (or starts empty). For a framework that runs a request
         again (Pyramid's retries); what the store already did stays done."""
         record = self._record
+        loaded = self._data is not None  # else ``_offered`` still says what to load
         self._data, self._changes = None, None
-        self.accessed = self.modified = False
+        self.accessed = False
         if record is not None:  # a record of its own, as a request's first load
-            key = record.key if record.stored else None
-            self._offered = (key,) if key else ()
-            # A key the client's cookie may not name, or a save whose cookie
-            # lifetime the fresh record does not know: the next attempt saves
-            # and sends the cookie even if it changes nothing.
-            moved = bool(key) and (self._key_moved or self._saved_by_app)
-            self._key_moved = self.modified = moved
-            self._saved_by_app = False
+            if loaded:
+                key = record.key if record.stored else None
+                self._offered = (key,) if key else ()
+                # A key the client's cookie may not name, or a save whose
+                # cookie lifetime the fresh record does not know: the next
+                # attempt saves and sends the cookie even if it changes nothing.
+                moved = bool(key) and (self._key_moved or self._saved_by_app)
+                self._key_moved, self._saved_by_app = moved, False
             fresh = self._record = new_session_record(
                 self._store, self._settings, self._serializer
             )
             fresh.held_lock = record.held_lock  # still released at the end
+        self.modified = self._key_moved
 
     def has_unsaved_changes(self) -> bool:
         """Whether something changed since the last save (or load)."""

@@ -71,9 +71,7 @@ class ExpiryMethods:
         """The expiry the getters answer for: the session's, or ``expiry``
         checked as ``set_expiry()`` checks it (TypeError, ValueError), so a
         bad argument fails the same way in all three."""
-        if modification is not None and not isinstance(
-            modification, datetime.datetime
-        ):
+        if modification is not None and not isinstance(modification, datetime.datetime):
             raise TypeError(
                 f"modification must be a datetime, not {type(modification).__name__}"
             )

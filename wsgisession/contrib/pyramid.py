@@ -53,6 +53,10 @@ FLASH_PREFIX = "_f_"
 CSRF_KEY = "_csrft_"
 #: Where :func:`make_wsgi_app` keeps the middleware in the registry.
 REGISTRY_KEY = "wsgisession"
+#: Set in the environ of a script's request whose session
+#: :meth:`WsgiSessionFactory.script_session` opened: not shared with the
+#: requests the script prepares while it is current.
+SCRIPT_SESSION_KEY = "wsgisession.script_session"
 
 
 class PyramidSession(SessionProxy):
@@ -180,6 +184,7 @@ class WsgiSessionFactory:
         cookie = request.cookies.get(middleware.settings.cookie_name)
         session: Session = middleware.open_session(cookie)
         request.environ[self.key_for(request)] = session
+        request.environ[SCRIPT_SESSION_KEY] = True
         return session
 
     def key_for(self, request: Any) -> str:
@@ -195,13 +200,18 @@ class WsgiSessionFactory:
 
 def enclosing_session(request: Any, key: str) -> Session | None:
     """The session of the request of the same app that invoked ``request`` as
-    a subrequest (Pyramid's thread-local stack of requests), if any."""
+    a subrequest (Pyramid's thread-local stack of requests), if any.
+
+    A script's session is not: a request the script prepares while another
+    is current (``bootstrap``, then ``prepare`` per user) is not its
+    subrequest, and has its own cookie's session."""
     for entry in reversed(threadlocal.manager.stack):
         outer = entry.get("request")
         if outer is request or entry.get("registry") is not request.registry:
             continue
-        session = getattr(outer, "environ", {}).get(key)
-        if isinstance(session, Session):
+        environ = getattr(outer, "environ", {})
+        session = environ.get(key)
+        if isinstance(session, Session) and not environ.get(SCRIPT_SESSION_KEY):
             return session
     return None
 
