@@ -24,6 +24,7 @@ from ..middleware import SessionMiddleware
 from ..session import Session
 from ..stores.base import Store
 from . import facts, race
+from .origin import foreign_post
 from .page import WIRE_MARK, PageFacts, Report, render, wire_rows
 from .tour import ACTIONS, SECTIONS, Context
 
@@ -131,6 +132,7 @@ class TourPages:
             expires_at=expires.timestamp(),
             left=facts.countdown(session.get_expiry_age()),
             cookie_age=session.get_session_cookie_age(),
+            client_side=bool(self.middleware.store.client_side),
         )
         context = self.context(environ, {})
         panels = {
@@ -243,6 +245,9 @@ class DemoApp:
     def action(
         self, environ: dict[str, Any], start_response: StartResponse
     ) -> list[bytes]:
+        refused = foreign_post(environ)
+        if refused:  # before the session is touched: no Set-Cookie either
+            return _plain(start_response, "403 Forbidden", refused)
         outcome: dict[str, str] = {}
         environ[OUTCOME_KEY] = outcome
         try:

@@ -13,7 +13,7 @@ from ..redaction import holds_secret
 from ..storecheck import build_store, reach_store
 from .app import DemoApp
 from .facts import describe_store
-from .serve import listen
+from .serve import listen, url
 
 __all__ = ["add_demo_parser", "run"]
 
@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     description = describe_store(spec, store)
     server = listen(args.host, args.port, DemoApp(store, description))
     with server:
-        print(f"wsgisession demo on http://{args.host}:{server.server_port}/")
+        print(f"wsgisession demo on {url(args.host, server.server_port)}")
         print(f"sessions live in {description}")
         if note:
             print(note)

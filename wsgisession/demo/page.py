@@ -43,6 +43,7 @@ class PageFacts:
     expires_at: float  # Unix time, for the live countdown
     left: str  # countdown in words
     cookie_age: int
+    client_side: bool = False  # the cookie store: no record on the server
 
 
 STYLE = """
@@ -109,9 +110,10 @@ def _report(report: Report | None) -> str:
 
 def _expiry(facts: PageFacts) -> str:
     if facts.browser_close:
+        ends = "refuses the cookie" if facts.client_side else "drops the record"
         return (
-            "when the browser closes (the cookie has no Max-Age); the server drops "
-            f"the record {facts.cookie_age} s after the last change"
+            f"when the browser closes (the cookie has no Max-Age); the server {ends} "
+            f"{facts.cookie_age} s after the last change"
         )
     return (
         f'{html.escape(facts.expires)}: <span id="countdown" data-expires-at='

@@ -10,13 +10,19 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from ..errors import SessionError
 
-__all__ = ["ThreadingWSGIServer", "listen"]
+__all__ = ["ThreadingWSGIServer", "listen", "url"]
 
 
 class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
     """wsgiref's server, one thread per request: a browser opens several at once."""
 
     daemon_threads = True
+
+
+class ThreadingWSGIServer6(ThreadingWSGIServer):
+    """The same on an IPv6 address (``--host ::1``)."""
+
+    address_family = socket.AF_INET6
 
 
 class QuietHandler(WSGIRequestHandler):
@@ -38,7 +44,7 @@ def listen(host: str, port: int, app: Any) -> ThreadingWSGIServer:
             host,
             port,
             app,
-            server_class=ThreadingWSGIServer,
+            server_class=ThreadingWSGIServer6 if ":" in host else ThreadingWSGIServer,
             handler_class=QuietHandler,
         )
     except socket.gaierror as exc:
@@ -62,3 +68,8 @@ def listen(host: str, port: int, app: Any) -> ThreadingWSGIServer:
         ) from None
     assert isinstance(server, ThreadingWSGIServer)
     return server
+
+
+def url(host: str, port: int) -> str:
+    """The demo's address for a browser (an IPv6 host in brackets)."""
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"

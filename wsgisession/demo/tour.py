@@ -35,10 +35,15 @@ def _expire_in_60(session: Session, context: Context) -> str:
 
 def _expire_at_close(session: Session, context: Context) -> str:
     session.set_expiry(0)
+    ends = (
+        "refuses the cookie"  # the cookie store keeps no record
+        if context.client_side
+        else "drops the record"
+    )
     return (
         "set_expiry(0): the cookie has no Max-Age or Expires any more, so the "
-        "browser drops it when it closes; the server still drops the record "
-        "after the default age without a change."
+        f"browser drops it when it closes; the server still {ends} after the "
+        "default age without a change."
     )
 
 
