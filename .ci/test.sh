@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 # Debian packages of the servers and the browser the tests start themselves.
 missing=()
-for package in memcached redis-server redis-tools postgresql mariadb-server chromium chromium-driver; do
+for package in memcached redis-server redis-tools postgresql pgbouncer mariadb-server chromium chromium-driver; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -29,6 +29,7 @@ __all__ = [
     "free_port",
     "mariadb",
     "memcached",
+    "pgbouncer",
     "postgresql",
     "redis_cluster_node",
     "redis_server",
@@ -349,6 +350,35 @@ def _postgresql_login(port: int) -> None:
         dbname="postgres",
         connect_timeout=2,
     ).close()
+
+
+def pgbouncer(workdir: Path, target: DatabaseServer) -> ServerProcess:
+    """A PgBouncer in transaction mode in front of the PostgreSQL ``target``,
+    not yet started: each transaction (each autocommit statement) may run on
+    another of its two server connections. Its ``url`` logs in as ``target``'s."""
+    binary = _sql_binary("/usr/sbin/pgbouncer", "pgbouncer")
+    root = _owned_dir("wsgisession-pgbouncer-", "postgres")
+    (root / "users.txt").write_text(f'"postgres" "{DB_PASSWORD}"\n')
+    port = free_port()
+    settings = {
+        "listen_addr": "127.0.0.1",
+        "listen_port": port,
+        "unix_socket_dir": "",
+        "auth_type": "plain",
+        "auth_file": root / "users.txt",
+        "pool_mode": "transaction",
+        "default_pool_size": 2,
+    }
+    lines = ["[databases]", f"postgres = host=127.0.0.1 port={target.port}"]
+    lines += ["[pgbouncer]", *(f"{name} = {value}" for name, value in settings.items())]
+    (root / "pgbouncer.ini").write_text("\n".join(lines) + "\n")
+    if os.geteuid() == 0:
+        for path in root.iterdir():
+            shutil.chown(path, "postgres", "postgres")
+    argv = _as_user("postgres", [binary, str(root / "pgbouncer.ini")])
+    server = DatabaseServer("pgbouncer", argv, port, workdir, root)
+    server.sqlalchemy_url = target.url.replace(f":{target.port}/", f":{port}/")
+    return server
 
 
 def mariadb(workdir: Path) -> DatabaseServer:

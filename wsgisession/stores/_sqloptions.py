@@ -7,13 +7,22 @@ with the database, not how its settings are read.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import _coerce as c
 from ..errors import ConfigError
 from .base import IniOption
 
-__all__ = ["DEFAULT_TABLE", "SQL_OPTIONS", "database_url", "table_name"]
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
+__all__ = [
+    "DEFAULT_TABLE",
+    "SQL_OPTIONS",
+    "database_url",
+    "driver_options",
+    "table_name",
+]
 
 #: A table name: letters, digits and underscores, short enough that
 #: ``<name>_locks`` and its index names fit MySQL's 64-character limit.
@@ -49,6 +58,31 @@ def table_name(key: str, value: Any) -> str:
             "(at most 48 characters, not starting with a digit)",
         )
     return value
+
+
+#: psycopg's count of runs after which it prepares a statement on the server
+#: (5); ``none`` never prepares, as a pooler in transaction mode (PgBouncer)
+#: needs: a prepared statement stays on the server connection it was made on.
+_PREPARE = "prepare_threshold"
+
+
+def driver_options(url: URL, driver: str) -> tuple[URL, dict[str, Any]]:
+    """``url`` less the query options that are the driver's arguments rather
+    than connection parameters, and those arguments: psycopg's
+    ``?prepare_threshold=none`` (or a count), which SQLAlchemy would pass
+    on as text."""
+    if driver != "psycopg" or _PREPARE not in url.query:
+        return url, {}
+    value = url.query[_PREPARE]
+    text = value.strip().lower() if isinstance(value, str) else ""
+    if text != "none" and not text.isdigit():
+        raise ConfigError(
+            f"invalid value for {_PREPARE} in sql_url ({value!r}); expected "
+            "none (never prepare statements: behind a pooler in transaction "
+            "mode) or a whole number of runs"
+        )
+    threshold = None if text == "none" else int(text)
+    return url.difference_update_query([_PREPARE]), {_PREPARE: threshold}
 
 
 #: ``sql_url`` and ``sql_table``, the ``ini_options`` of ``SQLStore``.

@@ -43,6 +43,7 @@ from ..errors import ConfigError
 from ..redaction import is_secret_parameter
 from ._shared import MAX_SQLITE_WAIT
 from ._sqliteconn import database_file, refuse_shared_database
+from ._sqloptions import driver_options
 
 __all__ = ["Tables", "build_engine", "redacted", "url_secrets"]
 
@@ -334,6 +335,7 @@ def build_engine(url_text: object, timeout: float) -> tuple[Engine, URL]:
         raise ConfigError(
             f"SQLStore url {redacted(url)}: unknown database dialect"
         ) from exc
+    url, arguments = driver_options(url, driver)
     try:
         engine = create_engine(
             url,
@@ -343,7 +345,7 @@ def build_engine(url_text: object, timeout: float) -> tuple[Engine, URL]:
             pool_reset_on_return=None,
             pool_timeout=timeout,
             hide_parameters=True,
-            connect_args=_timeouts(url, driver, timeout),
+            connect_args=_timeouts(url, driver, timeout) | arguments,
         )
     except ImportError as exc:
         hint = _DRIVER_HINTS.get(url.get_backend_name(), "install its driver")

@@ -35,6 +35,8 @@ class SQLUserSessions:
         #: ``_put_new(cursor, name, payload, expires_at, user_key)``.
         _put_new: Callable[..., bool]
 
+        def _check_size(self, action: str, *copies: bytes | None) -> None: ...
+
         def _sound(
             self, payload: Any, expires_at: Any
         ) -> tuple[bytes, float] | None: ...
@@ -44,6 +46,7 @@ class SQLUserSessions:
     ) -> str | None:
         """Create the row with its ``user_key``: indexed in the same statement."""
         name, owner = storage_key(session_key), user_storage_key(user_id)
+        self._check_size("create a session", payload, payload)
         written = self._run(
             "create a session", self._put_new, name, payload, expires_at, owner
         )

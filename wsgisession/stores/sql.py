@@ -42,6 +42,7 @@ from ._shared import (
     unless_sqlite_busy,
 )
 from ._sqloptions import DEFAULT_TABLE, SQL_OPTIONS, table_name
+from ._sqlpacket import max_packet, oversized
 from ._sqlrun import Compiled, Cursor, Dropped, Runner, compile_statement, deadlocked
 from ._sqlusers import SQLUserSessions
 from .base import Merge, Progress, Record, Store, storage_key
@@ -114,6 +115,7 @@ class SQLStore(SQLUserSessions, Store):
         self._secrets = url_secrets(url)
         self._tables = Tables(self.table)
         self._sql: dict[str, Compiled] = {}
+        self._max_packet: int | None = None  # MySQL's max_allowed_packet
         self._setup_lock = threading.Lock()
 
     # -- the store protocol -------------------------------------------------
@@ -138,6 +140,7 @@ class SQLStore(SQLUserSessions, Store):
 
     def create(self, session_key: str, payload: bytes, expires_at: float) -> str | None:
         name = storage_key(session_key)
+        self._check_size("create a session", payload, payload)
         written = self._run(
             "create a session", self._put_new, name, payload, expires_at
         )
@@ -175,6 +178,8 @@ class SQLStore(SQLUserSessions, Store):
             current = self._payload(name)
         for attempt in range(1, MAX_ATTEMPTS + 1):
             payload, expires_at = merge(current)
+            replaced = payload if current is None else current
+            self._check_size("update a session", payload, replaced)
             written = self._run(
                 "update a session", self._write, name, current, payload, expires_at
             )
@@ -368,10 +373,24 @@ class SQLStore(SQLUserSessions, Store):
                     self._tables.refuse_foreign(self._base)
                     self._tables.create(self._base)
                     self._tables.add_user_column(self._base)
+                    self._max_packet = max_packet(self._base)
                     self._sql = {
                         name: compile_statement(statement, self._base)
                         for name, statement in self._tables.statements().items()
                     }
+
+    def _check_size(self, action: str, *copies: bytes | None) -> None:
+        """StoreUnavailable, before anything is sent, for a session over what
+        the database takes (MySQL's ``max_allowed_packet``: see _sqlpacket)."""
+        if not self._sql:
+            with self._translate(action):
+                self._ready()
+        reason = oversized(self._max_packet, *copies)
+        if reason is not None:
+            raise StoreUnavailable(
+                f"SQLStore at {self._where} could not {action}: {reason}",
+                store=repr(self),
+            )
 
     @contextlib.contextmanager
     def _translate(self, action: str) -> Iterator[None]:

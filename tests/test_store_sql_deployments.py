@@ -1,0 +1,135 @@
+"""SQLStore in set-ups real deployments have: a pooler in transaction mode in
+front of PostgreSQL, a MariaDB whose ``max_allowed_packet`` is smaller than
+a session.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import servers
+from servers import DatabaseServer, ServerProcess
+
+from wsgisession.errors import ConfigError, StoreUnavailable
+from wsgisession.stores import SQLStore
+
+#: What a MariaDB of the test gets as its max_allowed_packet (1 MiB).
+SMALL_PACKET = 1 << 20
+
+
+@pytest.fixture
+def bouncer(
+    postgresql_server: DatabaseServer, tmp_path: Path
+) -> Iterator[ServerProcess]:
+    try:
+        server = servers.pgbouncer(tmp_path, postgresql_server)
+    except servers.MissingBinary as exc:
+        pytest.fail(str(exc), pytrace=False)
+    server.start()
+    yield server
+    server.remove()
+
+
+def saves(store: SQLStore, rounds: int) -> int:
+    """Create, load and update ``rounds`` sessions; how many came back changed."""
+    changed = 0
+    for _ in range(rounds):
+        key = secrets.token_urlsafe(32)
+        store.create(key, b"first", 2e9)
+        store.update(key, lambda _current: (b"second", 2e9), store.load(key))
+        loaded = store.load(key)
+        changed += loaded is not None and loaded.payload == b"second"
+    return changed
+
+
+def test_a_pooler_in_transaction_mode_with_prepare_threshold_none(
+    bouncer: ServerProcess,
+) -> None:
+    """psycopg prepares a statement run five times on the server connection
+    of that moment; behind PgBouncer in transaction mode the next run goes
+    to another, where it does not exist (or another one of its name does).
+    ``?prepare_threshold=none`` (psycopg's own argument) turns that off: it
+    reached psycopg as the text "none", and the first load raised TypeError."""
+    url = f"{bouncer.url}?prepare_threshold=none"
+    with SQLStore(url, table="pooled_sessions") as store:
+        store.create_tables()
+        with ThreadPoolExecutor(4) as pool:
+            done = list(pool.map(saves, [store] * 4, [20] * 4))
+    assert done == [20] * 4
+
+
+@pytest.mark.parametrize("value", ["soon", "-1", "1.5"])
+def test_a_bad_prepare_threshold_is_a_config_error(value: str) -> None:
+    with pytest.raises(ConfigError, match="prepare_threshold"):
+        SQLStore(f"postgresql+psycopg://app@127.0.0.1:1/db?prepare_threshold={value}")
+
+
+@pytest.fixture
+def small_packet(mariadb_server: DatabaseServer) -> Iterator[str]:
+    """The MariaDB's URL, its max_allowed_packet 1 MiB for the connections
+    opened meanwhile (as a DBA may set it; MySQL 5.7's default is 4 MiB)."""
+    root = servers._mariadb_root(mariadb_server)
+    try:
+        with root.cursor() as cursor:
+            cursor.execute("SELECT @@global.max_allowed_packet")
+            (before,) = cursor.fetchone()
+            cursor.execute(f"SET GLOBAL max_allowed_packet = {SMALL_PACKET}")
+        try:
+            yield mariadb_server.url
+        finally:
+            with root.cursor() as cursor:
+                cursor.execute(f"SET GLOBAL max_allowed_packet = {int(before)}")
+    finally:
+        root.close()
+
+
+def test_a_session_a_save_could_not_send_is_refused_when_created(
+    small_packet: str,
+) -> None:
+    """A save sends the session twice (the new payload and the one it
+    replaces), each as hex: a session of 300 KB was created, and then
+    every save of it made the server close the connection ("MySQL server
+    has gone away"), and the store drop its whole pool."""
+    key = secrets.token_urlsafe(32)
+    with SQLStore(small_packet, table="packet_sessions") as store:
+        with pytest.raises(StoreUnavailable, match="max_allowed_packet"):
+            store.create(key, b"x" * 300_000, 2e9)
+        assert store.load(key) is None
+        assert store.create(key, b"x" * 200_000, 2e9) == key
+        loaded = store.load(key)
+        store.update(key, lambda current: (current + b"y", 2e9), loaded)
+        assert store.load(key).payload == b"x" * 200_000 + b"y"  # type: ignore[union-attr]
+
+
+def connections_made(server: DatabaseServer) -> int:
+    """How many connections the server has accepted (this look included)."""
+    root = servers._mariadb_root(server)
+    try:
+        with root.cursor() as cursor:
+            cursor.execute("SHOW GLOBAL STATUS LIKE 'Connections'")
+            return int(cursor.fetchone()[1])
+    finally:
+        root.close()
+
+
+def test_a_session_grown_past_max_allowed_packet_is_refused_by_name(
+    small_packet: str, mariadb_server: DatabaseServer
+) -> None:
+    """Sent, it made the server close the connection, after a reply naming
+    the packet or none ("MySQL server has gone away"): the store kept the
+    closed connection for the next request, or took it for a restart, let
+    go of every pooled connection and sent the session again."""
+    key = secrets.token_urlsafe(32)
+    with SQLStore(small_packet, table="packet_sessions") as store:
+        store.create(key, b"small", 2e9)
+        loaded = store.load(key)
+        before = connections_made(mariadb_server)
+        with pytest.raises(StoreUnavailable, match="max_allowed_packet") as caught:
+            store.update(key, lambda _current: (b"x" * 600_000, 2e9), loaded)
+        assert "gone away" not in str(caught.value)
+        assert store.load(key).payload == b"small"  # type: ignore[union-attr]
+        assert connections_made(mariadb_server) == before + 1  # the look's own
