@@ -153,3 +153,30 @@ def test_a_scripts_requests_each_open_their_own_cookies_session() -> None:
         assert "user" not in outer["request"].session
     for name, client in clients.items():
         assert client.get("/whoami").text == name
+
+
+def test_a_scripts_subrequest_shares_its_session() -> None:
+    """The docs: "A subrequest shares the session of the request that invokes
+    it". A script's request (its session opened from its cookie) that invokes
+    a blank subrequest: the subrequest got an empty session of its own,
+    taken for a request the script prepared, not one it invoked."""
+
+    def login(request: Any) -> Response:
+        request.session["user"] = request.params["name"]
+        return Response("in")
+
+    def whoami(request: Any) -> Response:
+        request.session["seen_by_widget"] = True
+        return Response(request.session.get("user", "nobody"))
+
+    app = sub_app(login=login, whoami=whoami)
+    client = webtest.TestApp(app)
+    client.get("/login", {"name": "ada"})
+    router = app.app
+    cookie = f"sessionid={client.cookies['sessionid']}"
+    request = Request.blank("/", headers={"Cookie": cookie})
+    with prepare(request=request, registry=router.registry):
+        assert request.session["user"] == "ada"
+        inner = router.invoke_subrequest(Request.blank("/whoami"))
+        assert inner.text == "ada"
+        assert request.session["seen_by_widget"] is True

@@ -62,8 +62,10 @@ def test_a_pooler_in_transaction_mode_with_prepare_threshold_none(
     assert done == [20] * 4
 
 
-@pytest.mark.parametrize("value", ["soon", "-1", "1.5"])
+@pytest.mark.parametrize("value", ["soon", "-1", "1.5", "%C2%B2"])
 def test_a_bad_prepare_threshold_is_a_config_error(value: str) -> None:
+    """``%C2%B2`` is "²", a digit to ``str.isdigit()`` but not to ``int()``:
+    it raised ValueError from int() instead of naming the option."""
     with pytest.raises(ConfigError, match="prepare_threshold"):
         SQLStore(f"postgresql+psycopg://app@127.0.0.1:1/db?prepare_threshold={value}")
 
@@ -133,3 +135,25 @@ def test_a_session_grown_past_max_allowed_packet_is_refused_by_name(
         assert "gone away" not in str(caught.value)
         assert store.load(key).payload == b"small"  # type: ignore[union-attr]
         assert connections_made(mariadb_server) == before + 1  # the look's own
+
+
+def test_a_session_fits_once_max_allowed_packet_is_raised(
+    small_packet: str, mariadb_server: DatabaseServer
+) -> None:
+    """The refusal says "raise max_allowed_packet": a DBA does, with SET
+    GLOBAL, and the server takes the session; the store read the limit once,
+    at first use, and went on refusing it until the app was restarted."""
+    key = secrets.token_urlsafe(32)
+    with SQLStore(small_packet, table="packet_sessions") as store:
+        with pytest.raises(StoreUnavailable, match="max_allowed_packet"):
+            store.create(key, b"x" * 300_000, 2e9)
+        root = servers._mariadb_root(mariadb_server)
+        try:
+            with root.cursor() as cursor:
+                cursor.execute(f"SET GLOBAL max_allowed_packet = {4 * SMALL_PACKET}")
+        finally:
+            root.close()
+        assert store.create(key, b"x" * 300_000, 2e9) == key
+        loaded = store.load(key)
+        store.update(key, lambda current: (current + b"y", 2e9), loaded)
+        assert store.load(key).payload == b"x" * 300_000 + b"y"  # type: ignore[union-attr]

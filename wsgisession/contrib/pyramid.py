@@ -202,16 +202,21 @@ def enclosing_session(request: Any, key: str) -> Session | None:
     """The session of the request of the same app that invoked ``request`` as
     a subrequest (Pyramid's thread-local stack of requests), if any.
 
-    A script's session is not: a request the script prepares while another
-    is current (``bootstrap``, then ``prepare`` per user) is not its
-    subrequest, and has its own cookie's session."""
+    A script's session is only for the subrequests a router runs: a request
+    the script prepares while another is current (``bootstrap``, then
+    ``prepare`` per user) is not its subrequest, and has its own cookie's
+    session."""
+    # Set by the router on each request it runs, never by ``prepare``.
+    invoked = getattr(request, "invoke_subrequest", None) is not None
     for entry in reversed(threadlocal.manager.stack):
         outer = entry.get("request")
         if outer is request or entry.get("registry") is not request.registry:
             continue
         environ = getattr(outer, "environ", {})
         session = environ.get(key)
-        if isinstance(session, Session) and not environ.get(SCRIPT_SESSION_KEY):
+        if isinstance(session, Session) and (
+            invoked or not environ.get(SCRIPT_SESSION_KEY)
+        ):
             return session
     return None
 

@@ -75,7 +75,7 @@ def driver_options(url: URL, driver: str) -> tuple[URL, dict[str, Any]]:
         return url, {}
     value = url.query[_PREPARE]
     text = value.strip().lower() if isinstance(value, str) else ""
-    if text != "none" and not text.isdigit():
+    if text != "none" and not (text.isascii() and text.isdigit()):  # not "²"
         raise ConfigError(
             f"invalid value for {_PREPARE} in sql_url ({value!r}); expected "
             "none (never prepare statements: behind a pooler in transaction "

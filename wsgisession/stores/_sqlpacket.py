@@ -18,10 +18,15 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-__all__ = ["max_packet", "oversized"]
+    from ._sqlrun import Cursor
+
+__all__ = ["max_packet", "oversized", "packet_now"]
 
 #: Room for the statement's text and its other parameters.
 _STATEMENT = 1024
+#: The global value, which a DBA may have raised (``SET GLOBAL``) since the
+#: connection asked opened, and which every new connection gets.
+_QUERY = "SELECT @@global.max_allowed_packet"
 
 
 def max_packet(engine: Engine) -> int | None:
@@ -29,8 +34,15 @@ def max_packet(engine: Engine) -> int | None:
     if engine.dialect.name not in ("mysql", "mariadb"):
         return None
     with engine.connect() as conn:
-        value = conn.exec_driver_sql("SELECT @@max_allowed_packet").scalar()
+        value = conn.exec_driver_sql(_QUERY).scalar()
     return None if value is None else int(value)
+
+
+def packet_now(cursor: Cursor) -> int | None:
+    """:func:`max_packet` again, on one of the store's own connections."""
+    cursor.raw.execute(_QUERY)
+    row = cursor.raw.fetchone()
+    return None if row is None or row[0] is None else int(row[0])
 
 
 def oversized(limit: int | None, *copies: bytes | None) -> str | None:

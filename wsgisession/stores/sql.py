@@ -42,7 +42,7 @@ from ._shared import (
     unless_sqlite_busy,
 )
 from ._sqloptions import DEFAULT_TABLE, SQL_OPTIONS, table_name
-from ._sqlpacket import max_packet, oversized
+from ._sqlpacket import max_packet, oversized, packet_now
 from ._sqlrun import Compiled, Cursor, Dropped, Runner, compile_statement, deadlocked
 from ._sqlusers import SQLUserSessions
 from .base import Merge, Progress, Record, Store, storage_key
@@ -386,6 +386,12 @@ class SQLStore(SQLUserSessions, Store):
             with self._translate(action):
                 self._ready()
         reason = oversized(self._max_packet, *copies)
+        if reason is not None:  # SET GLOBAL may have raised it since: look again
+            before, self._max_packet = self._max_packet, self._run(action, packet_now)
+            if self._owned and (self._max_packet or 0) > (before or 0):
+                self._runner.close_idle()  # the server holds them to the old one
+                self._base.dispose()
+            reason = oversized(self._max_packet, *copies)
         if reason is not None:
             raise StoreUnavailable(
                 f"SQLStore at {self._where} could not {action}: {reason}",
