@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -326,6 +327,24 @@ def test_copy_gives_a_plain_dict_as_flasks_session_does(store: Store) -> None:
 
     text = app.test_client().get("/copy").text
     assert text == repr(("dict", {"a": [1], "b": 2}, {"a": [1]}))
+
+
+def test_copy_module_gives_a_snapshot_as_on_flasks_session(store: Store) -> None:
+    """``copy.copy(session)`` on Flask's session is a separate dict: a view may
+    keep a snapshot, clear the session and restore from it. It must not be
+    a second view of the same data (emptied with it)."""
+    app, _ = make_app(store)
+
+    @app.get("/snapshot")
+    def snapshot() -> str:
+        flask.session["next"] = ["/cart"]
+        shallow = copy.copy(flask.session)
+        deep = copy.deepcopy(flask.session)
+        flask.session.clear()
+        return repr((type(shallow).__name__, shallow, type(deep).__name__, deep))
+
+    text = app.test_client().get("/snapshot").text
+    assert text == repr(("dict", {"next": ["/cart"]}, "dict", {"next": ["/cart"]}))
 
 
 def test_init_app_twice_is_refused(store: Store) -> None:

@@ -73,3 +73,28 @@ def test_an_emptied_unbound_session_still_loses_its_cookie(tmp_path: Path) -> No
     response = client.post("/forget-cart")
     (cookie,) = response.headers.getlist("Set-Cookie")
     assert "Max-Age=0" in cookie
+
+
+def test_a_permanent_login_without_data_is_refreshed_like_one_with_data(
+    tmp_path: Path,
+) -> None:
+    """SESSION_REFRESH_EACH_REQUEST (Flask's default) re-saves a permanent
+    session on every request, so that an active user's expiry slides. A
+    login that stores no data is a session too: it must slide, or an app
+    whose PERMANENT_SESSION_LIFETIME is an idle timeout logs an active user
+    out that long after the login."""
+    app = bound_app(tmp_path)
+
+    @app.post("/remember")
+    def remember() -> str:
+        session.permanent = True
+        return "remembered"
+
+    client = app.test_client()
+    client.post("/login")
+    (cookie,) = client.post("/remember").headers.getlist("Set-Cookie")
+    assert "Max-Age=2678400" in cookie
+    refreshed = client.get("/whoami")
+    assert refreshed.text == "7"
+    (cookie,) = refreshed.headers.getlist("Set-Cookie") or [""]
+    assert "Max-Age=2678400" in cookie, "the permanent login was not refreshed"

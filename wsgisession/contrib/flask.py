@@ -25,10 +25,11 @@ passed explicitly win. No ``SECRET_KEY`` is needed.
 ``session.permanent`` maps to browser-close expiry: False means the cookie
 ends with the browser (``set_expiry(0)``), True means the ``cookie_age``
 policy. With ``SESSION_REFRESH_EACH_REQUEST`` (Flask's default: on), a
-permanent session with data is saved again on every request, so that its
-expiry slides, as Flask's cookie does; that loads the session on every
-request that carries its cookie. ``flash()`` and ``get_flashed_messages()``
-work unchanged (tagged JSON keeps their tuples and ``Markup``).
+permanent session with data (or bound to a user) is saved again on every
+request, so that its expiry slides, as Flask's cookie does; that loads the
+session on every request that carries its cookie. ``flash()`` and
+``get_flashed_messages()`` work unchanged (tagged JSON keeps their tuples
+and ``Markup``).
 
 A user's sessions: ``session.bind_user(user_id)``, ``session.user_id`` and
 ``session.handle`` are passed through; the middleware's listing and
@@ -41,6 +42,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+from copy import deepcopy
 from typing import TYPE_CHECKING, Any, NoReturn, Unpack
 
 from flask import has_request_context, request
@@ -127,8 +129,14 @@ class FlaskSession(SessionProxy, SessionMixin):  # type: ignore[override]
             self._session.set_expiry(lifetime)
 
     def copy(self) -> dict[str, Any]:
-        """A plain dict of the data, as ``dict.copy()`` on Flask's own session."""
+        """A plain dict of the data, as ``dict.copy()`` on Flask's own session;
+        ``copy.copy()`` and ``copy.deepcopy()`` give one too (a snapshot)."""
         return dict(self)
+
+    __copy__ = copy
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> dict[str, Any]:
+        return deepcopy(dict(self), memo)
 
     @property
     def modified(self) -> bool:
@@ -346,7 +354,8 @@ def _drop_if_emptied(session: Session) -> None:
 
 
 def _refresh_if_permanent(session: Session, *, keep_accessed: bool) -> None:
-    """``SESSION_REFRESH_EACH_REQUEST``: mark a permanent session with data modified.
+    """``SESSION_REFRESH_EACH_REQUEST``: mark a permanent session modified
+    (one with data, or bound to a user).
 
     Loading the session to find out is not a use of it by the app: unless
     the session is to be saved, ``accessed`` is put back, so that the
@@ -360,7 +369,8 @@ def _refresh_if_permanent(session: Session, *, keep_accessed: bool) -> None:
         return
     accessed = session.accessed
     try:
-        permanent = len(session) and not session.get_expire_at_browser_close()
+        held = len(session) or session.user_id is not None  # a login without data
+        permanent = held and not session.get_expire_at_browser_close()
     except (StoreUnavailable, LockTimeout) as exc:
         session.accessed = accessed
         logger.debug("session not refreshed: %s", exc)
