@@ -180,3 +180,22 @@ def test_a_scripts_subrequest_shares_its_session() -> None:
         inner = router.invoke_subrequest(Request.blank("/whoami"))
         assert inner.text == "ada"
         assert request.session["seen_by_widget"] is True
+
+
+def test_copying_the_pyramid_session_gives_a_snapshot() -> None:
+    """copy.copy() of request.session made a second proxy of the same
+    session: a "saved" copy changed with the session. It is a dict now,
+    as for the Flask session."""
+    import copy
+
+    from wsgisession import SessionMiddleware
+    from wsgisession.contrib.pyramid import PyramidSession
+    from wsgisession.stores import MemoryStore
+
+    middleware = SessionMiddleware(lambda environ, start: [], store=MemoryStore())
+    session = PyramidSession(middleware.open_session())
+    session["cart"] = ["tea"]
+    shallow, deep = copy.copy(session), copy.deepcopy(session)
+    session.clear()
+    assert shallow == {"cart": ["tea"]} and type(shallow) is dict
+    assert deep == {"cart": ["tea"]} and deep["cart"] is not shallow["cart"]

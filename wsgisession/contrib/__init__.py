@@ -10,6 +10,7 @@ plain WSGI apps need no adapter: they read ``environ["wsgisession"]``.
 
 from __future__ import annotations
 
+import copy
 import datetime
 from collections.abc import (
     ItemsView,
@@ -42,6 +43,14 @@ class SessionProxy(MutableMapping[str, Any]):
     def wsgisession(self) -> Session:
         """The wrapped session, for the parts of its API not passed through."""
         return self._session
+
+    def __copy__(self) -> dict[str, Any]:
+        """A snapshot of the data (a plain dict), as copying a framework's own
+        dict-like session gives; a second proxy would alias the session."""
+        return dict(self)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> dict[str, Any]:
+        return copy.deepcopy(dict(self), memo)
 
     # -- mapping -----------------------------------------------------------
 
