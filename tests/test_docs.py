@@ -207,10 +207,13 @@ def _anchors(names: list[tuple[str, str, Any]]) -> dict[int, set[str]]:
     for module, name, obj in names:
         ids = anchors.setdefault(id(obj), set())
         ids.add(f"{module}.{name}")
-        owner, qualname = (
-            getattr(obj, "__module__", None),
-            getattr(obj, "__qualname__", ""),
-        )
+        try:
+            owner, qualname = (
+                getattr(obj, "__module__", None),
+                getattr(obj, "__qualname__", ""),
+            )
+        except RuntimeError:  # a proxy bound to no request (flask.session)
+            owner, qualname = None, ""
         if isinstance(owner, str) and qualname:
             ids.add(f"{owner}.{qualname}")
     return anchors

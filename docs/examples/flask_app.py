@@ -4,10 +4,11 @@ Run ``python flask_app.py`` (or ``flask --app flask_app run``) and open
 http://127.0.0.1:5000/.
 """
 
-from flask import Flask, flash, get_flashed_messages, redirect, request, session
+from flask import Flask, flash, get_flashed_messages, redirect, request
 from markupsafe import escape
 
-from wsgisession.contrib.flask import init_app
+# flask.session, typed for mypy as what init_app makes it (with cycle_key()).
+from wsgisession.contrib.flask import init_app, session
 from wsgisession.stores import SQLiteStore
 
 app = Flask(__name__)

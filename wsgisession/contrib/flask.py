@@ -43,9 +43,10 @@ from __future__ import annotations
 import datetime
 import logging
 from copy import deepcopy
-from typing import TYPE_CHECKING, Any, NoReturn, Unpack
+from typing import TYPE_CHECKING, Any, NoReturn, Unpack, cast
 
 from flask import has_request_context, request
+from flask import session as flask_session
 from flask.sessions import NullSession, SessionInterface, SessionMixin
 
 from ..config import Settings
@@ -70,6 +71,7 @@ __all__ = [
     "WsgiSessionInterface",
     "find_middleware",
     "init_app",
+    "session",
 ]
 
 logger = logging.getLogger(__name__)
@@ -153,6 +155,11 @@ class FlaskSession(SessionProxy, SessionMixin):  # type: ignore[override]
     @accessed.setter
     def accessed(self, value: bool) -> None:
         self._session.accessed = value
+
+
+#: ``flask.session``, typed as the :class:`FlaskSession` :func:`init_app` makes
+#: it (Flask's ``SessionMixin`` has no ``cycle_key()``, ``bind_user()``...).
+session = cast(FlaskSession, flask_session)
 
 
 class MissingMiddlewareSession(NullSession):

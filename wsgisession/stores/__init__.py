@@ -32,8 +32,12 @@ __all__ = [
     "Store",
 ]
 
+# Out of a type checker's sight: a module ``__getattr__`` would make it take
+# any name of this package for one (``from wsgisession.stores import
+# CookieStore`` passing as ``Any``); it sees the imports above instead.
+if not TYPE_CHECKING:
 
-def __getattr__(name: str) -> Any:
-    if name not in BUILTIN_STORES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return builtin_class(name)
+    def __getattr__(name: str) -> Any:
+        if name not in BUILTIN_STORES:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        return builtin_class(name)
