@@ -17,6 +17,11 @@ asked on every load of a bound session, one ``get``, and a session its
 user's index no longer lists is treated as revoked. A server that cannot
 be reached raises ``StoreUnavailable`` instead, as for the records it holds:
 an outage must not sign users out for good.
+
+An item is at most memcached's ``-I`` (1 MB by default, some 15,000
+sessions). A login whose entry the item cannot take ends the user's
+sessions that expire soonest to make room (a WARNING says so), so that a
+user who piles up sessions can still log in.
 """
 
 from __future__ import annotations
@@ -187,13 +192,49 @@ class MemcachedUserIndex:
             entries[name] = pending
             return True
 
-        self._change(user_id, add)
+        self._add_entry(user_id, name, add)
         if store.create(session_key, payload, expires_at) is None:
             if added[0]:  # ours, and no record will come: take it back
                 self._change(user_id, lambda entries: _drop(entries, {name: pending}))
             return None
         self._change(user_id, lambda entries: _confirm(entries, name))
         return session_key
+
+    def _add_entry(
+        self, user_id: str, name: str, add: Callable[[Entries], bool]
+    ) -> None:
+        """``_change(user_id, add)``, making room first while memcached refuses
+        the index as over its item size."""
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                self._change(user_id, add)
+                return
+            except StoreUnavailable as exc:
+                if not _too_large(exc) or not self._make_room(user_id, name):
+                    raise
+        raise self._contention(f"the user index {self.key(user_id)}")
+
+    def _make_room(self, user_id: str, name: str) -> bool:
+        """End the user's sessions that expire soonest, enough of them for
+        the pending entry of ``name``; False if the index lists none."""
+        live = self.records(user_id)
+        room, ended = len(name) + len(str(int(now() * 1000))) + 2, set()
+        for old in sorted(live, key=lambda old: live[old].expires_at):
+            if room <= 0:
+                break
+            self.delete_record(old)
+            ended.add(old)
+            room -= len(old) + 3  # its line, "<name> 0\n"
+        if not ended:
+            return False
+        self._change(user_id, lambda entries: _forget(entries, ended))
+        logger.warning(
+            "the user index %s reached memcached's item size: ended the %d "
+            "session(s) of the user that expire soonest to make room for a login",
+            self.key(user_id),
+            len(ended),
+        )
+        return True
 
     def delete_record(self, record_name: str) -> bool:
         """Delete the record; whether a live one was there.
@@ -215,6 +256,19 @@ class MemcachedUserIndex:
 def _drop(entries: Entries, stale: Entries) -> bool:
     """Remove the entries of ``stale`` whose score is still the one read."""
     gone = [name for name, score in stale.items() if entries.get(name) == score]
+    for name in gone:
+        del entries[name]
+    return bool(gone)
+
+
+def _too_large(exc: StoreUnavailable) -> bool:
+    """Whether memcached refused a value as over its item size (``-I``)."""
+    return "too large" in str(exc.__cause__)
+
+
+def _forget(entries: Entries, names: set[str]) -> bool:
+    """Remove the entries of ``names``, whatever their score."""
+    gone = [name for name in names if name in entries]
     for name in gone:
         del entries[name]
     return bool(gone)

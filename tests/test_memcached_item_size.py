@@ -1,0 +1,96 @@
+"""MemcachedStore at memcached's item size (``-I``): a user's index is one
+item, and a user who piles up more sessions than it holds must still be
+able to log in.
+
+The server here takes items of 2 KB (memcached's default is 1 MB): the
+index then holds a couple of dozen sessions instead of about 15,000.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from servers import ServerProcess, memcached
+
+from wsgisession import SessionMiddleware
+from wsgisession.errors import StoreUnavailable
+from wsgisession.keys import generate_key
+from wsgisession.stores import MemcachedStore
+
+USER = "monitoring-probe"
+#: Bytes memcached takes in one item here (its smallest chunk must fit).
+ITEM_SIZE = 2048
+
+
+@pytest.fixture
+def small_items(tmp_path: Path) -> Iterator[ServerProcess]:
+    server = memcached(tmp_path)
+    server.argv += ["-I", str(ITEM_SIZE), "-o", f"slab_chunk_max={ITEM_SIZE // 2}"]
+    server.start()
+    yield server
+    server.stop(crash=True)
+
+
+@pytest.fixture
+def store(small_items: ServerProcess) -> Iterator[MemcachedStore]:
+    store = MemcachedStore(small_items.address)
+    yield store
+    store.close()
+
+
+def log_in(store: MemcachedStore, expires_at: float) -> str:
+    key = generate_key()
+    assert store.create_user_session(USER, key, b"device", expires_at) == key
+    return key
+
+
+def test_a_login_past_the_item_size_ends_the_sessions_that_expire_soonest(
+    store: MemcachedStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The index of a user with more sessions than one item holds could not
+    be written: every later login of that user raised StoreUnavailable
+    ('object too large for cache', as if the session were too big) until
+    enough of their sessions expired, weeks later (a script logging in every
+    few minutes reached memcached's default 1 MB in days). Now the login
+    ends the user's sessions that expire soonest to make room, and says so."""
+    start = time.time() + 3600
+    keys = [log_in(store, start + i) for i in range(60)]  # twice what fits
+
+    listed = store.user_session_records(USER)
+    assert len(listed) < len(keys)  # the oldest ones made room
+    newest = keys[-len(listed) :]
+    for key in newest:
+        assert store.load(key) is not None
+        assert store.user_index_intact(USER, key)
+    for key in keys[: -len(listed)]:
+        assert store.load(key) is None  # ended: not left unrevocable
+    assert "item size" in caplog.text
+
+
+def test_a_user_at_the_item_size_logs_in_is_listed_and_revoked(
+    store: MemcachedStore,
+) -> None:
+    with SessionMiddleware(lambda environ, start_response: [], store) as middleware:
+        for _ in range(60):
+            session = middleware.open_session()
+            session["device"] = "probe"
+            session.bind_user(USER)
+        listed = middleware.user_sessions(USER)
+        assert session.handle in {s.handle for s in listed}
+        assert middleware.revoke_user_sessions(USER, keep=session) == len(listed) - 1
+        assert [s.handle for s in middleware.user_sessions(USER)] == [session.handle]
+
+
+def test_a_session_over_the_item_size_keeps_the_saved_one(
+    store: MemcachedStore,
+) -> None:
+    key = log_in(store, time.time() + 3600)
+    loaded = store.load(key)
+    with pytest.raises(StoreUnavailable, match="too large"):
+        store.update(key, lambda current: (b"x" * ITEM_SIZE, time.time() + 60), loaded)
+    record = store.load(key)
+    assert record is not None and record.payload == b"device"
+    assert store.user_index_intact(USER, key)
