@@ -94,3 +94,42 @@ def test_a_session_over_the_item_size_keeps_the_saved_one(
     record = store.load(key)
     assert record is not None and record.payload == b"device"
     assert store.user_index_intact(USER, key)
+
+
+def fill_to_the_brim(store: MemcachedStore, caplog: pytest.LogCaptureFixture) -> None:
+    """Log ``USER`` in until the index is too full for one more pending entry:
+    past a login that made room, up to one that did not need to."""
+    made_room = False
+    for _ in range(200):
+        warned = len(caplog.records)
+        log_in(store, time.time() + 30 * 24 * 3600)
+        if len(caplog.records) > warned:
+            made_room = True
+        elif made_room:
+            return
+    raise AssertionError("the index never filled up")
+
+
+@pytest.mark.parametrize("login", ["bind_user", "cycle_key"])
+def test_a_login_at_the_item_size_keeps_the_session_logging_in(
+    store: MemcachedStore, caplog: pytest.LogCaptureFixture, login: str
+) -> None:
+    """A bound session moving to a new key (its user logs in again on that
+    device, or the app calls cycle_key()) when the index is full and it is
+    the session that expires soonest: making room ended that very session,
+    so the move found its old record revoked (SessionInterrupted) and the
+    user was logged out by their own login."""
+    with SessionMiddleware(lambda environ, start_response: [], store) as middleware:
+        device = middleware.open_session()
+        device["device"] = "laptop"
+        device.set_expiry(90 * 24 * 3600)
+        device.bind_user(USER)
+        fill_to_the_brim(store, caplog)
+        device.set_expiry(3600)  # now the one that expires soonest
+        device.save()
+        if login == "bind_user":
+            device.bind_user(USER)
+        else:
+            device.cycle_key()
+        assert device["device"] == "laptop" and device.user_id == USER
+        assert device.handle in {s.handle for s in middleware.user_sessions(USER)}

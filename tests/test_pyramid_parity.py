@@ -199,3 +199,32 @@ def test_copying_the_pyramid_session_gives_a_snapshot() -> None:
     session.clear()
     assert shallow == {"cart": ["tea"]} and type(shallow) is dict
     assert deep == {"cart": ["tea"]} and deep["cart"] is not shallow["cart"]
+
+
+def test_a_prepared_request_the_script_runs_keeps_its_own_session() -> None:
+    """A script that bootstraps as one user (its cookie) and then prepares a
+    request per user cookie and runs it through the router
+    (``invoke_subrequest``): the router marks each request it runs, so the
+    prepared request, not a subrequest, got the bootstrap request's session
+    (another user's) instead of its own cookie's."""
+
+    def login(request: Any) -> Response:
+        request.session["user"] = request.params["name"]
+        return Response("in")
+
+    def whoami(request: Any) -> Response:
+        return Response(request.session.get("user", "nobody"))
+
+    app = sub_app(login=login, whoami=whoami)
+    clients = {name: webtest.TestApp(app) for name in ("ada", "grace")}
+    for name, client in clients.items():
+        client.get("/login", {"name": name})
+    router = app.app
+    cookies = {n: f"sessionid={c.cookies['sessionid']}" for n, c in clients.items()}
+    admin = Request.blank("/", headers={"Cookie": cookies["ada"]})
+    with prepare(request=admin, registry=router.registry):
+        assert admin.session["user"] == "ada"
+        request = Request.blank("/whoami", headers={"Cookie": cookies["grace"]})
+        with prepare(request=request, registry=router.registry):
+            assert router.invoke_subrequest(request).text == "grace"
+            assert request.session["user"] == "grace"

@@ -157,3 +157,29 @@ def test_a_session_fits_once_max_allowed_packet_is_raised(
         loaded = store.load(key)
         store.update(key, lambda current: (current + b"y", 2e9), loaded)
         assert store.load(key).payload == b"x" * 300_000 + b"y"  # type: ignore[union-attr]
+
+
+def test_a_connection_in_use_when_max_allowed_packet_rose_is_let_go(
+    small_packet: str, mariadb_server: DatabaseServer
+) -> None:
+    """Once the store saw the raised max_allowed_packet it let go of its idle
+    connections, held to the old one; a connection a request had in use at
+    that moment went back to the idle ones when it ended, and the next large
+    session sent on it made the server close it: a save failed."""
+    keys = [secrets.token_urlsafe(32) for _ in range(3)]
+    with SQLStore(small_packet, table="packet_sessions") as store:
+        assert store.create(keys[0], b"small", 2e9) == keys[0]
+        with store._runner.cursor():  # a request in flight, on an old connection
+            root = servers._mariadb_root(mariadb_server)
+            try:
+                with root.cursor() as cursor:
+                    cursor.execute(
+                        f"SET GLOBAL max_allowed_packet = {4 * SMALL_PACKET}"
+                    )
+            finally:
+                root.close()
+            assert store.create(keys[1], b"x" * 300_000, 2e9) == keys[1]
+        assert store.create(keys[2], b"x" * 300_000, 2e9) == keys[2]
+        loaded = store.load(keys[2])
+        store.update(keys[2], lambda current: (current + b"y", 2e9), loaded)
+        assert store.load(keys[2]).payload == b"x" * 300_000 + b"y"  # type: ignore[union-attr]

@@ -24,7 +24,7 @@ from .envelope import CorruptRecord, Envelope, new_envelope
 from .errors import SessionError, SessionInterrupted, StoreUnavailable
 from .logthrottle import ThrottledWarning, WarningPerItem
 from .serializers import Serializer
-from .stores.base import Record, Store, new_record, storage_key
+from .stores.base import Record, Store, create_bound, new_record, storage_key
 
 __all__ = ["SessionRecord"]
 
@@ -202,11 +202,12 @@ class SessionRecord:
         store = self.store
         reserved = None if fresh else self.key  # its cookie went out already
         key = reserved or store.generate_key()
+        moving = storage_key(self.key) if fresh and self.key is not None else None
         for _ in range(_CREATE_ATTEMPTS):
             if user is None:
                 stored_key = store.create(key, payload, now + age)
             else:
-                stored_key = store.create_user_session(user, key, payload, now + age)
+                stored_key = create_bound(store, user, key, payload, now + age, moving)
             if stored_key is not None:
                 break
             if reserved is not None:

@@ -205,10 +205,10 @@ def enclosing_session(request: Any, key: str) -> Session | None:
     A script's session is only for the subrequests a router runs: a request
     the script prepares while another is current (``bootstrap``, then
     ``prepare`` per user) is not its subrequest, and has its own cookie's
-    session."""
-    # Set by the router on each request it runs, never by ``prepare``.
-    invoked = getattr(request, "invoke_subrequest", None) is not None
-    for entry in reversed(threadlocal.manager.stack):
+    session, also once the script runs it through the router."""
+    stack = threadlocal.manager.stack
+    invoked = _invoked(request, stack)
+    for entry in reversed(stack):
         outer = entry.get("request")
         if outer is request or entry.get("registry") is not request.registry:
             continue
@@ -219,6 +219,15 @@ def enclosing_session(request: Any, key: str) -> Session | None:
         ):
             return session
     return None
+
+
+def _invoked(request: Any, stack: list[dict[str, Any]]) -> bool:
+    """Whether the router runs ``request`` as a subrequest: it marks each
+    request it runs (never ``prepare``), and pushes it; one a script
+    prepared (pushed by ``prepare`` too) and then ran stays the script's."""
+    if getattr(request, "invoke_subrequest", None) is None:
+        return False
+    return sum(entry.get("request") is request for entry in stack) < 2
 
 
 def start_attempt(session: Session, attempt: int) -> None:

@@ -34,7 +34,7 @@ from typing import Any, Protocol
 from ..errors import StoreUnavailable
 from ._shared import pause
 from ._userentries import Entries, read_live, stale_entries
-from .base import Record, now, storage_key, user_storage_key
+from .base import MOVING_FROM, Record, now, storage_key, user_storage_key
 
 __all__ = ["USER_SUFFIX", "MemcachedCommands", "MemcachedUserIndex"]
 
@@ -216,8 +216,10 @@ class MemcachedUserIndex:
 
     def _make_room(self, user_id: str, name: str) -> bool:
         """End the user's sessions that expire soonest, enough of them for
-        the pending entry of ``name``; False if the index lists none."""
+        the pending entry of ``name``; False if the index lists none. The
+        session moving to ``name`` (a login of a bound session) is spared."""
         live = self.records(user_id)
+        live.pop(MOVING_FROM.get() or "", None)
         room, ended = len(name) + len(str(int(now() * 1000))) + 2, set()
         for old in sorted(live, key=lambda old: live[old].expires_at):
             if room <= 0:

@@ -81,6 +81,7 @@ class Runner:
         self._open_slots = threading.Semaphore(MAX_OPEN)
         self._binary = self.dialect.driver == "psycopg"
         self._pid = os.getpid()
+        self._generation = 0  # of the connections opened since the last renew()
         # A store dropped without close() closes its idle connections too
         # (only in the process that opened them: never a forked child).
         self._finalizer = weakref.finalize(self, _close_all, self._idle, self._pid)
@@ -168,7 +169,7 @@ class Runner:
         pooled.detach()
         connection: Any = pooled.dbapi_connection
         raw = connection.cursor(binary=True) if self._binary else connection.cursor()
-        return connection, Cursor(raw)
+        return connection, Cursor(raw, self._generation)
 
     def _failed(self, connection: Any, cursor: Cursor, exc: BaseException) -> None:
         """After ``exc``: keep the connection if the driver said no more than
@@ -187,7 +188,7 @@ class Runner:
         raise Dropped() from exc
 
     def _put_back(self, connection: Any, cursor: Cursor) -> None:
-        if len(self._idle) < KEEP_IDLE:
+        if len(self._idle) < KEEP_IDLE and cursor.generation == self._generation:
             self._idle.append((connection, cursor))
         else:
             self._discard(connection)
@@ -205,6 +206,13 @@ class Runner:
             except IndexError:
                 return
             self._discard(connection)
+
+    def renew(self) -> None:
+        """Let go of every connection opened before now: the idle ones at
+        once, those in use as they come back (a server setting they hold,
+        such as MySQL's ``max_allowed_packet``, changed for new ones)."""
+        self._generation += 1
+        self.close_idle()
 
     @contextmanager
     def _borrowed(self) -> Iterator[Cursor]:
@@ -279,8 +287,9 @@ def deadlocked(exc: BaseException) -> bool:
 class Cursor:
     """A DBAPI cursor that runs :class:`Compiled` statements."""
 
-    def __init__(self, cursor: Any) -> None:
+    def __init__(self, cursor: Any, generation: int = 0) -> None:
         self.raw = cursor
+        self.generation = generation  # see Runner.renew()
 
     def execute(self, statement: Compiled, params: Mapping[str, object]) -> Any:
         if statement.names is None:

@@ -25,6 +25,7 @@ import abc
 import functools
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple, Self
 
@@ -32,6 +33,7 @@ from ..clock import now
 from ..keys import generate_key, is_valid_key, storage_key, user_storage_key
 
 __all__ = [
+    "MOVING_FROM",
     "PENDING_GRACE",
     "IniOption",
     "Merge",
@@ -39,6 +41,7 @@ __all__ = [
     "Record",
     "Store",
     "UnsettledRecords",
+    "create_bound",
     "generate_key",
     "now",
     "storage_key",
@@ -49,6 +52,11 @@ __all__ = [
 
 #: Seconds an index entry without a record is kept (a create in progress).
 PENDING_GRACE = 60.0
+#: The record name of the session a ``create_user_session`` in progress
+#: moves to its new key (``cycle_key()``, ``bind_user()``), if any: a store
+#: that ends a user's sessions to make room in their index must spare it,
+#: or the move finds its own session revoked and logs the user out.
+MOVING_FROM: ContextVar[str | None] = ContextVar("MOVING_FROM", default=None)
 
 
 class Record(NamedTuple):
@@ -298,3 +306,20 @@ def store_key_check(store: Store) -> Callable[[object], bool]:
 
 
 _DEFAULT_KEY_CHECK = Store.is_valid_key
+
+
+def create_bound(
+    store: Store,
+    user_id: str,
+    session_key: str,
+    payload: bytes,
+    expires_at: float,
+    moving_from: str | None,
+) -> str | None:
+    """``store.create_user_session(...)``, with :data:`MOVING_FROM` set to
+    the record name the session moves from (None for a new session)."""
+    token = MOVING_FROM.set(moving_from)
+    try:
+        return store.create_user_session(user_id, session_key, payload, expires_at)
+    finally:
+        MOVING_FROM.reset(token)
