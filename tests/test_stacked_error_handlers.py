@@ -71,14 +71,17 @@ def wsgiref_server(app: Any) -> Iterator[int]:
 @contextmanager
 def waitress_server(app: Any) -> Iterator[int]:
     waitress = pytest.importorskip("waitress.server")
-    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=1)
+    server = waitress.create_server(
+        app, host="127.0.0.1", port=0, threads=1, asyncore_loop_timeout=0.05
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
         yield server.effective_port  # type: ignore[union-attr]
-    finally:
-        server.close()
+    finally:  # closed in its own loop: closed from here, its select() saw EBADF
+        server.trigger.pull_trigger(server.close)  # type: ignore[union-attr]
         thread.join(5)
+        assert not thread.is_alive()
 
 
 SERVERS = {"wsgiref": wsgiref_server, "waitress": waitress_server}
