@@ -436,6 +436,42 @@ def test_unknown_cookie_read_is_deleted_untouched_is_left(store: Store) -> None:
     assert "Set-Cookie" not in response.headers
 
 
+def test_a_subrequest_leaves_an_unknown_cookie_it_only_read(store: Store) -> None:
+    """A page's fetch() or image may carry a key that a parallel login just
+    cycled away: its answer must not delete the browser's newer cookie
+    (tests/test_browser_cookie_races.py shows it in Chromium)."""
+    forged = generate_key()
+
+    def view(session, environ):
+        if environ["PATH_INFO"] == "/write":
+            session.modified = True
+        return str(session.get("a"))
+
+    client = webtest.TestApp(SessionMiddleware(view_app(view), store=store))
+    cookie = {"Cookie": f"sessionid={forged}"}
+    fetch = {**cookie, "Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty"}
+    response = client.get("/", headers=fetch)
+    assert "Set-Cookie" not in response.headers
+    assert response.headers["Vary"] == "Cookie"
+    navigation = {**cookie, "Sec-Fetch-Mode": "navigate"}
+    for headers in (navigation, cookie):  # a page load, or an older browser
+        response = client.get("/", headers=headers)
+        assert set_cookies(response)[0].startswith("sessionid=;")
+    response = client.get("/write", headers=fetch)  # it changed the session
+    assert set_cookies(response)[0].startswith("sessionid=;")
+
+
+def test_a_subrequest_still_deletes_a_forged_signed_cookie() -> None:
+    """A signed cookie's key never goes stale by a parallel cycle_key():
+    API.md's deleting cookie for a forged one holds for every request."""
+    store = SignedCookieStore("subrequest-" + "k" * 40)
+    client = webtest.TestApp(
+        SessionMiddleware(view_app(lambda s, e: str(s.get("a"))), store=store)
+    )
+    headers = {"Cookie": "sessionid=forged.value", "Sec-Fetch-Mode": "cors"}
+    assert set_cookies(client.get("/", headers=headers))[0].startswith("sessionid=;")
+
+
 def test_unknown_cookie_is_never_adopted(store: Store) -> None:
     forged = generate_key()
     client = webtest.TestApp(SessionMiddleware(view_app(counter), store=store))

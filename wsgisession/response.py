@@ -27,6 +27,7 @@ from .cookies import (
     add_session_headers,
     decide,
     deleting_cookie,
+    is_subrequest,
     is_touched,
     session_cookie,
 )
@@ -215,12 +216,21 @@ class Response:
     def had_cookie(self) -> bool:
         """Whether the request came with a session cookie the response may delete
         (known once the session loaded): not if none loaded and some values
-        were never tried (the real one may be among those)."""
+        were never tried (the real one may be among those), nor by a page's
+        subrequest that left the session as it found it (see
+        :func:`~wsgisession.cookies.is_subrequest`)."""
         offered = self.offered
+        session = self.session
         return (
             offered is not None
             and offered.had_cookie
-            and (not offered.untried or self.session._offered_key_loaded)
+            and (not offered.untried or session._offered_key_loaded)
+            and (
+                session.modified
+                or session._saved_by_app
+                or self.setup.store.client_side
+                or not is_subrequest(self.environ)
+            )
         )
 
     def start_response(
