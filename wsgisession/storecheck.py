@@ -72,8 +72,10 @@ def _stored_at(spec: StoreSpec) -> tuple[str, str | None] | None:
     if key is not None:
         return key, getattr(spec, key)
     if spec.store == "sql" and isinstance(spec.sql_url, str):
-        from sqlalchemy.engine import make_url  # the sql extra is installed
-
+        try:
+            from sqlalchemy.engine import make_url
+        except ImportError:  # no sql extra: building the store names it
+            return None
         url = make_url(spec.sql_url)
         if url.get_backend_name() == "sqlite":
             database = url.database
