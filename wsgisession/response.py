@@ -27,7 +27,6 @@ from .cookies import (
     add_session_headers,
     decide,
     deleting_cookie,
-    is_subrequest,
     is_touched,
     session_cookie,
 )
@@ -225,11 +224,11 @@ class Response:
             offered is not None
             and offered.had_cookie
             and (not offered.untried or session._offered_key_loaded)
-            and (
-                session.modified
+            and (  # not is_subrequest(), spelled out first: the usual case
+                self.environ.get("HTTP_SEC_FETCH_MODE", "navigate") == "navigate"
+                or session.modified
                 or session._saved_by_app
                 or self.setup.store.client_side
-                or not is_subrequest(self.environ)
             )
         )
 
