@@ -228,3 +228,31 @@ def test_a_prepared_request_the_script_runs_keeps_its_own_session() -> None:
         with prepare(request=request, registry=router.registry):
             assert router.invoke_subrequest(request).text == "grace"
             assert request.session["user"] == "grace"
+
+
+def test_a_prepared_request_keeps_its_own_session_after_the_router_ran_it() -> None:
+    """As above, with a view that never touched the session: the script
+    reads the prepared request's session only once the router is done
+    with it. The router's mark stays on the request, and it got the
+    bootstrap request's session (another user's) again."""
+
+    def ping(request: Any) -> Response:
+        return Response("pong")
+
+    def login(request: Any) -> Response:
+        request.session["user"] = request.params["name"]
+        return Response("in")
+
+    app = sub_app(login=login, ping=ping)
+    clients = {name: webtest.TestApp(app) for name in ("ada", "grace")}
+    for name, client in clients.items():
+        client.get("/login", {"name": name})
+    router = app.app
+    cookies = {n: f"sessionid={c.cookies['sessionid']}" for n, c in clients.items()}
+    admin = Request.blank("/", headers={"Cookie": cookies["ada"]})
+    with prepare(request=admin, registry=router.registry):
+        assert admin.session["user"] == "ada"
+        request = Request.blank("/ping", headers={"Cookie": cookies["grace"]})
+        with prepare(request=request, registry=router.registry):
+            assert router.invoke_subrequest(request).text == "pong"
+            assert request.session["user"] == "grace"

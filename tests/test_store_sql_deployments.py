@@ -6,13 +6,16 @@ a session.
 from __future__ import annotations
 
 import secrets
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 import servers
 from servers import DatabaseServer, ServerProcess
+from sqlalchemy import event
 
 from wsgisession.errors import ConfigError, StoreUnavailable
 from wsgisession.stores import SQLStore
@@ -183,3 +186,48 @@ def test_a_connection_in_use_when_max_allowed_packet_rose_is_let_go(
         loaded = store.load(keys[2])
         store.update(keys[2], lambda current: (current + b"y", 2e9), loaded)
         assert store.load(keys[2]).payload == b"x" * 300_000 + b"y"  # type: ignore[union-attr]
+
+
+def test_a_connection_opening_while_max_allowed_packet_rose_is_let_go(
+    small_packet: str, mariadb_server: DatabaseServer
+) -> None:
+    """A request that was opening a connection (connected, under the old
+    limit) while another saw the raised max_allowed_packet and renewed the
+    connections: it counted as one opened after the renewal and was kept
+    for later requests, held to the old limit. A large session sent on it
+    then failed to save (1153, "Got a packet bigger than
+    'max_allowed_packet' bytes"), or made the server close it and the store
+    drop all its connections, depending on how far the send got."""
+    keys = [secrets.token_urlsafe(32) for _ in range(2)]
+    connected, renewed = threading.Event(), threading.Event()
+    armed = [True]
+
+    def hold_first_connection(_dbapi: Any, _record: Any) -> None:
+        if armed[0]:  # connected under the old limit: wait for the renewal
+            armed[0] = False
+            connected.set()
+            renewed.wait(10)
+
+    with SQLStore(small_packet, table="packet_sessions") as store:
+        assert store.create(keys[0], b"small", 2e9) == keys[0]
+        with store._runner.cursor():  # so the other request opens its own
+            event.listen(store._base, "connect", hold_first_connection)
+            with ThreadPoolExecutor(1) as pool:
+                other = pool.submit(store.load, keys[0])
+                assert connected.wait(10)
+                root = servers._mariadb_root(mariadb_server)
+                try:
+                    with root.cursor() as cursor:
+                        cursor.execute(
+                            f"SET GLOBAL max_allowed_packet = {4 * SMALL_PACKET}"
+                        )
+                finally:
+                    root.close()
+                assert store.create(keys[1], b"x" * 300_000, 2e9) == keys[1]
+                renewed.set()
+                assert other.result(10) is not None
+        kept = []
+        for _connection, cursor in store._runner._idle:
+            cursor.raw.execute("SELECT @@session.max_allowed_packet")
+            kept.append(cursor.raw.fetchone()[0])
+        assert kept and set(kept) == {4 * SMALL_PACKET}

@@ -205,9 +205,10 @@ def enclosing_session(request: Any, key: str) -> Session | None:
     A script's session is only for the subrequests a router runs: a request
     the script prepares while another is current (``bootstrap``, then
     ``prepare`` per user) is not its subrequest, and has its own cookie's
-    session, also once the script runs it through the router."""
+    session, also once the script runs it through the router (and after:
+    a request that carries its own session cookie never takes a script's)."""
     stack = threadlocal.manager.stack
-    invoked = _invoked(request, stack)
+    invoked = _invoked(request, stack) and not _has_own_cookie(request)
     for entry in reversed(stack):
         outer = entry.get("request")
         if outer is request or entry.get("registry") is not request.registry:
@@ -228,6 +229,15 @@ def _invoked(request: Any, stack: list[dict[str, Any]]) -> bool:
     if getattr(request, "invoke_subrequest", None) is None:
         return False
     return sum(entry.get("request") is request for entry in stack) < 2
+
+
+def _has_own_cookie(request: Any) -> bool:
+    """Whether ``request`` carries a session cookie of its own (a user's
+    request a script prepared keeps it once the router ran it, and its mark)."""
+    middleware = request.registry.get(REGISTRY_KEY)
+    return middleware is not None and (
+        middleware.settings.cookie_name in request.cookies
+    )
 
 
 def start_attempt(session: Session, attempt: int) -> None:

@@ -165,11 +165,14 @@ class Runner:
                 raise PoolTimeout(f"all {MAX_OPEN} connections busy for {wait} s")
 
     def _open(self) -> tuple[Any, Cursor]:
+        # The generation before connecting: a renew() while it connects
+        # lets this connection go too (it may hold the old setting).
+        generation = self._generation
         pooled = self.engine.raw_connection()
         pooled.detach()
         connection: Any = pooled.dbapi_connection
         raw = connection.cursor(binary=True) if self._binary else connection.cursor()
-        return connection, Cursor(raw, self._generation)
+        return connection, Cursor(raw, generation)
 
     def _failed(self, connection: Any, cursor: Cursor, exc: BaseException) -> None:
         """After ``exc``: keep the connection if the driver said no more than

@@ -389,8 +389,10 @@ class SQLStore(SQLUserSessions, Store):
         if reason is not None:  # SET GLOBAL may have raised it since: look again
             before, self._max_packet = self._max_packet, self._run(action, packet_now)
             if self._owned and (self._max_packet or 0) > (before or 0):
-                self._runner.renew()  # the server holds them to the old one
+                # The server holds them to the old one. The engine's pool
+                # first: a connection opened after renew() is a new one.
                 self._base.dispose()
+                self._runner.renew()
             reason = oversized(self._max_packet, *copies)
         if reason is not None:
             raise StoreUnavailable(
