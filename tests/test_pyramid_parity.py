@@ -256,3 +256,31 @@ def test_a_prepared_request_keeps_its_own_session_after_the_router_ran_it() -> N
         with prepare(request=request, registry=router.registry):
             assert router.invoke_subrequest(request).text == "pong"
             assert request.session["user"] == "grace"
+
+
+def test_a_scripts_subrequest_with_the_parents_cookie_shares_its_session() -> None:
+    """A script's request that invokes a subrequest made with its own
+    headers (``Request.blank(path, headers=request.headers)``, which copies
+    its session cookie): the subrequest got a second session of the same
+    cookie, never saved, so what the view wrote there was lost."""
+
+    def login(request: Any) -> Response:
+        request.session["user"] = request.params["name"]
+        return Response("in")
+
+    def whoami(request: Any) -> Response:
+        request.session["seen_by_widget"] = True
+        return Response(request.session.get("user", "nobody"))
+
+    app = sub_app(login=login, whoami=whoami)
+    client = webtest.TestApp(app)
+    client.get("/login", {"name": "ada"})
+    router = app.app
+    cookie = f"sessionid={client.cookies['sessionid']}"
+    request = Request.blank("/", headers={"Cookie": cookie})
+    with prepare(request=request, registry=router.registry):
+        assert request.session["user"] == "ada"
+        inner = Request.blank("/whoami", headers=request.headers)
+        assert router.invoke_subrequest(inner).text == "ada"
+        assert request.session.get("seen_by_widget") is True
+        assert inner.session.wsgisession is request.session.wsgisession

@@ -206,9 +206,10 @@ def enclosing_session(request: Any, key: str) -> Session | None:
     the script prepares while another is current (``bootstrap``, then
     ``prepare`` per user) is not its subrequest, and has its own cookie's
     session, also once the script runs it through the router (and after:
-    a request that carries its own session cookie never takes a script's)."""
+    a request that carries a session cookie other than the script request's
+    never takes its session; one that copied its cookie does)."""
     stack = threadlocal.manager.stack
-    invoked = _invoked(request, stack) and not _has_own_cookie(request)
+    invoked = _invoked(request, stack)
     for entry in reversed(stack):
         outer = entry.get("request")
         if outer is request or entry.get("registry") is not request.registry:
@@ -216,7 +217,8 @@ def enclosing_session(request: Any, key: str) -> Session | None:
         environ = getattr(outer, "environ", {})
         session = environ.get(key)
         if isinstance(session, Session) and (
-            invoked or not environ.get(SCRIPT_SESSION_KEY)
+            not environ.get(SCRIPT_SESSION_KEY)
+            or (invoked and not _has_own_cookie(request, outer))
         ):
             return session
     return None
@@ -231,13 +233,16 @@ def _invoked(request: Any, stack: list[dict[str, Any]]) -> bool:
     return sum(entry.get("request") is request for entry in stack) < 2
 
 
-def _has_own_cookie(request: Any) -> bool:
-    """Whether ``request`` carries a session cookie of its own (a user's
-    request a script prepared keeps it once the router ran it, and its mark)."""
+def _has_own_cookie(request: Any, outer: Any) -> bool:
+    """Whether ``request`` carries a session cookie other than ``outer``'s (a
+    user's request a script prepared keeps it once the router ran it, and
+    its mark; a subrequest made with the script request's headers does not)."""
     middleware = request.registry.get(REGISTRY_KEY)
-    return middleware is not None and (
-        middleware.settings.cookie_name in request.cookies
-    )
+    if middleware is None:
+        return False
+    name = middleware.settings.cookie_name
+    cookie = request.cookies.get(name)
+    return cookie is not None and cookie != getattr(outer, "cookies", {}).get(name)
 
 
 def start_attempt(session: Session, attempt: int) -> None:
