@@ -34,6 +34,8 @@ ENV_VAR = "WSGISESSION_SECRET_KEY"
 FALLBACKS_ENV_VAR = "WSGISESSION_SECRET_KEY_FALLBACKS"
 #: Bytes of randomness in a generated key (43 URL-safe characters).
 GENERATED_BYTES = 32
+#: The largest secret key file read (a key and its fallbacks take a few lines).
+MAX_FILE_BYTES = 64 * 1024
 HOW_TO_MAKE_ONE = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
 
 
@@ -52,7 +54,7 @@ class SecretKey:
 def read_secret_file(path: str | os.PathLike[str]) -> SecretKey:
     """The key on the file's first line; further non-empty lines are fallbacks."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = _read_bounded(path)
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise ConfigError(
@@ -65,6 +67,23 @@ def read_secret_file(path: str | os.PathLike[str]) -> SecretKey:
             f"first line, made with: {HOW_TO_MAKE_ONE}"
         )
     return SecretKey(lines[0], tuple(lines[1:]), f"the file {os.fspath(path)}")
+
+
+def _read_bounded(path: str | os.PathLike[str]) -> str:
+    """The file's text, if it is no longer than a key file can be.
+
+    ``/dev/urandom`` or ``/dev/zero`` given by mistake never ends: read
+    whole, it would fill the memory.
+    """
+    with open(path, "rb") as file:
+        data = file.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError(
+            f"the secret key file {os.fspath(path)} is larger than "
+            f"{MAX_FILE_BYTES // 1024} KiB, so it is no key file; put a key on its "
+            f"first line, made with: {HOW_TO_MAKE_ONE}"
+        )
+    return data.decode("utf-8")
 
 
 def secret_from_environment() -> SecretKey | None:

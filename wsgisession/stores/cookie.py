@@ -168,6 +168,35 @@ def _secrets(
     return keys
 
 
+def _parse_fallbacks(key: str, raw: str) -> tuple[str, ...]:
+    """The whitespace-separated fallbacks of an ini value; commas are refused.
+
+    ``old1, old2`` (or ``old1,old2``) would be read as keys ending in a
+    comma, or as one key holding both, which verify no cookie: every
+    session signed with an old key would end, with no error at startup.
+    """
+    keys = c.parse_list(key, raw)
+    for index, item in enumerate(keys):
+        if _comma_separated(item):
+            raise ConfigError(
+                f"{key}[{index}] holds a comma: separate the fallbacks with spaces "
+                "or newlines, not commas"
+            )
+    return keys
+
+
+def _comma_separated(item: str) -> bool:
+    """Whether ``item`` is a list of keys, not one key that holds a comma."""
+    pieces = item.split(",")
+    return len(pieces) > 1 and (
+        not all(pieces)
+        or all(
+            len(piece.encode(errors="surrogatepass")) >= c.MIN_SECRET_BYTES
+            for piece in pieces
+        )
+    )
+
+
 def _b64decode(text: bytes) -> bytes:
     return base64.urlsafe_b64decode(text + b"=" * (-len(text) % 4))
 
@@ -199,7 +228,7 @@ class SignedCookieStore(Store):
             "secret_key_fallbacks", "list of secrets (32+ bytes each)", (),
             "Older secret keys, whitespace-separated, still accepted when "
             "verifying, so that keys can be rotated.",
-            c.secret_list, c.parse_list, argument="fallbacks",
+            c.secret_list, _parse_fallbacks, argument="fallbacks",
         ),
         IniOption(
             "encrypt", "bool", False,
