@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import webtest
 from pyramid.config import Configurator
 from pyramid.request import Request
@@ -284,3 +285,39 @@ def test_a_scripts_subrequest_with_the_parents_cookie_shares_its_session() -> No
         assert router.invoke_subrequest(inner).text == "ada"
         assert request.session.get("seen_by_widget") is True
         assert inner.session.wsgisession is request.session.wsgisession
+
+
+@pytest.mark.parametrize("copied", [True, False], ids=["its-headers", "blank"])
+def test_a_subrequest_of_a_request_the_script_runs_shares_that_requests_session(
+    copied: bool,
+) -> None:
+    """A script (its request without a cookie) runs a user's request through
+    the router, whose view invokes a subrequest before it touched its own
+    session: the subrequest made with the view's headers got a second
+    session of the user's cookie, and what it wrote was lost; a blank one
+    got the script's session instead of the user's."""
+
+    def login(request: Any) -> Response:
+        request.session["user"] = request.params["name"]
+        return Response("in")
+
+    def widget(request: Any) -> Response:
+        request.session["seen_by_widget"] = True
+        return Response(request.session.get("user", "nobody"))
+
+    def page(request: Any) -> Response:
+        headers = request.headers if copied else {}
+        inner = request.invoke_subrequest(Request.blank("/widget", headers=headers))
+        return Response(f"{inner.text} {request.session.get('seen_by_widget')}")
+
+    app = sub_app(login=login, widget=widget, page=page)
+    client = webtest.TestApp(app)
+    client.get("/login", {"name": "grace"})
+    router = app.app
+    script = Request.blank("/")
+    with prepare(request=script, registry=router.registry):
+        script.session["job"] = "nightly"
+        cookie = f"sessionid={client.cookies['sessionid']}"
+        request = Request.blank("/page", headers={"Cookie": cookie})
+        assert router.invoke_subrequest(request).text == "grace True"
+        assert "seen_by_widget" not in script.session

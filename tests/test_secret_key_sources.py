@@ -130,6 +130,39 @@ def test_a_fallback_that_holds_a_comma_is_still_one_key() -> None:
     assert app.open_session(cookie_of(key))["user"] == "ann"
 
 
+#: Keys of ``pwgen -sy 48`` holding a comma where a list would not: at the
+#: end, at the start, or two together between short pieces.
+COMMA_KEYS = {
+    "ends-with-comma": ("Zq8!Lm2x" + "x" * 40 + ",", "{old} {key}"),
+    "starts-with-comma": (",Zq8!Lm2x" + "x" * 40, "{key} {old}"),
+    "two-commas": ("Zq8,,Lm2x" + "x" * 40, "{old} {key} {older}"),
+}
+
+
+@pytest.mark.parametrize("name", COMMA_KEYS)
+def test_a_secret_key_holding_a_comma_can_be_rotated_to_a_fallback(name: str) -> None:
+    """The key was accepted as secret_key; rotated, as secrets.rst says, to
+    a fallback listed with whitespace, it was refused as a comma-separated
+    list: the old key had to go, and every user was logged out."""
+    key, listed = COMMA_KEYS[name]
+    cookie = cookie_of(key)  # signed while it was the secret_key
+    fallbacks = listed.format(key=key, old=OLD, older=OLDER)
+    settings = {"store": "cookie", "secret_key": NEW, "secret_key_fallbacks": fallbacks}
+    app = make_middleware(counter, settings, prefix="")
+    assert app.open_session(cookie)["user"] == "ann"
+
+
+def test_a_key_file_fallback_line_ending_with_a_comma_is_one_key(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    key = COMMA_KEYS["ends-with-comma"][0]
+    path = tmp_path / "secret"
+    path.write_text(f"{NEW}\n{OLD}\n{key}\n")
+    path.chmod(0o600)
+    status, err = check(capsys, "--secret-key-file", str(path))
+    assert status == 0, err
+
+
 # -- a key file that never ends ------------------------------------------------------
 
 

@@ -267,8 +267,12 @@ def includeme(config: Any) -> None:
 
     def new_request(event: Any) -> None:
         # Every attempt, also one that never uses request.session: the
-        # failed attempt's changes must not be saved by it either.
+        # failed attempt's changes must not be saved by it either. A
+        # request a script runs gets its own cookie's session now, so that
+        # its subrequests share it rather than the script's.
         session = factory.session_of(event.request)
+        if session is None:
+            session = factory.script_session(event.request)
         if session is not None:
             start_attempt(session, event.request.environ.get("retry.attempt", 0))
 

@@ -177,7 +177,7 @@ def _parse_fallbacks(key: str, raw: str) -> tuple[str, ...]:
     """
     keys = c.parse_list(key, raw)
     for index, item in enumerate(keys):
-        if _comma_separated(item):
+        if _comma_separated(item, first=index == 0, last=index == len(keys) - 1):
             raise ConfigError(
                 f"{key}[{index}] holds a comma: separate the fallbacks with spaces "
                 "or newlines, not commas"
@@ -185,15 +185,19 @@ def _parse_fallbacks(key: str, raw: str) -> tuple[str, ...]:
     return keys
 
 
-def _comma_separated(item: str) -> bool:
-    """Whether ``item`` is a list of keys, not one key that holds a comma."""
-    pieces = item.split(",")
-    return len(pieces) > 1 and (
-        not all(pieces)
-        or all(
-            len(piece.encode(errors="surrogatepass")) >= c.MIN_SECRET_BYTES
-            for piece in pieces
-        )
+def _comma_separated(item: str, *, first: bool, last: bool) -> bool:
+    """Whether ``item`` is part of a list of keys, not one key that holds a comma.
+
+    A comma joins it to its neighbour (``old1, old2``, ``old1 ,old2``), or
+    it holds keys of 32+ bytes each; a key may start or end with a comma
+    (pwgen -y makes such keys) where no neighbour follows or precedes it.
+    """
+    if (item.endswith(",") and not last) or (item.startswith(",") and not first):
+        return True
+    pieces = [piece for piece in item.split(",") if piece]
+    return len(pieces) > 1 and all(
+        len(piece.encode(errors="surrogatepass")) >= c.MIN_SECRET_BYTES
+        for piece in pieces
     )
 
 
