@@ -108,7 +108,7 @@ def test_behind_a_proxy_the_browsers_verdict_counts() -> None:
 def served() -> Iterator[ThreadingWSGIServer]:
     """The demo served as the command serves it, on a free loopback port."""
     server = listen("127.0.0.1", 0, DemoApp(MemoryStore(), "somewhere"))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield server
     server.shutdown()

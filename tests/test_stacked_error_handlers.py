@@ -58,7 +58,7 @@ def wsgiref_server(app: Any) -> Iterator[int]:
     server = wsgiref.simple_server.make_server(
         "127.0.0.1", 0, app, server_class=QuietServer, handler_class=QuietHandler
     )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield server.server_port
