@@ -219,17 +219,18 @@ class Response:
         subrequest that left the session as it found it (see
         :func:`~wsgisession.cookies.is_subrequest`)."""
         offered = self.offered
+        if offered is None or not offered.had_cookie:
+            return False
         session = self.session
+        if offered.untried and not session._offered_key_loaded:
+            return False
+        environ = self.environ  # not is_subrequest(), spelled out: the usual case
         return (
-            offered is not None
-            and offered.had_cookie
-            and (not offered.untried or session._offered_key_loaded)
-            and (  # not is_subrequest(), spelled out first: the usual case
-                self.environ.get("HTTP_SEC_FETCH_MODE", "navigate") == "navigate"
-                or session.modified
-                or session._saved_by_app
-                or self.setup.store.client_side
-            )
+            "HTTP_SEC_FETCH_MODE" not in environ
+            or environ["HTTP_SEC_FETCH_MODE"] == "navigate"
+            or session.modified
+            or session._saved_by_app
+            or self.setup.store.client_side
         )
 
     def start_response(
@@ -317,7 +318,10 @@ class Response:
             accessed = session.accessed  # as the app left it (it may clear it)
             cookies = self.cookie_headers(final)
             if accessed or cookies or streamed:
-                headers = [*headers, *cookies]  # a tuple from the app too
+                try:
+                    headers = headers + cookies
+                except TypeError:  # a tuple from the app (waitress takes one)
+                    headers = [*headers, *cookies]
                 private = bool(cookies) and self.setup.settings.private_responses
                 add_session_headers(headers, private=private)
         elif streamed or (failed and session.accessed):
