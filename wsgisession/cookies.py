@@ -30,7 +30,6 @@ __all__ = [
     "decide",
     "deleting_cookie",
     "fixed_secure",
-    "is_subrequest",
     "is_touched",
     "session_cookie",
 ]
@@ -96,19 +95,6 @@ def decide(state: SessionState, settings: Settings, status: str) -> CookieAction
     if int(status[:3]) >= 500 and not settings.save_on_error:
         return NOTHING
     return SET
-
-
-def is_subrequest(environ: dict[str, Any]) -> bool:
-    """Whether the browser says the request is not a navigation (``Sec-Fetch-Mode``):
-    a page's fetch(), image or style sheet, sent in parallel with its other requests.
-
-    Its cookie may be older than the one the browser holds by the time its
-    response arrives (``cycle_key()`` at login in a parallel request, a
-    streamed page's new session), so a cookie that named no live record is
-    not deleted in answer to it, unless the request changed the session.
-    """
-    mode = environ.get("HTTP_SEC_FETCH_MODE")
-    return mode is not None and mode != "navigate"
 
 
 def fixed_secure(settings: Settings) -> bool | None:

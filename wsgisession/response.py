@@ -216,15 +216,18 @@ class Response:
         """Whether the request came with a session cookie the response may delete
         (known once the session loaded): not if none loaded and some values
         were never tried (the real one may be among those), nor by a page's
-        subrequest that left the session as it found it (see
-        :func:`~wsgisession.cookies.is_subrequest`)."""
+        subrequest (``Sec-Fetch-Mode`` other than ``navigate``: a fetch(), an
+        image) that left the session as it found it: its cookie may be older
+        than the one the browser holds by the time it answers (a login's
+        ``cycle_key()`` in a parallel request, a streamed page's new session).
+        The signed cookie store keeps deleting: its cookie is the session."""
         offered = self.offered
         if offered is None or not offered.had_cookie:
             return False
         session = self.session
         if offered.untried and not session._offered_key_loaded:
             return False
-        environ = self.environ  # not is_subrequest(), spelled out: the usual case
+        environ = self.environ  # no header or a navigation: the usual case first
         return (
             "HTTP_SEC_FETCH_MODE" not in environ
             or environ["HTTP_SEC_FETCH_MODE"] == "navigate"

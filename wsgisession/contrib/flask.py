@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import datetime
 import logging
-from copy import deepcopy
 from typing import TYPE_CHECKING, Any, NoReturn, Unpack, cast
 
 from flask import has_request_context, request
@@ -131,14 +130,9 @@ class FlaskSession(SessionProxy, SessionMixin):  # type: ignore[override]
             self._session.set_expiry(lifetime)
 
     def copy(self) -> dict[str, Any]:
-        """A plain dict of the data, as ``dict.copy()`` on Flask's own session;
-        ``copy.copy()`` and ``copy.deepcopy()`` give one too (a snapshot)."""
+        """A plain dict of the data, as ``dict.copy()`` on Flask's own session
+        (``copy.copy()`` and ``copy.deepcopy()`` give one too: SessionProxy)."""
         return dict(self)
-
-    __copy__ = copy
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> dict[str, Any]:
-        return deepcopy(dict(self), memo)
 
     @property
     def modified(self) -> bool:
