@@ -144,9 +144,7 @@ class WsgiSessionFactory:
         self.environ_key = environ_key
 
     def __call__(self, request: Any) -> PyramidSession:
-        session = self.session_of(request)
-        if session is None:  # Session is falsy when empty: not ``or``
-            session = self.script_session(request)
+        session = self.session_or_script_session(request)
         if session is not None:
             start_attempt(session, request.environ.get("retry.attempt", 0))
             return PyramidSession(session)
@@ -170,6 +168,14 @@ class WsgiSessionFactory:
         session = enclosing_session(request, key)
         if session is not None:
             request.environ[key] = session
+        return session
+
+    def session_or_script_session(self, request: Any) -> Session | None:
+        """:meth:`session_of`, else (a request no middleware served) the
+        :meth:`script_session`; None if neither can be had."""
+        session = self.session_of(request)
+        if session is None:  # Session is falsy when empty: not ``or``
+            session = self.script_session(request)
         return session
 
     def script_session(self, request: Any) -> Session | None:
@@ -270,9 +276,7 @@ def includeme(config: Any) -> None:
         # failed attempt's changes must not be saved by it either. A
         # request a script runs gets its own cookie's session now, so that
         # its subrequests share it rather than the script's.
-        session = factory.session_of(event.request)
-        if session is None:
-            session = factory.script_session(event.request)
+        session = factory.session_or_script_session(event.request)
         if session is not None:
             start_attempt(session, event.request.environ.get("retry.attempt", 0))
 
