@@ -198,6 +198,17 @@ class FlockLock:
             os.close(self._fd)
             self._fd = None
 
+    def __del__(self, _close: Callable[[int], None] = os.close) -> None:
+        """A store dropped without ``close()``: its descriptor goes with it.
+
+        It is a bare ``int``, which the garbage collector would never close:
+        each store an app made and dropped (a reload, a test) kept up to 256
+        of them open for good. Nobody holds the lock of an object collected.
+        """
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            _close(fd)
+
 
 class ShardLocks:
     """Named process-and-thread locks, one lock file each, under ``directory``.

@@ -33,10 +33,14 @@ from pymemcache.exceptions import (  # type: ignore[import-untyped]
 
 from ..errors import ConfigError
 
-__all__ = ["Server", "server_specs"]
+__all__ = ["KEEP_IDLE", "Server", "server_specs"]
 
 #: How long a server that failed to answer counts as down for new sessions.
 DOWN_FOR = 5.0  # seconds
+#: Idle connections kept per server (as many as the Redis store's pool
+#: holds); more, opened for a burst of concurrent requests, are closed as
+#: they come back, instead of staying open for as long as the process runs.
+KEEP_IDLE = 100
 # A host name, an IPv4 address, or an IPv6 address (brackets already removed).
 _HOST = re.compile(r"[A-Za-z0-9._-]+|[0-9A-Fa-f:.]+(%[A-Za-z0-9._-]+)?")
 # What a pooled connection that the server closed meanwhile raises.
@@ -128,6 +132,9 @@ class Server:
         # needed. Clients connect on first use and after an error closed them.
         self._free: deque[Any] = deque()
         self._pid = os.getpid()
+        #: Counts close() calls: a client taken before one is closed as it
+        #: comes back, rather than kept after close() said all were closed.
+        self._generation = 0
 
     def _idle(self) -> deque[Any]:
         """The idle clients of this process. A forked child must not talk
@@ -173,7 +180,7 @@ class Server:
         is idle); a client that failed is closed, not kept. A pooled
         connection the server closed meanwhile (it restarted) fails on its
         first command, which then runs once more on a new connection."""
-        free = self._idle()
+        free, generation = self._idle(), self._generation
         try:
             client = free.pop()
         except IndexError:
@@ -194,12 +201,17 @@ class Server:
             if isinstance(exc, BlockingIOError):  # the kernel's timeout
                 raise TimeoutError(f"no answer within {self.timeout} s") from exc
             raise
-        free.append(client)
+        if len(free) < KEEP_IDLE and generation == self._generation:
+            free.append(client)
+        else:  # a burst is over, or close() ran meanwhile: not kept
+            client.close()
         self._down_until = 0.0
         return result
 
     def close(self) -> None:
-        """Close every idle connection; the next command opens a new one."""
+        """Close every idle connection, and those in use as their commands
+        end; the next command opens a new one."""
+        self._generation += 1
         free = self._idle()
         while free:
             try:

@@ -426,7 +426,7 @@ class SQLStore(SQLUserSessions, Store):
         """Close the connections if the store built the engine itself."""
         if self._owned:
             self._runner.check_fork()  # a forked child closes only its own
-            self._runner.close_idle()
+            self._runner.renew()  # those of requests in flight as they end
             self._base.dispose()
 
     def __repr__(self) -> str:

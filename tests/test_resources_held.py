@@ -1,0 +1,152 @@
+"""What a store holds over a long-running process: descriptors and connections
+are released when it is dropped, closed, or done with a burst of threads.
+
+Each test counts what the real thing counts: the process's open descriptors
+(``/proc/self/fd``) or the memcached server's own ``curr_connections``.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import signal
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from pymemcache.client.base import Client  # type: ignore[import-untyped]
+from servers import ServerProcess
+
+from wsgisession.keys import generate_key
+from wsgisession.stores import FileStore, MemcachedStore, SQLStore
+
+#: Idle connections a MemcachedStore keeps per server (docs/stores.rst).
+KEEP_IDLE = 100
+
+pytestmark = pytest.mark.skipif(
+    not os.path.isdir("/proc/self/fd"), reason="counts descriptors in /proc"
+)
+
+
+def open_descriptors(target: str | None = None) -> int:
+    """How many descriptors this process has open (to ``target`` only, if given)."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            count += target is None or os.readlink(f"/proc/self/fd/{fd}") == target
+        except OSError:  # the one listdir itself had open, closed since
+            continue
+    return count
+
+
+def memcached_clients(server: ServerProcess) -> int:
+    """The connections the memcached server has open, not counting ours."""
+    client = Client((server.host, server.port), timeout=5)
+    try:
+        return int(client.stats()[b"curr_connections"]) - 1
+    finally:
+        client.close()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def later() -> float:
+    return time.time() + 600
+
+
+@pytest.mark.usefixtures("young_heap")  # only this test's objects are collected
+def test_a_file_store_dropped_without_close_releases_its_lock_files(
+    tmp_path: Path,
+) -> None:
+    """An app reloaded in-process (tests, an embedding server) drops its store:
+    the lock files' descriptors must go with it, not stay open for good."""
+    before = open_descriptors()
+    for _ in range(3):
+        store = FileStore(tmp_path / "sessions")
+        for _ in range(60):  # keys in dozens of shards
+            key = generate_key()
+            store.create_user_session("alice", key, b"x", later())
+            with store.lock(key, 1.0, 60.0):
+                store.update(key, lambda c: (b"y", later()), store.load(key))
+        assert open_descriptors() > before + 50
+        del store
+        gc.collect()
+    assert open_descriptors() == before
+
+
+def test_memcached_keeps_a_bounded_pool_after_a_burst_of_threads(
+    fresh_memcached: ServerProcess,
+) -> None:
+    """A thread-per-request server under a burst of concurrent requests: the
+    connections opened for it are not all kept once the threads are gone."""
+    store = MemcachedStore(fresh_memcached.address)
+    threads = KEEP_IDLE + 150
+    barrier = threading.Barrier(threads)
+
+    def request() -> None:
+        barrier.wait()
+        for _ in range(3):
+            store.load(generate_key())
+
+    try:
+        started = [threading.Thread(target=request) for _ in range(threads)]
+        for thread in started:
+            thread.start()
+        for thread in started:
+            thread.join()
+        assert memcached_clients(fresh_memcached) <= KEEP_IDLE
+    finally:
+        store.close()
+
+
+def test_memcached_close_also_closes_a_connection_in_use(
+    fresh_memcached: ServerProcess,
+) -> None:
+    """``close()`` while a request waits on the server (an app shutting down,
+    reloaded): that request's connection is closed when its command ends,
+    not put back in the pool of a closed store."""
+    store = MemcachedStore(fresh_memcached.address, timeout=10)
+    store.load(generate_key())  # one pooled connection
+    (server,) = store._servers
+    assert fresh_memcached.proc is not None
+    fresh_memcached.proc.send_signal(signal.SIGSTOP)
+    try:
+        request = threading.Thread(target=store.load, args=(generate_key(),))
+        request.start()
+        wait_for(lambda: not server._free)  # taken: the command is on its way
+        store.close()
+    finally:
+        fresh_memcached.proc.send_signal(signal.SIGCONT)
+    request.join()
+    assert memcached_clients(fresh_memcached) == 0
+
+
+def test_sql_close_also_closes_a_connection_in_use(tmp_path: Path) -> None:
+    """As above for the SQL store: a statement waiting for the database
+    while ``close()`` runs has its connection closed when it ends."""
+    path = tmp_path / "sessions.sqlite3"
+    store = SQLStore(f"sqlite:///{path}")
+    key = generate_key()
+    store.create(key, b"x", later())  # one pooled connection
+    blocker = sqlite3.connect(path, isolation_level=None)
+    try:
+        blocker.execute("BEGIN EXCLUSIVE")  # the store's DELETE waits for it
+        request = threading.Thread(target=store.delete, args=(key,))
+        request.start()
+        wait_for(lambda: not store._runner._idle)  # taken by the DELETE
+        store.close()
+        blocker.execute("COMMIT")
+        request.join()
+        rows = blocker.execute("SELECT count(*) FROM wsgisession_sessions")
+        assert rows.fetchone() == (0,)  # the DELETE went through
+    finally:
+        blocker.close()
+    assert open_descriptors(str(path)) == 0
