@@ -325,6 +325,8 @@ class SessionRecord:
         old_user: str | None,
         data: dict[str, Any],
         changes: ChangeSet | None,
+        *,
+        binding: bool = False,
     ) -> dict[str, Any]:
         """Delete the record this one was moved from (``old_key``, ``loaded``
         by this request) after :meth:`create` with ``fresh=True`` stored
@@ -332,10 +334,13 @@ class SessionRecord:
 
         The old record is read and deleted in one atomic update, so that a
         save another request made to it meanwhile is merged into the new
-        record, not lost with the old key. If it is gone (flushed, revoked
-        or expired while this request ran) or missing from ``old_user``'s
-        index (memcached evicted it), the new one must not outlive it: it is
-        deleted, this record forgotten and SessionInterrupted raised.
+        record, not lost with the old key; its owner too, unless this move
+        is a login (``binding``): a ``cycle_key()`` must not bind again a
+        session that a ``clear()`` (a logout) unbound meanwhile. If it is
+        gone (flushed, revoked or expired while this request ran) or missing
+        from ``old_user``'s index (memcached evicted it), the new one must
+        not outlive it: it is deleted, this record forgotten and
+        SessionInterrupted raised.
         """
         store = self.store
         if old_key is None or loaded is None or store.client_side:
@@ -360,6 +365,8 @@ class SessionRecord:
             store.update(old_key, take, loaded)
             if merged is None:
                 return data
+            if not binding:  # the owner as stored: none after a clear()
+                self.user = merged.user
             self.expiry = merged.expiry
             if lifetime(self.settings, merged.expiry, self.created, now) <= 0:
                 return merged.data  # expired at once (set_expiry(-1)): nothing to keep

@@ -108,11 +108,14 @@ class WriteMethods:
         record.forget()
         self.modified = True
 
-    def _move_to_new_key(self, record: SessionRecord, user: str | None) -> None:
+    def _move_to_new_key(
+        self, record: SessionRecord, user: str | None, *, binding: bool = False
+    ) -> None:
         """Store the data under a new key owned by ``user``; the old record goes.
 
         A save another request made to the old record meanwhile is merged
-        into the new one; if the old record was deleted meanwhile (a logout
+        into the new one (its owner too, unless ``binding``: a login names
+        its own); if the old record was deleted meanwhile (a logout
         elsewhere, a revocation), SessionInterrupted leaves this session
         empty (see :meth:`SessionRecord.drop_moved_from`).
         """
@@ -127,7 +130,7 @@ class WriteMethods:
             old_lock = record.lock_new_key()  # lock = true: the lock follows
             try:
                 self._data = record.drop_moved_from(
-                    old_key, old_loaded, old_user, data, changes
+                    old_key, old_loaded, old_user, data, changes, binding=binding
                 )
             finally:
                 if old_lock is not None:
@@ -154,7 +157,7 @@ class WriteMethods:
         user sessions raises NotImplementedError.
         """
         user = user_key(user_id)
-        self._move_to_new_key(self.loaded_record(), user)
+        self._move_to_new_key(self.loaded_record(), user, binding=True)
 
     def reserve_key(self) -> str:
         """Give a new session its key before it is saved (headers sent early)."""

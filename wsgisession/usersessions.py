@@ -143,32 +143,55 @@ class UserSessions:
         to a new key (a concurrent ``cycle_key()``, whose new record was
         indexed before the old one was deleted): the index is read again
         until a round deletes everything it lists, from a listing that
-        settled, so none escapes.
+        settled, so none escapes. Only the sessions there when it began are
+        followed so (a move keeps the session's ``created``): one that logs
+        in meanwhile, then moves, is listed afterwards, and a stream of
+        logins cannot keep the revocation going until it gives up.
         """
         user, revoked = user_key(user_id), 0
         if keep is not None and not isinstance(keep, str):
             raise TypeError(f"keep must be a Session or a handle, not {keep!r}")
         self.store.drop_stale_user_indexes(user)
+        followed: set[float] | None = None  # None: every listed session
         for _ in range(_REVOKE_ROUNDS):
             records = self.store.user_session_records(user)
+            count, moved = self._revoke_round(user, records, keep, followed)
+            revoked += count
             # A listing that never settled may miss a session that moved.
-            vanished = isinstance(records, UnsettledRecords)
-            for name, session in self._sessions(user, records).items():
-                if isinstance(session, UserSession) and session.handle == keep:
-                    continue
-                if self.store.delete_record(name):
-                    # How many live sessions it ended: a corrupt record still
-                    # is one (it loads, empty), one past absolute_timeout not.
-                    if session is not Unlisted.ENDED:
-                        revoked += 1
-                else:
-                    vanished = True
-            if not vanished:
+            if isinstance(records, UnsettledRecords):
+                followed = None
+            elif not moved:
                 return revoked
+            else:
+                followed = moved
         raise SessionError(
             f"sessions of a user kept changing keys during revocation "
             f"({_REVOKE_ROUNDS} rounds) on {self.store!r}"
         )
+
+    def _revoke_round(
+        self,
+        user: str,
+        records: dict[str, Record],
+        keep: str | None,
+        followed: set[float] | None,
+    ) -> tuple[int, set[float]]:
+        """Delete the listed ``records`` but ``keep``: how many live sessions
+        it ended, and the ``created`` times of the ``followed`` ones (None:
+        all) found gone, which may live on under a new key."""
+        revoked, moved = 0, set[float]()
+        for name, session in self._sessions(user, records).items():
+            created = session.created if isinstance(session, UserSession) else None
+            if created is not None and handle_of(name) == keep:
+                continue
+            if self.store.delete_record(name):
+                # How many live sessions it ended: a corrupt record still
+                # is one (it loads, empty), one past absolute_timeout not.
+                if session is not Unlisted.ENDED:
+                    revoked += 1
+            elif created is not None and (followed is None or created in followed):
+                moved.add(created)  # a corrupt or ended one cannot move
+        return revoked, moved
 
     def revoke_one(self, user_id: object, handle: str) -> bool:
         """Delete the user's session with ``handle``; False if there is none."""

@@ -157,19 +157,24 @@ class MemcachedUserIndex:
 
         One ``get`` of the index and one per record, again if a record was
         missing (see ``_userentries``)."""
-        key = self.key(user_id)
+        key, held = self.key(user_id), set[str]()
         live, entries = read_live(
-            lambda: parse(self._store._call("get", key)), self._live_records
+            lambda: parse(self._store._call("get", key)),
+            lambda names: self._live_records(names, held),
         )
-        stale = stale_entries(entries, live)
+        stale = stale_entries(entries, held)
         if stale:
             self._change(user_id, lambda entries: _drop(entries, stale))
         return live
 
-    def _live_records(self, names: list[str]) -> dict[str, Record]:
+    def _live_records(self, names: list[str], held: set[str]) -> dict[str, Record]:
+        """The live records of ``names``; adds to ``held`` every name whose
+        item memcached still holds (live or not, by this host's clock)."""
         live: dict[str, Record] = {}
         for name in names:
             record, cas = self._store._fetch(self._prefix + name)
+            if cas is not None:
+                held.add(name)
             if record is not None and record[1] > now():
                 live[name] = Record(record[0], record[1], cas)
         return live

@@ -74,9 +74,11 @@ class RedisUserIndex:
 
         One ``ZRANGE`` and one ``MGET`` (split by slot in a cluster), again
         if a record was missing (see ``_userentries``)."""
-        key = self.key(user_id)
-        live, entries = read_live(lambda: self._entries(key), self._live_records)
-        stale = stale_entries(entries, live)
+        key, held = self.key(user_id), set[str]()
+        live, entries = read_live(
+            lambda: self._entries(key), lambda names: self._live_records(names, held)
+        )
+        stale = stale_entries(entries, held)
         if stale:
             pairs = [item for pair in stale.items() for item in pair]
             self._store._script(self._prune_lua, key, *pairs)
@@ -86,10 +88,14 @@ class RedisUserIndex:
         members = self._store._call("zrange", key, 0, -1, withscores=True)
         return {m.decode("ascii", "replace"): int(score) for m, score in members}
 
-    def _live_records(self, names: list[str]) -> dict[str, Record]:
+    def _live_records(self, names: list[str], held: set[str]) -> dict[str, Record]:
+        """The live records of ``names``; adds to ``held`` every name whose
+        key Redis still holds (live or not, by this host's clock)."""
         live: dict[str, Record] = {}
         values = self._mget([self._prefix + name for name in names])
         for name, value in zip(names, values, strict=True):
+            if value is not None:
+                held.add(name)
             record = self._store._decode(self._prefix + name, value)
             if record is not None:
                 live[name] = Record(record[0], record[1], value)

@@ -17,7 +17,7 @@ revocation reads again (the session moving meanwhile escaped it).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from .base import PENDING_GRACE, Record, UnsettledRecords, now
 
@@ -52,12 +52,19 @@ def read_live(
     return live, entries
 
 
-def stale_entries(entries: Entries, live: dict[str, Record]) -> Entries:
-    """The entries to prune: no live record, and created (score 0) or older
-    than ``PENDING_GRACE`` (a login in progress writes its record later)."""
+def stale_entries(entries: Entries, held: Collection[str]) -> Entries:
+    """The entries to prune: their record is not ``held`` by the server at
+    all, and created (score 0) or older than ``PENDING_GRACE`` (a login in
+    progress writes its record later).
+
+    A record the server still holds stays indexed even if it has expired by
+    this host's clock: a save on a host whose clock is behind may renew it
+    yet, and it must not live on out of its user's index. The server drops
+    it (its TTL), and the next listing prunes its entry.
+    """
     oldest_pending = (now() - PENDING_GRACE) * 1000
     return {
         name: score
         for name, score in entries.items()
-        if name not in live and (score == 0 or score < oldest_pending)
+        if name not in held and (score == 0 or score < oldest_pending)
     }

@@ -1,0 +1,136 @@
+"""A user's sessions under churn: sessions that change keys, are cleared or
+expire while other requests (or other hosts) list, revoke or save them.
+
+Each listing must show exactly the live sessions bound to the user, and a
+session that lives on must stay revocable. The stores are real; time is
+moved with wsgisession.clock.use (the library's own test hook).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from helpers import USER_SESSION_STORES, build_store, store_argument, user_app
+
+from wsgisession import SessionMiddleware, clock
+from wsgisession.keys import storage_key
+from wsgisession.session import Session
+
+USER = "alice@example.org"
+SERVER_KINDS = ["redis", "redis-cluster", "memcached", "memcached-pool"]
+
+
+def open_middleware(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[SessionMiddleware]:
+    argument = store_argument(request.param, request, tmp_path)
+    with SessionMiddleware(user_app, build_store(request.param, argument)) as mw:
+        yield mw
+
+
+@pytest.fixture(params=list(USER_SESSION_STORES))
+def middleware(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[SessionMiddleware]:
+    yield from open_middleware(request, tmp_path)
+
+
+@pytest.fixture(params=SERVER_KINDS)
+def on_server(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[SessionMiddleware]:
+    yield from open_middleware(request, tmp_path)
+
+
+def bound(middleware: SessionMiddleware, user: str = USER) -> Session:
+    session = middleware.open_session()
+    session["agent"] = "laptop"
+    session.bind_user(user)
+    return session
+
+
+def test_a_key_change_in_flight_does_not_bind_a_cleared_session_again(
+    middleware: SessionMiddleware,
+) -> None:
+    """A logout by ``clear()`` in one tab while a request of another tab,
+    which loaded the session before it, calls ``cycle_key()``: the key
+    change keeps the owner the store holds now (none), as a plain save
+    does; it must not sign the user back in."""
+    key = bound(middleware).session_key
+    slow = middleware.open_session(key)
+    slow["value"] = "late"  # loaded before the logout
+    logout = middleware.open_session(key)
+    logout.clear()
+    logout.save()
+    slow.cycle_key()
+    assert slow.user_id is None
+    assert middleware.open_session(slow.session_key).user_id is None
+    assert middleware.user_sessions(USER) == []
+    assert middleware.open_session(slow.session_key)["value"] == "late"
+
+
+def test_a_save_across_expiry_seen_by_a_host_ahead_stays_revocable(
+    on_server: SessionMiddleware,
+) -> None:
+    """Host B's clock is a few seconds ahead of host A's (and of the
+    server's): B lists the user's sessions when, by its clock, a record has
+    just expired, while the server still holds it and a request on A saves
+    it, renewed. The listing must not drop the entry of a record the server
+    still holds: the renewed session would live on out of its user's index
+    (Redis: "sign out everywhere" misses it; memcached: the user's live
+    session loads as revoked)."""
+    middleware, store = on_server, on_server.store
+    key = bound(middleware).session_key
+    assert key is not None
+    # The session has been idle: its record expires in 3 s.
+    store.update(
+        key, lambda current: (current or b"", clock.now() + 3), store.load(key)
+    )
+    device = middleware.open_session(key)
+    device.load()  # a request of the session, on host A
+    with clock.use(lambda: time.time() + 5):  # host B
+        assert middleware.user_sessions(USER) == []  # expired, by B's clock
+    device["late"] = "write"
+    device.save()  # live by A's clock: renewed
+    assert middleware.open_session(key).user_id == USER
+    assert middleware.revoke_user_sessions(USER) == 1
+    assert store.load(key) is None
+
+
+def test_logins_during_a_revocation_do_not_make_it_fail(
+    middleware: SessionMiddleware,
+) -> None:
+    """ "Sign out the other devices" while the user logs in on other devices,
+    each login followed by a ``cycle_key()`` (a second factor, say): every
+    round of the revocation found one of them gone under its old key and
+    read the index again, until it gave up (SessionError, a 500 for the
+    password change) after 20 rounds. A session that moves during the
+    revocation must be followed only if it was there when it began; one
+    that logs in meanwhile is listed afterwards, which is enough."""
+    current = bound(middleware)
+    store = middleware.store
+    delete_record = store.delete_record
+    devices: list[Session] = [bound(middleware)]
+    logins = 0
+
+    def a_login_lands_meanwhile(record_name: str) -> bool:
+        nonlocal logins
+        device = devices[-1]
+        if logins < 30 and storage_key(device.session_key or "") == record_name:
+            device.cycle_key()  # the device's second step, just before the delete
+            devices.append(bound(middleware))  # and the next device logs in
+            logins += 1
+        return delete_record(record_name)
+
+    store.delete_record = a_login_lands_meanwhile  # type: ignore[method-assign]
+    revoked = middleware.revoke_user_sessions(USER, keep=current)
+    del store.delete_record
+    assert revoked >= 1
+    listed = {s.handle for s in middleware.user_sessions(USER)}
+    assert current.handle in listed
+    for device in devices:  # each one is revoked, or listed to be revoked
+        again = middleware.open_session(device.session_key)
+        assert again.user_id is None or again.handle in listed
