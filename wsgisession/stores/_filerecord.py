@@ -46,8 +46,11 @@ _TEMP_PREFIX = ".tmp-"
 _TEMP_MAX_AGE = 60.0
 _O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # never open a planted symlink
-_O_READ = os.O_RDONLY | _O_NOFOLLOW | _O_BINARY
-_O_READ_WRITE = os.O_RDWR | _O_NOFOLLOW | _O_BINARY
+# A FIFO at a record's name would block its open (and then its read) for
+# good: opened non-blocking, it reads as empty, a file that holds no record.
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_O_READ = os.O_RDONLY | _O_NOFOLLOW | _O_BINARY | _O_NONBLOCK
+_O_READ_WRITE = os.O_RDWR | _O_NOFOLLOW | _O_BINARY | _O_NONBLOCK
 #: The most a rewrite in place writes: one page, which one ``pwrite`` either
 #: writes whole or, in a process killed meanwhile, not at all.
 _REWRITE_MAX = 4096
@@ -202,7 +205,8 @@ class RecordFiles:
         """Open the record file at ``path`` to read and then rewrite it, under
         its shard's lock (no writer runs, so one read). Raises as
         :meth:`read` does. A file this process may not write is read only,
-        and :meth:`HeldRecord.rewrite` declines it."""
+        and :meth:`HeldRecord.rewrite` declines it; one that is no regular
+        file (a FIFO) is not read: it holds no record, and is replaced."""
         try:
             fd = os.open(path, _O_READ_WRITE)
         except OSError as exc:
@@ -213,13 +217,17 @@ class RecordFiles:
         else:
             writable = _CAN_REWRITE
         try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):  # a FIFO: no record, replaced
+                return HeldRecord(fd, None, b"", False)
             data = read_whole(fd)
             record = decode(data)
-            if writable and record is not None and is_current(data):
-                info = os.fstat(fd)  # one name only: a hard link would change too
-                writable = stat.S_ISREG(info.st_mode) and info.st_nlink == 1
-            else:
-                writable = False
+            writable = (
+                writable
+                and record is not None
+                and is_current(data)
+                and info.st_nlink == 1  # one name: a hard link would change too
+            )
         except BaseException:
             os.close(fd)
             raise

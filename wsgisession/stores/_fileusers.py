@@ -30,7 +30,13 @@ logger = logging.getLogger(__name__)
 _MAGIC = b"wsu1\n"
 _DIRECTORY = "users"
 _TEMP_PREFIX = ".tmp-"
-_O_READ = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+# Non-blocking: a FIFO at an index's name reads as empty instead of hanging.
+_O_READ = (
+    os.O_RDONLY
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_BINARY", 0)
+    | getattr(os, "O_NONBLOCK", 0)
+)
 
 
 class UserIndex:

@@ -43,6 +43,8 @@ _TEMP_PREFIX = ".tmp-"
 _TEMP_MAX_AGE = 60.0  # seconds before a sweep treats a temporary file as orphaned
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_BINARY = getattr(os, "O_BINARY", 0)
+# Non-blocking: a FIFO at a lock's name reads as a damaged lock, not a hang.
+_O_READ = os.O_RDONLY | _O_NOFOLLOW | _O_BINARY | getattr(os, "O_NONBLOCK", 0)
 _O_CREATE_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_BINARY
 _READ_MAX = 128  # bytes: a token, a float and a space
 _NAME_LENGTH = 64  # a lock file is named by the session's storage key
@@ -60,7 +62,7 @@ def open_new_file(path: str) -> int:
 def _read_lock(path: str) -> tuple[str, float] | None:
     """``(token, expires_at)`` of a lock file; None if absent, -inf if damaged."""
     try:
-        fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_BINARY)
+        fd = os.open(path, _O_READ)
     except FileNotFoundError:
         return None
     except OSError as exc:

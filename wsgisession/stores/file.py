@@ -40,7 +40,7 @@ from ._fileaccess import FileAccess
 from ._fileformat import encode
 from ._filerecord import default_path, ensure_private_directory, is_temp_name
 from ._filesweep import ShardWalk, is_record_name
-from ._fileusers import UserIndexes
+from ._fileusers import UserIndex, UserIndexes
 from ._lockfile import RequestLocks
 from .base import IniOption, Merge, Progress, Record, Store, now, storage_key
 
@@ -199,8 +199,18 @@ class FileStore(FileAccess, Store):
                     index.names.discard(name)
                 else:
                     records[name] = Record(*record)
-            index.write()
+            self._write_pruned(index)
         return records
+
+    def _write_pruned(self, index: UserIndex) -> None:
+        """Store an index a listing pruned. Failing to (a full disk) is
+        logged, not raised: the listing stands, and revoking a user's
+        sessions, which only reads and removes files, must not fail then;
+        the next listing or sweep prunes it again."""
+        try:
+            index.write()
+        except OSError as exc:
+            logger.warning("%r: could not prune a user index: %s", self, exc)
 
     def delete_record(self, record_name: str) -> bool:
         if not is_record_name(record_name, record_name[:2]):
@@ -272,9 +282,8 @@ class FileStore(FileAccess, Store):
             return 0
         removed = 0
         for done, shard in enumerate(shards, 1):
-            with self._translate("list"):
-                names = self._records.names(shard)
-            removed += self._remove_expired(shard, names)
+            with self._translate("remove expired sessions"):
+                removed += self._remove_expired(shard, self._records.names(shard))
             if progress is not None:
                 progress(done, len(shards))
         with self._translate("remove stale locks"):
