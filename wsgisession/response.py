@@ -236,6 +236,15 @@ class Response:
             or self.setup.store.client_side
         )
 
+    def _is_navigation(self) -> bool:
+        """Whether the request is no page's subrequest (``Sec-Fetch-Mode``
+        absent or ``navigate``). A subrequest whose session went meanwhile
+        leaves the cookie alone: a parallel request of the page (a login's
+        ``cycle_key()``) may have given the browser a newer cookie, which a
+        deleting one arriving after it would drop."""
+        mode = self.environ.get("HTTP_SEC_FETCH_MODE")
+        return mode is None or mode == "navigate"
+
     def start_response(
         self, status: str, headers: Headers, exc_info: Any = None
     ) -> Callable[[bytes], Any]:
@@ -365,6 +374,8 @@ class Response:
                 # The request's last save (a complete body, nothing after it)
                 # need not watch the values for later changes.
                 if not self.save(not final or self.may_save_again):
+                    if not self._is_navigation():
+                        return []  # see _is_navigation()
                     action = DELETE
             else:
                 session.reserve_key()
@@ -378,7 +389,8 @@ class Response:
         return [session_cookie(settings, record.key, max_age, secure)]
 
     def save(self, watch: bool = True) -> bool:
-        """Save; False if another request deleted the session meanwhile.
+        """Save; False if another request deleted (or moved) the session
+        meanwhile: its changes are dropped.
 
         ``watch`` false: nothing of the request runs after this save (see
         :meth:`Session._save_loaded`).
@@ -388,10 +400,16 @@ class Response:
             self.session._save_loaded(watch)
         except SessionInterrupted:
             sent = self.server_write is not None
+            if sent:
+                cookie = " (its headers had gone out)"
+            elif self._is_navigation():
+                cookie = " and its cookie deleted"
+            else:
+                cookie = " (a page's subrequest: its cookie left alone)"
             self.setup.warn_interrupted(
-                "session deleted by a concurrent request (a logout in another tab?); "
-                "this request's changes were dropped%s",
-                " (its headers had gone out)" if sent else " and its cookie deleted",
+                "session deleted or moved by a concurrent request (a logout or "
+                "login in another tab?); this request's changes were dropped%s",
+                cookie,
             )
             if sent:  # nothing more to save: close() must not try again
                 self.failed = True
