@@ -53,8 +53,11 @@ class LoginPage:
     the browser, as a slower request of the same page does.
     """
 
-    def __init__(self, touch: bool) -> None:
-        self.touch = touch  # /me reads the session (else it never touches it)
+    def __init__(self, touch: str) -> None:
+        #: What /me does with the session: "reads" it after the login,
+        #: "changes" it before (its save then finds the old key gone), or
+        #: leaves it "untouched".
+        self.touch = touch
         self.me_arrived = threading.Event()
         self.logged_in = threading.Event()
         self.me_cookie = ""
@@ -64,7 +67,7 @@ class LoginPage:
     ) -> Iterator[bytes] | list[bytes]:
         session = environ["wsgisession"]
         path = environ["PATH_INFO"]
-        text = "ok"
+        text = "asset"
         if path == "/page":
             start_response("200 OK", [("Content-Type", "text/html")])
             return [PAGE]
@@ -77,10 +80,13 @@ class LoginPage:
             self.logged_in.set()
         elif path == "/me":
             self.me_cookie = environ.get("HTTP_COOKIE", "")
+            if self.touch == "changes":
+                session["seen"] = 1
             self.me_arrived.set()
             self.logged_in.wait(WAIT)
             time.sleep(SETTLE)  # the login's response is in the browser by now
-            text = f"user={session.get('user')}" if self.touch else "asset"
+            if self.touch != "untouched":
+                text = f"user={session.get('user')}"
         elif path == "/whoami":
             text = f"user={session.get('user')}"
         start_response("200 OK", [("Content-Type", "text/plain")])
@@ -93,15 +99,15 @@ Promise.all([fetch('/me'), fetch('/login')]).then(
 </script></body></html>"""
 
 
-@pytest.mark.parametrize("touch", [True, False], ids=["reads", "untouched"])
+@pytest.mark.parametrize("touch", ["reads", "changes", "untouched"])
 def test_a_request_with_the_old_key_keeps_the_cookie_a_login_just_set(
-    chromium: WebDriver, touch: bool
+    chromium: WebDriver, touch: str
 ) -> None:
     page = LoginPage(touch)
     # An asset request that never touches the session is still saved (so
     # answered) with save_every_request.
     middleware = SessionMiddleware(
-        page, store=MemoryStore(), save_every_request=not touch
+        page, store=MemoryStore(), save_every_request=touch == "untouched"
     )
     with serving(middleware) as url:
         chromium.get(f"{url}/set")
