@@ -20,6 +20,10 @@ UTC = datetime.UTC
 #: arithmetic and the stores' expiry fields overflow.
 MAX_SECONDS = 100 * 366 * 86400
 
+#: How far ahead of this host's clock the clock that saved a record may
+#: have been, for :func:`check_stored` (a year: far from any overflow).
+CLOCK_SLACK = 366 * 86400
+
 _ACCEPTED = (
     f"seconds as an int from -{MAX_SECONDS} to {MAX_SECONDS} (0 = browser close), "
     "a timedelta or datetime within 100 years of now, or None"
@@ -86,11 +90,14 @@ def decode_moment(expiry: object) -> datetime.datetime | None:
 def check_stored(expiry: int | str) -> None:
     """ValueError unless a record's ``expiry`` is one :func:`encode_expiry`
     could have written: out of its range (a damaged or hostile record), the
-    date arithmetic of every save of the session would fail."""
+    date arithmetic of every save of the session would fail. A moment is
+    judged with :data:`CLOCK_SLACK` to spare: the clock that wrote it may
+    have been ahead of this one (set back since, another host)."""
     if isinstance(expiry, str):
         moment = decode_moment(expiry)
         assert moment is not None
-        in_range = abs((moment - utcnow()).total_seconds()) <= MAX_SECONDS
+        seconds = abs((moment - utcnow()).total_seconds())
+        in_range = seconds <= MAX_SECONDS + CLOCK_SLACK
     else:
         in_range = -MAX_SECONDS <= expiry <= MAX_SECONDS
     if not in_range:

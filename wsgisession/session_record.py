@@ -36,6 +36,9 @@ _warn_corrupt_cookie = ThrottledWarning(logger)
 _warn_corrupt_record = WarningPerItem(logger)
 
 _CREATE_ATTEMPTS = 5
+#: How far (s) a save time may be ahead of the clock with no reissue due:
+#: rounded to the microsecond, it may be a hair past the moment read.
+_SAVED_AHEAD = 1.0
 
 
 class SessionRecord:
@@ -387,12 +390,16 @@ class SessionRecord:
         self.created = clock.now()
 
     def reissue_due(self) -> bool:
-        """Whether ``reissue_time`` says to re-save this stored record now."""
+        """Whether ``reissue_time`` says to re-save this stored record now; at
+        once if its last save is ahead of the clock (set back since, or saved
+        by a host ahead): the cookie's Max-Age counts real seconds meanwhile."""
         interval = self.settings.reissue_time
         if interval is None or not self.stored:
             return False
-        saved_at = self.saved_at
-        return saved_at is None or saved_at + interval <= clock.now()
+        saved_at, now = self.saved_at, clock.now()
+        if saved_at is None:
+            return True
+        return not saved_at - _SAVED_AHEAD <= now < saved_at + interval
 
     def __repr__(self) -> str:
         state = "stored" if self.stored else "not stored"
