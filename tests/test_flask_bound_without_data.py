@@ -1,7 +1,7 @@
 """Flask: a session bound to a user but holding no data is a login, not an empty session.
 
 Flask's rule, which the adapter keeps, is that a session modified to be
-empty loses its cookie (and here its record). A session that
+empty loses its cookie (its record is kept, emptied). A session that
 ``bind_user()`` made is not empty: it has an owner, listed in the user's
 sessions and revocable. A login view that stores nothing else
 (``session.clear(); session.bind_user(user.id)``) must stay logged in.

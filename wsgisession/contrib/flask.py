@@ -50,7 +50,7 @@ from flask.sessions import NullSession, SessionInterface, SessionMixin
 
 from ..config import Settings
 from ..cookies import fixed_secure
-from ..errors import LockTimeout, StoreUnavailable
+from ..errors import LockTimeout, SessionInterrupted, StoreUnavailable
 from ..middleware import SessionMiddleware
 from ..response import Response as SessionResponse
 from ..session import Session
@@ -340,18 +340,29 @@ def _refreshes(app: Flask) -> bool:
 def _drop_if_emptied(session: Session) -> None:
     """Flask's rule: a session modified to be empty loses its cookie.
 
-    The emptied record is deleted with it (``flush()``), where plain
-    wsgisession would keep it, emptied, under the same key. A session bound
-    to a user is not empty: it is a login (``bind_user()`` with no data, or
-    its last value removed), listed in the user's sessions.
+    The emptying is saved first, merged with what other requests of the
+    browser saved meanwhile: if they stored data, the session is not empty
+    and keeps its cookie. If it is, the cookie goes but the emptied record
+    stays (until it expires), so that a request still running on it (another
+    tab's ``flash()``) merges its changes in and sends the cookie again; a
+    deleted record would make it drop them, as after a logout (``flush()``).
+    A session bound to a user is not empty: it is a login (``bind_user()``
+    with no data, or its last value removed), listed in the user's sessions.
     """
-    if (
+    if not (
         session.modified
         and not len(session)
         and session.session_key is not None
         and session.user_id is None
     ):
+        return
+    try:
+        session.save()
+    except SessionInterrupted:  # deleted meanwhile: a logout elsewhere
         session.flush()
+        return
+    if not len(session):
+        session.loaded_record().forget()  # no key: the response deletes the cookie
 
 
 def _refresh_if_permanent(session: Session, *, keep_accessed: bool) -> None:
