@@ -76,7 +76,9 @@ def test_a_file_store_dropped_without_close_releases_its_lock_files(
             store.create_user_session("alice", key, b"x", later())
             with store.lock(key, 1.0, 60.0):
                 store.update(key, lambda c: (b"y", later()), store.load(key))
-        assert open_descriptors() > before + 50
+        # 60 random keys fall in some 53 of the 256 shards, at times fewer
+        # than 50 (one run in twelve): a bound they always pass.
+        assert open_descriptors() > before + 30
         del store
         gc.collect()
     assert open_descriptors() == before

@@ -134,3 +134,47 @@ def test_logins_during_a_revocation_do_not_make_it_fail(
     for device in devices:  # each one is revoked, or listed to be revoked
         again = middleware.open_session(device.session_key)
         assert again.user_id is None or again.handle in listed
+
+
+#: Options of the processes of a rolling deploy that read a session the
+#: revoking process cannot list: another serializer (its records read as
+#: corrupt), or no ``absolute_timeout`` yet (an old session reads as ended).
+OTHER_PROCESSES = {
+    "another-serializer": ({"serializer": "pickle"}, {}),
+    "no-absolute-timeout": ({}, {"absolute_timeout": 60}),
+}
+
+
+@pytest.mark.parametrize("deploy", list(OTHER_PROCESSES))
+def test_a_session_only_other_processes_read_is_followed_when_it_moves(
+    middleware: SessionMiddleware, deploy: str
+) -> None:
+    """A rolling deploy: the revoking process lists the user's session as
+    unreadable (corrupt) or ended, while the old processes, which read it,
+    serve it; one of them moves it (``cycle_key()``) just before the
+    revocation deletes it. It has no ``created`` the revocation could
+    follow: the revocation must read the index again, as it did for any
+    session gone, or the session lives on under its new key."""
+    old_options, new_options = OTHER_PROCESSES[deploy]
+    store = middleware.store
+    old = SessionMiddleware(user_app, store, **old_options)
+    new = SessionMiddleware(user_app, store, **new_options)
+    with clock.use(lambda: time.time() - 3600):  # logged in an hour ago
+        device = bound(old)
+    assert new.user_sessions(USER) == []  # unlisted by the new processes
+    delete_record, moves = store.delete_record, []
+
+    def moved_first(record_name: str) -> bool:
+        if not moves and storage_key(device.session_key or "") == record_name:
+            moves.append(record_name)
+            device.cycle_key()  # on an old process, a second factor
+        return delete_record(record_name)
+
+    store.delete_record = moved_first  # type: ignore[method-assign]
+    try:
+        new.revoke_user_sessions(USER)
+    finally:
+        del store.delete_record
+    assert moves
+    assert old.open_session(device.session_key).user_id is None
+    assert old.user_sessions(USER) == []

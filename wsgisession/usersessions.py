@@ -146,7 +146,11 @@ class UserSessions:
         settled, so none escapes. Only the sessions there when it began are
         followed so (a move keeps the session's ``created``): one that logs
         in meanwhile, then moves, is listed afterwards, and a stream of
-        logins cannot keep the revocation going until it gives up.
+        logins cannot keep the revocation going until it gives up. A record
+        this process cannot read (another serializer) or takes for ended
+        (another ``absolute_timeout``) has no ``created`` to follow, yet the
+        processes that read it may move it: one gone makes the next round
+        follow every session, as the first does.
         """
         user, revoked = user_key(user_id), 0
         if keep is not None and not isinstance(keep, str):
@@ -158,7 +162,7 @@ class UserSessions:
             count, moved = self._revoke_round(user, records, keep, followed)
             revoked += count
             # A listing that never settled may miss a session that moved.
-            if isinstance(records, UnsettledRecords):
+            if isinstance(records, UnsettledRecords) or moved is None:
                 followed = None
             elif not moved:
                 return revoked
@@ -175,11 +179,12 @@ class UserSessions:
         records: dict[str, Record],
         keep: str | None,
         followed: set[float] | None,
-    ) -> tuple[int, set[float]]:
+    ) -> tuple[int, set[float] | None]:
         """Delete the listed ``records`` but ``keep``: how many live sessions
         it ended, and the ``created`` times of the ``followed`` ones (None:
-        all) found gone, which may live on under a new key."""
-        revoked, moved = 0, set[float]()
+        all) found gone, which may live on under a new key; None if an
+        unlisted one went (it may have moved too, with no time to follow)."""
+        revoked, moved, unlisted_gone = 0, set[float](), False
         for name, session in self._sessions(user, records).items():
             created = session.created if isinstance(session, UserSession) else None
             if created is not None and handle_of(name) == keep:
@@ -189,9 +194,11 @@ class UserSessions:
                 # is one (it loads, empty), one past absolute_timeout not.
                 if session is not Unlisted.ENDED:
                     revoked += 1
-            elif created is not None and (followed is None or created in followed):
-                moved.add(created)  # a corrupt or ended one cannot move
-        return revoked, moved
+            elif created is None:  # a process that reads it may have moved it
+                unlisted_gone = True
+            elif followed is None or created in followed:
+                moved.add(created)
+        return revoked, None if unlisted_gone else moved
 
     def revoke_one(self, user_id: object, handle: str) -> bool:
         """Delete the user's session with ``handle``; False if there is none."""
