@@ -357,5 +357,5 @@ def filter_ini(tmp_path: Path, keys: str) -> str:
     """An ini file with a ``[filter:session]`` of ``keys``; its ``FILE#section``."""
     path = tmp_path / "app.ini"
     body = textwrap.dedent(keys).strip()
-    path.write_text(f"[filter:session]\nuse = egg:wsgisession\n{body}\n")
+    path.write_text(f"[filter:session]\nuse = egg:wsgisession#session\n{body}\n")
     return f"{path}#session"

@@ -17,7 +17,6 @@ is the one spelling of "no value", and an unknown key is an error with a
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 from dataclasses import InitVar, dataclass, field, fields, replace
 from typing import Any, Literal, NamedTuple, TypedDict
@@ -32,6 +31,7 @@ from .storespec import (
     STORE_KEY,
     StoreSpec,
     custom_options,
+    refuse_relative_paths,
     spec_from_values,
     store_keys,
 )
@@ -280,27 +280,6 @@ def _global_keys(options: Mapping[str, Option], store: object) -> set[str]:
     return {*options, "store", *(option.name for option in builtin.ini_options)}
 
 
-def _refuse_relative_paths(
-    values: Mapping[str, Any], schema: Mapping[str, Option | IniOption]
-) -> None:
-    """ConfigError for a relative store path in a Paste Deploy section (one
-    read with its ``here``): the app, ``wsgisession check`` and a cron job's
-    ``clear-expired`` would each resolve it from their own working directory,
-    and use different stores without a word."""
-    for name, value in values.items():
-        if schema[name].check is c.path and not _absolute(value):
-            raise ConfigError(
-                f"{name} = {value} is a relative path, which each process "
-                "resolves from its own working directory; write an absolute "
-                f"path, such as %(here)s/{value} for one beside the ini file"
-            )
-
-
-def _absolute(path: object) -> bool:
-    """Whether ``path`` is absolute (None, the store's default, counts as such)."""
-    return not isinstance(path, str) or os.path.isabs(path)
-
-
 def parse_settings(
     settings: Mapping[str, Any],
     prefix: str = "",
@@ -340,7 +319,8 @@ def parse_settings(
             raise c.unknown_key(key, name, prefix, schema)
         values[name] = option.parse(key, raw) if isinstance(raw, str) else raw
     if not prefix and "here" in globals_:
-        _refuse_relative_paths(values, schema)
+        paths = {name for name, option in schema.items() if option.check is c.path}
+        refuse_relative_paths(values, paths)
     result = Settings(
         **{k: v for k, v in values.items() if k in options}, prefix=prefix
     )

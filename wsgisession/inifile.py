@@ -13,11 +13,13 @@ value: a value may be a secret.
 from __future__ import annotations
 
 import configparser
+import importlib.metadata
 import os
 import re
 from collections.abc import Mapping
 from typing import cast
 
+from ._coerce import import_dotted
 from .errors import ConfigError, SessionError
 
 __all__ = ["PREFIX", "read_section"]
@@ -87,6 +89,7 @@ def _read(
             local.pop(key, None)
     base = _base_section(local.get("use", ""), path, section)
     if base is None:
+        _check_factory(local.get("use", ""), path, section)
         return local, globals_, section
     if base in seen or base == (path, section):
         raise ConfigError(f"{path}: [{section}] use = {local['use']} makes a loop")
@@ -126,6 +129,54 @@ def _base_section(use: str, path: str, section: str) -> tuple[str, str] | None:
     if not use or re.match(r"[A-Za-z]+:", use):  # egg:, call:, package:, ...
         return None
     return path, f"{kind}:{use}"
+
+
+#: The entry point groups in which Paste Deploy looks up a filter's ``egg:``.
+FILTER_PROTOCOLS = ("paste.filter_factory", "paste.filter_app_factory")
+
+
+def _check_factory(use: str, path: str, section: str) -> None:
+    """ConfigError where ``loadapp()`` finds no factory for a filter section:
+    ``egg:DIST#NAME`` (NAME is ``main`` when left out) that names no filter
+    entry point of an installed DIST, or ``call:module:name`` that does not
+    import. An app section's factory is the app's, left alone."""
+    if not section.startswith(("filter:", "filter-app:")):
+        return
+    scheme, _, spec = use.strip().partition(":")
+    where = f"{path}: [{section}] use = {use.strip()}"
+    if scheme == "call":
+        _check_call(spec.strip(), where)
+    elif scheme == "egg":
+        _check_entry_point(*spec.strip().partition("#")[::2], where)
+
+
+def _check_call(spec: str, where: str) -> None:
+    """ConfigError unless ``spec`` imports, and is not the filter_app_factory
+    that Paste Deploy would call as a ``paste.filter_factory`` (a ``call:``
+    filter is one), with the wrong arguments."""
+    from .paste import filter_app_factory
+
+    if import_dotted(spec, key=where) is filter_app_factory:
+        raise ConfigError(
+            f"{where}: a call: filter is called as a paste.filter_factory; write "
+            "use = call:wsgisession.paste:filter_factory or egg:wsgisession#session"
+        )
+
+
+def _check_entry_point(dist: str, name: str, where: str) -> None:
+    """ConfigError unless the distribution ``dist`` has the filter entry
+    point ``name`` (``main`` if empty), as Paste Deploy looks it up."""
+    try:
+        found = importlib.metadata.distribution(dist).entry_points
+    except importlib.metadata.PackageNotFoundError:
+        raise ConfigError(f"{where}: no distribution {dist!r} is installed") from None
+    names = sorted({e.name for e in found if e.group in FILTER_PROTOCOLS})
+    if (name or "main") not in names:
+        hint = f"; write egg:{dist}#{names[0]}" if len(names) == 1 else ""
+        raise ConfigError(
+            f"{where}: {dist} has no filter named {name or 'main'!r} "
+            f"(its filters: {', '.join(names) or 'none'}){hint}"
+        )
 
 
 def _set_lines(

@@ -15,11 +15,12 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .config import parse_settings
+from .config import StoreSpec, parse_settings
 from .errors import ConfigError
 
 if TYPE_CHECKING:
     from .middleware import SessionMiddleware
+    from .stores.base import Store
 
 __all__ = [
     "PYRAMID_NAMES",
@@ -58,7 +59,16 @@ def make_middleware(
     options, spec = parse_settings(
         pyramid_names_translated(local, prefix), prefix, global_conf=global_conf
     )
-    return SessionMiddleware(app, store=spec.build(prefix), settings=options)
+    return SessionMiddleware(app, store=_build_store(spec, prefix), settings=options)
+
+
+def _build_store(spec: StoreSpec, prefix: str = "") -> Store:
+    """The store of ``spec``; with no store key at all, the default store that
+    ``SessionMiddleware`` takes without one, logged as it logs it (once per
+    process), so that a section that forgot its store shows in the log."""
+    from .middleware import default_store
+
+    return default_store() if spec == StoreSpec() else spec.build(prefix)
 
 
 def _split_section(
@@ -86,7 +96,7 @@ def filter_app_factory(
     from .middleware import SessionMiddleware
 
     options, spec = parse_settings(local_conf, global_conf=global_conf)
-    return SessionMiddleware(app, store=spec.build(), settings=options)
+    return SessionMiddleware(app, store=_build_store(spec), settings=options)
 
 
 def filter_factory(
@@ -96,7 +106,7 @@ def filter_factory(
     from .middleware import SessionMiddleware
 
     options, spec = parse_settings(local_conf, global_conf=global_conf)
-    store = spec.build()
+    store = _build_store(spec)
 
     def wrap(app: WSGIApp) -> SessionMiddleware:
         return SessionMiddleware(app, store=store, settings=options)

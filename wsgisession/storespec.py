@@ -8,7 +8,9 @@ against those declarations and calls the store's ``from_ini``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+import re
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from . import _coerce as c
@@ -18,7 +20,7 @@ from .redaction import redact_url, redacted_value
 from .stores import registry
 from .stores.base import IniOption, Store
 
-__all__ = ["STORE_KEY", "StoreSpec", "store_keys"]
+__all__ = ["STORE_KEY", "StoreSpec", "refuse_relative_paths", "store_keys"]
 
 #: The ``store`` key itself: a built-in name or ``package.module:Class``.
 STORE_KEY = IniOption(
@@ -198,3 +200,39 @@ def spec_from_values(values: Mapping[str, Any], prefix: str = "") -> StoreSpec:
     spec = StoreSpec(store, prefix=prefix, **keys)
     spec.check(prefix)
     return spec
+
+
+def refuse_relative_paths(values: Mapping[str, Any], paths: Collection[str]) -> None:
+    """ConfigError for a relative store path in a Paste Deploy section (one
+    read with its ``here``): the app, ``wsgisession check`` and a cron job's
+    ``clear-expired`` would each resolve it from their own working directory,
+    and use different stores without a word. ``paths`` are the keys that
+    hold a path; an SQLite ``sql_url`` holds one too."""
+    for name, value in values.items():
+        if name in paths and isinstance(value, str) and not os.path.isabs(value):
+            raise ConfigError(
+                f"{name} = {value} is a relative path, which each process "
+                "resolves from its own working directory; write an absolute "
+                f"path, such as %(here)s/{value} for one beside the ini file"
+            )
+        relative = _relative_sqlite_file(value) if name == "sql_url" else None
+        if relative is not None:
+            raise ConfigError(
+                f"sql_url names the SQLite file {relative} by a relative path, "
+                "which each process resolves from its own working directory; "
+                f"write an absolute one, such as sqlite:///%(here)s/{relative}"
+            )
+
+
+#: ``sqlite://``, with a driver or not, then the database part of the URL.
+_SQLITE_URL = re.compile(r"sqlite(?:\+\w+)?:///([^?]*)", re.IGNORECASE)
+
+
+def _relative_sqlite_file(url: object) -> str | None:
+    """The file of an SQLite ``sql_url`` if it is relative (None for another
+    database, or one in memory): ``sqlite:///var/s.db`` is ``var/s.db``."""
+    match = _SQLITE_URL.match(url) if isinstance(url, str) else None
+    name = match.group(1) if match else ""
+    if name in ("", ":memory:") or name.lower().startswith("file:"):
+        return None
+    return None if os.path.isabs(name) else name
