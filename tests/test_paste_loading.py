@@ -91,6 +91,17 @@ def test_check_fails_where_loadapp_finds_no_filter(
         assert f"[filter:session] use = {use}" in err
 
 
+def test_the_bare_egg_name_loads_the_filter(tmp_path: Path) -> None:
+    """``use = egg:wsgisession`` is Paste's usual spelling: the package's
+    ``main`` filter is the session filter."""
+    from paste.deploy import loadapp
+
+    from wsgisession import SessionMiddleware
+
+    ini = write_ini(tmp_path, "use = egg:wsgisession\nstore = memory")
+    assert isinstance(loadapp(f"config:{ini}"), SessionMiddleware)
+
+
 # -- a section without a store: the default store is logged -------------------
 
 
