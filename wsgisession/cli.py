@@ -376,8 +376,16 @@ def _silence_stdout() -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
+def _escape_unprintable_output() -> None:
+    """What stdout's encoding lacks (a user id's emoji on a latin-1 terminal)
+    is written escaped, as on stderr: no UnicodeEncodeError after the work."""
+    with contextlib.suppress(AttributeError, ValueError, OSError):  # not a file
+        sys.stdout.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
+    _escape_unprintable_output()
     parser = build_parser()
     arguments = sys.argv[1:] if argv is None else argv
     args, unknown = parser.parse_known_args(attach_handles(arguments))

@@ -23,6 +23,7 @@ from typing import Any, Literal, NamedTuple, TypedDict
 
 from . import _beaker
 from . import _coerce as c
+from . import _cookie_attributes as attributes
 from ._coerce import import_dotted
 from .errors import ConfigError
 from .stores import registry
@@ -105,11 +106,11 @@ class Settings:
         "How long a session lives after its last save, and the cookie's Max-Age.",
     )  # fmt: skip
     cookie_domain: str | None = _option(
-        None, "domain or none", c.cookie_domain, c.parse_optional_text,
+        None, "domain or none", attributes.cookie_domain, c.parse_optional_text,
         "Domain attribute of the cookie; none sends a host-only cookie.",
     )  # fmt: skip
     cookie_path: str = _option(
-        "/", "path starting with /", c.cookie_path, c.parse_text,
+        "/", "path starting with /", attributes.cookie_path, c.parse_text,
         "Path attribute of the cookie.",
     )  # fmt: skip
     cookie_secure: bool | Literal["auto"] = _option(

@@ -250,6 +250,11 @@ def _describe(exc: configparser.Error) -> str:
             "as %% and a reference as %(name)s"
         )
     if isinstance(exc, configparser.MissingSectionHeaderError):
+        if exc.lineno == 1 and exc.line.startswith("\ufeff"):
+            return (
+                "the file starts with a byte order mark (BOM), which Paste Deploy "
+                "cannot read either; save it as UTF-8 without a BOM"
+            )
         return (
             f"file contains no section headers: line {exc.lineno} comes before "
             "the first [section]"

@@ -284,6 +284,13 @@ def _parse(url: object) -> URL:
             f"SQLStore needs a database URL or an Engine, not {type(url).__name__}"
         )
     try:
+        url.encode("utf-8")  # SQLAlchemy quotes its parts as UTF-8 text
+    except UnicodeEncodeError:  # a byte of an environment variable or %(here)s
+        raise ConfigError(
+            "SQLStore url is not valid text: it holds a byte that is not UTF-8 "
+            "(from an environment variable or a directory name?)"
+        ) from None
+    try:
         return make_url(url)
     except (ArgumentError, ValueError) as exc:  # ValueError: a port not a number
         raise ConfigError(
