@@ -48,8 +48,9 @@ class MissingBrowser(RuntimeError):
     """Chromium or its driver is not installed."""
 
 
-def start_chromium(profile: Path) -> WebDriver:
-    """A new headless Chromium with its own profile in ``profile`` (an empty directory)."""
+def start_chromium(profile: Path, extra_flags: tuple[str, ...] = ()) -> WebDriver:
+    """A new headless Chromium with its own profile in ``profile`` (an empty
+    directory); ``extra_flags`` go after :data:`FLAGS`."""
     for binary, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
         if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
             raise MissingBrowser(
@@ -61,7 +62,7 @@ def start_chromium(profile: Path) -> WebDriver:
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in FLAGS:
+    for flag in (*FLAGS, *extra_flags):
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={profile}")
     options.add_argument(f"--window-size={WINDOW[0]},{WINDOW[1]}")

@@ -30,7 +30,10 @@ DOTTED = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)
 
 #: RFC 6265 cookie-name: an RFC 7230 token.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_DOMAIN = re.compile(r"\.?[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
+#: A host name as DNS has them (labels of 63 characters at most, 253 in
+#: all), after an optional leading dot: browsers keep no cookie for another.
+_LABEL = r"[A-Za-z0-9_-]{1,63}"
+_DOMAIN = re.compile(rf"\.?(?=.{{1,253}}\Z){_LABEL}(\.{_LABEL})*")
 _PATH = re.compile(r"/[!-:<-~]*")  # printable ASCII without space or ';'
 _PRINTABLE = re.compile(r"[!-~]+")  # printable ASCII without space
 _INT = re.compile(r"[+-]?[0-9]+")
@@ -123,7 +126,11 @@ def _matching(pattern: re.Pattern[str], expected: str, *, optional: bool) -> Che
 cookie_name = _matching(
     _TOKEN, "a cookie name: letters, digits and !#$%&'*+-.^_`|~", optional=False
 )
-cookie_domain = _matching(_DOMAIN, "a domain name such as example.com", optional=True)
+cookie_domain = _matching(
+    _DOMAIN,
+    "a domain name such as example.com (labels of up to 63 characters, 253 in all)",
+    optional=True,
+)
 cookie_path = _matching(
     _PATH, "a path starting with '/' without spaces or ';'", optional=False
 )

@@ -103,7 +103,8 @@ class Settings:
     )  # fmt: skip
     cookie_age: int = _option(
         1209600, "seconds (int >= 0)", c.seconds(0), c.parse_int,
-        "How long a session lives after its last save, and the cookie's Max-Age.",
+        "How long a session lives after its last save, and the cookie's Max-Age "
+        "(browsers keep a cookie 400 days at most, whatever its Max-Age).",
     )  # fmt: skip
     cookie_domain: str | None = _option(
         None, "domain or none", attributes.cookie_domain, c.parse_optional_text,
@@ -111,7 +112,8 @@ class Settings:
     )  # fmt: skip
     cookie_path: str = _option(
         "/", "path starting with /", attributes.cookie_path, c.parse_text,
-        "Path attribute of the cookie.",
+        "Path attribute of the cookie, from the site's root: not relative to "
+        "SCRIPT_NAME (as Flask's APPLICATION_ROOT).",
     )  # fmt: skip
     cookie_secure: bool | Literal["auto"] = _option(
         False, "true, false or auto", c.secure, c.parse_secure,

@@ -12,6 +12,7 @@ import sys
 from typing import TextIO
 
 from .config import Settings
+from .cookies import fixed_secure
 from .stores._shared import DEFAULT_KEY_PREFIX
 from .storespec import StoreSpec
 
@@ -19,16 +20,25 @@ __all__ = ["deploy_warnings", "print_deploy_warnings"]
 
 #: Stores whose server other apps may share, so that their keys could collide.
 SHARED_SERVER_STORES = ("redis", "memcached")
+#: The longest a browser keeps a cookie (RFC 6265bis; Chrome, Firefox).
+BROWSER_MAX_AGE = 400 * 86400
 
 
 def deploy_warnings(settings: Settings, spec: StoreSpec) -> list[str]:
     """The warnings this configuration deserves, one sentence each."""
     found = []
-    if settings.cookie_secure is False:
+    if fixed_secure(settings) is False:  # SameSite=None, Partitioned force Secure
         found.append(
             "cookie_secure = false: the session cookie is also sent over plain "
             "http, where anyone on the network can read it; set cookie_secure = "
             "true on an HTTPS site (and prefer cookie_name = __Host-sessionid)"
+        )
+    if settings.cookie_age > BROWSER_MAX_AGE and not settings.expire_at_browser_close:
+        found.append(
+            f"cookie_age = {settings.cookie_age}: browsers keep a cookie 400 days "
+            f"({BROWSER_MAX_AGE} seconds) at most, so a session "
+            "not saved again within them ends for its user while its record "
+            f"stays in the store; set cookie_age = {BROWSER_MAX_AGE} or less"
         )
     if not settings.cookie_httponly:
         found.append(
