@@ -147,7 +147,7 @@ def test_a_lock_lives_in_its_records_slot(
                 held = [n.decode() for n in client.keys("*:lock")]
             finally:
                 client.close()
-            assert held == ["{" + name_of(key) + "}:lock"]
+            assert held == [PREFIX + "{" + name_of(key) + "}:lock"]
 
 
 # -- memcached pool --------------------------------------------------------------

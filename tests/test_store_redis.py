@@ -332,16 +332,18 @@ def test_create_is_one_command(
 
 
 @pytest.mark.parametrize(
-    "prefix", ["wsgisession:", "", "app:{users}:", "a}b:", "x{}y:"]
+    "prefix", ["wsgisession:", "", "app:{users}:", "a}b:", "x{}y:", "a{b:"]
 )
 def test_a_lock_hashes_to_its_records_slot(prefix: str) -> None:
     name = name_of(generate_key(), prefix)
-    lock = slot_mate(name, ":lock")
+    lock = slot_mate(name, ":lock", prefix)
     if prefix in ("a}b:", "x{}y:"):  # a stray brace cannot be quoted: plain suffix
         assert lock == name + ":lock"
         return
     assert key_slot(lock.encode()) == key_slot(name.encode())
     assert lock != name and lock.endswith(":lock")
+    if "{" not in prefix or "}" in prefix:  # an ACL on the prefix covers it
+        assert lock.startswith(prefix)
 
 
 def test_record_names_are_unchanged_and_locks_are_tagged(
@@ -352,9 +354,10 @@ def test_record_names_are_unchanged_and_locks_are_tagged(
     raw.set(name_of(key), struct.pack(">Bd", 1, later()) + b"old", ex=60)
     record = store.load(key)
     assert record is not None and record.payload == b"old"
+    lock = "wsgisession:{" + name_of(key) + "}:lock"
     with store.lock(key, 1.0, 60.0):
-        assert raw.exists("{" + name_of(key) + "}:lock") == 1
-    assert raw.exists("{" + name_of(key) + "}:lock") == 0
+        assert raw.exists(lock) == 1
+    assert raw.exists(lock) == 0
 
 
 def test_an_uncached_script_runs_with_eval_on_the_keys_node(
@@ -402,7 +405,7 @@ def test_a_lock_lives_exactly_its_ttl(store: RedisStore, raw: redis.Redis) -> No
     holder.__enter__()  # a holder that never lets go
     with pytest.raises(LockTimeout), store.lock(key, 0.02, 60.0):
         pass  # pragma: no cover - never reached
-    left = raw.pttl(slot_mate(name_of(key), LOCK_SUFFIX))
+    left = raw.pttl(slot_mate(name_of(key), LOCK_SUFFIX, "wsgisession:"))
     assert 250 - (time.time() - started) * 1000 - 1 < left <= 250
     time.sleep(left / 1000 + 0.02)  # past the holder's time, by Redis's count
     with store.lock(key, 0.05, 60.0):

@@ -11,8 +11,9 @@ concurrent requests never lose each other's changes. The opt-in request
 lock is a key set with ``SET NX PX`` next to the record.
 
 In a Redis Cluster every key of one session lives on the record's node: the
-lock's name carries the record's name as its hash tag
-(``{wsgisession:<digest>}:lock``), and the record's own name is unchanged,
+lock's name carries the record's name as its hash tag, after the key
+prefix (``wsgisession:{wsgisession:<digest>}:lock``: an ACL on the prefix
+covers it), and the record's own name is unchanged,
 so records written by earlier versions stay readable. Scripts run with
 ``EVALSHA`` on the key's node and fall back to ``EVAL`` there when that node
 has not cached them (a restarted or new node), never through a ``SCRIPT
@@ -114,17 +115,21 @@ _COMPARE_AND_SET_LUA = Lua.of(_COMPARE_AND_SET)
 _RELEASE_LUA = Lua.of(_RELEASE)
 
 
-def slot_mate(name: str, suffix: str) -> str:
+def slot_mate(name: str, suffix: str, prefix: str = "") -> str:
     """The name of a key that belongs to record ``name`` (its lock, say):
     in a Redis Cluster it hashes to the record's slot, so both live on the
-    same node. The record's name itself never changes."""
+    same node. It starts with ``prefix`` (the store's key_prefix), so that
+    an ACL granting the app ``~<key_prefix>*`` covers it too. The record's
+    name itself never changes."""
     start = name.find("{")
     end = name.find("}", start + 1) if start != -1 else -1
     if end > start + 1:  # the record already has a hash tag: it places both
         return name + suffix
     if "}" in name:  # cannot be quoted as a tag (a key_prefix with a stray brace)
         return name + suffix
-    return "{" + name + "}" + suffix
+    if "{" in prefix:  # a lone brace before the tag would open it instead
+        return "{" + name + "}" + suffix
+    return prefix + "{" + name + "}" + suffix
 
 
 def ttl_ms(expires_at: float, moment: float) -> int:
@@ -332,7 +337,7 @@ class RedisStore(Store):
         The key expires after ``ttl`` if the holder dies; release deletes it
         only if it still holds this holder's random token.
         """
-        name = slot_mate(self._name(session_key), LOCK_SUFFIX)
+        name = slot_mate(self._name(session_key), LOCK_SUFFIX, self._key_prefix)
         token = secrets.token_hex(16)
         px = max(1, ttl_ms(ttl, 0.0))
         poll_lock(lambda: bool(self._call("set", name, token, nx=True, px=px)), timeout)
