@@ -355,9 +355,9 @@ def build_parser() -> argparse.ArgumentParser:
         commands,
         "check",
         "validate a configuration and reach its store once",
-        "Validate the wsgisession keys of an ini file section (or "
-        "the store options given), build the store and reach it once. Exits "
-        "non-zero with the error.",
+        "Validate the wsgisession keys of an ini file section (and its use =, "
+        "looked up as Paste Deploy does) or the store options given, build the "
+        "store and reach it once. Exits non-zero with the error.",
         STORE_KINDS + "\n" + SECRETS + "\n" + CHECK_EXAMPLES,
         command_check,
     )

@@ -188,8 +188,8 @@ class Settings:
         None, "seconds (int >= 0) or none", c.seconds(0, optional=True),
         c.parse_optional_int,
         "Re-save (and re-send the cookie of) a session that was used but not "
-        "changed at most once per this many seconds, so that it stays alive; "
-        "none never does.",
+        "changed at most once per this many seconds, so that it stays alive "
+        "(at once if its last save is ahead of the clock); none never does.",
     )  # fmt: skip
     save_on_error: bool = _option(
         False, "bool", c.boolean, c.parse_bool,

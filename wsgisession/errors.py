@@ -39,7 +39,8 @@ class StoreUnavailable(SessionError):
 class SessionInterrupted(SessionError):
     """The session was deleted by another request while this one used it.
 
-    A logout in another tab is the usual cause. The save is abandoned so
+    A logout in another tab is the usual cause, or a login there, whose
+    ``cycle_key()`` moved the session to a new key. The save is abandoned so
     that the deleted session is not brought back.
     """
 

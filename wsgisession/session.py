@@ -373,7 +373,9 @@ class Session(WriteMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str
         )
 
     def reissue_due(self) -> bool:
-        """Whether ``reissue_time`` says to re-save this stored session now."""
+        """Whether ``reissue_time`` says to re-save this stored session now: its
+        last save is that old, or ahead of the clock (set back since, or a
+        host whose clock is ahead saved it)."""
         record = self._record
         return record is not None and record.reissue_due()
 

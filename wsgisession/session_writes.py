@@ -57,7 +57,8 @@ class WriteMethods:
         """Write this request's changes to the store, creating the record if needed.
 
         Raises :class:`~wsgisession.errors.SessionInterrupted` if another
-        request deleted the session meanwhile, and
+        request deleted the session meanwhile (or moved it: a login's
+        ``cycle_key()``), and
         :class:`~wsgisession.errors.UnserializableValue` for a value the
         serializer refuses; in both cases the stored session is untouched.
         ``detect=False`` is for a caller that has just run

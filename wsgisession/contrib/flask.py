@@ -346,6 +346,9 @@ def _drop_if_emptied(session: Session) -> None:
     stays (until it expires), so that a request still running on it (another
     tab's ``flash()``) merges its changes in and sends the cookie again; a
     deleted record would make it drop them, as after a logout (``flush()``).
+    A session deleted or moved meanwhile is left to the response's save,
+    which drops the changes as for any request (a page's subrequest leaves
+    the cookie alone: a parallel login may have sent a new one).
     A session bound to a user is not empty: it is a login (``bind_user()``
     with no data, or its last value removed), listed in the user's sessions.
     """
@@ -358,9 +361,8 @@ def _drop_if_emptied(session: Session) -> None:
         return
     try:
         session.save()
-    except SessionInterrupted:  # deleted meanwhile: a logout elsewhere
-        session.flush()
-        return
+    except SessionInterrupted:  # deleted or moved meanwhile (a logout, a login)
+        return  # the response's save drops it: a navigation deletes the cookie
     if not len(session):
         session.loaded_record().forget()  # no key: the response deletes the cookie
 

@@ -358,7 +358,8 @@ class FileStore(FileAccess, Store):
     def close(self) -> None:
         """Close the lock files and the sweep's directory iterator.
 
-        The store stays usable: the next operation reopens what it needs.
+        The store stays usable: the next operation reopens what it needs. A
+        store dropped without it closes its lock files as it is collected.
         """
         self._shard_locks.close()
         self._users.close()

@@ -384,7 +384,8 @@ class MemcachedStore(Store):
             logger.warning("%r: could not release the lock %s", self, name)
 
     def close(self) -> None:
-        """Close the pooled connections; the store reconnects if used again."""
+        """Close the pooled connections, and those in use as their commands
+        end; the store reconnects if used again."""
         for server in self._servers:
             server.close()
 

@@ -423,7 +423,8 @@ class SQLStore(SQLUserSessions, Store):
         )
 
     def close(self) -> None:
-        """Close the connections if the store built the engine itself."""
+        """Close the connections if the store built the engine itself (those
+        of requests in flight as they end)."""
         if self._owned:
             self._runner.check_fork()  # a forked child closes only its own
             self._runner.renew()  # those of requests in flight as they end
