@@ -129,6 +129,7 @@ class DroppingProxy:
         self.listener.close()
 
 
+@pytest.mark.slow  # starts PostgreSQL when the quick loop has not
 def test_a_lock_whose_reply_was_lost_is_still_ours(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:

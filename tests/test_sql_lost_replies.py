@@ -23,6 +23,9 @@ from test_lock_faults import DroppingProxy
 from wsgisession.keys import generate_key
 from wsgisession.stores import SQLStore
 
+# Every test reaches PostgreSQL.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def proxied(
