@@ -249,11 +249,23 @@ def frozen_clock() -> Iterator[FakeClock]:
 # -- SQL databases (SQLStore) ------------------------------------------------------
 
 
+def _refuse_in_quick_loop(request: pytest.FixtureRequest, what: str) -> None:
+    """The quick loop starts no database server or cluster (seconds each): a
+    test that reaches one without a heavy parameter or fixture name (see
+    :data:`HEAVY_SERVERS`) must carry the slow marker itself."""
+    if _quick_loop(request.config):
+        pytest.fail(
+            f"this test starts {what} in the quick loop: mark it slow",
+            pytrace=False,
+        )
+
+
 @pytest.fixture(scope="session")
 def postgresql_server(
-    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[servers.DatabaseServer]:
     """A PostgreSQL 15 server for the whole run (apt package ``postgresql``)."""
+    _refuse_in_quick_loop(request, "PostgreSQL")
     server = _started(servers.postgresql, tmp_path_factory.mktemp("postgresql"))
     yield server
     server.remove()
@@ -261,9 +273,10 @@ def postgresql_server(
 
 @pytest.fixture(scope="session")
 def mariadb_server(
-    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[servers.DatabaseServer]:
     """A MariaDB server for the whole run (apt package ``mariadb-server``)."""
+    _refuse_in_quick_loop(request, "MariaDB")
     server = _started(servers.mariadb, tmp_path_factory.mktemp("mariadb"))
     servers.mariadb_setup(server)
     yield server
@@ -297,8 +310,9 @@ def _started_group(factory: Callable[[Path], Group], workdir: Path) -> Group:
 
 @pytest.fixture(scope="session")
 def redis_cluster(
-    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[servers.RedisCluster]:
+    _refuse_in_quick_loop(request, "a Redis Cluster")
     workdir = tmp_path_factory.mktemp("redis-cluster")
     cluster = _started_group(servers.RedisCluster, workdir)
     yield cluster
@@ -307,8 +321,9 @@ def redis_cluster(
 
 @pytest.fixture(scope="session")
 def memcached_pool(
-    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[servers.MemcachedPool]:
+    _refuse_in_quick_loop(request, "a memcached pool")
     pool = _started_group(servers.MemcachedPool, tmp_path_factory.mktemp("mc-pool"))
     yield pool
     pool.stop()
