@@ -19,6 +19,7 @@ from selenium.webdriver.common.by import By
 
 from wsgisession import SessionMiddleware
 from wsgisession.deploycheck import BROWSER_MAX_AGE
+from wsgisession.errors import ConfigError
 from wsgisession.stores import MemoryStore
 
 pytestmark = pytest.mark.slow
@@ -93,3 +94,22 @@ def test_browsers_keep_a_cookie_400_days_at_most(chromium: WebDriver) -> None:
     assert (
         before + BROWSER_MAX_AGE - 5 < cookie["expires"] < time.time() + BROWSER_MAX_AGE
     )
+
+
+def test_an_internationalized_domain_is_sent_as_the_browser_spells_it(
+    chromium: WebDriver,
+) -> None:
+    """Chromium asks for ``www.faß.test`` as ``www.xn--fa-hia.test`` (UTS 46,
+    non-transitional) and drops a cookie of ``Domain=fass.test``, the form
+    Python's IDNA 2003 codec gives: with ``cookie_domain = faß.test`` every
+    request began a new session. Such a name is refused, pointing to the
+    form the browser keeps."""
+    chromium.execute_cdp_cmd("Storage.clearCookies", {})
+    with pytest.raises(ConfigError, match="xn--fa-hia"):
+        SessionMiddleware(counter_app, MemoryStore(), cookie_domain="faß.test")
+    app = SessionMiddleware(counter_app, MemoryStore(), cookie_domain="xn--fa-hia.test")
+    with serving(app) as url:
+        page = f"http://www.faß.test:{url.rsplit(':', 1)[1]}/"
+        chromium.get(page + "?set")
+        chromium.get(page + "?set")
+        assert body(chromium) == "n=2"

@@ -106,6 +106,33 @@ def test_a_name_that_cannot_be_encoded_is_a_config_error(key: str, value: str) -
         SessionMiddleware(increment_app, MemoryStore(), **{key: value})
 
 
+#: Names with UTS 46's deviation characters, as browsers encode them (the
+#: URL standard: UTS 46, non-transitional); Python's IDNA 2003 codec maps
+#: the characters away: ``fass.de``, ``xn--qxaegecap4c9d.gr``, ``ab.de``.
+BROWSER_FORMS = {
+    "faß.de": "xn--fa-hia.de",
+    "www.FAẞ.de": "www.xn--fa-hia.de",
+    "ελληνικός.gr": "xn--qxaegecap6byf.gr",
+    "a\u200db.de": None,  # refused by browsers: no host has it
+}
+
+
+@pytest.mark.parametrize("domain", list(BROWSER_FORMS))
+def test_a_domain_browsers_encode_otherwise_is_not_sent_in_python_s_form(
+    domain: str,
+) -> None:
+    """Chromium asks for ``www.faß.test`` as ``www.xn--fa-hia.test`` and
+    drops a cookie whose Domain is Python's ``fass.test``: every request
+    began a new session, without a word. Such a name is sent as browsers
+    encode it, or refused (ConfigError naming the key)."""
+    try:
+        app = SessionMiddleware(increment_app, MemoryStore(), cookie_domain=domain)
+    except ConfigError as exc:
+        assert "cookie_domain" in str(exc) and "xn--" in str(exc)
+    else:
+        assert app.settings.cookie_domain == BROWSER_FORMS[domain]
+
+
 def test_a_database_url_holding_a_byte_that_is_not_utf8_is_a_config_error(
     tmp_path: Path,
 ) -> None:

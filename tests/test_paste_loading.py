@@ -91,6 +91,87 @@ def test_check_fails_where_loadapp_finds_no_filter(
         assert f"[filter:session] use = {use}" in err
 
 
+@pytest.mark.parametrize(
+    "use",
+    [
+        "egg:wsgisession#session",
+        "egg:wsgisession",
+        "call:wsgisession.paste:filter_factory",
+        "call:wsgisession.paste:filter_app_factory",
+    ],
+)
+def test_check_fails_where_loadapp_cannot_load_a_filter_app_section(
+    use: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In a ``[filter-app:]`` section Paste Deploy takes a ``call:``
+    factory's protocol from the section's kind, ``paste.filter-app_factory``,
+    which no filter has: ``loadapp()`` fails on every one ("Protocol
+    unknown"). ``check`` approved ``call:...:filter_factory`` there, and its
+    error for ``filter_app_factory`` told to write just that."""
+    from paste.deploy import loadapp
+
+    ini = tmp_path / "app.ini"
+    ini.write_text(
+        f"[filter-app:session]\nuse = {use}\nnext = hello\nstore = memory\n\n"
+        f"[app:hello]\nuse = call:{__name__}:make_app\n"
+    )
+    try:
+        loadapp(f"config:{ini}#session")
+    except (LookupError, ImportError, AttributeError, TypeError, AssertionError):
+        loads = False
+    else:
+        loads = True
+    status, out, err = run_cli(capsys, "check", "--config", f"{ini}#session")
+    assert (status == 0) == loads, err or out
+    if not loads:
+        assert "Traceback" not in err and err.count("\n") == 1
+        assert f"[filter-app:session] use = {use}" in err
+        assert "egg:wsgisession#session" in err
+
+
+@pytest.fixture
+def app_filter_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A module of the app holding its session filter, which imports only
+    where the server runs (it reads a variable only the server sets)."""
+    code = "import os\nSETTINGS = os.environ['MYAPP_SETTINGS']\n"
+    (tmp_path / "myapp_session_filter.py").write_text(code)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("MYAPP_SETTINGS", raising=False)
+    return "myapp_session_filter"
+
+
+def test_clear_expired_imports_nothing_of_the_app(
+    app_filter_module: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """cron's ``clear-expired --config`` needs the store, not the filter: it
+    imported the section's ``call:`` target (for the lookup meant for
+    ``check``) and ended in that module's KeyError traceback, so expired
+    sessions were never cleared."""
+    ini = write_ini(
+        tmp_path,
+        f"use = call:{app_filter_module}:session_filter\n"
+        "store = sqlite\nsqlite_path = %(here)s/s.sqlite3",
+    )
+    with SQLiteStore(tmp_path / "s.sqlite3") as store:  # the app's
+        store.clear_expired()  # made, as by the app's first save
+    status, out, err = run_cli(capsys, "clear-expired", "--config", f"{ini}#session")
+    assert (status, err) == (0, "")
+    assert out.startswith("removed 0 expired sessions")
+
+
+def test_check_names_a_call_target_that_fails_to_import(
+    app_filter_module: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``check`` reports it as it reports a missing one: one line naming the
+    section, no traceback."""
+    use = f"call:{app_filter_module}:session_filter"
+    ini = write_ini(tmp_path, f"use = {use}\nstore = memory")
+    status, out, err = run_cli(capsys, "check", "--config", f"{ini}#session")
+    assert (status, out) == (1, "")
+    assert "Traceback" not in err and err.count("\n") == 1
+    assert f"[filter:session] use = {use}: importing it raised KeyError" in err
+
+
 def test_the_bare_egg_name_loads_the_filter(tmp_path: Path) -> None:
     """``use = egg:wsgisession`` is Paste's usual spelling: the package's
     ``main`` filter is the session filter."""

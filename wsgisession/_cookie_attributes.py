@@ -18,11 +18,24 @@ __all__ = ["cookie_domain", "cookie_path"]
 
 #: Characters a browser sends percent-encoded (as UTF-8) in a URL's path.
 _NOT_ASCII = re.compile(r"[^\x00-\x7f]+")
+#: UTS 46's deviation characters (ß and ẞ, ς, the zero-width joiners):
+#: browsers keep them in the name (``faß.de`` is ``xn--fa-hia.de``),
+#: Python's IDNA 2003 codec maps them away (``fass.de``), a Domain that
+#: host's browsers reject.
+_DEVIATIONS = re.compile("[\u00df\u1e9e\u03c2\u200c\u200d]")
 
 
 def cookie_domain(key: str, value: Any) -> str | None:
     """A domain name, an internationalized one in its IDNA (punycode) form."""
     if isinstance(value, str) and not value.isascii():
+        if _DEVIATIONS.search(value):
+            raise c.invalid(
+                key,
+                value,
+                "a domain name without ß, ς or a zero-width joiner, which "
+                "browsers and Python's IDNA encode differently; write the "
+                "name in its xn-- form as browsers encode it (faß.de: xn--fa-hia.de)",
+            )
         dot = "." if value.startswith(".") else ""
         try:
             value = dot + value[len(dot) :].encode("idna").decode("ascii")

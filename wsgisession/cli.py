@@ -138,8 +138,11 @@ def _refuse_secret_arguments(given: dict[str, str]) -> None:
             )
 
 
-def settings_from_arguments(args: argparse.Namespace) -> tuple[Settings, StoreSpec]:
-    """The options and store keys of ``--config``, or of the store options given."""
+def settings_from_arguments(
+    args: argparse.Namespace, *, factory: bool = False
+) -> tuple[Settings, StoreSpec]:
+    """The options and store keys of ``--config``, or of the store options
+    given; ``factory``: look up the filter's ``use`` too (``check``)."""
     given = {
         key: value
         for key in STORE_OPTIONS
@@ -153,7 +156,9 @@ def settings_from_arguments(args: argparse.Namespace) -> tuple[Settings, StoreSp
         named += ["--secret-key-file"] if args.secret_key_file else []
         if named:
             raise ConfigError(f"give either --config or {', '.join(named)}, not both")
-        local, globals_, prefix = read_section(args.config, dict(args.globals))
+        local, globals_, prefix = read_section(
+            args.config, dict(args.globals), factory=factory
+        )
         if prefix:  # an [app:] section: Pyramid's names too, as make_wsgi_app()
             local = pyramid_names_translated(local, prefix)
         return parse_settings(local, prefix, global_conf=globals_)
@@ -263,7 +268,7 @@ class ProgressBar:
 
 
 def command_check(args: argparse.Namespace) -> int:
-    options, spec = settings_from_arguments(args)
+    options, spec = settings_from_arguments(args, factory=True)
     store = build_store(spec)
     serializer_for(store, options)  # what the middleware would refuse at startup
     if args.config is not None:

@@ -29,7 +29,10 @@ _REFERENCE = re.compile(r"%\(([^)]+)\)s")
 
 
 def read_section(
-    location: str, global_conf: Mapping[str, str] | None = None
+    location: str,
+    global_conf: Mapping[str, str] | None = None,
+    *,
+    factory: bool = False,
 ) -> tuple[dict[str, str], dict[str, str], str]:
     """The keys of ``FILE[#section]`` as Paste Deploy sees them: (local, globals, prefix).
 
@@ -38,10 +41,14 @@ def read_section(
     without one, the single section that uses ``egg:wsgisession`` is taken.
     An ``app:`` section holds prefixed keys (``wsgisession.store``), as in
     Pyramid. ``global_conf`` are defaults that the file's ``[DEFAULT]``
-    overrides, as with ``loadapp(global_conf=...)``.
+    overrides, as with ``loadapp(global_conf=...)``. ``factory``: also look
+    up a filter's ``use`` as ``loadapp()`` does (``check``; the maintenance
+    commands need only the store, and import nothing of the app).
     """
     path, _, name = location.partition("#")
-    local, globals_, section = _read(os.path.abspath(path), name, global_conf, ())
+    local, globals_, section = _read(
+        os.path.abspath(path), name, global_conf, (), factory
+    )
     prefix = PREFIX if section.startswith("app:") else ""
     return local, globals_, prefix
 
@@ -51,6 +58,7 @@ def _read(
     name: str,
     global_conf: Mapping[str, str] | None,
     seen: tuple[tuple[str, str], ...],
+    factory: bool = False,
 ) -> tuple[dict[str, str], dict[str, str], str]:
     """(local, globals, section name) of ``path#name``, following ``use``."""
     here = {"here": os.path.dirname(path), "__file__": path}
@@ -89,7 +97,8 @@ def _read(
             local.pop(key, None)
     base = _base_section(local.get("use", ""), path, section)
     if base is None:
-        _check_factory(local.get("use", ""), path, section)
+        if factory:
+            _check_factory(local.get("use", ""), path, section)
         return local, globals_, section
     if base in seen or base == (path, section):
         raise ConfigError(f"{path}: [{section}] use = {local['use']} makes a loop")
@@ -98,7 +107,9 @@ def _read(
     # (over the other file's [DEFAULT]), then the ``set`` lines of the
     # section named by ``use`` (over this file's [DEFAULT] too), then this
     # section's own ``set`` lines.
-    base_local, base_globals, _ = _read(*base, globals_, (*seen, (path, section)))
+    base_local, base_globals, _ = _read(
+        *base, globals_, (*seen, (path, section)), factory
+    )
     del local["use"]
     return (
         {**base_local, **local},
@@ -139,11 +150,18 @@ def _check_factory(use: str, path: str, section: str) -> None:
     """ConfigError where ``loadapp()`` finds no factory for a filter section:
     ``egg:DIST#NAME`` (NAME is ``main`` when left out) that names no filter
     entry point of an installed DIST, or ``call:module:name`` that does not
-    import. An app section's factory is the app's, left alone."""
+    import, or any ``call:`` in a ``[filter-app:]`` section (Paste asks it
+    for the protocol ``paste.filter-app_factory``, which it does not know).
+    An app section's factory is the app's, left alone."""
     if not section.startswith(("filter:", "filter-app:")):
         return
     scheme, _, spec = use.strip().partition(":")
     where = f"{path}: [{section}] use = {use.strip()}"
+    if scheme == "call" and section.startswith("filter-app:"):
+        raise ConfigError(
+            f"{where}: Paste Deploy cannot load a call: filter in a [filter-app:] "
+            "section; write use = egg:wsgisession#session"
+        )
     if scheme == "call":
         _check_call(spec.strip(), where)
     elif scheme == "egg":
@@ -156,7 +174,16 @@ def _check_call(spec: str, where: str) -> None:
     filter is one), with the wrong arguments."""
     from .paste import filter_app_factory
 
-    if import_dotted(spec, key=where) is filter_app_factory:
+    try:
+        target = import_dotted(spec, key=where)
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the module's own code failed
+        raise ConfigError(
+            f"{where}: importing it raised {type(exc).__name__}; run python -c "
+            f"'import {spec.partition(':')[0]}' to see why"
+        ) from None
+    if target is filter_app_factory:
         raise ConfigError(
             f"{where}: a call: filter is called as a paste.filter_factory; write "
             "use = call:wsgisession.paste:filter_factory or egg:wsgisession#session"
