@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 import time
 from pathlib import Path
 
 import pytest
 from helpers import later, payload_of, run_cli
 
-from wsgisession.errors import ConfigError
+from wsgisession.errors import ConfigError, StoreUnavailable
 from wsgisession.stores.base import storage_key
 from wsgisession.stores.sql import SQLStore
 from wsgisession.stores.sqlite import SQLiteStore
@@ -211,6 +212,38 @@ def test_the_sql_store_on_sqlite_refuses_a_database_file_others_can_write(
         store.load(key)
     path.chmod(0o600)
     assert payload_of(store, key) == b"mine"
+    store.close()
+
+
+@pytest.mark.parametrize(
+    "form", ["sqlite:///{path}", "sqlite:///file:{path}?uri=true&mode=rwc"]
+)
+def test_the_sql_store_on_sqlite_makes_its_database_private(
+    tmp_path: Path, form: str
+) -> None:
+    """As SQLiteStore: mode 0600, not the 0644 sqlite3 gives it under umask
+    022, which let every local user read the sessions (the directory of
+    /var/lib/myapp is often 0755)."""
+    path = tmp_path / "sessions.sqlite3"
+    previous = os.umask(0o022)  # the usual umask of a service
+    try:
+        store = SQLStore(form.format(path=path))
+        assert store.create(store.generate_key(), b"secret", later())
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    store.close()
+
+
+def test_the_sql_store_on_a_read_only_sqlite_uri_makes_no_file(
+    tmp_path: Path,
+) -> None:
+    """``mode=ro`` opens an existing database only: none is made for it."""
+    path = tmp_path / "sessions.sqlite3"
+    store = SQLStore(f"sqlite:///file:{path}?uri=true&mode=ro")
+    with pytest.raises(StoreUnavailable):
+        store.load(store.generate_key())
+    assert not path.exists()
     store.close()
 
 

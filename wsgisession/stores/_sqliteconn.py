@@ -38,6 +38,7 @@ from ._shared import MAX_SQLITE_WAIT
 __all__ = [
     "Connections",
     "check_owner",
+    "create_private_database",
     "database_file",
     "private_parent",
     "refuse_shared_database",
@@ -89,6 +90,28 @@ def database_file(name: str, uri: bool = False) -> str | None:
             return None
         name = urllib.parse.unquote(parts.path)
     return None if name in ("", ":memory:") else os.path.abspath(name)
+
+
+def create_private_database(name: str, uri: bool = False) -> None:
+    """Create the missing file ``sqlite3.connect(name, uri=uri)`` would make,
+    with mode 0600: sqlite3 makes it 0644 (with umask 022), and every local
+    user could read the sessions in it and in its journal, which SQLite
+    gives the database's mode. A URI that does not create (``mode=ro`` or
+    ``rw``) is left alone, as is a file in the way or a missing directory:
+    SQLite reports those."""
+    path = database_file(name, uri)
+    if path is None or _uri_mode(name, uri) in ("ro", "rw"):
+        return
+    with contextlib.suppress(OSError):
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+def _uri_mode(name: str, uri: bool) -> str:
+    """The ``mode`` option of a ``file:`` URI (the last one), or ''."""
+    if not (uri and name[:5].lower() == "file:"):
+        return ""
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(name).query)
+    return query.get("mode", [""])[-1]
 
 
 def refuse_shared_database(path: str) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlite3
 import time
 
-__all__ = ["set_up_database"]
+__all__ = ["WAL_SIZE_LIMIT", "set_up_database"]
 
 _CREATE_TABLE = (
     "CREATE TABLE IF NOT EXISTS wsgisession_sessions ("
@@ -43,7 +43,14 @@ _EXPIRES_INDEX = "wsgisession_sessions_expires_at"
 _DROP_EXPIRES_INDEX = f"DROP INDEX IF EXISTS {_EXPIRES_INDEX}"
 # Once per database (WAL mode is stored in the file), then on every connection.
 _SETUP = ("PRAGMA journal_mode = WAL",)
-_CONNECTION_PRAGMAS = ("PRAGMA synchronous = NORMAL",)
+#: Bytes SQLite cuts the ``-wal`` file back to when it starts it over. Without
+#: a limit the file keeps the largest size it ever reached (hundreds of MB
+#: after a reader held a snapshot: no checkpoint passes it) while the app runs.
+WAL_SIZE_LIMIT = 16 * 1024 * 1024
+_CONNECTION_PRAGMAS = (
+    "PRAGMA synchronous = NORMAL",
+    f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}",
+)
 _SETUP_RETRY = 0.01  # seconds between tries while another connection sets up
 
 

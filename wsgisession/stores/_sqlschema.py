@@ -42,7 +42,11 @@ from sqlalchemy.sql import Executable
 from ..errors import ConfigError
 from ..redaction import is_secret_parameter
 from ._shared import MAX_SQLITE_WAIT
-from ._sqliteconn import database_file, refuse_shared_database
+from ._sqliteconn import (
+    create_private_database,
+    database_file,
+    refuse_shared_database,
+)
 from ._sqloptions import driver_options
 
 __all__ = ["Tables", "build_engine", "redacted", "url_secrets"]
@@ -373,14 +377,17 @@ def build_engine(url_text: object, timeout: float) -> tuple[Engine, URL]:
 def _refuse_shared_sqlite(engine: Engine, url: URL) -> None:
     """Before each new connection to a SQLite file, refuse (ConfigError) a
     file or directory that other users can write, as SQLiteStore does:
-    a ``-wal`` file planted beside the database is replayed into it. The
-    file is the one the driver is given (a ``file:`` URI with ``uri=true``)."""
+    a ``-wal`` file planted beside the database is replayed into it; and
+    create a missing file with mode 0600, as SQLiteStore does. The file is
+    the one the driver is given (a ``file:`` URI with ``uri=true``)."""
     if url.get_backend_name() != "sqlite":
         return
 
     @event.listens_for(engine, "do_connect")
     def check(_: Any, __: Any, cargs: list[Any], cparams: dict[str, Any]) -> None:
         name = cargs[0] if cargs else cparams.get("database", "")
-        path = database_file(str(name), bool(cparams.get("uri")))
+        uri = bool(cparams.get("uri"))
+        path = database_file(str(name), uri)
         if path is not None:
             refuse_shared_database(path)
+            create_private_database(str(name), uri)
