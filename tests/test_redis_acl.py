@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 import redis
+import test_redis_cluster_reshard as reshard
 from helpers import call, filter_ini, get, run_cli, user_app
+from redis.crc import key_slot
 from servers import RedisCluster, ServerProcess
 
 from wsgisession import SessionMiddleware
@@ -28,32 +30,45 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "stores.rst"
 PREFIX = "myapp:"
 
 
-def documented_acl(cluster: bool = False) -> list[str]:
+def documented_acl(cluster: bool = False, database: int = 0) -> list[str]:
     """The arguments of the docs' ``ACL SETUSER`` line, its password ``pw``;
-    with ``cluster``, plus what the docs add for a Redis Cluster client."""
+    with ``cluster``, plus what the docs add for a Redis Cluster client, and
+    with a ``database`` other than 0, what they add for its URL."""
     text = DOCS.read_text()
     line = re.search(r"^ +(ACL SETUSER .*)$", text, re.MULTILINE)
     assert line is not None, "stores.rst gives no ACL SETUSER line"
     words = [">pw" if w == ">password" else w for w in shlex.split(line.group(1))]
     if cluster:
-        cluster_acl = r"Redis Cluster client also .*?add ``([^`]+)``"
-        more = re.search(cluster_acl, text, re.DOTALL)
-        assert more is not None, "stores.rst gives no ACL for a Redis Cluster"
-        words += more.group(1).split()
+        words += _added(text, r"Redis Cluster client also .*?add ``([^`]+)``")
+    if database:
+        words += _added(text, r"database other than 0 .*?add ``([^`]+)``")
     return words
 
 
+def _added(text: str, pattern: str) -> list[str]:
+    """The ACL rules the docs add where ``pattern`` says (none if they do
+    not: the store then runs into what the user lacks)."""
+    more = re.search(pattern, text, re.DOTALL)
+    return [] if more is None else more.group(1).split()
+
+
+@pytest.fixture(params=[0, 1], ids=["db0", "db1"])
+def database(request: pytest.FixtureRequest) -> int:
+    """The database the app's URL names: 0, or another (``SELECT``)."""
+    return int(request.param)
+
+
 @pytest.fixture
-def admin(fresh_redis: ServerProcess) -> Iterator[redis.Redis]:
-    client = redis.Redis(host=fresh_redis.host, port=fresh_redis.port)
-    client.execute_command(*documented_acl())
+def admin(fresh_redis: ServerProcess, database: int) -> Iterator[redis.Redis]:
+    client = redis.Redis(host=fresh_redis.host, port=fresh_redis.port, db=database)
+    client.execute_command(*documented_acl(database=database))
     yield client
     client.close()
 
 
 @pytest.fixture
-def url(fresh_redis: ServerProcess, admin: redis.Redis) -> str:
-    return f"redis://myapp:pw@{fresh_redis.address}/0"
+def url(fresh_redis: ServerProcess, admin: redis.Redis, database: int) -> str:
+    return f"redis://myapp:pw@{fresh_redis.address}/{database}"
 
 
 def denied(admin: redis.Redis) -> list[str]:
@@ -132,3 +147,36 @@ def test_the_documented_acl_on_every_node_of_a_cluster(
     for node in nodes:
         assert denied(node) == []
         node.close()
+
+
+def test_the_documented_acl_while_a_slot_moves_to_a_new_master(
+    fresh_redis_cluster: RedisCluster, tmp_path: Path
+) -> None:
+    """A reshard (``redis-cli --cluster reshard``) answers ``ASK`` for the
+    keys of the slot it moves; the client then sends ``ASKING`` before the
+    command, which the user must be allowed too: the sessions of that slot
+    (every load, save, lock and login) failed with ``no permissions``."""
+    cluster = fresh_redis_cluster
+    for node in cluster.nodes:
+        with redis.Redis(host=node.host, port=node.port) as admin:
+            admin.execute_command(*documented_acl(cluster=True))
+    store = RedisStore(cluster.url.replace("://", "://myapp:pw@"), key_prefix=PREFIX)
+    key = generate_key()
+    assert store.create(key, b"before", time.time() + 600) == key
+    name = store._name(key)
+    source, slot = cluster.node_of(name), key_slot(name.encode())
+    new = reshard._add_master(cluster, tmp_path / "added")
+    with redis.Redis(host=new.host, port=new.port) as admin:
+        admin.execute_command(*documented_acl(cluster=True))
+    reshard._start_moving(source, new, slot)
+    reshard._migrate(source, new, name)
+    loaded = store.load(key)  # ASK to the new master
+    assert loaded is not None and loaded.payload == b"before"
+    with store.lock(key, 1.0, 30.0):
+        store.update(key, lambda _: (b"saved", time.time() + 600), loaded)
+    reshard._finish_moving(cluster, new, slot)
+    moved = store.load(key)  # MOVED: the cluster is mapped again
+    assert moved is not None and moved.payload == b"saved"
+    store.close()
+    with redis.Redis(host=new.host, port=new.port) as admin:
+        assert denied(admin) == []

@@ -235,6 +235,26 @@ def test_the_sql_store_on_sqlite_makes_its_database_private(
     store.close()
 
 
+def test_the_sql_store_on_sqlite_makes_private_the_file_a_symlink_names(
+    tmp_path: Path,
+) -> None:
+    """A database path that is a symlink to a file not made yet (a deploy
+    linking the data directory in): SQLite creates the file it points to,
+    which must be 0600 too, as SQLiteStore makes it."""
+    (tmp_path / "data").mkdir(mode=0o700)
+    target = tmp_path / "data" / "sessions.sqlite3"
+    link = tmp_path / "sessions.sqlite3"
+    link.symlink_to(target)
+    previous = os.umask(0o022)
+    try:
+        store = SQLStore(f"sqlite:///{link}")
+        assert store.create(store.generate_key(), b"secret", later())
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    store.close()
+
+
 def test_the_sql_store_on_a_read_only_sqlite_uri_makes_no_file(
     tmp_path: Path,
 ) -> None:

@@ -96,14 +96,18 @@ def create_private_database(name: str, uri: bool = False) -> None:
     """Create the missing file ``sqlite3.connect(name, uri=uri)`` would make,
     with mode 0600: sqlite3 makes it 0644 (with umask 022), and every local
     user could read the sessions in it and in its journal, which SQLite
-    gives the database's mode. A URI that does not create (``mode=ro`` or
-    ``rw``) is left alone, as is a file in the way or a missing directory:
-    SQLite reports those."""
+    gives the database's mode. A symlink at the path names the file made
+    (SQLite follows it; ``O_EXCL`` alone would not). A URI that does not
+    create (``mode=ro`` or ``rw``) is left alone, as is a file in the way
+    or a missing directory: SQLite reports those."""
     path = database_file(name, uri)
     if path is None or _uri_mode(name, uri) in ("ro", "rw"):
         return
     with contextlib.suppress(OSError):
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+        made = os.open(
+            os.path.realpath(path), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600
+        )
+        os.close(made)
 
 
 def _uri_mode(name: str, uri: bool) -> str:
