@@ -53,3 +53,29 @@ def test_a_save_with_a_long_sqlite_wait_waits_for_another_writer(
         assert store.load(key) is not None
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "sql-sqlite"])
+def test_clear_expired_waits_out_writers_past_the_busy_timeout(
+    kind: str, tmp_path: Path
+) -> None:
+    """A cron job's clear-expired beside busy workers: another writer holding
+    the file longer than the busy timeout delays it, never fails it (CI saw
+    "database is locked" from ``wsgisession clear-expired`` beside four
+    worker processes)."""
+    path = tmp_path / "sessions.sqlite3"
+    store = _store(kind, path, 0.05)
+    try:
+        expired = store.generate_key()
+        assert store.create(expired, b"payload", later(-10)) == expired
+        writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        writer.execute("BEGIN IMMEDIATE")  # a worker's save, under way
+        ends = threading.Timer(0.3, writer.execute, ["ROLLBACK"])
+        ends.start()
+        try:
+            assert store.clear_expired() == 1
+        finally:
+            ends.join()
+            writer.close()
+    finally:
+        store.close()

@@ -7,11 +7,14 @@ import random
 import struct
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 from .. import _coerce as c
 from ..errors import ConfigError, LockTimeout, StoreUnavailable
 from ..expiry import MAX_SECONDS
 from .base import IniOption
+
+Result = TypeVar("Result")
 
 _HEADER = struct.Struct(">Bd")  # format byte, expires_at
 _FORMAT = 1
@@ -79,6 +82,13 @@ def poll_lock(take: Callable[[], bool], timeout: float) -> None:
 _SQLITE_BUSY = 5  # SQLITE_BUSY, the low byte of its extended codes too
 
 
+def sqlite_busy(exc: StoreUnavailable) -> bool:
+    """Whether ``exc`` is SQLite's "database is locked": other writers held
+    the file past the busy timeout (contention, not an outage)."""
+    code = getattr(exc.__cause__, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF == _SQLITE_BUSY
+
+
 def unless_sqlite_busy(step: Callable[[], object]) -> Callable[[], bool]:
     """``step`` as a :func:`poll_lock` try: False, to try again, while SQLite
     says "database is locked". Many waiters on one file can keep one of them
@@ -89,13 +99,31 @@ def unless_sqlite_busy(step: Callable[[], object]) -> Callable[[], bool]:
         try:
             return step() is not False
         except StoreUnavailable as exc:
-            cause = exc.__cause__
-            code = getattr(cause, "sqlite_errorcode", None)
-            if isinstance(code, int) and code & 0xFF == _SQLITE_BUSY:
+            if sqlite_busy(exc):
                 return False
             raise
 
     return attempt
+
+
+#: How many busy timeouts a step of ``clear_expired()`` (a cron job, the
+#: CLI) waits out other writers of a SQLite file.
+CLEANUP_BUSY_ROUNDS = 10
+_BUSY_RETRY = 0.05  # seconds between tries
+
+
+def waiting_out_sqlite_busy(step: Callable[[], Result], busy_timeout: float) -> Result:
+    """``step()``, tried again while SQLite says "database is locked", for up
+    to :data:`CLEANUP_BUSY_ROUNDS` times ``busy_timeout`` seconds: a cleanup
+    beside busy workers waits its turn rather than failing a cron job."""
+    deadline = time.monotonic() + CLEANUP_BUSY_ROUNDS * busy_timeout
+    while True:
+        try:
+            return step()
+        except StoreUnavailable as exc:
+            if not sqlite_busy(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(_BUSY_RETRY)
 
 
 def release_lock(drop: Callable[[], object], timeout: float) -> bool:

@@ -40,6 +40,7 @@ from ._shared import (
     poll_lock,
     release_lock,
     unless_sqlite_busy,
+    waiting_out_sqlite_busy,
 )
 from ._sqloptions import DEFAULT_TABLE, SQL_OPTIONS, table_name
 from ._sqlpacket import max_packet, oversized, packet_now
@@ -101,6 +102,7 @@ class SQLStore(SQLUserSessions, Store):
                 "SQLStore needs SQLAlchemy: pip install 'wsgisession[sql]'"
             ) from exc
         timeout = check_timeout("SQLStore timeout", timeout)
+        self._timeout = timeout
         self.table = table_name("SQLStore table", table)
         self._library_error = SQLAlchemyError
         if isinstance(url_or_engine, Engine):
@@ -232,15 +234,24 @@ class SQLStore(SQLUserSessions, Store):
         return cursor.rowcount(self._sql[name], params)
 
     def clear_expired(self, progress: Progress | None = None) -> int:
-        """Delete expired rows in batches of ``BATCH`` (1000), each its own statement."""
+        """Delete expired rows in batches of ``BATCH`` (1000), each its own
+        statement; on SQLite each waits out other writers past the busy
+        timeout (a cron job beside busy workers), up to ten times ``timeout``."""
         moment = now()
-        self._run("clear expired locks", self._execute, "locks_dead", {"b_now": moment})
+        waiting_out_sqlite_busy(
+            lambda: self._run(
+                "clear expired locks", self._execute, "locks_dead", {"b_now": moment}
+            ),
+            self._timeout,
+        )
         total = 0
         if progress is not None:  # an index range count
             total = self._run("count expired sessions", self._count_dead, moment)
         removed = 0
         while True:
-            found, count = self._delete_batch(moment, BATCH)
+            found, count = waiting_out_sqlite_busy(
+                lambda: self._delete_batch(moment, BATCH), self._timeout
+            )
             removed += count
             if progress is not None:
                 progress(removed, max(total, removed))

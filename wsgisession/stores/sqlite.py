@@ -19,6 +19,7 @@ session key, that a waiter takes over once their ``expires_at`` is past.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -30,7 +31,12 @@ from typing import TYPE_CHECKING, TypeVar
 from .. import _coerce as c
 from ..errors import ConfigError, StoreUnavailable
 from ._filerecord import ensure_private_directory, user_temp_path
-from ._shared import poll_lock, release_lock, unless_sqlite_busy
+from ._shared import (
+    poll_lock,
+    release_lock,
+    unless_sqlite_busy,
+    waiting_out_sqlite_busy,
+)
 from ._sqliteconn import Connections, private_parent
 from ._sqliteschema import set_up_database
 from ._sqlitesweep import count_expired, delete_expired
@@ -106,6 +112,13 @@ _TAKE_LOCK = (
 )
 _DROP_LOCK = "DELETE FROM wsgisession_locks WHERE key = ? AND token = ?"
 _CLEAR_LOCKS = "DELETE FROM wsgisession_locks WHERE expires_at <= ?"
+
+
+def _delete_window(
+    conn: sqlite3.Connection, after: str, moment: float
+) -> tuple[int, str | None, int]:
+    """One batch of :meth:`SQLiteStore.clear_expired`: the window after ``after``."""
+    return delete_expired(conn, after, _BATCH, moment, _BATCH)
 
 
 def _is_sound(row: tuple[object, object]) -> bool:
@@ -249,24 +262,32 @@ class SQLiteStore(Store):
         return False
 
     def clear_expired(self, progress: Progress | None = None) -> int:
-        """Delete expired rows, a window of 1000 keys per short transaction."""
-        removed = 0
-        with self._translate("clear expired sessions"):
-            conn = self._connections.get(write=True)
-            moment = now()
-            conn.execute(_CLEAR_LOCKS, (moment,))
-            total = 0
-            if progress is not None:  # one read of the whole table
-                total = count_expired(conn, moment)
-            after = ""
-            while True:
-                count, last, seen = delete_expired(conn, after, _BATCH, moment, _BATCH)
-                removed += count
-                if progress is not None:
-                    progress(removed, max(total, removed))
-                if last is None or seen < _BATCH:  # the table's end
-                    return removed
-                after = last
+        """Delete expired rows, a window of 1000 keys per short transaction;
+        each waits out other writers past the busy timeout (a cron job beside
+        busy workers), up to ten busy timeouts."""
+        moment = now()
+        self._clear_step(lambda conn: conn.execute(_CLEAR_LOCKS, (moment,)))
+        total = 0
+        if progress is not None:  # one read of the whole table
+            total = self._clear_step(lambda conn: count_expired(conn, moment))
+        removed, after = 0, ""
+        while True:
+            count, last, seen = self._clear_step(
+                functools.partial(_delete_window, after=after, moment=moment)
+            )
+            removed += count
+            if progress is not None:
+                progress(removed, max(total, removed))
+            if last is None or seen < _BATCH:  # the table's end
+                return removed
+            after = last
+
+    def _clear_step(self, step: Callable[[sqlite3.Connection], T]) -> T:
+        def attempt() -> T:
+            with self._translate("clear expired sessions"):
+                return step(self._connections.get(write=True))
+
+        return waiting_out_sqlite_busy(attempt, self.busy_timeout)
 
     def sweep_expired(self, limit: int) -> int:
         """Delete at most ``limit`` expired (or damaged) rows among the next
