@@ -7,12 +7,15 @@ the command then runs once more on a new connection, so a restart costs no
 error and no socket poll before every command. The reply timeout is the
 kernel's (``SO_RCVTIMEO``), not Python's socket timeout, which polls the
 socket before every send and every receive: two system calls more per
-command. A server that cannot be reached is remembered as down for a few
-seconds, so that new sessions can be placed elsewhere meanwhile.
+command (Python's on the green sockets of gevent and eventlet, which wait
+in their event loop, never in the kernel). A server that cannot be reached
+is remembered as down for a few seconds, so that new sessions can be placed
+elsewhere meanwhile.
 """
 
 from __future__ import annotations
 
+import _socket
 import os
 import re
 import socket
@@ -90,6 +93,18 @@ class _KernelTimeoutSockets:
 KERNEL_TIMEOUTS = sys.platform != "win32" and hasattr(socket, "SO_RCVTIMEO")
 
 
+def _timeouts(kernel: _KernelTimeoutSockets | None, timeout: float) -> dict[str, Any]:
+    """pymemcache's timeout arguments for a new client: the kernel's timeouts
+    on the system's sockets, else Python's. gevent and eventlet replace
+    ``socket.socket`` (looked up now: they may patch after this module was
+    imported) with sockets that wait for the server in their event loop,
+    which the kernel's timeouts never end: a stalled server hung every
+    request that reached it for good."""
+    if kernel is not None and issubclass(socket.socket, _socket.socket):
+        return {"timeout": None, "socket_module": kernel}
+    return {"timeout": timeout}
+
+
 class Server:
     """One memcached server and a pool of clients, each used by one thread at once."""
 
@@ -108,13 +123,7 @@ class Server:
             )
 
         self.timeout = timeout
-        if KERNEL_TIMEOUTS:
-            timeouts: dict[str, Any] = {
-                "timeout": None,
-                "socket_module": _KernelTimeoutSockets(timeout),
-            }
-        else:  # pragma: no cover - platform dependent
-            timeouts = {"timeout": timeout}
+        kernel = _KernelTimeoutSockets(timeout) if KERNEL_TIMEOUTS else None
 
         def create() -> Any:
             return Client(
@@ -123,7 +132,7 @@ class Server:
                 connect_timeout=connect_timeout,
                 no_delay=True,
                 default_noreply=False,
-                **timeouts,
+                **_timeouts(kernel, timeout),
             )
 
         self._create = create

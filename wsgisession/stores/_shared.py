@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import random
 import struct
 import time
@@ -14,13 +15,13 @@ from ..errors import ConfigError, LockTimeout, StoreUnavailable
 from ..expiry import MAX_SECONDS
 from .base import IniOption
 
-Result = TypeVar("Result")
-
 _HEADER = struct.Struct(">Bd")  # format byte, expires_at
 _FORMAT = 1
 _BACKOFF_BASE = 0.001  # seconds
 _BACKOFF_CAP = 0.05  # seconds
 _LOCK_POLL = (0.002, 0.02)  # seconds between tries for a held lock
+
+T = TypeVar("T")
 
 #: Request locks live next to their record, under this suffix.
 LOCK_SUFFIX = ":lock"
@@ -79,6 +80,24 @@ def poll_lock(take: Callable[[], bool], timeout: float) -> None:
         time.sleep(random.uniform(*_LOCK_POLL))
 
 
+def per_process(made: dict[int, T], make: Callable[[], T]) -> T:
+    """This process's object in ``made``, made by ``make`` on its first use here.
+
+    For a lock or condition a store would otherwise make as it is built, in
+    the process that builds it: under ``gunicorn --preload``, the master,
+    before a gevent or eventlet worker forks and monkey-patches. Such an OS
+    lock, held by a greenlet whose I/O yields, blocks the next greenlet that
+    asks for it, and with it the worker's only thread, for good; eventlet
+    refuses an OS condition outright (``RuntimeError: cannot notify on
+    un-acquired lock``). Made on first use it is the patched one, and a
+    forked child never waits for its parent's (which a thread of the parent
+    may have held at the fork).
+    """
+    pid = os.getpid()
+    found = made.get(pid)
+    return found if found is not None else made.setdefault(pid, make())
+
+
 _SQLITE_BUSY = 5  # SQLITE_BUSY, the low byte of its extended codes too
 
 
@@ -112,7 +131,7 @@ CLEANUP_BUSY_ROUNDS = 10
 _BUSY_RETRY = 0.05  # seconds between tries
 
 
-def waiting_out_sqlite_busy(step: Callable[[], Result], busy_timeout: float) -> Result:
+def waiting_out_sqlite_busy(step: Callable[[], T], busy_timeout: float) -> T:
     """``step()``, tried again while SQLite says "database is locked", for up
     to :data:`CLEANUP_BUSY_ROUNDS` times ``busy_timeout`` seconds: a cleanup
     beside busy workers waits its turn rather than failing a cron job."""

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 
 from ..errors import LockTimeout
+from ._shared import per_process
 from .base import Merge, Progress, Record, Store, new_record, now, storage_key
 
 #: Longest single wait for a held lock (s): the loop waits again after it.
@@ -46,7 +47,13 @@ class MemoryStore(Store):
         # leaves with its record (_drop) or when found dead (_prune).
         self._users: dict[str, set[str]] = {}
         self._owners: dict[str, str] = {}
-        self._released = threading.Condition()
+        self._conditions: dict[int, threading.Condition] = {}  # see _released
+
+    @property
+    def _released(self) -> threading.Condition:
+        """Guards ``_held``, notified as an entry goes; this process's, made
+        on its first use here (see :func:`._shared.per_process`)."""
+        return per_process(self._conditions, threading.Condition)
 
     def _live(self, name: str) -> Record | None:
         record = self._records.get(name)

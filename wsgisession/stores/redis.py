@@ -58,6 +58,7 @@ from ._shared import (
     check_timeout,
     pack,
     pause,
+    per_process,
     poll_lock,
     unpack,
 )
@@ -199,7 +200,7 @@ class RedisStore(Store):
         self._users = RedisUserIndex(self, key_prefix)
         self._connect: Callable[[], Any] | None = None
         self._owns_client = url is not None
-        self._connecting = threading.Lock()
+        self._connecting: dict[int, threading.Lock] = {}  # see per_process()
         if url is not None:
             self._where = redact_url(url) if isinstance(url, str) else "?"
             made = client_from_url(url, timeout)
@@ -233,7 +234,7 @@ class RedisStore(Store):
 
     def _connected(self) -> Any:
         """The cluster client, built by the first call that needs it."""
-        with self._connecting:
+        with per_process(self._connecting, threading.Lock):
             if self._client is None:
                 assert self._connect is not None
                 self._client = self._connect()

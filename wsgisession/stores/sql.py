@@ -37,6 +37,7 @@ from ..errors import StoreUnavailable
 from ._shared import (
     check_timeout,
     pause,
+    per_process,
     poll_lock,
     release_lock,
     unless_sqlite_busy,
@@ -118,7 +119,7 @@ class SQLStore(SQLUserSessions, Store):
         self._tables = Tables(self.table)
         self._sql: dict[str, Compiled] = {}
         self._max_packet: int | None = None  # MySQL's max_allowed_packet
-        self._setup_lock = threading.Lock()
+        self._setup_locks: dict[int, threading.Lock] = {}  # see per_process()
 
     # -- the store protocol -------------------------------------------------
 
@@ -379,7 +380,7 @@ class SQLStore(SQLUserSessions, Store):
         """Fresh pool after fork(); tables made and statements compiled on first use."""
         self._runner.check_fork()  # never share a connection across fork()
         if not self._sql:
-            with self._setup_lock:
+            with per_process(self._setup_locks, threading.Lock):
                 if not self._sql:
                     self._tables.refuse_foreign(self._base)
                     self._tables.create(self._base)

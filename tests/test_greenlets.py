@@ -1,0 +1,179 @@
+"""The stores under cooperative concurrency: gunicorn's gevent and eventlet
+workers, with the socket, threading and time modules monkey-patched.
+
+gevent and eventlet are test dependencies (the ``test`` extra), not the
+library's; patching this test process would change every test after
+these. So each test runs a script in a subprocess of this interpreter,
+patched by the library it names.
+The server that never answers is a real socket, listening and never
+accepting: the system completes the connection and nothing replies.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+LIBRARIES = ["gevent", "eventlet"]
+
+PATCH = {
+    "gevent": "from gevent import monkey; monkey.patch_all()",
+    "eventlet": "import eventlet; eventlet.monkey_patch()",
+}
+
+#: Seconds a script may take; a hung request takes them all.
+SCRIPT_TIMEOUT = 20
+
+STALLED_SERVER = """
+import socket
+stalled = socket.socket()
+stalled.bind(("127.0.0.1", 0))
+stalled.listen(16)
+port = stalled.getsockname()[1]
+"""
+
+
+def run_script(library: str, script: str) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` (formatted with ``patch``, the library's monkey-patching,
+    and ``stalled``, a server that never answers on ``port``) in a subprocess."""
+    if importlib.util.find_spec(library) is None:
+        pytest.fail(f"needs {library}: pip install -e '.[test]'", pytrace=False)
+    source = textwrap.dedent(script).format(
+        patch=PATCH[library], stalled=STALLED_SERVER, timeout=SCRIPT_TIMEOUT
+    )
+    try:
+        return subprocess.run(
+            [sys.executable, "-W", "ignore", "-c", source],
+            capture_output=True,
+            check=False,
+            text=True,
+            timeout=SCRIPT_TIMEOUT + 10,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the {library} script hung for {SCRIPT_TIMEOUT + 10} s")
+
+
+MEMCACHED_SCRIPT = """
+{patch}
+import time
+from wsgisession.errors import StoreUnavailable
+from wsgisession.stores import MemcachedStore
+{stalled}
+store = MemcachedStore(["127.0.0.1:%d" % port], timeout=0.5)
+start = time.monotonic()
+try:
+    store.load("a" * 32)
+except StoreUnavailable:
+    print("unavailable after %.1f s" % (time.monotonic() - start))
+"""
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_memcached_timeout_ends_a_stalled_request_under(library: str) -> None:
+    """The reply timeout was the kernel's (SO_RCVTIMEO), which a green socket,
+    waiting in the event loop, never meets: a memcached server that stopped
+    answering hung every request that reached it for good."""
+    done = run_script(library, MEMCACHED_SCRIPT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("unavailable after "), done.stderr
+    assert float(done.stdout.split()[2]) < 5
+
+
+PRELOADED_SCRIPT = """
+import faulthandler, os, sys, threading
+from wsgisession.errors import StoreUnavailable
+from wsgisession.stores import RedisStore, SQLStore
+{stalled}
+if sys.argv[1] == "redis-cluster":
+    url = "redis+cluster://127.0.0.1:%d" % port
+    store = RedisStore(url, socket_timeout=0.5)
+else:
+    store = SQLStore("mysql+pymysql://u:p@127.0.0.1:%d/db" % port, timeout=0.5)
+child = os.fork()  # gunicorn --preload: built in the master, then a worker
+if child:
+    sys.exit(os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]))
+{patch}
+faulthandler.dump_traceback_later({timeout}, exit=True)  # a deadlock ends
+outcomes = []
+
+def request():
+    try:
+        store.load("a" * 32)
+    except StoreUnavailable:
+        outcomes.append("unavailable")
+
+requests = [threading.Thread(target=request) for _ in range(2)]
+for thread in requests:
+    thread.start()
+for thread in requests:
+    thread.join()
+print(" ".join(outcomes))
+sys.stdout.flush()
+os._exit(0)
+"""
+
+
+@pytest.mark.parametrize("kind", ["redis-cluster", "sql"])
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_first_requests_of_a_preloaded_store_do_not_deadlock(
+    library: str, kind: str
+) -> None:
+    """``gunicorn --preload -k gevent`` builds the store in the master and
+    patches in the worker. The lock that makes one request connect (the
+    cluster) or create the tables (SQL) was made with the store, an OS lock:
+    the first request held it while its I/O yielded, and the second, asking
+    for it, blocked the worker's only thread, the first's with it, for good
+    (a healthy MariaDB through PyMySQL too). Both must get their answer."""
+    script = PRELOADED_SCRIPT.replace("sys.argv[1]", repr(kind))
+    done = run_script(library, script)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["unavailable", "unavailable"]
+
+
+MEMORY_LOCK_SCRIPT = """
+import faulthandler, os, sys, threading, time
+from wsgisession.stores import MemoryStore
+store = MemoryStore()
+child = os.fork()  # gunicorn --preload: built in the master, then a worker
+if child:
+    sys.exit(os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]))
+{patch}
+faulthandler.dump_traceback_later({timeout}, exit=True)  # a deadlock ends
+outcomes = []
+
+def request():
+    try:
+        with store.lock("a" * 32, 5, 60):
+            time.sleep(0.05)  # the other request waits meanwhile
+    except Exception as exc:
+        outcomes.append(type(exc).__name__)
+    else:
+        outcomes.append("done")
+
+requests = [threading.Thread(target=request) for _ in range(2)]
+for thread in requests:
+    thread.start()
+for thread in requests:
+    thread.join()
+print(" ".join(outcomes))
+sys.stdout.flush()
+os._exit(0)
+"""
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_session_lock_of_a_preloaded_memory_store_works_under(library: str) -> None:
+    """The memory store's request locks wait on a condition that was made
+    with the store: in an eventlet worker of ``gunicorn --preload`` an OS
+    one, which eventlet refuses, so that every request of an app with
+    ``lock = true`` failed with ``RuntimeError: cannot notify on
+    un-acquired lock``, as it released its lock."""
+    done = run_script(library, MEMORY_LOCK_SCRIPT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["done", "done"]
