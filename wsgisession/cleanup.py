@@ -42,11 +42,13 @@ class Sweeper:
         self._due = float("-inf")
         self._swept_at = float("-inf")
 
-    def after_save(self) -> None:
-        """A save happened: sweep if the interval has passed (one caller does)."""
+    def after_save(self, moment: float | None = None) -> None:
+        """A save happened (at ``moment``, if the caller read the clock for
+        it): sweep if the interval has passed (one caller does)."""
         if not self.interval:
             return
-        moment = clock.now()
+        if moment is None:
+            moment = clock.now()
         # Not due, the usual case, checked without the lock; a moment before
         # the last sweep means the wall clock was set back: due at once.
         if self._swept_at <= moment < self._due:

@@ -141,14 +141,23 @@ _last_cookie: tuple[tuple[Any, ...], tuple[str, str] | None] = ((), None)
 
 
 def session_cookie(
-    settings: Settings, value: str, max_age: int | None, secure: bool
+    settings: Settings,
+    value: str,
+    max_age: int | None,
+    secure: bool,
+    now: float | None = None,
 ) -> tuple[str, str]:
     """The ``Set-Cookie`` header carrying ``value``; no ``Max-Age`` means browser close.
 
-    Raises :class:`SessionCookieTooLarge` if browsers would drop it.
+    ``Expires`` is ``max_age`` after ``now``, the time of the save the
+    cookie follows if the caller has it (else the clock's). Raises
+    :class:`SessionCookieTooLarge` if browsers would drop it.
     """
     global _last_cookie
-    expires = None if max_age is None else int(clock.now()) + max_age
+    if max_age is None:
+        expires = None
+    else:
+        expires = int(clock.now() if now is None else now) + max_age
     made_of = (settings, secure, value, max_age, expires)
     last_made_of, last_cookie = _last_cookie  # one read: threads replace it
     if made_of == last_made_of:

@@ -358,7 +358,8 @@ class Response:
             ):  # the app's load failed (the cookie stays), or it never used it
                 return []
             session.load()
-        session.detect_changes()
+        if session._changes is not None:  # else nothing to detect (no call)
+            session.detect_changes()
         assert self.status is not None
         action = decide(session.cookie_state(self.had_cookie), settings, self.status)
         if action is NOTHING:
@@ -383,10 +384,14 @@ class Response:
             return [deleting_cookie(settings, secure)]
         record = session._record  # loaded above
         assert record is not None and record.key is not None
-        saved = saved or self.saved
-        max_age = record.max_age_at_save if saved else session.cookie_max_age()
         self.sent_key = record.key
-        return [session_cookie(settings, record.key, max_age, secure)]
+        if self.saved:  # Expires counts from this response's save
+            max_age, now = record.max_age_at_save, record.saved_at
+        elif saved:
+            max_age, now = record.max_age_at_save, None
+        else:
+            max_age, now = session.cookie_max_age(), None
+        return [session_cookie(settings, record.key, max_age, secure, now)]
 
     def save(self, watch: bool = True) -> bool:
         """Save; False if another request deleted (or moved) the session
@@ -414,8 +419,11 @@ class Response:
             if sent:  # nothing more to save: close() must not try again
                 self.failed = True
             return False
-        if self.setup.sweeper is not None:
-            self.setup.sweeper.after_save()
+        sweeper = self.setup.sweeper
+        if sweeper is not None:  # the save's time: one clock reading less
+            record = self.session._record
+            assert record is not None  # saved just now
+            sweeper.after_save(record.saved_at)
         return True
 
     def close(self) -> None:

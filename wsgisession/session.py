@@ -24,7 +24,7 @@ from typing import Any, NoReturn
 
 from . import clock
 from . import expiry as rules
-from .changes import ChangeSet
+from .changes import ChangeSet, setting
 from .config import Settings
 from .cookies import SessionState, new_session_state
 from .envelope import IMMUTABLE_TYPES
@@ -152,7 +152,13 @@ class Session(WriteMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str
                 self._store, self._settings, self._serializer
             )
         data: dict[str, Any] | None = None
-        candidates, self._offered = self.offered_keys(), ()
+        source = self._key_source  # offered_keys(), spelled out
+        if source is None:
+            candidates = self._offered
+        else:
+            self._key_source = None
+            candidates = source()
+        self._offered = ()
         try:
             for candidate in candidates:
                 data = record.open(candidate)
@@ -250,13 +256,14 @@ class Session(WriteMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str
         return value
 
     def __setitem__(self, key: str, value: Any) -> None:
-        self.accessed = True  # _get_data() and _change_set(), spelled out
+        self.accessed = True  # _get_data(), spelled out
         data = self._data
         (data if data is not None else self._load())[key] = value
         changes = self._changes
         if changes is None:
-            changes = self._changes = ChangeSet()
-        changes.set(key)
+            self._changes = setting(key)
+        else:
+            changes.set(key)
         self.modified = True
 
     def __delitem__(self, key: str) -> None:
@@ -368,7 +375,8 @@ class Session(WriteMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str
                 self.modified or self._saved_by_app,
                 record.key is None and not self._data,
                 had_cookie,
-                record.reissue_due(),
+                # reissue_due() when there is a reissue_time (no call otherwise)
+                record.settings.reissue_time is not None and record.reissue_due(),
             )
         )
 
