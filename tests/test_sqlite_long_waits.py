@@ -11,12 +11,15 @@ from __future__ import annotations
 import sqlite3
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import later
 
 from wsgisession.expiry import MAX_SECONDS
 from wsgisession.stores import SQLiteStore, SQLStore
+from wsgisession.stores import sql as sql_module
+from wsgisession.stores import sqlite as sqlite_module
 from wsgisession.stores.base import Store
 
 #: Longer than sqlite3's busy timeout can count in milliseconds (2**31 - 1).
@@ -77,5 +80,71 @@ def test_clear_expired_waits_out_writers_past_the_busy_timeout(
         finally:
             ends.join()
             writer.close()
+    finally:
+        store.close()
+
+
+def _busy_for(path: Path, seconds: float, begin: str = "BEGIN IMMEDIATE") -> None:
+    """Another process's writer, holding the file for ``seconds`` from now."""
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute(begin)
+
+    def end() -> None:
+        writer.execute("ROLLBACK")
+        writer.close()
+
+    threading.Timer(seconds, end).start()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "sql-sqlite"])
+def test_clear_expired_waits_out_a_writer_arriving_between_batches(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker's save that begins after the first batch, and holds the file
+    past the busy timeout: the next batch waits for it too. SQLStore's
+    batches run through SQLAlchemy, whose error wraps sqlite3's: it was not
+    known as "database is locked", and clear_expired() failed at once."""
+    monkeypatch.setattr(sql_module, "BATCH", 2)
+    monkeypatch.setattr(sqlite_module, "_BATCH", 2)
+    path = tmp_path / "sessions.sqlite3"
+    store = _store(kind, path, 0.05)
+    try:
+        for _ in range(5):
+            assert store.create(store.generate_key(), b"payload", later(-10))
+        seen: list[int] = []
+
+        def progress(removed: int, total: int) -> None:
+            if not seen:  # the first batch is done: a save begins
+                _busy_for(path, 0.3)
+            seen.append(removed)
+
+        assert store.clear_expired(progress) == 5
+        assert seen[-1] == 5
+    finally:
+        store.close()
+
+
+def test_sql_clear_expired_count_waits_out_an_exclusive_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLStore on SQLite keeps a rollback journal, where a writer that
+    commits holds the file against readers too: the count of a
+    clear_expired() with progress (``wsgisession clear-expired`` on a
+    terminal) waits it out as the batches do."""
+    path = tmp_path / "sessions.sqlite3"
+    store = SQLStore(f"sqlite:///{path}", timeout=0.05)
+    try:
+        assert store.create(store.generate_key(), b"payload", later(-10))
+        count_dead = store._count_dead
+        began: list[bool] = []
+
+        def count_meanwhile(cursor: Any, moment: float) -> int:
+            if not began:  # a worker's save commits as the count begins
+                began.append(True)
+                _busy_for(path, 0.3, "BEGIN EXCLUSIVE")
+            return count_dead(cursor, moment)
+
+        monkeypatch.setattr(store, "_count_dead", count_meanwhile)
+        assert store.clear_expired(lambda removed, total: None) == 1
     finally:
         store.close()

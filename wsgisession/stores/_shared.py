@@ -103,8 +103,10 @@ _SQLITE_BUSY = 5  # SQLITE_BUSY, the low byte of its extended codes too
 
 def sqlite_busy(exc: StoreUnavailable) -> bool:
     """Whether ``exc`` is SQLite's "database is locked": other writers held
-    the file past the busy timeout (contention, not an outage)."""
-    code = getattr(exc.__cause__, "sqlite_errorcode", None)
+    the file past the busy timeout (contention, not an outage). The cause
+    is sqlite3's error, or SQLAlchemy's wrapping it (``orig``)."""
+    cause = exc.__cause__
+    code = getattr(getattr(cause, "orig", None) or cause, "sqlite_errorcode", None)
     return isinstance(code, int) and code & 0xFF == _SQLITE_BUSY
 
 

@@ -247,7 +247,10 @@ class SQLStore(SQLUserSessions, Store):
         )
         total = 0
         if progress is not None:  # an index range count
-            total = self._run("count expired sessions", self._count_dead, moment)
+            total = waiting_out_sqlite_busy(
+                lambda: self._run("count expired sessions", self._count_dead, moment),
+                self._timeout,
+            )
         removed = 0
         while True:
             found, count = waiting_out_sqlite_busy(
