@@ -42,13 +42,15 @@ class Sweeper:
         self._due = float("-inf")
         self._swept_at = float("-inf")
 
-    def after_save(self, moment: float | None = None) -> None:
-        """A save happened (at ``moment``, if the caller read the clock for
-        it): sweep if the interval has passed (one caller does)."""
+    def after_save(self) -> None:
+        """A save happened: sweep if the interval has passed (one caller does).
+
+        The clock is read now, not taken from the save: a save that began
+        before another's sweep may end after it (a slow or contended
+        store), and a moment before the last sweep is a clock set back."""
         if not self.interval:
             return
-        if moment is None:
-            moment = clock.now()
+        moment = clock.now()
         # Not due, the usual case, checked without the lock; a moment before
         # the last sweep means the wall clock was set back: due at once.
         if self._swept_at <= moment < self._due:

@@ -420,10 +420,8 @@ class Response:
                 self.failed = True
             return False
         sweeper = self.setup.sweeper
-        if sweeper is not None:  # the save's time: one clock reading less
-            record = self.session._record
-            assert record is not None  # saved just now
-            sweeper.after_save(record.saved_at)
+        if sweeper is not None:  # the time now, not the save's (see after_save)
+            sweeper.after_save()
         return True
 
     def close(self) -> None:
