@@ -166,6 +166,7 @@ def test_browser_close_on_the_cookie_store_names_no_record() -> None:
 # -- --host --------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # starts the demo in a subprocess
 def test_the_demo_listens_on_the_ipv6_loopback() -> None:
     """``wsgisession demo --host ::1``, an address of every machine: it was
     refused with "give an address of this machine with --host"."""

@@ -186,6 +186,7 @@ print(store.load(key).payload.decode())
 """
 
 
+@pytest.mark.slow  # a subprocess without root's capabilities
 def test_a_read_only_record_is_replaced(tmp_path: Path) -> None:
     """A record file restored without write permission is saved by a rename,
     as before records were rewritten in place. Root writes to any file: run

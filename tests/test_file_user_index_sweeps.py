@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from helpers import FakeClock, later
 
 from wsgisession import SessionMiddleware
@@ -34,6 +35,7 @@ def _files(directory: Path) -> list[str]:
     return os.listdir(directory) if directory.exists() else []
 
 
+@pytest.mark.slow  # 3,400 record files and their sweeps
 def test_sweeps_prune_the_indexes_of_users_who_never_come_back(
     tmp_path: Path, frozen_clock: FakeClock
 ) -> None:

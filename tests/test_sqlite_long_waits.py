@@ -73,7 +73,7 @@ def test_clear_expired_waits_out_writers_past_the_busy_timeout(
         assert store.create(expired, b"payload", later(-10)) == expired
         writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         writer.execute("BEGIN IMMEDIATE")  # a worker's save, under way
-        ends = threading.Timer(0.3, writer.execute, ["ROLLBACK"])
+        ends = threading.Timer(0.2, writer.execute, ["ROLLBACK"])
         ends.start()
         try:
             assert store.clear_expired() == 1
@@ -115,7 +115,7 @@ def test_clear_expired_waits_out_a_writer_arriving_between_batches(
 
         def progress(removed: int, total: int) -> None:
             if not seen:  # the first batch is done: a save begins
-                _busy_for(path, 0.3)
+                _busy_for(path, 0.2)
             seen.append(removed)
 
         assert store.clear_expired(progress) == 5
@@ -141,7 +141,7 @@ def test_sql_clear_expired_count_waits_out_an_exclusive_writer(
         def count_meanwhile(cursor: Any, moment: float) -> int:
             if not began:  # a worker's save commits as the count begins
                 began.append(True)
-                _busy_for(path, 0.3, "BEGIN EXCLUSIVE")
+                _busy_for(path, 0.2, "BEGIN EXCLUSIVE")
             return count_dead(cursor, moment)
 
         monkeypatch.setattr(store, "_count_dead", count_meanwhile)
