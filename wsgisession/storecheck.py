@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from .errors import SessionError, StoreUnavailable
 from .keys import generate_key
+from .storespec import sqlite_database
 
 if TYPE_CHECKING:
     from .config import StoreSpec
@@ -71,16 +72,9 @@ def _stored_at(spec: StoreSpec) -> tuple[str, str | None] | None:
     key = _PATH_KEYS.get(spec.store)
     if key is not None:
         return key, getattr(spec, key)
-    if spec.store == "sql" and isinstance(spec.sql_url, str):
-        try:
-            from sqlalchemy.engine import make_url
-        except ImportError:  # no sql extra: building the store names it
-            return None
-        url = make_url(spec.sql_url)
-        if url.get_backend_name() == "sqlite":
-            database = url.database
-            memory = not database or database == ":memory:"
-            return "sql_url", None if memory else database
+    database = sqlite_database(spec.sql_url) if spec.store == "sql" else None
+    if database is not None:
+        return "sql_url", database or None  # "": in memory
     return None
 
 

@@ -9,7 +9,6 @@ against those declarations and calls the store's ``from_ini``.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -20,7 +19,13 @@ from .redaction import redact_url, redacted_value
 from .stores import registry
 from .stores.base import IniOption, Store
 
-__all__ = ["STORE_KEY", "StoreSpec", "refuse_relative_paths", "store_keys"]
+__all__ = [
+    "STORE_KEY",
+    "StoreSpec",
+    "refuse_relative_paths",
+    "sqlite_database",
+    "store_keys",
+]
 
 #: The ``store`` key itself: a built-in name or ``package.module:Class``.
 STORE_KEY = IniOption(
@@ -215,8 +220,8 @@ def refuse_relative_paths(values: Mapping[str, Any], paths: Collection[str]) -> 
                 "resolves from its own working directory; write an absolute "
                 f"path, such as %(here)s/{value} for one beside the ini file"
             )
-        relative = _relative_sqlite_file(value) if name == "sql_url" else None
-        if relative is not None:
+        relative = sqlite_database(value) if name == "sql_url" else None
+        if relative and not _absolute_or_uri(relative):
             raise ConfigError(
                 f"sql_url names the SQLite file {relative} by a relative path, "
                 "which each process resolves from its own working directory; "
@@ -224,15 +229,29 @@ def refuse_relative_paths(values: Mapping[str, Any], paths: Collection[str]) -> 
             )
 
 
-#: ``sqlite://``, with a driver or not, then the database part of the URL.
-_SQLITE_URL = re.compile(r"sqlite(?:\+\w+)?:///([^?]*)", re.IGNORECASE)
-
-
-def _relative_sqlite_file(url: object) -> str | None:
-    """The file of an SQLite ``sql_url`` if it is relative (None for another
-    database, or one in memory): ``sqlite:///var/s.db`` is ``var/s.db``."""
-    match = _SQLITE_URL.match(url) if isinstance(url, str) else None
-    name = match.group(1) if match else ""
-    if name in ("", ":memory:") or name.lower().startswith("file:"):
+def sqlite_database(url: object) -> str | None:
+    """The database file of an SQLite ``sql_url`` as SQLAlchemy reads it
+    (``sqlite:///var/s.db`` is ``var/s.db``; ``""`` for one in memory);
+    None for another database, or without SQLAlchemy (building the store
+    names it)."""
+    if not isinstance(url, str):
         return None
-    return None if os.path.isabs(name) else name
+    try:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+    except ImportError:
+        return None
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):  # the store's build reports it
+        return None
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    database = parsed.database
+    return "" if database in (None, ":memory:") else database
+
+
+def _absolute_or_uri(name: str) -> bool:
+    """Whether an SQLite file name is absolute, or a ``file:`` URI (which
+    names its file in its own syntax)."""
+    return os.path.isabs(name) or name.lower().startswith("file:")
