@@ -157,12 +157,12 @@ def _check_factory(use: str, path: str, section: str) -> None:
         return
     scheme, _, spec = use.strip().partition(":")
     where = f"{path}: [{section}] use = {use.strip()}"
-    if scheme == "call" and section.startswith("filter-app:"):
-        raise ConfigError(
-            f"{where}: Paste Deploy cannot load a call: filter in a [filter-app:] "
-            "section; write use = egg:wsgisession#session"
-        )
     if scheme == "call":
+        if section.startswith("filter-app:"):
+            raise ConfigError(
+                f"{where}: Paste Deploy cannot load a call: filter in a "
+                "[filter-app:] section; write use = egg:wsgisession#session"
+            )
         _check_call(spec.strip(), where)
     elif scheme == "egg":
         _check_entry_point(*spec.strip().partition("#")[::2], where)

@@ -239,28 +239,30 @@ class SQLStore(SQLUserSessions, Store):
         statement; on SQLite each waits out other writers past the busy
         timeout (a cron job beside busy workers), up to ten times ``timeout``."""
         moment = now()
-        waiting_out_sqlite_busy(
+        params = {"b_now": moment}
+        self._patiently(
             lambda: self._run(
-                "clear expired locks", self._execute, "locks_dead", {"b_now": moment}
-            ),
-            self._timeout,
+                "clear expired locks", self._execute, "locks_dead", params
+            )
         )
         total = 0
         if progress is not None:  # an index range count
-            total = waiting_out_sqlite_busy(
-                lambda: self._run("count expired sessions", self._count_dead, moment),
-                self._timeout,
+            total = self._patiently(
+                lambda: self._run("count expired sessions", self._count_dead, moment)
             )
         removed = 0
         while True:
-            found, count = waiting_out_sqlite_busy(
-                lambda: self._delete_batch(moment, BATCH), self._timeout
-            )
+            found, count = self._patiently(lambda: self._delete_batch(moment, BATCH))
             removed += count
             if progress is not None:
                 progress(removed, max(total, removed))
             if found < BATCH:  # not: count, less when another sweep took some
                 return removed
+
+    def _patiently(self, step: Callable[[], T]) -> T:
+        """``step()`` of a cleanup, waiting out SQLite's busy writers (see
+        :func:`._shared.waiting_out_sqlite_busy`); at once on other databases."""
+        return waiting_out_sqlite_busy(step, self._timeout)
 
     def _count_dead(self, cursor: Cursor, moment: float) -> int:
         row = cursor.execute(self._sql["count_dead"], {"b_now": moment}).fetchone()
