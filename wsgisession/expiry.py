@@ -36,8 +36,12 @@ def utcnow() -> datetime.datetime:
 
 
 def as_utc(moment: datetime.datetime) -> datetime.datetime:
-    """``moment`` as an aware UTC datetime; a naive one is taken to be UTC."""
-    if moment.tzinfo is None:
+    """``moment`` as an aware UTC datetime; a naive one is taken to be UTC.
+
+    Naive as Python defines it: no tzinfo, or one that gives no offset
+    (``astimezone()`` would take that one in the process's local zone).
+    """
+    if moment.utcoffset() is None:
         return moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
 

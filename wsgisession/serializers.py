@@ -74,11 +74,14 @@ def _markup(text: str) -> Any:
 def _encode_datetime(value: datetime.datetime) -> Any:
     """Its ISO text; in a list with its zone's name and its ``fold`` if its
     zone is a ``ZoneInfo``, which the offset alone does not tell apart (the
-    next day may have another offset)."""
+    next day may have another offset), or with None and its ``fold`` if it
+    is a naive local time of a repeated hour (``fold=1``: the second one)."""
     text = value.isoformat()
     zone = value.tzinfo
     if isinstance(zone, ZoneInfo) and zone.key is not None:
         return [text, zone.key, value.fold]
+    if zone is None and value.fold:
+        return [text, None, value.fold]
     return text
 
 
@@ -87,6 +90,8 @@ def _decode_datetime(value: Any) -> datetime.datetime:
         return datetime.datetime.fromisoformat(value)
     text, key, fold = value
     moment = datetime.datetime.fromisoformat(text)
+    if key is None:  # naive
+        return moment.replace(fold=fold)
     try:
         zone = ZoneInfo(key)
     except (KeyError, ValueError):  # a zone this machine lacks: the same instant
