@@ -4,8 +4,9 @@ A streamed body (or the app's ``write()``) sends the headers first; what
 the app changes after that is saved when the body ends or the server
 closes it, as long as the cookie the client already holds names the
 session. A new session, a key changed after the headers went out
-(``cycle_key()``) or the signed cookie store cannot carry the change: it
-is logged instead.
+(``cycle_key()``) or the signed cookie store cannot carry the change (nor
+a ``flush()``, which only a deleting cookie could carry there): it is
+logged instead.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from .cookie_header import cookie_values
-from .cookies import SET, decide
+from .cookies import DELETE, SET, decide
 from .offered_keys import OfferedKeys
 from .response_setup import ResponseSetup
 from .session import Session
@@ -31,7 +32,8 @@ class LateSaving(Protocol):
     status: str | None
     saved: bool
     failed: bool
-    #: The key of the ``Set-Cookie`` the response sent (unset: none).
+    #: The key of the ``Set-Cookie`` the response sent, ``""`` for one that
+    #: deletes the cookie (unset: none).
     sent_key: str
 
     @property
@@ -58,26 +60,35 @@ def save_late(response: LateSaving) -> None:
         response.setup.settings,
         response.status,
     )
+    client_side = response.setup.store.client_side
+    if wanted is DELETE and client_side and getattr(response, "sent_key", None) != "":
+        # flush(): only a deleting cookie could end it, and none went out
+        _warn_lost(response, "cookie store (flush(): the client keeps its cookie)")
+        return
     if wanted is not SET:
         return
     if response.saved and not session.has_unsaved_changes():
         return
-    client_side = response.setup.store.client_side
     key = session.loaded_record().key  # reserved for a new one if its cookie went out
     if client_side or key is None or not _client_holds(response, key):
         kind = "new session" if key is None else "new key (cycle_key())"
-        response.setup.warn_late_change(
-            "session changed after the response headers were sent; a %s cannot carry "
-            "the change, so it was not saved",
-            "cookie store" if client_side else kind,
-        )
-        response.failed = True  # close() must not try (and warn) again
+        _warn_lost(response, "cookie store" if client_side else kind)
         return
     try:
         response.save()
     except BaseException:
         response.failed = True  # close() must not try the store again
         raise
+
+
+def _warn_lost(response: LateSaving, kind: str) -> None:
+    """Log that the change made after the headers went out was dropped."""
+    response.setup.warn_late_change(
+        "session changed after the response headers were sent; a %s cannot carry "
+        "the change, so it was not saved",
+        kind,
+    )
+    response.failed = True  # close() must not try (and warn) again
 
 
 def _client_holds(response: LateSaving, key: str) -> bool:

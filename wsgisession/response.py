@@ -194,7 +194,8 @@ class Response:
     #: Set by a :class:`~wsgisession.body.Body`: the app has yielded a
     #: non-empty chunk, so for the app its headers went out (unset: not yet).
     body_begun: bool
-    #: The key of the ``Set-Cookie`` this response made (unset: none).
+    #: The key of the ``Set-Cookie`` this response made, ``""`` for one
+    #: that deletes the cookie (unset: none).
     sent_key: str
     #: Chunks the app yielded that a :class:`~wsgisession.body.Body` holds
     #: back (unset: no Body, or none yet).
@@ -381,6 +382,7 @@ class Response:
             else:
                 session.reserve_key()
         if action is DELETE:
+            self.sent_key = ""
             return [deleting_cookie(settings, secure)]
         record = session._record  # loaded above
         assert record is not None and record.key is not None
