@@ -1,12 +1,13 @@
 """SQLStore in set-ups real deployments have: a pooler in transaction mode in
 front of PostgreSQL, a MariaDB whose ``max_allowed_packet`` is smaller than
-a session.
+a session, a server that ends idle connections.
 """
 
 from __future__ import annotations
 
 import secrets
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,10 +16,12 @@ from typing import Any
 import pytest
 import servers
 from servers import DatabaseServer, ServerProcess
+from sql_support import sql_url
 from sqlalchemy import event
 
 from wsgisession.errors import ConfigError, StoreUnavailable
 from wsgisession.stores import SQLStore
+from wsgisession.stores.base import now
 
 #: What a MariaDB of the test gets as its max_allowed_packet (1 MiB).
 SMALL_PACKET = 1 << 20
@@ -107,6 +110,25 @@ def test_a_session_a_save_could_not_send_is_refused_when_created(
         assert store.create(key, b"x" * 200_000, 2e9) == key
         loaded = store.load(key)
         store.update(key, lambda current: (current + b"y", 2e9), loaded)
+        assert store.load(key).payload == b"x" * 200_000 + b"y"  # type: ignore[union-attr]
+
+
+def test_a_session_grown_past_what_a_later_save_sends_is_refused(
+    small_packet: str,
+) -> None:
+    """A save that grew a small session to 400 KB was written (it sent 400 KB
+    and the small copy it replaced: under the 1 MiB packet); every later
+    save of the session, a change of one byte or the new key of a login,
+    had to send 400 KB twice and was refused: the user's every request
+    failed until the session expired. The growth is refused instead."""
+    key = secrets.token_urlsafe(32)
+    with SQLStore(small_packet, table="packet_sessions") as store:
+        store.create(key, b"small", 2e9)
+        with pytest.raises(StoreUnavailable, match="max_allowed_packet"):
+            store.update(key, lambda _current: (b"x" * 400_000, 2e9), store.load(key))
+        assert store.load(key).payload == b"small"  # type: ignore[union-attr]
+        store.update(key, lambda _current: (b"x" * 200_000, 2e9), store.load(key))
+        store.update(key, lambda current: (current + b"y", 2e9), store.load(key))
         assert store.load(key).payload == b"x" * 200_000 + b"y"  # type: ignore[union-attr]
 
 
@@ -231,3 +253,28 @@ def test_a_connection_opening_while_max_allowed_packet_rose_is_let_go(
             cursor.raw.execute("SELECT @@session.max_allowed_packet")
             kept.append(cursor.raw.fetchone()[0])
         assert kept and set(kept) == {4 * SMALL_PACKET}
+
+
+#: Per-connection settings that make the server end a connection idle for 1 s
+#: (MariaDB's ``wait_timeout``, PostgreSQL's ``idle_session_timeout``).
+IDLE_TIMEOUT_QUERY = {
+    "sql-mariadb": "?init_command=SET+SESSION+wait_timeout%3D1",
+    "sql-postgresql": "?options=-c+idle_session_timeout%3D1000",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(IDLE_TIMEOUT_QUERY))
+def test_a_sweep_after_an_idle_timeout_runs_on_a_new_connection(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """docs/stores.rst: a pooled connection the server dropped (a restart, an
+    idle timeout) is replaced and the statement retried once. A sweep's
+    connection waited in the engine's pool for ``cleanup_interval``; a
+    server that ends idle connections sooner had ended it, and the sweep
+    failed (a WARNING with a traceback, expired rows left) every other time."""
+    url = sql_url(kind, request, tmp_path) + IDLE_TIMEOUT_QUERY[kind]
+    with SQLStore(url) as store:
+        store.create(secrets.token_urlsafe(32), b"expiring", now() + 1)
+        assert store.sweep_expired(100) == 0  # its connection back in the pool
+        time.sleep(2.5)  # the server ends every connection of the store
+        assert store.sweep_expired(100) == 1

@@ -7,8 +7,9 @@ and the one it replaces (``UPDATE ... WHERE payload = <loaded>``), as does
 a new session that takes over an expired key. A statement over the limit
 makes the server close the connection ("MySQL server has gone away"): the
 store would take that for a restart and let go of every pooled connection,
-and a session created just under half the limit could never be saved
-again. So the store refuses such a session before sending it, by name.
+and a session created, or grown by a save, to just under half the limit
+could never be saved again. So the store refuses such a session before
+sending it, by name.
 """
 
 from __future__ import annotations

@@ -20,10 +20,10 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 if TYPE_CHECKING:  # imported by SQLStore itself, which needs SQLAlchemy at runtime
-    from sqlalchemy import Engine
+    from sqlalchemy import Connection, Engine
     from sqlalchemy.sql import ClauseElement
 
-__all__ = ["Compiled", "Runner", "compile_statement", "deadlocked"]
+__all__ = ["Compiled", "Runner", "compile_statement", "deadlocked", "on_engine"]
 
 T = TypeVar("T")
 
@@ -264,6 +264,26 @@ def _close(connection: Any) -> None:
     """Close a DBAPI connection that may already be broken."""
     with contextlib.suppress(Exception):  # closing a dead one may fail too
         connection.close()
+
+
+def on_engine(engine: Engine, work: Callable[[Connection], T]) -> T:
+    """``work(connection)`` on an autocommit connection of ``engine``'s pool,
+    run once more if the server had dropped the pooled one (an idle timeout,
+    a restart): SQLAlchemy has then let go of every connection of the pool.
+    For the statements that are not :class:`Compiled` (sweeps)."""
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        return _autocommit(engine, work)
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+    return _autocommit(engine, work)
+
+
+def _autocommit(engine: Engine, work: Callable[[Connection], T]) -> T:
+    with engine.connect() as conn:
+        return work(conn.execution_options(isolation_level="AUTOCOMMIT"))
 
 
 class Dropped(Exception):

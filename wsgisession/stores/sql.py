@@ -45,7 +45,15 @@ from ._shared import (
 )
 from ._sqloptions import DEFAULT_TABLE, SQL_OPTIONS, table_name
 from ._sqlpacket import max_packet, oversized, packet_now
-from ._sqlrun import Compiled, Cursor, Dropped, Runner, compile_statement, deadlocked
+from ._sqlrun import (
+    Compiled,
+    Cursor,
+    Dropped,
+    Runner,
+    compile_statement,
+    deadlocked,
+    on_engine,
+)
 from ._sqlusers import SQLUserSessions
 from .base import Merge, Progress, Record, Store, storage_key
 
@@ -181,7 +189,9 @@ class SQLStore(SQLUserSessions, Store):
             current = self._payload(name)
         for attempt in range(1, MAX_ATTEMPTS + 1):
             payload, expires_at = merge(current)
-            replaced = payload if current is None else current
+            # The copy it replaces, or the payload again if that is larger: a
+            # session a later save could not send is refused now, not then.
+            replaced = current if current and len(current) > len(payload) else payload
             self._check_size("update a session", payload, replaced)
             written = self._run(
                 "update a session", self._write, name, current, payload, expires_at
@@ -296,8 +306,7 @@ class SQLStore(SQLUserSessions, Store):
 
         with self._translate("clear expired sessions"):
             self._ready()
-            with self._base.connect() as conn:
-                return work(conn.execution_options(isolation_level="AUTOCOMMIT"))
+            return on_engine(self._base, work)
 
     @contextlib.contextmanager
     def lock(self, session_key: str, timeout: float, ttl: float) -> Iterator[None]:
