@@ -27,7 +27,7 @@ import logging
 import math
 import secrets
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
 try:
@@ -349,7 +349,14 @@ class MemcachedStore(Store):
         """
         record = self._name(session_key)
         name, token = record + LOCK_SUFFIX, secrets.token_hex(16).encode()
-        poll_lock(lambda: self._take_lock(record, name, token, ttl), timeout)
+        try:
+            poll_lock(lambda: self._take_lock(record, name, token, ttl), timeout)
+        except StoreUnavailable:
+            # A take whose reply was lost or late may have stored the item:
+            # not left to lock the session for ttl.
+            with suppress(StoreUnavailable):
+                self._release(record, name, token)
+            raise
         try:
             yield
         finally:
@@ -367,6 +374,8 @@ class MemcachedStore(Store):
         if held is None:  # released meanwhile: the next poll adds it
             return False
         holder = unpack(held)
+        if holder is not None and holder[0] == token:
+            return True  # ours: an add run again after its reply was lost
         if holder is not None and holder[1] > now():
             return False
         # The holder's time is up (or the item is not ours): take it over.
@@ -376,12 +385,15 @@ class MemcachedStore(Store):
         """Remove the lock item if it is still ours; failures are only logged,
         since the item expires anyway and must not mask the request's error."""
         try:
-            held, cas = self._call_beside(record, "gets", name)
-            holder = unpack(held)
-            if holder is not None and holder[0] == token:  # unless taken over
-                self._call_beside(record, "cas", name, b"", cas, -1)
+            self._release(record, name, token)
         except StoreUnavailable:
             logger.warning("%r: could not release the lock %s", self, name)
+
+    def _release(self, record: str, name: str, token: bytes) -> None:
+        held, cas = self._call_beside(record, "gets", name)
+        holder = unpack(held)
+        if holder is not None and holder[0] == token:  # unless taken over
+            self._call_beside(record, "cas", name, b"", cas, -1)
 
     def close(self) -> None:
         """Close the pooled connections, and those in use as their commands

@@ -26,7 +26,7 @@ import logging
 import math
 import secrets
 import threading
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
 try:
@@ -341,7 +341,18 @@ class RedisStore(Store):
         name = slot_mate(self._name(session_key), LOCK_SUFFIX, self._key_prefix)
         token = secrets.token_hex(16)
         px = max(1, ttl_ms(ttl, 0.0))
-        poll_lock(lambda: bool(self._call("set", name, token, nx=True, px=px)), timeout)
+        try:
+            poll_lock(
+                lambda: bool(self._call("set", name, token, nx=True, px=px)), timeout
+            )
+        except StoreUnavailable:
+            # A SET whose reply was lost or late may have run (or will, after
+            # a stall): its key must not lock the session for ttl. One EVAL,
+            # which a stalled server runs after the SET even if this too
+            # gets no reply in time (an EVALSHA could meet an empty cache).
+            with suppress(StoreUnavailable):
+                self._call("eval", _RELEASE_LUA.source, 1, name, token)
+            raise
         try:
             yield
         finally:
