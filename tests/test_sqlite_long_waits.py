@@ -17,6 +17,7 @@ import pytest
 from helpers import later
 
 from wsgisession.expiry import MAX_SECONDS
+from wsgisession.storecheck import reach_store
 from wsgisession.stores import SQLiteStore, SQLStore
 from wsgisession.stores import sql as sql_module
 from wsgisession.stores import sqlite as sqlite_module
@@ -146,5 +147,24 @@ def test_sql_clear_expired_count_waits_out_an_exclusive_writer(
 
         monkeypatch.setattr(store, "_count_dead", count_meanwhile)
         assert store.clear_expired(lambda removed, total: None) == 1
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "sql-sqlite"])
+def test_the_cli_reaching_a_busy_sqlite_store_takes_it_as_reached(
+    kind: str, tmp_path: Path
+) -> None:
+    """``wsgisession clear-expired`` and ``check`` first ask the store about a
+    made-up key; a writer holding the file past the busy timeout made that
+    read fail with "database is locked", and the cron job with it (CI, four
+    worker processes on a loaded machine). A busy store answered: reached."""
+    path = tmp_path / "sessions.sqlite3"
+    store = _store(kind, path, 0.05)
+    try:
+        assert store.create(store.generate_key(), b"payload", later(-10))
+        _busy_for(path, 0.2, "BEGIN EXCLUSIVE")
+        reach_store(store, "check the path")  # raised SessionError
+        assert store.clear_expired() == 1
     finally:
         store.close()

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from .errors import SessionError, StoreUnavailable
 from .keys import generate_key
+from .stores._shared import sqlite_busy
 from .storespec import sqlite_database
 
 if TYPE_CHECKING:
@@ -54,11 +55,14 @@ def unreachable(exc: StoreUnavailable, hint: str) -> SessionError:
 
 
 def reach_store(store: Store, hint: str) -> None:
-    """Ask the store about a made-up key once; SessionError with ``hint`` if it fails."""
+    """Ask the store about a made-up key once; SessionError with ``hint`` if it
+    fails. SQLite's "database is locked" (writers holding the file past the
+    busy timeout) is an answer: the store was reached, and is busy."""
     try:
         store.exists(generate_key())
     except StoreUnavailable as exc:
-        raise unreachable(exc, hint) from None
+        if not sqlite_busy(exc):
+            raise unreachable(exc, hint) from None
 
 
 #: The key naming where each store that makes itself on first use keeps
