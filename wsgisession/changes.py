@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .envelope import IMMUTABLE_TYPES, Envelope
-from .errors import UnserializableValue
 from .expiry import Expiry
 
 __all__ = ["ChangeSet", "setting"]
@@ -26,12 +25,14 @@ __all__ = ["ChangeSet", "setting"]
 Dumps = Callable[[Any], bytes]
 
 
-def _dumped(dumps: Dumps, key: str, value: Any) -> bytes:
-    """``dumps(value)``; UnserializableValue naming ``key`` if it fails."""
+def _differs(dumps: Dumps, value: Any, snapshot: bytes) -> bool:
+    """Whether ``value`` is no longer serialized as ``snapshot``: also when
+    the serializer now refuses it (the save that writes it raises
+    UnserializableValue naming its key, as for an assigned one)."""
     try:
-        return dumps(value)
-    except Exception as exc:
-        raise UnserializableValue(key, value, str(exc)) from exc
+        return dumps(value) != snapshot
+    except Exception:  # noqa: BLE001 - whatever the serializer raises
+        return True
 
 
 class ChangeSet:
@@ -118,8 +119,9 @@ class ChangeSet:
     def detect(self, data: dict[str, Any], dumps: Dumps) -> bool:
         """Mark the values changed in place since the snapshot; True if any were.
 
-        UnserializableValue, naming the key, if a change made a value the
-        serializer refuses (as the save of an assigned one raises).
+        A value changed into one the serializer refuses counts as changed:
+        a save raises UnserializableValue naming its key, as for an assigned
+        one, and a response that saves nothing (a 5xx) is not failed by it.
         """
         found = False
         # A copy: another thread sharing the session may be handed a value.
@@ -127,7 +129,7 @@ class ChangeSet:
             if (
                 key in data
                 and key not in self.changed
-                and _dumped(dumps, key, data[key]) != snapshot
+                and _differs(dumps, data[key], snapshot)
             ):
                 self.changed.add(key)
                 found = True

@@ -32,7 +32,7 @@ from .serializers import Serializer, resolve_serializer
 from .session_expiry import ExpiryMethods, TestCookieMethods
 from .session_factory import KeySource, bound_factory
 from .session_record import SessionRecord, new_session_record
-from .session_writes import WriteMethods
+from .session_writes import WriteMethods, refill
 from .stores.base import Store
 
 __all__ = ["Session"]
@@ -343,8 +343,7 @@ class Session(WriteMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str
         """Empty the session, its expiry back to the default and its owner
         (``user_id``) gone, as in Django, which keeps both among the data (a
         logout); the record stays (emptied, same key) until the next save."""
-        self._get_data()
-        self._data = {}
+        refill(self._get_data(), {})  # the same dict: views stay live
         changes = self._change_set()
         changes.clear()
         record = self._record

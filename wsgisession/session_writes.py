@@ -21,7 +21,18 @@ from .session_record import SessionRecord
 from .stores.base import Store, storage_key
 from .usersessions import handle_of, user_key
 
-__all__ = ["WriteMethods"]
+__all__ = ["WriteMethods", "refill"]
+
+
+def refill(data: dict[str, Any] | None, saved: dict[str, Any]) -> None:
+    """Make the session's dict ``data`` hold ``saved`` (the data as a save
+    merged it, or emptied): the dict stays the same object, so that the
+    views ``keys()``, ``values()`` and ``items()`` handed out stay live, as
+    a dict's do."""
+    assert data is not None
+    if saved is not data:
+        data.clear()
+        data.update(saved)
 
 
 class WriteMethods:
@@ -85,9 +96,9 @@ class WriteMethods:
         assert record is not None and data is not None
         changes = self._changes
         if record.stored and record.key is not None:
-            data = self._data = record.update(data, changes)
+            refill(data, record.update(data, changes))
         else:
-            data = self._data = record.create(data, record.user)
+            refill(data, record.create(data, record.user))
         if changes is not None:
             if watch:
                 changes.watch(data, self._serializer.dumps)
@@ -101,7 +112,7 @@ class WriteMethods:
         """Empty the session, delete its record and drop its key (logout)."""
         record = self.loaded_record()
         key = record.key
-        self._data = {}
+        refill(self._data, {})
         changes = self._changes = ChangeSet()
         changes.cleared = True
         if key is not None:
@@ -126,22 +137,26 @@ class WriteMethods:
         old_key, old_loaded, old_user = record.key, record.loaded, record.user
         if not record.stored:
             old_key = old_loaded = None
-        data = self._data = record.create(data, user, fresh=True)
+        refill(data, record.create(data, user, fresh=True))
         try:
             old_lock = record.lock_new_key()  # lock = true: the lock follows
             try:
-                self._data = record.drop_moved_from(
-                    old_key, old_loaded, old_user, data, changes, binding=binding
+                refill(
+                    data,
+                    record.drop_moved_from(
+                        old_key, old_loaded, old_user, data, changes, binding=binding
+                    ),
                 )
             finally:
                 if old_lock is not None:
                     old_lock.__exit__(None, None, None)
         except SessionInterrupted:
-            self._data, self._changes, self.modified = {}, None, False
+            refill(data, {})
+            self._changes, self.modified = None, False
             raise
         finally:
             if self._changes is not None:  # saved: watched afresh, whatever happens
-                self._changes.watch(self._data, self._serializer.dumps)
+                self._changes.watch(data, self._serializer.dumps)
         self.modified = self._key_moved = True
 
     def cycle_key(self) -> None:
