@@ -49,15 +49,22 @@ _CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 _DB_PATH = re.compile(r"(/[0-9]*)?")  # redis-py ignores any other path
 
 
+#: What a URL whose password holds a character URLs give a meaning to needs.
+_ENCODE_HINT = "percent-encode any / ? # @ : [ ] or % in the user name or password"
+
+
 def _reason(url: str, exc: ValueError) -> str:
     """What redis-py found wrong, unless the URL has credentials: then its
     message (which quotes the part it could not parse) may hold some of them."""
     if "@" not in url:
         return str(exc)
-    return (
-        "its host, port or options cannot be parsed (percent-encode any / ? # "
-        "@ : [ ] or % in the user name or password)"
-    )
+    return f"its host, port or options cannot be parsed ({_ENCODE_HINT})"
+
+
+def _hint(url: str) -> str:
+    """:data:`_ENCODE_HINT` for a URL with credentials: a '/', '?' or '#' of
+    the password ends the host part, so the rest is misread."""
+    return f" ({_ENCODE_HINT})" if "@" in url else ""
 
 
 def _cause(url: str, exc: Exception) -> Exception | None:
@@ -91,11 +98,7 @@ def client_from_url(url: str, socket_timeout: float) -> Any:
             f"redis+cluster://: "
             f"{redact_url(url) if isinstance(url, str) else type(url).__name__}"
         )
-    if parts.scheme != "unix" and not _DB_PATH.fullmatch(parts.path):
-        raise ConfigError(
-            f"invalid RedisStore url {redact_url(url)}: the path must be a "
-            "database number, as in redis://host:6379/0"
-        )
+    _check_path(url, parts)
     try:
         pool = redis.BlockingConnectionPool.from_url(
             url,
@@ -116,6 +119,24 @@ def client_from_url(url: str, socket_timeout: float) -> Any:
     client = redis.Redis(connection_pool=pool)
     client.auto_close_connection_pool = True  # close() closes the pool too
     return client
+
+
+def _check_path(url: str, parts: SplitResult) -> None:
+    """ConfigError for a path redis-py would misread: not a database number,
+    or for ``unix://`` no socket path, or a port (redis-py ignores the host:
+    a ``:`` there began a password that a '/', '?' or '#' cut short)."""
+    if parts.scheme != "unix" and not _DB_PATH.fullmatch(parts.path):
+        raise ConfigError(
+            f"invalid RedisStore url {redact_url(url)}: the path must be a "
+            f"database number, as in redis://host:6379/0{_hint(url)}"
+        )
+    host = parts.netloc.rpartition("@")[2]
+    if parts.scheme == "unix" and (":" in host or not parts.path):
+        raise ConfigError(
+            f"invalid RedisStore url {redact_url(url)}: a unix:// URL names the "
+            "socket's path and no host, as in unix:///run/redis/redis.sock or "
+            f"unix://:password@/run/redis/redis.sock{_hint(url)}"
+        )
 
 
 def _check_options(url: str, pool: redis.ConnectionPool) -> None:
@@ -242,10 +263,11 @@ def follow_asks_to_new_masters(client: Any) -> None:
 
 def _first_node(url: str) -> tuple[SplitResult, list[SplitResult]]:
     """The URL with its first node only, and the other nodes it names
-    (``redis+cluster://user:password@host1:7000,host2:7000/0?options``)."""
+    (``redis+cluster://user:password@host1:7000,host2:7000/0?options``; a
+    space around a comma is no part of a host: " host2" never resolves)."""
     parts = urlsplit(url)
     credentials, at, hosts = parts.netloc.rpartition("@")
-    first, *others = hosts.split(",")
+    first, *others = (host.strip() for host in hosts.split(","))
     nodes = [urlsplit(f"//{other}") for other in others]
     return parts._replace(netloc=credentials + at + first), nodes
 

@@ -18,9 +18,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_TABLE",
+    "ENCODE_HINT",
     "SQL_OPTIONS",
     "database_url",
     "driver_options",
+    "misread_password",
     "table_name",
 ]
 
@@ -46,6 +48,27 @@ def database_url(key: str, value: Any) -> str | None:
             "such as postgresql+psycopg://user:password@host/database"
         )
     return value
+
+
+#: What a URL whose password holds an '@' (or another character URLs give a
+#: meaning to) needs.
+ENCODE_HINT = (
+    "; percent-encode any @ / ? # : or % in the user name or password "
+    "(write '@' as %40)"
+)
+
+
+def misread_password(url: str, parsed: URL) -> bool:
+    """Whether SQLAlchemy, which ends the password at its first '@', ended
+    ``url``'s at an '@' of the password itself (and took the rest for the
+    host, shown in every message): what it read as the host, port, database
+    or a query key, which never hold an '@', holds one (a query value may:
+    ``?application_name=me@web1``)."""
+    if parsed.password is None:
+        return False
+    rest = url.partition("://")[2]
+    after = rest[rest.index("@", rest.index(":")) + 1 :]
+    return "@" in after.partition("=")[0]
 
 
 def table_name(key: str, value: Any) -> str:

@@ -40,14 +40,14 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlalchemy.sql import Executable
 
 from ..errors import ConfigError
-from ..redaction import is_secret_parameter
+from ..redaction import is_secret_parameter, redact_url
 from ._shared import MAX_SQLITE_WAIT
 from ._sqliteconn import (
     create_private_database,
     database_file,
     refuse_shared_database,
 )
-from ._sqloptions import driver_options
+from ._sqloptions import ENCODE_HINT, driver_options, misread_password
 
 __all__ = ["Tables", "build_engine", "redacted", "url_secrets"]
 
@@ -295,12 +295,19 @@ def _parse(url: object) -> URL:
             "(from an environment variable or a directory name?)"
         ) from None
     try:
-        return make_url(url)
+        parsed = make_url(url)
     except (ArgumentError, ValueError) as exc:  # ValueError: a port not a number
+        # Not chained when the URL has credentials: the ValueError quotes
+        # the "port", which is the rest of a password holding '@'.
         raise ConfigError(
             "SQLStore url is not a database URL (dialect+driver://user:password"
-            "@host:port/database)"
-        ) from exc
+            f"@host:port/database){ENCODE_HINT if '@' in url else ''}"
+        ) from (None if "@" in url else exc)
+    if misread_password(url, parsed):
+        raise ConfigError(
+            f"SQLStore url {redact_url(url)}: its password holds an '@'{ENCODE_HINT}"
+        )
+    return parsed
 
 
 def _timeouts(url: URL, driver: str, timeout: float) -> dict[str, Any]:
