@@ -267,6 +267,9 @@ PAYLOADS: dict[str, Callable[[bytes], bytes]] = {
     "a lone surrogate in a key": lambda good: envelope(**{**V1, "data": {"\udfff": 5}}),
     "nested 300 deep": lambda good: envelope(**{**V1, "data": {"n": nested(300)}}),
     "a pickle": lambda good: pickle.dumps({"n": 5}),
+    # bind_user() refuses an empty owner: a record naming one was not saved.
+    "owner is empty": lambda good: envelope(**{**V1, "user": ""}),
+    "owner is a number": lambda good: envelope(**{**V1, "user": 7}),
 }
 
 GOOD_PAYLOAD = b'{"v":1,"data":{"n":5},"created":1.0,"expiry":null}'
