@@ -20,7 +20,10 @@ class SessionError(Exception):
 class ConfigError(SessionError, ValueError):
     """A configuration key is unknown, or its value is invalid.
 
-    Raised at startup, when the middleware or a store is constructed.
+    Raised at startup, when the middleware or a store is constructed; and
+    at a request by a middleware nested in another one on the request's
+    path whose session (same ``environ_key`` or ``cookie_name``) comes from
+    another store or other settings.
     """
 
 

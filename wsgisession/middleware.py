@@ -11,6 +11,7 @@ from typing import Any, Self, Unpack
 from .cleanup import Sweeper
 from .config import Options, Settings
 from .errors import ConfigError
+from .nesting import outer_session_serves
 from .response import Response, ResponseSetup, handle
 from .serializers import PickleSerializer, Serializer, resolve_serializer
 from .session import Session
@@ -155,7 +156,15 @@ class SessionMiddleware:
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
-        return handle(self._setup, self.app, environ, start_response)
+        setup = self._setup
+        # Inside another middleware of the same environ key or cookie (a
+        # mounted app): its session, or ConfigError at once (see .nesting).
+        if (
+            setup.environ_key in environ or setup.cookie_mark in environ
+        ) and outer_session_serves(setup, environ):
+            return self.app(environ, start_response)
+        environ[setup.cookie_mark] = setup.environ_key
+        return handle(setup, self.app, environ, start_response)
 
     def detached_response(self, environ: dict[str, Any]) -> Response:
         """A response for a request this middleware does not handle (Flask's tests).

@@ -29,6 +29,7 @@ class ResponseSetup:
     """
 
     __slots__ = (
+        "cookie_mark",
         "cookie_name",
         "environ_key",
         "is_valid_key",
@@ -57,6 +58,9 @@ class ResponseSetup:
         self.cookie_name = settings.cookie_name
         self.is_valid_key = store_key_check(store)
         self.environ_key = settings.environ_key
+        #: Set in each request's environ to ``environ_key``: an inner
+        #: middleware of the same cookie name finds the session by it.
+        self.cookie_mark = f"wsgisession.cookie:{settings.cookie_name}"
         self.save_every_request = settings.save_every_request
         self.lock = settings.lock
         #: The cookie's ``Secure`` flag, or None when the request's scheme says.
