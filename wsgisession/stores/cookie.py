@@ -165,7 +165,26 @@ def _secrets(
     keys = [c.strong_secret("secret_key", secret_key)]
     for index, key in enumerate(fallbacks or ()):
         keys.append(c.strong_secret(f"fallbacks[{index}]", key))
+    texts = [key.decode("utf-8", "surrogateescape") for key in keys[1:]]
+    _refuse_comma_lists("fallbacks", texts)
     return keys
+
+
+def _refuse_comma_lists(name: str, keys: Sequence[str]) -> None:
+    """ConfigError if ``keys`` are a comma-separated list split on whitespace.
+
+    ``"old1,old2".split()`` (or ``"old1, old2"``), passed on as fallbacks,
+    is one key holding both (or keys ending in a comma), which verify no
+    cookie: every session signed with an old key would end, with no error
+    at startup.
+    """
+    last = len(keys) - 1
+    for index, item in enumerate(keys):
+        if _comma_separated(item, first=index == 0, last=index == last):
+            raise ConfigError(
+                f"{name}[{index}] holds a comma: separate the fallbacks with spaces "
+                "or newlines, not commas"
+            )
 
 
 def _parse_fallbacks(key: str, raw: str) -> tuple[str, ...]:
@@ -176,12 +195,7 @@ def _parse_fallbacks(key: str, raw: str) -> tuple[str, ...]:
     session signed with an old key would end, with no error at startup.
     """
     keys = c.parse_list(key, raw)
-    for index, item in enumerate(keys):
-        if _comma_separated(item, first=index == 0, last=index == len(keys) - 1):
-            raise ConfigError(
-                f"{key}[{index}] holds a comma: separate the fallbacks with spaces "
-                "or newlines, not commas"
-            )
+    _refuse_comma_lists(key, keys)
     return keys
 
 
