@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import bottle
 import pytest
 import webtest
+from helpers import fake_clock
 
 from wsgisession import Session, SessionMiddleware
 from wsgisession.stores import MemoryStore, SignedCookieStore
@@ -82,3 +83,33 @@ def test_a_server_side_logout_after_the_headers_still_logs_out() -> None:
     client.get("/login")
     client.get("/logout/after")
     assert client.get("/whoami").text == "None"
+
+
+def test_an_expired_cookie_read_after_the_headers_is_no_lost_logout(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A generator view that reads the session once its headers are out,
+    for a visitor whose signed cookie has expired: nothing changed and
+    nothing is lost (the cookie ends no session), yet it logged that a
+    flush() after the headers could not be carried, for every such visit."""
+    app = bottle.Bottle()
+
+    @app.get("/login")
+    def login() -> str:
+        session()["user"] = "ann"
+        return "welcome"
+
+    @app.get("/feed")
+    def feed() -> Iterator[str]:
+        yield "Hello, "
+        yield str(session().get("user", "guest"))
+
+    store = SignedCookieStore(SECRET)
+    client = webtest.TestApp(SessionMiddleware(app, store=store, cookie_age=60))
+    with fake_clock() as clock:
+        client.get("/login")
+        clock.advance(120)
+        with caplog.at_level("WARNING", logger="wsgisession"):
+            response = client.get("/feed")
+    assert response.text == "Hello, guest"
+    assert not [r for r in caplog.records if LATE_CHANGE in r.getMessage()]

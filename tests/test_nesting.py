@@ -237,3 +237,30 @@ def test_a_flask_app_inside_a_middleware_of_its_settings(store: Store) -> None:
     response = client.get("/")
     assert response.text == "2"
     assert len(session_cookies(response, "session")) == 1
+
+
+def test_an_environ_passed_again_for_a_new_request_is_served_anew() -> None:
+    """A test (or a server) that passes one environ dict again for the next
+    request, wsgiref's ``setup_testing_defaults`` then the cookie added: the
+    session the first request left in it is no outer middleware's. The
+    second request was passed through to it, so its change was never saved
+    and no cookie went out; a lock = true middleware took no lock."""
+    from wsgiref.util import setup_testing_defaults
+
+    store = MemoryStore()
+    middleware = SessionMiddleware(counter("n"), store)
+    environ: dict[str, Any] = {}
+    setup_testing_defaults(environ)
+    headers: list[list[tuple[str, str]]] = []
+
+    def start_response(status: str, sent: list[tuple[str, str]], *_: Any) -> None:
+        headers.append(sent)
+
+    for _ in range(2):
+        body = b"".join(middleware(environ, start_response))
+        cookies = [v for k, v in headers[-1] if k == "Set-Cookie"]
+        assert len(cookies) == 1
+        environ["HTTP_COOKIE"] = cookies[0].partition(";")[0]
+    assert body == b"[('n', 2)]"
+    key = environ["HTTP_COOKIE"].partition("=")[2]
+    assert dict(middleware.open_session(key)) == {"n": 2}

@@ -190,3 +190,14 @@ def test_a_fallback_holding_a_comma_alone_is_still_one_key(key: str | bytes) -> 
     """A key of ``pwgen -y`` may hold a comma: it is no list of keys."""
     store = SignedCookieStore(SECRET, fallbacks=[key])
     assert repr(store) == "SignedCookieStore(<1 fallbacks>, encrypt=False)"
+
+
+def test_random_binary_fallbacks_holding_commas_are_keys() -> None:
+    """``os.urandom()`` keys: one 32-byte key in eight holds a comma, and
+    one in 256 ends with one; measured as text, their bytes over 0x7f took
+    three bytes each. They were refused at startup as a comma-separated
+    list, at random (one pair of fallbacks in a hundred)."""
+    halves = b"\xff" * 16 + b"," + b"\xfe" * 16
+    ending = b"\x80" * 31 + b","
+    store = SignedCookieStore(SECRET, fallbacks=[halves, ending, OLD])
+    assert repr(store) == "SignedCookieStore(<3 fallbacks>, encrypt=False)"

@@ -202,3 +202,14 @@ def test_a_cluster_seed_list_may_have_spaces_after_its_commas(
     assert store.create(key, b"reached", later()) == key
     assert store.load(key) is not None
     store.close()
+
+
+@pytest.mark.parametrize("password", ["Zx9@kQ7=wP", "Zx9@kQ7=wP=="])
+def test_an_at_then_an_equals_sign_in_a_sql_password_is_refused(password: str) -> None:
+    """The check read up to the first '=' for the host part, taking it for
+    a query's: "Zx9@kQ7=wP" passed, and SQLAlchemy took "kQ7=wP@127.0.0.1"
+    for the host, shown by the store's repr and every connection error."""
+    url = f"postgresql+psycopg://urls:{password}@127.0.0.1:{free_port()}/postgres"
+    with pytest.raises(ConfigError, match="%40") as caught:
+        SQLStore(url)
+    assert "kQ7" not in "".join(traceback.format_exception(caught.value))

@@ -61,7 +61,7 @@ def save_late(response: LateSaving) -> None:
         response.status,
     )
     client_side = response.setup.store.client_side
-    if wanted is DELETE and client_side and getattr(response, "sent_key", None) != "":
+    if wanted is DELETE and client_side and _client_keeps_a_session(response):
         # flush(): only a deleting cookie could end it, and none went out
         _warn_lost(response, "cookie store (flush(): the client keeps its cookie)")
         return
@@ -89,6 +89,16 @@ def _warn_lost(response: LateSaving, kind: str) -> None:
         kind,
     )
     response.failed = True  # close() must not try (and warn) again
+
+
+def _client_keeps_a_session(response: LateSaving) -> bool:
+    """Whether the client holds a cookie that names a live session: the one
+    the headers sent, or else one the request offered that loaded (not an
+    expired or rejected one, which ends no session if left alone)."""
+    sent: str | None = getattr(response, "sent_key", None)
+    if sent is not None:
+        return sent != ""
+    return response.session._offered_key_loaded
 
 
 def _client_holds(response: LateSaving, key: str) -> bool:

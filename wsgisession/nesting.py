@@ -29,16 +29,18 @@ def outer_session_serves(setup: ResponseSetup, environ: dict[str, Any]) -> bool:
     requests: same store, same settings.
 
     False if there is no such session (a value of another kind under the
-    environ key is replaced, as before); ConfigError, naming what differs,
-    if it is one this middleware cannot stand for.
+    environ key is replaced, as before, and so is the session of a request
+    whose response ended: an environ passed again); ConfigError, naming
+    what differs, if it is one this middleware cannot stand for.
     """
     key: object = setup.environ_key
     outer = environ.get(setup.environ_key)
-    if not isinstance(outer, Session):  # another environ key, the same cookie?
+    if not _served(outer):  # another environ key, the same cookie?
         key = environ.get(setup.cookie_mark)
         outer = environ.get(key) if isinstance(key, str) else None
-        if not isinstance(outer, Session):
+        if not _served(outer):
             return False
+    assert isinstance(outer, Session)
     differing = _differing(_options_of(outer), setup.settings)
     if outer._store is not setup.store:
         differing.insert(0, "store (another Store object)")
@@ -53,6 +55,11 @@ def outer_session_serves(setup: ResponseSetup, environ: dict[str, Any]) -> bool:
         "settings (it then passes requests through), or, for a second, "
         "independent session, give it its own environ_key and cookie_name"
     )
+
+
+def _served(value: object) -> bool:
+    """Whether ``value`` is the session of a request a middleware serves now."""
+    return isinstance(value, Session) and value._serving
 
 
 def _options_of(session: Session) -> dict[str, Any]:

@@ -77,9 +77,11 @@ def handle(
     """
     response = new_response(setup, environ, start_response)
     session = environ[setup.environ_key] = response.session
+    session._serving = True
     try:
         result = app(environ, response.start_response)
     except BaseException:
+        session._serving = False
         session.release_lock()
         raise
     if (
@@ -101,6 +103,7 @@ def handle(
     finally:  # touched or not (accessed set back to False, a retry's
         # discarded attempt), and when the detection raises (a value JSON
         # refuses): a loaded session may hold the lock
+        session._serving = False
         if session._record is not None or setup.lock:
             session.release_lock()
     response.server_write = start_response(
@@ -286,6 +289,7 @@ class Response:
                 _close_quietly(result)
                 raise
             finally:
+                session._serving = False
                 session.release_lock()
             return result
         self.may_save_again = True
@@ -432,6 +436,7 @@ class Response:
             if not self.failed and self.server_write is not None:
                 save_late(self)
         finally:
+            self.session._serving = False
             self.session.release_lock()
 
     def __repr__(self) -> str:

@@ -78,6 +78,11 @@ class Session(WriteMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str
     #: Whether the session moved to a new key (``cycle_key()``,
     #: ``bind_user()``): an attempt run again must send its cookie.
     _key_moved = False
+    #: Whether a middleware serves the request of this session, from the
+    #: app's call to the response's end: only then is it the session of an
+    #: outer middleware to a nested one (see ``nesting``), not one left in
+    #: an environ that a server or a test passes again for a new request.
+    _serving = False
 
     @classmethod
     def request_factory(

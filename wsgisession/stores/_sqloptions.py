@@ -63,9 +63,12 @@ def misread_password(url: str, parsed: URL) -> bool:
     ``url``'s at an '@' of the password itself (and took the rest for the
     host, shown in every message): what it read as the host, port, database
     or a query key, which never hold an '@', holds one (a query value may:
-    ``?application_name=me@web1``)."""
+    ``?application_name=me@web1``). The host is checked on its own: a '='
+    of the password after its '@' (``S3cr@t=42``) begins no query."""
     if parsed.password is None:
         return False
+    if "@" in (parsed.host or ""):
+        return True
     rest = url.partition("://")[2]
     after = rest[rest.index("@", rest.index(":")) + 1 :]
     return "@" in after.partition("=")[0]

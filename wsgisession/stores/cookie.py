@@ -165,9 +165,18 @@ def _secrets(
     keys = [c.strong_secret("secret_key", secret_key)]
     for index, key in enumerate(fallbacks or ()):
         keys.append(c.strong_secret(f"fallbacks[{index}]", key))
-    texts = [key.decode("utf-8", "surrogateescape") for key in keys[1:]]
-    _refuse_comma_lists("fallbacks", texts)
+    _refuse_comma_lists("fallbacks", [_as_text(key) for key in keys[1:]])
     return keys
+
+
+def _as_text(key: bytes) -> str:
+    """``key`` as text, to look for a list of keys in it; "" for bytes that
+    are no UTF-8 (``os.urandom()``'s): no text was split into them, and the
+    commas such a key may hold (one in eight of 32 bytes) are its own."""
+    try:
+        return key.decode("utf-8")
+    except UnicodeDecodeError:
+        return ""
 
 
 def _refuse_comma_lists(name: str, keys: Sequence[str]) -> None:
