@@ -109,6 +109,7 @@ def handle(
     response.server_write = start_response(
         response.status, response.headers, response.exc_info
     )
+    response.exc_info = None  # see Response.send_headers
     return result
 
 
@@ -259,7 +260,10 @@ class Response:
             # raises, then ends the body as if complete): save nothing.
             self.failed = True
             if exc_info is not None:
-                raise exc_info[1].with_traceback(exc_info[2])
+                try:
+                    raise exc_info[1].with_traceback(exc_info[2])
+                finally:
+                    exc_info = None  # PEP 3333: no cycle through the traceback
             raise AssertionError("start_response() again after the headers went out")
         self.status, self.headers, self.exc_info = status, headers, exc_info
         return self.write
@@ -347,6 +351,7 @@ class Response:
         self.server_write = self.server_start_response(
             self.status, headers, self.exc_info
         )
+        self.exc_info = None  # PEP 3333: its traceback's frames hold this response
 
     def cookie_headers(self, final: bool) -> Headers:
         """The ``Set-Cookie`` headers this response needs, saving first when ``final``.
@@ -432,6 +437,7 @@ class Response:
 
     def close(self) -> None:
         """The server closed the response: save anything left, release the lock."""
+        self.exc_info = None  # headers never sent (the client went away)
         try:
             if not self.failed and self.server_write is not None:
                 save_late(self)
