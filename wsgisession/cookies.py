@@ -73,7 +73,7 @@ new_session_state = functools.partial(tuple.__new__, SessionState)
 def is_touched(accessed: bool, modified: bool, settings: Settings) -> bool:
     """Whether a response must look at the session at all (else: headers as they are).
 
-    ``response.handle`` spells this out for the untouched request's path.
+    ``handling.handle`` spells this out for the untouched request's path.
     """
     return accessed or modified or settings.save_every_request
 

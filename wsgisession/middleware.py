@@ -11,8 +11,9 @@ from typing import Any, Self, Unpack
 from .cleanup import Sweeper
 from .config import Options, Settings
 from .errors import ConfigError
+from .handling import handle
 from .nesting import outer_session_serves
-from .response import Response, ResponseSetup, handle
+from .response import Response, ResponseSetup
 from .serializers import PickleSerializer, Serializer, resolve_serializer
 from .session import Session
 from .stores.base import Store

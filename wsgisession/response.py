@@ -36,7 +36,7 @@ from .offered_keys import OfferedKeys
 from .response_setup import ResponseSetup
 from .session import Session
 
-__all__ = ["Response", "ResponseSetup", "handle", "new_response"]
+__all__ = ["Headers", "Response", "ResponseSetup", "StartResponse", "new_response"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,57 +60,6 @@ def _close_quietly(result: Iterable[bytes]) -> None:
 
 def _no_start_response(*args: Any) -> Callable[[bytes], Any]:
     raise AssertionError("a detached response never starts a response")
-
-
-def handle(
-    setup: ResponseSetup,
-    app: Callable[..., Iterable[bytes]],
-    environ: dict[str, Any],
-    start_response: StartResponse,
-) -> Iterable[bytes]:
-    """One request through the middleware: the session into ``environ``, the
-    app called, its result wrapped (see :meth:`Response.respond`).
-
-    The most common result, a complete body with the headers not sent
-    yet, is settled here: a request that never touched its session lets
-    the app's headers through as they are, any other saves first.
-    """
-    response = new_response(setup, environ, start_response)
-    session = environ[setup.environ_key] = response.session
-    session._serving = True
-    try:
-        result = app(environ, response.start_response)
-    except BaseException:
-        session._serving = False
-        session.release_lock()
-        raise
-    if (
-        type(result) is not list
-        or response.status is None
-        or response.server_write is not None
-    ):
-        return response.respond(result)
-    try:
-        # is_touched(), spelled out: every request of the app comes here.
-        if (
-            session.accessed
-            or session.modified
-            or setup.save_every_request
-            or (session._changes is not None and session.detect_changes())
-        ):
-            response.send_headers(True, True)
-            return result
-    finally:  # touched or not (accessed set back to False, a retry's
-        # discarded attempt), and when the detection raises (a value JSON
-        # refuses): a loaded session may hold the lock
-        session._serving = False
-        if session._record is not None or setup.lock:
-            session.release_lock()
-    response.server_write = start_response(
-        response.status, response.headers, response.exc_info
-    )
-    response.exc_info = None  # see Response.send_headers
-    return result
 
 
 def _touched(session: Session, settings: Settings) -> bool:
