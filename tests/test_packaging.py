@@ -20,6 +20,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 import wsgisession
 
@@ -274,7 +275,7 @@ LOWEST_VERSION_TESTS = (
 
 def lowest_versions() -> list[str]:
     """``name==version`` for each dependency of the package and of its
-    runtime extras, at the lowest version setup.cfg allows."""
+    runtime extras, at the lowest version setup.cfg allows on this Python."""
     setup_cfg = configparser.ConfigParser()
     setup_cfg.read(ROOT / "setup.cfg")
     lines = setup_cfg["options"]["install_requires"].split("\n")
@@ -282,9 +283,12 @@ def lowest_versions() -> list[str]:
         lines += setup_cfg["options.extras_require"][extra].split("\n")
     pins = []
     for line in filter(None, (line.strip() for line in lines)):
-        match = re.fullmatch(r"([A-Za-z0-9_.-]+)>=([0-9.]+)", line)
+        requirement = Requirement(line)
+        if requirement.marker and not requirement.marker.evaluate():
+            continue  # for another Python version
+        match = re.fullmatch(r">=([0-9.]+)", str(requirement.specifier))
         assert match, f"{line!r} names no lowest version"
-        pins.append(f"{match[1]}=={match[2]}")
+        pins.append(f"{requirement.name}=={match[1]}")
     return pins
 
 

@@ -11,8 +11,10 @@ import gc
 import os
 import signal
 import sqlite3
+import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,8 +22,9 @@ import pytest
 from pymemcache.client.base import Client  # type: ignore[import-untyped]
 from servers import ServerProcess
 
+from wsgisession.errors import StoreUnavailable
 from wsgisession.keys import generate_key
-from wsgisession.stores import FileStore, MemcachedStore, SQLStore
+from wsgisession.stores import FileStore, MemcachedStore, SQLiteStore, SQLStore
 
 #: Idle connections a MemcachedStore keeps per server (docs/stores.rst).
 KEEP_IDLE = 100
@@ -82,6 +85,51 @@ def test_a_file_store_dropped_without_close_releases_its_lock_files(
         del store
         gc.collect()
     assert open_descriptors() == before
+
+
+@pytest.mark.usefixtures("young_heap")  # only this test's objects are collected
+def test_sqlite_connections_of_ended_threads_close_without_a_warning(
+    tmp_path: Path,
+) -> None:
+    """A thread-per-request server (the demo's, Flask's development server):
+    each request's thread opens a connection of its own, which goes with the
+    thread. It is closed then, and never reported as left open: Python 3.13
+    warns (ResourceWarning) of a connection collected unclosed, which under
+    ``-W error`` fails an app's own tests."""
+    path = tmp_path / "sessions.sqlite3"
+    store = SQLiteStore(path)
+
+    def request() -> None:
+        store.create(generate_key(), b"x", later())
+
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResourceWarning)
+            for _ in range(3):
+                thread = threading.Thread(target=request)
+                thread.start()
+                thread.join()
+            gc.collect()
+        assert [str(warning.message) for warning in caught] == []
+        assert open_descriptors(str(path)) == 0
+    finally:
+        store.close()
+
+
+def test_a_sqlite_database_that_cannot_be_opened_leaves_no_unraisable_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection whose opening failed is collected at once: closing it
+    then must not report an error of its own on stderr."""
+    path = tmp_path / "sessions.sqlite3"
+    store = SQLiteStore(path)
+    path.mkdir(mode=0o700)  # after the constructor, which refuses a directory
+    reported: list[object] = []
+    monkeypatch.setattr(sys, "unraisablehook", reported.append)
+    with pytest.raises(StoreUnavailable, match="unable to open"):
+        store.load(generate_key())
+    gc.collect()
+    assert reported == []
 
 
 def test_memcached_keeps_a_bounded_pool_after_a_burst_of_threads(
