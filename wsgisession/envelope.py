@@ -34,6 +34,7 @@ __all__ = [
     "IMMUTABLE_TYPES",
     "CorruptRecord",
     "Envelope",
+    "Parts",
     "decode",
     "encode",
     "encode_text",
@@ -63,6 +64,10 @@ class Envelope(NamedTuple):
 #: ``__new__`` (the hot paths make one or two per request).
 new_envelope = functools.partial(tuple.__new__, Envelope)
 
+#: An envelope's five parts in its order, as a plain tuple: what a save
+#: makes to encode and keep needs no field names (an ``Envelope`` is one).
+Parts = tuple[dict[str, Any], float, Expiry, float | None, str | None]
+
 
 class CorruptRecord(ValueError):
     """A record that cannot be read back; the session starts empty."""
@@ -75,7 +80,7 @@ def encode(serializer: Serializer, envelope: Envelope) -> bytes:
 
 def encode_text(
     serializer: Serializer,
-    envelope: Envelope,
+    envelope: Parts,
     previous: bytes | None = None,
     changed: Iterable[str] = (),
     key: str | None = None,
@@ -191,7 +196,7 @@ def remember(
     serializer: Serializer,
     key: str,
     payload: bytes,
-    parts: Envelope,
+    parts: Parts,
     text: DataText | None = None,
 ) -> None:
     """Keep ``parts`` as the decoding of session ``key``'s record ``payload``,
@@ -200,7 +205,7 @@ def remember(
     ``text`` is the text :func:`encode_text` made of the data: its values are
     then known to be plain.
     """
-    data = parts.data
+    data, created, expiry, saved_at, user = parts
     kept = _decoded.pop(key, None)
     if (
         type(serializer) is not TaggedJSONSerializer
@@ -215,7 +220,6 @@ def remember(
             pass  # another thread changed the cache meanwhile: look again
     if kept is not None and text is None and kept[0] == payload:
         text = kept[2]  # the same record decoded again: its text still applies
-    _, created, expiry, saved_at, user = parts
     _decoded[key] = (
         payload,
         new_envelope((dict(data), created, expiry, saved_at, user)),

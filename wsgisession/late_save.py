@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from .cookie_header import cookie_values
-from .cookies import DELETE, SET, decide
+from .cookies import DELETE, SET
 from .offered_keys import OfferedKeys
 from .response_setup import ResponseSetup
 from .session import Session
@@ -55,10 +55,8 @@ def save_late(response: LateSaving) -> None:
         session.load()
     session.detect_changes()
     assert response.status is not None
-    wanted = decide(
-        session.cookie_state(response.had_cookie),
-        response.setup.settings,
-        response.status,
+    wanted = session._cookie_action(
+        response.had_cookie, response.setup.settings, response.status
     )
     client_side = response.setup.store.client_side
     if wanted is DELETE and client_side and _client_keeps_a_session(response):

@@ -25,7 +25,6 @@ from .cookies import (
     NOTHING,
     SET,
     add_session_headers,
-    decide,
     deleting_cookie,
     is_touched,
     session_cookie,
@@ -320,7 +319,7 @@ class Response:
         if session._changes is not None:  # else nothing to detect (no call)
             session.detect_changes()
         assert self.status is not None
-        action = decide(session.cookie_state(self.had_cookie), settings, self.status)
+        action = session._cookie_action(self.had_cookie, settings, self.status)
         if action is NOTHING:
             return []
         secure = setup.secure

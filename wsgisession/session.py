@@ -26,9 +26,9 @@ from . import clock
 from . import expiry as rules
 from .changes import ChangeSet, setting
 from .config import Settings
-from .cookies import SessionState, new_session_state
 from .envelope import IMMUTABLE_TYPES
 from .serializers import Serializer, resolve_serializer
+from .session_cookie import CookiePolicyMethods
 from .session_expiry import ExpiryMethods, TestCookieMethods
 from .session_factory import KeySource, bound_factory
 from .session_record import SessionRecord, new_session_record
@@ -40,7 +40,13 @@ __all__ = ["Session"]
 _UNSET: Any = object()
 
 
-class Session(WriteMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str, Any]):
+class Session(
+    WriteMethods,
+    CookiePolicyMethods,
+    ExpiryMethods,
+    TestCookieMethods,
+    MutableMapping[str, Any],
+):
     """A session bound to a store. ``environ["wsgisession"]`` is one of these.
 
     ``accessed`` and ``modified`` are plain attributes, as in Django: any
@@ -366,30 +372,6 @@ class Session(WriteMethods, ExpiryMethods, TestCookieMethods, MutableMapping[str
     def is_empty(self) -> bool:
         """True when the session has neither a key nor any data (loads it)."""
         return self.loaded_record().key is None and not self._data
-
-    def cookie_state(self, had_cookie: bool) -> SessionState:
-        """The session as the cookie policy sees it (loads it)."""
-        self.accessed = True  # loaded_record(), spelled out: every response asks
-        record = self._record
-        if self._data is None or record is None:
-            record = self.loaded_record()
-        return new_session_state(
-            (
-                True,
-                self.modified or self._saved_by_app,
-                record.key is None and not self._data,
-                had_cookie,
-                # reissue_due() when there is a reissue_time (no call otherwise)
-                record.settings.reissue_time is not None and record.reissue_due(),
-            )
-        )
-
-    def reissue_due(self) -> bool:
-        """Whether ``reissue_time`` says to re-save this stored session now: its
-        last save is that old, or ahead of the clock (set back since, or a
-        host whose clock is ahead saved it)."""
-        record = self._record
-        return record is not None and record.reissue_due()
 
     # -- expiry ------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from . import expiry as rules
 from ._recordtext import DataText, save_moment
 from .changes import ChangeSet
 from .config import Settings
-from .envelope import CorruptRecord, Envelope, new_envelope
+from .envelope import CorruptRecord, Envelope, Parts
 from .errors import SessionError, SessionInterrupted, StoreUnavailable
 from .logthrottle import ThrottledWarning, WarningPerItem
 from .serializers import Serializer
@@ -199,7 +199,7 @@ class SessionRecord:
         now, now_text = save_moment(clock.now())
         if not self.stored:  # first saved now
             self.created = now
-        parts = new_envelope((data, self.created, self.expiry, now, user))
+        parts = (data, self.created, self.expiry, now, user)
         payload, _ = envelope.encode_text(self.serializer, parts, saved_text=now_text)
         age = lifetime(self.settings, self.expiry, self.created, now)
         store = self.store
@@ -236,7 +236,7 @@ class SessionRecord:
         loaded = self.loaded
         now, now_text = save_moment(clock.now())
         # The record as merged, set by the last call of merge() (a store may retry).
-        parts: Envelope
+        parts: Parts
         payload: bytes
         age: float
         text: DataText | None
@@ -246,20 +246,21 @@ class SessionRecord:
             if current is None:
                 raise SessionInterrupted()
             if loaded is not None and current == loaded.payload:  # unchanged since
-                parts = new_envelope((data, self.created, self.expiry, now, self.user))
+                parts = (data, self.created, self.expiry, now, self.user)
                 changed = () if changes is None else changes.changed
                 payload, text = envelope.encode_text(
                     self.serializer, parts, current, changed, self.key, now_text
                 )
                 age = lifetime(self.settings, self.expiry, self.created, now)
             else:
-                parts = self._merged_with(current, data, changes, now, self.key)
+                merged = self._merged_with(current, data, changes, now, self.key)
                 payload, text = envelope.encode_text(
-                    self.serializer, parts, saved_text=now_text
+                    self.serializer, merged, saved_text=now_text
                 )
                 # The record's expiry as merged: another request's set_expiry()
                 # stands unless this one set its own.
-                age = lifetime(self.settings, parts.expiry, parts.created, now)
+                age = lifetime(self.settings, merged.expiry, merged.created, now)
+                parts = merged
             return payload, now + age
 
         assert self.key is not None
@@ -298,7 +299,7 @@ class SessionRecord:
     def _saved(
         self,
         key: str,
-        parts: Envelope,
+        parts: Parts,
         record: Record,
         age: float,
         text: DataText | None,
