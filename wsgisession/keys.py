@@ -56,11 +56,14 @@ def storage_key(session_key: str) -> str:
     """The name a server-side store files a session under (hex SHA-256).
 
     Kept for the ids seen lately: a request that loads and saves its
-    session names its record twice.
+    session names its record twice. Any text has one (an id is ASCII, and
+    its UTF-8 is its ASCII): ``delete()`` of a string no session can have,
+    non-ASCII included, names an absent record, not an error.
     """
     name = _storage_keys.get(session_key)
     if name is None:
-        name = hashlib.sha256(session_key.encode("ascii")).hexdigest()
+        data = session_key.encode("utf-8", "surrogatepass")
+        name = hashlib.sha256(data).hexdigest()
         if len(_storage_keys) >= _MAX_STORAGE_KEYS:
             _storage_keys.clear()
         _storage_keys[session_key] = name

@@ -54,8 +54,7 @@ def make_middleware(
     """
     from .middleware import SessionMiddleware
 
-    # With a prefix, Paste never hands an app [DEFAULT]: the whole mapping is read.
-    local, global_conf = _split_section(settings) if not prefix else (settings, {})
+    local, global_conf = _split_section(settings, prefix)
     options, spec = parse_settings(
         pyramid_names_translated(local, prefix), prefix, global_conf=global_conf
     )
@@ -72,18 +71,39 @@ def _build_store(spec: StoreSpec, prefix: str = "") -> Store:
 
 
 def _split_section(
-    settings: Mapping[str, Any],
+    settings: Mapping[str, Any], prefix: str
 ) -> tuple[Mapping[str, Any], dict[str, Any]]:
-    """(local keys, globals) of ``settings``: a ``configparser`` section also
-    holds its file's ``[DEFAULT]`` keys, which are globals, as Paste Deploy
-    reads them (a key ``[DEFAULT]`` has too is a global); any other mapping
-    is all local."""
+    """(local keys, globals) of ``settings``: without a ``prefix``, a
+    ``configparser`` section also holds its file's ``[DEFAULT]`` keys, which
+    are globals, as Paste Deploy reads them (a key ``[DEFAULT]`` has too is a
+    global); with one (Paste never hands an app ``[DEFAULT]``), and for any
+    other mapping, all is local. A value the section cannot give (a lone
+    ``%``) is a ConfigError naming its key, never showing the value."""
     if not isinstance(settings, configparser.SectionProxy):
         return settings, {}
-    defaults = settings.parser.defaults()
-    globals_ = {key: settings[key] for key in defaults}
-    local = {key: value for key, value in settings.items() if key not in defaults}
+    try:
+        if prefix:
+            return dict(settings), {}
+        defaults = settings.parser.defaults()
+        globals_ = {key: settings[key] for key in defaults}
+        local = {key: value for key, value in settings.items() if key not in defaults}
+    except configparser.Error as exc:
+        raise _unreadable(settings.name, exc) from None
     return local, globals_
+
+
+def _unreadable(section: str, exc: configparser.Error) -> ConfigError:
+    """ConfigError for a value of ``section`` that configparser cannot give:
+    its key and why, not the value (configparser's message shows it)."""
+    option = getattr(exc, "option", "")
+    reference = getattr(exc, "reference", "")
+    why = (
+        f"uses %({reference})s, which the section does not define"
+        if reference
+        else "has a bad %-substitution; write a literal % as %% and a "
+        "reference as %(name)s"
+    )
+    return ConfigError(f"[{section}] {option}: {why}")
 
 
 def filter_app_factory(
