@@ -19,12 +19,20 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from helpers import call, get, increment_app, new_session
 from pymemcache.client.base import Client  # type: ignore[import-untyped]
 from servers import ServerProcess
 
+from wsgisession import SessionMiddleware
 from wsgisession.errors import StoreUnavailable
 from wsgisession.keys import generate_key
-from wsgisession.stores import FileStore, MemcachedStore, SQLiteStore, SQLStore
+from wsgisession.stores import (
+    FileStore,
+    MemcachedStore,
+    RedisStore,
+    SQLiteStore,
+    SQLStore,
+)
 
 #: Idle connections a MemcachedStore keeps per server (docs/stores.rst).
 KEEP_IDLE = 100
@@ -179,6 +187,30 @@ def test_memcached_close_also_closes_a_connection_in_use(
     assert memcached_clients(fresh_memcached) == 0
 
 
+def test_redis_close_lets_a_command_in_flight_end(fresh_redis: ServerProcess) -> None:
+    """As above for the Redis store: the request's command completes (it
+    raised ValueError, "I/O operation on closed file", not even
+    StoreUnavailable), and its connection is closed as it comes back."""
+    store = RedisStore(fresh_redis.url, socket_timeout=10)
+    key = generate_key()
+    store.create(key, b"x", later())  # one pooled connection
+    loaded: list[object] = []
+    pool = store._client.connection_pool
+    assert fresh_redis.proc is not None
+    fresh_redis.proc.send_signal(signal.SIGSTOP)
+    try:
+        request = threading.Thread(target=lambda: loaded.append(store.load(key)))
+        request.start()
+        wait_for(lambda: pool.pool.qsize() < pool.max_connections)  # taken
+        time.sleep(0.1)  # the command is on its way
+        store.close()
+    finally:
+        fresh_redis.proc.send_signal(signal.SIGCONT)
+    request.join()
+    assert [getattr(record, "payload", None) for record in loaded] == [b"x"]
+    assert all(connection._sock is None for connection in pool._connections)
+
+
 def test_sql_close_also_closes_a_connection_in_use(tmp_path: Path) -> None:
     """As above for the SQL store: a statement waiting for the database
     while ``close()`` runs has its connection closed when it ends."""
@@ -199,4 +231,43 @@ def test_sql_close_also_closes_a_connection_in_use(tmp_path: Path) -> None:
         assert rows.fetchone() == (0,)  # the DELETE went through
     finally:
         blocker.close()
+    assert open_descriptors(str(path)) == 0
+
+
+@pytest.mark.usefixtures("young_heap")  # only this test's objects are collected
+def test_sqlite_connections_of_ended_threads_close_with_the_collector_off(
+    tmp_path: Path,
+) -> None:
+    """A server that starts a thread per request, or replaces its threads,
+    in an app that turns the cyclic collector off (``gc.disable()``, as some
+    gunicorn tunings do): each thread's connection closes as the thread
+    ends. On Python 3.11 a ``sqlite3.Connection`` refers to itself through
+    its statement cache, so it waited for a collection, holding the database
+    and its ``-wal`` open: with none, two descriptors a request, until the
+    process ran out of them and every request failed."""
+    path = tmp_path / "sessions.sqlite3"
+    middleware = SessionMiddleware(increment_app, store=SQLiteStore(path))
+    cookie = new_session(middleware)  # the main thread's connection stays open
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(100):
+            request = threading.Thread(target=call, args=(middleware, "", cookie))
+            request.start()
+            request.join()
+        held = open_descriptors(str(path)) + open_descriptors(f"{path}-wal")
+        status, _ = get(middleware, "", cookie)
+    finally:
+        gc.enable()
+        middleware.close()
+    assert status.startswith("200")
+    # The main thread's two, and one SQLite keeps for the next connection
+    # to reuse while another holds a lock on the file.
+    assert held <= 4
+    db = sqlite3.connect(path)
+    try:
+        (payload,) = db.execute("SELECT payload FROM wsgisession_sessions").fetchone()
+    finally:
+        db.close()
+    assert b'"counter":102' in payload  # every request saved
     assert open_descriptors(str(path)) == 0

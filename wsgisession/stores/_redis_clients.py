@@ -8,6 +8,8 @@ in messages: ``redaction.redact_url`` hides them.
 
 from __future__ import annotations
 
+import contextlib
+import queue
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -32,6 +34,7 @@ __all__ = [
     "check_bytes_client",
     "client_from_url",
     "follow_asks_to_new_masters",
+    "let_go",
 ]
 
 #: Connections the store's pool opens at most (per node of a cluster); more
@@ -85,6 +88,47 @@ def _split(url: str) -> SplitResult:
         ) from _cause(url, exc)
 
 
+class _Pool(redis.BlockingConnectionPool):
+    """redis-py's blocking pool, which lets go of its connections as
+    :func:`let_go` says: redis-py's ``disconnect()`` also closes those in
+    use, under their command, which then raised ValueError ("I/O operation
+    on closed file") out of redis-py, not even a RedisError."""
+
+    _let_go = 0  # let_go() calls so far: a connection taken before is closed
+
+    def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        connection = super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
+        connection.wsgisession_let_go = self._let_go
+        return connection
+
+    def release(self, connection: Any) -> None:
+        if getattr(connection, "wsgisession_let_go", self._let_go) != self._let_go:
+            connection.disconnect()  # taken before let_go(): not kept
+        super().release(connection)  # type: ignore[no-untyped-call]
+
+    def let_go(self) -> None:
+        """Disconnect the idle connections (taken out while closed: no
+        other thread starts a command on one), and those in use as their
+        commands end."""
+        self._let_go += 1
+        idle: list[Any] = []
+        with contextlib.suppress(queue.Empty):
+            while True:
+                idle.append(self.pool.get_nowait())
+        for connection in idle:
+            if connection is not None:  # None: a slot not connected yet
+                connection.disconnect()
+            self.pool.put_nowait(connection)
+
+
+def let_go(pool: Any) -> None:
+    """Close ``pool``'s connections, those in use as their commands end."""
+    if isinstance(pool, _Pool):
+        pool.let_go()
+    else:  # pragma: no cover - every pool of a client the store made is one
+        pool.disconnect()
+
+
 def client_from_url(url: str, socket_timeout: float) -> Any:
     """A client for ``url``: a ``redis.Redis``, or for ``redis+cluster://`` a
     factory that builds the ``RedisCluster`` on first use (its constructor
@@ -100,7 +144,7 @@ def client_from_url(url: str, socket_timeout: float) -> Any:
         )
     _check_path(url, parts)
     try:
-        pool = redis.BlockingConnectionPool.from_url(
+        pool = _Pool.from_url(
             url,
             max_connections=POOL_SIZE,
             timeout=POOL_WAIT,
@@ -199,7 +243,7 @@ def _cluster_factory(url: str, socket_timeout: float) -> Callable[[], RedisClust
             socket_connect_timeout=socket_timeout,
             # Each node's pool waits for a free connection: a full plain pool
             # raises ConnectionError, which the cluster takes for a lost node.
-            connection_pool_class=redis.BlockingConnectionPool,
+            connection_pool_class=_Pool,
             max_connections=POOL_SIZE,
             timeout=POOL_WAIT,
             # No blind replay here either (RedisCluster retries a command

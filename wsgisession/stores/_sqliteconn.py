@@ -59,13 +59,35 @@ class _Connection(sqlite3.Connection):
     """A connection that can be weakly referenced (the base class cannot).
 
     The connection of a thread that ended (or of a store dropped unclosed)
-    is closed as it is collected, as an ``sqlite3.Connection`` always was,
-    but on purpose: Python 3.13 warns (ResourceWarning) of one collected open.
+    is closed with the thread's storage (:class:`_Held`); one collected
+    open all the same (its set-up failed) is closed here, as an
+    ``sqlite3.Connection`` always was, but on purpose: Python 3.13 warns
+    (ResourceWarning) of one collected open.
     """
 
     def __del__(self) -> None:
         with contextlib.suppress(sqlite3.ProgrammingError):  # it never opened
             self.close()
+
+
+class _Held:
+    """A thread's connection, kept in its thread-local storage: closed when
+    that storage goes (the thread ended, or the store was dropped), in the
+    process that opened it only (never a forked child's copy). A dropped
+    connection would wait for the cycle collector instead (on Python 3.11
+    it refers to itself through its statement cache), with the database and
+    its ``-wal`` open: forever with the collector disabled."""
+
+    __slots__ = ("connection", "pid")
+
+    def __init__(self, connection: _Connection) -> None:
+        self.connection = connection
+        self.pid = os.getpid()
+
+    def __del__(self, getpid: Callable[[], int] = os.getpid) -> None:
+        if getpid() == self.pid:
+            with contextlib.suppress(sqlite3.Error):  # nothing to tell anyone
+                self.connection.close()
 
 
 def _identity(path: str) -> Identity | None:
@@ -208,8 +230,8 @@ class Connections:
     """This store's connections, one per thread, checked against the file.
 
     ``close()`` closes every thread's connection (connections of threads
-    that ended are closed as the thread's storage goes); a thread opens a
-    new one on its next use.
+    that ended are closed as the thread's storage goes: see :class:`_Held`);
+    a thread opens a new one on its next use.
     """
 
     def __init__(
@@ -235,8 +257,9 @@ class Connections:
             self._local, self._open = threading.local(), weakref.WeakSet()
             self._pid = os.getpid()
         local = self._local
-        conn: _Connection | None = getattr(local, "connection", None)
-        if conn is not None and local.generation == self._generation:
+        held: _Held | None = getattr(local, "held", None)
+        if held is not None and local.generation == self._generation:
+            conn = held.connection
             if not write and time.monotonic() < local.next_check:
                 return conn
             if _identity(self.path) == local.identity:
@@ -258,12 +281,12 @@ class Connections:
 
     def drop(self) -> None:
         """Close this thread's connection, if it has one."""
-        conn = getattr(self._local, "connection", None)
-        self._local.connection = None
-        if conn is not None:
+        held: _Held | None = getattr(self._local, "held", None)
+        self._local.held = None
+        if held is not None:
             with self._guard:
-                self._open.discard(conn)
-            conn.close()
+                self._open.discard(held.connection)
+            held.connection.close()
 
     def close(self) -> None:
         """Close every thread's connection; each thread reopens on next use."""
@@ -296,7 +319,7 @@ class Connections:
         with self._guard:
             self._open.add(conn)
             local.generation = self._generation
-        local.connection, local.identity = conn, identity
+        local.held, local.identity = _Held(conn), identity
         local.next_check = time.monotonic() + _RECHECK
         return conn
 

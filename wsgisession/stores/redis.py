@@ -37,6 +37,7 @@ try:
         check_bytes_client,
         client_from_url,
         follow_asks_to_new_masters,
+        let_go,
     )
 except ImportError as exc:  # pragma: no cover - depends on the environment
     # Raised on construction: the module still imports, so that the ini
@@ -365,15 +366,16 @@ class RedisStore(Store):
         """Close the connections of the client this store made from its url;
         a client passed in is left open. The store reconnects if used again."""
         if self._owns_client and self._client is not None:
-            self._client.close()
-            # RedisCluster.close() leaves its nodes' pools connected (redis-py
-            # closes a pool only with the client that created it).
+            # Not Redis.close(): it cuts the commands in flight short.
             manager = getattr(self._client, "nodes_manager", None)
-            if manager is not None:
+            if manager is None:
+                let_go(self._client.connection_pool)
+            else:  # RedisCluster.close() leaves its nodes' pools connected
+                self._client.close()
                 nodes = [*manager.nodes_cache.values(), *manager.startup_nodes.values()]
                 for node in nodes:
                     if node.redis_connection is not None:
-                        node.redis_connection.connection_pool.disconnect()
+                        let_go(node.redis_connection.connection_pool)
         if self._connect is not None:  # a cluster is mapped again if used again
             self._client = None
 
