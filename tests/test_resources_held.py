@@ -211,6 +211,32 @@ def test_redis_close_lets_a_command_in_flight_end(fresh_redis: ServerProcess) ->
     assert all(connection._sock is None for connection in pool._connections)
 
 
+def test_redis_close_also_closes_a_connection_still_connecting(
+    fresh_redis: ServerProcess,
+) -> None:
+    """As above, for a connection the request was still opening when
+    ``close()`` ran (the pool had none idle: the store's first request, a
+    burst): redis-py's handshake waits for the server's reply. It came back
+    marked as taken after ``close()``, and stayed open in the pool."""
+    store = RedisStore(fresh_redis.url, socket_timeout=10)
+    key = generate_key()
+    loaded: list[object] = []
+    pool = store._client.connection_pool
+    assert fresh_redis.proc is not None
+    fresh_redis.proc.send_signal(signal.SIGSTOP)
+    try:
+        request = threading.Thread(target=lambda: loaded.append(store.load(key)))
+        request.start()
+        wait_for(lambda: bool(pool._connections))  # made: connecting
+        time.sleep(0.1)  # the handshake is on its way
+        store.close()
+    finally:
+        fresh_redis.proc.send_signal(signal.SIGCONT)
+    request.join()
+    assert loaded == [None]
+    assert all(connection._sock is None for connection in pool._connections)
+
+
 def test_sql_close_also_closes_a_connection_in_use(tmp_path: Path) -> None:
     """As above for the SQL store: a statement waiting for the database
     while ``close()`` runs has its connection closed when it ends."""

@@ -97,8 +97,11 @@ class _Pool(redis.BlockingConnectionPool):
     _let_go = 0  # let_go() calls so far: a connection taken before is closed
 
     def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        # The count before taking it: a new connection's handshake waits for
+        # the server, and a let_go() meanwhile must close this one too.
+        let_go = self._let_go
         connection = super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
-        connection.wsgisession_let_go = self._let_go
+        connection.wsgisession_let_go = let_go
         return connection
 
     def release(self, connection: Any) -> None:
