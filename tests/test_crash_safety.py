@@ -105,7 +105,10 @@ def run_and_kill(
         time.sleep(random.Random(seed).uniform(*DELAY))
         alive = child.poll() is None
         os.kill(child.pid, signal.SIGKILL)
-        out, err = child.communicate(timeout=10)
+        child.wait(timeout=10)
+        # Not communicate(): it reads the pipes' descriptors, and would miss
+        # what readline() above buffered (up to 8 KB of acknowledgements).
+        out, err = child.stdout.read(), child.stderr.read()
     finally:
         if child.poll() is None:
             child.kill()
