@@ -9,9 +9,10 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from wsgisession import Session, envelope
 from wsgisession import _recordtext as _recordjson
-from wsgisession import envelope
 from wsgisession.serializers import TaggedJSONSerializer
+from wsgisession.stores import MemoryStore
 
 SERIALIZER = TaggedJSONSerializer()
 KEY = "k" * 43
@@ -183,6 +184,13 @@ def test_a_record_saved_again_is_the_encoders(
         return
     spliced, _ = envelope.encode_text(SERIALIZER, again, payload, changed, KEY)
     assert spliced == general
+    moment, moment_text = _recordjson.save_moment(abs(saved))
+    if moment_text is not None:  # a save's own time: joined in one pass
+        resaved = envelope.Envelope(changed_data, 1.5, None, moment)
+        joined, _ = envelope.encode_text(
+            SERIALIZER, resaved, payload, changed, KEY, moment_text
+        )
+        assert joined == SERIALIZER.dumps(record_of(changed_data, 1.5, moment))
     rewritten = _recordjson.changed_data_text(text, changed_data, changed)
     assert (rewritten is None) == (not is_plain(record))
 
@@ -191,14 +199,46 @@ def test_a_key_deleted_and_set_again_moves_to_the_end_as_the_encoder_has_it() ->
     first = envelope.Envelope({"a": 1, "b": 2}, 1.5, None, 2.5)
     payload, text = envelope.encode_text(SERIALIZER, first)
     assert text is not None
-    assert _recordjson.changed_data_text(text, {"b": 2, "a": 3}, {"a"}) is None
     envelope.remember(SERIALIZER, KEY, payload, first, text=text)
     moved = {"b": 2, "a": 3}
+    # The change set says a key was deleted: changed None, every item written.
     again, _ = envelope.encode_text(
-        SERIALIZER, envelope.Envelope(moved, 1.5, None, 3.5), payload, {"a"}, KEY
+        SERIALIZER, envelope.Envelope(moved, 1.5, None, 3.5), payload, None, KEY
     )
     assert again == SERIALIZER.dumps(record_of(moved, 1.5, 3.5))
     assert again.index(b'"b"') < again.index(b'"a"')
+
+
+def test_a_session_key_deleted_and_set_again_is_saved_in_the_data_s_order() -> None:
+    store = MemoryStore()
+    session = Session(store)
+    session.update(a=1, b=2)
+    session.save()
+    session["a"] = 0
+    session.save()  # kept: the next save starts from its text
+    key = session.session_key
+    again = Session(store, session_key=key)
+    del again["a"]
+    again["a"] = 3
+    again.save()
+    payload = store.load(key).payload
+    assert payload.index(b'"b"') < payload.index(b'"a"')
+    assert list(Session(store, session_key=key)) == ["b", "a"]
+
+
+def test_a_key_added_to_a_kept_record_is_saved() -> None:
+    store = MemoryStore()
+    session = Session(store)
+    session["a"] = 1
+    session.save()
+    session["a"] = 2
+    session.save()
+    key = session.session_key
+    again = Session(store, session_key=key)
+    again["a"] = 3
+    again["b"] = 4
+    again.save()
+    assert dict(Session(store, session_key=key)) == {"a": 3, "b": 4}
 
 
 def test_the_string_cache_stays_small_whatever_strings_a_client_sends() -> None:

@@ -19,11 +19,10 @@ answers None, and the caller encodes it the general way.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Iterable
 from json.encoder import encode_basestring
-from typing import Any, NamedTuple
+from typing import Any
 
 __all__ = [
     "MAX_KEPT_LENGTH",
@@ -31,6 +30,7 @@ __all__ = [
     "changed_data_text",
     "data_text",
     "record_text",
+    "resaved_text",
     "save_moment",
 ]
 
@@ -68,16 +68,9 @@ def save_moment(now: float) -> tuple[float, str | None]:
     return microseconds / 1_000_000, f"{digits[:-6]}.{digits[-6:].rstrip('0') or '0'}"
 
 
-class DataText(NamedTuple):
-    """The JSON of a session's data: its keys in order, and each item's text."""
-
-    keys: tuple[str, ...]
-    #: ``"key":value`` for each key, in the same order.
-    items: tuple[str, ...]
-
-
-#: ``DataText`` from a tuple of its parts, without a Python-level constructor.
-_data_text = functools.partial(tuple.__new__, DataText)
+#: The JSON of a session's data: ``"key":value`` for each of its keys, in
+#: the data's order (a new dict each save: a kept one is never changed).
+DataText = dict[str, str]
 
 
 def _string(value: str) -> str:
@@ -152,13 +145,13 @@ def data_text(data: dict[Any, Any]) -> DataText | None:
         key = next(iter(data))
         if type(key) is str and key.startswith(" "):  # the tag scheme wraps it
             return None
-    items = []
+    items = {}
     for key, value in data.items():
         item = _item(key, value)
         if item is None:
             return None
-        items.append(item)
-    return _data_text((tuple(data), tuple(items)))
+        items[key] = item
+    return items
 
 
 def changed_data_text(
@@ -166,20 +159,55 @@ def changed_data_text(
 ) -> DataText | None:
     """The JSON of ``data``: ``previous`` with the items of ``changed`` rewritten.
 
-    ``data`` must hold the values ``previous`` was made from, except under
-    ``changed``; None if its keys are not those of ``previous`` in the same
-    order (a key added, deleted or moved) or a changed value is not plain.
+    ``data`` must hold the keys of ``previous`` in the same order (no key
+    deleted since: the change set says so) and the values ``previous`` was
+    made from, except under ``changed``; None if a key was added (or a
+    changed value is not plain).
     """
-    keys = previous.keys
-    if tuple(data) != keys:
-        return None
-    items = list(previous.items)
-    for key in changed:  # a key of ``keys``: a string, its text kept
+    items = previous.copy()
+    for key in changed:
         text = _scalar(data[key])
         if text is None:
             return None
-        items[keys.index(key)] = f"{_strings.get(key) or _string(key)}:{text}"
-    return _data_text((keys, tuple(items)))
+        items[key] = f"{_strings.get(key) or _string(key)}:{text}"
+    if len(items) != len(data):  # a key added (or one deleted: see above)
+        return None
+    return items
+
+
+def resaved_text(
+    previous: DataText,
+    data: dict[str, Any],
+    changed: Iterable[str],
+    created: Any,
+    expiry: Any,
+    saved_text: str,
+    user: Any,
+) -> tuple[str, DataText] | None:
+    """:func:`changed_data_text` and :func:`record_text` in one call, for a
+    record saved again (``saved_text`` the JSON of its save time): the
+    record's text and its data's; None as either would say."""
+    items = previous.copy()
+    for key in changed:
+        text = _scalar(data[key])
+        if text is None:
+            return None
+        items[key] = f"{_strings.get(key) or _string(key)}:{text}"
+    if len(items) != len(data):
+        return None
+    created_text = _floats.get(created) if type(created) is float else None
+    if created_text is None:
+        created_text = _scalar(created)  # kept: the same at every save
+    expiry_text = "null" if expiry is None else _scalar(expiry)
+    user_text = "" if user is None else _scalar(user)
+    if created_text is None or expiry_text is None or user_text is None:
+        return None
+    user_part = "" if user is None else f',"user":{user_text}'
+    joined = ",".join(items.values())
+    return (
+        f'{{"v":1,"data":{{{joined}}},"created":{created_text}'
+        f',"expiry":{expiry_text},"saved":{saved_text}{user_part}}}'
+    ), items
 
 
 def record_text(
@@ -213,7 +241,7 @@ def record_text(
         if user_text is None:
             return None
         user_part = f',"user":{user_text}'
-    items = ",".join(data.items)
+    items = ",".join(data.values())
     return (
         f'{{"v":1,"data":{{{items}}},"created":{created_text}'
         f',"expiry":{expiry_text}{saved}{user_part}}}'

@@ -40,7 +40,10 @@ class ChangeSet:
 
     ``snapshots`` holds the serialized form of each mutable value the
     session handed out, as it was then; ``all_handed_out`` says that the
-    request was given every value (``values()``, ``items()``).
+    request was given every value (``values()``, ``items()``);
+    ``reordered`` that a key was deleted (or the data cleared) since the
+    last save, so that the data's keys may no longer be in the record's
+    order (a key deleted and set again comes last).
     """
 
     __slots__ = (
@@ -49,6 +52,7 @@ class ChangeSet:
         "cleared",
         "deleted",
         "expiry_changed",
+        "reordered",
         "snapshots",
     )
 
@@ -58,6 +62,7 @@ class ChangeSet:
         self.cleared = False
         self.expiry_changed = False
         self.all_handed_out = False
+        self.reordered = False
         self.snapshots: dict[str, bytes] = {}
 
     def __bool__(self) -> bool:
@@ -68,12 +73,13 @@ class ChangeSet:
         self.deleted.discard(key)
 
     def delete(self, key: str) -> None:
+        self.reordered = True
         self.deleted.add(key)
         self.changed.discard(key)
 
     def clear(self) -> None:
         """Everything before is dropped: the record is emptied on save."""
-        self.cleared = True
+        self.cleared = self.reordered = True
         self.changed.clear()
         self.deleted.clear()
         self.snapshots.clear()
@@ -114,7 +120,7 @@ class ChangeSet:
         self.snapshots = snapshots
         self.changed.clear()
         self.deleted.clear()
-        self.cleared = self.expiry_changed = False
+        self.cleared = self.expiry_changed = self.reordered = False
 
     def detect(self, data: dict[str, Any], dumps: Dumps) -> bool:
         """Mark the values changed in place since the snapshot; True if any were.
@@ -175,6 +181,7 @@ def setting(key: str) -> ChangeSet:
     changes.changed = {key}
     changes.deleted = set()
     changes.cleared = changes.expiry_changed = changes.all_handed_out = False
+    changes.reordered = False
     changes.snapshots = {}
     return changes
 

@@ -166,12 +166,14 @@ def session_cookie(
     max_age: int | None,
     secure: bool,
     now: float | None = None,
+    template: CookieTemplate | None = None,
 ) -> tuple[str, str]:
     """The ``Set-Cookie`` header carrying ``value``; no ``Max-Age`` means browser close.
 
     ``Expires`` is ``max_age`` after ``now``, the time of the save the
-    cookie follows if the caller has it (else the clock's). Raises
-    :class:`SessionCookieTooLarge` if browsers would drop it.
+    cookie follows if the caller has it (else the clock's). ``template``
+    is :func:`cookie_template` of ``settings`` and ``secure``, if the caller
+    holds it. Raises :class:`SessionCookieTooLarge` if browsers would drop it.
     """
     global _last_cookie
     if max_age is None:
@@ -182,7 +184,8 @@ def session_cookie(
     last_made_of, last_cookie = _last_cookie  # one read: threads replace it
     if made_of == last_made_of:
         return last_cookie  # type: ignore[return-value]
-    template = cookie_template(settings, secure)
+    if template is None:
+        template = cookie_template(settings, secure)
     if template is not None and _sent_unquoted(value):
         header = template.render(value, max_age, expires)
     else:

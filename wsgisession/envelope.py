@@ -24,7 +24,13 @@ import functools
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
-from ._recordtext import DataText, changed_data_text, data_text, record_text
+from ._recordtext import (
+    DataText,
+    changed_data_text,
+    data_text,
+    record_text,
+    resaved_text,
+)
 from .errors import UnserializableValue
 from .expiry import Expiry, check_stored
 from .serializers import Serializer, TaggedJSONSerializer
@@ -32,13 +38,16 @@ from .serializers import Serializer, TaggedJSONSerializer
 __all__ = [
     "FORMAT_VERSION",
     "IMMUTABLE_TYPES",
+    "KEPT_DECODINGS",
     "CorruptRecord",
     "Envelope",
     "Parts",
     "decode",
     "encode",
+    "encode_again",
     "encode_text",
     "forget",
+    "keep",
     "remember",
 ]
 
@@ -82,7 +91,7 @@ def encode_text(
     serializer: Serializer,
     envelope: Parts,
     previous: bytes | None = None,
-    changed: Iterable[str] = (),
+    changed: Iterable[str] | None = (),
     key: str | None = None,
     saved_text: str | None = None,
 ) -> tuple[bytes, DataText | None]:
@@ -90,13 +99,21 @@ def encode_text(
 
     ``previous`` is the payload of session ``key`` the data was loaded from
     and ``changed`` the keys set since: when that payload's text is kept,
-    only their items are written again. ``saved_text`` is the JSON of the
+    only their items are written again; None: keys were deleted since (the
+    data's order may differ), all are written. ``saved_text`` is the JSON of the
     record's save time, if known.
     """
     data, created, expiry, saved_at, user = envelope
     if type(serializer) is TaggedJSONSerializer:  # joined as version 1 writes it
         text = None
-        if previous is not None and key is not None:
+        if previous is not None and key is not None and changed is not None:
+            if saved_at is not None:
+                again = encode_again(
+                    serializer, key, previous, data, changed, created, expiry,
+                    saved_text, user,
+                )  # fmt: skip
+                if again is not None:
+                    return again
             kept = _decoded.get(key)
             if kept is not None and kept[2] is not None and kept[0] == previous:
                 text = changed_data_text(kept[2], data, changed)
@@ -128,6 +145,35 @@ def encode_text(
         if clash is not None:
             raise UnserializableValue(clash, data[clash], str(exc)) from exc
         raise
+
+
+def encode_again(
+    serializer: Serializer,
+    key: str | None,
+    previous: bytes,
+    data: dict[str, Any],
+    changed: Iterable[str],
+    created: float,
+    expiry: Expiry,
+    saved_text: str | None,
+    user: str | None,
+) -> tuple[bytes, DataText] | None:
+    """:func:`encode_text` of session ``key``'s record saved again, from the
+    text kept for ``previous`` (its payload as loaded, unchanged in the store
+    since; no key deleted since, ``changed`` set) with ``saved_text`` the JSON
+    of the save time; None if none is kept or it cannot be joined."""
+    if saved_text is None or type(serializer) is not TaggedJSONSerializer:
+        return None
+    kept = None if key is None else _decoded.get(key)
+    if kept is None or kept[2] is None or kept[0] != previous:
+        return None
+    again = resaved_text(kept[2], data, changed, created, expiry, saved_text, user)
+    if again is None:
+        return None
+    try:
+        return again[0].encode("utf-8"), again[1]
+    except UnicodeEncodeError:  # a lone surrogate: encode_text() reports it
+        return None
 
 
 def decode(serializer: Serializer, payload: bytes, key: str | None = None) -> Envelope:
@@ -174,6 +220,9 @@ def decode(serializer: Serializer, payload: bytes, key: str | None = None) -> En
 # the JSON text of the data when this process wrote it (for the next save
 # to start from).
 _decoded: dict[str, tuple[bytes, Envelope, DataText | None]] = {}
+#: The same dict, for ``SessionRecord.open()`` to read without a call: its
+#: entries' envelopes are shared, their data never handed out uncopied.
+KEPT_DECODINGS = _decoded
 _KEPT_RECORDS = 256
 _KEPT_RECORD_BYTES = 4096
 _STR_ONLY = frozenset((str,))
@@ -206,20 +255,38 @@ def remember(
     then known to be plain.
     """
     data, created, expiry, saved_at, user = parts
-    kept = _decoded.pop(key, None)
-    if (
-        type(serializer) is not TaggedJSONSerializer
-        or len(payload) > _KEPT_RECORD_BYTES
-        or not (text is not None or _immutable(data))
+    if type(serializer) is not TaggedJSONSerializer or not (
+        text is not None or _immutable(data)
     ):
+        _decoded.pop(key, None)
+        return
+    if text is None:  # the same record decoded again: its text still applies
+        kept = _decoded.get(key)
+        if kept is not None and kept[0] == payload:
+            text = kept[2]
+    keep(key, payload, text, data, created, expiry, saved_at, user)
+
+
+def keep(
+    key: str,
+    payload: bytes,
+    text: DataText | None,
+    data: dict[str, Any],
+    created: float,
+    expiry: Expiry,
+    saved_at: float | None,
+    user: str | None,
+) -> None:
+    """:func:`remember` of parts known to be kept (the default serializer's,
+    plain values), a copy of ``data`` among them; a large ``payload`` is not."""
+    kept = _decoded.pop(key, None)
+    if len(payload) > _KEPT_RECORD_BYTES:
         return
     while kept is None and len(_decoded) >= _KEPT_RECORDS:
         try:
             del _decoded[next(iter(_decoded))]  # the oldest
         except (KeyError, RuntimeError, StopIteration):
             pass  # another thread changed the cache meanwhile: look again
-    if kept is not None and text is None and kept[0] == payload:
-        text = kept[2]  # the same record decoded again: its text still applies
     _decoded[key] = (
         payload,
         new_envelope((dict(data), created, expiry, saved_at, user)),

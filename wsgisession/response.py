@@ -316,7 +316,8 @@ class Response:
             ):  # the app's load failed (the cookie stays), or it never used it
                 return []
             session.load()
-        if session._changes is not None:  # else nothing to detect (no call)
+        changes = session._changes
+        if changes is not None and changes.snapshots:  # else nothing to detect
             session.detect_changes()
         assert self.status is not None
         action = session._cookie_action(self.had_cookie, settings, self.status)
@@ -350,7 +351,9 @@ class Response:
             max_age, now = record.max_age_at_save, None
         else:
             max_age, now = session.cookie_max_age(), None
-        return [session_cookie(settings, record.key, max_age, secure, now)]
+        return [
+            session_cookie(settings, record.key, max_age, secure, now, setup.template)
+        ]
 
     def save(self, watch: bool = True) -> bool:
         """Save; False if another request deleted (or moved) the session

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from .cleanup import Sweeper
 from .config import Settings
-from .cookies import fixed_secure
+from .cookies import CookieTemplate, cookie_template, fixed_secure
 from .logthrottle import ThrottledWarning
 from .session import Session
 from .session_factory import KeySource
@@ -40,9 +40,12 @@ class ResponseSetup:
         "settings",
         "store",
         "sweeper",
+        "template",
         "warn_interrupted",
         "warn_late_change",
     )
+
+    template: CookieTemplate | None
 
     def __init__(
         self,
@@ -64,7 +67,9 @@ class ResponseSetup:
         self.save_every_request = settings.save_every_request
         self.lock = settings.lock
         #: The cookie's ``Secure`` flag, or None when the request's scheme says.
-        self.secure = fixed_secure(settings)
+        self.secure = secure = fixed_secure(settings)
+        #: The cookie's template when ``secure`` is fixed (else None: looked up).
+        self.template = None if secure is None else cookie_template(settings, secure)
         #: Runs the store's bounded cleanup now and then after a save (or None).
         self.sweeper = sweeper
         #: A client can make a save meet a deleted session at will (a logout

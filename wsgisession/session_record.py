@@ -20,10 +20,11 @@ from . import expiry as rules
 from ._recordtext import DataText, save_moment
 from .changes import ChangeSet
 from .config import Settings
-from .envelope import CorruptRecord, Envelope, Parts
+from .envelope import KEPT_DECODINGS, CorruptRecord, Envelope, Parts
 from .errors import SessionError, SessionInterrupted, StoreUnavailable
 from .logthrottle import ThrottledWarning, WarningPerItem
-from .serializers import Serializer
+from .record_moves import MoveMethods
+from .serializers import Serializer, TaggedJSONSerializer
 from .stores.base import Record, Store, create_bound, new_record, storage_key
 
 __all__ = ["SessionRecord"]
@@ -41,7 +42,7 @@ _CREATE_ATTEMPTS = 5
 _SAVED_AHEAD = 1.0
 
 
-class SessionRecord:
+class SessionRecord(MoveMethods):
     """Which record a session is, its parts as last loaded or saved, its lock.
 
     ``key`` is None until the session has (or reserves) an id; ``stored``
@@ -50,10 +51,8 @@ class SessionRecord:
     changed the record meanwhile.
     """
 
-    __slots__ = (
+    __slots__ = (  # with MoveMethods' expiry, held_lock and user
         "created",
-        "expiry",
-        "held_lock",
         "key",
         "loaded",
         "max_age_at_save",
@@ -62,7 +61,6 @@ class SessionRecord:
         "settings",
         "store",
         "stored",
-        "user",
     )
     # Set by new_session_record(), the way a session's record is made.
     store: Store
@@ -97,7 +95,20 @@ class SessionRecord:
             self.acquire_lock(session_key)
             locked = True
             record = store.load(session_key)  # as it is now, under the lock
-        parts = None if record is None else self.decode(record.payload, session_key)
+        kept = None
+        if record is None:
+            parts = None
+        else:  # envelope.decode()'s kept decoding, spelled out (no Envelope made)
+            kept = KEPT_DECODINGS.get(session_key)
+            if (
+                kept is not None
+                and kept[0] == record.payload
+                and type(self.serializer) is TaggedJSONSerializer
+            ):
+                parts = kept[1]  # shared: its data is copied below
+            else:
+                kept = None
+                parts = self.decode(record.payload, session_key)
         settings = self.settings
         try:
             dead = record is None or (
@@ -118,7 +129,7 @@ class SessionRecord:
             self.created = clock.now()
             return {}
         data, self.created, self.expiry, self.saved_at, self.user = parts
-        return data
+        return data if kept is None else dict(data)
 
     def decode(self, payload: bytes, session_key: str | None) -> Envelope | None:
         """The parts of ``session_key``'s record, or None (logged) if it is corrupt."""
@@ -158,22 +169,6 @@ class SessionRecord:
         lock, self.held_lock = self.held_lock, None
         if lock is not None:
             lock.__exit__(None, None, None)
-
-    def lock_new_key(self) -> AbstractContextManager[None] | None:
-        """After :meth:`create` with ``fresh=True``, if the request lock is
-        held: hold the new key's lock too (free: only this request knows the
-        key), and hand back the old key's, for the caller to release once the
-        old record is gone, so that no request of either key runs meanwhile."""
-        old_lock = self.held_lock
-        if old_lock is not None:
-            assert self.key is not None
-            self.held_lock = None
-            try:
-                self.acquire_lock(self.key)
-            except BaseException:
-                self.held_lock = old_lock
-                raise
-        return old_lock
 
     # -- expiry --------------------------------------------------------------
 
@@ -235,8 +230,10 @@ class SessionRecord:
         session's data as saved (merged)."""
         loaded = self.loaded
         now, now_text = save_moment(clock.now())
-        # The record as merged, set by the last call of merge() (a store may retry).
-        parts: Parts
+        # The record as merged, set by the last call of merge() (a store may
+        # retry); parts None: saved again from its kept text, its key,
+        # creation, expiry and owner as they were (see _saved_again()).
+        parts: Parts | None
         payload: bytes
         age: float
         text: DataText | None
@@ -246,11 +243,21 @@ class SessionRecord:
             if current is None:
                 raise SessionInterrupted()
             if loaded is not None and current == loaded.payload:  # unchanged since
-                parts = (data, self.created, self.expiry, now, self.user)
-                changed = () if changes is None else changes.changed
-                payload, text = envelope.encode_text(
-                    self.serializer, parts, current, changed, self.key, now_text
-                )
+                again = parts = None
+                if changes is None or not changes.reordered:  # the keys in order
+                    again = envelope.encode_again(
+                        self.serializer, self.key, current, data,
+                        () if changes is None else changes.changed,
+                        self.created, self.expiry, now_text, self.user,
+                    )  # fmt: skip
+                if again is None:
+                    parts = (data, self.created, self.expiry, now, self.user)
+                    # Every item written again (a key deleted since, or none kept).
+                    payload, text = envelope.encode_text(
+                        self.serializer, parts, current, None, self.key, now_text
+                    )
+                else:
+                    payload, text = again
                 age = lifetime(self.settings, self.expiry, self.created, now)
             else:
                 merged = self._merged_with(current, data, changes, now, self.key)
@@ -272,7 +279,12 @@ class SessionRecord:
                 f"{self.store!r}.update() returned without calling merge(): "
                 "a store's update must merge before it writes"
             ) from None
-        return self._saved(key, parts, record, age, text, True)
+        saved = parts
+        if saved is None:  # saved again from its kept text
+            if key == self.key:
+                return self._saved_again(record, age, text, data, now)
+            saved = (data, self.created, self.expiry, now, self.user)  # a new key
+        return self._saved(key, saved, record, age, text, True)
 
     def _merged_with(
         self,
@@ -322,67 +334,28 @@ class SessionRecord:
             envelope.remember(self.serializer, key, record.payload, parts, text=text)
         return data
 
-    def drop_moved_from(
+    def _saved_again(
         self,
-        old_key: str | None,
-        loaded: Record | None,
-        old_user: str | None,
+        record: Record,
+        age: float,
+        text: DataText | None,
         data: dict[str, Any],
-        changes: ChangeSet | None,
-        *,
-        binding: bool = False,
+        now: float,
     ) -> dict[str, Any]:
-        """Delete the record this one was moved from (``old_key``, ``loaded``
-        by this request) after :meth:`create` with ``fresh=True`` stored
-        ``data`` anew; the session's data as saved.
-
-        The old record is read and deleted in one atomic update, so that a
-        save another request made to it meanwhile is merged into the new
-        record, not lost with the old key; its owner too, unless this move
-        is a login (``binding``): a ``cycle_key()`` must not bind again a
-        session that a ``clear()`` (a logout) unbound meanwhile. If it is
-        gone (flushed, revoked or expired while this request ran) or missing
-        from ``old_user``'s index (memcached evicted it), the new one must
-        not outlive it: it is deleted, this record forgotten and
-        SessionInterrupted raised.
-        """
-        store = self.store
-        if old_key is None or loaded is None or store.client_side:
-            if old_key is not None:  # the cookie store: nothing to read
-                store.delete(old_key)
-            return data
-        now = clock.now()
-        merged: Envelope | None = None
-
-        def take(current: bytes | None) -> tuple[bytes, float]:
-            nonlocal merged
-            if current is None:
-                raise SessionInterrupted()
-            merged = None
-            if current != loaded.payload:  # saved by another request since
-                merged = self._merged_with(current, data, changes, now, None)
-            return current, 0.0  # long past: the store deletes the record
-
-        try:
-            if old_user is not None and not store.user_index_intact(old_user, old_key):
-                raise SessionInterrupted()
-            store.update(old_key, take, loaded)
-            if merged is None:
-                return data
-            if not binding:  # the owner as stored: none after a clear()
-                self.user = merged.user
-            self.expiry = merged.expiry
-            if lifetime(self.settings, merged.expiry, self.created, now) <= 0:
-                return merged.data  # expired at once (set_expiry(-1)): nothing to keep
-            return self.update(merged.data, None)
-        except SessionInterrupted:
-            assert self.key is not None
-            if self.user is None:
-                store.delete(self.key)
-            else:
-                store.delete_record(storage_key(self.key))
-            self.forget()
-            raise
+        """:meth:`_saved` of a record saved again from its kept text under the
+        same key: only the save time, the record and its Max-Age are new."""
+        self.loaded, self.saved_at = record, now
+        expiry = self.expiry
+        if expiry is None:  # browser_session(), spelled out
+            browser_close = self.settings.expire_at_browser_close
+        else:
+            browser_close = expiry == 0
+        self.max_age_at_save = None if browser_close else int(age)
+        assert self.key is not None
+        envelope.keep(
+            self.key, record.payload, text, data, self.created, expiry, now, self.user
+        )
+        return data
 
     def forget(self) -> None:
         """No record any more (flushed, or revoked): a new session from now on."""

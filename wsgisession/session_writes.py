@@ -96,9 +96,11 @@ class WriteMethods:
         assert record is not None and data is not None
         changes = self._changes
         if record.stored and record.key is not None:
-            refill(data, record.update(data, changes))
+            saved = record.update(data, changes)
         else:
-            refill(data, record.create(data, record.user))
+            saved = record.create(data, record.user)
+        if saved is not data:  # refill(), spelled out: merged with another save
+            refill(data, saved)
         if changes is not None:
             if watch:
                 changes.watch(data, self._serializer.dumps)
@@ -114,7 +116,7 @@ class WriteMethods:
         key = record.key
         refill(self._data, {})
         changes = self._changes = ChangeSet()
-        changes.cleared = True
+        changes.cleared = changes.reordered = True
         if key is not None:
             self._store.delete(key)
         record.forget()
