@@ -161,17 +161,22 @@ def changed_data_text(
 
     ``data`` must hold the keys of ``previous`` in the same order (no key
     deleted since: the change set says so) and the values ``previous`` was
-    made from, except under ``changed``; None if a key was added (or a
-    changed value is not plain).
+    made from, except under ``changed``; None if a changed value is not
+    plain or its key not a string. Keys added since come last, in the
+    data's order (``changed`` is a set: its order is the hashes').
     """
     items = previous.copy()
     for key in changed:
-        text = _scalar(data[key])
-        if text is None:
+        item = _item(key, data[key])
+        if item is None:  # not plain, or a key that is not a string
             return None
-        items[key] = f"{_strings.get(key) or _string(key)}:{text}"
-    if len(items) != len(data):  # a key added (or one deleted: see above)
+        items[key] = item
+    if len(items) != len(data):  # a key deleted since: see above
         return None
+    if len(items) != len(previous):  # keys added: in the data's order, not
+        if not previous:  # the change set's; alone, the tag scheme may wrap one
+            return data_text(data)
+        return {key: items[key] for key in data}
     return items
 
 
@@ -187,13 +192,8 @@ def resaved_text(
     """:func:`changed_data_text` and :func:`record_text` in one call, for a
     record saved again (``saved_text`` the JSON of its save time): the
     record's text and its data's; None as either would say."""
-    items = previous.copy()
-    for key in changed:
-        text = _scalar(data[key])
-        if text is None:
-            return None
-        items[key] = f"{_strings.get(key) or _string(key)}:{text}"
-    if len(items) != len(data):
+    items = changed_data_text(previous, data, changed)
+    if items is None:
         return None
     created_text = _floats.get(created) if type(created) is float else None
     if created_text is None:
