@@ -15,7 +15,6 @@ from typing import Protocol
 
 from .cookie_header import cookie_values
 from .cookies import DELETE, SET
-from .offered_keys import OfferedKeys
 from .response_setup import ResponseSetup
 from .session import Session
 
@@ -28,7 +27,8 @@ class LateSaving(Protocol):
 
     setup: ResponseSetup
     session: Session
-    offered: OfferedKeys | None
+    #: The request's ``Cookie`` header (None: none).
+    cookie_header: str | None
     status: str | None
     saved: bool
     failed: bool
@@ -101,7 +101,7 @@ def _client_keeps_a_session(response: LateSaving) -> bool:
 
 def _client_holds(response: LateSaving, key: str) -> bool:
     """Whether ``key`` is the one the headers sent, or else one the request offered."""
-    sent, offered = getattr(response, "sent_key", None), response.offered
-    if sent is not None or offered is None:
+    sent, header = getattr(response, "sent_key", None), response.cookie_header
+    if sent is not None or header is None:
         return key == sent
-    return key in cookie_values(offered.header, offered.name)
+    return key in cookie_values(header, response.setup.cookie_name)

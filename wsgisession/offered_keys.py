@@ -7,56 +7,70 @@ first the store knows, trying a few at most.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from .cookie_header import cookie_values
 
-__all__ = ["MAX_KEY_CANDIDATES", "OfferedKeys"]
+__all__ = ["MAX_KEY_CANDIDATES", "OfferedKeyMethods"]
 
 #: The most session cookies of one request tried against the store: a
 #: header with thousands of them costs no more than a few loads.
 MAX_KEY_CANDIDATES = 4
 
 
-class OfferedKeys:
-    """The session keys a request's cookies offer: the well-formed ones, in order.
+class OfferedKeyMethods:
+    """How a session reads the keys its request's ``Cookie`` header offers,
+    as a mixin of :class:`~wsgisession.session.Session`.
 
-    The session calls it on first use (the ``Cookie`` header is parsed
-    only then). A browser may send several cookies of the name (one planted
-    from a sibling subdomain on a longer path comes first): the session
-    loads the first the store knows. At most :data:`MAX_KEY_CANDIDATES`.
-    It holds the header, not the request, so that the session, which the
-    request's environ holds, refers to nothing that holds it back.
+    The middleware's session factory gives each session the header (parsed
+    only on first use) and, shared by its sessions, the cookie's name and
+    the store's key check. The session holds the header, not the request,
+    so that it (which the request's environ holds) refers to nothing that
+    holds it back. What the header held is read by the response: whether
+    it had a cookie of the name, and whether values were left untried.
     """
 
-    __slots__ = ("had_cookie", "header", "is_valid", "name", "untried")
-
-    # Made by wsgisession.response.new_response, which sets these (called
-    # bare: a Python __init__ cost every request with a cookie 0.8K
-    # instructions more).
-    header: str
-    name: str
-    is_valid: Callable[[object], bool]
-    #: Whether the header had a cookie of the name (known once called).
-    had_cookie: bool
+    #: Set on the middleware's session class (see ``bound_factory``).
+    _cookie_name = ""
+    _is_valid_key: Callable[[object], bool]
+    #: Whether the header had a cookie of the name (known once parsed).
+    _had_cookie = False
     #: Whether well-formed values were left untried (past the cap): the
     #: real session may be among them, so its cookie must not be deleted.
-    untried: bool
+    _untried = False
+    #: The ids to load (see :meth:`offered_keys`), the session's own.
+    _offered: Sequence[str]
+    #: Where they come from until first use: the request's ``Cookie``
+    #: header (a session of the middleware), a callable giving them (one
+    #: made by hand), or None (read already, or none).
+    _key_source: str | Callable[[], Sequence[str]] | None
 
-    def __call__(self) -> tuple[str, ...]:
-        values = cookie_values(self.header, self.name)
-        self.had_cookie = bool(values)
-        is_valid = self.is_valid
+    def offered_keys(self) -> Sequence[str]:
+        """The ids this session will try to load, best first (no I/O; empty once loaded)."""
+        source = self._key_source
+        if source is not None:
+            self._key_source = None
+            self._offered = (
+                self._keys_from(source) if isinstance(source, str) else source()
+            )
+        return self._offered
+
+    def _keys_from(self, header: str) -> tuple[str, ...]:
+        """The well-formed keys of ``header``'s cookies of the name, in order,
+        at most :data:`MAX_KEY_CANDIDATES` (a browser may send several: one
+        planted from a sibling subdomain on a longer path comes first)."""
+        values = cookie_values(header, self._cookie_name)
+        if not values:
+            return ()
+        self._had_cookie = True
+        is_valid = self._is_valid_key
         if len(values) == 1:  # the usual case
             return (values[0],) if is_valid(values[0]) else ()
         keys: list[str] = []
         for value in values:
             if value not in keys and is_valid(value):
                 if len(keys) == MAX_KEY_CANDIDATES:
-                    self.untried = True
+                    self._untried = True
                     break
                 keys.append(value)
         return tuple(keys)
-
-    def __repr__(self) -> str:
-        return f"<OfferedKeys of {self.name!r}>"

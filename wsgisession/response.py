@@ -31,7 +31,6 @@ from .cookies import (
 )
 from .errors import SessionInterrupted
 from .late_save import save_late
-from .offered_keys import OfferedKeys
 from .response_setup import ResponseSetup
 from .session import Session
 
@@ -86,16 +85,8 @@ def new_response(
     response.server_write = None
     response.status, response.headers, response.exc_info = None, _NO_HEADERS, None
     response.saved = response.failed = response.may_save_again = False
-    header = environ.get("HTTP_COOKIE")
-    if header is None:
-        response.offered = None
-        response.session = setup.new_session(None)
-    else:
-        offered = response.offered = OfferedKeys()
-        offered.header, offered.name = header, setup.cookie_name
-        offered.is_valid = setup.is_valid_key
-        offered.had_cookie = offered.untried = False
-        response.session = setup.new_session(offered)
+    header = response.cookie_header = environ.get("HTTP_COOKIE")
+    response.session = setup.new_session(header)  # parsed on first use
     return response
 
 
@@ -111,13 +102,13 @@ class Response:
 
     __slots__ = (
         "body_begun",
+        "cookie_header",
         "environ",
         "exc_info",
         "failed",
         "headers",
         "held",
         "may_save_again",
-        "offered",
         "saved",
         "sent_key",
         "server_start_response",
@@ -132,7 +123,8 @@ class Response:
     server_start_response: StartResponse
     server_write: Callable[[bytes], Any] | None
     session: Session
-    offered: OfferedKeys | None
+    #: The request's ``Cookie`` header (None: none); its session parses it.
+    cookie_header: str | None
     #: What the app passed to ``start_response`` (status None until then).
     status: str | None
     headers: Headers
@@ -174,11 +166,12 @@ class Response:
         than the one the browser holds by the time it answers (a login's
         ``cycle_key()`` in a parallel request, a streamed page's new session).
         The signed cookie store keeps deleting: its cookie is the session."""
-        offered = self.offered
-        if offered is None or not offered.had_cookie:
+        if self.cookie_header is None:
             return False
         session = self.session
-        if offered.untried and not session._offered_key_loaded:
+        if not session._had_cookie:
+            return False
+        if session._untried and not session._offered_key_loaded:
             return False
         environ = self.environ  # no header or a navigation: the usual case first
         return (
@@ -281,7 +274,7 @@ class Response:
         session = self.session
         # The body may still use the session once these are out (a streamed
         # page): a cache must not keep it for another visitor.
-        streamed = not final and self.offered is not None
+        streamed = not final and self.cookie_header is not None
         failed = self.failed  # an error handler restarted the response
         if not failed and (touched or _touched(session, self.setup.settings)):
             accessed = session.accessed  # as the app left it (it may clear it)
@@ -320,6 +313,13 @@ class Response:
         if changes is not None and changes.snapshots:  # else nothing to detect
             session.detect_changes()
         assert self.status is not None
+        if not (session.modified or session._saved_by_app or setup.saves_unchanged):
+            # decide_for() of a session left as it was (most reads), with no
+            # call: no cookie unless it is empty (a cookie came: deleted).
+            session.accessed = True
+            record = session._record
+            if record is not None and (record.key is not None or session._data):
+                return []
         action = session._cookie_action(self.had_cookie, settings, self.status)
         if action is NOTHING:
             return []

@@ -10,15 +10,15 @@ from .config import Settings
 from .cookies import CookieTemplate, cookie_template, fixed_secure
 from .logthrottle import ThrottledWarning
 from .session import Session
-from .session_factory import KeySource
-from .stores.base import Store, store_key_check
+from .stores.base import Store
 
 __all__ = ["ResponseSetup", "SessionFactory"]
 
 # The warnings of the response path are the response module's.
 logger = logging.getLogger("wsgisession.response")
 
-SessionFactory = Callable[[KeySource | None], Session]
+#: A session for the request's ``Cookie`` header (None: none).
+SessionFactory = Callable[[str | None], Session]
 
 
 class ResponseSetup:
@@ -32,10 +32,10 @@ class ResponseSetup:
         "cookie_mark",
         "cookie_name",
         "environ_key",
-        "is_valid_key",
         "lock",
         "new_session",
         "save_every_request",
+        "saves_unchanged",
         "secure",
         "settings",
         "store",
@@ -57,14 +57,18 @@ class ResponseSetup:
         self.settings = settings
         self.store = store
         self.new_session = new_session
-        #: Every request with a cookie needs these two, bound here once.
+        #: The late save reads the request's cookies of this name again.
         self.cookie_name = settings.cookie_name
-        self.is_valid_key = store_key_check(store)
         self.environ_key = settings.environ_key
         #: Set in each request's environ to ``environ_key``: an inner
         #: middleware of the same cookie name finds the session by it.
         self.cookie_mark = f"wsgisession.cookie:{settings.cookie_name}"
         self.save_every_request = settings.save_every_request
+        #: Whether a session left unchanged may be saved (``save_every_request``
+        #: or ``reissue_time``): else its response sets no cookie.
+        self.saves_unchanged = (
+            settings.save_every_request or settings.reissue_time is not None
+        )
         self.lock = settings.lock
         #: The cookie's ``Secure`` flag, or None when the request's scheme says.
         self.secure = secure = fixed_secure(settings)

@@ -27,10 +27,11 @@ from . import expiry as rules
 from .changes import ChangeSet, setting
 from .config import Settings
 from .envelope import IMMUTABLE_TYPES
+from .offered_keys import OfferedKeyMethods
 from .serializers import Serializer, resolve_serializer
 from .session_cookie import CookiePolicyMethods
 from .session_expiry import ExpiryMethods, TestCookieMethods
-from .session_factory import KeySource, bound_factory
+from .session_factory import bound_factory
 from .session_record import SessionRecord, new_session_record
 from .session_writes import WriteMethods, refill
 from .stores.base import Store
@@ -41,6 +42,7 @@ _UNSET: Any = object()
 
 
 class Session(
+    OfferedKeyMethods,
     WriteMethods,
     CookiePolicyMethods,
     ExpiryMethods,
@@ -93,13 +95,13 @@ class Session(
     @classmethod
     def request_factory(
         cls, store: Store, settings: Settings, serializer: Serializer
-    ) -> Callable[[KeySource | None], Session]:
+    ) -> Callable[[str | None], Session]:
         """The middleware's constructor, bound once: its arguments are already checked.
 
         Every request gets a session, touched or not, so the sessions it
         makes skip the checks ``__init__`` makes on arguments given by hand,
         and are of a subclass made here that holds the store, settings and
-        serializer they share: each request sets only its key source.
+        serializer they share: each request sets only its ``Cookie`` header.
         """
         return bound_factory(cls, store, settings, serializer)
 
@@ -133,14 +135,6 @@ class Session(
         record = self.loaded_record()
         return record.key if record.stored else None
 
-    def offered_keys(self) -> Sequence[str]:
-        """The ids this session will try to load, best first (no I/O; empty once loaded)."""
-        source = self._key_source
-        if source is not None:
-            self._key_source = None
-            self._offered = source()
-        return self._offered
-
     def _get_data(self) -> dict[str, Any]:
         self.accessed = True
         data = self._data
@@ -163,12 +157,15 @@ class Session(
                 self._store, self._settings, self._serializer
             )
         data: dict[str, Any] | None = None
+        candidates: Sequence[str]
         source = self._key_source  # offered_keys(), spelled out
         if source is None:
             candidates = self._offered
         else:
             self._key_source = None
-            candidates = source()
+            candidates = (
+                self._keys_from(source) if isinstance(source, str) else source()
+            )
         self._offered = ()
         try:
             for candidate in candidates:

@@ -13,7 +13,7 @@ from typing import Any
 
 from .config import Settings
 from .serializers import Serializer
-from .stores.base import Store
+from .stores.base import Store, store_key_check
 
 __all__ = ["bound_factory"]
 
@@ -23,14 +23,16 @@ KeySource = Callable[[], Sequence[str]]
 
 def bound_factory(
     cls: type[Any], store: Store, settings: Settings, serializer: Serializer
-) -> Callable[[KeySource | None], Any]:
+) -> Callable[[str | None], Any]:
     """A constructor of ``cls`` sessions sharing ``store``, ``settings`` and
-    ``serializer``: a subclass holds them, and each request sets only its
-    key source."""
+    ``serializer``, the cookie's name and the store's key check: a subclass
+    holds them, and each request sets only its ``Cookie`` header (or None)."""
     shared = {
         "_store": store,
         "_settings": settings,
         "_serializer": serializer,
+        "_cookie_name": settings.cookie_name,
+        "_is_valid_key": staticmethod(store_key_check(store)),
         # Called bare: no Python __init__ runs (cheaper than object.__new__).
         "__init__": object.__init__,
         "__module__": cls.__module__,
@@ -42,9 +44,9 @@ def bound_factory(
         shared["_settings_after_lock"] = dataclasses.replace(settings, lock=False)
     bound: Callable[[], Any] = type(cls.__name__, (cls,), shared)
 
-    def for_request(key_source: KeySource | None) -> Any:
+    def for_request(cookie_header: str | None) -> Any:
         session = bound()
-        session._key_source = key_source
+        session._key_source = cookie_header  # parsed on first use
         # Every response reads these two: an instance's own attribute is
         # read faster than a class default (CPython specializes the former).
         session.accessed = session.modified = False
