@@ -8,8 +8,6 @@ in messages: ``redaction.redact_url`` hides them.
 
 from __future__ import annotations
 
-import contextlib
-import queue
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -24,6 +22,7 @@ from redis.retry import Retry
 
 from ..errors import ConfigError
 from ..redaction import holds_secret, redact_url
+from ._redis_pool import POOL_SIZE, POOL_WAIT, Pool, let_go
 
 if TYPE_CHECKING:
     from redis.cluster import RedisCluster
@@ -36,14 +35,6 @@ __all__ = [
     "follow_asks_to_new_masters",
     "let_go",
 ]
-
-#: Connections the store's pool opens at most (per node of a cluster); more
-#: threads than this wait for a free one instead of failing at once (redis-py
-#: 8's plain pool raises "Too many connections" past 100).
-POOL_SIZE = 100
-#: Seconds a thread waits for a free pooled connection before the store
-#: raises ``StoreUnavailable``.
-POOL_WAIT = 10.0
 
 _SCHEMES = ("redis", "rediss", "unix")
 #: ``redis+cluster://host:port[,host:port...]``: a Redis Cluster, reached
@@ -88,50 +79,6 @@ def _split(url: str) -> SplitResult:
         ) from _cause(url, exc)
 
 
-class _Pool(redis.BlockingConnectionPool):
-    """redis-py's blocking pool, which lets go of its connections as
-    :func:`let_go` says: redis-py's ``disconnect()`` also closes those in
-    use, under their command, which then raised ValueError ("I/O operation
-    on closed file") out of redis-py, not even a RedisError."""
-
-    _let_go = 0  # let_go() calls so far: a connection taken before is closed
-
-    def get_connection(self, *args: Any, **kwargs: Any) -> Any:
-        # The count before taking it: a new connection's handshake waits for
-        # the server, and a let_go() meanwhile must close this one too.
-        let_go = self._let_go
-        connection = super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
-        connection.wsgisession_let_go = let_go
-        return connection
-
-    def release(self, connection: Any) -> None:
-        if getattr(connection, "wsgisession_let_go", self._let_go) != self._let_go:
-            connection.disconnect()  # taken before let_go(): not kept
-        super().release(connection)  # type: ignore[no-untyped-call]
-
-    def let_go(self) -> None:
-        """Disconnect the idle connections (taken out while closed: no
-        other thread starts a command on one), and those in use as their
-        commands end."""
-        self._let_go += 1
-        idle: list[Any] = []
-        with contextlib.suppress(queue.Empty):
-            while True:
-                idle.append(self.pool.get_nowait())
-        for connection in idle:
-            if connection is not None:  # None: a slot not connected yet
-                connection.disconnect()
-            self.pool.put_nowait(connection)
-
-
-def let_go(pool: Any) -> None:
-    """Close ``pool``'s connections, those in use as their commands end."""
-    if isinstance(pool, _Pool):
-        pool.let_go()
-    else:  # pragma: no cover - every pool of a client the store made is one
-        pool.disconnect()
-
-
 def client_from_url(url: str, socket_timeout: float) -> Any:
     """A client for ``url``: a ``redis.Redis``, or for ``redis+cluster://`` a
     factory that builds the ``RedisCluster`` on first use (its constructor
@@ -147,7 +94,7 @@ def client_from_url(url: str, socket_timeout: float) -> Any:
         )
     _check_path(url, parts)
     try:
-        pool = _Pool.from_url(
+        pool = Pool.from_url(
             url,
             max_connections=POOL_SIZE,
             timeout=POOL_WAIT,
@@ -246,7 +193,7 @@ def _cluster_factory(url: str, socket_timeout: float) -> Callable[[], RedisClust
             socket_connect_timeout=socket_timeout,
             # Each node's pool waits for a free connection: a full plain pool
             # raises ConnectionError, which the cluster takes for a lost node.
-            connection_pool_class=_Pool,
+            connection_pool_class=Pool,
             max_connections=POOL_SIZE,
             timeout=POOL_WAIT,
             # No blind replay here either (RedisCluster retries a command

@@ -45,7 +45,7 @@ else:
     _MISSING_CLIENT = None
 
 from .. import _coerce as c
-from ..errors import ConfigError, StoreUnavailable
+from ..errors import ConfigError, LockTimeout, StoreUnavailable
 from ._memcached_users import USER_SUFFIX, MemcachedUserIndex
 from ._shared import (
     DEFAULT_KEY_PREFIX,
@@ -351,16 +351,26 @@ class MemcachedStore(Store):
         name, token = record + LOCK_SUFFIX, secrets.token_hex(16).encode()
         try:
             poll_lock(lambda: self._take_lock(record, name, token, ttl), timeout)
-        except StoreUnavailable:
-            # A take whose reply was lost or late may have stored the item:
-            # not left to lock the session for ttl.
+        except LockTimeout:
+            raise
+        except BaseException:
+            # A take whose reply was lost or late, or that an interrupt (a
+            # timeout around the request, a signal) cut short, may have
+            # stored the item: not left to lock the session for ttl.
             with suppress(StoreUnavailable):
                 self._release(record, name, token)
             raise
         try:
             yield
         finally:
-            self._unlock(record, name, token)
+            try:
+                self._unlock(record, name, token)
+            except BaseException:
+                # Cut short by an interrupt (a timeout around the request, a
+                # signal): once more, or the item would lock the session for ttl.
+                with suppress(StoreUnavailable):
+                    self._release(record, name, token)
+                raise
 
     def _take_lock(self, record: str, name: str, token: bytes, ttl: float) -> bool:
         moment = now()

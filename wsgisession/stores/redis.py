@@ -39,6 +39,7 @@ try:
         follow_asks_to_new_masters,
         let_go,
     )
+    from ._redis_pool import reclaim
 except ImportError as exc:  # pragma: no cover - depends on the environment
     # Raised on construction: the module still imports, so that the ini
     # schema, the CLI and the docs know this store without the extra.
@@ -47,7 +48,7 @@ else:
     _MISSING_CLIENT = None
 
 from .. import _coerce as c
-from ..errors import ConfigError, StoreUnavailable
+from ..errors import ConfigError, LockTimeout, StoreUnavailable
 from ..expiry import MAX_SECONDS
 from ..redaction import redact_url
 from ._redis_scripts import Lua
@@ -232,6 +233,11 @@ class RedisStore(Store):
                 f"Redis at {self._where} failed: {type(exc).__name__}: {exc}",
                 store=repr(self),
             ) from exc
+        except BaseException:
+            # An interrupt (a signal's, a timeout's) between redis-py's
+            # steps may have left a connection out of its pool: put back.
+            reclaim(self._client)
+            raise
 
     def _connected(self) -> Any:
         """The cluster client, built by the first call that needs it."""
@@ -346,11 +352,15 @@ class RedisStore(Store):
             poll_lock(
                 lambda: bool(self._call("set", name, token, nx=True, px=px)), timeout
             )
-        except StoreUnavailable:
-            # A SET whose reply was lost or late may have run (or will, after
-            # a stall): its key must not lock the session for ttl. One EVAL,
-            # which a stalled server runs after the SET even if this too
-            # gets no reply in time (an EVALSHA could meet an empty cache).
+        except LockTimeout:
+            raise
+        except BaseException:
+            # A SET whose reply was lost or late, or that an interrupt (a
+            # timeout around the request, a signal) cut short, may have run
+            # (or will, after a stall): its key must not lock the session for
+            # ttl. One EVAL, which a stalled server runs after the SET even
+            # if this too gets no reply in time (an EVALSHA could meet an
+            # empty cache).
             with suppress(StoreUnavailable):
                 self._call("eval", _RELEASE_LUA.source, 1, name, token)
             raise
@@ -361,6 +371,12 @@ class RedisStore(Store):
                 self._script(_RELEASE_LUA, name, token)
             except StoreUnavailable:  # the key expires anyway; keep the real error
                 logger.warning("%r: could not release the lock %s", self, name)
+            except BaseException:
+                # Cut short by an interrupt (a timeout around the request, a
+                # signal): once more, or the key would lock the session for ttl.
+                with suppress(StoreUnavailable):
+                    self._call("eval", _RELEASE_LUA.source, 1, name, token)
+                raise
 
     def close(self) -> None:
         """Close the connections of the client this store made from its url;

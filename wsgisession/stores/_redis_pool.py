@@ -1,0 +1,201 @@
+"""The connection pool of a client RedisStore makes: redis-py's blocking
+pool, made safe against exceptions that arrive between redis-py's steps.
+
+A signal handler's ``KeyboardInterrupt`` or ``SystemExit``, a
+``gevent.Timeout`` or ``eventlet.Timeout`` around a request, or an
+exception a server sends a thread with ``PyThreadState_SetAsyncExc`` can
+land anywhere in Python code. redis-py cleans up after one raised while it
+sends or reads, not after one raised in between:
+
+* after a command went out and before its reply was read, the connection
+  went back to the pool with the reply still coming, and the next command
+  on it (another request's) read that reply as its own: another session's
+  record, or a lock's answer. A connection here counts the replies the
+  server owes it (:class:`Accounted`); one that is owed any is closed as
+  it comes back, not kept.
+* after a connection left the pool's queue and before redis-py's
+  ``try``, it never went back: every such interrupt lost one of the pool's
+  slots for good, and once all were lost every command waited the pool's
+  timeout and failed. The queue (:class:`_Slots`) remembers what each
+  thread (each greenlet, under gevent or eventlet) took and has not put
+  back; :func:`reclaim`, called as such an exception leaves the store,
+  puts it back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+from typing import Any
+
+import redis
+from redis.exceptions import ResponseError
+
+__all__ = ["POOL_SIZE", "POOL_WAIT", "Accounted", "Pool", "let_go", "reclaim"]
+
+#: Connections the store's pool opens at most (per node of a cluster); more
+#: threads than this wait for a free one instead of failing at once (redis-py
+#: 8's plain pool raises "Too many connections" past 100).
+POOL_SIZE = 100
+#: Seconds a thread waits for a free pooled connection before the store
+#: raises ``StoreUnavailable``.
+POOL_WAIT = 10.0
+
+
+class Accounted:
+    """Mixed into the pool's connection class: counts the replies the server
+    owes the connection (commands sent, minus replies read)."""
+
+    wsgisession_owed = 0
+    _wsgisession_batch = 1  # commands in the next packed send (a pipeline's)
+
+    def pack_commands(self, commands: Any) -> Any:
+        commands = list(commands)
+        self._wsgisession_batch = len(commands)
+        return super().pack_commands(commands)  # type: ignore[misc]
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        # Counted before sending: a send cut short owes a reply too (or
+        # disconnects, which settles the count).
+        self.wsgisession_owed += self._wsgisession_batch
+        self._wsgisession_batch = 1
+        super().send_packed_command(command, check_health)  # type: ignore[misc]
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            response = super().read_response(*args, **kwargs)  # type: ignore[misc]
+        except ResponseError:  # an error reply: read all the same
+            self.wsgisession_owed -= 1
+            raise
+        self.wsgisession_owed -= 1
+        return response
+
+    def disconnect(self, *args: Any, **kwargs: Any) -> None:
+        # Not settled until closed: one cut short (its parser's buffer gone,
+        # its socket not) is closed again as it comes back to the pool.
+        self.wsgisession_owed = -1
+        super().disconnect(*args, **kwargs)  # type: ignore[misc]
+        self.wsgisession_owed = 0
+
+
+_ACCOUNTED: dict[type, type] = {}
+
+
+def _accounted(connection_class: type) -> type:
+    """``connection_class`` with :class:`Accounted` mixed in (made once)."""
+    if issubclass(connection_class, Accounted):
+        return connection_class
+    made = _ACCOUNTED.get(connection_class)
+    if made is None:
+        name = f"Accounted{connection_class.__name__}"
+        made = _ACCOUNTED.setdefault(
+            connection_class, type(name, (Accounted, connection_class), {})
+        )
+    return made
+
+
+class _Slots(queue.LifoQueue):  # type: ignore[type-arg]
+    """The pool's queue of idle connections (None: a slot not connected yet),
+    which remembers what each thread took and has not put back."""
+
+    def __init__(self, maxsize: int = 0) -> None:
+        super().__init__(maxsize)
+        self.taken: dict[int, list[Any]] = {}
+
+    # _get and _put run under the queue's mutex.
+    def _get(self) -> Any:
+        item = super()._get()
+        self.taken.setdefault(threading.get_ident(), []).append(item)
+        return item
+
+    def _put(self, item: Any) -> None:
+        taker = threading.get_ident()
+        held = self.taken.get(taker)
+        if held:
+            held.pop()
+            if not held:
+                del self.taken[taker]
+        super()._put(item)
+
+    def reclaim(self) -> None:
+        """Put back what this thread took and did not return; a connection
+        closed first (a reply may be on its way to it)."""
+        with self.mutex:
+            held = self.taken.pop(threading.get_ident(), [])
+        for item in held:
+            if item is not None:
+                item.disconnect()
+            self.put_nowait(item)
+
+
+class Pool(redis.BlockingConnectionPool):
+    """redis-py's blocking pool, whose connections count the replies owed
+    to them and whose queue knows who took what (see the module's text),
+    and which lets go of its connections as :func:`let_go` says: redis-py's
+    ``disconnect()`` also closes those in use, under their command, which
+    then raised ValueError ("I/O operation on closed file") out of
+    redis-py, not even a RedisError."""
+
+    _let_go = 0  # let_go() calls so far: a connection taken before is closed
+
+    def __init__(
+        self, connection_class: type = redis.Connection, **kwargs: Any
+    ) -> None:
+        kwargs.setdefault("queue_class", _Slots)
+        super().__init__(connection_class=_accounted(connection_class), **kwargs)  # type: ignore[no-untyped-call]
+
+    def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        # The count before taking it: a new connection's handshake waits for
+        # the server, and a let_go() meanwhile must close this one too.
+        let_go = self._let_go
+        connection = super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
+        connection.wsgisession_let_go = let_go
+        return connection
+
+    def release(self, connection: Any) -> None:
+        if getattr(connection, "wsgisession_owed", 0):
+            connection.disconnect()  # interrupted before a reply: never reused
+        elif getattr(connection, "wsgisession_let_go", self._let_go) != self._let_go:
+            connection.disconnect()  # taken before let_go(): not kept
+        super().release(connection)  # type: ignore[no-untyped-call]
+
+    def let_go(self) -> None:
+        """Disconnect the idle connections (taken out while closed: no
+        other thread starts a command on one), and those in use as their
+        commands end."""
+        self._let_go += 1
+        idle: list[Any] = []
+        with contextlib.suppress(queue.Empty):
+            while True:
+                idle.append(self.pool.get_nowait())
+        for connection in idle:
+            if connection is not None:  # None: a slot not connected yet
+                connection.disconnect()
+            self.pool.put_nowait(connection)
+
+
+def let_go(pool: Any) -> None:
+    """Close ``pool``'s connections, those in use as their commands end."""
+    if isinstance(pool, Pool):
+        pool.let_go()
+    else:  # pragma: no cover - every pool of a client the store made is one
+        pool.disconnect()
+
+
+def reclaim(client: Any) -> None:
+    """After an exception left a command of ``client``: put back in their
+    pools the connections this thread took and never returned (only pools
+    the store made know; a client passed in is left alone)."""
+    manager = getattr(client, "nodes_manager", None)
+    if manager is None:
+        pools = [getattr(client, "connection_pool", None)]
+    else:
+        nodes = tuple(manager.nodes_cache.values())
+        pools = [
+            n.redis_connection.connection_pool for n in nodes if n.redis_connection
+        ]
+    for pool in pools:
+        slots = getattr(pool, "pool", None)
+        if isinstance(slots, _Slots):
+            slots.reclaim()
