@@ -1,4 +1,4 @@
-"""Instructions per request, counted by valgrind: figures that noise cannot move.
+"""Instructions per request, counted by valgrind: figures that noise barely moves.
 
 Usage (from the repository root; needs ``valgrind``, Debian's package)::
 
@@ -12,9 +12,14 @@ layer) and the model middleware of ``minimal_model.py`` are always
 counted; ``--store`` adds that store's part (its request minus the
 memory store's) next to its floor (``_floors.py``: get+set for write, new
 for new). Times on a shared machine move by 20-50 % from
-run to run; instruction counts move by a fraction of a percent (hash
-seeds are fixed), so an A/B comparison of a change to the session layer
-takes one run of this script per side. They leave out what the CPU does
+run to run; instruction counts move much less (hash seeds are fixed),
+but not by nothing: the cookie header and the save time's text are kept
+for the second they were made in, and under valgrind (some 50 times
+slower) how many requests share a second depends on the machine's load.
+One commit measured 7-9K more per request on a loaded machine than on an
+idle one, so an A/B comparison runs both sides at once, side by side
+(each in a worktree at a path of the same length), never figures from
+different hours. They leave out what the CPU does
 not count as instructions (cache misses, system calls, the other end of a
 socket), so they judge Python-level work, not a store's round trips.
 """
