@@ -195,19 +195,8 @@ def resaved_text(
     items = changed_data_text(previous, data, changed)
     if items is None:
         return None
-    created_text = _floats.get(created) if type(created) is float else None
-    if created_text is None:
-        created_text = _scalar(created)  # kept: the same at every save
-    expiry_text = "null" if expiry is None else _scalar(expiry)
-    user_text = "" if user is None else _scalar(user)
-    if created_text is None or expiry_text is None or user_text is None:
-        return None
-    user_part = "" if user is None else f',"user":{user_text}'
-    joined = ",".join(items.values())
-    return (
-        f'{{"v":1,"data":{{{joined}}},"created":{created_text}'
-        f',"expiry":{expiry_text},"saved":{saved_text}{user_part}}}'
-    ), items
+    text = record_text(items, created, expiry, user=user, saved_text=saved_text)
+    return None if text is None else (text, items)
 
 
 def record_text(
@@ -221,7 +210,8 @@ def record_text(
     """The JSON of the record ``{"v": 1, "data": ..., "created": ..., "expiry": ...}``.
 
     ``"saved"`` and ``"user"`` follow when not None, as the envelope writes
-    them; ``saved_text`` is the text of ``saved_at`` if known (:func:`save_moment`).
+    them; ``saved_text`` is the text of ``saved_at`` if known (:func:`save_moment`),
+    or alone, of a save time given only as text.
     """
     if saved_at is not None and saved_text is None:
         saved_text = _moment(saved_at)
@@ -234,7 +224,7 @@ def record_text(
     expiry_text = "null" if expiry is None else _scalar(expiry)
     if created_text is None or expiry_text is None:
         return None
-    saved = "" if saved_at is None else f',"saved":{saved_text}'
+    saved = "" if saved_text is None else f',"saved":{saved_text}'
     user_part = ""
     if user is not None:
         user_text = _scalar(user)
