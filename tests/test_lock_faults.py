@@ -12,12 +12,12 @@ then closes the client's connection instead of passing the reply on.
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from reply_dropping_proxy import ReplyDroppingProxy
 from sql_support import sql_url
 from sqlalchemy.engine import make_url
 
@@ -67,66 +67,16 @@ def test_close_during_a_write_keeps_the_shard_exclusive(tmp_path: Path) -> None:
     assert first_error == [], f"the first write failed: {first_error!r}"
 
 
-class DroppingProxy:
-    """Forwards TCP both ways; when armed, cuts the connection that sent an
-    INSERT into a table whose name holds ``table`` (the lock rows' by
-    default) once the server has answered it, dropping the answer."""
+#: PostgreSQL's ReadyForQuery: the statement's answer is complete (committed).
+READY_FOR_QUERY = b"Z\x00\x00\x00\x05"
 
-    def __init__(self, target: tuple[str, int], table: bytes = b"_locks") -> None:
-        self.target = target
-        self.table = table
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.armed = threading.Event()
-        self.dropped = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(self.target)
-            state = {"cut": False}
-            threading.Thread(
-                target=self._pump_up, args=(client, server, state), daemon=True
-            ).start()
-            threading.Thread(
-                target=self._pump_down, args=(server, client, state), daemon=True
-            ).start()
-
-    def _pump_up(self, src: socket.socket, dst: socket.socket, state: dict) -> None:
-        try:
-            while data := src.recv(65536):
-                if (
-                    self.armed.is_set()
-                    and b"INSERT INTO" in data
-                    and self.table in data
-                ):
-                    self.armed.clear()
-                    state["cut"] = True
-                dst.sendall(data)
-        except OSError:
-            pass
-
-    def _pump_down(self, src: socket.socket, dst: socket.socket, state: dict) -> None:
-        try:
-            while data := src.recv(65536):
-                if state["cut"]:
-                    if b"Z\x00\x00\x00\x05" in data:  # ReadyForQuery: committed
-                        for sock in (dst, src):
-                            sock.shutdown(socket.SHUT_RDWR)
-                            sock.close()
-                        self.dropped.set()
-                        return
-                    continue  # the reply never reaches the client
-                dst.sendall(data)
-        except OSError:
-            pass
-
-    def close(self) -> None:
-        self.listener.close()
+def insert_dropping_proxy(
+    target: tuple[str, int], table: bytes = b"_locks"
+) -> ReplyDroppingProxy:
+    """A proxy that loses the answer to an INSERT into a table whose name
+    holds ``table`` (the lock rows' by default)."""
+    return ReplyDroppingProxy(target, (b"INSERT INTO", table), READY_FOR_QUERY)
 
 
 @pytest.mark.slow  # starts PostgreSQL when the quick loop has not
@@ -134,7 +84,7 @@ def test_a_lock_whose_reply_was_lost_is_still_ours(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     url = make_url(sql_url("sql-postgresql", request, tmp_path))
-    proxy = DroppingProxy((url.host or "127.0.0.1", url.port or 5432))
+    proxy = insert_dropping_proxy((url.host or "127.0.0.1", url.port or 5432))
     store = SQLStore(url.set(host="127.0.0.1", port=proxy.port).render_as_string(False))
     try:
         key = generate_key()

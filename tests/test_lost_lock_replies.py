@@ -19,75 +19,17 @@ closes the client's connection instead of passing the reply on.
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections.abc import Iterator
 
 import pytest
+from reply_dropping_proxy import ReplyDroppingProxy
 from servers import ServerProcess
 
 from wsgisession.errors import LockTimeout, StoreUnavailable
 from wsgisession.keys import generate_key
 from wsgisession.stores import MemcachedStore, RedisStore
 from wsgisession.stores.base import Store
-
-
-class ReplyDroppingProxy:
-    """Forwards TCP both ways; when armed, cuts the connection that sent a
-    chunk holding every one of ``markers`` once the server has answered it,
-    dropping the answer."""
-
-    def __init__(self, target: tuple[str, int], markers: tuple[bytes, ...]) -> None:
-        self.target = target
-        self.markers = markers
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.armed = threading.Event()
-        self.dropped = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(self.target)
-            cut = threading.Event()
-            for pump, src, dst in (
-                (self._up, client, server),
-                (self._down, server, client),
-            ):
-                threading.Thread(target=pump, args=(src, dst, cut), daemon=True).start()
-
-    def _up(self, src: socket.socket, dst: socket.socket, cut: threading.Event) -> None:
-        try:
-            while data := src.recv(65536):
-                if self.armed.is_set() and all(m in data for m in self.markers):
-                    self.armed.clear()
-                    cut.set()
-                dst.sendall(data)
-        except OSError:
-            pass
-
-    def _down(
-        self, src: socket.socket, dst: socket.socket, cut: threading.Event
-    ) -> None:
-        try:
-            while data := src.recv(65536):
-                if cut.is_set():  # the reply: the command ran; it never arrives
-                    for sock in (dst, src):
-                        sock.shutdown(socket.SHUT_RDWR)
-                        sock.close()
-                    self.dropped.set()
-                    return
-                dst.sendall(data)
-        except OSError:
-            pass
-
-    def close(self) -> None:
-        self.listener.close()
 
 
 def _lock_outcome(store: Store, key: str) -> str:

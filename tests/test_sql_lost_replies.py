@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 from helpers import later
+from reply_dropping_proxy import ReplyDroppingProxy
 from sql_support import sql_url
 from sqlalchemy.engine import make_url
-from test_lock_faults import DroppingProxy
+from test_lock_faults import insert_dropping_proxy
 
 from wsgisession.keys import generate_key
 from wsgisession.stores import SQLStore
@@ -30,12 +31,12 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def proxied(
     request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[tuple[SQLStore, DroppingProxy]]:
+) -> Iterator[tuple[SQLStore, ReplyDroppingProxy]]:
     """A store reaching PostgreSQL through a proxy that drops the reply of
     the next INSERT into the sessions table once armed."""
     url = make_url(sql_url("sql-postgresql", request, tmp_path))
     target = (url.host or "127.0.0.1", url.port or 5432)
-    proxy = DroppingProxy(target, table=b"wsgisession_sessions ")
+    proxy = insert_dropping_proxy(target, table=b"wsgisession_sessions ")
     store = SQLStore(url.set(host="127.0.0.1", port=proxy.port).render_as_string(False))
     store.load(generate_key())  # connected, tables known
     try:
@@ -46,7 +47,7 @@ def proxied(
 
 
 def test_a_new_session_whose_reply_was_lost_is_still_created(
-    proxied: tuple[SQLStore, DroppingProxy],
+    proxied: tuple[SQLStore, ReplyDroppingProxy],
 ) -> None:
     store, proxy = proxied
     key = generate_key()
@@ -59,7 +60,7 @@ def test_a_new_session_whose_reply_was_lost_is_still_created(
 
 
 def test_a_login_whose_reply_was_lost_is_listed_once(
-    proxied: tuple[SQLStore, DroppingProxy],
+    proxied: tuple[SQLStore, ReplyDroppingProxy],
 ) -> None:
     """A bound session created twice (the first row orphaned) would list a
     device no browser holds among the user's sessions."""
