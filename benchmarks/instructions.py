@@ -14,12 +14,14 @@ memory store's) next to its floor (``_floors.py``: get+set for write, new
 for new). Times on a shared machine move by 20-50 % from
 run to run; instruction counts move much less (hash seeds are fixed),
 but not by nothing: the cookie header and the save time's text are kept
-for the second they were made in, and under valgrind (some 50 times
-slower) how many requests share a second depends on the machine's load.
-One commit measured 7-9K more per request on a loaded machine than on an
-idle one, so an A/B comparison runs both sides at once, side by side
-(each in a worktree at a path of the same length), never figures from
-different hours. They leave out what the CPU does
+for the second they were made in, so the child reads the time from a
+clock that moves a fixed step per reading (:func:`step_clock`): how many
+requests share a second is then the same in every run, where under
+valgrind (some 50 times slower) it would depend on the machine's load
+(7-9K more per request measured on a loaded machine than on an idle one
+before). An A/B comparison still runs both sides in worktrees at paths of
+the same length (the path's text is in some of the work). They leave out
+what the CPU does
 not count as instructions (cache misses, system calls, the other end of a
 socket), so they judge Python-level work, not a store's round trips.
 """
@@ -27,6 +29,7 @@ socket), so they judge Python-level work, not a store's round trips.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import re
 import shutil
@@ -44,6 +47,15 @@ _COLLECTED = re.compile(r"Collected : (\d+)")
 _FLOOR_OPS = {"write": "getset", "new": "new"}
 
 
+def step_clock(
+    start: float = 1_800_000_000.0, step: float = 0.000_01
+) -> Callable[[], float]:
+    """A ``time.time`` stand-in that moves ``step`` seconds per reading from
+    ``start``, so that runs of the same requests read the same times; C
+    code, as ``time.time`` is, so that it costs about what the real clock does."""
+    return itertools.count(start, step).__next__
+
+
 def child(kind: str, workload: str, count: int) -> None:
     """Run ``count`` requests of ``workload`` after a warm-up (inside valgrind).
 
@@ -57,7 +69,10 @@ def child(kind: str, workload: str, count: int) -> None:
     from _wsgi import hello_app, session_app
     from minimal_model import model_middleware
 
+    from wsgisession import clock
+
     with (
+        clock.use(step_clock()),
         tempfile.TemporaryDirectory(prefix="wsgisession-instr-") as tmp,
         Services(Path(tmp), {kind.removeprefix("floor:")} - {"model"}) as services,
     ):
