@@ -186,6 +186,25 @@ def test_keys_added_to_a_kept_record_are_saved_in_the_order_they_were_set() -> N
     assert list(stored) == list(session)
 
 
+def test_keys_added_while_another_request_saved_keep_the_order_they_were_set() -> None:
+    """A save that merges another request's save keeps the order in which
+    the app added its keys (it followed the change set's set order)."""
+    store = MemoryStore()
+    key = _kept_session(store)
+    session = Session(store, session_key=key)
+    assert session["a"] == 2  # loaded before the other request's save
+    other = Session(store, session_key=key)
+    other["b"] = 1
+    other.save()
+    added = [f"key{n}" for n in range(12)]
+    for name in added:
+        session[name] = 1
+    session.save()
+    stored = json.loads(store.load(key).payload)["data"]  # type: ignore[union-attr]
+    assert list(stored) == ["a", "b", *added]
+    assert list(stored) == list(session)
+
+
 def test_a_non_string_key_added_to_a_kept_record_is_written_as_json_text() -> None:
     """As on a new session's save: 1 comes back as "1" (not a TypeError
     out of the JSON string escaper)."""

@@ -154,7 +154,9 @@ class ChangeSet:
             unchanged = key in merged and key in data and key not in self.changed
             if unchanged and dumps(merged[key]) == snapshot:
                 merged[key] = data[key]
-        for key in tuple(self.changed):
+        changed = self.changed
+        # Keys new to the record go in as the app added them, in data's order.
+        for key in changed if len(changed) == 1 else [k for k in data if k in changed]:
             merged[key] = data[key]
         for key in tuple(self.deleted):
             merged.pop(key, None)
