@@ -352,13 +352,22 @@ def _postgresql_login(port: int) -> None:
     ).close()
 
 
-def pgbouncer(workdir: Path, target: DatabaseServer) -> ServerProcess:
-    """A PgBouncer in transaction mode in front of the PostgreSQL ``target``,
-    not yet started: each transaction (each autocommit statement) may run on
-    another of its two server connections. Its ``url`` logs in as ``target``'s."""
+def pgbouncer(
+    workdir: Path,
+    target: DatabaseServer,
+    *,
+    pool_mode: str = "transaction",
+    users: tuple[str, ...] = (),
+) -> ServerProcess:
+    """A PgBouncer in ``pool_mode`` in front of the PostgreSQL ``target``
+    (every database of it), not yet started: in transaction mode each
+    transaction (each autocommit statement) may run on another of its two
+    server connections. Its ``url`` logs in as ``target``'s; ``users`` may
+    log in too, with the same password."""
     binary = _sql_binary("/usr/sbin/pgbouncer", "pgbouncer")
     root = _owned_dir("wsgisession-pgbouncer-", "postgres")
-    (root / "users.txt").write_text(f'"postgres" "{DB_PASSWORD}"\n')
+    logins = "".join(f'"{user}" "{DB_PASSWORD}"\n' for user in ("postgres", *users))
+    (root / "users.txt").write_text(logins)
     port = free_port()
     settings = {
         "listen_addr": "127.0.0.1",
@@ -366,10 +375,10 @@ def pgbouncer(workdir: Path, target: DatabaseServer) -> ServerProcess:
         "unix_socket_dir": "",
         "auth_type": "plain",
         "auth_file": root / "users.txt",
-        "pool_mode": "transaction",
+        "pool_mode": pool_mode,
         "default_pool_size": 2,
     }
-    lines = ["[databases]", f"postgres = host=127.0.0.1 port={target.port}"]
+    lines = ["[databases]", f"* = host=127.0.0.1 port={target.port}"]
     lines += ["[pgbouncer]", *(f"{name} = {value}" for name, value in settings.items())]
     (root / "pgbouncer.ini").write_text("\n".join(lines) + "\n")
     if os.geteuid() == 0:

@@ -92,13 +92,25 @@ def table_name(key: str, value: Any) -> str:
 _PREPARE = "prepare_threshold"
 
 
+#: libpq's client encoding, left to the database's by default: psycopg hands
+#: the text of a ``SQL_ASCII`` database back as bytes, on which SQLAlchemy's
+#: first connect fails (TypeError). The store's own text is hex.
+_ENCODING = "client_encoding"
+
+
 def driver_options(url: URL, driver: str) -> tuple[URL, dict[str, Any]]:
     """``url`` less the query options that are the driver's arguments rather
     than connection parameters, and those arguments: psycopg's
     ``?prepare_threshold=none`` (or a count), which SQLAlchemy would pass
-    on as text."""
-    if driver != "psycopg" or _PREPARE not in url.query:
+    on as text; and for psycopg a UTF-8 client encoding unless the URL
+    names one."""
+    if driver != "psycopg":
         return url, {}
+    arguments: dict[str, Any] = {}
+    if _ENCODING not in url.query:
+        arguments[_ENCODING] = "UTF8"
+    if _PREPARE not in url.query:
+        return url, arguments
     value = url.query[_PREPARE]
     text = value.strip().lower() if isinstance(value, str) else ""
     if text != "none" and not (text.isascii() and text.isdigit()):  # not "²"
@@ -107,8 +119,8 @@ def driver_options(url: URL, driver: str) -> tuple[URL, dict[str, Any]]:
             "none (never prepare statements: behind a pooler in transaction "
             "mode) or a whole number of runs"
         )
-    threshold = None if text == "none" else int(text)
-    return url.difference_update_query([_PREPARE]), {_PREPARE: threshold}
+    arguments[_PREPARE] = None if text == "none" else int(text)
+    return url.difference_update_query([_PREPARE]), arguments
 
 
 #: ``sql_url`` and ``sql_table``, the ``ini_options`` of ``SQLStore``.
