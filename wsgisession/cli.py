@@ -223,7 +223,7 @@ def command_clear_expired(args: argparse.Namespace) -> int:
     store = build_existing_store(spec, "clear", hint)
     serializer_for(store, options)  # what the middleware would refuse at startup
     reach_store(store, hint)  # a store with native expiry would not notice
-    bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
+    bar = ProgressBar(sys.stderr) if _on_a_terminal(sys.stderr) else None
     try:
         try:
             removed = store.clear_expired(progress=bar.update if bar else None)
@@ -236,6 +236,11 @@ def command_clear_expired(args: argparse.Namespace) -> int:
         f"removed {removed} expired session{'s' if removed != 1 else ''} from {store!r}"
     )
     return 0
+
+
+def _on_a_terminal(stream: TextIO | None) -> bool:
+    """Whether ``stream`` is a terminal; a closed one (``2>&-``: None) is not."""
+    return stream is not None and stream.isatty()
 
 
 class ProgressBar:

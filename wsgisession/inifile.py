@@ -12,6 +12,7 @@ value: a value may be a secret.
 
 from __future__ import annotations
 
+import codecs
 import configparser
 import importlib.metadata
 import os
@@ -89,9 +90,7 @@ def _read(
     except configparser.Error as exc:
         raise ConfigError(f"{path}: {_describe(exc)}") from None
     except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8"
-        ) from None
+        raise ConfigError(f"{path}: {_undecodable(exc)}") from None
     if "use" not in local:  # Paste takes the factory from such a key, and drops it
         for key in PROTOCOL_KEYS:
             local.pop(key, None)
@@ -260,6 +259,20 @@ def _from_environment(
         if value is not None:  # a literal: a % in it is not a reference
             found[name] = value.replace("%", "%%")
     return found
+
+
+def _undecodable(exc: UnicodeDecodeError) -> str:
+    """Why the file could not be read. Paste Deploy reads it in the locale's
+    encoding, as here: in the C locale (UTF-8 mode off) that is ASCII, and
+    "save the file as UTF-8" would send the operator to fix a good file."""
+    if codecs.lookup(exc.encoding).name == "utf-8":
+        return f"not UTF-8 text (byte {exc.start}); save the file as UTF-8"
+    return (
+        f"not {exc.encoding} text (byte {exc.start}), the encoding of this "
+        "process's locale, in which Paste Deploy reads it too; for a UTF-8 "
+        "file, run the command and the app with a UTF-8 locale (LC_ALL=C.UTF-8) "
+        "or PYTHONUTF8=1"
+    )
 
 
 def _describe(exc: configparser.Error) -> str:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ConfigError
+from .stores._flock import make_missing_directories
 
 __all__ = [
     "ENV_VAR",
@@ -102,17 +103,31 @@ def secret_from_environment() -> SecretKey | None:
 
 
 def demo_secret_path() -> Path:
-    """``$XDG_STATE_HOME/wsgisession/demo-secret``, or under ``~/.local/state``."""
+    """``$XDG_STATE_HOME/wsgisession/demo-secret``, or under ``~/.local/state``.
+
+    ConfigError if neither is known: ``HOME`` unset, and a user id without
+    an account (a container's arbitrary user).
+    """
     state = os.environ.get("XDG_STATE_HOME", "")
-    base = Path(state) if os.path.isabs(state) else Path.home() / ".local" / "state"
-    return base / "wsgisession" / "demo-secret"
+    if os.path.isabs(state):
+        return Path(state) / "wsgisession" / "demo-secret"
+    try:
+        home = Path.home()
+    except RuntimeError:  # HOME unset and no account: "Could not determine ..."
+        raise ConfigError(
+            "cannot keep the demo's secret key: HOME is unset and this user has "
+            "no home directory; set XDG_STATE_HOME or HOME, or give a key with "
+            f"--secret-key-file FILE or ${ENV_VAR}"
+        ) from None
+    return home / ".local" / "state" / "wsgisession" / "demo-secret"
 
 
 def kept_demo_secret(path: Path | None = None) -> SecretKey:
-    """The demo's own key: read from ``path``, or generated there (mode 0600) once."""
+    """The demo's own key: read from ``path``, or generated there (mode 0600)
+    once, in directories made with mode 0700 whatever the umask."""
     path = path or demo_secret_path()
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_missing_directories(str(path.parent))
         descriptor = os.open(
             path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600
         )

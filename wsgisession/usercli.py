@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import datetime
 import functools
+import os
 import re
 import sys
 import textwrap
@@ -28,6 +29,8 @@ from .usersessions import UserSessions
 __all__ = ["add_user_commands", "attach_handles"]
 
 _OPTION_NAME = re.compile(r"--?[a-z][a-z-]*")
+#: A byte that the locale's encoding could not decode, as Python passes it on.
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
 
 ReadSettings = Callable[[argparse.Namespace], "tuple[Settings, StoreSpec]"]
 
@@ -56,7 +59,9 @@ def add_user_commands(
         SESSIONS_EXAMPLES,
     )
     add_store_arguments(listing)
-    listing.add_argument("user_id", metavar="USER_ID", help="the id bind_user() got")
+    listing.add_argument(
+        "user_id", metavar="USER_ID", type=_typed_text, help="the id bind_user() got"
+    )
     listing.set_defaults(handler=functools.partial(command_sessions, read_settings))
     revoke = _parser(
         commands,
@@ -65,7 +70,9 @@ def add_user_commands(
         REVOKE_EXAMPLES,
     )
     add_store_arguments(revoke)
-    revoke.add_argument("user_id", metavar="USER_ID", help="the id bind_user() got")
+    revoke.add_argument(
+        "user_id", metavar="USER_ID", type=_typed_text, help="the id bind_user() got"
+    )
     revoke.add_argument(
         "--handle", help="end only this session (a handle that `sessions` lists)"
     )
@@ -88,6 +95,19 @@ def attach_handles(argv: Sequence[str]) -> list[str]:
         else:
             attached.append(argument)
     return attached
+
+
+def _typed_text(argument: str) -> str:
+    """``argument`` as the operator typed it. Python decodes the arguments in
+    the locale's encoding; in the C locale (UTF-8 mode off) a UTF-8
+    terminal's other bytes come as lone surrogates, which no user id holds:
+    they are read as UTF-8 (as UTF-8 mode would have), if they are."""
+    if not _ESCAPED_BYTE.search(argument):
+        return argument
+    try:
+        return os.fsencode(argument).decode("utf-8")
+    except UnicodeError:  # not UTF-8 either: refused later, as it is
+        return argument
 
 
 def _parser(commands: Any, name: str, text: str, examples: str) -> Any:

@@ -36,6 +36,14 @@ def _port(text: str) -> int:
     return port
 
 
+def _kept_key_place() -> str:
+    """Where the demo keeps its key, for --help (which works without a home)."""
+    try:
+        return str(secretkey.demo_secret_path())
+    except ConfigError:
+        return "$XDG_STATE_HOME/wsgisession/demo-secret"
+
+
 def add_demo_parser(commands: Any, epilog: str) -> None:
     """Add the ``demo`` subcommand to the ``wsgisession`` parser."""
     demo = commands.add_parser(
@@ -75,7 +83,7 @@ def add_demo_parser(commands: Any, epilog: str) -> None:
         "--secret-key-file",
         metavar="FILE",
         help=f"for --store cookie: file holding the key (else ${secretkey.ENV_VAR}, "
-        f"else one kept in {secretkey.demo_secret_path()})",
+        f"else one kept in {_kept_key_place()})",
     )
     demo.set_defaults(handler=run, command_parser=demo)
 
