@@ -89,6 +89,17 @@ def test_clear_expired_with_standard_error_closed_still_clears(
     assert done.stdout.startswith("removed 3 expired sessions from SQLiteStore(")
 
 
+def test_an_error_with_standard_error_closed_stays_out_of_standard_output(
+    tmp_path: Path,
+) -> None:
+    """``print(..., file=sys.stderr)`` with stderr closed writes to stdout:
+    the error line landed in the output a script reads as the listing."""
+    missing = str(tmp_path / "no-such-directory" / "sessions.sqlite3")
+    argv = ["sessions", "--store", "sqlite", "--sqlite-path", missing, "ann"]
+    done = wsgisession(*argv, env=environment(), prefix=("sh", "-c", '"$@" 2>&-', "-"))
+    assert (done.returncode, done.stdout, done.stderr) == (1, "", "")
+
+
 # -- no home directory ----------------------------------------------------------
 
 

@@ -393,8 +393,16 @@ def _escape_unprintable_output() -> None:
         sys.stdout.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
 
 
+def _closed_stderr_to_nowhere() -> None:
+    """With standard error closed (``2>&-``: None), ``print(file=sys.stderr)``
+    writes to stdout, into the output scripts read: messages go nowhere."""
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
+    _closed_stderr_to_nowhere()
     _escape_unprintable_output()
     parser = build_parser()
     arguments = sys.argv[1:] if argv is None else argv
