@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import stat
 import time
 from pathlib import Path
@@ -107,6 +108,27 @@ def test_a_new_file_removed_while_written_fails_the_create(
         store.create(key, b"new", later())
     monkeypatch.undo()
     assert store.load(key) is None
+
+
+def test_a_store_directory_removed_after_its_check_is_made_again(
+    store: FileStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shard's first record makes only the shard's directory, the store's
+    having been checked just before; if that one went meanwhile (a temp
+    cleaner), both are made again, mode 0700, and the record is saved."""
+    check = store._directory.check
+
+    def removed_after_check() -> None:
+        check()
+        shutil.rmtree(store.path)
+
+    monkeypatch.setattr(store._directory, "check", removed_after_check)
+    key = store.generate_key()
+    assert store.create(key, b"new", later()) == key
+    monkeypatch.undo()
+    assert payload_of(store, key) == b"new"
+    for directory in (Path(store.path), record_path(store, key).parent):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700
 
 
 def test_a_new_file_whose_write_fails_is_removed(

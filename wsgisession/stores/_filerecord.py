@@ -305,17 +305,26 @@ class RecordFiles:
         try:
             return open_new_file(path)
         except FileNotFoundError:  # the first record of this shard
-            make_private_dirs(self.root, self._prefix + name[:2])
+            self._make_shard(self._prefix + name[:2])
         return open_new_file(path)
 
     def _create_temp(self, temp: str, directory: str) -> int:
         try:
             return open_new_file(temp)
         except FileNotFoundError:  # the first record of this shard
-            make_private_dirs(self.root, directory)
+            self._make_shard(directory)
         except FileExistsError:  # a crash's leftover, or a planted symlink
             os.unlink(temp)
         return open_new_file(temp)
+
+    def _make_shard(self, directory: str) -> None:
+        """Create a shard's directory (mode 0700). The store's own directory
+        was checked (and made if missing) just before: it is made here only
+        if ``mkdir`` says it is gone again, not tried first every time."""
+        try:
+            make_private_dirs(directory)
+        except FileNotFoundError:  # removed since the check
+            make_private_dirs(self.root, directory)
 
 
 class HeldRecord:
