@@ -18,8 +18,7 @@ from helpers import later
 
 from wsgisession.expiry import MAX_SECONDS
 from wsgisession.storecheck import reach_store
-from wsgisession.stores import SQLiteStore, SQLStore
-from wsgisession.stores import sql as sql_module
+from wsgisession.stores import SQLiteStore, SQLStore, _sqlcleanup
 from wsgisession.stores import sqlite as sqlite_module
 from wsgisession.stores.base import Store
 
@@ -105,7 +104,7 @@ def test_clear_expired_waits_out_a_writer_arriving_between_batches(
     past the busy timeout: the next batch waits for it too. SQLStore's
     batches run through SQLAlchemy, whose error wraps sqlite3's: it was not
     known as "database is locked", and clear_expired() failed at once."""
-    monkeypatch.setattr(sql_module, "BATCH", 2)
+    monkeypatch.setattr(_sqlcleanup, "BATCH", 2)
     monkeypatch.setattr(sqlite_module, "_BATCH", 2)
     path = tmp_path / "sessions.sqlite3"
     store = _store(kind, path, 0.05)

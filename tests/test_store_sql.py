@@ -28,8 +28,7 @@ from sqlalchemy import create_engine, inspect, text
 from wsgisession import _initdb
 from wsgisession.errors import ConfigError, LockTimeout, StoreUnavailable
 from wsgisession.keys import generate_key
-from wsgisession.stores import MemoryStore, SQLStore
-from wsgisession.stores import sql as sql_module
+from wsgisession.stores import MemoryStore, SQLStore, _sqlcleanup
 from wsgisession.stores.base import now
 
 
@@ -299,7 +298,7 @@ def test_requests_on_separate_pools_keep_each_others_keys(url: str) -> None:
 def test_clear_expired_deletes_in_batches_with_progress(
     store: SQLStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sql_module, "BATCH", 10)
+    monkeypatch.setattr(_sqlcleanup, "BATCH", 10)
     live = [generate_key() for _ in range(3)]
     for key in live:
         store.create(key, b"live", later())

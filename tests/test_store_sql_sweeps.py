@@ -14,8 +14,7 @@ from sql_support import SQL_KINDS, TABLE, sql_url
 from sqlalchemy import create_engine, delete, event, func, select
 
 from wsgisession.keys import generate_key
-from wsgisession.stores import SQLStore
-from wsgisession.stores import sql as sql_module
+from wsgisession.stores import SQLStore, _sqlcleanup
 from wsgisession.stores._sqlschema import Tables
 from wsgisession.stores.base import now
 
@@ -42,7 +41,7 @@ def test_clear_expired_goes_on_after_a_batch_another_sweep_shared(
     this one had read, before its DELETE: that batch deletes fewer rows than
     it read, which is not the end of the expired rows."""
     url = sql_url(kind, request, tmp_path)
-    monkeypatch.setattr(sql_module, "BATCH", 10)
+    monkeypatch.setattr(_sqlcleanup, "BATCH", 10)
     store = SQLStore(url)
     live = generate_key()
     store.create(live, b"live", later())

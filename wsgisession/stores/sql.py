@@ -41,8 +41,8 @@ from ._shared import (
     poll_lock,
     release_lock,
     unless_sqlite_busy,
-    waiting_out_sqlite_busy,
 )
+from ._sqlcleanup import SQLCleanup
 from ._sqloptions import DEFAULT_TABLE, SQL_OPTIONS, table_name
 from ._sqlpacket import max_packet, oversized, packet_now
 from ._sqlrun import (
@@ -52,13 +52,12 @@ from ._sqlrun import (
     Runner,
     compile_statement,
     deadlocked,
-    on_engine,
 )
 from ._sqlusers import SQLUserSessions
-from .base import Merge, Progress, Record, Store, storage_key
+from .base import Merge, Record, Store, storage_key
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection, Engine
+    from sqlalchemy import Engine
 
 __all__ = ["SQLStore"]
 
@@ -71,11 +70,9 @@ T = TypeVar("T")
 
 #: How many conflicting writes ``update`` tolerates before giving up.
 MAX_ATTEMPTS = 50
-#: Rows per DELETE in clear_expired(): keeps each statement short.
-BATCH = 1000
 
 
-class SQLStore(SQLUserSessions, Store):
+class SQLStore(SQLCleanup, SQLUserSessions, Store):
     """Sessions in the table ``table`` of the database at ``url_or_engine``.
 
     In an ini file: ``store = sql`` with ``sql_url`` (and ``sql_table``).
@@ -243,70 +240,6 @@ class SQLStore(SQLUserSessions, Store):
 
     def _execute(self, cursor: Cursor, name: str, params: dict[str, object]) -> int:
         return cursor.rowcount(self._sql[name], params)
-
-    def clear_expired(self, progress: Progress | None = None) -> int:
-        """Delete expired rows in batches of ``BATCH`` (1000), each its own
-        statement; on SQLite each waits out other writers past the busy
-        timeout (a cron job beside busy workers), up to ten times ``timeout``."""
-        moment = now()
-        params = {"b_now": moment}
-        self._patiently(
-            lambda: self._run(
-                "clear expired locks", self._execute, "locks_dead", params
-            )
-        )
-        total = 0
-        if progress is not None:  # an index range count
-            total = self._patiently(
-                lambda: self._run("count expired sessions", self._count_dead, moment)
-            )
-        removed = 0
-        while True:
-            found, count = self._patiently(lambda: self._delete_batch(moment, BATCH))
-            removed += count
-            if progress is not None:
-                progress(removed, max(total, removed))
-            if found < BATCH:  # not: count, less when another sweep took some
-                return removed
-
-    def _patiently(self, step: Callable[[], T]) -> T:
-        """``step()`` of a cleanup, waiting out SQLite's busy writers (see
-        :func:`._shared.waiting_out_sqlite_busy`); at once on other databases."""
-        return waiting_out_sqlite_busy(step, self._timeout)
-
-    def _count_dead(self, cursor: Cursor, moment: float) -> int:
-        row = cursor.execute(self._sql["count_dead"], {"b_now": moment}).fetchone()
-        return int(row[0])
-
-    def sweep_expired(self, limit: int) -> int:
-        """Delete at most ``limit`` expired records: one bounded step of cleanup.
-
-        Request locks whose holder's ttl ran out go too (one row per
-        session locked at the moment: a short DELETE).
-        """
-        if limit <= 0:
-            return 0
-        moment = now()
-        _found, removed = self._delete_batch(moment, limit)
-        self._run("clear expired locks", self._execute, "locks_dead", {"b_now": moment})
-        return removed
-
-    def _delete_batch(self, moment: float, limit: int) -> tuple[int, int]:
-        """How many expired rows (up to ``limit``) were found, and how many of
-        them deleted if still expired (fewer if another sweep took some).
-        Keys, then rows: portable, MySQL has no LIMIT in an IN subquery."""
-        tables = self._tables
-
-        def work(conn: Connection) -> tuple[int, int]:
-            keys = list(conn.execute(tables.expired_keys(moment, limit)).scalars())
-            if not keys:
-                return 0, 0
-            deleted = conn.execute(tables.delete_expired(keys, moment)).rowcount
-            return len(keys), int(deleted)
-
-        with self._translate("clear expired sessions"):
-            self._ready()
-            return on_engine(self._base, work)
 
     @contextlib.contextmanager
     def lock(self, session_key: str, timeout: float, ttl: float) -> Iterator[None]:

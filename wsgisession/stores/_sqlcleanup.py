@@ -1,0 +1,112 @@
+"""SQLStore's cleanup: ``clear_expired()`` in batches, and the middleware's
+bounded ``sweep_expired()`` steps, each deleting the keys it found expired
+if they still are (another sweep may have taken some)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..clock import now
+from ._shared import waiting_out_sqlite_busy
+from ._sqlrun import on_engine
+from .base import Progress
+
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+    from sqlalchemy import Connection, Engine
+
+    from ._sqlrun import Compiled, Cursor
+    from ._sqlschema import Tables
+
+__all__ = ["BATCH", "SQLCleanup"]
+
+T = TypeVar("T")
+
+#: Rows per DELETE in clear_expired(): keeps each statement short.
+BATCH = 1000
+
+
+class SQLCleanup:
+    """The cleanup methods of :class:`~.sql.SQLStore` (a mixin)."""
+
+    if TYPE_CHECKING:  # provided by SQLStore
+        _sql: dict[str, Compiled]
+        _tables: Tables
+        _base: Engine
+        _timeout: float
+
+        def _run(self, action: str, work: Callable[..., T], *args: Any) -> T: ...
+
+        def _execute(
+            self, cursor: Cursor, name: str, params: dict[str, object]
+        ) -> int: ...
+
+        def _translate(self, action: str) -> AbstractContextManager[None]: ...
+
+        def _ready(self) -> None: ...
+
+    def clear_expired(self, progress: Progress | None = None) -> int:
+        """Delete expired rows in batches of ``BATCH`` (1000), each its own
+        statement; on SQLite each waits out other writers past the busy
+        timeout (a cron job beside busy workers), up to ten times ``timeout``."""
+        moment = now()
+        params = {"b_now": moment}
+        self._patiently(
+            lambda: self._run(
+                "clear expired locks", self._execute, "locks_dead", params
+            )
+        )
+        total = 0
+        if progress is not None:  # an index range count
+            total = self._patiently(
+                lambda: self._run("count expired sessions", self._count_dead, moment)
+            )
+        removed = 0
+        while True:
+            found, count = self._patiently(lambda: self._delete_batch(moment, BATCH))
+            removed += count
+            if progress is not None:
+                progress(removed, max(total, removed))
+            if found < BATCH:  # not: count, less when another sweep took some
+                return removed
+
+    def _patiently(self, step: Callable[[], T]) -> T:
+        """``step()`` of a cleanup, waiting out SQLite's busy writers (see
+        :func:`._shared.waiting_out_sqlite_busy`); at once on other databases."""
+        return waiting_out_sqlite_busy(step, self._timeout)
+
+    def _count_dead(self, cursor: Cursor, moment: float) -> int:
+        row = cursor.execute(self._sql["count_dead"], {"b_now": moment}).fetchone()
+        return int(row[0])
+
+    def sweep_expired(self, limit: int) -> int:
+        """Delete at most ``limit`` expired records: one bounded step of cleanup.
+
+        Request locks whose holder's ttl ran out go too (one row per
+        session locked at the moment: a short DELETE).
+        """
+        if limit <= 0:
+            return 0
+        moment = now()
+        _found, removed = self._delete_batch(moment, limit)
+        self._run("clear expired locks", self._execute, "locks_dead", {"b_now": moment})
+        return removed
+
+    def _delete_batch(self, moment: float, limit: int) -> tuple[int, int]:
+        """How many expired rows (up to ``limit``) were found, and how many of
+        them deleted if still expired (fewer if another sweep took some).
+        Keys, then rows: portable, MySQL has no LIMIT in an IN subquery."""
+        tables = self._tables
+
+        def work(conn: Connection) -> tuple[int, int]:
+            keys = list(conn.execute(tables.expired_keys(moment, limit)).scalars())
+            if not keys:
+                return 0, 0
+            deleted = conn.execute(tables.delete_expired(keys, moment)).rowcount
+            return len(keys), int(deleted)
+
+        with self._translate("clear expired sessions"):
+            self._ready()
+            return on_engine(self._base, work)
