@@ -4,61 +4,24 @@ handler's ``KeyboardInterrupt`` or ``SystemExit``, ``gevent.Timeout`` or
 overrunning request's thread with ``PyThreadState_SetAsyncExc``.
 
 Python delivers them as a function is entered (among other points), so
-:func:`interrupted_at` raises one as the named function is called, there
-and then, on the real store and its real client library: the same moment,
-every time, that a signal or a timeout reaches only now and then.
+:func:`interrupting.interrupted_at` raises one as the named function is
+called (see interrupting.py).
 """
 
 from __future__ import annotations
 
-import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from types import CodeType, FrameType
-from typing import Any
 
 import pytest
 import redis.client
 import redis.connection
+from interrupting import Interrupt, interrupted_at
 from pymemcache.client import base as pymemcache_base  # type: ignore[import-untyped]
 from servers import ServerProcess
 
 from wsgisession.stores import MemcachedStore, RedisStore
 from wsgisession.stores._redis_clients import POOL_SIZE
 from wsgisession.stores.base import Store
-
-
-class Interrupt(BaseException):
-    """Stands for KeyboardInterrupt, SystemExit or a green timeout."""
-
-
-@contextmanager
-def interrupted_at(
-    function: Callable[..., Any], call: int = 1, *, returning: bool = False
-) -> Iterator[None]:
-    """Raise :class:`Interrupt` as ``function`` is entered (or, ``returning``,
-    as it returns) for the ``call``-th time in this thread, within the block."""
-    code: CodeType = function.__code__
-    seen = 0
-
-    def tracer(frame: FrameType, event: str, arg: object) -> Any:
-        nonlocal seen
-        if frame.f_code is not code:
-            return None
-        if event == "call":
-            seen += 1
-        if seen == call and event == ("return" if returning else "call"):
-            sys.settrace(None)
-            raise Interrupt()
-        return tracer  # for the frame's return event
-
-    previous = sys.gettrace()
-    sys.settrace(tracer)  # type: ignore[arg-type]
-    try:
-        yield
-    finally:
-        sys.settrace(previous)
 
 
 def two_sessions(store: Store) -> tuple[str, str]:

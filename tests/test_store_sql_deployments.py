@@ -249,7 +249,7 @@ def test_a_connection_opening_while_max_allowed_packet_rose_is_let_go(
                 renewed.set()
                 assert other.result(10) is not None
         kept = []
-        for _connection, cursor in store._runner._idle:
+        for cursor in (slot.cursor for slot in store._runner._idle):
             cursor.raw.execute("SELECT @@session.max_allowed_packet")
             kept.append(cursor.raw.fetchone()[0])
         assert kept and set(kept) == {4 * SMALL_PACKET}

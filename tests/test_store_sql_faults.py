@@ -74,7 +74,7 @@ def test_close_in_a_forked_child_leaves_the_parents_connections(
     key = generate_key()
     store.create(key, b"kept", later())
     assert store.load(key) is not None
-    parent_connection = store._runner._idle[-1][0]
+    parent_connection = store._runner._idle[-1].connection
     assert _alive(parent_connection)
     pid = os.fork()
     if pid == 0:  # the child closes its store, as a worker does at exit
@@ -100,7 +100,7 @@ SCRIPT = textwrap.dedent(
     store = SQLStore(sys.argv[1])
     key = generate_key()
     store.create(key, b"kept", now() + 600)
-    connection = store._runner._idle[-1][0]
+    connection = store._runner._idle[-1].connection
 
     def alive():
         try:

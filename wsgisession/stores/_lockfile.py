@@ -87,13 +87,16 @@ class RequestLocks:
         self.directory = directory
         self._guard = guard
 
-    def acquire(self, name: str, timeout: float, ttl: float) -> str:
-        """Take the lock ``name`` (a storage key) within ``timeout``; return its token.
+    def acquire(
+        self, name: str, timeout: float, ttl: float, token: str | None = None
+    ) -> str:
+        """Take the lock ``name`` (a storage key) within ``timeout``; return its
+        token (``token`` if given: the caller can release it if cut short).
 
         Raises :class:`~wsgisession.errors.LockTimeout` when the lock stays
         held, by a holder whose ttl has not run out, for ``timeout`` seconds.
         """
-        token = secrets.token_hex(16)
+        token = token or secrets.token_hex(16)
         path = os.path.join(self.directory, name)
 
         def take() -> bool:

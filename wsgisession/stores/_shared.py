@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import random
@@ -156,6 +157,22 @@ def release_lock(drop: Callable[[], object], timeout: float) -> bool:
     except (StoreUnavailable, LockTimeout):
         return False
     return True
+
+
+def undone_if_cut_short(step: Callable[[], object], undo: Callable[[], object]) -> None:
+    """``step()``, taking or releasing a request lock. Cut short by anything
+    but LockTimeout or StoreUnavailable (an interrupt: a signal handler's
+    ``KeyboardInterrupt``, a ``gevent.Timeout``, an exception sent to the
+    thread), the lock may be held all the same, and would hold the session
+    for its ttl: ``undo()`` (release it, once) before the exception goes on."""
+    try:
+        step()
+    except (LockTimeout, StoreUnavailable):
+        raise
+    except BaseException:
+        with contextlib.suppress(Exception):
+            undo()
+        raise
 
 
 #: The key prefix of the Redis and memcached stores when none is given.

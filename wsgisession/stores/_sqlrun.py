@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
+from ._sqlslots import Slot, close_all, counts
+
 if TYPE_CHECKING:  # imported by SQLStore itself, which needs SQLAlchemy at runtime
     from sqlalchemy import Connection, Engine
     from sqlalchemy.sql import ClauseElement
@@ -63,10 +65,18 @@ class Runner:
     a ``list.pop()``, where a checkout from SQLAlchemy's pool costs some
     20 µs of Python (a quarter of a loopback ``SELECT``). They are opened
     through the engine (its connect arguments and set-up apply) and then
-    detached from its pool; each open one holds one of ``MAX_OPEN``
-    slots. On a given engine every statement borrows a connection from the
-    app's pool, switched to autocommit for the store's use and switched
-    back before it returns.
+    detached from its pool; each open one is a :class:`Slot`, at most
+    ``MAX_OPEN`` of them. On a given engine every statement borrows a
+    connection from the app's pool, switched to autocommit for the store's
+    use and switched back before it returns.
+
+    An exception can arrive between any two of these steps (a signal
+    handler's ``KeyboardInterrupt``, a ``gevent.Timeout``, an exception
+    sent to the thread): a request's connection is closed by the
+    ``finally`` of :meth:`run` unless it went back to the idle ones (its
+    slot's ``holder`` says which), and one lost between two steps (say, just
+    taken from the idle ones) is closed as it is garbage, and no longer
+    counts as open (see :meth:`_reserve`).
 
     With psycopg 3, cursors return binary results: the server sends a
     ``bytea`` as it is rather than as hex text, which saves both sides
@@ -77,14 +87,15 @@ class Runner:
         self.engine = engine
         self.dialect = engine.dialect
         self.owned = owned
-        self._idle: list[tuple[Any, Cursor]] = []  # (DBAPI connection, its cursor)
-        self._open_slots = threading.Semaphore(MAX_OPEN)
+        self._idle: list[Slot] = []
+        self._slots: list[weakref.ref[Slot]] = []  # made, gone ones pruned
+        self._slots_lock = threading.Lock()
         self._binary = self.dialect.driver == "psycopg"
         self._pid = os.getpid()
         self._generation = 0  # of the connections opened since the last renew()
         # A store dropped without close() closes its idle connections too
         # (only in the process that opened them: never a forked child).
-        self._finalizer = weakref.finalize(self, _close_all, self._idle, self._pid)
+        self._finalizer = weakref.finalize(self, close_all, self._idle, self._pid)
 
     @property
     def errors(self) -> type[Exception]:
@@ -102,11 +113,12 @@ class Runner:
         nor closed, here) and its pool's."""
         if self._pid != os.getpid():
             self._idle.clear()
-            self._open_slots = threading.Semaphore(MAX_OPEN)
+            self._slots = []
+            self._slots_lock = threading.Lock()
             self.engine.dispose(close=False)
             self._pid = os.getpid()
             self._finalizer.detach()
-            self._finalizer = weakref.finalize(self, _close_all, self._idle, self._pid)
+            self._finalizer = weakref.finalize(self, close_all, self._idle, self._pid)
 
     def run(self, work: Callable[..., T], *args: Any) -> T:
         """``work(cursor, *args)``; a connection the server dropped raises
@@ -116,13 +128,18 @@ class Runner:
         if not self.owned:
             with self._borrowed() as cursor:
                 return work(cursor, *args)
-        connection, cursor = self._checkout()
+        holder = object()  # this call's: see Slot.holder
+        slot = self._checkout(holder)
         try:
-            result = work(cursor, *args)
+            result = work(slot.cursor, *args)
         except BaseException as exc:
-            self._failed(connection, cursor, exc)
+            self._failed(slot, exc)
             raise
-        self._put_back(connection, cursor)
+        else:
+            self._put_back(slot)
+        finally:
+            if slot.holder is holder:  # neither idle again nor closed
+                slot.close()
         return result
 
     @contextmanager
@@ -133,82 +150,110 @@ class Runner:
             with self._borrowed() as cursor:
                 yield cursor
             return
-        connection, cursor = self._checkout()
+        holder = object()
+        slot = self._checkout(holder)
         try:
-            yield cursor
+            yield slot.cursor
         except BaseException as exc:
-            self._failed(connection, cursor, exc)
+            self._failed(slot, exc)
             raise
-        self._put_back(connection, cursor)
+        else:
+            self._put_back(slot)
+        finally:
+            if slot.holder is holder:
+                slot.close()
 
-    def _checkout(self) -> tuple[Any, Cursor]:
-        """An idle connection, else a new one if a slot is free, else wait
-        (up to the pool's timeout) for either."""
+    def _checkout(self, holder: object) -> Slot:
+        """An idle connection, else a new one if fewer than ``MAX_OPEN`` are
+        open, else wait (up to the pool's timeout) for either."""
         try:
-            return self._idle.pop()
+            slot = self._idle.pop()
         except IndexError:
-            pass
+            return self._wait(holder)
+        slot.holder = holder
+        return slot
+
+    def _wait(self, holder: object) -> Slot:
         wait: float = getattr(self.engine.pool, "timeout", lambda: 30.0)()
         deadline = time.monotonic() + wait
         while True:
-            if self._open_slots.acquire(timeout=_POLL):
+            slot = self._reserve(holder)
+            if slot is not None:
                 try:
-                    return self._open()
+                    return self._open(slot)
                 except BaseException:
-                    self._open_slots.release()
+                    slot.close()
                     raise
             with contextlib.suppress(IndexError):  # one came back meanwhile
-                return self._idle.pop()
+                slot = self._idle.pop()
+                slot.holder = holder
+                return slot
             if time.monotonic() >= deadline:
                 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
                 raise PoolTimeout(f"all {MAX_OPEN} connections busy for {wait} s")
+            time.sleep(_POLL)
 
-    def _open(self) -> tuple[Any, Cursor]:
+    def _reserve(self, holder: object) -> Slot | None:
+        """A slot for a new connection, if fewer than ``MAX_OPEN`` are open.
+        A slot counts while it exists and is open: one an interrupt lost
+        stops counting as it is collected, without a step to be cut short."""
+        with self._slots_lock:
+            slots = [ref for ref in self._slots if counts(ref)]
+            self._slots = slots
+            if len(slots) >= MAX_OPEN:
+                return None
+            slot = Slot(holder)
+            slots.append(weakref.ref(slot))
+            return slot
+
+    def _open(self, slot: Slot) -> Slot:
         # The generation before connecting: a renew() while it connects
         # lets this connection go too (it may hold the old setting).
-        generation = self._generation
+        slot.generation = self._generation
         pooled = self.engine.raw_connection()
         pooled.detach()
         connection: Any = pooled.dbapi_connection
+        slot.connection = connection
         raw = connection.cursor(binary=True) if self._binary else connection.cursor()
-        return connection, Cursor(raw, generation)
+        slot.cursor = Cursor(raw)
+        return slot
 
-    def _failed(self, connection: Any, cursor: Cursor, exc: BaseException) -> None:
+    def _failed(self, slot: Slot, exc: BaseException) -> None:
         """After ``exc``: keep the connection if the driver said no more than
-        that the statement failed; raise :class:`Dropped` on a disconnect."""
-        if not isinstance(exc, self.errors):  # interrupted mid-statement
-            self._discard(connection)
+        that the statement failed; raise :class:`Dropped` on a disconnect.
+        Otherwise (interrupted mid-statement) the caller closes it."""
+        if not isinstance(exc, self.errors):
             return
-        if not self.dialect.is_disconnect(exc, connection, cursor.raw):  # type: ignore[arg-type]
-            self._put_back(connection, cursor)  # autocommit: nothing left open
+        connection, raw = slot.connection, slot.cursor.raw
+        if not self.dialect.is_disconnect(exc, connection, raw):  # type: ignore[arg-type]
+            self._put_back(slot)  # autocommit: nothing left open
             return
-        self._discard(connection)
+        slot.close()
         self.close_idle()  # a server that dropped one dropped them all
         # ... the engine's own pool too (the connection sweeps used, which
         # the retry's new connection would otherwise be taken from).
         self.engine.dispose()
         raise Dropped() from exc
 
-    def _put_back(self, connection: Any, cursor: Cursor) -> None:
-        if len(self._idle) < KEEP_IDLE and cursor.generation == self._generation:
-            self._idle.append((connection, cursor))
-        else:
-            self._discard(connection)
-
-    def _discard(self, connection: Any) -> None:
-        _close(connection)
-        self._open_slots.release()
+    def _put_back(self, slot: Slot) -> None:
+        """Among the idle ones, if they are not enough and it is not too old;
+        else left to the caller, which closes it."""
+        if len(self._idle) < KEEP_IDLE and slot.generation == self._generation:
+            # No Python code in between that an interrupt could enter: idle
+            # and no one's, or neither.
+            slot.holder = None
+            self._idle.append(slot)
 
     def close_idle(self) -> None:
         """Close the idle connections (in use ones close when put back over
         the limit, or are reopened after a disconnect)."""
         while True:
             try:
-                connection, _cursor = self._idle.pop()
+                slot = self._idle.pop()
             except IndexError:
                 return
-            self._discard(connection)
+            slot.close()
 
     def renew(self) -> None:
         """Let go of every connection opened before now: the idle ones at
@@ -247,23 +292,6 @@ class Runner:
             invalidate_all(connection, exc)
         else:  # pragma: no cover - a future SQLAlchemy without it
             connection.invalidate(exc)
-
-
-def _close_all(idle: list[tuple[Any, Cursor]], pid: int) -> None:
-    if os.getpid() != pid:  # a forked child: they are its parent's
-        return
-    while idle:
-        try:
-            connection, _cursor = idle.pop()
-        except IndexError:  # another thread took the last one
-            return
-        _close(connection)
-
-
-def _close(connection: Any) -> None:
-    """Close a DBAPI connection that may already be broken."""
-    with contextlib.suppress(Exception):  # closing a dead one may fail too
-        connection.close()
 
 
 def on_engine(engine: Engine, work: Callable[[Connection], T]) -> T:
@@ -310,9 +338,8 @@ def deadlocked(exc: BaseException) -> bool:
 class Cursor:
     """A DBAPI cursor that runs :class:`Compiled` statements."""
 
-    def __init__(self, cursor: Any, generation: int = 0) -> None:
+    def __init__(self, cursor: Any) -> None:
         self.raw = cursor
-        self.generation = generation  # see Runner.renew()
 
     def execute(self, statement: Compiled, params: Mapping[str, object]) -> Any:
         if statement.names is None:

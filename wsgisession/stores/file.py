@@ -31,6 +31,7 @@ import contextlib
 import logging
 import os
 import random
+import secrets
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -42,6 +43,7 @@ from ._filerecord import default_path, ensure_private_directory, is_temp_name
 from ._filesweep import ShardWalk, is_record_name
 from ._fileusers import UserIndex, UserIndexes
 from ._lockfile import RequestLocks
+from ._shared import undone_if_cut_short
 from .base import IniOption, Merge, Progress, Record, Store, now, storage_key
 
 if TYPE_CHECKING:
@@ -342,18 +344,26 @@ class FileStore(FileAccess, Store):
     @contextlib.contextmanager
     def lock(self, session_key: str, timeout: float, ttl: float) -> Iterator[None]:
         """Hold the request lock file of this session key (see :mod:`._lockfile`)."""
-        name = storage_key(session_key)
+        name, token = storage_key(session_key), secrets.token_hex(16)
         self._check_directory()
-        with self._translate("lock"):
-            token = self._request_locks.acquire(name, timeout, ttl)
+        locks = self._request_locks
+
+        def take() -> None:
+            with self._translate("lock"):
+                locks.acquire(name, timeout, ttl, token)
+
+        def release() -> None:
+            try:
+                with self._translate("unlock"):
+                    locks.release(name, token)
+            except StoreUnavailable:  # the file expires anyway; keep the real error
+                logger.warning("%r: could not release a session lock", self)
+
+        undone_if_cut_short(take, lambda: locks.release(name, token))
         try:
             yield
         finally:
-            try:
-                with self._translate("unlock"):
-                    self._request_locks.release(name, token)
-            except StoreUnavailable:  # the file expires anyway; keep the real error
-                logger.warning("%r: could not release a session lock", self)
+            undone_if_cut_short(release, lambda: locks.release(name, token))
 
     def close(self) -> None:
         """Close the lock files and the sweep's directory iterator.

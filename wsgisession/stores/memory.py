@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 
 from ..errors import LockTimeout
-from ._shared import per_process
+from ._shared import per_process, undone_if_cut_short
 from .base import Merge, Progress, Record, Store, new_record, now, storage_key
 
 #: Longest single wait for a held lock (s): the loop waits again after it.
@@ -47,13 +47,13 @@ class MemoryStore(Store):
         # leaves with its record (_drop) or when found dead (_prune).
         self._users: dict[str, set[str]] = {}
         self._owners: dict[str, str] = {}
-        self._conditions: dict[int, threading.Condition] = {}  # see _released
+        self._guards: dict[int, _Guard] = {}  # see _guard
 
     @property
-    def _released(self) -> threading.Condition:
-        """Guards ``_held``, notified as an entry goes; this process's, made
-        on its first use here (see :func:`._shared.per_process`)."""
-        return per_process(self._conditions, threading.Condition)
+    def _guard(self) -> _Guard:
+        """Guards ``_held``; this process's, made on its first use here (see
+        :func:`._shared.per_process`)."""
+        return per_process(self._guards, _Guard)
 
     def _live(self, name: str) -> Record | None:
         record = self._records.get(name)
@@ -185,7 +185,7 @@ class MemoryStore(Store):
 
         There are at most as many as requests were running at once.
         """
-        with self._released:
+        with self._guard.mutex:
             moment = now()
             for name in [n for n, (_, at) in self._held.items() if at <= moment]:
                 del self._held[name]
@@ -194,8 +194,21 @@ class MemoryStore(Store):
     def lock(self, session_key: str, timeout: float, ttl: float) -> Iterator[None]:
         """Hold this session's lock entry; it is taken over after ``ttl``."""
         name, token = storage_key(session_key), secrets.token_hex(8)
+        undone_if_cut_short(
+            lambda: self._wait_for(name, token, timeout, ttl),
+            lambda: self._release(name, token),
+        )
+        try:
+            yield
+        finally:
+            undone_if_cut_short(
+                lambda: self._release(name, token), lambda: self._release(name, token)
+            )
+
+    def _wait_for(self, name: str, token: str, timeout: float, ttl: float) -> None:
         deadline = time.monotonic() + timeout
-        with self._released:
+        guard = self._guard
+        with guard.mutex:  # not the condition: see _Guard
             while not self._take(name, token, ttl):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -203,14 +216,14 @@ class MemoryStore(Store):
                 # Wake on a release, or when the holder's ttl runs out.
                 held_for = self._held[name][1] - now()
                 wait = min(remaining, max(held_for, 0.001), _LONGEST_WAIT)
-                self._released.wait(wait)
-        try:
-            yield
-        finally:
-            with self._released:
-                if self._held.get(name, ("",))[0] == token:
-                    del self._held[name]
-                    self._released.notify_all()
+                guard.released.wait(wait)
+
+    def _release(self, name: str, token: str) -> None:
+        guard = self._guard
+        with guard.mutex:
+            if self._held.get(name, ("",))[0] == token:
+                del self._held[name]
+                guard.released.notify_all()
 
     def _take(self, name: str, token: str, ttl: float) -> bool:
         """Take the lock ``name`` if free or expired (caller holds ``_released``)."""
@@ -229,3 +242,17 @@ class MemoryStore(Store):
 
     def __repr__(self) -> str:
         return f"MemoryStore(<{len(self._records)} records>)"
+
+
+class _Guard:
+    """The lock that guards the request locks' entries, and the condition
+    notified as one goes. Taken with ``with guard.mutex``, a C lock entered
+    and left in one step each: ``with condition`` enters Python code
+    (``Condition.__enter__``) that an interrupt can cut short once the
+    lock is taken, leaving it taken for good, and every request waiting."""
+
+    __slots__ = ("mutex", "released")
+
+    def __init__(self) -> None:
+        self.mutex = threading.RLock()
+        self.released = threading.Condition(self.mutex)

@@ -40,6 +40,7 @@ from ._shared import (
     per_process,
     poll_lock,
     release_lock,
+    undone_if_cut_short,
     unless_sqlite_busy,
 )
 from ._sqlcleanup import SQLCleanup
@@ -245,20 +246,23 @@ class SQLStore(SQLCleanup, SQLUserSessions, Store):
     def lock(self, session_key: str, timeout: float, ttl: float) -> Iterator[None]:
         """Hold a row of ``<table>_locks``; a dead holder's row expires after ``ttl``."""
         name, token = storage_key(session_key), secrets.token_hex(16)
-        poll_lock(
-            unless_sqlite_busy(
-                lambda: self._run("lock a session", self._take, name, token, ttl)
-            ),
-            timeout,
-        )
+        params = {"b_key": name, "b_token": token}
+
+        def take() -> bool:
+            return self._run("lock a session", self._take, name, token, ttl)
+
+        def drop() -> None:
+            self._run("unlock", self._execute, "lock_drop", params)
+
+        def release() -> None:
+            if not release_lock(drop, timeout):  # the row expires anyway
+                logger.warning("%r: could not release a session lock", self)
+
+        undone_if_cut_short(lambda: poll_lock(unless_sqlite_busy(take), timeout), drop)
         try:
             yield
         finally:
-            params = {"b_key": name, "b_token": token}
-            if not release_lock(
-                lambda: self._run("unlock", self._execute, "lock_drop", params), timeout
-            ):  # the row expires anyway; keep the real error
-                logger.warning("%r: could not release a session lock", self)
+            undone_if_cut_short(release, drop)
 
     def _take(self, cursor: Cursor, name: str, token: str, ttl: float) -> bool:
         """Insert the lock row, or take over one whose holder's ttl ran out."""

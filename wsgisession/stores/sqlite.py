@@ -34,6 +34,7 @@ from ._filerecord import ensure_private_directory, user_temp_path
 from ._shared import (
     poll_lock,
     release_lock,
+    undone_if_cut_short,
     unless_sqlite_busy,
     waiting_out_sqlite_busy,
 )
@@ -328,15 +329,18 @@ class SQLiteStore(Store):
             params = (name, token, moment + ttl, moment)
             return self._write("lock a session", _TAKE_LOCK, params) == 1
 
-        poll_lock(unless_sqlite_busy(take), timeout)
+        def drop() -> None:
+            self._write("unlock a session", _DROP_LOCK, (name, token))
+
+        def release() -> None:
+            if not release_lock(drop, timeout):  # the row expires anyway
+                logger.warning("%r: could not release a session lock", self)
+
+        undone_if_cut_short(lambda: poll_lock(unless_sqlite_busy(take), timeout), drop)
         try:
             yield
         finally:
-            if not release_lock(
-                lambda: self._write("unlock a session", _DROP_LOCK, (name, token)),
-                timeout,
-            ):  # the row expires anyway; keep the real error
-                logger.warning("%r: could not release a session lock", self)
+            undone_if_cut_short(release, drop)
 
     def close(self) -> None:
         """Close the connections of every thread; the next use opens new ones."""

@@ -1,0 +1,116 @@
+"""Exceptions that arrive in the middle of a store's work, at a chosen point.
+
+A signal handler's ``KeyboardInterrupt`` or ``SystemExit``, an exception
+sent with ``PyThreadState_SetAsyncExc`` or a ``gevent.Timeout`` around a
+request can land between any two steps that Python checks for them: as a
+function is entered, and as a call (to C code too) has returned. These
+helpers raise :class:`Interrupt` there and then, on the real store and its
+real client library: the same moment, every time, that a signal or a
+timeout reaches only now and then.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import CodeType, FrameType
+from typing import Any
+
+
+class Interrupt(BaseException):
+    """Stands for KeyboardInterrupt, SystemExit or a green timeout."""
+
+
+@contextmanager
+def interrupted_at(
+    function: Callable[..., Any], call: int = 1, *, returning: bool = False
+) -> Iterator[None]:
+    """Raise :class:`Interrupt` as ``function`` is entered (or, ``returning``,
+    as it returns) for the ``call``-th time in this thread, within the block."""
+    code: CodeType = function.__code__
+    seen = 0
+
+    def tracer(frame: FrameType, event: str, arg: object) -> Any:
+        nonlocal seen
+        if frame.f_code is not code:
+            return None
+        if event == "call":
+            seen += 1
+        if seen == call and event == ("return" if returning else "call"):
+            sys.settrace(None)
+            raise Interrupt()
+        return tracer  # for the frame's return event
+
+    previous = sys.gettrace()
+    sys.settrace(tracer)  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        sys.settrace(previous)
+
+
+#: ``hit(frame, event, arg)``: whether a profile event is a point to count.
+#: Events are "call" and "return" (of Python functions, ``frame`` theirs)
+#: and "c_call" and "c_return" (of C functions, ``arg``; ``frame`` the caller's).
+Hit = Callable[[FrameType, str, Any], bool]
+
+
+class Shot:
+    """Whether the interrupt of :func:`interrupted_on` was raised."""
+
+    fired = False
+
+
+@contextmanager
+def interrupted_on(hit: Hit, nth: int = 1) -> Iterator[Shot]:
+    """Raise :class:`Interrupt` at the ``nth`` profile event of this thread
+    for which ``hit`` holds, within the block: raised at a "c_return", the
+    C function has run and its result is lost, as when a signal arrives
+    just after it."""
+    shot = Shot()
+    seen = 0
+
+    def profiler(frame: FrameType, event: str, arg: object) -> None:
+        nonlocal seen
+        if shot.fired or not hit(frame, event, arg):
+            return
+        seen += 1
+        if seen == nth:
+            shot.fired = True
+            sys.setprofile(None)
+            raise Interrupt()
+
+    previous = sys.getprofile()
+    sys.setprofile(profiler)
+    try:
+        yield shot
+    finally:
+        sys.setprofile(previous)
+
+
+def returned_from(caller: Callable[..., Any], name: str) -> Hit:
+    """A :data:`Hit` for the return of C function ``name`` called by ``caller``."""
+    code: CodeType = caller.__code__
+
+    def hit(frame: FrameType, event: str, arg: Any) -> bool:
+        return (
+            event == "c_return"
+            and frame.f_code is code
+            and getattr(arg, "__name__", None) == name
+        )
+
+    return hit
+
+
+def in_module(*paths: str) -> Hit:
+    """A :data:`Hit` for every point of the code of the modules at ``paths``
+    where Python checks for a signal: as a function is entered, as a call
+    has returned (and as a function returns: the caller's next step, which
+    a tracer reaches too). Not as a C function is about to be called: the
+    interpreter checks after a call, not before."""
+
+    def hit(frame: FrameType, event: str, arg: Any) -> bool:
+        return event != "c_call" and frame.f_code.co_filename in paths
+
+    return hit
