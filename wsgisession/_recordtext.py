@@ -188,15 +188,21 @@ def resaved_text(
     expiry: Any,
     saved_text: str,
     user: Any,
-) -> tuple[str, DataText] | None:
+) -> tuple[bytes, DataText] | None:
     """:func:`changed_data_text` and :func:`record_text` in one call, for a
     record saved again (``saved_text`` the JSON of its save time): the
-    record's text and its data's; None as either would say."""
+    record's UTF-8 and its data's text; None as either would say, or for a
+    lone surrogate (the general encoder reports it)."""
     items = changed_data_text(previous, data, changed)
     if items is None:
         return None
     text = record_text(items, created, expiry, user=user, saved_text=saved_text)
-    return None if text is None else (text, items)
+    if text is None:
+        return None
+    try:
+        return text.encode("utf-8"), items
+    except UnicodeEncodeError:
+        return None
 
 
 def record_text(

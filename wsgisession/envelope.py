@@ -167,13 +167,7 @@ def encode_again(
     kept = None if key is None else _decoded.get(key)
     if kept is None or kept[2] is None or kept[0] != previous:
         return None
-    again = resaved_text(kept[2], data, changed, created, expiry, saved_text, user)
-    if again is None:
-        return None
-    try:
-        return again[0].encode("utf-8"), again[1]
-    except UnicodeEncodeError:  # a lone surrogate: encode_text() reports it
-        return None
+    return resaved_text(kept[2], data, changed, created, expiry, saved_text, user)
 
 
 def decode(serializer: Serializer, payload: bytes, key: str | None = None) -> Envelope:

@@ -55,9 +55,7 @@ def save_late(response: LateSaving) -> None:
         session.load()
     session.detect_changes()
     assert response.status is not None
-    wanted = session._cookie_action(
-        response.had_cookie, response.setup.settings, response.status
-    )
+    wanted = session._cookie_action(response, response.setup.settings, response.status)
     client_side = response.setup.store.client_side
     if wanted is DELETE and client_side and _client_keeps_a_session(response):
         # flush(): only a deleting cookie could end it, and none went out

@@ -8,10 +8,11 @@ first the store knows, trying a few at most.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from .cookie_header import cookie_values
 
-__all__ = ["MAX_KEY_CANDIDATES", "OfferedKeyMethods"]
+__all__ = ["MAX_KEY_CANDIDATES", "OfferedKeyMethods", "keys_parser"]
 
 #: The most session cookies of one request tried against the store: a
 #: header with thousands of them costs no more than a few loads.
@@ -23,16 +24,16 @@ class OfferedKeyMethods:
     as a mixin of :class:`~wsgisession.session.Session`.
 
     The middleware's session factory gives each session the header (parsed
-    only on first use) and, shared by its sessions, the cookie's name and
-    the store's key check. The session holds the header, not the request,
+    only on first use) and, shared by its sessions, its parser (bound to
+    the cookie's name and the store's key check). The session holds the header, not the request,
     so that it (which the request's environ holds) refers to nothing that
     holds it back. What the header held is read by the response: whether
     it had a cookie of the name, and whether values were left untried.
     """
 
-    #: Set on the middleware's session class (see ``bound_factory``).
-    _cookie_name = ""
-    _is_valid_key: Callable[[object], bool]
+    #: The well-formed keys of a ``Cookie`` header's cookies of the name,
+    #: set on the middleware's session class (see :func:`keys_parser`).
+    _keys_from: Callable[[str], tuple[str, ...]]
     #: Whether the header had a cookie of the name (known once parsed).
     _had_cookie = False
     #: Whether well-formed values were left untried (past the cap): the
@@ -55,22 +56,35 @@ class OfferedKeyMethods:
             )
         return self._offered
 
-    def _keys_from(self, header: str) -> tuple[str, ...]:
+
+def keys_parser(
+    cookie_name: str, is_valid: Callable[[object], bool]
+) -> Callable[[Any, str], tuple[str, ...]]:
+    """The ``_keys_from`` method of one middleware's sessions, for cookies
+    named ``cookie_name`` and keys the store's ``is_valid`` accepts.
+
+    Both are its closure's: CPython 3.11 reads a class attribute through an
+    instance without specializing the read, and every request that uses
+    its session parses its header.
+    """
+
+    def _keys_from(session: Any, header: str) -> tuple[str, ...]:
         """The well-formed keys of ``header``'s cookies of the name, in order,
         at most :data:`MAX_KEY_CANDIDATES` (a browser may send several: one
         planted from a sibling subdomain on a longer path comes first)."""
-        values = cookie_values(header, self._cookie_name)
+        values = cookie_values(header, cookie_name)
         if not values:
             return ()
-        self._had_cookie = True
-        is_valid = self._is_valid_key
+        session._had_cookie = True
         if len(values) == 1:  # the usual case
             return (values[0],) if is_valid(values[0]) else ()
         keys: list[str] = []
         for value in values:
             if value not in keys and is_valid(value):
                 if len(keys) == MAX_KEY_CANDIDATES:
-                    self._untried = True
+                    session._untried = True
                     break
                 keys.append(value)
         return tuple(keys)
+
+    return _keys_from

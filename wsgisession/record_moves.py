@@ -1,6 +1,8 @@
 """Moving a session's record to a new key (``cycle_key()``, ``bind_user()``),
 as a mixin of :class:`~wsgisession.session_record.SessionRecord`: the new
-key's lock, and the old record's deletion merged into the new one."""
+key's lock, and the old record's deletion merged into the new one; and the
+merge of a request's changes into the record as another request left it,
+which a save and a move share."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from .changes import ChangeSet
 from .config import Settings
 from .envelope import Envelope
 from .errors import SessionInterrupted
+from .serializers import Serializer
 from .stores.base import Record, Store, storage_key
 
 __all__ = ["MoveMethods"]
@@ -26,6 +29,7 @@ class MoveMethods:
     __slots__ = ("expiry", "held_lock", "user")
     store: Store
     settings: Settings
+    serializer: Serializer
     key: str | None
     user: str | None
     expiry: Any
@@ -48,6 +52,10 @@ class MoveMethods:
         """No record any more (the record provides it)."""
         raise NotImplementedError
 
+    def decode(self, payload: bytes, session_key: str | None) -> Envelope | None:
+        """The parts of a record, or None if corrupt (the record provides it)."""
+        raise NotImplementedError
+
     def _merged_with(
         self,
         current: bytes,
@@ -56,8 +64,19 @@ class MoveMethods:
         now: float,
         key: str | None,
     ) -> Envelope:
-        """The changes applied to ``current`` (the record provides it)."""
-        raise NotImplementedError
+        """This request's changes applied to the record as it is in the store
+        now (the record of ``key``, whose decoding is kept; None: not kept)."""
+        base = self.decode(current, key)
+        if base is None:
+            base = Envelope({}, self.created, None, None, self.user)
+        # The owner as stored: only a clear() (a logout) changes it in a save,
+        # so a request that loaded the session before one cannot bind it again.
+        owner = base.user
+        if changes is not None:
+            base = changes.apply(base, data, self.expiry, self.serializer.dumps)
+            if changes.cleared:
+                owner = None
+        return base._replace(saved_at=now, user=owner)
 
     def lock_new_key(self) -> AbstractContextManager[None] | None:
         """After :meth:`create` with ``fresh=True``, if the request lock is

@@ -320,7 +320,7 @@ class Response:
             record = session._record
             if record is not None and (record.key is not None or session._data):
                 return []
-        action = session._cookie_action(self.had_cookie, settings, self.status)
+        action = session._cookie_action(self, settings, self.status)
         if action is NOTHING:
             return []
         secure = setup.secure

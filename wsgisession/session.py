@@ -31,8 +31,8 @@ from .offered_keys import OfferedKeyMethods
 from .serializers import Serializer, resolve_serializer
 from .session_cookie import CookiePolicyMethods
 from .session_expiry import ExpiryMethods, TestCookieMethods
-from .session_factory import bound_factory
-from .session_record import SessionRecord, new_session_record
+from .session_factory import bound_factory, record_factory
+from .session_record import SessionRecord
 from .session_writes import WriteMethods, refill
 from .stores.base import Store
 
@@ -153,9 +153,7 @@ class Session(
         """Load the first offered id the store knows (cookie tossing: see docs/security)."""
         record = self._record
         if record is None:
-            record = self._record = new_session_record(
-                self._store, self._settings, self._serializer
-            )
+            record = self._record = self._new_record()
         data: dict[str, Any] | None = None
         candidates: Sequence[str]
         source = self._key_source  # offered_keys(), spelled out
@@ -181,6 +179,11 @@ class Session(
             data = {}
         self._data = data
         return data
+
+    def _new_record(self) -> SessionRecord:
+        """A record of the session's store, settings and serializer, before it
+        opens one (the middleware's sessions have a faster one of their own)."""
+        return record_factory(self._store, self._serializer)(self)
 
     def release_lock(self) -> None:
         """Release the request lock (``lock = true``); the middleware calls this.
@@ -219,9 +222,7 @@ class Session(
                 # attempt saves and sends the cookie even if it changes nothing.
                 moved = bool(key) and (self._key_moved or self._saved_by_app)
                 self._key_moved, self._saved_by_app = moved, False
-            fresh = self._record = new_session_record(
-                self._store, self._settings, self._serializer
-            )
+            fresh = self._record = self._new_record()
             fresh.held_lock = record.held_lock  # still released at the end
         self.modified = self._key_moved
 

@@ -3,13 +3,29 @@ mixin of :class:`~wsgisession.session.Session`: what each response asks."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from .config import Settings
-from .cookies import CookieAction, SessionState, decide_for, new_session_state
+from .cookies import (
+    DELETE,
+    NOTHING,
+    SET,
+    CookieAction,
+    SessionState,
+    new_session_state,
+)
 from .session_record import SessionRecord
 
-__all__ = ["CookiePolicyMethods"]
+__all__ = ["AskingResponse", "CookiePolicyMethods"]
+
+
+class AskingResponse(Protocol):
+    """What the policy reads of the response that asks (a
+    :class:`~wsgisession.response.Response`)."""
+
+    @property
+    def had_cookie(self) -> bool:
+        """Whether the request came with a session cookie the response may delete."""
 
 
 class CookiePolicyMethods:
@@ -36,26 +52,29 @@ class CookiePolicyMethods:
         return new_session_state((True, modified, empty, had_cookie, due))
 
     def _cookie_action(
-        self, had_cookie: bool, settings: Settings, status: str
+        self, response: AskingResponse, settings: Settings, status: str
     ) -> CookieAction:
-        """What the cookie policy says for this session on a response of
-        ``status`` (loads it): :func:`~wsgisession.cookies.decide` on
-        :meth:`cookie_state`, with no :class:`SessionState` made, or read
-        field by field (every response of a used session asks)."""
+        """What the cookie policy says for this session on ``response`` of
+        ``status`` (loads it): :func:`~wsgisession.cookies.decide_for` on
+        :meth:`cookie_state`, spelled out (every response of a used session
+        asks), so that the response's ``had_cookie`` is read only for an
+        empty session, the one case that needs it."""
         self.accessed = True  # loaded_record(), spelled out
         record = self._record
         if self._data is None or record is None:
             record = self.loaded_record()
-        return decide_for(
-            True,
-            self.modified or self._saved_by_app,
-            record.key is None and not self._data,
-            had_cookie,
-            # reissue_due() when there is a reissue_time (no call otherwise)
-            record.settings.reissue_time is not None and record.reissue_due(),
-            settings,
-            status,
-        )
+        if record.key is None and not self._data:
+            return DELETE if response.had_cookie else NOTHING
+        if not (
+            self.modified
+            or self._saved_by_app
+            or settings.save_every_request
+            or (record.settings.reissue_time is not None and record.reissue_due())
+        ):
+            return NOTHING
+        if int(status[:3]) >= 500 and not settings.save_on_error:
+            return NOTHING
+        return SET
 
     def reissue_due(self) -> bool:
         """Whether ``reissue_time`` says to re-save this stored session now: its

@@ -1,4 +1,5 @@
-"""The per-middleware session class and its per-request constructor.
+"""The per-middleware session class, its per-request constructor, and the
+constructor of its sessions' records.
 
 Every request gets a session, touched or not; this is the path that makes
 them, so it is written to cost as little as CPython allows (see
@@ -12,10 +13,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .config import Settings
+from .offered_keys import keys_parser
 from .serializers import Serializer
+from .session_record import SessionRecord
 from .stores.base import Store, store_key_check
 
-__all__ = ["bound_factory"]
+__all__ = ["bound_factory", "record_factory"]
 
 #: What a request offers to load: the well-formed ids of its cookies, best first.
 KeySource = Callable[[], Sequence[str]]
@@ -25,14 +28,14 @@ def bound_factory(
     cls: type[Any], store: Store, settings: Settings, serializer: Serializer
 ) -> Callable[[str | None], Any]:
     """A constructor of ``cls`` sessions sharing ``store``, ``settings`` and
-    ``serializer``, the cookie's name and the store's key check: a subclass
+    ``serializer``, and the parser of the cookie's ids: a subclass
     holds them, and each request sets only its ``Cookie`` header (or None)."""
     shared = {
         "_store": store,
         "_settings": settings,
         "_serializer": serializer,
-        "_cookie_name": settings.cookie_name,
-        "_is_valid_key": staticmethod(store_key_check(store)),
+        "_keys_from": keys_parser(settings.cookie_name, store_key_check(store)),
+        "_new_record": record_factory(store, serializer),
         # Called bare: no Python __init__ runs (cheaper than object.__new__).
         "__init__": object.__init__,
         "__module__": cls.__module__,
@@ -57,3 +60,33 @@ def bound_factory(
 
 def _holds_no_lock(session: Any) -> None:
     """``release_lock`` of a middleware whose settings take no lock: nothing to do."""
+
+
+def record_factory(
+    store: Store, serializer: Serializer
+) -> Callable[[Any], SessionRecord]:
+    """The ``_new_record`` method of the sessions of ``store`` and ``serializer``
+    (one middleware's: see ``session_factory``), which makes a session's
+    record before it opens or creates one: no key, nothing stored.
+
+    The two are its closure's, read faster than a session's class
+    attributes (see ``offered_keys.keys_parser``); the settings are the
+    session's own (a locking middleware's change once its lock is released).
+    """
+
+    def new_session_record(session: Any) -> SessionRecord:
+        """The session's record, made bare (it has no ``__init__``): a Python
+        ``__init__`` run through the class call cost each request that loads
+        a session about 0.8K instructions more than setting the attributes."""
+        record = SessionRecord()
+        record.store, record.serializer = store, serializer
+        record.settings = session._settings
+        record.key = record.loaded = record.saved_at = record.user = None
+        record.held_lock = record.max_age_at_save = record.expiry = None
+        record.stored = False
+        # Set when a record opens; a session that opens none is new as of its
+        # load (the session sets it), then of its first save.
+        record.created = 0.0
+        return record
+
+    return new_session_record

@@ -17,7 +17,7 @@ from typing import Any
 
 from . import clock, envelope
 from . import expiry as rules
-from ._recordtext import DataText, save_moment
+from ._recordtext import DataText, resaved_text, save_moment
 from .changes import ChangeSet
 from .config import Settings
 from .envelope import KEPT_DECODINGS, CorruptRecord, Envelope, Parts
@@ -52,6 +52,8 @@ class SessionRecord(MoveMethods):
     """
 
     __slots__ = (  # with MoveMethods' expiry, held_lock and user
+        "_outcome",
+        "_saving",
         "created",
         "key",
         "loaded",
@@ -62,7 +64,7 @@ class SessionRecord(MoveMethods):
         "store",
         "stored",
     )
-    # Set by new_session_record(), the way a session's record is made.
+    # Set by session_factory.record_factory()'s maker, the way a record is made.
     store: Store
     settings: Settings
     serializer: Serializer
@@ -76,6 +78,21 @@ class SessionRecord(MoveMethods):
     held_lock: AbstractContextManager[None] | None
     #: The cookie's Max-Age as of the last save (None: browser close).
     max_age_at_save: int | None
+    #: What :meth:`update` hands its merge (see :meth:`_merge`): the data,
+    #: the changes, the save's time and its text, the record's lifetime if
+    #: unchanged, and the record joined again from its kept text (or None).
+    _saving: tuple[
+        dict[str, Any],
+        ChangeSet | None,
+        float,
+        str | None,
+        float,
+        tuple[bytes, DataText] | None,
+    ]
+    #: What the merge's last call made (None: not called): the parts saved
+    #: (None: saved again, as loaded but for the save time), payload,
+    #: lifetime and data text.
+    _outcome: tuple[Parts | None, bytes, float, DataText | None] | None
 
     # -- loading -----------------------------------------------------------
 
@@ -230,83 +247,83 @@ class SessionRecord(MoveMethods):
         session's data as saved (merged)."""
         loaded = self.loaded
         now, now_text = save_moment(clock.now())
-        # The record as merged, set by the last call of merge() (a store may
-        # retry); parts None: saved again from its kept text, its key,
-        # creation, expiry and owner as they were (see _saved_again()).
-        parts: Parts | None
-        payload: bytes
-        age: float
-        text: DataText | None
-
-        def merge(current: bytes | None) -> tuple[bytes, float]:
-            nonlocal parts, payload, age, text
-            if current is None:
-                raise SessionInterrupted()
-            if loaded is not None and current == loaded.payload:  # unchanged since
-                again = parts = None
-                if changes is None or not changes.reordered:  # the keys in order
-                    again = envelope.encode_again(
-                        self.serializer, self.key, current, data,
-                        () if changes is None else changes.changed,
-                        self.created, self.expiry, now_text, self.user,
-                    )  # fmt: skip
-                if again is None:
-                    parts = (data, self.created, self.expiry, now, self.user)
-                    # Every item written again (a key deleted since, or none kept).
-                    payload, text = envelope.encode_text(
-                        self.serializer, parts, current, None, self.key, now_text
-                    )
-                else:
-                    payload, text = again
-                age = lifetime(self.settings, self.expiry, self.created, now)
-            else:
-                merged = self._merged_with(current, data, changes, now, self.key)
-                payload, text = envelope.encode_text(
-                    self.serializer, merged, saved_text=now_text
-                )
-                # The record's expiry as merged: another request's set_expiry()
-                # stands unless this one set its own.
-                age = lifetime(self.settings, merged.expiry, merged.created, now)
-                parts = merged
-            return payload, now + age
-
-        assert self.key is not None
-        key = self.store.update(self.key, merge, loaded)
-        try:
-            record = new_record((payload, now + age, None))
-        except NameError:  # the outcome is unset: merge() never ran
+        kept_age = lifetime(self.settings, self.expiry, self.created, now)
+        # The record saved again from the kept text of its data as loaded
+        # (this process wrote it; no key deleted since): joined before the
+        # store's atomic section, written if the record is unchanged in it
+        # (encode_again(), spelled out); None: written the general way.
+        again = None
+        key = self.key
+        assert key is not None
+        kept = None if now_text is None else KEPT_DECODINGS.get(key)
+        if (
+            kept is not None
+            and now_text is not None
+            and kept[2] is not None
+            and loaded is not None
+            and kept[0] == loaded.payload
+            and (changes is None or not changes.reordered)
+            and type(self.serializer) is TaggedJSONSerializer
+        ):
+            again = resaved_text(
+                kept[2], data, () if changes is None else changes.changed,
+                self.created, self.expiry, now_text, self.user,
+            )  # fmt: skip
+        self._saving = (data, changes, now, now_text, kept_age, again)
+        self._outcome = None
+        stored_key = self.store.update(key, self._merge, loaded)
+        outcome = self._outcome
+        if outcome is None:
             raise SessionError(
                 f"{self.store!r}.update() returned without calling merge(): "
                 "a store's update must merge before it writes"
-            ) from None
-        saved = parts
-        if saved is None:  # saved again from its kept text
-            if key == self.key:
-                return self._saved_again(record, age, text, data, now)
+            )
+        saved, payload, age, text = outcome
+        record = new_record((payload, now + age, None))
+        if saved is None:  # saved again: its key, creation, expiry and owner
+            if stored_key == key:  # as loaded: only the save time, the record
+                self.loaded, self.saved_at = record, now  # and Max-Age are new
+                expiry = self.expiry
+                if expiry is None:  # browser_session(), spelled out
+                    browser_close = self.settings.expire_at_browser_close
+                else:
+                    browser_close = expiry == 0
+                self.max_age_at_save = None if browser_close else int(age)
+                envelope.keep(
+                    key, payload, text, data, self.created, expiry, now, self.user
+                )
+                return data
             saved = (data, self.created, self.expiry, now, self.user)  # a new key
-        return self._saved(key, saved, record, age, text, True)
+        return self._saved(stored_key, saved, record, age, text, True)
 
-    def _merged_with(
-        self,
-        current: bytes,
-        data: dict[str, Any],
-        changes: ChangeSet | None,
-        now: float,
-        key: str | None,
-    ) -> Envelope:
-        """This request's changes applied to the record as it is in the store
-        now (the record of ``key``, whose decoding is kept; None: not kept)."""
-        base = self.decode(current, key)
-        if base is None:
-            base = Envelope({}, self.created, None, None, self.user)
-        # The owner as stored: only a clear() (a logout) changes it in a save,
-        # so a request that loaded the session before one cannot bind it again.
-        owner = base.user
-        if changes is not None:
-            base = changes.apply(base, data, self.expiry, self.serializer.dumps)
-            if changes.cleared:
-                owner = None
-        return base._replace(saved_at=now, user=owner)
+    def _merge(self, current: bytes | None) -> tuple[bytes, float]:
+        """:meth:`update`'s merge: the payload to write over ``current`` (the
+        record as it is in the store's atomic section) and its expiry. Its
+        outcome is kept for :meth:`update` (a store may call it again)."""
+        if current is None:
+            raise SessionInterrupted()
+        data, changes, now, now_text, age, again = self._saving
+        loaded = self.loaded
+        if loaded is not None and current == loaded.payload:  # unchanged since
+            if again is not None:
+                self._outcome = (None, again[0], age, again[1])
+                return again[0], now + age
+            parts: Parts = (data, self.created, self.expiry, now, self.user)
+            # Every item written again (a key deleted since, or no text kept).
+            payload, text = envelope.encode_text(
+                self.serializer, parts, current, None, self.key, now_text
+            )
+        else:
+            merged = self._merged_with(current, data, changes, now, self.key)
+            payload, text = envelope.encode_text(
+                self.serializer, merged, saved_text=now_text
+            )
+            # The record's expiry as merged: another request's set_expiry()
+            # stands unless this one set its own.
+            age = lifetime(self.settings, merged.expiry, merged.created, now)
+            parts = merged
+        self._outcome = (parts, payload, age, text)
+        return payload, now + age
 
     def _saved(
         self,
@@ -332,29 +349,6 @@ class SessionRecord(MoveMethods):
             envelope.forget(previous_key)
         if keep:
             envelope.remember(self.serializer, key, record.payload, parts, text=text)
-        return data
-
-    def _saved_again(
-        self,
-        record: Record,
-        age: float,
-        text: DataText | None,
-        data: dict[str, Any],
-        now: float,
-    ) -> dict[str, Any]:
-        """:meth:`_saved` of a record saved again from its kept text under the
-        same key: only the save time, the record and its Max-Age are new."""
-        self.loaded, self.saved_at = record, now
-        expiry = self.expiry
-        if expiry is None:  # browser_session(), spelled out
-            browser_close = self.settings.expire_at_browser_close
-        else:
-            browser_close = expiry == 0
-        self.max_age_at_save = None if browser_close else int(age)
-        assert self.key is not None
-        envelope.keep(
-            self.key, record.payload, text, data, self.created, expiry, now, self.user
-        )
         return data
 
     def forget(self) -> None:
@@ -393,23 +387,3 @@ def lifetime(
     if timeout is None:
         return age
     return min(age, created + timeout - now)
-
-
-def new_session_record(
-    store: Store, settings: Settings, serializer: Serializer
-) -> SessionRecord:
-    """A session's record before it opens or creates one: no key, nothing stored.
-
-    The class is called bare (it has no ``__init__``): a Python ``__init__``
-    run through the class call cost each request that loads a session about
-    0.8K instructions more than setting the attributes here.
-    """
-    record = SessionRecord()
-    record.store, record.settings, record.serializer = store, settings, serializer
-    record.key = record.loaded = record.saved_at = record.user = None
-    record.held_lock = record.max_age_at_save = record.expiry = None
-    record.stored = False
-    # Set when a record opens; a session that opens none is new as of its
-    # load (the session sets it), then of its first save.
-    record.created = 0.0
-    return record
