@@ -8,7 +8,9 @@ on every request.
 
 from __future__ import annotations
 
+import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -62,6 +64,18 @@ def test_locked_requests_with_the_longest_lock_settings_take_turns() -> None:
     assert statuses == ["200 OK"] * 4
 
 
+def waiting_in_threading(thread: threading.Thread) -> bool:
+    """Whether ``thread`` is inside a ``threading`` wait (a Condition's,
+    where a timeout past ``threading.TIMEOUT_MAX`` overflows)."""
+    frame = sys._current_frames().get(thread.ident or 0)
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "wait" and code.co_filename == threading.__file__:
+            return True
+        frame = frame.f_back
+    return False
+
+
 def test_the_memory_store_waits_out_a_lock_held_with_a_huge_ttl() -> None:
     """``Store.lock`` called directly: a wait longer than a Condition can
     time raised OverflowError instead of waiting for the release."""
@@ -86,7 +100,10 @@ def test_the_memory_store_waits_out_a_lock_held_with_a_huge_ttl() -> None:
     held.wait(10)
     second = threading.Thread(target=waiter)
     second.start()
-    second.join(0.2)
+    given_up = time.monotonic() + 10
+    while second.is_alive() and not waiting_in_threading(second):  # or has failed
+        assert time.monotonic() < given_up, "the waiter never began to wait"
+        time.sleep(0.001)
     release.set()
     for thread in (first, second):
         thread.join(10)

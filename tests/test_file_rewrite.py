@@ -290,7 +290,7 @@ def test_a_read_of_a_rewrite_held_up_waits_for_its_writer(
         with store._locked(name[:2]):
             path.write_bytes(whole[:20])  # half written...
             started.set()
-            time.sleep(0.2)  # ... longer than the re-reads' 11 ms
+            time.sleep(0.06)  # ... five times longer than the re-reads' 11 ms
             path.write_bytes(whole)
         done.set()
 

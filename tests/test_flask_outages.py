@@ -37,7 +37,7 @@ def make_app(store: Store, **options: object) -> Flask:
 
 def test_a_lock_timeout_answered_by_flask_keeps_the_session() -> None:
     store = MemoryStore()
-    client = make_app(store, lock=True, lock_timeout=0.2).test_client()
+    client = make_app(store, lock=True, lock_timeout=0.05).test_client()
     assert client.get("/login").text == "in"
     cookie = client.get_cookie("session")
     assert cookie is not None
@@ -116,7 +116,7 @@ def test_a_page_without_the_session_answers_during_an_outage(tmp_path: Path) -> 
 
 def test_a_page_without_the_session_answers_while_another_holds_its_lock() -> None:
     store = MemoryStore()
-    client = refreshing_app(store, lock=True, lock_timeout=0.2).test_client()
+    client = refreshing_app(store, lock=True, lock_timeout=0.05).test_client()
     client.get("/login")
     client.get("/remember")
     cookie = client.get_cookie("session")

@@ -63,7 +63,7 @@ def test_the_new_key_is_locked_while_the_request_that_made_it_runs(
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"ok"]
 
-    mw = SessionMiddleware(app, store=store, lock=True, lock_timeout=0.3)
+    mw = SessionMiddleware(app, store=store, lock=True, lock_timeout=0.05)
     cookie = new_session(mw)
 
     sent: list[list[tuple[str, str]]] = []

@@ -90,7 +90,7 @@ def test_unknown_id_takes_no_lock_and_writes_nothing_under_it(store: Store) -> N
 
 
 def while_waiting_for_the_lock(
-    store: Store, meanwhile: Callable[[str], None]
+    store: Store, meanwhile: Callable[[str], None], monkeypatch: pytest.MonkeyPatch
 ) -> tuple[str, list[tuple[str, str]]]:
     """A locked app's request on a saved session (counter 1), made while
     another holder runs ``meanwhile(key)`` under the session's lock, after
@@ -102,23 +102,31 @@ def while_waiting_for_the_lock(
     key = session.session_key
     session.release_lock()
     assert key is not None
-    locked = threading.Event()
+    locked, asked = threading.Event(), threading.Event()
+    take_lock = store.lock
+
+    def lock(session_key: str, timeout: float, ttl: float) -> Any:
+        asked.set()  # the request loaded the record: it asks for the lock
+        return take_lock(session_key, timeout, ttl)
 
     def holder() -> None:
-        with store.lock(key, 5.0, 60.0):
+        with take_lock(key, 5.0, 60.0):
             locked.set()
-            time.sleep(0.1)  # the request loads the record and waits for the lock
+            assert asked.wait(5), "the request never asked for the lock"
             meanwhile(key)
 
     thread = threading.Thread(target=holder)
     thread.start()
     locked.wait(5)
+    monkeypatch.setattr(store, "lock", lock)
     headers = call(app, "counter", f"sessionid={key}")
     thread.join(5)
     return key, headers
 
 
-def test_known_session_is_reloaded_under_the_lock(store: Store) -> None:
+def test_known_session_is_reloaded_under_the_lock(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A change made while this request waited for the lock is what it reads:
     its increment counts from it (a request that kept its first load would
     write 2 over the 10, a lost update the merge cannot see)."""
@@ -129,13 +137,15 @@ def test_known_session_is_reloaded_under_the_lock(store: Store) -> None:
         other["counter"] = 10
         other.save()
 
-    key, _ = while_waiting_for_the_lock(store, change)
+    key, _ = while_waiting_for_the_lock(store, change, monkeypatch)
     assert unlocked.open_session(key)["counter"] == 11
 
 
-def test_a_logout_while_waiting_for_the_lock_wins(store: Store) -> None:
+def test_a_logout_while_waiting_for_the_lock_wins(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A logout that ran while this request waited for the lock wins."""
-    key, headers = while_waiting_for_the_lock(store, store.delete)
+    key, headers = while_waiting_for_the_lock(store, store.delete, monkeypatch)
     assert store.load(key) is None, "the logged-out session was not brought back"
     (cookie,) = [value for name, value in headers if name == "Set-Cookie"]
     assert key not in cookie

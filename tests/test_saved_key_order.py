@@ -17,6 +17,7 @@ import os
 from typing import Any
 
 import pytest
+from helpers import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -137,7 +138,7 @@ def _run(session: Session, store: MemoryStore, op: tuple) -> None:
 
 
 @settings(  # ORDER_EXAMPLES=3000 for a longer search (about 15 s)
-    max_examples=int(os.environ.get("ORDER_EXAMPLES", "150")),
+    max_examples=int(os.environ.get("ORDER_EXAMPLES", examples(150))),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import examples
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -224,7 +225,7 @@ def _local_store(kind: str, root: Path) -> Any:
 
 
 MACHINE_SETTINGS = settings(
-    max_examples=int(os.environ.get("MAPPING_EXAMPLES", "25")),
+    max_examples=int(os.environ.get("MAPPING_EXAMPLES", examples(25))),
     stateful_step_count=int(os.environ.get("MAPPING_STEPS", "8")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],

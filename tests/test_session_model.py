@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import fake_clock
+from helpers import examples, fake_clock
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -316,7 +316,7 @@ def _local_store(kind: str, root: Path):
 
 
 MACHINE_SETTINGS = settings(
-    max_examples=int(os.environ.get("MODEL_EXAMPLES", "25")),
+    max_examples=int(os.environ.get("MODEL_EXAMPLES", examples(25))),
     stateful_step_count=int(os.environ.get("MODEL_STEPS", "12")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],

@@ -25,6 +25,11 @@ from wsgisession.stores.base import Store
 #: Longer than sqlite3's busy timeout can count in milliseconds (2**31 - 1).
 MONTH = 31 * 86400
 
+#: How long another writer holds the file in the clear-expired tests: past
+#: their busy timeout (0.05 s) and the pause before the next try, well
+#: within the ten busy timeouts a cleanup waits.
+HELD = 0.12
+
 
 def _store(kind: str, path: Path, timeout: float) -> Store:
     if kind == "sqlite":
@@ -73,7 +78,7 @@ def test_clear_expired_waits_out_writers_past_the_busy_timeout(
         assert store.create(expired, b"payload", later(-10)) == expired
         writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         writer.execute("BEGIN IMMEDIATE")  # a worker's save, under way
-        ends = threading.Timer(0.2, writer.execute, ["ROLLBACK"])
+        ends = threading.Timer(HELD, writer.execute, ["ROLLBACK"])
         ends.start()
         try:
             assert store.clear_expired() == 1
@@ -115,7 +120,7 @@ def test_clear_expired_waits_out_a_writer_arriving_between_batches(
 
         def progress(removed: int, total: int) -> None:
             if not seen:  # the first batch is done: a save begins
-                _busy_for(path, 0.2)
+                _busy_for(path, HELD)
             seen.append(removed)
 
         assert store.clear_expired(progress) == 5
@@ -141,7 +146,7 @@ def test_sql_clear_expired_count_waits_out_an_exclusive_writer(
         def count_meanwhile(cursor: Any, moment: float) -> int:
             if not began:  # a worker's save commits as the count begins
                 began.append(True)
-                _busy_for(path, 0.2, "BEGIN EXCLUSIVE")
+                _busy_for(path, HELD, "BEGIN EXCLUSIVE")
             return count_dead(cursor, moment)
 
         monkeypatch.setattr(store, "_count_dead", count_meanwhile)
@@ -162,7 +167,7 @@ def test_the_cli_reaching_a_busy_sqlite_store_takes_it_as_reached(
     store = _store(kind, path, 0.05)
     try:
         assert store.create(store.generate_key(), b"payload", later(-10))
-        _busy_for(path, 0.2, "BEGIN EXCLUSIVE")
+        _busy_for(path, HELD, "BEGIN EXCLUSIVE")
         reach_store(store, "check the path")  # raised SessionError
         assert store.clear_expired() == 1
     finally:

@@ -352,7 +352,7 @@ def test_shard_lock_excludes_other_threads(store: FileStore) -> None:
     try:
         assert held.wait(5)
         with pytest.raises(filelock.Timeout):
-            store._shard_locks.acquire("ab", 0.1)
+            store._shard_locks.acquire("ab", 0.05)
     finally:
         release.set()
         thread.join()

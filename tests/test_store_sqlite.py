@@ -62,7 +62,7 @@ def test_file_modes_and_schema(store: SQLiteStore) -> None:
 
 
 def test_locked_database_raises_store_unavailable(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "db.sqlite3", busy_timeout=0.05)
+    store = SQLiteStore(tmp_path / "db.sqlite3", busy_timeout=0.02)
     key = store.generate_key()
     store.create(key, b"data", later())
     other = sqlite3.connect(store.path, isolation_level=None)
@@ -77,7 +77,7 @@ def test_locked_database_raises_store_unavailable(tmp_path: Path) -> None:
             started = time.monotonic()
             with pytest.raises(StoreUnavailable) as info:
                 operation()
-            assert time.monotonic() - started >= 0.04  # waited for busy_timeout
+            assert time.monotonic() - started >= 0.015  # waited for busy_timeout
             assert store.path in str(info.value)
             assert info.value.store == repr(store)
             assert isinstance(info.value.__cause__, sqlite3.OperationalError)
@@ -102,7 +102,7 @@ def test_a_lock_that_cannot_be_released_keeps_the_requests_own_error(
         with (
             caplog.at_level(logging.WARNING, logger="wsgisession"),
             pytest.raises(ZeroDivisionError),
-            store.lock(store.generate_key(), 0.2, 60.0),
+            store.lock(store.generate_key(), 0.05, 60.0),
         ):
             other.execute("BEGIN EXCLUSIVE")
             1 / 0  # noqa: B018 - the request's own failure
