@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from ..errors import ConfigError, StoreUnavailable
 from ._fileformat import encode
@@ -158,18 +158,15 @@ class FileAccess:
     @contextlib.contextmanager
     def _locked(self, shard: str) -> Iterator[None]:
         """Hold a shard's lock for one operation; failing to get it is StoreUnavailable."""
-        release = self._lock_shard(shard)
+        try:
+            held = self._shard_locks.held(shard, self.lock_timeout)
+            held.__enter__()
+        except OSError as exc:  # filelock.Timeout is a TimeoutError
+            raise self._unavailable("lock", exc) from exc
         try:
             yield
         finally:
-            release()
-
-    def _lock_shard(self, shard: str) -> Callable[[], None]:
-        """Take a shard's lock (StoreUnavailable if that fails); its release."""
-        try:
-            return self._shard_locks.acquire(shard, self.lock_timeout)
-        except OSError as exc:  # filelock.Timeout is a TimeoutError
-            raise self._unavailable("lock", exc) from exc
+            held.__exit__(None, None, None)
 
     def _check_directory(self) -> None:
         """StoreUnavailable unless the directory is still this process's alone

@@ -104,22 +104,18 @@ class UserIndexes:
             if not is_record_name(file_name, file_name[:2]):
                 continue
             path = os.path.join(self.directory, temp)
-            release = self._locks.acquire(file_name[:2], timeout)
-            try:
-                with contextlib.suppress(FileNotFoundError):
-                    if os.lstat(path).st_mtime < cutoff:
-                        os.unlink(path)
-            finally:
-                release()
+            with (
+                self._locks.held(file_name[:2], timeout),
+                contextlib.suppress(FileNotFoundError),
+            ):
+                if os.lstat(path).st_mtime < cutoff:
+                    os.unlink(path)
 
     @contextlib.contextmanager
     def holding_file(self, file_name: str, timeout: float) -> Iterator[UserIndex]:
         """The index stored as ``file_name`` (from :meth:`file_names`), locked."""
-        release = self._locks.acquire(file_name[:2], timeout)
-        try:
+        with self._locks.held(file_name[:2], timeout):
             yield UserIndex(self, file_name, self.read(file_name))
-        finally:
-            release()
 
     def read(self, file_name: str) -> set[str]:
         """The record names in an index file; empty if it is missing or not ours."""

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from typing import TypeAlias
 
     _ProcessLock: TypeAlias = "FlockLock | filelock.BaseFileLock"
-    _LockPair = tuple[threading.Lock, _ProcessLock]
+    _LockPair = tuple[threading.RLock, _ProcessLock]
 
 #: Whether this system has ``flock``; without it the file store uses filelock.
 flock_available = fcntl is not None
@@ -229,29 +229,47 @@ class ShardLocks:
         """Take the lock ``name`` within ``timeout``; return its release.
 
         Raises ``filelock.Timeout`` (a ``TimeoutError``) when it stays held.
+        Cut short by an interrupt (a signal handler's ``KeyboardInterrupt``,
+        an exception sent to the thread) once the thread lock is taken, it
+        lets it go: the thread lock is an ``RLock``, which knows its owner.
         """
         local, shared = self._pair(name)
-        remaining = timeout
-        if not local.acquire(blocking=False):  # the clock is read only when held
-            start = time.monotonic()
-            if not local.acquire(timeout=timeout):
-                raise filelock.Timeout(shared.lock_file)
-            remaining = max(timeout - (time.monotonic() - start), 0.0)
         try:
+            remaining = timeout
+            if not local.acquire(blocking=False):  # the clock is read only when held
+                start = time.monotonic()
+                if not local.acquire(timeout=timeout):
+                    raise filelock.Timeout(shared.lock_file)
+                remaining = max(timeout - (time.monotonic() - start), 0.0)
             shared.acquire(timeout=remaining, poll_interval=_POLL_INTERVAL)
         except BaseException:
-            local.release()
-            raise
-
-        def release() -> None:
-            try:
-                shared.release()
-                if isinstance(shared, FlockLock) and shared.closed:
-                    shared.forget()  # close() ran meanwhile: its descriptor goes
-            finally:
+            if local._is_owned():  # type: ignore[attr-defined]
                 local.release()
+            raise
+        return lambda: self._release(local, shared)
 
-        return release
+    @contextlib.contextmanager
+    def held(self, name: str, timeout: float) -> Iterator[None]:
+        """Hold the lock ``name`` for a block (see :meth:`acquire`). Released
+        however an interrupt cuts the block, or the taking, short: from the
+        ``finally`` (the generator's own, if the ``with`` never began), by
+        the thread that took it, which owns the thread lock."""
+        local, shared = self._pair(name)
+        try:
+            self.acquire(name, timeout)
+            yield
+        finally:
+            if local._is_owned():  # type: ignore[attr-defined]
+                self._release(local, shared)
+
+    @staticmethod
+    def _release(local: threading.RLock, shared: _ProcessLock) -> None:
+        try:
+            shared.release()
+            if isinstance(shared, FlockLock) and shared.closed:
+                shared.forget()  # close() ran meanwhile: its descriptor goes
+        finally:
+            local.release()
 
     def close(self) -> None:
         """Close the lock files' descriptors; the next use reopens them.
@@ -294,7 +312,7 @@ class ShardLocks:
                     shared = FlockLock(path)
                 else:  # pragma: no cover - systems without fcntl (Windows)
                     shared = filelock.FileLock(path, mode=0o600, thread_local=True)
-                pair = threading.Lock(), shared
+                pair = threading.RLock(), shared
                 self._locks[name] = pair
             return pair
 

@@ -140,8 +140,7 @@ class FileStore(FileAccess, Store):
         """
         name = storage_key(session_key)
         self._check_directory()
-        release = self._lock_shard(name[:2])
-        try:
+        with self._locked(name[:2]):
             held = self._hold(name)
             try:
                 current = None if held is None else self._live(held.record, name)
@@ -153,8 +152,6 @@ class FileStore(FileAccess, Store):
                     self._write(name, payload, expires_at, held)
             finally:
                 self._release(held)
-        finally:
-            release()
         return session_key
 
     def delete(self, session_key: str) -> None:

@@ -375,11 +375,15 @@ class SQLiteStore(Store):
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """``BEGIN IMMEDIATE`` ... ``COMMIT``; ROLLBACK if anything raises."""
+        """``BEGIN IMMEDIATE`` ... ``COMMIT``; ROLLBACK if anything raises,
+        an interrupt just after the BEGIN too (the transaction, left open,
+        would hold the database's write lock: every other writer would be
+        "locked" out, and this thread's writes never committed)."""
         with self._translate("update a session"):
             conn = self._connections.get(write=True)
-            conn.execute("BEGIN IMMEDIATE")
         try:
+            with self._translate("update a session"):
+                conn.execute("BEGIN IMMEDIATE")
             yield conn
             with self._translate("update a session"):
                 conn.execute("COMMIT")
