@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import operator
 import string
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -335,26 +336,23 @@ def _deleting(settings: Settings, secure: bool) -> str:
 
 
 _VARY_OR_CACHE_CONTROL = frozenset(("vary", "cache-control"))
-_VARY_OR_CACHE_CONTROL_LENGTHS = (4, 13)
+#: The lengths of those names: a header of neither length is neither.
+_VARY_OR_CACHE_CONTROL_LENGTHS = frozenset((4, 13))
+_name = operator.itemgetter(0)
 
 
 def add_session_headers(headers: list[tuple[str, str]], *, private: bool) -> None:
     """Add ``Cookie`` to ``Vary`` and, if ``private``, ``Cache-Control: private``.
 
-    In place, in one pass over the app's headers: ``Vary`` gets ``Cookie``
-    once (not at all after ``*``); ``Cache-Control`` is only added when the
-    app set none. ``private`` is for a response that sets or deletes the
-    session cookie: a shared cache that kept it would hand one user's
-    session to the next.
+    In place: ``Vary`` gets ``Cookie`` once (not at all after ``*``);
+    ``Cache-Control`` is only added when the app set none. ``private`` is
+    for a response that sets or deletes the session cookie: a shared cache
+    that kept it would hand one user's session to the next. The lengths of
+    the names rule out most headers in one pass in C (``map``): a Python
+    loop over them cost every used session about 30 bytecodes more.
     """
-    for name, _ in headers:
-        # The length first: it rules out most names without a lower().
-        if len(name) in _VARY_OR_CACHE_CONTROL_LENGTHS and (
-            name.lower() in _VARY_OR_CACHE_CONTROL
-        ):
-            break
-    else:  # the usual case: the app set neither
-        headers.append(("Vary", "Cookie"))
+    if _VARY_OR_CACHE_CONTROL_LENGTHS.isdisjoint(map(len, map(_name, headers))):
+        headers.append(("Vary", "Cookie"))  # the usual case: the app set neither
         if private:
             headers.append(("Cache-Control", "private"))
         return

@@ -68,10 +68,27 @@ def keys_parser(
     its session parses its header.
     """
 
+    prefix = cookie_name + "="
+    value_at = len(prefix)
+
     def _keys_from(session: Any, header: str) -> tuple[str, ...]:
         """The well-formed keys of ``header``'s cookies of the name, in order,
         at most :data:`MAX_KEY_CANDIDATES` (a browser may send several: one
-        planted from a sibling subdomain on a longer path comes first)."""
+        planted from a sibling subdomain on a longer path comes first).
+
+        The one plain pair of a client with no other cookie is read here
+        (:func:`cookie_values`' first case, without its call)."""
+        if (
+            header.startswith(prefix)
+            and ";" not in header
+            and " " not in header
+            and '"' not in header
+            and "\t" not in header
+            and header.isascii()
+        ):
+            session._had_cookie = True
+            value = header[value_at:]
+            return (value,) if is_valid(value) else ()
         values = cookie_values(header, cookie_name)
         if not values:
             return ()

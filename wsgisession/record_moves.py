@@ -24,9 +24,8 @@ class MoveMethods:
     """A record's move to a new key (see :meth:`SessionRecord.create` with
     ``fresh=True``)."""
 
-    # The three this module sets are slots here, the rest the record's (see
+    # The record's attributes (see
     # :class:`~wsgisession.session_record.SessionRecord`).
-    __slots__ = ("expiry", "held_lock", "user")
     store: Store
     settings: Settings
     serializer: Serializer

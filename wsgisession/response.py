@@ -82,9 +82,11 @@ def new_response(
     response.setup = setup
     response.environ = environ
     response.server_start_response = start_response
+    # Read before anything sets them: an instance's own attribute is read
+    # faster than a class default (CPython specializes the former); the
+    # rest are the class's defaults until set.
     response.server_write = None
-    response.status, response.headers, response.exc_info = None, _NO_HEADERS, None
-    response.saved = response.failed = response.may_save_again = False
+    response.failed = response.may_save_again = False
     header = response.cookie_header = environ.get("HTTP_COOKIE")
     response.session = setup.new_session(header)  # parsed on first use
     return response
@@ -100,41 +102,26 @@ class Response:
     :func:`~wsgisession.cookies.decide` says.
     """
 
-    __slots__ = (
-        "body_begun",
-        "cookie_header",
-        "environ",
-        "exc_info",
-        "failed",
-        "headers",
-        "held",
-        "may_save_again",
-        "saved",
-        "sent_key",
-        "server_start_response",
-        "server_write",
-        "session",
-        "setup",
-        "status",
-    )
-
+    # No slots: a response's status, headers, exc_info and saved are these
+    # class defaults until its app starts it (or it saves), so that
+    # :func:`new_response` sets fewer attributes.
     setup: ResponseSetup
     environ: dict[str, Any]
     server_start_response: StartResponse
-    server_write: Callable[[bytes], Any] | None
+    server_write: Callable[[bytes], Any] | None = None
     session: Session
     #: The request's ``Cookie`` header (None: none); its session parses it.
     cookie_header: str | None
     #: What the app passed to ``start_response`` (status None until then).
-    status: str | None
-    headers: Headers
-    exc_info: Any
-    saved: bool
-    failed: bool
+    status: str | None = None
+    headers: Headers = _NO_HEADERS
+    exc_info: Any = None
+    saved: bool = False
+    failed: bool = False
     #: A :class:`~wsgisession.body.Body` wraps the app's result (its
     #: ``close()`` runs app code), or the response is detached (its caller
     #: may finish it again): a save must keep watching the values for changes.
-    may_save_again: bool
+    may_save_again: bool = False
     #: Set by a :class:`~wsgisession.body.Body`: the app has yielded a
     #: non-empty chunk, so for the app its headers went out (unset: not yet).
     body_begun: bool

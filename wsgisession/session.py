@@ -22,7 +22,6 @@ from collections.abc import (
 )
 from typing import Any, NoReturn
 
-from . import clock
 from . import expiry as rules
 from .changes import ChangeSet, setting
 from .config import Settings
@@ -174,8 +173,8 @@ class Session(
         except BaseException:  # not an absent session: the next use tries again
             self._offered, self._load_failed = candidates, True
             raise
-        if data is None:  # none opened: a new session
-            record.created = clock.now()
+        if data is None:  # none opened: a new session, as of now (its record's
+            record.forget()  # defaults its own: CPython reads those faster)
             data = {}
         self._data = data
         return data

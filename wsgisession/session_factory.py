@@ -80,13 +80,7 @@ def record_factory(
         a session about 0.8K instructions more than setting the attributes."""
         record = SessionRecord()
         record.store, record.serializer = store, serializer
-        record.settings = session._settings
-        record.key = record.loaded = record.saved_at = record.user = None
-        record.held_lock = record.max_age_at_save = record.expiry = None
-        record.stored = False
-        # Set when a record opens; a session that opens none is new as of its
-        # load (the session sets it), then of its first save.
-        record.created = 0.0
+        record.settings = session._settings  # the rest: the class's defaults
         return record
 
     return new_session_record

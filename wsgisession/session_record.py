@@ -51,33 +51,26 @@ class SessionRecord(MoveMethods):
     changed the record meanwhile.
     """
 
-    __slots__ = (  # with MoveMethods' expiry, held_lock and user
-        "_outcome",
-        "_saving",
-        "created",
-        "key",
-        "loaded",
-        "max_age_at_save",
-        "saved_at",
-        "serializer",
-        "settings",
-        "store",
-        "stored",
-    )
-    # Set by session_factory.record_factory()'s maker, the way a record is made.
+    # No slots: what a record holds before it opens or creates one is
+    # these class defaults, so that the middleware's maker sets only the
+    # store, serializer and settings (setting all eleven slots cost every
+    # request that loads its session about 30 bytecodes more). Opening a
+    # record sets its own; a new session's sets them by :meth:`forget`.
     store: Store
     settings: Settings
     serializer: Serializer
-    key: str | None
-    stored: bool
-    loaded: Record | None
-    created: float
-    expiry: rules.Expiry
-    saved_at: float | None
-    user: str | None
-    held_lock: AbstractContextManager[None] | None
+    key: str | None = None
+    stored: bool = False
+    loaded: Record | None = None
+    #: Set when a record opens; a session that opens none is new as of
+    #: its load (the session sets it), then of its first save.
+    created: float = 0.0
+    expiry: rules.Expiry = None
+    saved_at: float | None = None
+    user: str | None = None
+    held_lock: AbstractContextManager[None] | None = None
     #: The cookie's Max-Age as of the last save (None: browser close).
-    max_age_at_save: int | None
+    max_age_at_save: int | None = None
     #: What :meth:`update` hands its merge (see :meth:`_merge`): the data,
     #: the changes, the save's time and its text, the record's lifetime if
     #: unchanged, and the record joined again from its kept text (or None).
