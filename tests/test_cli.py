@@ -363,7 +363,7 @@ def test_clear_expired_reports_its_progress(kind: str, tmp_path: Path) -> None:
 def test_progress_bar_draws_only_for_long_runs() -> None:
     import io
 
-    from wsgisession.cli import ProgressBar
+    from wsgisession.cli_streams import ProgressBar
 
     quick, slow = io.StringIO(), io.StringIO()
     bar = ProgressBar(quick)  # a run shorter than its one-second delay

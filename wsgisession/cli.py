@@ -10,16 +10,20 @@ shows those to every user): see :mod:`wsgisession.secretkey`.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import signal
 import sys
 import textwrap
-import time
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn, TextIO
+from typing import Any, NoReturn
 
 from . import secretkey
+from .cli_streams import (
+    ProgressBar,
+    closed_stderr_to_nowhere,
+    escape_unprintable_output,
+    on_a_terminal,
+    silence_stdout,
+)
 from .config import Settings, StoreSpec, parse_settings
 from .demo.command import add_demo_parser
 from .deploycheck import print_deploy_warnings
@@ -223,7 +227,7 @@ def command_clear_expired(args: argparse.Namespace) -> int:
     store = build_existing_store(spec, "clear", hint)
     serializer_for(store, options)  # what the middleware would refuse at startup
     reach_store(store, hint)  # a store with native expiry would not notice
-    bar = ProgressBar(sys.stderr) if _on_a_terminal(sys.stderr) else None
+    bar = ProgressBar(sys.stderr) if on_a_terminal(sys.stderr) else None
     try:
         try:
             removed = store.clear_expired(progress=bar.update if bar else None)
@@ -236,40 +240,6 @@ def command_clear_expired(args: argparse.Namespace) -> int:
         f"removed {removed} expired session{'s' if removed != 1 else ''} from {store!r}"
     )
     return 0
-
-
-def _on_a_terminal(stream: TextIO | None) -> bool:
-    """Whether ``stream`` is a terminal; a closed one (``2>&-``: None) is not."""
-    return stream is not None and stream.isatty()
-
-
-class ProgressBar:
-    """A one-line bar on a terminal, drawn once a run has lasted a second."""
-
-    WIDTH = 30
-
-    def __init__(self, stream: TextIO, delay: float = 1.0) -> None:
-        self.stream = stream
-        self.start = time.monotonic()
-        self.delay = delay
-        self.drawn = False
-
-    def __repr__(self) -> str:
-        return f"ProgressBar(drawn={self.drawn})"
-
-    def update(self, done: int, total: int) -> None:
-        if time.monotonic() - self.start < self.delay or total <= 0:
-            return
-        filled = self.WIDTH * min(done, total) // total
-        bar = "#" * filled + "-" * (self.WIDTH - filled)
-        self.stream.write(f"\r[{bar}] {100 * done // total:3d}% ({done}/{total})")
-        self.stream.flush()
-        self.drawn = True
-
-    def finish(self) -> None:
-        if self.drawn:
-            self.stream.write("\n")
-            self.stream.flush()
 
 
 def command_check(args: argparse.Namespace) -> int:
@@ -380,30 +350,10 @@ def build_parser() -> argparse.ArgumentParser:
 INTERRUPTED = 128 + signal.SIGINT
 
 
-def _silence_stdout() -> None:
-    """Output left, and the exit's flush, go to /dev/null: no "Exception ignored"."""
-    with contextlib.suppress(OSError, ValueError):  # ValueError: no descriptor
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-
-
-def _escape_unprintable_output() -> None:
-    """What stdout's encoding lacks (a user id's emoji on a latin-1 terminal)
-    is written escaped, as on stderr: no UnicodeEncodeError after the work."""
-    with contextlib.suppress(AttributeError, ValueError, OSError):  # not a file
-        sys.stdout.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
-
-
-def _closed_stderr_to_nowhere() -> None:
-    """With standard error closed (``2>&-``: None), ``print(file=sys.stderr)``
-    writes to stdout, into the output scripts read: messages go nowhere."""
-    if sys.stderr is None:
-        sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    _closed_stderr_to_nowhere()
-    _escape_unprintable_output()
+    closed_stderr_to_nowhere()
+    escape_unprintable_output()
     parser = build_parser()
     arguments = sys.argv[1:] if argv is None else argv
     args, unknown = parser.parse_known_args(attach_handles(arguments))
@@ -415,7 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if sys.stdout is not None:  # a closed pipe fails here, not at exit
             sys.stdout.flush()
     except BrokenPipeError:  # the reader left (| head -1): stop quietly
-        _silence_stdout()
+        silence_stdout()
         return 1
     except KeyboardInterrupt:
         done = "what it did so far stays done: run it again to finish"
