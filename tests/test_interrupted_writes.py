@@ -20,7 +20,7 @@ from wsgisession.keys import generate_key
 from wsgisession.stores import FileStore, SQLiteStore
 from wsgisession.stores._fileaccess import FileAccess
 from wsgisession.stores._flock import ShardLocks
-from wsgisession.stores.base import Store, storage_key
+from wsgisession.stores.base import Store, now, storage_key
 
 
 def in_thread(work: Callable[[], object], wait: float = 5.0) -> list[object]:
@@ -154,3 +154,30 @@ def _release_interrupted(lock: object) -> object:
 def _lock_once(store: Store, key: str) -> str:
     with store.lock(key, 0.2, 60):
         return "taken"
+
+
+def _guard_taken(frame: FrameType, event: str, arg: object) -> bool:
+    """As sweep_expired's taking of its guard has returned (the C call that
+    takes it: the lock's ``acquire``, or what calls that for it)."""
+    return (
+        event == "c_return"
+        and frame.f_code is FileStore.sweep_expired.__code__
+        and getattr(arg, "__name__", None) in ("acquire", "extend")
+    )
+
+
+def test_an_interrupt_as_a_sweep_takes_its_guard_never_leaves_it_taken(
+    tmp_path: Path,
+) -> None:
+    """Interrupted just after it took the guard that keeps sweeps one at a
+    time (before the ``try`` that lets it go), a sweep of the file store
+    left it taken for good: no sweep ran again in the process (expired
+    sessions piled up on disk), and close() waited for it forever."""
+    store = FileStore(tmp_path / "sessions")  # closed in a thread: it may hang
+    with pytest.raises(Interrupt), interrupted_on(_guard_taken) as shot:
+        store.sweep_expired(100)
+    assert shot.fired
+    dead = generate_key()
+    assert store.create(dead, b"dead", now() - 5) == dead
+    assert in_thread(lambda: store.sweep_expired(1000)) == [1]
+    assert in_thread(store.close, wait=2.0) == [None]

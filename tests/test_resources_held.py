@@ -297,3 +297,36 @@ def test_sqlite_connections_of_ended_threads_close_with_the_collector_off(
         db.close()
     assert b'"counter":102' in payload  # every request saved
     assert open_descriptors(str(path)) == 0
+
+
+def test_sqlite_descriptors_kept_after_bursts_do_not_grow(tmp_path: Path) -> None:
+    """A thread-per-request server under bursts: a connection closed while
+    another of the process holds a lock on the file (in WAL mode each open
+    connection holds one) leaves its descriptor of the database to SQLite,
+    which cannot close it without dropping the other's lock, and hands it to
+    the next connection opened. So at most as many stay open as connections
+    were open at once, reused by each burst, never more with more threads;
+    close() lets them all go."""
+    path = tmp_path / "sessions.sqlite3"
+    store = SQLiteStore(path)
+    store.load(generate_key())  # the main thread's connection stays open
+    burst = 12
+    barrier = threading.Barrier(burst)
+
+    def request() -> None:
+        store.create(generate_key(), b"x", later())
+        barrier.wait(timeout=30)  # all the burst's connections open at once
+
+    kept = []
+    for _ in range(3):
+        threads = [threading.Thread(target=request) for _ in range(burst)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        gc.collect()
+        kept.append(open_descriptors(str(path)))
+    assert kept[0] <= burst + 1
+    assert kept[1:] == kept[:1] * 2  # the same ones, reused
+    store.close()
+    assert open_descriptors(str(path)) == 0

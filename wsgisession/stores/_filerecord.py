@@ -24,6 +24,7 @@ import tempfile
 
 from .. import clock
 from ..errors import ConfigError
+from ._descriptor import Descriptor
 from ._fileformat import decode, is_current, read_record, read_whole, write_whole
 from ._filesweep import is_shard_name
 from ._flock import make_missing_directories, make_private_dirs, refuse_others_writing
@@ -179,14 +180,14 @@ class RecordFiles:
         Raises ``FileNotFoundError`` if there is no such file, ``OSError``
         with ``errno.ELOOP`` if a symlink is in its place.
         """
-        fd = os.open(path, _O_READ)
+        opened = Descriptor(path, _O_READ)
         try:
-            record = read_record(fd)
+            record = read_record(opened.fd)
             if record is not None:
                 return record
-            young = os.fstat(fd).st_mtime > clock.now() - _TEMP_MAX_AGE
+            young = os.fstat(opened.fd).st_mtime > clock.now() - _TEMP_MAX_AGE
         finally:
-            os.close(fd)
+            opened.close()
         return None, math.inf if young else -math.inf
 
     def examine(self, name: str) -> tuple[bytes | None, float] | None:
@@ -208,19 +209,19 @@ class RecordFiles:
         and :meth:`HeldRecord.rewrite` declines it; one that is no regular
         file (a FIFO) is not read: it holds no record, and is replaced."""
         try:
-            fd = os.open(path, _O_READ_WRITE)
+            opened = Descriptor(path, _O_READ_WRITE)
         except OSError as exc:
             if exc.errno not in _NOT_WRITABLE:
                 raise
-            fd = os.open(path, _O_READ)
+            opened = Descriptor(path, _O_READ)
             writable = False
         else:
             writable = _CAN_REWRITE
         try:
-            info = os.fstat(fd)
+            info = os.fstat(opened.fd)
             if not stat.S_ISREG(info.st_mode):  # a FIFO: no record, replaced
-                return HeldRecord(fd, None, b"", False)
-            data = read_whole(fd)
+                return HeldRecord(opened, None, b"", False)
+            data = read_whole(opened.fd)
             record = decode(data)
             writable = (
                 writable
@@ -229,9 +230,9 @@ class RecordFiles:
                 and info.st_nlink == 1  # one name: a hard link would change too
             )
         except BaseException:
-            os.close(fd)
+            opened.close()
             raise
-        return HeldRecord(fd, record, data, writable)
+        return HeldRecord(opened, record, data, writable)
 
     def create(self, name: str, data: bytes) -> bool:
         """Write ``data`` as the new record ``name``; False if the name is taken.
@@ -246,19 +247,19 @@ class RecordFiles:
         """
         path = self.path(name)
         try:
-            fd = self._create_new(path, name)
+            made = self._create_new(path, name)
         except FileExistsError:
             return False
         try:
-            write_whole(fd, data)
+            write_whole(made.fd, data)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(path)
             raise
         else:
-            removed = os.fstat(fd).st_nlink == 0
+            removed = os.fstat(made.fd).st_nlink == 0
         finally:
-            os.close(fd)
+            made.close()
         if removed:
             raise FileNotFoundError(errno.ENOENT, "new session file removed", path)
         return True
@@ -272,12 +273,12 @@ class RecordFiles:
         """
         directory = self._prefix + name[:2]
         temp = f"{directory}{os.sep}{_TEMP_PREFIX}{name}"
-        fd = self._create_temp(temp, directory)
+        made = self._create_temp(temp, directory)
         try:
             try:
-                write_whole(fd, data)
+                write_whole(made.fd, data)
             finally:
-                os.close(fd)
+                made.close()
             os.replace(temp, self.path(name))
         except BaseException:
             with contextlib.suppress(OSError):
@@ -301,14 +302,14 @@ class RecordFiles:
                 if os.lstat(path).st_mtime < moment - _TEMP_MAX_AGE:
                     os.unlink(path)
 
-    def _create_new(self, path: str, name: str) -> int:
+    def _create_new(self, path: str, name: str) -> Descriptor:
         try:
             return open_new_file(path)
         except FileNotFoundError:  # the first record of this shard
             self._make_shard(self._prefix + name[:2])
         return open_new_file(path)
 
-    def _create_temp(self, temp: str, directory: str) -> int:
+    def _create_temp(self, temp: str, directory: str) -> Descriptor:
         try:
             return open_new_file(temp)
         except FileNotFoundError:  # the first record of this shard
@@ -339,12 +340,16 @@ class HeldRecord:
     current format, which has the checksum, with one name, is rewritten.
     """
 
-    __slots__ = ("data", "fd", "record", "writable")
+    __slots__ = ("data", "file", "record", "writable")
 
     def __init__(
-        self, fd: int, record: tuple[bytes, float] | None, data: bytes, writable: bool
+        self,
+        file: Descriptor,
+        record: tuple[bytes, float] | None,
+        data: bytes,
+        writable: bool,
     ) -> None:
-        self.fd = fd
+        self.file = file  #: closed by close(), or as this object is collected
         #: ``(payload, expires_at)``, or None if the file does not hold a record.
         self.record = record
         #: The file's bytes as read: put back if a rewrite is cut short.
@@ -366,29 +371,27 @@ class HeldRecord:
         """
         if not self.writable or len(data) > _REWRITE_MAX:
             return False
-        written = os.pwrite(self.fd, data, 0)
+        written = os.pwrite(self.file.fd, data, 0)
         if written != len(data):
             self._restore(written)
             return False
         if len(data) < self.size:  # the record is saved: the tail is ignored
             with contextlib.suppress(OSError):
-                os.ftruncate(self.fd, len(data))
+                os.ftruncate(self.file.fd, len(data))
         return True
 
     def _restore(self, written: int) -> None:
         """Put back the bytes read, over the ``written`` bytes of a rewrite cut
         short (no longer than the file now is, so never cut short itself)."""
         self.writable = False
-        if os.pwrite(self.fd, self.data, 0) != self.size:
+        if os.pwrite(self.file.fd, self.data, 0) != self.size:
             raise OSError(errno.EIO, "session file written in part")
         if written > self.size:
-            os.ftruncate(self.fd, self.size)
+            os.ftruncate(self.file.fd, self.size)
 
     def close(self) -> None:
         """Close the file (again: nothing)."""
-        fd, self.fd = self.fd, -1
-        if fd >= 0:  # closed even if close() fails: never twice
-            os.close(fd)
+        self.file.close()
 
     def __repr__(self) -> str:
-        return f"<HeldRecord fd={self.fd} size={self.size} writable={self.writable}>"
+        return f"<HeldRecord {self.file} size={self.size} writable={self.writable}>"

@@ -18,6 +18,7 @@ import os
 from collections.abc import Iterator
 
 from ..keys import user_storage_key
+from ._descriptor import Descriptor
 from ._fileformat import write_whole
 from ._filesweep import NameWalk, is_record_name
 from ._flock import ShardLocks, make_private_dirs
@@ -121,7 +122,7 @@ class UserIndexes:
         """The record names in an index file; empty if it is missing or not ours."""
         path = os.path.join(self.directory, file_name)
         try:
-            fd = os.open(path, _O_READ)
+            opened = Descriptor(path, _O_READ)
         except FileNotFoundError:
             return set()
         except OSError as exc:
@@ -131,10 +132,10 @@ class UserIndexes:
             return set()
         try:
             chunks = []
-            while chunk := os.read(fd, 65536):
+            while chunk := os.read(opened.fd, 65536):
                 chunks.append(chunk)
         finally:
-            os.close(fd)
+            opened.close()
         data = b"".join(chunks)
         if not data.startswith(_MAGIC):
             logger.warning("ignoring an unreadable user index %s", path)
@@ -150,19 +151,19 @@ class UserIndexes:
                 os.unlink(path)
             return
         temp = os.path.join(self.directory, _TEMP_PREFIX + file_name)
-        fd = self._create_temp(temp)
+        made = self._create_temp(temp)
         try:
             try:
-                write_whole(fd, _MAGIC + "\n".join(sorted(names)).encode("ascii"))
+                write_whole(made.fd, _MAGIC + "\n".join(sorted(names)).encode("ascii"))
             finally:
-                os.close(fd)
+                made.close()
             os.replace(temp, path)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
             raise
 
-    def _create_temp(self, temp: str) -> int:
+    def _create_temp(self, temp: str) -> Descriptor:
         try:
             return open_new_file(temp)
         except FileNotFoundError:  # the first index of this store

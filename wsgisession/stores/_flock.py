@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import filelock
 
 from ..errors import ConfigError
+from ._descriptor import Descriptor
 
 try:
     import fcntl
@@ -125,12 +126,14 @@ class FlockLock:
     The descriptor stays open between uses: taking the lock is one system
     call. Threads of the process queue on a ``threading.Lock`` in front of
     it, so one descriptor per process is enough; a child process drops the
-    inherited one (see :meth:`forget`) and opens its own.
+    inherited one (see :meth:`forget`) and opens its own. A lock dropped
+    without :meth:`forget` (a store dropped unclosed: a reload, a test)
+    closes its descriptor as it is collected (:class:`._descriptor.Descriptor`).
     """
 
     def __init__(self, path: str) -> None:
         self.lock_file = path
-        self._fd: int | None = None
+        self._fd: Descriptor | None = None
         #: Set by :meth:`ShardLocks.close` while held: closed on release.
         self.closed = False
         self._identity = (0, 0)
@@ -142,7 +145,7 @@ class FlockLock:
             if self._fd is None:
                 self._fd, self._identity = self._open()
             try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(self._fd.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 moment = time.monotonic()
                 if deadline is None:  # the clock is read only when held
@@ -156,17 +159,17 @@ class FlockLock:
             self.release()  # the file was replaced: lock the one at the path
             self.forget()
 
-    def _open(self) -> tuple[int, tuple[int, int]]:
+    def _open(self) -> tuple[Descriptor, tuple[int, int]]:
         """Open the lock file, creating it and, if it was removed, its
         directory; the descriptor and the file's identity (device, inode)."""
         try:
-            fd = os.open(self.lock_file, _O_OPEN_LOCK, 0o600)
+            opened = Descriptor(self.lock_file, _O_OPEN_LOCK, 0o600)
         except FileNotFoundError:
             directory = os.path.dirname(self.lock_file)
             make_private_dirs(os.path.dirname(directory), directory)
-            fd = os.open(self.lock_file, _O_OPEN_LOCK, 0o600)
-        info = os.fstat(fd)
-        return fd, (info.st_dev, info.st_ino)
+            opened = Descriptor(self.lock_file, _O_OPEN_LOCK, 0o600)
+        info = os.fstat(opened.fd)
+        return opened, (info.st_dev, info.st_ino)
 
     def _still_linked(self) -> bool:
         """Whether the locked descriptor is still the file at the path.
@@ -186,7 +189,7 @@ class FlockLock:
 
     def release(self) -> None:
         assert self._fd is not None
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        fcntl.flock(self._fd.fd, fcntl.LOCK_UN)
 
     def forget(self) -> None:
         """Close the descriptor, as after ``fork()`` or a replaced lock file.
@@ -194,20 +197,9 @@ class FlockLock:
         After a fork the parent's lock lives on in the parent's descriptor;
         the inherited one must not be used, as its lock would be the parent's.
         """
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-    def __del__(self, _close: Callable[[int], None] = os.close) -> None:
-        """A store dropped without ``close()``: its descriptor goes with it.
-
-        It is a bare ``int``, which the garbage collector would never close:
-        each store an app made and dropped (a reload, a test) kept up to 256
-        of them open for good. Nobody holds the lock of an object collected.
-        """
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            _close(fd)
+        opened, self._fd = self._fd, None
+        if opened is not None:
+            opened.close()
 
 
 class ShardLocks:
@@ -327,9 +319,9 @@ def directory_locked(path: str) -> Iterator[None]:
     if fcntl is None:  # pragma: no cover - Windows
         yield
         return
-    fd = os.open(path, os.O_RDONLY)
+    opened = Descriptor(path, os.O_RDONLY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        fcntl.flock(opened.fd, fcntl.LOCK_EX)
         yield
     finally:
-        os.close(fd)  # closing drops the lock
+        opened.close()  # closing drops the lock

@@ -33,6 +33,7 @@ import secrets
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
+from ._descriptor import Descriptor
 from ._flock import make_private_dirs
 from ._shared import poll_lock
 from .base import now
@@ -54,15 +55,15 @@ _HEX = frozenset("0123456789abcdef")
 Guard = Callable[[str], AbstractContextManager[None]]
 
 
-def open_new_file(path: str) -> int:
+def open_new_file(path: str) -> Descriptor:
     """Create ``path`` (mode 0600) for writing; never reuse or follow what is there."""
-    return os.open(path, _O_CREATE_NEW, 0o600)
+    return Descriptor(path, _O_CREATE_NEW, 0o600)
 
 
 def _read_lock(path: str) -> tuple[str, float] | None:
     """``(token, expires_at)`` of a lock file; None if absent, -inf if damaged."""
     try:
-        fd = os.open(path, _O_READ)
+        opened = Descriptor(path, _O_READ)
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -70,9 +71,9 @@ def _read_lock(path: str) -> tuple[str, float] | None:
             raise
         return "", -math.inf  # a symlink planted at the name: stale at once
     try:
-        parts = os.read(fd, _READ_MAX).split(b" ")
+        parts = os.read(opened.fd, _READ_MAX).split(b" ")
     finally:
-        os.close(fd)
+        opened.close()
     try:
         token, expires_at = parts[0].decode("ascii"), float(parts[1])
     except (IndexError, ValueError):
@@ -152,15 +153,16 @@ class RequestLocks:
         """Publish a complete lock file at ``path``; False if one is there."""
         temp = os.path.join(self.directory, _TEMP_PREFIX + token)
         try:
-            fd = open_new_file(temp)
+            made = open_new_file(temp)
         except FileNotFoundError:  # the first lock, or the directory was removed
             make_private_dirs(os.path.dirname(self.directory), self.directory)
-            fd = open_new_file(temp)
+            made = open_new_file(temp)
         try:
             try:
-                os.write(fd, b"%s %s" % (token.encode(), repr(expires_at).encode()))
+                content = b"%s %s" % (token.encode(), repr(expires_at).encode())
+                os.write(made.fd, content)
             finally:
-                os.close(fd)
+                made.close()
             os.link(temp, path, follow_symlinks=False)
         except FileExistsError:
             return False

@@ -1,6 +1,10 @@
 """SQLStore's cleanup: ``clear_expired()`` in batches, and the middleware's
 bounded ``sweep_expired()`` steps, each deleting the keys it found expired
-if they still are (another sweep may have taken some)."""
+if they still are (another sweep may have taken some).
+
+They run on the connections of the requests (:class:`~._sqlrun.Runner`),
+never on more: on an engine the store built, a cleanup counts among its
+``MAX_OPEN`` connections, and waits for one as a request does."""
 
 from __future__ import annotations
 
@@ -9,15 +13,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..clock import now
 from ._shared import waiting_out_sqlite_busy
-from ._sqlrun import on_engine
+from ._sqlrun import Dropped, compile_with_values
 from .base import Progress
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
-    from sqlalchemy import Connection, Engine
+    from sqlalchemy import Engine
 
-    from ._sqlrun import Compiled, Cursor
+    from ._sqlrun import Compiled, Cursor, Runner
     from ._sqlschema import Tables
 
 __all__ = ["BATCH", "SQLCleanup"]
@@ -35,6 +39,7 @@ class SQLCleanup:
         _sql: dict[str, Compiled]
         _tables: Tables
         _base: Engine
+        _runner: Runner
         _timeout: float
 
         def _run(self, action: str, work: Callable[..., T], *args: Any) -> T: ...
@@ -97,16 +102,26 @@ class SQLCleanup:
     def _delete_batch(self, moment: float, limit: int) -> tuple[int, int]:
         """How many expired rows (up to ``limit``) were found, and how many of
         them deleted if still expired (fewer if another sweep took some).
-        Keys, then rows: portable, MySQL has no LIMIT in an IN subquery."""
-        tables = self._tables
-
-        def work(conn: Connection) -> tuple[int, int]:
-            keys = list(conn.execute(tables.expired_keys(moment, limit)).scalars())
-            if not keys:
-                return 0, 0
-            deleted = conn.execute(tables.delete_expired(keys, moment)).rowcount
-            return len(keys), int(deleted)
-
+        Run once more on a connection the server dropped; never again after
+        a deadlock (the next sweep will)."""
         with self._translate("clear expired sessions"):
             self._ready()
-            return on_engine(self._base, work)
+            try:
+                return self._runner.run(self._delete_found, moment, limit)
+            except Dropped:
+                return self._runner.run(self._delete_found, moment, limit)
+
+    def _delete_found(
+        self, cursor: Cursor, moment: float, limit: int
+    ) -> tuple[int, int]:
+        """Keys, then rows: portable, MySQL has no LIMIT in an IN subquery."""
+        tables = self._tables
+        found = cursor.execute(*self._once(tables.expired_keys(moment, limit)))
+        keys = [row[0] for row in found.fetchall()]
+        if not keys:
+            return 0, 0
+        deleted = cursor.execute(*self._once(tables.delete_expired(keys, moment)))
+        return len(keys), int(deleted.rowcount)
+
+    def _once(self, statement: Any) -> tuple[Compiled, dict[str, object]]:
+        return compile_with_values(statement, self._base)

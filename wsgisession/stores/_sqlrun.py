@@ -22,10 +22,16 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from ._sqlslots import Slot, close_all, counts
 
 if TYPE_CHECKING:  # imported by SQLStore itself, which needs SQLAlchemy at runtime
-    from sqlalchemy import Connection, Engine
+    from sqlalchemy import Engine
     from sqlalchemy.sql import ClauseElement
 
-__all__ = ["Compiled", "Runner", "compile_statement", "deadlocked", "on_engine"]
+__all__ = [
+    "Compiled",
+    "Runner",
+    "compile_statement",
+    "compile_with_values",
+    "deadlocked",
+]
 
 T = TypeVar("T")
 
@@ -42,6 +48,18 @@ def compile_statement(statement: ClauseElement, engine: Engine) -> Compiled:
     compiled: Any = statement.compile(dialect=engine.dialect)  # a SQLCompiler
     names = tuple(compiled.positiontup or ()) if compiled.positional else None
     return Compiled(compiled.string, names)
+
+
+def compile_with_values(
+    statement: ClauseElement, engine: Engine
+) -> tuple[Compiled, dict[str, object]]:
+    """A statement for one run, and its parameters: the values of an
+    expanding list (a sweep's keys) are written into the SQL."""
+    compiled: Any = statement.compile(
+        dialect=engine.dialect, compile_kwargs={"render_postcompile": True}
+    )
+    names = tuple(compiled.positiontup or ()) if compiled.positional else None
+    return Compiled(compiled.string, names), compiled.construct_params()
 
 
 #: Idle connections an engine the store built keeps open (as SQLAlchemy's
@@ -292,26 +310,6 @@ class Runner:
             invalidate_all(connection, exc)
         else:  # pragma: no cover - a future SQLAlchemy without it
             connection.invalidate(exc)
-
-
-def on_engine(engine: Engine, work: Callable[[Connection], T]) -> T:
-    """``work(connection)`` on an autocommit connection of ``engine``'s pool,
-    run once more if the server had dropped the pooled one (an idle timeout,
-    a restart): SQLAlchemy has then let go of every connection of the pool.
-    For the statements that are not :class:`Compiled` (sweeps)."""
-    from sqlalchemy.exc import DBAPIError
-
-    try:
-        return _autocommit(engine, work)
-    except DBAPIError as exc:
-        if not exc.connection_invalidated:
-            raise
-    return _autocommit(engine, work)
-
-
-def _autocommit(engine: Engine, work: Callable[[Connection], T]) -> T:
-    with engine.connect() as conn:
-        return work(conn.execution_options(isolation_level="AUTOCOMMIT"))
 
 
 class Dropped(Exception):

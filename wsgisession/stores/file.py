@@ -304,9 +304,16 @@ class FileStore(FileAccess, Store):
         if limit <= 0:
             return 0
         self._check_directory()
-        if not self._walk.guard.acquire(blocking=False):
-            return 0
+        guard = self._walk.guard
+        taken: list[bool] = []
         try:
+            # Taken by C code that stores the outcome before Python looks for
+            # an interrupt: one arriving as it returns is inside the ``try``
+            # (else the guard stayed taken: no sweep ran again, and close()
+            # waited for it forever).
+            taken.extend(map(guard.acquire, (False,)))
+            if not taken[0]:
+                return 0
             removed = 0
             with self._translate("sweep"):
                 for shard, names, round_done in self._walk.batches(limit):
@@ -316,7 +323,8 @@ class FileStore(FileAccess, Store):
                 self._sweep_user_indexes(limit)
             return removed
         finally:
-            self._walk.guard.release()
+            if taken == [True]:
+                guard.release()
 
     def _expired(self, name: str, moment: float) -> bool:
         expires_at = self._expiry(name)
