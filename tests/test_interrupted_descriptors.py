@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import importlib
 import inspect
 import os
 from pathlib import Path
@@ -25,33 +26,20 @@ from helpers import later
 from interrupting import Hit, Interrupt, in_module, interrupted_on
 
 from wsgisession.keys import generate_key
-from wsgisession.stores import (
-    FileStore,
-    _descriptor,
-    _fileaccess,
-    _filerecord,
-    _fileusers,
-    _flock,
-    _lockfile,
-    file,
-)
+from wsgisession.stores import FileStore
 from wsgisession.stores.base import now
-
-pytestmark = pytest.mark.skipif(
-    not os.path.isdir("/proc/self/fd"), reason="counts descriptors in /proc"
-)
 
 #: Every module of the file store that opens or closes a descriptor.
 MODULES = [
-    module.__file__ or ""
-    for module in (
-        file,
-        _descriptor,
-        _fileaccess,
-        _filerecord,
-        _fileusers,
-        _flock,
-        _lockfile,
+    importlib.import_module(f"wsgisession.stores.{name}").__file__ or ""
+    for name in (
+        "file",
+        "_descriptor",
+        "_fileaccess",
+        "_filerecord",
+        "_fileusers",
+        "_flock",
+        "_lockfile",
     )
 ]
 
