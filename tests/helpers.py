@@ -19,7 +19,7 @@ import pytest
 from hypothesis import settings
 from sql_support import SQL_KINDS, sql_url
 
-from wsgisession import clock, stores
+from wsgisession import Session, clock, stores
 from wsgisession.cli import main
 from wsgisession.stores import FileStore, MemoryStore, SQLiteStore
 from wsgisession.stores.base import Store, now
@@ -54,6 +54,19 @@ def examples(full: int) -> int:
     in the full run, and in the quick loop, whose profile tries 20 where
     hypothesis's default tries 100 (``tests/conftest.py``), a fifth of it."""
     return max(1, full * settings.default.max_examples // 100)
+
+
+def kept_session(store: stores.MemoryStore) -> str:
+    """The key of a session saved twice (``{"a": 2}``): the next save of it
+    starts from its kept text."""
+    session = Session(store)
+    session["a"] = 1
+    session.save()
+    session["a"] = 2
+    session.save()
+    key = session.session_key
+    assert key is not None
+    return key
 
 
 def later(seconds: float = 600) -> float:

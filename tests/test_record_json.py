@@ -6,6 +6,7 @@ import datetime
 import math
 from typing import Any
 
+from helpers import kept_session
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -228,12 +229,7 @@ def test_a_session_key_deleted_and_set_again_is_saved_in_the_data_s_order() -> N
 
 def test_a_key_added_to_a_kept_record_is_saved() -> None:
     store = MemoryStore()
-    session = Session(store)
-    session["a"] = 1
-    session.save()
-    session["a"] = 2
-    session.save()
-    key = session.session_key
+    key = kept_session(store)
     again = Session(store, session_key=key)
     again["a"] = 3
     again["b"] = 4

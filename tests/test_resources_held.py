@@ -187,6 +187,27 @@ def test_memcached_close_also_closes_a_connection_in_use(
     assert memcached_clients(fresh_memcached) == 0
 
 
+def _close_while_loading(
+    server: ServerProcess, store: RedisStore, key: str, started: Callable[[], bool]
+) -> list[object]:
+    """``store.load(key)`` in a thread while the server is stopped; once
+    ``started()`` says its connection is taken, and a moment later (its
+    command or handshake on its way), ``store.close()``. What it loaded."""
+    loaded: list[object] = []
+    assert server.proc is not None
+    server.proc.send_signal(signal.SIGSTOP)
+    try:
+        request = threading.Thread(target=lambda: loaded.append(store.load(key)))
+        request.start()
+        wait_for(started)
+        time.sleep(0.1)
+        store.close()
+    finally:
+        server.proc.send_signal(signal.SIGCONT)
+    request.join()
+    return loaded
+
+
 def test_redis_close_lets_a_command_in_flight_end(fresh_redis: ServerProcess) -> None:
     """As above for the Redis store: the request's command completes (it
     raised ValueError, "I/O operation on closed file", not even
@@ -194,19 +215,10 @@ def test_redis_close_lets_a_command_in_flight_end(fresh_redis: ServerProcess) ->
     store = RedisStore(fresh_redis.url, socket_timeout=10)
     key = generate_key()
     store.create(key, b"x", later())  # one pooled connection
-    loaded: list[object] = []
     pool = store._client.connection_pool
-    assert fresh_redis.proc is not None
-    fresh_redis.proc.send_signal(signal.SIGSTOP)
-    try:
-        request = threading.Thread(target=lambda: loaded.append(store.load(key)))
-        request.start()
-        wait_for(lambda: pool.pool.qsize() < pool.max_connections)  # taken
-        time.sleep(0.1)  # the command is on its way
-        store.close()
-    finally:
-        fresh_redis.proc.send_signal(signal.SIGCONT)
-    request.join()
+    loaded = _close_while_loading(
+        fresh_redis, store, key, lambda: pool.pool.qsize() < pool.max_connections
+    )
     assert [getattr(record, "payload", None) for record in loaded] == [b"x"]
     assert all(connection._sock is None for connection in pool._connections)
 
@@ -220,19 +232,10 @@ def test_redis_close_also_closes_a_connection_still_connecting(
     marked as taken after ``close()``, and stayed open in the pool."""
     store = RedisStore(fresh_redis.url, socket_timeout=10)
     key = generate_key()
-    loaded: list[object] = []
     pool = store._client.connection_pool
-    assert fresh_redis.proc is not None
-    fresh_redis.proc.send_signal(signal.SIGSTOP)
-    try:
-        request = threading.Thread(target=lambda: loaded.append(store.load(key)))
-        request.start()
-        wait_for(lambda: bool(pool._connections))  # made: connecting
-        time.sleep(0.1)  # the handshake is on its way
-        store.close()
-    finally:
-        fresh_redis.proc.send_signal(signal.SIGCONT)
-    request.join()
+    loaded = _close_while_loading(
+        fresh_redis, store, key, lambda: bool(pool._connections)
+    )
     assert loaded == [None]
     assert all(connection._sock is None for connection in pool._connections)
 

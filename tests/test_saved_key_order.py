@@ -17,7 +17,7 @@ import os
 from typing import Any
 
 import pytest
-from helpers import examples
+from helpers import examples, kept_session
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -161,21 +161,9 @@ def test_every_save_stores_the_session_s_data_in_its_order(
         assert dict(Session(store, session_key=key)) == saved
 
 
-def _kept_session(store: MemoryStore) -> str:
-    """A session saved twice: the next save starts from its kept text."""
-    session = Session(store)
-    session["a"] = 1
-    session.save()
-    session["a"] = 2
-    session.save()
-    key = session.session_key
-    assert key is not None
-    return key
-
-
 def test_keys_added_to_a_kept_record_are_saved_in_the_order_they_were_set() -> None:
     store = MemoryStore()
-    key = _kept_session(store)
+    key = kept_session(store)
     session = Session(store, session_key=key)
     added = [f"key{n}" for n in range(12)]
     for name in added:
@@ -191,7 +179,7 @@ def test_keys_added_while_another_request_saved_keep_the_order_they_were_set() -
     """A save that merges another request's save keeps the order in which
     the app added its keys (it followed the change set's set order)."""
     store = MemoryStore()
-    key = _kept_session(store)
+    key = kept_session(store)
     session = Session(store, session_key=key)
     assert session["a"] == 2  # loaded before the other request's save
     other = Session(store, session_key=key)
@@ -210,7 +198,7 @@ def test_a_non_string_key_added_to_a_kept_record_is_written_as_json_text() -> No
     """As on a new session's save: 1 comes back as "1" (not a TypeError
     out of the JSON string escaper)."""
     store = MemoryStore()
-    key = _kept_session(store)
+    key = kept_session(store)
     session = Session(store, session_key=key)
     session[1] = "one"  # type: ignore[index]
     session.save()
@@ -219,7 +207,7 @@ def test_a_non_string_key_added_to_a_kept_record_is_written_as_json_text() -> No
 
 def test_a_non_string_key_clashing_in_a_kept_record_names_the_key() -> None:
     store = MemoryStore()
-    key = _kept_session(store)
+    key = kept_session(store)
     session = Session(store, session_key=key)
     session["1"] = "uno"
     session[1] = "one"  # type: ignore[index]
@@ -234,7 +222,7 @@ def test_a_key_the_tag_scheme_wraps_set_in_an_emptied_kept_record_loads() -> Non
     serializer; joined bare from the emptied record's kept text, it was
     read back as a tag: a corrupt record, the session lost elsewhere."""
     store = MemoryStore()
-    key = _kept_session(store)
+    key = kept_session(store)
     emptied = Session(store, session_key=key)
     del emptied["a"]
     emptied.save()  # kept: an empty data text
