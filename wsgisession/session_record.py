@@ -17,7 +17,7 @@ from typing import Any
 
 from . import clock, envelope
 from . import expiry as rules
-from ._recordtext import DataText, resaved_text, save_moment
+from ._recordtext import DataText, save_moment
 from .changes import ChangeSet
 from .config import Settings
 from .envelope import KEPT_DECODINGS, CorruptRecord, Envelope, Parts
@@ -243,23 +243,15 @@ class SessionRecord(MoveMethods):
         kept_age = lifetime(self.settings, self.expiry, self.created, now)
         # The record saved again from the kept text of its data as loaded
         # (this process wrote it; no key deleted since): joined before the
-        # store's atomic section, written if the record is unchanged in it
-        # (encode_again(), spelled out); None: written the general way.
-        again = None
+        # store's atomic section, written if the record is unchanged in it;
+        # None: written the general way.
         key = self.key
         assert key is not None
-        kept = None if now_text is None else KEPT_DECODINGS.get(key)
-        if (
-            kept is not None
-            and now_text is not None
-            and kept[2] is not None
-            and loaded is not None
-            and kept[0] == loaded.payload
-            and (changes is None or not changes.reordered)
-            and type(self.serializer) is TaggedJSONSerializer
-        ):
-            again = resaved_text(
-                kept[2], data, () if changes is None else changes.changed,
+        again = None
+        if loaded is not None and (changes is None or not changes.reordered):
+            again = envelope.encode_again(
+                self.serializer, key, loaded.payload, data,
+                () if changes is None else changes.changed,
                 self.created, self.expiry, now_text, self.user,
             )  # fmt: skip
         self._saving = (data, changes, now, now_text, kept_age, again)
