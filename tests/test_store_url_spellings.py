@@ -10,6 +10,7 @@ traceback (a server logs the chained causes too).
 from __future__ import annotations
 
 import socket
+import struct
 import time
 import traceback
 from collections.abc import Iterator
@@ -164,6 +165,25 @@ def test_a_unix_socket_url_with_an_encoded_password_reaches_redis(
     assert store.load(key) is not None
     assert store._client.connection_pool.connection_kwargs["db"] == 3
     assert not [piece for piece in PIECES if piece in repr(store)]
+    store.close()
+
+
+def test_a_unix_socket_connection_waits_by_the_kernels_timeouts(
+    redis_on_a_socket: Path,
+) -> None:
+    """As over TCP (test_redis_socket_timeouts): a blocking socket, no poll
+    before each call, ``socket_timeout`` kept by the kernel."""
+    url = f"unix://:{quote(PASSWORD, safe='')}@{quote(str(redis_on_a_socket))}"
+    store = RedisStore(url, socket_timeout=1.5)
+    store.load(generate_key())
+    (connection,) = store._client.connection_pool._connections
+    sock = connection._sock
+    assert sock.family == socket.AF_UNIX
+    assert sock.gettimeout() is None
+    for option in (socket.SO_RCVTIMEO, socket.SO_SNDTIMEO):  # to the kernel's tick
+        packed = sock.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("ll"))
+        seconds, microseconds = struct.unpack("ll", packed)
+        assert seconds + microseconds / 1e6 == pytest.approx(1.5, abs=0.011)
     store.close()
 
 

@@ -19,8 +19,6 @@ import _socket
 import os
 import re
 import socket
-import struct
-import sys
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -35,6 +33,7 @@ from pymemcache.exceptions import (  # type: ignore[import-untyped]
 )
 
 from ..errors import ConfigError
+from ._kernel_timeouts import KERNEL_TIMEOUTS, set_kernel_timeouts, timeval
 
 __all__ = ["KEEP_IDLE", "Server", "server_specs"]
 
@@ -62,7 +61,8 @@ class _BytesSerde:
 
 class _KernelTimeoutSockets:
     """The socket module pymemcache is given: its sockets wait at most
-    ``timeout`` for the server by the kernel's send and receive timeouts.
+    ``timeout`` for the server by the kernel's send and receive timeouts
+    (see :mod:`._kernel_timeouts`).
 
     pymemcache is then told no timeout, so Python leaves the connected
     socket blocking and calls ``send`` and ``recv`` without a ``poll``
@@ -71,26 +71,18 @@ class _KernelTimeoutSockets:
     """
 
     def __init__(self, timeout: float) -> None:
-        seconds = int(timeout)
-        microseconds = round((timeout - seconds) * 1_000_000)
-        self._timeval = struct.pack("ll", seconds, microseconds)
+        self._timeval = timeval(timeout)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(socket, name)
 
     def socket(self, *args: Any) -> socket.socket:
         sock = socket.socket(*args)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, self._timeval)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, self._timeval)
+        set_kernel_timeouts(sock, self._timeval)
         return sock
 
     def __repr__(self) -> str:
         return f"<sockets with kernel timeouts {self._timeval!r}>"
-
-
-#: Whether the kernel's socket timeouts take a ``struct timeval`` of two
-#: longs (Linux, the BSDs, macOS); elsewhere Python's timeout is used.
-KERNEL_TIMEOUTS = sys.platform != "win32" and hasattr(socket, "SO_RCVTIMEO")
 
 
 def _timeouts(kernel: _KernelTimeoutSockets | None, timeout: float) -> dict[str, Any]:

@@ -20,6 +20,10 @@ sends or reads, not after one raised in between:
   thread (each greenlet, under gevent or eventlet) took and has not put
   back; :func:`reclaim`, called as such an exception leaves the store,
   puts it back.
+
+Its plain TCP and Unix socket connections wait for the server by the
+kernel's timeouts (:class:`KernelTimeouts`): no ``poll`` before each send
+and each receive.
 """
 
 from __future__ import annotations
@@ -32,7 +36,22 @@ from typing import Any
 import redis
 from redis.exceptions import ResponseError
 
-__all__ = ["POOL_SIZE", "POOL_WAIT", "Accounted", "Pool", "let_go", "reclaim"]
+from ._kernel_timeouts import (
+    KERNEL_TIMEOUTS,
+    set_kernel_timeouts,
+    system_socket,
+    timeval,
+)
+
+__all__ = [
+    "POOL_SIZE",
+    "POOL_WAIT",
+    "Accounted",
+    "KernelTimeouts",
+    "Pool",
+    "let_go",
+    "reclaim",
+]
 
 #: Connections the store's pool opens at most (per node of a cluster); more
 #: threads than this wait for a free one instead of failing at once (redis-py
@@ -79,18 +98,67 @@ class Accounted:
         self.wsgisession_owed = 0
 
 
-_ACCOUNTED: dict[type, type] = {}
+class KernelTimeouts:
+    """Mixed into the pool's plain TCP and Unix socket connections: redis-py's
+    ``socket_timeout`` is kept by the kernel on the connected socket (see
+    :mod:`._kernel_timeouts`), which redis-py then leaves blocking, with no
+    ``poll`` before each send and receive. A green socket (gevent,
+    eventlet) keeps Python's timeout. A timeout raises redis-py's
+    ``TimeoutError``, as Python's does."""
+
+    socket_timeout: float | None
+    wsgisession_timeout: float | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.wsgisession_timeout = self.socket_timeout
+
+    def _connect(self) -> Any:
+        sock = super()._connect()  # type: ignore[misc]
+        timeout = self.wsgisession_timeout
+        kernel = timeout is not None and system_socket(sock)
+        if kernel:
+            assert timeout is not None
+            set_kernel_timeouts(sock, timeval(timeout))
+        # What redis-py's parser sets the socket back to after its own
+        # non-blocking reads.
+        self.socket_timeout = None if kernel else timeout
+        sock.settimeout(self.socket_timeout)
+        return sock
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        try:
+            super().send_packed_command(command, check_health)  # type: ignore[misc]
+        except redis.ConnectionError as exc:
+            if isinstance(exc.__context__, BlockingIOError):
+                raise redis.TimeoutError("Timeout writing to socket") from exc
+            raise
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().read_response(*args, **kwargs)  # type: ignore[misc]
+        except redis.ConnectionError as exc:
+            if isinstance(exc.__context__, BlockingIOError):
+                raise redis.TimeoutError("Timeout reading from socket") from exc
+            raise
 
 
-def _accounted(connection_class: type) -> type:
-    """``connection_class`` with :class:`Accounted` mixed in (made once)."""
+_POOLED: dict[type, type] = {}
+
+
+def _pooled(connection_class: type) -> type:
+    """``connection_class`` with :class:`Accounted` mixed in, and
+    :class:`KernelTimeouts` unless its socket is TLS (made once)."""
     if issubclass(connection_class, Accounted):
         return connection_class
-    made = _ACCOUNTED.get(connection_class)
+    made = _POOLED.get(connection_class)
     if made is None:
+        mixins: tuple[type, ...] = (Accounted,)
+        if KERNEL_TIMEOUTS and not issubclass(connection_class, redis.SSLConnection):
+            mixins += (KernelTimeouts,)
         name = f"Accounted{connection_class.__name__}"
-        made = _ACCOUNTED.setdefault(
-            connection_class, type(name, (Accounted, connection_class), {})
+        made = _POOLED.setdefault(
+            connection_class, type(name, (*mixins, connection_class), {})
         )
     return made
 
@@ -143,7 +211,7 @@ class Pool(redis.BlockingConnectionPool):
         self, connection_class: type = redis.Connection, **kwargs: Any
     ) -> None:
         kwargs.setdefault("queue_class", _Slots)
-        super().__init__(connection_class=_accounted(connection_class), **kwargs)  # type: ignore[no-untyped-call]
+        super().__init__(connection_class=_pooled(connection_class), **kwargs)  # type: ignore[no-untyped-call]
 
     def get_connection(self, *args: Any, **kwargs: Any) -> Any:
         # The count before taking it: a new connection's handshake waits for
