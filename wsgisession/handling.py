@@ -5,31 +5,56 @@ settled at once; any other result goes to :meth:`.Response.respond`."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
-from .response import ResponseSetup, StartResponse, new_response
+from .cookies import add_session_headers
+from .nesting import outer_session_serves
+from .response import Response, ResponseSetup, StartResponse
+from .session import Session
 
-__all__ = ["handle"]
+__all__ = ["Handled", "WSGIApp", "handle"]
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class Handled(Protocol):
+    """What :func:`handle` reads of the middleware it is the ``__call__`` of."""
+
+    app: WSGIApp
+    _setup: ResponseSetup
 
 
 def handle(
-    setup: ResponseSetup,
-    app: Callable[..., Iterable[bytes]],
-    environ: dict[str, Any],
-    start_response: StartResponse,
+    middleware: Handled, environ: dict[str, Any], start_response: StartResponse
 ) -> Iterable[bytes]:
-    """One request through the middleware: the session into ``environ``, the
-    app called, its result wrapped (see :meth:`Response.respond`).
-
-    The most common result, a complete body with the headers not sent
-    yet, is settled here: a request that never touched its session lets
-    the app's headers through as they are, any other saves first.
-    """
-    response = new_response(setup, environ, start_response)
-    session = environ[setup.environ_key] = response.session
-    session._serving = True
+    """One request through ``middleware``, as its ``__call__`` (no call
+    between them; a mounted app's inner middleware: see .nesting). A complete
+    body with the headers not sent yet is settled here: an untouched session
+    lets the app's headers through, a read adds ``Vary``, any other saves
+    first; any other result goes to :meth:`Response.respond`."""
+    setup = middleware._setup
+    if (
+        setup.environ_key in environ or setup.cookie_mark in environ
+    ) and outer_session_serves(setup, environ):
+        return middleware.app(environ, start_response)
+    environ[setup.cookie_mark] = setup.environ_key
+    # The class is called bare (it has no ``__init__``): a Python
+    # ``__init__`` run through the class call cost every request about 0.8K
+    # instructions more. Set before anything reads them: an instance's own
+    # attribute is read faster than a class default (CPython specializes the
+    # former); the rest are the class's defaults until set.
+    response = Response()
+    response.setup = setup
+    response.environ = environ
+    response.server_start_response = start_response
+    response.server_write = None
+    response.failed = response.may_save_again = False
+    header = response.cookie_header = environ.get("HTTP_COOKIE")
+    session = response.session = environ[setup.environ_key] = setup.new_session()
+    session._key_source = header  # session_factory.for_request(), spelled out
+    session.accessed = session.modified = False  # read faster as its own
     try:
-        result = app(environ, response.start_response)
+        result = middleware.app(environ, response.start_response)
     except BaseException:
         session._serving = False
         session.release_lock()
@@ -42,22 +67,43 @@ def handle(
         return response.respond(result)
     try:
         # is_touched(), spelled out: every request of the app comes here.
-        if (
-            session.accessed
-            or session.modified
-            or setup.save_every_request
+        if session.modified or (
+            not _settled_as_read(response, session, setup)
+            if session.accessed
+            else setup.save_every_request
             or (session._changes is not None and session.detect_changes())
         ):
             response.send_headers(True, True)
             return result
-    finally:  # touched or not (accessed set back to False, a retry's
-        # discarded attempt), and when the detection raises (a value JSON
-        # refuses): a loaded session may hold the lock
+    finally:  # touched or not, or the detection raising: a lock may be held
         session._serving = False
-        if session._record is not None or setup.lock:
+        if setup.lock:  # else its release_lock() does nothing
             session.release_lock()
     response.server_write = start_response(
         response.status, response.headers, response.exc_info
     )
     response.exc_info = None  # see Response.send_headers
     return result
+
+
+def _settled_as_read(
+    response: Response, session: Session, setup: ResponseSetup
+) -> bool:
+    """Add ``Vary: Cookie`` to the headers of a response whose session was
+    read and left as loaded (most reads), and say True; False if the
+    response needs :meth:`Response.send_headers` (a save, or a cookie).
+    :meth:`Response.cookie_headers`' first case, with no call of its own.
+    """
+    record = session._record
+    if (
+        record is None  # not loaded: cookie_headers loads it
+        or session._data is None
+        or session._changes is not None
+        or session._saved_by_app
+        or setup.saves_unchanged
+        or (record.key is None and not session._data)
+    ):
+        return False
+    headers = response.headers = list(response.headers)
+    add_session_headers(headers, private=False)
+    return True

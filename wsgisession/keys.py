@@ -14,6 +14,7 @@ import functools
 import hashlib
 import os
 import re
+from collections.abc import Callable
 
 KEY_BYTES = 32
 KEY_LENGTH = 43
@@ -37,6 +38,13 @@ def generate_key() -> str:
 def is_valid_key(value: object) -> bool:
     """Whether ``value`` has the exact shape of an id :func:`generate_key` makes."""
     return type(value) is str and len(value) == KEY_LENGTH and _well_formed(value)
+
+
+def plain_pair_matcher(cookie_name: str) -> Callable[[str], re.Match[str] | None]:
+    """The ``fullmatch`` of a ``Cookie`` header that is a single plain pair
+    ``cookie_name=ID`` of an ``ID`` :func:`is_valid_key` accepts (its group 1):
+    the header of most returning clients, checked in one C call."""
+    return re.compile(f"{re.escape(cookie_name)}=({_KEY_FORMAT.pattern})").fullmatch
 
 
 @functools.lru_cache(maxsize=1024)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import pickle
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any, Self, Unpack
 
 from .cleanup import Sweeper
 from .config import Options, Settings
 from .errors import ConfigError
-from .handling import handle
-from .nesting import outer_session_serves
+from .handling import WSGIApp, handle
 from .response import Response, ResponseSetup
 from .serializers import PickleSerializer, Serializer, resolve_serializer
 from .session import Session
@@ -42,9 +41,6 @@ def serializer_for(store: Store, settings: Settings) -> Serializer:
             "a client-side store must not unpickle what a client sends"
         )
     return serializer
-
-
-WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 def _not_expected(name: str, expected: str, value: object) -> ConfigError:
@@ -154,18 +150,9 @@ class SessionMiddleware:
             self._sweeper,
         )
 
-    def __call__(
-        self, environ: dict[str, Any], start_response: Callable[..., Any]
-    ) -> Iterable[bytes]:
-        setup = self._setup
-        # Inside another middleware of the same environ key or cookie (a
-        # mounted app): its session, or ConfigError at once (see .nesting).
-        if (
-            setup.environ_key in environ or setup.cookie_mark in environ
-        ) and outer_session_serves(setup, environ):
-            return self.app(environ, start_response)
-        environ[setup.cookie_mark] = setup.environ_key
-        return handle(setup, self.app, environ, start_response)
+    #: One request (see :func:`~wsgisession.handling.handle`), with no
+    #: Python call between the server's and the request's work.
+    __call__ = handle
 
     def detached_response(self, environ: dict[str, Any]) -> Response:
         """A response for a request this middleware does not handle (Flask's tests).

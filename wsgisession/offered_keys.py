@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .cookie_header import cookie_values
+from .keys import is_valid_key, plain_pair_matcher
 
 __all__ = ["MAX_KEY_CANDIDATES", "OfferedKeyMethods", "keys_parser"]
 
@@ -31,9 +32,6 @@ class OfferedKeyMethods:
     it had a cookie of the name, and whether values were left untried.
     """
 
-    #: The well-formed keys of a ``Cookie`` header's cookies of the name,
-    #: set on the middleware's session class (see :func:`keys_parser`).
-    _keys_from: Callable[[str], tuple[str, ...]]
     #: Whether the header had a cookie of the name (known once parsed).
     _had_cookie = False
     #: Whether well-formed values were left untried (past the cap): the
@@ -51,10 +49,15 @@ class OfferedKeyMethods:
         source = self._key_source
         if source is not None:
             self._key_source = None
-            self._offered = (
-                self._keys_from(source) if isinstance(source, str) else source()
-            )
+            self._offered = self._keys_from(source)
         return self._offered
+
+    def _keys_from(self, source: Any) -> Sequence[str]:
+        """The ids ``source`` offers: a session made by hand calls its
+        callable; the middleware's sessions parse their ``Cookie`` header
+        instead (their class's method, see :func:`keys_parser`)."""
+        result: Sequence[str] = source()
+        return result
 
 
 def keys_parser(
@@ -70,6 +73,8 @@ def keys_parser(
 
     prefix = cookie_name + "="
     value_at = len(prefix)
+    # The store's keys are the default's (None: it checks them its own way).
+    plain_key = plain_pair_matcher(cookie_name) if is_valid is is_valid_key else None
 
     def _keys_from(session: Any, header: str) -> tuple[str, ...]:
         """The well-formed keys of ``header``'s cookies of the name, in order,
@@ -77,7 +82,13 @@ def keys_parser(
         planted from a sibling subdomain on a longer path comes first).
 
         The one plain pair of a client with no other cookie is read here
-        (:func:`cookie_values`' first case, without its call)."""
+        (:func:`cookie_values`' first case, without its call), with a key
+        of the default shape in one match."""
+        if plain_key is not None:
+            match = plain_key(header)
+            if match is not None:
+                session._had_cookie = True
+                return (match[1],)
         if (
             header.startswith(prefix)
             and ";" not in header

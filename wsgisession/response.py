@@ -33,8 +33,9 @@ from .errors import SessionInterrupted
 from .late_save import save_late
 from .response_setup import ResponseSetup
 from .session import Session
+from .session_factory import for_request
 
-__all__ = ["Headers", "Response", "ResponseSetup", "StartResponse", "new_response"]
+__all__ = ["Headers", "Response", "ResponseSetup", "StartResponse"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,36 +70,13 @@ def _touched(session: Session, settings: Settings) -> bool:
     )
 
 
-def new_response(
-    setup: ResponseSetup, environ: dict[str, Any], start_response: StartResponse
-) -> Response:
-    """The :class:`Response` of one request, with the session it hands the app.
-
-    The class is called bare (it has no ``__init__``): running a Python
-    ``__init__`` through the class call cost every request about 0.8K
-    instructions more than setting the attributes here.
-    """
-    response = Response()
-    response.setup = setup
-    response.environ = environ
-    response.server_start_response = start_response
-    # Read before anything sets them: an instance's own attribute is read
-    # faster than a class default (CPython specializes the former); the
-    # rest are the class's defaults until set.
-    response.server_write = None
-    response.failed = response.may_save_again = False
-    header = response.cookie_header = environ.get("HTTP_COOKIE")
-    response.session = setup.new_session(header)  # parsed on first use
-    return response
-
-
 class Response:
     """One request/response pair as it passes the middleware.
 
-    Made per request by :func:`new_response`, with the session it hands the
-    app; :meth:`respond` wraps the app's result. An untouched session lets
-    the app's headers through as they are (the fast path); otherwise the
-    session is saved and the cookie set or deleted as
+    Made per request by :func:`~wsgisession.handling.handle`, with the
+    session it hands the app; :meth:`respond` wraps the app's result. An
+    untouched session lets the app's headers through as they are (the fast
+    path); otherwise the session is saved and the cookie set or deleted as
     :func:`~wsgisession.cookies.decide` says.
     """
 
@@ -139,8 +117,13 @@ class Response:
         Its session reads the request's cookie; :meth:`finish` saves it and
         returns the ``Set-Cookie`` headers for the caller to send.
         """
-        response = new_response(setup, environ, _no_start_response)
+        response = cls()  # the class defaults stand for the rest
+        response.setup, response.environ = setup, environ
+        response.server_start_response = _no_start_response
         response.may_save_again = True
+        response.cookie_header = header = environ.get("HTTP_COOKIE")
+        response.session = for_request(setup.new_session, header)
+        response.session._serving = False  # no middleware serves it
         return response
 
     @property
@@ -181,8 +164,8 @@ class Response:
     def start_response(
         self, status: str, headers: Headers, exc_info: Any = None
     ) -> Callable[[bytes], Any]:
-        if self.server_write is not None or (
-            self.status is not None and getattr(self, "body_begun", False)
+        if self.status is not None and (  # started (none sent before that)
+            self.server_write is not None or getattr(self, "body_begun", False)
         ):  # sent, or the app yielded a chunk: for it, the headers went out.
             # An error handler at work (werkzeug's debugger swallows what this
             # raises, then ends the body as if complete): save nothing.
@@ -193,7 +176,9 @@ class Response:
                 finally:
                     exc_info = None  # PEP 3333: no cycle through the traceback
             raise AssertionError("start_response() again after the headers went out")
-        self.status, self.headers, self.exc_info = status, headers, exc_info
+        self.status = status
+        self.headers = headers
+        self.exc_info = exc_info
         return self.write
 
     def write(self, data: bytes) -> Any:

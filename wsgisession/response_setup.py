@@ -17,8 +17,8 @@ __all__ = ["ResponseSetup", "SessionFactory"]
 # The warnings of the response path are the response module's.
 logger = logging.getLogger("wsgisession.response")
 
-#: A session for the request's ``Cookie`` header (None: none).
-SessionFactory = Callable[[str | None], Session]
+#: The middleware's session class, called bare (see ``session_factory.for_request``).
+SessionFactory = Callable[[], Session]
 
 
 class ResponseSetup:

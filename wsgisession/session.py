@@ -94,13 +94,14 @@ class Session(
     @classmethod
     def request_factory(
         cls, store: Store, settings: Settings, serializer: Serializer
-    ) -> Callable[[str | None], Session]:
-        """The middleware's constructor, bound once: its arguments are already checked.
+    ) -> Callable[[], Session]:
+        """The middleware's session class, bound once: its arguments are already checked.
 
-        Every request gets a session, touched or not, so the sessions it
-        makes skip the checks ``__init__`` makes on arguments given by hand,
-        and are of a subclass made here that holds the store, settings and
-        serializer they share: each request sets only its ``Cookie`` header.
+        Every request gets a session, touched or not, so its sessions skip
+        the checks ``__init__`` makes on arguments given by hand, and are of
+        a subclass made here that holds the store, settings and serializer
+        they share: each request sets only its ``Cookie`` header (see
+        ``session_factory.for_request``).
         """
         return bound_factory(cls, store, settings, serializer)
 
@@ -160,9 +161,7 @@ class Session(
             candidates = self._offered
         else:
             self._key_source = None
-            candidates = (
-                self._keys_from(source) if isinstance(source, str) else source()
-            )
+            candidates = self._keys_from(source)
         self._offered = ()
         try:
             for candidate in candidates:

@@ -18,7 +18,7 @@ from .serializers import Serializer
 from .session_record import SessionRecord
 from .stores.base import Store, store_key_check
 
-__all__ = ["bound_factory", "record_factory"]
+__all__ = ["bound_factory", "for_request", "record_factory"]
 
 #: What a request offers to load: the well-formed ids of its cookies, best first.
 KeySource = Callable[[], Sequence[str]]
@@ -26,10 +26,11 @@ KeySource = Callable[[], Sequence[str]]
 
 def bound_factory(
     cls: type[Any], store: Store, settings: Settings, serializer: Serializer
-) -> Callable[[str | None], Any]:
-    """A constructor of ``cls`` sessions sharing ``store``, ``settings`` and
-    ``serializer``, and the parser of the cookie's ids: a subclass
-    holds them, and each request sets only its ``Cookie`` header (or None)."""
+) -> Callable[[], Any]:
+    """The class of ``cls`` sessions sharing ``store``, ``settings`` and
+    ``serializer``, and the parser of the cookie's ids: a subclass that
+    holds them, called bare; each request's session is then given only
+    what :func:`for_request` sets."""
     shared = {
         "_store": store,
         "_settings": settings,
@@ -38,6 +39,9 @@ def bound_factory(
         "_new_record": record_factory(store, serializer),
         # Called bare: no Python __init__ runs (cheaper than object.__new__).
         "__init__": object.__init__,
+        # Served from its making (the app's call comes next) to its response's
+        # end, which sets it False: one attribute set a request fewer.
+        "_serving": True,
         "__module__": cls.__module__,
         "__qualname__": cls.__qualname__,
     }
@@ -46,16 +50,19 @@ def bound_factory(
     else:  # nothing releases a lock taken after the middleware's release
         shared["_settings_after_lock"] = dataclasses.replace(settings, lock=False)
     bound: Callable[[], Any] = type(cls.__name__, (cls,), shared)
+    return bound
 
-    def for_request(cookie_header: str | None) -> Any:
-        session = bound()
-        session._key_source = cookie_header  # parsed on first use
-        # Every response reads these two: an instance's own attribute is
-        # read faster than a class default (CPython specializes the former).
-        session.accessed = session.modified = False
-        return session
 
-    return for_request
+def for_request(bound: Callable[[], Any], cookie_header: str | None) -> Any:
+    """A session of ``bound`` (a class :func:`bound_factory` made) for a
+    request's ``Cookie`` header (None: none). The middleware's request path
+    spells this out (see ``handling``), one call fewer."""
+    session = bound()
+    session._key_source = cookie_header  # parsed on first use
+    # Every response reads these two: an instance's own attribute is
+    # read faster than a class default (CPython specializes the former).
+    session.accessed = session.modified = False
+    return session
 
 
 def _holds_no_lock(session: Any) -> None:

@@ -101,27 +101,28 @@ class SessionRecord(MoveMethods):
         if record is None:
             return None
         locked = False
-        if self.settings.lock and self.held_lock is None:
+        settings = self.settings
+        if settings.lock and self.held_lock is None:
             self.acquire_lock(session_key)
             locked = True
             record = store.load(session_key)  # as it is now, under the lock
-        kept = None
-        if record is None:
-            parts = None
-        else:  # envelope.decode()'s kept decoding, spelled out (no Envelope made)
-            kept = KEPT_DECODINGS.get(session_key)
-            if (
-                kept is not None
-                and kept[0] == record.payload
-                and type(self.serializer) is TaggedJSONSerializer
-            ):
-                parts = kept[1]  # shared: its data is copied below
-            else:
-                kept = None
-                parts = self.decode(record.payload, session_key)
-        settings = self.settings
+            if record is None:
+                self.release_lock()
+                return None
+        # envelope.decode()'s kept decoding, spelled out (no Envelope made)
+        parts: Envelope | None
+        kept = KEPT_DECODINGS.get(session_key)
+        if (
+            kept is not None
+            and kept[0] == record.payload
+            and type(self.serializer) is TaggedJSONSerializer
+        ):
+            parts = kept[1]  # shared: its data is copied below
+        else:
+            kept = None
+            parts = self.decode(record.payload, session_key)
         try:
-            dead = record is None or (
+            dead = (
                 parts is not None
                 and (settings.absolute_timeout is not None or parts.user is not None)
                 and self._dead(parts, session_key)
