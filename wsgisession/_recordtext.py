@@ -30,7 +30,6 @@ __all__ = [
     "changed_data_text",
     "data_text",
     "record_text",
-    "resaved_text",
     "save_moment",
 ]
 
@@ -141,16 +140,14 @@ def _item(key: Any, value: Any) -> str | None:
 
 def data_text(data: dict[Any, Any]) -> DataText | None:
     """The JSON of a dict of plain values under string keys, else None."""
-    if len(data) == 1:
-        key = next(iter(data))
-        if type(key) is str and key.startswith(" "):  # the tag scheme wraps it
-            return None
     items = {}
     for key, value in data.items():
         item = _item(key, value)
         if item is None:
             return None
         items[key] = item
+    if len(items) == 1 and key.startswith(" "):  # the tag scheme wraps it
+        return None
     return items
 
 
@@ -178,31 +175,6 @@ def changed_data_text(
             return data_text(data)
         return {key: items[key] for key in data}
     return items
-
-
-def resaved_text(
-    previous: DataText,
-    data: dict[str, Any],
-    changed: Iterable[str],
-    created: Any,
-    expiry: Any,
-    saved_text: str,
-    user: Any,
-) -> tuple[bytes, DataText] | None:
-    """:func:`changed_data_text` and :func:`record_text` in one call, for a
-    record saved again (``saved_text`` the JSON of its save time): the
-    record's UTF-8 and its data's text; None as either would say, or for a
-    lone surrogate (the general encoder reports it)."""
-    items = changed_data_text(previous, data, changed)
-    if items is None:
-        return None
-    text = record_text(items, created, expiry, user=user, saved_text=saved_text)
-    if text is None:
-        return None
-    try:
-        return text.encode("utf-8"), items
-    except UnicodeEncodeError:
-        return None
 
 
 def record_text(

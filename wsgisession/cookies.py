@@ -187,7 +187,11 @@ def session_cookie(
         return last_cookie  # type: ignore[return-value]
     if template is None:
         template = cookie_template(settings, secure)
-    if template is not None and _sent_unquoted(value):
+    if (  # werkzeug sends the value as it is: every character in _UNQUOTED
+        template is not None
+        and value.isascii()
+        and not value.encode("ascii").translate(None, _UNQUOTED)
+    ):
         header = template.render(value, max_age, expires)
     else:
         header = dump_cookie(
@@ -205,18 +209,13 @@ def session_cookie(
     return cookie
 
 
-# werkzeug's rule: a value of these characters only is sent unquoted.
+# werkzeug's rule: a value of these characters only is sent unquoted. A
+# session cookie's value is checked by deleting them (none may be left): a
+# regular expression's search of a new session's 43-character id cost each
+# new session about 1.5K instructions more.
 _UNQUOTED = (
     string.ascii_letters + string.digits + "_!#$%&'()*+-./:<=>?@[]^`{|}~"
 ).encode()
-
-
-def _sent_unquoted(value: str) -> bool:
-    """Whether werkzeug sends ``value`` as it is (every character in
-    :data:`_UNQUOTED`): deleting those bytes leaves none. A regular
-    expression's search of a new session's 43-character id cost each new
-    session about 1.5K instructions more."""
-    return value.isascii() and not value.encode("ascii").translate(None, _UNQUOTED)
 
 
 # Placeholders in the headers dump_cookie makes for a template.
@@ -246,12 +245,23 @@ class CookieTemplate(NamedTuple):
     def render(self, value: str, max_age: int | None, expires: int | None) -> str:
         """The header carrying ``value`` (it must need no quoting); ``expires``
         is the Unix second the cookie ends, None when ``max_age`` is."""
+        global _last_tail
         if expires is None:
             return f"{self.head}{value}{self.session_tail}"
-        return (
-            f"{self.head}{value}{self.before_expires}{expires_at_date(expires)}"
-            f"{self.before_age}{max_age}{self.after_age}"
-        )
+        made_by, made_age, made_expires, tail = _last_tail  # one read: see below
+        if made_expires != expires or made_age != max_age or made_by is not self:
+            tail = (
+                f"{self.before_expires}{expires_at_date(expires)}"
+                f"{self.before_age}{max_age}{self.after_age}"
+            )
+            _last_tail = (self, max_age, expires, tail)
+        return f"{self.head}{value}{tail}"
+
+
+# The text after the value of the last lasting cookie rendered, with its
+# template, Max-Age and end: the cookies of one template with the same
+# Max-Age saved within one second share it (threads replace it whole).
+_last_tail: tuple[CookieTemplate | None, int | None, int, str] = (None, None, 0, "")
 
 
 def _cut(header: str, *marks: str) -> list[str] | None:

@@ -29,7 +29,6 @@ from ._recordtext import (
     changed_data_text,
     data_text,
     record_text,
-    resaved_text,
 )
 from .errors import UnserializableValue
 from .expiry import Expiry, check_stored
@@ -149,7 +148,7 @@ def encode_text(
 
 def encode_again(
     serializer: Serializer,
-    key: str | None,
+    key: str,
     previous: bytes,
     data: dict[str, Any],
     changed: Iterable[str],
@@ -161,13 +160,24 @@ def encode_again(
     """:func:`encode_text` of session ``key``'s record saved again, from the
     text kept for ``previous`` (its payload as loaded, unchanged in the store
     since; no key deleted since, ``changed`` set) with ``saved_text`` the JSON
-    of the save time; None if none is kept or it cannot be joined."""
+    of the save time: the record's UTF-8 and its data's text; None if none
+    is kept, or it cannot be joined (a lone surrogate included: the general
+    encoder reports it)."""
     if saved_text is None or type(serializer) is not TaggedJSONSerializer:
         return None
-    kept = None if key is None else _decoded.get(key)
+    kept = _decoded.get(key)
     if kept is None or kept[2] is None or kept[0] != previous:
         return None
-    return resaved_text(kept[2], data, changed, created, expiry, saved_text, user)
+    items = changed_data_text(kept[2], data, changed)
+    if items is None:
+        return None
+    text = record_text(items, created, expiry, user=user, saved_text=saved_text)
+    if text is None:
+        return None
+    try:
+        return text.encode("utf-8"), items
+    except UnicodeEncodeError:
+        return None
 
 
 def decode(serializer: Serializer, payload: bytes, key: str | None = None) -> Envelope:

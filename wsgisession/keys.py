@@ -31,8 +31,9 @@ def urlsafe_base64(data: bytes) -> bytes:
 
 def generate_key() -> str:
     """Return a fresh session id with 256 bits of randomness
-    (``secrets.token_urlsafe(32)``)."""
-    return urlsafe_base64(os.urandom(KEY_BYTES)).decode("ascii")
+    (``secrets.token_urlsafe(32)``; :func:`urlsafe_base64`, spelled out)."""
+    text = binascii.b2a_base64(os.urandom(KEY_BYTES), newline=False)
+    return text.translate(_URL_SAFE).rstrip(b"=").decode("ascii")
 
 
 def is_valid_key(value: object) -> bool:

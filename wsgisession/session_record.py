@@ -202,46 +202,62 @@ class SessionRecord(MoveMethods):
     ) -> dict[str, Any]:
         """Store ``data`` as a new record under a new (or reserved) key, owned
         by ``user``; the session's data as saved."""
+        settings, expiry = self.settings, self.expiry
         now, now_text = save_moment(clock.now())
-        if not self.stored:  # first saved now
-            self.created = now
-        parts = (data, self.created, self.expiry, now, user)
+        if self.stored:
+            created = self.created
+        else:  # first saved now
+            created = self.created = now
+        parts = (data, created, expiry, now, user)
         payload, _ = envelope.encode_text(self.serializer, parts, saved_text=now_text)
-        age = lifetime(self.settings, self.expiry, self.created, now)
+        if expiry is None and settings.absolute_timeout is None:
+            age: float = settings.cookie_age  # lifetime(), spelled out
+        else:
+            age = lifetime(settings, expiry, created, now)
         store = self.store
         reserved = None if fresh else self.key  # its cookie went out already
         key = reserved or store.generate_key()
         moving = storage_key(self.key) if fresh and self.key is not None else None
+        expires_at = now + age
         for _ in range(_CREATE_ATTEMPTS):
             if user is None:
-                stored_key = store.create(key, payload, now + age)
+                stored_key = store.create(key, payload, expires_at)
             else:
-                stored_key = create_bound(store, user, key, payload, now + age, moving)
+                stored_key = create_bound(store, user, key, payload, expires_at, moving)
             if stored_key is not None:
                 break
             if reserved is not None:
-                raise StoreUnavailable(
-                    f"{store!r} cannot store the new session under the key its "
-                    "cookie already carries (sent with a streamed response's "
-                    "headers): the key's server is down, or the key was taken",
-                    repr(store),
-                )
+                raise _reserved_key_refused(store)
             key = store.generate_key()
         else:
             raise SessionError(
                 f"{store!r} refused {_CREATE_ATTEMPTS} fresh session keys"
             )
-        record = new_record((payload, now + age, None))
-        # Not kept for decoding: many new sessions never come back, and one
-        # that does is decoded once, then kept.
-        return self._saved(stored_key, parts, record, age, None, False)
+        # _saved(), spelled out for a new record: not kept for decoding (many
+        # new sessions never come back; one that does is decoded once, then
+        # kept), nor is the key it moved from (cycle_key()).
+        previous_key = self.key if self.loaded is not None else None
+        self.key, self.stored = stored_key, True
+        self.loaded = new_record((payload, expires_at, None))
+        self.saved_at, self.user = now, user
+        if expiry is None:  # browser_session(), spelled out
+            browser_close = settings.expire_at_browser_close
+        else:
+            browser_close = expiry == 0
+        self.max_age_at_save = None if browser_close else int(age)
+        if previous_key is not None:
+            envelope.forget(previous_key)
+        return data
 
     def update(self, data: dict[str, Any], changes: ChangeSet | None) -> dict[str, Any]:
         """Apply ``changes`` to the stored record as it is now, atomically; the
         session's data as saved (merged)."""
-        loaded = self.loaded
+        loaded, settings, expiry = self.loaded, self.settings, self.expiry
         now, now_text = save_moment(clock.now())
-        kept_age = lifetime(self.settings, self.expiry, self.created, now)
+        if expiry is None and settings.absolute_timeout is None:
+            kept_age: float = settings.cookie_age  # lifetime(), spelled out
+        else:
+            kept_age = lifetime(settings, expiry, self.created, now)
         # The record saved again from the kept text of its data as loaded
         # (this process wrote it; no key deleted since): joined before the
         # store's atomic section, written if the record is unchanged in it;
@@ -253,7 +269,7 @@ class SessionRecord(MoveMethods):
             again = envelope.encode_again(
                 self.serializer, key, loaded.payload, data,
                 () if changes is None else changes.changed,
-                self.created, self.expiry, now_text, self.user,
+                self.created, expiry, now_text, self.user,
             )  # fmt: skip
         self._saving = (data, changes, now, now_text, kept_age, again)
         self._outcome = None
@@ -269,9 +285,8 @@ class SessionRecord(MoveMethods):
         if saved is None:  # saved again: its key, creation, expiry and owner
             if stored_key == key:  # as loaded: only the save time, the record
                 self.loaded, self.saved_at = record, now  # and Max-Age are new
-                expiry = self.expiry
                 if expiry is None:  # browser_session(), spelled out
-                    browser_close = self.settings.expire_at_browser_close
+                    browser_close = settings.expire_at_browser_close
                 else:
                     browser_close = expiry == 0
                 self.max_age_at_save = None if browser_close else int(age)
@@ -279,8 +294,8 @@ class SessionRecord(MoveMethods):
                     key, payload, text, data, self.created, expiry, now, self.user
                 )
                 return data
-            saved = (data, self.created, self.expiry, now, self.user)  # a new key
-        return self._saved(stored_key, saved, record, age, text, True)
+            saved = (data, self.created, expiry, now, self.user)  # a new key
+        return self._saved(stored_key, saved, record, age, text)
 
     def _merge(self, current: bytes | None) -> tuple[bytes, float]:
         """:meth:`update`'s merge: the payload to write over ``current`` (the
@@ -312,16 +327,10 @@ class SessionRecord(MoveMethods):
         return payload, now + age
 
     def _saved(
-        self,
-        key: str,
-        parts: Parts,
-        record: Record,
-        age: float,
-        text: DataText | None,
-        keep: bool,
+        self, key: str, parts: Parts, record: Record, age: float, text: DataText | None
     ) -> dict[str, Any]:
-        """Take the saved record (to live ``age`` s) as this one; ``keep`` it for
-        decoding (with ``text``, its data's JSON) unless the record is new."""
+        """Take the record :meth:`update` saved (to live ``age`` s) as this one,
+        kept for decoding (with ``text``, its data's JSON)."""
         previous_key = self.key if self.loaded is not None else None
         self.key, self.stored, self.loaded = key, True, record
         data, self.created, expiry, self.saved_at, self.user = parts
@@ -331,10 +340,9 @@ class SessionRecord(MoveMethods):
         else:
             browser_close = expiry == 0
         self.max_age_at_save = None if browser_close else int(age)
-        if previous_key is not None and (previous_key != key or not keep):
+        if previous_key is not None and previous_key != key:
             envelope.forget(previous_key)
-        if keep:
-            envelope.remember(self.serializer, key, record.payload, parts, text=text)
+        envelope.remember(self.serializer, key, record.payload, parts, text=text)
         return data
 
     def forget(self) -> None:
@@ -358,6 +366,16 @@ class SessionRecord(MoveMethods):
     def __repr__(self) -> str:
         state = "stored" if self.stored else "not stored"
         return f"<SessionRecord {state}, store={self.store!r}>"
+
+
+def _reserved_key_refused(store: Store) -> StoreUnavailable:
+    """The error of a new session ``store`` cannot create under its reserved key."""
+    return StoreUnavailable(
+        f"{store!r} cannot store the new session under the key its "
+        "cookie already carries (sent with a streamed response's "
+        "headers): the key's server is down, or the key was taken",
+        repr(store),
+    )
 
 
 def lifetime(

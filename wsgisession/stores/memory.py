@@ -61,15 +61,13 @@ class MemoryStore(Store):
             return None
         return record
 
-    def _put(self, name: str, payload: bytes, expires_at: float) -> None:
-        """Store a record (caller holds ``_lock``) and remember when it expires."""
-        records = self._records
-        previous = records.get(name)
-        records[name] = new_record((payload, expires_at, None))
-        if previous is not None and previous[1] <= expires_at:
-            return  # its entry comes no later than the new expiry
-        heapq.heappush(self._expiries, (expires_at, name))
-        if len(self._expiries) > 2 * len(self._records) + 64:
+    def _push_expiry(self, name: str, expires_at: float) -> None:
+        """Remember when the record stored under ``name`` expires (caller holds
+        ``_lock``); a record that replaces one expiring no later needs not:
+        that one's entry comes first."""
+        expiries = self._expiries
+        heapq.heappush(expiries, (expires_at, name))
+        if len(expiries) > 2 * len(self._records) + 64:
             self._expiries = [(r.expires_at, n) for n, r in self._records.items()]
             heapq.heapify(self._expiries)
 
@@ -82,22 +80,28 @@ class MemoryStore(Store):
     def create(self, session_key: str, payload: bytes, expires_at: float) -> str | None:
         name = storage_key(session_key)
         with self._lock:
-            if self._live(name) is not None:
+            previous = self._records.get(name)  # _live(), spelled out
+            if previous is not None and previous[1] > now():
                 return None
-            self._put(name, payload, expires_at)
+            self._records[name] = new_record((payload, expires_at, None))
+            if previous is None or previous[1] > expires_at:
+                self._push_expiry(name, expires_at)
         return session_key
 
     def update(self, session_key: str, merge: Merge, loaded: Record | None) -> str:
         name = storage_key(session_key)
         with self._lock:
-            current = self._records.get(name)  # _live(), spelled out
-            if current is not None and current[1] <= now():
-                current = None
-            payload, expires_at = merge(None if current is None else current[0])
+            previous = self._records.get(name)  # _live(), spelled out
+            if previous is None or previous[1] <= now():
+                payload, expires_at = merge(None)
+            else:
+                payload, expires_at = merge(previous[0])
             if expires_at <= now():
                 self._drop(name)
             else:
-                self._put(name, payload, expires_at)
+                self._records[name] = new_record((payload, expires_at, None))
+                if previous is None or previous[1] > expires_at:
+                    self._push_expiry(name, expires_at)
         return session_key
 
     def delete(self, session_key: str) -> None:
@@ -109,13 +113,16 @@ class MemoryStore(Store):
     ) -> str | None:
         name = storage_key(session_key)
         with self._lock:
-            if self._live(name) is not None:
+            previous = self._records.get(name)  # _live(), spelled out
+            if previous is not None and previous[1] > now():
                 return None
             names = self._users.setdefault(user_id, set())
             self._prune(names)
             names.add(name)
             self._owners[name] = user_id
-            self._put(name, payload, expires_at)
+            self._records[name] = new_record((payload, expires_at, None))
+            if previous is None or previous[1] > expires_at:
+                self._push_expiry(name, expires_at)
         return session_key
 
     def user_session_records(self, user_id: str) -> dict[str, Record]:
