@@ -78,3 +78,32 @@ def test_a_navigation_whose_session_moved_meanwhile_deletes_its_cookie(
     client.get("/me")
     response = client.get("/me", headers={"Sec-Fetch-Mode": "navigate"})
     assert "Max-Age=0" in response.headers["Set-Cookie"]
+
+
+@pytest.mark.parametrize("accessed", [True, False])
+def test_a_subrequest_whose_session_went_varies_as_the_app_used_it(
+    store: Store, accessed: bool
+) -> None:
+    """No cookie goes out: the response says ``Vary: Cookie`` only if the app
+    left ``accessed`` set (one that sets it back to False says the response
+    does not depend on the session, as an untouched one)."""
+    middleware = SessionMiddleware(lambda environ, start: [b""], store=store)
+    session = middleware.open_session()
+    session["n"] = 1
+    session.save()
+    key = session.session_key
+    assert key is not None
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        session = environ["wsgisession"]
+        session["n"] += 1
+        store.delete(key)  # a logout in another tab, meanwhile
+        session.accessed = accessed
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    client = webtest.TestApp(SessionMiddleware(app, store=store))
+    client.set_cookie("sessionid", key)
+    response = client.get("/", headers={"Sec-Fetch-Mode": "cors"})
+    assert "Set-Cookie" not in response.headers
+    assert (response.headers.get("Vary") == "Cookie") is accessed

@@ -176,7 +176,7 @@ def session_cookie(
     is :func:`cookie_template` of ``settings`` and ``secure``, if the caller
     holds it. Raises :class:`SessionCookieTooLarge` if browsers would drop it.
     """
-    global _last_cookie
+    global _last_cookie, _last_tail
     if max_age is None:
         expires = None
     else:
@@ -188,25 +188,43 @@ def session_cookie(
     if template is None:
         template = cookie_template(settings, secure)
     if (  # werkzeug sends the value as it is: every character in _UNQUOTED
-        template is not None
-        and value.isascii()
-        and not value.encode("ascii").translate(None, _UNQUOTED)
+        template is None
+        or not value.isascii()
+        or value.encode("ascii").translate(None, _UNQUOTED)
     ):
-        header = template.render(value, max_age, expires)
+        header = _dumped(settings, value, max_age, expires, secure)
+    elif expires is None:  # a browser-session cookie
+        header = f"{template.head}{value}{template.session_tail}"
     else:
-        header = dump_cookie(
-            settings.cookie_name,
-            value,
-            max_age=max_age,
-            expires=None if expires is None else expires_at_date(expires),
-            **cookie_attributes(settings, secure),
-        )
+        made_by, made_age, made_expires, tail = _last_tail  # one read: see below
+        if made_expires != expires or made_age != max_age or made_by is not template:
+            tail = template.tail(max_age, expires)  # type: ignore[arg-type]
+            _last_tail = (template, max_age, expires, tail)
+        header = f"{template.head}{value}{tail}"
     size = len(header)  # its latin-1 bytes: one per character
     if size > COOKIE_SIZE_LIMIT:
         raise SessionCookieTooLarge(size, COOKIE_SIZE_LIMIT)
     cookie = ("Set-Cookie", header)
     _last_cookie = (made_of, cookie)
     return cookie
+
+
+def _dumped(
+    settings: Settings,
+    value: str,
+    max_age: int | None,
+    expires: int | None,
+    secure: bool,
+) -> str:
+    """The header carrying ``value`` as :func:`dump_cookie` makes it (a value
+    that needs quoting, or settings whose headers no template can cut)."""
+    return dump_cookie(
+        settings.cookie_name,
+        value,
+        max_age=max_age,
+        expires=None if expires is None else expires_at_date(expires),
+        **cookie_attributes(settings, secure),
+    )
 
 
 # werkzeug's rule: a value of these characters only is sent unquoted. A
@@ -242,25 +260,18 @@ class CookieTemplate(NamedTuple):
     #: The whole header that deletes the cookie.
     deleting: str
 
-    def render(self, value: str, max_age: int | None, expires: int | None) -> str:
-        """The header carrying ``value`` (it must need no quoting); ``expires``
-        is the Unix second the cookie ends, None when ``max_age`` is."""
-        global _last_tail
-        if expires is None:
-            return f"{self.head}{value}{self.session_tail}"
-        made_by, made_age, made_expires, tail = _last_tail  # one read: see below
-        if made_expires != expires or made_age != max_age or made_by is not self:
-            tail = (
-                f"{self.before_expires}{expires_at_date(expires)}"
-                f"{self.before_age}{max_age}{self.after_age}"
-            )
-            _last_tail = (self, max_age, expires, tail)
-        return f"{self.head}{value}{tail}"
+    def tail(self, max_age: int, expires: int) -> str:
+        """What follows the value of a lasting cookie that ends at the Unix
+        second ``expires``."""
+        return (
+            f"{self.before_expires}{expires_at_date(expires)}"
+            f"{self.before_age}{max_age}{self.after_age}"
+        )
 
 
-# The text after the value of the last lasting cookie rendered, with its
-# template, Max-Age and end: the cookies of one template with the same
-# Max-Age saved within one second share it (threads replace it whole).
+# The text after the value of the last lasting cookie made from a template,
+# with the template, Max-Age and end: the cookies of one template with the
+# same Max-Age saved within one second share it (threads replace it whole).
 _last_tail: tuple[CookieTemplate | None, int | None, int, str] = (None, None, 0, "")
 
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from .cookies import add_session_headers
+from .cookies import add_session_headers, session_cookie
+from .errors import SessionInterrupted
 from .nesting import outer_session_serves
 from .response import Response, ResponseSetup, StartResponse
 from .session import Session
@@ -67,7 +68,10 @@ def handle(
         return response.respond(result)
     try:
         # is_touched(), spelled out: every request of the app comes here.
-        if session.modified or (
+        if session.modified:
+            _send_as_written(response, session, setup)
+            return result
+        if (
             not _settled_as_read(response, session, setup)
             if session.accessed
             else setup.save_every_request
@@ -107,3 +111,69 @@ def _settled_as_read(
     headers = response.headers = list(response.headers)
     add_session_headers(headers, private=False)
     return True
+
+
+def _send_as_written(
+    response: Response, session: Session, setup: ResponseSetup
+) -> None:
+    """:meth:`Response.send_headers` of a complete body whose session the app
+    changed, spelled out for most writes and new sessions (loaded, not
+    emptied, not saved by the app, a status below 500, not failed): save,
+    then the app's headers with the cookie. Any other case goes there."""
+    record = session._record
+    data = session._data
+    if (
+        data is None
+        or record is None
+        or session._saved_by_app
+        or response.failed
+        or (record.key is None and not data)  # emptied: deleted, or no cookie
+    ):
+        return response.send_headers(True, True)
+    changes = session._changes
+    if changes is not None and changes.snapshots:  # else nothing to detect
+        session.detect_changes()
+    if int(response.status[:3]) >= 500:  # type: ignore[index]
+        return response.send_headers(True, True)  # save_on_error decides
+    accessed = session.accessed  # as the app left it
+    session.accessed = True
+    secure = setup.secure
+    if secure is None:
+        secure = response.environ.get("wsgi.url_scheme") == "https"
+    try:  # Response.save(), spelled out (no late save reads ``saved``)
+        session._save_loaded(False)  # nothing of the request runs after it
+    except SessionInterrupted:
+        response.warn_dropped()
+        return _send(response, response.dropped_cookie(secure), accessed)
+    sweeper = setup.sweeper
+    if sweeper is not None:  # the time now, not the save's (see after_save)
+        sweeper.after_save()
+    headers = [
+        *response.headers,
+        session_cookie(
+            setup.settings,
+            record.key,  # type: ignore[arg-type]
+            record.max_age_at_save,
+            secure,
+            record.saved_at,
+            setup.template,
+        ),
+    ]
+    add_session_headers(headers, private=setup.private)
+    response.server_write = response.server_start_response(
+        response.status, headers, response.exc_info
+    )
+    response.exc_info = None  # see Response.send_headers
+
+
+def _send(response: Response, cookies: list[tuple[str, str]], accessed: bool) -> None:
+    """Send the app's headers with ``cookies`` (as :meth:`Response.send_headers`
+    does): with ``Vary`` if the app used the session or a cookie goes out."""
+    headers = response.headers
+    if accessed or cookies:
+        headers = [*headers, *cookies]
+        add_session_headers(headers, private=bool(cookies) and response.setup.private)
+    response.server_write = response.server_start_response(
+        response.status, headers, response.exc_info
+    )
+    response.exc_info = None  # see Response.send_headers

@@ -256,7 +256,7 @@ class Response:
                     headers = headers + cookies
                 except TypeError:  # a tuple from the app (waitress takes one)
                     headers = [*headers, *cookies]
-                private = bool(cookies) and self.setup.settings.private_responses
+                private = bool(cookies) and self.setup.private
                 add_session_headers(headers, private=private)
         elif streamed or (failed and session.accessed):
             headers = list(headers)
@@ -306,9 +306,7 @@ class Response:
                 # The request's last save (a complete body, nothing after it)
                 # need not watch the values for later changes.
                 if not self.save(not final or self.may_save_again):
-                    if not self._is_navigation():
-                        return []  # see _is_navigation()
-                    action = DELETE
+                    return self.dropped_cookie(secure)
             else:
                 session.reserve_key()
         if action is DELETE:
@@ -327,6 +325,15 @@ class Response:
             session_cookie(settings, record.key, max_age, secure, now, setup.template)
         ]
 
+    def dropped_cookie(self, secure: bool) -> Headers:
+        """The cookie of a response whose save met its session deleted or
+        moved: deleted, but left alone by a page's subrequest (see
+        :meth:`_is_navigation`)."""
+        if not self._is_navigation():
+            return []
+        self.sent_key = ""
+        return [deleting_cookie(self.setup.settings, secure)]
+
     def save(self, watch: bool = True) -> bool:
         """Save; False if another request deleted (or moved) the session
         meanwhile: its changes are dropped.
@@ -338,25 +345,30 @@ class Response:
         try:  # every caller has just run detect_changes()
             self.session._save_loaded(watch)
         except SessionInterrupted:
-            sent = self.server_write is not None
-            if sent:
-                cookie = " (its headers had gone out)"
-            elif self._is_navigation():
-                cookie = " and its cookie deleted"
-            else:
-                cookie = " (a page's subrequest: its cookie left alone)"
-            self.setup.warn_interrupted(
-                "session deleted or moved by a concurrent request (a logout or "
-                "login in another tab?); this request's changes were dropped%s",
-                cookie,
-            )
-            if sent:  # nothing more to save: close() must not try again
-                self.failed = True
+            self.warn_dropped()
             return False
         sweeper = self.setup.sweeper
         if sweeper is not None:  # the time now, not the save's (see after_save)
             sweeper.after_save()
         return True
+
+    def warn_dropped(self) -> None:
+        """Say that a save met its session deleted or moved (SessionInterrupted):
+        the request's changes are dropped."""
+        sent = self.server_write is not None
+        if sent:
+            cookie = " (its headers had gone out)"
+        elif self._is_navigation():
+            cookie = " and its cookie deleted"
+        else:
+            cookie = " (a page's subrequest: its cookie left alone)"
+        self.setup.warn_interrupted(
+            "session deleted or moved by a concurrent request (a logout or "
+            "login in another tab?); this request's changes were dropped%s",
+            cookie,
+        )
+        if sent:  # nothing more to save: close() must not try again
+            self.failed = True
 
     def close(self) -> None:
         """The server closed the response: save anything left, release the lock."""

@@ -34,6 +34,7 @@ class ResponseSetup:
         "environ_key",
         "lock",
         "new_session",
+        "private",
         "save_every_request",
         "saves_unchanged",
         "secure",
@@ -70,6 +71,9 @@ class ResponseSetup:
             settings.save_every_request or settings.reissue_time is not None
         )
         self.lock = settings.lock
+        #: ``private_responses``: a response that sets or deletes the cookie
+        #: says ``Cache-Control: private``.
+        self.private = settings.private_responses
         #: The cookie's ``Secure`` flag, or None when the request's scheme says.
         self.secure = secure = fixed_secure(settings)
         #: The cookie's template when ``secure`` is fixed (else None: looked up).
