@@ -24,11 +24,15 @@ from collections.abc import Iterable
 from json.encoder import encode_basestring
 from typing import Any
 
+from .clock import save_moment
+
 __all__ = [
     "MAX_KEPT_LENGTH",
     "DataText",
+    "RecordTail",
     "changed_data_text",
     "data_text",
+    "record_tail",
     "record_text",
     "save_moment",
 ]
@@ -46,26 +50,6 @@ _MAX_KEPT_CHARACTERS = 1 << 20
 _strings: dict[str, str] = {}
 _kept_characters = 0
 _floats: dict[float, str] = {}
-
-#: Below 2**32 s (the year 2106) the shortest repr of a time to the
-#: microsecond is its six decimals without trailing zeros: written from an
-#: integer count of microseconds, it costs a tenth of ``float.__repr__``.
-_MICROSECOND_TEXT_BELOW = 2.0**32
-
-
-def save_moment(now: float) -> tuple[float, str | None]:
-    """``now`` to the microsecond (the time a save writes in its record), and
-    its JSON text for :func:`record_text`; None past the year 2106.
-
-    Formatting a full precision time stamp (``float.__repr__``) would be
-    the costliest step of joining a record's text.
-    """
-    if not 1.0 <= now < _MICROSECOND_TEXT_BELOW:
-        return now, None
-    microseconds = int(now * 1_000_000)
-    digits = str(microseconds)
-    return microseconds / 1_000_000, f"{digits[:-6]}.{digits[-6:].rstrip('0') or '0'}"
-
 
 #: The JSON of a session's data: ``"key":value`` for each of its keys, in
 #: the data's order (a new dict each save: a kept one is never changed).
@@ -129,24 +113,23 @@ def _moment(value: Any) -> str | None:
     return _scalar(value)
 
 
-def _item(key: Any, value: Any) -> str | None:
-    if type(key) is not str:
-        return None
-    text = _scalar(value)
-    if text is None:
-        return None
-    return f"{_strings.get(key) or _string(key)}:{text}"
-
-
 def data_text(data: dict[Any, Any]) -> DataText | None:
     """The JSON of a dict of plain values under string keys, else None."""
+    if not data:  # (the check after the loop reads the last key)
+        return {}
     items = {}
-    for key, value in data.items():
-        item = _item(key, value)
-        if item is None:
+    text: str | None
+    for key, value in data.items():  # each item "key":value, written here
+        if type(key) is not str:
             return None
-        items[key] = item
-    if len(items) == 1 and key.startswith(" "):  # the tag scheme wraps it
+        if type(value) is str:  # _scalar(), spelled out for the commonest value
+            text = _strings.get(value) or _string(value)
+        else:
+            text = _scalar(value)
+            if text is None:
+                return None
+        items[key] = f"{_strings.get(key) or _string(key)}:{text}"
+    if key.startswith(" ") and len(items) == 1:  # the tag scheme wraps it
         return None
     return items
 
@@ -163,11 +146,11 @@ def changed_data_text(
     data's order (``changed`` is a set: its order is the hashes').
     """
     items = previous.copy()
-    for key in changed:
-        item = _item(key, data[key])
-        if item is None:  # not plain, or a key that is not a string
+    for key in changed:  # as in data_text()
+        text = _scalar(data[key]) if type(key) is str else None
+        if text is None:  # not plain, or a key that is not a string
             return None
-        items[key] = item
+        items[key] = f"{_strings.get(key) or _string(key)}:{text}"
     if len(items) != len(data):  # a key deleted since: see above
         return None
     if len(items) != len(previous):  # keys added: in the data's order, not
@@ -191,7 +174,7 @@ def record_text(
     them; ``saved_text`` is the text of ``saved_at`` if known (:func:`save_moment`),
     or alone, of a save time given only as text.
     """
-    if saved_at is not None and saved_text is None:
+    if saved_text is None and saved_at is not None:
         saved_text = _moment(saved_at)
         if saved_text is None:
             return None
@@ -202,15 +185,44 @@ def record_text(
     expiry_text = "null" if expiry is None else _scalar(expiry)
     if created_text is None or expiry_text is None:
         return None
-    saved = "" if saved_text is None else f',"saved":{saved_text}'
-    user_part = ""
+    # What follows the expiry: the save time, then the owner.
+    after = "" if saved_text is None else f',"saved":{saved_text}'
     if user is not None:
         user_text = _scalar(user)
         if user_text is None:
             return None
-        user_part = f',"user":{user_text}'
+        after = f'{after},"user":{user_text}'
     items = ",".join(data.values())
     return (
         f'{{"v":1,"data":{{{items}}},"created":{created_text}'
-        f',"expiry":{expiry_text}{saved}{user_part}}}'
+        f',"expiry":{expiry_text}{after}}}'
+    )
+
+
+#: A record's text after its data: up to its save time's, and after it
+#: (see :func:`record_tail`).
+RecordTail = tuple[str, str]
+
+
+def record_tail(created: Any, expiry: Any, user: Any) -> RecordTail | None:
+    """The text :func:`record_text` writes after the data of a record of
+    ``created``, ``expiry`` and ``user`` saved at some time: up to the save
+    time's text, and after it; None where record_text would say None.
+
+    A session saved again and again keeps these (its creation, expiry and
+    owner seldom change), so that its next save writes only its data and
+    save time.
+    """
+    created_text = _scalar(created)
+    expiry_text = "null" if expiry is None else _scalar(expiry)
+    if created_text is None or expiry_text is None:
+        return None
+    if user is None:
+        return f'}},"created":{created_text},"expiry":{expiry_text},"saved":', "}"
+    user_text = _scalar(user)
+    if user_text is None:
+        return None
+    return (
+        f'}},"created":{created_text},"expiry":{expiry_text},"saved":',
+        f',"user":{user_text}}}',
     )

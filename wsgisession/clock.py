@@ -11,14 +11,37 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-__all__ = ["now", "use"]
+__all__ = ["now", "save_moment", "use"]
 
 _source: Callable[[], float] = time.time
+
+#: Below 2**32 s (the year 2106) the shortest repr of a time to the
+#: microsecond is its six decimals without trailing zeros: written from an
+#: integer count of microseconds, it costs a tenth of ``float.__repr__``.
+_MICROSECOND_TEXT_BELOW = 2.0**32
 
 
 def now() -> float:
     """The current Unix time, as the clock in use tells it."""
     return _source()
+
+
+def save_moment(now: float | None = None) -> tuple[float, str | None]:
+    """``now`` (by default, the clock's time) to the microsecond, the time a
+    save writes in its record, and its JSON text for
+    ``_recordtext.record_text``; None past the year 2106.
+
+    Formatting a full precision time stamp (``float.__repr__``) would be
+    the costliest step of joining a record's text. The clock is read here,
+    not by a call of :func:`now`: every save asks for its moment.
+    """
+    if now is None:
+        now = _source()
+    if not 1.0 <= now < _MICROSECOND_TEXT_BELOW:
+        return now, None
+    microseconds = int(now * 1_000_000)
+    digits = str(microseconds)
+    return microseconds / 1_000_000, f"{digits[:-6]}.{digits[-6:].rstrip('0') or '0'}"
 
 
 @contextmanager

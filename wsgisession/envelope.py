@@ -26,8 +26,10 @@ from typing import Any, NamedTuple
 
 from ._recordtext import (
     DataText,
+    RecordTail,
     changed_data_text,
     data_text,
+    record_tail,
     record_text,
 )
 from .errors import UnserializableValue
@@ -40,10 +42,12 @@ __all__ = [
     "KEPT_DECODINGS",
     "CorruptRecord",
     "Envelope",
+    "Joined",
     "Parts",
     "decode",
     "encode",
     "encode_again",
+    "encode_new",
     "encode_text",
     "forget",
     "keep",
@@ -75,6 +79,10 @@ new_envelope = functools.partial(tuple.__new__, Envelope)
 #: An envelope's five parts in its order, as a plain tuple: what a save
 #: makes to encode and keep needs no field names (an ``Envelope`` is one).
 Parts = tuple[dict[str, Any], float, Expiry, float | None, str | None]
+
+#: A record joined again from its kept text (:func:`encode_again`): its
+#: UTF-8, its data's text and its tail's, to :func:`keep` them with.
+Joined = tuple[bytes, DataText, RecordTail]
 
 
 class CorruptRecord(ValueError):
@@ -112,7 +120,7 @@ def encode_text(
                     saved_text, user,
                 )  # fmt: skip
                 if again is not None:
-                    return again
+                    return again[0], again[1]
             kept = _decoded.get(key)
             if kept is not None and kept[2] is not None and kept[0] == previous:
                 text = changed_data_text(kept[2], data, changed)
@@ -125,6 +133,36 @@ def encode_text(
                     return joined.encode("utf-8"), text
                 except UnicodeEncodeError:  # a lone surrogate: reported below
                     pass
+    return _dumped(serializer, envelope), None
+
+
+def encode_new(
+    serializer: Serializer,
+    data: dict[str, Any],
+    created: float,
+    expiry: Expiry,
+    saved_at: float,
+    user: str | None,
+    saved_text: str | None,
+) -> bytes:
+    """:func:`encode_text`'s bytes of a record joined from no kept text (a new
+    one's, whose data's text is not kept), its parts given one by one."""
+    if type(serializer) is TaggedJSONSerializer:  # joined as version 1 writes it
+        text = data_text(data)
+        if text is not None:
+            joined = record_text(text, created, expiry, saved_at, user, saved_text)
+            if joined is not None:
+                try:
+                    return joined.encode("utf-8")
+                except UnicodeEncodeError:  # a lone surrogate: reported below
+                    pass
+    return _dumped(serializer, (data, created, expiry, saved_at, user))
+
+
+def _dumped(serializer: Serializer, envelope: Parts) -> bytes:
+    """The record's bytes as the serializer writes them; an unserializable
+    value is reported by its key."""
+    data, created, expiry, saved_at, user = envelope
     record = {"v": FORMAT_VERSION, "data": data, "created": created, "expiry": expiry}
     if saved_at is not None:
         record["saved"] = saved_at
@@ -132,7 +170,7 @@ def encode_text(
         record["user"] = user
     dumps = serializer.dumps
     try:
-        return dumps(record), None
+        return dumps(record)
     except Exception as exc:
         for name, value in data.items():
             try:
@@ -156,26 +194,36 @@ def encode_again(
     expiry: Expiry,
     saved_text: str | None,
     user: str | None,
-) -> tuple[bytes, DataText] | None:
+) -> Joined | None:
     """:func:`encode_text` of session ``key``'s record saved again, from the
     text kept for ``previous`` (its payload as loaded, unchanged in the store
     since; no key deleted since, ``changed`` set) with ``saved_text`` the JSON
-    of the save time: the record's UTF-8 and its data's text; None if none
-    is kept, or it cannot be joined (a lone surrogate included: the general
-    encoder reports it)."""
+    of the save time: the record's UTF-8, its data's text and its tail's (to
+    :func:`keep` them with); None if none is kept, or it cannot be joined (a
+    lone surrogate included: the general encoder reports it)."""
     if saved_text is None or type(serializer) is not TaggedJSONSerializer:
         return None
     kept = _decoded.get(key)
-    if kept is None or kept[2] is None or kept[0] != previous:
+    if kept is None:
         return None
-    items = changed_data_text(kept[2], data, changed)
+    kept_payload, parts, kept_text, tail = kept
+    if kept_text is None or kept_payload != previous:
+        return None
+    items = changed_data_text(kept_text, data, changed)
     if items is None:
         return None
-    text = record_text(items, created, expiry, user=user, saved_text=saved_text)
-    if text is None:
-        return None
+    # The kept tail, if kept for these very parts (the same objects: an
+    # expiry or owner set since is another).
+    if tail is None or not (
+        parts[1] is created and parts[2] is expiry and parts[4] is user
+    ):
+        tail = record_tail(created, expiry, user)
+        if tail is None:
+            return None
+    joined = ",".join(items.values())
+    text = f'{{"v":1,"data":{{{joined}{tail[0]}{saved_text}{tail[1]}'
     try:
-        return text.encode("utf-8"), items
+        return text.encode("utf-8"), items, tail
     except UnicodeEncodeError:
         return None
 
@@ -222,8 +270,9 @@ def decode(serializer: Serializer, payload: bytes, key: str | None = None) -> En
 # (a load compares them, which costs far less than hashing them), every
 # part, the data in a dict of its own that no request ever receives, and
 # the JSON text of the data when this process wrote it (for the next save
-# to start from).
-_decoded: dict[str, tuple[bytes, Envelope, DataText | None]] = {}
+# to start from), and the text of the record after its data when it was
+# saved again (see encode_again).
+_decoded: dict[str, tuple[bytes, Envelope, DataText | None, RecordTail | None]] = {}
 #: The same dict, for ``SessionRecord.open()`` to read without a call: its
 #: entries' envelopes are shared, their data never handed out uncopied.
 KEPT_DECODINGS = _decoded
@@ -280,9 +329,11 @@ def keep(
     expiry: Expiry,
     saved_at: float | None,
     user: str | None,
+    tail: RecordTail | None = None,
 ) -> None:
     """:func:`remember` of parts known to be kept (the default serializer's,
-    plain values), a copy of ``data`` among them; a large ``payload`` is not."""
+    plain values), a copy of ``data`` among them, with ``tail`` the text
+    after the data if known; a large ``payload`` is not."""
     kept = _decoded.pop(key, None)
     if len(payload) > _KEPT_RECORD_BYTES:
         return
@@ -295,4 +346,5 @@ def keep(
         payload,
         new_envelope((dict(data), created, expiry, saved_at, user)),
         text,
+        tail,
     )

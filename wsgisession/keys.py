@@ -58,6 +58,9 @@ def _well_formed(value: str) -> bool:
 #: rather than an LRU cache: most misses are new sessions' ids, and an LRU's
 #: bookkeeping on a miss cost a new session more than the hashing itself.
 _storage_keys: dict[str, str] = {}
+#: The same dict, for a store's load and save to read a name kept without
+#: a call (``STORAGE_KEYS.get(key) or storage_key(key)``).
+STORAGE_KEYS = _storage_keys
 _MAX_STORAGE_KEYS = 1024
 
 
@@ -71,8 +74,7 @@ def storage_key(session_key: str) -> str:
     """
     name = _storage_keys.get(session_key)
     if name is None:
-        data = session_key.encode("utf-8", "surrogatepass")
-        name = hashlib.sha256(data).hexdigest()
+        name = hashlib.sha256(session_key.encode("utf-8", "surrogatepass")).hexdigest()
         if len(_storage_keys) >= _MAX_STORAGE_KEYS:
             _storage_keys.clear()
         _storage_keys[session_key] = name

@@ -1,8 +1,9 @@
 """Moving a session's record to a new key (``cycle_key()``, ``bind_user()``),
 as a mixin of :class:`~wsgisession.session_record.SessionRecord`: the new
-key's lock, and the old record's deletion merged into the new one; and the
-merge of a request's changes into the record as another request left it,
-which a save and a move share."""
+key's lock, and the old record's deletion merged into the new one; a new
+record's key the store refused, replaced; and the merge of a request's
+changes into the record as another request left it, which a save and a
+move share."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ from . import clock
 from .changes import ChangeSet
 from .config import Settings
 from .envelope import Envelope
-from .errors import SessionInterrupted
+from .errors import SessionError, SessionInterrupted, StoreUnavailable
 from .serializers import Serializer
-from .stores.base import Record, Store, storage_key
+from .stores.base import Record, Store, create_bound, storage_key
 
 __all__ = ["MoveMethods"]
+
+_CREATE_ATTEMPTS = 5
 
 
 class MoveMethods:
@@ -54,6 +57,31 @@ class MoveMethods:
     def decode(self, payload: bytes, session_key: str | None) -> Envelope | None:
         """The parts of a record, or None if corrupt (the record provides it)."""
         raise NotImplementedError
+
+    def _create_again(
+        self,
+        reserved: str | None,
+        user: str | None,
+        payload: bytes,
+        expires_at: float,
+        fresh: bool,
+    ) -> str:
+        """The record ``SessionRecord.create()`` makes, stored under new keys,
+        the store having refused its first (taken, or its server down); a
+        ``reserved`` key, whose cookie went out already, cannot change."""
+        store = self.store
+        if reserved is not None:
+            raise _reserved_key_refused(store)
+        moving = storage_key(self.key) if fresh and self.key is not None else None
+        for _ in range(_CREATE_ATTEMPTS - 1):
+            key = store.generate_key()
+            if user is None:
+                stored_key = store.create(key, payload, expires_at)
+            else:
+                stored_key = create_bound(store, user, key, payload, expires_at, moving)
+            if stored_key is not None:
+                return stored_key
+        raise SessionError(f"{store!r} refused {_CREATE_ATTEMPTS} fresh session keys")
 
     def _merged_with(
         self,
@@ -154,3 +182,13 @@ class MoveMethods:
                 store.delete_record(storage_key(self.key))
             self.forget()
             raise
+
+
+def _reserved_key_refused(store: Store) -> StoreUnavailable:
+    """The error of a new session ``store`` cannot create under its reserved key."""
+    return StoreUnavailable(
+        f"{store!r} cannot store the new session under the key its "
+        "cookie already carries (sent with a streamed response's "
+        "headers): the key's server is down, or the key was taken",
+        repr(store),
+    )

@@ -17,11 +17,11 @@ from typing import Any
 
 from . import clock, envelope
 from . import expiry as rules
-from ._recordtext import DataText, save_moment
+from ._recordtext import DataText
 from .changes import ChangeSet
 from .config import Settings
-from .envelope import KEPT_DECODINGS, CorruptRecord, Envelope, Parts
-from .errors import SessionError, SessionInterrupted, StoreUnavailable
+from .envelope import KEPT_DECODINGS, CorruptRecord, Envelope, Joined, Parts
+from .errors import SessionError, SessionInterrupted
 from .logthrottle import ThrottledWarning, WarningPerItem
 from .record_moves import MoveMethods
 from .serializers import Serializer, TaggedJSONSerializer
@@ -36,7 +36,6 @@ _warn_corrupt_cookie = ThrottledWarning(logger)
 #: A server-side record stays corrupt until saved, its cookie coming back: one each.
 _warn_corrupt_record = WarningPerItem(logger)
 
-_CREATE_ATTEMPTS = 5
 #: How far (s) a save time may be ahead of the clock with no reissue due:
 #: rounded to the microsecond, it may be a hair past the moment read.
 _SAVED_AHEAD = 1.0
@@ -80,12 +79,12 @@ class SessionRecord(MoveMethods):
         float,
         str | None,
         float,
-        tuple[bytes, DataText] | None,
+        Joined | None,
     ]
-    #: What the merge's last call made (None: not called): the parts saved
-    #: (None: saved again, as loaded but for the save time), payload,
-    #: lifetime and data text.
-    _outcome: tuple[Parts | None, bytes, float, DataText | None] | None
+    #: What the merge's last call made (None: not called): ``_saving``'s
+    #: record joined again (the same object: saved as loaded but for the
+    #: save time), or the parts saved, payload, lifetime and data text.
+    _outcome: Joined | tuple[Parts, bytes, float, DataText | None] | None
 
     # -- loading -----------------------------------------------------------
 
@@ -96,8 +95,7 @@ class SessionRecord(MoveMethods):
         loaded, locked, then loaded again under the lock, so made-up ids
         never take (or wait for) a lock.
         """
-        store = self.store
-        record = store.load(session_key)
+        record = self.store.load(session_key)
         if record is None:
             return None
         locked = False
@@ -105,7 +103,7 @@ class SessionRecord(MoveMethods):
         if settings.lock and self.held_lock is None:
             self.acquire_lock(session_key)
             locked = True
-            record = store.load(session_key)  # as it is now, under the lock
+            record = self.store.load(session_key)  # as it is now, under the lock
             if record is None:
                 self.release_lock()
                 return None
@@ -121,24 +119,22 @@ class SessionRecord(MoveMethods):
         else:
             kept = None
             parts = self.decode(record.payload, session_key)
-        try:
-            dead = (
-                parts is not None
-                and (settings.absolute_timeout is not None or parts.user is not None)
-                and self._dead(parts, session_key)
-            )
-        except BaseException:  # the user index unreachable: release, then raise
-            if locked:
-                self.release_lock()
-            raise
-        if dead:
-            if locked:
-                self.release_lock()
-            return None
+            if parts is None:  # corrupt: the record is replaced on the next save
+                self.key, self.stored, self.loaded = session_key, True, record
+                self.created = clock.now()
+                return {}
+        if settings.absolute_timeout is not None or parts.user is not None:
+            try:
+                dead = self._dead(parts, session_key)
+            except BaseException:  # the user index unreachable: release, then raise
+                if locked:
+                    self.release_lock()
+                raise
+            if dead:
+                if locked:
+                    self.release_lock()
+                return None
         self.key, self.stored, self.loaded = session_key, True, record
-        if parts is None:  # corrupt: the record is replaced on the next save
-            self.created = clock.now()
-            return {}
         data, self.created, self.expiry, self.saved_at, self.user = parts
         return data if kept is None else dict(data)
 
@@ -203,13 +199,14 @@ class SessionRecord(MoveMethods):
         """Store ``data`` as a new record under a new (or reserved) key, owned
         by ``user``; the session's data as saved."""
         settings, expiry = self.settings, self.expiry
-        now, now_text = save_moment(clock.now())
+        now, now_text = clock.save_moment()
         if self.stored:
             created = self.created
         else:  # first saved now
             created = self.created = now
-        parts = (data, created, expiry, now, user)
-        payload, _ = envelope.encode_text(self.serializer, parts, saved_text=now_text)
+        payload = envelope.encode_new(
+            self.serializer, data, created, expiry, now, user, now_text
+        )
         if expiry is None and settings.absolute_timeout is None:
             age: float = settings.cookie_age  # lifetime(), spelled out
         else:
@@ -217,26 +214,20 @@ class SessionRecord(MoveMethods):
         store = self.store
         reserved = None if fresh else self.key  # its cookie went out already
         key = reserved or store.generate_key()
-        moving = storage_key(self.key) if fresh and self.key is not None else None
         expires_at = now + age
-        for _ in range(_CREATE_ATTEMPTS):
-            if user is None:
-                stored_key = store.create(key, payload, expires_at)
-            else:
-                stored_key = create_bound(store, user, key, payload, expires_at, moving)
-            if stored_key is not None:
-                break
-            if reserved is not None:
-                raise _reserved_key_refused(store)
-            key = store.generate_key()
+        if user is None:
+            stored_key = store.create(key, payload, expires_at)
         else:
-            raise SessionError(
-                f"{store!r} refused {_CREATE_ATTEMPTS} fresh session keys"
-            )
+            moving = storage_key(self.key) if fresh and self.key is not None else None
+            stored_key = create_bound(store, user, key, payload, expires_at, moving)
+        if stored_key is None:  # the key is taken, or its server down
+            stored_key = self._create_again(reserved, user, payload, expires_at, fresh)
         # _saved(), spelled out for a new record: not kept for decoding (many
         # new sessions never come back; one that does is decoded once, then
         # kept), nor is the key it moved from (cycle_key()).
-        previous_key = self.key if self.loaded is not None else None
+        if self.loaded is not None:  # opened: it had a key
+            assert self.key is not None
+            envelope.forget(self.key)
         self.key, self.stored = stored_key, True
         self.loaded = new_record((payload, expires_at, None))
         self.saved_at, self.user = now, user
@@ -245,15 +236,13 @@ class SessionRecord(MoveMethods):
         else:
             browser_close = expiry == 0
         self.max_age_at_save = None if browser_close else int(age)
-        if previous_key is not None:
-            envelope.forget(previous_key)
         return data
 
     def update(self, data: dict[str, Any], changes: ChangeSet | None) -> dict[str, Any]:
         """Apply ``changes`` to the stored record as it is now, atomically; the
         session's data as saved (merged)."""
         loaded, settings, expiry = self.loaded, self.settings, self.expiry
-        now, now_text = save_moment(clock.now())
+        now, now_text = clock.save_moment()
         if expiry is None and settings.absolute_timeout is None:
             kept_age: float = settings.cookie_age  # lifetime(), spelled out
         else:
@@ -276,26 +265,27 @@ class SessionRecord(MoveMethods):
         stored_key = self.store.update(key, self._merge, loaded)
         outcome = self._outcome
         if outcome is None:
-            raise SessionError(
-                f"{self.store!r}.update() returned without calling merge(): "
-                "a store's update must merge before it writes"
-            )
-        saved, payload, age, text = outcome
-        record = new_record((payload, now + age, None))
-        if saved is None:  # saved again: its key, creation, expiry and owner
+            raise _merge_skipped(self.store)
+        if outcome is again:  # saved again: its key, creation, expiry and owner
+            payload, text, tail = again
+            record = new_record((payload, now + kept_age, None))
             if stored_key == key:  # as loaded: only the save time, the record
                 self.loaded, self.saved_at = record, now  # and Max-Age are new
                 if expiry is None:  # browser_session(), spelled out
                     browser_close = settings.expire_at_browser_close
                 else:
                     browser_close = expiry == 0
-                self.max_age_at_save = None if browser_close else int(age)
+                self.max_age_at_save = None if browser_close else int(kept_age)
                 envelope.keep(
-                    key, payload, text, data, self.created, expiry, now, self.user
-                )
+                    key, payload, text, data, self.created, expiry, now, self.user,
+                    tail,
+                )  # fmt: skip
                 return data
-            saved = (data, self.created, expiry, now, self.user)  # a new key
-        return self._saved(stored_key, saved, record, age, text)
+            saved: Parts = (data, self.created, expiry, now, self.user)  # a new key
+            return self._saved(stored_key, saved, record, kept_age, text)
+        parts, payload, age, text = outcome
+        record = new_record((payload, now + age, None))
+        return self._saved(stored_key, parts, record, age, text)
 
     def _merge(self, current: bytes | None) -> tuple[bytes, float]:
         """:meth:`update`'s merge: the payload to write over ``current`` (the
@@ -307,7 +297,7 @@ class SessionRecord(MoveMethods):
         loaded = self.loaded
         if loaded is not None and current == loaded.payload:  # unchanged since
             if again is not None:
-                self._outcome = (None, again[0], age, again[1])
+                self._outcome = again
                 return again[0], now + age
             parts: Parts = (data, self.created, self.expiry, now, self.user)
             # Every item written again (a key deleted since, or no text kept).
@@ -368,13 +358,11 @@ class SessionRecord(MoveMethods):
         return f"<SessionRecord {state}, store={self.store!r}>"
 
 
-def _reserved_key_refused(store: Store) -> StoreUnavailable:
-    """The error of a new session ``store`` cannot create under its reserved key."""
-    return StoreUnavailable(
-        f"{store!r} cannot store the new session under the key its "
-        "cookie already carries (sent with a streamed response's "
-        "headers): the key's server is down, or the key was taken",
-        repr(store),
+def _merge_skipped(store: Store) -> SessionError:
+    """The error of a ``store`` whose ``update()`` wrote without a merge."""
+    return SessionError(
+        f"{store!r}.update() returned without calling merge(): "
+        "a store's update must merge before it writes"
     )
 
 

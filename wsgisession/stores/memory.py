@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 
 from ..errors import LockTimeout
+from ..keys import STORAGE_KEYS
 from ._shared import per_process, undone_if_cut_short
 from .base import Merge, Progress, Record, Store, new_record, now, storage_key
 
@@ -68,11 +69,17 @@ class MemoryStore(Store):
         expiries = self._expiries
         heapq.heappush(expiries, (expires_at, name))
         if len(expiries) > 2 * len(self._records) + 64:
-            self._expiries = [(r.expires_at, n) for n, r in self._records.items()]
-            heapq.heapify(self._expiries)
+            self._rebuild_expiries()
+
+    def _rebuild_expiries(self) -> None:
+        """One heap entry per record, the stale ones dropped (caller holds ``_lock``)."""
+        self._expiries = [(r.expires_at, n) for n, r in self._records.items()]
+        heapq.heapify(self._expiries)
 
     def load(self, session_key: str) -> Record | None:
-        record = self._records.get(storage_key(session_key))  # _live(), spelled out
+        record = self._records.get(  # _live(), spelled out
+            STORAGE_KEYS.get(session_key) or storage_key(session_key)
+        )
         if record is None or record[1] <= now():
             return None
         return record
@@ -84,12 +91,15 @@ class MemoryStore(Store):
             if previous is not None and previous[1] > now():
                 return None
             self._records[name] = new_record((payload, expires_at, None))
-            if previous is None or previous[1] > expires_at:
-                self._push_expiry(name, expires_at)
+            if previous is None or previous[1] > expires_at:  # _push_expiry(),
+                expiries = self._expiries  # spelled out: most creates push
+                heapq.heappush(expiries, (expires_at, name))
+                if len(expiries) > 2 * len(self._records) + 64:
+                    self._rebuild_expiries()
         return session_key
 
     def update(self, session_key: str, merge: Merge, loaded: Record | None) -> str:
-        name = storage_key(session_key)
+        name = STORAGE_KEYS.get(session_key) or storage_key(session_key)
         with self._lock:
             previous = self._records.get(name)  # _live(), spelled out
             if previous is None or previous[1] <= now():
