@@ -19,6 +19,8 @@ from helpers import make_store
 
 from wsgisession import Session, SessionMiddleware
 from wsgisession.errors import UnserializableValue
+from wsgisession.stores import MemoryStore
+from wsgisession.stores.base import Record
 
 
 def _app(environ, start_response):
@@ -244,3 +246,43 @@ def test_a_copied_session_in_a_view_is_an_error_not_a_lost_change(
     client = webtest.TestApp(SessionMiddleware(app, store=middleware.store))
     with pytest.raises(TypeError, match="cannot be copied"):
         client.get("/")
+
+
+class _LoadHeldBack(MemoryStore):
+    """A memory store whose first ``load`` waits until ``release`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+        self.held = threading.Event()
+        self._first = True
+
+    def load(self, session_key: str) -> Record | None:
+        first, self._first = self._first, False
+        if first:
+            self.held.set()
+            assert self.release.wait(10)
+        return super().load(session_key)
+
+
+def test_two_threads_loading_a_session_at_once_lose_no_write() -> None:
+    """Two threads of a request touch the session before it is loaded: both
+    load it. The second to finish took its dict for the session's over the
+    one the other thread had already written to, and those writes were lost
+    on save (seen once in a CI run of ``items()`` against ``__setitem__``)."""
+    store = _LoadHeldBack()
+    store._first = False
+    middleware = SessionMiddleware(_app, store=store)
+    key = _session_of_lists(middleware, 3)
+    store._first = True
+    session = middleware.open_session(key)
+    viewer = threading.Thread(target=session.items)  # its load is held back
+    viewer.start()
+    assert store.held.wait(10)
+    session["new"] = 1  # loads too, and writes to what it loaded
+    store.release.set()
+    viewer.join()
+    assert session["new"] == 1
+    session.save()
+    stored = middleware.open_session(key)
+    assert dict(stored) == {"list0": [0], "list1": [1], "list2": [2], "new": 1}

@@ -46,15 +46,11 @@ class ChangeSet:
     order (a key deleted and set again comes last).
     """
 
-    __slots__ = (
-        "all_handed_out",
-        "changed",
-        "cleared",
-        "deleted",
-        "expiry_changed",
-        "reordered",
-        "snapshots",
-    )
+    # No slots: these three are class defaults until set, so that a
+    # request's first change (:func:`setting`) sets only what a save reads.
+    cleared = False
+    expiry_changed = False
+    all_handed_out = False
 
     def __init__(self) -> None:
         self.changed: set[str] = set()
@@ -177,16 +173,16 @@ def setting(key: str) -> ChangeSet:
 
     The class is called bare, its ``__init__`` skipped: a Python
     ``__init__`` and the ``set()`` call cost each writing request about
-    1K instructions more than setting the slots here.
+    1K instructions more than setting the attributes here (the rest are
+    the class's defaults).
     """
     changes = _bare_change_set()
     changes.changed = {key}
     changes.deleted = set()
-    changes.cleared = changes.expiry_changed = changes.all_handed_out = False
     changes.reordered = False
     changes.snapshots = {}
     return changes
 
 
-#: A ``ChangeSet`` with no slot set, made without running ``__init__``.
+#: A ``ChangeSet`` with no attribute set, made without running ``__init__``.
 _bare_change_set = functools.partial(object.__new__, ChangeSet)

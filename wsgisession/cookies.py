@@ -24,6 +24,7 @@ from .errors import COOKIE_SIZE_LIMIT, SessionCookieTooLarge
 
 __all__ = [
     "COOKIE_SIZE_LIMIT",
+    "VARY_OR_CACHE_CONTROL_LENGTHS",
     "CookieAction",
     "SessionState",
     "add_session_headers",
@@ -32,8 +33,10 @@ __all__ = [
     "decide_for",
     "deleting_cookie",
     "fixed_secure",
+    "header_name",
     "is_touched",
     "session_cookie",
+    "session_headers",
 ]
 
 
@@ -196,10 +199,10 @@ def session_cookie(
     elif expires is None:  # a browser-session cookie
         header = f"{template.head}{value}{template.session_tail}"
     else:
-        made_by, made_age, made_expires, tail = _last_tail  # one read: see below
-        if made_expires != expires or made_age != max_age or made_by is not template:
+        tail_made_of, tail = _last_tail  # one read: see below
+        if tail_made_of != (template, max_age, expires):
             tail = template.tail(max_age, expires)  # type: ignore[arg-type]
-            _last_tail = (template, max_age, expires, tail)
+            _last_tail = ((template, max_age, expires), tail)
         header = f"{template.head}{value}{tail}"
     size = len(header)  # its latin-1 bytes: one per character
     if size > COOKIE_SIZE_LIMIT:
@@ -272,7 +275,7 @@ class CookieTemplate(NamedTuple):
 # The text after the value of the last lasting cookie made from a template,
 # with the template, Max-Age and end: the cookies of one template with the
 # same Max-Age saved within one second share it (threads replace it whole).
-_last_tail: tuple[CookieTemplate | None, int | None, int, str] = (None, None, 0, "")
+_last_tail: tuple[tuple[Any, ...], str] = ((), "")
 
 
 def _cut(header: str, *marks: str) -> list[str] | None:
@@ -356,10 +359,18 @@ def _deleting(settings: Settings, secure: bool) -> str:
     return dump_cookie(settings.cookie_name, "", max_age=0, expires=0, **attributes)
 
 
-_VARY_OR_CACHE_CONTROL = frozenset(("vary", "cache-control"))
-#: The lengths of those names: a header of neither length is neither.
-_VARY_OR_CACHE_CONTROL_LENGTHS = frozenset((4, 13))
-_name = operator.itemgetter(0)
+#: The lengths of the names ``Vary`` and ``Cache-Control``: a header of
+#: neither length is neither (see :func:`add_session_headers`).
+VARY_OR_CACHE_CONTROL_LENGTHS = frozenset((4, 13))
+header_name = operator.itemgetter(0)
+
+
+def session_headers(private: bool) -> tuple[tuple[str, str], ...]:
+    """What :func:`add_session_headers` adds to headers that name neither
+    ``Vary`` nor ``Cache-Control``."""
+    if private:
+        return (("Vary", "Cookie"), ("Cache-Control", "private"))
+    return (("Vary", "Cookie"),)
 
 
 def add_session_headers(headers: list[tuple[str, str]], *, private: bool) -> None:
@@ -372,7 +383,7 @@ def add_session_headers(headers: list[tuple[str, str]], *, private: bool) -> Non
     the names rule out most headers in one pass in C (``map``): a Python
     loop over them cost every used session about 30 bytecodes more.
     """
-    if _VARY_OR_CACHE_CONTROL_LENGTHS.isdisjoint(map(len, map(_name, headers))):
+    if VARY_OR_CACHE_CONTROL_LENGTHS.isdisjoint(map(len, map(header_name, headers))):
         headers.append(("Vary", "Cookie"))  # the usual case: the app set neither
         if private:
             headers.append(("Cache-Control", "private"))

@@ -7,11 +7,18 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from .cookies import add_session_headers, session_cookie
+from .cookies import (
+    VARY_OR_CACHE_CONTROL_LENGTHS,
+    add_session_headers,
+    check_cookie_size,
+    header_name,
+    session_cookie,
+)
 from .errors import SessionInterrupted
 from .nesting import outer_session_serves
 from .response import Response, ResponseSetup, StartResponse
 from .session import Session
+from .session_writes import refill
 
 __all__ = ["Handled", "WSGIApp", "handle"]
 
@@ -117,34 +124,39 @@ def _send_as_written(
     response: Response, session: Session, setup: ResponseSetup
 ) -> None:
     """:meth:`Response.send_headers` of a complete body whose session the app
-    changed, spelled out for most writes and new sessions (loaded, not
-    emptied, not saved by the app, a status below 500, not failed): save,
-    then the app's headers with the cookie. Any other case goes there."""
+    changed, spelled out for most writes and new sessions (loaded, not emptied,
+    not saved by the app, a status below 500, not failed): save, then the app's
+    headers with the cookie. Any other case goes there."""
     record = session._record
     data = session._data
-    if (
-        data is None
-        or record is None
-        or session._saved_by_app
-        or response.failed
-        or (record.key is None and not data)  # emptied: deleted, or no cookie
-    ):
+    if data is None or record is None or session._saved_by_app or response.failed:
         return response.send_headers(True, True)
+    if record.key is None and not data:  # emptied: deleted, or no cookie
+        return response.send_headers(True, True)
+    if int(response.status[:3]) >= 500:  # type: ignore[index]
+        return response.send_headers(True, True)  # save_on_error decides
     changes = session._changes
     if changes is not None and changes.snapshots:  # else nothing to detect
         session.detect_changes()
-    if int(response.status[:3]) >= 500:  # type: ignore[index]
-        return response.send_headers(True, True)  # save_on_error decides
     accessed = session.accessed  # as the app left it
     session.accessed = True
     secure = setup.secure
     if secure is None:
         secure = response.environ.get("wsgi.url_scheme") == "https"
-    try:  # Response.save(), spelled out (no late save reads ``saved``)
-        session._save_loaded(False)  # nothing of the request runs after it
+    try:  # Response.save() and Session._save_loaded(False), spelled out
+        if record.stored and record.key is not None:
+            saved = record.update(data, changes)
+        else:
+            saved = record.create(data, record.user)
     except SessionInterrupted:
         response.warn_dropped()
         return _send(response, response.dropped_cookie(secure), accessed)
+    if saved is not data:  # merged with another save
+        refill(data, saved)
+    session._changes = None  # nothing of the request runs after the save
+    if session._store.client_side:  # the key is the cookie: it must fit
+        assert record.key is not None
+        check_cookie_size(session._settings, record.key, session.cookie_max_age)
     sweeper = setup.sweeper
     if sweeper is not None:  # the time now, not the save's (see after_save)
         sweeper.after_save()
@@ -159,7 +171,12 @@ def _send_as_written(
             setup.template,
         ),
     ]
-    add_session_headers(headers, private=setup.private)
+    # add_session_headers(), spelled out for the usual case: no name is of
+    # the length of Vary or Cache-Control.
+    if VARY_OR_CACHE_CONTROL_LENGTHS.isdisjoint(map(len, map(header_name, headers))):
+        headers += setup.session_headers
+    else:
+        add_session_headers(headers, private=setup.private)
     response.server_write = response.server_start_response(
         response.status, headers, response.exc_info
     )

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from .cleanup import Sweeper
 from .config import Settings
-from .cookies import CookieTemplate, cookie_template, fixed_secure
+from .cookies import CookieTemplate, cookie_template, fixed_secure, session_headers
 from .logthrottle import ThrottledWarning
 from .session import Session
 from .stores.base import Store
@@ -38,6 +38,7 @@ class ResponseSetup:
         "save_every_request",
         "saves_unchanged",
         "secure",
+        "session_headers",
         "settings",
         "store",
         "sweeper",
@@ -73,7 +74,10 @@ class ResponseSetup:
         self.lock = settings.lock
         #: ``private_responses``: a response that sets or deletes the cookie
         #: says ``Cache-Control: private``.
-        self.private = settings.private_responses
+        self.private = private = settings.private_responses
+        #: What a response that sets the cookie adds to headers with neither
+        #: ``Vary`` nor ``Cache-Control`` (see ``handling``).
+        self.session_headers = session_headers(private)
         #: The cookie's ``Secure`` flag, or None when the request's scheme says.
         self.secure = secure = fixed_secure(settings)
         #: The cookie's template when ``secure`` is fixed (else None: looked up).

@@ -22,6 +22,7 @@ from collections.abc import (
 )
 from typing import Any, NoReturn
 
+from . import clock
 from . import expiry as rules
 from .changes import ChangeSet, setting
 from .config import Settings
@@ -150,19 +151,27 @@ class Session(
         return record
 
     def _load(self) -> dict[str, Any]:
-        """Load the first offered id the store knows (cookie tossing: see docs/security)."""
+        """Load the first offered id the store knows (cookie tossing: see
+        docs/security). The record and its data become the session's at the
+        end, unless another thread of the request loaded it meanwhile: then
+        that one's stand (the thread may have written to them already)."""
         record = self._record
-        if record is None:
-            record = self._record = self._new_record()
-        data: dict[str, Any] | None = None
-        candidates: Sequence[str]
         source = self._key_source  # offered_keys(), spelled out
         if source is None:
             candidates = self._offered
         else:
+            candidates = self._offered = self._keys_from(source)
             self._key_source = None
-            candidates = self._keys_from(source)
-        self._offered = ()
+        if record is None:
+            record = self._new_record()
+            if not candidates:  # a new session: none to open
+                record.created = clock.now()  # all that forget() changes here
+                published = self._data
+                if published is None:  # see below
+                    published = {}
+                    self._record, self._data = record, published
+                return published
+        data: dict[str, Any] | None = None
         try:
             for candidate in candidates:
                 data = record.open(candidate)
@@ -171,11 +180,18 @@ class Session(
                     break
         except BaseException:  # not an absent session: the next use tries again
             self._offered, self._load_failed = candidates, True
+            if self._record is None:  # a lock it took goes with the session's
+                self._record = record
             raise
-        if data is None:  # none opened: a new session, as of now (its record's
-            record.forget()  # defaults its own: CPython reads those faster)
+        if data is None:  # none opened: a new session, as of now
+            record.forget()
             data = {}
-        self._data = data
+        # No call between the check and the stores: CPython switches threads
+        # at calls and loops only, so no other thread's load comes between.
+        published = self._data
+        if published is not None:
+            return published
+        self._record, self._offered, self._data = record, (), data
         return data
 
     def _new_record(self) -> SessionRecord:
@@ -202,27 +218,6 @@ class Session(
     def load(self) -> None:
         """Load the record now rather than on first use (sets ``accessed``)."""
         self._get_data()
-
-    def _discard_changes(self) -> None:
-        """Forget this request's unsaved changes: the next use loads the stored
-        record again (or starts empty). For a framework that runs a request
-        again (Pyramid's retries); what the store already did stays done."""
-        record = self._record
-        loaded = self._data is not None  # else ``_offered`` still says what to load
-        self._data, self._changes = None, None
-        self.accessed = False
-        if record is not None:  # a record of its own, as a request's first load
-            if loaded:
-                key = record.key if record.stored else None
-                self._offered = (key,) if key else ()
-                # A key the client's cookie may not name, or a save whose
-                # cookie lifetime the fresh record does not know: the next
-                # attempt saves and sends the cookie even if it changes nothing.
-                moved = bool(key) and (self._key_moved or self._saved_by_app)
-                self._key_moved, self._saved_by_app = moved, False
-            fresh = self._record = self._new_record()
-            fresh.held_lock = record.held_lock  # still released at the end
-        self.modified = self._key_moved
 
     def has_unsaved_changes(self) -> bool:
         """Whether something changed since the last save (or load)."""

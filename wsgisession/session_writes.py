@@ -1,6 +1,7 @@
 """The parts of the session API that write its record at once: ``save()``,
 ``flush()``, ``cycle_key()`` and ``bind_user()``, with ``reserve_key()``,
-``user_id`` and ``handle``, as a mixin of :class:`~wsgisession.session.Session`.
+``user_id`` and ``handle``, and the discarding of unsaved changes for a
+request run again, as a mixin of :class:`~wsgisession.session.Session`.
 
 They go through the record the session loaded (its
 :class:`~wsgisession.session_record.SessionRecord`); ``session.py`` keeps
@@ -9,7 +10,7 @@ the mapping, its loading and its change tracking.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .changes import ChangeSet
@@ -48,6 +49,8 @@ class WriteMethods:
     modified: bool
     _saved_by_app: bool
     _key_moved: bool
+    _offered: Sequence[str]
+    accessed: bool
     #: The cookie's ``Max-Age`` (ExpiryMethods provides it; a stub here
     #: would come first in the session's method order).
     cookie_max_age: Callable[..., int | None]
@@ -63,6 +66,31 @@ class WriteMethods:
     def _get_data(self) -> dict[str, Any]:
         """The data, loaded (the session provides it)."""
         raise NotImplementedError
+
+    def _new_record(self) -> SessionRecord:
+        """A record not opened yet (the session provides it)."""
+        raise NotImplementedError
+
+    def _discard_changes(self) -> None:
+        """Forget this request's unsaved changes: the next use loads the stored
+        record again (or starts empty). For a framework that runs a request
+        again (Pyramid's retries); what the store already did stays done."""
+        record = self._record
+        loaded = self._data is not None  # else ``_offered`` still says what to load
+        self._data, self._changes = None, None
+        self.accessed = False
+        if record is not None:  # a record of its own, as a request's first load
+            if loaded:
+                key = record.key if record.stored else None
+                self._offered = (key,) if key else ()
+                # A key the client's cookie may not name, or a save whose
+                # cookie lifetime the fresh record does not know: the next
+                # attempt saves and sends the cookie even if it changes nothing.
+                moved = bool(key) and (self._key_moved or self._saved_by_app)
+                self._key_moved, self._saved_by_app = moved, False
+            fresh = self._record = self._new_record()
+            fresh.held_lock = record.held_lock  # still released at the end
+        self.modified = self._key_moved
 
     def save(self, *, detect: bool = True) -> None:
         """Write this request's changes to the store, creating the record if needed.
