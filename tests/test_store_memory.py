@@ -24,3 +24,21 @@ def test_an_update_whose_expiry_passes_while_it_merges_is_dropped() -> None:
         store.update(key, lambda current: (b"second", start + 3.0), None)
     with clock.use(lambda: start):
         assert store.load(key) is None
+
+
+def test_the_expiry_heap_stays_bounded_as_records_come_and_go() -> None:
+    """A create of a new record checks no bound (one entry and one record
+    more keep it); a record dropped does, so that creating and deleting
+    sessions never grows the heap past twice the records (plus 64)."""
+    store = MemoryStore()
+    kept = [store.generate_key() for _ in range(10)]
+    for key in kept:
+        assert store.create(key, b"{}", clock.now() + 3600) == key
+    for _ in range(1000):
+        key = store.generate_key()
+        assert store.create(key, b"{}", clock.now() + 3600) == key
+        store.delete(key)
+        assert len(store._expiries) <= 2 * len(store) + 64
+    assert len(store) == 10
+    assert all(store.load(key) is not None for key in kept)
+    assert store.sweep_expired(100) == 0

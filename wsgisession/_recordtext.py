@@ -146,11 +146,24 @@ def changed_data_text(
     data's order (``changed`` is a set: its order is the hashes').
     """
     items = previous.copy()
-    for key in changed:  # as in data_text()
-        text = _scalar(data[key]) if type(key) is str else None
-        if text is None:  # not plain, or a key that is not a string
-            return None
-        items[key] = f"{_strings.get(key) or _string(key)}:{text}"
+    try:
+        for key in changed:  # as in data_text()
+            if type(key) is not str:
+                return None
+            value = data[key]
+            kind = type(value)
+            if kind is str:  # _scalar(), spelled out for the commonest values
+                text = _strings.get(value) or _string(value)
+            elif kind is int:  # past sys.get_int_max_str_digits(): ValueError
+                text = int.__repr__(value)
+            else:
+                scalar = _scalar(value)
+                if scalar is None:  # not plain
+                    return None
+                text = scalar
+            items[key] = f"{_strings.get(key) or _string(key)}:{text}"
+    except ValueError:  # an int too long to write: the encoder's to refuse
+        return None
     if len(items) != len(data):  # a key deleted since: see above
         return None
     if len(items) != len(previous):  # keys added: in the data's order, not

@@ -11,9 +11,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-__all__ = ["now", "save_moment", "use"]
+__all__ = ["now", "read", "save_moment", "use"]
 
-_source: Callable[[], float] = time.time
+#: The clock in use (``time.time`` unless :func:`use` says otherwise): what
+#: :func:`now` calls, and what a hot path calls itself as ``clock.read()``
+#: (no frame of :func:`now`'s between). Read through the module, never
+#: imported by name: that would keep the clock of the moment.
+read: Callable[[], float] = time.time
 
 #: Below 2**32 s (the year 2106) the shortest repr of a time to the
 #: microsecond is its six decimals without trailing zeros: written from an
@@ -23,7 +27,7 @@ _MICROSECOND_TEXT_BELOW = 2.0**32
 
 def now() -> float:
     """The current Unix time, as the clock in use tells it."""
-    return _source()
+    return read()
 
 
 def save_moment(now: float | None = None) -> tuple[float, str | None]:
@@ -36,7 +40,7 @@ def save_moment(now: float | None = None) -> tuple[float, str | None]:
     not by a call of :func:`now`: every save asks for its moment.
     """
     if now is None:
-        now = _source()
+        now = read()
     if not 1.0 <= now < _MICROSECOND_TEXT_BELOW:
         return now, None
     microseconds = int(now * 1_000_000)
@@ -47,9 +51,9 @@ def save_moment(now: float | None = None) -> tuple[float, str | None]:
 @contextmanager
 def use(source: Callable[[], float]) -> Iterator[None]:
     """Read the time from ``source`` inside the block (tests); restores the clock after."""
-    global _source
-    previous, _source = _source, source
+    global read
+    previous, read = read, source
     try:
         yield
     finally:
-        _source = previous
+        read = previous

@@ -43,6 +43,7 @@ __all__ = [
     "CorruptRecord",
     "Envelope",
     "Joined",
+    "Kept",
     "Parts",
     "decode",
     "encode",
@@ -80,9 +81,13 @@ new_envelope = functools.partial(tuple.__new__, Envelope)
 #: makes to encode and keep needs no field names (an ``Envelope`` is one).
 Parts = tuple[dict[str, Any], float, Expiry, float | None, str | None]
 
-#: A record joined again from its kept text (:func:`encode_again`): its
-#: UTF-8, its data's text and its tail's, to :func:`keep` them with.
-Joined = tuple[bytes, DataText, RecordTail]
+#: What is kept for a session's record (see ``_decoded`` below): its bytes,
+#: its parts, the text of its data and of the record after its data.
+Kept = tuple[bytes, Envelope, DataText | None, RecordTail | None]
+
+#: A record joined again from its kept text (:func:`encode_again`): what to
+#: :func:`keep` for it once it is stored, its UTF-8 first.
+Joined = tuple[bytes, Envelope, DataText, RecordTail]
 
 
 class CorruptRecord(ValueError):
@@ -117,10 +122,10 @@ def encode_text(
             if saved_at is not None:
                 again = encode_again(
                     serializer, key, previous, data, changed, created, expiry,
-                    saved_text, user,
+                    saved_at, saved_text, user,
                 )  # fmt: skip
                 if again is not None:
-                    return again[0], again[1]
+                    return again[0], again[2]
             kept = _decoded.get(key)
             if kept is not None and kept[2] is not None and kept[0] == previous:
                 text = changed_data_text(kept[2], data, changed)
@@ -150,7 +155,15 @@ def encode_new(
     if type(serializer) is TaggedJSONSerializer:  # joined as version 1 writes it
         text = data_text(data)
         if text is not None:
-            joined = record_text(text, created, expiry, saved_at, user, saved_text)
+            if created is saved_at and expiry is None and user is None and saved_text:
+                # record_text() of a session saved as it is created, spelled out
+                items = ",".join(text.values())
+                joined: str | None = (
+                    f'{{"v":1,"data":{{{items}}},"created":{saved_text}'
+                    f',"expiry":null,"saved":{saved_text}}}'
+                )
+            else:
+                joined = record_text(text, created, expiry, saved_at, user, saved_text)
             if joined is not None:
                 try:
                     return joined.encode("utf-8")
@@ -192,15 +205,17 @@ def encode_again(
     changed: Iterable[str],
     created: float,
     expiry: Expiry,
+    saved_at: float,
     saved_text: str | None,
     user: str | None,
 ) -> Joined | None:
     """:func:`encode_text` of session ``key``'s record saved again, from the
     text kept for ``previous`` (its payload as loaded, unchanged in the store
     since; no key deleted since, ``changed`` set) with ``saved_text`` the JSON
-    of the save time: the record's UTF-8, its data's text and its tail's (to
-    :func:`keep` them with); None if none is kept, or it cannot be joined (a
-    lone surrogate included: the general encoder reports it)."""
+    of the save time ``saved_at``: the record's UTF-8, with its parts (a copy
+    of ``data``), its data's text and its tail's, to :func:`keep` once it is
+    stored; None if none is kept, or it cannot be joined (a lone surrogate
+    included: the general encoder reports it)."""
     if saved_text is None or type(serializer) is not TaggedJSONSerializer:
         return None
     kept = _decoded.get(key)
@@ -222,8 +237,11 @@ def encode_again(
             return None
     joined = ",".join(items.values())
     text = f'{{"v":1,"data":{{{joined}{tail[0]}{saved_text}{tail[1]}'
+    # The record it is joined from was kept, so small: a copy is seldom made
+    # for a record too large to keep (once, as it grows past the bound).
+    parts = new_envelope((dict(data), created, expiry, saved_at, user))
     try:
-        return text.encode("utf-8"), items, tail
+        return text.encode("utf-8"), parts, items, tail
     except UnicodeEncodeError:
         return None
 
@@ -272,7 +290,7 @@ def decode(serializer: Serializer, payload: bytes, key: str | None = None) -> En
 # the JSON text of the data when this process wrote it (for the next save
 # to start from), and the text of the record after its data when it was
 # saved again (see encode_again).
-_decoded: dict[str, tuple[bytes, Envelope, DataText | None, RecordTail | None]] = {}
+_decoded: dict[str, Kept] = {}
 #: The same dict, for ``SessionRecord.open()`` to read without a call: its
 #: entries' envelopes are shared, their data never handed out uncopied.
 KEPT_DECODINGS = _decoded
@@ -317,34 +335,21 @@ def remember(
         kept = _decoded.get(key)
         if kept is not None and kept[0] == payload:
             text = kept[2]
-    keep(key, payload, text, data, created, expiry, saved_at, user)
+    parts = new_envelope((dict(data), created, expiry, saved_at, user))
+    keep(key, (payload, parts, text, None))
 
 
-def keep(
-    key: str,
-    payload: bytes,
-    text: DataText | None,
-    data: dict[str, Any],
-    created: float,
-    expiry: Expiry,
-    saved_at: float | None,
-    user: str | None,
-    tail: RecordTail | None = None,
-) -> None:
-    """:func:`remember` of parts known to be kept (the default serializer's,
-    plain values), a copy of ``data`` among them, with ``tail`` the text
-    after the data if known; a large ``payload`` is not."""
-    kept = _decoded.pop(key, None)
-    if len(payload) > _KEPT_RECORD_BYTES:
+def keep(key: str, kept: Kept) -> None:
+    """Keep ``kept`` for session ``key``, in place of what was: what
+    :func:`remember` keeps (the default serializer's parts, plain values, a
+    copy of the data among them), or :func:`encode_again` joined; a large
+    record is not kept."""
+    previous = _decoded.pop(key, None)
+    if len(kept[0]) > _KEPT_RECORD_BYTES:
         return
-    while kept is None and len(_decoded) >= _KEPT_RECORDS:
+    while previous is None and len(_decoded) >= _KEPT_RECORDS:
         try:
             del _decoded[next(iter(_decoded))]  # the oldest
         except (KeyError, RuntimeError, StopIteration):
             pass  # another thread changed the cache meanwhile: look again
-    _decoded[key] = (
-        payload,
-        new_envelope((dict(data), created, expiry, saved_at, user)),
-        text,
-        tail,
-    )
+    _decoded[key] = kept

@@ -31,9 +31,10 @@ def urlsafe_base64(data: bytes) -> bytes:
 
 def generate_key() -> str:
     """Return a fresh session id with 256 bits of randomness
-    (``secrets.token_urlsafe(32)``; :func:`urlsafe_base64`, spelled out)."""
-    text = binascii.b2a_base64(os.urandom(KEY_BYTES), newline=False)
-    return text.translate(_URL_SAFE).rstrip(b"=").decode("ascii")
+    (``secrets.token_urlsafe(32)``; :func:`urlsafe_base64`, spelled out:
+    the padding and newline deleted by the translation)."""
+    encoded = binascii.b2a_base64(os.urandom(KEY_BYTES))
+    return encoded.translate(_URL_SAFE, b"=\n").decode()
 
 
 def is_valid_key(value: object) -> bool:
@@ -59,7 +60,7 @@ def _well_formed(value: str) -> bool:
 #: bookkeeping on a miss cost a new session more than the hashing itself.
 _storage_keys: dict[str, str] = {}
 #: The same dict, for a store's load and save to read a name kept without
-#: a call (``STORAGE_KEYS.get(key) or storage_key(key)``).
+#: a call (``STORAGE_KEYS.get(key) or hash_storage_key(key)``).
 STORAGE_KEYS = _storage_keys
 _MAX_STORAGE_KEYS = 1024
 
@@ -72,12 +73,16 @@ def storage_key(session_key: str) -> str:
     its UTF-8 is its ASCII): ``delete()`` of a string no session can have,
     non-ASCII included, names an absent record, not an error.
     """
-    name = _storage_keys.get(session_key)
-    if name is None:
-        name = hashlib.sha256(session_key.encode("utf-8", "surrogatepass")).hexdigest()
-        if len(_storage_keys) >= _MAX_STORAGE_KEYS:
-            _storage_keys.clear()
-        _storage_keys[session_key] = name
+    return _storage_keys.get(session_key) or hash_storage_key(session_key)
+
+
+def hash_storage_key(session_key: str) -> str:
+    """:func:`storage_key`, hashed without looking it up first (the id of a
+    new record, or one just looked up and missed), and kept."""
+    name = hashlib.sha256(session_key.encode("utf-8", "surrogatepass")).hexdigest()
+    if len(_storage_keys) >= _MAX_STORAGE_KEYS:
+        _storage_keys.clear()
+    _storage_keys[session_key] = name
     return name
 
 

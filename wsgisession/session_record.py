@@ -258,7 +258,7 @@ class SessionRecord(MoveMethods):
             again = envelope.encode_again(
                 self.serializer, key, loaded.payload, data,
                 () if changes is None else changes.changed,
-                self.created, expiry, now_text, self.user,
+                self.created, expiry, now, now_text, self.user,
             )  # fmt: skip
         self._saving = (data, changes, now, now_text, kept_age, again)
         self._outcome = None
@@ -267,8 +267,7 @@ class SessionRecord(MoveMethods):
         if outcome is None:
             raise _merge_skipped(self.store)
         if outcome is again:  # saved again: its key, creation, expiry and owner
-            payload, text, tail = again
-            record = new_record((payload, now + kept_age, None))
+            record = new_record((again[0], now + kept_age, None))
             if stored_key == key:  # as loaded: only the save time, the record
                 self.loaded, self.saved_at = record, now  # and Max-Age are new
                 if expiry is None:  # browser_session(), spelled out
@@ -276,13 +275,10 @@ class SessionRecord(MoveMethods):
                 else:
                     browser_close = expiry == 0
                 self.max_age_at_save = None if browser_close else int(kept_age)
-                envelope.keep(
-                    key, payload, text, data, self.created, expiry, now, self.user,
-                    tail,
-                )  # fmt: skip
+                envelope.keep(key, again)
                 return data
             saved: Parts = (data, self.created, expiry, now, self.user)  # a new key
-            return self._saved(stored_key, saved, record, kept_age, text)
+            return self._saved(stored_key, saved, record, kept_age, again[2])
         parts, payload, age, text = outcome
         record = new_record((payload, now + age, None))
         return self._saved(stored_key, parts, record, age, text)

@@ -9,8 +9,9 @@ import threading
 import time
 from collections.abc import Iterator
 
+from .. import clock
 from ..errors import LockTimeout
-from ..keys import STORAGE_KEYS
+from ..keys import STORAGE_KEYS, hash_storage_key
 from ._shared import per_process, undone_if_cut_short
 from .base import Merge, Progress, Record, Store, new_record, now, storage_key
 
@@ -41,7 +42,8 @@ class MemoryStore(Store):
         # one no later than its expiry. A save that moves the expiry later
         # (the usual case) pushes nothing: the sweep finds the record still
         # live and pushes its new expiry then. The heap is rebuilt when
-        # stale entries outnumber the records.
+        # stale entries outnumber the records (checked where they can come
+        # to: a push for a record already there, a record dropped).
         self._expiries: list[tuple[float, str]] = []
         self._held: dict[str, tuple[str, float]] = {}
         # user id -> record names of the user's sessions, and back: an entry
@@ -78,35 +80,34 @@ class MemoryStore(Store):
 
     def load(self, session_key: str) -> Record | None:
         record = self._records.get(  # _live(), spelled out
-            STORAGE_KEYS.get(session_key) or storage_key(session_key)
+            STORAGE_KEYS.get(session_key) or hash_storage_key(session_key)
         )
-        if record is None or record[1] <= now():
+        if record is None or record[1] <= clock.read():  # now(), spelled out
             return None
         return record
 
     def create(self, session_key: str, payload: bytes, expires_at: float) -> str | None:
-        name = storage_key(session_key)
+        name = hash_storage_key(session_key)  # mostly a new id: no lookup first
         with self._lock:
             previous = self._records.get(name)  # _live(), spelled out
             if previous is not None and previous[1] > now():
                 return None
             self._records[name] = new_record((payload, expires_at, None))
-            if previous is None or previous[1] > expires_at:  # _push_expiry(),
-                expiries = self._expiries  # spelled out: most creates push
-                heapq.heappush(expiries, (expires_at, name))
-                if len(expiries) > 2 * len(self._records) + 64:
-                    self._rebuild_expiries()
+            if previous is None:  # one entry and one record more: within the
+                heapq.heappush(self._expiries, (expires_at, name))  # bound
+            elif previous[1] > expires_at:
+                self._push_expiry(name, expires_at)
         return session_key
 
     def update(self, session_key: str, merge: Merge, loaded: Record | None) -> str:
-        name = STORAGE_KEYS.get(session_key) or storage_key(session_key)
+        name = STORAGE_KEYS.get(session_key) or hash_storage_key(session_key)
         with self._lock:
             previous = self._records.get(name)  # _live(), spelled out
-            if previous is None or previous[1] <= now():
+            if previous is None or previous[1] <= clock.read():  # now(), spelled out
                 payload, expires_at = merge(None)
             else:
                 payload, expires_at = merge(previous[0])
-            if expires_at <= now():
+            if expires_at <= clock.read():
                 self._drop(name)
             else:
                 self._records[name] = new_record((payload, expires_at, None))
@@ -150,8 +151,12 @@ class MemoryStore(Store):
             self._owners.pop(name, None)
 
     def _drop(self, name: str) -> None:
-        """Remove a record and its index entry (caller holds ``_lock``)."""
-        self._records.pop(name, None)
+        """Remove a record and its index entry (caller holds ``_lock``); its
+        heap entry stays until swept, or the heap is rebuilt."""
+        if self._records.pop(name, None) is not None and (
+            len(self._expiries) > 2 * len(self._records) + 64
+        ):
+            self._rebuild_expiries()
         user = self._owners.pop(name, None)
         if user is not None:
             names = self._users.get(user)
