@@ -85,8 +85,8 @@ Parts = tuple[dict[str, Any], float, Expiry, float | None, str | None]
 #: its parts, the text of its data and of the record after its data.
 Kept = tuple[bytes, Envelope, DataText | None, RecordTail | None]
 
-#: A record joined again from its kept text (:func:`encode_again`): what to
-#: :func:`keep` for it once it is stored, its UTF-8 first.
+#: A record joined again from its kept text (:func:`encode_again`): what is
+#: kept for it, its UTF-8 first.
 Joined = tuple[bytes, Envelope, DataText, RecordTail]
 
 
@@ -154,19 +154,22 @@ def encode_new(
     one's, whose data's text is not kept), its parts given one by one."""
     if type(serializer) is TaggedJSONSerializer:  # joined as version 1 writes it
         text = data_text(data)
-        if text is not None:
-            if created is saved_at and expiry is None and user is None and saved_text:
-                # record_text() of a session saved as it is created, spelled out
-                items = ",".join(text.values())
-                joined: str | None = (
-                    f'{{"v":1,"data":{{{items}}},"created":{saved_text}'
-                    f',"expiry":null,"saved":{saved_text}}}'
-                )
-            else:
-                joined = record_text(text, created, expiry, saved_at, user, saved_text)
+        if text is None:  # not plain: the serializer's to write
+            pass
+        elif created is saved_at and expiry is None and user is None and saved_text:
+            # record_text() of a session saved as it is created, spelled out
+            try:
+                return (
+                    f'{{"v":1,"data":{{{",".join(text.values())}}},"created":'
+                    f'{saved_text},"expiry":null,"saved":{saved_text}}}'
+                ).encode()
+            except UnicodeEncodeError:  # a lone surrogate: reported below
+                pass
+        else:
+            joined = record_text(text, created, expiry, saved_at, user, saved_text)
             if joined is not None:
                 try:
-                    return joined.encode("utf-8")
+                    return joined.encode()
                 except UnicodeEncodeError:  # a lone surrogate: reported below
                     pass
     return _dumped(serializer, (data, created, expiry, saved_at, user))
@@ -213,9 +216,9 @@ def encode_again(
     text kept for ``previous`` (its payload as loaded, unchanged in the store
     since; no key deleted since, ``changed`` set) with ``saved_text`` the JSON
     of the save time ``saved_at``: the record's UTF-8, with its parts (a copy
-    of ``data``), its data's text and its tail's, to :func:`keep` once it is
-    stored; None if none is kept, or it cannot be joined (a lone surrogate
-    included: the general encoder reports it)."""
+    of ``data``), its data's text and its tail's, kept for ``key`` at once;
+    None if none is kept, or it cannot be joined (a lone surrogate included:
+    the general encoder reports it)."""
     if saved_text is None or type(serializer) is not TaggedJSONSerializer:
         return None
     kept = _decoded.get(key)
@@ -241,9 +244,17 @@ def encode_again(
     # for a record too large to keep (once, as it grows past the bound).
     parts = new_envelope((dict(data), created, expiry, saved_at, user))
     try:
-        return text.encode("utf-8"), parts, items, tail
+        again = text.encode("utf-8"), parts, items, tail
     except UnicodeEncodeError:
         return None
+    # Kept at once, before the store writes it: an entry is the decoding of
+    # its bytes, which a load compares, whether the store writes them or not.
+    # It takes the place of the one it is joined from (keep(), spelled out).
+    if len(again[0]) <= _KEPT_RECORD_BYTES and _decoded.pop(key, None) is not None:
+        _decoded[key] = again
+    else:  # too large to keep, or the entry went meanwhile: keep() bounds them
+        keep(key, again)
+    return again
 
 
 def decode(serializer: Serializer, payload: bytes, key: str | None = None) -> Envelope:

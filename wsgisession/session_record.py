@@ -243,10 +243,14 @@ class SessionRecord(MoveMethods):
         session's data as saved (merged)."""
         loaded, settings, expiry = self.loaded, self.settings, self.expiry
         now, now_text = clock.save_moment()
+        # The record's lifetime if its expiry stays, and the cookie's Max-Age
+        # then (lifetime() and browser_session(), spelled out by default).
         if expiry is None and settings.absolute_timeout is None:
-            kept_age: float = settings.cookie_age  # lifetime(), spelled out
+            kept_age: float = settings.cookie_age  # an int: its own int()
+            max_age = None if settings.expire_at_browser_close else settings.cookie_age
         else:
             kept_age = lifetime(settings, expiry, self.created, now)
+            max_age = None if self.browser_session() else int(kept_age)
         # The record saved again from the kept text of its data as loaded
         # (this process wrote it; no key deleted since): joined before the
         # store's atomic section, written if the record is unchanged in it;
@@ -270,13 +274,8 @@ class SessionRecord(MoveMethods):
             record = new_record((again[0], now + kept_age, None))
             if stored_key == key:  # as loaded: only the save time, the record
                 self.loaded, self.saved_at = record, now  # and Max-Age are new
-                if expiry is None:  # browser_session(), spelled out
-                    browser_close = settings.expire_at_browser_close
-                else:
-                    browser_close = expiry == 0
-                self.max_age_at_save = None if browser_close else int(kept_age)
-                envelope.keep(key, again)
-                return data
+                self.max_age_at_save = max_age
+                return data  # kept by encode_again()
             saved: Parts = (data, self.created, expiry, now, self.user)  # a new key
             return self._saved(stored_key, saved, record, kept_age, again[2])
         parts, payload, age, text = outcome
@@ -287,14 +286,16 @@ class SessionRecord(MoveMethods):
         """:meth:`update`'s merge: the payload to write over ``current`` (the
         record as it is in the store's atomic section) and its expiry. Its
         outcome is kept for :meth:`update` (a store may call it again)."""
+        data, changes, now, now_text, age, again = self._saving
+        # Joined again (so loaded) and unchanged since; a record gone (None)
+        # equals no payload: it is refused below.
+        if again is not None and current == self.loaded.payload:  # type: ignore[union-attr]
+            self._outcome = again
+            return again[0], now + age
         if current is None:
             raise SessionInterrupted()
-        data, changes, now, now_text, age, again = self._saving
         loaded = self.loaded
         if loaded is not None and current == loaded.payload:  # unchanged since
-            if again is not None:
-                self._outcome = again
-                return again[0], now + age
             parts: Parts = (data, self.created, self.expiry, now, self.user)
             # Every item written again (a key deleted since, or no text kept).
             payload, text = envelope.encode_text(

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 from .. import clock
 from ..errors import LockTimeout
-from ..keys import STORAGE_KEYS, hash_storage_key
+from ..keys import STORAGE_KEYS, generate_key, hash_storage_key
 from ._shared import per_process, undone_if_cut_short
 from .base import Merge, Progress, Record, Store, new_record, now, storage_key
 
@@ -34,6 +34,8 @@ class MemoryStore(Store):
 
     ini_name = "memory"
     supports_user_sessions = True
+    #: Store.generate_key(), without its frame (a call per new session).
+    generate_key = staticmethod(generate_key)
 
     def __init__(self) -> None:
         self._records: dict[str, Record] = {}
