@@ -20,7 +20,7 @@ from typing import Any
 from .envelope import IMMUTABLE_TYPES, Envelope
 from .expiry import Expiry
 
-__all__ = ["ChangeSet", "setting"]
+__all__ = ["ChangeSet", "bare_change_set"]
 
 Dumps = Callable[[Any], bytes]
 
@@ -47,7 +47,7 @@ class ChangeSet:
     """
 
     # No slots: these three are class defaults until set, so that a
-    # request's first change (:func:`setting`) sets only what a save reads.
+    # request's first change (:data:`bare_change_set`) sets only what a save reads.
     cleared = False
     expiry_changed = False
     all_handed_out = False
@@ -167,22 +167,10 @@ class ChangeSet:
         )
 
 
-def setting(key: str) -> ChangeSet:
-    """A new change set with ``key`` set: a request's first change, as
-    ``ChangeSet()`` then :meth:`ChangeSet.set` make it.
-
-    The class is called bare, its ``__init__`` skipped: a Python
-    ``__init__`` and the ``set()`` call cost each writing request about
-    1K instructions more than setting the attributes here (the rest are
-    the class's defaults).
-    """
-    changes = _bare_change_set()
-    changes.changed = {key}
-    changes.deleted = set()
-    changes.reordered = False
-    changes.snapshots = {}
-    return changes
-
-
-#: A ``ChangeSet`` with no attribute set, made without running ``__init__``.
-_bare_change_set = functools.partial(object.__new__, ChangeSet)
+#: A ``ChangeSet`` with no attribute set, made without running ``__init__``:
+#: a request's first change (``Session.__setitem__``) sets ``changed``,
+#: ``deleted``, ``reordered`` and ``snapshots`` on it, as ``ChangeSet()``
+#: then :meth:`ChangeSet.set` would (the rest are the class's defaults). A
+#: Python ``__init__``, the ``set()`` call, and a function making it cost
+#: each writing request about 1K instructions more.
+bare_change_set = functools.partial(object.__new__, ChangeSet)

@@ -50,7 +50,7 @@ class Sweeper:
         store), and a moment before the last sweep is a clock set back."""
         if not self.interval:
             return
-        moment = clock.now()
+        moment = clock.read()  # now(), without its frame: every save asks
         # Not due, the usual case, checked without the lock; a moment before
         # the last sweep means the wall clock was set back: due at once.
         if self._swept_at <= moment < self._due:

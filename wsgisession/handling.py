@@ -24,6 +24,10 @@ __all__ = ["Handled", "WSGIApp", "handle"]
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
+#: Whether none of some header names' lengths is that of ``Vary`` or
+#: ``Cache-Control`` (the set's method bound once: no attribute read).
+_neither_length = VARY_OR_CACHE_CONTROL_LENGTHS.isdisjoint
+
 
 class Handled(Protocol):
     """What :func:`handle` reads of the middleware it is the ``__call__`` of."""
@@ -56,7 +60,7 @@ def handle(
     response.environ = environ
     response.server_start_response = start_response
     response.server_write = None
-    response.failed = response.may_save_again = False
+    response.failed = False  # may_save_again: the class's, read off this path
     header = response.cookie_header = environ.get("HTTP_COOKIE")
     session = response.session = environ[setup.environ_key] = setup.new_session()
     session._key_source = header  # session_factory.for_request(), spelled out
@@ -115,8 +119,14 @@ def _settled_as_read(
         or (record.key is None and not session._data)
     ):
         return False
-    headers = response.headers = list(response.headers)
-    add_session_headers(headers, private=False)
+    headers = response.headers
+    # add_session_headers(), spelled out for the usual case (as in
+    # _send_as_written): no name is of the length of Vary or Cache-Control.
+    if _neither_length(map(len, map(header_name, headers))):
+        response.headers = [*headers, ("Vary", "Cookie")]
+    else:
+        headers = response.headers = list(headers)
+        add_session_headers(headers, private=False)
     return True
 
 
@@ -173,7 +183,7 @@ def _send_as_written(
     ]
     # add_session_headers(), spelled out for the usual case: no name is of
     # the length of Vary or Cache-Control.
-    if VARY_OR_CACHE_CONTROL_LENGTHS.isdisjoint(map(len, map(header_name, headers))):
+    if _neither_length(map(len, map(header_name, headers))):
         headers += setup.session_headers
     else:
         add_session_headers(headers, private=setup.private)

@@ -24,7 +24,7 @@ from typing import Any, NoReturn
 
 from . import clock
 from . import expiry as rules
-from .changes import ChangeSet, setting
+from .changes import ChangeSet, bare_change_set
 from .config import Settings
 from .envelope import IMMUTABLE_TYPES
 from .offered_keys import OfferedKeyMethods
@@ -165,33 +165,35 @@ class Session(
         if record is None:
             record = self._new_record()
             if not candidates:  # a new session: none to open
-                record.created = clock.now()  # all that forget() changes here
+                record.created = clock.read()  # all that forget() changes here
                 published = self._data
                 if published is None:  # see below
                     published = {}
-                    self._record, self._data = record, published
+                    self._record = record
+                    self._data = published
                 return published
-        data: dict[str, Any] | None = None
         try:
             for candidate in candidates:
                 data = record.open(candidate)
                 if data is not None:
                     self._offered_key_loaded = True
                     break
+            else:  # none opened: a new session, as of now
+                record.forget()
+                data = {}
         except BaseException:  # not an absent session: the next use tries again
             self._offered, self._load_failed = candidates, True
             if self._record is None:  # a lock it took goes with the session's
                 self._record = record
             raise
-        if data is None:  # none opened: a new session, as of now
-            record.forget()
-            data = {}
         # No call between the check and the stores: CPython switches threads
         # at calls and loops only, so no other thread's load comes between.
         published = self._data
         if published is not None:
             return published
-        self._record, self._offered, self._data = record, (), data
+        self._record = record
+        self._offered = ()
+        self._data = data
         return data
 
     def _new_record(self) -> SessionRecord:
@@ -262,8 +264,13 @@ class Session(
         data = self._data
         (data if data is not None else self._load())[key] = value
         changes = self._changes
-        if changes is None:
-            self._changes = setting(key)
+        if changes is None:  # the first change: see bare_change_set
+            changes = bare_change_set()
+            changes.changed = {key}
+            changes.deleted = set()
+            changes.reordered = False
+            changes.snapshots = {}
+            self._changes = changes  # whole: another thread may read it
         else:
             changes.set(key)
         self.modified = True

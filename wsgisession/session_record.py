@@ -336,7 +336,7 @@ class SessionRecord(MoveMethods):
         """No record any more (flushed, or revoked): a new session from now on."""
         self.key, self.stored, self.loaded = None, False, None
         self.user, self.expiry, self.saved_at = None, None, None
-        self.created = clock.now()
+        self.created = clock.read()  # now(), without its frame
 
     def reissue_due(self) -> bool:
         """Whether ``reissue_time`` says to re-save this stored record now; at
