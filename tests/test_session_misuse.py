@@ -10,8 +10,10 @@ import copy
 import pickle
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import webtest
@@ -286,3 +288,50 @@ def test_two_threads_loading_a_session_at_once_lose_no_write() -> None:
     session.save()
     stored = middleware.open_session(key)
     assert dict(stored) == {"list0": [0], "list1": [1], "list2": [2], "new": 1}
+
+
+def test_two_threads_loading_a_locked_session_share_the_requests_lock() -> None:
+    """``lock = true``: a thread of the request whose load overlaps the
+    request's own sees the lock the request took; it waited for it (for
+    ``lock_timeout``, then LockTimeout) when each load had a record of its own."""
+    store = _LoadHeldBack()
+    store._first = False
+    outcome: list[object] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        session = environ["wsgisession"]
+        if environ["PATH_INFO"] == "/set":
+            session["a"] = 1
+        else:
+            store._first = True
+            viewer = threading.Thread(
+                target=lambda: outcome.append(_raised(lambda: dict(session.items())))
+            )
+            viewer.start()
+            assert store.held.wait(10)
+            session["b"] = 2  # loads, and takes the lock, in this thread
+            store.release.set()
+            viewer.join()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    client = webtest.TestApp(
+        SessionMiddleware(app, store=store, lock=True, lock_timeout=1.0)
+    )
+    client.get("/set")
+    started = time.monotonic()
+    client.get("/two")
+    assert time.monotonic() - started < 0.5
+    assert outcome == [{"a": 1, "b": 2}] or outcome == [{"a": 1}]
+    assert client.app.open_session(client.cookies["sessionid"]).items() >= {
+        ("a", 1),
+        ("b", 2),
+    }
+
+
+def _raised(work: Callable[[], object]) -> object:
+    """What ``work`` returns, or the exception it raised."""
+    try:
+        return work()
+    except Exception as exc:  # noqa: BLE001 - the test compares it
+        return exc

@@ -152,9 +152,9 @@ class Session(
 
     def _load(self) -> dict[str, Any]:
         """Load the first offered id the store knows (cookie tossing: see
-        docs/security). The record and its data become the session's at the
-        end, unless another thread of the request loaded it meanwhile: then
-        that one's stand (the thread may have written to them already)."""
+        docs/security). Its data become the session's at the end, unless
+        another thread of the request loaded it meanwhile: then that one's
+        stand (the thread may have written to them already)."""
         record = self._record
         source = self._key_source  # offered_keys(), spelled out
         if source is None:
@@ -172,6 +172,10 @@ class Session(
                     self._record = record
                     self._data = published
                 return published
+            # Shared before it opens: another thread's load of this request
+            # opens the same record, so it sees the lock this one takes (its
+            # own record would wait for that lock, or take one none releases).
+            self._record = record
         try:
             for candidate in candidates:
                 data = record.open(candidate)
@@ -183,8 +187,6 @@ class Session(
                 data = {}
         except BaseException:  # not an absent session: the next use tries again
             self._offered, self._load_failed = candidates, True
-            if self._record is None:  # a lock it took goes with the session's
-                self._record = record
             raise
         # No call between the check and the stores: CPython switches threads
         # at calls and loops only, so no other thread's load comes between.
