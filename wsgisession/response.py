@@ -82,7 +82,7 @@ class Response:
 
     # No slots: a response's status, headers, exc_info and saved are these
     # class defaults until its app starts it (or it saves), so that
-    # :func:`new_response` sets fewer attributes.
+    # :func:`~wsgisession.handling.handle` sets fewer attributes.
     setup: ResponseSetup
     environ: dict[str, Any]
     server_start_response: StartResponse
