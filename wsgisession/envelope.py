@@ -249,11 +249,7 @@ def encode_again(
         return None
     # Kept at once, before the store writes it: an entry is the decoding of
     # its bytes, which a load compares, whether the store writes them or not.
-    # It takes the place of the one it is joined from (keep(), spelled out).
-    if len(again[0]) <= _KEPT_RECORD_BYTES and _decoded.pop(key, None) is not None:
-        _decoded[key] = again
-    else:  # too large to keep, or the entry went meanwhile: keep() bounds them
-        keep(key, again)
+    keep(key, again)
     return again
 
 

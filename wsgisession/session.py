@@ -193,8 +193,7 @@ class Session(
         published = self._data
         if published is not None:
             return published
-        self._record = record
-        self._offered = ()
+        self._offered = ()  # the record is the session's already (see above)
         self._data = data
         return data
 
