@@ -66,13 +66,21 @@ class SessionCookieTooLarge(SessionError):
     """The ``Set-Cookie`` header would exceed what browsers accept.
 
     ``size`` is the cookie's size in bytes (name, value and attributes),
-    ``limit`` the largest size allowed.
+    ``limit`` the largest size allowed. With ``payload=True`` they are the
+    serialized session's size before compression and the signed cookie
+    store's bound on it (``MAX_PAYLOAD_SIZE``), however small the cookie.
     """
 
-    def __init__(self, size: int, limit: int) -> None:
+    def __init__(self, size: int, limit: int, *, payload: bool = False) -> None:
+        what = (
+            f"session data would be {size} bytes before compression, over the "
+            f"{limit}-byte limit of a signed cookie"
+            if payload
+            else f"session cookie would be {size} bytes, over the {limit}-byte "
+            "limit browsers accept"
+        )
         super().__init__(
-            f"session cookie would be {size} bytes, over the {limit}-byte limit "
-            "browsers accept; store less in the session or use a server-side store"
+            f"{what}; store less in the session or use a server-side store"
         )
         self.size = size
         self.limit = limit

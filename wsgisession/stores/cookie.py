@@ -18,7 +18,8 @@ What this store cannot do, and when to choose a server-side store instead:
   hidden. Never put secrets in it without encryption.
 * Browsers drop cookies over about 4 KB, so the session must stay small;
   :class:`~wsgisession.errors.SessionCookieTooLarge` is raised rather than
-  letting the browser drop it silently.
+  letting the browser drop it silently (also for a payload over
+  ``MAX_PAYLOAD_SIZE``, however well it compresses).
 * Every saving response carries the whole session, and two concurrent
   requests cannot merge their changes: the last response wins.
 
@@ -45,18 +46,27 @@ from .. import _coerce as c
 from ..errors import COOKIE_SIZE_LIMIT, ConfigError, SessionCookieTooLarge
 from ..keys import urlsafe_base64
 from ..logthrottle import ThrottledWarning
+from ._cookie_secrets import cookie_secrets, parse_fallbacks
 from .base import IniOption, Merge, Progress, Record, Store, now
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-__all__ = ["COMPRESS_THRESHOLD", "MAX_VALUE_SIZE", "SignedCookieStore"]
+__all__ = [
+    "COMPRESS_THRESHOLD",
+    "MAX_PAYLOAD_SIZE",
+    "MAX_VALUE_SIZE",
+    "SignedCookieStore",
+]
 
 logger = logging.getLogger(__name__)
 
 #: The largest cookie value :meth:`SignedCookieStore.create` and ``update``
 #: produce; the middleware checks the whole ``Set-Cookie`` header as well.
 MAX_VALUE_SIZE = COOKIE_SIZE_LIMIT  # the cookie value alone must fit too
+#: The longest payload a value holds: deflated, 4 KB holds megabytes of
+#: repeated text, which every request sending the cookie would inflate.
+MAX_PAYLOAD_SIZE = 64 * 1024
 
 _SALT = b"wsgisession.cookie"
 _CIPHER_INFO = b"wsgisession.cookie.aes-256-gcm"
@@ -144,86 +154,6 @@ def _signer(secrets: Sequence[bytes]) -> Signer:
     )
 
 
-def _secrets(
-    secret_key: str | bytes | None, fallbacks: Sequence[str | bytes]
-) -> list[bytes]:
-    """The secret and its fallbacks as bytes, newest first; ConfigError if bad.
-
-    Each must be at least 32 bytes; no error shows a secret.
-    """
-    if isinstance(fallbacks, (str, bytes)):
-        raise ConfigError("fallbacks must be a list of secret keys, not one string")
-    if fallbacks is not None and not isinstance(fallbacks, Sequence):
-        raise ConfigError(
-            f"fallbacks must be a list of secret keys, not a {type(fallbacks).__name__}"
-        )
-    if secret_key is None or secret_key in ("", b""):
-        raise ConfigError(
-            f"SignedCookieStore needs secret_key: a secret of at least "
-            f"{c.MIN_SECRET_BYTES} bytes. Make one with: {c.MAKE_SECRET}"
-        )
-    keys = [c.strong_secret("secret_key", secret_key)]
-    for index, key in enumerate(fallbacks or ()):
-        keys.append(c.strong_secret(f"fallbacks[{index}]", key))
-    _refuse_comma_lists("fallbacks", [_as_text(key) for key in keys[1:]])
-    return keys
-
-
-def _as_text(key: bytes) -> str:
-    """``key`` as text, to look for a list of keys in it; "" for bytes that
-    are no UTF-8 (``os.urandom()``'s): no text was split into them, and the
-    commas such a key may hold (one in eight of 32 bytes) are its own."""
-    try:
-        return key.decode("utf-8")
-    except UnicodeDecodeError:
-        return ""
-
-
-def _refuse_comma_lists(name: str, keys: Sequence[str]) -> None:
-    """ConfigError if ``keys`` are a comma-separated list split on whitespace.
-
-    ``"old1,old2".split()`` (or ``"old1, old2"``), passed on as fallbacks,
-    is one key holding both (or keys ending in a comma), which verify no
-    cookie: every session signed with an old key would end, with no error
-    at startup.
-    """
-    last = len(keys) - 1
-    for index, item in enumerate(keys):
-        if _comma_separated(item, first=index == 0, last=index == last):
-            raise ConfigError(
-                f"{name}[{index}] holds a comma: separate the fallbacks with spaces "
-                "or newlines, not commas"
-            )
-
-
-def _parse_fallbacks(key: str, raw: str) -> tuple[str, ...]:
-    """The whitespace-separated fallbacks of an ini value; commas are refused.
-
-    ``old1, old2`` (or ``old1,old2``) would be read as keys ending in a
-    comma, or as one key holding both, which verify no cookie: every
-    session signed with an old key would end, with no error at startup.
-    """
-    keys = c.parse_list(key, raw)
-    _refuse_comma_lists(key, keys)
-    return keys
-
-
-def _comma_separated(item: str, *, first: bool, last: bool) -> bool:
-    """Whether ``item`` is part of a list of keys, not one key that holds a comma.
-
-    A comma joins it to its neighbour (``old1, old2``, ``old1 ,old2``), or
-    it holds keys of 32+ bytes each; a key may start or end with a comma
-    (pwgen -y makes such keys) where no neighbour follows or precedes it.
-    """
-    if (item.endswith(",") and not last) or (item.startswith(",") and not first):
-        return True
-    pieces = [piece for piece in item.split(",") if piece]
-    return len(pieces) > 1 and all(
-        len(piece.encode(errors="surrogatepass")) >= c.MIN_SECRET_BYTES
-        for piece in pieces
-    )
-
-
 def _b64decode(text: bytes) -> bytes:
     return base64.urlsafe_b64decode(text + b"=" * (-len(text) % 4))
 
@@ -255,7 +185,7 @@ class SignedCookieStore(Store):
             "secret_key_fallbacks", "list of secrets (32+ bytes each)", (),
             "Older secret keys, whitespace-separated, still accepted when "
             "verifying, so that keys can be rotated.",
-            c.secret_list, _parse_fallbacks, argument="fallbacks",
+            c.secret_list, parse_fallbacks, argument="fallbacks",
         ),
         IniOption(
             "encrypt", "bool", False,
@@ -284,7 +214,7 @@ class SignedCookieStore(Store):
         encrypt: bool = False,
         compress_threshold: int = COMPRESS_THRESHOLD,
     ) -> None:
-        secrets = _secrets(secret_key, fallbacks)
+        secrets = cookie_secrets(secret_key, fallbacks)
         if not isinstance(encrypt, bool):
             raise ConfigError(f"encrypt must be True or False, not {encrypt!r}")
         if type(compress_threshold) is not int or compress_threshold < 0:
@@ -343,6 +273,8 @@ class SignedCookieStore(Store):
         return 0
 
     def _seal(self, payload: bytes, expires_at: float) -> str:
+        if len(payload) > MAX_PAYLOAD_SIZE:
+            raise SessionCookieTooLarge(len(payload), MAX_PAYLOAD_SIZE, payload=True)
         kind, data = _PLAIN, payload
         if self._cipher is not None:
             kind = _SEALED
@@ -390,10 +322,14 @@ class SignedCookieStore(Store):
         if kind == _PLAIN:
             return data, ""
         if kind == _ZLIB:
+            inflater = zlib.decompressobj(_WBITS)
             try:
-                return zlib.decompress(data, _WBITS), ""
+                inflated = inflater.decompress(data, MAX_PAYLOAD_SIZE + 1)
             except zlib.error:
                 return None, "bad compressed data"
+            if len(inflated) > MAX_PAYLOAD_SIZE:
+                return None, f"inflates past {MAX_PAYLOAD_SIZE} bytes"
+            return (inflated, "") if inflater.eof else (None, "bad compressed data")
         if kind == _SEALED:
             if self._cipher is None:
                 return None, "encrypted, but this store has encrypt=False"
