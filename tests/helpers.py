@@ -18,9 +18,11 @@ from urllib.parse import unquote
 import pytest
 from hypothesis import settings
 from sql_support import SQL_KINDS, sql_url
+from werkzeug.http import dump_cookie
 
 from wsgisession import Session, clock, stores
 from wsgisession.cli import main
+from wsgisession.config import Settings
 from wsgisession.stores import FileStore, MemoryStore, SQLiteStore
 from wsgisession.stores.base import Store, now
 
@@ -393,3 +395,23 @@ def filter_ini(tmp_path: Path, keys: str) -> str:
     body = textwrap.dedent(keys).strip()
     path.write_text(f"[filter:session]\nuse = egg:wsgisession#session\n{body}\n")
     return f"{path}#session"
+
+
+def dump_cookie_header(
+    made: Settings, secure: bool, value: str, max_age: int | None, moment: float
+) -> str:
+    """The session cookie werkzeug's ``dump_cookie`` writes for ``made``'s
+    attributes, saved at ``moment``: what the middleware's own must equal."""
+    return dump_cookie(
+        made.cookie_name,
+        value,
+        max_age=max_age,
+        expires=None if max_age is None else int(moment) + max_age,
+        path=made.cookie_path,
+        domain=made.cookie_domain,
+        secure=secure,
+        httponly=made.cookie_httponly,
+        samesite=made.cookie_samesite or None,
+        partitioned=made.cookie_partitioned,
+        max_size=0,
+    )

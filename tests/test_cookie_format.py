@@ -8,7 +8,7 @@ must agree with werkzeug on every input, the odd ones included.
 from __future__ import annotations
 
 import pytest
-from helpers import fake_clock
+from helpers import dump_cookie_header, fake_clock
 from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -43,19 +43,7 @@ AGES = st.none() | st.integers(-100, 10**9)
 def werkzeug_header(
     settings: Settings, value: str, max_age: int | None, secure: bool
 ) -> str:
-    return dump_cookie(
-        settings.cookie_name,
-        value,
-        max_age=max_age,
-        expires=None if max_age is None else http_date(1_700_000_000 + max_age),
-        path=settings.cookie_path,
-        domain=settings.cookie_domain,
-        secure=secure,
-        httponly=settings.cookie_httponly,
-        samesite=settings.cookie_samesite or None,
-        partitioned=settings.cookie_partitioned,
-        max_size=0,
-    )
+    return dump_cookie_header(settings, secure, value, max_age, 1_700_000_000)
 
 
 @pytest.mark.slow  # hypothesis: many examples

@@ -31,8 +31,8 @@ def now() -> float:
 
 
 def save_moment(now: float | None = None) -> tuple[float, str | None]:
-    """``now`` (by default, the clock's time) to the microsecond, the time a
-    save writes in its record, and its JSON text for
+    """``now`` (by default, the clock's time) to the nearest microsecond, the
+    time a save writes in its record, and its JSON text for
     ``_recordtext.record_text``; None past the year 2106.
 
     Formatting a full precision time stamp (``float.__repr__``) would be
@@ -43,7 +43,8 @@ def save_moment(now: float | None = None) -> tuple[float, str | None]:
         now = read()
     if not 1.0 <= now < _MICROSECOND_TEXT_BELOW:
         return now, None
-    microseconds = int(now * 1_000_000)
+    # Rounded, not truncated: 1.000001 * 1e6 is 1000000.9999999999.
+    microseconds = round(now * 1_000_000)
     digits = str(microseconds)
     return microseconds / 1_000_000, f"{digits[:-6]}.{digits[-6:].rstrip('0') or '0'}"
 

@@ -132,8 +132,9 @@ def fixed_secure(settings: Settings) -> bool | None:
 
 
 # The last Expires date formatted, as (Unix second, HTTP date): every cookie
-# saved within one second with the same age shares it.
-_last_expires: tuple[int, str] = (0, "")
+# saved within one second with the same age shares it. A true pair from the
+# start: a first cookie ending at second 0 had an empty date.
+_last_expires: tuple[int, str] = (0, http_date(0))
 
 
 def expires_at_date(moment: int) -> str:
