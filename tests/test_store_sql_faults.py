@@ -23,8 +23,13 @@ from wsgisession.stores import SQLStore
 
 @pytest.mark.parametrize(
     ("column", "value"),
-    [("expires_at", "soon"), ("expires_at", b"\x00\x01"), ("payload", "text")],
-    ids=["text-expiry", "blob-expiry", "text-payload"],
+    [
+        ("expires_at", "soon"),
+        ("expires_at", b"\x00\x01"),
+        ("payload", "text"),
+        ("payload", 2**62),  # bytes(n) of it: MemoryError, n = 2e9 took 2 GB
+    ],
+    ids=["text-expiry", "blob-expiry", "text-payload", "int-payload"],
 )
 def test_a_damaged_row_loads_as_absent(
     column: str,

@@ -84,3 +84,24 @@ def test_clear_expired_on_a_sqlite_of_999_parameters(tmp_path: Path) -> None:
     assert store.sweep_expired(2000) == 0
     store.close()
     engine.dispose()
+
+
+def test_clear_expired_past_a_row_whose_key_is_a_blob(tmp_path: Path) -> None:
+    """SQLite keeps whatever is put in the key column: one expired row with a
+    blob key (written by hand, or damaged) made every sweep fail for good
+    (its keys are written into the DELETE, and a blob could not be), so the
+    table grew with every expired session from then on."""
+    path = tmp_path / "sessions.sqlite3"
+    store = SQLStore(f"sqlite:///{path}")
+    dead, live = generate_key(), generate_key()
+    store.create(dead, b"dead", now() - 5)
+    store.create(live, b"live", later())
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            f"INSERT INTO {TABLE} (key, payload, expires_at) VALUES (?, ?, ?)",
+            (b"\x00hostile", b"x", now() - 5),
+        )
+    assert store.clear_expired() == 2
+    assert store.load(dead) is None
+    assert store.load(live) is not None
+    store.close()

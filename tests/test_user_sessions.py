@@ -222,6 +222,23 @@ def test_binding_to_another_user_moves_the_session(site: Site) -> None:
     ]
 
 
+def test_binding_to_another_user_keeps_nothing_of_the_first(site: Site) -> None:
+    """As Django's login(): bob logging in on alice's session (a shared
+    browser she did not log out of) gets none of her data (her CSRF token,
+    which whoever used the browser before him may know), nor her created."""
+    alice = site.session()
+    alice["_csrft_"] = "known-to-alice"
+    alice.bind_user("alice")
+    alice.save()
+    bob = site.session(alice.session_key)
+    bob.bind_user("bob")
+    bob.save()
+    assert dict(site.session(bob.session_key)) == {}
+    assert bob.created > alice.created
+    assert site.middleware.user_sessions("alice") == []
+    assert [dict(s.data) for s in site.middleware.user_sessions("bob")] == [{}]
+
+
 # -- revoking -------------------------------------------------------------------
 
 

@@ -200,9 +200,14 @@ class WriteMethods:
         The store then lists it among the user's sessions (the middleware's
         ``user_sessions``) and can revoke it. ``user_id`` is a non-empty
         ``str`` or an ``int`` (taken as its decimal string); a store without
-        user sessions raises NotImplementedError.
+        user sessions raises NotImplementedError. A session bound to another
+        user is flushed first: the new user's starts empty.
         """
         user = user_key(user_id)
+        if self.loaded_record().user not in (None, user):
+            # As Django's login(): another user's session (its data, CSRF
+            # token, created) is not the new user's; it ends, a logout.
+            self.flush()
         self._move_to_new_key(self.loaded_record(), user, binding=True)
 
     def reserve_key(self) -> str:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from sqlalchemy import bindparam, delete
+
 from ..clock import now
 from ._shared import waiting_out_sqlite_busy
 from ._sqlrun import Dropped, compile_with_values
@@ -120,8 +122,25 @@ class SQLCleanup:
         keys = [row[0] for row in found.fetchall()]
         if not keys:
             return 0, 0
-        deleted = cursor.execute(*self._once(tables.delete_expired(keys, moment)))
-        return len(keys), int(deleted.rowcount)
+        texts = [key for key in keys if isinstance(key, str)]
+        deleted = 0
+        if texts:
+            statement = tables.delete_expired(texts, moment)
+            deleted += int(cursor.execute(*self._once(statement)).rowcount)
+        # A key no store wrote (SQLite keeps a blob put there as it is):
+        # written into the statement, it failed every sweep for good.
+        for key in [key for key in keys if not isinstance(key, str)]:
+            statement = _delete_one(tables, key, moment)
+            deleted += int(cursor.execute(*self._once(statement)).rowcount)
+        return len(keys), deleted
 
     def _once(self, statement: Any) -> tuple[Compiled, dict[str, object]]:
         return compile_with_values(statement, self._base)
+
+
+def _delete_one(tables: Tables, key: object, moment: float) -> Any:
+    """Delete the record of ``key``, bound, if it is still expired."""
+    sessions = tables.sessions
+    return delete(sessions).where(
+        sessions.c.key == bindparam("b_key", key), sessions.c.expires_at <= moment
+    )

@@ -141,7 +141,9 @@ class SQLStore(SQLCleanup, SQLUserSessions, Store):
     def _sound(self, payload: Any, expires_at: Any) -> tuple[bytes, float] | None:
         """The row's parts, or None (logged) if its columns are of the wrong
         types: SQLite keeps whatever a damaged or hand-edited file holds."""
-        if not isinstance(payload, str) and not isinstance(expires_at, (str, bytes)):
+        # Not bytes(n) of an int: n zero bytes (psycopg2 gives a memoryview).
+        payload_ok = isinstance(payload, (bytes, bytearray, memoryview))
+        if payload_ok and not isinstance(expires_at, (str, bytes)):
             with contextlib.suppress(TypeError, ValueError):
                 return bytes(payload), float(expires_at)
         logger.warning("%r: ignoring a damaged session row", self)
