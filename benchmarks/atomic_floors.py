@@ -129,11 +129,11 @@ def memcached_atomic(address: str) -> Ops:
 def redis_atomic(url: str) -> Ops:
     import redis
 
-    from wsgisession.stores.redis import _COMPARE_AND_SET
+    from wsgisession.stores._redis_scripts import COMPARE_AND_SET
 
     client = redis.Redis.from_url(url)
     client.set(KEY, BLOB, ex=3600)
-    script = client.script_load(_COMPARE_AND_SET)
+    script = client.script_load(COMPARE_AND_SET.source)
     fresh = _fresh_keys("floor:new:")
 
     def getset() -> None:

@@ -182,6 +182,10 @@ def command_revoke(read_settings: ReadSettings, args: argparse.Namespace) -> int
 
 
 def _iso(moment: float) -> str:
-    """A Unix time as an ISO date, UTC, to the second."""
-    when = datetime.datetime.fromtimestamp(moment, datetime.UTC)
+    """A Unix time as an ISO date, UTC, to the second; ``never`` past the
+    last date a datetime holds (a damaged or hand-edited record's expiry)."""
+    try:
+        when = datetime.datetime.fromtimestamp(moment, datetime.UTC)
+    except (OverflowError, OSError, ValueError):
+        return "never"
     return when.replace(microsecond=0).isoformat()

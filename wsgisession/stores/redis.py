@@ -51,7 +51,7 @@ from .. import _coerce as c
 from ..errors import ConfigError, LockTimeout, StoreUnavailable
 from ..expiry import MAX_SECONDS
 from ..redaction import redact_url
-from ._redis_scripts import Lua
+from ._redis_scripts import COMPARE_AND_SET, RELEASE, Lua
 from ._redis_users import RedisUserIndex
 from ._shared import (
     DEFAULT_KEY_PREFIX,
@@ -87,35 +87,6 @@ _MAX_TTL_MS = 2 * MAX_SECONDS * 1000
 #: Redis counts a record's PX from its clock's whole millisecond, up to 1 ms
 #: before the moment the store read: one more keeps it to its expiry.
 _CLOCK_TICK_MS = 1
-
-
-# KEYS[1]: the record. ARGV[1]: the value the caller read, byte for byte
-# (a plain comparison: hashing it cost the server more than the compare),
-# or "" if it read nothing: a stored value is never empty (its header alone
-# is 9 bytes), so an absent record reads as "". ARGV[2]: the new value.
-# ARGV[3]: its TTL in ms, or "0" to delete the record. Returns 1 when
-# written, else the current value (nil if there is none) for the caller to
-# merge with.
-_COMPARE_AND_SET = """
-local current = redis.call('GET', KEYS[1])
-if (current or '') ~= ARGV[1] then return current end
-if ARGV[3] == '0' then
-  redis.call('DEL', KEYS[1])
-else
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-end
-return 1
-"""
-
-# KEYS[1]: a lock. ARGV[1]: its holder's token. Deletes it only if still held.
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-
-_COMPARE_AND_SET_LUA = Lua.of(_COMPARE_AND_SET)
-_RELEASE_LUA = Lua.of(_RELEASE)
 
 
 def slot_mate(name: str, suffix: str, prefix: str = "") -> str:
@@ -269,7 +240,12 @@ class RedisStore(Store):
 
     def load(self, session_key: str) -> Record | None:
         name = self._name(session_key)
-        value = self._call("get", name)
+        try:
+            value = self._call("get", name)
+        except StoreUnavailable as exc:
+            if not str(exc.__cause__).startswith("WRONGTYPE"):
+                raise
+            value = b""  # a key of another type: a corrupt record, as _decode logs
         record = self._decode(name, value)
         if record is None:
             return None
@@ -298,7 +274,7 @@ class RedisStore(Store):
             payload, expires_at = merge(current)
             ttl = record_ttl_ms(expires_at, now())
             new = pack(payload, expires_at) if ttl else b""
-            result = self._script(_COMPARE_AND_SET_LUA, name, seen or b"", new, ttl)
+            result = self._script(COMPARE_AND_SET, name, seen or b"", new, ttl)
             if isinstance(result, int):
                 return session_key
             if attempt > 1:  # busy: back off, then read what is there by then
@@ -362,20 +338,20 @@ class RedisStore(Store):
             # if this too gets no reply in time (an EVALSHA could meet an
             # empty cache).
             with suppress(StoreUnavailable):
-                self._call("eval", _RELEASE_LUA.source, 1, name, token)
+                self._call("eval", RELEASE.source, 1, name, token)
             raise
         try:
             yield
         finally:
             try:
-                self._script(_RELEASE_LUA, name, token)
+                self._script(RELEASE, name, token)
             except StoreUnavailable:  # the key expires anyway; keep the real error
                 logger.warning("%r: could not release the lock %s", self, name)
             except BaseException:
                 # Cut short by an interrupt (a timeout around the request, a
                 # signal): once more, or the key would lock the session for ttl.
                 with suppress(StoreUnavailable):
-                    self._call("eval", _RELEASE_LUA.source, 1, name, token)
+                    self._call("eval", RELEASE.source, 1, name, token)
                 raise
 
     def close(self) -> None:

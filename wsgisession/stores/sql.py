@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import secrets
 import threading
 from collections.abc import Callable, Iterator
@@ -140,12 +141,15 @@ class SQLStore(SQLCleanup, SQLUserSessions, Store):
 
     def _sound(self, payload: Any, expires_at: Any) -> tuple[bytes, float] | None:
         """The row's parts, or None (logged) if its columns are of the wrong
-        types: SQLite keeps whatever a damaged or hand-edited file holds."""
+        types (SQLite keeps whatever a damaged or hand-edited file holds) or
+        its expiry is no moment (PostgreSQL's NaN passes ``expires_at > now``)."""
         # Not bytes(n) of an int: n zero bytes (psycopg2 gives a memoryview).
         payload_ok = isinstance(payload, (bytes, bytearray, memoryview))
         if payload_ok and not isinstance(expires_at, (str, bytes)):
             with contextlib.suppress(TypeError, ValueError):
-                return bytes(payload), float(expires_at)
+                moment = float(expires_at)
+                if math.isfinite(moment):
+                    return bytes(payload), moment
         logger.warning("%r: ignoring a damaged session row", self)
         return None
 
