@@ -17,12 +17,16 @@ from .changes import ChangeSet
 from .config import Settings
 from .cookies import check_cookie_size
 from .errors import SessionInterrupted
+from .keys import KEY_LENGTH
 from .serializers import Serializer
 from .session_record import SessionRecord
 from .stores.base import Store, storage_key
 from .usersessions import handle_of, user_key
 
 __all__ = ["WriteMethods", "refill"]
+
+#: A server-side key's length, all that its cookie's size depends on.
+SERVER_KEY_SHAPE = "k" * KEY_LENGTH
 
 
 def refill(data: dict[str, Any] | None, saved: dict[str, Any]) -> None:
@@ -103,11 +107,15 @@ class WriteMethods:
         ``detect=False`` is for a caller that has just run
         :meth:`detect_changes`, so that values are not serialized twice.
         In a request, the response then sends the session's cookie, with
-        the expiry this save gave the record.
+        the expiry this save gave the record; a cookie that would be too
+        large raises :class:`~wsgisession.errors.SessionCookieTooLarge`
+        here, before a server-side store writes a record no cookie can carry.
         """
         self._get_data()
         if detect:
             self.detect_changes()
+        if not self._store.client_side:  # the cookie store checks its value
+            check_cookie_size(self._settings, SERVER_KEY_SHAPE, self.cookie_max_age)
         self._save_loaded()
         self._saved_by_app = True
 
