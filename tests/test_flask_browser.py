@@ -70,6 +70,17 @@ def make_app(store: Store) -> Flask:
         session["big"] = secrets.token_urlsafe(4000)  # random: no compression helps
         return "big"
 
+    @app.after_request
+    def name_no_icon(response: Any) -> Any:
+        """Chrome asks for ``/favicon.ico`` after a page loads; that request
+        refreshes a permanent session (``SESSION_REFRESH_EACH_REQUEST``, as
+        in Flask) and re-sends its cookie, which, still in flight when the
+        next page cycled the key, could land last and put back the old one
+        (docs/migrating.rst). Pages that name an icon are asked for none."""
+        if response.mimetype == "text/html":
+            response.set_data(b'<link rel="icon" href="data:,">' + response.get_data())
+        return response
+
     init_app(app, store=store, cookie_name="sessionid")
     return app
 

@@ -202,9 +202,11 @@ class Server:
             if isinstance(exc, BlockingIOError):  # the kernel's timeout
                 raise TimeoutError(f"no answer within {self.timeout} s") from exc
             raise
-        if len(free) < KEEP_IDLE and generation == self._generation:
+        if generation == self._generation:
             free.append(client)
-        else:  # a burst is over, or close() ran meanwhile: not kept
+            if len(free) > KEEP_IDLE:  # a burst is over: not all kept
+                _trim(free)
+        else:  # close() ran meanwhile: not kept
             client.close()
         self._down_until = 0.0
         return result
@@ -222,6 +224,18 @@ class Server:
 
     def __repr__(self) -> str:
         return f"<memcached server {self.spec}>"
+
+
+def _trim(free: deque[Any]) -> None:
+    """Close idle clients, the longest idle first, until :data:`KEEP_IDLE` are
+    left. Threads returning clients at once each append, then trim: checking
+    the count before appending let all of them append past it."""
+    while len(free) > KEEP_IDLE:
+        try:
+            client = free.popleft()
+        except IndexError:  # taken meanwhile
+            return
+        client.close()
 
 
 def server_specs(servers: str | Sequence[str]) -> list[str]:
