@@ -10,11 +10,16 @@ checks sentences of them that no example runs:
   store, say)", and the section is read as Paste Deploy reads it, ``use``
   and ``set`` lines included (deploying.rst: "exactly as the app will");
 * deploying.rst: ``check`` warns about "``store = redis`` or ``memcached``
-  with the default :confval:`key_prefix`", however it is written.
+  with the default :confval:`key_prefix`", however it is written;
+* deploying.rst's Logging table (and troubleshooting.rst's Loggers): every
+  module that logs does so under a logger the table names, so that an
+  operator who configures those loggers sees every line.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import re
 import textwrap
 from pathlib import Path
@@ -24,6 +29,7 @@ import pytest
 from helpers import filter_ini, run_cli
 from paste.deploy import loadfilter
 
+import wsgisession
 from wsgisession.config import parse_settings
 from wsgisession.deploycheck import deploy_warnings
 from wsgisession.stores import MemoryStore
@@ -126,3 +132,33 @@ def test_check_reads_the_set_lines_of_a_used_section_as_paste_deploy(
     shown = re.search(r"cookie_age=(\d+).*lock_ttl=([\d.]+)", out)
     assert shown is not None, out
     assert (int(shown[1]), float(shown[2])) == (90, 50.0)
+
+
+def documented_loggers() -> set[str]:
+    """The loggers of deploying.rst's Logging table (``.sqlite`` after
+    ``wsgisession.stores.file`` is ``wsgisession.stores.sqlite``)."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "deploying.rst").read_text(
+        encoding="utf-8"
+    )
+    table = text[text.index("   * - logger") : text.index("No log line at any level")]
+    names: set[str] = set()
+    for row in re.findall(r"^   \* - (.*(?:\n {7}.*)*)", table, re.MULTILINE):
+        found = re.findall(r"``([\w.]+)``", row)
+        parent = found[0].rpartition(".")[0] if found else ""
+        names.update(parent + name if name.startswith(".") else name for name in found)
+    return names
+
+
+def test_every_module_that_logs_uses_a_logger_the_docs_name() -> None:
+    """The demo is left out: it is not part of an app's middleware (nor
+    ``__main__``, which runs the command when imported)."""
+    documented = documented_loggers()
+    assert "wsgisession.stores.memcached" in documented, documented
+    for module in pkgutil.walk_packages(wsgisession.__path__, "wsgisession."):
+        if module.name.startswith(("wsgisession.demo", "wsgisession.__main__")):
+            continue
+        imported = importlib.import_module(module.name)
+        logger = getattr(imported, "logger", None)  # logthrottle logs to others
+        source = Path(str(imported.__file__)).read_text(encoding="utf-8")
+        if logger and re.search(r"\blogger\.(debug|info|warning|error)\(", source):
+            assert logger.name in documented, module.name

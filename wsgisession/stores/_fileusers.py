@@ -26,7 +26,8 @@ from ._lockfile import open_new_file
 
 __all__ = ["UserIndex", "UserIndexes"]
 
-logger = logging.getLogger(__name__)
+# The store's logger, which the docs name (deploying.rst, Logging).
+logger = logging.getLogger("wsgisession.stores.file")
 
 _MAGIC = b"wsu1\n"
 _DIRECTORY = "users"

@@ -38,7 +38,8 @@ from .base import MOVING_FROM, Record, now, storage_key, user_storage_key
 
 __all__ = ["USER_SUFFIX", "MemcachedCommands", "MemcachedUserIndex"]
 
-logger = logging.getLogger(__name__)
+# The store's logger, which the docs name (deploying.rst, Logging).
+logger = logging.getLogger("wsgisession.stores.memcached")
 
 #: The suffix of index items (records are ``key_prefix`` + 64 hex digits).
 USER_SUFFIX = ":user"

@@ -45,7 +45,8 @@ __all__ = [
     "refuse_shared_directory",
 ]
 
-logger = logging.getLogger(__name__)
+# The store's logger, which the docs name (deploying.rst, Logging).
+logger = logging.getLogger("wsgisession.stores.sqlite")
 
 _RECHECK = 1.0  # seconds between checks of the file before reads
 _OPEN_TRIES = 3  # the file may be replaced while a connection opens
