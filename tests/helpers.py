@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 import pytest
@@ -415,3 +416,25 @@ def dump_cookie_header(
         partitioned=made.cookie_partitioned,
         max_size=0,
     )
+
+
+def saved_session(store: Store, **data: object) -> str:
+    """The key of a new session of ``store`` holding ``data``, saved."""
+    session = Session(store)
+    session.update(data)
+    session.save()
+    assert session.session_key is not None
+    return session.session_key
+
+
+def store_fixture(kinds: list[str]) -> Any:
+    """A ``store`` fixture over ``kinds`` (see :func:`build_store`), closed after."""
+
+    @pytest.fixture(params=kinds)
+    def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+        kind: str = request.param
+        built = build_store(kind, store_argument(kind, request, tmp_path))
+        yield built
+        built.close()
+
+    return store

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from helpers import USER_SESSION_STORES, build_store, store_argument
+from helpers import USER_SESSION_STORES, build_store, saved_session, store_argument
 
 from wsgisession import Session, SessionInterrupted
 from wsgisession.clock import now
@@ -46,20 +46,12 @@ def backing(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backing]
     backing.store.close()
 
 
-def saved(store: Store, **data: object) -> str:
-    session = Session(store)
-    session.update(data)
-    session.save()
-    assert session.session_key is not None
-    return session.session_key
-
-
 @pytest.mark.parametrize("move", MOVES)
 def test_a_save_made_while_the_key_changes_moves_with_it(
     backing: Backing, move: str
 ) -> None:
     store = backing.store
-    key = saved(store, a=0, cart=[1])
+    key = saved_session(store, a=0, cart=[1])
     mover = Session(store, session_key=key)
     mover["cart"].append(2)  # a change in place of its own
     other = Session(store, session_key=key)  # another tab, saved first
@@ -90,7 +82,7 @@ def test_a_key_change_after_a_logout_elsewhere_brings_nothing_back(
     backing: Backing, move: str
 ) -> None:
     store = backing.store
-    key = saved(store, secret="before-the-logout")
+    key = saved_session(store, secret="before-the-logout")
     mover = Session(store, session_key=key)
     mover.load()
     Session(store, session_key=key).flush()  # a logout in another tab

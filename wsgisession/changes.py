@@ -51,6 +51,10 @@ class ChangeSet:
     cleared = False
     expiry_changed = False
     all_handed_out = False
+    #: key -> (value, snapshot): a value the request holds, left unchanged
+    #: by it, that a merged save replaced with another request's. Compared
+    #: like a snapshot: changed in place later, it is the request's again.
+    outdated: dict[str, tuple[Any, bytes]] | None = None
 
     def __init__(self) -> None:
         self.changed: set[str] = set()
@@ -76,6 +80,7 @@ class ChangeSet:
     def clear(self) -> None:
         """Everything before is dropped: the record is emptied on save."""
         self.cleared = self.reordered = True
+        self.outdated = None
         self.changed.clear()
         self.deleted.clear()
         self.snapshots.clear()
@@ -114,6 +119,11 @@ class ChangeSet:
             if type(value) not in IMMUTABLE_TYPES:
                 snapshots[key] = dumps(value)
         self.snapshots = snapshots
+        outdated = self.outdated
+        if outdated:  # a key set or deleted since: its value is not held any more
+            for key in tuple(outdated):
+                if key in self.changed or key in self.deleted:
+                    del outdated[key]
         self.changed.clear()
         self.deleted.clear()
         self.cleared = self.expiry_changed = self.reordered = False
@@ -135,6 +145,25 @@ class ChangeSet:
             ):
                 self.changed.add(key)
                 found = True
+        outdated = self.outdated
+        if outdated:
+            found = self._detect_outdated(outdated, data, dumps) or found
+        return found
+
+    def _detect_outdated(
+        self, outdated: dict[str, tuple[Any, bytes]], data: dict[str, Any], dumps: Dumps
+    ) -> bool:
+        """:meth:`detect` of the values a merged save replaced: one the request
+        changed in place since is set again (the later save wins)."""
+        found = False
+        for key, (value, snapshot) in tuple(outdated.items()):
+            if key in self.changed or key in self.deleted:  # set or deleted since
+                continue
+            if _differs(dumps, value, snapshot):
+                del outdated[key]
+                data[key] = value
+                self.changed.add(key)
+                found = True
         return found
 
     def apply(
@@ -150,6 +179,10 @@ class ChangeSet:
             unchanged = key in merged and key in data and key not in self.changed
             if unchanged and dumps(merged[key]) == snapshot:
                 merged[key] = data[key]
+            elif unchanged:  # another request's value replaces the one held
+                if self.outdated is None:
+                    self.outdated = {}
+                self.outdated[key] = (data[key], snapshot)
         changed = self.changed
         # Keys new to the record go in as the app added them, in data's order.
         for key in changed if len(changed) == 1 else [k for k in data if k in changed]:

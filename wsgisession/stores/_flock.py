@@ -251,8 +251,14 @@ class ShardLocks:
             self.acquire(name, timeout)
             yield
         finally:
-            if local._is_owned():  # type: ignore[attr-defined]
-                self._release(local, shared)
+            try:
+                if local._is_owned():  # type: ignore[attr-defined]
+                    self._release(local, shared)
+            except BaseException:  # an interrupt as the check returned, or as
+                # the release began: once more
+                if local._is_owned():  # type: ignore[attr-defined]
+                    self._release(local, shared)
+                raise
 
     @staticmethod
     def _release(local: threading.RLock, shared: _ProcessLock) -> None:

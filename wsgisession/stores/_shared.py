@@ -175,6 +175,16 @@ def undone_if_cut_short(step: Callable[[], object], undo: Callable[[], object]) 
         raise
 
 
+def undo_if_cut_short(error: BaseException, undo: Callable[[], object]) -> None:
+    """:func:`undone_if_cut_short`'s undo, for a caller whose step raised
+    ``error`` inside its own ``try``. A lock's release calls its step there:
+    an interrupt lands as a function is entered too, and one arriving as
+    ``undone_if_cut_short`` itself was entered skipped the release."""
+    if not isinstance(error, (LockTimeout, StoreUnavailable)):
+        with contextlib.suppress(Exception):
+            undo()
+
+
 #: The key prefix of the Redis and memcached stores when none is given.
 DEFAULT_KEY_PREFIX = "wsgisession:"
 

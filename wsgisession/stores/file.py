@@ -43,7 +43,7 @@ from ._filerecord import default_path, ensure_private_directory, is_temp_name
 from ._filesweep import ShardWalk, is_record_name
 from ._fileusers import UserIndex, UserIndexes
 from ._lockfile import RequestLocks
-from ._shared import undone_if_cut_short
+from ._shared import undo_if_cut_short, undone_if_cut_short
 from .base import IniOption, Merge, Progress, Record, Store, now, storage_key
 
 if TYPE_CHECKING:
@@ -368,7 +368,11 @@ class FileStore(FileAccess, Store):
         try:
             yield
         finally:
-            undone_if_cut_short(release, lambda: locks.release(name, token))
+            try:  # here, not in undone_if_cut_short: see undo_if_cut_short
+                release()
+            except BaseException as exc:
+                undo_if_cut_short(exc, lambda: locks.release(name, token))
+                raise
 
     def close(self) -> None:
         """Close the lock files and the sweep's directory iterator.

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from .. import clock
 from ..errors import LockTimeout
 from ..keys import STORAGE_KEYS, generate_key, hash_storage_key
-from ._shared import per_process, undone_if_cut_short
+from ._shared import per_process, undo_if_cut_short, undone_if_cut_short
 from .base import Merge, Progress, Record, Store, new_record, now, storage_key
 
 #: Longest single wait for a held lock (s): the loop waits again after it.
@@ -225,9 +225,11 @@ class MemoryStore(Store):
         try:
             yield
         finally:
-            undone_if_cut_short(
-                lambda: self._release(name, token), lambda: self._release(name, token)
-            )
+            try:  # here, not in undone_if_cut_short: see undo_if_cut_short
+                self._release(name, token)
+            except BaseException as exc:
+                undo_if_cut_short(exc, lambda: self._release(name, token))
+                raise
 
     def _wait_for(self, name: str, token: str, timeout: float, ttl: float) -> None:
         deadline = time.monotonic() + timeout

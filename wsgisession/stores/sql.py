@@ -41,6 +41,7 @@ from ._shared import (
     per_process,
     poll_lock,
     release_lock,
+    undo_if_cut_short,
     undone_if_cut_short,
     unless_sqlite_busy,
 )
@@ -268,7 +269,11 @@ class SQLStore(SQLCleanup, SQLUserSessions, Store):
         try:
             yield
         finally:
-            undone_if_cut_short(release, drop)
+            try:  # here, not in undone_if_cut_short: see undo_if_cut_short
+                release()
+            except BaseException as exc:
+                undo_if_cut_short(exc, drop)
+                raise
 
     def _take(self, cursor: Cursor, name: str, token: str, ttl: float) -> bool:
         """Insert the lock row, or take over one whose holder's ttl ran out."""

@@ -34,6 +34,7 @@ from ._filerecord import ensure_private_directory, user_temp_path
 from ._shared import (
     poll_lock,
     release_lock,
+    undo_if_cut_short,
     undone_if_cut_short,
     unless_sqlite_busy,
     waiting_out_sqlite_busy,
@@ -340,7 +341,11 @@ class SQLiteStore(Store):
         try:
             yield
         finally:
-            undone_if_cut_short(release, drop)
+            try:  # here, not in undone_if_cut_short: see undo_if_cut_short
+                release()
+            except BaseException as exc:
+                undo_if_cut_short(exc, drop)
+                raise
 
     def close(self) -> None:
         """Close the connections of every thread; the next use opens new ones."""
