@@ -25,12 +25,8 @@ from wsgisession.errors import (
     StoreUnavailable,
 )
 from wsgisession.keys import generate_key
-from wsgisession.stores.memcached import (
-    CLOCK_MARGIN,
-    RELATIVE_EXPIRE_LIMIT,
-    MemcachedStore,
-    memcached_expire,
-)
+from wsgisession.stores._memcached_items import CLOCK_MARGIN, RELATIVE_EXPIRE_LIMIT
+from wsgisession.stores.memcached import MemcachedStore, memcached_expire
 
 DAY = 24 * 3600
 

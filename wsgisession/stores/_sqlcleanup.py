@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import bindparam, delete
-
 from ..clock import now
 from ._shared import waiting_out_sqlite_busy
 from ._sqlrun import Dropped, compile_with_values
@@ -140,6 +138,9 @@ class SQLCleanup:
 
 def _delete_one(tables: Tables, key: object, moment: float) -> Any:
     """Delete the record of ``key``, bound, if it is still expired."""
+    # Here, not at the top: the module is imported without the sql extra.
+    from sqlalchemy import bindparam, delete
+
     sessions = tables.sessions
     return delete(sessions).where(
         sessions.c.key == bindparam("b_key", key), sessions.c.expires_at <= moment

@@ -24,7 +24,6 @@ another server. New sessions are placed on the servers that are up.
 from __future__ import annotations
 
 import logging
-import math
 import secrets
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -45,8 +44,13 @@ else:
     _MISSING_CLIENT = None
 
 from .. import _coerce as c
-from ..errors import ConfigError, LockTimeout, StoreUnavailable
-from ._memcached_users import USER_SUFFIX, MemcachedUserIndex
+from ..errors import LockTimeout, StoreUnavailable
+from ._memcached_items import (
+    CLOCK_MARGIN,
+    check_key_prefix,
+    memcached_expire,
+)
+from ._memcached_users import MemcachedUserIndex
 from ._shared import (
     DEFAULT_KEY_PREFIX,
     KEY_PREFIX_OPTION,
@@ -66,60 +70,10 @@ __all__ = ["MemcachedStore", "memcached_expire"]
 
 logger = logging.getLogger(__name__)
 
-#: Longest key memcached accepts.
-MAX_KEY_LENGTH = 250
-#: memcached reads an expiry time above this many seconds as a Unix time.
-RELATIVE_EXPIRE_LIMIT = 30 * 24 * 3600
-#: memcached keeps expiry times in 32 bits: its last absolute time (January 2038).
-_MAX_EXPIRE = 2**31 - 1
-#: The expiry time memcached reads as "never expire".
-NEVER = 0
 #: How many conflicting writes ``update`` tolerates before giving up.
 MAX_ATTEMPTS = 50
 #: How many fresh ids ``generate_key`` draws to place a session on a live server.
 _PLACEMENT_TRIES = 16
-
-
-#: Seconds memcached keeps an item beyond its header's ``expires_at``: its
-#: clock counts whole seconds and lags real time by up to one, so an exact
-#: TTL could end a record (or a lock) early. The header is the only judge.
-CLOCK_MARGIN = 2
-_DIGEST_LENGTH = 64  # hex SHA-256 from storage_key()
-
-
-def memcached_expire(expires_at: float, moment: float) -> int | None:
-    """The memcached expiry time for ``expires_at`` seen at ``moment``.
-
-    Seconds remaining, rounded up, plus :data:`CLOCK_MARGIN`; beyond 30 days
-    the absolute Unix time (plus the margin), since memcached reads larger
-    numbers that way; past memcached's last absolute time, :data:`NEVER`
-    (the header still ends the record: capped, memcached dropped it in 2038).
-    None when the record is already expired: memcached's 0 would mean
-    "never expire".
-    """
-    remaining = expires_at - moment
-    if not remaining > 0:  # also catches NaN
-        return None
-    if remaining + CLOCK_MARGIN > RELATIVE_EXPIRE_LIMIT:
-        absolute = expires_at + CLOCK_MARGIN
-        return math.ceil(absolute) if absolute <= _MAX_EXPIRE else NEVER
-    return math.ceil(remaining) + CLOCK_MARGIN
-
-
-def _check_key_prefix(key_prefix: str) -> None:
-    if not isinstance(key_prefix, str) or not all(
-        "!" <= char <= "~" for char in key_prefix
-    ):
-        raise ConfigError(
-            f"memcached key_prefix must be printable ASCII without spaces: "
-            f"{key_prefix!r}"
-        )
-    longest = MAX_KEY_LENGTH - _DIGEST_LENGTH - max(len(LOCK_SUFFIX), len(USER_SUFFIX))
-    if len(key_prefix) > longest:
-        raise ConfigError(
-            f"memcached key_prefix is too long ({len(key_prefix)} characters; "
-            f"at most {longest})"
-        )
 
 
 class MemcachedStore(Store):
@@ -156,7 +110,7 @@ class MemcachedStore(Store):
             raise ImportError(
                 "MemcachedStore needs pymemcache: pip install 'wsgisession[memcached]'"
             ) from _MISSING_CLIENT
-        _check_key_prefix(key_prefix)
+        check_key_prefix(key_prefix)
         connect = check_timeout("MemcachedStore connect_timeout", connect_timeout)
         io = check_timeout("MemcachedStore timeout", timeout)
         self._specs = server_specs(servers)

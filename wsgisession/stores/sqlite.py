@@ -41,6 +41,19 @@ from ._shared import (
 )
 from ._sqliteconn import Connections, private_parent
 from ._sqliteschema import set_up_database
+from ._sqlitestatements import (
+    CLEAR_LOCKS,
+    CREATE,
+    DELETE,
+    DELETE_LIVE,
+    DROP_LOCK,
+    LOAD,
+    SWEEP_LOCKS,
+    TAKE_LOCK,
+    UPDATE_IF_UNCHANGED,
+    UPSERT,
+    USER_SESSIONS,
+)
 from ._sqlitesweep import count_expired, delete_expired
 from .base import (
     IniOption,
@@ -65,55 +78,11 @@ T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
-_LOAD = (
-    "SELECT payload, expires_at FROM wsgisession_sessions"
-    " WHERE key = ? AND expires_at > ?"
-)
-_UPSERT = (
-    "INSERT INTO wsgisession_sessions (key, payload, expires_at) VALUES (?, ?, ?)"
-    " ON CONFLICT (key) DO UPDATE"
-    " SET payload = excluded.payload, expires_at = excluded.expires_at"
-)
-# Insert, or take over the key only if its record has expired; the owner's
-# user_key goes with the row (parameters: key, payload, expires_at, user_key, now).
-_CREATE = (
-    "INSERT INTO wsgisession_sessions (key, payload, expires_at, user_key)"
-    " VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE"
-    " SET payload = excluded.payload, expires_at = excluded.expires_at,"
-    " user_key = excluded.user_key"
-    " WHERE wsgisession_sessions.expires_at <= ?"
-)
-_USER_SESSIONS = (
-    "SELECT key, payload, expires_at FROM wsgisession_sessions"
-    " WHERE user_key = ? AND expires_at > ?"
-)
-_DELETE_LIVE = "DELETE FROM wsgisession_sessions WHERE key = ? AND expires_at > ?"
-_DELETE = "DELETE FROM wsgisession_sessions WHERE key = ?"
-# Write only if the row is still what this request loaded and still live:
-# one statement, with no transaction around it (parameters: payload,
-# expires_at, key, loaded payload, now).
-_UPDATE_IF_UNCHANGED = (
-    "UPDATE wsgisession_sessions SET payload = ?, expires_at = ?"
-    " WHERE key = ? AND payload = ? AND expires_at > ?"
-)
-_SWEEP_LOCKS = (
-    "DELETE FROM wsgisession_locks WHERE key IN ("
-    " SELECT key FROM wsgisession_locks WHERE expires_at <= ? LIMIT ?)"
-)
 _BATCH = 1000  # keys per DELETE in clear_expired(): keeps each write lock short
 # A sweep reads this many keys per record it may delete: a window with none
 # expired must not stall a large table's round (the sweeper only hurries
 # after sweeps that removed something).
 _KEYS_PER_SWEPT = 10
-# Take the request lock, or take it over from a holder whose ttl ran out.
-_TAKE_LOCK = (
-    "INSERT INTO wsgisession_locks (key, token, expires_at) VALUES (?, ?, ?)"
-    " ON CONFLICT (key) DO UPDATE"
-    " SET token = excluded.token, expires_at = excluded.expires_at"
-    " WHERE wsgisession_locks.expires_at <= ?"
-)
-_DROP_LOCK = "DELETE FROM wsgisession_locks WHERE key = ? AND token = ?"
-_CLEAR_LOCKS = "DELETE FROM wsgisession_locks WHERE expires_at <= ?"
 
 
 def _delete_window(
@@ -190,7 +159,7 @@ class SQLiteStore(Store):
 
     def load(self, session_key: str) -> Record | None:
         params = (storage_key(session_key), now())
-        row = self._run("load a session", lambda c: c.execute(_LOAD, params).fetchone())
+        row = self._run("load a session", lambda c: c.execute(LOAD, params).fetchone())
         if row is None:
             return None
         if not _is_sound(row):
@@ -200,7 +169,7 @@ class SQLiteStore(Store):
 
     def create(self, session_key: str, payload: bytes, expires_at: float) -> str | None:
         params = (storage_key(session_key), payload, expires_at, None, now())
-        written = self._write("create a session", _CREATE, params)
+        written = self._write("create a session", CREATE, params)
         return session_key if written == 1 else None
 
     def update(self, session_key: str, merge: Merge, loaded: Record | None) -> str:
@@ -217,23 +186,23 @@ class SQLiteStore(Store):
             moment = now()
             if expires_at > moment:
                 params = (payload, expires_at, name, loaded.payload, moment)
-                if self._write("update a session", _UPDATE_IF_UNCHANGED, params):
+                if self._write("update a session", UPDATE_IF_UNCHANGED, params):
                     return session_key
         with self._transaction() as conn:
             with self._translate("update a session"):
-                row = conn.execute(_LOAD, (name, now())).fetchone()
+                row = conn.execute(LOAD, (name, now())).fetchone()
             if row is not None and not _is_sound(row):
                 row = None  # a damaged row is as good as absent
             payload, expires_at = merge(None if row is None else row[0])
             with self._translate("update a session"):
                 if expires_at <= now():
-                    conn.execute(_DELETE, (name,))
+                    conn.execute(DELETE, (name,))
                 else:
-                    conn.execute(_UPSERT, (name, payload, expires_at))
+                    conn.execute(UPSERT, (name, payload, expires_at))
         return session_key
 
     def delete(self, session_key: str) -> None:
-        self._write("delete a session", _DELETE, (storage_key(session_key),))
+        self._write("delete a session", DELETE, (storage_key(session_key),))
 
     # -- a user's sessions: the user_key column --------------------------------
 
@@ -245,7 +214,7 @@ class SQLiteStore(Store):
         """Create the row with its ``user_key``: indexed in the same statement."""
         owner = user_storage_key(user_id)
         params = (storage_key(session_key), payload, expires_at, owner, now())
-        written = self._write("create a session", _CREATE, params)
+        written = self._write("create a session", CREATE, params)
         return session_key if written == 1 else None
 
     def user_session_records(self, user_id: str) -> dict[str, Record]:
@@ -253,14 +222,14 @@ class SQLiteStore(Store):
         params = (user_storage_key(user_id), now())
         rows = self._run(
             "list a user's sessions",
-            lambda c: c.execute(_USER_SESSIONS, params).fetchall(),
+            lambda c: c.execute(USER_SESSIONS, params).fetchall(),
         )
         return {row[0]: Record(row[1], row[2]) for row in rows if _is_sound(row[1:])}
 
     def delete_record(self, record_name: str) -> bool:
-        if self._write("delete a session", _DELETE_LIVE, (record_name, now())):
+        if self._write("delete a session", DELETE_LIVE, (record_name, now())):
             return True
-        self._write("delete a session", _DELETE, (record_name,))  # an expired one
+        self._write("delete a session", DELETE, (record_name,))  # an expired one
         return False
 
     def clear_expired(self, progress: Progress | None = None) -> int:
@@ -268,7 +237,7 @@ class SQLiteStore(Store):
         each waits out other writers past the busy timeout (a cron job beside
         busy workers), up to ten busy timeouts."""
         moment = now()
-        self._clear_step(lambda conn: conn.execute(_CLEAR_LOCKS, (moment,)))
+        self._clear_step(lambda conn: conn.execute(CLEAR_LOCKS, (moment,)))
         total = 0
         if progress is not None:  # one read of the whole table
             total = self._clear_step(lambda conn: count_expired(conn, moment))
@@ -317,7 +286,7 @@ class SQLiteStore(Store):
             return removed, last or after
 
         removed, self._swept_to = self._run("sweep expired sessions", sweep, write=True)
-        self._write("sweep expired locks", _SWEEP_LOCKS, (moment, limit))
+        self._write("sweep expired locks", SWEEP_LOCKS, (moment, limit))
         return removed
 
     @contextlib.contextmanager
@@ -328,10 +297,10 @@ class SQLiteStore(Store):
         def take() -> bool:
             moment = now()
             params = (name, token, moment + ttl, moment)
-            return self._write("lock a session", _TAKE_LOCK, params) == 1
+            return self._write("lock a session", TAKE_LOCK, params) == 1
 
         def drop() -> None:
-            self._write("unlock a session", _DROP_LOCK, (name, token))
+            self._write("unlock a session", DROP_LOCK, (name, token))
 
         def release() -> None:
             if not release_lock(drop, timeout):  # the row expires anyway
