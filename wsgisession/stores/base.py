@@ -196,8 +196,10 @@ class Store(abc.ABC):
 
         Meant to be called often (a bounded step each time), unlike
         :meth:`clear_expired`. The base store removes nothing and returns 0:
-        stores whose server expires records natively (memcached, Redis, the
-        cookie) need nothing; the memory, file, SQLite and SQL stores override it.
+        stores whose server expires records natively (memcached, the cookie)
+        need nothing; the memory, file, SQLite and SQL stores override it, and
+        Redis prunes the indexes of users who never come back (counting the
+        stale entries it removed).
         """
         return 0
 

@@ -52,6 +52,7 @@ from ..errors import ConfigError, LockTimeout, StoreUnavailable
 from ..expiry import MAX_SECONDS
 from ..redaction import redact_url
 from ._redis_scripts import COMPARE_AND_SET, RELEASE, Lua
+from ._redis_sweep import IndexSweep
 from ._redis_users import RedisUserIndex
 from ._shared import (
     DEFAULT_KEY_PREFIX,
@@ -171,6 +172,7 @@ class RedisStore(Store):
         timeout = check_timeout("RedisStore socket_timeout", socket_timeout)
         self._key_prefix = key_prefix
         self._users = RedisUserIndex(self, key_prefix)
+        self._index_sweep = IndexSweep(self, self._users, key_prefix)
         self._connect: Callable[[], Any] | None = None
         self._owns_client = url is not None
         self._connecting: dict[int, threading.Lock] = {}  # see per_process()
@@ -296,8 +298,19 @@ class RedisStore(Store):
         self._call("delete", name)
 
     def clear_expired(self, progress: Progress | None = None) -> int:
-        """Redis expires records by itself: nothing to do."""
+        """Prune every user index (a full ``SCAN`` of each master; one that
+        is down raises StoreUnavailable) and return 0: Redis expires records
+        by itself, and pruned index entries are not records."""
+        for key in self._index_sweep.full_pass():
+            self._users.prune(key)
         return 0
+
+    def sweep_expired(self, limit: int) -> int:
+        """Prune the next user indexes (see ``_redis_sweep``): Redis expires
+        records itself, but not the index of a user who never comes back.
+        Returns how many stale index entries went; a master that is down is
+        skipped, and an index with a record on it waits for the next pass."""
+        return self._index_sweep.sweep(limit)
 
     # -- a user's sessions: see _redis_users -----------------------------
 
