@@ -25,7 +25,7 @@ from .usersessions import handle_of, user_key
 
 __all__ = ["WriteMethods", "refill"]
 
-#: A server-side key's length, all that its cookie's size depends on.
+#: A fresh server-side key's length, for a session whose key is not drawn yet.
 SERVER_KEY_SHAPE = "k" * KEY_LENGTH
 
 
@@ -115,7 +115,10 @@ class WriteMethods:
         if detect:
             self.detect_changes()
         if not self._store.client_side:  # the cookie store checks its value
-            check_cookie_size(self._settings, SERVER_KEY_SHAPE, self.cookie_max_age)
+            key = self._record.key if self._record is not None else None
+            check_cookie_size(
+                self._settings, key or SERVER_KEY_SHAPE, self.cookie_max_age
+            )
         self._save_loaded()
         self._saved_by_app = True
 
