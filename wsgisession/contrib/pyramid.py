@@ -40,6 +40,7 @@ from zope.interface import classImplements  # type: ignore[import-untyped]
 from ..paste import make_middleware
 from ..session import Session
 from . import SessionProxy
+from ._pyramid_leftovers import refuse_redis_sessions_keys
 
 if TYPE_CHECKING:
     from ..middleware import SessionMiddleware
@@ -266,8 +267,11 @@ def includeme(config: Any) -> None:
 
     The environ key is the ``wsgisession.environ_key`` setting, if given,
     else that of the middleware :func:`make_wsgi_app` wraps the app in.
+    A ``redis.sessions.*`` setting left over from pyramid_redis_sessions
+    raises ConfigError.
     """
     settings = config.get_settings() or {}
+    refuse_redis_sessions_keys(settings, "wsgisession.")
     factory = WsgiSessionFactory(settings.get("wsgisession.environ_key") or None)
     config.set_session_factory(factory)
 
@@ -300,7 +304,8 @@ def make_wsgi_app(config: Any, prefix: str = "wsgisession.") -> SessionMiddlewar
     """``config.make_wsgi_app()`` wrapped in the middleware its settings describe.
 
     The settings' keys starting with ``prefix`` are the middleware's options
-    and store keys; an unknown one raises ConfigError here, at startup.
+    and store keys; an unknown one raises ConfigError here, at startup, as
+    does a ``redis.sessions.*`` key left over from pyramid_redis_sessions.
     Pyramid's names are understood too: ``wsgisession.set_on_exception`` is
     :confval:`save_on_error`, and ``wsgisession.reissue_time`` is
     :confval:`reissue_time` in both. The middleware is also kept as
@@ -308,6 +313,7 @@ def make_wsgi_app(config: Any, prefix: str = "wsgisession.") -> SessionMiddlewar
     ``revoke_user_session(s)()`` methods.
     """
     settings = config.get_settings() or {}
+    refuse_redis_sessions_keys(settings, prefix)
     middleware = make_middleware(config.make_wsgi_app(), settings, prefix)
     config.registry[REGISTRY_KEY] = middleware
     return middleware
