@@ -176,6 +176,32 @@ def test_a_bad_query_option_value_is_a_config_error(
     assert err.count("\n") == 1 and DB_PASSWORD not in out + err
 
 
+@pytest.mark.parametrize(
+    ("url", "advice"),
+    [  # psycopg 3 and PyMySQL are installed; psycopg2 and MySQLdb are not
+        (
+            f"postgresql+psycopg2://app:{DB_PASSWORD}@db/app",
+            "psycopg2; pip install psycopg2-binary, or write postgresql+psycopg://",
+        ),
+        (
+            f"mysql://app:{DB_PASSWORD}@db/app",
+            "MySQLdb; write mysql+pymysql:// to use PyMySQL",
+        ),
+        (
+            f"postgres://app:{DB_PASSWORD}@db/app",
+            "dialect; SQLAlchemy calls it postgresql: write postgresql+psycopg://",
+        ),
+    ],
+)
+def test_a_url_naming_a_missing_driver_says_what_works(url: str, advice: str) -> None:
+    """The hint named the backend's usual driver (``pip install PyMySQL``
+    for ``mysql://``, which SQLAlchemy still reads as MySQLdb): following
+    it changed nothing. It now names the URL that uses the installed one."""
+    with pytest.raises(ConfigError) as caught:
+        SQLStore(url)
+    assert advice in str(caught.value) and DB_PASSWORD not in str(caught.value)
+
+
 def test_a_password_in_sql_url_as_an_argument_is_refused(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

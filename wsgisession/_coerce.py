@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from . import _beaker
+from ._unit_hint import unit_hint
 from .errors import ConfigError
 from .expiry import MAX_SECONDS
 
@@ -353,9 +354,8 @@ def parse_optional_text(key: str, raw: str) -> str | None:
 def parse_int(key: str, raw: str) -> int:
     text = raw.strip()
     if not _INT.fullmatch(text):
-        raise invalid(
-            key, raw, "a whole number of seconds written in digits, e.g. 3600"
-        )
+        expected = "a whole number of seconds written in digits, e.g. 3600"
+        raise invalid(key, raw, expected + unit_hint(key, text, whole=True))
     digits = text.lstrip("+-").lstrip("0")
     if len(digits) > _MAX_DIGITS:  # int() refuses thousands of digits
         raise invalid(key, f"{text[:12]}...", f"at most {MAX_SECONDS} seconds")
@@ -369,7 +369,8 @@ def parse_optional_int(key: str, raw: str) -> int | None:
 def parse_float(key: str, raw: str) -> float:
     text = raw.strip()
     if not _FLOAT.fullmatch(text):
-        raise invalid(key, raw, "a number of seconds written in digits, e.g. 2.5")
+        expected = "a number of seconds written in digits, e.g. 2.5"
+        raise invalid(key, raw, expected + unit_hint(key, text, whole=False))
     return float(text)
 
 

@@ -54,6 +54,15 @@ def read_section(
     return local, globals_, prefix
 
 
+def _why(path: str) -> str:
+    """Why ``path`` could not be read (ConfigParser.read ignores the error)."""
+    try:
+        with open(path, "rb"):
+            return ""
+    except OSError as exc:
+        return f": {exc.strerror or exc}"
+
+
 def _read(
     path: str,
     name: str,
@@ -74,7 +83,7 @@ def _read(
         defaults = cast(dict[str, str], parser.defaults())  # the parser's own dict
         defaults.update({**(global_conf or {}), **here})
         if not parser.read(path) or not raw.read(path):
-            raise SessionError(f"cannot read configuration file {path}")
+            raise SessionError(f"cannot read configuration file {path}{_why(path)}")
         section = _find_section(raw, name, path)
         for key, value in _from_environment(raw, section, parser.defaults()).items():
             parser.set(configparser.DEFAULTSECT, key, value)

@@ -139,3 +139,34 @@ SQL_OPTIONS = (
         table_name, c.parse_text, argument="table",
     ),
 )  # fmt: skip
+
+
+#: What to do when a driver module is missing, by its name, then by backend.
+_DRIVER_HINTS = {
+    "psycopg": "pip install 'psycopg[binary]'",
+    "psycopg2": (
+        "pip install psycopg2-binary, or write postgresql+psycopg:// to use "
+        "psycopg 3 (pip install 'psycopg[binary]')"
+    ),
+    "pymysql": "pip install PyMySQL",
+    "MySQLdb": (
+        "write mysql+pymysql:// to use PyMySQL (pip install PyMySQL), or pip "
+        "install mysqlclient"
+    ),
+    "postgresql": "pip install 'psycopg[binary]' and write postgresql+psycopg://",
+    "mysql": "pip install PyMySQL and write mysql+pymysql://",
+    "mariadb": "pip install PyMySQL and write mariadb+pymysql://",
+}
+
+
+def driver_hint(backend: str, missing: str | None) -> str:
+    """What installs the ``missing`` driver module of a ``backend`` URL."""
+    hint = _DRIVER_HINTS.get(missing or "") or _DRIVER_HINTS.get(backend)
+    return hint or "install its driver"
+
+
+def dialect_hint(backend: str) -> str:
+    """A fix for an unknown dialect that is a common misspelling, or ""."""
+    if backend in ("postgres", "pgsql", "psql"):
+        return "; SQLAlchemy calls it postgresql: write postgresql+psycopg://..."
+    return ""

@@ -47,7 +47,13 @@ from ._sqliteconn import (
     database_file,
     refuse_shared_database,
 )
-from ._sqloptions import ENCODE_HINT, driver_options, misread_password
+from ._sqloptions import (
+    ENCODE_HINT,
+    dialect_hint,
+    driver_hint,
+    driver_options,
+    misread_password,
+)
 
 __all__ = ["Tables", "build_engine", "redacted", "url_secrets"]
 
@@ -70,11 +76,6 @@ _MAX_WHOLE_SECONDS = 365 * 86400
 _MAX_KEEPIDLE = 32767
 #: libpq reads its options as C ints (``tcp_user_timeout`` in ms).
 _MAX_INT = 2**31 - 1
-_DRIVER_HINTS = {
-    "postgresql": "pip install 'psycopg[binary]'",
-    "mysql": "pip install PyMySQL",
-    "mariadb": "pip install PyMySQL",
-}
 
 
 class Tables:
@@ -352,6 +353,7 @@ def build_engine(url_text: object, timeout: float) -> tuple[Engine, URL]:
     except NoSuchModuleError as exc:
         raise ConfigError(
             f"SQLStore url {redacted(url)}: unknown database dialect"
+            f"{dialect_hint(url.get_backend_name())}"
         ) from exc
     url, arguments = driver_options(url, driver)
     try:
@@ -366,7 +368,7 @@ def build_engine(url_text: object, timeout: float) -> tuple[Engine, URL]:
             connect_args=_timeouts(url, driver, timeout) | arguments,
         )
     except ImportError as exc:
-        hint = _DRIVER_HINTS.get(url.get_backend_name(), "install its driver")
+        hint = driver_hint(url.get_backend_name(), exc.name)
         raise ConfigError(
             f"SQLStore url {redacted(url)} needs a driver that is not installed: "
             f"{exc.name or exc}; {hint}"

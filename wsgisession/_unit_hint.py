@@ -1,0 +1,30 @@
+"""The line to write for a number of seconds given with a unit ("2w").
+
+Options in seconds take digits only; a value such as ``2w`` or ``10s``, as
+other tools write durations, is refused with the line that means it.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["unit_hint"]
+
+# Lower case only: "2M" could be months as well as minutes.
+_WITH_UNIT = re.compile(r"([0-9]{1,12}(?:\.[0-9]{1,6})?) *(s|m|min|h|d|w)")
+_UNIT_SECONDS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def unit_hint(key: str, text: str, whole: bool) -> str:
+    """``"; units are not read: write KEY = N for 'TEXT'"`` if ``text`` is
+    seconds with a unit, else ``""``; none when ``whole`` seconds are
+    wanted and the unit's value is a fraction (the line would be refused)."""
+    match = _WITH_UNIT.fullmatch(text)
+    if match is None:
+        return ""
+    seconds = float(match[1]) * _UNIT_SECONDS[match[2]]
+    if seconds.is_integer():
+        return f"; units are not read: write {key} = {int(seconds)} for {text!r}"
+    if whole:
+        return ""
+    return f"; units are not read: write {key} = {seconds} for {text!r}"
