@@ -187,6 +187,25 @@ def test_save_refuses_a_cookie_too_large_on_a_server_side_store() -> None:
         session.save()
 
 
+def test_the_middlewares_save_refuses_it_before_writing_too() -> None:
+    """ "... (so by the middleware's save)": the save the middleware makes
+    for an app that changed the session, without save(), must not write a
+    record the response then cannot name (each such request left one for
+    cookie_age, two weeks)."""
+
+    def changing_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        environ["wsgisession"]["visits"] = 1
+        start_response("200 OK", [])
+        return [b""]
+
+    store = MemoryStore()
+    wrapped = SessionMiddleware(changing_app, store, cookie_name="c" * 4040)
+    for _ in range(2):  # the first request's path, and the usual one
+        with pytest.raises(SessionCookieTooLarge):
+            webtest.TestApp(wrapped).get("/")
+    assert repr(store) == "MemoryStore(<0 records>)"
+
+
 # -- section 6: a bare section name ------------------------------------------------
 
 

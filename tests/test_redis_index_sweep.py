@@ -188,3 +188,31 @@ def test_clear_expired_prunes_every_index_and_counts_no_record(
     other_keys(store, 3 * SCAN_COUNT)
     assert store.clear_expired() == 0  # Redis expired the records itself
     assert index_keys([clean_redis]) == [store._users.key("alice").encode()]
+
+
+def test_a_sweep_the_server_refuses_says_why(
+    fresh_redis: ServerProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An app user given stores.rst's ACL as it was before the sweeps (no
+    ``+scan``): the sweeps can never prune, and the log must say why."""
+    admin = redis.Redis(host=fresh_redis.host, port=fresh_redis.port)
+    commands = "+get +set +del +getdel +mget +zadd +zrange +zscore +zrem +eval +evalsha"
+    admin.execute_command(
+        "ACL", "SETUSER", "myapp", "on", ">pw", "resetkeys", "~myapp:*",
+        "resetchannels", "-@all", *commands.split(),
+    )  # fmt: skip
+    store = RedisStore(f"redis://myapp:pw@{fresh_redis.address}/0", key_prefix="myapp:")
+    try:
+        key = generate_key()
+        assert store.create_user_session("u0", key, b"p", now() + 0.05)
+        while admin.exists(store._name(key)):
+            time.sleep(0.02)
+        with caplog.at_level("WARNING", logger="wsgisession.stores.redis"):
+            assert store.sweep_expired(SWEEP_BATCH) == 0
+        assert admin.exists(store._users.key("u0"))  # not pruned: refused
+        warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert any("SCAN" in message for message in warned), warned
+        assert any("no permissions" in message for message in warned), warned
+    finally:
+        store.close()
+        admin.close()

@@ -145,6 +145,8 @@ def _send_as_written(
         return response.send_headers(True, True)
     if int(response.status[:3]) >= 500:  # type: ignore[index]
         return response.send_headers(True, True)  # save_on_error decides
+    if setup.size_first:  # a cookie near the size limit: checked before writing
+        return response.send_headers(True, True)
     changes = session._changes
     if changes is not None and changes.snapshots:  # else nothing to detect
         session.detect_changes()

@@ -342,6 +342,8 @@ class Response:
         :meth:`Session._save_loaded`).
         """
         self.saved = True
+        if self.setup.size_first:  # before the store writes
+            self.session.check_cookie_fits()
         try:  # every caller has just run detect_changes()
             self.session._save_loaded(watch)
         except SessionInterrupted:

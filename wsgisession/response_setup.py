@@ -7,7 +7,14 @@ from collections.abc import Callable
 
 from .cleanup import Sweeper
 from .config import Settings
-from .cookies import CookieTemplate, cookie_template, fixed_secure, session_headers
+from .cookies import (
+    CookieTemplate,
+    check_cookie_size,
+    cookie_template,
+    fixed_secure,
+    session_headers,
+)
+from .errors import SessionCookieTooLarge
 from .logthrottle import ThrottledWarning
 from .session import Session
 from .stores.base import Store
@@ -19,6 +26,21 @@ logger = logging.getLogger("wsgisession.response")
 
 #: The middleware's session class, called bare (see ``session_factory.for_request``).
 SessionFactory = Callable[[], Session]
+
+
+#: The longest session key :func:`cookie_may_not_fit` allows for.
+_LONGEST_KEY = 256
+
+
+def cookie_may_not_fit(settings: Settings) -> bool:
+    """Whether a server-side store's cookie could be too large with these
+    settings (a key of up to 256 characters): then each save checks its
+    size before the store writes, not only as the response makes it."""
+    try:
+        check_cookie_size(settings, "k" * _LONGEST_KEY, lambda: 2**31)
+    except SessionCookieTooLarge:
+        return True
+    return False
 
 
 class ResponseSetup:
@@ -40,6 +62,7 @@ class ResponseSetup:
         "secure",
         "session_headers",
         "settings",
+        "size_first",
         "store",
         "sweeper",
         "template",
@@ -82,6 +105,9 @@ class ResponseSetup:
         self.secure = secure = fixed_secure(settings)
         #: The cookie's template when ``secure`` is fixed (else None: looked up).
         self.template = None if secure is None else cookie_template(settings, secure)
+        #: Whether each save checks the cookie's size before it writes (a
+        #: server-side store's record the response could not name).
+        self.size_first = not store.client_side and cookie_may_not_fit(settings)
         #: Runs the store's bounded cleanup now and then after a save (or None).
         self.sweeper = sweeper
         #: A client can make a save meet a deleted session at will (a logout

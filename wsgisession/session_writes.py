@@ -115,10 +115,7 @@ class WriteMethods:
         if detect:
             self.detect_changes()
         if not self._store.client_side:  # the cookie store checks its value
-            key = self._record.key if self._record is not None else None
-            check_cookie_size(
-                self._settings, key or SERVER_KEY_SHAPE, self.cookie_max_age
-            )
+            self.check_cookie_fits()
         self._save_loaded()
         self._saved_by_app = True
 
@@ -148,6 +145,13 @@ class WriteMethods:
         if self._store.client_side:  # the key is the cookie: it must fit
             assert record.key is not None
             check_cookie_size(self._settings, record.key, self.cookie_max_age)
+
+    def check_cookie_fits(self) -> None:
+        """SessionCookieTooLarge if a server-side store's cookie for this
+        session would be too large: checked before a save writes a record
+        no cookie can carry."""
+        key = self._record.key if self._record is not None else None
+        check_cookie_size(self._settings, key or SERVER_KEY_SHAPE, self.cookie_max_age)
 
     def flush(self) -> None:
         """Empty the session, delete its record and drop its key (logout)."""

@@ -23,6 +23,7 @@ has succeeded, and the other masters' indexes still get pruned.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections.abc import Iterator
@@ -30,10 +31,14 @@ from contextlib import suppress
 from typing import Any
 
 from ..errors import StoreUnavailable
+from ..logthrottle import ThrottledWarning
 from ._redis_users import USER_INFIX, RedisCommands, RedisUserIndex
 from ._shared import per_process
 
 __all__ = ["SCAN_COUNT", "IndexSweep"]
+
+# The store's logger, which the docs name (deploying.rst, Logging).
+logger = logging.getLogger("wsgisession.stores.redis")
 
 #: The ``COUNT`` of each ``SCAN`` step: how many keys (of any kind) one
 #: step looks at on one node.
@@ -66,6 +71,7 @@ class IndexSweep:
         self._found: list[str] = []
         self._next_node = 0
         self._guards: dict[int, threading.Lock] = {}  # see per_process()
+        self._warn_unscanned = ThrottledWarning(logger)
 
     def sweep(self, limit: int) -> int:
         """Prune the next indexes, until ``limit`` index keys and listed
@@ -102,14 +108,21 @@ class IndexSweep:
     def _scan_step(self) -> list[str]:
         """One ``SCAN`` step on each master in turn, from where the last
         sweep stopped, until a step returns index keys; a master that does
-        not answer is skipped."""
+        not answer (or refuses ``SCAN``: an ACL without ``+scan``) is
+        skipped, with a warning, or its indexes would grow unseen."""
         nodes = self._masters()
         for _ in range(len(nodes)):
             name, node = nodes[self._next_node % len(nodes)]
             self._next_node += 1
             try:
                 cursor, keys = self._scan(node, self._cursors.get(name, 0))
-            except StoreUnavailable:
+            except StoreUnavailable as exc:
+                self._warn_unscanned(
+                    "%r: SCAN for user indexes failed on %s, skipped: %s",
+                    self._store,
+                    name or "the server",
+                    exc,
+                )
                 continue
             if cursor:
                 self._cursors[name] = cursor

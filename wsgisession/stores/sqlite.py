@@ -92,9 +92,18 @@ def _delete_window(
     return delete_expired(conn, after, _BATCH, moment, _BATCH)
 
 
+_INFINITY = float("inf")
+
+
 def _is_sound(row: tuple[object, object]) -> bool:
-    """Whether a row has the column types this store writes (damage otherwise)."""
-    return isinstance(row[0], bytes) and isinstance(row[1], (int, float))
+    """Whether a row has the column types this store writes (damage otherwise);
+    an Infinity expiry too (SQLite keeps 9e999, no sweep ends it; NaN it
+    keeps as NULL)."""
+    return (
+        isinstance(row[0], bytes)
+        and isinstance(row[1], (int, float))
+        and row[1] < _INFINITY
+    )
 
 
 def default_path() -> str:
