@@ -131,6 +131,7 @@ def test_an_sqlite_row_whose_expiry_is_infinity_is_damaged(
         conn.execute("UPDATE wsgisession_sessions SET expires_at = 9e999")
     conn.close()
     new_cookie = _loads_as_damaged(middleware, store, cookie, caplog)
+    assert call(middleware, "/read", new_cookie) == ('200 OK {"n": 1}', "")
     store.close()
 
 
