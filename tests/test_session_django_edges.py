@@ -1,6 +1,7 @@
 """Django's session semantics at their edges: a value changed in place into
 one the serializer refuses, a ``cycle_key()`` racing a logout, the expiry
-getters' ``expiry=`` and Django's methods on the Flask and Pyramid sessions."""
+getters' ``expiry=``, ``has_key()`` and Django's methods on the Flask and
+Pyramid sessions."""
 
 from __future__ import annotations
 
@@ -137,6 +138,19 @@ def test_the_expiry_getters_refuse_what_no_setting_is(
     for getter in (session.get_expiry_age, session.get_expiry_date):
         with pytest.raises(TypeError, match="unusable expiry"):
             getter(modification=MOMENT, expiry=value)
+
+
+# -- has_key(), which Django's sessions still have
+
+
+def test_has_key_answers_as_in_does(middleware: SessionMiddleware) -> None:
+    """Django 5.2's SessionBase.has_key(k) is ``k in session``; recorded on
+    a saved session: has_key("cart") True, has_key("user") False, then
+    accessed True, modified False. It raised AttributeError."""
+    session = middleware.open_session(stored(middleware, cart=["book"]))
+    assert session.has_key("cart") is True
+    assert session.has_key("user") is False
+    assert (session.accessed, session.modified) == (True, False)
 
 
 # -- the Flask and Pyramid sessions pass Django's methods through

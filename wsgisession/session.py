@@ -30,7 +30,7 @@ from .envelope import IMMUTABLE_TYPES
 from .offered_keys import OfferedKeyMethods
 from .serializers import Serializer, resolve_serializer
 from .session_cookie import CookiePolicyMethods
-from .session_expiry import ExpiryMethods, TestCookieMethods
+from .session_expiry import ExpiryMethods, HasKeyMethod, TestCookieMethods
 from .session_factory import bound_factory, record_factory
 from .session_record import SessionRecord
 from .session_writes import WriteMethods, refill
@@ -47,6 +47,7 @@ class Session(
     CookiePolicyMethods,
     ExpiryMethods,
     TestCookieMethods,
+    HasKeyMethod,
     MutableMapping[str, Any],
 ):
     """A session bound to a store. ``environ["wsgisession"]`` is one of these.

@@ -1,5 +1,6 @@
-"""The parts of Django's session API that only read a session: its expiry
-and the test cookie, as mixins of :class:`~wsgisession.session.Session`.
+"""The parts of Django's session API that only read a session: its expiry,
+the test cookie and ``has_key()``, as mixins of
+:class:`~wsgisession.session.Session`.
 
 They use the session's public methods only (the record it loaded, the
 mapping), so that ``session.py`` keeps what changes a session.
@@ -20,6 +21,7 @@ __all__ = [
     "TEST_COOKIE_NAME",
     "TEST_COOKIE_VALUE",
     "ExpiryMethods",
+    "HasKeyMethod",
     "TestCookieMethods",
 ]
 
@@ -124,3 +126,12 @@ class TestCookieMethods(MutableMapping[str, Any]):
     def delete_test_cookie(self) -> None:
         """Remove the marker; KeyError if it is absent."""
         del self[TEST_COOKIE_NAME]
+
+
+class HasKeyMethod(MutableMapping[str, Any]):
+    """Django's ``has_key()``: its sessions still have it (Django 5.2, with
+    an async ``ahas_key()``), so code ported from Django may call it."""
+
+    def has_key(self, key: object) -> bool:
+        """Whether the session holds ``key``, as ``key in session`` (loads it)."""
+        return key in self
