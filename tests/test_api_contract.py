@@ -18,7 +18,7 @@ from wsgisession.stores.base import Store
 
 UTC = datetime.UTC
 KINDS = ["memory", "file", "sqlite", "memcached", "redis", "cookie"]
-SECRET = "s" * 32
+SECRET = "seaf5bf2337958ea5df1b7e2da9d9a9e"
 
 
 @pytest.fixture(params=KINDS)

@@ -23,7 +23,7 @@ SECRET_TAIL = "uV2pLx9rT4wY7nB1mK5jH3gF6dS0aQ"
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
     kind = request.param
     if kind == "cookie":
-        return SignedCookieStore("s" * 32)
+        return SignedCookieStore("seaf5bf2337958ea5df1b7e2da9d9a9e")
     return build_store(kind, store_argument(kind, request, tmp_path))
 
 

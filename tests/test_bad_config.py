@@ -125,12 +125,14 @@ KINDS: dict[str, Kind] = {
         "prefix:", ["has space", "", 5, "tab\t"], ["has space", ""], takes_any_text=True
     ),
     "secret (32+ bytes)": Kind(
-        "k" * 32,
+        "k4d4de0a5c72713ef5fa0a488ce3d3f4",
         ["", "short", "k" * 31, 5, ["k" * 32], "\u00e9" * 15],
         ["", "short", "k" * 31],
     ),
     "list of secrets (32+ bytes each)": Kind(
-        "o" * 32 + " " + "p" * 40,
+        "od224f0bc270d92fcb447a0170ea8d06"
+        + " "
+        + "p535e3d623df2fc0ddf6c6ea1df0641ef7da288a",
         ["o" * 32, [5], [""], ["short"], ["o" * 32, "x"], b"o" * 32],
         ["short", "o" * 32 + " short"],
     ),

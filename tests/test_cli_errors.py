@@ -19,8 +19,10 @@ from servers import ServerProcess, free_port
 from wsgisession.cli import main
 from wsgisession.secretkey import ENV_VAR
 
-SECRET = "s3cret-" + "k" * 40  # long enough for any key-length rule
-OLD_SECRET = "old-" + "o" * 40
+SECRET = (
+    "s3cret-" + "kf78759e918ed00c0ceb21653a5790664e6a58ca"
+)  # long enough for any key-length rule
+OLD_SECRET = "old-" + "o3115013178a3386610dd5adb51c3f1b558b95b6"
 
 
 def run(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, str, str]:

@@ -26,8 +26,8 @@ from wsgisession.secretkey import (
     kept_demo_secret,
 )
 
-SECRET = "s3cret-" + "k" * 40
-OLD_SECRET = "old-" + "o" * 40
+SECRET = "s3cret-" + "kf78759e918ed00c0ceb21653a5790664e6a58ca"
+OLD_SECRET = "old-" + "o3115013178a3386610dd5adb51c3f1b558b95b6"
 
 
 def run(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, str, str]:

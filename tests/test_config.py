@@ -541,8 +541,18 @@ def test_missing_required_store_key(settings: dict[str, str], missing: str) -> N
     [
         ({"store": "file", "redis_url": "redis://localhost"}, "redis_url"),
         ({"store": "sqlite", "file_path": "/tmp/x"}, "file_path"),
-        ({"store": "memory", "secret_key": "s3cret" * 6}, "secret_key"),
-        ({"secret_key_fallbacks": "a" * 32 + " " + "b" * 32}, "secret_key_fallbacks"),
+        (
+            {"store": "memory", "secret_key": "s3cret3de6ef6acd310cd177243bd0cf4ffd"},
+            "secret_key",
+        ),
+        (
+            {
+                "secret_key_fallbacks": "aa420769770d784c179f1317aae12262"
+                + " "
+                + "b405ea565bcf4773f753be1e051f021e"
+            },
+            "secret_key_fallbacks",
+        ),
         ({"store": "file", "key_prefix": "app:"}, "key_prefix"),
         (
             {"store": "redis", "redis_url": "redis://h", "memcached_servers": "h:1"},
@@ -620,7 +630,7 @@ def test_custom_store_is_called_with_the_keys_that_are_set() -> None:
 def test_custom_store_errors(target: str, expect: str) -> None:
     settings = {"store": target}
     if "MemoryStore" in target:
-        settings["secret_key"] = "x" * 32
+        settings["secret_key"] = "x40f4a39fd00e0f49e288f0320331cdc"
     _, spec = parse_settings(settings)
     with pytest.raises(ConfigError, match=expect):
         spec.build()
@@ -629,7 +639,11 @@ def test_custom_store_errors(target: str, expect: str) -> None:
 def test_pickle_is_refused_with_the_cookie_store() -> None:
     with pytest.raises(ConfigError, match="pickle is refused"):
         parse_settings(
-            {"store": "cookie", "secret_key": "s" * 32, "serializer": "pickle"}
+            {
+                "store": "cookie",
+                "secret_key": "seaf5bf2337958ea5df1b7e2da9d9a9e",
+                "serializer": "pickle",
+            }
         )
     settings, _ = parse_settings({"store": "file", "serializer": "pickle"})
     assert settings.serializer == "pickle"
@@ -638,8 +652,8 @@ def test_pickle_is_refused_with_the_cookie_store() -> None:
 def test_store_spec_repr_hides_secrets() -> None:
     spec = StoreSpec(
         store="cookie",
-        secret_key="hunter2-" * 4,
-        secret_key_fallbacks=("old-fallback-" * 3,),
+        secret_key="hunter2-" + "5f0c9e2d8b7a6143e9d0c2b1",
+        secret_key_fallbacks=("old-fallback-" + "a83e1f7c0d92b6e45c1a",),
     )
     assert "hunter2" not in repr(spec) and "old-fallback" not in repr(spec)
     assert "store='cookie'" in repr(spec)

@@ -15,7 +15,7 @@ from wsgisession import SessionMiddleware
 from wsgisession.errors import ConfigError, SessionCookieTooLarge
 from wsgisession.stores import SignedCookieStore
 
-SECRET = "s3cret-" * 6
+SECRET = "s3cret-395ca18d5721f5d248ddac6221bd09020dd"
 
 
 def counter_app(environ, start_response):

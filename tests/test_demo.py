@@ -23,7 +23,7 @@ from wsgisession.stores import (
 )
 from wsgisession.stores.base import Store
 
-SECRET = "demo-test-" + "x" * 40
+SECRET = "demo-test-" + "x56350c6a55fe0f898106b0231f45f1d977636a9"
 
 
 class Tour:

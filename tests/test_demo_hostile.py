@@ -15,7 +15,7 @@ from wsgisession.demo import DemoApp
 from wsgisession.demo.serve import ThreadingWSGIServer, listen
 from wsgisession.stores import MemoryStore, SignedCookieStore
 
-SECRET = "demo-hostile-" + "x" * 40
+SECRET = "demo-hostile-" + "x56350c6a55fe0f898106b0231f45f1d977636a9"
 HOST = "127.0.0.1:8080"
 #: What a browser sends with a form posted by the demo's own page.
 OWN_PAGE = {"Origin": f"http://{HOST}", "Sec-Fetch-Site": "same-origin"}

@@ -29,7 +29,7 @@ from wsgisession.stores.base import Store
 
 pytestmark = pytest.mark.slow
 
-SECRET = "flask-browser-" + "s" * 40
+SECRET = "flask-browser-" + "sd091f2afe988afd4cea4181b84eaaf780749aed"
 
 
 def make_app(store: Store) -> Flask:

@@ -126,7 +126,11 @@ def test_lock_released_while_the_server_still_holds_the_request(
 
 def test_lock_is_refused_for_the_cookie_store() -> None:
     with pytest.raises(ConfigError, match="lock"):
-        SessionMiddleware(increment_app, store=SignedCookieStore("s" * 32), lock=True)
+        SessionMiddleware(
+            increment_app,
+            store=SignedCookieStore("seaf5bf2337958ea5df1b7e2da9d9a9e"),
+            lock=True,
+        )
 
 
 def test_lock_off_by_default_never_blocks(tmp_path: Path) -> None:

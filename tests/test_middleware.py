@@ -737,7 +737,7 @@ def test_use_settings_serves_the_next_requests_with_the_new_settings() -> None:
 
 
 def test_use_settings_refused_keeps_the_settings_in_force() -> None:
-    store = SignedCookieStore("k" * 32)
+    store = SignedCookieStore("k4d4de0a5c72713ef5fa0a488ce3d3f4")
     middleware = SessionMiddleware(view_app(counter), store=store)
     with pytest.raises(ConfigError, match="cannot lock"):
         middleware.use_settings(Settings(lock=True))

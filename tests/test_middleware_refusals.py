@@ -14,7 +14,7 @@ from wsgisession.config import Settings
 from wsgisession.errors import ConfigError
 from wsgisession.stores import MemoryStore, SignedCookieStore
 
-SECRET = "s" * 40
+SECRET = "sd091f2afe988afd4cea4181b84eaaf780749aed"
 
 
 def hello(environ, start_response):

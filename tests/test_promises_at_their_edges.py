@@ -34,7 +34,7 @@ from wsgisession.stores import SignedCookieStore
 from wsgisession.stores.base import Store
 
 LOCAL = ["memory", "file", "sqlite"]
-SECRET = "s3cret-" * 6
+SECRET = "s3cret-395ca18d5721f5d248ddac6221bd09020dd"
 
 
 def _app(environ, start_response):

@@ -58,7 +58,9 @@ def add_views(config: Configurator) -> None:
 
 
 def pyramids_own(**parameters: Any) -> webtest.TestApp:
-    factory = SignedCookieSessionFactory("s" * 32, **parameters)
+    factory = SignedCookieSessionFactory(
+        "seaf5bf2337958ea5df1b7e2da9d9a9e", **parameters
+    )
     with Configurator(session_factory=factory) as config:
         add_views(config)
         return webtest.TestApp(config.make_wsgi_app())

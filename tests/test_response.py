@@ -445,7 +445,9 @@ def test_a_cookie_store_saved_by_write_warns_of_no_late_change(
         write(b"hello ")
         return iter([b"world"])
 
-    middleware = SessionMiddleware(app, SignedCookieStore("x" * 32))
+    middleware = SessionMiddleware(
+        app, SignedCookieStore("x40f4a39fd00e0f49e288f0320331cdc")
+    )
     sent: list[Any] = []
     body = middleware(
         {"REQUEST_METHOD": "GET"},

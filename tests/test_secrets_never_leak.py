@@ -178,6 +178,46 @@ def test_cookie_store_repr_and_rejections_hide_the_keys(leaks: Leaks) -> None:
     leaks.assert_none_of(SECRET, FALLBACK)
 
 
+@pytest.mark.parametrize(
+    "placeholder",
+    [
+        "x" * 32,
+        "changeme" * 4,
+        "0123456789abcdef" * 3,  # a pattern of 16 repeated
+        "ab" * 20 + "a",  # a pattern cut short
+        "bacacbacabaabdaacdcbdadbaabdaccbcaaacbbc",  # 4 different characters
+    ],
+)
+def test_a_placeholder_secret_is_refused_however_long(placeholder: str) -> None:
+    """Length alone let ``"x" * 32`` or ``"changeme" * 4`` sign sessions:
+    anyone guesses them. A key that repeats a pattern of up to 16
+    characters or has fewer than 5 different ones is refused, as a short
+    one is, as a fallback too, as bytes and from an ini file, never echoed."""
+    for make in (
+        lambda: SignedCookieStore(placeholder),
+        lambda: SignedCookieStore(placeholder.encode()),
+        lambda: SignedCookieStore(SECRET, [placeholder]),
+        lambda: parse_settings({"store": "cookie", "secret_key": placeholder})[
+            1
+        ].build(),
+    ):
+        with pytest.raises(ConfigError, match="placeholder") as caught:
+            make()
+        assert placeholder not in str(caught.value)
+        assert "secrets.token_urlsafe(32)" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "0123456789abcdefg" * 2,  # a pattern of 17
+        "dddedeacedeacbccabbedadadaaebbeebecdbede",  # 5 different characters
+    ],
+)
+def test_a_key_just_past_the_placeholder_rule_is_accepted(secret: str) -> None:
+    assert SignedCookieStore(secret).load("nothing") is None
+
+
 def test_weak_key_error_says_how_to_make_one() -> None:
     for make in (
         lambda: SignedCookieStore("a"),
@@ -194,8 +234,9 @@ def test_weak_key_error_says_how_to_make_one() -> None:
         message = str(caught.value)
         assert "at least 32 bytes" in message
         assert 'python -c "import secrets; print(secrets.token_urlsafe(32))"' in message
-    assert SignedCookieStore("x" * 32).load("nothing") is None
-    assert SignedCookieStore("\u00e9" * 16).load("nothing") is None  # 32 bytes
+    assert SignedCookieStore("x40f4a39fd00e0f49e288f0320331cdc").load("nothing") is None
+    # 32 bytes: 11 of two bytes each and 10 digits
+    assert SignedCookieStore("\u00e9" * 11 + "0123456789").load("nothing") is None
 
 
 @pytest.mark.parametrize(

@@ -317,7 +317,9 @@ def test_a_store_without_user_sessions_brings_no_logged_out_session_back() -> No
 
 
 def test_the_signed_cookie_store_refuses_with_the_reason() -> None:
-    middleware = SessionMiddleware(user_app, SignedCookieStore("s3cret-" * 6))
+    middleware = SessionMiddleware(
+        user_app, SignedCookieStore("s3cret-395ca18d5721f5d248ddac6221bd09020dd")
+    )
     session = middleware.open_session()
     session["x"] = 1
     with pytest.raises(NotImplementedError, match="cannot be revoked without server"):

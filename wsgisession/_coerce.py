@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from . import _beaker
+from ._secret_strength import strong_secret
 from ._unit_hint import unit_hint
 from .errors import ConfigError
 from .expiry import MAX_SECONDS
@@ -139,54 +140,6 @@ environ_key = _matching(
     re.compile(r".+", re.DOTALL), "a non-empty string", optional=False
 )
 key_prefix = _matching(_PRINTABLE, "printable ASCII without spaces", optional=True)
-
-#: The shortest secret key accepted, in bytes (UTF-8 for a str).
-MIN_SECRET_BYTES = 32
-MAKE_SECRET = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
-#: Keys that wsgisession's documentation shows (a sample output of
-#: ``token_urlsafe(32)``, placeholders once passed to the store): public, so
-#: anyone could sign sessions with them.
-EXAMPLE_SECRETS = frozenset(
-    {
-        b"3q0D0f7bVn2mX5Hc9kTzqL1rWc8yP4sA6eJtU0hZgGk",
-        b"a long random secret from your secret store",
-        b"the previous secret, while rotating",
-        b"a-long-random-secret-of-32-bytes-or-more",
-    }
-)
-
-
-def strong_secret(key: str, value: Any) -> bytes:
-    """``value`` as bytes, if it is a str or bytes secret of at least 32 bytes
-    and not an example of the documentation.
-
-    The ConfigError never shows the value, only its type or length.
-    """
-    if isinstance(value, str):
-        try:
-            value = value.encode("utf-8")
-        except UnicodeEncodeError:  # raw bytes from os.environ: never echoed
-            raise ConfigError(
-                f"{key} is not UTF-8 text (an environment variable holding raw "
-                f"bytes?). Make one with: {MAKE_SECRET}"
-            ) from None
-    if not isinstance(value, bytes):
-        raise ConfigError(
-            f"invalid value for {key!r}: a {type(value).__name__}; expected a "
-            f"secret key (str or bytes). Make one with: {MAKE_SECRET}"
-        )
-    if len(value) < MIN_SECRET_BYTES:
-        raise ConfigError(
-            f"{key} is too short ({len(value)} bytes): a secret key must be at least "
-            f"{MIN_SECRET_BYTES} bytes, or a stolen cookie lets anyone guess it "
-            f"offline. Make one with: {MAKE_SECRET}"
-        )
-    if value in EXAMPLE_SECRETS:
-        raise ConfigError(
-            f"{key} is an example from wsgisession's documentation, which anyone "
-            f"can read and sign sessions with. Make one with: {MAKE_SECRET}"
-        )
-    return value
 
 
 def secret(key: str, value: Any) -> str | bytes | None:

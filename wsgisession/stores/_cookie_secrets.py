@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .. import _coerce as c
+from .._secret_strength import MAKE_SECRET, MIN_SECRET_BYTES, strong_secret
 from ..errors import ConfigError
 
 __all__ = ["cookie_secrets", "parse_fallbacks"]
@@ -32,11 +33,11 @@ def cookie_secrets(
     if secret_key is None or secret_key in ("", b""):
         raise ConfigError(
             f"SignedCookieStore needs secret_key: a secret of at least "
-            f"{c.MIN_SECRET_BYTES} bytes. Make one with: {c.MAKE_SECRET}"
+            f"{MIN_SECRET_BYTES} bytes. Make one with: {MAKE_SECRET}"
         )
-    keys = [c.strong_secret("secret_key", secret_key)]
+    keys = [strong_secret("secret_key", secret_key)]
     for index, key in enumerate(fallbacks or ()):
-        keys.append(c.strong_secret(f"fallbacks[{index}]", key))
+        keys.append(strong_secret(f"fallbacks[{index}]", key))
     _refuse_comma_lists("fallbacks", [_as_text(key) for key in keys[1:]])
     return keys
 
@@ -91,6 +92,6 @@ def _comma_separated(item: str, *, first: bool, last: bool) -> bool:
         return True
     pieces = [piece for piece in item.split(",") if piece]
     return len(pieces) > 1 and all(
-        len(piece.encode(errors="surrogatepass")) >= c.MIN_SECRET_BYTES
+        len(piece.encode(errors="surrogatepass")) >= MIN_SECRET_BYTES
         for piece in pieces
     )
