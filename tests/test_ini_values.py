@@ -76,7 +76,7 @@ UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
 
 @settings(max_examples=examples(50), deadline=None, database=None)
 @given(
-    count=st.integers(min_value=1, max_value=10_000),
+    count=st.integers(min_value=1, max_value=5_000),  # 5,000 weeks: 3.0e9 s
     unit=st.sampled_from(sorted(UNITS)),
     key=st.sampled_from(["cookie_age", "absolute_timeout", "lock_timeout"]),
     spacing=st.sampled_from(["", " "]),
@@ -112,7 +112,7 @@ def test_a_fraction_with_a_unit_names_the_line_to_write(
 
 
 @pytest.mark.parametrize(
-    "written", ["0.5s", "3600.0", "1e3", "2 weeks", "h", "2M", "1H"]
+    "written", ["0.5s", "3600.0", "1e3", "2 weeks", "h", "2M", "1H", "10000w"]
 )
 def test_no_line_is_offered_that_would_be_refused_or_guessed(written: str) -> None:
     with pytest.raises(ConfigError) as caught:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from .expiry import MAX_SECONDS
+
 __all__ = ["unit_hint"]
 
 # Lower case only: "2M" could be months as well as minutes.
@@ -17,12 +19,14 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
 
 def unit_hint(key: str, text: str, whole: bool) -> str:
     """``"; units are not read: write KEY = N for 'TEXT'"`` if ``text`` is
-    seconds with a unit, else ``""``; none when ``whole`` seconds are
-    wanted and the unit's value is a fraction (the line would be refused)."""
+    seconds with a unit, else ``""``; none when the line would be refused
+    (more than MAX_SECONDS, or a fraction where ``whole`` seconds are wanted)."""
     match = _WITH_UNIT.fullmatch(text)
     if match is None:
         return ""
     seconds = float(match[1]) * _UNIT_SECONDS[match[2]]
+    if seconds > MAX_SECONDS:
+        return ""
     if seconds.is_integer():
         return f"; units are not read: write {key} = {int(seconds)} for {text!r}"
     if whole:
