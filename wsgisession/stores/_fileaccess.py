@@ -18,6 +18,7 @@ import logging
 from collections.abc import Iterator
 
 from ..errors import ConfigError, StoreUnavailable
+from ..logthrottle import ThrottledWarning
 from ._fileformat import encode
 from ._filerecord import HeldRecord, PrivateDirectory, RecordFiles
 from ._flock import ShardLocks
@@ -44,6 +45,7 @@ class FileAccess:
             self._directory = PrivateDirectory(path)
         self._shard_locks = ShardLocks(locks)
         self._records = RecordFiles(path)
+        self._warn_damaged = ThrottledWarning(logger)  # a client resends its cookie
 
     def _read_live(self, name: str) -> tuple[bytes, float] | None:
         """The record's payload and expiry if it is live; None otherwise.
@@ -79,7 +81,7 @@ class FileAccess:
             return
         if exc.errno != errno.ELOOP:
             raise self._unavailable("read", exc) from exc
-        logger.warning(
+        self._warn_damaged(
             "%r: ignoring a symlink at session file %s", self, self._records.path(name)
         )
 
@@ -88,7 +90,7 @@ class FileAccess:
     ) -> tuple[bytes, float] | None:
         """``record`` if it is live; None if it expired or was unreadable (logged)."""
         if record is None:
-            logger.warning(
+            self._warn_damaged(
                 "%r: ignoring unreadable session file %s",
                 self,
                 self._records.path(name),

@@ -32,6 +32,7 @@ from contextlib import suppress
 from typing import Any, Protocol
 
 from ..errors import StoreUnavailable
+from ..logthrottle import ThrottledWarning
 from ._shared import pause
 from ._userentries import Entries, read_live, stale_entries
 from .base import MOVING_FROM, Record, now, storage_key, user_storage_key
@@ -88,6 +89,8 @@ class MemcachedUserIndex:
 
     def __init__(self, store: MemcachedCommands, key_prefix: str) -> None:
         self._store, self._prefix = store, key_prefix
+        # A user who logs in again and again makes room at each login.
+        self._warn_full = ThrottledWarning(logger)
 
     def key(self, user_id: str) -> str:
         """The name of the user's index item."""
@@ -236,7 +239,7 @@ class MemcachedUserIndex:
         if not ended:
             return False
         self._change(user_id, lambda entries: _forget(entries, ended))
-        logger.warning(
+        self._warn_full(
             "the user index %s reached memcached's item size: ended the %d "
             "session(s) of the user that expire soonest to make room for a login",
             self.key(user_id),

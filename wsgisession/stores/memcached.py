@@ -45,6 +45,7 @@ else:
 
 from .. import _coerce as c
 from ..errors import LockTimeout, StoreUnavailable
+from ..logthrottle import ThrottledWarning
 from ._memcached_items import (
     CLOCK_MARGIN,
     check_key_prefix,
@@ -115,6 +116,7 @@ class MemcachedStore(Store):
         io = check_timeout("MemcachedStore timeout", timeout)
         self._specs = server_specs(servers)
         self._key_prefix = key_prefix
+        self._warn_damaged = ThrottledWarning(logger)  # a client resends its cookie
         self._servers = [Server(spec, connect, io) for spec in self._specs]
         self._by_node = {server.node: server for server in self._servers}
         self._single = self._servers[0] if len(self._servers) == 1 else None
@@ -177,7 +179,7 @@ class MemcachedStore(Store):
             return None, None
         record = unpack(value)
         if record is None:
-            logger.warning("%r: ignoring a corrupt record under %s", self, name)
+            self._warn_damaged("%r: ignoring a corrupt record under %s", self, name)
         return record, cas
 
     def _read(self, name: str) -> tuple[bytes | None, bytes | None]:

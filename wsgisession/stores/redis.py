@@ -50,6 +50,7 @@ else:
 from .. import _coerce as c
 from ..errors import ConfigError, LockTimeout, StoreUnavailable
 from ..expiry import MAX_SECONDS
+from ..logthrottle import ThrottledWarning
 from ..redaction import redact_url
 from ._redis_scripts import COMPARE_AND_SET, RELEASE, Lua
 from ._redis_sweep import IndexSweep
@@ -171,6 +172,7 @@ class RedisStore(Store):
             raise ConfigError(f"RedisStore key_prefix must be a str: {key_prefix!r}")
         timeout = check_timeout("RedisStore socket_timeout", socket_timeout)
         self._key_prefix = key_prefix
+        self._warn_damaged = ThrottledWarning(logger)  # a client resends its cookie
         self._users = RedisUserIndex(self, key_prefix)
         self._index_sweep = IndexSweep(self, self._users, key_prefix)
         self._connect: Callable[[], Any] | None = None
@@ -236,7 +238,7 @@ class RedisStore(Store):
             return None
         record = unpack(value)
         if record is None:
-            logger.warning("%r: ignoring a corrupt record under %s", self, name)
+            self._warn_damaged("%r: ignoring a corrupt record under %s", self, name)
             return None
         return record if record[1] > now() else None
 

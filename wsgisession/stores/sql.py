@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..clock import now
 from ..errors import StoreUnavailable
+from ..logthrottle import ThrottledWarning
 from ._shared import (
     check_timeout,
     pause,
@@ -112,6 +113,7 @@ class SQLStore(SQLCleanup, SQLUserSessions, Store):
             ) from exc
         timeout = check_timeout("SQLStore timeout", timeout)
         self._timeout = timeout
+        self._warn_damaged = ThrottledWarning(logger)  # a client resends its cookie
         self.table = table_name("SQLStore table", table)
         self._library_error = SQLAlchemyError
         if isinstance(url_or_engine, Engine):
@@ -151,7 +153,7 @@ class SQLStore(SQLCleanup, SQLUserSessions, Store):
                 moment = float(expires_at)
                 if math.isfinite(moment):
                     return bytes(payload), moment
-        logger.warning("%r: ignoring a damaged session row", self)
+        self._warn_damaged("%r: ignoring a damaged session row", self)
         return None
 
     def create(self, session_key: str, payload: bytes, expires_at: float) -> str | None:

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from .. import _coerce as c
 from ..errors import ConfigError, StoreUnavailable
+from ..logthrottle import ThrottledWarning
 from ._filerecord import ensure_private_directory, user_temp_path
 from ._shared import (
     poll_lock,
@@ -154,6 +155,7 @@ class SQLiteStore(Store):
                 f"SQLiteStore path {self.path!r} is a directory, not a file"
             )
         self.busy_timeout = float(busy_timeout)
+        self._warn_damaged = ThrottledWarning(logger)  # a client resends its cookie
         # The key sweep_expired() goes on after; each process draws its own
         # start, so that short-lived or forked workers cover the whole table.
         self._swept_to, self._sweep_pid = "", -1
@@ -172,7 +174,7 @@ class SQLiteStore(Store):
         if row is None:
             return None
         if not _is_sound(row):
-            logger.warning("%r: ignoring a damaged session row", self)
+            self._warn_damaged("%r: ignoring a damaged session row", self)
             return None
         return new_record((row[0], row[1], None))
 
