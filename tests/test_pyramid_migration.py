@@ -20,6 +20,8 @@ from pyramid.httpexceptions import HTTPFound
 from pyramid.response import Response
 from pyramid.session import SignedCookieSessionFactory
 
+from wsgisession.cli import main
+from wsgisession.config import parse_settings
 from wsgisession.contrib.pyramid import make_wsgi_app
 from wsgisession.errors import ConfigError
 
@@ -149,6 +151,26 @@ def test_the_include_alone_refuses_them_too() -> None:
     config = Configurator(settings=settings)
     with pytest.raises(ConfigError, match="'redis.sessions.timeout'"):
         config.include("wsgisession.contrib.pyramid")
+
+
+def test_check_and_a_paste_filter_refuse_them_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The refusal is the settings parser's, as Beaker's keys': ``wsgisession
+    check`` of the app's ini says so before a deploy, and a Paste filter
+    section (no prefix) refuses them as well."""
+    ini = tmp_path / "app.ini"
+    ini.write_text(
+        "[app:main]\nwsgisession.store = memory\nredis.sessions.cookie_secure = true\n"
+    )
+    assert main(["check", "--config", f"{ini}#main"]) == 1
+    assert "'redis.sessions.cookie_secure'" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="use cookie_secure"):
+        parse_settings({"store": "memory", "redis.sessions.cookie_secure": "1"}, "")
+    settings, _spec = parse_settings(
+        {"redis.sessions.cookie_secure": "true"}, "redis.sessions."
+    )  # a prefix chosen as wsgisession's own keeps its keys
+    assert settings.cookie_secure is True
 
 
 def test_migrating_rst_gives_these_settings() -> None:

@@ -25,6 +25,7 @@ from . import _beaker
 from . import _coerce as c
 from . import _cookie_attributes as attributes
 from ._coerce import import_dotted
+from ._redis_sessions_keys import refuse_redis_sessions_keys
 from .errors import ConfigError
 from .stores import registry
 from .stores.base import IniOption
@@ -313,6 +314,7 @@ def parse_settings(
         wanted = _global_keys(options, given.get("store", globals_.get("store")))
         given = {key: raw for key, raw in globals_.items() if key in wanted} | given
     _beaker.refuse_beaker_keys([*given, *globals_], prefix, schema)
+    refuse_redis_sessions_keys([*given, *globals_], prefix)
     for key, raw in given.items():
         name = _option_name(key, prefix)
         if name is None or (key in globals_ and key not in schema):

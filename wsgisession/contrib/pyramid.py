@@ -37,10 +37,10 @@ from pyramid.events import NewRequest  # type: ignore[import-untyped]
 from pyramid.interfaces import ISession  # type: ignore[import-untyped]
 from zope.interface import classImplements  # type: ignore[import-untyped]
 
+from .._redis_sessions_keys import refuse_redis_sessions_keys
 from ..paste import make_middleware
 from ..session import Session
 from . import SessionProxy
-from ._pyramid_leftovers import refuse_redis_sessions_keys
 
 if TYPE_CHECKING:
     from ..middleware import SessionMiddleware
@@ -313,7 +313,6 @@ def make_wsgi_app(config: Any, prefix: str = "wsgisession.") -> SessionMiddlewar
     ``revoke_user_session(s)()`` methods.
     """
     settings = config.get_settings() or {}
-    refuse_redis_sessions_keys(settings, prefix)
     middleware = make_middleware(config.make_wsgi_app(), settings, prefix)
     config.registry[REGISTRY_KEY] = middleware
     return middleware

@@ -1,19 +1,18 @@
-"""Settings of Pyramid session packages that wsgisession replaces, refused.
+"""The settings of ``pyramid_redis_sessions``, which wsgisession replaces, refused.
 
-Beaker's keys (``session.*``, left over from ``pyramid_beaker``) are
-refused by the settings parser; ``pyramid_redis_sessions`` reads keys
-under ``redis.sessions.``, which would otherwise be left alone as another
-package's settings: its ``cookie_secure`` or ``timeout`` would then be
-dropped without a word (the cookie sent without Secure, the 20-minute
-timeout become two weeks). :func:`refuse_redis_sessions_keys` stops
-startup instead, naming the option to write.
+It reads keys under ``redis.sessions.``, which the settings parser would
+otherwise leave alone as another package's: a ``cookie_secure`` or
+``timeout`` left over from it would be dropped without a word (the cookie
+sent without Secure, the 20-minute timeout become two weeks).
+:func:`refuse_redis_sessions_keys` stops startup instead, naming the option
+to write, as :mod:`._beaker` does for Beaker's ``session.*`` keys.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..errors import ConfigError
+from .errors import ConfigError
 
 __all__ = ["REDIS_SESSIONS_PREFIX", "refuse_redis_sessions_keys"]
 
@@ -46,7 +45,9 @@ def refuse_redis_sessions_keys(keys: Iterable[str], prefix: str) -> None:
     """ConfigError for the first of ``keys`` that is a ``redis.sessions.``
     setting, saying what to write instead (options with ``prefix``)."""
     for key in keys:
-        if not key.startswith(REDIS_SESSIONS_PREFIX):
+        if not key.startswith(REDIS_SESSIONS_PREFIX) or (
+            prefix and key.startswith(prefix)  # chosen as wsgisession's own
+        ):
             continue
         name = key[len(REDIS_SESSIONS_PREFIX) :]
         hint = _HINTS.get(name, "{p}store = redis and the redis_* options")
