@@ -17,6 +17,7 @@ from wsgiref.util import setup_testing_defaults
 import pytest
 import redis
 import webtest
+from failover_traffic import counter
 from pymemcache.client.base import Client  # type: ignore[import-untyped]
 from servers import MemcachedPool, RedisCluster, ServerProcess
 
@@ -30,15 +31,6 @@ pytestmark = pytest.mark.slow
 
 PREFIX = "wsgisession:"
 SESSIONS = 30
-
-
-def counter(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
-    """Counts the visits of a session; ``/peek`` only reads the count."""
-    session = environ["wsgisession"]
-    if environ["PATH_INFO"] != "/peek":
-        session["n"] = session.get("n", 0) + 1
-    start_response("200 OK", [("Content-Type", "text/plain")])
-    return [str(session.get("n", 0)).encode()]
 
 
 class Visitors:

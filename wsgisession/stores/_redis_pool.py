@@ -233,6 +233,14 @@ class Pool(redis.BlockingConnectionPool):
         other thread starts a command on one), and those in use as their
         commands end."""
         self._let_go += 1
+        self.disconnect_free_connections()
+
+    def disconnect_free_connections(self, moving_address_src: Any = None) -> None:
+        """Disconnect the idle connections, each taken out of the queue
+        first. redis-py's closes them where they lie, and RedisCluster calls
+        it on every node error and map refresh: a thread that took one
+        meanwhile (a healthy master's) had its command cut short, and
+        ValueError ("I/O operation on closed file") left redis-py."""
         idle: list[Any] = []
         with contextlib.suppress(queue.Empty):
             while True:

@@ -86,6 +86,8 @@ MAX_ATTEMPTS = 50
 #: Longest TTL handed to Redis: past the 100 years ``set_expiry()`` takes (a
 #: record is never dropped before its expiry); the header keeps the real expiry.
 _MAX_TTL_MS = 2 * MAX_SECONDS * 1000
+#: Locks whose release failed kept for their next taker (see ``_take_lock``).
+_UNRELEASED_KEPT = 10_000
 #: Redis counts a record's PX from its clock's whole millisecond, up to 1 ms
 #: before the moment the store read: one more keeps it to its expiry.
 _CLOCK_TICK_MS = 1
@@ -178,6 +180,7 @@ class RedisStore(Store):
         self._connect: Callable[[], Any] | None = None
         self._owns_client = url is not None
         self._connecting: dict[int, threading.Lock] = {}  # see per_process()
+        self._unreleased: dict[str, str] = {}  # lock name: token (see _take_lock)
         if url is not None:
             self._where = redact_url(url) if isinstance(url, str) else "?"
             made = client_from_url(url, timeout)
@@ -340,9 +343,7 @@ class RedisStore(Store):
         token = secrets.token_hex(16)
         px = max(1, ttl_ms(ttl, 0.0))
         try:
-            poll_lock(
-                lambda: bool(self._call("set", name, token, nx=True, px=px)), timeout
-            )
+            poll_lock(lambda: self._take_lock(name, token, px), timeout)
         except LockTimeout:
             raise
         except BaseException:
@@ -362,12 +363,26 @@ class RedisStore(Store):
                 self._script(RELEASE, name, token)
             except StoreUnavailable:  # the key expires anyway; keep the real error
                 logger.warning("%r: could not release the lock %s", self, name)
+                if len(self._unreleased) < _UNRELEASED_KEPT:
+                    self._unreleased[name] = token
             except BaseException:
                 # Cut short by an interrupt (a timeout around the request, a
                 # signal): once more, or the key would lock the session for ttl.
                 with suppress(StoreUnavailable):
                     self._call("eval", RELEASE.source, 1, name, token)
                 raise
+
+    def _take_lock(self, name: str, token: str, px: int) -> bool:
+        """``SET NX PX`` of lock ``name``. One this store could not release
+        (its master died; the replica that took over has the key) is
+        released by its token first: it would lock the session for lock_ttl."""
+        if self._call("set", name, token, nx=True, px=px):
+            return True
+        left = self._unreleased.pop(name, None)
+        if left is None:
+            return False
+        self._script(RELEASE, name, left)
+        return bool(self._call("set", name, token, nx=True, px=px))
 
     def close(self) -> None:
         """Close the connections of the client this store made from its url;
