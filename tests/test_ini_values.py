@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from helpers import examples
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from wsgisession.cli import main
@@ -102,6 +102,7 @@ def test_seconds_with_a_unit_name_the_line_to_write(
         ("lock_timeout", "0.25s", "lock_timeout = 0.25 for '0.25s'"),
         ("lock_timeout", "1.5m", "lock_timeout = 90 for '1.5m'"),
         ("cookie_age", "1.5h", "cookie_age = 5400 for '1.5h'"),
+        ("lock_timeout", "0.00001s", "lock_timeout = 0.00001 for '0.00001s'"),
     ],
 )
 def test_a_fraction_with_a_unit_names_the_line_to_write(
@@ -109,6 +110,26 @@ def test_a_fraction_with_a_unit_names_the_line_to_write(
 ) -> None:
     with pytest.raises(ConfigError, match=f"units are not read: write {line}$"):
         parse_settings({key: written})
+
+
+@settings(max_examples=examples(50), deadline=None, database=None)
+@given(
+    tenths=st.integers(min_value=1, max_value=50_000),  # 5,000 weeks at most
+    unit=st.sampled_from(["m", "min", "h", "d", "w"]),
+    key=st.sampled_from(["cookie_age", "lock_timeout"]),
+)
+@example(tenths=11, unit="h", key="cookie_age")  # 1.1h: no line
+@example(tenths=11, unit="h", key="lock_timeout")  # 1.1h: 3960.0000000000005
+def test_a_decimal_with_a_unit_names_its_exact_seconds(
+    tenths: int, unit: str, key: str
+) -> None:
+    """``1.1h`` is 3960 s: the float product (3960.0000000000005) offered
+    ``lock_timeout = 3960.0000000000005`` and ``cookie_age`` no line."""
+    written = f"{tenths // 10}.{tenths % 10}{unit}"
+    seconds = tenths * UNITS[unit] // 10  # every unit here is a multiple of 10 s
+    with pytest.raises(ConfigError) as caught:
+        parse_settings({key: written})
+    assert str(caught.value).endswith(f"write {key} = {seconds} for {written!r}")
 
 
 @pytest.mark.parametrize(

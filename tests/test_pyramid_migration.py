@@ -153,6 +153,24 @@ def test_the_include_alone_refuses_them_too() -> None:
         config.include("wsgisession.contrib.pyramid")
 
 
+@pytest.mark.parametrize("key", ["beaker.session.secure", "session.timeout"])
+def test_the_include_alone_refuses_pyramid_beakers_keys_too(key: str) -> None:
+    """pyramid_beaker's keys are as dropped as pyramid_redis_sessions' in an
+    app wrapped by hand: the include refused only the latter, and
+    ``beaker.session.secure = true`` was ignored without a word."""
+    config = Configurator(settings={key: "true"})
+    with pytest.raises(ConfigError, match=f"{key!r} is a Beaker session key"):
+        config.include("wsgisession.contrib.pyramid")
+
+
+def test_the_secret_hint_reads_as_advice() -> None:
+    """The message said "use not needed: ..." for ``redis.sessions.secret``."""
+    with pytest.raises(ConfigError) as raised:
+        ours({"wsgisession.store": "memory", "redis.sessions.secret": "x"})
+    assert "use not needed" not in str(raised.value)
+    assert "remove it" in str(raised.value)
+
+
 def test_check_and_a_paste_filter_refuse_them_too(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

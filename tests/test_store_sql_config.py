@@ -187,6 +187,10 @@ def test_a_bad_query_option_value_is_a_config_error(
             f"mysql://app:{DB_PASSWORD}@db/app",
             "MySQLdb; write mysql+pymysql:// to use PyMySQL",
         ),
+        (  # the MariaDB dialect kept: not mysql+pymysql://
+            f"mariadb://app:{DB_PASSWORD}@db/app",
+            "MySQLdb; write mariadb+pymysql:// to use PyMySQL",
+        ),
         (
             f"postgres://app:{DB_PASSWORD}@db/app",
             "dialect; SQLAlchemy calls it postgresql: write postgresql+psycopg://",

@@ -20,7 +20,7 @@ REDIS_SESSIONS_PREFIX = "redis.sessions."
 
 #: What each ``pyramid_redis_sessions`` setting becomes (``{p}``: the prefix).
 _HINTS: dict[str, str] = {
-    "secret": "not needed: ids are 256-bit random and never adopted",
+    "secret": "no secret: remove it (ids are 256-bit random and never adopted)",
     "timeout": (
         "{p}cookie_age (its timeout slid on every read: add {p}reissue_time, "
         "say a tenth of it)"

@@ -7,6 +7,7 @@ other tools write durations, is refused with the line that means it.
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 
 from .expiry import MAX_SECONDS
 
@@ -24,11 +25,13 @@ def unit_hint(key: str, text: str, whole: bool) -> str:
     match = _WITH_UNIT.fullmatch(text)
     if match is None:
         return ""
-    seconds = float(match[1]) * _UNIT_SECONDS[match[2]]
+    # Decimal: as floats, 1.1h is 3960.0000000000005 s and 0.00001s is 1e-05,
+    # lines that say another number or that the option refuses.
+    seconds = Decimal(match[1]) * _UNIT_SECONDS[match[2]]
     if seconds > MAX_SECONDS:
         return ""
-    if seconds.is_integer():
+    if seconds == seconds.to_integral_value():
         return f"; units are not read: write {key} = {int(seconds)} for {text!r}"
     if whole:
         return ""
-    return f"; units are not read: write {key} = {seconds} for {text!r}"
+    return f"; units are not read: write {key} = {seconds.normalize():f} for {text!r}"

@@ -37,6 +37,7 @@ from pyramid.events import NewRequest  # type: ignore[import-untyped]
 from pyramid.interfaces import ISession  # type: ignore[import-untyped]
 from zope.interface import classImplements  # type: ignore[import-untyped]
 
+from .. import _beaker
 from .._redis_sessions_keys import refuse_redis_sessions_keys
 from ..paste import make_middleware
 from ..session import Session
@@ -267,10 +268,12 @@ def includeme(config: Any) -> None:
 
     The environ key is the ``wsgisession.environ_key`` setting, if given,
     else that of the middleware :func:`make_wsgi_app` wraps the app in.
-    A ``redis.sessions.*`` setting left over from pyramid_redis_sessions
-    raises ConfigError.
+    A ``redis.sessions.*`` setting left over from pyramid_redis_sessions, or
+    a Beaker key left over from pyramid_beaker, raises ConfigError, as
+    :func:`make_wsgi_app` does.
     """
     settings = config.get_settings() or {}
+    _beaker.refuse_beaker_keys(settings, "wsgisession.")
     refuse_redis_sessions_keys(settings, "wsgisession.")
     factory = WsgiSessionFactory(settings.get("wsgisession.environ_key") or None)
     config.set_session_factory(factory)

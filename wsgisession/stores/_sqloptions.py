@@ -150,8 +150,8 @@ _DRIVER_HINTS = {
     ),
     "pymysql": "pip install PyMySQL",
     "MySQLdb": (
-        "write mysql+pymysql:// to use PyMySQL (pip install PyMySQL), or pip "
-        "install mysqlclient"
+        "write {backend}+pymysql:// to use PyMySQL (pip install PyMySQL), or "
+        "pip install mysqlclient"
     ),
     "postgresql": "pip install 'psycopg[binary]' and write postgresql+psycopg://",
     "mysql": "pip install PyMySQL and write mysql+pymysql://",
@@ -162,7 +162,7 @@ _DRIVER_HINTS = {
 def driver_hint(backend: str, missing: str | None) -> str:
     """What installs the ``missing`` driver module of a ``backend`` URL."""
     hint = _DRIVER_HINTS.get(missing or "") or _DRIVER_HINTS.get(backend)
-    return hint or "install its driver"
+    return hint.format(backend=backend) if hint else "install its driver"
 
 
 def dialect_hint(backend: str) -> str:
