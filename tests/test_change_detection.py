@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from helpers import fake_clock
+from helpers import fake_clock, saved_session
 
 from wsgisession import Session, SessionMiddleware
 from wsgisession.config import Settings
@@ -37,14 +37,6 @@ class CountingSerializer(TaggedJSONSerializer):
         return super().loads(data)
 
 
-def stored(store: MemoryStore, **data: Any) -> str:
-    session = Session(store)
-    session.update(data)
-    session.save()
-    assert session.session_key is not None
-    return session.session_key
-
-
 def reopen(store: MemoryStore, key: str) -> dict[str, Any]:
     return dict(Session(store, session_key=key).items())
 
@@ -65,7 +57,7 @@ RECEIVE: dict[str, Callable[[Session], Any]] = {
 @pytest.mark.parametrize("receive", RECEIVE.values(), ids=RECEIVE.keys())
 def test_a_change_in_place_is_saved_whatever_the_accessor(receive) -> None:
     store = MemoryStore()
-    key = stored(store, cart=["book"], user="alice")
+    key = saved_session(store, cart=["book"], user="alice")
     session = Session(store, session_key=key)
     receive(session).append("pen")
     assert session.detect_changes()
@@ -76,7 +68,7 @@ def test_a_change_in_place_is_saved_whatever_the_accessor(receive) -> None:
 @pytest.mark.parametrize("receive", RECEIVE.values(), ids=RECEIVE.keys())
 def test_a_change_in_place_is_merged_by_key(receive) -> None:
     store = MemoryStore()
-    key = stored(store, cart=["book"], theme="light")
+    key = saved_session(store, cart=["book"], theme="light")
     first = Session(store, session_key=key)
     cart = receive(first)
     second = Session(store, session_key=key)
@@ -89,7 +81,7 @@ def test_a_change_in_place_is_merged_by_key(receive) -> None:
 
 def test_an_unchanged_value_received_is_not_written_back_over_a_newer_one() -> None:
     store = MemoryStore()
-    key = stored(store, cart=["book"], n=1)
+    key = saved_session(store, cart=["book"], n=1)
     reader = Session(store, session_key=key)
     assert reader["cart"] == ["book"]
     writer = Session(store, session_key=key)
@@ -102,7 +94,7 @@ def test_an_unchanged_value_received_is_not_written_back_over_a_newer_one() -> N
 
 def test_a_change_after_a_save_is_seen_by_the_next_save() -> None:
     store = MemoryStore()
-    key = stored(store, cart=["book"], tags={"a"})
+    key = saved_session(store, cart=["book"], tags={"a"})
     session = Session(store, session_key=key)
     cart = session["cart"]
     session["box"] = box = [1]  # set, not received: the request holds it too
@@ -117,7 +109,7 @@ def test_a_change_after_a_save_is_seen_by_the_next_save() -> None:
 
 def test_a_change_after_a_save_is_seen_when_every_value_was_received() -> None:
     store = MemoryStore()
-    key = stored(store, cart=["book"])
+    key = saved_session(store, cart=["book"])
     session = Session(store, session_key=key)
     values = session.values()
     session.save()
@@ -128,7 +120,7 @@ def test_a_change_after_a_save_is_seen_when_every_value_was_received() -> None:
 
 def test_cycle_key_carries_a_change_made_in_place() -> None:
     store = MemoryStore()
-    key = stored(store, cart=["book"])
+    key = saved_session(store, cart=["book"])
     session = Session(store, session_key=key)
     session["cart"].append("pen")
     session.cycle_key()
@@ -138,7 +130,7 @@ def test_cycle_key_carries_a_change_made_in_place() -> None:
 
 def test_bind_user_carries_a_change_made_in_place() -> None:
     store = MemoryStore()
-    key = stored(store, cart=["book"])
+    key = saved_session(store, cart=["book"])
     session = Session(store, session_key=key)
     session["cart"].append("pen")
     session.bind_user("alice")
@@ -150,7 +142,7 @@ def test_bind_user_carries_a_change_made_in_place() -> None:
 
 def test_a_value_popped_or_cleared_needs_no_snapshot() -> None:
     store = MemoryStore()
-    key = stored(store, cart=["book"], other=[1])
+    key = saved_session(store, cart=["book"], other=[1])
     session = Session(store, session_key=key)
     session.pop("cart").append("pen")
     session.clear()
@@ -192,7 +184,7 @@ def middleware_on(
 
 def test_reading_one_immutable_value_serializes_nothing() -> None:
     store = MemoryStore()
-    key = stored(store, cart=["book"], prefs={"theme": "dark"}, user="alice")
+    key = saved_session(store, cart=["book"], prefs={"theme": "dark"}, user="alice")
     request, serializer = middleware_on(store, lambda s: s["user"])
     before = store.load(key)
     headers = request(key)
@@ -205,7 +197,7 @@ def test_reading_one_immutable_value_serializes_nothing() -> None:
 
 def test_reading_a_mutable_value_serializes_it_twice_and_writes_nothing() -> None:
     store = MemoryStore()
-    key = stored(store, cart=["book"], prefs={"theme": "dark"}, user="alice")
+    key = saved_session(store, cart=["book"], prefs={"theme": "dark"}, user="alice")
     request, serializer = middleware_on(store, lambda s: s["cart"])
     before = store.load(key)
     request(key)
@@ -215,7 +207,7 @@ def test_reading_a_mutable_value_serializes_it_twice_and_writes_nothing() -> Non
 
 def test_a_write_serializes_the_record_and_no_value_it_did_not_receive() -> None:
     store = MemoryStore()
-    key = stored(store, cart=["book"], prefs={"theme": "dark"}, n=1)
+    key = saved_session(store, cart=["book"], prefs={"theme": "dark"}, n=1)
 
     def view(session: Session) -> None:
         session["n"] += 1
@@ -235,7 +227,7 @@ def test_saving_an_unchanged_session_records_the_save_time_and_a_new_expiry() ->
     unchanged save encodes the record once, with the new time, and nothing else."""
     store = MemoryStore()
     with fake_clock(1_000_000.0) as clock:
-        key = stored(store, cart=["book"], user="alice")
+        key = saved_session(store, cart=["book"], user="alice")
         before = store.load(key)
         assert before is not None
         clock.advance(60)

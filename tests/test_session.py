@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from helpers import FakeClock
+from helpers import FakeClock, saved_session
 
 from wsgisession import Session
 from wsgisession.config import Settings
@@ -26,16 +26,8 @@ def store() -> MemoryStore:
     return MemoryStore()
 
 
-def saved(store: MemoryStore, **data: object) -> str:
-    session = Session(store)
-    session.update(data)
-    session.save()
-    assert session.session_key is not None
-    return session.session_key
-
-
 def test_construction_loads_nothing(store: MemoryStore) -> None:
-    key = saved(store, a=1)
+    key = saved_session(store, a=1)
     session = Session(store, session_key=key)
     assert session._data is None
     assert not session.accessed and not session.modified
@@ -54,7 +46,7 @@ def test_construction_loads_nothing(store: MemoryStore) -> None:
     ],
 )
 def test_reads_set_accessed_but_not_modified(store: MemoryStore, operation) -> None:
-    session = Session(store, session_key=saved(store, a=1))
+    session = Session(store, session_key=saved_session(store, a=1))
     operation(session)
     assert session.accessed
     assert not session.modified
@@ -68,7 +60,7 @@ def test_getitem_missing_raises_keyerror(store: MemoryStore) -> None:
 
 
 def test_setitem_and_delitem_flags(store: MemoryStore) -> None:
-    session = Session(store, session_key=saved(store, a=1))
+    session = Session(store, session_key=saved_session(store, a=1))
     with pytest.raises(KeyError):
         del session["missing"]
     assert not session.modified
@@ -78,7 +70,7 @@ def test_setitem_and_delitem_flags(store: MemoryStore) -> None:
 
 
 def test_pop_semantics(store: MemoryStore) -> None:
-    session = Session(store, session_key=saved(store, a=1))
+    session = Session(store, session_key=saved_session(store, a=1))
     assert session.pop("missing", None) is None
     assert session.pop("missing", "x") == "x"
     assert not session.modified
@@ -89,7 +81,7 @@ def test_pop_semantics(store: MemoryStore) -> None:
 
 
 def test_setdefault_modifies_only_when_storing(store: MemoryStore) -> None:
-    session = Session(store, session_key=saved(store, a=1))
+    session = Session(store, session_key=saved_session(store, a=1))
     assert session.setdefault("a", 2) == 1
     assert not session.modified
     assert session.setdefault("b", 2) == 2
@@ -103,7 +95,7 @@ def test_update_with_empty_dict_marks_modified(store: MemoryStore) -> None:
 
 
 def test_clear_keeps_key_flush_drops_it(store: MemoryStore) -> None:
-    key = saved(store, a=1)
+    key = saved_session(store, a=1)
     session = Session(store, session_key=key)
     session.clear()
     assert not session.is_empty()
@@ -118,7 +110,7 @@ def test_clear_keeps_key_flush_drops_it(store: MemoryStore) -> None:
 def test_is_empty_and_bool(store: MemoryStore) -> None:
     assert Session(store).is_empty()
     assert not Session(store)
-    keyed = Session(store, session_key=saved(store, a=1))
+    keyed = Session(store, session_key=saved_session(store, a=1))
     assert not keyed.is_empty()
     assert keyed
     assert keyed.accessed, "is_empty() loads the session: the key must be known"
@@ -162,7 +154,7 @@ def test_save_round_trip_and_new_key_shape(store: MemoryStore) -> None:
 
 
 def test_store_holds_hashed_ids_only(store: MemoryStore) -> None:
-    key = saved(store, a=1)
+    key = saved_session(store, a=1)
     assert key not in store._records
     assert storage_key(key) in store._records
 
@@ -179,7 +171,7 @@ def test_memory_store_keeps_serialized_copies(store: MemoryStore) -> None:
 def test_cycle_key_keeps_data_and_deletes_old_record_at_once(
     store: MemoryStore,
 ) -> None:
-    old = saved(store, a=1, b=2)
+    old = saved_session(store, a=1, b=2)
     session = Session(store, session_key=old)
     session.cycle_key()
     assert session.session_key not in (None, old)
@@ -197,7 +189,7 @@ def test_cycle_key_on_new_session_creates_one(store: MemoryStore) -> None:
 
 
 def test_flush_on_unloaded_session_deletes_record(store: MemoryStore) -> None:
-    key = saved(store, a=1)
+    key = saved_session(store, a=1)
     session = Session(store, session_key=key)
     session.flush()
     assert not store.exists(key)
@@ -205,7 +197,7 @@ def test_flush_on_unloaded_session_deletes_record(store: MemoryStore) -> None:
 
 
 def test_save_after_concurrent_delete_raises_interrupted(store: MemoryStore) -> None:
-    key = saved(store, a=1)
+    key = saved_session(store, a=1)
     session = Session(store, session_key=key)
     session["b"] = 2
     Session(store, session_key=key).flush()  # a logout in another tab
@@ -215,7 +207,7 @@ def test_save_after_concurrent_delete_raises_interrupted(store: MemoryStore) -> 
 
 
 def test_changes_on_different_keys_merge(store: MemoryStore) -> None:
-    key = saved(store, a=0, b=0)
+    key = saved_session(store, a=0, b=0)
     first, second = Session(store, session_key=key), Session(store, session_key=key)
     first["a"] = 1
     second["b"] = 2
@@ -225,7 +217,7 @@ def test_changes_on_different_keys_merge(store: MemoryStore) -> None:
 
 
 def test_delete_and_clear_merge(store: MemoryStore) -> None:
-    key = saved(store, a=0, b=0, c=0)
+    key = saved_session(store, a=0, b=0, c=0)
     first, second = Session(store, session_key=key), Session(store, session_key=key)
     del first["a"]
     second["d"] = 4
@@ -241,7 +233,7 @@ def test_delete_and_clear_merge(store: MemoryStore) -> None:
 
 
 def test_in_place_change_is_detected_and_merged(store: MemoryStore) -> None:
-    key = saved(store, cart=[1], other=0)
+    key = saved_session(store, cart=[1], other=0)
     first, second = Session(store, session_key=key), Session(store, session_key=key)
     first["cart"].append(2)
     second["other"] = 1
@@ -256,7 +248,7 @@ def test_in_place_change_is_detected_and_merged(store: MemoryStore) -> None:
 def test_a_merged_save_keeps_the_expiry_another_request_set(
     store: MemoryStore, frozen_clock: FakeClock, other_expiry: int
 ) -> None:
-    key = saved(store, a=0)
+    key = saved_session(store, a=0)
     first, second = Session(store, session_key=key), Session(store, session_key=key)
     first.load()
     second.set_expiry(other_expiry)  # "remember me", or a short idle timeout
@@ -275,7 +267,7 @@ def test_a_merged_save_keeps_the_expiry_another_request_set(
 def test_a_merged_save_with_its_own_expiry_keeps_it(
     store: MemoryStore, frozen_clock: FakeClock
 ) -> None:
-    key = saved(store, a=0)
+    key = saved_session(store, a=0)
     first, second = Session(store, session_key=key), Session(store, session_key=key)
     first.set_expiry(120)
     second.set_expiry(60)
@@ -294,7 +286,7 @@ def held_across_a_merge(
     """A request that holds its session's ``cart`` ([1]) while another request
     makes ``other_change`` and saves; then it sets ``y`` and saves (a merge).
     The key, the first request's session, and the list it holds."""
-    key = saved(store, cart=[1])
+    key = saved_session(store, cart=[1])
     first = Session(store, session_key=key)
     held = first["cart"]
     other = Session(store, session_key=key)
@@ -326,7 +318,7 @@ def test_a_value_changed_by_another_request_is_not_replaced_by_a_stale_copy(
 
 
 def test_read_only_request_never_writes_stale_data(store: MemoryStore) -> None:
-    key = saved(store, a=0)
+    key = saved_session(store, a=0)
     reader = Session(store, session_key=key)
     reader.get("a")
     writer = Session(store, session_key=key)
@@ -353,14 +345,14 @@ def test_tagged_json_round_trips_common_types(store: MemoryStore) -> None:
         "lookalike": {" dt": "not a date"},
         "nested": {"list": [{" t": 1}, (1, 2)]},
     }
-    key = saved(store, **values)
+    key = saved_session(store, **values)
     assert dict(Session(store, session_key=key)) == values
 
 
 def test_unserializable_value_names_key_and_keeps_store_intact(
     store: MemoryStore,
 ) -> None:
-    key = saved(store, a=1)
+    key = saved_session(store, a=1)
     session = Session(store, session_key=key)
     session["bad"] = object()
     session["a"] = 2
@@ -448,7 +440,7 @@ def test_clear_puts_back_the_default_expiry_another_request_set_meanwhile(
     store: MemoryStore, other_expiry: int
 ) -> None:
     """A clear() empties the record as it is at save time, expiry included."""
-    key = saved(store, a=1)
+    key = saved_session(store, a=1)
     first = Session(store, session_key=key)
     first.clear()
     second = Session(store, session_key=key)
@@ -488,7 +480,7 @@ def test_set_expiry_datetime_and_timedelta(store: MemoryStore) -> None:
 
 
 def test_expiry_keyword_arguments_do_not_load(store: MemoryStore) -> None:
-    session = Session(store, session_key=saved(store, a=1))
+    session = Session(store, session_key=saved_session(store, a=1))
     base = datetime.datetime(2030, 1, 1, tzinfo=UTC)
     assert session.get_expiry_age(modification=base, expiry=None) == 1209600
     assert session.get_expiry_age(expiry=60) == 60
@@ -572,7 +564,7 @@ def test_test_cookie_methods(store: MemoryStore) -> None:
 def test_corrupt_record_loads_empty_and_next_save_replaces_it(
     store: MemoryStore, caplog: pytest.LogCaptureFixture
 ) -> None:
-    key = saved(store, a=1)
+    key = saved_session(store, a=1)
     name = storage_key(key)
     store._records[name] = store._records[name]._replace(payload=b"\x00garbage")
     session = Session(store, session_key=key)
@@ -586,7 +578,7 @@ def test_corrupt_record_loads_empty_and_next_save_replaces_it(
 
 
 def test_repr_hides_the_key(store: MemoryStore) -> None:
-    key = saved(store, a=1)
+    key = saved_session(store, a=1)
     assert key not in repr(Session(store, session_key=key))
 
 
@@ -626,7 +618,7 @@ def test_a_merged_save_keeps_another_requests_value_equal_to_the_held_one(
 ) -> None:
     """Only a value of the same serialized form is taken for the held one:
     ``==`` holds between 1 and True, or 1 and 1.0."""
-    key = saved(store, v=before)
+    key = saved_session(store, v=before)
     first = Session(store, session_key=key)
     first["v"]  # handed out: the request may hold it
     other = Session(store, session_key=key)
