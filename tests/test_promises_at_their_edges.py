@@ -208,7 +208,7 @@ def test_reissue_time_resaves_a_session_whose_last_save_is_exactly_that_old(
 
 def test_vary_star_is_left_as_it_is(tmp_path: Path) -> None:
     """``Vary: *`` already says the response varies by everything: ``Cookie``
-    is not added to it (cookies.add_session_headers)."""
+    is not added to it (cache_headers.add_session_headers)."""
 
     def app(environ, start_response):
         environ["wsgisession"]["n"] = 1

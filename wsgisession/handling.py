@@ -7,13 +7,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from .cookies import (
+from .cache_headers import (
     VARY_OR_CACHE_CONTROL_LENGTHS,
     add_session_headers,
-    check_cookie_size,
     header_name,
-    session_cookie,
 )
+from .cookies import check_cookie_size, session_cookie
 from .errors import SessionInterrupted
 from .nesting import outer_session_serves
 from .response import Response, ResponseSetup, StartResponse

@@ -19,12 +19,12 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .body import Body
+from .cache_headers import add_session_headers
 from .config import Settings
 from .cookies import (
     DELETE,
     NOTHING,
     SET,
-    add_session_headers,
     deleting_cookie,
     is_touched,
     session_cookie,

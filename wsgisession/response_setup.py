@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from .cache_headers import session_headers
 from .cleanup import Sweeper
 from .config import Settings
 from .cookies import (
@@ -12,7 +13,6 @@ from .cookies import (
     check_cookie_size,
     cookie_template,
     fixed_secure,
-    session_headers,
 )
 from .errors import SessionCookieTooLarge
 from .logthrottle import ThrottledWarning

@@ -364,11 +364,6 @@ class Session(
             changes.expiry_changed = True
         self.modified = True
 
-    @property
-    def created(self) -> float:
-        """When the session was first saved, as a Unix time (now, for a new one)."""
-        return self.loaded_record().created
-
     def is_empty(self) -> bool:
         """True when the session has neither a key nor any data (loads it)."""
         return self.loaded_record().key is None and not self._data
@@ -387,10 +382,6 @@ class Session(
         record.expiry = encoded
         self._change_set().expiry_changed = True
         self.modified = True
-
-    def get_session_cookie_age(self) -> int:
-        """The default expiry in seconds (the ``cookie_age`` option)."""
-        return self._settings.cookie_age
 
     def __reduce_ex__(self, protocol: object) -> NoReturn:
         """Refuse copy and pickle: a copy's changes would be lost or half-saved."""

@@ -41,9 +41,14 @@ class ExpiryMethods:
         """The session's record, loaded (the session provides it)."""
         raise NotImplementedError
 
+    @property
+    def created(self) -> float:
+        """When the session was first saved, as a Unix time (now, for a new one)."""
+        return self.loaded_record().created
+
     def get_session_cookie_age(self) -> int:
-        """The default expiry in seconds (the session provides it)."""
-        raise NotImplementedError
+        """The default expiry in seconds (the ``cookie_age`` option)."""
+        return self._settings.cookie_age
 
     def get_expiry_age(
         self, *, modification: datetime.datetime | None = None, expiry: Any = _UNSET
