@@ -57,6 +57,7 @@ class MemcachedCommands(Protocol):
     def _call(self, command: str, name: str, *args: Any) -> Any: ...
     def _call_on(self, server: Any, command: str, name: str, *args: Any) -> Any: ...
     def _server_for(self, name: str) -> Any: ...
+    def _any_server_down(self) -> bool: ...
     def _fetch(self, name: str) -> tuple[tuple[bytes, float] | None, bytes | None]: ...
     def _name(self, session_key: str) -> str: ...
     def create(
@@ -91,6 +92,8 @@ class MemcachedUserIndex:
         self._store, self._prefix = store, key_prefix
         # A user who logs in again and again makes room at each login.
         self._warn_full = ThrottledWarning(logger)
+        # Every revocation while a server is down.
+        self._warn_copy_kept = ThrottledWarning(logger)
 
     def key(self, user_id: str) -> str:
         """The name of the user's index item."""
@@ -106,7 +109,9 @@ class MemcachedUserIndex:
         an earlier server list left there (still that of the old processes
         of a rolling deploy) would list sessions that a revocation through
         this list cannot reach, bringing them back if that list returns.
-        A server that cannot be reached keeps its copy (logged).
+        A server that cannot be reached keeps its copy (logged), and so does
+        one that failed in the last few seconds, not asked again: a stalled
+        server would hold every revocation for its timeout.
 
         A copy that is the very item the index's own server holds (the same
         value and CAS token: one server listed under two names, its host
@@ -117,10 +122,16 @@ class MemcachedUserIndex:
         for server in servers:
             if server is home:
                 continue
+            if server.down:
+                self._warn_copy_kept(
+                    "could not remove a stale user index: memcached server %s is down",
+                    server.spec,
+                )
+                continue
             try:
                 self._drop_copy(server, home, key)
             except StoreUnavailable as exc:
-                logger.warning("could not remove a stale user index: %s", exc)
+                self._warn_copy_kept("could not remove a stale user index: %s", exc)
 
     def _drop_copy(self, server: Any, home: Any, key: str) -> None:
         """Delete ``key`` on ``server`` unless it is the item on ``home``."""
@@ -190,9 +201,11 @@ class MemcachedUserIndex:
         store = self._store
         name = store._name(session_key)[len(self._prefix) :]
         # A listed record on a server that is down must not refuse a login
-        # whose index and record live elsewhere: it is pruned next time.
-        with suppress(StoreUnavailable):
-            self.records(user_id)
+        # whose index and record live elsewhere, nor hold it for the server's
+        # timeout at every login while it stalls: it is pruned next time.
+        if not store._any_server_down():
+            with suppress(StoreUnavailable):
+                self.records(user_id)
         pending = max(1, int(now() * 1000))
         added: list[bool] = []
 

@@ -75,6 +75,8 @@ logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 50
 #: How many fresh ids ``generate_key`` draws to place a session on a live server.
 _PLACEMENT_TRIES = 16
+#: Locks whose release failed kept for their next taker (see ``_take_lock``).
+_UNRELEASED_KEPT = 10_000
 
 
 class MemcachedStore(Store):
@@ -117,6 +119,8 @@ class MemcachedStore(Store):
         self._specs = server_specs(servers)
         self._key_prefix = key_prefix
         self._warn_damaged = ThrottledWarning(logger)  # a client resends its cookie
+        self._warn_unreleased = ThrottledWarning(logger)  # each request of a stall
+        self._unreleased: dict[str, bytes] = {}  # lock name: token (see _take_lock)
         self._servers = [Server(spec, connect, io) for spec in self._specs]
         self._by_node = {server.node: server for server in self._servers}
         self._single = self._servers[0] if len(self._servers) == 1 else None
@@ -159,11 +163,15 @@ class MemcachedStore(Store):
             store=repr(self),
         )
 
+    def _any_server_down(self) -> bool:
+        """Whether a server failed to answer in the last few seconds."""
+        return any(server.down for server in self._servers)
+
     def generate_key(self) -> str:
         """A fresh id, on a server that is up if one of them is down: new
         sessions avoid a dead server, existing ones never move."""
         key = super().generate_key()
-        if not any(server.down for server in self._servers):
+        if not self._any_server_down():
             return key
         for _ in range(_PLACEMENT_TRIES):
             if not self._server_for(self._name(key)).down:
@@ -309,10 +317,16 @@ class MemcachedStore(Store):
             poll_lock(lambda: self._take_lock(record, name, token, ttl), timeout)
         except LockTimeout:
             raise
+        except StoreUnavailable:
+            # A take whose reply was lost or late may have stored the item (a
+            # stalled server runs it when it wakes): released at the next
+            # taking, not now, when the server would keep this request waiting
+            # for another timeout.
+            self._keep_unreleased(name, token)
+            raise
         except BaseException:
-            # A take whose reply was lost or late, or that an interrupt (a
-            # timeout around the request, a signal) cut short, may have
-            # stored the item: not left to lock the session for ttl.
+            # Cut short by an interrupt (a timeout around the request, a
+            # signal): the item may be stored, and would lock the session.
             with suppress(StoreUnavailable):
                 self._release(record, name, token)
             raise
@@ -335,6 +349,7 @@ class MemcachedStore(Store):
         if expire is None:  # a ttl too short to move the clock
             expire = CLOCK_MARGIN
         if self._call_beside(record, "add", name, value, expire):
+            self._unreleased.pop(name, None)
             return True
         held, cas = self._call_beside(record, "gets", name)
         if held is None:  # released meanwhile: the next poll adds it
@@ -342,18 +357,28 @@ class MemcachedStore(Store):
         holder = unpack(held)
         if holder is not None and holder[0] == token:
             return True  # ours: an add run again after its reply was lost
-        if holder is not None and holder[1] > now():
+        # One this store could not release (its server stalled, or the reply
+        # was lost) would lock the session for ttl: taken over.
+        left = self._unreleased.pop(name, None)
+        if holder is not None and holder[1] > now() and holder[0] != left:
             return False
         # The holder's time is up (or the item is not ours): take it over.
         return bool(self._call_beside(record, "cas", name, value, cas, expire))
 
     def _unlock(self, record: str, name: str, token: bytes) -> None:
-        """Remove the lock item if it is still ours; failures are only logged,
-        since the item expires anyway and must not mask the request's error."""
+        """Remove the lock item if it is still ours; failures are only logged
+        (they must not mask the request's error), and the lock is released
+        at this store's next taking of it."""
         try:
             self._release(record, name, token)
         except StoreUnavailable:
-            logger.warning("%r: could not release the lock %s", self, name)
+            self._warn_unreleased("%r: could not release the lock %s", self, name)
+            self._keep_unreleased(name, token)
+
+    def _keep_unreleased(self, name: str, token: bytes) -> None:
+        """Remember ``token`` as a lock ``name`` this store may still hold."""
+        if len(self._unreleased) < _UNRELEASED_KEPT:
+            self._unreleased[name] = token
 
     def _release(self, record: str, name: str, token: bytes) -> None:
         held, cas = self._call_beside(record, "gets", name)

@@ -1,0 +1,197 @@
+"""memcached servers that stall (SIGSTOP past the store's timeout) while
+requests use them: what the requests of that server's sessions, and those
+of the other servers, pay.
+
+A review ran logged-in, anonymous and locked users in threads over a pool
+of three servers while one was killed, stalled, restarted again and again
+and filled; these are the defects it found: a request lock held as its
+server stalled stayed for ``lock_ttl`` (every request of the session got
+``LockTimeout`` meanwhile), and logins and revocations of users with no
+session on the stalled server waited for its timeout at every call.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import webtest
+from servers import MemcachedPool, ServerProcess
+
+from wsgisession import SessionMiddleware
+from wsgisession.errors import StoreUnavailable
+from wsgisession.session import Session
+from wsgisession.stores import MemcachedStore
+
+pytestmark = pytest.mark.slow
+
+#: The store's connect and reply timeouts in these tests (s).
+TIMEOUT = 0.3
+
+
+def stop(server: ServerProcess) -> None:
+    """Stop ``server`` (SIGSTOP) and wait until the kernel has stopped it."""
+    assert server.proc is not None
+    server.proc.send_signal(signal.SIGSTOP)
+    stat = Path(f"/proc/{server.proc.pid}/stat")
+    deadline = time.monotonic() + 5
+    while stat.read_text().rpartition(")")[2].split()[0] != "T":
+        assert time.monotonic() < deadline, f"{server} did not stop"
+        time.sleep(0.001)
+
+
+@contextmanager
+def stalled(server: ServerProcess) -> Iterator[None]:
+    """``server`` stopped (SIGSTOP) inside the block, continued after it."""
+    stop(server)
+    try:
+        yield
+    finally:
+        server.proc.send_signal(signal.SIGCONT)
+
+
+def store_on(addresses: list[str]) -> MemcachedStore:
+    return MemcachedStore(addresses, connect_timeout=TIMEOUT, timeout=TIMEOUT)
+
+
+def timed(call: Callable[[], Any]) -> float:
+    began = time.monotonic()
+    call()
+    return time.monotonic() - began
+
+
+# -- the request lock ------------------------------------------------------------
+
+
+def test_lock_held_as_its_server_stalled_is_released_at_next_request(
+    fresh_memcached: ServerProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The request that held the lock could not release it (the server was
+    stopped); once the server is back, the session's next request in this
+    process takes the lock at once instead of waiting out ``lock_ttl``."""
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        session = environ["wsgisession"]
+        session["n"] = session.get("n", 0) + 1
+        if environ["PATH_INFO"] == "/stall":
+            stop(fresh_memcached)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [str(session["n"]).encode()]
+
+    store = store_on([fresh_memcached.address])
+    middleware = SessionMiddleware(
+        app, store=store, lock=True, lock_ttl=60, lock_timeout=1
+    )
+    client = webtest.TestApp(middleware)
+    assert client.get("/").text == "1"
+    try:
+        with caplog.at_level(logging.WARNING), pytest.raises(StoreUnavailable):
+            client.get("/stall")  # the save and the release time out
+    finally:
+        assert fresh_memcached.proc is not None
+        fresh_memcached.proc.send_signal(signal.SIGCONT)
+    assert "could not release the lock" in caplog.text
+    began = time.monotonic()
+    count = int(client.get("/").text)  # LockTimeout after 1 s before the fix
+    assert time.monotonic() - began < 0.5
+    # The stopped server ran the save it was sent as it woke (or not).
+    assert count in (3, 4)
+    assert client.get("/").text == str(count + 1)
+    store.close()
+
+
+def test_lock_taken_while_its_server_stalled_does_not_hold_the_session(
+    fresh_memcached: ServerProcess,
+) -> None:
+    """The ``add`` of a lock sent to a stopped server runs when it wakes,
+    after the request gave up: the session's next request takes it over."""
+    store = store_on([fresh_memcached.address])
+    middleware = SessionMiddleware(
+        counter, store=store, lock=True, lock_ttl=60, lock_timeout=1
+    )
+    client = webtest.TestApp(middleware)
+    client.get("/")
+    with stalled(fresh_memcached), pytest.raises(StoreUnavailable):
+        client.get("/")
+    time.sleep(0.1)  # the woken server runs what it was sent
+    assert timed(lambda: client.get("/")) < 0.5
+    assert client.get("/").text == "3"
+    store.close()
+
+
+def counter(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    session = environ["wsgisession"]
+    session["n"] = session.get("n", 0) + 1
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [str(session["n"]).encode()]
+
+
+# -- users' sessions on the other servers ----------------------------------------
+
+
+def signed_in(middleware: SessionMiddleware, user: str) -> Session:
+    session = middleware.open_session()
+    session.bind_user(user)
+    session["who"] = user
+    session.save()
+    return session
+
+
+def user_at_home_on(store: MemcachedStore, home: str, name: str) -> str:
+    """A user id starting with ``name`` whose index lives on server ``home``."""
+    for number in range(1000):
+        user = f"{name}{number}"
+        if store._server_for(store._users.key(user)).spec == home:
+            return user
+    raise AssertionError(f"no user id with its index on {home}")
+
+
+def session_on(
+    middleware: SessionMiddleware, store: MemcachedStore, user: str, spec: str
+) -> Session:
+    """A session of ``user`` whose record lives on server ``spec``."""
+    for _ in range(200):
+        session = signed_in(middleware, user)
+        assert session.session_key is not None
+        if store._server_for(store._name(session.session_key)).spec == spec:
+            return session
+        session.flush()
+    raise AssertionError(f"no session of {user} landed on {spec}")
+
+
+def test_logins_and_revocations_elsewhere_wait_once_for_a_stalled_server(
+    fresh_memcached_pool: MemcachedPool,
+) -> None:
+    """A user with a session on the stalled server logs in again on the
+    others, and users with nothing there are revoked: the first call waits
+    for the store's timeout (it finds the server stalled), the next ones do
+    not; before, each login pruned the user's index by reading the record
+    on the stalled server, and each revocation asked it for a stale copy of
+    the index, both for the whole timeout."""
+    home, far = fresh_memcached_pool.servers[0], fresh_memcached_pool.servers[1]
+    store = store_on(fresh_memcached_pool.addresses)
+    middleware = SessionMiddleware(counter, store=store)
+    alice = user_at_home_on(store, home.address, "alice")
+    bob = user_at_home_on(store, home.address, "bob")
+    session_on(middleware, store, alice, far.address)
+    for _ in range(3):
+        session_on(middleware, store, bob, home.address)
+    with stalled(far):
+        first = timed(lambda: signed_in(middleware, alice))
+        logins = [timed(lambda: signed_in(middleware, alice)) for _ in range(3)]
+        revocations = [
+            timed(lambda: middleware.revoke_user_sessions(bob)) for _ in range(3)
+        ]
+    assert first >= TIMEOUT  # it found the server stalled
+    assert max(logins) < TIMEOUT / 2, logins
+    assert max(revocations) < TIMEOUT / 2, revocations
+    assert middleware.user_sessions(bob) == []
+    # Nothing lost: alice's five sessions are all listed once the server is back.
+    assert len(middleware.user_sessions(alice)) == 5
+    store.close()
