@@ -51,7 +51,7 @@ nitpick_ignore_regex = [
     (r"py:.*", rf"({'|'.join(_EXTERNAL)})(\..*)?"),
     (
         r"py:class",
-        r"WSGIApp|StrPath|RedisClient|StoreUnavailable|Flask|Response|SessionResponse|wsgisession.response.Response|wsgisession.usersessions.HasHandle|wsgisession.session_record.SessionRecord|wsgisession.cookies.SessionState|Engine",
+        r"WSGIApp|StrPath|RedisClient|StoreUnavailable|Flask|Response|SessionResponse|wsgisession.response.Response|wsgisession.usersessions.HasHandle|wsgisession.session_expiry.ExpiryQuery|wsgisession.session_record.SessionRecord|wsgisession.cookies.SessionState|Engine",
     ),
     (r"py:mod", r"base"),
     (r"py:func", r"default_path"),

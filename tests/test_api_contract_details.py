@@ -24,6 +24,7 @@ import wsgisession
 import wsgisession.stores
 from wsgisession import SessionMiddleware, UserSession
 from wsgisession.errors import SessionCookieTooLarge
+from wsgisession.serializers import Serializer
 from wsgisession.stores import FileStore, MemoryStore, SQLiteStore, SQLStore
 from wsgisession.stores.base import Store
 
@@ -273,3 +274,17 @@ def test_section_8_objects_show_what_they_are_in_their_repr(tmp_path: Path) -> N
             [listed] = wrapped.user_sessions(7)
             assert repr(listed).startswith(f"UserSession(handle={session.handle!r}")
             assert session.session_key not in repr(listed)
+
+
+def test_a_serializer_may_name_its_parameters_as_it_likes() -> None:
+    """pyright matches a protocol's parameter names: ``loads(self, raw)``,
+    or the ``pickle`` module (positional-only), only satisfy ``Serializer``
+    if its parameters are positional-only (wsgisession never passes them
+    by name)."""
+    for method in (Serializer.dumps, Serializer.loads):
+        kinds = [
+            parameter.kind
+            for name, parameter in inspect.signature(method).parameters.items()
+            if name != "self"
+        ]
+        assert kinds == [inspect.Parameter.POSITIONAL_ONLY], method

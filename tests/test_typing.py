@@ -141,3 +141,169 @@ def test_the_docs_flask_examples_type_check(tmp_path: Path, mypy_cache: Path) ->
         mypy_cache, DOCS / "examples" / "flask_app.py", devices, options=loose
     )
     assert report == "", report
+
+
+def error_lines(report: str, path: Path) -> set[int]:
+    """The line numbers of ``path`` that mypy's report has an error on."""
+    prefix = f"{path}:"
+    return {
+        int(line[len(prefix) :].split(":", 1)[0])
+        for line in report.splitlines()
+        if line.startswith(prefix) and ": error:" in line
+    }
+
+
+def marked_lines(path: Path, mark: str = "# wrong") -> set[int]:
+    """The line numbers of ``path`` that carry ``mark``."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return {number for number, line in enumerate(lines, 1) if line.endswith(mark)}
+
+
+PLAIN_WSGI_PROGRAM = """
+    import datetime
+    import pickle
+    from collections.abc import Iterable
+    from typing import Any
+    from wsgiref.simple_server import make_server
+    from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+
+    from wsgisession import Session, SessionMiddleware, UserSession
+    from wsgisession.config import Settings
+    from wsgisession.contrib.pyramid import PyramidSession
+    from wsgisession.serializers import Serializer
+    from wsgisession.stores import MemoryStore
+
+    NOW = datetime.datetime.now(datetime.UTC)
+
+
+    class CompactJSON:
+        def dumps(self, value: Any) -> bytes:
+            return repr(value).encode()
+
+        def loads(self, raw: bytes) -> Any:
+            return raw.decode()
+
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        session: Session = environ["wsgisession"]
+        visits: int = session.get("visits", 0) + 1
+        session["visits"] = visits
+        session.setdefault("cart", [])
+        session.pop("cart")
+        session.pop("cart", None)
+        session.update({"a": 1}, b=2)
+        session.update([("c", 3)])
+        session.update(d=4)
+        pairs = [f"{key}={value}" for key, value in session.items()]
+        session.set_expiry(300)
+        session.set_expiry(NOW)
+        session.set_expiry(datetime.timedelta(minutes=5))
+        session.set_expiry(None)
+        age: int = session.get_expiry_age(modification=NOW, expiry=60)
+        age += session.get_expiry_age(expiry=datetime.timedelta(seconds=5))
+        date: datetime.datetime = session.get_expiry_date(expiry=NOW)
+        date = session.get_expiry_date(expiry=None)
+        session.bind_user(42)
+        owner: str | None = session.user_id
+        handle: str | None = session.handle
+        key: str | None = session.session_key
+        session.cycle_key()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [f"{pairs} {age} {date} {owner} {handle} {key}".encode()]
+
+
+    def pyramid_view(session: PyramidSession) -> int:
+        session.update({"a": 1})
+        session.set_expiry(datetime.timedelta(hours=1))
+        return session.get_expiry_age(expiry=0) + session.get_expiry_date().second
+
+
+    middleware = SessionMiddleware(app, MemoryStore(), cookie_samesite="Strict")
+    application: WSGIApplication = middleware
+    SessionMiddleware(app, serializer=CompactJSON())
+    SessionMiddleware(app, serializer=pickle)
+    SessionMiddleware(app, serializer="mypackage.serializers:Compact")
+    Settings(serializer="json")
+    serializer: Serializer = CompactJSON()
+
+
+    def log_out_elsewhere(user_id: str, session: Session) -> int:
+        listed: list[UserSession] = middleware.user_sessions(user_id)
+        middleware.revoke_user_session(user_id, listed[0].handle)
+        return middleware.revoke_user_sessions(user_id, keep=session)
+
+
+    make_server("127.0.0.1", 0, middleware).server_close()
+"""
+
+
+def test_a_typed_plain_wsgi_app_type_checks(tmp_path: Path, mypy_cache: Path) -> None:
+    """A plain WSGI app that takes its Session from the environ, as the
+    quickstart says, and uses the mapping and Django's methods with every
+    type they take; a custom serializer whose parameters have names of its
+    own, and the ``pickle`` module, pass as serializers."""
+    report = mypy(mypy_cache, program(tmp_path, "plain", PLAIN_WSGI_PROGRAM))
+    assert report == "", report
+
+
+WRONG_PROGRAM = """
+    import datetime
+    from typing import Any
+
+    from wsgisession import Session, SessionMiddleware
+    from wsgisession.config import Settings
+    from wsgisession.contrib.flask import session as flask_session
+    from wsgisession.contrib.pyramid import PyramidSession
+
+
+    class CompactJSON:
+        def dumps(self, value: Any) -> bytes:
+            return repr(value).encode()
+
+        def loads(self, raw: bytes) -> Any:
+            return raw.decode()
+
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        return []
+
+
+    def misuse(session: Session, pyramid: PyramidSession) -> None:
+        session.get_expiry_age(expiry="3600")  # wrong
+        session.get_expiry_date(expiry=1.5)  # wrong
+        session.update(42)  # wrong
+        session.update([1, 2])  # wrong
+        pyramid.get_expiry_age(expiry="3600")  # wrong
+        pyramid.get_expiry_date(modification=0)  # wrong
+        pyramid.update(42)  # wrong
+        flask_session.get_expiry_age(expiry="3600")  # wrong
+        flask_session.get_expiry_date(bogus=1)  # wrong
+        session.get_expiry_age(expiry=datetime.timedelta(seconds=1))
+
+
+    SessionMiddleware(app, serializer=42)  # wrong
+    SessionMiddleware(app, serializer=CompactJSON)  # wrong
+    Settings(serializer=CompactJSON)  # wrong
+    SessionMiddleware(app, serializer=CompactJSON())
+"""
+
+
+def test_a_wrong_argument_is_a_type_error(tmp_path: Path, mypy_cache: Path) -> None:
+    """Each line marked ``# wrong`` fails at run time (TypeError, or a
+    serializer class where an instance belongs, which fails at the first
+    save); mypy reports those lines and no other."""
+    wrong = program(tmp_path, "wrong", WRONG_PROGRAM)
+    report = mypy(mypy_cache, wrong)
+    assert error_lines(report, wrong) == marked_lines(wrong), report
+
+
+def test_the_quickstart_typed_app_type_checks(tmp_path: Path, mypy_cache: Path) -> None:
+    """The "With a type checker" example of docs/quickstart.rst passes
+    ``mypy --strict`` as it is written."""
+    (block,) = [
+        block
+        for block in code_blocks(DOCS / "quickstart.rst")
+        if "session: Session = environ" in block.text
+    ]
+    report = mypy(mypy_cache, program(tmp_path, "quickstart", block.text))
+    assert report == "", report

@@ -27,6 +27,7 @@ from . import _cookie_attributes as attributes
 from ._coerce import import_dotted
 from ._redis_sessions_keys import refuse_redis_sessions_keys
 from .errors import ConfigError
+from .serializers import Serializer
 from .stores import registry
 from .stores.base import IniOption
 from .storespec import (
@@ -148,7 +149,7 @@ class Settings:
         "Seconds after creation when a session dies however active it is; "
         "none for no such limit.",
     )  # fmt: skip
-    serializer: Any = _option(  # noqa: RUF009 - _option makes a field()
+    serializer: str | Serializer = _option(  # noqa: RUF009 - _option makes a field()
         "json", "json, pickle or package.module:Name", c.serializer,
         c.parse_text,
         "How sessions become bytes: tagged JSON; pickle (server-side stores "
@@ -253,7 +254,7 @@ class Options(TypedDict, total=False):
     expire_at_browser_close: bool
     save_every_request: bool
     absolute_timeout: int | None
-    serializer: Any
+    serializer: str | Serializer
     environ_key: str
     lock: bool
     lock_timeout: float

@@ -14,6 +14,10 @@ from . import clock
 
 Expiry = None | int | str
 
+#: What ``set_expiry()`` takes (and the ``expiry=`` of the ``get_expiry_*``
+#: getters): seconds, a moment, a duration from now, or None.
+ExpiryArgument = int | datetime.datetime | datetime.timedelta | None
+
 UTC = datetime.UTC
 
 #: The longest duration accepted anywhere (100 years): beyond it, date

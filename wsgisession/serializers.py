@@ -26,7 +26,7 @@ import pickle
 import re
 import uuid
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 from zoneinfo import ZoneInfo
 
 try:
@@ -44,11 +44,17 @@ __all__ = [
 
 
 class Serializer(Protocol):
-    """What a serializer must provide."""
+    """What a serializer must provide.
 
-    def dumps(self, obj: Any) -> bytes: ...
+    The parameters are positional-only: they are only ever passed by
+    position, so a serializer may name them as it likes (a type checker
+    such as pyright would otherwise refuse ``loads(self, raw)``, and the
+    ``pickle`` module, whose ``loads`` takes its data positional-only).
+    """
 
-    def loads(self, data: bytes) -> Any: ...
+    def dumps(self, obj: Any, /) -> bytes: ...
+
+    def loads(self, data: bytes, /) -> Any: ...
 
 
 class HTMLText(str):
@@ -279,14 +285,14 @@ class PickleSerializer:
         return "PickleSerializer()"
 
 
-def resolve_serializer(value: Any) -> Serializer:
+def resolve_serializer(value: str | Serializer) -> Serializer:
     """Turn the ``serializer`` option ("json", "pickle", a dotted path or an object) into an object."""
     if value == "json":
         return TaggedJSONSerializer()
     if value == "pickle":
         return PickleSerializer()
     if isinstance(value, str):
-        from .config import import_dotted
+        from ._coerce import import_dotted
 
         value = import_dotted(value)
         if isinstance(value, type):
@@ -294,7 +300,7 @@ def resolve_serializer(value: Any) -> Serializer:
     if callable(getattr(value, "dumps", None)) and callable(
         getattr(value, "loads", None)
     ):
-        return value  # type: ignore[no-any-return]
+        return cast(Serializer, value)  # it has both: a Serializer
     from .errors import ConfigError
 
     raise ConfigError(

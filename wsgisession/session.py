@@ -10,7 +10,6 @@ keys never undo each other.
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import (
     Callable,
     ItemsView,
@@ -33,7 +32,7 @@ from .session_cookie import CookiePolicyMethods
 from .session_expiry import ExpiryMethods, HasKeyMethod, TestCookieMethods
 from .session_factory import bound_factory, record_factory
 from .session_record import SessionRecord
-from .session_writes import WriteMethods, refill
+from .session_writes import UpdateSource, WriteMethods, refill
 from .stores.base import Store
 
 __all__ = ["Session"]
@@ -324,7 +323,7 @@ class Session(
         self[key] = default
         return default
 
-    def update(self, other: Any = (), /, **kwargs: Any) -> None:
+    def update(self, other: UpdateSource = (), /, **kwargs: Any) -> None:
         """Set several keys; always marks the session modified, as in Django."""
         data = self._get_data()
         incoming = dict(other, **kwargs)
@@ -370,9 +369,7 @@ class Session(
 
     # -- expiry ------------------------------------------------------------
 
-    def set_expiry(
-        self, value: int | datetime.datetime | datetime.timedelta | None
-    ) -> None:
+    def set_expiry(self, value: rules.ExpiryArgument) -> None:
         """Set when the session expires: seconds of inactivity, 0 for browser
         close, a datetime or timedelta for a fixed moment, None for the default."""
         encoded = rules.encode_expiry(value)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, TypedDict
 
 from . import clock
 from . import expiry as rules
@@ -21,6 +21,7 @@ __all__ = [
     "TEST_COOKIE_NAME",
     "TEST_COOKIE_VALUE",
     "ExpiryMethods",
+    "ExpiryQuery",
     "HasKeyMethod",
     "TestCookieMethods",
 ]
@@ -29,6 +30,14 @@ TEST_COOKIE_NAME = "testcookie"
 TEST_COOKIE_VALUE = "worked"
 
 _UNSET: Any = object()
+
+
+class ExpiryQuery(TypedDict, total=False):
+    """The keyword arguments of ``get_expiry_age()`` and ``get_expiry_date()``,
+    typed for the framework sessions that pass them on (``**kwargs``)."""
+
+    modification: datetime.datetime | None
+    expiry: rules.ExpiryArgument
 
 
 class ExpiryMethods:
@@ -51,7 +60,10 @@ class ExpiryMethods:
         return self._settings.cookie_age
 
     def get_expiry_age(
-        self, *, modification: datetime.datetime | None = None, expiry: Any = _UNSET
+        self,
+        *,
+        modification: datetime.datetime | None = None,
+        expiry: rules.ExpiryArgument = _UNSET,
     ) -> int:
         """Seconds from ``modification`` (default: now) until the session expires.
 
@@ -65,7 +77,10 @@ class ExpiryMethods:
         return rules.cut_age(age, moment, self._absolute_end())
 
     def get_expiry_date(
-        self, *, modification: datetime.datetime | None = None, expiry: Any = _UNSET
+        self,
+        *,
+        modification: datetime.datetime | None = None,
+        expiry: rules.ExpiryArgument = _UNSET,
     ) -> datetime.datetime:
         """The moment (aware, UTC) the session expires if saved at ``modification``
         (its ``absolute_timeout`` at the latest)."""

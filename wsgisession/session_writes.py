@@ -10,8 +10,8 @@ the mapping, its loading and its change tracking.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from .changes import ChangeSet
 from .config import Settings
@@ -23,7 +23,14 @@ from .session_record import SessionRecord
 from .stores.base import Store, storage_key
 from .usersessions import handle_of, user_key
 
-__all__ = ["WriteMethods", "refill"]
+if TYPE_CHECKING:
+    from _typeshed import SupportsKeysAndGetItem
+
+__all__ = ["UpdateSource", "WriteMethods", "refill"]
+
+#: What ``Session.update()`` takes, as ``dict.update()`` does: a mapping or
+#: key-value pairs (a name for type checkers only: ``_typeshed`` has no module).
+UpdateSource: TypeAlias = "SupportsKeysAndGetItem[str, Any] | Iterable[tuple[str, Any]]"
 
 #: A fresh server-side key's length, for a session whose key is not drawn yet.
 SERVER_KEY_SHAPE = "k" * KEY_LENGTH

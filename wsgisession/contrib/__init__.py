@@ -19,9 +19,12 @@ from collections.abc import (
     MutableMapping,
     ValuesView,
 )
-from typing import Any
+from typing import Any, Unpack
 
+from ..expiry import ExpiryArgument
 from ..session import Session
+from ..session_expiry import ExpiryQuery
+from ..session_writes import UpdateSource
 
 __all__ = ["SessionProxy"]
 
@@ -86,7 +89,7 @@ class SessionProxy(MutableMapping[str, Any]):
     def setdefault(self, key: str, default: Any = None) -> Any:
         return self._session.setdefault(key, default)
 
-    def update(self, other: Any = (), /, **kwargs: Any) -> None:
+    def update(self, other: UpdateSource = (), /, **kwargs: Any) -> None:
         self._session.update(other, **kwargs)
 
     def clear(self) -> None:
@@ -126,18 +129,16 @@ class SessionProxy(MutableMapping[str, Any]):
         """Move the data to a new key and delete the old record (login)."""
         self._session.cycle_key()
 
-    def set_expiry(
-        self, value: int | datetime.datetime | datetime.timedelta | None
-    ) -> None:
+    def set_expiry(self, value: ExpiryArgument) -> None:
         """Seconds of inactivity, 0 for browser close, a moment, or None (default)."""
         self._session.set_expiry(value)
 
-    def get_expiry_age(self, **kwargs: Any) -> int:
+    def get_expiry_age(self, **kwargs: Unpack[ExpiryQuery]) -> int:
         """Seconds from ``modification`` (default: now) until the session
         expires; ``expiry=`` asks about another setting, as in Django."""
         return self._session.get_expiry_age(**kwargs)
 
-    def get_expiry_date(self, **kwargs: Any) -> datetime.datetime:
+    def get_expiry_date(self, **kwargs: Unpack[ExpiryQuery]) -> datetime.datetime:
         """The moment (aware, UTC) the session expires if saved at
         ``modification`` (default: now); ``expiry=`` as for get_expiry_age."""
         return self._session.get_expiry_date(**kwargs)
