@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from helpers import call, increment_app
-from servers import DatabaseServer
+from helpers import call, increment_app, later
+from servers import DB_PASSWORD, DatabaseServer
+from sql_support import TABLE, sql_url
 from sqlalchemy import create_engine, text
 
 from wsgisession import SessionMiddleware
@@ -75,4 +79,66 @@ def test_clear_expired_waits_for_a_connection_when_all_are_busy(
         assert backends(postgresql_server.url, name) <= MAX_OPEN
     assert store.clear_expired() == 0  # the connections came back
     assert store.sweep_expired(100) == 0
+    store.close()
+
+
+@pytest.fixture
+def capped_role(
+    postgresql_server: DatabaseServer, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[str]:
+    """The URL of a role that may have two connections open (``CONNECTION
+    LIMIT 2``: the server's limit reached, for one role), with the rights an
+    app's role has on the store's tables."""
+    url = sql_url("sql-postgresql", request, tmp_path)
+    name = "capped_" + secrets.token_hex(4)
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        limit = f"LOGIN CONNECTION LIMIT 2 PASSWORD '{DB_PASSWORD}'"
+        conn.execute(text(f"CREATE ROLE {name} {limit}"))
+        for table in (TABLE, f"{TABLE}_locks"):
+            conn.execute(
+                text(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {name}")
+            )
+    yield url.replace("//postgres:", f"//{name}:")
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP OWNED BY {name}"))
+        conn.execute(text(f"DROP ROLE {name}"))
+    admin.dispose()
+
+
+def test_a_request_waits_for_a_connection_the_server_has_no_room_for(
+    capped_role: str,
+) -> None:
+    """Under MAX_OPEN, the server refuses one more connection (``too many
+    connections``): a request waits for one of the store's own to come back,
+    as it does at MAX_OPEN, rather than fail at once while they are busy."""
+    store, key = SQLStore(capped_role, timeout=2.0), generate_key()
+    store.create(key, b"kept", later())
+    in_flight = contextlib.ExitStack()
+    for _ in range(2):  # two requests hold the role's two connections
+        in_flight.enter_context(store._runner.cursor())
+    ending = threading.Timer(0.3, in_flight.close)  # ... until they end
+    ending.start()
+    started = time.monotonic()
+    try:
+        record = store.load(key)  # StoreUnavailable: too many connections for role
+    finally:
+        ending.join()
+    assert record is not None and record.payload == b"kept"
+    assert 0.2 < time.monotonic() - started < 2.0
+    store.close()
+
+
+def test_a_server_with_no_room_and_no_connection_of_ours_fails_at_once(
+    capped_role: str,
+) -> None:
+    """Nothing of the store's own to wait for: StoreUnavailable, named."""
+    store = SQLStore(capped_role, timeout=2.0)
+    blocker = SQLStore(capped_role, timeout=2.0)  # another process's two
+    with blocker._runner.cursor(), blocker._runner.cursor():
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable, match="too many connections"):
+            store.load(generate_key())
+        assert time.monotonic() - started < 1.0
+    blocker.close()
     store.close()

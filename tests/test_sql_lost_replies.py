@@ -15,12 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import later
+from helpers import call, get, later, user_app
 from reply_dropping_proxy import ReplyDroppingProxy
 from sql_support import sql_url
 from sqlalchemy.engine import make_url
-from test_lock_faults import insert_dropping_proxy
+from test_lock_faults import READY_FOR_QUERY, insert_dropping_proxy
 
+from wsgisession import SessionMiddleware
 from wsgisession.keys import generate_key
 from wsgisession.stores import SQLStore
 
@@ -71,3 +72,32 @@ def test_a_login_whose_reply_was_lost_is_listed_once(
     assert proxy.dropped.is_set(), "the proxy never cut the connection"
     assert created == key
     assert len(store.user_session_records("ada")) == 1
+
+
+def test_a_login_whose_old_records_delete_lost_its_reply_is_served(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """A login moves the session to a new key and deletes the old record
+    with a conditional DELETE. That DELETE committed and its reply was lost
+    with the connection (a restart, ``pg_terminate_backend``): its rerun
+    found no row, which read as a logout elsewhere meanwhile, and the login
+    failed with SessionInterrupted, the user's session gone."""
+    url = make_url(sql_url("sql-postgresql", request, tmp_path))
+    target = (url.host or "127.0.0.1", url.port or 5432)
+    proxy = ReplyDroppingProxy(
+        target, (b"DELETE FROM", b"wsgisession_sessions "), READY_FOR_QUERY
+    )
+    store = SQLStore(url.set(host="127.0.0.1", port=proxy.port).render_as_string(False))
+    app = SessionMiddleware(user_app, store=store, cleanup_interval=0)
+    try:
+        headers = call(app, "set=x", None)
+        anonymous = next(v for k, v in headers if k == "Set-Cookie").split(";")[0]
+        proxy.armed.set()
+        status, _ = get(app, "login=ada", anonymous)  # SessionInterrupted
+        assert proxy.dropped.is_set(), "the proxy never cut the connection"
+        assert status.startswith("200")
+        assert store.load(anonymous.split("=", 1)[1]) is None  # the old key went
+        assert len(app.user_sessions("ada")) == 1  # and the new one stays
+    finally:
+        store.close()
+        proxy.close()

@@ -192,25 +192,39 @@ class Runner:
         return slot
 
     def _wait(self, holder: object) -> Slot:
+        """A new connection, or one that comes back meanwhile. Once the server
+        refused one as full while some of ours are in use (the server's
+        ``max_connections`` under ``MAX_OPEN``), only the latter: a request
+        waits for a busy one rather than failing at once (or asking again)."""
         wait: float = getattr(self.engine.pool, "timeout", lambda: 30.0)()
         deadline = time.monotonic() + wait
+        refused: BaseException | None = None  # by a full server: see above
         while True:
-            slot = self._reserve(holder)
+            slot = None if refused else self._reserve(holder)
             if slot is not None:
                 try:
                     return self._open(slot)
-                except BaseException:
+                except BaseException as exc:
                     slot.close()
-                    raise
+                    if not (server_full(exc) and self._any_open()):
+                        raise
+                    refused = exc
             with contextlib.suppress(IndexError):  # one came back meanwhile
                 slot = self._idle.pop()
                 slot.holder = holder
                 return slot
             if time.monotonic() >= deadline:
+                if refused is not None:  # what the server said, not "busy"
+                    raise refused
                 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
                 raise PoolTimeout(f"all {MAX_OPEN} connections busy for {wait} s")
             time.sleep(_POLL)
+
+    def _any_open(self) -> bool:
+        """Whether a connection of this runner is open (in use or idle)."""
+        with self._slots_lock:
+            return any(counts(ref) for ref in self._slots)
 
     def _reserve(self, holder: object) -> Slot | None:
         """A slot for a new connection, if fewer than ``MAX_OPEN`` are open.
@@ -322,6 +336,28 @@ class Dropped(Exception):
 # and the error number MySQL and MariaDB drivers give as the first argument.
 _DEADLOCK_SQLSTATES = frozenset({"40001", "40P01"})
 _MYSQL_DEADLOCK = 1213  # ER_LOCK_DEADLOCK
+
+
+#: A server that refuses a connection for want of room: PostgreSQL's
+#: too_many_connections (53300, in the text of a refused login), MySQL's and
+#: MariaDB's ER_CON_COUNT_ERROR and ER_TOO_MANY_USER_CONNECTIONS.
+_FULL_MESSAGES = (
+    "too many clients",
+    "too many connections",
+    "remaining connection slots",
+)
+_MYSQL_FULL = frozenset({1040, 1203})
+
+
+def server_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (from connecting) says the server has no room for
+    another connection: one of those open comes back sooner than it makes room."""
+    cause = getattr(exc, "orig", None) or exc
+    args = cause.args
+    if args and type(args[0]) is int:
+        return args[0] in _MYSQL_FULL
+    text = str(cause).lower()
+    return any(message in text for message in _FULL_MESSAGES)
 
 
 def deadlocked(exc: BaseException) -> bool:

@@ -16,11 +16,7 @@ thread, a 1 KB session, 15 interleaved rounds of 200 saves, on a busy
 round trip instead of four, and holds no row lock between them.
 
 The opt-in request lock is a row of ``<table>_locks`` with an expiry, on
-every database. Advisory locks (``pg_try_advisory_lock``, ``GET_LOCK``)
-belong to a connection: a request holding one would pin a pooled
-connection for its whole length and the lock would outlive ``lock_ttl``
-as long as that connection stays open. A row gives the same ``ttl``
-semantics on every database and pins nothing.
+every database (see :mod:`._sqllocks`).
 """
 
 from __future__ import annotations
@@ -28,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import secrets
 import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -36,17 +31,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ..clock import now
 from ..errors import StoreUnavailable
 from ..logthrottle import ThrottledWarning
-from ._shared import (
-    check_timeout,
-    pause,
-    per_process,
-    poll_lock,
-    release_lock,
-    undo_if_cut_short,
-    undone_if_cut_short,
-    unless_sqlite_busy,
-)
+from ._shared import check_timeout, pause, per_process
 from ._sqlcleanup import SQLCleanup
+from ._sqllocks import SQLLocks
 from ._sqloptions import DEFAULT_TABLE, SQL_OPTIONS, table_name
 from ._sqlpacket import max_packet, oversized, packet_now
 from ._sqlrun import (
@@ -76,7 +63,7 @@ T = TypeVar("T")
 MAX_ATTEMPTS = 50
 
 
-class SQLStore(SQLCleanup, SQLUserSessions, Store):
+class SQLStore(SQLLocks, SQLCleanup, SQLUserSessions, Store):
     """Sessions in the table ``table`` of the database at ``url_or_engine``.
 
     In an ini file: ``store = sql`` with ``sql_url`` (and ``sql_table``).
@@ -130,6 +117,8 @@ class SQLStore(SQLCleanup, SQLUserSessions, Store):
         self._sql: dict[str, Compiled] = {}
         self._max_packet: int | None = None  # MySQL's max_allowed_packet
         self._setup_locks: dict[int, threading.Lock] = {}  # see per_process()
+        self._unreleased: dict[str, tuple[str, ...]] = {}  # see _sqllocks
+        self._reruns = 0  # statements run again after a dropped connection
 
     # -- the store protocol -------------------------------------------------
 
@@ -187,7 +176,9 @@ class SQLStore(SQLCleanup, SQLUserSessions, Store):
         """Merge and write with a conditional UPDATE; re-read and retry on conflict.
 
         The first try assumes the record is still what this request
-        loaded, which costs no read at all when it is.
+        loaded, which costs no read at all when it is. A DELETE (the merge
+        expired the record) rerun after a dropped connection that finds no
+        row ran the first time: it is done, not lost to another deleter.
         """
         name = storage_key(session_key)
         if loaded is not None:
@@ -200,13 +191,20 @@ class SQLStore(SQLCleanup, SQLUserSessions, Store):
             # session a later save could not send is refused now, not then.
             replaced = current if current and len(current) > len(payload) else payload
             self._check_size("update a session", payload, replaced)
+            reruns = self._reruns
             written = self._run(
                 "update a session", self._write, name, current, payload, expires_at
             )
             if written:
                 return session_key
+            deleting = current is not None and expires_at <= now()
             pause(attempt)
             current = self._payload(name)
+            if deleting and current is None and self._reruns != reruns:
+                # Its DELETE ran, only the reply was lost with the connection,
+                # and the rerun found no row: not another request's doing (or
+                # one's at that very moment, as the connections dropped).
+                return session_key
         raise StoreUnavailable(
             f"too much contention on session record {name}: "
             f"{MAX_ATTEMPTS} conflicting writes in a row",
@@ -251,49 +249,6 @@ class SQLStore(SQLCleanup, SQLUserSessions, Store):
     def _execute(self, cursor: Cursor, name: str, params: dict[str, object]) -> int:
         return cursor.rowcount(self._sql[name], params)
 
-    @contextlib.contextmanager
-    def lock(self, session_key: str, timeout: float, ttl: float) -> Iterator[None]:
-        """Hold a row of ``<table>_locks``; a dead holder's row expires after ``ttl``."""
-        name, token = storage_key(session_key), secrets.token_hex(16)
-        params = {"b_key": name, "b_token": token}
-
-        def take() -> bool:
-            return self._run("lock a session", self._take, name, token, ttl)
-
-        def drop() -> None:
-            self._run("unlock", self._execute, "lock_drop", params)
-
-        def release() -> None:
-            if not release_lock(drop, timeout):  # the row expires anyway
-                logger.warning("%r: could not release a session lock", self)
-
-        undone_if_cut_short(lambda: poll_lock(unless_sqlite_busy(take), timeout), drop)
-        try:
-            yield
-        finally:
-            try:  # here, not in undone_if_cut_short: see undo_if_cut_short
-                release()
-            except BaseException as exc:
-                undo_if_cut_short(exc, drop)
-                raise
-
-    def _take(self, cursor: Cursor, name: str, token: str, ttl: float) -> bool:
-        """Insert the lock row, or take over one whose holder's ttl ran out."""
-        moment = now()
-        params = {
-            "b_key": name,
-            "b_token": token,
-            "b_exp": moment + ttl,
-            "b_now": moment,
-        }
-        if cursor.rowcount(self._sql["lock_take"], params) == 1:
-            return True
-        try:
-            cursor.execute(self._sql["lock_insert"], params)
-            return True
-        except self._runner.integrity_error:  # held by someone else
-            return False
-
     # -- tables ----------------------------------------------------------------
 
     def ddl(self) -> str:
@@ -330,6 +285,7 @@ class SQLStore(SQLCleanup, SQLUserSessions, Store):
                 try:
                     return self._runner.run(work, *args)
                 except Dropped:
+                    self._reruns += 1  # see update()
                     return self._runner.run(work, *args)  # on a fresh connection
                 except self._runner.errors as exc:
                     attempts -= 1
