@@ -36,6 +36,9 @@ class ReplyDroppingProxy:
                 client, _ = self.listener.accept()
             except OSError:
                 return
+            if self._refused():
+                client.close()
+                continue
             server = socket.create_connection(self.target)
             cut = threading.Event()
             for pump, src, dst in (
@@ -43,6 +46,10 @@ class ReplyDroppingProxy:
                 (self._down, server, client),
             ):
                 threading.Thread(target=pump, args=(src, dst, cut), daemon=True).start()
+
+    def _refused(self) -> bool:
+        """Whether a new client is turned away (a subclass's server gone)."""
+        return False
 
     def _up(self, src: socket.socket, dst: socket.socket, cut: threading.Event) -> None:
         try:

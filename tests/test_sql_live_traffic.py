@@ -13,7 +13,6 @@ restart of the app). Each test starts a server of its own (~6-10 s).
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -246,22 +245,8 @@ class _GoingProxy(ReplyDroppingProxy):
         super().__init__(target, (b"INSERT INTO", b"_locks"), READY_FOR_QUERY)
         self.armed = _Gone(self.gone)
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            if self.gone.is_set():
-                client.close()
-                continue
-            server = socket.create_connection(self.target)
-            cut = threading.Event()
-            for pump, src, dst in (
-                (self._up, client, server),
-                (self._down, server, client),
-            ):
-                threading.Thread(target=pump, args=(src, dst, cut), daemon=True).start()
+    def _refused(self) -> bool:
+        return self.gone.is_set()
 
 
 def test_a_lock_taken_as_the_server_went_does_not_hold_its_session(
