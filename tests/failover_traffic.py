@@ -25,7 +25,7 @@ from wsgisession.errors import StoreUnavailable
 from wsgisession.keys import storage_key
 from wsgisession.session import Session
 
-__all__ = ["Failure", "Traffic", "counter"]
+__all__ = ["Failure", "Traffic", "counter", "load_errors_while"]
 
 PREFIX = "wsgisession:"
 
@@ -136,3 +136,34 @@ class Traffic:
 
 def name_of(key: str) -> str:
     return PREFIX + storage_key(key)
+
+
+def load_errors_while(
+    store: Any, keys: list[str], meanwhile: Callable[[], object], seconds: float
+) -> list[BaseException]:
+    """What 4 threads loading ``keys`` from ``store`` in a loop raise while
+    ``meanwhile`` runs again and again for ``seconds`` (a map refresh, a
+    pool's disconnect): each load must find its record."""
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def load_in_a_loop() -> None:
+        while not stop.is_set():
+            for key in keys:
+                try:
+                    assert store.load(key) is not None
+                except Exception as exc:  # noqa: BLE001 - the caller judges
+                    errors.append(exc)
+
+    loaders = [threading.Thread(target=load_in_a_loop) for _ in range(4)]
+    for loader in loaders:
+        loader.start()
+    try:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            meanwhile()
+    finally:
+        stop.set()
+        for loader in loaders:
+            loader.join()
+    return errors

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +25,7 @@ from pathlib import Path
 import pytest
 import redis
 import webtest
-from failover_traffic import Traffic, counter, name_of
+from failover_traffic import Traffic, counter, load_errors_while, name_of
 from redis_replicas import ReplicatedCluster, ask
 from servers import RedisCluster, ServerProcess
 
@@ -207,28 +206,9 @@ def test_map_refreshes_never_cut_a_healthy_masters_command_short(
     keys = [f"healthy-{i}" for i in range(30)]
     for key in keys:
         assert store.create(key, b"x" * 100, time.time() + 600) == key
-    errors: list[BaseException] = []
-    stop = threading.Event()
-
-    def load_in_a_loop() -> None:
-        while not stop.is_set():
-            for key in keys:
-                try:
-                    assert store.load(key) is not None
-                except Exception as exc:  # noqa: BLE001 - judged below
-                    errors.append(exc)
-
-    loaders = [threading.Thread(target=load_in_a_loop) for _ in range(4)]
-    for loader in loaders:
-        loader.start()
-    try:
-        deadline = time.monotonic() + 2
-        while time.monotonic() < deadline:
-            store._client.nodes_manager.initialize()  # as after a node error
-    finally:
-        stop.set()
-        for loader in loaders:
-            loader.join()
+    # As after each node error:
+    refresh_map = store._client.nodes_manager.initialize
+    errors = load_errors_while(store, keys, refresh_map, 2)
     assert errors == [], collections.Counter(type(e).__name__ for e in errors)
 
 

@@ -527,7 +527,7 @@ def test_encrypt_without_cryptography_is_a_config_error(
     for name in [m for m in sys.modules if m.split(".")[0] == "cryptography"]:
         monkeypatch.setitem(sys.modules, name, None)
     monkeypatch.setitem(sys.modules, "cryptography", None)
-    with pytest.raises(ConfigError, match=r"pip install wsgisession\[crypto\]"):
+    with pytest.raises(ConfigError, match=r"pip install 'wsgisession\[crypto\]'"):
         SignedCookieStore(SECRET, encrypt=True)
     assert SignedCookieStore(SECRET).load("anything") is None  # signing still works
 

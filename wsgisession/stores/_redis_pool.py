@@ -235,6 +235,12 @@ class Pool(redis.BlockingConnectionPool):
         self._let_go += 1
         self.disconnect_free_connections()
 
+    def disconnect(self, inuse_connections: bool = True) -> None:
+        """:meth:`let_go`: redis-py's closes the connections in use under
+        their commands, and redis-py 6's RedisCluster calls it on every map
+        refresh (later releases call :meth:`disconnect_free_connections`)."""
+        self.let_go()
+
     def disconnect_free_connections(self, moving_address_src: Any = None) -> None:
         """Disconnect the idle connections, each taken out of the queue
         first. redis-py's closes them where they lie, and RedisCluster calls

@@ -85,7 +85,9 @@ _WBITS, _MEMLEVEL = -12, 4
 #: shorter). zlib's setup costs as much for 100 bytes as for 1000, and
 #: compressing a small record saves a few dozen bytes of cookie at most.
 COMPRESS_THRESHOLD = 256
-_NO_CRYPTO = "encrypt = true needs the 'crypto' extra: pip install wsgisession[crypto]"
+_NO_CRYPTO = (
+    "encrypt = true needs the 'crypto' extra: pip install 'wsgisession[crypto]'"
+)
 
 
 def _deflate(payload: bytes) -> bytes:
