@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,6 +27,7 @@ from servers import MemcachedPool, ServerProcess
 
 from wsgisession import SessionMiddleware
 from wsgisession.errors import StoreUnavailable
+from wsgisession.keys import generate_key
 from wsgisession.session import Session
 from wsgisession.stores import MemcachedStore
 
@@ -194,4 +196,68 @@ def test_logins_and_revocations_elsewhere_wait_once_for_a_stalled_server(
     assert middleware.user_sessions(bob) == []
     # Nothing lost: alice's five sessions are all listed once the server is back.
     assert len(middleware.user_sessions(alice)) == 5
+    store.close()
+
+
+# -- requests of the stalled server's sessions ------------------------------------
+
+
+def keys_on(store: MemcachedStore, spec: str, count: int) -> list[str]:
+    """``count`` saved sessions' keys whose records live on server ``spec``."""
+    keys: list[str] = []
+    while len(keys) < count:
+        key = generate_key()
+        if store._server_for(store._name(key)).spec == spec:
+            assert store.create(key, b"x" * 100, time.time() + 600) == key
+            keys.append(key)
+    return keys
+
+
+def test_a_stalled_server_holds_one_request_at_a_time(
+    fresh_memcached_pool: MemcachedPool,
+) -> None:
+    """Six threads load sessions of a stalled server for 1.5 s, once the
+    store has met the stall: one request at a time waits for the store's
+    timeout, the others fail within a moment; before, every request waited
+    the whole timeout, so that a stalled server held every worker thread
+    whose session lived there. The other servers' sessions are served
+    meanwhile, and the stalled server's as soon as it wakes."""
+    there, elsewhere = fresh_memcached_pool.servers[0], fresh_memcached_pool.servers[1]
+    store = store_on(fresh_memcached_pool.addresses)
+    keys = keys_on(store, there.address, 6)
+    (other,) = keys_on(store, elsewhere.address, 1)
+    outcomes: list[tuple[float, str]] = []
+
+    def load_in_a_loop(key: str, until: float) -> None:
+        while time.monotonic() < until:
+            began = time.monotonic()
+            try:
+                store.load(key)
+                outcome = "loaded"
+            except StoreUnavailable:
+                outcome = "unavailable"
+            outcomes.append((time.monotonic() - began, outcome))
+
+    with stalled(there):
+        with pytest.raises(StoreUnavailable):
+            store.load(keys[0])  # the store meets the stall
+        until = time.monotonic() + 1.5
+        threads = [
+            threading.Thread(target=load_in_a_loop, args=(key, until)) for key in keys
+        ]
+        for thread in threads:
+            thread.start()
+        served_elsewhere = timed(lambda: store.load(other))
+        for thread in threads:
+            thread.join()
+    assert {outcome for _, outcome in outcomes} == {"unavailable"}
+    waited = [seconds for seconds, _ in outcomes if seconds >= TIMEOUT * 0.9]
+    # One at a time: about 1.5 s / TIMEOUT of them, and a few the machine's
+    # load made slow (30 before: six threads each waiting at every request).
+    assert len(waited) <= 1.5 / TIMEOUT + 4, (len(waited), len(outcomes))
+    # None waits for two askers (a waiter may become the next one).
+    assert max(seconds for seconds, _ in outcomes) < 2 * TIMEOUT + 0.1
+    assert served_elsewhere < TIMEOUT / 2
+    time.sleep(0.05)  # the woken server answers what it was sent
+    assert all(store.load(key) is not None for key in keys)
     store.close()

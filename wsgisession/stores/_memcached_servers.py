@@ -10,7 +10,9 @@ socket before every send and every receive: two system calls more per
 command (Python's on the green sockets of gevent and eventlet, which wait
 in their event loop, never in the kernel). A server that cannot be reached
 is remembered as down for a few seconds, so that new sessions can be placed
-elsewhere meanwhile.
+elsewhere meanwhile; until it answers again, one request at a time asks it
+and the others fail at once, so that a stalled server holds one thread for
+its timeout, not every thread whose session lives there.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import _socket
 import os
 import re
 import socket
+import threading
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -35,10 +38,12 @@ from pymemcache.exceptions import (  # type: ignore[import-untyped]
 from ..errors import ConfigError
 from ._kernel_timeouts import KERNEL_TIMEOUTS, set_kernel_timeouts, timeval
 
-__all__ = ["KEEP_IDLE", "Server", "server_specs"]
+__all__ = ["KEEP_IDLE", "Server", "ServerDown", "server_specs"]
 
 #: How long a server that failed to answer counts as down for new sessions.
 DOWN_FOR = 5.0  # seconds
+#: How long a command waits for the one asking a server that failed (s).
+ASKER_WAIT = 0.05
 #: Idle connections kept per server (as many as the Redis store's pool
 #: holds); more, opened for a burst of concurrent requests, are closed as
 #: they come back, instead of staying open for as long as the process runs.
@@ -47,6 +52,11 @@ KEEP_IDLE = 100
 _HOST = re.compile(r"[A-Za-z0-9._-]+|[0-9A-Fa-f:.]+(%[A-Za-z0-9._-]+)?")
 # What a pooled connection that the server closed meanwhile raises.
 _STALE = (MemcacheUnexpectedCloseError, ConnectionResetError, BrokenPipeError)
+
+
+class ServerDown(ConnectionError):
+    """A server that failed is being asked by another request whether it
+    answers again: this request does not wait for it too."""
 
 
 class _BytesSerde:
@@ -128,7 +138,10 @@ class Server:
             )
 
         self._create = create
+        #: When the server's last failure stops counting as down for new
+        #: sessions; 0.0 once it has answered since (see :meth:`run`).
         self._down_until = 0.0
+        self._asking = threading.Lock()  # held by the request that asks it
         # Idle clients; deque's pop and append are atomic, so no lock is
         # needed. Clients connect on first use and after an error closed them.
         self._free: deque[Any] = deque()
@@ -155,6 +168,7 @@ class Server:
         popped (each closed once), not iterated, while others pop too.
         """
         inherited, self._free = self._free, deque()
+        self._asking = threading.Lock()  # a parent's thread may have held it
         self._pid = os.getpid()
         while True:
             try:
@@ -180,7 +194,31 @@ class Server:
         """Run a pymemcache ``command`` with an idle client (a new one if none
         is idle); a client that failed is closed, not kept. A pooled
         connection the server closed meanwhile (it restarted) fails on its
-        first command, which then runs once more on a new connection."""
+        first command, which then runs once more on a new connection.
+
+        After a failure, until the server answers again, one command at a
+        time is sent to it; the others wait a moment for its answer (a
+        server that answers at once costs them nothing), then raise
+        :class:`ServerDown`.
+        """
+        if not self._down_until:  # the usual case: it answered last time
+            return self._run(command, name, *args)
+        self._idle()  # a forked child's lock is its own
+        if self._asking.acquire(timeout=ASKER_WAIT):
+            try:
+                if self._down_until:  # not answered since: this command asks
+                    return self._run(command, name, *args)
+            finally:
+                self._asking.release()
+        elif self._down_until:
+            raise ServerDown(
+                f"it failed lately and another request is waiting for its "
+                f"answer (at most {self.timeout} s)"
+            )
+        return self._run(command, name, *args)  # it answered meanwhile
+
+    def _run(self, command: str, name: str, *args: Any) -> Any:
+        """:meth:`run`, with no regard for an earlier failure."""
         free, generation = self._idle(), self._generation
         try:
             client = free.pop()
