@@ -270,6 +270,9 @@ class SessionRecord(MoveMethods):
         outcome = self._outcome
         if outcome is None:
             raise _merge_skipped(self.store)
+        if self.user is not None:  # its index must outlive it (memcached's TTL)
+            age = kept_age if outcome is again else outcome[2]
+            self.store.user_session_saved(self.user, stored_key, now + age)
         if outcome is again:  # saved again: its key, creation, expiry and owner
             record = new_record((again[0], now + kept_age, None))
             if stored_key == key:  # as loaded: only the save time, the record

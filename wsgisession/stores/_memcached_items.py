@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 
 from ..errors import ConfigError
-from ._memcached_users import USER_SUFFIX
 from ._shared import LOCK_SUFFIX
 
 __all__ = [
@@ -15,10 +14,13 @@ __all__ = [
     "MAX_KEY_LENGTH",
     "NEVER",
     "RELATIVE_EXPIRE_LIMIT",
+    "USER_SUFFIX",
     "check_key_prefix",
     "memcached_expire",
 ]
 
+#: The suffix of user index items (records are ``key_prefix`` + 64 hex digits).
+USER_SUFFIX = ":user"
 #: Longest key memcached accepts.
 MAX_KEY_LENGTH = 250
 #: memcached reads an expiry time above this many seconds as a Unix time.

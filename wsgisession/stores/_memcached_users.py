@@ -1,7 +1,7 @@
 """MemcachedStore's user indexes: one item per user, rewritten with CAS.
 
 The item lives under ``key_prefix + user_storage_key(user_id) + ":user"``
-(a hash of the user id), on the server that name hashes to, with no TTL:
+(a hash of the user id), on the server that name hashes to (its TTL: below):
 a magic line, then one line per session, ``<record name> <score>``. The
 record name is ``storage_key`` of the id, never the id. As in the Redis
 index, the score is the time (ms) the entry was written while its record
@@ -18,6 +18,15 @@ user's index no longer lists is treated as revoked. A server that cannot
 be reached raises ``StoreUnavailable`` instead, as for the records it holds:
 an outage must not sign users out for good.
 
+The item expires at its horizon (a line ``h <unix time>``), which is past
+the expiry of every session it lists: a login raises it to twice its
+session's lifetime from now, and so does a save that moves a listed
+session's expiry past it (:meth:`MemcachedUserIndex.extend`; most saves
+see, from the index read by the request's load, that it need not). So the
+index of a user who never comes back goes with the sessions: memcached has
+no way to list keys, and no sweep would ever reach it. An index written
+without a horizon (by an earlier version) keeps no TTL until it empties.
+
 An item is at most memcached's ``-I`` (1 MB by default, some 15,000
 sessions). A login whose entry the item cannot take ends the user's
 sessions that expire soonest to make room (a WARNING says so), so that a
@@ -27,12 +36,14 @@ user who piles up sessions can still log in.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from typing import Any, Protocol
 
 from ..errors import StoreUnavailable
 from ..logthrottle import ThrottledWarning
+from ._memcached_items import USER_SUFFIX, memcached_expire
 from ._shared import pause
 from ._userentries import Entries, read_live, stale_entries
 from .base import MOVING_FROM, Record, now, storage_key, user_storage_key
@@ -42,13 +53,15 @@ __all__ = ["USER_SUFFIX", "MemcachedCommands", "MemcachedUserIndex"]
 # The store's logger, which the docs name (deploying.rst, Logging).
 logger = logging.getLogger("wsgisession.stores.memcached")
 
-#: The suffix of index items (records are ``key_prefix`` + 64 hex digits).
-USER_SUFFIX = ":user"
 #: How many conflicting index writes in a row a change tolerates.
 MAX_ATTEMPTS = 50
 _MAGIC = b"wsu1"
 #: An empty index is kept this long (s), then left to expire.
 _EMPTY_TTL = 3600
+#: The start of the line that holds the index's horizon (see the module doc).
+_HORIZON = b"h "
+#: How many users' horizons a store remembers from their indexes' reads.
+_KNOWN_HORIZONS = 10_000
 
 
 class MemcachedCommands(Protocol):
@@ -80,9 +93,38 @@ def parse(value: bytes | None) -> Entries:
     return entries
 
 
-def encode(entries: Entries) -> bytes:
+def parse_horizon(value: bytes | None) -> float | None:
+    """The horizon of a stored index: None if it has none (or is absent)."""
+    if value is None:
+        return None
+    for line in value.split(b"\n")[1:]:
+        if line.startswith(_HORIZON) and line[len(_HORIZON) :].isdigit():
+            return float(line[len(_HORIZON) :])
+    return None
+
+
+def encode(entries: Entries, horizon: float | None = None) -> bytes:
     lines = [f"{name} {score}".encode() for name, score in sorted(entries.items())]
+    if horizon is not None and entries:
+        lines.append(_HORIZON + b"%d" % math.ceil(horizon))
     return b"\n".join([_MAGIC, *lines])
+
+
+def horizon_for(expires_at: float) -> float:
+    """The horizon a session expiring at ``expires_at`` asks of its index:
+    twice its lifetime from now, so that only a save past half of it
+    rewrites the index."""
+    return expires_at + max(expires_at - now(), 0.0)
+
+
+def index_ttl(entries: Entries, horizon: float | None) -> int:
+    """The memcached expiry time of an index holding ``entries``."""
+    if not entries:
+        return _EMPTY_TTL
+    if horizon is None:  # written by an earlier version: no known bound
+        return 0
+    moment = now()
+    return memcached_expire(max(horizon, moment + 1.0), moment) or 0
 
 
 class MemcachedUserIndex:
@@ -94,6 +136,8 @@ class MemcachedUserIndex:
         self._warn_full = ThrottledWarning(logger)
         # Every revocation while a server is down.
         self._warn_copy_kept = ThrottledWarning(logger)
+        # User -> the horizon of the index as this process last read it.
+        self._horizons: dict[str, float] = {}
 
     def key(self, user_id: str) -> str:
         """The name of the user's index item."""
@@ -102,7 +146,31 @@ class MemcachedUserIndex:
     def lists(self, user_id: str, session_key: str) -> bool:
         """Whether the user's index lists the session (one ``get``)."""
         value = self._store._call("get", self.key(user_id))
-        return storage_key(session_key) in parse(value)
+        entries = parse(value)
+        self._remember(user_id, entries, parse_horizon(value))
+        return storage_key(session_key) in entries
+
+    def extend(self, user_id: str, expires_at: float) -> None:
+        """A listed session of the user was saved to expire at ``expires_at``:
+        raise the index's horizon past it, unless the index as last read
+        by this process already reaches it (no I/O then). An index gone
+        (evicted) stays gone: its sessions are revoked."""
+        if self._horizons.get(user_id, -math.inf) >= expires_at:
+            return
+        self._change(user_id, bool, horizon_for(expires_at))
+
+    def _remember(self, user_id: str, entries: Entries, horizon: float | None) -> None:
+        """Keep the horizon of the user's index as read or written, for
+        :meth:`extend`; an index of an earlier version, which has none,
+        never expires (nothing to raise)."""
+        if not entries:
+            self._horizons.pop(user_id, None)
+            return
+        if horizon is None:
+            horizon = math.inf
+        if len(self._horizons) >= _KNOWN_HORIZONS:
+            self._horizons.clear()
+        self._horizons[user_id] = horizon
 
     def drop_stale_copies(self, user_id: str, servers: Sequence[Any]) -> None:
         """Delete the user's index on every server but its own: a copy that
@@ -141,21 +209,35 @@ class MemcachedUserIndex:
             return
         call_on(server, "cas", key, b"", copy[1], -1)
 
-    def _change(self, user_id: str, change: Callable[[Entries], bool]) -> None:
+    def _change(
+        self,
+        user_id: str,
+        change: Callable[[Entries], bool],
+        horizon: float | None = None,
+    ) -> None:
         """Apply ``change`` (edits in place, True if it changed anything) to
-        the index as it is, and write it with CAS; again on a conflict."""
+        the index as it is, raising its horizon to ``horizon`` (an index
+        without one, written by an earlier version, keeps none), and write
+        it with CAS; again on a conflict."""
         key, call = self.key(user_id), self._store._call
         for attempt in range(1, MAX_ATTEMPTS + 1):
             value, cas = call("gets", key)
-            entries = parse(value)
-            if not change(entries):
-                return
-            ttl = 0 if entries else _EMPTY_TTL
-            if cas is None:
-                done = call("add", key, encode(entries), ttl)
+            entries, kept = parse(value), parse_horizon(value)
+            if kept is None and entries:  # earlier version: no bound known
+                raised = None
             else:
-                done = call("cas", key, encode(entries), cas, ttl)
+                raised = max(kept or 0.0, horizon or 0.0) or None
+            changed = change(entries)
+            if not changed and (raised == kept or not entries):  # nothing to raise
+                self._remember(user_id, entries, kept)
+                return
+            ttl = index_ttl(entries, raised)
+            if cas is None:
+                done = call("add", key, encode(entries, raised), ttl)
+            else:
+                done = call("cas", key, encode(entries, raised), cas, ttl)
             if done:
+                self._remember(user_id, entries, raised)
                 return
             pause(attempt)
         raise self._contention(f"the user index {key}")
@@ -214,7 +296,7 @@ class MemcachedUserIndex:
             entries[name] = pending
             return True
 
-        self._add_entry(user_id, name, add)
+        self._add_entry(user_id, name, add, horizon_for(expires_at))
         if store.create(session_key, payload, expires_at) is None:
             if added[0]:  # ours, and no record will come: take it back
                 self._change(user_id, lambda entries: _drop(entries, {name: pending}))
@@ -223,13 +305,13 @@ class MemcachedUserIndex:
         return session_key
 
     def _add_entry(
-        self, user_id: str, name: str, add: Callable[[Entries], bool]
+        self, user_id: str, name: str, add: Callable[[Entries], bool], horizon: float
     ) -> None:
-        """``_change(user_id, add)``, making room first while memcached refuses
-        the index as over its item size."""
+        """``_change(user_id, add, horizon)``, making room first while
+        memcached refuses the index as over its item size."""
         for _ in range(MAX_ATTEMPTS):
             try:
-                self._change(user_id, add)
+                self._change(user_id, add, horizon)
                 return
             except StoreUnavailable as exc:
                 if not _too_large(exc) or not self._make_room(user_id, name):

@@ -282,6 +282,16 @@ class Store(abc.ABC):
         """
         return True
 
+    def user_session_saved(
+        self, user_id: str, session_key: str, expires_at: float
+    ) -> None:
+        """A session of ``user_id`` was saved to expire at ``expires_at``.
+
+        Nothing to do, with no I/O, on every store whose index has no
+        expiry of its own; memcached's index has one (no sweep can reach an
+        item there), which it keeps past the sessions it lists.
+        """
+
     def close(self) -> None:
         """Release the store's connections or handles; the base store holds none.
 

@@ -52,6 +52,7 @@ from ._memcached_items import (
     memcached_expire,
 )
 from ._memcached_users import MemcachedUserIndex
+from ._memcached_usersessions import MemcachedUserSessions
 from ._shared import (
     DEFAULT_KEY_PREFIX,
     KEY_PREFIX_OPTION,
@@ -79,7 +80,7 @@ _PLACEMENT_TRIES = 16
 _UNRELEASED_KEPT = 10_000
 
 
-class MemcachedStore(Store):
+class MemcachedStore(MemcachedUserSessions, Store):
     """Sessions in one or more memcached servers, written with CAS.
 
     ``servers`` is a list of ``"host:port"`` (or ``"unix:/path"``) strings,
@@ -279,28 +280,6 @@ class MemcachedStore(Store):
     def clear_expired(self, progress: Progress | None = None) -> int:
         """memcached expires records by itself: nothing to do."""
         return 0
-
-    # -- a user's sessions: see _memcached_users ---------------------------
-
-    supports_user_sessions = True
-
-    def create_user_session(
-        self, user_id: str, session_key: str, payload: bytes, expires_at: float
-    ) -> str | None:
-        return self._users.create(user_id, session_key, payload, expires_at)
-
-    def user_session_records(self, user_id: str) -> dict[str, Record]:
-        return self._users.records(user_id)
-
-    def delete_record(self, record_name: str) -> bool:
-        return self._users.delete_record(record_name)
-
-    def drop_stale_user_indexes(self, user_id: str) -> None:
-        self._users.drop_stale_copies(user_id, self._servers)
-
-    def user_index_intact(self, user_id: str, session_key: str) -> bool:
-        """One ``get`` of the user's index: memcached may have evicted it."""
-        return self._users.lists(user_id, session_key)
 
     @contextmanager
     def lock(self, session_key: str, timeout: float, ttl: float) -> Iterator[None]:
