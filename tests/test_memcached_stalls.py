@@ -127,6 +127,30 @@ def test_lock_taken_while_its_server_stalled_does_not_hold_the_session(
     store.close()
 
 
+def test_lock_left_by_two_requests_of_a_stall_is_taken_at_the_next(
+    fresh_memcached: ServerProcess,
+) -> None:
+    """A request's lock could not be released (the server stopped), then
+    another request's taking failed too (still stopped: its ``add`` finds
+    the first lock when the server wakes). The lock on the server is the
+    first one's: the session's next taking takes it over at once, rather
+    than know only the last token and wait ``lock_ttl``."""
+    store, key = store_on([fresh_memcached.address]), generate_key()
+    store.create(key, b"x", time.time() + 600)
+    assert fresh_memcached.proc is not None
+    try:
+        with store.lock(key, timeout=1, ttl=60):
+            stop(fresh_memcached)  # the release times out
+        with pytest.raises(StoreUnavailable), store.lock(key, timeout=1, ttl=60):
+            pass  # not reached: the taking times out
+    finally:
+        fresh_memcached.proc.send_signal(signal.SIGCONT)
+    time.sleep(0.1)  # the woken server runs what it was sent
+    # LockTimeout after 1 s before the fix: the first lock held the session.
+    assert timed(lambda: store.lock(key, timeout=1, ttl=60).__enter__()) < 0.5
+    store.close()
+
+
 def counter(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
     session = environ["wsgisession"]
     session["n"] = session.get("n", 0) + 1
@@ -196,6 +220,33 @@ def test_logins_and_revocations_elsewhere_wait_once_for_a_stalled_server(
     assert middleware.user_sessions(bob) == []
     # Nothing lost: alice's five sessions are all listed once the server is back.
     assert len(middleware.user_sessions(alice)) == 5
+    store.close()
+
+
+def test_a_save_that_cannot_keep_the_user_index_alive_says_so(
+    fresh_memcached_pool: MemcachedPool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A save moves its session's expiry past its user index's horizon as
+    the index's server stalls: the save stands, and a WARNING says that the
+    index (and every session of the user with it) may now end first;
+    before, nothing was logged. The next save in the process tries again."""
+    home, far = fresh_memcached_pool.servers[0], fresh_memcached_pool.servers[1]
+    store = store_on(fresh_memcached_pool.addresses)
+    middleware = SessionMiddleware(counter, store=store, cookie_age=10)
+    carol = user_at_home_on(store, home.address, "carol")
+    key = session_on(middleware, store, carol, far.address).session_key
+    session = middleware.open_session(key)
+    assert session["who"] == carol  # loaded: the index read, horizon ~20 s away
+    session.set_expiry(3600)
+    with stalled(home), caplog.at_level(logging.WARNING):
+        session.save()
+    assert "could not keep the user index" in caplog.text
+    assert middleware.open_session(key)["who"] == carol  # the save stood
+    again = middleware.open_session(key)
+    again["n"] = 1
+    again.save()  # the server is back: the horizon is raised now
+    horizon = store._users._horizons[carol]
+    assert horizon >= time.time() + 3600
     store.close()
 
 

@@ -142,3 +142,30 @@ def test_a_server_with_no_room_and_no_connection_of_ours_fails_at_once(
         assert time.monotonic() - started < 1.0
     blocker.close()
     store.close()
+
+
+def test_a_request_refused_as_full_takes_the_room_another_client_leaves(
+    capped_role: str,
+) -> None:
+    """Refused as full while a connection of its own is busy (a long
+    request), a request asks the server again as it waits: another client
+    leaving makes room long before that connection comes back."""
+    store, key = SQLStore(capped_role, timeout=3.0), generate_key()
+    store.create(key, b"kept", later())
+    blocker = SQLStore(capped_role, timeout=3.0)  # another process's one
+    in_flight = contextlib.ExitStack()
+    in_flight.enter_context(store._runner.cursor())  # busy for the whole test
+    leaving = contextlib.ExitStack()
+    leaving.enter_context(blocker._runner.cursor())
+    leaving.callback(blocker.close)  # ... and its connection closes
+    gone = threading.Timer(0.3, leaving.close)  # as the other client's request ends
+    gone.start()
+    started = time.monotonic()
+    try:
+        record = store.load(key)  # StoreUnavailable after 3 s: too many connections
+    finally:
+        gone.join()
+        in_flight.close()
+    assert record is not None and record.payload == b"kept"
+    assert time.monotonic() - started < 1.5  # not the whole timeout
+    store.close()

@@ -136,6 +136,8 @@ class MemcachedUserIndex:
         self._warn_full = ThrottledWarning(logger)
         # Every revocation while a server is down.
         self._warn_copy_kept = ThrottledWarning(logger)
+        # Every save that moves an expiry while the index's server is down.
+        self._warn_horizon = ThrottledWarning(logger)
         # User -> the horizon of the index as this process last read it.
         self._horizons: dict[str, float] = {}
 
@@ -154,10 +156,16 @@ class MemcachedUserIndex:
         """A listed session of the user was saved to expire at ``expires_at``:
         raise the index's horizon past it, unless the index as last read
         by this process already reaches it (no I/O then). An index gone
-        (evicted) stays gone: its sessions are revoked."""
+        (evicted) stays gone: its sessions are revoked. A failure does not
+        fail the save, which is done, but is logged: the index may now
+        expire first (the next save in this process tries again)."""
         if self._horizons.get(user_id, -math.inf) >= expires_at:
             return
-        self._change(user_id, bool, horizon_for(expires_at))
+        try:
+            self._change(user_id, bool, horizon_for(expires_at))
+        except StoreUnavailable as exc:
+            why = "could not keep the user index past a saved session's expiry: %s"
+            self._warn_horizon(why, exc)
 
     def _remember(self, user_id: str, entries: Entries, horizon: float | None) -> None:
         """Keep the horizon of the user's index as read or written, for

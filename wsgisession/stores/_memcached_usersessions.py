@@ -3,10 +3,7 @@ each call to its :class:`~._memcached_users.MemcachedUserIndex`."""
 
 from __future__ import annotations
 
-from contextlib import suppress
 from typing import TYPE_CHECKING
-
-from ..errors import StoreUnavailable
 
 if TYPE_CHECKING:
     from ._memcached_servers import Server
@@ -47,8 +44,7 @@ class MemcachedUserSessions:
         self, user_id: str, session_key: str, expires_at: float
     ) -> None:
         """Keep the user's index alive as long as the session: its TTL is
-        raised past ``expires_at`` when it would end sooner. The save is
-        done: a server that fails now does not fail the request, and the
-        session's next request, which reads the index, raises it then."""
-        with suppress(StoreUnavailable):
-            self._users.extend(user_id, expires_at)
+        raised past ``expires_at`` when it would end sooner. A server that
+        fails now does not fail the saved request (logged; see
+        :meth:`~._memcached_users.MemcachedUserIndex.extend`)."""
+        self._users.extend(user_id, expires_at)

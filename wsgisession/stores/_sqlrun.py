@@ -68,6 +68,8 @@ KEEP_IDLE = 5
 
 #: How often (seconds) a request waiting for a connection looks for one.
 _POLL = 0.002
+#: How often (seconds) a request that a full server refused asks it again.
+_REASK = 0.1
 
 #: Connections an engine the store built may have open at once (SQLAlchemy's
 #: default pool_size + max_overflow): a burst of requests waits for one
@@ -194,13 +196,16 @@ class Runner:
     def _wait(self, holder: object) -> Slot:
         """A new connection, or one that comes back meanwhile. Once the server
         refused one as full while some of ours are in use (the server's
-        ``max_connections`` under ``MAX_OPEN``), only the latter: a request
-        waits for a busy one rather than failing at once (or asking again)."""
+        ``max_connections`` under ``MAX_OPEN``), a request waits for a busy
+        one rather than failing at once, and asks the server again every
+        :data:`_REASK` seconds: another client may make room sooner, or
+        ours may close (a disconnect) rather than come back."""
         wait: float = getattr(self.engine.pool, "timeout", lambda: 30.0)()
         deadline = time.monotonic() + wait
         refused: BaseException | None = None  # by a full server: see above
+        ask_at = 0.0  # when to ask the server for a new connection again
         while True:
-            slot = None if refused else self._reserve(holder)
+            slot = None if time.monotonic() < ask_at else self._reserve(holder)
             if slot is not None:
                 try:
                     return self._open(slot)
@@ -208,7 +213,7 @@ class Runner:
                     slot.close()
                     if not (server_full(exc) and self._any_open()):
                         raise
-                    refused = exc
+                    refused, ask_at = exc, time.monotonic() + _REASK
             with contextlib.suppress(IndexError):  # one came back meanwhile
                 slot = self._idle.pop()
                 slot.holder = holder

@@ -78,6 +78,9 @@ MAX_ATTEMPTS = 50
 _PLACEMENT_TRIES = 16
 #: Locks whose release failed kept for their next taker (see ``_take_lock``).
 _UNRELEASED_KEPT = 10_000
+#: Tokens kept per lock: the lock's, and those of the takings that failed
+#: after it while its server stalled (one of them may be the lock's).
+_TOKENS_KEPT = 8
 
 
 class MemcachedStore(MemcachedUserSessions, Store):
@@ -121,7 +124,7 @@ class MemcachedStore(MemcachedUserSessions, Store):
         self._key_prefix = key_prefix
         self._warn_damaged = ThrottledWarning(logger)  # a client resends its cookie
         self._warn_unreleased = ThrottledWarning(logger)  # each request of a stall
-        self._unreleased: dict[str, bytes] = {}  # lock name: token (see _take_lock)
+        self._unreleased: dict[str, tuple[bytes, ...]] = {}  # see _take_lock
         self._servers = [Server(spec, connect, io) for spec in self._specs]
         self._by_node = {server.node: server for server in self._servers}
         self._single = self._servers[0] if len(self._servers) == 1 else None
@@ -338,11 +341,15 @@ class MemcachedStore(MemcachedUserSessions, Store):
             return True  # ours: an add run again after its reply was lost
         # One this store could not release (its server stalled, or the reply
         # was lost) would lock the session for ttl: taken over.
-        left = self._unreleased.pop(name, None)
-        if holder is not None and holder[1] > now() and holder[0] != left:
+        left = self._unreleased.get(name, ())
+        if holder is not None and holder[1] > now() and holder[0] not in left:
+            self._unreleased.pop(name, None)  # a live holder's: none of ours
             return False
         # The holder's time is up (or the item is not ours): take it over.
-        return bool(self._call_beside(record, "cas", name, value, cas, expire))
+        if not self._call_beside(record, "cas", name, value, cas, expire):
+            return False
+        self._unreleased.pop(name, None)
+        return True
 
     def _unlock(self, record: str, name: str, token: bytes) -> None:
         """Remove the lock item if it is still ours; failures are only logged
@@ -355,9 +362,12 @@ class MemcachedStore(MemcachedUserSessions, Store):
             self._keep_unreleased(name, token)
 
     def _keep_unreleased(self, name: str, token: bytes) -> None:
-        """Remember ``token`` as a lock ``name`` this store may still hold."""
-        if len(self._unreleased) < _UNRELEASED_KEPT:
-            self._unreleased[name] = token
+        """Remember ``token`` as a lock ``name`` this store may still hold,
+        beside the last few kept for it: a taking that failed while an
+        earlier lock of the session was still unreleased is not that lock."""
+        kept = self._unreleased.get(name)
+        if kept is not None or len(self._unreleased) < _UNRELEASED_KEPT:
+            self._unreleased[name] = (*(kept or ()), token)[-_TOKENS_KEPT:]
 
     def _release(self, record: str, name: str, token: bytes) -> None:
         held, cas = self._call_beside(record, "gets", name)
