@@ -339,10 +339,11 @@ class RedisStore(Store):
         released by its token first: it would lock the session for lock_ttl."""
         if self._call("set", name, token, nx=True, px=px):
             return True
-        left = self._unreleased.pop(name, None)
+        left = self._unreleased.get(name)
         if left is None:
             return False
-        self._script(RELEASE, name, left)
+        self._script(RELEASE, name, left)  # failing: kept for the next taking
+        self._unreleased.pop(name, None)
         return bool(self._call("set", name, token, nx=True, px=px))
 
     def close(self) -> None:
