@@ -20,8 +20,12 @@ class ReplyDroppingProxy:
         target: tuple[str, int],
         markers: tuple[bytes, ...],
         reply_end: bytes | None = None,
+        *,
+        request_too: bool = False,
     ) -> None:
         self.target = target
+        #: Whether the armed chunk itself is dropped (the command never runs).
+        self.request_too = request_too
         self.markers = markers
         self.reply_end = reply_end
         self.listener = socket.create_server(("127.0.0.1", 0))
@@ -56,6 +60,10 @@ class ReplyDroppingProxy:
             while data := src.recv(65536):
                 if self.armed.is_set() and all(m in data for m in self.markers):
                     self.armed.clear()
+                    if self.request_too:
+                        self.dropped.set()  # first: the client sees the cut at once
+                        _cut_off(src, dst)
+                        return
                     cut.set()
                 dst.sendall(data)
         except OSError:
@@ -69,10 +77,8 @@ class ReplyDroppingProxy:
                 if cut.is_set():  # the reply: the command ran; it never arrives
                     if self.reply_end is not None and self.reply_end not in data:
                         continue
-                    for sock in (dst, src):
-                        sock.shutdown(socket.SHUT_RDWR)
-                        sock.close()
-                    self.dropped.set()
+                    self.dropped.set()  # first: the client sees the cut at once
+                    _cut_off(dst, src)
                     return
                 dst.sendall(data)
         except OSError:
@@ -80,3 +86,10 @@ class ReplyDroppingProxy:
 
     def close(self) -> None:
         self.listener.close()
+
+
+def _cut_off(*sockets: socket.socket) -> None:
+    """Shut both ways and close each of ``sockets``."""
+    for sock in sockets:
+        sock.shutdown(socket.SHUT_RDWR)
+        sock.close()

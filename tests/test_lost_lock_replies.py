@@ -19,8 +19,6 @@ closes the client's connection instead of passing the reply on.
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections.abc import Iterator
 
@@ -99,32 +97,14 @@ def test_a_redis_lock_whose_reply_was_lost_is_not_left_held(
         store.close()
 
 
-class RequestDroppingProxy(ReplyDroppingProxy):
-    """Once armed, closes the connection that sent a chunk holding every
-    marker without passing it on: the command never ran."""
-
-    def _up(self, src: socket.socket, dst: socket.socket, cut: threading.Event) -> None:
-        try:
-            while data := src.recv(65536):
-                if self.armed.is_set() and all(m in data for m in self.markers):
-                    self.armed.clear()
-                    for sock in (src, dst):
-                        sock.shutdown(socket.SHUT_RDWR)
-                        sock.close()
-                    self.dropped.set()
-                    return
-                dst.sendall(data)
-        except OSError:
-            pass
-
-
 def test_a_redis_lock_whose_release_failed_twice_is_still_released(
     fresh_redis: ServerProcess,
 ) -> None:
     """A lock's release never reaches the server; so does the release of it
     that the session's next taking sends (the store keeps its token for
     that): the taking after must still release it, not wait ``lock_ttl``."""
-    proxy = RequestDroppingProxy((fresh_redis.host, fresh_redis.port), (b"EVAL",))
+    target = (fresh_redis.host, fresh_redis.port)
+    proxy = ReplyDroppingProxy(target, (b"EVAL",), request_too=True)
     store = RedisStore(f"redis://127.0.0.1:{proxy.port}/0", socket_timeout=1.0)
     try:
         key = generate_key()
