@@ -437,24 +437,30 @@ def test_a_sweep_deletes_at_most_limit_and_goes_on_after_them(
     assert [store.sweep_expired(5) for _ in range(4)] == [5, 5, 2, 0]
 
 
-def test_close_during_a_transactional_save_is_store_unavailable(tmp_path: Path) -> None:
+def test_close_during_a_transactional_save_waits_for_it(tmp_path: Path) -> None:
     """close() from another thread (a shutdown) while a save is in its
-    ``BEGIN IMMEDIATE`` transaction: StoreUnavailable, not a raw sqlite3 error."""
+    ``BEGIN IMMEDIATE`` transaction waits for the transaction to end:
+    closing a connection under a running statement crashed the process."""
     store = SQLiteStore(tmp_path / "sessions.sqlite3")
     key = store.generate_key()
     store.create(key, b"a", later())
     stale = store.load(key)
     store.update(key, lambda current: (b"b", later()), None)  # `stale` is stale now
+    closer = threading.Thread(target=store.close)  # e.g. shutdown
+    waited: list[bool] = []
+    calls: list[bytes | None] = []
 
     def merge(current: bytes | None) -> tuple[bytes, float]:
-        closer = threading.Thread(target=store.close)  # e.g. shutdown
-        closer.start()
-        closer.join()
+        calls.append(current)
+        if len(calls) == 2:  # the first ran before the conditional UPDATE
+            closer.start()
+            closer.join(0.2)
+            waited.append(closer.is_alive())
         return (current or b"") + b"c", later()
 
-    with pytest.raises(StoreUnavailable) as caught:
-        store.update(key, merge, stale)  # the row changed: read-merge-write
-    assert not isinstance(caught.value, sqlite3.Error)
+    store.update(key, merge, stale)  # the row changed: read-merge-write
+    closer.join(5)
+    assert waited == [True], "close() did not wait for the transaction"
     record = store.load(key)  # the thread reopens on next use
-    assert record is not None and record.payload == b"b"
+    assert record is not None and record.payload == b"bc"
     store.close()

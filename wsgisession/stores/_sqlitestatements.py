@@ -10,6 +10,7 @@ __all__ = [
     "CLEAR_LOCKS",
     "CREATE",
     "DELETE",
+    "DELETE_IF_UNCHANGED",
     "DELETE_LIVE",
     "DROP_LOCK",
     "LOAD",
@@ -50,6 +51,11 @@ DELETE = "DELETE FROM wsgisession_sessions WHERE key = ?"
 UPDATE_IF_UNCHANGED = (
     "UPDATE wsgisession_sessions SET payload = ?, expires_at = ?"
     " WHERE key = ? AND payload = ? AND expires_at > ?"
+)
+# Delete only if the row is still what this request loaded and still live
+# (parameters: key, loaded payload, now): a moved record's old row.
+DELETE_IF_UNCHANGED = (
+    "DELETE FROM wsgisession_sessions WHERE key = ? AND payload = ? AND expires_at > ?"
 )
 SWEEP_LOCKS = (
     "DELETE FROM wsgisession_locks WHERE key IN ("

@@ -42,7 +42,7 @@ from sqlalchemy.sql import Executable
 from ..errors import ConfigError
 from ..redaction import is_secret_parameter, redact_url
 from ._shared import MAX_SQLITE_WAIT
-from ._sqliteconn import (
+from ._sqlitefiles import (
     create_private_database,
     database_file,
     refuse_shared_database,

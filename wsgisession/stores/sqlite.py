@@ -40,12 +40,14 @@ from ._shared import (
     unless_sqlite_busy,
     waiting_out_sqlite_busy,
 )
-from ._sqliteconn import Connections, private_parent
+from ._sqliteconn import Connections
+from ._sqlitefiles import private_parent
 from ._sqliteschema import set_up_database
 from ._sqlitestatements import (
     CLEAR_LOCKS,
     CREATE,
     DELETE,
+    DELETE_IF_UNCHANGED,
     DELETE_LIVE,
     DROP_LOCK,
     LOAD,
@@ -187,18 +189,21 @@ class SQLiteStore(Store):
         """Merge and write; ``loaded`` lets the common case skip the transaction.
 
         When the row still holds what this request loaded, one conditional
-        UPDATE writes the merge of it. Otherwise (someone wrote meanwhile,
-        or the record goes) the row is read, merged and written in one
-        ``BEGIN IMMEDIATE`` transaction.
+        UPDATE writes the merge of it, or one conditional DELETE removes it
+        (a login's or ``cycle_key()``'s old record). Otherwise (someone wrote
+        meanwhile) the row is read, merged and written in one ``BEGIN
+        IMMEDIATE`` transaction, which holds the write lock across the merge.
         """
         name = storage_key(session_key)
         if loaded is not None:
             payload, expires_at = merge(loaded.payload)
             moment = now()
+            params: tuple[object, ...] = (name, loaded.payload, moment)
+            statement = DELETE_IF_UNCHANGED
             if expires_at > moment:
-                params = (payload, expires_at, name, loaded.payload, moment)
-                if self._write("update a session", UPDATE_IF_UNCHANGED, params):
-                    return session_key
+                params, statement = (payload, expires_at, *params), UPDATE_IF_UNCHANGED
+            if self._write("update a session", statement, params):
+                return session_key
         with self._transaction() as conn:
             with self._translate("update a session"):
                 row = conn.execute(LOAD, (name, now())).fetchone()
@@ -267,7 +272,7 @@ class SQLiteStore(Store):
     def _clear_step(self, step: Callable[[sqlite3.Connection], T]) -> T:
         def attempt() -> T:
             with self._translate("clear expired sessions"):
-                return step(self._connections.get(write=True))
+                return self._connections.run(step, write=True)
 
         return waiting_out_sqlite_busy(attempt, self.busy_timeout)
 
@@ -352,7 +357,7 @@ class SQLiteStore(Store):
         because the database file was removed or replaced meanwhile."""
         for attempt in range(2):
             try:  # not self._translate(): this runs for every request
-                return step(self._connections.get(write))
+                return self._connections.run(step, write)
             except (sqlite3.Error, OSError) as exc:
                 if attempt or not self._connections.file_changed():
                     raise self._unavailable(action, exc) from exc
@@ -364,20 +369,16 @@ class SQLiteStore(Store):
         an interrupt just after the BEGIN too (the transaction, left open,
         would hold the database's write lock: every other writer would be
         "locked" out, and this thread's writes never committed)."""
-        with self._translate("update a session"):
-            conn = self._connections.get(write=True)
-        try:
-            with self._translate("update a session"):
+        with self._translate("update a session"), self._connections.holding() as conn:
+            try:
                 conn.execute("BEGIN IMMEDIATE")
-            yield conn
-            with self._translate("update a session"):
+                yield conn
                 conn.execute("COMMIT")
-        except BaseException:
-            # in_transaction raises too on a connection close() closed meanwhile
-            with contextlib.suppress(sqlite3.Error):
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-            raise
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                raise
 
     @contextlib.contextmanager
     def _translate(self, action: str) -> Iterator[None]:
