@@ -80,27 +80,28 @@ class MemcachedCommands(Protocol):
 
 def parse(value: bytes | None) -> Entries:
     """The entries of a stored index; empty if absent or unreadable."""
+    return parse_index(value)[0]
+
+
+def parse_index(value: bytes | None) -> tuple[Entries, float | None]:
+    """The entries of a stored index and its horizon (None if it has none),
+    in one pass; no entries if absent or unreadable."""
+    entries: Entries = {}
     if value is None:
-        return {}
+        return entries, None
     lines = value.split(b"\n")
     if lines[0] != _MAGIC:
-        return {}
-    entries: Entries = {}
+        return entries, None
+    horizon = None
     for line in lines[1:]:
+        if line.startswith(_HORIZON):
+            if line[len(_HORIZON) :].isdigit():
+                horizon = float(line[len(_HORIZON) :])
+            continue
         name, _, score = line.decode("ascii", "replace").partition(" ")
         if len(name) == 64 and score.isdigit():
             entries[name] = int(score)
-    return entries
-
-
-def parse_horizon(value: bytes | None) -> float | None:
-    """The horizon of a stored index: None if it has none (or is absent)."""
-    if value is None:
-        return None
-    for line in value.split(b"\n")[1:]:
-        if line.startswith(_HORIZON) and line[len(_HORIZON) :].isdigit():
-            return float(line[len(_HORIZON) :])
-    return None
+    return entries, horizon
 
 
 def encode(entries: Entries, horizon: float | None = None) -> bytes:
@@ -148,8 +149,8 @@ class MemcachedUserIndex:
     def lists(self, user_id: str, session_key: str) -> bool:
         """Whether the user's index lists the session (one ``get``)."""
         value = self._store._call("get", self.key(user_id))
-        entries = parse(value)
-        self._remember(user_id, entries, parse_horizon(value))
+        entries, horizon = parse_index(value)
+        self._remember(user_id, entries, horizon)
         return storage_key(session_key) in entries
 
     def extend(self, user_id: str, expires_at: float) -> None:
@@ -230,7 +231,7 @@ class MemcachedUserIndex:
         key, call = self.key(user_id), self._store._call
         for attempt in range(1, MAX_ATTEMPTS + 1):
             value, cas = call("gets", key)
-            entries, kept = parse(value), parse_horizon(value)
+            entries, kept = parse_index(value)
             if kept is None and entries:  # earlier version: no bound known
                 raised = None
             else:
