@@ -93,6 +93,7 @@ def every_operation(store: FileStore, keys: list[str]) -> None:
 # does for any exception there.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.usefixtures("young_heap")  # a collection after each interrupt
+@pytest.mark.slow  # about 15 s: the operations run once per point of the store
 def test_an_interrupt_anywhere_in_the_file_store_leaks_no_descriptor(
     tmp_path: Path,
 ) -> None:

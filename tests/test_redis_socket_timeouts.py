@@ -84,6 +84,7 @@ def test_a_stalled_reply_ends_in_a_timeout(stalled: ServerProcess) -> None:
     store.close()
 
 
+@pytest.mark.slow  # a 64 MB record: about 1.7 s
 def test_a_send_the_server_does_not_take_ends_in_a_timeout(
     stalled: ServerProcess,
 ) -> None:
