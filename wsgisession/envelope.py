@@ -227,7 +227,10 @@ def encode_again(
     kept_payload, parts, kept_text, tail = kept
     if kept_text is None or kept_payload != previous:
         return None
-    items = changed_data_text(kept_text, data, changed)
+    # The copy first: the bytes and the parts kept for them are made of
+    # the same data, even if another thread of the request sets a key.
+    copied = dict(data)
+    items = changed_data_text(kept_text, copied, changed)
     if items is None:
         return None
     # The kept tail, if kept for these very parts (the same objects: an
@@ -242,7 +245,7 @@ def encode_again(
     text = f'{{"v":1,"data":{{{joined}{tail[0]}{saved_text}{tail[1]}'
     # The record it is joined from was kept, so small: a copy is seldom made
     # for a record too large to keep (once, as it grows past the bound).
-    parts = new_envelope((dict(data), created, expiry, saved_at, user))
+    parts = new_envelope((copied, created, expiry, saved_at, user))
     try:
         again = text.encode("utf-8"), parts, items, tail
     except UnicodeEncodeError:

@@ -278,9 +278,12 @@ class SessionRecord(MoveMethods):
             if stored_key == key:  # as loaded: only the save time, the record
                 self.loaded, self.saved_at = record, now  # and Max-Age are new
                 self.max_age_at_save = max_age
-                return data  # kept by encode_again()
-            saved: Parts = (data, self.created, expiry, now, self.user)  # a new key
-            return self._saved(stored_key, saved, record, kept_age, again[2])
+                # Kept by encode_again(): the copy the bytes were made of, which
+                # the session holds from now on (a key another thread of the
+                # request set during the write is not in them, nor then in it).
+                return again[1][0]
+            # A new key: kept with the copy its bytes were made of.
+            return self._saved(stored_key, again[1], record, kept_age, again[2])
         parts, payload, age, text = outcome
         record = new_record((payload, now + age, None))
         return self._saved(stored_key, parts, record, age, text)
@@ -299,7 +302,10 @@ class SessionRecord(MoveMethods):
             raise SessionInterrupted()
         loaded = self.loaded
         if loaded is not None and current == loaded.payload:  # unchanged since
-            parts: Parts = (data, self.created, self.expiry, now, self.user)
+            # A copy, written and kept: another thread of the request that sets
+            # a key during the write must not slip into what is kept for these
+            # bytes (this process would then load data the store lacks).
+            parts: Parts = (dict(data), self.created, self.expiry, now, self.user)
             # Every item written again (a key deleted since, or no text kept).
             payload, text = envelope.encode_text(
                 self.serializer, parts, current, None, self.key, now_text
