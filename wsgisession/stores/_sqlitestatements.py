@@ -19,6 +19,7 @@ __all__ = [
     "UPDATE_IF_UNCHANGED",
     "UPSERT",
     "USER_SESSIONS",
+    "take_lock",
 ]
 
 LOAD = (
@@ -68,5 +69,15 @@ TAKE_LOCK = (
     " SET token = excluded.token, expires_at = excluded.expires_at"
     " WHERE wsgisession_locks.expires_at <= ?"
 )
+
+
+def take_lock(kept: int) -> str:
+    """TAKE_LOCK, also taking over a row whose token is one of ``kept`` more
+    parameters: this process's, whose release failed."""
+    if not kept:
+        return TAKE_LOCK
+    return f"{TAKE_LOCK} OR wsgisession_locks.token IN ({', '.join('?' * kept)})"
+
+
 DROP_LOCK = "DELETE FROM wsgisession_locks WHERE key = ? AND token = ?"
 CLEAR_LOCKS = "DELETE FROM wsgisession_locks WHERE expires_at <= ?"

@@ -13,7 +13,8 @@ one another.
 A database file removed or replaced while the app runs is noticed (by
 inode, see :mod:`._sqliteconn`) and recreated; no write goes to a removed
 file. Request locks are rows of ``wsgisession_locks``, one per locked
-session key, that a waiter takes over once their ``expires_at`` is past.
+session key, that a waiter takes over once their ``expires_at`` is past
+(:mod:`._sqlitelocks`).
 """
 
 from __future__ import annotations
@@ -32,16 +33,10 @@ from .. import _coerce as c
 from ..errors import ConfigError, StoreUnavailable
 from ..logthrottle import ThrottledWarning
 from ._filerecord import ensure_private_directory, user_temp_path
-from ._shared import (
-    poll_lock,
-    release_lock,
-    undo_if_cut_short,
-    undone_if_cut_short,
-    unless_sqlite_busy,
-    waiting_out_sqlite_busy,
-)
+from ._shared import waiting_out_sqlite_busy
 from ._sqliteconn import Connections
 from ._sqlitefiles import private_parent
+from ._sqlitelocks import KeptTokens, SQLiteLocks
 from ._sqliteschema import set_up_database
 from ._sqlitestatements import (
     CLEAR_LOCKS,
@@ -49,10 +44,8 @@ from ._sqlitestatements import (
     DELETE,
     DELETE_IF_UNCHANGED,
     DELETE_LIVE,
-    DROP_LOCK,
     LOAD,
     SWEEP_LOCKS,
-    TAKE_LOCK,
     UPDATE_IF_UNCHANGED,
     UPSERT,
     USER_SESSIONS,
@@ -119,7 +112,7 @@ def default_path() -> str:
     return os.path.join(user_temp_path("wsgisession"), "sessions.sqlite3")
 
 
-class SQLiteStore(Store):
+class SQLiteStore(SQLiteLocks, Store):
     """Sessions in an SQLite database at ``path`` (default: :func:`default_path`).
 
     The file is created with mode 0600, its directory (if missing) with mode
@@ -161,6 +154,7 @@ class SQLiteStore(Store):
         # The key sweep_expired() goes on after; each process draws its own
         # start, so that short-lived or forked workers cover the whole table.
         self._swept_to, self._sweep_pid = "", -1
+        self._unreleased = KeptTokens()  # request locks left behind: _sqlitelocks
         self._connections = Connections(
             self.path,
             self.busy_timeout,
@@ -305,32 +299,13 @@ class SQLiteStore(Store):
         self._write("sweep expired locks", SWEEP_LOCKS, (moment, limit))
         return removed
 
-    @contextlib.contextmanager
-    def lock(self, session_key: str, timeout: float, ttl: float) -> Iterator[None]:
-        """Hold a row of ``wsgisession_locks``; a waiter takes it over after ``ttl``."""
-        name, token = storage_key(session_key), secrets.token_hex(16)
-
-        def take() -> bool:
-            moment = now()
-            params = (name, token, moment + ttl, moment)
-            return self._write("lock a session", TAKE_LOCK, params) == 1
-
-        def drop() -> None:
-            self._write("unlock a session", DROP_LOCK, (name, token))
-
-        def release() -> None:
-            if not release_lock(drop, timeout):  # the row expires anyway
-                logger.warning("%r: could not release a session lock", self)
-
-        undone_if_cut_short(lambda: poll_lock(unless_sqlite_busy(take), timeout), drop)
-        try:
-            yield
-        finally:
-            try:  # here, not in undone_if_cut_short: see undo_if_cut_short
-                release()
-            except BaseException as exc:
-                undo_if_cut_short(exc, drop)
-                raise
+    def lock(
+        self, session_key: str, timeout: float, ttl: float
+    ) -> contextlib.AbstractContextManager[None]:
+        """Hold a row of ``wsgisession_locks``; a waiter takes it over after
+        ``ttl``, and this process's next taking at once if its release failed
+        (see :mod:`._sqlitelocks`)."""
+        return self._lock_row(session_key, timeout, ttl)
 
     def close(self) -> None:
         """Close the connections of every thread; the next use opens new ones."""
