@@ -69,6 +69,11 @@ class Body:
         try:
             iterator = iter(self.iterable)
             pending = next(iterator, _END)
+            while pending == b"" and response.status is None:
+                # Empty chunks before start_response carry nothing, and no
+                # server takes a chunk before its headers: the first chunk
+                # after them says whether the body streams.
+                pending = next(iterator, _END)
         except BaseException:
             response.failed = True
             raise

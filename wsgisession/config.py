@@ -157,7 +157,10 @@ class Settings:
     )  # fmt: skip
     environ_key: str = _option(
         "wsgisession", "text", c.environ_key, c.parse_text,
-        "The WSGI environ key under which the app finds the session.",
+        "The WSGI environ key under which the app finds the session. "
+        "wsgiref.validate reads a key without a dot as a CGI variable, "
+        "whose value must be a str: under it, use a dotted key such as "
+        "wsgisession.session.",
     )  # fmt: skip
     lock: bool = _option(
         False, "bool", c.boolean, c.parse_bool,

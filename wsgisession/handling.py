@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
+from .app_headers import check_app_headers
 from .cache_headers import (
     VARY_OR_CACHE_CONTROL_LENGTHS,
     add_session_headers,
@@ -146,6 +147,7 @@ def _send_as_written(
         return response.send_headers(True, True)  # save_on_error decides
     if setup.size_first:  # a cookie near the size limit: checked before writing
         return response.send_headers(True, True)
+    check_app_headers(response.status, response.headers)  # before the save
     changes = session._changes
     if changes is not None and changes.snapshots:  # else nothing to detect
         session.detect_changes()

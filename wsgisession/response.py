@@ -18,6 +18,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from .app_headers import check_app_headers
 from .body import Body
 from .cache_headers import add_session_headers
 from .config import Settings
@@ -176,6 +177,13 @@ class Response:
                 finally:
                     exc_info = None  # PEP 3333: no cycle through the traceback
             raise AssertionError("start_response() again after the headers went out")
+        if self.status is not None and exc_info is None:
+            # PEP 3333: a fatal error, which every server refuses; taking the
+            # new headers would hide the app's bug behind this middleware
+            # only. An error handler may swallow it and end the body (as
+            # above): the failed request saves nothing.
+            self.failed = True
+            raise AssertionError("start_response() again without exc_info")
         self.status = status
         self.headers = headers
         self.exc_info = exc_info
@@ -249,6 +257,7 @@ class Response:
         streamed = not final and self.cookie_header is not None
         failed = self.failed  # an error handler restarted the response
         if not failed and (touched or _touched(session, self.setup.settings)):
+            check_app_headers(self.status, headers)  # before the save
             accessed = session.accessed  # as the app left it (it may clear it)
             cookies = self.cookie_headers(final)
             if accessed or cookies or streamed:
