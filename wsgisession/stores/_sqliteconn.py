@@ -17,6 +17,9 @@ removed or replaced one are closed: SQLite maps the ``-shm`` file per
 database inode, and a connection to the new file, seeing no other
 process's lock on it, cuts the ``-shm`` back while connections of the
 same process to the old file still map it (SIGBUS: the worker killed).
+The opener looks at the path again once SQLite has opened it, before any
+statement (which maps the ``-shm``): a file put in place between its first
+look and the open is not set up beside the connections it did not close.
 Closing another thread's connection in the middle of a statement crashes
 the process too (the statement goes on with a freed handle), so each
 thread uses its connection under that connection's lock, which a closer
@@ -225,25 +228,7 @@ class Connections:
 
     def _connect(self, local: threading.local) -> _Held:
         with self._opening:  # no other thread opens the new file meanwhile
-            for _ in range(_OPEN_TRIES):
-                identity = self._create_file()
-                self._close_others_than(identity)
-                check_owner(self.path)  # made by someone else before the app ran?
-                conn = sqlite3.connect(
-                    self.path,
-                    timeout=min(self.busy_timeout, MAX_SQLITE_WAIT),
-                    isolation_level=None,
-                    check_same_thread=False,  # used by one thread; closed by close()
-                    factory=_Connection,
-                )
-                try:
-                    self._set_up(conn)
-                except BaseException:
-                    conn.close()
-                    raise
-                if _identity(self.path) == identity:
-                    break
-                conn.close()  # replaced while opening: open the new one
+            conn, identity = self._open_path()
         held = _Held(conn, identity)
         with self._guard:
             self._open.add(held)
@@ -251,6 +236,42 @@ class Connections:
         local.held = held
         local.next_check = time.monotonic() + _RECHECK
         return held
+
+    def _open_path(self) -> tuple[_Connection, Identity | None]:
+        """A set-up connection to the file at the path, opened once this
+        process's connections to any other file are closed.
+
+        The path is looked at again as soon as SQLite has opened it, before
+        any statement maps its ``-shm``: a file put in place between the
+        first look and the open would otherwise be set up while the
+        connections to the file it replaced, not closed, still map it.
+        """
+        for _ in range(_OPEN_TRIES):
+            identity = self._create_file()
+            self._close_others_than(identity)
+            check_owner(self.path)  # made by someone else before the app ran?
+            conn = sqlite3.connect(
+                self.path,
+                timeout=min(self.busy_timeout, MAX_SQLITE_WAIT),
+                isolation_level=None,
+                check_same_thread=False,  # used by one thread; closed by close()
+                factory=_Connection,
+            )
+            if _identity(self.path) != identity:  # replaced as it opened
+                conn.close()  # before any statement: no -shm mapped yet
+                continue
+            try:
+                self._set_up(conn)
+            except BaseException:
+                conn.close()
+                raise
+            if _identity(self.path) == identity:
+                return conn, identity
+            conn.close()  # replaced while it was set up: open the new one
+        raise sqlite3.OperationalError(
+            f"the database file was replaced each of the {_OPEN_TRIES} times "
+            "a connection to it opened"
+        )
 
     def _create_file(self) -> Identity | None:
         """Create the file (mode 0600; SQLite would use 0644) if it is missing.
