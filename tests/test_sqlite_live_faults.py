@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pytest
 from helpers import later
+from sqlite_files import descriptors_open_on, replace_with_a_copy
 
 from wsgisession.errors import StoreUnavailable
 from wsgisession.stores import SQLiteStore, _sqliteconn
@@ -96,28 +97,6 @@ def test_a_moved_record_saved_meanwhile_is_still_merged(tmp_path: Path) -> None:
         store.close()
 
 
-def _replace_with_a_copy(path: Path) -> None:
-    """Put a consistent copy of the database in its place (``mv``)."""
-    copy_path = path.with_name("copy.sqlite3")
-    source, copy = sqlite3.connect(path), sqlite3.connect(copy_path)
-    source.backup(copy)
-    source.close()
-    copy.close()
-    os.replace(copy_path, path)
-
-
-def _fds_open_on(identity: tuple[int, int]) -> int:
-    """How many of this process's descriptors are open on the file ``identity``."""
-    count = 0
-    for name in os.listdir("/proc/self/fd"):
-        try:
-            info = os.stat(f"/proc/self/fd/{name}")
-        except OSError:
-            continue
-        count += (info.st_dev, info.st_ino) == identity
-    return count
-
-
 def _idle_connections(store: SQLiteStore, count: int) -> Callable[[], None]:
     """Start ``count`` threads that save once and then keep their connection
     open, idle; returns what lets them end."""
@@ -153,10 +132,10 @@ def test_a_replaced_file_leaves_no_connection_of_the_process_on_the_old_one(
     end_idle_threads = _idle_connections(store, 4)
     try:
         old = os.stat(path)
-        assert _fds_open_on((old.st_dev, old.st_ino)) >= 4
-        _replace_with_a_copy(path)
+        assert descriptors_open_on((old.st_dev, old.st_ino)) >= 4
+        replace_with_a_copy(path)
         store.create(store.generate_key(), b"payload", later())
-        assert _fds_open_on((old.st_dev, old.st_ino)) == 0
+        assert descriptors_open_on((old.st_dev, old.st_ino)) == 0
     finally:
         end_idle_threads()
         store.close()
@@ -180,11 +159,11 @@ def test_a_file_replaced_as_a_connection_opens_is_not_set_up_beside_the_old_one(
 
     def replacing_check_owner(checked: str) -> None:
         if os.stat(path).st_ino == old.st_ino:  # once: the first opener's turn
-            _replace_with_a_copy(path)
+            replace_with_a_copy(path)
         check_owner(checked)
 
     def recording_set_up(conn: sqlite3.Connection, busy_timeout: float) -> None:
-        old_descriptors_at_set_up.append(_fds_open_on((old.st_dev, old.st_ino)))
+        old_descriptors_at_set_up.append(descriptors_open_on((old.st_dev, old.st_ino)))
         set_up(conn, busy_timeout)
 
     monkeypatch.setattr(_sqliteconn, "check_owner", replacing_check_owner)
@@ -211,7 +190,7 @@ def test_a_file_replaced_at_every_open_fails_the_request_by_name(
     check_owner = _sqliteconn.check_owner
 
     def replacing_check_owner(checked: str) -> None:
-        _replace_with_a_copy(path)
+        replace_with_a_copy(path)
         check_owner(checked)
 
     monkeypatch.setattr(_sqliteconn, "check_owner", replacing_check_owner)

@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .app_headers import check_app_headers
+from .app_headers import check_app_headers, kept_headers
 from .body import Body
 from .cache_headers import add_session_headers
 from .config import Settings
@@ -185,7 +185,7 @@ class Response:
             self.failed = True
             raise AssertionError("start_response() again without exc_info")
         self.status = status
-        self.headers = headers
+        self.headers = kept_headers(headers)  # a generator: read once, here
         self.exc_info = exc_info
         return self.write
 

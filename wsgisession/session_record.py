@@ -278,10 +278,13 @@ class SessionRecord(MoveMethods):
             if stored_key == key:  # as loaded: only the save time, the record
                 self.loaded, self.saved_at = record, now  # and Max-Age are new
                 self.max_age_at_save = max_age
-                # Kept by encode_again(): the copy the bytes were made of, which
-                # the session holds from now on (a key another thread of the
-                # request set during the write is not in them, nor then in it).
-                return again[1][0]
+                # Kept by encode_again(): the copy the bytes were made of. The
+                # session keeps its own dict if it holds the same (most saves:
+                # a refill would leave a thread reading it without its keys a
+                # moment), else takes the copy's items (a key another thread
+                # of the request set during the write is in neither).
+                copied = again[1][0]
+                return data if data == copied else copied
             # A new key: kept with the copy its bytes were made of.
             return self._saved(stored_key, again[1], record, kept_age, again[2])
         parts, payload, age, text = outcome

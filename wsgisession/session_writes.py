@@ -40,11 +40,22 @@ def refill(data: dict[str, Any] | None, saved: dict[str, Any]) -> None:
     """Make the session's dict ``data`` hold ``saved`` (the data as a save
     merged it, or emptied): the dict stays the same object, so that the
     views ``keys()``, ``values()`` and ``items()`` handed out stay live, as
-    a dict's do."""
+    a dict's do. A key in both is never missing meanwhile: another thread
+    of the request may read it during the save (docs/session.rst), and
+    most saves hand back a copy of the very keys, in their order."""
     assert data is not None
-    if saved is not data:
+    if saved is data:
+        return
+    if not saved:  # emptied (flush(), an interrupted move): nothing is kept
         data.clear()
-        data.update(saved)
+        return
+    order = list(saved)
+    if list(data) != order:
+        for gone in data.keys() - saved.keys():  # one C call: a thread may add
+            data.pop(gone, None)
+        if list(data) != order[: len(data)]:  # reordered: only a new fill orders it
+            data.clear()
+    data.update(saved)
 
 
 class WriteMethods:

@@ -229,10 +229,12 @@ class Connections:
     def _connect(self, local: threading.local) -> _Held:
         with self._opening:  # no other thread opens the new file meanwhile
             conn, identity = self._open_path()
-        held = _Held(conn, identity)
-        with self._guard:
-            self._open.add(held)
-            local.generation = self._generation
+            # Among the connections the next opener of a replaced file
+            # closes before it lets go: one opening after it would not see it.
+            held = _Held(conn, identity)
+            with self._guard:
+                self._open.add(held)
+                local.generation = self._generation
         local.held = held
         local.next_check = time.monotonic() + _RECHECK
         return held
