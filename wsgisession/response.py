@@ -165,27 +165,31 @@ class Response:
     def start_response(
         self, status: str, headers: Headers, exc_info: Any = None
     ) -> Callable[[bytes], Any]:
-        if self.status is not None and (  # started (none sent before that)
-            self.server_write is not None or getattr(self, "body_begun", False)
-        ):  # sent, or the app yielded a chunk: for it, the headers went out.
-            # An error handler at work (werkzeug's debugger swallows what this
-            # raises, then ends the body as if complete): save nothing.
-            self.failed = True
-            if exc_info is not None:
-                try:
-                    raise exc_info[1].with_traceback(exc_info[2])
-                finally:
-                    exc_info = None  # PEP 3333: no cycle through the traceback
-            raise AssertionError("start_response() again after the headers went out")
-        if self.status is not None and exc_info is None:
-            # PEP 3333: a fatal error, which every server refuses; taking the
-            # new headers would hide the app's bug behind this middleware
-            # only. An error handler may swallow it and end the body (as
-            # above): the failed request saves nothing.
-            self.failed = True
-            raise AssertionError("start_response() again without exc_info")
+        if self.status is not None:  # started before (PEP 3333's rules)
+            if self.server_write is not None or getattr(self, "body_begun", False):
+                # Sent, or the app yielded a chunk: for it, the headers went
+                # out. An error handler at work (werkzeug's debugger swallows
+                # what this raises, then ends the body as if complete): save
+                # nothing.
+                self.failed = True
+                if exc_info is not None:
+                    try:
+                        raise exc_info[1].with_traceback(exc_info[2])
+                    finally:
+                        exc_info = None  # no cycle through the traceback
+                raise AssertionError(
+                    "start_response() again after the headers went out"
+                )
+            if exc_info is None:
+                # A fatal error, which every server refuses: taking the new
+                # headers would hide the app's bug behind this middleware
+                # only. The failed request saves nothing (as above).
+                self.failed = True
+                raise AssertionError("start_response() again without exc_info")
         self.status = status
-        self.headers = kept_headers(headers)  # a generator: read once, here
+        # A list as given (the app's own, every request); any other iterable
+        # read once, here (kept_headers()).
+        self.headers = headers if type(headers) is list else kept_headers(headers)
         self.exc_info = exc_info
         return self.write
 
