@@ -26,7 +26,7 @@ from interrupting import Interrupt, interrupted_at
 from wsgisession.errors import LockTimeout
 from wsgisession.keys import generate_key
 from wsgisession.stores import SQLiteStore
-from wsgisession.stores._sqlitelocks import TOKENS_KEPT, UNRELEASED_KEPT, KeptTokens
+from wsgisession.stores._keptlocks import TOKENS_KEPT, UNRELEASED_KEPT, KeptTokens
 
 BUSY_TIMEOUT = 0.05  # SQLite's own wait for the write lock, per statement
 LOCK_TIMEOUT = 0.1  # the lock's wait: its release gives up after about this

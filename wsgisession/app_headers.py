@@ -24,7 +24,7 @@ def kept_headers(headers: HeaderList) -> HeaderList:
     since the middleware reads the headers more than once (this module's
     check, the cookie's headers, the server). Not iterable: as given, for
     :func:`check_app_headers` (or the server) to refuse."""
-    if type(headers) is list or isinstance(headers, (list, tuple)):
+    if isinstance(headers, (list, tuple)):
         return headers
     try:
         return list(headers)

@@ -35,21 +35,15 @@ from ._shared import (
 from .base import storage_key
 
 if TYPE_CHECKING:
+    from ._keptlocks import KeptTokens
     from ._sqlrun import Compiled, Cursor, Runner
 
-__all__ = ["UNRELEASED_KEPT", "SQLLocks"]
+__all__ = ["SQLLocks"]
 
 #: The SQL store's logger, which docs/deploying.rst names.
 logger = logging.getLogger("wsgisession.stores.sql")
 
 T = TypeVar("T")
-
-#: Locks whose release failed, kept for their next taker (bounded: an
-#: outage under heavy traffic leaves one per session locked at the moment).
-UNRELEASED_KEPT = 10_000
-#: Tokens kept per lock: one row at a time holds it, and the tokens of
-#: takings that failed as the server went may each be the row's.
-TOKENS_KEPT = 8
 
 
 class SQLLocks:
@@ -58,7 +52,7 @@ class SQLLocks:
     if TYPE_CHECKING:  # provided by SQLStore
         _sql: dict[str, Compiled]
         _runner: Runner
-        _unreleased: dict[str, tuple[str, ...]]
+        _unreleased: KeptTokens
         _reruns: int
 
         def _run(self, action: str, work: Callable[..., T], *args: Any) -> T: ...
@@ -82,7 +76,7 @@ class SQLLocks:
         def release() -> None:
             if not release_lock(drop, timeout):  # the row expires anyway
                 logger.warning("%r: could not release a session lock", self)
-                self._keep_unreleased(name, token)
+                self._unreleased.keep(name, token)
 
         reruns = self._reruns
         try:
@@ -91,7 +85,7 @@ class SQLLocks:
             )
         except StoreUnavailable:
             if self._reruns != reruns:  # a connection dropped: its INSERT may
-                self._keep_unreleased(name, token)  # have committed all the same
+                self._unreleased.keep(name, token)  # have committed all the same
             raise
         try:
             yield
@@ -102,29 +96,18 @@ class SQLLocks:
                 undo_if_cut_short(exc, drop)
                 raise
 
-    def _keep_unreleased(self, name: str, *tokens: str) -> None:
-        """Remember ``tokens``' row of lock ``name`` for its next taking: the
-        last few (a taking that failed while the row of an earlier release
-        that failed still holds the session)."""
-        if name in self._unreleased or len(self._unreleased) < UNRELEASED_KEPT:
-            kept = self._unreleased.get(name, ())
-            self._unreleased[name] = (*kept, *tokens)[-TOKENS_KEPT:]
-
     def _take_lock(self, name: str, token: str, ttl: float) -> bool:
         """Take lock ``name``. A row this store could not release is deleted
         by its token first: it would hold the session for ``ttl``."""
         if self._run("lock a session", self._take, name, token, ttl):
             return True
-        left = self._unreleased.pop(name, ())
+        left = self._unreleased.of(name)
         if not left:
             return False
-        try:
-            for kept in left:
-                params = {"b_key": name, "b_token": kept}
-                self._run("unlock", self._execute, "lock_drop", params)
-        except StoreUnavailable:  # still not: the next taking tries again
-            self._keep_unreleased(name, *left)
-            raise
+        for kept in left:  # a failure raises, the tokens kept: the next tries
+            params = {"b_key": name, "b_token": kept}
+            self._run("unlock", self._execute, "lock_drop", params)
+        self._unreleased.forget(name, left)
         return self._run("lock a session", self._take, name, token, ttl)
 
     def _take(self, cursor: Cursor, name: str, token: str, ttl: float) -> bool:

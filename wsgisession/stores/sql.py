@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ..clock import now
 from ..errors import StoreUnavailable
 from ..logthrottle import ThrottledWarning
+from ._keptlocks import KeptTokens
 from ._shared import check_timeout, pause, per_process
 from ._sqlcleanup import SQLCleanup
 from ._sqllocks import SQLLocks
@@ -117,7 +118,7 @@ class SQLStore(SQLLocks, SQLCleanup, SQLUserSessions, Store):
         self._sql: dict[str, Compiled] = {}
         self._max_packet: int | None = None  # MySQL's max_allowed_packet
         self._setup_locks: dict[int, threading.Lock] = {}  # see per_process()
-        self._unreleased: dict[str, tuple[str, ...]] = {}  # see _sqllocks
+        self._unreleased = KeptTokens()  # request locks left behind: _sqllocks
         self._reruns = 0  # statements run again after a dropped connection
 
     # -- the store protocol -------------------------------------------------

@@ -33,10 +33,11 @@ from .. import _coerce as c
 from ..errors import ConfigError, StoreUnavailable
 from ..logthrottle import ThrottledWarning
 from ._filerecord import ensure_private_directory, user_temp_path
+from ._keptlocks import KeptTokens
 from ._shared import waiting_out_sqlite_busy
 from ._sqliteconn import Connections
 from ._sqlitefiles import private_parent
-from ._sqlitelocks import KeptTokens, SQLiteLocks
+from ._sqlitelocks import SQLiteLocks
 from ._sqliteschema import set_up_database
 from ._sqlitestatements import (
     CLEAR_LOCKS,
