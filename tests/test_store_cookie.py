@@ -240,6 +240,9 @@ def test_non_strings_are_refused(
         (struct.pack(">Bd", 1, float("inf")) + b"x", "bad expiry"),
         (struct.pack(">Bd", 3, later()) + b"short", "encrypt=False"),
     ],
+    # Named by the case, not the bytes: a blob holding later() would name a
+    # test differently at each collection (--lf, --deselect and xdist).
+    ids=["short", "format-9", "not-zlib", "nan", "inf", "encrypted"],
 )
 def test_signed_but_garbled_values_are_refused(
     store: SignedCookieStore, blob: bytes, why: str, caplog: pytest.LogCaptureFixture
