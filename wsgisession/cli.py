@@ -1,4 +1,5 @@
-"""The ``wsgisession`` command: ``demo``, ``clear-expired``, ``check`` and ``init-db``.
+"""The ``wsgisession`` command: ``demo``, ``clear-expired``, ``check``,
+``init-db``, ``sessions`` and ``revoke``.
 
 A user's mistake (a bad option, a missing extra, an unreachable store, a
 busy port, an unreadable ini file) ends in one line,
@@ -17,6 +18,14 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from . import secretkey
+from ._clihelp import (
+    CHECK_EXAMPLES,
+    CLEAR_EXAMPLES,
+    DEMO_EPILOG,
+    INIT_DB_EXAMPLES,
+    SECRETS,
+    STORE_KINDS,
+)
 from .cli_streams import (
     ProgressBar,
     closed_stderr_to_nowhere,
@@ -46,61 +55,6 @@ __all__ = ["PREFIX", "STORE_OPTIONS", "build_parser", "main", "read_section"]
 
 #: The store keys as command-line options (``--redis-url``), as the stores declare them.
 STORE_OPTIONS = {name: key.help for name, key in store_keys().items()}
-
-STORE_KINDS = """\
-store kinds (--store, or store = in an ini file):
-  memory      this process's memory only                   no extra
-  file        one file per session in a directory          no extra
-  sqlite      an SQLite database file (the default)        no extra
-  memcached   memcached servers                            pip install 'wsgisession[memcached]'
-  redis       a Redis server                               pip install 'wsgisession[redis]'
-  sql         a table of PostgreSQL, MySQL/MariaDB, SQLite pip install 'wsgisession[sql]' and a driver
-  cookie      the signed cookie itself, no server state    no extra ('wsgisession[crypto]' to encrypt)
-"""
-
-SECRETS = f"""\
-secret keys (cookie store) are never given as arguments, which ps shows to
-every user: --secret-key-file FILE (first line the key, further lines older
-keys still accepted) or the environment variable {secretkey.ENV_VAR}
-(older keys in {secretkey.FALLBACKS_ENV_VAR}, whitespace-separated;
-with --config, the file's secret_key, e.g. %(session_secret)s, counts).
-Make one with: {secretkey.HOW_TO_MAKE_ONE}
-"""
-
-DEMO_EXAMPLES = """\
-examples:
-  wsgisession demo                              SQLite in the temporary directory
-  wsgisession demo --store memory --port 8000
-  wsgisession demo --store redis --redis-url redis://127.0.0.1:6379/0
-  wsgisession demo --store cookie               key kept in ~/.local/state/wsgisession/
-"""
-
-CHECK_EXAMPLES = f"""\
-examples:
-  wsgisession check --config production.ini#session
-  wsgisession check --config production.ini#main --global data_dir=/var/lib/myapp
-  SESSION_SECRET=... wsgisession check --config production.ini#session
-  wsgisession check --store redis --redis-url redis://127.0.0.1:6379/0
-  {secretkey.ENV_VAR}=... wsgisession check --store cookie
-
-%(name)s in the ini file comes from [DEFAULT], --global NAME=VALUE (as an
-app's global_conf; [DEFAULT] wins in %(name)s, --global in the globals the
-filter gets, as in Paste Deploy), or else from the
-environment variable name or NAME. --global values show in ps: pass secrets
-through the environment.
-"""
-
-INIT_DB_EXAMPLES = """\
-examples (once, before the app's first request, as a user that may create tables):
-  wsgisession init-db --config production.ini#session
-  wsgisession init-db --config production.ini#session --sql > sessions.sql
-"""
-
-CLEAR_EXAMPLES = """\
-examples (run it from cron, e.g. hourly):
-  wsgisession clear-expired --config production.ini#session
-  wsgisession clear-expired --store file --file-path /var/lib/myapp/sessions
-"""
 
 
 class CommandParser(argparse.ArgumentParser):
@@ -313,14 +267,15 @@ def build_parser() -> argparse.ArgumentParser:
         description=textwrap.fill(
             "Server-side sessions for WSGI apps: try them (demo), validate "
             "a configuration (check), remove expired sessions (clear-expired), "
-            "create the SQL store's tables (init-db)."
+            "create the SQL store's tables (init-db), list a user's sessions "
+            "(sessions) and end them (revoke)."
         ),
         epilog=STORE_KINDS + "\nrun 'wsgisession COMMAND --help' for a command's "
         "options and examples",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    add_demo_parser(commands, STORE_KINDS + "\n" + SECRETS + "\n" + DEMO_EXAMPLES)
+    add_demo_parser(commands, DEMO_EPILOG)
     _add_store_command(
         commands,
         "clear-expired",

@@ -128,8 +128,9 @@ SQL_OPTIONS = (
     IniOption(
         "sql_url", "SQLAlchemy URL", None,
         "Database URL of the SQL store, e.g. "
-        "postgresql+psycopg://user:password@host/db (needs the sql extra "
-        "and the database's driver).",
+        "postgresql+psycopg://app@db.internal/myapp (needs the sql extra "
+        "and the database's driver); a password, in an ini file only, goes "
+        "after the user name (app:PASSWORD@).",
         database_url, c.parse_optional_text,
         required=True, argument="url_or_engine",
     ),
