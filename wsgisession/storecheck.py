@@ -107,7 +107,8 @@ def refuse_missing_store(spec: StoreSpec, action: str) -> None:
     if _missing(path):
         raise SessionError(
             f"no session store at {path!r} ({key}): nothing to {action} there. "
-            "The app makes it on its first save; check the path"
+            "The app makes it when it starts (a directory) or at its first "
+            "request (an SQLite file); check the path"
         )
 
 
