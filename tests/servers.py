@@ -142,6 +142,23 @@ class ServerProcess:
         self.stop()
         raise RuntimeError(f"{self.name} did not listen on {self.address} in time")
 
+    def pause(self) -> None:
+        """Stall the server (SIGSTOP) and wait until the kernel has stopped
+        every thread of it: ``kill()`` returns once the signal is queued, and
+        until one of its threads takes it, the others still answer clients."""
+        assert self.proc is not None, f"{self} is not running"
+        self.proc.send_signal(signal.SIGSTOP)
+        deadline = time.monotonic() + START_TIMEOUT
+        while not _all_threads_stopped(self.proc.pid):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self} did not stop in time")
+            time.sleep(0.001)
+
+    def resume(self) -> None:
+        """Let a server :meth:`pause` stalled go on (SIGCONT)."""
+        assert self.proc is not None, f"{self} is not running"
+        self.proc.send_signal(signal.SIGCONT)
+
     def stop(self, *, crash: bool = False) -> None:
         """Stop this server's process (SIGTERM, then SIGKILL) and reap it.
 
@@ -163,6 +180,18 @@ class ServerProcess:
 
     def __repr__(self) -> str:
         return f"<{self.name} at {self.address}>"
+
+
+def _all_threads_stopped(pid: int) -> bool:
+    """Whether every thread of process ``pid`` is in the stopped state."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:  # the thread ended since the listing
+            continue
+        if stat.rpartition(")")[2].split()[0] not in ("T", "t"):
+            return False
+    return True
 
 
 def memcached(workdir: Path) -> ServerProcess:

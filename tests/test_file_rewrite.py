@@ -292,7 +292,9 @@ def test_a_read_of_a_rewrite_held_up_waits_for_its_writer(
             started.set()
             time.sleep(0.06)  # ... five times longer than the re-reads' 11 ms
             path.write_bytes(whole)
-        done.set()
+            # Inside the lock: once it is released, the thread that waited
+            # for it may run before this one runs again.
+            done.set()
 
     writer = threading.Thread(target=stalled_writer)
     writer.start()
