@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
+from collections.abc import Callable
 from pathlib import Path
+
+from helpers import later
+
+from wsgisession.stores import SQLiteStore
 
 
 def replace_with_a_copy(path: Path) -> None:
@@ -27,3 +33,26 @@ def descriptors_open_on(identity: tuple[int, int]) -> int:
             continue
         count += (info.st_dev, info.st_ino) == identity
     return count
+
+
+def idle_connections(store: SQLiteStore, count: int) -> Callable[[], None]:
+    """Start ``count`` threads that save once and then keep their connection
+    open, idle; returns what lets them end."""
+    ready, release = threading.Barrier(count + 1), threading.Event()
+
+    def use_then_idle() -> None:
+        store.create(store.generate_key(), b"payload", later())
+        ready.wait(5)
+        release.wait(5)
+
+    threads = [threading.Thread(target=use_then_idle) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    ready.wait(5)
+
+    def end() -> None:
+        release.set()
+        for thread in threads:
+            thread.join(5)
+
+    return end

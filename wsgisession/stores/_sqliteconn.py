@@ -13,7 +13,8 @@ group or others can write (:func:`._sqlitefiles.check_owner`), in a directory th
 another user owns or that group or others can write (:func:`._sqlitefiles.private_parent`).
 
 Before a connection to a new file opens, the process's connections to a
-removed or replaced one are closed: SQLite maps the ``-shm`` file per
+removed or replaced one are closed, those of every store of the process
+on that file (:mod:`._sqliteshared`): SQLite maps the ``-shm`` file per
 database inode, and a connection to the new file, seeing no other
 process's lock on it, cuts the ``-shm`` back while connections of the
 same process to the old file still map it (SIGBUS: the worker killed).
@@ -41,6 +42,7 @@ from typing import TypeVar
 from ._flock import directory_locked
 from ._shared import MAX_SQLITE_WAIT
 from ._sqlitefiles import check_owner
+from ._sqliteshared import SharedFile, shared_file
 
 __all__ = ["Connections"]
 
@@ -79,18 +81,25 @@ class _Held:
     it refers to itself through its statement cache), with the database and
     its ``-wal`` open: forever with the collector disabled."""
 
-    __slots__ = ("__weakref__", "closed", "connection", "identity", "lock", "pid")
+    __slots__ = (
+        "__weakref__", "closed", "connection", "file", "identity", "lock", "pid",
+    )  # fmt: skip
 
-    def __init__(self, connection: _Connection, identity: Identity | None) -> None:
+    def __init__(
+        self, connection: _Connection, identity: Identity | None, file: SharedFile
+    ) -> None:
         self.connection = connection
         self.identity = identity  # of the file it opened
+        self.file = file  # the path's entry, kept while a connection to it is
         self.pid = os.getpid()
         self.lock = threading.Lock()  # held by its thread while it uses it
         self.closed = False
 
     def close(self) -> None:
         """Close the connection once its thread is done with the statement
-        (or transaction) it runs, if any."""
+        (or transaction) it runs, if any. An opener of a replaced file that
+        calls this meanwhile returns once the connection is closed: see
+        :meth:`Connections._forget`."""
         with self.lock:
             self.closed = True
             with contextlib.suppress(sqlite3.Error):  # nothing to tell anyone
@@ -113,9 +122,11 @@ def _identity(path: str) -> Identity | None:
 class Connections:
     """This store's connections, one per thread, checked against the file.
 
-    ``close()`` closes every thread's connection (connections of threads
-    that ended are closed as the thread's storage goes: see :class:`_Held`);
-    a thread opens a new one on its next use.
+    ``close()`` closes every thread's connection of this store, not another
+    store's (connections of threads that ended are closed as the thread's
+    storage goes: see :class:`_Held`); a thread opens a new one on its next
+    use. An opener of a replaced file closes every store's connections to
+    the old one (:mod:`._sqliteshared`).
     """
 
     def __init__(
@@ -132,7 +143,6 @@ class Connections:
         self._local = threading.local()
         self._open: weakref.WeakSet[_Held] = weakref.WeakSet()
         self._guard = threading.Lock()
-        self._opening = threading.Lock()  # one thread at a time: see _connect()
         self._generation = 0
         self._pid = os.getpid()
 
@@ -163,7 +173,7 @@ class Connections:
     def _held(self, write: bool) -> _Held:
         if self._pid != os.getpid():  # never use a connection across fork()
             self._local, self._open = threading.local(), weakref.WeakSet()
-            self._opening, self._pid = threading.Lock(), os.getpid()
+            self._pid = os.getpid()
         local = self._local
         held: _Held | None = getattr(local, "held", None)
         if (
@@ -190,13 +200,23 @@ class Connections:
         return True
 
     def _forget(self) -> None:
-        """Close this thread's connection, if it has one."""
+        """Close this thread's connection, if it has one.
+
+        It leaves the file's connections only once closed: an opener of the
+        new file meanwhile finds it there and waits for its close. Closed
+        after that opener set up its connection, the last connection to the
+        old file let go of the ``-shm`` file, and with it every lock of the
+        process on it (POSIX locks are the process's): another process then
+        cut it back under the new file's connections (SIGBUS).
+        """
         held: _Held | None = getattr(self._local, "held", None)
         self._local.held = None
         if held is not None:
+            held.close()
             with self._guard:
                 self._open.discard(held)
-            held.close()
+            with held.file.guard:
+                held.file.open.discard(held)
 
     def close(self) -> None:
         """Close every thread's connection, each once its thread is done with
@@ -206,16 +226,19 @@ class Connections:
             helds, self._open = list(self._open), weakref.WeakSet()
         if self._pid == os.getpid():
             for held in helds:
-                held.close()
+                held.close()  # first, as in _forget()
+                with held.file.guard:
+                    held.file.open.discard(held)
 
-    def _close_others_than(self, identity: Identity | None) -> None:
-        """Close the connections of this process to a file other than
-        ``identity`` (one removed or replaced), each once its thread is done
-        with it: before a connection to the new file opens (see the module)."""
-        with self._guard:
-            stale = [held for held in self._open if held.identity != identity]
+    def _close_others_than(self, file: SharedFile, identity: Identity | None) -> None:
+        """Close the connections of this process, of every store, to a file
+        other than ``identity`` (one removed or replaced) at the path of
+        ``file``, each once its thread is done with it: before a connection
+        to the new file opens (see the module)."""
+        with file.guard:
+            stale = [held for held in file.open if held.identity != identity]
             for held in stale:
-                self._open.discard(held)
+                file.open.discard(held)
         if stale:
             logger.warning(
                 "SQLite database %s was removed or replaced; closing %d "
@@ -227,11 +250,15 @@ class Connections:
             held.close()
 
     def _connect(self, local: threading.local) -> _Held:
-        with self._opening:  # no other thread opens the new file meanwhile
-            conn, identity = self._open_path()
+        self._prepare_directory(os.path.dirname(self.path))
+        file = shared_file(self.path)
+        with file.opening:  # no other thread, of any store, opens meanwhile
+            conn, identity = self._open_path(file)
             # Among the connections the next opener of a replaced file
             # closes before it lets go: one opening after it would not see it.
-            held = _Held(conn, identity)
+            held = _Held(conn, identity, file)
+            with file.guard:
+                file.open.add(held)
             with self._guard:
                 self._open.add(held)
                 local.generation = self._generation
@@ -239,9 +266,9 @@ class Connections:
         local.next_check = time.monotonic() + _RECHECK
         return held
 
-    def _open_path(self) -> tuple[_Connection, Identity | None]:
+    def _open_path(self, file: SharedFile) -> tuple[_Connection, Identity | None]:
         """A set-up connection to the file at the path, opened once this
-        process's connections to any other file are closed.
+        process's connections to any other file there are closed.
 
         The path is looked at again as soon as SQLite has opened it, before
         any statement maps its ``-shm``: a file put in place between the
@@ -250,7 +277,7 @@ class Connections:
         """
         for _ in range(_OPEN_TRIES):
             identity = self._create_file()
-            self._close_others_than(identity)
+            self._close_others_than(file, identity)
             check_owner(self.path)  # made by someone else before the app ran?
             conn = sqlite3.connect(
                 self.path,
@@ -283,7 +310,6 @@ class Connections:
         so they go first. Processes take turns on the directory's lock.
         """
         directory = os.path.dirname(self.path)
-        self._prepare_directory(directory)
         identity = _identity(self.path)
         if identity is not None:
             return identity
