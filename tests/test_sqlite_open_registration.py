@@ -5,10 +5,10 @@ The opener let other threads open as soon as its connection was set up,
 and only then added it to the connections that an opener of a replaced
 file closes first: a thread opening the new file in between left that
 connection on the old file open beside its own, the ``-shm`` file cut
-back under it (SIGBUS). Found by reading the code; a candidate for the
-rare SIGBUS left in that test's traffic script with the file replaced
-from another process (1 run in 180 before this change, 1 in 20 once on a
-loaded 2-core machine; too rare to show a difference in 17 runs each).
+back under it (SIGBUS). Found by reading the code. The rare SIGBUS left
+in that test's traffic script after this change (2 runs in 220) had a
+sibling cause, a connection leaving that set before its close:
+test_sqlite_close_before_open.py.
 """
 
 from __future__ import annotations
