@@ -36,12 +36,16 @@ def descriptors_open_on(identity: tuple[int, int]) -> int:
 
 
 def idle_connections(store: SQLiteStore, count: int) -> Callable[[], None]:
-    """Start ``count`` threads that save once and then keep their connection
-    open, idle; returns what lets them end."""
+    """Start ``count`` threads that save once, then hold a connection each at
+    the same moment (so ``count`` are open) and leave them idle in the
+    store's pool; returns what lets the threads end."""
     ready, release = threading.Barrier(count + 1), threading.Event()
+    together = threading.Barrier(count)
 
     def use_then_idle() -> None:
         store.create(store.generate_key(), b"payload", later())
+        with store._connections.holding():
+            together.wait(5)
         ready.wait(5)
         release.wait(5)
 

@@ -38,6 +38,7 @@ from wsgisession.stores import (
     SQLStore,
     _memcached_servers,
     _redis_pool,
+    _sqliteconn,
     _sqlrun,
     cookie,
 )
@@ -172,6 +173,7 @@ STATED_DEFAULTS = [
     ("stores.rst", r"A payload over (\d+) KiB", cookie.MAX_PAYLOAD_SIZE // 1024),
     ("stores.rst", r"lock_timeout`\s*\((\d+) s\)", FileStore.lock_timeout),
     ("stores.rst", r"It keeps at most (\d+) idle", _memcached_servers.KEEP_IDLE),
+    ("stores.rst", r"at most (\d+) stay open idle", _sqliteconn.KEEP_IDLE),
     ("stores.rst", r"keeps at most (\d+) connections", _redis_pool.POOL_SIZE),
     ("stores.rst", r"waits up to (\d+) seconds for one", _redis_pool.POOL_WAIT),
     ("stores.rst", r"keeps up to (\d+) idle connections", _sqlrun.KEEP_IDLE),

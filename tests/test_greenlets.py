@@ -15,6 +15,7 @@ import importlib.util
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -183,3 +184,75 @@ def test_session_lock_of_a_preloaded_memory_store_works_under(library: str) -> N
     done = run_script(library, MEMORY_LOCK_SCRIPT)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split() == ["done", "done"]
+
+
+SQLITE_CROWD_SCRIPT = """
+{patch}
+import faulthandler, os, resource, sys, threading, time
+from wsgisession import SessionMiddleware
+from wsgisession.stores import SQLiteStore
+faulthandler.dump_traceback_later({timeout}, exit=True)  # a deadlock ends
+resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+CROWD = 500
+arrived, everyone = [0], threading.Event()
+
+def app(environ, start_response):
+    session = environ["wsgisession"]
+    session["visits"] = session.get("visits", 0) + 1
+    arrived[0] += 1
+    if arrived[0] == CROWD:
+        everyone.set()
+    everyone.wait(2)  # the request's own I/O: all of them are under way
+    start_response("200 OK", [])
+    return [b""]
+
+middleware = SessionMiddleware(app, store=SQLiteStore(sys.argv[1]))
+
+def request(cookie):
+    environ = {{"REQUEST_METHOD": "GET", "SERVER_NAME": "x", "SERVER_PORT": "80",
+               "wsgi.url_scheme": "http", "HTTP_COOKIE": cookie}}
+    headers = []
+    b"".join(middleware(environ, lambda status, sent, info=None: headers.extend(sent)))
+    return [v.split(";")[0] for k, v in headers if k == "Set-Cookie"]
+
+everyone.set()  # the first request, alone, waits for nobody
+cookie = request("")[0]
+arrived[0] = 0
+everyone.clear()
+peak, failures = [0], []
+
+def crowd_member():
+    try:
+        request(cookie)
+    except Exception as exc:
+        failures.append(type(exc).__name__)
+    peak[0] = max(peak[0], len(os.listdir("/proc/self/fd")))
+
+crowd = [threading.Thread(target=crowd_member) for _ in range(CROWD)]
+for thread in crowd:
+    thread.start()
+for thread in crowd:
+    thread.join()
+print(len(failures), peak[0])
+sys.stdout.flush()
+os._exit(0)
+"""
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_sqlite_store_serves_a_crowd_of_greenlets_on_a_few_connections(
+    library: str, tmp_path: Path
+) -> None:
+    """gevent and eventlet patch ``threading.local``: the SQLite store's
+    connection per thread was one per greenlet, held for the whole request.
+    500 requests under way at once (gunicorn's gevent worker takes up to
+    1,000) wanted 500 connections, two descriptors each: under a limit of
+    256, 376-377 of the 500 failed ("unable to open database file"). A statement
+    now takes a pooled connection for its length only: 11 descriptors."""
+    script = SQLITE_CROWD_SCRIPT.replace("sys.argv[1]", repr(str(tmp_path / "s.db")))
+    done = run_script(library, script)
+    assert done.returncode == 0, done.stderr[-3000:]
+    failures, peak = map(int, done.stdout.split())
+    assert failures == 0
+    assert peak < 64  # descriptors of the whole process, the pool's included

@@ -130,6 +130,9 @@ def test_a_file_replaced_as_a_connection_opens_is_not_set_up_beside_the_old_one(
     path = tmp_path / "sessions.sqlite3"
     store = SQLiteStore(path, busy_timeout=1)
     end_idle_threads = idle_connections(store, 4)
+    # Out of the pool, still open (as if in use): the next statement opens.
+    kept, store._connections._idle[:] = list(store._connections._idle), []
+    assert kept
     old = os.stat(path)
     old_descriptors_at_set_up: list[int] = []
     check_owner, set_up = _sqliteconn.check_owner, sqlite_store.set_up_database

@@ -142,10 +142,11 @@ def test_a_forked_child_opens_past_a_lock_its_parent_held(tmp_path: Path) -> Non
 
 def test_threads_of_two_stores_open_one_at_a_time(tmp_path: Path) -> None:
     """Both stores' first connections wait for one opening lock: while it is
-    held, neither store's new thread opens the file."""
+    held, neither store's thread opens the file."""
     path = tmp_path / "sessions.sqlite3"
     store_a, store_b = SQLiteStore(path), SQLiteStore(path)
     store_a.create(store_a.generate_key(), b"payload", later())  # the file
+    store_a.close()  # none kept in the pool: each thread below opens one
     opened: list[str] = []
 
     def first_save(name: str, store: SQLiteStore) -> None:
@@ -156,7 +157,8 @@ def test_threads_of_two_stores_open_one_at_a_time(tmp_path: Path) -> None:
         threading.Thread(target=first_save, args=(name, store))
         for name, store in (("a", store_a), ("b", store_b))
     ]
-    with _sqliteshared.shared_file(str(path)).opening:
+    shared = _sqliteshared.shared_file(str(path))  # kept: no connection keeps it
+    with shared.opening:
         for thread in threads:
             thread.start()
         time.sleep(0.1)

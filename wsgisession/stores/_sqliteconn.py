@@ -1,4 +1,13 @@
-"""The SQLite store's connections: one per thread, to the file at the path.
+"""The SQLite store's connections: a pool of them, to the file at the path.
+
+A statement (or a transaction) takes an idle connection and puts it back
+as it ends; at most :data:`KEEP_IDLE` stay open idle. A connection per
+thread, kept in ``threading.local``, was one per greenlet under gevent or
+eventlet (which patch ``threading.local``): 1,000 concurrent requests of a
+gevent worker held 1,000 connections and 2,000 descriptors, and with the
+usual limit of 1,024 descriptors 443-493 of them failed ("unable to open
+database file"). Held only while a statement runs, connections are as
+many as the statements running at once: one or two in a gevent worker.
 
 A database file removed or replaced while the app runs must not swallow
 writes: a connection keeps working on the file it opened, unlinked or
@@ -22,9 +31,9 @@ The opener looks at the path again once SQLite has opened it, before any
 statement (which maps the ``-shm``): a file put in place between its first
 look and the open is not set up beside the connections it did not close.
 Closing another thread's connection in the middle of a statement crashes
-the process too (the statement goes on with a freed handle), so each
-thread uses its connection under that connection's lock, which a closer
-takes first (:meth:`Connections.run`); :meth:`Connections.close` too.
+the process too (the statement goes on with a freed handle), so a
+statement runs under its connection's lock, which a closer takes first
+(:meth:`Connections.run`); :meth:`Connections.close` too.
 """
 
 from __future__ import annotations
@@ -50,7 +59,15 @@ __all__ = ["Connections"]
 logger = logging.getLogger("wsgisession.stores.sqlite")
 
 _RECHECK = 1.0  # seconds between checks of the file before reads
+#: Idle connections kept open for the next statements; more, opened for a
+#: burst of statements running at once (threads), are closed as they end.
+#: Enough for a threaded server's threads all waiting on SQLite's busy
+#: handler at once (mod_wsgi's default is 15): past it, each statement
+#: would open a connection of its own (0.5-2 ms).
+KEEP_IDLE = 32
 _OPEN_TRIES = 3  # the file may be replaced while a connection opens
+#: What a statement on a removed or replaced file raises.
+_FILE_ERRORS = (sqlite3.Error, OSError)
 
 #: ``set_up(connection)``: make the tables; runs on every new connection.
 SetUp = Callable[[sqlite3.Connection], None]
@@ -61,8 +78,8 @@ T = TypeVar("T")
 class _Connection(sqlite3.Connection):
     """A connection that can be weakly referenced (the base class cannot).
 
-    The connection of a thread that ended (or of a store dropped unclosed)
-    is closed with the thread's storage (:class:`_Held`); one collected
+    A connection dropped from the pool (or with a store dropped unclosed)
+    is closed with its :class:`_Held`; one collected
     open all the same (its set-up failed) is closed here, as an
     ``sqlite3.Connection`` always was, but on purpose: Python 3.13 warns
     (ResourceWarning) of one collected open.
@@ -74,32 +91,39 @@ class _Connection(sqlite3.Connection):
 
 
 class _Held:
-    """A thread's connection, kept in its thread-local storage: closed when
-    that storage goes (the thread ended, or the store was dropped), in the
-    process that opened it only (never a forked child's copy). A dropped
+    """A pooled connection: closed when it is dropped (lost to an interrupt
+    between two steps, or with its store), in the process that opened it
+    only (never a forked child's copy). A dropped
     connection would wait for the cycle collector instead (on Python 3.11
     it refers to itself through its statement cache), with the database and
     its ``-wal`` open: forever with the collector disabled."""
 
     __slots__ = (
-        "__weakref__", "closed", "connection", "file", "identity", "lock", "pid",
+        "__weakref__", "closed", "connection", "file", "generation", "identity",
+        "lock", "next_check", "pid",
     )  # fmt: skip
 
     def __init__(
-        self, connection: _Connection, identity: Identity | None, file: SharedFile
+        self,
+        connection: _Connection,
+        identity: Identity | None,
+        file: SharedFile,
+        generation: int,
     ) -> None:
         self.connection = connection
         self.identity = identity  # of the file it opened
         self.file = file  # the path's entry, kept while a connection to it is
+        self.generation = generation  # of its store's pool: see close()
+        self.next_check = time.monotonic() + _RECHECK
         self.pid = os.getpid()
-        self.lock = threading.Lock()  # held by its thread while it uses it
+        self.lock = threading.Lock()  # held while a statement uses it
         self.closed = False
 
     def close(self) -> None:
-        """Close the connection once its thread is done with the statement
-        (or transaction) it runs, if any. An opener of a replaced file that
-        calls this meanwhile returns once the connection is closed: see
-        :meth:`Connections._forget`."""
+        """Close the connection once the statement (or transaction) it runs,
+        if any, is done. An opener of a replaced file that calls this
+        meanwhile returns once the connection is closed: see
+        :meth:`Connections._drop`."""
         with self.lock:
             self.closed = True
             with contextlib.suppress(sqlite3.Error):  # nothing to tell anyone
@@ -120,13 +144,12 @@ def _identity(path: str) -> Identity | None:
 
 
 class Connections:
-    """This store's connections, one per thread, checked against the file.
+    """This store's connections, each checked against the file as it is taken.
 
-    ``close()`` closes every thread's connection of this store, not another
-    store's (connections of threads that ended are closed as the thread's
-    storage goes: see :class:`_Held`); a thread opens a new one on its next
-    use. An opener of a replaced file closes every store's connections to
-    the old one (:mod:`._sqliteshared`).
+    ``close()`` closes every connection of this store, not another store's
+    (one in use as its statement ends); the next statement opens a new one.
+    An opener of a replaced file closes every store's connections to the
+    old one (:mod:`._sqliteshared`).
     """
 
     def __init__(
@@ -140,67 +163,117 @@ class Connections:
         self.busy_timeout = busy_timeout
         self._set_up = set_up
         self._prepare_directory = prepare_directory
-        self._local = threading.local()
+        self._idle: list[_Held] = []  # list.pop() and append() are atomic
         self._open: weakref.WeakSet[_Held] = weakref.WeakSet()
         self._guard = threading.Lock()
         self._generation = 0
         self._pid = os.getpid()
 
-    def run(self, step: Callable[[sqlite3.Connection], T], write: bool) -> T:
-        """``step(connection)`` on this thread's connection to the file now at
-        the path, which no other thread closes while the step runs."""
+    def run(
+        self,
+        step: Callable[[sqlite3.Connection], T],
+        write: bool,
+        *,
+        retry_if_replaced: bool = False,
+    ) -> T:
+        """``step(connection)`` on a connection to the file now at the path,
+        which no other thread uses or closes while the step runs. A step that
+        failed on a file removed or replaced meanwhile runs once more, on a
+        connection to the new file, if ``retry_if_replaced`` (an error of the
+        database or the file: an interrupt is never swallowed)."""
+        retries = 1 if retry_if_replaced else 0
         while True:
-            held = self._held(write)
-            with held.lock:
-                if not held.closed:  # else closed meanwhile: open another
-                    return step(held.connection)
+            held = self._take(write)
+            try:
+                with held.lock:
+                    if held.closed:  # closed meanwhile: open another
+                        continue
+                    result = step(held.connection)
+            except BaseException as exc:
+                replaced = self._after_failure(held)
+                if not (replaced and retries and isinstance(exc, _FILE_ERRORS)):
+                    raise
+                retries -= 1
+                continue
+            self._put_back(held)
+            return result
 
     @contextlib.contextmanager
     def holding(self) -> Iterator[sqlite3.Connection]:
-        """This thread's connection for a block (a transaction), which no
-        other thread closes meanwhile, as :meth:`run` for a function."""
+        """A connection for a block (a transaction), which no other thread
+        uses or closes meanwhile, as :meth:`run` for a function."""
         while True:
-            held = self._held(write=True)
-            with held.lock:
-                if not held.closed:
+            held = self._take(write=True)
+            try:
+                with held.lock:
+                    if held.closed:
+                        continue
                     yield held.connection
-                    return
+            except BaseException:
+                self._after_failure(held)
+                raise
+            self._put_back(held)
+            return
+
+    def _after_failure(self, held: _Held) -> bool:
+        """After a step failed on ``held``: keep it for the next statement if
+        the file at the path is still the one it opened, else close it (not
+        back in the pool, where another statement would take it). Whether
+        the file was removed or replaced."""
+        try:
+            replaced = _identity(self.path) != held.identity
+        except OSError:  # the path cannot be looked at: nor reopened
+            replaced = True
+        if replaced:
+            self._drop(held)
+        else:
+            self._put_back(held)
+        return replaced
 
     def get(self, write: bool) -> sqlite3.Connection:
-        """This thread's connection to the file now at the path."""
-        return self._held(write).connection
+        """A connection to the file now at the path, left idle: the one the
+        next statement takes, if no other runs meanwhile."""
+        held = self._take(write)
+        self._put_back(held)
+        return held.connection
 
-    def _held(self, write: bool) -> _Held:
+    def _take(self, write: bool) -> _Held:
+        """An idle connection to the file at the path, else a new one."""
         if self._pid != os.getpid():  # never use a connection across fork()
-            self._local, self._open = threading.local(), weakref.WeakSet()
+            self._idle, self._open = [], weakref.WeakSet()
             self._pid = os.getpid()
-        local = self._local
-        held: _Held | None = getattr(local, "held", None)
-        if (
-            held is not None
-            and not held.closed
-            and local.generation == self._generation
-        ):
-            if not write and time.monotonic() < local.next_check:
+        while True:
+            try:
+                held = self._idle.pop()
+            except IndexError:
+                return self._connect()
+            if held.closed or held.generation != self._generation:
+                continue  # closed by close(), or closing as its statement ends
+            if not write and time.monotonic() < held.next_check:
                 return held
             if _identity(self.path) == held.identity:
-                local.next_check = time.monotonic() + _RECHECK
+                held.next_check = time.monotonic() + _RECHECK
                 return held
-        # Another file at the path: _connect() closes ``held`` (kept until then).
-        local.held = None
-        return self._connect(local)
+            # Another file at the path: _connect() closes this one (kept
+            # until then) and the other connections to the old file.
+            return self._connect()
 
-    def file_changed(self) -> bool:
-        """After a failure: whether the path holds another file (then let go
-        of this thread's connection: the next opens the new file)."""
-        held: _Held | None = getattr(self._local, "held", None)
-        if held is None or _identity(self.path) == held.identity:
-            return False
-        self._forget()
-        return True
+    def _put_back(self, held: _Held) -> None:
+        """Keep ``held`` idle for the next statement, unless it was closed or
+        renewed meanwhile (see :meth:`close`), idle ones are enough, or a
+        transaction whose ROLLBACK failed is still open on it (it would hold
+        the write lock for whoever takes it next)."""
+        if held.closed or held.generation != self._generation:
+            return
+        if held.pid != os.getpid():
+            return
+        if len(self._idle) < KEEP_IDLE and not held.connection.in_transaction:
+            self._idle.append(held)
+            return
+        self._drop(held)
 
-    def _forget(self) -> None:
-        """Close this thread's connection, if it has one.
+    def _drop(self, held: _Held) -> None:
+        """Close ``held`` and let it go.
 
         It leaves the file's connections only once closed: an opener of the
         new file meanwhile finds it there and waits for its close. Closed
@@ -209,24 +282,22 @@ class Connections:
         process on it (POSIX locks are the process's): another process then
         cut it back under the new file's connections (SIGBUS).
         """
-        held: _Held | None = getattr(self._local, "held", None)
-        self._local.held = None
-        if held is not None:
-            held.close()
-            with self._guard:
-                self._open.discard(held)
-            with held.file.guard:
-                held.file.open.discard(held)
+        held.close()
+        with self._guard:
+            self._open.discard(held)
+        with held.file.guard:
+            held.file.open.discard(held)
 
     def close(self) -> None:
-        """Close every thread's connection, each once its thread is done with
-        it; each thread reopens on next use."""
+        """Close every connection of this store, each once the statement it
+        runs is done; the next statement opens a new one."""
         with self._guard:
             self._generation += 1
             helds, self._open = list(self._open), weakref.WeakSet()
+            self._idle = []
         if self._pid == os.getpid():
             for held in helds:
-                held.close()  # first, as in _forget()
+                held.close()  # first, as in _drop()
                 with held.file.guard:
                     held.file.open.discard(held)
 
@@ -249,21 +320,18 @@ class Connections:
         for held in stale:
             held.close()
 
-    def _connect(self, local: threading.local) -> _Held:
+    def _connect(self) -> _Held:
         self._prepare_directory(os.path.dirname(self.path))
         file = shared_file(self.path)
         with file.opening:  # no other thread, of any store, opens meanwhile
             conn, identity = self._open_path(file)
             # Among the connections the next opener of a replaced file
             # closes before it lets go: one opening after it would not see it.
-            held = _Held(conn, identity, file)
+            with self._guard:
+                held = _Held(conn, identity, file, self._generation)
+                self._open.add(held)
             with file.guard:
                 file.open.add(held)
-            with self._guard:
-                self._open.add(held)
-                local.generation = self._generation
-        local.held = held
-        local.next_check = time.monotonic() + _RECHECK
         return held
 
     def _open_path(self, file: SharedFile) -> tuple[_Connection, Identity | None]:

@@ -117,7 +117,8 @@ class SQLiteStore(SQLiteLocks, Store):
     """Sessions in an SQLite database at ``path`` (default: :func:`default_path`).
 
     The file is created with mode 0600, its directory (if missing) with mode
-    0700. Each thread gets its own connection, reopened in a forked child.
+    0700. Statements take connections from a small pool (at most 32 kept
+    idle), reopened in a forked child.
     ``busy_timeout`` is how many seconds a save waits for another writer
     before raising :class:`StoreUnavailable`.
     """
@@ -309,7 +310,8 @@ class SQLiteStore(SQLiteLocks, Store):
         return self._lock_row(session_key, timeout, ttl)
 
     def close(self) -> None:
-        """Close the connections of every thread; the next use opens new ones."""
+        """Close every connection (one in use as its statement ends); the next
+        statement opens a new one."""
         self._connections.close()
 
     def __repr__(self) -> str:
@@ -318,7 +320,7 @@ class SQLiteStore(SQLiteLocks, Store):
     # -- connections ----------------------------------------------------------
 
     def _connection(self) -> sqlite3.Connection:
-        """This thread's connection, checked against the file at the path."""
+        """A connection of the pool, checked against the file at the path."""
         with self._translate("open the database"):
             return self._connections.get(write=True)
 
@@ -331,13 +333,10 @@ class SQLiteStore(SQLiteLocks, Store):
     ) -> T:
         """``step(connection)``, retried once on a fresh connection if it failed
         because the database file was removed or replaced meanwhile."""
-        for attempt in range(2):
-            try:  # not self._translate(): this runs for every request
-                return self._connections.run(step, write)
-            except (sqlite3.Error, OSError) as exc:
-                if attempt or not self._connections.file_changed():
-                    raise self._unavailable(action, exc) from exc
-        raise AssertionError("unreachable")  # pragma: no cover
+        try:  # not self._translate(): this runs for every request
+            return self._connections.run(step, write, retry_if_replaced=True)
+        except (sqlite3.Error, OSError) as exc:
+            raise self._unavailable(action, exc) from exc
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
