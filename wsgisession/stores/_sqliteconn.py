@@ -48,9 +48,8 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
-from ._flock import directory_locked
 from ._shared import MAX_SQLITE_WAIT
-from ._sqlitefiles import check_owner
+from ._sqlitefiles import Identity, check_owner, create_database_file, file_identity
 from ._sqliteshared import SharedFile, shared_file
 
 __all__ = ["Connections"]
@@ -71,7 +70,6 @@ _FILE_ERRORS = (sqlite3.Error, OSError)
 
 #: ``set_up(connection)``: make the tables; runs on every new connection.
 SetUp = Callable[[sqlite3.Connection], None]
-Identity = tuple[int, int]
 T = TypeVar("T")
 
 
@@ -129,18 +127,23 @@ class _Held:
             with contextlib.suppress(sqlite3.Error):  # nothing to tell anyone
                 self.connection.close()
 
+    def roll_back(self) -> None:
+        """Roll back what a statement stopped between two of its steps (an
+        interrupt as its rows were read) wrote. Its cursor, which the
+        traceback keeps, holds the statement's transaction and SQLite's
+        write lock open until it is collected; closed, the connection only
+        ends then too (SQLite waits for its statements to be finalized)."""
+        with self.lock, contextlib.suppress(sqlite3.Error):  # nothing open
+            if self.closed:
+                return
+            if not self.connection.in_transaction:
+                self.connection.execute("BEGIN")
+            self.connection.execute("ROLLBACK")
+
     def __del__(self, getpid: Callable[[], int] = os.getpid) -> None:
         if getpid() == self.pid:
             with contextlib.suppress(sqlite3.Error):  # nothing to tell anyone
                 self.connection.close()
-
-
-def _identity(path: str) -> Identity | None:
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        return None
-    return info.st_dev, info.st_ino
 
 
 class Connections:
@@ -190,7 +193,7 @@ class Connections:
                         continue
                     result = step(held.connection)
             except BaseException as exc:
-                replaced = self._after_failure(held)
+                replaced = self._after_failure(held, exc)
                 if not (replaced and retries and isinstance(exc, _FILE_ERRORS)):
                     raise
                 retries -= 1
@@ -209,23 +212,27 @@ class Connections:
                     if held.closed:
                         continue
                     yield held.connection
-            except BaseException:
-                self._after_failure(held)
+            except BaseException as exc:
+                self._after_failure(held, exc)
                 raise
             self._put_back(held)
             return
 
-    def _after_failure(self, held: _Held) -> bool:
+    def _after_failure(self, held: _Held, error: BaseException) -> bool:
         """After a step failed on ``held``: keep it for the next statement if
         the file at the path is still the one it opened, else close it (not
-        back in the pool, where another statement would take it). Whether
-        the file was removed or replaced."""
+        back in the pool, where another statement would take it). Closed too
+        after an error not of the database (an interrupt, a bug), which may
+        have stopped a statement between two steps: the next taker, of any
+        thread, would inherit its open transaction. Whether the file was
+        removed or replaced."""
         try:
-            replaced = _identity(self.path) != held.identity
+            replaced = file_identity(self.path) != held.identity
         except OSError:  # the path cannot be looked at: nor reopened
             replaced = True
-        if replaced:
-            self._drop(held)
+        cut_short = not isinstance(error, _FILE_ERRORS)
+        if replaced or cut_short:
+            self._drop(held, cut_short=cut_short)
         else:
             self._put_back(held)
         return replaced
@@ -237,11 +244,19 @@ class Connections:
         self._put_back(held)
         return held.connection
 
-    def _take(self, write: bool) -> _Held:
-        """An idle connection to the file at the path, else a new one."""
-        if self._pid != os.getpid():  # never use a connection across fork()
+    def _in_this_process(self) -> None:
+        """In a forked child, start with no connections (never use one across
+        fork()) and a guard of its own: a thread of the parent that held the
+        guard at the fork (in :meth:`close`, opening a connection) left the
+        child's copy held forever."""
+        if self._pid != os.getpid():
+            self._guard = threading.Lock()
             self._idle, self._open = [], weakref.WeakSet()
             self._pid = os.getpid()
+
+    def _take(self, write: bool) -> _Held:
+        """An idle connection to the file at the path, else a new one."""
+        self._in_this_process()
         while True:
             try:
                 held = self._idle.pop()
@@ -251,7 +266,7 @@ class Connections:
                 continue  # closed by close(), or closing as its statement ends
             if not write and time.monotonic() < held.next_check:
                 return held
-            if _identity(self.path) == held.identity:
+            if file_identity(self.path) == held.identity:
                 held.next_check = time.monotonic() + _RECHECK
                 return held
             # Another file at the path: _connect() closes this one (kept
@@ -272,7 +287,7 @@ class Connections:
             return
         self._drop(held)
 
-    def _drop(self, held: _Held) -> None:
+    def _drop(self, held: _Held, *, cut_short: bool = False) -> None:
         """Close ``held`` and let it go.
 
         It leaves the file's connections only once closed: an opener of the
@@ -282,6 +297,8 @@ class Connections:
         process on it (POSIX locks are the process's): another process then
         cut it back under the new file's connections (SIGBUS).
         """
+        if cut_short:  # see _after_failure()
+            held.roll_back()
         held.close()
         with self._guard:
             self._open.discard(held)
@@ -291,15 +308,15 @@ class Connections:
     def close(self) -> None:
         """Close every connection of this store, each once the statement it
         runs is done; the next statement opens a new one."""
+        self._in_this_process()  # a child closes none of its parent's
         with self._guard:
             self._generation += 1
             helds, self._open = list(self._open), weakref.WeakSet()
             self._idle = []
-        if self._pid == os.getpid():
-            for held in helds:
-                held.close()  # first, as in _drop()
-                with held.file.guard:
-                    held.file.open.discard(held)
+        for held in helds:
+            held.close()  # first, as in _drop()
+            with held.file.guard:
+                held.file.open.discard(held)
 
     def _close_others_than(self, file: SharedFile, identity: Identity | None) -> None:
         """Close the connections of this process, of every store, to a file
@@ -344,7 +361,7 @@ class Connections:
         connections to the file it replaced, not closed, still map it.
         """
         for _ in range(_OPEN_TRIES):
-            identity = self._create_file()
+            identity = create_database_file(self.path)
             self._close_others_than(file, identity)
             check_owner(self.path)  # made by someone else before the app ran?
             conn = sqlite3.connect(
@@ -354,7 +371,7 @@ class Connections:
                 check_same_thread=False,  # used by one thread; closed by close()
                 factory=_Connection,
             )
-            if _identity(self.path) != identity:  # replaced as it opened
+            if file_identity(self.path) != identity:  # replaced as it opened
                 conn.close()  # before any statement: no -shm mapped yet
                 continue
             try:
@@ -362,29 +379,10 @@ class Connections:
             except BaseException:
                 conn.close()
                 raise
-            if _identity(self.path) == identity:
+            if file_identity(self.path) == identity:
                 return conn, identity
             conn.close()  # replaced while it was set up: open the new one
         raise sqlite3.OperationalError(
             f"the database file was replaced each of the {_OPEN_TRIES} times "
             "a connection to it opened"
         )
-
-    def _create_file(self) -> Identity | None:
-        """Create the file (mode 0600; SQLite would use 0644) if it is missing.
-
-        A missing file with its ``-wal`` and ``-shm`` still there means a
-        removed database: those belong to it and would break the new one,
-        so they go first. Processes take turns on the directory's lock.
-        """
-        directory = os.path.dirname(self.path)
-        identity = _identity(self.path)
-        if identity is not None:
-            return identity
-        with directory_locked(directory):
-            if _identity(self.path) is None:
-                for suffix in ("-wal", "-shm"):
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(self.path + suffix)
-                os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
-            return _identity(self.path)

@@ -1,5 +1,6 @@
 """Who may write a SQLite database and its directory: the checks both SQLite
-stores make before SQLite opens (or creates) the file.
+stores make before SQLite opens (or creates) the file; and the SQLite
+store's creation of a missing file, private (:func:`create_database_file`).
 
 Whoever can write the file can plant a session, and be logged in as
 anyone; whoever can create files in its directory can plant a ``-wal``
@@ -14,16 +15,27 @@ import stat
 import urllib.parse
 
 from ..errors import ConfigError
-from ._flock import foreign_owner, make_missing_directories, refuse_others_writing
+from ._flock import (
+    directory_locked,
+    foreign_owner,
+    make_missing_directories,
+    refuse_others_writing,
+)
 
 __all__ = [
+    "Identity",
     "check_owner",
+    "create_database_file",
     "create_private_database",
     "database_file",
+    "file_identity",
     "private_parent",
     "refuse_shared_database",
     "refuse_shared_directory",
 ]
+
+#: A file's device and inode.
+Identity = tuple[int, int]
 
 
 def check_owner(path: str) -> None:
@@ -152,3 +164,32 @@ def _has_access_acl(path: str) -> bool:
         return "system.posix_acl_access" in os.listxattr(path)
     except (AttributeError, OSError):  # no xattrs here: no ACL either
         return False
+
+
+def file_identity(path: str) -> Identity | None:
+    """The device and inode of the file at ``path``; None if it is missing."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def create_database_file(path: str) -> Identity | None:
+    """Create the file (mode 0600; SQLite would use 0644) if it is missing.
+
+    A missing file with its ``-wal`` and ``-shm`` still there means a
+    removed database: those belong to it and would break the new one,
+    so they go first. Processes take turns on the directory's lock.
+    """
+    directory = os.path.dirname(path)
+    identity = file_identity(path)
+    if identity is not None:
+        return identity
+    with directory_locked(directory):
+        if file_identity(path) is None:
+            for suffix in ("-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path + suffix)
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        return file_identity(path)
