@@ -41,6 +41,7 @@ from wsgisession.stores import (
     _sqliteconn,
     _sqlrun,
     cookie,
+    memcached,
 )
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -172,7 +173,17 @@ STATED_DEFAULTS = [
     ),
     ("stores.rst", r"A payload over (\d+) KiB", cookie.MAX_PAYLOAD_SIZE // 1024),
     ("stores.rst", r"lock_timeout`\s*\((\d+) s\)", FileStore.lock_timeout),
-    ("stores.rst", r"It keeps at most (\d+) idle", _memcached_servers.KEEP_IDLE),
+    (
+        "stores.rst",
+        r"A process opens at most (\d+) to each server",
+        _memcached_servers.MAX_CONNECTIONS,
+    ),
+    ("stores.rst", r"to come back, up to (\d+) seconds", _memcached_servers.POOL_WAIT),
+    (
+        "stores.rst",
+        r"writers of that record that conflicted are done \(waiting (\d+) seconds",
+        memcached.TURN_WAIT,
+    ),
     ("stores.rst", r"at most (\d+) stay open idle", _sqliteconn.KEEP_IDLE),
     ("stores.rst", r"keeps at most (\d+) connections", _redis_pool.POOL_SIZE),
     ("stores.rst", r"waits up to (\d+) seconds for one", _redis_pool.POOL_WAIT),

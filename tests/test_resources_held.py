@@ -33,7 +33,7 @@ from wsgisession.stores import (
     SQLStore,
 )
 
-#: Idle connections a MemcachedStore keeps per server (docs/stores.rst).
+#: Connections a MemcachedStore opens per server, in use or idle (docs/stores.rst).
 KEEP_IDLE = 100
 
 pytestmark = pytest.mark.skipif(

@@ -1,7 +1,10 @@
 """The memcached servers of a MemcachedStore: addresses, client pools, health.
 
 Each :class:`Server` keeps a pool of pymemcache clients, each used by one
-thread at a time, with TCP_NODELAY and acknowledged writes. A pooled
+thread at a time, with TCP_NODELAY and acknowledged writes. A process opens
+at most :data:`MAX_CONNECTIONS` to a server; past them a command waits for
+one to come back (:data:`POOL_WAIT` at most). The pool's usual path takes
+no lock: an idle client is popped and appended back. A pooled
 connection that the server closed (a restart) fails on its next command;
 the command then runs once more on a new connection, so a restart costs no
 error and no socket poll before every command. The reply timeout is the
@@ -17,14 +20,14 @@ its timeout, not every thread whose session lives there.
 
 from __future__ import annotations
 
-import _socket
 import os
 import re
-import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 from pymemcache.client.base import (  # type: ignore[import-untyped]
@@ -33,21 +36,40 @@ from pymemcache.client.base import (  # type: ignore[import-untyped]
 )
 from pymemcache.exceptions import (  # type: ignore[import-untyped]
     MemcacheUnexpectedCloseError,
+    MemcacheUnknownCommandError,
 )
 
 from ..errors import ConfigError
-from ._kernel_timeouts import KERNEL_TIMEOUTS, set_kernel_timeouts, timeval
+from ._kernel_timeouts import KERNEL_TIMEOUTS
+from ._memcached_clients import (
+    REFUSED,
+    BytesSerde,
+    KernelTimeoutSockets,
+    ServerRefused,
+    timeouts,
+)
 
-__all__ = ["KEEP_IDLE", "Server", "ServerDown", "server_specs"]
+__all__ = [
+    "MAX_CONNECTIONS",
+    "POOL_WAIT",
+    "PoolExhausted",
+    "Server",
+    "ServerDown",
+    "server_specs",
+]
 
 #: How long a server that failed to answer counts as down for new sessions.
 DOWN_FOR = 5.0  # seconds
 #: How long a command waits for the one asking a server that failed (s).
 ASKER_WAIT = 0.05
-#: Idle connections kept per server (as many as the Redis store's pool
-#: holds); more, opened for a burst of concurrent requests, are closed as
-#: they come back, instead of staying open for as long as the process runs.
-KEEP_IDLE = 100
+#: Connections a process opens to one server at most, in use or idle (as
+#: many as the Redis store's pool): more concurrent commands (a gevent
+#: worker's thousand requests) wait for one to come back rather than open
+#: more, which a memcached started with a low ``-c`` refused.
+MAX_CONNECTIONS = 100
+#: Seconds a command waits for one of them before ``StoreUnavailable`` (as
+#: long as the Redis store's pool waits).
+POOL_WAIT = 10.0
 # A host name, an IPv4 address, or an IPv6 address (brackets already removed).
 _HOST = re.compile(r"[A-Za-z0-9._-]+|[0-9A-Fa-f:.]+(%[A-Za-z0-9._-]+)?")
 # What a pooled connection that the server closed meanwhile raises.
@@ -59,52 +81,9 @@ class ServerDown(ConnectionError):
     answers again: this request does not wait for it too."""
 
 
-class _BytesSerde:
-    """Values travel as the bytes they are: nothing is pickled, flags stay 0."""
-
-    def serialize(self, key: bytes, value: bytes) -> tuple[bytes, int]:
-        return value, 0
-
-    def deserialize(self, key: bytes, value: bytes, flags: int) -> bytes:
-        return value
-
-
-class _KernelTimeoutSockets:
-    """The socket module pymemcache is given: its sockets wait at most
-    ``timeout`` for the server by the kernel's send and receive timeouts
-    (see :mod:`._kernel_timeouts`).
-
-    pymemcache is then told no timeout, so Python leaves the connected
-    socket blocking and calls ``send`` and ``recv`` without a ``poll``
-    first. A timeout shows as ``BlockingIOError`` (``EAGAIN``), which
-    :meth:`Server.run` reports as ``TimeoutError``.
-    """
-
-    def __init__(self, timeout: float) -> None:
-        self._timeval = timeval(timeout)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(socket, name)
-
-    def socket(self, *args: Any) -> socket.socket:
-        sock = socket.socket(*args)
-        set_kernel_timeouts(sock, self._timeval)
-        return sock
-
-    def __repr__(self) -> str:
-        return f"<sockets with kernel timeouts {self._timeval!r}>"
-
-
-def _timeouts(kernel: _KernelTimeoutSockets | None, timeout: float) -> dict[str, Any]:
-    """pymemcache's timeout arguments for a new client: the kernel's timeouts
-    on the system's sockets, else Python's. gevent and eventlet replace
-    ``socket.socket`` (looked up now: they may patch after this module was
-    imported) with sockets that wait for the server in their event loop,
-    which the kernel's timeouts never end: a stalled server hung every
-    request that reached it for good."""
-    if kernel is not None and issubclass(socket.socket, _socket.socket):
-        return {"timeout": None, "socket_module": kernel}
-    return {"timeout": timeout}
+class PoolExhausted(ConnectionError):
+    """Every connection this process may open to the server stayed in use
+    for :data:`POOL_WAIT` seconds."""
 
 
 class Server:
@@ -125,16 +104,16 @@ class Server:
             )
 
         self.timeout = timeout
-        kernel = _KernelTimeoutSockets(timeout) if KERNEL_TIMEOUTS else None
+        kernel = KernelTimeoutSockets(timeout) if KERNEL_TIMEOUTS else None
 
         def create() -> Any:
             return Client(
                 self.address,
-                serde=_BytesSerde(),
+                serde=BytesSerde(),
                 connect_timeout=connect_timeout,
                 no_delay=True,
                 default_noreply=False,
-                **_timeouts(kernel, timeout),
+                **timeouts(kernel, timeout),
             )
 
         self._create = create
@@ -145,6 +124,9 @@ class Server:
         # Idle clients; deque's pop and append are atomic, so no lock is
         # needed. Clients connect on first use and after an error closed them.
         self._free: deque[Any] = deque()
+        self._made = 0  # clients made, in use or idle: MAX_CONNECTIONS at most
+        self._waiting = 0  # commands waiting for one of them to come back
+        self._returned = threading.Condition(threading.Lock())
         self._pid = os.getpid()
         #: Counts close() calls: a client taken before one is closed as it
         #: comes back, rather than kept after close() said all were closed.
@@ -169,6 +151,8 @@ class Server:
         """
         inherited, self._free = self._free, deque()
         self._asking = threading.Lock()  # a parent's thread may have held it
+        self._made, self._waiting = 0, 0  # the parent's threads are not here
+        self._returned = threading.Condition(threading.Lock())
         self._pid = os.getpid()
         while True:
             try:
@@ -219,11 +203,13 @@ class Server:
 
     def _run(self, command: str, name: str, *args: Any) -> Any:
         """:meth:`run`, with no regard for an earlier failure."""
+        # The body of _run_on and _give_back, not calls to them: this runs
+        # for every command, and two calls more cost 3 % of a save's work.
         free, generation = self._idle(), self._generation
         try:
             client = free.pop()
         except IndexError:
-            client = self._create()
+            client = self._take_new()
         reused = client.sock is not None
         try:
             try:
@@ -232,48 +218,135 @@ class Server:
                 if not reused:
                     raise
                 client.close()
+                reused = False
                 result = getattr(client, command)(name, *args)
         except BaseException as exc:
             client.close()
-            if isinstance(exc, OSError | MemcacheUnexpectedCloseError):
-                self._down_until = time.monotonic() + DOWN_FOR
-            if isinstance(exc, BlockingIOError):  # the kernel's timeout
-                raise TimeoutError(f"no answer within {self.timeout} s") from exc
-            raise
-        if generation == self._generation:
-            free.append(client)
-            if len(free) > KEEP_IDLE:  # a burst is over: not all kept
-                _trim(free)
-        else:  # close() ran meanwhile: not kept
+            self._give_back(client, generation)
+            failure = self._failure(exc, reused)
+            if failure is exc:
+                raise
+            raise failure from exc
+        if generation != self._generation:  # close() ran meanwhile: closed
             client.close()
+        free.append(client)
+        if self._waiting:
+            self._wake()
         self._down_until = 0.0
         return result
+
+    @contextmanager
+    def held(self) -> Iterator[Callable[..., Any]]:
+        """A ``run(command, name, *args)`` whose commands all go over one
+        connection, taken once: ``update``'s ``gets`` and ``cas``, which,
+        each waiting its turn for a connection, lost the compare-and-swap
+        race to other requests again and again under :data:`MAX_CONNECTIONS`.
+        """
+        free, generation = self._idle(), self._generation
+        try:
+            client = free.pop()
+        except IndexError:
+            client = self._take_new()
+        try:
+            yield partial(self._run_on, client)
+        finally:
+            self._give_back(client, generation)
+
+    def _run_on(self, client: Any, command: str, name: str, *args: Any) -> Any:
+        """Run a pymemcache ``command`` with ``client``, once more on a new
+        connection if its pooled one was closed by the server; a client
+        that failed is closed (it reconnects on its next command)."""
+        reused = client.sock is not None
+        try:
+            try:
+                result = getattr(client, command)(name, *args)
+            except _STALE:
+                if not reused:
+                    raise
+                client.close()
+                reused = False
+                result = getattr(client, command)(name, *args)
+        except BaseException as exc:
+            client.close()
+            failure = self._failure(exc, reused)
+            if failure is exc:
+                raise
+            raise failure from exc
+        self._down_until = 0.0
+        return result
+
+    def _failure(self, exc: BaseException, reused: bool) -> BaseException:
+        """What a command's ``exc`` is reported as; the server counts as down
+        after a failure to reach it, not after a refusal (it is up, but full)."""
+        if isinstance(exc, MemcacheUnknownCommandError) and not reused:
+            # Every command sent is one memcached knows: an ERROR as the
+            # first reply on a new connection is its refusal of it.
+            return ServerRefused(REFUSED)
+        if isinstance(exc, OSError | MemcacheUnexpectedCloseError):
+            self._down_until = time.monotonic() + DOWN_FOR
+        if isinstance(exc, BlockingIOError):  # the kernel's timeout
+            return TimeoutError(f"no answer within {self.timeout} s")
+        return exc
+
+    def _take_new(self) -> Any:
+        """A new client while fewer than :data:`MAX_CONNECTIONS` are made,
+        else the first to come back within :data:`POOL_WAIT` seconds."""
+        deadline = time.monotonic() + POOL_WAIT
+        with self._returned:
+            self._waiting += 1
+            try:
+                while True:
+                    try:  # one may have come back since the caller looked
+                        return self._free.pop()
+                    except IndexError:
+                        pass
+                    if self._made < MAX_CONNECTIONS:
+                        self._made += 1
+                        return self._create()
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise PoolExhausted(
+                            f"all {MAX_CONNECTIONS} connections of this process "
+                            f"stayed in use for {POOL_WAIT} s"
+                        )
+                    self._returned.wait(left)
+            finally:
+                self._waiting -= 1
+
+    def _give_back(self, client: Any, generation: int) -> None:
+        """Put ``client`` back among the idle ones (closed if :meth:`close`
+        ran since it was taken), and wake a command waiting for one."""
+        if generation != self._generation:
+            client.close()
+        self._free.append(client)
+        if self._waiting:
+            self._wake()
+
+    def _wake(self) -> None:
+        """Wake one command waiting for a connection to come back."""
+        with self._returned:
+            self._returned.notify()
 
     def close(self) -> None:
         """Close every idle connection, and those in use as their commands
         end; the next command opens a new one."""
         self._generation += 1
         free = self._idle()
+        closed = []
         while free:
             try:
-                free.pop().close()
+                client = free.pop()
             except IndexError:  # another thread took the last one
                 break
+            client.close()
+            closed.append(client)
+        free.extend(closed)  # closed clients: they reconnect when used
+        if self._waiting:
+            with self._returned:
+                self._returned.notify_all()
 
     def __repr__(self) -> str:
         return f"<memcached server {self.spec}>"
-
-
-def _trim(free: deque[Any]) -> None:
-    """Close idle clients, the longest idle first, until :data:`KEEP_IDLE` are
-    left. Threads returning clients at once each append, then trim: checking
-    the count before appending let all of them append past it."""
-    while len(free) > KEEP_IDLE:
-        try:
-            client = free.popleft()
-        except IndexError:  # taken meanwhile
-            return
-        client.close()
 
 
 def server_specs(servers: str | Sequence[str]) -> list[str]:

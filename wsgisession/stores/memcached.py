@@ -24,9 +24,7 @@ another server. New sessions are placed on the servers that are up.
 from __future__ import annotations
 
 import logging
-import secrets
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 try:
@@ -44,46 +42,44 @@ else:
     _MISSING_CLIENT = None
 
 from .. import _coerce as c
-from ..errors import LockTimeout, StoreUnavailable
+from ..errors import StoreUnavailable
 from ..logthrottle import ThrottledWarning
 from ._memcached_items import (
     CLOCK_MARGIN,
     check_key_prefix,
     memcached_expire,
 )
+from ._memcached_lock import MemcachedLock
 from ._memcached_users import MemcachedUserIndex
 from ._memcached_usersessions import MemcachedUserSessions
 from ._shared import (
     DEFAULT_KEY_PREFIX,
     KEY_PREFIX_OPTION,
-    LOCK_SUFFIX,
     check_timeout,
     pack,
     pause,
-    poll_lock,
     unpack,
 )
+from ._writer_turns import WriterTurns
 from .base import IniOption, Merge, Progress, Store, new_record, now, storage_key
 
 if TYPE_CHECKING:
     from .base import Record
 
-__all__ = ["MemcachedStore", "memcached_expire"]
+__all__ = ["CLOCK_MARGIN", "MemcachedStore", "memcached_expire"]
 
 logger = logging.getLogger(__name__)
 
 #: How many conflicting writes ``update`` tolerates before giving up.
 MAX_ATTEMPTS = 50
+#: Seconds a save that conflicted waits for this process's earlier writers
+#: of the record (see :mod:`._writer_turns`) before it writes regardless.
+TURN_WAIT = 10.0
 #: How many fresh ids ``generate_key`` draws to place a session on a live server.
 _PLACEMENT_TRIES = 16
-#: Locks whose release failed kept for their next taker (see ``_take_lock``).
-_UNRELEASED_KEPT = 10_000
-#: Tokens kept per lock: the lock's, and those of the takings that failed
-#: after it while its server stalled (one of them may be the lock's).
-_TOKENS_KEPT = 8
 
 
-class MemcachedStore(MemcachedUserSessions, Store):
+class MemcachedStore(MemcachedLock, MemcachedUserSessions, Store):
     """Sessions in one or more memcached servers, written with CAS.
 
     ``servers`` is a list of ``"host:port"`` (or ``"unix:/path"``) strings,
@@ -129,6 +125,7 @@ class MemcachedStore(MemcachedUserSessions, Store):
         self._by_node = {server.node: server for server in self._servers}
         self._single = self._servers[0] if len(self._servers) == 1 else None
         self._users = MemcachedUserIndex(self, key_prefix)
+        self._writer_turns = WriterTurns()
         self._ring = RendezvousHash()
         for server in self._servers:
             self._ring.add_node(server.node)
@@ -183,10 +180,12 @@ class MemcachedStore(MemcachedUserSessions, Store):
             key = super().generate_key()
         return key
 
-    def _fetch(self, name: str) -> tuple[tuple[bytes, float] | None, bytes | None]:
+    def _fetch(
+        self, name: str, run: Callable[..., Any] | None = None
+    ) -> tuple[tuple[bytes, float] | None, bytes | None]:
         """The record under ``name`` (None if absent or corrupt) and its CAS token
-        (None only if absent)."""
-        value, cas = self._call("gets", name)
+        (None only if absent); by ``run`` (a held connection's) if given."""
+        value, cas = self._call("gets", name) if run is None else run("gets", name)
         if value is None:
             return None, None
         record = unpack(value)
@@ -194,10 +193,12 @@ class MemcachedStore(MemcachedUserSessions, Store):
             self._warn_damaged("%r: ignoring a corrupt record under %s", self, name)
         return record, cas
 
-    def _read(self, name: str) -> tuple[bytes | None, bytes | None]:
+    def _read(
+        self, name: str, run: Callable[..., Any] | None = None
+    ) -> tuple[bytes | None, bytes | None]:
         """The live payload under ``name`` (None if absent, expired or corrupt)
         and its CAS token, for a write that must replace whatever is there."""
-        record, cas = self._fetch(name)
+        record, cas = self._fetch(name, run)
         if record is None or record[1] <= now():
             return None, cas
         return record[0], cas
@@ -234,47 +235,67 @@ class MemcachedStore(MemcachedUserSessions, Store):
 
     def update(self, session_key: str, merge: Merge, loaded: Record | None) -> str:
         name = self._name(session_key)
-        current: bytes | None
-        cas: bytes | None
         if (
             loaded is not None
             and isinstance(loaded.version, bytes)
             and loaded.expires_at > now()
         ):
-            current, cas = loaded.payload, loaded.version
-        else:  # nothing loaded, or a copy that has expired since: read it now
-            current, cas = self._read(name)
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            payload, expires_at = merge(current)
-            if self._write(name, payload, expires_at, cas):
+            payload, expires_at = merge(loaded.payload)
+            if self._write(name, payload, expires_at, loaded.version):
                 return session_key
-            pause(attempt)
-            current, cas = self._read(name)
+        elif self._merge_on_one_connection(name, merge):  # read now: none loaded
+            return session_key
+        # A conflict: again, once this process's other writers of it are done.
+        with self._writer_turns.taken(name, TURN_WAIT):
+            for attempt in range(2, MAX_ATTEMPTS + 1):
+                if self._merge_on_one_connection(name, merge):
+                    return session_key
+                pause(attempt)
         raise StoreUnavailable(
             f"too much contention on session record {name}: "
             f"{MAX_ATTEMPTS} conflicting writes in a row",
             store=repr(self),
         )
 
+    def _merge_on_one_connection(self, name: str, merge: Merge) -> bool:
+        """Read ``name``, merge and write it back; False on conflict. The
+        ``gets`` and the ``cas`` share one connection, taken once: waiting
+        for a connection between them let other requests write meanwhile."""
+        server = self._server_for(name)
+        try:
+            with server.held() as run:
+                current, cas = self._read(name, run)
+                payload, expires_at = merge(current)
+                return self._write(name, payload, expires_at, cas, run)
+        except (MemcacheError, OSError) as exc:
+            raise self._unavailable(server, exc) from exc
+
     def _write(
-        self, name: str, payload: bytes, expires_at: float, cas: bytes | None
+        self,
+        name: str,
+        payload: bytes,
+        expires_at: float,
+        cas: bytes | None,
+        run: Callable[..., Any] | None = None,
     ) -> bool:
-        """Write if the item is still at ``cas`` (absent if None); False on conflict.
+        """Write if the item is still at ``cas`` (absent if None); False on
+        conflict. By ``run`` (a held connection's) if given.
 
         An already-past ``expires_at`` deletes the item instead, by a ``cas``
         to an item that expires at once: a write that came after the read
         is merged, not deleted unseen.
         """
+        call = self._call if run is None else run
         expire = memcached_expire(expires_at, now())
         if expire is None:
             if cas is None:
-                self._call("delete", name)
+                call("delete", name)
                 return True
-            return bool(self._call("cas", name, b"", cas, -1))
+            return bool(call("cas", name, b"", cas, -1))
         value = pack(payload, expires_at)
         if cas is None:
-            return bool(self._call("add", name, value, expire))
-        return bool(self._call("cas", name, value, cas, expire))
+            return bool(call("add", name, value, expire))
+        return bool(call("cas", name, value, cas, expire))
 
     def delete(self, session_key: str) -> None:
         name = self._name(session_key)
@@ -283,97 +304,6 @@ class MemcachedStore(MemcachedUserSessions, Store):
     def clear_expired(self, progress: Progress | None = None) -> int:
         """memcached expires records by itself: nothing to do."""
         return 0
-
-    @contextmanager
-    def lock(self, session_key: str, timeout: float, ttl: float) -> Iterator[None]:
-        """Hold an item added under the record's name plus ``:lock``, on the
-        record's own server.
-
-        The item carries its ``expires_at`` like a record and is taken over
-        once that has passed, so a holder that dies loses the lock after
-        exactly ``ttl``; memcached reclaims the item a little later.
-        """
-        record = self._name(session_key)
-        name, token = record + LOCK_SUFFIX, secrets.token_hex(16).encode()
-        try:
-            poll_lock(lambda: self._take_lock(record, name, token, ttl), timeout)
-        except LockTimeout:
-            raise
-        except StoreUnavailable:
-            # A take whose reply was lost or late may have stored the item (a
-            # stalled server runs it when it wakes): released at the next
-            # taking, not now, when the server would keep this request waiting
-            # for another timeout.
-            self._keep_unreleased(name, token)
-            raise
-        except BaseException:
-            # Cut short by an interrupt (a timeout around the request, a
-            # signal): the item may be stored, and would lock the session.
-            with suppress(StoreUnavailable):
-                self._release(record, name, token)
-            raise
-        try:
-            yield
-        finally:
-            try:
-                self._unlock(record, name, token)
-            except BaseException:
-                # Cut short by an interrupt (a timeout around the request, a
-                # signal): once more, or the item would lock the session for ttl.
-                with suppress(StoreUnavailable):
-                    self._release(record, name, token)
-                raise
-
-    def _take_lock(self, record: str, name: str, token: bytes, ttl: float) -> bool:
-        moment = now()
-        value = pack(token, moment + ttl)
-        expire = memcached_expire(moment + ttl, moment)
-        if expire is None:  # a ttl too short to move the clock
-            expire = CLOCK_MARGIN
-        if self._call_beside(record, "add", name, value, expire):
-            self._unreleased.pop(name, None)
-            return True
-        held, cas = self._call_beside(record, "gets", name)
-        if held is None:  # released meanwhile: the next poll adds it
-            return False
-        holder = unpack(held)
-        if holder is not None and holder[0] == token:
-            return True  # ours: an add run again after its reply was lost
-        # One this store could not release (its server stalled, or the reply
-        # was lost) would lock the session for ttl: taken over.
-        left = self._unreleased.get(name, ())
-        if holder is not None and holder[1] > now() and holder[0] not in left:
-            self._unreleased.pop(name, None)  # a live holder's: none of ours
-            return False
-        # The holder's time is up (or the item is not ours): take it over.
-        if not self._call_beside(record, "cas", name, value, cas, expire):
-            return False
-        self._unreleased.pop(name, None)
-        return True
-
-    def _unlock(self, record: str, name: str, token: bytes) -> None:
-        """Remove the lock item if it is still ours; failures are only logged
-        (they must not mask the request's error), and the lock is released
-        at this store's next taking of it."""
-        try:
-            self._release(record, name, token)
-        except StoreUnavailable:
-            self._warn_unreleased("%r: could not release the lock %s", self, name)
-            self._keep_unreleased(name, token)
-
-    def _keep_unreleased(self, name: str, token: bytes) -> None:
-        """Remember ``token`` as a lock ``name`` this store may still hold,
-        beside the last few kept for it: a taking that failed while an
-        earlier lock of the session was still unreleased is not that lock."""
-        kept = self._unreleased.get(name)
-        if kept is not None or len(self._unreleased) < _UNRELEASED_KEPT:
-            self._unreleased[name] = (*(kept or ()), token)[-_TOKENS_KEPT:]
-
-    def _release(self, record: str, name: str, token: bytes) -> None:
-        held, cas = self._call_beside(record, "gets", name)
-        holder = unpack(held)
-        if holder is not None and holder[0] == token:  # unless taken over
-            self._call_beside(record, "cas", name, b"", cas, -1)
 
     def close(self) -> None:
         """Close the pooled connections, and those in use as their commands
