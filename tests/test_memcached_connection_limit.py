@@ -111,11 +111,7 @@ def test_concurrent_commands_share_at_most_the_pools_connections(
         except BaseException as exc:  # noqa: BLE001 - counted
             failures.append(exc)
 
-    started = [threading.Thread(target=request) for _ in range(threads)]
-    for thread in started:
-        thread.start()
-    for thread in started:
-        thread.join()
+    _all_at_once([threading.Thread(target=request) for _ in range(threads)])
     try:
         assert failures == []
         # The server's count (the reader's own included, and leeway for a
@@ -177,11 +173,7 @@ def test_writers_of_one_session_that_conflicted_take_turns(
         except BaseException as exc:  # noqa: BLE001 - counted
             failures.append(exc)
 
-    started = [threading.Thread(target=request, args=(n,)) for n in range(threads)]
-    for thread in started:
-        thread.start()
-    for thread in started:
-        thread.join()
+    _all_at_once([threading.Thread(target=request, args=(n,)) for n in range(threads)])
     try:
         assert failures == []
         record = store.load(key)
@@ -191,3 +183,11 @@ def test_writers_of_one_session_that_conflicted_take_turns(
         )
     finally:
         store.close()
+
+
+def _all_at_once(threads: list[threading.Thread]) -> None:
+    """Start ``threads``, then wait for every one of them to end."""
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()

@@ -40,6 +40,11 @@ def run_threads(count: int, target: Callable[[int], object]) -> None:
             future.result()
 
 
+def pooled_connection(store: SQLiteStore) -> sqlite3.Connection:
+    """The connection a statement of ``store`` runs on now (put back idle)."""
+    return store._run("look at the pool", lambda connection: connection, write=True)
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> SQLiteStore:
     return SQLiteStore(tmp_path / "sessions.sqlite3")
@@ -138,7 +143,7 @@ def test_path_under_a_file_raises_store_unavailable(tmp_path: Path) -> None:
 def test_forked_child_opens_its_own_connection(store: SQLiteStore) -> None:
     key = store.generate_key()
     store.create(key, b"start", later())
-    parent_connection = store._connection()
+    parent_connection = pooled_connection(store)
     pid = os.fork()
     if pid == 0:  # the child: report through the exit status only
         ok = False
@@ -148,13 +153,13 @@ def test_forked_child_opens_its_own_connection(store: SQLiteStore) -> None:
             # was): SQLite's locks on the file are the parent's.
             ok = (
                 parent_connection.in_transaction is False
-                and store._connection() is not parent_connection
+                and pooled_connection(store) is not parent_connection
             )
         finally:
             os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
-    assert store._connection() is parent_connection
+    assert pooled_connection(store) is parent_connection
     store.update(key, appending(b"+parent"), None)
     assert payload_of(store, key) == b"start+child+parent"
 
@@ -204,7 +209,7 @@ def test_threads_share_the_pooled_connections(store: SQLiteStore) -> None:
     connections: list[sqlite3.Connection] = []
 
     def connect(i: int) -> None:
-        connections.append(store._connection())
+        connections.append(pooled_connection(store))
 
     for _ in range(3):
         run_threads(1, connect)
@@ -356,7 +361,7 @@ def test_close_closes_every_threads_connection(store: SQLiteStore) -> None:
     connections: list[sqlite3.Connection] = []
 
     def worker(i: int) -> None:
-        connections.append(store._connection())
+        connections.append(pooled_connection(store))
         opened.wait(10)
         closed.wait(10)  # still alive while the main thread closes
         assert store.load(store.generate_key()) is None  # reopens

@@ -26,14 +26,21 @@ store kinds (--store, or store = in an ini file):
   cookie      the signed cookie itself, no server state    no extra ('wsgisession[crypto]' to encrypt)
 """
 
-SECRETS = f"""\
+
+def _secrets(config_clause: str) -> str:
+    """How a command takes secret keys; ``config_clause`` adds how ``--config`` does."""
+    return f"""\
 secret keys (cookie store) are never given as arguments, which ps shows to
 every user: --secret-key-file FILE (first line the key, further lines older
 keys still accepted) or the environment variable {secretkey.ENV_VAR}
-(older keys in {secretkey.FALLBACKS_ENV_VAR}, whitespace-separated;
-with --config, the file's secret_key, e.g. %(session_secret)s, counts).
+(older keys in {secretkey.FALLBACKS_ENV_VAR}, whitespace-separated{config_clause}).
 Make one with: {secretkey.HOW_TO_MAKE_ONE}
 """
+
+
+SECRETS = _secrets(
+    ";\nwith --config, the file's secret_key, e.g. %(session_secret)s, counts"
+)
 
 #: The demo's store kinds (it serves no SQL store) and secrets (it has no --config).
 DEMO_STORE_KINDS = "".join(
@@ -41,9 +48,7 @@ DEMO_STORE_KINDS = "".join(
     for line in STORE_KINDS.splitlines(keepends=True)
     if not line.startswith("  ") or line.split()[0] in DEMO_STORES
 )
-DEMO_SECRETS = SECRETS.replace(
-    ";\nwith --config, the file's secret_key, e.g. %(session_secret)s, counts)", ")"
-)
+DEMO_SECRETS = _secrets("")
 
 DEMO_EXAMPLES = """\
 examples:

@@ -237,13 +237,6 @@ class Connections:
             self._put_back(held)
         return replaced
 
-    def get(self, write: bool) -> sqlite3.Connection:
-        """A connection to the file now at the path, left idle: the one the
-        next statement takes, if no other runs meanwhile."""
-        held = self._take(write)
-        self._put_back(held)
-        return held.connection
-
     def _in_this_process(self) -> None:
         """In a forked child, start with no connections (never use one across
         fork()) and a guard of its own: a thread of the parent that held the

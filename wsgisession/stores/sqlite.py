@@ -319,11 +319,6 @@ class SQLiteStore(SQLiteLocks, Store):
 
     # -- connections ----------------------------------------------------------
 
-    def _connection(self) -> sqlite3.Connection:
-        """A connection of the pool, checked against the file at the path."""
-        with self._translate("open the database"):
-            return self._connections.get(write=True)
-
     def _write(self, action: str, sql: str, params: tuple[object, ...]) -> int:
         """Run one writing statement; its rowcount."""
         return self._run(action, lambda c: c.execute(sql, params).rowcount, write=True)
