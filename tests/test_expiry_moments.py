@@ -119,6 +119,7 @@ def _ms_early(store: RedisStore, key: str, expires_at: float) -> float:
     return expires_at * 1000 - dropped_at
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("store", ["redis"], indirect=True)
 def test_redis_drops_a_record_no_sooner_than_its_expiry(store: Store) -> None:
     """Redis counts a PX from its clock's whole millisecond, which may be up

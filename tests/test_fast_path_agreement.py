@@ -96,6 +96,7 @@ def assert_agree(scenario: Scenario, directory: Path) -> None:
 # -- the tests ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @settings(max_examples=examples(800), deadline=None, database=None)
 @given(scenario=SCENARIOS)
 def test_fast_and_general_paths_agree(

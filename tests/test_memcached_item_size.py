@@ -48,6 +48,7 @@ def log_in(store: MemcachedStore, expires_at: float) -> str:
     return key
 
 
+@pytest.mark.slow
 def test_a_login_past_the_item_size_ends_the_sessions_that_expire_soonest(
     store: MemcachedStore, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -71,6 +72,7 @@ def test_a_login_past_the_item_size_ends_the_sessions_that_expire_soonest(
     assert "item size" in caplog.text
 
 
+@pytest.mark.slow
 def test_a_user_logging_in_again_and_again_at_the_item_size_warns_once(
     store: MemcachedStore, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -87,6 +89,7 @@ def test_a_user_logging_in_again_and_again_at_the_item_size_warns_once(
     assert len(made_room) > 10 and made_room.count("WARNING") == 1, made_room
 
 
+@pytest.mark.slow
 def test_a_user_at_the_item_size_logs_in_is_listed_and_revoked(
     store: MemcachedStore,
 ) -> None:

@@ -184,6 +184,7 @@ def new_cookie_whose_key_holds(text: str) -> str:
     raise AssertionError(f"no key held {text!r}")
 
 
+@pytest.mark.slow
 def test_new_session_cookie_attributes_whatever_the_key_holds() -> None:
     """A key holding "GMT" made ``header.count("GMT") == 1`` fail at random."""
     assert_new_session_cookie(new_cookie_whose_key_holds("GMT"))

@@ -71,9 +71,8 @@ def network_store(kind: str, server: ServerProcess) -> Store:
     return RedisStore(server.url, socket_timeout=1.0)
 
 
-@pytest.mark.parametrize(
-    "kind", [pytest.param("memcached", marks=pytest.mark.slow), "redis"]
-)
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["memcached", "redis"])
 def test_server_stopped_and_restarted(kind: str, request: pytest.FixtureRequest):
     server: ServerProcess = request.getfixturevalue(f"fresh_{kind}")
     client, _router = client_for(network_store(kind, server))
@@ -97,9 +96,8 @@ def test_server_stopped_and_restarted(kind: str, request: pytest.FixtureRequest)
     assert newcomer.get("/incr").text == "1"
 
 
-@pytest.mark.parametrize(
-    "kind", [pytest.param("memcached", marks=pytest.mark.slow), "redis"]
-)
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["memcached", "redis"])
 def test_server_stops_between_load_and_save(kind: str, request: pytest.FixtureRequest):
     server: ServerProcess = request.getfixturevalue(f"fresh_{kind}")
     client, router = client_for(network_store(kind, server))

@@ -123,6 +123,7 @@ def children() -> Iterator[Children]:
         child.communicate()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("zone", ZONES)
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_datetime_without_an_offset_is_utc_in_any_process_zone(

@@ -128,6 +128,7 @@ def save_again(
     return payload
 
 
+@pytest.mark.slow
 @MANY_EXAMPLES
 @given(_data, _expiries, _users, st.booleans(), _moments, _steps)
 def test_saved_records_are_the_general_encoders_bytes(
@@ -301,6 +302,7 @@ def short_values(value: object) -> bool:
     return isinstance(value, str) and 0 < len(value) < 50
 
 
+@pytest.mark.slow
 @MANY_EXAMPLES
 @given(_headers())
 def test_the_keys_parsers_fast_paths_read_what_the_general_path_reads(
@@ -356,6 +358,7 @@ def assert_save_moment(now: float) -> None:
     )
 
 
+@pytest.mark.slow
 @EXAMPLES
 @given(
     st.one_of(

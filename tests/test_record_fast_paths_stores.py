@@ -16,6 +16,7 @@ import subprocess
 import sys
 from typing import Any
 
+import pytest
 from helpers import FakeClock, dump_cookie_header, examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -127,7 +128,7 @@ class MemoryStoreAgainstADict(RuleBasedStateMachine):
         assert len(self.store._expiries) <= 2 * len(self.store) + 64
 
 
-test_memory_store_against_a_dict = MemoryStoreAgainstADict.TestCase
+test_memory_store_against_a_dict = pytest.mark.slow(MemoryStoreAgainstADict.TestCase)
 test_memory_store_against_a_dict.settings = settings(
     deadline=None, database=None, max_examples=examples(250), stateful_step_count=40
 )
@@ -181,6 +182,7 @@ def _cookie_settings(draw: Any) -> Settings:
 _sent_values = st.one_of(_ids, _ids, st.text(_ID_CHARACTERS + ' ,;"\\é', max_size=20))
 
 
+@pytest.mark.slow
 @EXAMPLES
 @given(
     st.lists(_cookie_settings(), min_size=1, max_size=3),
@@ -215,6 +217,7 @@ def test_session_cookies_are_what_dump_cookie_writes(
                 assert header == ("Set-Cookie", expected)
 
 
+@pytest.mark.slow
 def test_a_first_cookie_ending_at_the_epoch_has_its_expires_date() -> None:
     """``expires_at_date``'s cache started as (0, ""): a process's first
     cookie ending at second 0 had an empty Expires."""

@@ -118,6 +118,7 @@ def test_a_login_during_a_sweep_keeps_its_entry(store: RedisStore) -> None:
     assert members == [(hooked.login[0].encode(), hooked.login[1])]
 
 
+@pytest.mark.slow
 @settings(
     max_examples=15,
     deadline=None,

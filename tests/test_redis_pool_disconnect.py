@@ -51,6 +51,7 @@ def test_disconnect_closes_the_idle_connections(store: RedisStore) -> None:
     assert store.load(key) is not None  # and connects again when next used
 
 
+@pytest.mark.slow
 def test_loads_see_no_error_while_the_pool_is_disconnected_again_and_again(
     store: RedisStore,
 ) -> None:

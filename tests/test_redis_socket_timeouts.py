@@ -68,6 +68,7 @@ def test_connections_wait_by_the_kernels_timeouts(clean_redis: ServerProcess) ->
         store.close()
 
 
+@pytest.mark.slow
 def test_a_stalled_reply_ends_in_a_timeout(stalled: ServerProcess) -> None:
     store = RedisStore(stalled.url, socket_timeout=TIMEOUT)
     key = generate_key()

@@ -72,6 +72,7 @@ def later() -> float:
     return time.time() + 600
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("young_heap")  # only this test's objects are collected
 def test_a_file_store_dropped_without_close_releases_its_lock_files(
     tmp_path: Path,
@@ -142,6 +143,7 @@ def test_a_sqlite_database_that_cannot_be_opened_leaves_no_unraisable_error(
     assert reported == []
 
 
+@pytest.mark.slow
 def test_memcached_keeps_a_bounded_pool_after_a_burst_of_threads(
     fresh_memcached: ServerProcess,
 ) -> None:

@@ -36,6 +36,8 @@ from wsgisession import SessionMiddleware
 from wsgisession.errors import SessionInterrupted
 from wsgisession.stores.base import Store
 
+pytestmark = pytest.mark.slow  # hypothesis over every store, with threads
+
 KEYS = st.sampled_from(["a", "b", "c"])
 #: Few distinct values, so that a request often sets the value a key has.
 VALUES = (

@@ -37,6 +37,8 @@ from wsgisession import SessionMiddleware
 from wsgisession.errors import UnserializableValue
 from wsgisession.stores import FileStore, MemoryStore, SQLiteStore
 
+pytestmark = pytest.mark.slow  # a hypothesis state machine over three stores
+
 COOKIE = "sessionid"
 KEYS = st.sampled_from(["a", "b", "c", " d"])
 LEAVES = st.sampled_from(
@@ -236,8 +238,8 @@ MACHINE_SETTINGS = settings(
     "kind",
     [
         "memory",
-        pytest.param("file", marks=pytest.mark.slow),
-        pytest.param("sqlite", marks=pytest.mark.slow),
+        "file",
+        "sqlite",
     ],
 )
 def test_the_session_is_a_dict_across_requests(kind: str, tmp_path: Path) -> None:

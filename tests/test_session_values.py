@@ -95,6 +95,7 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Store]:
     }
 
 
+@pytest.mark.slow
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
 @given(
     kind=st.sampled_from(["memory", "file", "sqlite"]),

@@ -73,6 +73,7 @@ def lock_rows(path: Path) -> int:
         return int(conn.execute("SELECT count(*) FROM wsgisession_locks").fetchone()[0])
 
 
+@pytest.mark.slow
 def test_a_lock_whose_release_failed_is_taken_at_the_next_request(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -115,6 +116,7 @@ def test_a_lock_released_while_its_file_was_away_is_taken_over(
         store.close()
 
 
+@pytest.mark.slow
 def test_a_kept_token_takes_over_only_its_own_row(
     tmp_path: Path, frozen_clock: FakeClock
 ) -> None:
@@ -161,6 +163,7 @@ def test_a_release_interrupted_while_the_file_is_busy_is_taken_over(
         store.close()
 
 
+@pytest.mark.slow
 def test_kept_tokens_outlive_close_and_a_replaced_file(tmp_path: Path) -> None:
     """``close()`` ends connections, not locks: the row is still in the file.
     A file put in its place (a copy holding the row) is taken over too."""
@@ -185,6 +188,7 @@ def test_kept_tokens_outlive_close_and_a_replaced_file(tmp_path: Path) -> None:
         store.close()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_does_not_take_over_its_parents_locks(tmp_path: Path) -> None:
     """A child is another process: it waits for the ttl, as they all do;

@@ -129,6 +129,7 @@ def test_clear_expired_waits_out_a_writer_arriving_between_batches(
         store.close()
 
 
+@pytest.mark.slow
 def test_sql_clear_expired_count_waits_out_an_exclusive_writer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -25,6 +25,8 @@ from sqlite_files import descriptors_open_on, replace_with_a_copy
 
 from wsgisession.stores import SQLiteStore, _sqliteconn
 
+pytestmark = pytest.mark.slow  # threads racing a replaced file
+
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
 def test_a_connection_just_opened_is_closed_by_the_next_opener_of_a_new_file(

@@ -14,9 +14,12 @@ import os
 import sqlite3
 from pathlib import Path
 
+import pytest
 from helpers import later
 
 from wsgisession.stores.sqlite import SQLiteStore
+
+pytestmark = pytest.mark.slow  # writes the WAL past its 16 MB limit
 
 KEYS = 20
 WAL_SIZE_LIMIT = 16 * 1024 * 1024  # what docs/stores.rst gives

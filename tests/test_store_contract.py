@@ -477,6 +477,7 @@ def test_key_prefixes_separate_stores(view: View) -> None:
 # -- concurrency ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("fields", "expected"),
     [

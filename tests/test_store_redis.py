@@ -396,6 +396,7 @@ def test_an_expired_loaded_copy_is_never_written_back(
     assert seen == [None]
 
 
+@pytest.mark.slow
 def test_a_lock_lives_exactly_its_ttl(store: RedisStore, raw: redis.Redis) -> None:
     """Redis's own count of the lock's time left, not a try at 0.2 s and one
     at 0.27 s, which a loaded machine made late (the lock gone) or early

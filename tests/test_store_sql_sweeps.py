@@ -67,6 +67,7 @@ def test_clear_expired_goes_on_after_a_batch_another_sweep_shared(
     store.close()
 
 
+@pytest.mark.slow
 def test_clear_expired_on_a_sqlite_of_999_parameters(tmp_path: Path) -> None:
     """SQLite before 3.32 (RHEL 8's, Ubuntu 20.04's) takes at most 999 bound
     parameters in a statement: a batch of 1000 keys was 1001 of them, and

@@ -66,6 +66,7 @@ def test_file_modes_and_schema(store: SQLiteStore) -> None:
         assert "WITHOUT ROWID" in sql[0]
 
 
+@pytest.mark.slow
 def test_locked_database_raises_store_unavailable(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "db.sqlite3", busy_timeout=0.02)
     key = store.generate_key()
@@ -444,6 +445,7 @@ def test_a_sweep_deletes_at_most_limit_and_goes_on_after_them(
     assert [store.sweep_expired(5) for _ in range(4)] == [5, 5, 2, 0]
 
 
+@pytest.mark.slow
 def test_close_during_a_transactional_save_waits_for_it(tmp_path: Path) -> None:
     """close() from another thread (a shutdown) while a save is in its
     ``BEGIN IMMEDIATE`` transaction waits for the transaction to end:

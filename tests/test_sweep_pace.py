@@ -17,6 +17,8 @@ from helpers import FakeClock, call, increment_app, make_store
 from wsgisession import SessionMiddleware
 from wsgisession.cleanup import SWEEP_BATCH
 
+pytestmark = pytest.mark.slow  # 20 seconds of sessions on two stores
+
 LIFETIME = 5  # seconds: cookie_age of the sessions made
 PER_SECOND = 2 * SWEEP_BATCH  # new sessions a second, more than a batch
 SECONDS = 20

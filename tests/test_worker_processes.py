@@ -32,6 +32,8 @@ from wsgisession.keys import generate_key
 from wsgisession.stores import FileStore
 from wsgisession.stores.base import storage_key
 
+pytestmark = pytest.mark.slow  # several processes, sweeps, forks, lock_ttl waits
+
 #: The stores several processes of one host share, without a server.
 LOCAL = ["file", "sqlite", "sql-sqlite"]
 WORKERS = 3
@@ -133,7 +135,6 @@ def clear_expired_until(kind: str, argument: str, done: threading.Event) -> list
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 @pytest.mark.parametrize("kind", LOCAL)
-@pytest.mark.slow  # several processes, a second of sweeps, the CLI meanwhile
 def test_worker_processes_lose_no_change_while_sweeps_run(
     kind: str, method: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
@@ -195,7 +196,6 @@ def saving_until_killed(app: SessionMiddleware, cookie: str, ready: int) -> None
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
 @pytest.mark.parametrize("kind", LOCAL)
-@pytest.mark.slow  # waits out lock_ttl
 def test_a_worker_killed_holding_a_lock_frees_it_after_lock_ttl(
     kind: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
@@ -267,7 +267,6 @@ def expired_records(store: FileStore, count: int) -> list[str]:
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
-@pytest.mark.slow  # a fork and 300 sweeps
 def test_a_worker_forked_while_its_parent_sweeps_sweeps_and_closes(
     tmp_path: Path,
 ) -> None:
