@@ -94,7 +94,8 @@ class SQLStore(SQLLocks, SQLCleanup, SQLUserSessions, Store):
             from sqlalchemy import Engine
             from sqlalchemy.exc import SQLAlchemyError
 
-            from ._sqlschema import Tables, build_engine, redacted, url_secrets
+            from ._sqlengine import build_engine, redacted, url_secrets
+            from ._sqlschema import Tables
         except ImportError as exc:
             raise ImportError(
                 "SQLStore needs SQLAlchemy: pip install 'wsgisession[sql]'"
