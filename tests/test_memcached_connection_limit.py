@@ -117,7 +117,7 @@ def test_concurrent_commands_share_at_most_the_pools_connections(
         # The server's count (the reader's own included, and leeway for a
         # reconnection under load): 38-40 with no bound.
         assert _connections_opened(clean_memcached) - opened_before < 10
-        assert store._servers[0]._made <= 3
+        assert store._servers[0]._slots.made <= 3
     finally:
         store.close()
 

@@ -312,3 +312,51 @@ def test_a_stalled_server_holds_one_request_at_a_time(
     time.sleep(0.05)  # the woken server answers what it was sent
     assert all(store.load(key) is not None for key in keys)
     store.close()
+
+
+def _add_one(current: bytes | None) -> tuple[bytes, float]:
+    return (current or b"") + b"+", time.time() + 600
+
+
+def test_an_update_with_nothing_loaded_fails_fast_while_another_asks(
+    fresh_memcached: ServerProcess,
+) -> None:
+    """A server that failed a moment ago, which another request is asking
+    again (waiting for the store's timeout): an ``update`` with nothing
+    loaded (its ``gets`` and ``cas`` on one held connection) fails at once
+    with StoreUnavailable, as a load does; before, it sent its ``gets``
+    regardless and waited out its own whole timeout. Once the server
+    answers, the next such update is served and the server is up again."""
+    store = store_on([fresh_memcached.address])
+    (server,) = store._servers
+    key = store.generate_key()
+    assert store.create(key, b"", time.time() + 600) == key
+    with stalled(fresh_memcached):
+        with pytest.raises(StoreUnavailable):
+            store.load(key)  # the store meets the stall
+        asked: list[BaseException] = []
+
+        def ask() -> None:
+            try:
+                store.load(key)
+            except StoreUnavailable as exc:
+                asked.append(exc)
+
+        asker = threading.Thread(target=ask)
+        asker.start()
+        deadline = time.monotonic() + 5
+        while not server._asking.locked():  # the asker waits for the server
+            assert time.monotonic() < deadline, "no request asked the server"
+            time.sleep(0.001)
+        began = time.monotonic()
+        with pytest.raises(StoreUnavailable, match="another request is waiting"):
+            store.update(key, _add_one, None)
+        assert time.monotonic() - began < TIMEOUT / 2
+        asker.join()
+    assert len(asked) == 1  # the asker met the stall too
+    time.sleep(0.05)  # the woken server answers what it was sent
+    assert store.update(key, _add_one, None) == key
+    assert not server.down
+    record = store.load(key)
+    assert record is not None and record.payload == b"+"
+    store.close()

@@ -1,12 +1,27 @@
 """The pymemcache clients of a MemcachedStore's servers: how they are made
-(values as bytes, the kernel's reply timeouts), and what a server that
-refuses a new connection is reported as."""
+(values as bytes, the kernel's reply timeouts), how many a process has
+made (:class:`Slots`), and what a server that refuses a new connection is
+reported as.
+
+An exception raised asynchronously (a signal handler's, such as a
+``SIGALRM`` request timeout, or one sent with ``PyThreadState_SetAsyncExc``)
+can land after the pool handed a client over and before the ``try`` that
+gives it back. The client is then dropped, never given back: as Python
+frees it, :meth:`PooledClient.__del__` frees its slot, where it was lost
+for the life of the process (after :data:`~._memcached_servers.MAX_CONNECTIONS`
+such losses every command waited and failed). Nothing is added to a
+command's path: the client's own end does the work.
+"""
 
 from __future__ import annotations
 
 import _socket
 import socket
+import threading
+from collections import deque
 from typing import Any
+
+from pymemcache.client.base import Client  # type: ignore[import-untyped]
 
 from ._kernel_timeouts import set_kernel_timeouts, timeval
 
@@ -14,7 +29,9 @@ __all__ = [
     "REFUSED",
     "BytesSerde",
     "KernelTimeoutSockets",
+    "PooledClient",
     "ServerRefused",
+    "Slots",
     "timeouts",
 ]
 
@@ -27,6 +44,65 @@ class ServerRefused(ConnectionError):
     """memcached refused a new connection. Past its ``-c`` it sends ``ERROR
     Too many open connections`` and closes, which pymemcache reads as the
     reply to the first command: ``MemcacheUnknownCommandError: b'gets'``."""
+
+
+class Slots:
+    """The clients one process has made to one server, in use or idle, and
+    the lock and condition of the commands waiting for one to come back. A
+    forked child counts its own (its parent's threads are not in it)."""
+
+    __slots__ = ("_lost", "_made", "lock", "returned")
+
+    def __init__(self) -> None:
+        self._made = 0
+        # A mark per client dropped, left by its finalizer, which may not
+        # wait for the lock: a deque's append is atomic. Never emptied: a
+        # step that pops a mark and then lowers the count could be cut in
+        # two by a signal. Clients are dropped only by such interrupts
+        # (and with their store, or a forked child's copy of its pool).
+        self._lost: deque[None] = deque()
+        # A C lock, entered and left by ``with`` with no point between its
+        # acquire and the block (Condition's own __enter__ is Python's).
+        self.lock = threading.Lock()
+        self.returned = threading.Condition(self.lock)
+
+    @property
+    def made(self) -> int:
+        """Clients made and not dropped."""
+        return self._made - len(self._lost)
+
+    def count_one(self, client: PooledClient) -> None:
+        """Count ``client``, just made. Call with :attr:`lock` held; no point
+        for a signal between telling it where it counts and counting it."""
+        client.wsgisession_slots = self
+        self._made += 1
+
+    def lost(self) -> None:
+        """One client counted here was dropped without being given back:
+        its slot is free. Run by a finalizer, perhaps in a thread that holds
+        :attr:`lock`: never waits for it, so wakes a waiting command only
+        if it is free (one that is not woken sees the slot at its next look)."""
+        self._lost.append(None)
+        if self.lock.acquire(blocking=False):
+            try:
+                self.returned.notify()
+            finally:
+                self.lock.release()
+
+
+class PooledClient(Client):  # type: ignore[misc]
+    """A pymemcache client counted in the :class:`Slots` it is given (set
+    with no point for a signal between it and the count's increment): one
+    freed without coming back to its pool frees its slot."""
+
+    wsgisession_slots: Slots | None = None
+
+    def __del__(self) -> None:
+        slots = self.wsgisession_slots
+        if slots is not None:
+            slots.lost()
+        if getattr(self, "sock", None) is not None:  # None: made, never used
+            self.close()
 
 
 class BytesSerde:

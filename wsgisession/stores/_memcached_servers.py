@@ -20,32 +20,30 @@ its timeout, not every thread whose session lives there.
 
 from __future__ import annotations
 
+import logging
 import os
-import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
-from pymemcache.client.base import (  # type: ignore[import-untyped]
-    Client,
-    normalize_server_spec,
-)
 from pymemcache.exceptions import (  # type: ignore[import-untyped]
     MemcacheUnexpectedCloseError,
     MemcacheUnknownCommandError,
 )
 
-from ..errors import ConfigError
 from ._kernel_timeouts import KERNEL_TIMEOUTS
+from ._memcached_addresses import node_name, server_address
 from ._memcached_clients import (
     REFUSED,
     BytesSerde,
     KernelTimeoutSockets,
+    PooledClient,
     ServerRefused,
+    Slots,
     timeouts,
 )
 
@@ -55,8 +53,9 @@ __all__ = [
     "PoolExhausted",
     "Server",
     "ServerDown",
-    "server_specs",
 ]
+
+logger = logging.getLogger("wsgisession.stores.memcached")
 
 #: How long a server that failed to answer counts as down for new sessions.
 DOWN_FOR = 5.0  # seconds
@@ -70,8 +69,6 @@ MAX_CONNECTIONS = 100
 #: Seconds a command waits for one of them before ``StoreUnavailable`` (as
 #: long as the Redis store's pool waits).
 POOL_WAIT = 10.0
-# A host name, an IPv4 address, or an IPv6 address (brackets already removed).
-_HOST = re.compile(r"[A-Za-z0-9._-]+|[0-9A-Fa-f:.]+(%[A-Za-z0-9._-]+)?")
 # What a pooled connection that the server closed meanwhile raises.
 _STALE = (MemcacheUnexpectedCloseError, ConnectionResetError, BrokenPipeError)
 
@@ -91,23 +88,12 @@ class Server:
 
     def __init__(self, spec: str, connect_timeout: float, timeout: float) -> None:
         self.spec = spec
-        try:
-            self.address = normalize_server_spec(spec)
-        except ValueError as exc:
-            raise ConfigError(f"invalid memcached server {spec!r}: {exc}") from exc
-        if isinstance(self.address, tuple) and not (
-            _HOST.fullmatch(self.address[0]) and 0 < self.address[1] < 65536
-        ):
-            raise ConfigError(
-                f"invalid memcached server {spec!r}: expected host:port, "
-                "[ipv6]:port or unix:/path"
-            )
-
+        self.address = server_address(spec)
         self.timeout = timeout
         kernel = KernelTimeoutSockets(timeout) if KERNEL_TIMEOUTS else None
 
         def create() -> Any:
-            return Client(
+            return PooledClient(
                 self.address,
                 serde=BytesSerde(),
                 connect_timeout=connect_timeout,
@@ -121,12 +107,13 @@ class Server:
         #: sessions; 0.0 once it has answered since (see :meth:`run`).
         self._down_until = 0.0
         self._asking = threading.Lock()  # held by the request that asks it
+        self._asked_at = 0.0  # when it was last taken (time.monotonic())
+        self._connect_timeout = connect_timeout
         # Idle clients; deque's pop and append are atomic, so no lock is
         # needed. Clients connect on first use and after an error closed them.
         self._free: deque[Any] = deque()
-        self._made = 0  # clients made, in use or idle: MAX_CONNECTIONS at most
+        self._slots = Slots()  # clients made, in use or idle: MAX_CONNECTIONS at most
         self._waiting = 0  # commands waiting for one of them to come back
-        self._returned = threading.Condition(threading.Lock())
         self._pid = os.getpid()
         #: Counts close() calls: a client taken before one is closed as it
         #: comes back, rather than kept after close() said all were closed.
@@ -151,8 +138,7 @@ class Server:
         """
         inherited, self._free = self._free, deque()
         self._asking = threading.Lock()  # a parent's thread may have held it
-        self._made, self._waiting = 0, 0  # the parent's threads are not here
-        self._returned = threading.Condition(threading.Lock())
+        self._slots, self._waiting = Slots(), 0  # the parent's threads are not here
         self._pid = os.getpid()
         while True:
             try:
@@ -164,10 +150,15 @@ class Server:
     @property
     def node(self) -> str:
         """The name pymemcache's HashClient hashes this server under."""
-        if isinstance(self.address, tuple):
-            host, port = self.address
-            return f"{host}:{port}"
-        return str(self.address)
+        return node_name(self.address)
+
+    @property
+    def _longest_ask(self) -> float:
+        """Seconds a request asking the server holds the asking lock at
+        most: a wait for a connection, then up to three connections made
+        and answers awaited (``update``'s ``gets`` and ``cas``, one of them
+        once more on a new connection)."""
+        return POOL_WAIT + 3 * (self._connect_timeout + self.timeout)
 
     @property
     def down(self) -> bool:
@@ -187,19 +178,46 @@ class Server:
         """
         if not self._down_until:  # the usual case: it answered last time
             return self._run(command, name, *args)
-        self._idle()  # a forked child's lock is its own
-        if self._asking.acquire(timeout=ASKER_WAIT):
+        asking = self._may_ask()
+        if asking is not None:
             try:
-                if self._down_until:  # not answered since: this command asks
-                    return self._run(command, name, *args)
+                return self._run(command, name, *args)
             finally:
-                self._asking.release()
-        elif self._down_until:
-            raise ServerDown(
-                f"it failed lately and another request is waiting for its "
-                f"answer (at most {self.timeout} s)"
-            )
+                asking.release()
         return self._run(command, name, *args)  # it answered meanwhile
+
+    def _may_ask(self) -> threading.Lock | None:
+        """For a server that failed lately: the asking lock if this caller
+        is now the one that asks it (to release when done), None if the
+        server answered meanwhile. :class:`ServerDown` if another caller
+        is asking and has had no answer within :data:`ASKER_WAIT`.
+
+        A lock held longer than any asker holds one was kept by an
+        asynchronous exception between its acquire and its ``try``: this
+        caller replaces it, else no command would reach the server again.
+        """
+        self._idle()  # a forked child's lock is its own
+        asking = self._asking
+        if asking.acquire(timeout=ASKER_WAIT):
+            self._asked_at = time.monotonic()
+            if self._down_until:  # not answered since: this caller asks
+                return asking
+            asking.release()
+        elif self._down_until:
+            if time.monotonic() - self._asked_at <= self._longest_ask:
+                raise ServerDown(
+                    f"it failed lately and another request is waiting for its "
+                    f"answer (at most {self.timeout} s)"
+                )
+            logger.warning(
+                "%r: a request's turn to ask it lasted past %.1f s: taken over "
+                "(an interrupt as it began may have left it held)",
+                self,
+                self._longest_ask,
+            )
+            self._asking = threading.Lock()
+            return self._may_ask()
+        return None
 
     def _run(self, command: str, name: str, *args: Any) -> Any:
         """:meth:`run`, with no regard for an earlier failure."""
@@ -220,13 +238,16 @@ class Server:
                 client.close()
                 reused = False
                 result = getattr(client, command)(name, *args)
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - raised again below
             client.close()
             self._give_back(client, generation)
             failure = self._failure(exc, reused)
-            if failure is exc:
-                raise
-            raise failure from exc
+            try:
+                if failure is exc:
+                    raise
+                raise failure from exc
+            finally:  # else a cycle (it, its traceback, this frame) kept
+                del failure  # the client until a garbage collection
         if generation != self._generation:  # close() ran meanwhile: closed
             client.close()
         free.append(client)
@@ -241,7 +262,21 @@ class Server:
         connection, taken once: ``update``'s ``gets`` and ``cas``, which,
         each waiting its turn for a connection, lost the compare-and-swap
         race to other requests again and again under :data:`MAX_CONNECTIONS`.
+        A server that failed lately is asked as :meth:`run` asks it, once on
+        entry: one request at a time, the others raise :class:`ServerDown`.
         """
+        if not self._down_until:  # the usual case: it answered last time
+            yield from self._hold()
+        elif (asking := self._may_ask()) is not None:  # as run() asks
+            try:
+                yield from self._hold()
+            finally:
+                asking.release()
+        else:  # it answered meanwhile
+            yield from self._hold()
+
+    def _hold(self) -> Iterator[Callable[..., Any]]:
+        """:meth:`held`, with no regard for an earlier failure."""
         free, generation = self._idle(), self._generation
         try:
             client = free.pop()
@@ -266,12 +301,15 @@ class Server:
                 client.close()
                 reused = False
                 result = getattr(client, command)(name, *args)
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - raised again below
             client.close()
             failure = self._failure(exc, reused)
-            if failure is exc:
-                raise
-            raise failure from exc
+            try:
+                if failure is exc:
+                    raise
+                raise failure from exc
+            finally:
+                del failure  # no cycle through this frame (see _run)
         self._down_until = 0.0
         return result
 
@@ -290,9 +328,16 @@ class Server:
 
     def _take_new(self) -> Any:
         """A new client while fewer than :data:`MAX_CONNECTIONS` are made,
-        else the first to come back within :data:`POOL_WAIT` seconds."""
+        else the first to come back within :data:`POOL_WAIT` seconds.
+
+        A client is counted only once made, and in the same step as it is
+        told where it is counted: an interrupt while it is made costs no
+        slot, one after it is made drops it, which frees its slot (see
+        :class:`PooledClient`).
+        """
         deadline = time.monotonic() + POOL_WAIT
-        with self._returned:
+        slots = self._slots
+        with slots.lock:
             self._waiting += 1
             try:
                 while True:
@@ -300,16 +345,17 @@ class Server:
                         return self._free.pop()
                     except IndexError:
                         pass
-                    if self._made < MAX_CONNECTIONS:
-                        self._made += 1
-                        return self._create()
+                    if slots.made < MAX_CONNECTIONS:
+                        client = self._create()
+                        slots.count_one(client)
+                        return client
                     left = deadline - time.monotonic()
                     if left <= 0:
                         raise PoolExhausted(
                             f"all {MAX_CONNECTIONS} connections of this process "
                             f"stayed in use for {POOL_WAIT} s"
                         )
-                    self._returned.wait(left)
+                    slots.returned.wait(left)
             finally:
                 self._waiting -= 1
 
@@ -324,8 +370,9 @@ class Server:
 
     def _wake(self) -> None:
         """Wake one command waiting for a connection to come back."""
-        with self._returned:
-            self._returned.notify()
+        slots = self._slots
+        with slots.lock:
+            slots.returned.notify()
 
     def close(self) -> None:
         """Close every idle connection, and those in use as their commands
@@ -342,21 +389,9 @@ class Server:
             closed.append(client)
         free.extend(closed)  # closed clients: they reconnect when used
         if self._waiting:
-            with self._returned:
-                self._returned.notify_all()
+            slots = self._slots
+            with slots.lock:
+                slots.returned.notify_all()
 
     def __repr__(self) -> str:
         return f"<memcached server {self.spec}>"
-
-
-def server_specs(servers: str | Sequence[str]) -> list[str]:
-    """The server list of ``servers`` (a list or one whitespace-separated string)."""
-    specs = servers.split() if isinstance(servers, str) else list(servers)
-    if not specs:
-        raise ConfigError("MemcachedStore needs at least one server")
-    for spec in specs:
-        if not isinstance(spec, str) or not spec.strip():
-            raise ConfigError(f"invalid memcached server {spec!r}")
-    if len(set(specs)) != len(specs):
-        raise ConfigError(f"memcached servers listed twice: {specs!r}")
-    return specs

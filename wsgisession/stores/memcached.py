@@ -33,7 +33,8 @@ try:
     )
     from pymemcache.exceptions import MemcacheError  # type: ignore[import-untyped]
 
-    from ._memcached_servers import Server, server_specs
+    from ._memcached_addresses import server_specs
+    from ._memcached_servers import Server
 except ImportError as exc:  # pragma: no cover - depends on the environment
     # Raised on construction: the module still imports, so that the ini
     # schema, the CLI and the docs know this store without the extra.
