@@ -338,9 +338,9 @@ os._exit(0)
 
 
 def run_crowd(
-    server: servers.ServerProcess, mode: str, *, stall: bool = True
+    server: servers.ServerProcess, mode: str, library: str, *, stall: bool = True
 ) -> list[str]:
-    """Run the crowd script (under gevent), with ``server`` stalled for a
+    """Run the crowd script under ``library``'s monkey-patching, with ``server`` stalled for a
     second as the crowd starts if ``stall``, so that every request's command
     waits for it at once, however fast the server answers; what it prints:
     failures, peak descriptors, merges lost, and the failures' kinds with
@@ -348,7 +348,7 @@ def run_crowd(
     script = MEMCACHED_CROWD_SCRIPT.replace("sys.argv[1]", repr(server.address))
     script = script.replace("sys.argv[2]", repr(mode))
     source = textwrap.dedent(script).format(
-        patch=PATCH["gevent"], timeout=SCRIPT_TIMEOUT
+        patch=PATCH[library], timeout=SCRIPT_TIMEOUT
     )
     with subprocess.Popen(
         [sys.executable, "-W", "ignore", "-c", source],
@@ -389,8 +389,9 @@ def memcached_of_256(tmp_path: Path) -> Iterator[servers.ServerProcess]:
     server.stop(crash=True)
 
 
+@pytest.mark.parametrize("library", LIBRARIES)
 def test_memcached_serves_a_crowd_of_greenlets_under_its_connection_limit(
-    memcached_of_256: servers.ServerProcess,
+    memcached_of_256: servers.ServerProcess, library: str
 ) -> None:
     """A gevent worker's 1,000 requests under way at once, each of a session
     of its own: a green socket yields as it waits for memcached, so each
@@ -398,15 +399,16 @@ def test_memcached_serves_a_crowd_of_greenlets_under_its_connection_limit(
     with ``-c 256``, refused those past it: 643-768 requests failed with the
     server stalled a second as they started. The store opens 100 per server
     at most; the others wait for one."""
-    failures, peak, lost, kinds = run_crowd(memcached_of_256, "own-sessions")
+    failures, peak, lost, kinds = run_crowd(memcached_of_256, "own-sessions", library)
     assert int(failures) == 0, kinds
     assert int(lost) == 0
     assert int(peak) < 150  # descriptors of the whole process, the pool's included
 
 
+@pytest.mark.parametrize("library", LIBRARIES)
 @pytest.mark.parametrize("stall", [False, True], ids=["answering", "stalled"])
 def test_memcached_merges_a_crowd_of_greenlets_writing_one_session(
-    memcached_of_256: servers.ServerProcess, stall: bool
+    memcached_of_256: servers.ServerProcess, stall: bool, library: str
 ) -> None:
     """1,000 requests under way at once, each reading one session and
     adding a key to it (no lock): every request that succeeded has its key
@@ -420,7 +422,7 @@ def test_memcached_merges_a_crowd_of_greenlets_writing_one_session(
     now reads and writes on one connection, after this process's earlier
     writers of the session."""
     failures, _peak, lost, kinds = run_crowd(
-        memcached_of_256, "one-session", stall=stall
+        memcached_of_256, "one-session", library, stall=stall
     )
     assert int(lost) == 0
     assert int(failures) == 0, kinds

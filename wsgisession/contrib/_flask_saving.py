@@ -11,7 +11,7 @@ from ..session import Session
 
 __all__ = ["drop_if_emptied", "refresh_if_permanent"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("wsgisession.contrib.flask")  # the module users know it by
 
 
 def drop_if_emptied(session: Session) -> None:
