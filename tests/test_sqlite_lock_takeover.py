@@ -31,6 +31,7 @@ from wsgisession.stores._keptlocks import TOKENS_KEPT, UNRELEASED_KEPT, KeptToke
 BUSY_TIMEOUT = 0.05  # SQLite's own wait for the write lock, per statement
 LOCK_TIMEOUT = 0.1  # the lock's wait: its release gives up after about this
 TTL = 60.0
+LATER = float("inf")  # a lock's end that never comes
 
 
 @contextmanager
@@ -217,9 +218,9 @@ def test_a_forked_child_does_not_take_over_its_parents_locks(tmp_path: Path) -> 
 
 def test_the_tokens_kept_per_lock_are_the_last_few() -> None:
     """A session whose lock keeps failing does not grow the process."""
-    kept = KeptTokens()
+    kept = KeptTokens[str]()
     for number in range(TOKENS_KEPT * 3):
-        kept.keep("lock", f"token{number}")
+        kept.keep("lock", f"token{number}", LATER)
     expected = tuple(f"token{n}" for n in range(TOKENS_KEPT * 2, TOKENS_KEPT * 3))
     assert kept.of("lock") == expected
     kept.forget("lock", expected[:2])
@@ -230,12 +231,12 @@ def test_the_tokens_kept_per_lock_are_the_last_few() -> None:
 
 
 def test_the_locks_kept_are_bounded() -> None:
-    kept = KeptTokens()
+    kept = KeptTokens[str]()
     for number in range(UNRELEASED_KEPT + 10):
-        kept.keep(f"lock{number}", "token")
+        kept.keep(f"lock{number}", "token", LATER)
     assert len(kept) == UNRELEASED_KEPT
     assert kept.of(f"lock{UNRELEASED_KEPT}") == ()  # full: not kept
-    kept.keep("lock0", "later")  # a lock already kept still gets its token
+    kept.keep("lock0", "later", LATER)  # a lock already kept still gets its token
     assert kept.of("lock0") == ("token", "later")
 
 
@@ -246,5 +247,52 @@ def test_a_store_keeps_nothing_when_its_releases_succeed(tmp_path: Path) -> None
             with store.lock(generate_key(), LOCK_TIMEOUT, TTL):
                 pass
         assert len(store._unreleased) == 0
+    finally:
+        store.close()
+
+
+def test_a_kept_token_goes_when_its_lock_expires(frozen_clock: FakeClock) -> None:
+    """Past its lock's own end a token is worth nothing: anybody takes the
+    lock over then. Kept, the tokens of sessions that never came back
+    stayed for the life of the process."""
+    kept = KeptTokens[str]()
+    kept.keep("lock", "token", frozen_clock.now + TTL)
+    assert kept.of("lock") == ("token",)
+    frozen_clock.advance(TTL)
+    assert kept.of("lock") == ()
+    assert "lock" not in kept
+
+
+def test_expired_locks_make_room_in_a_full_table(frozen_clock: FakeClock) -> None:
+    """A process whose releases failed now and then over the days filled
+    the table with the tokens of long-expired locks, then kept no more: a
+    failed release locked its session for ``lock_ttl`` from then on."""
+    kept = KeptTokens[str]()
+    for number in range(UNRELEASED_KEPT):
+        kept.keep(f"old{number}", "token", frozen_clock.now + TTL)
+    frozen_clock.advance(TTL + 1)
+    kept.keep("new", "token", frozen_clock.now + TTL)
+    assert kept.of("new") == ("token",)
+    assert len(kept) == 1  # the expired ones went
+
+
+@pytest.mark.slow
+def test_a_full_table_of_expired_locks_still_keeps_a_new_one(
+    tmp_path: Path, frozen_clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same through a store, the table made small: the second failed
+    release, after the first lock's ttl, is taken over at once (LockTimeout
+    before: the table was full of the first, expired lock)."""
+    import wsgisession.stores._keptlocks as keptlocks
+
+    monkeypatch.setattr(keptlocks, "UNRELEASED_KEPT", 1)
+    store = sqlite_store(tmp_path / "sessions.sqlite3")
+    first, second = generate_key(), generate_key()
+    try:
+        release_failing(store, first)
+        frozen_clock.advance(TTL + 1)  # the first lock's row has expired
+        release_failing(store, second)
+        assert lock_rows(tmp_path / "sessions.sqlite3") == 2
+        assert taking_time(store, second) < 0.25
     finally:
         store.close()

@@ -10,6 +10,7 @@ from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LockTimeout, StoreUnavailable
+from ._keptlocks import KeptTokens
 from ._memcached_items import CLOCK_MARGIN, memcached_expire
 from ._shared import LOCK_SUFFIX, pack, poll_lock, unpack
 from .base import now
@@ -18,12 +19,6 @@ if TYPE_CHECKING:
     from ..logthrottle import ThrottledWarning
 
 __all__ = ["MemcachedLock"]
-
-#: Locks whose release failed kept for their next taker (see ``_take_lock``).
-_UNRELEASED_KEPT = 10_000
-#: Tokens kept per lock: the lock's, and those of the takings that failed
-#: after it while its server stalled (one of them may be the lock's).
-_TOKENS_KEPT = 8
 
 
 class MemcachedLock:
@@ -36,7 +31,7 @@ class MemcachedLock:
             self, record: str, command: str, name: str, *args: Any
         ) -> Any: ...
 
-        _unreleased: dict[str, tuple[bytes, ...]]
+        _unreleased: KeptTokens[bytes]
         _warn_unreleased: ThrottledWarning
 
     @contextmanager
@@ -59,7 +54,7 @@ class MemcachedLock:
             # stalled server runs it when it wakes): released at the next
             # taking, not now, when the server would keep this request waiting
             # for another timeout.
-            self._keep_unreleased(name, token)
+            self._unreleased.keep(name, token, now() + ttl)
             raise
         except BaseException:
             # Cut short by an interrupt (a timeout around the request, a
@@ -71,7 +66,7 @@ class MemcachedLock:
             yield
         finally:
             try:
-                self._unlock(record, name, token)
+                self._unlock(record, name, token, ttl)
             except BaseException:
                 # Cut short by an interrupt (a timeout around the request, a
                 # signal): once more, or the item would lock the session for ttl.
@@ -86,7 +81,7 @@ class MemcachedLock:
         if expire is None:  # a ttl too short to move the clock
             expire = CLOCK_MARGIN
         if self._call_beside(record, "add", name, value, expire):
-            self._unreleased.pop(name, None)
+            self._unreleased.drop(name)
             return True
         held, cas = self._call_beside(record, "gets", name)
         if held is None:  # released meanwhile: the next poll adds it
@@ -96,33 +91,27 @@ class MemcachedLock:
             return True  # ours: an add run again after its reply was lost
         # One this store could not release (its server stalled, or the reply
         # was lost) would lock the session for ttl: taken over.
-        left = self._unreleased.get(name, ())
+        left = self._unreleased.of(name)
         if holder is not None and holder[1] > now() and holder[0] not in left:
-            self._unreleased.pop(name, None)  # a live holder's: none of ours
+            self._unreleased.drop(name)  # a live holder's: none of ours
             return False
         # The holder's time is up (or the item is not ours): take it over.
         if not self._call_beside(record, "cas", name, value, cas, expire):
             return False
-        self._unreleased.pop(name, None)
+        self._unreleased.drop(name)
         return True
 
-    def _unlock(self, record: str, name: str, token: bytes) -> None:
+    def _unlock(self, record: str, name: str, token: bytes, ttl: float) -> None:
         """Remove the lock item if it is still ours; failures are only logged
         (they must not mask the request's error), and the lock is released
-        at this store's next taking of it."""
+        at this store's next taking of it, until it expires by itself.
+        Tokens of the takings that failed after it while its server stalled
+        are kept beside it: one of them may be the lock's."""
         try:
             self._release(record, name, token)
         except StoreUnavailable:
             self._warn_unreleased("%r: could not release the lock %s", self, name)
-            self._keep_unreleased(name, token)
-
-    def _keep_unreleased(self, name: str, token: bytes) -> None:
-        """Remember ``token`` as a lock ``name`` this store may still hold,
-        beside the last few kept for it: a taking that failed while an
-        earlier lock of the session was still unreleased is not that lock."""
-        kept = self._unreleased.get(name)
-        if kept is not None or len(self._unreleased) < _UNRELEASED_KEPT:
-            self._unreleased[name] = (*(kept or ()), token)[-_TOKENS_KEPT:]
+            self._unreleased.keep(name, token, now() + ttl)
 
     def _release(self, record: str, name: str, token: bytes) -> None:
         held, cas = self._call_beside(record, "gets", name)

@@ -45,7 +45,7 @@ class SQLiteLocks:
     """The request lock methods of :class:`~.sqlite.SQLiteStore` (a mixin)."""
 
     if TYPE_CHECKING:  # provided by SQLiteStore
-        _unreleased: KeptTokens
+        _unreleased: KeptTokens[str]
 
         def _write(self, action: str, sql: str, params: tuple[object, ...]) -> int: ...
 
@@ -64,9 +64,9 @@ class SQLiteLocks:
         def release() -> None:
             if not release_lock(drop, timeout):  # the row expires anyway
                 logger.warning("%r: could not release a session lock", self)
-                self._unreleased.keep(name, token)
+                self._unreleased.keep(name, token, now() + ttl)
 
-        undo = self._dropping_or_keeping(name, drop, token)
+        undo = self._dropping_or_keeping(name, drop, token, ttl)
         undone_if_cut_short(lambda: poll_lock(unless_sqlite_busy(take), timeout), undo)
         try:
             yield
@@ -78,7 +78,7 @@ class SQLiteLocks:
                 raise
 
     def _dropping_or_keeping(
-        self, name: str, drop: Callable[[], None], token: str
+        self, name: str, drop: Callable[[], None], token: str, ttl: float
     ) -> Callable[[], None]:
         """``drop``, for an interrupted taking or release; the token is kept
         if it fails (the row may be there, and would hold the session)."""
@@ -87,7 +87,7 @@ class SQLiteLocks:
             try:
                 drop()
             except StoreUnavailable:
-                self._unreleased.keep(name, token)
+                self._unreleased.keep(name, token, now() + ttl)
                 raise
 
         return undo

@@ -52,7 +52,7 @@ class SQLLocks:
     if TYPE_CHECKING:  # provided by SQLStore
         _sql: dict[str, Compiled]
         _runner: Runner
-        _unreleased: KeptTokens
+        _unreleased: KeptTokens[str]
         _reruns: int
 
         def _run(self, action: str, work: Callable[..., T], *args: Any) -> T: ...
@@ -76,7 +76,7 @@ class SQLLocks:
         def release() -> None:
             if not release_lock(drop, timeout):  # the row expires anyway
                 logger.warning("%r: could not release a session lock", self)
-                self._unreleased.keep(name, token)
+                self._unreleased.keep(name, token, now() + ttl)
 
         reruns = self._reruns
         try:
@@ -85,7 +85,7 @@ class SQLLocks:
             )
         except StoreUnavailable:
             if self._reruns != reruns:  # a connection dropped: its INSERT may
-                self._unreleased.keep(name, token)  # have committed all the same
+                self._unreleased.keep(name, token, now() + ttl)  # committed anyway
             raise
         try:
             yield

@@ -45,6 +45,7 @@ else:
 from .. import _coerce as c
 from ..errors import StoreUnavailable
 from ..logthrottle import ThrottledWarning
+from ._keptlocks import KeptTokens
 from ._memcached_items import (
     CLOCK_MARGIN,
     check_key_prefix,
@@ -121,7 +122,7 @@ class MemcachedStore(MemcachedLock, MemcachedUserSessions, Store):
         self._key_prefix = key_prefix
         self._warn_damaged = ThrottledWarning(logger)  # a client resends its cookie
         self._warn_unreleased = ThrottledWarning(logger)  # each request of a stall
-        self._unreleased: dict[str, tuple[bytes, ...]] = {}  # see _take_lock
+        self._unreleased = KeptTokens[bytes]()  # see _memcached_lock
         self._servers = [Server(spec, connect, io) for spec in self._specs]
         self._by_node = {server.node: server for server in self._servers}
         self._single = self._servers[0] if len(self._servers) == 1 else None

@@ -50,6 +50,7 @@ from .. import _coerce as c
 from ..errors import ConfigError, LockTimeout, StoreUnavailable
 from ..logthrottle import ThrottledWarning
 from ..redaction import redact_url
+from ._keptlocks import KeptTokens
 from ._redis_names import record_ttl_ms, slot_mate, ttl_ms
 from ._redis_scripts import COMPARE_AND_SET, RELEASE, Lua
 from ._redis_sweep import IndexSweep
@@ -82,8 +83,6 @@ logger = logging.getLogger(__name__)
 
 #: How many conflicting writes ``update`` tolerates before giving up.
 MAX_ATTEMPTS = 50
-#: Locks whose release failed kept for their next taker (see ``_take_lock``).
-_UNRELEASED_KEPT = 10_000
 
 
 class RedisStore(Store):
@@ -141,7 +140,7 @@ class RedisStore(Store):
         self._connect: Callable[[], Any] | None = None
         self._owns_client = url is not None
         self._connecting: dict[int, threading.Lock] = {}  # see per_process()
-        self._unreleased: dict[str, str] = {}  # lock name: token (see _take_lock)
+        self._unreleased = KeptTokens[str]()  # locks left behind: _take_lock
         if url is not None:
             self._where = redact_url(url) if isinstance(url, str) else "?"
             made = client_from_url(url, timeout)
@@ -324,8 +323,7 @@ class RedisStore(Store):
                 self._script(RELEASE, name, token)
             except StoreUnavailable:  # the key expires anyway; keep the real error
                 logger.warning("%r: could not release the lock %s", self, name)
-                if len(self._unreleased) < _UNRELEASED_KEPT:
-                    self._unreleased[name] = token
+                self._unreleased.keep(name, token, now() + ttl)
             except BaseException:
                 # Cut short by an interrupt (a timeout around the request, a
                 # signal): once more, or the key would lock the session for ttl.
@@ -339,11 +337,12 @@ class RedisStore(Store):
         released by its token first: it would lock the session for lock_ttl."""
         if self._call("set", name, token, nx=True, px=px):
             return True
-        left = self._unreleased.get(name)
-        if left is None:
+        left = self._unreleased.of(name)
+        if not left:
             return False
-        self._script(RELEASE, name, left)  # failing: kept for the next taking
-        self._unreleased.pop(name, None)
+        for token_left in left:  # failing: kept for the next taking
+            self._script(RELEASE, name, token_left)
+        self._unreleased.drop(name)
         return bool(self._call("set", name, token, nx=True, px=px))
 
     def close(self) -> None:

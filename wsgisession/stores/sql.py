@@ -119,7 +119,7 @@ class SQLStore(SQLLocks, SQLCleanup, SQLUserSessions, Store):
         self._sql: dict[str, Compiled] = {}
         self._max_packet: int | None = None  # MySQL's max_allowed_packet
         self._setup_locks: dict[int, threading.Lock] = {}  # see per_process()
-        self._unreleased = KeptTokens()  # request locks left behind: _sqllocks
+        self._unreleased = KeptTokens[str]()  # request locks left behind: _sqllocks
         self._reruns = 0  # statements run again after a dropped connection
 
     # -- the store protocol -------------------------------------------------

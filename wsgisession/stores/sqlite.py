@@ -156,7 +156,7 @@ class SQLiteStore(SQLiteLocks, Store):
         # The key sweep_expired() goes on after; each process draws its own
         # start, so that short-lived or forked workers cover the whole table.
         self._swept_to, self._sweep_pid = "", -1
-        self._unreleased = KeptTokens()  # request locks left behind: _sqlitelocks
+        self._unreleased = KeptTokens[str]()  # request locks left behind: _sqlitelocks
         self._connections = Connections(
             self.path,
             self.busy_timeout,
