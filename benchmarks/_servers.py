@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Self
@@ -18,6 +19,9 @@ _HELPER = Path(__file__).resolve().parent.parent / "tests" / "servers.py"
 
 
 def _helper() -> ModuleType:
+    """tests/servers.py, which imports its sibling ``listening_ports``."""
+    if str(_HELPER.parent) not in sys.path:
+        sys.path.append(str(_HELPER.parent))
     spec = importlib.util.spec_from_file_location("_wsgisession_test_servers", _HELPER)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {_HELPER}")

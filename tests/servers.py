@@ -1,18 +1,16 @@
 """Throwaway memcached, redis-server, PostgreSQL and MariaDB processes on loopback.
 
-Each :class:`ServerProcess` owns exactly one child process: ``stop()`` and
-teardown signal that PID only. ``start()`` after ``stop()`` brings the
-server back on the same port, which the outage tests rely on.
+Each is a :class:`ServerProcess` (``server_process.py``): one child process,
+signalled by its PID only, on a port another process cannot pass off as
+its own; a restart keeps the port.
 """
 
 from __future__ import annotations
 
 import os
 import pwd
-import random
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -20,10 +18,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from listening_ports import free_port
+from server_process import (
+    START_TIMEOUT,
+    STOP_TIMEOUT,
+    ListenArguments,
+    PortTaken,
+    ServerProcess,
+)
+
 __all__ = [
     "DatabaseServer",
     "MemcachedPool",
     "MissingBinary",
+    "PortTaken",
     "RedisCluster",
     "ServerProcess",
     "free_port",
@@ -35,50 +43,9 @@ __all__ = [
     "redis_server",
 ]
 
-START_TIMEOUT = 10.0  # seconds for a server to accept connections
-STOP_TIMEOUT = 5.0  # seconds between SIGTERM and SIGKILL
-
 
 class MissingBinary(RuntimeError):
     """The server's executable is not installed."""
-
-
-#: Every port free_port() has handed out: servers made together (a
-#: cluster's nodes) are started only after all their ports are picked, and
-#: the system may offer a port again as soon as its probe socket closes.
-_handed_out: set[int] = set()
-
-
-def free_port() -> int:
-    """A loopback TCP port nobody listens on right now, never one handed out
-    before, and outside the range the system picks outgoing connections'
-    ports from: such a connection could take the port between this probe
-    and the server's bind."""
-    below = _outgoing_ports_start()
-    while True:
-        port = _PORTS.randrange(_LOWEST_PORT, below) if below > _LOWEST_PORT else 0
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:  # in use, or lingering after a close
-                continue
-            port = sock.getsockname()[1]
-        if port not in _handed_out:
-            _handed_out.add(port)
-            return port
-
-
-_LOWEST_PORT = 10000
-_PORTS = random.Random()
-
-
-def _outgoing_ports_start() -> int:
-    """The first port of the system's range for outgoing connections."""
-    try:
-        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
-        return int(text.split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768  # Linux's default
 
 
 def _find(binary: str) -> str:
@@ -91,116 +58,15 @@ def _find(binary: str) -> str:
     return path
 
 
-class ServerProcess:
-    """A server listening on ``127.0.0.1:port`` with its output in ``log_path``."""
-
-    def __init__(self, name: str, argv: list[str], port: int, workdir: Path) -> None:
-        self.name = name
-        self.argv = argv
-        self.host = "127.0.0.1"
-        self.port = port
-        self.workdir = workdir
-        self.log_path = workdir / f"{name}-{port}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def address(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return f"redis://{self.host}:{self.port}/0"
-
-    def start(self) -> None:
-        """Start the server (again) and wait until it accepts connections."""
-        if self.proc is not None and self.proc.poll() is None:
-            return
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                self.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.workdir,
-            )
-        self._wait_until_ready()
-
-    def _wait_until_ready(self) -> None:
-        assert self.proc is not None
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"{self.name} exited with {self.proc.returncode}: "
-                    f"{self.log_path.read_text(errors='replace')[-2000:]}"
-                )
-            try:
-                with socket.create_connection((self.host, self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.005)
-        self.stop()
-        raise RuntimeError(f"{self.name} did not listen on {self.address} in time")
-
-    def pause(self) -> None:
-        """Stall the server (SIGSTOP) and wait until the kernel has stopped
-        every thread of it: ``kill()`` returns once the signal is queued, and
-        until one of its threads takes it, the others still answer clients."""
-        assert self.proc is not None, f"{self} is not running"
-        self.proc.send_signal(signal.SIGSTOP)
-        deadline = time.monotonic() + START_TIMEOUT
-        while not _all_threads_stopped(self.proc.pid):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{self} did not stop in time")
-            time.sleep(0.001)
-
-    def resume(self) -> None:
-        """Let a server :meth:`pause` stalled go on (SIGCONT)."""
-        assert self.proc is not None, f"{self} is not running"
-        self.proc.send_signal(signal.SIGCONT)
-
-    def stop(self, *, crash: bool = False) -> None:
-        """Stop this server's process (SIGTERM, then SIGKILL) and reap it.
-
-        ``crash=True`` sends SIGKILL at once: a crash, and no wait for
-        memcached's graceful exit (up to a second).
-        """
-        proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        if crash:
-            proc.kill()
-        else:
-            proc.terminate()
-        try:
-            proc.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=STOP_TIMEOUT)
-
-    def __repr__(self) -> str:
-        return f"<{self.name} at {self.address}>"
-
-
-def _all_threads_stopped(pid: int) -> bool:
-    """Whether every thread of process ``pid`` is in the stopped state."""
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            stat = (task / "stat").read_text()
-        except OSError:  # the thread ended since the listing
-            continue
-        if stat.rpartition(")")[2].split()[0] not in ("T", "t"):
-            return False
-    return True
-
-
 def memcached(workdir: Path) -> ServerProcess:
     """A memcached (TCP only, UDP off) on a free port, not yet started."""
     port = free_port()
-    argv = [_find("memcached"), "-l", "127.0.0.1", "-p", str(port), "-U", "0"]
+    argv = [_find("memcached"), "-l", "127.0.0.1", "-U", "0"]
     if os.geteuid() == 0:  # memcached refuses to run as root without -u
         argv += ["-u", "nobody"]
-    return ServerProcess("memcached", argv, port, workdir)
+    return ServerProcess(
+        "memcached", argv, port, workdir, listen_arguments=lambda p: ["-p", str(p)]
+    )
 
 
 def redis_server(workdir: Path) -> ServerProcess:
@@ -210,8 +76,6 @@ def redis_server(workdir: Path) -> ServerProcess:
         _find("redis-server"),
         "--bind",
         "127.0.0.1",
-        "--port",
-        str(port),
         "--save",
         "",
         "--appendonly",
@@ -219,7 +83,13 @@ def redis_server(workdir: Path) -> ServerProcess:
         "--dir",
         str(workdir),
     ]
-    return ServerProcess("redis-server", argv, port, workdir)
+    return ServerProcess(
+        "redis-server",
+        argv,
+        port,
+        workdir,
+        listen_arguments=lambda p: ["--port", str(p)],
+    )
 
 
 # -- SQL databases ---------------------------------------------------------------
@@ -274,7 +144,9 @@ def _as_user(user: str, argv: list[str]) -> list[str]:
 
 class DatabaseServer(ServerProcess):
     """A database server whose data lives in ``datadir``; ``url`` is its
-    SQLAlchemy URL (with the test user's password), ``remove()`` deletes it.
+    SQLAlchemy URL (with the test user's password): ``url_template`` with
+    its port, wherever it started, in place of ``{port}``. ``remove()``
+    deletes it.
 
     ``stop()`` sends ``signals[0]`` (a shutdown that closes client
     connections), ``stop(crash=True)`` ``signals[1]``; either way the
@@ -290,17 +162,19 @@ class DatabaseServer(ServerProcess):
         workdir: Path,
         datadir: Path,
         signals: tuple[int, int] = (signal.SIGTERM, signal.SIGKILL),
+        *,
+        listen_arguments: ListenArguments,
     ) -> None:
-        super().__init__(name, argv, port, workdir)
+        super().__init__(name, argv, port, workdir, listen_arguments=listen_arguments)
         self.datadir = datadir
         self.signals = signals
-        self.sqlalchemy_url = ""
+        self.url_template = ""
         #: Logs in once; raises while the server does not accept logins yet.
         self.probe: Callable[[], None] = lambda: None
 
     @property
     def url(self) -> str:
-        return self.sqlalchemy_url
+        return self.url_template.replace("{port}", str(self.port))
 
     def _wait_until_ready(self) -> None:
         """Listening is not enough: PostgreSQL refuses logins while it starts."""
@@ -352,19 +226,24 @@ def postgresql(workdir: Path) -> DatabaseServer:
         _as_user("postgres", argv), check=True, capture_output=True, cwd=root
     )
     password_file.unlink()
-    port = free_port()
-    argv = [postgres, "-D", str(datadir), "-k", str(root), "-p", str(port)]
+    argv = [postgres, "-D", str(datadir), "-k", str(root)]
     argv += ["-h", "127.0.0.1", "-c", "fsync=off", "-c", "max_connections=200"]
     # SIGINT: fast shutdown (SIGTERM would wait for pooled clients to leave);
     # SIGQUIT: immediate shutdown, backends included.
     signals = (signal.SIGINT, signal.SIGQUIT)
     server = DatabaseServer(
-        "postgres", _as_user("postgres", argv), port, workdir, root, signals
+        "postgres",
+        _as_user("postgres", argv),
+        free_port(),
+        workdir,
+        root,
+        signals,
+        listen_arguments=lambda port: ["-p", str(port)],
     )
-    server.sqlalchemy_url = (
-        f"postgresql+psycopg://postgres:{DB_PASSWORD}@127.0.0.1:{port}/postgres"
+    server.url_template = (
+        f"postgresql+psycopg://postgres:{DB_PASSWORD}@127.0.0.1:{{port}}/postgres"
     )
-    server.probe = lambda: _postgresql_login(port)
+    server.probe = lambda: _postgresql_login(server.port)
     return server
 
 
@@ -387,7 +266,7 @@ def pgbouncer(
     *,
     pool_mode: str = "transaction",
     users: tuple[str, ...] = (),
-) -> ServerProcess:
+) -> DatabaseServer:
     """A PgBouncer in ``pool_mode`` in front of the PostgreSQL ``target``
     (every database of it), not yet started: in transaction mode each
     transaction (each autocommit statement) may run on another of its two
@@ -397,25 +276,31 @@ def pgbouncer(
     root = _owned_dir("wsgisession-pgbouncer-", "postgres")
     logins = "".join(f'"{user}" "{DB_PASSWORD}"\n' for user in ("postgres", *users))
     (root / "users.txt").write_text(logins)
-    port = free_port()
-    settings = {
+    settings: dict[str, object] = {
         "listen_addr": "127.0.0.1",
-        "listen_port": port,
         "unix_socket_dir": "",
         "auth_type": "plain",
         "auth_file": root / "users.txt",
         "pool_mode": pool_mode,
         "default_pool_size": 2,
     }
-    lines = ["[databases]", f"* = host=127.0.0.1 port={target.port}"]
-    lines += ["[pgbouncer]", *(f"{name} = {value}" for name, value in settings.items())]
-    (root / "pgbouncer.ini").write_text("\n".join(lines) + "\n")
-    if os.geteuid() == 0:
-        for path in root.iterdir():
-            shutil.chown(path, "postgres", "postgres")
+
+    def listen_on(port: int) -> list[str]:
+        """pgbouncer reads its port from its config file only."""
+        lines = ["[databases]", f"* = host=127.0.0.1 port={target.port}"]
+        lines += ["[pgbouncer]", f"listen_port = {port}"]
+        lines += [f"{name} = {value}" for name, value in settings.items()]
+        (root / "pgbouncer.ini").write_text("\n".join(lines) + "\n")
+        if os.geteuid() == 0:
+            for path in root.iterdir():
+                shutil.chown(path, "postgres", "postgres")
+        return []
+
     argv = _as_user("postgres", [binary, str(root / "pgbouncer.ini")])
-    server = DatabaseServer("pgbouncer", argv, port, workdir, root)
-    server.sqlalchemy_url = target.url.replace(f":{target.port}/", f":{port}/")
+    server = DatabaseServer(
+        "pgbouncer", argv, free_port(), workdir, root, listen_arguments=listen_on
+    )
+    server.url_template = target.url.replace(f":{target.port}/", ":{port}/")
     return server
 
 
@@ -433,14 +318,20 @@ def mariadb(workdir: Path) -> DatabaseServer:
     argv = [install, f"--datadir={datadir}", "--auth-root-authentication-method=normal"]
     argv += ["--skip-test-db", f"--user={user}"]
     subprocess.run(argv, check=True, capture_output=True, cwd=root)
-    port = free_port()
     argv = [daemon, "--no-defaults", f"--datadir={datadir}", f"--user={user}"]
-    argv += [f"--socket={root / 'mysql.sock'}", f"--port={port}"]
+    argv += [f"--socket={root / 'mysql.sock'}"]
     argv += ["--bind-address=127.0.0.1", "--skip-name-resolve", "--skip-log-bin"]
     argv += ["--innodb-flush-log-at-trx-commit=0", f"--pid-file={root / 'pid'}"]
-    server = DatabaseServer("mariadbd", argv, port, workdir, root)
-    server.sqlalchemy_url = (
-        f"mysql+pymysql://wsgisession:{DB_PASSWORD}@127.0.0.1:{port}/wsgisession"
+    server = DatabaseServer(
+        "mariadbd",
+        argv,
+        free_port(),
+        workdir,
+        root,
+        listen_arguments=lambda port: [f"--port={port}"],
+    )
+    server.url_template = (
+        f"mysql+pymysql://wsgisession:{DB_PASSWORD}@127.0.0.1:{{port}}/wsgisession"
     )
     server.probe = lambda: _mariadb_root(server).close()
     return server
@@ -486,13 +377,19 @@ def redis_cluster_node(workdir: Path) -> ServerProcess:
         "yes",
         "--cluster-config-file",
         str(workdir / "nodes.conf"),
-        "--cluster-port",
-        str(free_port()),
         "--cluster-node-timeout",
         "1000",
         "--cluster-require-full-coverage",
         "no",
     ]
+
+    def listen_on(port: int) -> list[str]:
+        """The cluster bus listens on a port of its own: a fresh one per port tried."""
+        node.side_ports = [free_port()]
+        return ["--port", str(port), "--cluster-port", str(node.side_ports[0])]
+
+    node.listen_arguments = listen_on
+    node.use_port(node.port)
     return node
 
 

@@ -14,7 +14,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from servers import ServerProcess, free_port
+from listening_ports import dead_port
+from servers import ServerProcess
 
 from wsgisession.cli import main
 from wsgisession.secretkey import ENV_VAR
@@ -196,24 +197,26 @@ def test_a_missing_extra_names_the_pip_command(
 def test_demo_checks_its_store_at_startup(
     capsys: pytest.CaptureFixture[str], argv: list[str], fragments: list[str]
 ) -> None:
-    port = free_port()  # nobody listens there
-    argv = [arg.format(port=port) for arg in argv]
-    status, out, err = run(capsys, ["demo", "--port", "0", *argv])
-    assert status == 1 and out == ""  # it never started serving
-    one_error_line(err, "demo", *fragments)
-    assert "hunter2pw" not in err
+    with dead_port() as port:  # connections refused
+        argv = [arg.format(port=port) for arg in argv]
+        status, out, err = run(capsys, ["demo", "--port", "0", *argv])
+        assert status == 1 and out == ""  # it never started serving
+        one_error_line(err, "demo", *fragments)
+        assert "hunter2pw" not in err
 
 
 def test_check_and_clear_expired_report_an_unreachable_store(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    url = f"redis://127.0.0.1:{free_port()}/0"
-    for command in ("check", "clear-expired"):
-        status, _, err = run(capsys, [command, "--store", "redis", "--redis-url", url])
-        assert status == 1
-        one_error_line(
-            err, command, "cannot reach the store", "start the store's server"
-        )
+    with dead_port() as port:  # connections refused
+        url = f"redis://127.0.0.1:{port}/0"
+        for command in ("check", "clear-expired"):
+            argv = [command, "--store", "redis", "--redis-url", url]
+            status, _, err = run(capsys, argv)
+            assert status == 1
+            one_error_line(
+                err, command, "cannot reach the store", "start the store's server"
+            )
 
 
 def test_check_of_a_local_store_hints_at_its_path_not_a_server(

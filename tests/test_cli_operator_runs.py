@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from helpers import run_cli as run
+from listening_ports import dead_port
 from servers import free_port
 
 from wsgisession import SessionMiddleware
@@ -176,12 +177,12 @@ def test_a_store_that_is_down_is_one_line_saying_what_to_do(
 ) -> None:
     """As check and clear-expired say it: start the server, or correct its
     address. sessions and revoke gave the client's complaint alone."""
-    port = free_port()  # nobody listens there
-    where = {
-        "redis": ["--redis-url", f"redis://127.0.0.1:{port}/0"],
-        "memcached": ["--memcached-servers", f"127.0.0.1:{port}"],
-    }[store]
-    argv = ["--store", store, *where, "--key-prefix", "myapp:", "alice"]
-    status, out, err = run(capsys, command, *argv)
-    assert (status, out) == (1, "")
-    one_line(err, command, "cannot reach the store", "start the store's server")
+    with dead_port() as port:  # connections refused
+        where = {
+            "redis": ["--redis-url", f"redis://127.0.0.1:{port}/0"],
+            "memcached": ["--memcached-servers", f"127.0.0.1:{port}"],
+        }[store]
+        argv = ["--store", store, *where, "--key-prefix", "myapp:", "alice"]
+        status, out, err = run(capsys, command, *argv)
+        assert (status, out) == (1, "")
+        one_line(err, command, "cannot reach the store", "start the store's server")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import http.client
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -30,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from listening_ports import listens
 from servers import ServerProcess, free_port
 
 from wsgisession import SessionMiddleware
@@ -95,11 +95,9 @@ def _wait_listening(port: int, process: subprocess.Popen[bytes], log: Path) -> N
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         assert process.poll() is None, f"gunicorn exited: {log.read_text()[-3000:]}"
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
+        if listens(process.pid, "127.0.0.1", port):  # its own: not a stranger's
+            return
+        time.sleep(0.05)
     raise AssertionError(f"gunicorn did not listen in time: {log.read_text()[-3000:]}")
 
 

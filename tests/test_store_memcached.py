@@ -15,9 +15,10 @@ from collections.abc import Iterator
 
 import pytest
 from helpers import FakeClock
+from listening_ports import dead_port
 from pymemcache.client.base import Client  # type: ignore[import-untyped]
 from pymemcache.client.hash import HashClient  # type: ignore[import-untyped]
-from servers import ServerProcess, free_port
+from servers import ServerProcess
 
 from wsgisession.errors import (
     ConfigError,
@@ -110,13 +111,13 @@ def test_expire_past_32_bits_is_never() -> None:
 
 
 def test_constructor_does_not_connect() -> None:
-    port = free_port()  # nothing listens there
-    store = MemcachedStore(f"127.0.0.1:{port}")
-    assert repr(store) == (
-        f"MemcachedStore(servers=['127.0.0.1:{port}'], key_prefix='wsgisession:')"
-    )
-    with pytest.raises(StoreUnavailable, match=f"127.0.0.1:{port}"):
-        store.load(generate_key())
+    with dead_port() as port:  # connections refused
+        store = MemcachedStore(f"127.0.0.1:{port}")
+        assert repr(store) == (
+            f"MemcachedStore(servers=['127.0.0.1:{port}'], key_prefix='wsgisession:')"
+        )
+        with pytest.raises(StoreUnavailable, match=f"127.0.0.1:{port}"):
+            store.load(generate_key())
 
 
 def test_servers_as_string_or_list() -> None:

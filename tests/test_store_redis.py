@@ -18,8 +18,9 @@ from contextlib import AbstractContextManager, contextmanager
 import pytest
 import redis
 from helpers import FakeClock
+from listening_ports import dead_port
 from redis.crc import key_slot
-from servers import RedisCluster, ServerProcess, free_port
+from servers import RedisCluster, ServerProcess
 
 from wsgisession.errors import (
     ConfigError,
@@ -124,23 +125,23 @@ def test_ttl_is_capped() -> None:
 
 
 def test_constructor_does_not_connect() -> None:
-    port = free_port()  # nothing listens there
-    store = RedisStore(f"redis://127.0.0.1:{port}/0")
-    assert repr(store) == (
-        f"RedisStore(redis://127.0.0.1:{port}/0, key_prefix='wsgisession:')"
-    )
-    with pytest.raises(StoreUnavailable, match=f"127.0.0.1:{port}"):
-        store.load(generate_key())
+    with dead_port() as port:  # connections refused
+        store = RedisStore(f"redis://127.0.0.1:{port}/0")
+        assert repr(store) == (
+            f"RedisStore(redis://127.0.0.1:{port}/0, key_prefix='wsgisession:')"
+        )
+        with pytest.raises(StoreUnavailable, match=f"127.0.0.1:{port}"):
+            store.load(generate_key())
 
 
 def test_password_never_shows() -> None:
-    port = free_port()
-    store = RedisStore(f"redis://user:s3cret@127.0.0.1:{port}/0?password=s3cret")
-    assert "s3cret" not in repr(store)
-    with pytest.raises(StoreUnavailable) as caught:
-        store.load(generate_key())
-    assert "s3cret" not in str(caught.value)
-    assert "s3cret" not in caught.value.store
+    with dead_port() as port:  # connections refused
+        store = RedisStore(f"redis://user:s3cret@127.0.0.1:{port}/0?password=s3cret")
+        assert "s3cret" not in repr(store)
+        with pytest.raises(StoreUnavailable) as caught:
+            store.load(generate_key())
+        assert "s3cret" not in str(caught.value)
+        assert "s3cret" not in caught.value.store
 
 
 @pytest.mark.parametrize(
@@ -436,15 +437,15 @@ def test_bad_cluster_urls_are_config_errors(url: str) -> None:
 
 
 def test_a_cluster_url_does_not_connect_before_use() -> None:
-    port = free_port()  # nothing listens there
-    store = RedisStore(f"redis+cluster://:s3cret@127.0.0.1:{port}")
-    assert repr(store) == (
-        f"RedisStore(redis+cluster://***@127.0.0.1:{port}, key_prefix='wsgisession:')"
-    )
-    with pytest.raises(StoreUnavailable) as caught:
-        store.load(generate_key())
-    assert "s3cret" not in str(caught.value)
-    store.close()
+    with dead_port() as port:  # connections refused
+        store = RedisStore(f"redis+cluster://:s3cret@127.0.0.1:{port}")
+        assert repr(store) == (
+            f"RedisStore(redis+cluster://***@127.0.0.1:{port}, key_prefix='wsgisession:')"
+        )
+        with pytest.raises(StoreUnavailable) as caught:
+            store.load(generate_key())
+        assert "s3cret" not in str(caught.value)
+        store.close()
 
 
 def test_a_cluster_url_reaches_every_master(
@@ -467,22 +468,22 @@ def test_a_cluster_url_may_name_more_nodes_for_when_the_first_is_down(
 ) -> None:
     """A worker that starts while the one node its URL named is down could
     serve no session at all, though the other masters were up."""
-    dead = free_port()  # nothing listens there
-    nodes = ",".join(clean_redis_cluster.addresses)
-    hidden = RedisStore(f"redis+cluster://:s3cret@127.0.0.1:{dead},{nodes}")
-    assert repr(hidden) == (
-        f"RedisStore(redis+cluster://***@127.0.0.1:{dead},{nodes}, "
-        "key_prefix='wsgisession:')"
-    )
-    store = RedisStore(f"redis+cluster://127.0.0.1:{dead},{nodes}")
-    key = generate_key()
-    assert store.create(key, b"reached", later()) == key
-    assert payload(store, key) == b"reached"
-    store.close()
-    alone = RedisStore(f"redis+cluster://127.0.0.1:{dead}")
-    with pytest.raises(StoreUnavailable):
-        alone.load(key)
-    alone.close()
+    with dead_port() as dead:  # connections refused
+        nodes = ",".join(clean_redis_cluster.addresses)
+        hidden = RedisStore(f"redis+cluster://:s3cret@127.0.0.1:{dead},{nodes}")
+        assert repr(hidden) == (
+            f"RedisStore(redis+cluster://***@127.0.0.1:{dead},{nodes}, "
+            "key_prefix='wsgisession:')"
+        )
+        store = RedisStore(f"redis+cluster://127.0.0.1:{dead},{nodes}")
+        key = generate_key()
+        assert store.create(key, b"reached", later()) == key
+        assert payload(store, key) == b"reached"
+        store.close()
+        alone = RedisStore(f"redis+cluster://127.0.0.1:{dead}")
+        with pytest.raises(StoreUnavailable):
+            alone.load(key)
+        alone.close()
 
 
 def payload(store: RedisStore, key: str) -> bytes:

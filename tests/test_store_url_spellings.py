@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 import pytest
 from helpers import filter_ini, later, run_cli
+from listening_ports import dead_port
 from servers import (
     DB_PASSWORD,
     START_TIMEOUT,
@@ -128,7 +129,13 @@ class SocketRedis(ServerProcess):
         argv = [_find("redis-server"), "--port", "0", "--unixsocket", str(socket_path)]
         argv += ["--save", "", "--appendonly", "no", "--dir", str(socket_path.parent)]
         argv += ["--requirepass", PASSWORD]
-        super().__init__("redis-server", argv, 0, socket_path.parent)
+        super().__init__(
+            "redis-server",
+            argv,
+            0,
+            socket_path.parent,
+            listen_arguments=lambda port: [],  # the unix socket only
+        )
         self.socket_path = socket_path
 
     def _wait_until_ready(self) -> None:
@@ -217,13 +224,13 @@ def test_a_cluster_seed_list_may_have_spaces_after_its_commas(
     """``redis+cluster://a:7000, b:7000``: the second seed was looked up as
     the host " b", which never resolves, so a worker that started while the
     first node was down reached no node at all."""
-    dead = free_port()  # nothing listens there
-    nodes = ", ".join(clean_redis_cluster.addresses)
-    store = RedisStore(f"redis+cluster://127.0.0.1:{dead} , {nodes}")
-    key = generate_key()
-    assert store.create(key, b"reached", later()) == key
-    assert store.load(key) is not None
-    store.close()
+    with dead_port() as dead:  # connections refused
+        nodes = ", ".join(clean_redis_cluster.addresses)
+        store = RedisStore(f"redis+cluster://127.0.0.1:{dead} , {nodes}")
+        key = generate_key()
+        assert store.create(key, b"reached", later()) == key
+        assert store.load(key) is not None
+        store.close()
 
 
 @pytest.mark.parametrize("password", ["Zx9@kQ7=wP", "Zx9@kQ7=wP=="])
