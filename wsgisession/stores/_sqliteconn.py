@@ -49,6 +49,7 @@ from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 from ._shared import MAX_SQLITE_WAIT
+from ._sqlitecheckpoint import CHECK_EVERY, WalBound
 from ._sqlitefiles import Identity, check_owner, create_database_file, file_identity
 from ._sqliteshared import SharedFile, shared_file
 
@@ -171,6 +172,8 @@ class Connections:
         self._guard = threading.Lock()
         self._generation = 0
         self._pid = os.getpid()
+        self._wal = WalBound(path, min(busy_timeout, MAX_SQLITE_WAIT))
+        self._writes = 0  # inline, not a call per write: see _sqlitecheckpoint
 
     def run(
         self,
@@ -192,6 +195,10 @@ class Connections:
                     if held.closed:  # closed meanwhile: open another
                         continue
                     result = step(held.connection)
+                    if write:
+                        self._writes += 1  # races only shift the next look
+                        if not self._writes % CHECK_EVERY:
+                            self._wal.check(held.connection)
             except BaseException as exc:
                 replaced = self._after_failure(held, exc)
                 if not (replaced and retries and isinstance(exc, _FILE_ERRORS)):
@@ -212,6 +219,9 @@ class Connections:
                     if held.closed:
                         continue
                     yield held.connection
+                    self._writes += 1
+                    if not self._writes % CHECK_EVERY:
+                        self._wal.check(held.connection)
             except BaseException as exc:
                 self._after_failure(held, exc)
                 raise
