@@ -12,6 +12,8 @@ timeout reaches only now and then.
 from __future__ import annotations
 
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import CodeType, FrameType
@@ -114,3 +116,34 @@ def in_module(*paths: str) -> Hit:
         return event != "c_call" and frame.f_code.co_filename in paths
 
     return hit
+
+
+def _merge(current: bytes | None) -> tuple[bytes, float]:
+    return (current or b"") + b"+", time.time() + 600
+
+
+#: What a request asks of a store, to interrupt: ``load`` (one read);
+#: ``update`` with nothing loaded (a read and a compare-and-set).
+STEPS: dict[str, Callable[[Any, str], object]] = {
+    "load": lambda store, key: store.load(key),
+    "update": lambda store, key: store.update(key, _merge, None),
+}
+
+
+def ends_within(work: Callable[[], None], what: str, seconds: float = 5) -> None:
+    """Run ``work`` in a thread (a lock an interrupt kept would hang it) and
+    fail, naming ``what``, if it has not ended after ``seconds`` or if it
+    raised."""
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"{what}: still running after {seconds} s"
+    assert not failures, f"{what}: {failures[0]!r}"

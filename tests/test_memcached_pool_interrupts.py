@@ -11,13 +11,12 @@ each point of the pool's code in turn, on a real memcached.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator
 from types import FrameType
 
 import pytest
-from interrupting import Interrupt, in_module, interrupted_on
+from interrupting import STEPS, Interrupt, ends_within, in_module, interrupted_on
 from servers import ServerProcess
 
 from wsgisession.errors import StoreUnavailable
@@ -35,19 +34,6 @@ def small_pool(monkeypatch: pytest.MonkeyPatch) -> None:
     """Two connections per server, waited for 0.2 s: a slot lost shows at once."""
     monkeypatch.setattr(memcached_servers, "MAX_CONNECTIONS", 2)
     monkeypatch.setattr(memcached_servers, "POOL_WAIT", 0.2)
-
-
-def _merge(current: bytes | None) -> tuple[bytes, float]:
-    return (current or b"") + b"+", time.time() + 600
-
-
-#: What a request asks of the store: ``load`` takes and gives back one
-#: connection per command, ``update`` with nothing loaded holds one for its
-#: ``gets`` and ``cas`` (``Server.held``).
-STEPS: dict[str, Callable[[MemcachedStore, str], object]] = {
-    "load": lambda store, key: store.load(key),
-    "update": lambda store, key: store.update(key, _merge, None),
-}
 
 
 def _interrupt_everywhere(
@@ -83,22 +69,14 @@ def _assert_nothing_lost(store: MemcachedStore, key: str, nth: int) -> None:
     """All of the pool's connections can be held at once, and the store
     still answers (in a thread: a pool's lock kept by the interrupt would
     hang it)."""
-    failures: list[BaseException] = []
 
     def use_every_slot() -> None:
         (server,) = store._servers
-        try:
-            with server.held() as first, server.held() as second:
-                assert first("gets", "k") == second("gets", "k") == (None, None)
-            assert store.load(key) is not None
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            failures.append(exc)
+        with server.held() as first, server.held() as second:
+            assert first("gets", "k") == second("gets", "k") == (None, None)
+        assert store.load(key) is not None
 
-    thread = threading.Thread(target=use_every_slot, daemon=True)
-    thread.start()
-    thread.join(5)
-    assert not thread.is_alive(), f"the pool hangs after an interrupt at point {nth}"
-    assert failures == [], f"after an interrupt at point {nth}: {failures[0]!r}"
+    ends_within(use_every_slot, f"the pool after an interrupt at point {nth}")
 
 
 @pytest.mark.usefixtures("small_pool")

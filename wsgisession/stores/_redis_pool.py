@@ -18,8 +18,12 @@ sends or reads, not after one raised in between:
   slots for good, and once all were lost every command waited the pool's
   timeout and failed. The queue (:class:`_Slots`) remembers what each
   thread (each greenlet, under gevent or eventlet) took and has not put
-  back; :func:`reclaim`, called as such an exception leaves the store,
-  puts it back.
+  back, moving a connection between itself and that record in one C call
+  (no point for a signal in between); :func:`reclaim`, called as such an
+  exception leaves the store, puts it back. A finalizer on the connection,
+  as the memcached store's pool has, would never run here: redis-py's
+  pool keeps every connection it made (``_connections``), and a slot not
+  connected yet is a ``None`` in the queue.
 
 Its plain TCP and Unix socket connections wait for the server by the
 kernel's timeouts (:class:`KernelTimeouts`): no ``poll`` before each send
@@ -31,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
+import time
 from typing import Any
 
 import redis
@@ -163,28 +168,90 @@ def _pooled(connection_class: type) -> type:
     return made
 
 
-class _Slots(queue.LifoQueue):  # type: ignore[type-arg]
-    """The pool's queue of idle connections (None: a slot not connected yet),
-    which remembers what each thread took and has not put back."""
+class _Slots:
+    """The pool's queue of idle connections, last in first out (None: a slot
+    not connected yet), which remembers what each thread took and has not
+    put back: what of ``queue.LifoQueue`` redis-py's pool uses (not one of
+    its subclasses: under gevent's monkey-patching ``queue.LifoQueue`` is
+    gevent's, a queue with no lock).
+
+    Nowhere between a connection leaving the queue and its taker's record
+    of it (or leaving that record and coming back) may a signal's exception
+    land, or the slot is lost: each move is one C call, in which Python
+    checks for none. The lock is entered by ``with`` itself, never through
+    a Condition's ``__enter__`` (Python code, where an exception landing
+    after the acquire left the lock held: the thread's :meth:`reclaim`
+    then waited for it for good, and so did every later command)."""
 
     def __init__(self, maxsize: int = 0) -> None:
-        super().__init__(maxsize)
+        self.maxsize = maxsize
+        self.queue: list[Any] = []
+        self.mutex = threading.Lock()  # looked up now: gevent's if patched
+        self.not_empty = threading.Condition(self.mutex)
         self.taken: dict[int, list[Any]] = {}
+        self._waiting = 0  # threads waiting for a slot: put() wakes one
+
+    def qsize(self) -> int:
+        """Idle connections and slots not connected yet."""
+        return len(self.queue)
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        """Take the idle connection last put back; if none, wait up to
+        ``timeout`` (if ``block``) or raise ``queue.Empty``."""
+        with self.mutex:
+            if not self.queue:
+                if not block:
+                    raise queue.Empty
+                self._wait_for_one(timeout)
+            return self._get()
+
+    def get_nowait(self) -> Any:
+        return self.get(block=False)
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        """Put ``item`` back, never waiting: the pool holds no more items
+        than its slots (``queue.Full`` past them, which ends the pool's
+        filling of a new queue)."""
+        with self.mutex:
+            if 0 < self.maxsize <= len(self.queue):
+                raise queue.Full
+            self._put(item)
+            if self._waiting:
+                self.not_empty.notify()
+
+    def put_nowait(self, item: Any) -> None:
+        self.put(item, block=False)
+
+    def _wait_for_one(self, timeout: float | None) -> None:
+        """Wait, with :attr:`mutex` held, until an item is back; ``queue.Empty``
+        after ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self._waiting += 1
+        try:
+            while not self.queue:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise queue.Empty
+                self.not_empty.wait(left)
+        finally:
+            self._waiting -= 1
 
     # _get and _put run under the queue's mutex.
     def _get(self) -> Any:
-        item = super()._get()
-        self.taken.setdefault(threading.get_ident(), []).append(item)
-        return item
+        held = self.taken.setdefault(threading.get_ident(), [])
+        held.extend(map(list.pop, (self.queue,)))  # queue to record: one C call
+        return held[-1]
 
     def _put(self, item: Any) -> None:
         taker = threading.get_ident()
         held = self.taken.get(taker)
-        if held:
-            held.pop()
-            if not held:
-                del self.taken[taker]
-        super()._put(item)
+        if not held:
+            self.queue.append(item)
+            return
+        held[-1] = item  # the record holds what comes back, then gives it
+        self.queue.extend(map(list.pop, (held,)))  # record to queue: one C call
+        if not held:
+            del self.taken[taker]
 
     def reclaim(self) -> None:
         """Put back what this thread took and did not return; a connection
