@@ -265,15 +265,12 @@ class Server:
         A server that failed lately is asked as :meth:`run` asks it, once on
         entry: one request at a time, the others raise :class:`ServerDown`.
         """
-        if not self._down_until:  # the usual case: it answered last time
+        asking = self._may_ask() if self._down_until else None  # as run() asks
+        try:
             yield from self._hold()
-        elif (asking := self._may_ask()) is not None:  # as run() asks
-            try:
-                yield from self._hold()
-            finally:
+        finally:
+            if asking is not None:
                 asking.release()
-        else:  # it answered meanwhile
-            yield from self._hold()
 
     def _hold(self) -> Iterator[Callable[..., Any]]:
         """:meth:`held`, with no regard for an earlier failure."""

@@ -342,7 +342,7 @@ class RedisStore(Store):
             return False
         for token_left in left:  # failing: kept for the next taking
             self._script(RELEASE, name, token_left)
-        self._unreleased.drop(name)
+        self._unreleased.forget(name, left)  # not those kept meanwhile
         return bool(self._call("set", name, token, nx=True, px=px))
 
     def close(self) -> None:
