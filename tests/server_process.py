@@ -14,6 +14,7 @@ the listening socket: a connection alone may reach the stranger.
 from __future__ import annotations
 
 import logging
+import shutil
 import signal
 import subprocess
 import time
@@ -22,7 +23,13 @@ from pathlib import Path
 
 from listening_ports import free_port, listening_sockets, listens
 
-__all__ = ["ListenArguments", "PortTaken", "ServerProcess"]
+__all__ = [
+    "ListenArguments",
+    "MissingBinary",
+    "PortTaken",
+    "ServerProcess",
+    "find_binary",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -205,3 +212,18 @@ def _all_threads_stopped(pid: int) -> bool:
         if stat.rpartition(")")[2].split()[0] not in ("T", "t"):
             return False
     return True
+
+
+class MissingBinary(RuntimeError):
+    """The server's executable is not installed."""
+
+
+def find_binary(binary: str) -> str:
+    """The path of ``binary`` on PATH; MissingBinary, saying how to install it, if none."""
+    path = shutil.which(binary)
+    if path is None:
+        raise MissingBinary(
+            f"{binary} is not installed (or not on PATH); the test command "
+            f"installs it: apt-get install {binary}"
+        )
+    return path

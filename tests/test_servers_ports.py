@@ -17,6 +17,7 @@ import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import database_servers
 import listening_ports
 import pytest
 import redis
@@ -46,10 +47,14 @@ def stranger_socket() -> Iterator[socket.socket]:
 
 
 def _hand_out_first(monkeypatch: pytest.MonkeyPatch, port: int) -> None:
-    """``servers.free_port`` returns ``port`` once, then free ports again."""
+    """``free_port`` returns ``port`` once, then free ports again, to the
+    servers of servers.py and of database_servers.py."""
     real = servers.free_port
     ports = [port]
-    monkeypatch.setattr(servers, "free_port", lambda: ports.pop() if ports else real())
+    for module in (servers, database_servers):
+        monkeypatch.setattr(
+            module, "free_port", lambda: ports.pop() if ports else real()
+        )
 
 
 def _pid_answering(server: ServerProcess) -> int:

@@ -88,7 +88,7 @@ def _end_connections(server: DatabaseServer) -> None:
                 " WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
             )
         return
-    root = servers._mariadb_root(server)
+    root = servers.mariadb_root(server)
     try:
         with root.cursor() as cursor:
             cursor.execute(

@@ -80,7 +80,7 @@ def test_a_bad_prepare_threshold_is_a_config_error(value: str) -> None:
 def small_packet(mariadb_server: DatabaseServer) -> Iterator[str]:
     """The MariaDB's URL, its max_allowed_packet 1 MiB for the connections
     opened meanwhile (as a DBA may set it; MySQL 5.7's default is 4 MiB)."""
-    root = servers._mariadb_root(mariadb_server)
+    root = servers.mariadb_root(mariadb_server)
     try:
         with root.cursor() as cursor:
             cursor.execute("SELECT @@global.max_allowed_packet")
@@ -134,7 +134,7 @@ def test_a_session_grown_past_what_a_later_save_sends_is_refused(
 
 def connections_made(server: DatabaseServer) -> int:
     """How many connections the server has accepted (this look included)."""
-    root = servers._mariadb_root(server)
+    root = servers.mariadb_root(server)
     try:
         with root.cursor() as cursor:
             cursor.execute("SHOW GLOBAL STATUS LIKE 'Connections'")
@@ -172,7 +172,7 @@ def test_a_session_fits_once_max_allowed_packet_is_raised(
     with SQLStore(small_packet, table="packet_sessions") as store:
         with pytest.raises(StoreUnavailable, match="max_allowed_packet"):
             store.create(key, b"x" * 300_000, 2e9)
-        root = servers._mariadb_root(mariadb_server)
+        root = servers.mariadb_root(mariadb_server)
         try:
             with root.cursor() as cursor:
                 cursor.execute(f"SET GLOBAL max_allowed_packet = {4 * SMALL_PACKET}")
@@ -195,7 +195,7 @@ def test_a_connection_in_use_when_max_allowed_packet_rose_is_let_go(
     with SQLStore(small_packet, table="packet_sessions") as store:
         assert store.create(keys[0], b"small", 2e9) == keys[0]
         with store._runner.cursor():  # a request in flight, on an old connection
-            root = servers._mariadb_root(mariadb_server)
+            root = servers.mariadb_root(mariadb_server)
             try:
                 with root.cursor() as cursor:
                     cursor.execute(
@@ -237,7 +237,7 @@ def test_a_connection_opening_while_max_allowed_packet_rose_is_let_go(
             with ThreadPoolExecutor(1) as pool:
                 other = pool.submit(store.load, keys[0])
                 assert connected.wait(10)
-                root = servers._mariadb_root(mariadb_server)
+                root = servers.mariadb_root(mariadb_server)
                 try:
                     with root.cursor() as cursor:
                         cursor.execute(

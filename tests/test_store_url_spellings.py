@@ -20,13 +20,13 @@ from urllib.parse import quote
 import pytest
 from helpers import filter_ini, later, run_cli
 from listening_ports import dead_port
+from server_process import START_TIMEOUT
 from servers import (
     DB_PASSWORD,
-    START_TIMEOUT,
     DatabaseServer,
     RedisCluster,
     ServerProcess,
-    _find,
+    find_binary,
     free_port,
 )
 
@@ -126,7 +126,13 @@ class SocketRedis(ServerProcess):
     unix socket ``socket_path`` only (no TCP port)."""
 
     def __init__(self, socket_path: Path) -> None:
-        argv = [_find("redis-server"), "--port", "0", "--unixsocket", str(socket_path)]
+        argv = [
+            find_binary("redis-server"),
+            "--port",
+            "0",
+            "--unixsocket",
+            str(socket_path),
+        ]
         argv += ["--save", "", "--appendonly", "no", "--dir", str(socket_path.parent)]
         argv += ["--requirepass", PASSWORD]
         super().__init__(
