@@ -35,7 +35,7 @@ from contextlib import AbstractContextManager
 
 from ._descriptor import Descriptor
 from ._flock import make_private_dirs
-from ._shared import poll_lock
+from ._lockwaits import wait_for_lock
 from .base import now
 
 __all__ = ["RequestLocks", "open_new_file"]
@@ -108,7 +108,7 @@ class RequestLocks:
                 self._break(name, path)
             return self._create(path, token, now() + ttl)
 
-        poll_lock(take, timeout)
+        wait_for_lock(take, timeout, path)
         return token
 
     def release(self, name: str, token: str) -> None:

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import LockTimeout, StoreUnavailable
 from ._keptlocks import KeptTokens
+from ._lockwaits import wait_for_lock
 from ._memcached_items import CLOCK_MARGIN, memcached_expire
-from ._shared import LOCK_SUFFIX, pack, poll_lock, unpack
+from ._shared import LOCK_SUFFIX, pack, unpack
 from .base import now
 
 if TYPE_CHECKING:
@@ -46,7 +47,11 @@ class MemcachedLock:
         record = self._name(session_key)
         name, token = record + LOCK_SUFFIX, secrets.token_hex(16).encode()
         try:
-            poll_lock(lambda: self._take_lock(record, name, token, ttl), timeout)
+            wait_for_lock(
+                lambda: self._take_lock(record, name, token, ttl),
+                timeout,
+                (id(self), name),
+            )
         except LockTimeout:
             raise
         except StoreUnavailable:

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING
 from ..clock import now
 from ..errors import StoreUnavailable
 from ._keptlocks import KeptTokens
+from ._lockwaits import wait_for_lock
 from ._shared import (
-    poll_lock,
     release_lock,
     undo_if_cut_short,
     undone_if_cut_short,
@@ -67,7 +67,10 @@ class SQLiteLocks:
                 self._unreleased.keep(name, token, now() + ttl)
 
         undo = self._dropping_or_keeping(name, drop, token, ttl)
-        undone_if_cut_short(lambda: poll_lock(unless_sqlite_busy(take), timeout), undo)
+        undone_if_cut_short(
+            lambda: wait_for_lock(unless_sqlite_busy(take), timeout, (id(self), name)),
+            undo,
+        )
         try:
             yield
         finally:

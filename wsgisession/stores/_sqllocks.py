@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..clock import now
 from ..errors import StoreUnavailable
+from ._lockwaits import wait_for_lock
 from ._shared import (
-    poll_lock,
     release_lock,
     undo_if_cut_short,
     undone_if_cut_short,
@@ -81,7 +81,10 @@ class SQLLocks:
         reruns = self._reruns
         try:
             undone_if_cut_short(
-                lambda: poll_lock(unless_sqlite_busy(take), timeout), drop
+                lambda: wait_for_lock(
+                    unless_sqlite_busy(take), timeout, (id(self), name)
+                ),
+                drop,
             )
         except StoreUnavailable:
             if self._reruns != reruns:  # a connection dropped: its INSERT may

@@ -51,6 +51,7 @@ from ..errors import ConfigError, LockTimeout, StoreUnavailable
 from ..logthrottle import ThrottledWarning
 from ..redaction import redact_url
 from ._keptlocks import KeptTokens
+from ._lockwaits import wait_for_lock
 from ._redis_names import record_ttl_ms, slot_mate, ttl_ms
 from ._redis_scripts import COMPARE_AND_SET, RELEASE, Lua
 from ._redis_sweep import IndexSweep
@@ -63,7 +64,6 @@ from ._shared import (
     pack,
     pause,
     per_process,
-    poll_lock,
     unpack,
 )
 from .base import IniOption, Merge, Progress, Store, new_record, now, storage_key
@@ -303,7 +303,9 @@ class RedisStore(Store):
         token = secrets.token_hex(16)
         px = max(1, ttl_ms(ttl, 0.0))
         try:
-            poll_lock(lambda: self._take_lock(name, token, px), timeout)
+            wait_for_lock(
+                lambda: self._take_lock(name, token, px), timeout, (id(self), name)
+            )
         except LockTimeout:
             raise
         except BaseException:
