@@ -70,6 +70,13 @@ def wsgiref_server(app: Any) -> Iterator[int]:
 
 @contextmanager
 def waitress_server(app: Any) -> Iterator[int]:
+    """A waitress server on a free port, stopped whole on the way out.
+
+    Its worker thread goes first: once its task ends it pulls the server's
+    trigger (``os.write()`` on a descriptor number), and a worker still
+    running after the trigger closed wrote a stray ``b"x"`` into whatever
+    took that number next: the next server's socket, another test's file.
+    """
     waitress = pytest.importorskip("waitress.server")
     server = waitress.create_server(
         app, host="127.0.0.1", port=0, threads=1, asyncore_loop_timeout=0.05
@@ -78,7 +85,11 @@ def waitress_server(app: Any) -> Iterator[int]:
     thread.start()
     try:
         yield server.effective_port  # type: ignore[union-attr]
-    finally:  # closed in its own loop: closed from here, its select() saw EBADF
+    finally:
+        dispatcher = server.task_dispatcher
+        dispatcher.shutdown()  # joins the worker (gives up with a warning past 5 s)
+        assert not dispatcher.threads, "a waitress worker still runs"
+        # Closed in its own loop: closed from here, its select() saw EBADF.
         server.trigger.pull_trigger(server.close)  # type: ignore[union-attr]
         thread.join(5)
         assert not thread.is_alive()
@@ -114,6 +125,16 @@ def test_an_error_page_after_streamed_output_stays_out_of_the_body(
     assert alone == b"partial-"
     stacked = body_on_the_wire(SessionMiddleware(debugged, MemoryStore()), server)
     assert stacked == alone, f"{stacked[:80]!r}..."
+
+
+def test_a_waitress_server_leaves_no_thread_behind() -> None:
+    """The server's worker ends with it: one left running pulls the closed
+    trigger later, writing into the descriptor another socket or file took
+    (a rare failure of the test above under load)."""
+    before = set(threading.enumerate())
+    assert body_on_the_wire(failing_stream(None), "waitress") == b"partial-"
+    left = [thread.name for thread in threading.enumerate() if thread not in before]
+    assert left == []
 
 
 def run_with_wsgiref(app: Any, cookie: str) -> bytes:
