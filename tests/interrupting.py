@@ -91,6 +91,49 @@ def interrupted_on(hit: Hit, nth: int = 1) -> Iterator[Shot]:
         sys.setprofile(previous)
 
 
+@contextmanager
+def interrupted_twice(
+    function: Callable[..., Any], second: Hit, nth: int
+) -> Iterator[Shot]:
+    """Raise :class:`Interrupt` as ``function`` returns (its first call in
+    this thread, within the block), then again at the ``nth`` profile event
+    after it for which ``second`` holds: a second interrupt landing as the
+    first unwinds, in the code that cleans up after it. A trace or profile
+    function that raises is switched off, so the first is the tracer's and
+    the second the profiler's. The shot has fired once both did."""
+    shot = Shot()
+    code: CodeType = function.__code__
+    seen = -1  # -1: the first interrupt is still to come
+
+    def tracer(frame: FrameType, event: str, arg: object) -> Any:
+        nonlocal seen
+        if frame.f_code is not code:
+            return None
+        if event == "return":
+            seen = 0
+            raise Interrupt()
+        return tracer  # for the frame's return event
+
+    def profiler(frame: FrameType, event: str, arg: object) -> None:
+        nonlocal seen
+        if seen < 0 or shot.fired or not second(frame, event, arg):
+            return
+        seen += 1
+        if seen == nth:
+            shot.fired = True
+            sys.setprofile(None)
+            raise Interrupt()
+
+    previous_trace, previous_profile = sys.gettrace(), sys.getprofile()
+    sys.settrace(tracer)  # type: ignore[arg-type]
+    sys.setprofile(profiler)
+    try:
+        yield shot
+    finally:
+        sys.settrace(previous_trace)
+        sys.setprofile(previous_profile)
+
+
 def returned_from(caller: Callable[..., Any], name: str) -> Hit:
     """A :data:`Hit` for the return of C function ``name`` called by ``caller``."""
     code: CodeType = caller.__code__

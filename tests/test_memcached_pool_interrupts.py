@@ -11,6 +11,7 @@ each point of the pool's code in turn, on a real memcached.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from types import FrameType
@@ -22,6 +23,7 @@ from servers import ServerProcess
 from wsgisession.errors import StoreUnavailable
 from wsgisession.stores import MemcachedStore
 from wsgisession.stores import _memcached_servers as memcached_servers
+from wsgisession.stores._memcached_clients import LOST_RECHECK
 
 #: The pool's code: every point of it where Python checks for a signal.
 #: (Not the finalizer that frees a lost client's slot: an interrupt there
@@ -167,5 +169,38 @@ def test_an_interrupt_as_a_request_starts_asking_a_failed_server_bars_it_not_for
         assert time.monotonic() - began >= 0.1 + 3 * 0.2 - 0.05  # not before
         assert not store._servers[0].down
         assert "turn to ask it lasted past 0.7 s: taken over" in caplog.text
+    finally:
+        store.close()
+
+
+def test_a_command_waiting_for_a_connection_takes_the_slot_a_dropped_one_freed(
+    clean_memcached: ServerProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """All connections in use, a command waits for one. A client dropped by
+    an interrupt frees its slot from its finalizer, which may not wait for
+    the pool's lock (it can run in a thread that holds it) and so wakes no
+    one when the lock is taken: the waiting command then waited for the
+    next give-back, up to ``POOL_WAIT`` (3 s here, 10 by default), though a
+    slot was free. It now takes that slot within a few ``LOST_RECHECK``."""
+    monkeypatch.setattr(memcached_servers, "MAX_CONNECTIONS", 1)
+    monkeypatch.setattr(memcached_servers, "POOL_WAIT", 3.0)
+    store = MemcachedStore(clean_memcached.address)
+    try:
+        key = store.generate_key()
+        assert store.create(key, b"", time.time() + 600) == key
+        (server,) = store._servers
+        client = server._free.pop()  # the only one: in use, as if by a command
+        loaded: list[object] = []
+        waiter = threading.Thread(target=lambda: loaded.append(store.load(key)))
+        waiter.start()
+        while not server._waiting:  # counted with the lock held, which the
+            time.sleep(0.005)  # waiter lets go of only as it starts to wait
+        with server._slots.lock:  # another command's, as the client is dropped
+            del client  # its finalizer frees the slot, waking no one
+        start = time.monotonic()
+        waiter.join(5)
+        waited = time.monotonic() - start
+        assert loaded and loaded[0] is not None
+        assert waited < 5 * LOST_RECHECK, f"woken after {waited:.2f} s"
     finally:
         store.close()

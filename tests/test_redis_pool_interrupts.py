@@ -22,7 +22,14 @@ from collections.abc import Callable, Iterator
 from types import FrameType
 
 import pytest
-from interrupting import STEPS, Interrupt, ends_within, in_module, interrupted_on
+from interrupting import (
+    STEPS,
+    Interrupt,
+    ends_within,
+    in_module,
+    interrupted_on,
+    interrupted_twice,
+)
 from servers import ServerProcess
 
 from wsgisession.stores import RedisStore
@@ -33,9 +40,9 @@ from wsgisession.stores import redis as redis_store
 #: Every point where Python checks for a signal in the code a load and an
 #: update run of ours (the store's, the pool's: the clients' module makes
 #: the client only) and of the queue the pool's queue is built on (its
-#: Condition's ``__enter__`` acquired the lock in Python code). Not in the
-#: pool's ``reclaim``: an interrupt there is a second one, landing as the
-#: first unwinds.
+#: Condition's ``__enter__`` acquired the lock in Python code). An
+#: interrupt in the pool's ``reclaim`` is a second one, landing as the
+#: first unwinds: see the last test.
 STORE_CODE = in_module(
     redis_store.__file__, redis_pool.__file__, queue.__file__, threading.__file__
 )
@@ -176,3 +183,51 @@ def _lock_entered(frame: FrameType, event: str, arg: object) -> bool:
     return event == "c_return" and (
         frame.f_code is threading.Condition.__enter__.__code__
     )
+
+
+#: Where a second interrupt may land as the first unwinds: the store's and
+#: the pool's code, :func:`reclaim` included.
+RECLAIM_CODE = in_module(redis_store.__file__, redis_pool.__file__)
+
+
+@pytest.mark.usefixtures("small_pool")
+def test_a_second_interrupt_as_the_first_unwinds_loses_no_connection(
+    clean_redis: ServerProcess,
+) -> None:
+    """A load interrupted as the queue handed a connection over (in the
+    thread's record of what it took), then again at each point of the code
+    that puts that connection back (the store's ``reclaim`` call, the
+    pool's): before, one landing as ``reclaim`` closed the connection or
+    put it back lost its slot for good (15 of the sweep's 26 points), and
+    a pool of two served nothing after two such losses."""
+    with RedisStore(clean_redis.url) as writer:
+        key = writer.generate_key()
+        assert writer.create(key, b"", time.time() + 600) == key
+    nth = 1
+    while True:
+        store = RedisStore(clean_redis.url)  # not closed on a failure: it may hang
+        if not _interrupted_twice(store, key, nth):
+            break
+        _assert_nothing_lost(store, key, nth)
+        store.close()
+        nth += 1
+    store.close()
+    assert nth > 10, nth  # the sweep reached reclaim's code
+
+
+def _interrupted_twice(store: RedisStore, key: str, nth: int) -> bool:
+    """Load ``key`` interrupted as the queue hands its connection over, and
+    again at the ``nth`` point after, in a thread (a pool's lock kept by an
+    interrupt would hang it); whether the second interrupt was raised."""
+    fired: list[bool] = []
+
+    def run() -> None:
+        with (
+            interrupted_twice(redis_pool._Slots._get, RECLAIM_CODE, nth) as shot,
+            contextlib.suppress(Interrupt),
+        ):
+            store.load(key)
+        fired.append(shot.fired)
+
+    ends_within(run, f"a load interrupted twice, the second at point {nth}")
+    return fired == [True]

@@ -7,16 +7,19 @@ of the pool held at a fork) the next one inherits.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sqlite3
 import threading
 import time
+import weakref
 from pathlib import Path
 
 import pytest
 from helpers import later
 
+from wsgisession.stores import _sqliteconn
 from wsgisession.stores.sqlite import SQLiteStore
 
 
@@ -98,3 +101,50 @@ def test_a_child_forked_while_a_thread_held_the_pools_guard_opens_its_own(
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0  # -14: it hung
     store.close()
+
+
+def test_a_connection_is_finalized_only_once_no_statement_can_use_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``_Held.__del__`` closes its connection without taking its lock,
+    which closing another thread's connection in the middle of a statement
+    would need (the process crashes). It never has to: a statement's
+    thread keeps its ``_Held`` in a frame as long as the statement runs,
+    the idle list keeps the idle ones, and only the sets of open ones
+    (weak) let go. Here the pool lets go of everything while a statement
+    runs: its ``_Held`` is finalized once the statement is over and the
+    idle list let go of it, never before, and its lock was free then."""
+    gc.collect()  # other tests' connections: finalized before counting
+    finalized: list[bool] = []  # for each: whether its lock was held
+    finalize = _sqliteconn._Held.__del__
+
+    def recording(held: _sqliteconn._Held) -> None:
+        finalized.append(held.lock.locked())
+        finalize(held)
+
+    monkeypatch.setattr(_sqliteconn._Held, "__del__", recording)
+    store = SQLiteStore(tmp_path / "sessions.sqlite3")
+    inside, go = threading.Event(), threading.Event()
+    counts: list[int] = []
+
+    def step(conn: sqlite3.Connection) -> None:
+        inside.set()
+        assert go.wait(5)
+        counts.append(
+            conn.execute("SELECT count(*) FROM wsgisession_sessions").fetchone()[0]
+        )
+
+    reader = threading.Thread(target=store._connections.run, args=(step, False))
+    reader.start()
+    assert inside.wait(5)
+    connections = store._connections
+    connections._idle, connections._open = [], weakref.WeakSet()
+    gc.collect()
+    assert finalized == []  # the reader's frame keeps it
+    go.set()
+    reader.join(5)
+    assert counts == [0]
+    assert finalized == []  # back in the idle list
+    connections._idle = []
+    gc.collect()
+    assert finalized == [False]

@@ -26,6 +26,7 @@ from pymemcache.client.base import Client  # type: ignore[import-untyped]
 from ._kernel_timeouts import set_kernel_timeouts, timeval
 
 __all__ = [
+    "LOST_RECHECK",
     "REFUSED",
     "BytesSerde",
     "KernelTimeoutSockets",
@@ -40,6 +41,12 @@ __all__ = [
 REFUSED = "memcached refused the connection: too many open connections (its -c limit)"
 
 
+#: Seconds between the looks of a command waiting for a connection at the
+#: slots dropped clients freed: a finalizer that found the lock taken could
+#: wake no one (see :meth:`Slots.lost`). One waiter at a time looks.
+LOST_RECHECK = 0.05
+
+
 class ServerRefused(ConnectionError):
     """memcached refused a new connection. Past its ``-c`` it sends ``ERROR
     Too many open connections`` and closes, which pymemcache reads as the
@@ -51,7 +58,7 @@ class Slots:
     the lock and condition of the commands waiting for one to come back. A
     forked child counts its own (its parent's threads are not in it)."""
 
-    __slots__ = ("_lost", "_made", "lock", "returned")
+    __slots__ = ("_lost", "_made", "_watched", "lock", "returned")
 
     def __init__(self) -> None:
         self._made = 0
@@ -65,6 +72,7 @@ class Slots:
         # acquire and the block (Condition's own __enter__ is Python's).
         self.lock = threading.Lock()
         self.returned = threading.Condition(self.lock)
+        self._watched = False  # a waiter looks at _lost every LOST_RECHECK s
 
     @property
     def made(self) -> int:
@@ -81,13 +89,34 @@ class Slots:
         """One client counted here was dropped without being given back:
         its slot is free. Run by a finalizer, perhaps in a thread that holds
         :attr:`lock`: never waits for it, so wakes a waiting command only
-        if it is free (one that is not woken sees the slot at its next look)."""
+        if it is free; else the waiter that watches (:meth:`wait`) sees the
+        slot within :data:`LOST_RECHECK` seconds."""
         self._lost.append(None)
         if self.lock.acquire(blocking=False):
             try:
                 self.returned.notify()
             finally:
                 self.lock.release()
+
+    def wait(self, seconds: float) -> None:
+        """Wait, with :attr:`lock` held, up to ``seconds`` for a client to come
+        back. The first waiter also wakes every :data:`LOST_RECHECK` seconds,
+        its caller then looking at :attr:`made` again: the finalizer of a
+        dropped client cannot always wake one. The others sleep."""
+        if self._watched:
+            self.returned.wait(seconds)
+            return
+        try:
+            self._watched = True
+            self.returned.wait(min(seconds, LOST_RECHECK))
+        finally:
+            self._watched = False
+
+    def left(self, waiting: int) -> None:
+        """A command leaves the wait, ``waiting`` others still in it (with
+        :attr:`lock` held): one of them is woken to watch if none does."""
+        if waiting and not self._watched:
+            self.returned.notify()
 
 
 class PooledClient(Client):  # type: ignore[misc]

@@ -352,9 +352,10 @@ class Server:
                             f"all {MAX_CONNECTIONS} connections of this process "
                             f"stayed in use for {POOL_WAIT} s"
                         )
-                    slots.returned.wait(left)
+                    slots.wait(left)
             finally:
                 self._waiting -= 1
+                slots.left(self._waiting)
 
     def _give_back(self, client: Any, generation: int) -> None:
         """Put ``client`` back among the idle ones (closed if :meth:`close`

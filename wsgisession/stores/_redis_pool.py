@@ -20,7 +20,10 @@ sends or reads, not after one raised in between:
   thread (each greenlet, under gevent or eventlet) took and has not put
   back, moving a connection between itself and that record in one C call
   (no point for a signal in between); :func:`reclaim`, called as such an
-  exception leaves the store, puts it back. A finalizer on the connection,
+  exception leaves the store (twice if a second one lands as the first
+  call begins), gives it back in one C call too, to the next taker, which
+  closes it first: closing each there, in Python code, lost every one a
+  second interrupt kept from the queue. A finalizer on the connection,
   as the memcached store's pool has, would never run here: redis-py's
   pool keeps every connection it made (``_connections``), and a slot not
   connected yet is a ``None`` in the queue.
@@ -36,6 +39,7 @@ import contextlib
 import queue
 import threading
 import time
+from itertools import chain
 from typing import Any
 
 import redis
@@ -189,17 +193,19 @@ class _Slots:
         self.mutex = threading.Lock()  # looked up now: gevent's if patched
         self.not_empty = threading.Condition(self.mutex)
         self.taken: dict[int, list[Any]] = {}
+        # Connections reclaim() took back, closed by their next taker.
+        self.reclaimed: list[Any] = []
         self._waiting = 0  # threads waiting for a slot: put() wakes one
 
     def qsize(self) -> int:
         """Idle connections and slots not connected yet."""
-        return len(self.queue)
+        return len(self.queue) + len(self.reclaimed)
 
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
         """Take the idle connection last put back; if none, wait up to
         ``timeout`` (if ``block``) or raise ``queue.Empty``."""
         with self.mutex:
-            if not self.queue:
+            if not self.queue and not self.reclaimed:
                 if not block:
                     raise queue.Empty
                 self._wait_for_one(timeout)
@@ -228,7 +234,7 @@ class _Slots:
         deadline = None if timeout is None else time.monotonic() + timeout
         self._waiting += 1
         try:
-            while not self.queue:
+            while not self.queue and not self.reclaimed:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     raise queue.Empty
@@ -239,8 +245,20 @@ class _Slots:
     # _get and _put run under the queue's mutex.
     def _get(self) -> Any:
         held = self.taken.setdefault(threading.get_ident(), [])
+        if self.reclaimed:
+            return self._get_reclaimed(held)
         held.extend(map(list.pop, (self.queue,)))  # queue to record: one C call
         return held[-1]
+
+    def _get_reclaimed(self, held: list[Any]) -> Any:
+        """Take a connection :meth:`reclaim` took back, closed first (a reply
+        may be on its way to it): in the taker's record as it closes, which
+        an interrupt meanwhile leaves to the taker's own reclaim."""
+        held.extend(map(list.pop, (self.reclaimed,)))  # one C call
+        connection = held[-1]
+        if connection is not None:
+            connection.disconnect()
+        return connection
 
     def _put(self, item: Any) -> None:
         taker = threading.get_ident()
@@ -254,14 +272,19 @@ class _Slots:
             del self.taken[taker]
 
     def reclaim(self) -> None:
-        """Put back what this thread took and did not return; a connection
-        closed first (a reply may be on its way to it)."""
+        """Give what this thread took and did not return to the next takers,
+        who close each first (see :meth:`_get_reclaimed`). All of it moves
+        from the thread's record in one C call: a second interrupt, landing
+        as this runs, finds it in one place or the other, never in neither
+        (closing each here, in Python code, lost those not closed yet)."""
+        taker = (threading.get_ident(),)
         with self.mutex:
-            held = self.taken.pop(threading.get_ident(), [])
-        for item in held:
-            if item is not None:
-                item.disconnect()
-            self.put_nowait(item)
+            # record to reclaimed: one C call (the maps and chain are lazy)
+            self.reclaimed.extend(
+                chain.from_iterable(map(self.taken.pop, taker, ((),)))
+            )
+            if self._waiting:
+                self.not_empty.notify(len(self.reclaimed))
 
 
 class Pool(redis.BlockingConnectionPool):

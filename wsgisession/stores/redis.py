@@ -173,8 +173,13 @@ class RedisStore(Store):
             ) from exc
         except BaseException:
             # An interrupt (a signal's, a timeout's) between redis-py's
-            # steps may have left a connection out of its pool: put back.
-            reclaim(self._client)
+            # steps may have left a connection out of its pool: put back,
+            # once more if a second one lands before reclaim() moved it.
+            try:
+                reclaim(self._client)
+            except BaseException:
+                reclaim(self._client)
+                raise
             raise
 
     def _connected(self) -> Any:
