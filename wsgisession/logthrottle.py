@@ -7,7 +7,7 @@ let an attacker fill the logs with one request after another. A
 WARNING and the rest at DEBUG, and its next WARNING says how many were
 held back. A :class:`WarningPerItem` logs a WARNING the first time an
 item (a corrupt record) is met, and at DEBUG when the same one comes back
-with another request of its cookie.
+with another request of its cookie (or at INFO first, for a notice).
 """
 
 from __future__ import annotations
@@ -66,12 +66,19 @@ class WarningPerItem:
     """One kind of warning on ``logger``: a WARNING once per item, then DEBUG.
 
     The last ``remembered`` items are kept, so that a process warns once
-    about each of them however often a client sends it again.
+    about each of them however often a client sends it again. ``level``
+    is that of the first line (a notice that is no warning: INFO).
     """
 
-    def __init__(self, logger: logging.Logger, remembered: int = 4096) -> None:
+    def __init__(
+        self,
+        logger: logging.Logger,
+        remembered: int = 4096,
+        level: int = logging.WARNING,
+    ) -> None:
         self.logger = logger
         self.remembered = remembered
+        self.level = level
         self._lock = threading.Lock()
         self._seen: dict[Hashable, None] = {}
 
@@ -83,10 +90,10 @@ class WarningPerItem:
                 self._seen[item] = None
                 if len(self._seen) > self.remembered:
                     del self._seen[next(iter(self._seen))]  # the oldest
-        if seen:
-            self.logger.debug(message, *args)
-        else:
-            self.logger.warning(message, *args)
+        self.logger.log(logging.DEBUG if seen else self.level, message, *args)
 
     def __repr__(self) -> str:
-        return f"WarningPerItem({self.logger.name!r}, remembered={self.remembered!r})"
+        return (
+            f"WarningPerItem({self.logger.name!r}, remembered={self.remembered!r}, "
+            f"level={logging.getLevelName(self.level)!r})"
+        )

@@ -210,8 +210,9 @@ class SessionMiddleware:
         """End the session of ``user_id`` named ``handle``; False if there was none.
 
         A session changing keys at that very moment (its own ``cycle_key()``)
-        gets a new handle and may escape; :meth:`revoke_user_sessions` lets
-        none escape.
+        is followed to its new key and ended too. A handle from an older
+        listing names no session once that session changed keys: False,
+        and :meth:`revoke_user_sessions` ends it.
         """
         return self._users.revoke_one(user_id, handle)
 

@@ -35,6 +35,9 @@ logger = logging.getLogger(__name__)
 _warn_corrupt_cookie = ThrottledWarning(logger)
 #: A server-side record stays corrupt until saved, its cookie coming back: one each.
 _warn_corrupt_record = WarningPerItem(logger)
+#: A session its user's index lost stays so until it expires, its cookie
+#: coming back at its holder's will: one INFO line each, then DEBUG.
+_note_orphaned = WarningPerItem(logger, level=logging.INFO)
 
 #: How far (s) a save time may be ahead of the clock with no reissue due:
 #: rounded to the microsecond, it may be a hair past the moment read.
@@ -158,7 +161,8 @@ class SessionRecord(MoveMethods):
             return True
         user = parts.user
         if user is not None and not self.store.user_index_intact(user, session_key):
-            logger.info(
+            _note_orphaned(
+                hash(("orphaned", session_key)),
                 "session missing from its user's index in %r; treated as revoked",
                 self.store,
             )

@@ -201,11 +201,42 @@ class UserSessions:
         return revoked, None if unlisted_gone else moved
 
     def revoke_one(self, user_id: object, handle: str) -> bool:
-        """Delete the user's session with ``handle``; False if there is none."""
-        for name, session in self._indexed(user_key(user_id)).items():
+        """Delete the user's session with ``handle``; False if there is none.
+
+        A session found under ``handle`` whose record is gone by the time it
+        is deleted may have moved to a new key (its own ``cycle_key()``
+        racing this call, over and over if its holder wants it to escape):
+        it is followed by its ``created``, which a move keeps, as
+        :meth:`revoke_all` follows the sessions it lists.
+        """
+        user = user_key(user_id)
+        for name, session in self._indexed(user).items():
             if isinstance(session, UserSession) and session.handle == handle:
-                return self.store.delete_record(name)
+                if self.store.delete_record(name):
+                    return True
+                return self._revoke_moved(user, session.created)
         return False
+
+    def _revoke_moved(self, user: str, created: float) -> bool:
+        """Delete the user's session created at ``created``, found gone from
+        the record it was listed under; False if it is gone for good
+        (flushed, revoked or expired meanwhile)."""
+        for _ in range(_REVOKE_ROUNDS):
+            records = self.store.user_session_records(user)
+            moved = [
+                name
+                for name, session in self._sessions(user, records).items()
+                if isinstance(session, UserSession) and session.created == created
+            ]
+            if any(self.store.delete_record(name) for name in moved):
+                return True
+            # A listing that never settled may miss the session's new record.
+            if not moved and not isinstance(records, UnsettledRecords):
+                return False
+        raise SessionError(
+            f"a session of a user kept changing keys during its revocation "
+            f"({_REVOKE_ROUNDS} rounds) on {self.store!r}"
+        )
 
     def _indexed(self, user: str) -> dict[str, UserSession | Unlisted]:
         """Record name -> session of each record in the user's index."""
