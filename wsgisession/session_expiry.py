@@ -133,19 +133,27 @@ class ExpiryMethods:
 
 
 class TestCookieMethods(MutableMapping[str, Any]):
-    """Django's test cookie: whether the browser sends cookies back."""
+    """Django's test cookie: whether the browser sends cookies back.
+
+    The marker's key and value are class attributes, as on Django's
+    ``SessionBase``, so code ported from Django can name them
+    (``session.TEST_COOKIE_NAME``).
+    """
+
+    TEST_COOKIE_NAME = TEST_COOKIE_NAME
+    TEST_COOKIE_VALUE = TEST_COOKIE_VALUE
 
     def set_test_cookie(self) -> None:
         """Store a marker to check, on the next request, that cookies work."""
-        self[TEST_COOKIE_NAME] = TEST_COOKIE_VALUE
+        self[self.TEST_COOKIE_NAME] = self.TEST_COOKIE_VALUE
 
     def test_cookie_worked(self) -> bool:
         """Whether the marker of :meth:`set_test_cookie` came back."""
-        return bool(self.get(TEST_COOKIE_NAME) == TEST_COOKIE_VALUE)
+        return bool(self.get(self.TEST_COOKIE_NAME) == self.TEST_COOKIE_VALUE)
 
     def delete_test_cookie(self) -> None:
         """Remove the marker; KeyError if it is absent."""
-        del self[TEST_COOKIE_NAME]
+        del self[self.TEST_COOKIE_NAME]
 
 
 class HasKeyMethod(MutableMapping[str, Any]):

@@ -39,6 +39,10 @@ class SessionProxy(MutableMapping[str, Any]):
     the same data. Framework adapters subclass it and add their attributes.
     """
 
+    #: The test cookie's marker, as on Django's sessions (``session.TEST_COOKIE_NAME``).
+    TEST_COOKIE_NAME = Session.TEST_COOKIE_NAME
+    TEST_COOKIE_VALUE = Session.TEST_COOKIE_VALUE
+
     def __init__(self, session: Session) -> None:
         self._session = session
 
