@@ -132,10 +132,11 @@ def streaming_app(subrequest_done: threading.Event) -> Any:
             session["cart"] = ["book"]
             start_response("200 OK", [("Content-Type", "text/html")])
             return stream(subrequest_done)
+        text = f"cart={session.get('cart')}"
         if environ["PATH_INFO"] == "/me":
-            subrequest_done.set()
+            subrequest_done.set()  # after the read: the page ends (and saves) next
         start_response("200 OK", [("Content-Type", "text/plain")])
-        return [f"cart={session.get('cart')}".encode()]
+        return [text.encode()]
 
     return app
 
