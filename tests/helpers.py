@@ -209,6 +209,22 @@ def memcached_keys(client: object) -> set[str]:
     raise AssertionError("memcached's crawler dumps never settled")
 
 
+def evict_user_index(store: Store, user: str) -> None:
+    """Delete ``user``'s index from every server of a memcached ``store``:
+    what memcached does to an item under memory pressure, or a restart."""
+    from pymemcache.client.base import Client  # type: ignore[import-untyped]
+
+    from wsgisession.keys import user_storage_key
+
+    name = store._key_prefix + user_storage_key(user) + ":user"  # type: ignore[attr-defined]
+    for server in store._servers:  # type: ignore[attr-defined]
+        client = Client(server.address, timeout=5)
+        try:
+            client.delete(name, noreply=False)
+        finally:
+            client.close()
+
+
 def _dump_memcached(store: Store, argument: str) -> bytes:
     from pymemcache.client.base import Client  # type: ignore[import-untyped]
 

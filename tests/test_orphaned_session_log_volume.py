@@ -19,28 +19,15 @@ from pathlib import Path
 
 import pytest
 import webtest
-from helpers import build_store, store_argument, user_app
-from pymemcache.client.base import Client  # type: ignore[import-untyped]
+from helpers import build_store, evict_user_index, store_argument, user_app
 
 from wsgisession import SessionMiddleware
-from wsgisession.keys import user_storage_key
 from wsgisession.stores import MemcachedStore
 
 USER = "alice@example.org"
 PREFIX = "wsgisession:"
 RESENT = 200
 ORPHANED = "session missing from its user's index"
-
-
-def lose_index(store: MemcachedStore, user: str) -> None:
-    """What memcached does to an item under memory pressure, or a restart."""
-    name = PREFIX + user_storage_key(user) + ":user"
-    for server in store._servers:
-        client = Client(server.address, timeout=5)
-        try:
-            client.delete(name, noreply=False)
-        finally:
-            client.close()
 
 
 def orphan_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -61,7 +48,7 @@ def test_an_orphaned_sessions_cookie_sent_again_logs_one_info_line(
         client.get("/", "login=" + USER)
         cookie = "sessionid=" + client.cookies["sessionid"]
         client.reset()  # the header below alone names it
-        lose_index(store, USER)
+        evict_user_index(store, USER)
         caplog.set_level(logging.DEBUG, logger="wsgisession")
         for _ in range(RESENT):
             response = client.get("/", headers={"Cookie": cookie})
@@ -82,7 +69,7 @@ def test_each_orphaned_session_is_logged_once(
             client.get("/", "login=" + USER)
             cookies.append("sessionid=" + client.cookies["sessionid"])
         client.reset()
-        lose_index(store, USER)
+        evict_user_index(store, USER)
         caplog.set_level(logging.DEBUG, logger="wsgisession")
         for cookie in cookies * 2:
             client.get("/", headers={"Cookie": cookie})

@@ -12,11 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import build_store, store_argument, user_app
-from pymemcache.client.base import Client  # type: ignore[import-untyped]
+from helpers import build_store, evict_user_index, store_argument, user_app
 
 from wsgisession import SessionInterrupted, SessionMiddleware
-from wsgisession.keys import user_storage_key
 from wsgisession.session import Session
 from wsgisession.stores import MemcachedStore
 
@@ -40,17 +38,6 @@ def bound(middleware: SessionMiddleware, device: str) -> Session:
     return session
 
 
-def evict_index(store: MemcachedStore, user: str) -> None:
-    """What memcached does to an item under memory pressure."""
-    name = PREFIX + user_storage_key(user) + ":user"
-    for server in store._servers:
-        client = Client(server.address, timeout=5)
-        try:
-            client.delete(name, noreply=False)
-        finally:
-            client.close()
-
-
 @pytest.mark.parametrize("change", ["cycle_key", "bind_user"])
 def test_a_key_change_in_flight_after_an_eviction_brings_nothing_back(
     middleware: SessionMiddleware, change: str
@@ -60,7 +47,7 @@ def test_a_key_change_in_flight_after_an_eviction_brings_nothing_back(
     stolen = bound(middleware, "attacker")
     in_flight = middleware.open_session(stolen.session_key)
     assert in_flight["device"] == "attacker"  # loaded while its index was there
-    evict_index(store, USER)
+    evict_user_index(store, USER)
     current = bound(middleware, "owner")  # the owner signs in again...
     middleware.revoke_user_sessions(USER, keep=current)  # ...and out elsewhere
     with pytest.raises(SessionInterrupted):

@@ -15,8 +15,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from helpers import build_store, fake_clock, store_argument, user_app
-from pymemcache.client.base import Client  # type: ignore[import-untyped]
+from helpers import (
+    build_store,
+    evict_user_index,
+    fake_clock,
+    store_argument,
+    user_app,
+)
 from servers import MemcachedPool, RedisCluster, ServerProcess
 
 from wsgisession import SessionMiddleware
@@ -130,18 +135,6 @@ def test_redis_prunes_an_entry_without_record_only_after_the_grace(
 # -- memcached: the index item, and failing closed -------------------------------------
 
 
-def memcached_clients(store: MemcachedStore) -> list[Client]:
-    return [Client(server.address, timeout=5) for server in store._servers]
-
-
-def delete_everywhere(store: MemcachedStore, name: str) -> None:
-    for client in memcached_clients(store):
-        try:
-            client.delete(name, noreply=False)
-        finally:
-            client.close()
-
-
 def test_memcached_an_evicted_index_fails_closed(
     on_memcached: SessionMiddleware,
 ) -> None:
@@ -149,7 +142,7 @@ def test_memcached_an_evicted_index_fails_closed(
     assert isinstance(store, MemcachedStore)
     mine = [bound(on_memcached) for _ in range(2)]
     theirs = bound(on_memcached, OTHER)
-    delete_everywhere(store, PREFIX + user_storage_key(USER) + ":user")  # evicted
+    evict_user_index(store, USER)
 
     for session in mine:
         again = reopened(on_memcached, session)
