@@ -446,3 +446,17 @@ def test_cookie_less_writes_do_not_pile_up(
     call(app, "csrf", None)  # this save sweeps one bounded batch
     left = store.clear_expired()
     assert 50 <= left < 150, f"the sweep removed {150 - left}: some, at most 100"
+
+
+def test_deploy_warnings_name_a_cookie_store_without_absolute_timeout() -> None:
+    """A signed cookie cannot be revoked and each save re-signs it: without
+    ``absolute_timeout`` a stolen copy kept in use never ends, so ``check``
+    says so (see tests/test_cookie_store_replay.py)."""
+    base = {"store": "cookie", "secret_key": SECRET, "cookie_secure": "true"}
+    settings, spec = parse_settings(base)
+    (warning,) = deploy_warnings(settings, spec)
+    assert warning.startswith("store = cookie without absolute_timeout")
+    settings, spec = parse_settings({**base, "absolute_timeout": "86400"})
+    assert deploy_warnings(settings, spec) == []
+    server_side = {"store": "memory", "cookie_secure": "true"}
+    assert deploy_warnings(*parse_settings(server_side)) == []

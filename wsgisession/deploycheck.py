@@ -45,6 +45,14 @@ def deploy_warnings(settings: Settings, spec: StoreSpec) -> list[str]:
             "cookie_httponly = false: JavaScript can read the session id, so one "
             "XSS hole steals every session; set cookie_httponly = true"
         )
+    if spec.store == "cookie" and settings.absolute_timeout is None:
+        found.append(
+            "store = cookie without absolute_timeout: a signed cookie cannot be "
+            "revoked, and each save signs it again with a new expiry, so a copy "
+            "taken from a browser, or kept after logout, stays valid for as long "
+            "as its holder keeps visiting pages that save the session; set "
+            "absolute_timeout (86400 for a day) to bound how long any session lives"
+        )
     # The default written out (key_prefix = wsgisession:) shares it just the same.
     if spec.store in SHARED_SERVER_STORES and spec.key_prefix in (
         None,

@@ -285,6 +285,22 @@ class PickleSerializer:
         return "PickleSerializer()"
 
 
+def _instance_of(cls: type, path: str) -> Any:
+    """An instance of the serializer class ``path`` names, made with no arguments;
+    ConfigError if that fails (a class that needs options), not its TypeError,
+    so that startup and ``wsgisession check`` say which setting is wrong."""
+    try:
+        return cls()
+    except Exception as exc:
+        from .errors import ConfigError
+
+        raise ConfigError(
+            f"serializer: {path!r} names a class, made with no arguments, which "
+            f"failed ({type(exc).__name__}: {exc}); give a class that takes none, "
+            "or in Python pass an instance (serializer=Class(...))"
+        ) from exc
+
+
 def resolve_serializer(value: str | Serializer) -> Serializer:
     """Turn the ``serializer`` option ("json", "pickle", a dotted path or an object) into an object."""
     if value == "json":
@@ -294,9 +310,9 @@ def resolve_serializer(value: str | Serializer) -> Serializer:
     if isinstance(value, str):
         from ._coerce import import_dotted
 
-        value = import_dotted(value)
+        path, value = value, import_dotted(value)
         if isinstance(value, type):
-            value = value()
+            value = _instance_of(value, path)
     if callable(getattr(value, "dumps", None)) and callable(
         getattr(value, "loads", None)
     ):

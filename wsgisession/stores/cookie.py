@@ -12,8 +12,9 @@ What this store cannot do, and when to choose a server-side store instead:
 
 * It cannot revoke a cookie before it expires. Logging out only stops the
   browser from sending it; a copy taken earlier (stolen, or kept by the
-  user) still loads until its ``expires_at``. Rotating the secret key
-  without fallbacks is the only way to kill every cookie at once.
+  user) still loads until its ``expires_at``, which each save moves on:
+  only ``absolute_timeout`` ends a copy kept in use. Rotating the secret
+  key without fallbacks is the only way to kill every cookie at once.
 * The client can read the data unless ``encrypt=True``: it is signed, not
   hidden. Never put secrets in it without encryption.
 * Browsers drop cookies over about 4 KB, so the session must stay small;
