@@ -121,6 +121,7 @@ def test_pyramid_app(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     page = client.get("/")
     client.post("/login", {"user": "grace"}, status=400)  # no CSRF token
     client.post("/login", {"user": "grace", **csrf_token(page)}, status=303)
+    client.post("/logout", csrf_token(page), status=400)  # rotated at login
     page = client.get("/")
     assert "<p>You are logged in.</p>" in page.text
     assert "<p>You are logged in.</p>" not in client.get("/").text  # popped

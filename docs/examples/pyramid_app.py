@@ -9,7 +9,7 @@ from wsgiref.simple_server import make_server
 
 from markupsafe import escape
 from pyramid.config import Configurator
-from pyramid.csrf import get_csrf_token
+from pyramid.csrf import get_csrf_token, new_csrf_token
 from pyramid.httpexceptions import HTTPSeeOther
 from pyramid.response import Response
 
@@ -42,6 +42,7 @@ def index(request):
 
 def login(request):
     request.session.cycle_key()  # a new session id at login defeats fixation
+    new_csrf_token(request)  # and a new CSRF token: one planted before is refused
     request.session["user"] = request.POST.get("user") or "guest"
     request.session.flash("You are logged in.")
     return HTTPSeeOther("/")
