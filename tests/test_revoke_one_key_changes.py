@@ -35,6 +35,8 @@ KINDS = [
     "memcached",
     "memcached-pool",
     "redis-cluster",
+    "sql-postgresql",
+    "sql-mariadb",
 ]
 
 

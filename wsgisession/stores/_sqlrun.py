@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
+from ._sqlgreen import warn_if_psycopg_blocks_gevent
 from ._sqlslots import Slot, close_all, counts
 
 if TYPE_CHECKING:  # imported by SQLStore itself, which needs SQLAlchemy at runtime
@@ -248,6 +249,8 @@ class Runner:
         # The generation before connecting: a renew() while it connects
         # lets this connection go too (it may hold the old setting).
         slot.generation = self._generation
+        if self._binary:  # psycopg, imported before gevent patched?
+            warn_if_psycopg_blocks_gevent()
         pooled = self.engine.raw_connection()
         pooled.detach()
         connection: Any = pooled.dbapi_connection
@@ -301,6 +304,8 @@ class Runner:
 
     @contextmanager
     def _borrowed(self) -> Iterator[Cursor]:
+        if self._binary:  # as in _open(): the app's engine may connect now
+            warn_if_psycopg_blocks_gevent()
         connection = self.engine.raw_connection()
         dbapi_connection: Any = connection.dbapi_connection
         cursor = None
