@@ -35,7 +35,7 @@ from contextlib import AbstractContextManager
 
 from ._descriptor import Descriptor
 from ._flock import make_private_dirs
-from ._lockwaits import lock_released, wait_for_lock
+from ._lockwaits import wait_for_lock
 from .base import now
 
 __all__ = ["RequestLocks", "open_new_file"]
@@ -118,7 +118,6 @@ class RequestLocks:
             held = _read_lock(path)
             if held is not None and held[0] == token:
                 os.unlink(path)
-        lock_released(path)
 
     def remove_stale(self, limit: int) -> int:
         """Remove up to ``limit`` expired lock files and orphaned temporary files."""

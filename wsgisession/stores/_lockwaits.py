@@ -13,15 +13,11 @@ one holding the process's turn asks the store, backing off from
 condition until the turn is given back (the longest waiting takes it) or
 ends. They used to look at it every 5-10 ms: 300 of them cost 1.5 s of
 CPU for a lock held 2 s. A turn is held until its waiter's own deadline at
-the latest, so one an interrupt left behind ends by itself. A store that
-releases a lock says so (:func:`lock_released`): the asker of this process
-tries at once, so that a queue of one session's requests in one process
-moves without waiting out the pauses.
+the latest, so one an interrupt left behind ends by itself.
 """
 
 from __future__ import annotations
 
-import os
 import random
 import threading
 import time
@@ -30,7 +26,7 @@ from collections.abc import Callable, Hashable
 from ..errors import LockTimeout
 from ._shared import per_process
 
-__all__ = ["FIRST_PAUSE", "LONGEST_PAUSE", "lock_released", "wait_for_lock"]
+__all__ = ["FIRST_PAUSE", "LONGEST_PAUSE", "wait_for_lock"]
 
 #: Seconds before the second try at a held lock; each later pause doubles.
 FIRST_PAUSE = 0.002
@@ -42,18 +38,15 @@ LONGEST_PAUSE = 0.02
 
 class _Turn:
     """One lock's turn: the token of the waiter asking the store, the moment
-    its turn ends by itself, the other waiters, asleep until it is free, and
-    whether the lock was released in this process since the asker's last try."""
+    its turn ends by itself, and the other waiters, asleep until it is free."""
 
-    __slots__ = ("free", "holder", "released", "released_here", "until", "waiting")
+    __slots__ = ("free", "holder", "until", "waiting")
 
     def __init__(self, guard: threading.RLock) -> None:
         self.holder: object = None
         self.until = 0.0
         self.waiting = 0
         self.free = threading.Condition(guard)
-        self.released_here = False
-        self.released = threading.Condition(guard)  # the asker's pauses
 
 
 class _Turns:
@@ -92,26 +85,6 @@ class _Turns:
                 if turn.holder is None and turn.waiting:
                     turn.free.notify()  # a wake-up it took, interrupted
                 self._forget_unused(lock, turn)
-
-    def pause(self, lock: Hashable, seconds: float) -> None:
-        """The asker's pause between two tries at ``lock``, cut short by its
-        release in this process (:func:`lock_released`)."""
-        with self.guard:
-            turn = self.holders.get(lock)
-            if turn is not None:
-                if not turn.released_here:
-                    turn.released.wait(seconds)
-                turn.released_here = False
-                return
-        time.sleep(seconds)  # its turn forgotten: it ended with its deadline
-
-    def note_release(self, lock: Hashable) -> None:
-        """Wake the asker of ``lock``, if a thread of this process waits for it."""
-        with self.guard:
-            turn = self.holders.get(lock)
-            if turn is not None:
-                turn.released_here = True
-                turn.released.notify()
 
     def give_back(self, lock: Hashable, token: object) -> None:
         """End ``token``'s turn of ``lock``, if it holds it, and wake the
@@ -152,7 +125,7 @@ def wait_for_lock(take: Callable[[], bool], timeout: float, lock: Hashable) -> N
         while True:  # its pauses start at FIRST_PAUSE once it asks
             if time.monotonic() >= deadline:
                 raise LockTimeout(f"session lock not obtained within {timeout} s")
-            turns.pause(lock, random.uniform(pause / 2, pause))
+            time.sleep(random.uniform(pause / 2, pause))
             pause = min(pause * 2, LONGEST_PAUSE)
             if take():
                 return
@@ -162,12 +135,3 @@ def wait_for_lock(take: Callable[[], bool], timeout: float, lock: Hashable) -> N
         except BaseException:  # an interrupt cut it short: once more
             turns.give_back(lock, token)
             raise
-
-
-def lock_released(lock: Hashable) -> None:
-    """Say that ``lock`` (named as to :func:`wait_for_lock`) was released by
-    a thread of this process: its waiter asking the store tries again at
-    once, instead of after its pause (up to :data:`LONGEST_PAUSE`)."""
-    turns = _turns_by_process.get(os.getpid())
-    if turns is not None:  # a thread of this process waited for a lock
-        turns.note_release(lock)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import LockTimeout, StoreUnavailable
 from ._keptlocks import KeptTokens
-from ._lockwaits import lock_released, wait_for_lock
+from ._lockwaits import wait_for_lock
 from ._memcached_items import CLOCK_MARGIN, memcached_expire
 from ._shared import LOCK_SUFFIX, pack, unpack
 from .base import now
@@ -72,7 +72,6 @@ class MemcachedLock:
         finally:
             try:
                 self._unlock(record, name, token, ttl)
-                lock_released((id(self), name))
             except BaseException:
                 # Cut short by an interrupt (a timeout around the request, a
                 # signal): once more, or the item would lock the session for ttl.

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from ..clock import now
 from ..errors import StoreUnavailable
 from ._keptlocks import KeptTokens
-from ._lockwaits import lock_released, wait_for_lock
+from ._lockwaits import wait_for_lock
 from ._shared import (
     release_lock,
     undo_if_cut_short,
@@ -65,7 +65,6 @@ class SQLiteLocks:
             if not release_lock(drop, timeout):  # the row expires anyway
                 logger.warning("%r: could not release a session lock", self)
                 self._unreleased.keep(name, token, now() + ttl)
-            lock_released((id(self), name))
 
         undo = self._dropping_or_keeping(name, drop, token, ttl)
         undone_if_cut_short(

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..clock import now
 from ..errors import StoreUnavailable
-from ._lockwaits import lock_released, wait_for_lock
+from ._lockwaits import wait_for_lock
 from ._shared import (
     release_lock,
     undo_if_cut_short,
@@ -77,7 +77,6 @@ class SQLLocks:
             if not release_lock(drop, timeout):  # the row expires anyway
                 logger.warning("%r: could not release a session lock", self)
                 self._unreleased.keep(name, token, now() + ttl)
-            lock_released((id(self), name))
 
         reruns = self._reruns
         try:

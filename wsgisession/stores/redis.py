@@ -51,7 +51,7 @@ from ..errors import ConfigError, LockTimeout, StoreUnavailable
 from ..logthrottle import ThrottledWarning
 from ..redaction import redact_url
 from ._keptlocks import KeptTokens
-from ._lockwaits import lock_released, wait_for_lock
+from ._lockwaits import wait_for_lock
 from ._redis_names import record_ttl_ms, slot_mate, ttl_ms
 from ._redis_scripts import COMPARE_AND_SET, RELEASE, Lua
 from ._redis_sweep import IndexSweep
@@ -328,7 +328,6 @@ class RedisStore(Store):
         finally:
             try:
                 self._script(RELEASE, name, token)
-                lock_released((id(self), name))
             except StoreUnavailable:  # the key expires anyway; keep the real error
                 logger.warning("%r: could not release the lock %s", self, name)
                 self._unreleased.keep(name, token, now() + ttl)
