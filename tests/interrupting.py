@@ -190,3 +190,14 @@ def ends_within(work: Callable[[], None], what: str, seconds: float = 5) -> None
     thread.join(seconds)
     assert not thread.is_alive(), f"{what}: still running after {seconds} s"
     assert not failures, f"{what}: {failures[0]!r}"
+
+
+def after_condition_let_go(frame: FrameType, event: str, arg: Any) -> bool:
+    """A :data:`Hit` inside ``threading.Condition.wait``, as it has let go of
+    its lock and before its ``try``: an interrupt there leaves the waiter's
+    entry in the condition, to take a later ``notify()``'s one wake-up."""
+    return (
+        event == "c_return"
+        and frame.f_code is threading.Condition.wait.__code__
+        and getattr(arg, "__name__", "") == "_release_save"
+    )

@@ -20,7 +20,13 @@ from pathlib import Path
 import pytest
 import redis
 from helpers import call, increment_app, new_session
-from interrupting import Interrupt, in_module, interrupted_at, interrupted_on
+from interrupting import (
+    Interrupt,
+    after_condition_let_go,
+    in_module,
+    interrupted_at,
+    interrupted_on,
+)
 from servers import ServerProcess
 
 from wsgisession import SessionMiddleware
@@ -259,3 +265,38 @@ def test_a_waiter_interrupted_as_it_is_woken_wakes_the_next() -> None:
     done = time.monotonic()
     turns.holders.pop(lock, None)
     assert done - given_back < 1.0
+
+
+def test_a_turn_wake_up_lost_to_an_interrupted_waiter_costs_at_most_a_second() -> None:
+    """An interrupt inside ``Condition.wait`` (after it let go of the guard,
+    before its ``try``) leaves that waiter's entry in the turn's condition,
+    and the turn given back woke it instead of the waiter behind, who slept
+    until the turn's end (here 10 s) while the lock was free. Waiters now
+    look at the turn again every second."""
+    free = threading.Event()  # the lock in the store
+    took: dict[str, float] = {}
+
+    def waiter(name: str) -> None:
+        started = time.monotonic()
+        # RuntimeError: the ``with`` around the wait finds its lock let go
+        # (CPython's Condition.wait, interrupted there) and says so instead.
+        with contextlib.suppress(Interrupt, RuntimeError):
+            if name == "interrupted":
+                with interrupted_on(after_condition_let_go):
+                    wait_for_lock(free.is_set, 10.0, "lost-wake-up")
+                return
+            wait_for_lock(free.is_set, 10.0, "lost-wake-up")
+            took[name] = time.monotonic() - started
+
+    waiters = [
+        threading.Thread(target=waiter, args=(name,))
+        for name in ("asker", "first", "interrupted", "behind")
+    ]
+    for thread in waiters:
+        thread.start()
+        time.sleep(0.1)  # queued in this order
+    free.set()
+    for thread in waiters:
+        thread.join(15)
+    assert set(took) == {"asker", "first", "behind"}
+    assert took["behind"] < 2.5  # 9.75 s before

@@ -17,7 +17,13 @@ from types import FrameType
 from typing import Any
 
 import pytest
-from interrupting import Interrupt, in_module, interrupted_at, interrupted_on
+from interrupting import (
+    Interrupt,
+    after_condition_let_go,
+    in_module,
+    interrupted_at,
+    interrupted_on,
+)
 
 from wsgisession.errors import LockTimeout
 from wsgisession.keys import generate_key
@@ -158,3 +164,42 @@ def test_an_interrupt_anywhere_in_a_wait_leaves_the_next_waiter_woken() -> None:
             break
     assert point > 10  # the sweep reached the wait's points
     assert late == []
+
+
+def test_a_wake_up_lost_to_an_interrupted_waiter_costs_at_most_a_second() -> None:
+    """An interrupt inside ``Condition.wait``, after it let go of the lock and
+    before its ``try``, leaves that waiter's entry in the condition, and a
+    later release's one wake-up goes to it: the waiter behind slept until
+    its lock_timeout (10 s) while the lock was free. It now looks again
+    every second."""
+    store, key = MemoryStore(), generate_key()
+    took: dict[str, float] = {}
+
+    def waiter(name: str) -> None:
+        started = time.monotonic()
+        # RuntimeError: the ``with`` around the wait finds its lock let go
+        # (CPython's Condition.wait, interrupted there) and says so instead.
+        with contextlib.suppress(Interrupt, RuntimeError):
+            if name == "interrupted":
+                with (
+                    interrupted_on(after_condition_let_go),
+                    store.lock(key, 10.0, 60.0),
+                ):
+                    pass
+                return
+            with store.lock(key, 10.0, 60.0):
+                time.sleep(0.05)
+            took[name] = time.monotonic() - started
+
+    waiters = [
+        threading.Thread(target=waiter, args=(name,))
+        for name in ("first", "interrupted", "behind")
+    ]
+    with store.lock(key, 10.0, 60.0):
+        for thread in waiters:
+            thread.start()
+            time.sleep(0.1)  # queued in this order
+    for thread in waiters:
+        thread.join(15)
+    assert set(took) == {"first", "behind"}
+    assert took["behind"] < 2.0  # 10.05 s before

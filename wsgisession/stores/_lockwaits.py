@@ -30,6 +30,13 @@ __all__ = ["FIRST_PAUSE", "LONGEST_PAUSE", "wait_for_lock"]
 
 #: Seconds before the second try at a held lock; each later pause doubles.
 FIRST_PAUSE = 0.002
+#: The longest a waiter not asking sleeps without looking at the turn
+#: (seconds). A wake-up can be lost to another waiter's entry in the
+#: condition, left there by an interrupt inside ``Condition.wait`` (after
+#: it let go of the guard, before its ``try``): the turn is then taken this
+#: late at most, not at the end of the holder's turn.
+RECHECK = 1.0
+
 #: The longest pause between two tries (seconds), the former polls' longest
 #: too: a lock freed meanwhile is taken this late at most, and a waiter
 #: asks the store at most 100 times a second (50 once it has waited 40 ms).
@@ -79,7 +86,7 @@ class _Turns:
                         return True
                     if until <= moment:
                         return False
-                    turn.free.wait(min(until, turn.until) - moment)
+                    turn.free.wait(min(until, turn.until, moment + RECHECK) - moment)
             finally:
                 turn.waiting -= 1
                 if turn.holder is None and turn.waiting:

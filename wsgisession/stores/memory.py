@@ -15,9 +15,11 @@ from ..keys import STORAGE_KEYS, generate_key, hash_storage_key
 from ._shared import per_process, undo_if_cut_short, undone_if_cut_short
 from .base import Merge, Progress, Record, Store, new_record, now, storage_key
 
-#: Longest single wait for a held lock (s): the loop waits again after it.
-#: ``Condition.wait`` overflows past ``threading.TIMEOUT_MAX`` (292 years).
-_LONGEST_WAIT = 3600.0
+#: Longest single wait for a held lock (s): the waiter looks again after it.
+#: A wake-up can be lost to another waiter's entry in the condition, left
+#: there by an interrupt inside ``Condition.wait`` (after it let go of the
+#: lock, before its ``try``): the next waiter is then this late at most.
+_LONGEST_WAIT = 1.0
 
 
 class MemoryStore(Store):
