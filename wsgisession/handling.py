@@ -8,12 +8,8 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from .app_headers import check_app_headers
-from .cache_headers import (
-    VARY_OR_CACHE_CONTROL_LENGTHS,
-    add_session_headers,
-    header_name,
-)
-from .cookies import check_cookie_size, session_cookie
+from .cache_headers import add_session_headers, lengths_rule_out_caching_headers
+from .cookies import SERVER_ERRORS_FROM, check_cookie_size, session_cookie
 from .errors import SessionInterrupted
 from .nesting import outer_session_serves
 from .response import Response, ResponseSetup, StartResponse
@@ -23,10 +19,6 @@ from .session_writes import refill
 __all__ = ["Handled", "WSGIApp", "handle"]
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-
-#: Whether none of some header names' lengths is that of ``Vary`` or
-#: ``Cache-Control`` (the set's method bound once: no attribute read).
-_neither_length = VARY_OR_CACHE_CONTROL_LENGTHS.isdisjoint
 
 
 class Handled(Protocol):
@@ -122,7 +114,7 @@ def _settled_as_read(
     headers = response.headers
     # add_session_headers(), spelled out for the usual case (as in
     # _send_as_written): no name is of the length of Vary or Cache-Control.
-    if _neither_length(map(len, map(header_name, headers))):
+    if lengths_rule_out_caching_headers(headers):
         response.headers = [*headers, ("Vary", "Cookie")]
     else:
         headers = response.headers = list(headers)
@@ -143,11 +135,12 @@ def _send_as_written(
         return response.send_headers(True, True)
     if record.key is None and not data:  # emptied: deleted, or no cookie
         return response.send_headers(True, True)
-    if int(response.status[:3]) >= 500:  # type: ignore[index]
+    status = response.status
+    check_app_headers(status, response.headers)  # before the save; a str
+    if status >= SERVER_ERRORS_FROM:  # type: ignore[operator]
         return response.send_headers(True, True)  # save_on_error decides
     if setup.size_first:  # a cookie near the size limit: checked before writing
         return response.send_headers(True, True)
-    check_app_headers(response.status, response.headers)  # before the save
     changes = session._changes
     if changes is not None and changes.snapshots:  # else nothing to detect
         session.detect_changes()
@@ -186,7 +179,7 @@ def _send_as_written(
     ]
     # add_session_headers(), spelled out for the usual case: no name is of
     # the length of Vary or Cache-Control.
-    if _neither_length(map(len, map(header_name, headers))):
+    if lengths_rule_out_caching_headers(headers):
         headers += setup.session_headers
     else:
         add_session_headers(headers, private=setup.private)

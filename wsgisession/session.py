@@ -21,7 +21,6 @@ from collections.abc import (
 )
 from typing import Any, NoReturn
 
-from . import clock
 from . import expiry as rules
 from .changes import ChangeSet, bare_change_set
 from .config import Settings
@@ -165,7 +164,7 @@ class Session(
         if record is None:
             record = self._new_record()
             if not candidates:  # a new session: none to open
-                record.created = clock.read()  # all that forget() changes here
+                record.forget()  # new as of now; its fields its own, read by the save
                 published = self._data
                 if published is None:  # see below
                     published = {}
@@ -183,7 +182,7 @@ class Session(
                     self._offered_key_loaded = True
                     break
             else:  # none opened: a new session, as of now
-                record.forget()
+                record.forget()  # new as of now; its fields its own, read by the save
                 data = {}
         except BaseException:  # not an absent session: the next use tries again
             self._offered, self._load_failed = candidates, True

@@ -9,6 +9,7 @@ from .config import Settings
 from .cookies import (
     DELETE,
     NOTHING,
+    SERVER_ERRORS_FROM,
     SET,
     CookieAction,
     SessionState,
@@ -72,7 +73,7 @@ class CookiePolicyMethods:
             or (record.settings.reissue_time is not None and record.reissue_due())
         ):
             return NOTHING
-        if int(status[:3]) >= 500 and not settings.save_on_error:
+        if status >= SERVER_ERRORS_FROM and not settings.save_on_error:
             return NOTHING
         return SET
 
