@@ -9,15 +9,18 @@ moved with wsgisession.clock.use (the library's own test hook).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from helpers import USER_SESSION_STORES, build_store, store_argument, user_app
 
 from wsgisession import SessionMiddleware, clock
+from wsgisession.errors import SessionError
 from wsgisession.keys import storage_key
 from wsgisession.session import Session
+from wsgisession.stores.base import Record, Store
+from wsgisession.usersessions import _REVOKE_ROUNDS
 
 USER = "alice@example.org"
 SERVER_KINDS = ["redis", "redis-cluster", "memcached", "memcached-pool"]
@@ -178,3 +181,81 @@ def test_a_session_only_other_processes_read_is_followed_when_it_moves(
     assert moves
     assert old.open_session(device.session_key).user_id is None
     assert old.user_sessions(USER) == []
+
+
+#: More stolen sessions than a revocation has rounds to give up after.
+STOLEN = _REVOKE_ROUNDS + 5
+
+
+def _moving_during_rounds(
+    store: Store, devices: list[Session], escapes: Callable[[int, int], bool]
+) -> list[int]:
+    """Make ``devices[i]`` change keys just before the revocation deletes
+    it in every round ``r`` (1, 2, ...) for which ``escapes(i, r)``; the
+    revocation's round count, as a one-item list that the rounds update."""
+    listing, delete_record, rounds = (
+        store.user_session_records,
+        store.delete_record,
+        [0],
+    )
+
+    def counted_listing(user: str) -> dict[str, Record]:
+        rounds[0] += 1
+        return listing(user)
+
+    def moved_first(record_name: str) -> bool:
+        for index, device in enumerate(devices):
+            mine = storage_key(device.session_key or "") == record_name
+            if mine and escapes(index, rounds[0]):
+                device.cycle_key()  # an attacker's request, just before the delete
+        return delete_record(record_name)
+
+    store.user_session_records = counted_listing  # type: ignore[method-assign]
+    store.delete_record = moved_first  # type: ignore[method-assign]
+    return rounds
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite", "redis", "memcached"])
+def test_many_stolen_sessions_moving_during_a_revocation_are_all_ended(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """An attacker moves many stolen sessions (a page that calls
+    ``cycle_key()``) while the user signs out everywhere: each round of
+    the revocation catches some, the others escape under new keys and are
+    followed. Here the i-th escapes the first i rounds: the revocation
+    needs one round per session, and it gave up (SessionError) after 20,
+    though each round was ending one, leaving the last five alive."""
+    argument = store_argument(kind, request, tmp_path)
+    with SessionMiddleware(user_app, build_store(kind, argument)) as middleware:
+        devices = [bound(middleware) for _ in range(STOLEN)]
+        store = middleware.store
+        rounds = _moving_during_rounds(store, devices, lambda i, r: r <= i)
+        try:
+            revoked = middleware.revoke_user_sessions(USER)
+        finally:
+            del store.user_session_records, store.delete_record
+        assert rounds == [STOLEN]
+        assert revoked == STOLEN
+        alive = [d for d in devices if middleware.open_session(d.session_key).user_id]
+        assert alive == []
+        assert middleware.user_sessions(USER) == []
+
+
+def test_a_session_escaping_every_round_ends_the_revocation_in_bounded_rounds(
+    tmp_path: Path,
+) -> None:
+    """One session moved before every delete, forever, beside others that
+    are caught one per round: the revocation gives up (SessionError) once
+    the escaping one has outlasted its rounds; the others are ended."""
+    with SessionMiddleware(user_app, build_store("memory", "")) as middleware:
+        devices = [bound(middleware) for _ in range(4)]
+        store = middleware.store
+        rounds = _moving_during_rounds(store, devices, lambda i, r: i == 0 or r <= i)
+        try:
+            with pytest.raises(SessionError, match="kept changing keys"):
+                middleware.revoke_user_sessions(USER)
+        finally:
+            del store.user_session_records, store.delete_record
+        assert rounds == [_REVOKE_ROUNDS + 3]  # one more per session caught after
+        alive = [d for d in devices if middleware.open_session(d.session_key).user_id]
+        assert alive == [devices[0]]

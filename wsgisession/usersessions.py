@@ -151,16 +151,26 @@ class UserSessions:
         (another ``absolute_timeout``) has no ``created`` to follow, yet the
         processes that read it may move it: one gone makes the next round
         follow every session, as the first does.
+
+        It gives up (SessionError) after ``_REVOKE_ROUNDS`` rounds in which
+        every followed session escaped: a round that ends some earns one
+        more per session ended (many stolen sessions, caught a few a round).
         """
         user, revoked = user_key(user_id), 0
         if keep is not None and not isinstance(keep, str):
             raise TypeError(f"keep must be a Session or a handle, not {keep!r}")
         self.store.drop_stale_user_indexes(user)
         followed: set[float] | None = None  # None: every listed session
-        for _ in range(_REVOKE_ROUNDS):
+        rounds, limit, first_listed = 0, _REVOKE_ROUNDS, None
+        while rounds < limit:
+            rounds += 1
             records = self.store.user_session_records(user)
+            first_listed = len(records) if first_listed is None else first_listed
             count, moved = self._revoke_round(user, records, keep, followed)
             revoked += count
+            if followed is not None and moved is not None:
+                caught = len(followed - moved)  # followed sessions ended (or gone)
+                limit = min(limit + caught, _REVOKE_ROUNDS + first_listed)
             # A listing that never settled may miss a session that moved.
             if isinstance(records, UnsettledRecords) or moved is None:
                 followed = None
@@ -170,7 +180,8 @@ class UserSessions:
                 followed = moved
         raise SessionError(
             f"sessions of a user kept changing keys during revocation "
-            f"({_REVOKE_ROUNDS} rounds) on {self.store!r}"
+            f"({rounds} rounds) on {self.store!r}; the sessions it ended stay "
+            f"ended: revoke again for the others"
         )
 
     def _revoke_round(
