@@ -13,7 +13,10 @@ checks sentences of them that no example runs:
   with the default :confval:`key_prefix`", however it is written;
 * deploying.rst's Logging table (and troubleshooting.rst's Loggers): every
   module that logs does so under a logger the table names, so that an
-  operator who configures those loggers sees every line.
+  operator who configures those loggers sees every line;
+* user_sessions.rst: "A revocation has 20 rounds", the code's count;
+* security.rst and deploying.rst: waiting requests not asking the store
+  "look at it again once a second", as both waits do.
 """
 
 from __future__ import annotations
@@ -32,7 +35,15 @@ from paste.deploy import loadfilter
 import wsgisession
 from wsgisession.config import parse_settings
 from wsgisession.deploycheck import deploy_warnings
-from wsgisession.stores import MemoryStore
+from wsgisession.stores import MemoryStore, _lockwaits, memory
+from wsgisession.usersessions import _REVOKE_ROUNDS
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def page_text(name: str) -> str:
+    """The page ``docs/name``, its whitespace runs made single spaces."""
+    return " ".join((DOCS / name).read_text(encoding="utf-8").split())
 
 
 class KeywordStore(MemoryStore):
@@ -162,3 +173,26 @@ def test_every_module_that_logs_uses_a_logger_the_docs_name() -> None:
         source = Path(str(imported.__file__)).read_text(encoding="utf-8")
         if logger and re.search(r"\blogger\.(debug|info|warning|error)\(", source):
             assert logger.name in documented, module.name
+
+
+def test_the_revocation_rounds_the_page_states_are_the_codes() -> None:
+    """The rule itself is pinned by test_user_sessions_churn; the page
+    once said "after 20 rounds in which every followed session escaped",
+    which the first round's catches and a round catching several belie."""
+    text = page_text("user_sessions.rst")
+    assert f"A revocation has {_REVOKE_ROUNDS} rounds" in text
+    assert "one more for each followed session that a round after the first ends" in (
+        text
+    )
+    assert "in which every followed session escaped" not in text
+
+
+def test_the_pages_say_waiting_requests_look_again_once_a_second() -> None:
+    """Since a wake-up lost to an interrupt cost a waiter its whole
+    lock_timeout, both waits look again after at most a second; the pages
+    said the waiters slept "without waking" until handed the turn."""
+    assert _lockwaits.RECHECK == memory._LONGEST_WAIT == 1.0
+    for name in ("security.rst", "deploying.rst"):
+        text = page_text(name)
+        assert "without waking" not in text, name
+        assert "again once a second" in text, name

@@ -15,7 +15,12 @@ from typing import Any
 import pytest
 import webtest
 from pyramid.config import Configurator
-from pyramid.csrf import SessionCSRFStoragePolicy, get_csrf_token, new_csrf_token
+from pyramid.csrf import (
+    CookieCSRFStoragePolicy,
+    SessionCSRFStoragePolicy,
+    get_csrf_token,
+    new_csrf_token,
+)
 from pyramid.response import Response
 
 from wsgisession.contrib.pyramid import make_wsgi_app
@@ -98,3 +103,19 @@ def test_logout_and_another_users_login_start_a_new_token(policy: Any) -> None:
     third = client.get("/token").text
     assert third not in (first, second)
     client.post("/submit", {"csrf_token": second}, status=400)
+
+
+def test_the_cookie_policy_keeps_its_token_across_logout_and_another_login() -> None:
+    """What the quickstart says of ``CookieCSRFStoragePolicy``: the token
+    lives in a cookie of its own, which neither ``invalidate()`` nor
+    binding a session another user owns changes; ``new_csrf_token`` at
+    login still rotates it."""
+    client = make_client(CookieCSRFStoragePolicy())
+    first = client.get("/token").text
+    client.post("/login", {"how": "bind_user", "user": "7", "csrf_token": first})
+    client.post("/login", {"how": "bind_user", "user": "8", "csrf_token": first})
+    client.post("/logout", {"csrf_token": first})
+    assert client.get("/token").text == first
+    client.post("/login", {"how": "rotate", "user": "9", "csrf_token": first})
+    assert client.get("/token").text != first
+    client.post("/submit", {"csrf_token": first}, status=400)

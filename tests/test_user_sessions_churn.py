@@ -259,3 +259,32 @@ def test_a_session_escaping_every_round_ends_the_revocation_in_bounded_rounds(
         assert rounds == [_REVOKE_ROUNDS + 3]  # one more per session caught after
         alive = [d for d in devices if middleware.open_session(d.session_key).user_id]
         assert alive == [devices[0]]
+
+
+@pytest.mark.parametrize(
+    ("escapes", "earned"),
+    [
+        (lambda i, r: i == 0 or r < i, 2),  # the first round's catch earns none
+        (lambda i, r: i == 0 or r <= 1, 3),  # three caught in one round: three
+    ],
+    ids=["caught-from-the-first-round", "caught-together"],
+)
+def test_a_revocation_has_20_rounds_and_one_per_session_a_later_round_ends(
+    escapes: Callable[[int, int], bool], earned: int
+) -> None:
+    """What docs/user_sessions.rst says: 20 rounds, and one more for each
+    followed session that a round after the first ends, however the
+    catches fall (not "20 rounds in which every followed session escaped":
+    19 of those here in the first case, 22 in the second)."""
+    with SessionMiddleware(user_app, build_store("memory", "")) as middleware:
+        devices = [bound(middleware) for _ in range(4)]
+        store = middleware.store
+        rounds = _moving_during_rounds(store, devices, escapes)
+        try:
+            with pytest.raises(SessionError, match="kept changing keys"):
+                middleware.revoke_user_sessions(USER)
+        finally:
+            del store.user_session_records, store.delete_record
+        assert rounds == [_REVOKE_ROUNDS + earned]
+        alive = [d for d in devices if middleware.open_session(d.session_key).user_id]
+        assert alive == [devices[0]]

@@ -201,7 +201,9 @@ class SessionMiddleware:
         Returns how many of its live sessions it ended (a session caught
         changing keys counts twice; one past ``absolute_timeout`` is deleted
         but not counted). Their next request finds an empty session; a
-        save already in flight cannot bring one back.
+        save already in flight cannot bring one back. SessionError if some
+        kept changing keys through all its rounds: those it ended stay
+        ended; revoke again for the others.
         """
         handle = keep if keep is None or isinstance(keep, str) else keep.handle
         return self._users.revoke_all(user_id, handle)
@@ -212,7 +214,8 @@ class SessionMiddleware:
         A session changing keys at that very moment (its own ``cycle_key()``)
         is followed to its new key and ended too. A handle from an older
         listing names no session once that session changed keys: False,
-        and :meth:`revoke_user_sessions` ends it.
+        and :meth:`revoke_user_sessions` ends it. SessionError if it kept
+        changing keys for 20 rounds of following it.
         """
         return self._users.revoke_one(user_id, handle)
 

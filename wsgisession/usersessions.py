@@ -152,9 +152,10 @@ class UserSessions:
         processes that read it may move it: one gone makes the next round
         follow every session, as the first does.
 
-        It gives up (SessionError) after ``_REVOKE_ROUNDS`` rounds in which
-        every followed session escaped: a round that ends some earns one
-        more per session ended (many stolen sessions, caught a few a round).
+        It gives up (SessionError) after ``_REVOKE_ROUNDS`` rounds, and one
+        more per followed session that a round after the first ended (at most
+        one per session the first round listed): many stolen sessions, caught
+        a few a round, do not outlast it.
         """
         user, revoked = user_key(user_id), 0
         if keep is not None and not isinstance(keep, str):

@@ -11,9 +11,10 @@ Now the threads of a process that wait for one lock take turns: only the
 one holding the process's turn asks the store, backing off from
 :data:`FIRST_PAUSE` to :data:`LONGEST_PAUSE`; the others sleep on a
 condition until the turn is given back (the longest waiting takes it) or
-ends. They used to look at it every 5-10 ms: 300 of them cost 1.5 s of
-CPU for a lock held 2 s. A turn is held until its waiter's own deadline at
-the latest, so one an interrupt left behind ends by itself.
+ends, looking again every :data:`RECHECK` seconds. They used to look at it
+every 5-10 ms: 300 of them cost 1.5 s of CPU for a lock held 2 s. A turn
+is held until its waiter's own deadline at the latest, so one an
+interrupt left behind ends by itself.
 """
 
 from __future__ import annotations
