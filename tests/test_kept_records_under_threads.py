@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import saved_session
 
 from wsgisession import Session, clock, envelope
 from wsgisession.serializers import TaggedJSONSerializer
@@ -62,18 +63,9 @@ def _save_while_a_thread_sets(session: Session, name: str, value: object) -> Non
     assert done, "the store read no clock after the merge"
 
 
-def _saved_session(store: Store, data: dict[str, object]) -> str:
-    session = Session(store)
-    session.update(data)
-    session.save()
-    key = session.session_key
-    assert key is not None
-    return key
-
-
 def test_a_key_set_during_a_full_write_is_not_kept_for_its_bytes() -> None:
     store = MemoryStore()
-    key = _saved_session(store, {"a": 1, "b": 2})
+    key = saved_session(store, a=1, b=2)
     session = Session(store, session_key=key)
     del session["b"]  # a key deleted: every item is written again
     _save_while_a_thread_sets(session, "c", 3)
@@ -83,7 +75,7 @@ def test_a_key_set_during_a_full_write_is_not_kept_for_its_bytes() -> None:
 
 def test_a_value_set_during_a_joined_write_is_not_written_later_as_kept() -> None:
     store = MemoryStore()
-    key = _saved_session(store, {"a": 1, "c": 0})
+    key = saved_session(store, a=1, c=0)
     session = Session(store, session_key=key)
     session["a"] = 2  # joined from the kept text
     _save_while_a_thread_sets(session, "c", 3)
@@ -100,7 +92,7 @@ def test_threads_setting_keys_during_saves_never_leave_a_wrong_kept_decoding(
 ) -> None:
     store = SQLiteStore(str(tmp_path / "sessions.sqlite"))
     try:
-        key = _saved_session(store, {"a": 1})
+        key = saved_session(store, a=1)
         session = Session(store, session_key=key)
         session.load()
         stop = threading.Event()

@@ -154,3 +154,25 @@ def test_a_login_at_the_item_size_keeps_the_session_logging_in(
             device.cycle_key()
         assert device["device"] == "laptop" and device.user_id == USER
         assert device.handle in {s.handle for s in middleware.user_sessions(USER)}
+
+
+@pytest.mark.slow
+def test_a_session_over_the_item_size_is_refused_and_the_record_kept(
+    store: MemcachedStore,
+) -> None:
+    """As docs/stores.rst says: StoreUnavailable with the server's answer,
+    the stored record as it was, and the server still in use."""
+    key = generate_key()
+    expires_at = time.time() + 3600
+    assert store.create(key, b"small", expires_at) == key
+    record = store.load(key)
+    assert record is not None
+    big = b"x" * (ITEM_SIZE * 2)
+    with pytest.raises(StoreUnavailable, match="too large"):
+        store.update(key, lambda payload: (big, expires_at), record)
+    with pytest.raises(StoreUnavailable, match="too large"):
+        store.create(generate_key(), big, expires_at)
+    kept = store.load(key)
+    assert kept is not None and kept.payload == b"small"
+    other = generate_key()
+    assert store.create(other, b"fits", expires_at) == other

