@@ -161,6 +161,35 @@ def _b64decode(text: bytes) -> bytes:
     return base64.urlsafe_b64decode(text + b"=" * (-len(text) % 4))
 
 
+#: Why a value of this store's format is refused by its signature: most
+#: likely its key is no longer among the secret key and fallbacks.
+_SIGNED_ELSEWHERE = (
+    "bad signature on a well-formed value: signed with a key this store does "
+    "not have (secret_key changed without the old key in "
+    "secret_key_fallbacks?), or forged"
+)
+#: A signed expiry further ahead than this (s) is no value of this store.
+_LATEST_EXPIRY = 100 * 366 * 86400
+#: No value of this store expired before this moment (2001-09-09).
+_EARLIEST_EXPIRY = 1e9
+
+
+def _looks_signed_elsewhere(value: str) -> bool:
+    """Whether ``value``, whose signature failed, has this store's format: a
+    known format byte and an expiry near now (random text seldom does)."""
+    body, separator, _ = value.rpartition(".")
+    try:
+        blob = _b64decode(body.encode("ascii"))
+    except ValueError:
+        return False
+    if not separator or len(blob) < _HEADER.size:
+        return False
+    kind, expires_at = _HEADER.unpack_from(blob)
+    return kind in (_PLAIN, _ZLIB, _SEALED) and (
+        _EARLIEST_EXPIRY < expires_at < now() + _LATEST_EXPIRY
+    )
+
+
 class SignedCookieStore(Store):
     """Keeps the session in the signed cookie value itself; see the module doc.
 
@@ -229,8 +258,10 @@ class SignedCookieStore(Store):
         self._fallback_count = len(secrets) - 1
         self.encrypt = encrypt
         self.compress_threshold = compress_threshold
-        # Any client can send a bad cookie: at most one WARNING a minute.
-        self._warn_rejected = ThrottledWarning(logger)
+        # Any client can send a bad cookie: at most one WARNING a minute per
+        # reason, so that a flood of one kind hides no other (a key rotated
+        # without its fallback, a clock that jumped) for a minute or more.
+        self._warn_rejected: dict[str, ThrottledWarning] = {}
 
     def generate_key(self) -> str:
         """No id to draw: the value is made when the payload is signed (:meth:`create`)."""
@@ -248,8 +279,16 @@ class SignedCookieStore(Store):
     def load(self, session_key: str) -> Record | None:
         record, reason = self._open(session_key)
         if record is None:
-            self._warn_rejected("%r rejected a session cookie: %s", self, reason)
+            self._warn_rejection(reason)
         return record
+
+    def _warn_rejection(self, reason: str) -> None:
+        """Log a refused cookie: a WARNING the first time in a minute for
+        ``reason`` (one of a few fixed texts), else at DEBUG."""
+        warn = self._warn_rejected.get(reason)
+        if warn is None:
+            warn = self._warn_rejected.setdefault(reason, ThrottledWarning(logger))
+        warn("%r rejected a session cookie: %s", self, reason)
 
     def exists(self, session_key: str) -> bool:
         return self._open(session_key)[0] is not None
@@ -301,7 +340,9 @@ class SignedCookieStore(Store):
         try:
             body = self._signer.unsign(value)
         except BadSignature:
-            return None, "bad signature (tampered, or signed with another key)"
+            if _looks_signed_elsewhere(value):
+                return None, _SIGNED_ELSEWHERE
+            return None, "bad signature (tampered, or not a value of this store)"
         try:
             blob = _b64decode(body)
         except ValueError:
