@@ -12,6 +12,7 @@ from .cache_headers import add_session_headers, lengths_rule_out_caching_headers
 from .cookies import SERVER_ERRORS_FROM, check_cookie_size, session_cookie
 from .errors import SessionInterrupted
 from .nesting import outer_session_serves
+from .request_scheme import auto_secure
 from .response import Response, ResponseSetup, StartResponse
 from .session import Session
 from .session_writes import refill
@@ -148,7 +149,7 @@ def _send_as_written(
     session.accessed = True
     secure = setup.secure
     if secure is None:
-        secure = response.environ.get("wsgi.url_scheme") == "https"
+        secure = auto_secure(response.environ)
     try:  # Response.save() and Session._save_loaded(False), spelled out
         if record.stored and record.key is not None:
             saved = record.update(data, changes)

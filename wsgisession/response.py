@@ -22,16 +22,10 @@ from .app_headers import check_app_headers, kept_headers
 from .body import Body
 from .cache_headers import add_session_headers
 from .config import Settings
-from .cookies import (
-    DELETE,
-    NOTHING,
-    SET,
-    deleting_cookie,
-    is_touched,
-    session_cookie,
-)
+from .cookies import DELETE, NOTHING, SET, deleting_cookie, is_touched, session_cookie
 from .errors import SessionInterrupted
 from .late_save import save_late
+from .request_scheme import auto_secure
 from .response_setup import ResponseSetup
 from .session import Session
 from .session_factory import for_request
@@ -310,7 +304,7 @@ class Response:
             return []
         secure = setup.secure
         if secure is None:
-            secure = self.environ.get("wsgi.url_scheme") == "https"
+            secure = auto_secure(self.environ)
         # The app's own save() with nothing changed since: its cookie, not a
         # second write.
         saved = session._saved_by_app and not session.has_unsaved_changes()

@@ -33,13 +33,13 @@ def index():
 def login():
     session().cycle_key()  # a new session id at login defeats session fixation
     session()["user"] = request.forms.getunicode("user") or "guest"
-    redirect("/", 303)
+    redirect(request.script_name, 303)  # the app's "/", wherever mounted
 
 
 @app.post("/logout")
 def logout():
     session().flush()  # deletes the record; the response deletes the cookie
-    redirect("/", 303)
+    redirect(request.script_name, 303)  # the app's "/", wherever mounted
 
 
 application = SessionMiddleware(

@@ -4,7 +4,7 @@ Run ``python flask_app.py`` (or ``flask --app flask_app run``) and open
 http://127.0.0.1:5000/.
 """
 
-from flask import Flask, flash, get_flashed_messages, redirect, request
+from flask import Flask, flash, get_flashed_messages, redirect, request, url_for
 from markupsafe import escape
 
 # flask.session, typed for mypy as what init_app makes it (with cycle_key()).
@@ -44,13 +44,13 @@ def login():
     # Not remembered: the cookie ends with the browser (set_expiry(0)).
     session.permanent = "remember" in request.form
     flash("You are logged in.")
-    return redirect("/", code=303)
+    return redirect(url_for("index"), code=303)
 
 
 @app.post("/logout")
 def logout():
     session.flush()  # deletes the record; the response deletes the cookie
-    return redirect("/", code=303)
+    return redirect(url_for("index"), code=303)
 
 
 if __name__ == "__main__":

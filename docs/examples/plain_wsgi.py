@@ -24,8 +24,12 @@ def read_form(environ):
     return {key: values[0] for key, values in parse_qs(body).items()}
 
 
-def redirect(start_response, location):
-    start_response("303 See Other", [("Location", location)])
+def redirect_home(environ, start_response):
+    # The app's own "/", wherever it is mounted (SCRIPT_NAME: "/app" behind
+    # a proxy or a dispatcher that serves it under /app/).
+    start_response(
+        "303 See Other", [("Location", environ.get("SCRIPT_NAME", "") + "/")]
+    )
     return [b""]
 
 
@@ -36,10 +40,10 @@ def app(environ, start_response):
         user = read_form(environ).get("user", "guest")
         session.cycle_key()  # a new session id at login defeats session fixation
         session["user"] = user
-        return redirect(start_response, "/")
+        return redirect_home(environ, start_response)
     if method == "POST" and path == "/logout":
         session.flush()  # deletes the record; the response deletes the cookie
-        return redirect(start_response, "/")
+        return redirect_home(environ, start_response)
     if path != "/":
         start_response("404 Not Found", [("Content-Type", "text/plain")])
         return [b"not found"]

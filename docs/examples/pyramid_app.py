@@ -45,12 +45,12 @@ def login(request):
     new_csrf_token(request)  # and a new CSRF token: one planted before is refused
     request.session["user"] = request.POST.get("user") or "guest"
     request.session.flash("You are logged in.")
-    return HTTPSeeOther("/")
+    return HTTPSeeOther(request.route_path("index"))
 
 
 def logout(request):
     request.session.invalidate()  # deletes the record and the cookie
-    return HTTPSeeOther("/")
+    return HTTPSeeOther(request.route_path("index"))
 
 
 def main(global_config=None, **settings):
