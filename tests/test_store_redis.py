@@ -265,6 +265,39 @@ def test_record_past_its_header_expiry_is_absent(
     assert record is not None and record.payload == b"new"
 
 
+@pytest.mark.parametrize(
+    "value",
+    [struct.pack(">Bd", 1, time.time() - 1) + b"expired", b"garbage"],
+    ids=["dead", "corrupt"],
+)
+def test_create_takes_over_a_dead_record_still_on_the_server(
+    store: RedisStore, raw: redis.Redis, value: bytes
+) -> None:
+    """As every store takes over an expired key: a record whose header has
+    expired by this host's clock while Redis's TTL still runs (written by a
+    host whose clock is behind, or within Redis's tick), or a corrupt one.
+    SET NX alone refused it."""
+    key = generate_key()
+    raw.set(name_of(key), value, ex=60)
+    assert store.create(key, b"new", later(60)) == key
+    record = store.load(key)
+    assert record is not None and record.payload == b"new"
+    assert 0 < raw.pttl(name_of(key)) <= 60_001
+
+
+def test_create_never_writes_over_a_live_record_or_a_foreign_key(
+    store: RedisStore, raw: redis.Redis
+) -> None:
+    live, foreign = generate_key(), generate_key()
+    raw.set(name_of(live), struct.pack(">Bd", 1, later(60)) + b"live", ex=60)
+    raw.rpush(name_of(foreign), b"someone else's list")
+    assert store.create(live, b"new", later(60)) is None
+    assert store.create(foreign, b"new", later(60)) is None
+    record = store.load(live)
+    assert record is not None and record.payload == b"live"
+    assert raw.lrange(name_of(foreign), 0, -1) == [b"someone else's list"]
+
+
 @pytest.mark.slow  # waits for the server to expire the record
 def test_record_expires(store: RedisStore, raw: redis.Redis) -> None:
     key, started = generate_key(), time.time()

@@ -19,6 +19,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    and_,
     bindparam,
     delete,
     func,
@@ -85,13 +86,20 @@ class Tables:
         unchanged = (t.c.key == key, t.c.payload == bindparam("b_loaded"))
         dead = (t.c.key == key, t.c.expires_at <= moment)
         # A new record takes its key over from an expired one, or from the
-        # row that already holds its very payload: a run again after a
-        # dropped connection whose INSERT committed (only the reply was
-        # lost) must not find the key taken by its own row. Keys are random:
-        # no one else writes that payload under it.
+        # row that already holds its very payload and expiry: a run again
+        # after a dropped connection whose INSERT committed (only the reply
+        # was lost) must not find the key taken by its own row. A live row
+        # with other values is never replaced, not even one of the same
+        # payload (a create that would move its expiry: None, as elsewhere).
         dead_or_own = (
             t.c.key == key,
-            or_(t.c.expires_at <= moment, t.c.payload == bindparam("b_payload")),
+            or_(
+                t.c.expires_at <= moment,
+                and_(
+                    t.c.payload == bindparam("b_payload"),
+                    t.c.expires_at == bindparam("b_exp"),
+                ),
+            ),
         )
         # A lock row is taken when its holder's ttl ran out, or when it is
         # already this holder's: a run again after a dropped connection

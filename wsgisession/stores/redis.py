@@ -230,8 +230,24 @@ class RedisStore(Store):
             # Born expired: nothing to store, but a live record still wins.
             return None if self.load(session_key) is not None else session_key
         value = pack(payload, expires_at)
-        created = self._call("set", name, value, nx=True, px=ttl)
-        return session_key if created else None
+        if self._call("set", name, value, nx=True, px=ttl):
+            return session_key
+        return session_key if self._take_dead(name, value, ttl) else None
+
+    def _take_dead(self, name: str, value: bytes, ttl: int) -> bool:
+        """Write ``value`` over record ``name`` if it is dead (expired by its
+        header, not yet by Redis; or corrupt), as every store takes over an
+        expired key; False if it is live, foreign or changed meanwhile."""
+        try:
+            seen = self._call("get", name)
+        except StoreUnavailable as exc:
+            if str(exc.__cause__).startswith("WRONGTYPE"):
+                return False  # not a record of ours: never written over
+            raise
+        if seen is None or self._decode(name, seen) is not None:
+            return False
+        result = self._script(COMPARE_AND_SET, name, seen, value, ttl)
+        return isinstance(result, int)
 
     def update(self, session_key: str, merge: Merge, loaded: Record | None) -> str:
         name = self._name(session_key)
