@@ -33,16 +33,36 @@ from sqlalchemy import (
 from sqlalchemy.dialects import mysql
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateIndex, CreateTable
-from sqlalchemy.sql import Executable
+from sqlalchemy.sql.elements import TextClause
 
 from ..errors import ConfigError
 
-__all__ = ["Tables"]
+__all__ = ["IndexRefused", "SchemaRefused", "Tables"]
 
 _KEY_LENGTH = 64  # hex SHA-256, see keys.storage_key
 _TOKEN_LENGTH = 32
 #: A MySQL BLOB holds only 64 KiB; sessions may be larger.
 _PAYLOAD = LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
+
+
+class SchemaRefused(Exception):
+    """The database would not make what the store's tables lack (the app's
+    user may not create or alter tables, or it is a read-only replica): the
+    message says what is missing and what an administrator runs instead."""
+
+    def __init__(
+        self, missing: str, attempt: str, remedy: str, cause: BaseException
+    ) -> None:
+        detail = str(getattr(cause, "orig", None) or cause).strip().splitlines()
+        reason = detail[0] if detail else type(cause).__name__
+        super().__init__(
+            f"{missing}; the store could not {attempt} ({reason}): {remedy}"
+        )
+
+
+class IndexRefused(SchemaRefused):
+    """Only the index on ``user_key`` is missing: listings scan the table,
+    but every request still works, so this is a warning, not an outage."""
 
 
 class Tables:
@@ -172,17 +192,37 @@ class Tables:
 
     def create(self, engine: Engine) -> None:
         """Create the missing tables; safe when another process creates them
-        at the same moment (its CREATE wins, ours fails and is forgotten)."""
+        at the same moment (its CREATE wins, ours fails and is forgotten).
+        SchemaRefused naming them when the database will not."""
         for attempt in range(3):
             try:
                 with engine.begin() as conn:
                     self.metadata.create_all(conn, checkfirst=True)
                 return
-            except DBAPIError:
-                if self._exist(engine):
+            except DBAPIError as exc:
+                missing = self._missing(engine)
+                if not missing:
                     return
                 if attempt == 2:
-                    raise
+                    raise self._tables_refused(missing, exc) from exc
+
+    def _tables_refused(self, missing: list[str], cause: DBAPIError) -> SchemaRefused:
+        """What to run when the app's user may not create ``missing``."""
+        names = " and ".join(repr(name) for name in missing)
+        several = len(missing) > 1
+        return SchemaRefused(
+            f"tables {names} do not exist"
+            if several
+            else f"table {names} does not exist",
+            "create them" if several else "create it",
+            f"run `wsgisession init-db` (sql_table = {self.sessions.name}) as "
+            "a database user that may create tables, or the statements "
+            "`wsgisession init-db --sql` prints (on PostgreSQL in the schema "
+            "the app's search_path finds first), and grant the app's user "
+            "SELECT, INSERT, UPDATE and DELETE on "
+            f"{self.sessions.name} and {self.locks.name}",
+            cause,
+        )
 
     def add_user_column(self, engine: Engine) -> None:
         """Add ``user_key`` and its index to a sessions table made before them;
@@ -196,16 +236,48 @@ class Tables:
         kind = column.type.compile(dialect=engine.dialect)
         add = f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(column.name)} {kind}"
         index = next(i for i in table.indexes if i.name == f"{table.name}_user_key")
-        steps: tuple[Executable, ...] = (text(add), CreateIndex(index))
+        steps: tuple[TextClause | CreateIndex, ...] = (text(add), CreateIndex(index))
         for step, statement in enumerate(steps):
             if self._user_column_parts(engine)[step]:
                 continue
             try:
                 with engine.begin() as conn:
                     conn.execute(statement)
-            except DBAPIError:
+            except DBAPIError as exc:
                 if not self._user_column_parts(engine)[step]:
-                    raise
+                    raise self._upgrade_refused(engine, steps[step:], exc) from exc
+
+    def _upgrade_refused(
+        self,
+        engine: Engine,
+        steps: tuple[TextClause | CreateIndex, ...],
+        cause: DBAPIError,
+    ) -> SchemaRefused:
+        """What to run when the app's user may not add ``user_key`` (or its
+        index, the last step) to a table an earlier version made."""
+        run = " ".join(
+            f"{str(s.compile(dialect=engine.dialect)).strip()};" for s in steps
+        )
+        name = self.sessions.name
+        remedy = (
+            f"run `wsgisession init-db` (sql_table = {name}) as a database "
+            f"user that may alter it, or run: {run}"
+        )
+        if len(steps) == 1:
+            return IndexRefused(
+                f"table {name!r} has no index {name}_user_key (made by an "
+                "earlier version): a user's sessions are listed by scanning it",
+                "create it",
+                remedy,
+                cause,
+            )
+        return SchemaRefused(
+            f"table {name!r} was made by an earlier version: it has no column "
+            "user_key, which every save writes",
+            "add it",
+            remedy,
+            cause,
+        )
 
     def _user_column_parts(self, engine: Engine) -> tuple[bool, bool]:
         """Whether the ``user_key`` column, and its index, exist."""
@@ -220,10 +292,12 @@ class Tables:
         with engine.connect() as conn:
             return bool(inspect(conn).has_table(self.sessions.name))
 
-    def _exist(self, engine: Engine) -> bool:
+    def _missing(self, engine: Engine) -> list[str]:
+        """The names of the store's tables that do not exist."""
         with engine.connect() as conn:
             inspector = inspect(conn)
-            return all(inspector.has_table(t.name) for t in self.metadata.sorted_tables)
+            tables = self.metadata.sorted_tables
+            return [t.name for t in tables if not inspector.has_table(t.name)]
 
     def ddl(self, engine: Engine) -> str:
         """The CREATE TABLE and CREATE INDEX statements in ``engine``'s dialect."""

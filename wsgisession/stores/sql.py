@@ -305,13 +305,27 @@ class SQLStore(SQLLocks, SQLCleanup, SQLUserSessions, Store):
             with per_process(self._setup_locks, threading.Lock):
                 if not self._sql:
                     self._tables.refuse_foreign(self._base)
-                    self._tables.create(self._base)
-                    self._tables.add_user_column(self._base)
+                    self._make_tables()
                     self._max_packet = max_packet(self._base)
                     self._sql = {
                         name: compile_statement(statement, self._base)
                         for name, statement in self._tables.statements().items()
                     }
+
+    def _make_tables(self) -> None:
+        """The tables made, and ``user_key`` added to an older one, where
+        missing; when the database refuses (the app's user may not create
+        or alter tables), StoreUnavailable saying what to run. Only the
+        ``user_key`` index missing is a warning: every request still works."""
+        from ._sqlschema import IndexRefused, SchemaRefused  # needs SQLAlchemy
+
+        try:
+            self._tables.create(self._base)
+            self._tables.add_user_column(self._base)
+        except IndexRefused as exc:
+            logger.warning("%r: %s", self, self._redact(str(exc)))
+        except SchemaRefused as exc:
+            raise self._unavailable("set up its tables", exc) from exc
 
     def _check_size(self, action: str, *copies: bytes | None) -> None:
         """StoreUnavailable, before anything is sent, for a session over what
@@ -348,13 +362,17 @@ class SQLStore(SQLLocks, SQLCleanup, SQLUserSessions, Store):
 
     def _unavailable(self, action: str, exc: BaseException) -> StoreUnavailable:
         detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-        message = detail[0] if detail else type(exc).__name__
-        for secret in self._secrets:
-            message = message.replace(secret, "***")
+        message = self._redact(detail[0] if detail else type(exc).__name__)
         return StoreUnavailable(
             f"SQLStore at {self._where} could not {action}: {message}",
             store=repr(self),
         )
+
+    def _redact(self, message: str) -> str:
+        """``message`` with the URL's secrets as ``***``."""
+        for secret in self._secrets:
+            message = message.replace(secret, "***")
+        return message
 
     def close(self) -> None:
         """Close the connections if the store built the engine itself (those
