@@ -89,7 +89,14 @@ def serving(app: Any) -> Iterator[str]:
     """Serve a WSGI app on a free loopback port in a thread; yields its base URL."""
     from wsgisession.demo.serve import listen
 
-    server = listen("127.0.0.1", 0, app)
+    with served_forever(listen("127.0.0.1", 0, app)) as url:
+        yield url
+
+
+@contextmanager
+def served_forever(server: Any) -> Iterator[str]:
+    """Run a ``socketserver`` server's ``serve_forever`` in a thread; yields
+    its base URL, and stops and closes it on the way out."""
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -24,6 +24,7 @@ from .cache_headers import add_session_headers
 from .config import Settings
 from .cookies import DELETE, NOTHING, SET, deleting_cookie, is_touched, session_cookie
 from .errors import SessionInterrupted
+from .idle_loads import load_unless_locked
 from .late_save import save_late
 from .request_scheme import auto_secure
 from .response_setup import ResponseSetup
@@ -287,7 +288,10 @@ class Response:
                 session.accessed or session.modified or session.offered_keys()
             ):  # the app's load failed (the cookie stays), or it never used it
                 return []
-            session.load()
+            if session.accessed or session.modified:
+                session.load()
+            elif not load_unless_locked(session):  # held: the holder saves it
+                return []
         changes = session._changes
         if changes is not None and changes.snapshots:  # else nothing to detect
             session.detect_changes()

@@ -24,6 +24,7 @@ from .envelope import KEPT_DECODINGS, CorruptRecord, Envelope, Joined, Parts
 from .errors import SessionError, SessionInterrupted
 from .logthrottle import ThrottledWarning, WarningPerItem
 from .record_moves import MoveMethods
+from .request_locks import take_request_lock
 from .serializers import Serializer, TaggedJSONSerializer
 from .stores.base import Record, Store, create_bound, new_record, storage_key
 
@@ -71,6 +72,8 @@ class SessionRecord(MoveMethods):
     saved_at: float | None = None
     user: str | None = None
     held_lock: AbstractContextManager[None] | None = None
+    #: False for a load the app did not ask for (see .idle_loads).
+    waits_for_lock: bool = True
     #: The cookie's Max-Age as of the last save (None: browser close).
     max_age_at_save: int | None = None
     #: What :meth:`update` hands its merge (see :meth:`_merge`): the data,
@@ -170,10 +173,12 @@ class SessionRecord(MoveMethods):
         return False
 
     def acquire_lock(self, session_key: str) -> None:
+        """Take the request lock (see .request_locks): one try only unless ``waits_for_lock``."""
         settings = self.settings
-        lock = self.store.lock(session_key, settings.lock_timeout, settings.lock_ttl)
-        lock.__enter__()
-        self.held_lock = lock
+        timeout = settings.lock_timeout if self.waits_for_lock else 0.0
+        self.held_lock = take_request_lock(
+            self.store, session_key, timeout, settings.lock_ttl
+        )
 
     def release_lock(self) -> None:
         """Release the request lock, if held."""

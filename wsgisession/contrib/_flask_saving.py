@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 
 from ..errors import LockTimeout, SessionInterrupted, StoreUnavailable
+from ..idle_loads import load_unless_locked
 from ..session import Session
 
 __all__ = ["drop_if_emptied", "refresh_if_permanent"]
@@ -54,12 +55,15 @@ def refresh_if_permanent(session: Session, *, keep_accessed: bool) -> None:
     it stays set, so that the middleware releases the lock the load took.
     A load that fails (the store down, ``LockTimeout``) skips the refresh:
     the response of a page that never used the session goes out as the app
-    made it, with the cookie left alone.
+    made it, with the cookie left alone. Such a page tries the lock once
+    (see .idle_loads): it does not wait for a request that holds it.
     """
     if session.modified or session._load_failed:  # failed: not loaded again here
         return
     accessed = session.accessed
     try:
+        if not load_unless_locked(session):  # held: the holder refreshes it
+            return
         held = len(session) or session.user_id is not None  # a login without data
         permanent = held and not session.get_expire_at_browser_close()
     except (StoreUnavailable, LockTimeout) as exc:
