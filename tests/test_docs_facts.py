@@ -17,6 +17,9 @@ checks sentences of them that no example runs:
 * user_sessions.rst: "A revocation has 20 rounds", the code's count;
 * security.rst and deploying.rst: waiting requests not asking the store
   "look at it again once a second", as both waits do.
+* quickstart.rst: without a store, the middleware "logs that choice once,
+  at INFO on the ``wsgisession.middleware`` logger", the level and logger
+  the code uses (at Python's default WARNING, a reader sees nothing).
 """
 
 from __future__ import annotations
@@ -196,3 +199,26 @@ def test_the_pages_say_waiting_requests_look_again_once_a_second() -> None:
         text = page_text(name)
         assert "without waking" not in text, name
         assert "again once a second" in text, name
+
+
+def test_the_default_store_notice_is_logged_as_the_quickstart_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+    import tempfile
+
+    from wsgisession import SessionMiddleware
+    from wsgisession import middleware as middleware_module
+
+    stated = re.search(
+        r"logs that choice once, at (\w+) on the ``([\w.]+)`` logger",
+        page_text("quickstart.rst"),
+    )
+    assert stated, "the quickstart does not say where the default store is logged"
+    level, logger = stated.groups()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(middleware_module, "_default_store_logged", False)
+    with caplog.at_level(logging.DEBUG, logger=logger):
+        SessionMiddleware(lambda environ, start_response: []).close()
+    notices = [r for r in caplog.records if "no store given" in r.getMessage()]
+    assert [(r.levelname, r.name) for r in notices] == [(level, logger)]
