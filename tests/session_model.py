@@ -12,15 +12,9 @@ from __future__ import annotations
 import copy
 import dataclasses
 import datetime
-import sqlite3
-from pathlib import Path
 from typing import Any
 
 from wsgisession.errors import SessionInterrupted
-from wsgisession.stores import FileStore, MemoryStore, SQLiteStore
-from wsgisession.stores._fileformat import decode as decode_file
-from wsgisession.stores._shared import unpack
-from wsgisession.stores.base import Store
 
 COOKIE_AGE = 1000
 COOKIE_NAME = "sessionid"
@@ -66,6 +60,7 @@ class Stored:
     expires_at: float
     created: float
     saved_at: float
+    owner: str | None = None
 
 
 @dataclasses.dataclass
@@ -97,10 +92,18 @@ class Outcome:
 class ModelRequest:
     """One request on the model: the session as this request sees it."""
 
+    #: Whether deleting a record ends its session (False: the signed cookie
+    #: store, whose old cookies still load after a flush or cycle_key).
+    revocable = True
+    #: Whether a streamed response saves as its headers go out (the signed
+    #: cookie store: its cookie carries the data).
+    saves_with_headers = False
+
     def __init__(
         self, store: dict[str, Stored], offered: str | None, now: float, policy: Policy
     ):
         self.store, self.offered, self.now, self.policy = store, offered, now, policy
+        self.owner: str | None = None
         self.created = self.saved_at = now
         self.loaded = self.accessed = self.modified = self.wrote = False
         self.key: str | None = None
@@ -129,6 +132,7 @@ class ModelRequest:
                 self.data = copy.deepcopy(stored.data)
                 self.expiry = stored.expiry
                 self.created, self.saved_at = stored.created, stored.saved_at
+                self.owner = stored.owner
         return self.data
 
     def _fresh_changes(self) -> None:
@@ -153,6 +157,7 @@ class ModelRequest:
         self._fresh_changes()
         self.cleared = self.expiry_changed = True
         self.expiry = None
+        self.owner = None
         self.modified = True
 
     def set_expiry(self, value: Any) -> None:
@@ -168,21 +173,25 @@ class ModelRequest:
     def flush(self) -> None:
         self.load()
         if self.key is not None:
-            self.store.pop(self.key, None)
+            if self.revocable:
+                self.store.pop(self.key, None)
             self.wrote = True
-        self.key, self.data, self.expiry = None, {}, None
+        self.key, self.data, self.expiry, self.owner = None, {}, None, None
         self.created = self.now
         self._fresh_changes()
         self.cleared = True
         self.modified = True
 
     def merged(self, current: Stored) -> tuple[dict[str, Any], Expiry]:
-        """This request's changes applied to the record as stored now."""
+        """This request's changes applied to the record as stored now; its
+        owner as stored, unless this request cleared it (a logout), is
+        taken as the session's (``owner``)."""
         data = {} if self.cleared else copy.deepcopy(current.data)
         for key in self.changed:
             data[key] = copy.deepcopy(self.data[key])
         for key in self.deleted:
             data.pop(key, None)
+        self.owner = None if self.cleared else current.owner
         return data, self.expiry if self.expiry_changed else current.expiry
 
     def _write(self, key: str, data: dict[str, Any], expiry: Expiry) -> None:
@@ -190,31 +199,44 @@ class ModelRequest:
         now = self.now
         expires_at = now + self.policy.lifetime(expiry, self.created, now)
         if expires_at > now:
-            stored = Stored(copy.deepcopy(data), expiry, expires_at, self.created, now)
+            stored = Stored(
+                copy.deepcopy(data), expiry, expires_at, self.created, now, self.owner
+            )
             self.store[key] = stored
         else:
             self.store.pop(key, None)
 
-    def cycle_key(self, new_key: str | None) -> None:
-        """cycle_key(), which the real session did giving ``new_key``."""
+    def cycle_key(self, new_key: str | None, binding: str | None = None) -> None:
+        """cycle_key(), which the real session did giving ``new_key``; or,
+        ``binding`` a user id, bind_user(): the same move, owned by that user."""
         self.load()
         data, expiry = self.data, self.expiry
-        if self.key is not None:
+        if self.key is not None and self.revocable:
             current = self.live(self.key)
             if current is None:  # deleted meanwhile
                 self.key, self.data, self.expiry = None, {}, None
-                self.created = self.now
+                self.created, self.owner = self.now, None
                 self._fresh_changes()
                 self.modified = False
                 raise SessionInterrupted()
             data, expiry = self.merged(current)
             self.store.pop(self.key)
+        if binding is not None:
+            self.owner = binding
         assert new_key is not None
         self._write(new_key, data, expiry)
         self.key, self.data, self.expiry = new_key, copy.deepcopy(data), expiry
         self.saved_at = self.now
         self._fresh_changes()
         self.modified = True
+
+    def bind_user(self, user: str, new_key: str | None) -> None:
+        """bind_user(), which the real session did giving ``new_key``: another
+        user's session is flushed first (Django's login())."""
+        self.load()
+        if self.owner not in (None, user):
+            self.flush()
+        self.cycle_key(new_key, binding=user)
 
     def finish(
         self, status: str | None, set_key: str | None, streamed: bool = False
@@ -244,17 +266,18 @@ class ModelRequest:
         if int(status[:3]) >= 500:
             return outcome
         outcome.vary = True
+        streamed = streamed and not self.saves_with_headers
         if streamed:  # the cookie of the session as this request knows it
             outcome.cookie = self.key or set_key
             outcome.max_age = policy.max_age(self.expiry, self.created, self.now)
-        if self.key is not None:
+        if self.key is not None and self.revocable:
             current = self.live(self.key)
             if current is None:  # SessionInterrupted: dropped, cookie deleted
                 outcome.cookie = outcome.cookie if streamed else ""
                 return outcome
             data, self.expiry = self.merged(current)
             key = self.key
-        else:
+        else:  # a new record; or a new cookie, whose data only this request has
             data, key = self.data, set_key
             assert key, "the model expected a new session's cookie"
         self._write(key, data, self.expiry)
@@ -265,43 +288,3 @@ class ModelRequest:
 
     #: Whether the request carried a session cookie (set by the driver).
     offered_cookie = False
-
-
-def census(store: Store, where: str, now: float) -> dict[str, tuple[bytes, float]]:
-    """Record name -> (payload, expires_at) of every live record the store holds."""
-    found: dict[str, tuple[bytes, float]] = {}
-    if isinstance(store, MemoryStore):
-        found = {n: (r.payload, r.expires_at) for n, r in store._records.items()}
-    elif isinstance(store, FileStore):
-        for path in Path(where).glob("[0-9a-f][0-9a-f]/*"):
-            parts = decode_file(path.read_bytes())
-            if parts is not None and len(path.name) == 64:
-                found[path.name] = parts
-    elif isinstance(store, SQLiteStore):
-        found = _sqlite_records(where)
-    else:
-        import redis
-
-        client = redis.Redis.from_url(where)
-        try:
-            for name in client.keys("wsgisession:*"):
-                parts = unpack(client.get(name))
-                if parts is not None and not name.endswith(b":lock"):
-                    found[name.decode().removeprefix("wsgisession:")] = parts
-        finally:
-            client.close()
-    return {n: parts for n, parts in found.items() if parts[1] > now}
-
-
-def _sqlite_records(where: str) -> dict[str, tuple[bytes, float]]:
-    if not Path(where).exists():
-        return {}
-    conn = sqlite3.connect(f"file:{where}?mode=ro", uri=True)
-    try:
-        tables = conn.execute("SELECT name FROM sqlite_master").fetchall()
-        if ("wsgisession_sessions",) not in tables:
-            return {}
-        rows = conn.execute("SELECT key, payload, expires_at FROM wsgisession_sessions")
-        return {name: (payload, expires) for name, payload, expires in rows}
-    finally:
-        conn.close()

@@ -145,7 +145,9 @@ class Tables:
             "write_if": update(t)
             .where(*unchanged, t.c.expires_at > moment)
             .values(**values),
-            "delete_if": delete(t).where(*unchanged),
+            # Still live, as in write_if: a row that expired meanwhile is gone
+            # (SessionInterrupted), not a record this save may end.
+            "delete_if": delete(t).where(*unchanged, t.c.expires_at > moment),
             "delete": delete(t).where(t.c.key == key),
             "delete_dead": delete(t).where(*dead),
             "count_dead": select(func.count()).where(t.c.expires_at <= moment),

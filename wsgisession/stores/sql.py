@@ -234,10 +234,14 @@ class SQLStore(SQLLocks, SQLCleanup, SQLUserSessions, Store):
                 )
                 return True
             return self._put_new(cursor, name, payload, expires_at)
-        params: dict[str, object] = {"b_key": name, "b_loaded": current}
+        params: dict[str, object] = {
+            "b_key": name,
+            "b_loaded": current,
+            "b_now": moment,
+        }
         if expires_at <= moment:
             return cursor.rowcount(self._sql["delete_if"], params) == 1
-        params |= {"b_payload": payload, "b_exp": expires_at, "b_now": moment}
+        params |= {"b_payload": payload, "b_exp": expires_at}
         return cursor.rowcount(self._sql["write_if"], params) == 1
 
     def delete(self, session_key: str) -> None:
