@@ -9,11 +9,13 @@ from __future__ import annotations
 import logging
 import math
 import struct
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
+from types import FrameType
 
 import pytest
 import redis
@@ -296,6 +298,69 @@ def test_create_never_writes_over_a_live_record_or_a_foreign_key(
     record = store.load(live)
     assert record is not None and record.payload == b"live"
     assert raw.lrange(name_of(foreign), 0, -1) == [b"someone else's list"]
+
+
+@contextmanager
+def record_gone_after_call(
+    store: RedisStore, raw: redis.Redis, key: str, call: int
+) -> Iterator[None]:
+    """Delete ``key``'s record as the store's ``call``-th command returns, as
+    Redis does when its TTL runs out between two commands of the store."""
+    code, seen = RedisStore._call.__code__, 0
+
+    def profiler(frame: FrameType, event: str, arg: object) -> None:
+        nonlocal seen
+        if event == "return" and frame.f_code is code:
+            seen += 1
+            if seen == call:
+                sys.setprofile(None)
+                raw.delete(name_of(key))
+
+    sys.setprofile(profiler)
+    try:
+        yield
+    finally:
+        sys.setprofile(None)
+
+
+@pytest.mark.parametrize("call", [1, 2], ids=["after-set-nx", "after-get"])
+def test_create_takes_a_key_whose_dead_record_redis_ended_meanwhile(
+    store: RedisStore, raw: redis.Redis, call: int
+) -> None:
+    """A dead record whose TTL runs out after the refused ``SET NX`` (or
+    after the read that found it dead): the key is free, and the create
+    takes it rather than give up (it refused it before: a key drawn again,
+    or a streamed response's reserved key failing with StoreUnavailable)."""
+    key = generate_key()
+    raw.set(name_of(key), struct.pack(">Bd", 1, time.time() - 1) + b"dead", ex=60)
+    with record_gone_after_call(store, raw, key, call):
+        assert store.create(key, b"new", later(60)) == key
+    record = store.load(key)
+    assert record is not None and record.payload == b"new"
+
+
+def test_two_creates_racing_for_a_dead_record_one_wins(
+    store: RedisStore, raw: redis.Redis
+) -> None:
+    """Both read the dead record; the compare-and-set lets one write."""
+    for _ in range(50):
+        key = generate_key()
+        dead = struct.pack(">Bd", 1, time.time() - 1) + b"dead"
+        raw.set(name_of(key), dead, ex=60)
+        start = threading.Barrier(2)
+
+        def create(
+            payload: bytes, key: str = key, start: threading.Barrier = start
+        ) -> str | None:
+            start.wait()
+            return store.create(key, payload, later(60))
+
+        with ThreadPoolExecutor(2) as pool:
+            results = list(pool.map(create, [b"first", b"second"]))
+        assert sorted(results, key=str) == sorted([key, None], key=str)
+        record = store.load(key)
+        winner = b"first" if results[0] == key else b"second"
+        assert record is not None and record.payload == winner
 
 
 @pytest.mark.slow  # waits for the server to expire the record

@@ -6,8 +6,10 @@ Flask's test client in a view) runs inside the outer request, which holds
 the lock and waits for it: taking the lock again waited out
 ``lock_timeout`` and failed. It holds the outer request's lock instead,
 and its save merges by key as any save does. Requests of other threads
-(of other greenlets, once gevent or eventlet patched ``threading``) still
-wait.
+and of other greenlets still wait: a gevent or eventlet server whose
+``threading`` is not patched (``patch_all(thread=False)``) runs many
+requests in one thread, and they shared one lock, two increments of a
+session counting once.
 
 A holder whose lock has passed ``lock_ttl`` may have lost it to a waiter,
 which then ran alongside; its save merged by key with that one's, the
@@ -18,6 +20,7 @@ at most (a client can keep a request slow).
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 import weakref
@@ -32,9 +35,10 @@ __all__ = ["take_request_lock"]
 logger = logging.getLogger(__name__)
 _warn_overran = ThrottledWarning(logger)
 
-#: The locks requests hold now, by store, session key and thread; weakly,
-#: so that a request a server dropped without ``close()`` leaves none here.
-_HOLDERS: weakref.WeakValueDictionary[tuple[int, str, int], HeldLock] = (
+#: The locks requests hold now, by store, session key and what runs the
+#: request (see :func:`_running`); weakly, so that a request a server dropped
+#: without ``close()`` leaves none here.
+_HOLDERS: weakref.WeakValueDictionary[tuple[int, str, object], HeldLock] = (
     weakref.WeakValueDictionary()
 )
 #: What a request whose thread already holds the lock holds: nothing more.
@@ -46,7 +50,7 @@ class HeldLock(AbstractContextManager[None]):
 
     def __init__(self, store: Store, session_key: str, ttl: float) -> None:
         self.ttl = ttl
-        self.name = (id(store), session_key, threading.get_ident())
+        self.name = (id(store), session_key, _running())
         self.store_lock: AbstractContextManager[Any] | None = None
         self.taken_at = 0.0
 
@@ -89,9 +93,20 @@ def take_request_lock(
 ) -> AbstractContextManager[None]:
     """The request lock of ``session_key``, taken (waiting up to ``timeout``
     seconds), or nothing more if an outer request of this thread holds it."""
-    outer = _HOLDERS.get((id(store), session_key, threading.get_ident()))
+    outer = _HOLDERS.get((id(store), session_key, _running()))
     if outer is not None and outer.lasts():
         return _HELD_BY_OUTER_REQUEST
     lock = HeldLock(store, session_key, ttl)
     lock.take(store, timeout)
     return lock
+
+
+def _running() -> object:
+    """What runs this code: its greenlet once greenlet is loaded (under gevent
+    or eventlet the requests of a thread are greenlets, whether or not
+    ``threading`` was patched), else its thread. The object, not its id: a
+    thread's or greenlet's id goes to a new one once it ends."""
+    greenlet = sys.modules.get("greenlet")
+    if greenlet is not None:
+        return greenlet.getcurrent()
+    return threading.current_thread()

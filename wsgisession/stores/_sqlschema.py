@@ -36,6 +36,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlalchemy.sql.elements import TextClause
 
 from ..errors import ConfigError
+from ._sqlrefusals import refused
 
 __all__ = ["IndexRefused", "SchemaRefused", "Tables"]
 
@@ -206,6 +207,8 @@ class Tables:
                 if not missing:
                     return
                 if attempt == 2:
+                    if not refused(exc):  # failed for now: not the grants' doing
+                        raise
                     raise self._tables_refused(missing, exc) from exc
 
     def _tables_refused(self, missing: list[str], cause: DBAPIError) -> SchemaRefused:
@@ -246,8 +249,11 @@ class Tables:
                 with engine.begin() as conn:
                     conn.execute(statement)
             except DBAPIError as exc:
-                if not self._user_column_parts(engine)[step]:
-                    raise self._upgrade_refused(engine, steps[step:], exc) from exc
+                if self._user_column_parts(engine)[step]:
+                    continue  # another process did it meanwhile
+                if not refused(exc):  # failed for now (a lock): tried again later
+                    raise
+                raise self._upgrade_refused(engine, steps[step:], exc) from exc
 
     def _upgrade_refused(
         self,

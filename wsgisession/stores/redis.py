@@ -235,18 +235,19 @@ class RedisStore(Store):
         return session_key if self._take_dead(name, value, ttl) else None
 
     def _take_dead(self, name: str, value: bytes, ttl: int) -> bool:
-        """Write ``value`` over record ``name`` if it is dead (expired by its
-        header, not yet by Redis; or corrupt), as every store takes over an
-        expired key; False if it is live, foreign or changed meanwhile."""
+        """Write ``value`` over dead record ``name`` (expired by its header, not
+        by Redis; corrupt; gone since): False if live, foreign or changed."""
         try:
             seen = self._call("get", name)
         except StoreUnavailable as exc:
             if str(exc.__cause__).startswith("WRONGTYPE"):
                 return False  # not a record of ours: never written over
             raise
-        if seen is None or self._decode(name, seen) is not None:
+        if seen is not None and self._decode(name, seen) is not None:
             return False
-        result = self._script(COMPARE_AND_SET, name, seen, value, ttl)
+        result = self._script(COMPARE_AND_SET, name, seen or b"", value, ttl)
+        if result is None and seen is not None:  # Redis ended it: absent now, ""
+            result = self._script(COMPARE_AND_SET, name, b"", value, ttl)
         return isinstance(result, int)
 
     def update(self, session_key: str, merge: Merge, loaded: Record | None) -> str:
