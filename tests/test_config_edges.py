@@ -96,6 +96,29 @@ def test_cli_refuses_a_redis_url_argument_with_a_slash_password(capsys: Any) -> 
     assert "refused" in err
 
 
+@pytest.mark.parametrize(
+    "url",
+    ["redis+sentinel://:Qz9xK@10.0.0.5:26379/mymaster", "sentinel://10.0.0.5:26379"],
+)
+def test_a_sentinel_url_is_sent_to_a_store_function(url: str) -> None:
+    """redis_url has no scheme for Redis Sentinel: the error says what to do
+    instead (docs/stores.rst), and still shows nothing past the scheme."""
+    with pytest.raises(ConfigError) as caught:
+        parse_settings({"store": "redis", "redis_url": url})
+    message = str(caught.value)
+    assert "Redis Sentinel has no URL here: set store = package.module:function" in (
+        message
+    )
+    assert "Qz9xK" not in message and "10.0.0.5" not in message, message
+    assert "Sentinel has no URL" not in _message_for("http://10.0.0.5/")
+
+
+def _message_for(url: str) -> str:
+    with pytest.raises(ConfigError) as caught:
+        parse_settings({"store": "redis", "redis_url": url})
+    return str(caught.value)
+
+
 # -- check accepts Paste's explicit factory key -------------------------------
 
 

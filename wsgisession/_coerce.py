@@ -225,8 +225,21 @@ def redis_url(key: str, value: Any) -> str | None:
             f"invalid value for {key!r}: a {type(value).__name__} with {shown} (the "
             "rest is not shown: it may hold a password); expected a URL starting "
             "with redis://, rediss://, unix:// or redis+cluster://"
+            + (
+                _SENTINEL_HINT
+                if scheme and "sentinel" in scheme.group(1).lower()
+                else ""
+            )
         )
     return value
+
+
+#: Where a URL for Redis Sentinel, which redis_url has none of, is sent.
+_SENTINEL_HINT = (
+    "; Redis Sentinel has no URL here: set store = package.module:function, "
+    "a function of yours returning RedisStore(client=Sentinel(...).master_for(...)) "
+    "(see Sentinel in the stores docs)"
+)
 
 
 def word_list(key: str, value: Any) -> tuple[str, ...]:

@@ -89,15 +89,14 @@ class RedisStore(Store):
     """Sessions in Redis, from a ``url`` or a ready ``client``.
 
     ``url`` is a ``redis://``, ``rediss://`` or ``unix://`` URL, or
-    ``redis+cluster://host:port`` (``rediss+cluster://``) for a Redis Cluster
-    found through one of its nodes; ``client`` is any redis-py client that
-    returns bytes (a Sentinel master, a ``RedisCluster``), also accepted in
-    the place of ``url``. Nothing connects
-    until first use; a server that cannot be reached raises
+    ``redis+cluster://host:port`` (``rediss+cluster://``) for a Redis Cluster found
+    through one of its nodes; ``client`` is any redis-py client that returns bytes
+    (a Sentinel master, a ``RedisCluster``), also accepted in the place of ``url``.
+    Nothing connects until first use; a server that cannot be reached raises
     ``StoreUnavailable`` (in a cluster: only for the sessions whose slots it
     serves), and the connection pool reconnects by itself once it is back.
-    ``close()`` closes the connections of a client the store made from
-    ``url``; a ``client`` passed in is the caller's to close.
+    ``close()`` closes the connections of a client the store made from ``url``; a
+    ``client`` passed in is the caller's to close.
     """
 
     ini_name = "redis"
@@ -106,7 +105,8 @@ class RedisStore(Store):
             "redis_url", "redis:// URL", None,
             "URL of the Redis server (redis://, rediss:// or unix://), or "
             "redis+cluster://host:port,host:port (one or more of its nodes) for a "
-            "Redis Cluster.",
+            "Redis Cluster. Redis Sentinel has no URL: set store to a function of "
+            "yours that returns the store (see the stores docs).",
             c.redis_url, c.parse_optional_text, required=True, argument="url",
         ),
         KEY_PREFIX_OPTION,
