@@ -343,6 +343,14 @@ def get(
     app, query: str = "", cookie: str | None = None
 ) -> tuple[str, list[tuple[str, str]]]:
     """One GET with ``query`` and ``cookie``, body consumed: (status, headers)."""
+    status, headers, _ = get_response(app, query, cookie)
+    return status, headers
+
+
+def get_response(
+    app, query: str = "", cookie: str | None = None
+) -> tuple[str, list[tuple[str, str]], bytes]:
+    """One GET with ``query`` and ``cookie``: (status, headers, body)."""
     environ = {
         "REQUEST_METHOD": "GET",
         "PATH_INFO": "/",
@@ -360,9 +368,9 @@ def get(
         return lambda data: None
 
     body = app(environ, start_response)
-    b"".join(body)
+    content = b"".join(body)
     getattr(body, "close", lambda: None)()
-    return seen[0], seen[1]
+    return seen[0], seen[1], content
 
 
 def call(app, query: str, cookie: str | None) -> list[tuple[str, str]]:
@@ -454,3 +462,15 @@ def store_fixture(kinds: list[str]) -> Any:
         built.close()
 
     return store
+
+
+def sqlite_rows(path) -> int:
+    """The records in an SQLite store's file, expired ones included."""
+    connection = sqlite3.connect(path)
+    try:
+        (count,) = connection.execute(
+            "SELECT COUNT(*) FROM wsgisession_sessions"
+        ).fetchone()
+    finally:
+        connection.close()
+    return int(count)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.cookiejar
 import re
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from demo_process import DemoProcess
+from helpers import sqlite_rows
 from paste.deploy import loadfilter
 
 from wsgisession import SessionMiddleware
@@ -43,18 +43,6 @@ def populate(store: Store, live: int, expired: int) -> tuple[list[str], list[str
             assert session.session_key is not None
             bucket.append(session.session_key)
     return keys
-
-
-def sqlite_rows(path: Path) -> int:
-    """The records in an SQLite store's file, expired ones included."""
-    connection = sqlite3.connect(path)
-    try:
-        (count,) = connection.execute(
-            "SELECT COUNT(*) FROM wsgisession_sessions"
-        ).fetchone()
-    finally:
-        connection.close()
-    return int(count)
 
 
 def session_files(path: Path) -> int:

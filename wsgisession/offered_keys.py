@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .cookie_header import cookie_values
+from .cookie_header import MOST_PAIRS_READ, first_cookie_values
 from .keys import is_valid_key, plain_pair_matcher
 
 __all__ = ["MAX_KEY_CANDIDATES", "OfferedKeyMethods", "keys_parser"]
@@ -82,7 +82,7 @@ def keys_parser(
         planted from a sibling subdomain on a longer path comes first).
 
         The one plain pair of a client with no other cookie is read here
-        (:func:`cookie_values`' first case, without its call), with a key
+        (:func:`first_cookie_values`' first case, without its call), with a key
         of the default shape in one match."""
         if plain_key is not None:
             match = plain_key(header)
@@ -100,7 +100,10 @@ def keys_parser(
             session._had_cookie = True
             value = header[value_at:]
             return (value,) if is_valid(value) else ()
-        values = cookie_values(header, cookie_name)
+        # Pairs past the first MOST_PAIRS_READ of the name are left unread
+        # (a hostile header of hundreds), as values past the cap are untried.
+        values, unread = first_cookie_values(header, cookie_name, MOST_PAIRS_READ)
+        session._untried = unread
         if not values:
             return ()
         session._had_cookie = True

@@ -33,8 +33,16 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 from pyramid import threadlocal  # type: ignore[import-untyped]
-from pyramid.events import NewRequest  # type: ignore[import-untyped]
-from pyramid.interfaces import ISession  # type: ignore[import-untyped]
+from pyramid.csrf import (  # type: ignore[import-untyped]
+    LegacySessionCSRFStoragePolicy,
+    SessionCSRFStoragePolicy,
+)
+from pyramid.events import NewRequest, NewResponse  # type: ignore[import-untyped]
+from pyramid.exceptions import BadCSRFToken  # type: ignore[import-untyped]
+from pyramid.interfaces import (  # type: ignore[import-untyped]
+    ICSRFStoragePolicy,
+    ISession,
+)
 from zope.interface import classImplements  # type: ignore[import-untyped]
 
 from .. import _beaker
@@ -288,6 +296,7 @@ def includeme(config: Any) -> None:
             start_attempt(session, event.request.environ.get("retry.attempt", 0))
 
     config.add_subscriber(new_request, NewRequest)
+    config.add_subscriber(drop_refused_token, NewResponse)
     try:
         retry = importlib.import_module("pyramid_retry")
     except ImportError:
@@ -301,6 +310,23 @@ def includeme(config: Any) -> None:
             start_attempt(session, event.environ.get("retry.attempt", 0) + 1)
 
     config.add_subscriber(before_retry, retry.IBeforeRetry)
+
+
+def drop_refused_token(event: Any) -> None:
+    """Drop the CSRF token Pyramid's check made in a new session whose request
+    it refused (BadCSRFToken): the 400 page shows it to nobody, and saving
+    it stored a session for every anonymous POST."""
+    request = event.request
+    if not isinstance(getattr(request, "exception", None), BadCSRFToken):
+        return
+    session = request.__dict__.get("session")  # set once request.session is read
+    if not isinstance(session, PyramidSession) or not session.new:
+        return
+    policy = request.registry.queryUtility(ICSRFStoragePolicy)
+    if isinstance(policy, SessionCSRFStoragePolicy):
+        session.pop(policy.key, None)
+    elif policy is None or isinstance(policy, LegacySessionCSRFStoragePolicy):
+        session.pop(CSRF_KEY, None)
 
 
 def make_wsgi_app(config: Any, prefix: str = "wsgisession.") -> SessionMiddleware:
