@@ -59,7 +59,24 @@ _REDIS_SCHEMES = (
 
 def invalid(key: str, value: object, expected: str) -> ConfigError:
     """The ConfigError for a bad value: names the key, value and expectation."""
-    return ConfigError(f"invalid value for {key!r}: {value!r}; expected {expected}")
+    return ConfigError(
+        f"invalid value for {key!r}: {value!r}; expected {expected}"
+        + (f" ({INI_TEXT_HINT})" if _more_than_one_value(value) else "")
+    )
+
+
+#: Why an ini value holds more than was meant: Paste Deploy's ini has no
+#: comments after a value, and an indented line continues the line above.
+INI_TEXT_HINT = (
+    "in an ini file a '#' or ';' after a value is part of the value, not a "
+    "comment, and an indented line continues the value above it: put "
+    "comments and keys on lines of their own"
+)
+
+
+def _more_than_one_value(value: object) -> bool:
+    """Whether an ini text holds a comment after it or a line below it."""
+    return isinstance(value, str) and bool(re.search(r"\s[#;]|\n", value))
 
 
 def has_dumps_loads(obj: object) -> bool:

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import codecs
 import configparser
-import importlib.metadata
 import os
 import re
 from collections.abc import Mapping
 from typing import cast
+from urllib.parse import unquote
 
-from ._coerce import import_dotted
+from ._inifactory import check_factory
 from .errors import ConfigError, SessionError
 
 __all__ = ["PREFIX", "read_section"]
@@ -50,7 +50,7 @@ def read_section(
     local, globals_, section = _read(
         os.path.abspath(path), name, global_conf, (), factory
     )
-    prefix = PREFIX if section.startswith("app:") else ""
+    prefix = PREFIX if _kind(section) in APP_KINDS else ""
     return local, globals_, prefix
 
 
@@ -69,8 +69,60 @@ def _read(
     global_conf: Mapping[str, str] | None,
     seen: tuple[tuple[str, str], ...],
     factory: bool = False,
+    file_globals: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, str], dict[str, str], str]:
-    """(local, globals, section name) of ``path#name``, following ``use``."""
+    """(local, globals, section name) of ``path#name``, following ``use``.
+
+    ``file_globals``: the globals Paste Deploy gave the file's parser when
+    it opened it (``global_conf`` unless told otherwise): a section that
+    ``use`` names in the same file is read with the file's parser, which
+    never sees the ``set`` lines of the section using it.
+    """
+    opened_with = (global_conf if file_globals is None else file_globals) or {}
+    local, globals_, section, raw, parser = _parsed_section(
+        path, name, global_conf, opened_with
+    )
+    if "use" not in local:  # Paste takes the factory from such a key, and drops it
+        for key in PROTOCOL_KEYS:
+            local.pop(key, None)
+    base = _base_section(local.get("use", ""), path, section)
+    if base is None:
+        if factory:
+            check_factory(local.get("use", ""), path, section)
+        return local, globals_, section
+    if base in seen or base == (path, section):
+        raise ConfigError(f"{path}: [{section}] use = {local['use']} makes a loop")
+    # As Paste Deploy: the section named by ``use`` gives the keys and this
+    # section's own keys win. The globals are this section's, passed on
+    # (over the other file's [DEFAULT]), then the ``set`` lines of the
+    # section named by ``use`` (over this file's [DEFAULT] too), then this
+    # section's own ``set`` lines.
+    same_file = opened_with if base[0] == path else None
+    base_local, base_globals, _ = _read(
+        *base, globals_, (*seen, (path, section)), factory, same_file
+    )
+    del local["use"]
+    return (
+        {**base_local, **local},
+        {**base_globals, **_set_lines(raw, parser, section)},
+        section,
+    )
+
+
+def _parsed_section(
+    path: str,
+    name: str,
+    global_conf: Mapping[str, str] | None,
+    opened_with: Mapping[str, str],
+) -> tuple[
+    dict[str, str],
+    dict[str, str],
+    str,
+    configparser.ConfigParser,
+    configparser.ConfigParser,
+]:
+    """(local, globals, section, raw parser, parser) of one section, not
+    following ``use``: the file read with ``opened_with`` as its defaults."""
     here = {"here": os.path.dirname(path), "__file__": path}
     parser = configparser.ConfigParser()
     raw = configparser.ConfigParser(default_section="\0", interpolation=None)
@@ -81,7 +133,7 @@ def _read(
     try:
         # Raw, as Paste Deploy's update_defaults: a bad % fails when used.
         defaults = cast(dict[str, str], parser.defaults())  # the parser's own dict
-        defaults.update({**(global_conf or {}), **here})
+        defaults.update({**opened_with, **here})
         if not parser.read(path) or not raw.read(path):
             raise SessionError(f"cannot read configuration file {path}{_why(path)}")
         section = _find_section(raw, name, path)
@@ -96,34 +148,13 @@ def _read(
         # the globals a factory gets (not in %(name)s, filled above).
         globals_ = {**defaults, **(global_conf or {})}
         local = _section_keys(parser, raw, section, defaults, globals_)
+    except ConfigError as exc:  # a get line's global, found in no file
+        raise ConfigError(f"{path}: {exc}") from None
     except configparser.Error as exc:
         raise ConfigError(f"{path}: {_describe(exc)}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: {_undecodable(exc)}") from None
-    if "use" not in local:  # Paste takes the factory from such a key, and drops it
-        for key in PROTOCOL_KEYS:
-            local.pop(key, None)
-    base = _base_section(local.get("use", ""), path, section)
-    if base is None:
-        if factory:
-            _check_factory(local.get("use", ""), path, section)
-        return local, globals_, section
-    if base in seen or base == (path, section):
-        raise ConfigError(f"{path}: [{section}] use = {local['use']} makes a loop")
-    # As Paste Deploy: the section named by ``use`` gives the keys and this
-    # section's own keys win. The globals are this section's, passed on
-    # (over the other file's [DEFAULT]), then the ``set`` lines of the
-    # section named by ``use`` (over this file's [DEFAULT] too), then this
-    # section's own ``set`` lines.
-    base_local, base_globals, _ = _read(
-        *base, globals_, (*seen, (path, section)), factory
-    )
-    del local["use"]
-    return (
-        {**base_local, **local},
-        {**base_globals, **_set_lines(raw, parser, section)},
-        section,
-    )
+    return local, globals_, section, raw, parser
 
 
 #: Keys that name a section's factory without ``use`` (Paste drops the one it uses).
@@ -139,79 +170,16 @@ PROTOCOL_KEYS = (
 def _base_section(use: str, path: str, section: str) -> tuple[str, str] | None:
     """The (file, section) that ``use = ...`` names, if it is one of an ini
     file: another section's bare name, or ``config:FILE[#NAME]``."""
-    kind = "app" if section.startswith("app:") else "filter"
+    kind = "app" if _kind(section) in APP_KINDS else "filter"
     use = use.strip()
     if use.startswith("config:"):
         target, _, name = use[len("config:") :].partition("#")
-        target = os.path.join(os.path.dirname(path), target)
+        # As Paste Deploy: a config: URI's path is %-quoted (my%20base.ini).
+        target = os.path.join(os.path.dirname(path), unquote(target))
         return os.path.abspath(target), f"{kind}:{name or 'main'}"
     if not use or re.match(r"[A-Za-z]+:", use):  # egg:, call:, package:, ...
         return None
     return path, f"{kind}:{use}"
-
-
-#: The entry point groups in which Paste Deploy looks up a filter's ``egg:``.
-FILTER_PROTOCOLS = ("paste.filter_factory", "paste.filter_app_factory")
-
-
-def _check_factory(use: str, path: str, section: str) -> None:
-    """ConfigError where ``loadapp()`` finds no factory for a filter section:
-    ``egg:DIST#NAME`` (NAME is ``main`` when left out) that names no filter
-    entry point of an installed DIST, or ``call:module:name`` that does not
-    import, or any ``call:`` in a ``[filter-app:]`` section (Paste asks it
-    for the protocol ``paste.filter-app_factory``, which it does not know).
-    An app section's factory is the app's, left alone."""
-    if not section.startswith(("filter:", "filter-app:")):
-        return
-    scheme, _, spec = use.strip().partition(":")
-    where = f"{path}: [{section}] use = {use.strip()}"
-    if scheme == "call":
-        if section.startswith("filter-app:"):
-            raise ConfigError(
-                f"{where}: Paste Deploy cannot load a call: filter in a "
-                "[filter-app:] section; write use = egg:wsgisession#session"
-            )
-        _check_call(spec.strip(), where)
-    elif scheme == "egg":
-        _check_entry_point(*spec.strip().partition("#")[::2], where)
-
-
-def _check_call(spec: str, where: str) -> None:
-    """ConfigError unless ``spec`` imports, and is not the filter_app_factory
-    that Paste Deploy would call as a ``paste.filter_factory`` (a ``call:``
-    filter is one), with the wrong arguments."""
-    from .paste import filter_app_factory
-
-    try:
-        target = import_dotted(spec, key=where)
-    except ConfigError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the module's own code failed
-        raise ConfigError(
-            f"{where}: importing it raised {type(exc).__name__}; run python -c "
-            f"'import {spec.partition(':')[0]}' to see why"
-        ) from None
-    if target is filter_app_factory:
-        raise ConfigError(
-            f"{where}: a call: filter is called as a paste.filter_factory; write "
-            "use = call:wsgisession.paste:filter_factory or egg:wsgisession#session"
-        )
-
-
-def _check_entry_point(dist: str, name: str, where: str) -> None:
-    """ConfigError unless the distribution ``dist`` has the filter entry
-    point ``name`` (``main`` if empty), as Paste Deploy looks it up."""
-    try:
-        found = importlib.metadata.distribution(dist).entry_points
-    except importlib.metadata.PackageNotFoundError:
-        raise ConfigError(f"{where}: no distribution {dist!r} is installed") from None
-    names = sorted({e.name for e in found if e.group in FILTER_PROTOCOLS})
-    if (name or "main") not in names:
-        hint = f"; write egg:{dist}#{names[0]}" if len(names) == 1 else ""
-        raise ConfigError(
-            f"{where}: {dist} has no filter named {name or 'main'!r} "
-            f"(its filters: {', '.join(names) or 'none'}){hint}"
-        )
 
 
 def _set_lines(
@@ -284,6 +252,10 @@ def _undecodable(exc: UnicodeDecodeError) -> str:
     )
 
 
+#: The globals Paste Deploy makes of the file's own path.
+HERE_KEYS = ("here", "__file__")
+
+
 def _describe(exc: configparser.Error) -> str:
     """The parser's complaint without the offending value (it may be a secret)."""
     if isinstance(exc, configparser.InterpolationMissingOptionError):
@@ -292,6 +264,12 @@ def _describe(exc: configparser.Error) -> str:
             f"[{exc.section}] {exc.option} uses %({name})s, which is not defined: "
             f"give it with --global {name}=VALUE, set {name} or {name.upper()} in "
             "the environment, or define it in the file's [DEFAULT] section"
+        )
+    if isinstance(exc, configparser.InterpolationError) and exc.option in HERE_KEYS:
+        return (
+            f"the file's path holds a '%', which Paste Deploy reads as the start "
+            f"of a %-substitution in %({exc.option})s, and fails to load it too: "
+            "move the file to a directory without one"
         )
     if isinstance(exc, configparser.InterpolationError):
         return (
@@ -318,19 +296,40 @@ def _describe(exc: configparser.Error) -> str:
     return f"unreadable ini file ({type(exc).__name__})"
 
 
+#: Section kinds whose keys carry the ``wsgisession.`` prefix (an app's, as Pyramid's).
+APP_KINDS = ("app", "application")
+#: The kinds of section a bare ``#name`` may be, looked up in this order.
+NAMED_KINDS = ("filter", "filter-app", *APP_KINDS)
+
+
+def _kind(section: str) -> str:
+    """The kind of a section, ``filter`` of ``[filter: session]``."""
+    return section.partition(":")[0].strip()
+
+
+def _named(raw: configparser.ConfigParser, kind: str, name: str) -> list[str]:
+    """The sections of ``kind`` named ``name``, as Paste Deploy matches them:
+    spaces around the name do not count (``[filter: session]``)."""
+    return [
+        section
+        for section in raw.sections()
+        if section.startswith(f"{kind}:")
+        and section[len(kind) + 1 :].strip() == name.strip()
+    ]
+
+
 def _find_section(raw: configparser.ConfigParser, name: str, path: str) -> str:
     if name:
         # A full section name as it is; a bare one as Paste Deploy looks it up.
-        candidates = (
-            [name]
-            if ":" in name
-            else [f"filter:{name}", f"filter-app:{name}", f"app:{name}"]
-        )
-        for candidate in candidates:
-            if raw.has_section(candidate):
-                return candidate
+        kind, colon, bare = name.partition(":")
+        kinds = [kind.strip()] if colon else list(NAMED_KINDS)
+        for candidate_kind in kinds:
+            found = _named(raw, candidate_kind, bare if colon else name)
+            if found:
+                return found[0]
         raise SessionError(
-            f"{path} has no section {', '.join(f'[{c}]' for c in candidates)}"
+            f"{path} has no section "
+            f"{', '.join(f'[{k}:{(bare if colon else name).strip()}]' for k in kinds)}"
         )
     using = [
         s for s in raw.sections() if "wsgisession" in raw.get(s, "use", fallback="")

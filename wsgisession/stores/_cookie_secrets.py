@@ -14,7 +14,7 @@ from .. import _coerce as c
 from .._secret_strength import MAKE_SECRET, MIN_SECRET_BYTES, strong_secret
 from ..errors import ConfigError
 
-__all__ = ["cookie_secrets", "parse_fallbacks"]
+__all__ = ["cookie_secrets", "parse_fallbacks", "parse_secret"]
 
 
 def cookie_secrets(
@@ -69,14 +69,34 @@ def _refuse_comma_lists(name: str, keys: Sequence[str]) -> None:
             )
 
 
+def parse_secret(key: str, raw: str) -> str | None:
+    """The ``secret_key`` of an ini value; ConfigError if it holds whitespace.
+
+    A key never does (``token_urlsafe`` makes none): whitespace in it is a
+    comment after it, or an indented key below it (``encrypt = true``)
+    swallowed into the secret, and such a key could not be rotated into
+    the whitespace-separated ``secret_key_fallbacks``. Never shows the value.
+    """
+    secret = c.parse_optional_text(key, raw)
+    if secret is not None and any(character.isspace() for character in secret):
+        raise ConfigError(f"{key} holds whitespace: {c.INI_TEXT_HINT}")
+    return secret
+
+
 def parse_fallbacks(key: str, raw: str) -> tuple[str, ...]:
     """The whitespace-separated fallbacks of an ini value; commas are refused.
 
     ``old1, old2`` (or ``old1,old2``) would be read as keys ending in a
     comma, or as one key holding both, which verify no cookie: every
     session signed with an old key would end, with no error at startup.
+    A short word starting with ``#`` or ``;`` is a comment taken for a key.
     """
     keys = c.parse_list(key, raw)
+    for index, item in enumerate(keys):
+        if item.startswith(("#", ";")) and len(item.encode()) < MIN_SECRET_BYTES:
+            raise ConfigError(
+                f"{key}[{index}] is no key but a comment: {c.INI_TEXT_HINT}"
+            )
     _refuse_comma_lists(key, keys)
     return keys
 

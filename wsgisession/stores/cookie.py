@@ -47,7 +47,7 @@ from .. import _coerce as c
 from ..errors import COOKIE_SIZE_LIMIT, ConfigError, SessionCookieTooLarge
 from ..keys import urlsafe_base64
 from ..logthrottle import ThrottledWarning
-from ._cookie_secrets import cookie_secrets, parse_fallbacks
+from ._cookie_secrets import cookie_secrets, parse_fallbacks, parse_secret
 from .base import IniOption, Merge, Progress, Record, Store, now
 
 if TYPE_CHECKING:
@@ -211,7 +211,7 @@ class SignedCookieStore(Store):
             "Key that signs the session cookie, at least 32 bytes; make one "
             "with python -c \"import secrets; print(secrets.token_urlsafe(32))\". "
             "Keep it secret.",
-            c.secret, c.parse_optional_text, required=True,
+            c.secret, parse_secret, required=True,
         ),
         IniOption(
             "secret_key_fallbacks", "list of secrets (32+ bytes each)", (),
