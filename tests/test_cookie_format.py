@@ -172,6 +172,47 @@ def test_cookie_values_are_what_werkzeug_parses(header, name):
     assert cookie_header.cookie_values(header, name) == expected
 
 
+#: Pairs of long hostile headers: the name padded with what werkzeug's
+#: parser treats as part of it or not, values with quotes and odd spaces.
+LONG_PAIR_NAMES = st.sampled_from(
+    ["sessionid", "sessionid", " sessionid", "sessionid ", "\tsessionid"]
+    + ["\x0bsessionid", "\xa0sessionid", "sessionidx", "xsessionid", "", "="]
+)
+LONG_PAIR_VALUES = st.one_of(
+    st.text(st.sampled_from('ab=; \t"\\\x0b\x0c\r\n\xa0é,'), max_size=6),
+    st.sampled_from(["abc", "sessionid"]),
+)
+LONG_HEADERS = st.builds(
+    lambda separator, pairs: separator.join(pairs),
+    st.sampled_from(["; ", ";", " ; ", ";;", "\t;", "; \x0b"]),
+    st.lists(
+        st.one_of(
+            st.builds(lambda n, v: f"{n}={v}", LONG_PAIR_NAMES, LONG_PAIR_VALUES),
+            LONG_PAIR_NAMES,
+        ),
+        max_size=90,
+    ),
+)
+
+
+@pytest.mark.slow  # hypothesis: many long headers
+@hypothesis_settings(max_examples=500)
+@given(LONG_HEADERS, st.booleans(), st.sampled_from([1, 2, 16]))
+def test_the_bounded_reading_of_long_headers_is_werkzeugs(header, quotes, most_pairs):
+    """Past 16 names the header is read pair by pair, at most ``most_pairs``
+    of the name: without quotes that is werkzeug's reading of the whole
+    header; a bounded reading is its start, and says when pairs were left."""
+    header = header if quotes else header.replace('"', "")
+    text = header.encode("latin-1", "replace").decode("utf-8", "replace")
+    expected = werkzeug_per_pair(text, "sessionid") if "sessionid" in header else []
+    if '"' not in text and "sessionid" in header:
+        assert expected == parse_cookie(text).getlist("sessionid")
+    assert cookie_header.cookie_values(header, "sessionid") == expected
+    values, unread = cookie_header.first_cookie_values(header, "sessionid", most_pairs)
+    assert values == expected[: len(values)]
+    assert unread or values == expected
+
+
 @pytest.mark.parametrize(
     "header",
     ["sessionid=abc", "sessionid=", "sessionid=a=b", "sessionid=a,b\x00", "sessionid"],

@@ -8,6 +8,7 @@ living ``cookie_age``.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from pyramid.csrf import (
     SessionCSRFStoragePolicy,
     get_csrf_token,
 )
+from pyramid.exceptions import BadCSRFToken
 from pyramid.response import Response
 
 from wsgisession.contrib.pyramid import make_wsgi_app
@@ -32,8 +34,15 @@ POLICIES = {
 }
 
 
-def make_client(tmp_path: Path, policy: Any) -> tuple[webtest.TestApp, Path]:
-    """``/token`` renders the token, ``/submit`` needs it (``require_csrf``)."""
+def make_client(
+    tmp_path: Path, policy: Any, refusal_page: bool = False
+) -> tuple[webtest.TestApp, Path]:
+    """``/token`` renders the token, ``/submit`` needs it (``require_csrf``);
+    with ``refusal_page``, a refusal renders the form again, with a token."""
+
+    def refused(request: Any) -> Response:
+        token = get_csrf_token(request)
+        return Response(f'<input name="csrf_token" value="{token}">', status=400)
 
     def token(request: Any) -> Response:
         return Response(get_csrf_token(request))
@@ -53,6 +62,8 @@ def make_client(tmp_path: Path, policy: Any) -> tuple[webtest.TestApp, Path]:
         config.add_view(token, route_name="token", request_method="GET")
         config.add_route("submit", "/submit")
         config.add_view(submit, route_name="submit", request_method="POST")
+        if refusal_page:
+            config.add_view(refused, context=BadCSRFToken)
         app = make_wsgi_app(config)
     return webtest.TestApp(app), path
 
@@ -85,3 +96,21 @@ def test_a_refused_post_of_a_live_session_keeps_its_token(
     assert client.get("/token").text == token
     client.post("/submit", {"csrf_token": token})
     assert sqlite_rows(path) == 1
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize("cookie", ["none", "expired"])
+def test_the_token_a_refusal_page_shows_is_kept(
+    tmp_path: Path, policy: str, cookie: str
+) -> None:
+    """An exception view for BadCSRFToken may render the form again with a
+    token (a login form after the session expired): that token must be
+    stored, or every resubmission is refused again (the token used to be
+    dropped after the exception view ran)."""
+    client, _ = make_client(tmp_path, POLICIES[policy], refusal_page=True)
+    if cookie == "expired":
+        client.set_cookie("sessionid", generate_key())
+    page = client.post("/submit", {"csrf_token": "stale"}, status=400)
+    match = re.search(r'value="([^"]+)"', page.text)
+    assert match is not None
+    assert client.post("/submit", {"csrf_token": match[1]}).text == "ok"

@@ -158,3 +158,57 @@ def test_two_requests_of_a_gevent_worker_with_threading_unpatched_both_count(
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["2"]
+
+
+GREENLET_LOADED_DURING_A_REQUEST = """
+import sys
+
+sys.path.insert(0, sys.argv[1])
+from helpers import saved_session
+
+from wsgisession.config import Settings
+from wsgisession.errors import LockTimeout
+from wsgisession.session import Session
+from wsgisession.stores import MemoryStore
+
+assert "greenlet" not in sys.modules, "the test needs greenlet not loaded yet"
+store = MemoryStore()
+key = saved_session(store, visits=0)
+settings = Settings(lock=True, lock_timeout=0.2, lock_ttl=60)
+outer = Session(store, settings, key)
+outer.load()  # the outer request's lock, taken
+import greenlet  # the app's first import of it (SQLAlchemy, gevent's tools)
+
+inner = Session(store, settings, key)  # the app's request to itself
+try:
+    inner.load()
+except LockTimeout:
+    print("waited")
+else:
+    print("shared")
+    inner.release_lock()
+outer.release_lock()
+"""
+
+
+@pytest.mark.slow  # a process of its own, without greenlet loaded
+def test_a_sub_request_after_greenlet_is_first_loaded_shares_the_lock(
+    tmp_path: Path,
+) -> None:
+    """A thread's request that loads greenlet (the app imports SQLAlchemy
+    or a tool of gevent's late) then makes a request to itself: that
+    request is still the same thread's, and shares the outer lock (it
+    waited out lock_timeout before: the holder was named by its thread,
+    the waiter by its greenlet)."""
+    script = tmp_path / "late_greenlet.py"
+    script.write_text(textwrap.dedent(GREENLET_LOADED_DURING_A_REQUEST))
+    tests = str(Path(__file__).parent)
+    done = subprocess.run(
+        [sys.executable, str(script), tests],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["shared"]

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import pytest
 import webtest
 from helpers import later, user_app
+from servers import DatabaseServer
 from sql_privileges import DBADatabase, dba_database, statements_of
 
 from wsgisession import SessionMiddleware
@@ -137,5 +138,32 @@ def test_a_missing_user_key_index_is_a_warning(
         client.get(f"/?login={USER}")
         assert client.get("/?set=kept").text.startswith(f"{USER} ")
         assert len(middleware.user_sessions(USER)) == 1
+    [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert f"CREATE INDEX {TABLE}_user_key" in warning.getMessage()
+
+
+def test_a_read_only_mariadb_missing_the_index_still_serves(
+    mariadb_server: DatabaseServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A MariaDB replica (``read_only``) whose table lacks only the
+    ``user_key`` index, its app user granted everything on the database:
+    the server refuses the CREATE INDEX for good (1290), which is a warning
+    as a refusal of the grants is. PyMySQL gives the error SQLSTATE HY000,
+    which was taken for a failure of the moment: every request failed."""
+    with dba_database("mariadb", mariadb_server) as database:
+        made_as_printed(database, leave_out=f"{TABLE}_user_key")
+        app_user = database.app_url.split("//")[1].split(":")[0]
+        database_name = database.app_url.rsplit("/", 1)[1]
+        database.run_as_dba(
+            f"GRANT ALL ON `{database_name}`.* TO '{app_user}'@'127.0.0.1'"
+        )
+        caplog.set_level(logging.WARNING, "wsgisession.stores.sql")
+        database.run_as_dba("SET GLOBAL read_only = 1")
+        try:
+            with SQLStore(database.app_url) as store:
+                assert store.load(secrets.token_hex(16)) is None
+                assert store.load(secrets.token_hex(16)) is None
+        finally:
+            database.run_as_dba("SET GLOBAL read_only = 0")
     [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert f"CREATE INDEX {TABLE}_user_key" in warning.getMessage()

@@ -104,9 +104,13 @@ def take_request_lock(
 def _running() -> object:
     """What runs this code: its greenlet once greenlet is loaded (under gevent
     or eventlet the requests of a thread are greenlets, whether or not
-    ``threading`` was patched), else its thread. The object, not its id: a
-    thread's or greenlet's id goes to a new one once it ends."""
+    ``threading`` was patched), else its thread. A thread's main greenlet is
+    named by its thread, so the name stays when greenlet is first loaded
+    during a request (an app's late import of SQLAlchemy). The object, not
+    its id: a thread's or greenlet's id goes to a new one once it ends."""
     greenlet = sys.modules.get("greenlet")
     if greenlet is not None:
-        return greenlet.getcurrent()
+        current = greenlet.getcurrent()
+        if current.parent is not None:  # not a thread's main greenlet
+            return current
     return threading.current_thread()

@@ -37,12 +37,13 @@ from pyramid.csrf import (  # type: ignore[import-untyped]
     LegacySessionCSRFStoragePolicy,
     SessionCSRFStoragePolicy,
 )
-from pyramid.events import NewRequest, NewResponse  # type: ignore[import-untyped]
+from pyramid.events import NewRequest  # type: ignore[import-untyped]
 from pyramid.exceptions import BadCSRFToken  # type: ignore[import-untyped]
 from pyramid.interfaces import (  # type: ignore[import-untyped]
     ICSRFStoragePolicy,
     ISession,
 )
+from pyramid.tweens import EXCVIEW, MAIN  # type: ignore[import-untyped]
 from zope.interface import classImplements  # type: ignore[import-untyped]
 
 from .. import _beaker
@@ -296,7 +297,9 @@ def includeme(config: Any) -> None:
             start_attempt(session, event.request.environ.get("retry.attempt", 0))
 
     config.add_subscriber(new_request, NewRequest)
-    config.add_subscriber(drop_refused_token, NewResponse)
+    # Under the exception view: a refusal page that shows a form makes and
+    # stores a token of its own after the refused one is dropped.
+    config.add_tween(f"{__name__}.refused_token_tween", over=MAIN, under=EXCVIEW)
     try:
         retry = importlib.import_module("pyramid_retry")
     except ImportError:
@@ -312,13 +315,25 @@ def includeme(config: Any) -> None:
     config.add_subscriber(before_retry, retry.IBeforeRetry)
 
 
-def drop_refused_token(event: Any) -> None:
+def refused_token_tween(handler: Any, registry: Any) -> Any:
+    """A tween, under Pyramid's exception view, that drops the CSRF token
+    a refused request's check made (see :func:`drop_refused_token`)."""
+
+    def drop_refused_token_tween(request: Any) -> Any:
+        try:
+            return handler(request)
+        except BadCSRFToken:
+            drop_refused_token(request)
+            raise
+
+    return drop_refused_token_tween
+
+
+def drop_refused_token(request: Any) -> None:
     """Drop the CSRF token Pyramid's check made in a new session whose request
-    it refused (BadCSRFToken): the 400 page shows it to nobody, and saving
-    it stored a session for every anonymous POST."""
-    request = event.request
-    if not isinstance(getattr(request, "exception", None), BadCSRFToken):
-        return
+    it refused (BadCSRFToken): saving it stored a session for every
+    anonymous POST. Done before the exception view runs, so a refusal page
+    that renders the form again makes (and stores) the token it shows."""
     session = request.__dict__.get("session")  # set once request.session is read
     if not isinstance(session, PyramidSession) or not session.new:
         return

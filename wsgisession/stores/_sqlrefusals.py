@@ -30,13 +30,14 @@ def refused(exc: DBAPIError) -> bool:
     and MariaDB's access and read-only errors, SQLite's read-only codes).
     Another driver's error is taken as a refusal: it cannot be told apart."""
     cause = exc.orig
+    arguments = getattr(cause, "args", ())
+    # First: PyMySQL also gives a SQLSTATE, HY000 for a read-only server.
+    if arguments and type(arguments[0]) is int:  # PyMySQL, mysqlclient
+        return arguments[0] in _MYSQL_REFUSALS
     sqlstate = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
     if isinstance(sqlstate, str):  # psycopg, psycopg2
         return sqlstate.startswith("42") or sqlstate == "25006"
     sqlite_error = getattr(cause, "sqlite_errorname", None)
     if isinstance(sqlite_error, str):
         return sqlite_error.startswith(_SQLITE_REFUSALS)
-    arguments = getattr(cause, "args", ())
-    if arguments and type(arguments[0]) is int:  # PyMySQL, mysqlclient
-        return arguments[0] in _MYSQL_REFUSALS
     return not exc.connection_invalidated
