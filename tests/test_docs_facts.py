@@ -17,6 +17,11 @@ checks sentences of them that no example runs:
 * user_sessions.rst: "A revocation has 20 rounds", the code's count;
 * security.rst and deploying.rst: waiting requests not asking the store
   "look at it again once a second", as both waits do.
+* deploying.rst's Logging table, troubleshooting.rst's Loggers and its
+  StoreUnavailable: the SQL store's WARNING for a missing ``user_key``
+  index, and the StoreUnavailable of a table the app's user may not alter;
+* security.rst: how far a ``Cookie`` header is read (16 pairs of the
+  name, 64 cookies holding it), the code's bounds;
 * quickstart.rst: without a store, the middleware "logs that choice once,
   at INFO on the ``wsgisession.middleware`` logger", the level and logger
   the code uses (at Python's default WARNING, a reader sees nothing).
@@ -25,6 +30,7 @@ checks sentences of them that no example runs:
 from __future__ import annotations
 
 import importlib
+import logging
 import pkgutil
 import re
 import textwrap
@@ -222,3 +228,82 @@ def test_the_default_store_notice_is_logged_as_the_quickstart_says(
         SessionMiddleware(lambda environ, start_response: []).close()
     notices = [r for r in caplog.records if "no store given" in r.getMessage()]
     assert [(r.levelname, r.name) for r in notices] == [(level, logger)]
+
+
+def logging_row(logger: str) -> str:
+    """The text of the row of deploying.rst's Logging table that names
+    ``logger`` (``.sql`` after ``wsgisession.stores.file`` counts)."""
+    text = (DOCS / "deploying.rst").read_text(encoding="utf-8")
+    table = text[text.index("   * - logger") : text.index("No log line at any level")]
+    short = "``." + logger.rpartition(".")[2] + "``"
+    for row in table.split("\n   * - ")[1:]:
+        first_cell = row.split("\n     - ")[0]
+        if f"``{logger}``" in first_cell or short in first_cell:
+            return " ".join(row.split())
+    raise AssertionError(f"no row of the Logging table names {logger}")
+
+
+def read_only_sql_store(tmp_path: Path, drop: str) -> Any:
+    """An SQLStore on a read-only SQLite file whose sessions table lacks
+    what ``drop`` removes (the app's user may not add it back)."""
+    import sqlite3
+
+    from wsgisession.stores import SQLStore
+
+    path = tmp_path / "sessions.sqlite3"
+    with SQLStore(f"sqlite:///{path}") as made:
+        made.load(made.generate_key())  # the tables, as init-db makes them
+    with sqlite3.connect(path) as conn:
+        conn.executescript(drop)
+    conn.close()
+    return SQLStore(f"sqlite:///file:{path}?uri=true&mode=ro")
+
+
+def test_the_missing_user_key_index_warning_is_in_both_logger_lists(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A sessions table without its ``user_key`` index that the app's user
+    may not create is a WARNING an operator sees (once per process); the
+    Logging table and troubleshooting.rst's Loggers named other lines only."""
+    store = read_only_sql_store(tmp_path, "DROP INDEX wsgisession_sessions_user_key;")
+    with caplog.at_level(logging.WARNING), store:
+        assert store.load(store.generate_key()) is None
+    warned = [r for r in caplog.records if "user_key" in r.getMessage()]
+    assert [(r.levelname, r.name) for r in warned] == [
+        ("WARNING", "wsgisession.stores.sql")
+    ]
+    assert "``user_key`` index" in logging_row("wsgisession.stores.sql")
+    loggers = page_text("troubleshooting.rst").partition("Loggers -------")[2]
+    assert "``user_key`` index" in loggers
+
+
+def test_troubleshooting_names_the_sql_tables_the_app_may_not_alter(
+    tmp_path: Path,
+) -> None:
+    """A table of an earlier version (no ``user_key``) the app's user may
+    not alter fails every request: StoreUnavailable's "Why" must name it."""
+    from wsgisession.errors import StoreUnavailable
+
+    store = read_only_sql_store(
+        tmp_path,
+        "DROP INDEX wsgisession_sessions_user_key;"
+        "ALTER TABLE wsgisession_sessions DROP COLUMN user_key;",
+    )
+    with store, pytest.raises(StoreUnavailable, match="no column user_key"):
+        store.load(store.generate_key())
+    text = page_text("troubleshooting.rst")
+    why = text[text.index("StoreUnavailable ---") :]
+    why = why[why.index("**Why.**") : why.index("**What to do.**")]
+    assert "without the ``user_key`` column" in why
+    assert "``wsgisession init-db``" in why
+
+
+def test_security_states_how_far_a_cookie_header_is_read() -> None:
+    """security.rst said cookies that merely contain the name "do not count";
+    past 64 of them the header is read no further (cookie_header)."""
+    from wsgisession import cookie_header
+
+    most_hits = cookie_header.MOST_PAIRS_READ * cookie_header._MOST_HITS_PER_PAIR
+    text = page_text("security.rst")
+    assert f"only the first {cookie_header.MOST_PAIRS_READ} pairs" in text
+    assert f"no further than {most_hits} of the cookies that contain it" in text

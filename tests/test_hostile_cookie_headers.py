@@ -105,3 +105,20 @@ def test_cookies_that_only_contain_the_name_do_not_hide_the_session() -> None:
         [key],
         False,
     )
+
+
+@pytest.mark.parametrize(("others", "loads"), [(63, True), (64, False)])
+def test_cookies_holding_the_name_are_read_no_further_than_64(
+    others: int, loads: bool
+) -> None:
+    """security.rst: cookies that merely contain the name do not count
+    towards the 16 pairs, but the header is read no further than 64 cookies
+    holding it; the real cookie past them is left untried, not deleted."""
+    app = SessionMiddleware(read_app, store=MemoryStore())
+    session = app.open_session()
+    session["user"] = "victim"
+    session.save()
+    neighbours = [f"x{n}=sessionid" for n in range(others)]
+    header = "; ".join([*neighbours, f"sessionid={session.session_key}"])
+    assert body_of(app, header) == (b"victim" if loads else b"None")
+    assert [value for key, value in call(app, "", header) if key == "Set-Cookie"] == []

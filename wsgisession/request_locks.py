@@ -46,7 +46,8 @@ _HELD_BY_OUTER_REQUEST: AbstractContextManager[None] = nullcontext()
 
 
 class HeldLock(AbstractContextManager[None]):
-    """A store's request lock, taken, and known to the thread that took it."""
+    """A store's request lock, taken, and known to the thread (or greenlet)
+    that took it."""
 
     def __init__(self, store: Store, session_key: str, ttl: float) -> None:
         self.ttl = ttl
@@ -92,7 +93,8 @@ def take_request_lock(
     store: Store, session_key: str, timeout: float, ttl: float
 ) -> AbstractContextManager[None]:
     """The request lock of ``session_key``, taken (waiting up to ``timeout``
-    seconds), or nothing more if an outer request of this thread holds it."""
+    seconds), or nothing more if an outer request of this thread (or
+    greenlet) holds it."""
     outer = _HOLDERS.get((id(store), session_key, _running()))
     if outer is not None and outer.lasts():
         return _HELD_BY_OUTER_REQUEST
