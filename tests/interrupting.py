@@ -16,8 +16,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import CodeType, FrameType
 from typing import Any
+
+import wsgisession
 
 
 class Interrupt(BaseException):
@@ -200,4 +203,21 @@ def after_condition_let_go(frame: FrameType, event: str, arg: Any) -> bool:
         event == "c_return"
         and frame.f_code is threading.Condition.wait.__code__
         and getattr(arg, "__name__", "") == "_release_save"
+    )
+
+
+#: Where wsgisession's code lives (for :func:`in_wsgisession`).
+PACKAGE = str(Path(wsgisession.__file__).parent)
+
+
+def in_wsgisession(frame: FrameType, event: str, arg: Any) -> bool:
+    """A point of wsgisession's code where CPython delivers an interrupt: as
+    a function is entered, as a call to C has returned. Not as a Python
+    function returns: its caller goes on unchecked until its next call.
+    Not in a finalizer (``__del__``), whose exception Python ignores."""
+    code = frame.f_code
+    return (
+        event in ("call", "c_return")
+        and code.co_filename.startswith(PACKAGE)
+        and code.co_name != "__del__"
     )

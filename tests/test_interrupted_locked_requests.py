@@ -17,37 +17,21 @@ import gc
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import pytest
 from helpers import get, make_store
-from interrupting import Interrupt, interrupted_on
+from interrupting import Interrupt, in_wsgisession, interrupted_on
 
-import wsgisession
 from wsgisession import SessionMiddleware
 from wsgisession.errors import LockTimeout
 from wsgisession.stores.base import Store
 
-PACKAGE = str(Path(wsgisession.__file__).parent)
 ACTIONS = {
     "write": lambda session: session.__setitem__("n", session.get("n", 0) + 1),
     "read": lambda session: session.get("n"),
     "cycle_key": lambda session: session.cycle_key(),
 }
-
-
-def in_wsgisession(frame: FrameType, event: str, arg: Any) -> bool:
-    """A point of wsgisession's code where CPython delivers an interrupt: as
-    a function is entered, as a call to C has returned. Not as a Python
-    function returns: its caller goes on unchecked until its next call.
-    Not in a finalizer (``__del__``), whose exception Python ignores."""
-    code = frame.f_code
-    return (
-        event in ("call", "c_return")
-        and code.co_filename.startswith(PACKAGE)
-        and code.co_name != "__del__"
-    )
 
 
 def lock_is_free(store: Store, key: str) -> bool:
