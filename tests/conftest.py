@@ -377,3 +377,14 @@ def fresh_memcached_pool(tmp_path: Path) -> Iterator[servers.MemcachedPool]:
     pool = _started_group(servers.MemcachedPool, tmp_path)
     yield pool
     pool.stop()
+
+
+@pytest.fixture
+def no_collector() -> Iterator[None]:
+    """The cyclic garbage collector off for the test: a lock that only a
+    collection would release must not look free."""
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()

@@ -13,7 +13,6 @@ release (a suspended generator in a reference cycle) counts as left held.
 
 from __future__ import annotations
 
-import gc
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,15 +56,6 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     made = make_store(request.param, tmp_path)
     yield made
     made.close()
-
-
-@pytest.fixture
-def no_collector() -> Iterator[None]:
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 @pytest.mark.slow  # a hundred requests and lock checks per case

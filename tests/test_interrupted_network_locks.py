@@ -20,7 +20,6 @@ the client library's and its pool's included.
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -114,15 +113,6 @@ def stores(
         make_store(kind, request, tmp_path) as other_client,
     ):
         yield store, other_client
-
-
-@pytest.fixture
-def no_collector() -> Iterator[None]:
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def sweep(
