@@ -6,13 +6,25 @@ not run (or a read-only replica refuses) fails the same way every time:
 for the moment (another transaction's lock past ``lock_timeout``, a
 statement timeout, a dropped connection) is no such refusal: reported as
 one, the store never tried again and pointed at grants that were fine.
+Both kinds of message quote the database's reason: :func:`reason_of`.
 """
 
 from __future__ import annotations
 
-from sqlalchemy.exc import DBAPIError
+from typing import TYPE_CHECKING
 
-__all__ = ["refused"]
+if TYPE_CHECKING:
+    from sqlalchemy.exc import DBAPIError
+
+__all__ = ["reason_of", "refused"]
+
+
+def reason_of(exc: BaseException) -> str:
+    """The first line of the driver's message for ``exc`` (a SQLAlchemy
+    error's, without the statement it appends), or the error's type."""
+    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return detail[0] if detail else type(exc).__name__
+
 
 #: MySQL's and MariaDB's errors of a statement the user may not run, or
 #: a read-only server will not: ER_DBACCESS_DENIED_ERROR,

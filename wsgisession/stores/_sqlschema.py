@@ -36,7 +36,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlalchemy.sql.elements import TextClause
 
 from ..errors import ConfigError
-from ._sqlrefusals import refused
+from ._sqlrefusals import reason_of, refused
 
 __all__ = ["IndexRefused", "SchemaRefused", "Tables"]
 
@@ -54,10 +54,8 @@ class SchemaRefused(Exception):
     def __init__(
         self, missing: str, attempt: str, remedy: str, cause: BaseException
     ) -> None:
-        detail = str(getattr(cause, "orig", None) or cause).strip().splitlines()
-        reason = detail[0] if detail else type(cause).__name__
         super().__init__(
-            f"{missing}; the store could not {attempt} ({reason}): {remedy}"
+            f"{missing}; the store could not {attempt} ({reason_of(cause)}): {remedy}"
         )
 
 

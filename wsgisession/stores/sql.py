@@ -37,6 +37,7 @@ from ._sqlcleanup import SQLCleanup
 from ._sqllocks import SQLLocks
 from ._sqloptions import DEFAULT_TABLE, SQL_OPTIONS, table_name
 from ._sqlpacket import max_packet, oversized, packet_now
+from ._sqlrefusals import reason_of
 from ._sqlrun import (
     Compiled,
     Cursor,
@@ -365,8 +366,7 @@ class SQLStore(SQLLocks, SQLCleanup, SQLUserSessions, Store):
             raise self._unavailable(action, exc) from exc
 
     def _unavailable(self, action: str, exc: BaseException) -> StoreUnavailable:
-        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-        message = self._redact(detail[0] if detail else type(exc).__name__)
+        message = self._redact(reason_of(exc))
         return StoreUnavailable(
             f"SQLStore at {self._where} could not {action}: {message}",
             store=repr(self),
