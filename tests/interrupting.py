@@ -20,6 +20,8 @@ from pathlib import Path
 from types import CodeType, FrameType
 from typing import Any
 
+from helpers import get
+
 import wsgisession
 
 
@@ -221,3 +223,20 @@ def in_wsgisession(frame: FrameType, event: str, arg: Any) -> bool:
         and code.co_filename.startswith(PACKAGE)
         and code.co_name != "__del__"
     )
+
+
+def request_interrupted_at(middleware: Any, point: int) -> tuple[str, bool]:
+    """Save a new session of ``middleware``, then send a request of it with
+    an interrupt at wsgisession's ``point``-th point (:func:`in_wsgisession`);
+    its key, and whether the interrupt fired (False: past the last point)."""
+    session = middleware.open_session()
+    session["n"] = 0
+    session.save()
+    key = session.session_key
+    assert key is not None
+    with interrupted_on(in_wsgisession, point) as shot:
+        try:
+            get(middleware, "", f"sessionid={key}")
+        except Interrupt:
+            pass
+    return key, shot.fired

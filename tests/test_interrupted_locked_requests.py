@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import get, make_store
-from interrupting import Interrupt, in_wsgisession, interrupted_on
+from helpers import make_store
+from interrupting import (
+    request_interrupted_at,
+)
 
 from wsgisession import SessionMiddleware
 from wsgisession.errors import LockTimeout
@@ -73,17 +75,8 @@ def test_an_interrupt_anywhere_leaves_no_lock_held(store: Store, action: str) ->
     left_held, point = [], 0
     while True:
         point += 1
-        session = middleware.open_session()
-        session["n"] = 0
-        session.save()
-        key = session.session_key
-        assert key is not None
-        with interrupted_on(in_wsgisession, point) as shot:
-            try:
-                get(middleware, "", f"sessionid={key}")
-            except Interrupt:
-                pass
-        if not shot.fired:  # past the request's last point
+        key, fired = request_interrupted_at(middleware, point)
+        if not fired:  # past the request's last point
             break
         if not lock_is_free(store, key):
             left_held.append(point)

@@ -27,8 +27,11 @@ from types import FrameType
 from typing import Any
 
 import pytest
-from helpers import get
-from interrupting import Interrupt, in_wsgisession, interrupted_on
+from interrupting import (
+    Interrupt,
+    interrupted_on,
+    request_interrupted_at,
+)
 from sql_support import sql_url
 
 from wsgisession import SessionMiddleware
@@ -141,18 +144,9 @@ def sweep(
     point = 0
     while True:
         point += 1
-        session = middleware.open_session()
-        session["n"] = 0
-        session.save()
-        key = session.session_key
-        assert key is not None
         serving.clear()
-        with interrupted_on(in_wsgisession, point) as shot:
-            try:
-                get(middleware, "", f"sessionid={key}")
-            except Interrupt:
-                pass
-        if not shot.fired:  # past the request's last point
+        key, fired = request_interrupted_at(middleware, point)
+        if not fired:  # past the request's last point
             return point, wrong
         for interrupted in serving:
             interrupted.release_lock()
